@@ -1,0 +1,117 @@
+// Codec dispatch, and the two generic codecs (raw, zstd) that take any dtype.
+#include "codec/codec.h"
+
+#include <cstring>
+#include <zstd.h>
+
+#if __has_include("codec/float_ans.h") && !defined(WC_NO_FANS)
+#include "codec/float_ans.h"
+#define WC_HAVE_FANS 1
+#endif
+
+namespace wc {
+
+std::string_view codec_name(CodecId c) noexcept {
+  switch (c) {
+    case CodecId::raw: return "raw";
+    case CodecId::zstd: return "zstd";
+    case CodecId::float_ans: return "float-ans";
+  }
+  return "?";
+}
+
+bool codec_from_name(std::string_view s, CodecId* out) noexcept {
+  for (int i = 0; i < kCodecCount; ++i)
+    if (codec_name(static_cast<CodecId>(i)) == s) {
+      *out = static_cast<CodecId>(i);
+      return true;
+    }
+  return false;
+}
+
+bool codec_id_valid(uint8_t id) noexcept { return id < kCodecCount; }
+
+bool codec_supports(CodecId c, DType t) noexcept {
+  switch (c) {
+    case CodecId::raw:
+    case CodecId::zstd: return true;
+    case CodecId::float_ans:
+#ifdef WC_HAVE_FANS
+      return fans::supports(t);
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+size_t encode_bound(CodecId c, size_t n) noexcept {
+  switch (c) {
+    case CodecId::raw: return n;
+    case CodecId::zstd: return ZSTD_compressBound(n);
+    case CodecId::float_ans:
+#ifdef WC_HAVE_FANS
+      return fans::encode_bound(n);
+#else
+      return n;
+#endif
+  }
+  return n;
+}
+
+void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out,
+                  const EncodeOptions& opt) {
+  switch (c) {
+    case CodecId::raw:
+      out.assign(src, src + n);
+      return;
+    case CodecId::zstd: {
+      out.resize(ZSTD_compressBound(n));
+      // One context per thread: creating one per chunk costs more than small chunks take to compress.
+      thread_local struct Ctx {
+        ZSTD_CCtx* c = ZSTD_createCCtx();
+        ~Ctx() { ZSTD_freeCCtx(c); }
+      } ctx;
+      size_t r = ZSTD_compressCCtx(ctx.c, out.data(), out.size(), src, n, opt.zstd_level);
+      if (ZSTD_isError(r)) fail(Errc::codec, std::string("zstd: ") + ZSTD_getErrorName(r));
+      out.resize(r);
+      return;
+    }
+    case CodecId::float_ans:
+#ifdef WC_HAVE_FANS
+      fans::encode(t, src, n, out);
+      return;
+#else
+      break;
+#endif
+  }
+  fail(Errc::codec, "codec " + std::string(codec_name(c)) + " is not available in this build");
+}
+
+Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
+  switch (c) {
+    case CodecId::raw:
+      if (src_n != dst_n) return Errc::codec;
+      if (dst_n) std::memcpy(dst, src, dst_n);
+      return Errc::ok;
+    case CodecId::zstd: {
+      thread_local struct Ctx {
+        ZSTD_DCtx* d = ZSTD_createDCtx();
+        ~Ctx() { ZSTD_freeDCtx(d); }
+      } ctx;
+      if (!ctx.d) return Errc::codec;
+      size_t r = ZSTD_decompressDCtx(ctx.d, dst, dst_n, src, src_n);
+      if (ZSTD_isError(r) || r != dst_n) return Errc::codec;
+      return Errc::ok;
+    }
+    case CodecId::float_ans:
+#ifdef WC_HAVE_FANS
+      return fans::decode(t, src, src_n, dst, dst_n);
+#else
+      break;
+#endif
+  }
+  return Errc::codec;
+}
+
+}  // namespace wc

@@ -1,0 +1,47 @@
+// The codec interface: a codec turns one chunk of raw tensor bytes into stored
+// bytes and back. Chunks are independent, so any chunk decodes alone and many
+// decode in parallel. Codec ids are stored in the container (stable forever).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "format/dtype.h"
+#include "format/error.h"
+
+namespace wc {
+
+enum class CodecId : uint8_t {
+  raw = 0,         // stored bytes == raw bytes
+  zstd = 1,        // one zstd frame per chunk
+  float_ans = 2,   // field-split floats, rANS-coded symbols (codec/float_ans.h)
+};
+inline constexpr int kCodecCount = 3;
+
+std::string_view codec_name(CodecId c) noexcept;
+bool codec_from_name(std::string_view s, CodecId* out) noexcept;
+bool codec_id_valid(uint8_t id) noexcept;
+
+struct EncodeOptions {
+  int zstd_level = 3;
+};
+
+// Whether `c` can encode tensors of `t` (raw and zstd take everything).
+bool codec_supports(CodecId c, DType t) noexcept;
+
+// Encodes one chunk (`n` raw bytes, a whole number of elements) and replaces
+// `out` with the stored bytes. Throws wc::Error on failure.
+void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out,
+                  const EncodeOptions& opt);
+
+// Decodes one chunk into exactly `dst_n` bytes the caller owns. Never reads
+// outside [src, src+src_n) or writes outside [dst, dst+dst_n), whatever the
+// input. Returns Errc::ok, or Errc::codec when the stream is invalid.
+// Allocates nothing on the heap for raw and float_ans.
+Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept;
+
+// Upper bound on stored size, used to size buffers.
+size_t encode_bound(CodecId c, size_t n) noexcept;
+
+}  // namespace wc

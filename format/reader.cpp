@@ -1,0 +1,99 @@
+#include "format/reader.h"
+
+#include <cstring>
+#include <xxhash.h>
+
+#include "format/bytes.h"
+#include "format/zframe.h"
+
+namespace wc {
+
+uint64_t check_index_layout(const Manifest& m, const std::vector<ChunkEntry>& idx, uint64_t payload_start,
+                            uint64_t index_offset) {
+  if (idx.size() != m.chunk_count) fail_at(Errc::corrupt, index_offset, "index lists a different number of chunks than the manifest");
+  uint64_t end = payload_start;
+  size_t c = 0;
+  for (const auto& t : m.tensors) {
+    for (uint32_t i = 0; i < t.chunk_count; ++i, ++c) {
+      const ChunkEntry& e = idx[c];
+      if (e.offset != next_payload_offset(end))
+        fail_at(Errc::corrupt, index_offset, "index entry " + std::to_string(c) + " has a wrong offset");
+      if (e.raw_size != t.chunk_raw_size(i))
+        fail_at(Errc::corrupt, index_offset, "index entry " + std::to_string(c) + " has a wrong raw size");
+      if (e.stored_size > max_stored_size(e.raw_size))
+        fail_at(Errc::corrupt, index_offset, "index entry " + std::to_string(c) + " has an implausible stored size");
+      end = add_checked(e.offset, e.stored_size);
+      if (end > index_offset) fail_at(Errc::corrupt, index_offset, "chunk " + std::to_string(c) + " runs into the index");
+    }
+  }
+  if (align_up(end, kAlign) != index_offset) fail_at(Errc::corrupt, index_offset, "index is not where the last chunk ends");
+  return end;
+}
+
+ContainerReader::ContainerReader(const std::string& path) {
+  try {
+    file_ = std::make_unique<MappedFile>(path);
+    const uint8_t* p = file_->data();
+    uint64_t n = file_->size();
+    if (n < kHeaderSize + kFooterSize) {
+      if (n >= 8 && std::memcmp(p, kHeadMagic, 8) != 0) fail_at(Errc::bad_magic, 0, "not a wcodec container (bad magic at start)");
+      fail_at(Errc::truncated, n, "file is too short to be a wcodec container");
+    }
+    header_ = read_file_header(p, n);
+    footer_ = read_file_footer(p + n - kFooterSize, n - kFooterSize);
+    if (header_.minor != footer_.minor) fail_at(Errc::corrupt, n - 24, "header and footer versions differ");
+    uint64_t mend = kHeaderSize + header_.manifest_stored;
+    if (mend > footer_.index_offset) fail_at(Errc::corrupt, 16, "manifest overlaps the index");
+    if (XXH3_64bits(p + kHeaderSize, header_.manifest_stored) != header_.manifest_xxh3)
+      fail_at(Errc::checksum, kHeaderSize, "manifest checksum mismatch");
+    auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
+    manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize);
+    if (XXH3_64bits(p + footer_.index_offset, footer_.index_stored) != footer_.index_xxh3)
+      fail_at(Errc::checksum, footer_.index_offset, "index checksum mismatch");
+    auto iraw = zframe_decompress(p + footer_.index_offset, footer_.index_stored, footer_.index_raw, "index", footer_.index_offset);
+    index_ = decode_index(iraw.data(), iraw.size(), footer_.index_offset);
+    check_index_layout(manifest_, index_, mend, footer_.index_offset);
+    if (index_.empty())
+      for (uint64_t k = mend; k < footer_.index_offset; ++k)
+        if (p[k] != 0) fail_at(Errc::corrupt, k, "padding byte is not zero");
+    chunk_tensor_.resize(index_.size());
+    for (uint32_t t = 0; t < manifest_.tensors.size(); ++t)
+      for (uint32_t i = 0; i < manifest_.tensors[t].chunk_count; ++i) chunk_tensor_[manifest_.tensors[t].first_chunk + i] = t;
+  } catch (Error& e) {
+    e.at_file(path);
+    throw;
+  }
+}
+
+const TensorRecord& ContainerReader::tensor_of_chunk(uint32_t i) const { return manifest_.tensors.at(chunk_tensor_.at(i)); }
+
+std::span<const uint8_t> ContainerReader::chunk(uint32_t i) const {
+  const uint8_t* p = file_->data();
+  const ChunkEntry& e = index_.at(i);
+  try {
+    uint64_t prev_end = i == 0 ? kHeaderSize + header_.manifest_stored : index_[i - 1].offset + index_[i - 1].stored_size;
+    uint64_t h = e.offset - kChunkHeaderSize;
+    for (uint64_t k = prev_end; k < h; ++k)
+      if (p[k] != 0) fail_at(Errc::corrupt, k, "padding byte is not zero");
+    if (load_u32(p + h) != e.stored_size) fail_at(Errc::corrupt, h, "chunk header size differs from the index");
+    if (load_u32(p + h + 4) != i) fail_at(Errc::corrupt, h + 4, "chunk header sequence number differs from the index");
+    if (load_u64(p + h + 8) != e.xxh3) fail_at(Errc::checksum, h + 8, "chunk header checksum differs from the index");
+    if (XXH3_64bits(p + e.offset, e.stored_size) != e.xxh3)
+      fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i) + " checksum mismatch");
+    if (i + 1 == index_.size())
+      for (uint64_t k = e.offset + e.stored_size; k < footer_.index_offset; ++k)
+        if (p[k] != 0) fail_at(Errc::corrupt, k, "padding byte is not zero");
+  } catch (Error& err) {
+    err.at_file(path()).at_tensor(tensor_of_chunk(i).name);
+    throw;
+  }
+  return {p + e.offset, e.stored_size};
+}
+
+uint64_t ContainerReader::overhead_bytes() const {
+  uint64_t payload = 0;
+  for (const auto& e : index_) payload += e.stored_size;
+  return file_size() - payload;
+}
+
+}  // namespace wc

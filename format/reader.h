@@ -1,0 +1,52 @@
+// Random-access container reader over a mapped file. Opening validates the
+// header, footer, manifest and index (checksums, limits, and that every chunk
+// sits exactly where the layout rule puts it) without touching the payloads;
+// chunk() validates one chunk's header, padding and checksum before handing
+// its bytes out.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "format/container.h"
+#include "format/file_io.h"
+#include "format/header.h"
+#include "format/footer.h"
+
+namespace wc {
+
+class ContainerReader {
+ public:
+  explicit ContainerReader(const std::string& path);  // errors name `path`
+  const Manifest& manifest() const { return manifest_; }
+  const std::vector<ChunkEntry>& index() const { return index_; }
+  const FileHeader& header() const { return header_; }
+  const FileFooter& footer() const { return footer_; }
+  uint64_t file_size() const { return file_->size(); }
+  const std::string& path() const { return file_->path(); }
+  // Verified stored bytes of chunk `i` (global chunk number).
+  std::span<const uint8_t> chunk(uint32_t i) const;
+  // Tensor owning global chunk `i`.
+  const TensorRecord& tensor_of_chunk(uint32_t i) const;
+  // Bytes that are neither payload, manifest, index nor fixed structures
+  // (padding and chunk headers); used by inspect's accounting.
+  uint64_t overhead_bytes() const;
+
+ private:
+  std::unique_ptr<MappedFile> file_;
+  FileHeader header_;
+  FileFooter footer_;
+  Manifest manifest_;
+  std::vector<ChunkEntry> index_;
+  std::vector<uint32_t> chunk_tensor_;
+};
+
+// Checks the layout rule and the raw sizes of an index against a manifest;
+// `payload_start` is the first byte after the manifest. Returns where the
+// index must begin. Shared by the file and stream readers.
+uint64_t check_index_layout(const Manifest& m, const std::vector<ChunkEntry>& idx, uint64_t payload_start,
+                            uint64_t index_offset);
+
+}  // namespace wc

@@ -1,0 +1,38 @@
+// Front-to-back container reader for pipes: header and manifest first, then
+// one chunk at a time, then the index and footer, which are checked against
+// everything seen. Memory is bounded by the manifest plus one chunk.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "format/container.h"
+#include "format/file_io.h"
+#include "format/header.h"
+
+namespace wc {
+
+class ContainerStreamReader {
+ public:
+  explicit ContainerStreamReader(StreamIn& in);  // reads and validates header + manifest
+  const Manifest& manifest() const { return manifest_; }
+  // Reads the next chunk's verified stored bytes into `buf`. Returns false
+  // when every chunk has been read. `e` receives its index entry.
+  bool next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e);
+  // Reads the index and footer, checks them against the chunks seen, and
+  // checks that the stream ends there.
+  void finish();
+  uint32_t chunks_read() const { return static_cast<uint32_t>(seen_.size()); }
+  const TensorRecord& tensor_of_chunk(uint32_t i) const;
+
+ private:
+  void skip_zeros(uint64_t n);
+  StreamIn& in_;
+  FileHeader header_;
+  Manifest manifest_;
+  std::vector<uint32_t> raw_sizes_;
+  std::vector<uint32_t> chunk_tensor_;
+  std::vector<ChunkEntry> seen_;
+  uint64_t end_ = 0;  // end of the last structure read
+};
+
+}  // namespace wc

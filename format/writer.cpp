@@ -1,0 +1,88 @@
+#include "format/writer.h"
+
+#include <xxhash.h>
+
+#include "format/bytes.h"
+#include "format/footer.h"
+#include "format/header.h"
+#include "format/zframe.h"
+
+namespace wc {
+
+// Manifest and index are small; a high level costs little and they are read
+// by every open, so make them compact.
+static constexpr int kMetaZstdLevel = 19;
+
+void ContainerWriter::put(const void* p, size_t n) {
+  sink_.write(p, n);
+  pos_ += n;
+}
+
+void ContainerWriter::zeros(uint64_t n) {
+  static const uint8_t z[256] = {};
+  while (n > 0) {
+    size_t k = n < sizeof z ? size_t(n) : sizeof z;
+    put(z, k);
+    n -= k;
+  }
+}
+
+void ContainerWriter::begin(const Manifest& m) {
+  auto raw = encode_manifest(m);
+  auto stored = zframe_compress(raw, kMetaZstdLevel);
+  FileHeader h;
+  h.major = kVersionMajor;
+  h.minor = kVersionMinor;
+  h.manifest_stored = stored.size();
+  h.manifest_raw = raw.size();
+  h.manifest_xxh3 = XXH3_64bits(stored.data(), stored.size());
+  uint8_t hb[64];
+  write_file_header(h, hb);
+  put(hb, 64);
+  put(stored.data(), stored.size());
+  raw_sizes_.clear();
+  for (const auto& t : m.tensors)
+    for (uint32_t i = 0; i < t.chunk_count; ++i) raw_sizes_.push_back(t.chunk_raw_size(i));
+  index_.clear();
+  index_.reserve(raw_sizes_.size());
+}
+
+void ContainerWriter::add_chunk(const uint8_t* stored, size_t n) {
+  if (index_.size() >= raw_sizes_.size()) fail(Errc::usage, "more chunks written than the manifest declares");
+  ChunkEntry e;
+  e.raw_size = raw_sizes_[index_.size()];
+  if (n > max_stored_size(e.raw_size)) fail(Errc::codec, "stored chunk exceeds the size bound of its raw size");
+  e.offset = next_payload_offset(pos_);
+  e.stored_size = static_cast<uint32_t>(n);
+  e.xxh3 = XXH3_64bits(stored, n);
+  zeros(e.offset - kChunkHeaderSize - pos_);
+  uint8_t ch[kChunkHeaderSize];
+  store_u32(ch, e.stored_size);
+  store_u32(ch + 4, static_cast<uint32_t>(index_.size()));
+  store_u64(ch + 8, e.xxh3);
+  put(ch, sizeof ch);
+  put(stored, n);
+  index_.push_back(e);
+}
+
+void ContainerWriter::finish() {
+  if (index_.size() != raw_sizes_.size()) fail(Errc::usage, "fewer chunks written than the manifest declares");
+  uint64_t index_off = align_up(pos_, kAlign);
+  zeros(index_off - pos_);
+  auto raw = encode_index(index_);
+  auto stored = zframe_compress(raw, kMetaZstdLevel);
+  put(stored.data(), stored.size());
+  FileFooter f;
+  f.index_offset = index_off;
+  f.index_stored = stored.size();
+  f.index_raw = raw.size();
+  f.index_xxh3 = XXH3_64bits(stored.data(), stored.size());
+  f.file_size = pos_ + kFooterSize;
+  f.major = kVersionMajor;
+  f.minor = kVersionMinor;
+  uint8_t fb[64];
+  write_file_footer(f, fb);
+  put(fb, 64);
+}
+
+}  // namespace wc

@@ -1,0 +1,32 @@
+// Streaming container writer: header and manifest first, then each chunk in
+// order as it is produced, then the index and footer. It never seeks, so it
+// can write to a pipe.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "format/container.h"
+#include "format/file_io.h"
+
+namespace wc {
+
+class ContainerWriter {
+ public:
+  explicit ContainerWriter(ByteSink& sink) : sink_(sink) {}
+  // `m` must have derive_chunks() applied; chunk sizes must follow from it.
+  void begin(const Manifest& m);
+  // The next chunk in order (tensor order, then chunk order).
+  void add_chunk(const uint8_t* stored, size_t n);
+  void finish();
+  uint64_t bytes_written() const { return pos_; }
+
+ private:
+  void put(const void* p, size_t n);
+  void zeros(uint64_t n);
+  ByteSink& sink_;
+  uint64_t pos_ = 0;
+  std::vector<uint32_t> raw_sizes_;
+  std::vector<ChunkEntry> index_;
+};
+
+}  // namespace wc

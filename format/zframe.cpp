@@ -1,0 +1,30 @@
+#include "format/zframe.h"
+
+#include <string>
+#include <zstd.h>
+
+#include "format/error.h"
+
+namespace wc {
+
+std::vector<uint8_t> zframe_compress(const std::vector<uint8_t>& raw, int level) {
+  std::vector<uint8_t> out(ZSTD_compressBound(raw.size()));
+  size_t r = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), level);
+  if (ZSTD_isError(r)) fail(Errc::io, std::string("zstd: ") + ZSTD_getErrorName(r));
+  out.resize(r);
+  return out;
+}
+
+std::vector<uint8_t> zframe_decompress(const uint8_t* p, size_t n, uint64_t raw_size, const char* what, uint64_t offset) {
+  // The frame must declare the size we expect before we allocate for it.
+  unsigned long long declared = ZSTD_getFrameContentSize(p, n);
+  if (declared != raw_size)
+    fail_at(Errc::corrupt, offset, std::string(what) + " frame does not declare its recorded size");
+  std::vector<uint8_t> out(raw_size);
+  size_t r = ZSTD_decompress(out.data(), out.size(), p, n);
+  if (ZSTD_isError(r) || r != raw_size)
+    fail_at(Errc::corrupt, offset, std::string(what) + " does not decompress to its recorded size");
+  return out;
+}
+
+}  // namespace wc

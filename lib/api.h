@@ -1,0 +1,86 @@
+// The library's C++ API: whole-model operations used by the command-line tool
+// and the benchmarks. Errors are thrown as wc::Error (format/error.h) with the
+// file, tensor and offset filled in where known.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "codec/codec.h"
+#include "format/error.h"
+
+namespace wc {
+
+// Called with (bytes done, bytes total) as work progresses.
+using ProgressFn = std::function<void(uint64_t, uint64_t)>;
+
+inline constexpr uint32_t kDefaultChunkSize = 1u << 20;
+inline constexpr const char* kContainerExt = ".wcz";
+
+struct PackOptions {
+  unsigned threads = 0;       // 0: all cores
+  bool force = false;         // overwrite an existing output
+  std::string codec = "auto";  // auto | raw | zstd | float-ans
+  int level = 3;              // zstd level
+  uint32_t chunk_size = kDefaultChunkSize;
+  ProgressFn progress;
+};
+
+struct PackResult {
+  uint64_t input_bytes = 0, output_bytes = 0, weights = 0;
+};
+
+// `in`: a .safetensors file, a *.index.json of a sharded model, or a
+// directory holding one. `out`: a path, or "-" for standard output.
+PackResult pack(const std::string& in, const std::string& out, const PackOptions& opt);
+
+struct UnpackOptions {
+  unsigned threads = 0;
+  bool force = false;
+  ProgressFn progress;
+};
+
+// `in`: a container path or "-" (standard input, read front to back).
+// `out`: the file for a single-file model ("-" for standard output), or a
+// directory for a sharded model. Nothing is left behind on failure.
+void unpack(const std::string& in, const std::string& out, const UnpackOptions& opt);
+
+// Default output names: model.safetensors <-> model.safetensors.wcz.
+std::string default_pack_output(const std::string& in);
+std::string default_unpack_output(const std::string& in);
+
+struct VerifyResult {
+  uint64_t chunks = 0, bytes = 0, files = 0;
+  bool compared = false;  // --against given and matched
+};
+
+// Decodes every chunk and checks every checksum (and, with `against`, the
+// original file or directory byte for byte). Throws on the first problem.
+VerifyResult verify(const std::string& in, const std::string& against, unsigned threads, const ProgressFn& progress);
+
+struct TensorSummary {
+  std::string file, name, dtype, codec;
+  std::vector<uint64_t> shape;
+  uint64_t elements = 0, raw_bytes = 0, stored_bytes = 0;
+  uint32_t chunks = 0;
+  double bits_per_weight = 0;
+  // With entropy: order-0 entropy of the values, H(exponent)+rest (float types only; <0 when absent).
+  double h_values = -1, h_exp_bound = -1;
+};
+
+struct InspectResult {
+  std::string path;
+  unsigned version_major = 0, version_minor = 0;
+  uint64_t file_size = 0, raw_bytes = 0, stored_payload = 0, weights = 0;
+  std::vector<std::string> files;
+  std::vector<TensorSummary> tensors;
+};
+
+InspectResult inspect(const std::string& in, bool entropy);
+std::string inspect_json(const InspectResult& r);
+std::string inspect_text(const InspectResult& r);
+
+const char* version_string();
+
+}  // namespace wc

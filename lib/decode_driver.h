@@ -1,0 +1,43 @@
+// Walks a manifest's files, tensors and chunks in file order, decoding chunks
+// in parallel windows and handing the bytes to a target strictly in order.
+// Used by unpack (target: output files) and verify (target: comparisons).
+// Every file's bytes are hashed on the way and checked against the manifest.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "format/container.h"
+#include "lib/api.h"
+#include "lib/thread_pool.h"
+
+namespace wc {
+
+class ChunkSource {
+ public:
+  virtual ~ChunkSource() = default;
+  // True when get() may be called from worker threads in any order (mapped
+  // files); false when it must be called in chunk order on one thread (pipes).
+  virtual bool random_access() const = 0;
+  // Verified stored bytes of chunk i; `buf` may be used as storage.
+  virtual std::span<const uint8_t> get(uint32_t i, std::vector<uint8_t>& buf) = 0;
+  virtual const std::string& name() const = 0;
+};
+
+class AssemblyTarget {
+ public:
+  virtual ~AssemblyTarget() = default;
+  virtual void begin_file(uint32_t f) = 0;
+  virtual void bytes(const uint8_t* p, size_t n) = 0;
+  virtual void end_file(uint32_t f) = 0;
+};
+
+void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, ThreadPool& pool,
+                  const ProgressFn& progress);
+
+// Decodes one chunk of tensor `t` into dst (exactly t.chunk_raw_size(i) bytes);
+// throws naming the tensor and chunk.
+void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t> stored, uint8_t* dst,
+                      const std::string& file);
+
+}  // namespace wc

@@ -1,0 +1,180 @@
+// pack: safetensors in, container out.
+#include <memory>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "format/file_io.h"
+#include "format/safetensors.h"
+#include "format/writer.h"
+#include "lib/api.h"
+#include "lib/model_source.h"
+#include "lib/thread_pool.h"
+
+namespace wc {
+
+std::string default_pack_output(const std::string& in) {
+  std::string s = in;
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s + kContainerExt;
+}
+
+namespace {
+
+struct Input {
+  std::vector<std::unique_ptr<MappedFile>> maps;
+  Manifest manifest;
+  std::vector<const uint8_t*> data;  // raw bytes of each tensor
+  std::vector<std::string> file_of;  // source path of each tensor (for errors)
+};
+
+Input load_inputs(const std::vector<SourceFile>& sources, ThreadPool& pool) {
+  Input in;
+  for (const auto& s : sources) in.maps.push_back(std::make_unique<MappedFile>(s.path));
+  // Whole-file checksums are the costliest part of reading; do them in parallel.
+  std::vector<uint64_t> hashes(sources.size());
+  pool.parallel_for(sources.size(), [&](size_t i) { hashes[i] = XXH3_64bits(in.maps[i]->data(), in.maps[i]->size()); });
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const SourceFile& s = sources[i];
+    const MappedFile& mf = *in.maps[i];
+    FileRecord f;
+    f.kind = s.kind;
+    f.name = s.name;
+    f.size = mf.size();
+    f.xxh3 = hashes[i];
+    f.first_tensor = static_cast<uint32_t>(in.manifest.tensors.size());
+    if (s.kind == FileKind::blob) {
+      TensorRecord t;
+      t.name = s.name;
+      t.dtype = DType::U8;
+      t.shape = {mf.size()};
+      t.byte_size = mf.size();
+      in.manifest.tensors.push_back(t);
+      in.data.push_back(mf.data());
+      in.file_of.push_back(s.path);
+    } else {
+      st::Header h;
+      try {
+        h = st::parse_header(mf.data(), mf.size(), mf.size());
+      } catch (Error& e) {
+        e.at_file(s.path);
+        throw;
+      }
+      f.prefix.assign(mf.data(), mf.data() + h.data_start);
+      for (const auto& ti : h.tensors) {
+        TensorRecord t;
+        t.name = ti.name;
+        t.dtype = ti.dtype;
+        t.shape = ti.shape;
+        t.byte_size = ti.end - ti.begin;
+        in.manifest.tensors.push_back(t);
+        in.data.push_back(mf.data() + h.data_start + ti.begin);
+        in.file_of.push_back(s.path);
+      }
+    }
+    f.tensor_count = static_cast<uint32_t>(in.manifest.tensors.size()) - f.first_tensor;
+    in.manifest.files.push_back(std::move(f));
+  }
+  return in;
+}
+
+// auto: try the candidates on the tensor's first chunk and keep the smallest;
+// raw when nothing is smaller than the input.
+CodecId choose_codec(const TensorRecord& t, const uint8_t* data, const PackOptions& opt, const EncodeOptions& eo) {
+  size_t n = t.chunk_raw_size(0);
+  size_t best = n;
+  CodecId pick = CodecId::raw;
+  std::vector<uint8_t> tmp;
+  CodecId cands[2] = {CodecId::float_ans, CodecId::zstd};
+  for (CodecId c : cands) {
+    if (!codec_supports(c, t.dtype)) continue;
+    encode_chunk(c, t.dtype, data, n, tmp, eo);
+    if (tmp.size() < best) {
+      best = tmp.size();
+      pick = c;
+    }
+  }
+  return pick;
+}
+
+}  // namespace
+
+PackResult pack(const std::string& in_path, const std::string& out, const PackOptions& opt) {
+  ThreadPool pool(opt.threads ? opt.threads : default_threads());
+  EncodeOptions eo;
+  eo.zstd_level = opt.level;
+  CodecId forced = CodecId::raw;
+  bool is_auto = opt.codec == "auto";
+  if (!is_auto && !codec_from_name(opt.codec, &forced)) fail(Errc::usage, "unknown codec '" + opt.codec + "'");
+  uint32_t chunk = opt.chunk_size;
+  if (chunk < kAlign || chunk > kMaxChunkSize || chunk % kAlign) fail(Errc::usage, "chunk size must be a multiple of 64 up to 256 MiB");
+
+  auto sources = resolve_model_input(in_path);
+  Input in = load_inputs(sources, pool);
+  auto& m = in.manifest;
+  for (auto& t : m.tensors) t.chunk_size = t.byte_size ? chunk : 0;
+  m.derive_chunks();
+
+  // Codec per tensor.
+  pool.parallel_for(m.tensors.size(), [&](size_t i) {
+    TensorRecord& t = m.tensors[i];
+    CodecId c;
+    if (t.byte_size == 0) c = CodecId::raw;
+    else if (is_auto) c = choose_codec(t, in.data[i], opt, eo);
+    else c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
+    t.codec = static_cast<uint8_t>(c);
+  });
+
+  std::unique_ptr<ByteSink> sink;
+  AtomicFile* file = nullptr;
+  if (out == "-") {
+    if (::isatty(1)) fail(Errc::usage, "refusing to write a container to a terminal");
+    sink = std::make_unique<FdSink>(1, "<stdout>");
+  } else {
+    auto af = std::make_unique<AtomicFile>(out, opt.force);
+    file = af.get();
+    sink = std::move(af);
+  }
+  ContainerWriter w(*sink);
+  w.begin(m);
+
+  struct Job { uint32_t tensor, chunk; };
+  std::vector<Job> jobs;
+  jobs.reserve(m.chunk_count);
+  for (uint32_t t = 0; t < m.tensors.size(); ++t)
+    for (uint32_t c = 0; c < m.tensors[t].chunk_count; ++c) jobs.push_back({t, c});
+  uint64_t total = 0, done = 0;
+  for (const auto& t : m.tensors) total += t.byte_size;
+  const size_t window = size_t(pool.size()) * 4;
+  std::vector<std::vector<uint8_t>> bufs(window);
+  for (size_t base = 0; base < jobs.size(); base += window) {
+    size_t n = std::min(window, jobs.size() - base);
+    pool.parallel_for(n, [&](size_t k) {
+      const Job& j = jobs[base + k];
+      const TensorRecord& t = m.tensors[j.tensor];
+      try {
+        encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
+                     t.chunk_raw_size(j.chunk), bufs[k], eo);
+      } catch (Error& e) {
+        e.at_file(in.file_of[j.tensor]).at_tensor(t.name);
+        throw;
+      }
+    });
+    for (size_t k = 0; k < n; ++k) {
+      w.add_chunk(bufs[k].data(), bufs[k].size());
+      done += m.tensors[jobs[base + k].tensor].chunk_raw_size(jobs[base + k].chunk);
+    }
+    if (opt.progress) opt.progress(done, total);
+  }
+  w.finish();
+  if (file) file->commit();
+
+  PackResult r;
+  for (const auto& f : m.files) r.input_bytes += f.size;
+  r.output_bytes = w.bytes_written();
+  for (const auto& f : m.files)
+    if (f.kind == FileKind::safetensors)
+      for (uint32_t i = 0; i < f.tensor_count; ++i) r.weights += m.tensors[f.first_tensor + i].elements();
+  return r;
+}
+
+}  // namespace wc

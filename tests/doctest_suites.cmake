@@ -1,0 +1,10 @@
+# Each test file declares TEST_SUITE("name"); register one ctest per suite.
+foreach(src ${WC_TEST_SRC})
+  file(STRINGS ${src} suites REGEX "TEST_SUITE\\(\"[a-z0-9_]+\"")
+  foreach(line ${suites})
+    string(REGEX MATCH "\"([a-z0-9_]+)\"" _ ${line})
+    set(suite ${CMAKE_MATCH_1})
+    add_test(NAME ${suite} COMMAND wcodec_tests --test-suite=${suite} --no-intro=true)
+    set_tests_properties(${suite} PROPERTIES SKIP_REGULAR_EXPRESSION "\\[SKIPPED\\]")
+  endforeach()
+endforeach()
