@@ -30,11 +30,27 @@ uint64_t check_index_layout(const Manifest& m, const std::vector<ChunkEntry>& id
   return end;
 }
 
-ContainerReader::ContainerReader(const std::string& path) {
+ContainerReader::ContainerReader(const std::string& path) : name_(path) {
   try {
     file_ = std::make_unique<MappedFile>(path);
-    const uint8_t* p = file_->data();
-    uint64_t n = file_->size();
+  } catch (Error& e) {
+    e.at_file(path);
+    throw;
+  }
+  data_ = file_->data();
+  size_ = file_->size();
+  open();
+}
+
+ContainerReader::ContainerReader(const uint8_t* data, uint64_t size, std::string name)
+    : data_(data), size_(size), name_(std::move(name)) {
+  open();
+}
+
+void ContainerReader::open() {
+  try {
+    const uint8_t* p = data_;
+    uint64_t n = size_;
     if (n < kHeaderSize + kFooterSize) {
       if (n >= 8 && std::memcmp(p, kHeadMagic, 8) != 0) fail_at(Errc::bad_magic, 0, "not a wcodec container (bad magic at start)");
       fail_at(Errc::truncated, n, "file is too short to be a wcodec container");
@@ -60,7 +76,7 @@ ContainerReader::ContainerReader(const std::string& path) {
     for (uint32_t t = 0; t < manifest_.tensors.size(); ++t)
       for (uint32_t i = 0; i < manifest_.tensors[t].chunk_count; ++i) chunk_tensor_[manifest_.tensors[t].first_chunk + i] = t;
   } catch (Error& e) {
-    e.at_file(path);
+    e.at_file(name_);
     throw;
   }
 }
@@ -68,7 +84,7 @@ ContainerReader::ContainerReader(const std::string& path) {
 const TensorRecord& ContainerReader::tensor_of_chunk(uint32_t i) const { return manifest_.tensors.at(chunk_tensor_.at(i)); }
 
 std::span<const uint8_t> ContainerReader::chunk(uint32_t i) const {
-  const uint8_t* p = file_->data();
+  const uint8_t* p = data_;
   const ChunkEntry& e = index_.at(i);
   try {
     uint64_t prev_end = i == 0 ? kHeaderSize + header_.manifest_stored : index_[i - 1].offset + index_[i - 1].stored_size;

@@ -20,12 +20,14 @@ namespace wc {
 class ContainerReader {
  public:
   explicit ContainerReader(const std::string& path);  // errors name `path`
+  // Over bytes the caller keeps alive (fuzzing, embedded use); errors name `name`.
+  ContainerReader(const uint8_t* data, uint64_t size, std::string name);
   const Manifest& manifest() const { return manifest_; }
   const std::vector<ChunkEntry>& index() const { return index_; }
   const FileHeader& header() const { return header_; }
   const FileFooter& footer() const { return footer_; }
-  uint64_t file_size() const { return file_->size(); }
-  const std::string& path() const { return file_->path(); }
+  uint64_t file_size() const { return size_; }
+  const std::string& path() const { return name_; }
   // Verified stored bytes of chunk `i` (global chunk number).
   std::span<const uint8_t> chunk(uint32_t i) const;
   // Tensor owning global chunk `i`.
@@ -35,7 +37,11 @@ class ContainerReader {
   uint64_t overhead_bytes() const;
 
  private:
+  void open();
   std::unique_ptr<MappedFile> file_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  std::string name_;
   FileHeader header_;
   FileFooter footer_;
   Manifest manifest_;

@@ -1,0 +1,392 @@
+// float_ans chunk layout and the decode primitives shared by the CPU reference
+// decoder (codec/float_ans.cpp) and the CUDA kernel (gpu/float_ans_decode.cu).
+// Everything here is integer-only and compiles as host and device code, so
+// every decoder produces the same bits. The normative description of the
+// format is spec/FLOAT_ANS.md.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define WC_HD __host__ __device__ __forceinline__
+#else
+#define WC_HD inline
+#endif
+
+namespace wc::fans::layout {
+
+// ---- constants -----------------------------------------------------------
+inline constexpr uint32_t kModeRaw = 0;    // payload = mode byte + raw bytes
+inline constexpr uint32_t kModeRans = 1;   // payload = header + table + streams + raw plane
+inline constexpr uint32_t kStateBits = 32;
+inline constexpr uint32_t kLowerBound = 1u << 16;  // L: state lives in [L, 2^32)
+inline constexpr uint32_t kWordBits = 16;           // renormalisation word
+inline constexpr uint32_t kMinProbBits = 10;
+inline constexpr uint32_t kMaxProbBits = 14;        // M = 2^prob_bits <= 2^14 (fits L/4)
+inline constexpr uint32_t kMaxSymBits = 14;         // symbol alphabet <= 2^14
+inline constexpr uint32_t kMaxTableSlots = 1u << kMaxProbBits;
+inline constexpr uint32_t kMaxAlphabet = 1u << kMaxSymBits;
+inline constexpr uint32_t kMinSubBits = 6;          // sub-stream length 2^b, b in [6, 15]
+inline constexpr uint32_t kMaxSubBits = 15;         // so a word count fits in u16
+inline constexpr uint32_t kMaxQ = 255;              // quantised log-frequency code
+inline constexpr uint32_t kHeaderBytes = 4;         // mode, fields, b/prob_bits, reserved
+static_assert(kMaxProbBits <= 16 - 2, "need L / M >= 4");
+static_assert((1u << kMaxSubBits) <= 65535, "word count must fit u16");
+
+// Header byte 1: bits 0-3 k (mantissa bits in the symbol), bit 4 joint (sign in
+// the symbol), bits 5-6 qshift (log-frequency resolution 2^-qshift), bit 7 zero.
+// Header byte 2: bits 0-3 b - kMinSubBits, bits 4-7 prob_bits - kMinProbBits.
+// Header byte 3: bits 0-1 egk (Exp-Golomb order of the table deltas), rest zero.
+struct Header {
+  uint32_t k, joint, qshift, sub_bits, prob_bits, egk;
+};
+WC_HD uint8_t pack_b1(const Header& h) { return uint8_t(h.k | (h.joint << 4) | (h.qshift << 5)); }
+WC_HD uint8_t pack_b2(const Header& h) {
+  return uint8_t((h.sub_bits - kMinSubBits) | ((h.prob_bits - kMinProbBits) << 4));
+}
+WC_HD uint8_t pack_b3(const Header& h) { return uint8_t(h.egk); }
+
+// Element geometry for a dtype: W bits per value, E exponent bits, m mantissa bits.
+struct Geometry {
+  uint32_t W, E, m;
+};
+// dtype ids as in format/dtype.h (stable): F8_E5M2=3, F8_E4M3=4, F16=8, BF16=9, F32=12.
+WC_HD bool geometry_for(uint32_t dtype_id, Geometry* g) {
+  switch (dtype_id) {
+    case 3: *g = {8, 5, 2}; return true;
+    case 4: *g = {8, 4, 3}; return true;
+    case 8: *g = {16, 5, 10}; return true;
+    case 9: *g = {16, 8, 7}; return true;
+    case 12: *g = {32, 8, 23}; return true;
+    default: return false;
+  }
+}
+
+// Field split derived from (geometry, k, joint).
+struct Split {
+  uint32_t W;        // bits per value
+  uint32_t S;        // symbol bits
+  uint32_t r;        // low mantissa bits that are raw
+  uint32_t w;        // raw bits per element (r, plus 1 when the sign is raw)
+  uint32_t joint;
+  uint32_t val_shift;  // table value holds output bits >> val_shift (16 for 32-bit types)
+};
+WC_HD bool make_split(const Geometry& g, uint32_t k, uint32_t joint, Split* s) {
+  if (k > g.m || joint > 1) return false;
+  uint32_t S = g.E + k + joint;
+  if (S > kMaxSymBits) return false;
+  s->W = g.W;
+  s->S = S;
+  s->r = g.m - k;
+  s->w = s->r + (joint ? 0u : 1u);
+  s->joint = joint;
+  s->val_shift = g.W > 16 ? g.W - 16 : 0;
+  if (s->r < s->val_shift) return false;  // symbol bits must sit in the top 16
+  return true;
+}
+// Symbol of a value and its output bits (the part of the value the symbol carries).
+WC_HD uint32_t symbol_of(const Split& s, uint32_t v) {
+  uint32_t magmask = (1u << (s.S - s.joint)) - 1u;
+  uint32_t mag = (v >> s.r) & magmask;
+  if (s.joint) return (mag << 1) | (v >> (s.W - 1));
+  return mag;
+}
+WC_HD uint32_t symbol_value(const Split& s, uint32_t sym) {
+  uint32_t v = s.joint ? (((sym >> 1) << s.r) | ((sym & 1u) << (s.W - 1))) : (sym << s.r);
+  return v >> s.val_shift;
+}
+// Raw bits of a value: low r mantissa bits, then (sign-raw mode) the sign at bit r.
+WC_HD uint64_t raw_of(const Split& s, uint32_t v) {
+  uint64_t lo = v & ((1u << s.r) - 1u);
+  if (!s.joint) lo |= uint64_t(v >> (s.W - 1)) << s.r;
+  return lo;
+}
+// Output bits of raw field `raw` (exactly w bits).
+WC_HD uint32_t raw_value(const Split& s, uint64_t raw) {
+  uint32_t lo = uint32_t(raw) & ((1u << s.r) - 1u);
+  uint32_t sg = uint32_t(raw >> s.r) & 1u;  // zero in joint mode (w == r)
+  return lo | (sg << (s.W - 1));
+}
+
+// ---- table normalisation ------------------------------------------------------
+// 2^(j/8) in Q15, j = 0..7; qshift selects every 2^(3-qshift)-th entry.
+WC_HD uint32_t frac_pow2_q15(uint32_t j8) {
+  switch (j8) {
+    case 0: return 32768; case 1: return 35734; case 2: return 38968; case 3: return 42495;
+    case 4: return 46341; case 5: return 50535; case 6: return 55109; default: return 60097;
+  }
+}
+// Weight of quantised log-frequency q >= 1 (0 means absent): 2^((q-1)/2^qshift), Q15.
+WC_HD uint64_t q_weight(uint32_t q, uint32_t qshift) {
+  uint32_t t = q - 1u;
+  uint32_t e = t >> qshift;
+  uint32_t fr = (t & ((1u << qshift) - 1u)) << (3 - qshift);
+  if (e > 31) e = 31;
+  return uint64_t(frac_pow2_q15(fr)) << e;
+}
+
+// Normalises quantised log-frequencies q[0..n) to frequencies f[0..n) summing
+// to exactly 2^prob_bits, every present symbol >= 1. Returns false when no
+// symbol is present or more symbols are present than slots. Integer-only and
+// deterministic: the encoder runs the same function.
+WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits,
+                           uint32_t* f) {
+  const uint64_t M = uint64_t(1) << prob_bits;
+  uint64_t total = 0;
+  uint32_t present = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (q[i]) { total += q_weight(q[i], qshift); ++present; }
+  }
+  if (present == 0 || present > M) return false;
+  uint64_t sum = 0;
+  uint32_t imax = 0;
+  uint64_t fmax = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t v = 0;
+    if (q[i]) {
+      v = (q_weight(q[i], qshift) * M + total / 2) / total;
+      if (v == 0) v = 1;
+      if (v > fmax) { fmax = v; imax = i; }
+    }
+    f[i] = uint32_t(v);
+    sum += v;
+  }
+  if (sum < M) {
+    f[imax] += uint32_t(M - sum);
+  } else {
+    uint64_t excess = sum - M;
+    while (excess > 0) {  // take from the largest, at most half of it at a time
+      uint32_t bi = 0, bf = 0;
+      for (uint32_t i = 0; i < n; ++i)
+        if (f[i] > bf) { bf = f[i]; bi = i; }
+      uint64_t d = bf / 2;
+      if (d > excess) d = excess;
+      if (d == 0) return false;  // unreachable: present <= M
+      f[bi] -= uint32_t(d);
+      excess -= d;
+    }
+  }
+  return true;
+}
+
+// ---- decode tables ----------------------------------------------------------------
+// slot entry: bits 0-15 freq (1..M, M itself only for a single-symbol table so
+// 2^14 max), bits 16-31 slot - cumfreq. vals: output bits >> val_shift.
+WC_HD uint32_t pack_slot(uint32_t freq, uint32_t bias) { return freq | (bias << 16); }
+
+// Fills the slot tables from frequencies of symbols lo..lo+n-1.
+WC_HD void build_slots(const uint32_t* f, uint32_t n, uint32_t lo, const Split& s, uint32_t* slot,
+                       uint16_t* vals) {
+  uint32_t cum = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t fi = f[i];
+    uint16_t v = uint16_t(symbol_value(s, lo + i));
+    for (uint32_t j = 0; j < fi; ++j) {
+      slot[cum + j] = pack_slot(fi, j);
+      vals[cum + j] = v;
+    }
+    cum += fi;
+  }
+}
+
+// One rANS decode step. Returns the table index (slot); updates x. No
+// renormalisation.
+WC_HD uint32_t rans_step(uint32_t& x, uint32_t prob_bits, const uint32_t* slot_tab) {
+  uint32_t s = x & ((1u << prob_bits) - 1u);
+  uint32_t e = slot_tab[s];
+  x = (e & 0xFFFFu) * (x >> prob_bits) + (e >> 16);
+  return s;
+}
+
+// Raw-plane access (byte-wise, bounds-checked: plane has plane_n bytes).
+WC_HD uint64_t read_raw_bits(const uint8_t* plane, size_t plane_n, uint64_t bitpos, uint32_t w) {
+  if (w == 0) return 0;
+  uint64_t byte = bitpos >> 3;
+  uint32_t sh = uint32_t(bitpos & 7);
+  uint64_t acc = 0;
+  uint32_t need = (sh + w + 7) >> 3;  // <= 4 bytes for w <= 24 (w <= 24 always)
+  for (uint32_t b = 0; b < need; ++b) {
+    uint64_t idx = byte + b;
+    uint64_t v = idx < plane_n ? plane[idx] : 0;
+    acc |= v << (8 * b);
+  }
+  return (acc >> sh) & ((uint64_t(1) << w) - 1u);
+}
+
+WC_HD void store_value(uint8_t* dst, uint64_t i, uint32_t W, uint32_t v) {
+  uint8_t* p = dst + i * (W / 8);
+  p[0] = uint8_t(v);
+  if (W >= 16) p[1] = uint8_t(v >> 8);
+  if (W == 32) { p[2] = uint8_t(v >> 16); p[3] = uint8_t(v >> 24); }
+}
+
+// Decodes sub-stream j of nsub (elements j, j+nsub, ...; n elements in the
+// chunk) whose words are words[0..nwords) (little-endian u16, byte pointer),
+// with initial state x0. Writes every element of the sub-stream to dst.
+// Returns true iff the stream ends with state == L having consumed exactly
+// nwords words. Checked on every access: safe for any input. This is the
+// reference for every decoder and is the per-thread function of the GPU kernel.
+WC_HD bool decode_substream(const Split& s, uint32_t prob_bits, const uint32_t* slot_tab,
+                            const uint16_t* vals, uint32_t x0, const uint8_t* words,
+                            uint32_t nwords, uint64_t j, uint64_t nsub, uint64_t n,
+                            const uint8_t* plane, size_t plane_n, uint8_t* dst) {
+  uint32_t x = x0;
+  uint32_t used = 0;
+  bool ok = x >= kLowerBound;
+  for (uint64_t i = j; i < n; i += nsub) {
+    uint32_t sl = rans_step(x, prob_bits, slot_tab);
+    if (x < kLowerBound) {
+      uint32_t wd = 0;
+      if (used < nwords) wd = uint32_t(words[2 * used]) | (uint32_t(words[2 * used + 1]) << 8);
+      else ok = false;
+      ++used;
+      x = (x << 16) | wd;
+    }
+    uint32_t v = (uint32_t(vals[sl]) << s.val_shift) |
+                 raw_value(s, read_raw_bits(plane, plane_n, i * s.w, s.w));
+    store_value(dst, i, s.W, v);
+  }
+  return ok && x == kLowerBound && used == nwords;
+}
+
+// ---- table bitstream ----------------------------------------------------------------
+// LSB-first bit reader over [p, p+n); reading past the end yields zeros and sets bad.
+struct BitReader {
+  const uint8_t* p;
+  size_t n;
+  uint64_t pos;  // bit position
+  bool bad;
+  WC_HD uint32_t bit() {
+    uint64_t byte = pos >> 3;
+    uint32_t v = 0;
+    if (byte < n) v = (p[byte] >> (pos & 7)) & 1u;
+    else bad = true;
+    ++pos;
+    return v;
+  }
+  WC_HD uint32_t bits(uint32_t k) {
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < k; ++i) v |= bit() << i;
+    return v;
+  }
+  // Exp-Golomb of order k: unary prefix of z zeros then a 1, then z + k bits.
+  WC_HD uint32_t eg(uint32_t k) {
+    uint32_t z = 0;
+    while (bit() == 0) {
+      if (++z > 24 || bad) { bad = true; return 0; }
+    }
+    uint32_t v = (1u << (z + k)) - (1u << k);
+    return v + bits(z + k);
+  }
+};
+WC_HD uint32_t zigzag_dec(uint32_t u) { return (u >> 1) ^ (0u - (u & 1u)); }
+
+// Parses the table section: lo (S bits), count-1 (S bits), then count values of
+// q each coded as EG(egk) of zigzag(q_i - q_{i-1}) with q_{-1} = 0. Every q must
+// be in [0, 255]. Returns false on malformed input.
+WC_HD bool parse_table(BitReader& br, uint32_t S, uint32_t egk, uint32_t* lo, uint32_t* count,
+                       uint8_t* q) {
+  *lo = br.bits(S);
+  *count = br.bits(S) + 1;
+  if (uint64_t(*lo) + *count > (uint64_t(1) << S)) return false;
+  int32_t prev = 0;
+  for (uint32_t i = 0; i < *count; ++i) {
+    uint32_t u = br.eg(egk);
+    if (br.bad) return false;
+    int32_t cur = prev + int32_t(zigzag_dec(u));
+    if (cur < 0 || cur > int32_t(kMaxQ)) return false;
+    q[i] = uint8_t(cur);
+    prev = cur;
+  }
+  return !br.bad;
+}
+
+
+// ---- whole-chunk structure ---------------------------------------------------------
+struct ChunkLayout {
+  uint32_t mode;
+  Header h;
+  Split s;
+  uint64_t n;      // elements
+  uint64_t nsub;   // sub-streams
+  uint32_t lo, count;  // symbol range of the table
+  size_t table_off, table_n;  // table bytes (after the 4-byte header)
+  size_t states_off;          // nsub x u32 initial states
+  size_t counts_off;          // (nsub - 1) x u16 word counts
+  size_t streams_off, streams_n;
+  size_t plane_off, plane_n;
+};
+
+WC_HD uint16_t load16(const uint8_t* p) { return uint16_t(p[0] | (uint32_t(p[1]) << 8)); }
+WC_HD uint32_t load32(const uint8_t* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+
+// Parses and validates everything except the word-count sum (see
+// check_counts) and the table normalisation. q must hold kMaxAlphabet bytes.
+WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size_t dst_n,
+                       ChunkLayout* L, uint8_t* q) {
+  Geometry g;
+  if (!geometry_for(dtype_id, &g)) return false;
+  const uint32_t esize = g.W / 8;
+  if (dst_n % esize != 0 || src_n < 1) return false;
+  L->n = dst_n / esize;
+  L->mode = src[0];
+  if (L->mode == kModeRaw) return src_n - 1 == dst_n;
+  if (L->mode != kModeRans || src_n < kHeaderBytes || L->n == 0) return false;
+  const uint32_t b1 = src[1], b2 = src[2], b3 = src[3];
+  if ((b1 & 0x80u) || (b3 & ~3u)) return false;
+  Header& h = L->h;
+  h.k = b1 & 15u;
+  h.joint = (b1 >> 4) & 1u;
+  h.qshift = (b1 >> 5) & 3u;
+  h.sub_bits = (b2 & 15u) + kMinSubBits;
+  h.prob_bits = (b2 >> 4) + kMinProbBits;
+  h.egk = b3 & 3u;
+  if (h.sub_bits > kMaxSubBits || h.prob_bits > kMaxProbBits) return false;
+  if (!make_split(g, h.k, h.joint, &L->s)) return false;
+  BitReader br{src + kHeaderBytes, src_n - kHeaderBytes, 0, false};
+  if (!parse_table(br, L->s.S, h.egk, &L->lo, &L->count, q)) return false;
+  L->table_off = kHeaderBytes;
+  L->table_n = size_t((br.pos + 7) >> 3);
+  if (br.pos & 7) {  // padding bits must be zero
+    if (src[kHeaderBytes + (br.pos >> 3)] >> (br.pos & 7)) return false;
+  }
+  L->nsub = ((L->n - 1) >> h.sub_bits) + 1;
+  size_t rest = src_n - kHeaderBytes - L->table_n;
+  if (L->nsub > rest / 6 + 1) return false;  // cannot hold the sub-stream headers
+  L->states_off = kHeaderBytes + L->table_n;
+  L->counts_off = L->states_off + 4 * size_t(L->nsub);
+  L->streams_off = L->counts_off + 2 * size_t(L->nsub - 1);
+  if (L->streams_off > src_n) return false;
+  // plane bytes = ceil(n * w / 8), overflow-safe (w <= 24)
+  const uint64_t n = L->n, w = L->s.w;
+  const uint64_t plane_bits_hi = (n >> 3) * w, plane_rem = (n & 7) * w;
+  uint64_t plane_n = plane_bits_hi + (plane_rem + 7) / 8;
+  if (plane_n > src_n - L->streams_off) return false;
+  L->plane_n = size_t(plane_n);
+  L->plane_off = src_n - L->plane_n;
+  L->streams_n = L->plane_off - L->streams_off;
+  if (L->streams_n & 1) return false;
+  return true;
+}
+
+// Length (symbols) of sub-stream j.
+WC_HD uint64_t substream_len(const ChunkLayout& L, uint64_t j) {
+  return L.n / L.nsub + (j < L.n % L.nsub ? 1u : 0u);
+}
+// Word count of sub-stream j (the last one is what remains); valid after check_counts.
+WC_HD uint32_t word_count(const uint8_t* src, const ChunkLayout& L, uint64_t j, uint64_t sum_before) {
+  if (j + 1 < L.nsub) return load16(src + L.counts_off + 2 * j);
+  return uint32_t(L.streams_n / 2 - sum_before);
+}
+// Checks that the explicit word counts fit the stream section and that the
+// implied last count is no larger than the last sub-stream's symbol count.
+WC_HD bool check_counts(const uint8_t* src, const ChunkLayout& L) {
+  uint64_t sum = 0;
+  for (uint64_t j = 0; j + 1 < L.nsub; ++j) sum += load16(src + L.counts_off + 2 * j);
+  if (sum > L.streams_n / 2) return false;
+  return L.streams_n / 2 - sum <= substream_len(L, L.nsub - 1);
+}
+
+}  // namespace wc::fans::layout

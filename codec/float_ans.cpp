@@ -1,0 +1,586 @@
+// float_ans encoder, CPU decoders and statistics. See codec/float_ans.h and
+// spec/FLOAT_ANS.md.
+#include "codec/float_ans.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "codec/ans_layout.h"
+#include "codec/float_ans_internal.h"
+#include "format/bytes.h"
+
+namespace wc::fans {
+
+using namespace layout;
+
+bool supports(DType t) noexcept {
+  Geometry g;
+  return geometry_for(static_cast<uint32_t>(t), &g);
+}
+
+size_t encode_bound(size_t n) noexcept { return n + 1; }
+
+namespace {
+
+// ---- encoder ---------------------------------------------------------------------
+
+struct Candidate {
+  uint32_t k, joint;
+  double est_bits;
+};
+
+double eg_bits(uint32_t u, uint32_t k) {
+  uint32_t z = 31 - __builtin_clz((u >> k) + 1);
+  return 2.0 * z + 1 + k;
+}
+uint32_t zigzag_enc(int32_t d) { return (uint32_t(d) << 1) ^ uint32_t(d >> 31); }
+
+struct BitWriter {
+  std::vector<uint8_t>& out;
+  uint64_t acc = 0;
+  uint32_t nb = 0;
+  explicit BitWriter(std::vector<uint8_t>& o) : out(o) {}
+  void put(uint32_t v, uint32_t k) {  // k <= 32
+    acc |= uint64_t(v) << nb;
+    nb += k;
+    while (nb >= 8) { out.push_back(uint8_t(acc)); acc >>= 8; nb -= 8; }
+  }
+  void eg(uint32_t u, uint32_t k) {
+    uint32_t z = 31 - __builtin_clz((u >> k) + 1);
+    put(0, z);
+    put(1, 1);
+    uint32_t base = (1u << (z + k)) - (1u << k);
+    uint32_t rem = u - base;
+    // z + k bits, possibly > 24: split
+    if (z + k > 24) { put(rem & 0xFFFFFu, 20); put(rem >> 20, z + k - 20); }
+    else put(rem, z + k);
+  }
+  void flush() { if (nb) { out.push_back(uint8_t(acc)); acc = 0; nb = 0; } }
+};
+
+// Quantised table for one candidate.
+struct TablePlan {
+  uint32_t k, joint, qshift, egk, prob_bits;
+  uint32_t lo, count;
+  double table_bits;  // exact, before byte padding
+  double coded_bits;  // estimated stream bits
+  double total_bits;  // everything
+};
+
+// Fast approximate log2 for candidate ranking (|error| < 1e-4).
+inline double fast_log2(double x) {
+  int e;
+  double m = std::frexp(x, &e);  // x = m * 2^e, m in [0.5, 1)
+  // log2(m) for m in [0.5,1): use log2(m) = log2(2m) - 1 with a cubic-ish series
+  double y = (m - 0.7071067811865476) / (m + 0.7071067811865476);
+  double y2 = y * y;
+  double l = y * (2.8853900817779268 + y2 * (0.9617966939259756 + y2 * (0.5770780163555854 + y2 * 0.41219858)));
+  return double(e) - 0.5 + l;
+}
+
+// log2 of 1..2^kMaxProbBits, exact (for the table cost estimate).
+const double* log2_table() {
+  static const std::vector<double> t = [] {
+    std::vector<double> v((1u << kMaxProbBits) + 1, 0.0);
+    for (size_t i = 1; i < v.size(); ++i) v[i] = std::log2(double(i));
+    return v;
+  }();
+  return t.data();
+}
+
+// Symbol histogram of (k, joint) from hk, the histogram of keys sign<<(E+k) | mag.
+void symbol_hist(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t joint, std::vector<uint64_t>& h) {
+  const size_t half = size_t(1) << magbits;
+  if (joint) {
+    h.assign(2 * half, 0);
+    for (size_t m = 0; m < half; ++m) { h[2 * m] = hk[m]; h[2 * m + 1] = hk[half + m]; }
+  } else {
+    h.resize(half);
+    for (size_t m = 0; m < half; ++m) h[m] = hk[m] + hk[half + m];
+  }
+}
+
+double entropy_bits(const std::vector<uint64_t>& h, uint64_t n, uint32_t* present) {
+  double s = 0;
+  uint32_t p = 0;
+  const double ln = std::log2(double(n));
+  for (uint64_t c : h)
+    if (c) { s += double(c) * (ln - std::log2(double(c))); ++p; }
+  *present = p;
+  return s;
+}
+
+// Entropy estimates (bits) of the joint and sign-raw symbols from hk.
+void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint64_t n, double* ej, uint32_t* pj,
+                  double* es, uint32_t* ps) {
+  const size_t half = size_t(1) << magbits;
+  const double ln = std::log2(double(n));
+  double sj = 0, ss = 0;
+  uint32_t cj = 0, cs = 0;
+  for (size_t m = 0; m < half; ++m) {
+    const uint64_t a = hk[m], b = hk[half + m];
+    if (!(a | b)) continue;
+    if (a) { sj += double(a) * (ln - fast_log2(double(a))); ++cj; }
+    if (b) { sj += double(b) * (ln - fast_log2(double(b))); ++cj; }
+    const double c = double(a + b);
+    ss += c * (ln - fast_log2(c));
+    ++cs;
+  }
+  *ej = sj; *pj = cj; *es = ss; *ps = cs;
+}
+
+// Quantises, normalises and prices a table for histogram h (exact table cost).
+// lg: log2 of every count in the range (computed once per candidate).
+void plan_table(const std::vector<uint64_t>& h, uint32_t lo, uint32_t count, const std::vector<double>& lg,
+                uint32_t qshift, uint32_t prob_bits, TablePlan& tp, std::vector<uint8_t>& q,
+                std::vector<uint32_t>& f, uint32_t S) {
+  tp.lo = lo;
+  tp.count = count;
+  q.assign(count, 0);
+  const double qf = double(1u << qshift);
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!h[lo + i]) continue;
+    long v = std::lround(qf * lg[i]) + 1;
+    q[i] = uint8_t(std::clamp<long>(v, 1, kMaxQ));
+  }
+  f.assign(count, 0);
+  if (!normalize_freqs(q.data(), count, qshift, prob_bits, f.data())) {
+    tp.total_bits = 1e300;
+    return;
+  }
+  const double* L2 = log2_table();
+  double coded = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint64_t c = h[lo + i];
+    if (c) coded += double(c) * (double(prob_bits) - L2[f[i]]);
+  }
+  double best = 1e300;
+  uint32_t bestk = 0;
+  for (uint32_t egk = 0; egk < 4; ++egk) {
+    double b = 0;
+    int32_t prev = 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      b += eg_bits(zigzag_enc(int32_t(q[i]) - prev), egk);
+      prev = q[i];
+    }
+    if (b < best) { best = b; bestk = egk; }
+  }
+  tp.qshift = qshift;
+  tp.prob_bits = prob_bits;
+  tp.egk = bestk;
+  tp.table_bits = best + 2.0 * S;
+  tp.coded_bits = coded;
+}
+
+struct ESym {
+  uint64_t rcp;      // ceil(2^64 / freq); 2^64-1 for freq 1
+  uint32_t xmax_m1;  // renormalise when x > xmax_m1
+  uint16_t bias;     // cum (+ M - 1 for freq 1)
+  uint16_t cmpl;     // M - freq
+};
+static_assert(sizeof(ESym) == 16);
+
+template <unsigned W>
+inline uint32_t load_val(const uint8_t* src, uint64_t i) {
+  if constexpr (W == 8) return src[i];
+  else if constexpr (W == 16) return load_u16(src + 2 * i);
+  else return load_u32(src + 4 * i);
+}
+
+// rANS-encodes every sub-stream, 8 lanes at a time (lanes are adjacent
+// elements). Each lane writes its words backwards into its own region of
+// `words` (cap words each, one slack word at the start).
+template <unsigned W, unsigned JOINT>
+void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* src, uint64_t n,
+                    uint64_t nsub, std::vector<uint16_t>& words, std::vector<uint32_t>& states,
+                    std::vector<uint64_t>& wbeg, std::vector<uint64_t>& wend) {
+  const uint64_t base = n / nsub, extra = n % nsub;
+  const uint64_t cap = base + 2;
+  words.resize(size_t(cap * nsub));
+  states.assign(nsub, kLowerBound);
+  wbeg.resize(nsub);
+  wend.resize(nsub);
+  constexpr unsigned G = 8;
+  const uint32_t r = s.r;
+  const uint32_t magmask = (1u << (s.S - JOINT)) - 1u;
+  auto symidx = [&](uint32_t v) -> uint32_t {
+    uint32_t mag = (v >> r) & magmask;
+    if constexpr (JOINT) return ((mag << 1) | (v >> (W - 1))) - lo;
+    else return mag - lo;
+  };
+  uint16_t* const wbase = words.data();
+  for (uint64_t j0 = 0; j0 < nsub; j0 += G) {
+    const unsigned lanes = unsigned(std::min<uint64_t>(G, nsub - j0));
+    uint32_t x[G];
+    uint16_t* ptr[G];
+    for (unsigned l = 0; l < G; ++l) {
+      x[l] = kLowerBound;
+      ptr[l] = wbase + (j0 + (l < lanes ? l : 0)) * cap + cap;
+    }
+    auto enc = [&](unsigned l, uint64_t i) __attribute__((always_inline)) {
+      const ESym& e = es[symidx(load_val<W>(src, i))];
+      uint32_t xx = x[l];
+      const bool emit = xx > e.xmax_m1;
+      uint16_t* pp = ptr[l];
+      pp[-1] = uint16_t(xx);
+      ptr[l] = pp - (emit ? 1 : 0);
+      xx = emit ? xx >> 16 : xx;
+      const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
+      x[l] = xx + e.bias + qq * e.cmpl;
+    };
+    for (unsigned l = 0; l < lanes; ++l)
+      if (j0 + l < extra) enc(l, base * nsub + j0 + l);
+    if (lanes == G) {
+      for (uint64_t t = base; t-- > 0;) {
+        const uint64_t i0 = t * nsub + j0;
+#pragma GCC unroll 8
+        for (unsigned l = 0; l < G; ++l) enc(l, i0 + l);
+      }
+    } else {
+      for (uint64_t t = base; t-- > 0;) {
+        const uint64_t i0 = t * nsub + j0;
+        for (unsigned l = 0; l < lanes; ++l) enc(l, i0 + l);
+      }
+    }
+    for (unsigned l = 0; l < lanes; ++l) {
+      states[j0 + l] = x[l];
+      wbeg[j0 + l] = uint64_t(ptr[l] - wbase);
+      wend[j0 + l] = (j0 + l) * cap + cap;
+    }
+  }
+}
+
+template <unsigned W>
+void pack_plane(const Split& s, const uint8_t* src, uint64_t n, uint8_t* out) {
+  uint64_t acc = 0;
+  uint32_t nb = 0;
+  const uint32_t w = s.w;
+  if (w == 0) return;
+  for (uint64_t i = 0; i < n; ++i) {
+    acc |= raw_of(s, load_val<W>(src, i)) << nb;
+    nb += w;
+    if (nb >= 32) {
+      store_u32(out, uint32_t(acc));
+      out += 4;
+      acc >>= 32;
+      nb -= 32;
+    }
+  }
+  while (nb > 0) {
+    *out++ = uint8_t(acc);
+    acc >>= 8;
+    nb = nb > 8 ? nb - 8 : 0;
+  }
+}
+
+template <unsigned W>
+void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, std::vector<uint64_t>& top) {
+  const uint32_t sh = W - topbits;
+  std::vector<uint32_t> h(size_t(1) << topbits, 0);
+  std::vector<uint32_t> h2(size_t(1) << topbits, 0);
+  uint64_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    ++h[load_val<W>(src, i) >> sh];
+    ++h2[load_val<W>(src, i + 1) >> sh];
+  }
+  for (; i < n; ++i) ++h[load_val<W>(src, i) >> sh];
+  top.resize(h.size());
+  for (size_t k = 0; k < h.size(); ++k) top[k] = uint64_t(h[k]) + h2[k];
+}
+
+void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t>& out,
+                 const Params& p) {
+  Geometry g;
+  if (!geometry_for(static_cast<uint32_t>(t), &g)) fail(Errc::usage, "float_ans: unsupported dtype");
+  const uint32_t esize = g.W / 8;
+  if (nbytes % esize) fail(Errc::usage, "float_ans: chunk is not a whole number of elements");
+  if (nbytes > (uint64_t(1) << 40)) fail(Errc::limit, "float_ans: chunk too large");
+  const uint64_t n = nbytes / esize;
+  auto store_raw = [&] {
+    out.resize(nbytes + 1);
+    out[0] = uint8_t(kModeRaw);
+    if (nbytes) std::memcpy(out.data() + 1, src, nbytes);
+  };
+  if (n == 0) { store_raw(); return; }
+  const uint32_t sub_bits = uint32_t(std::clamp(p.sub_bits, int(kMinSubBits), int(kMaxSubBits)));
+  const uint32_t prob_bits = uint32_t(std::clamp(p.prob_bits, int(kMinProbBits), int(kMaxProbBits)));
+  const uint64_t nsub = ((n - 1) >> sub_bits) + 1;
+
+  // histogram of the top bits: sign + exponent + up to kmax mantissa bits
+  const uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
+  const uint32_t topbits = 1 + g.E + kmax;
+  std::vector<uint64_t> top;
+  if (g.W == 8) top_histogram<8>(src, n, topbits, top);
+  else if (g.W == 16) top_histogram<16>(src, n, topbits, top);
+  else top_histogram<32>(src, n, topbits, top);
+
+  // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
+  // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
+  std::vector<Candidate> cands;
+  {
+    std::vector<uint64_t> hk = top, nxt;
+    for (int k = int(kmax); k >= 0; --k) {
+      if (k < int(kmax)) {
+        nxt.resize(hk.size() / 2);
+        for (size_t i = 0; i < nxt.size(); ++i) nxt[i] = hk[2 * i] + hk[2 * i + 1];
+        hk.swap(nxt);
+      }
+      if (p.k >= 0 && p.k != k) continue;
+      double ej, es;
+      uint32_t pj, ps;
+      entropy_pair(hk, g.E + uint32_t(k), n, &ej, &pj, &es, &ps);
+      for (uint32_t joint = 0; joint < 2; ++joint) {
+        if (p.joint >= 0 && uint32_t(p.joint) != joint) continue;
+        Split s;
+        if (!make_split(g, uint32_t(k), joint, &s)) continue;
+        const uint32_t present = joint ? pj : ps;
+        if (present > (1u << prob_bits)) continue;
+        cands.push_back({uint32_t(k), joint, (joint ? ej : es) + double(n) * s.w + 4.0 * present});
+      }
+    }
+  }
+  if (cands.empty()) {
+    if (!p.allow_raw) fail(Errc::usage, "float_ans: no valid configuration");
+    store_raw();
+    return;
+  }
+  std::sort(cands.begin(), cands.end(),
+            [](const Candidate& a, const Candidate& b) { return a.est_bits < b.est_bits; });
+  if (cands.size() > 3) cands.resize(3);
+
+  TablePlan best{};
+  best.total_bits = 1e300;
+  std::vector<uint8_t> q, bq;
+  std::vector<uint32_t> f, bf;
+  std::vector<uint64_t> h, hk;
+  std::vector<double> lg;
+  for (const Candidate& c : cands) {
+    Split s{};
+    make_split(g, c.k, c.joint, &s);
+    hk = top;
+    for (uint32_t k = kmax; k > c.k; --k) {
+      for (size_t i = 0; i < hk.size() / 2; ++i) hk[i] = hk[2 * i] + hk[2 * i + 1];
+      hk.resize(hk.size() / 2);
+    }
+    symbol_hist(hk, g.E + c.k, c.joint, h);
+    uint32_t lo = 0, hi = 0;
+    bool any = false;
+    for (uint32_t i = 0; i < h.size(); ++i)
+      if (h[i]) { if (!any) lo = i; hi = i; any = true; }
+    const uint32_t count = hi - lo + 1;
+    lg.assign(count, 0.0);
+    for (uint32_t i = 0; i < count; ++i)
+      if (h[lo + i]) lg[i] = std::log2(double(h[lo + i]));
+    for (uint32_t qs = 0; qs < 4; ++qs) {
+      if (p.qshift >= 0 && uint32_t(p.qshift) != qs) continue;
+      TablePlan tp{};
+      plan_table(h, lo, count, lg, qs, prob_bits, tp, q, f, s.S);
+      if (tp.total_bits >= 1e299) continue;
+      tp.k = c.k;
+      tp.joint = c.joint;
+      tp.total_bits = tp.table_bits + tp.coded_bits + double(n) * s.w + 48.0 * double(nsub);
+      if (tp.total_bits < best.total_bits) { best = tp; bq = q; bf = f; }
+    }
+  }
+  if (best.total_bits >= 1e299) {
+    if (!p.allow_raw) fail(Errc::usage, "float_ans: no valid configuration");
+    store_raw();
+    return;
+  }
+  if (p.allow_raw && best.total_bits / 8 > double(nbytes) * 1.02 + 64) { store_raw(); return; }
+
+  Split s;
+  make_split(g, best.k, best.joint, &s);
+  Header hd{best.k, best.joint, best.qshift, sub_bits, prob_bits, best.egk};
+
+  // encoder symbol table
+  thread_local std::vector<ESym> es;
+  es.assign(best.count, ESym{});
+  {
+    const uint32_t M = 1u << prob_bits;
+    uint32_t cum = 0;
+    for (uint32_t i = 0; i < best.count; ++i) {
+      uint32_t fi = bf[i];
+      ESym& e = es[i];
+      if (fi == 0) { e.xmax_m1 = 0; continue; }  // absent: never used
+      uint64_t xmax = (uint64_t(kLowerBound >> prob_bits) << 16) * fi;
+      e.xmax_m1 = uint32_t(xmax - 1);
+      e.cmpl = uint16_t(M - fi);
+      if (fi == 1) {
+        e.rcp = ~uint64_t(0);
+        e.bias = uint16_t(cum + M - 1);
+      } else {
+        e.rcp = uint64_t(((unsigned __int128)1 << 64) / fi) + 1;  // ceil(2^64 / f), f not a power of 2
+        if ((fi & (fi - 1)) == 0) e.rcp = uint64_t(1) << (64 - __builtin_ctz(fi));
+        e.bias = uint16_t(cum);
+      }
+      cum += fi;
+    }
+  }
+
+  thread_local std::vector<uint16_t> words;
+  thread_local std::vector<uint32_t> states;
+  thread_local std::vector<uint64_t> wbeg, wend;
+  auto run = [&](auto fn) { fn(s, best.lo, es.data(), src, n, nsub, words, states, wbeg, wend); };
+  if (g.W == 8) s.joint ? run(encode_streams<8, 1>) : run(encode_streams<8, 0>);
+  else if (g.W == 16) s.joint ? run(encode_streams<16, 1>) : run(encode_streams<16, 0>);
+  else s.joint ? run(encode_streams<32, 1>) : run(encode_streams<32, 0>);
+
+  uint64_t total_words = 0;
+  for (uint64_t j = 0; j < nsub; ++j) {
+    const uint64_t c = wend[j] - wbeg[j];
+    if (j + 1 < nsub && c > 0xFFFF) fail(Errc::codec, "float_ans: internal word count overflow");
+    total_words += c;
+  }
+  const uint64_t plane_n = (n >> 3) * s.w + ((n & 7) * s.w + 7) / 8;
+
+  out.clear();
+  out.reserve(size_t(64 + best.table_bits / 8 + 6 * nsub + 2 * total_words + plane_n));
+  out.push_back(uint8_t(kModeRans));
+  out.push_back(pack_b1(hd));
+  out.push_back(pack_b2(hd));
+  out.push_back(pack_b3(hd));
+  {
+    BitWriter bw(out);
+    bw.put(best.lo, s.S);
+    bw.put(best.count - 1, s.S);
+    int32_t prev = 0;
+    for (uint32_t i = 0; i < best.count; ++i) {
+      bw.eg(zigzag_enc(int32_t(bq[i]) - prev), best.egk);
+      prev = bq[i];
+    }
+    bw.flush();
+  }
+  size_t pos = out.size();
+  out.resize(pos + 4 * nsub + 2 * (nsub - 1) + 2 * total_words + plane_n);
+  uint8_t* o = out.data() + pos;
+  for (uint64_t j = 0; j < nsub; ++j) { store_u32(o, states[j]); o += 4; }
+  for (uint64_t j = 0; j + 1 < nsub; ++j) { store_u16(o, uint16_t(wend[j] - wbeg[j])); o += 2; }
+  for (uint64_t j = 0; j < nsub; ++j) {
+    const size_t c = size_t(wend[j] - wbeg[j]);
+    std::memcpy(o, words.data() + wbeg[j], 2 * c);
+    o += 2 * c;
+  }
+  if (g.W == 8) pack_plane<8>(s, src, n, o);
+  else if (g.W == 16) pack_plane<16>(s, src, n, o);
+  else pack_plane<32>(s, src, n, o);
+  if (p.allow_raw && out.size() >= nbytes + 1) store_raw();
+}
+
+}  // namespace
+
+void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const Params& p) {
+  encode_impl(t, src, n, out, p);
+}
+
+void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out) {
+  encode_impl(t, src, n, out, Params{});
+}
+
+// ---- decoders ------------------------------------------------------------------------
+
+namespace {
+
+struct Tables {
+  uint8_t q[kMaxAlphabet];
+  uint32_t f[kMaxAlphabet];
+  uint32_t slot[kMaxTableSlots];
+  uint16_t vals[kMaxTableSlots];
+};
+
+// Parses a payload and builds tables. Returns false on any error. For raw mode
+// copies and sets *done.
+bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, ChunkLayout& L,
+             Tables& T, bool* done) {
+  *done = false;
+  if (!parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q)) return false;
+  if (L.mode == kModeRaw) {
+    if (dst_n) std::memcpy(dst, src + 1, dst_n);
+    *done = true;
+    return true;
+  }
+  if (!check_counts(src, L)) return false;
+  if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f)) return false;
+  build_slots(T.f, L.count, L.lo, L.s, T.slot, T.vals);
+  return true;
+}
+
+}  // namespace
+
+Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
+  ChunkLayout L;
+  Tables T;
+  bool done;
+  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done)) return Errc::codec;
+  if (done) return Errc::ok;
+  uint64_t off = L.streams_off, sum = 0;
+  bool ok = true;
+  for (uint64_t j = 0; j < L.nsub; ++j) {
+    const uint32_t x0 = load32(src + L.states_off + 4 * j);
+    const uint32_t c = word_count(src, L, j, sum);
+    ok &= decode_substream(L.s, L.h.prob_bits, T.slot, T.vals, x0, src + off, c, j, L.nsub, L.n,
+                           src + L.plane_off, L.plane_n, dst);
+    off += 2 * uint64_t(c);
+    sum += c;
+  }
+  return ok ? Errc::ok : Errc::codec;
+}
+
+Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
+  ChunkLayout L;
+  Tables T;
+  bool done;
+  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done)) return Errc::codec;
+  if (done) return Errc::ok;
+  return detail::decode_fast(src, src_n, dst, L, T.slot, T.vals) ? Errc::ok : Errc::codec;
+}
+
+bool chunk_info(DType t, const uint8_t* src, size_t src_n, size_t dst_n, ChunkInfo* info) noexcept {
+  ChunkLayout L;
+  static thread_local uint8_t q[kMaxAlphabet];
+  if (!src || !parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, q)) return false;
+  *info = ChunkInfo{};
+  info->mode = L.mode;
+  if (L.mode == kModeRaw) return true;
+  info->k = L.h.k;
+  info->joint = L.h.joint;
+  info->qshift = L.h.qshift;
+  info->sub_bits = L.h.sub_bits;
+  info->prob_bits = L.h.prob_bits;
+  info->nsub = L.nsub;
+  info->table_bytes = L.table_n + kHeaderBytes;
+  info->substream_header_bytes = L.streams_off - L.states_off;
+  info->stream_bytes = L.streams_n;
+  info->plane_bytes = L.plane_n;
+  return true;
+}
+
+// ---- statistics ------------------------------------------------------------------------
+
+EntropyStats entropy_stats(DType t, const uint8_t* src, size_t nbytes) {
+  Geometry g;
+  if (!geometry_for(static_cast<uint32_t>(t), &g)) fail(Errc::usage, "float_ans: unsupported dtype");
+  const uint32_t esize = g.W / 8;
+  if (nbytes % esize) fail(Errc::usage, "float_ans: not a whole number of elements");
+  EntropyStats st{};
+  const uint64_t n = nbytes / esize;
+  st.elements = n;
+  if (n == 0) return st;
+  const uint32_t vb = g.W == 32 ? 16 : g.W;  // F32: top 16 bits
+  std::vector<uint64_t> hv(size_t(1) << vb, 0), he(size_t(1) << g.E, 0);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t v = g.W == 8 ? src[i] : g.W == 16 ? load_u16(src + 2 * i) : load_u32(src + 4 * i);
+    ++hv[v >> (g.W - vb)];
+    ++he[(v >> g.m) & ((1u << g.E) - 1)];
+  }
+  uint32_t pr;
+  st.h_values = entropy_bits(hv, n, &pr) / double(n) + double(g.W - vb);
+  st.h_exp_bound = entropy_bits(he, n, &pr) / double(n) + double(g.W - g.E);
+  std::vector<uint8_t> out;
+  encode(t, src, nbytes, out);
+  st.achieved_bpw = 8.0 * double(out.size()) / double(n);
+  return st;
+}
+
+}  // namespace wc::fans

@@ -1,0 +1,76 @@
+// float_ans: lossless entropy codec for floating-point tensors.
+//
+// Each value is split into a symbol (exponent + top k mantissa bits, with or
+// without the sign) coded with rANS, and a fixed-width raw bit plane (the low
+// mantissa bits and, in sign-raw mode, the sign). A chunk is cut into
+// interleaved sub-streams (element i belongs to sub-stream i mod nsub) that
+// decode independently: several at once on a CPU core, one per GPU thread.
+// The byte layout is specified in spec/FLOAT_ANS.md; codec/ans_layout.h holds
+// the decode primitives shared with the CUDA kernel.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "format/dtype.h"
+#include "format/error.h"
+
+namespace wc::fans {
+
+// BF16, F16, F32, F8_E4M3, F8_E5M2.
+bool supports(DType t) noexcept;
+
+// Encodes one chunk of n bytes (a whole number of elements); replaces out.
+// Throws wc::Error(Errc::usage) on an unsupported dtype or a partial element.
+void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out);
+
+// Decodes into exactly dst_n bytes. Never reads or writes out of bounds for any
+// input, allocates nothing on the heap (tables live on the stack, ~180 KiB).
+// Returns Errc::ok or Errc::codec.
+Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept;
+
+// Upper bound on encode()'s output size for n input bytes.
+size_t encode_bound(size_t n) noexcept;
+
+// Statistics for `wcodec inspect --entropy` and the bench.
+//  h_values:    order-0 entropy of the whole values, bits/weight. Exact for
+//               8- and 16-bit types; for F32 it is H(top 16 bits) + 16, an
+//               upper bound on the order-0 entropy (H(X) <= H(hi) + H(lo|hi)
+//               <= H(hi) + 16); trained F32 weights have nearly uniform low
+//               halves, so the bound is close.
+//  h_exp_bound: H(exponent) + all other bits raw (the exponent-only design).
+//  achieved_bpw: 8 * encode() size / elements (this chunk encoded whole).
+struct EntropyStats {
+  double h_values;
+  double h_exp_bound;
+  double achieved_bpw;
+  uint64_t elements;
+};
+EntropyStats entropy_stats(DType t, const uint8_t* src, size_t n);
+
+// ---- advanced: for tests and benchmarks ------------------------------------
+// Encoder knobs; encode() uses the defaults. A negative value means "choose".
+struct Params {
+  int k = -1;          // mantissa bits in the symbol
+  int joint = -1;      // 1: sign in the symbol, 0: sign raw
+  int qshift = -1;     // table log-frequency resolution 2^-qshift, 0..3
+  int sub_bits = 12;   // sub-stream length 2^sub_bits symbols (6..15)
+  int prob_bits = 12;  // rANS precision (10..14)
+  bool allow_raw = true;  // false: never fall back to the raw mode (tests)
+};
+void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const Params& p);
+
+// Reference decoder: decodes every sub-stream with the shared per-thread
+// function (layout::decode_substream), the one the GPU kernel runs.
+Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept;
+
+// What a payload holds (for inspect / tests). Returns false if unparsable.
+struct ChunkInfo {
+  unsigned mode;  // 0 raw, 1 rans
+  unsigned k, joint, qshift, sub_bits, prob_bits;
+  uint64_t nsub;
+  size_t table_bytes, substream_header_bytes, stream_bytes, plane_bytes;
+};
+bool chunk_info(DType t, const uint8_t* src, size_t src_n, size_t dst_n, ChunkInfo* info) noexcept;
+
+}  // namespace wc::fans

@@ -1,0 +1,45 @@
+// Shared helpers for the fuzz targets (libFuzzer and the replay driver).
+// A target returns normally for any input that ends in wc::Error; it traps
+// (a crash libFuzzer records) when a property it checks does not hold.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "format/dtype.h"
+#include "format/error.h"
+
+#define WC_FUZZ_CHECK(cond)                                                                  \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
+      std::fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+      std::abort();                                                                          \
+    }                                                                                        \
+  } while (0)
+
+namespace wcfuzz {
+
+// Raw-size caps that keep one execution fast; larger claims are still parsed
+// and validated, only not decoded.
+inline constexpr uint64_t kMaxDecodeChunk = 4u << 20;
+inline constexpr uint64_t kMaxDecodeTotal = 16u << 20;
+
+// An error must say something and carry a valid code.
+inline void check_error(const wc::Error& e) {
+  WC_FUZZ_CHECK(e.code() != wc::Errc::ok);
+  WC_FUZZ_CHECK(!e.describe().empty());
+}
+
+// Dtypes float_ans handles, in a fixed order (the first input byte picks one).
+inline constexpr wc::DType kFansTypes[] = {wc::DType::BF16, wc::DType::F16, wc::DType::F32, wc::DType::F8_E4M3,
+                                           wc::DType::F8_E5M2};
+
+inline size_t elem_bytes(wc::DType t) {
+  unsigned b = wc::dtype_bits(t);
+  return b >= 8 ? b / 8 : 1;
+}
+
+}  // namespace wcfuzz

@@ -1,0 +1,57 @@
+// One codec's decoder fed arbitrary bytes. Compiled once per codec with
+// WC_FUZZ_CODEC = 0 (raw), 1 (zstd) or 2 (float_ans).
+//
+// Input: byte 0 picks the dtype (float_ans: one of its five float types),
+// bytes 1..4 the decoded size (u32 LE, reduced modulo 4 MiB + 1), the rest is
+// the stored chunk. Checks: the decoder stays inside its buffers (ASan, and a
+// canary for builds without it), returns ok or Errc::codec, is deterministic,
+// and float_ans's fast decoder agrees with the reference decoder.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "codec/codec.h"
+#include "fuzz/fuzz_common.h"
+#if WC_FUZZ_CODEC == 2
+#include "codec/float_ans.h"
+#endif
+
+#ifndef WC_FUZZ_CODEC
+#error "define WC_FUZZ_CODEC"
+#endif
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 5) return 0;
+  const auto codec = static_cast<wc::CodecId>(WC_FUZZ_CODEC);
+#if WC_FUZZ_CODEC == 2
+  const wc::DType t = wcfuzz::kFansTypes[data[0] % (sizeof wcfuzz::kFansTypes / sizeof wcfuzz::kFansTypes[0])];
+#else
+  const wc::DType t = *wc::dtype_from_id(static_cast<uint8_t>(data[0] % wc::kDTypeCount));
+#endif
+  uint32_t dn;
+  std::memcpy(&dn, data + 1, 4);
+  const size_t dst_n = dn % (wcfuzz::kMaxDecodeChunk + 1);
+  // The stored bytes in a buffer of their own size, so reading past them is caught.
+  std::vector<uint8_t> src(data + 5, data + size);
+  constexpr size_t kCanary = 64;
+  std::vector<uint8_t> dst(dst_n + kCanary, 0xA5);
+  wc::Errc rc = wc::decode_chunk(codec, t, src.data(), src.size(), dst.data(), dst_n);
+  WC_FUZZ_CHECK(rc == wc::Errc::ok || rc == wc::Errc::codec);
+  for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(dst[dst_n + i] == 0xA5);
+  if (rc == wc::Errc::ok) {
+    std::vector<uint8_t> again(dst_n + 1);
+    WC_FUZZ_CHECK(wc::decode_chunk(codec, t, src.data(), src.size(), again.data(), dst_n) == wc::Errc::ok);
+    WC_FUZZ_CHECK(std::memcmp(again.data(), dst.data(), dst_n) == 0);
+  }
+#if WC_FUZZ_CODEC == 2
+  std::vector<uint8_t> ref(dst_n + kCanary, 0x5A);
+  wc::Errc rrc = wc::fans::decode_reference(t, src.data(), src.size(), ref.data(), dst_n);
+  for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(ref[dst_n + i] == 0x5A);
+  WC_FUZZ_CHECK(rrc == rc);
+  if (rc == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(ref.data(), dst.data(), dst_n) == 0);
+  wc::fans::ChunkInfo info;
+  (void)wc::fans::chunk_info(t, src.data(), src.size(), dst_n, &info);
+#endif
+  return 0;
+}

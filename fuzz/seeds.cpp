@@ -1,0 +1,257 @@
+#include "fuzz/seeds.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+#include "codec/codec.h"
+#include "fuzz/fuzz_common.h"
+#include "lib/api.h"
+#include "st_builder.h"
+
+namespace wcfuzz {
+
+namespace {
+
+using wc::DType;
+
+std::vector<uint8_t> read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// Weight-like values: roughly Gaussian, small scale, occasional outliers.
+std::vector<uint8_t> weights(DType t, size_t count, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  auto uni = [&] {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    return double(x >> 11) / double(1ull << 53);
+  };
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < count; ++i) {
+    double g = (uni() + uni() + uni() + uni() - 2.0) * 0.05;
+    if (uni() < 0.01) g *= 40;
+    float f = static_cast<float>(g);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    switch (t) {
+      case DType::F32: for (int k = 0; k < 4; ++k) out.push_back(uint8_t(u >> (8 * k))); break;
+      case DType::BF16: out.push_back(uint8_t(u >> 16)); out.push_back(uint8_t(u >> 24)); break;
+      case DType::F16: {
+        // crude float -> half (normal range only; fine for seeds)
+        int e = int((u >> 23) & 0xFF) - 127 + 15;
+        uint16_t h = uint16_t((u >> 16) & 0x8000);
+        if (e > 0 && e < 31) h |= uint16_t(e << 10) | uint16_t((u >> 13) & 0x3FF);
+        out.push_back(uint8_t(h)); out.push_back(uint8_t(h >> 8));
+        break;
+      }
+      case DType::F8_E4M3:
+      case DType::F8_E5M2: out.push_back(uint8_t((u >> 24) ^ (u >> 17))); break;
+      default: out.push_back(uint8_t(u >> 16)); break;
+    }
+  }
+  return out;
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wcodec-seeds.XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+  }
+  ~TempDir() {
+    if (DIR* d = ::opendir(path.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") ::unlink((path + "/" + n).c_str());
+      }
+      ::closedir(d);
+    }
+    ::rmdir(path.c_str());
+  }
+};
+
+std::vector<stb::StTensor> small_model() {
+  return {
+      {"model.embed.weight", DType::BF16, {8, 16}, weights(DType::BF16, 128, 1)},
+      {"model.layers.0.mlp.w", DType::F32, {5, 7}, weights(DType::F32, 35, 2)},
+      {"model.layers.0.attn.q", DType::F16, {4, 8}, weights(DType::F16, 32, 3)},
+      {"model.norm", DType::BF16, {16}, weights(DType::BF16, 16, 4)},
+      {"fp8", DType::F8_E4M3, {40}, weights(DType::F8_E4M3, 40, 5)},
+      {"ids", DType::I32, {3}, {}},
+      {"mask", DType::BOOL, {5}, {1, 0, 1, 1, 0}},
+      {"empty", DType::U8, {0, 3}, {}},
+      {"scalar", DType::F64, {}, {}},
+  };
+}
+
+std::vector<uint8_t> small_st(int variant) {
+  stb::StOptions o;
+  if (variant & 1) o.metadata = {{"format", "pt"}};
+  if (variant & 2) o.reverse_keys = true;
+  if (variant & 4) o.align8 = true;
+  return stb::build(small_model(), o);
+}
+
+std::vector<Seed> containers() {
+  TempDir d;
+  std::vector<Seed> out;
+  std::string st = d.path + "/m.safetensors";
+  stb::write_file(st, small_st(1));
+  struct Cfg { const char* codec; uint32_t chunk; };
+  const Cfg cfgs[] = {{"raw", 64}, {"zstd", 128}, {"float-ans", 64}, {"float-ans", 256}, {"auto", 1u << 20}};
+  for (const auto& c : cfgs) {
+    wc::PackOptions po;
+    po.threads = 1;
+    po.force = true;
+    po.codec = c.codec;
+    po.chunk_size = c.chunk;
+    std::string outp = d.path + "/m.wcz";
+    wc::pack(st, outp, po);
+    out.push_back({std::string("small_") + c.codec + "_" + std::to_string(c.chunk), read_all(outp)});
+  }
+  // An empty model and a sharded one (index.json becomes a blob file).
+  std::string e = d.path + "/e.safetensors";
+  stb::write_file(e, stb::build({}));
+  wc::PackOptions po;
+  po.threads = 1;
+  po.force = true;
+  wc::pack(e, d.path + "/e.wcz", po);
+  out.push_back({"empty_model", read_all(d.path + "/e.wcz")});
+
+  std::string shard1 = d.path + "/model-00001-of-00002.safetensors";
+  std::string shard2 = d.path + "/model-00002-of-00002.safetensors";
+  stb::write_file(shard1, stb::build({{"a", DType::BF16, {32}, weights(DType::BF16, 32, 9)}}));
+  stb::write_file(shard2, stb::build({{"b", DType::F32, {8}, weights(DType::F32, 8, 10)}}));
+  std::string idx = "{\"metadata\":{\"total_size\":96},\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\","
+                    "\"b\":\"model-00002-of-00002.safetensors\"}}";
+  stb::write_file(d.path + "/model.safetensors.index.json", std::vector<uint8_t>(idx.begin(), idx.end()));
+  po.chunk_size = 64;
+  wc::pack(d.path + "/model.safetensors.index.json", d.path + "/s.wcz", po);
+  out.push_back({"sharded", read_all(d.path + "/s.wcz")});
+  ::unlink(shard1.c_str());
+  ::unlink(shard2.c_str());
+  return out;
+}
+
+std::vector<Seed> safetensors_seeds() {
+  std::vector<Seed> out;
+  for (int v = 0; v < 8; ++v) out.push_back({"small_v" + std::to_string(v), small_st(v)});
+  out.push_back({"empty", stb::build({})});
+  out.push_back({"metadata_only", stb::build({}, {.force_metadata = true})});
+  std::vector<stb::StTensor> all;
+  for (int i = 0; i < wc::kDTypeCount; ++i) {
+    DType t = *wc::dtype_from_id(uint8_t(i));
+    all.push_back({"t." + std::string(wc::dtype_name(t)), t, {2, 4}, {}});
+  }
+  out.push_back({"every_dtype", stb::build(all, {.metadata = {{"k", "v"}}, .spaced = true})});
+  // Near misses the parser must reject.
+  out.push_back({"bad_overlap", stb::raw("{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},"
+                                         "\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[1,3]}}",
+                                         {1, 2, 3})});
+  out.push_back({"bad_escape", stb::raw("{\"\\ud800x\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", {7})});
+  return out;
+}
+
+std::vector<Seed> shard_index_seeds() {
+  auto s = [](const char* name, const std::string& j) { return Seed{name, std::vector<uint8_t>(j.begin(), j.end())}; };
+  return {
+      s("two", "{\"metadata\":{\"total_size\":10},\"weight_map\":{\"a\":\"m-1.safetensors\",\"b\":\"m-2.safetensors\"}}"),
+      s("one", "{\"weight_map\":{\"x.weight\":\"model.safetensors\"}}"),
+      s("dup", "{\"weight_map\":{\"a\":\"f\",\"a\":\"g\"}}"),
+      s("escaped", "{\"weight_map\":{\"\\u00e9\":\"f\\u0041.safetensors\"},\"extra\":[1,2,{\"z\":null}]}"),
+  };
+}
+
+// [selector][u32 raw size][stored]
+Seed codec_seed(wc::CodecId c, uint8_t sel, DType t, const std::vector<uint8_t>& raw, const std::string& name) {
+  std::vector<uint8_t> stored;
+  wc::encode_chunk(c, t, raw.data(), raw.size(), stored, {});
+  Seed s{name, {sel}};
+  uint32_t n = static_cast<uint32_t>(raw.size());
+  for (int k = 0; k < 4; ++k) s.bytes.push_back(uint8_t(n >> (8 * k)));
+  s.bytes.insert(s.bytes.end(), stored.begin(), stored.end());
+  return s;
+}
+
+std::vector<Seed> decode_seeds(int codec) {
+  std::vector<Seed> out;
+  const auto c = static_cast<wc::CodecId>(codec);
+  if (codec == 2) {
+    if (!wc::codec_supports(c, DType::BF16)) return out;
+    const size_t counts[] = {1, 7, 300, 5000};
+    for (uint8_t sel = 0; sel < 5; ++sel)
+      for (size_t n : counts) {
+        DType t = kFansTypes[sel];
+        out.push_back(codec_seed(c, sel, t, weights(t, n, n + sel), std::string(wc::dtype_name(t)) + "_" + std::to_string(n)));
+      }
+    // a constant chunk and a random one (likely the raw fallback)
+    out.push_back(codec_seed(c, 0, DType::BF16, std::vector<uint8_t>(512, 0x3C), "bf16_const"));
+    out.push_back(codec_seed(c, 2, DType::F32, stb::pattern_bytes(1024, 3), "f32_random"));
+    return out;
+  }
+  const DType types[] = {DType::U8, DType::BF16, DType::F32, DType::I64, DType::F4};
+  for (DType t : types)
+    for (size_t n : {size_t(0), size_t(16), size_t(1000)}) {
+      auto raw = weights(t == DType::F32 ? DType::F32 : DType::BF16, n, n + 1);
+      raw.resize(n);
+      out.push_back(codec_seed(c, static_cast<uint8_t>(t), t, raw, std::string(wc::dtype_name(t)) + "_" + std::to_string(n)));
+    }
+  return out;
+}
+
+std::vector<Seed> roundtrip_seeds(int codec) {
+  std::vector<Seed> out;
+  auto add = [&](uint8_t sel, uint8_t opt, const std::vector<uint8_t>& d, const std::string& name) {
+    Seed s{name, {sel, opt}};
+    s.bytes.insert(s.bytes.end(), d.begin(), d.end());
+    out.push_back(std::move(s));
+  };
+  if (codec == 2) {
+    for (uint8_t sel = 0; sel < 5; ++sel) {
+      DType t = kFansTypes[sel];
+      add(sel, 0, weights(t, 700, sel + 20), std::string(wc::dtype_name(t)) + "_default");
+      add(sel, 0x5B, weights(t, 300, sel + 30), std::string(wc::dtype_name(t)) + "_params");
+    }
+    add(0, 0, std::vector<uint8_t>(256, 0), "bf16_zeros");
+    return out;
+  }
+  add(static_cast<uint8_t>(DType::BF16), 3, weights(DType::BF16, 500, 1), "bf16");
+  add(static_cast<uint8_t>(DType::U8), 22, stb::pattern_bytes(300, 2), "u8_random_l19");
+  add(static_cast<uint8_t>(DType::F32), 1, std::vector<uint8_t>(400, 0), "f32_zeros");
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& target_names() {
+  static const std::vector<std::string> names = {
+      "container",   "stream",      "safetensors",    "shard_index",    "decode_raw",
+      "decode_zstd", "decode_fans", "roundtrip_raw", "roundtrip_zstd", "roundtrip_fans"};
+  return names;
+}
+
+std::vector<Seed> make_seeds(const std::string& t) {
+  if (t == "container" || t == "stream") return containers();
+  if (t == "safetensors") return safetensors_seeds();
+  if (t == "shard_index") return shard_index_seeds();
+  if (t == "decode_raw") return decode_seeds(0);
+  if (t == "decode_zstd") return decode_seeds(1);
+  if (t == "decode_fans") return decode_seeds(2);
+  if (t == "roundtrip_raw") return roundtrip_seeds(0);
+  if (t == "roundtrip_zstd") return roundtrip_seeds(1);
+  if (t == "roundtrip_fans") return roundtrip_seeds(2);
+  return {};
+}
+
+}  // namespace wcfuzz

@@ -1,0 +1,134 @@
+// The built `wcodec` binary, run as a user would.
+#include <doctest/doctest.h>
+
+#include "format/json.h"
+#include "st_builder.h"
+#include "test_util.h"
+
+using wc::DType;
+
+namespace {
+
+std::string sample(const tu::TempDir& t) {
+  std::vector<stb::StTensor> ts = {{"model.embed_tokens.weight", DType::BF16, {128, 64}, {}},
+                                   {"model.norm.weight", DType::BF16, {64}, {}},
+                                   {"counts", DType::I32, {17}, {}}};
+  stb::StOptions o;
+  o.metadata = {{"format", "pt"}};
+  tu::write_file(t / "model.safetensors", stb::build(ts, o));
+  return t / "model.safetensors";
+}
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+}  // namespace
+
+TEST_SUITE("cli") {
+  TEST_CASE("pack, inspect, verify, unpack with default names") {
+    tu::TempDir t;
+    std::string in = sample(t);
+    auto r = tu::run(tu::cli() + " pack " + q(in));
+    REQUIRE(r.status == 0);
+    CHECK(tu::read_file(in + ".wcz").size() > 128);
+    r = tu::run(tu::cli() + " inspect " + q(in + ".wcz"));
+    CHECK(r.status == 0);
+    CHECK(r.out.find("model.embed_tokens.weight") != std::string::npos);
+    CHECK(r.out.find("bits/w") != std::string::npos);
+    r = tu::run(tu::cli() + " verify " + q(in + ".wcz") + " --against " + q(in));
+    CHECK(r.status == 0);
+    CHECK(r.out.find("identical") != std::string::npos);
+    std::string orig = t / "orig.safetensors";
+    REQUIRE(::rename(in.c_str(), orig.c_str()) == 0);
+    r = tu::run(tu::cli() + " unpack " + q(in + ".wcz"));
+    REQUIRE(r.status == 0);
+    CHECK(tu::read_file(in) == tu::read_file(orig));
+  }
+
+  TEST_CASE("inspect --json is valid JSON with per-tensor figures") {
+    tu::TempDir t;
+    std::string in = sample(t);
+    REQUIRE(tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "m.wcz")).status == 0);
+    auto r = tu::run(tu::cli() + " inspect --json " + q(t / "m.wcz"));
+    REQUIRE(r.status == 0);
+    auto v = wc::json::parse(r.out);
+    CHECK(v.kind == wc::json::Kind::object);
+    CHECK(r.out.find("\"tensors\":[") != std::string::npos);
+    CHECK(r.out.find("\"codec\":") != std::string::npos);
+  }
+
+  TEST_CASE("pipes: pack to stdout, unpack from stdin to stdout") {
+    tu::TempDir t;
+    std::string in = sample(t);
+    auto r = tu::run(tu::cli() + " pack " + q(in) + " -o - > " + q(t / "p.wcz") + " && " + tu::cli() + " unpack - -o - < " +
+                     q(t / "p.wcz") + " > " + q(t / "back"));
+    REQUIRE(r.status == 0);
+    CHECK(tu::read_file(t / "back") == tu::read_file(in));
+    r = tu::run("cat " + q(t / "p.wcz") + " | " + tu::cli() + " unpack - -o " + q(t / "back2"));
+    REQUIRE(r.status == 0);
+    CHECK(tu::read_file(t / "back2") == tu::read_file(in));
+  }
+
+  TEST_CASE("--version and usage errors") {
+    auto r = tu::run(tu::cli() + " --version");
+    CHECK(r.status == 0);
+    CHECK(r.out.find("wcodec") != std::string::npos);
+    r = tu::run(tu::cli() + " pack");
+    CHECK(r.status != 0);
+    r = tu::run(tu::cli() + " frobnicate");
+    CHECK(r.status != 0);
+  }
+
+  TEST_CASE("errors: missing input, not safetensors, existing output, corrupt container") {
+    tu::TempDir t;
+    std::string in = sample(t);
+
+    auto r = tu::run(tu::cli() + " pack " + q(t / "nope.safetensors") + " -o " + q(t / "x.wcz"));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("nope.safetensors") != std::string::npos);
+    CHECK_FALSE(wc::path_exists(t / "x.wcz"));
+
+    tu::write_file(t / "junk.safetensors", {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!'});
+    r = tu::run(tu::cli() + " pack " + q(t / "junk.safetensors") + " -o " + q(t / "x.wcz"));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("junk.safetensors") != std::string::npos);
+    CHECK_FALSE(wc::path_exists(t / "x.wcz"));
+
+    REQUIRE(tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "m.wcz")).status == 0);
+    r = tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "m.wcz"));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("exists") != std::string::npos);
+    CHECK(tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "m.wcz") + " -f").status == 0);
+
+    auto c = tu::read_file(t / "m.wcz");
+    // truncated
+    tu::write_file(t / "trunc.wcz", std::vector<uint8_t>(c.begin(), c.begin() + long(c.size() / 2)));
+    for (std::string cmd : {" verify ", " inspect "}) {
+      r = tu::run(tu::cli() + cmd + q(t / "trunc.wcz"));
+      CHECK(r.status != 0);
+      CHECK(r.out.find("trunc.wcz") != std::string::npos);
+    }
+    r = tu::run(tu::cli() + " unpack " + q(t / "trunc.wcz") + " -o " + q(t / "out"));
+    CHECK(r.status != 0);
+    CHECK_FALSE(wc::path_exists(t / "out"));
+    r = tu::run(tu::cli() + " unpack - -o " + q(t / "out") + " < " + q(t / "trunc.wcz"));
+    CHECK(r.status != 0);
+    CHECK_FALSE(wc::path_exists(t / "out"));
+    // a flipped bit in the middle (a payload)
+    auto f = c;
+    f[f.size() / 2] ^= 0x04;
+    tu::write_file(t / "flip.wcz", f);
+    r = tu::run(tu::cli() + " verify " + q(t / "flip.wcz"));
+    CHECK(r.status != 0);
+    r = tu::run(tu::cli() + " unpack " + q(t / "flip.wcz") + " -o " + q(t / "out"));
+    CHECK(r.status != 0);
+    CHECK_FALSE(wc::path_exists(t / "out"));
+    // a newer major version
+    f = c;
+    f[8] = 2;
+    tu::write_file(t / "v2.wcz", f);
+    r = tu::run(tu::cli() + " inspect " + q(t / "v2.wcz"));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("checksum") != std::string::npos);  // header checksum covers the version
+    CHECK(tu::count_matching(t.path, "wctmp") == 0);
+  }
+}

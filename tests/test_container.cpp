@@ -1,0 +1,176 @@
+// Library-level round trips: safetensors -> container -> identical bytes,
+// through the file reader and the stream reader, for every dtype and codec.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <thread>
+
+#include "format/reader.h"
+#include "format/stream_reader.h"
+#include "lib/api.h"
+#include "st_builder.h"
+#include "test_util.h"
+
+using wc::DType;
+
+namespace {
+
+std::vector<stb::StTensor> every_dtype() {
+  std::vector<stb::StTensor> ts;
+  for (int i = 0; i < wc::kDTypeCount; ++i) {
+    auto d = static_cast<DType>(i);
+    std::vector<uint64_t> shape = {3, 8};
+    ts.push_back({"t." + std::string(wc::dtype_name(d)), d, shape, {}});
+  }
+  ts.push_back({"empty", DType::BF16, {0, 16}, {}});
+  ts.push_back({"scalar", DType::F32, {}, {}});
+  ts.push_back({"big", DType::BF16, {300, 257}, {}});  // several chunks at 4 KiB
+  return ts;
+}
+
+// Unpacks through a pipe, as `wcodec unpack -` does, with the library's stream reader.
+std::vector<uint8_t> unpack_via_stream_reader(const std::string& container) {
+  auto bytes = tu::read_file(container);
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::thread feeder([&] {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t w = ::write(fds[1], bytes.data() + off, std::min<size_t>(7777, bytes.size() - off));
+      if (w <= 0) break;
+      off += size_t(w);
+    }
+    ::close(fds[1]);
+  });
+  wc::StreamIn in(fds[0], "<pipe>");
+  wc::ContainerStreamReader r(in);
+  const auto& m = r.manifest();
+  std::vector<uint8_t> out = m.files.at(0).prefix;
+  std::vector<uint8_t> stored;
+  wc::ChunkEntry e;
+  for (uint32_t i = 0; r.next_chunk(stored, e); ++i) {
+    const auto& t = r.tensor_of_chunk(i);
+    std::vector<uint8_t> raw(e.raw_size);
+    REQUIRE(wc::decode_chunk(static_cast<wc::CodecId>(t.codec), t.dtype, stored.data(), stored.size(), raw.data(),
+                             raw.size()) == wc::Errc::ok);
+    out.insert(out.end(), raw.begin(), raw.end());
+  }
+  r.finish();
+  feeder.join();
+  ::close(fds[0]);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("container") {
+  TEST_CASE("every dtype, every codec, odd padding and key order round-trip") {
+    tu::TempDir t;
+    for (const char* codec : {"raw", "zstd", "float-ans", "auto"}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        CAPTURE(codec);
+        CAPTURE(variant);
+        auto ts = every_dtype();
+        stb::StOptions o;
+        o.reverse_keys = variant == 1;
+        o.padding = variant == 2 ? 13 : 0;
+        o.align8 = variant == 0;
+        if (variant != 1) o.metadata = {{"format", "pt"}, {"note", "h\u00e9llo \"q\""}};
+        o.metadata_last = variant == 2;
+        auto file = stb::build(ts, o);
+        tu::write_file(t / "m.safetensors", file);
+        wc::PackOptions po;
+        po.codec = codec;
+        po.chunk_size = 4096;
+        po.force = true;
+        po.threads = 2;
+        auto pr = wc::pack(t / "m.safetensors", t / "m.wcz", po);
+        CHECK(pr.input_bytes == file.size());
+        wc::UnpackOptions uo;
+        uo.force = true;
+        wc::unpack(t / "m.wcz", t / "back.safetensors", uo);
+        CHECK(tu::read_file(t / "back.safetensors") == file);
+        CHECK(unpack_via_stream_reader(t / "m.wcz") == file);
+        CHECK(wc::verify(t / "m.wcz", t / "m.safetensors", 2, {}).compared);
+      }
+    }
+  }
+
+  TEST_CASE("layout: payloads aligned, chunk sizes as chosen, index matches") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts = {{"a", DType::BF16, {1000, 3}, {}}, {"b", DType::U8, {5}, {}}};
+    tu::write_file(t / "m.safetensors", stb::build(ts));
+    wc::PackOptions po;
+    po.codec = "raw";
+    po.chunk_size = 1024;
+    wc::pack(t / "m.safetensors", t / "m.wcz", po);
+    wc::ContainerReader r(t / "m.wcz");
+    const auto& m = r.manifest();
+    REQUIRE(m.tensors.size() == 2);
+    CHECK(m.tensors[0].chunk_count == 6);  // 6000 bytes / 1024
+    CHECK(m.tensors[1].chunk_count == 1);
+    REQUIRE(r.index().size() == 7);
+    for (uint32_t i = 0; i < r.index().size(); ++i) {
+      CHECK(r.index()[i].offset % 64 == 0);
+      CHECK(r.chunk(i).size() == r.index()[i].raw_size);  // raw codec
+    }
+    CHECK(r.index()[5].raw_size == 6000 - 5 * 1024);
+    CHECK(r.file_size() == r.footer().file_size);
+  }
+
+  TEST_CASE("sharded model: directory and index.json inputs restore every shard") {
+    tu::TempDir t;
+    REQUIRE(::mkdir((t / "model").c_str(), 0755) == 0);
+    std::vector<stb::StTensor> s1 = {{"w1", DType::BF16, {64, 64}, {}}}, s2 = {{"w2", DType::F32, {33}, {}}};
+    auto f1 = stb::build(s1), f2 = stb::build(s2);
+    std::string idx = R"({"metadata": {"total_size": 8324}, "weight_map": {"w1": "model-00001-of-00002.safetensors", "w2": "model-00002-of-00002.safetensors"}})";
+    tu::write_file(t / "model/model-00001-of-00002.safetensors", f1);
+    tu::write_file(t / "model/model-00002-of-00002.safetensors", f2);
+    tu::write_file(t / "model/model.safetensors.index.json", std::vector<uint8_t>(idx.begin(), idx.end()));
+    for (std::string in : {t / "model", t / "model/model.safetensors.index.json"}) {
+      CAPTURE(in);
+      wc::PackOptions po;
+      po.force = true;
+      wc::pack(in, t / "m.wcz", po);
+      wc::UnpackOptions uo;
+      uo.force = true;
+      wc::unpack(t / "m.wcz", t / "out", uo);
+      CHECK(tu::read_file(t / "out/model-00001-of-00002.safetensors") == f1);
+      CHECK(tu::read_file(t / "out/model-00002-of-00002.safetensors") == f2);
+      CHECK(tu::read_file(t / "out/model.safetensors.index.json") == std::vector<uint8_t>(idx.begin(), idx.end()));
+      CHECK(wc::verify(t / "m.wcz", t / "model", 1, {}).compared);
+    }
+  }
+
+  TEST_CASE("existing output without force is refused and left untouched") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts = {{"a", DType::F16, {10}, {}}};
+    tu::write_file(t / "m.safetensors", stb::build(ts));
+    tu::write_file(t / "m.wcz", {1, 2, 3});
+    try {
+      wc::pack(t / "m.safetensors", t / "m.wcz", {});
+      FAIL("pack overwrote an existing file");
+    } catch (const wc::Error& e) {
+      CHECK(e.code() == wc::Errc::exists);
+      CHECK(e.describe().find("m.wcz") != std::string::npos);
+    }
+    CHECK(tu::read_file(t / "m.wcz") == std::vector<uint8_t>{1, 2, 3});
+    CHECK(tu::count_matching(t.path, "wctmp") == 0);
+  }
+
+  TEST_CASE("verify --against finds a single differing byte and names its offset") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts = {{"a", DType::BF16, {100}, {}}};
+    auto f = stb::build(ts);
+    tu::write_file(t / "m.safetensors", f);
+    wc::pack(t / "m.safetensors", t / "m.wcz", {});
+    f[f.size() - 7] ^= 1;
+    tu::write_file(t / "other.safetensors", f);
+    try {
+      wc::verify(t / "m.wcz", t / "other.safetensors", 1, {});
+      FAIL("difference not found");
+    } catch (const wc::Error& e) {
+      CHECK(e.code() == wc::Errc::mismatch);
+      CHECK(e.offset() == f.size() - 7);
+    }
+  }
+}

@@ -1,0 +1,372 @@
+// float_ans codec: round trips, edge cases, corruption, and the GPU per-thread
+// function (layout::decode_substream) run on the CPU against the fast decoder.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "codec/ans_layout.h"
+#include "codec/float_ans.h"
+#include "codec/float_ans_internal.h"
+
+using namespace wc;
+
+namespace {
+
+size_t esize(DType t) { return t == DType::F32 ? 4 : (t == DType::BF16 || t == DType::F16) ? 2 : 1; }
+
+// Decodes payload with every decoder we have and checks each gives `raw`.
+void check_decoders(DType t, const std::vector<uint8_t>& enc, const std::vector<uint8_t>& raw) {
+  std::vector<uint8_t> a(raw.size() + 1, 0xAA), b(raw.size() + 1, 0x55);
+  for (int kern = 0; kern < 2; ++kern) {
+    fans::detail::force_kernel(kern);
+    std::fill(a.begin(), a.end(), uint8_t(0xAA));
+    REQUIRE(fans::decode(t, enc.data(), enc.size(), a.data(), raw.size()) == Errc::ok);
+    CHECK(std::memcmp(a.data(), raw.data(), raw.size()) == 0);
+    CHECK(a[raw.size()] == 0xAA);  // nothing written past dst_n
+  }
+  fans::detail::force_kernel(-1);
+  REQUIRE(fans::decode_reference(t, enc.data(), enc.size(), b.data(), raw.size()) == Errc::ok);
+  CHECK(std::memcmp(b.data(), raw.data(), raw.size()) == 0);
+  CHECK(b[raw.size()] == 0x55);
+}
+
+std::vector<uint8_t> roundtrip(DType t, const std::vector<uint8_t>& raw, const fans::Params& p = {}) {
+  std::vector<uint8_t> enc;
+  fans::encode_with(t, raw.data(), raw.size(), enc, p);
+  if (p.allow_raw) CHECK(enc.size() <= fans::encode_bound(raw.size()));
+  check_decoders(t, enc, raw);
+  return enc;
+}
+
+fans::Params coded() {
+  fans::Params p;
+  p.allow_raw = false;
+  return p;
+}
+
+// Weight-like values: t-ish distribution with a scale, as float32.
+std::vector<float> weights(size_t n, uint32_t seed, float scale = 0.02f) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<float> d(5.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng) * scale;
+  return v;
+}
+
+uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7FFF + ((u >> 16) & 1);
+  return uint16_t(u >> 16);
+}
+
+std::vector<uint8_t> bf16_bytes(const std::vector<float>& v) {
+  std::vector<uint8_t> b(v.size() * 2);
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint16_t h = f32_to_bf16(v[i]);
+    std::memcpy(&b[2 * i], &h, 2);
+  }
+  return b;
+}
+
+std::vector<uint8_t> all_patterns16() {
+  std::vector<uint8_t> b(65536 * 2);
+  for (uint32_t i = 0; i < 65536; ++i) { b[2 * i] = uint8_t(i); b[2 * i + 1] = uint8_t(i >> 8); }
+  return b;
+}
+
+}  // namespace
+
+TEST_SUITE("float_ans") {
+
+TEST_CASE("supports") {
+  CHECK(fans::supports(DType::BF16));
+  CHECK(fans::supports(DType::F16));
+  CHECK(fans::supports(DType::F32));
+  CHECK(fans::supports(DType::F8_E4M3));
+  CHECK(fans::supports(DType::F8_E5M2));
+  CHECK_FALSE(fans::supports(DType::I32));
+  CHECK_FALSE(fans::supports(DType::F64));
+  std::vector<uint8_t> out;
+  uint8_t x[3] = {1, 2, 3};
+  CHECK_THROWS_AS(fans::encode(DType::I32, x, 3, out), wc::Error);
+  CHECK_THROWS_AS(fans::encode(DType::BF16, x, 3, out), wc::Error);  // partial element
+}
+
+TEST_CASE("all 16-bit patterns, every configuration") {
+  auto raw = all_patterns16();
+  for (DType t : {DType::BF16, DType::F16}) {
+    roundtrip(t, raw);
+    // shuffled, so sub-streams mix everything
+    auto sh = raw;
+    std::mt19937 rng(7);
+    for (size_t i = 65535; i > 0; --i) {
+      size_t j = rng() % (i + 1);
+      std::swap(sh[2 * i], sh[2 * j]);
+      std::swap(sh[2 * i + 1], sh[2 * j + 1]);
+    }
+    for (int joint = 0; joint < 2; ++joint)
+      for (int k = 0; k <= 5; ++k) {
+        fans::Params p = coded();
+        p.k = k;
+        p.joint = joint;
+        p.prob_bits = 14;  // the alphabet is large
+        auto enc = roundtrip(t, sh, p);
+        fans::ChunkInfo ci{};
+        REQUIRE(fans::chunk_info(t, enc.data(), enc.size(), sh.size(), &ci));
+        CHECK(ci.mode == 1);
+        CHECK(ci.k == unsigned(k));
+        CHECK(ci.joint == unsigned(joint));
+      }
+  }
+}
+
+TEST_CASE("all 8-bit patterns") {
+  std::vector<uint8_t> raw(256 * 5);
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = uint8_t(i * 167 + (i >> 8));
+  for (DType t : {DType::F8_E4M3, DType::F8_E5M2}) {
+    roundtrip(t, raw);
+    for (int joint = 0; joint < 2; ++joint)
+      for (int k = 0; k <= 3; ++k) {
+        if (t == DType::F8_E5M2 && k > 2) continue;
+        fans::Params p = coded();
+        p.k = k;
+        p.joint = joint;
+        p.sub_bits = 6;
+        roundtrip(t, raw, p);
+      }
+  }
+}
+
+TEST_CASE("special values") {
+  // BF16 / F16: +0 -0 subnormals +-inf NaNs with payloads, mixed with normal values
+  std::vector<uint16_t> sp16 = {0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x7F80, 0xFF80, 0x7FC0,
+                                0x7F81, 0xFFFF, 0x7FFF, 0x3F80, 0xBF80, 0x7C00, 0xFC00, 0x7E01, 0x03FF};
+  std::vector<uint8_t> raw;
+  auto w = weights(5000, 3);
+  for (size_t i = 0; i < w.size(); ++i) {
+    uint16_t v = (i % 7 == 0) ? sp16[i % sp16.size()] : f32_to_bf16(w[i]);
+    raw.push_back(uint8_t(v));
+    raw.push_back(uint8_t(v >> 8));
+  }
+  roundtrip(DType::BF16, raw, coded());
+  roundtrip(DType::F16, raw, coded());
+  // F32
+  std::vector<uint32_t> sp32 = {0x00000000, 0x80000000, 0x00000001, 0x807FFFFF, 0x7F800000, 0xFF800000,
+                                0x7FC00000, 0x7F800001, 0xFFFFFFFF, 0x3F800000};
+  std::vector<uint8_t> r32;
+  for (size_t i = 0; i < w.size(); ++i) {
+    uint32_t v;
+    std::memcpy(&v, &w[i], 4);
+    if (i % 5 == 0) v = sp32[i % sp32.size()];
+    for (int b = 0; b < 4; ++b) r32.push_back(uint8_t(v >> (8 * b)));
+  }
+  roundtrip(DType::F32, r32);
+  for (int joint = 0; joint < 2; ++joint)
+    for (int k = 0; k <= 5; ++k) {
+      fans::Params p = coded();
+      p.k = k;
+      p.joint = joint;
+      p.sub_bits = 8;
+      roundtrip(DType::F32, r32, p);
+    }
+}
+
+TEST_CASE("tiny chunks") {
+  for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+    for (size_t ne : {0, 1, 2, 7, 8, 9, 15, 17}) {
+      std::vector<uint8_t> raw(ne * esize(t));
+      for (size_t i = 0; i < raw.size(); ++i) raw[i] = uint8_t(i * 31 + 60);
+      auto enc = roundtrip(t, raw);
+      if (ne == 0) CHECK(enc.size() == 1);
+      if (ne > 0) {
+        auto enc2 = roundtrip(t, raw, coded());
+        CHECK(enc2[0] == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("one exponent value, one value, uniform exponents") {
+  // every value has the same exponent
+  std::mt19937 rng(11);
+  std::vector<uint8_t> raw(20000 * 2);
+  for (size_t i = 0; i < 20000; ++i) {
+    uint16_t v = uint16_t((0x3F << 7 | (rng() & 0x7F)) | ((rng() & 1) << 15));
+    raw[2 * i] = uint8_t(v);
+    raw[2 * i + 1] = uint8_t(v >> 8);
+  }
+  auto enc = roundtrip(DType::BF16, raw, coded());
+  fans::ChunkInfo ci{};
+  REQUIRE(fans::chunk_info(DType::BF16, enc.data(), enc.size(), raw.size(), &ci));
+  // all identical values: a single-symbol table, empty streams
+  std::vector<uint8_t> same(50000 * 2);
+  for (size_t i = 0; i < 50000; ++i) { same[2 * i] = 0x80; same[2 * i + 1] = 0x3F; }
+  fans::Params pj = coded();
+  pj.joint = 1;
+  pj.k = 5;
+  pj.prob_bits = 14;
+  auto e1 = roundtrip(DType::BF16, same, pj);
+  fans::ChunkInfo c1{};
+  REQUIRE(fans::chunk_info(DType::BF16, e1.data(), e1.size(), same.size(), &c1));
+  CHECK(c1.stream_bytes == 0);                 // one symbol costs nothing
+  CHECK(c1.plane_bytes == 50000 * 2 / 8);      // 2 raw mantissa bits left
+  auto e2 = roundtrip(DType::BF16, same);
+  CHECK(e2.size() < same.size() / 7);
+  // all exponents equally likely
+  std::vector<uint8_t> u(65536 * 2);
+  for (size_t i = 0; i < 65536; ++i) {
+    uint16_t v = uint16_t(((i % 256) << 7) | (rng() & 0x807F));
+    u[2 * i] = uint8_t(v);
+    u[2 * i + 1] = uint8_t(v >> 8);
+  }
+  roundtrip(DType::BF16, u, coded());
+  auto eu = roundtrip(DType::BF16, u);
+  CHECK(eu.size() <= u.size() + 1);
+}
+
+TEST_CASE("sub-stream boundaries") {
+  auto w = weights(3 * 4096 + 100, 5);
+  for (int b : {6, 8, 12}) {
+    const size_t S = size_t(1) << b;
+    for (size_t ne : {S - 1, S, S + 1, 8 * S - 1, 8 * S, 8 * S + 1, 9 * S + 3, 16 * S + 1}) {
+      if (ne > w.size()) continue;
+      std::vector<float> v(w.begin(), w.begin() + ne);
+      auto raw = bf16_bytes(v);
+      fans::Params p = coded();
+      p.sub_bits = b;
+      auto enc = roundtrip(DType::BF16, raw, p);
+      fans::ChunkInfo ci{};
+      REQUIRE(fans::chunk_info(DType::BF16, enc.data(), enc.size(), raw.size(), &ci));
+      CHECK(ci.nsub == (ne + S - 1) / S);
+    }
+  }
+}
+
+TEST_CASE("weights compress; every k and prob_bits round-trips") {
+  auto w = weights(100000, 9);
+  auto raw = bf16_bytes(w);
+  auto enc = roundtrip(DType::BF16, raw);
+  CHECK(enc.size() * 8.0 / 100000 < 11.0);
+  auto st = fans::entropy_stats(DType::BF16, raw.data(), raw.size());
+  CHECK(st.elements == 100000);
+  CHECK(st.achieved_bpw == doctest::Approx(enc.size() * 8.0 / 100000));
+  CHECK(st.achieved_bpw < st.h_exp_bound);
+  CHECK(st.achieved_bpw < st.h_values + 0.1);
+  for (int pb = 10; pb <= 14; ++pb)
+    for (int k = 0; k <= 4; k += 2) {
+      fans::Params p = coded();
+      p.prob_bits = pb;
+      p.k = k;
+      roundtrip(DType::BF16, raw, p);
+    }
+}
+
+TEST_CASE("per-thread function equals the CPU decoder") {
+  // Mimic the GPU kernel: parse, normalise, build the slot tables, walk the
+  // word counts, then run decode_substream for every sub-stream.
+  using namespace fans::layout;
+  auto w = weights(70000, 21, 0.05f);
+  auto raw = bf16_bytes(w);
+  fans::Params p = coded();
+  p.sub_bits = 9;
+  std::vector<uint8_t> enc;
+  fans::encode_with(DType::BF16, raw.data(), raw.size(), enc, p);
+  std::vector<uint8_t> cpu(raw.size()), gpu(raw.size(), 0);
+  REQUIRE(fans::decode(DType::BF16, enc.data(), enc.size(), cpu.data(), cpu.size()) == Errc::ok);
+  ChunkLayout L;
+  std::vector<uint8_t> q(kMaxAlphabet);
+  REQUIRE(parse_chunk(uint32_t(DType::BF16), enc.data(), enc.size(), raw.size(), &L, q.data()));
+  REQUIRE(check_counts(enc.data(), L));
+  std::vector<uint32_t> f(L.count), slot(1u << L.h.prob_bits);
+  std::vector<uint16_t> vals(1u << L.h.prob_bits);
+  REQUIRE(normalize_freqs(q.data(), L.count, L.h.qshift, L.h.prob_bits, f.data()));
+  uint64_t fs = 0;
+  for (auto x : f) fs += x;
+  CHECK(fs == (1u << L.h.prob_bits));
+  build_slots(f.data(), L.count, L.lo, L.s, slot.data(), vals.data());
+  uint64_t off = L.streams_off, sum = 0;
+  for (uint64_t j = 0; j < L.nsub; ++j) {
+    uint32_t c = word_count(enc.data(), L, j, sum);
+    CHECK(decode_substream(L.s, L.h.prob_bits, slot.data(), vals.data(), load32(enc.data() + L.states_off + 4 * j),
+                           enc.data() + off, c, j, L.nsub, L.n, enc.data() + L.plane_off, L.plane_n, gpu.data()));
+    off += 2 * c;
+    sum += c;
+  }
+  CHECK(off == L.plane_off);
+  CHECK(gpu == cpu);
+  CHECK(gpu == raw);
+}
+
+TEST_CASE("corruption is detected or harmless") {
+  auto w = weights(9000, 33);
+  auto raw = bf16_bytes(w);
+  std::vector<uint8_t> r32(w.size() * 4);
+  std::memcpy(r32.data(), w.data(), r32.size());
+  std::mt19937 rng(99);
+  for (DType t : {DType::BF16, DType::F32}) {
+    const auto& src = t == DType::BF16 ? raw : r32;
+    for (int sb : {6, 12}) {
+      fans::Params p = coded();
+      p.sub_bits = sb;
+      std::vector<uint8_t> enc;
+      fans::encode_with(t, src.data(), src.size(), enc, p);
+      std::vector<uint8_t> dst(src.size() + 16);
+      int detected = 0, trials = 0;
+      for (int it = 0; it < 300; ++it) {
+        auto bad = enc;
+        int kind = it % 3;
+        size_t len = bad.size();
+        if (kind == 0) {  // flip 1-3 bits
+          int nf = 1 + int(rng() % 3);
+          for (int f = 0; f < nf; ++f) {
+            size_t pos = rng() % bad.size();
+            // bias towards headers/tables where interesting checks live
+            if (it % 2) pos %= std::min<size_t>(bad.size(), 300);
+            bad[pos] ^= uint8_t(1u << (rng() % 8));
+          }
+        } else if (kind == 1) {  // truncate
+          len = rng() % bad.size();
+        } else {  // garbage over a region
+          size_t a = rng() % bad.size(), l = 1 + rng() % 64;
+          for (size_t i = a; i < std::min(bad.size(), a + l); ++i) bad[i] = uint8_t(rng());
+        }
+        // exact-size copy so ASan sees any over-read
+        std::vector<uint8_t> in(bad.begin(), bad.begin() + len);
+        Errc e1 = fans::decode(t, in.data(), in.size(), dst.data(), src.size());
+        Errc e2 = fans::decode_reference(t, in.data(), in.size(), dst.data(), src.size());
+        CHECK((e1 == Errc::ok || e1 == Errc::codec));
+        CHECK(e1 == e2);
+        ++trials;
+        if (e1 != Errc::ok) ++detected;
+        else if (in == enc) CHECK(std::memcmp(dst.data(), src.data(), src.size()) == 0);
+      }
+      CHECK(detected > trials / 2);
+    }
+  }
+  // pure garbage and wrong sizes
+  for (int it = 0; it < 200; ++it) {
+    std::vector<uint8_t> g(rng() % 200);
+    for (auto& b : g) b = uint8_t(rng());
+    if (!g.empty()) g[0] = uint8_t(it & 1);
+    std::vector<uint8_t> dst(1000);
+    size_t dn = (rng() % 500) * 2;
+    Errc e = fans::decode(DType::BF16, g.data(), g.size(), dst.data(), dn);
+    CHECK((e == Errc::ok || e == Errc::codec));
+  }
+  std::vector<uint8_t> enc;
+  fans::encode(DType::BF16, raw.data(), raw.size(), enc);
+  std::vector<uint8_t> dst(raw.size() + 2);
+  CHECK(fans::decode(DType::BF16, enc.data(), enc.size(), dst.data(), raw.size() - 2) == Errc::codec);
+  CHECK(fans::decode(DType::BF16, enc.data(), enc.size(), dst.data(), raw.size() + 2) == Errc::codec);
+  CHECK(fans::decode(DType::BF16, enc.data(), enc.size(), dst.data(), raw.size() - 1) == Errc::codec);
+  CHECK(fans::decode(DType::I32, enc.data(), enc.size(), dst.data(), raw.size()) == Errc::codec);
+  CHECK(fans::decode(DType::BF16, nullptr, 0, dst.data(), 0) == Errc::codec);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,74 @@
+// Helpers shared by the container, CLI and corpus tests: temporary
+// directories, file I/O, running the built CLI.
+#pragma once
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "format/file_io.h"
+
+namespace tu {
+
+// A fresh directory under $TMPDIR, removed with its contents at scope exit.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wcodec-test.XXXXXX";
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+inline std::vector<uint8_t> read_file(const std::string& p) {
+  std::vector<uint8_t> v;
+  if (FILE* f = std::fopen(p.c_str(), "rb")) {
+    uint8_t buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) v.insert(v.end(), buf, buf + n);
+    std::fclose(f);
+  }
+  return v;
+}
+
+inline void write_file(const std::string& p, const std::vector<uint8_t>& v) {
+  FILE* f = std::fopen(p.c_str(), "wb");
+  if (!f) throw std::runtime_error("cannot write " + p);
+  std::fwrite(v.data(), 1, v.size(), f);
+  std::fclose(f);
+}
+
+struct RunResult {
+  int status = -1;  // exit status, or 128+signal
+  std::string out;  // stdout and stderr together
+};
+
+// Runs a shell command line; captures its output.
+inline RunResult run(const std::string& cmd) {
+  RunResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+inline std::string cli() { return WCODEC_CLI_PATH; }
+
+// Files in `dir` whose names contain `needle` (finds stray temporaries).
+inline int count_matching(const std::string& dir, const std::string& needle) {
+  auto r = run("ls -a '" + dir + "'");
+  int c = 0;
+  size_t pos = 0;
+  while ((pos = r.out.find(needle, pos)) != std::string::npos) ++c, ++pos;
+  return c;
+}
+
+}  // namespace tu
