@@ -129,8 +129,9 @@ WC_HD uint64_t q_weight(uint32_t q, uint32_t qshift) {
 // to exactly 2^prob_bits, every present symbol >= 1. Returns false when no
 // symbol is present or more symbols are present than slots. Integer-only and
 // deterministic: the encoder runs the same function.
-WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits,
-                           uint32_t* f) {
+// F is uint32_t on the CPU, uint16_t in GPU shared memory (f <= 2^14 fits).
+template <typename F>
+WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f) {
   const uint64_t M = uint64_t(1) << prob_bits;
   uint64_t total = 0;
   uint32_t present = 0;
@@ -148,11 +149,11 @@ WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32
       if (v == 0) v = 1;
       if (v > fmax) { fmax = v; imax = i; }
     }
-    f[i] = uint32_t(v);
+    f[i] = F(v);
     sum += v;
   }
   if (sum < M) {
-    f[imax] += uint32_t(M - sum);
+    f[imax] = F(f[imax] + (M - sum));
   } else {
     uint64_t excess = sum - M;
     while (excess > 0) {  // take from the largest, at most half of it at a time
@@ -162,7 +163,7 @@ WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32
       uint64_t d = bf / 2;
       if (d > excess) d = excess;
       if (d == 0) return false;  // unreachable: present <= M
-      f[bi] -= uint32_t(d);
+      f[bi] = F(f[bi] - d);
       excess -= d;
     }
   }
@@ -175,7 +176,8 @@ WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32
 WC_HD uint32_t pack_slot(uint32_t freq, uint32_t bias) { return freq | (bias << 16); }
 
 // Fills the slot tables from frequencies of symbols lo..lo+n-1.
-WC_HD void build_slots(const uint32_t* f, uint32_t n, uint32_t lo, const Split& s, uint32_t* slot,
+template <typename F>
+WC_HD void build_slots(const F* f, uint32_t n, uint32_t lo, const Split& s, uint32_t* slot,
                        uint16_t* vals) {
   uint32_t cum = 0;
   for (uint32_t i = 0; i < n; ++i) {

@@ -221,11 +221,12 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     auto enc = [&](unsigned l, uint64_t i) __attribute__((always_inline)) {
       const ESym& e = es[symidx(load_val<W>(src, i))];
       uint32_t xx = x[l];
-      const bool emit = xx > e.xmax_m1;
+      // branch-free: the emit decision is data-dependent and unpredictable
+      const uint32_t emit = uint32_t(xx > e.xmax_m1);
       uint16_t* pp = ptr[l];
       pp[-1] = uint16_t(xx);
-      ptr[l] = pp - (emit ? 1 : 0);
-      xx = emit ? xx >> 16 : xx;
+      ptr[l] = pp - emit;
+      xx >>= (emit << 4);
       const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
       x[l] = xx + e.bias + qq * e.cmpl;
     };
@@ -486,7 +487,7 @@ struct Tables {
   uint8_t q[kMaxAlphabet];
   uint32_t f[kMaxAlphabet];
   uint32_t slot[kMaxTableSlots];
-  uint16_t vals[kMaxTableSlots];
+  uint16_t vals[kMaxTableSlots + 2];  // +2: the AVX2 decoder gathers 4 bytes per entry
 };
 
 // Parses a payload and builds tables. Returns false on any error. For raw mode

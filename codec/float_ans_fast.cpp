@@ -4,7 +4,9 @@
 // one contiguous run of the raw plane. Output must equal layout::decode_substream
 // bit for bit (tests compare them).
 #include <cpuid.h>
+#include <immintrin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -157,6 +159,103 @@ bool group_plain(const uint8_t* src, uint8_t* dst, const ChunkLayout& L, const u
   return decode_group_body<W, false>(src, dst, L, slot, vals, j0, wptr, wcount);
 }
 
+
+// ---- AVX2: 16 lanes (two vectors of 8 states), 16-bit types only ----------------
+// Requires every lane's reads to stay inside src (checked by the caller with 4
+// bytes of slack: words are gathered as u32) and src_n < 2^31.
+template <bool PDEP>
+__attribute__((target("avx2,bmi2"))) bool group16_avx2(const uint8_t* src, uint8_t* dst, const ChunkLayout& L,
+                                                       const uint32_t* slot, const uint16_t* vals, uint64_t j0,
+                                                       const uint8_t* const* wptr, const uint32_t* wcount) {
+  constexpr unsigned W = 16, P = 4, NL = 16;
+  const Split& s = L.s;
+  const uint32_t pb = L.h.prob_bits;
+  const uint32_t w = s.w, r = s.r;
+  const uint64_t nsub = L.nsub, n = L.n;
+  const uint64_t base = n / nsub, extra = n % nsub;
+  const uint8_t* plane = src + L.plane_off;
+  const size_t plane_n = L.plane_n;
+  const uint64_t lanemask = replicate(((uint64_t(1) << r) - 1) | (s.joint ? 0 : uint64_t(1) << (W - 1)), W);
+
+  const __m256i pmask = _mm256_set1_epi32(int((1u << pb) - 1));
+  const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m128i pbv = _mm_cvtsi32_si128(int(pb));
+  __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + L.states_off + 4 * j0));
+  __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + L.states_off + 4 * j0 + 32));
+  {
+    // all states >= L
+    const __m256i bad = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_srli_epi32(xa, 16), zero),
+                                        _mm256_cmpeq_epi32(_mm256_srli_epi32(xb, 16), zero));
+    if (!_mm256_testz_si256(bad, bad)) return false;
+  }
+  alignas(32) int32_t offs[NL];
+  for (unsigned l = 0; l < NL; ++l) offs[l] = int32_t(wptr[l] - src);
+  __m256i oa = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs));
+  __m256i ob = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs + 8));
+  const int* slot_i = reinterpret_cast<const int*>(slot);
+  const int* vals_i = reinterpret_cast<const int*>(vals);
+  const int* src_i = reinterpret_cast<const int*>(src);
+
+  uint64_t tfast = base;
+  if (w != 0) {
+    if (plane_n < 8) tfast = 0;
+    else {
+      const uint64_t imax = ((uint64_t(plane_n) - 8) * 8 + 7) / w;
+      const uint64_t last_needed = j0 + NL - P;
+      if (imax < last_needed) tfast = 0;
+      else tfast = std::min<uint64_t>(tfast, (imax - last_needed) / nsub + 1);
+    }
+  }
+  for (uint64_t t = 0; t < tfast; ++t) {
+    const __m256i sa = _mm256_and_si256(xa, pmask), sb = _mm256_and_si256(xb, pmask);
+    const __m256i ea = _mm256_i32gather_epi32(slot_i, sa, 4), eb = _mm256_i32gather_epi32(slot_i, sb, 4);
+    const __m256i va = _mm256_i32gather_epi32(vals_i, sa, 2), vb = _mm256_i32gather_epi32(vals_i, sb, 2);
+    xa = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(ea, lo16), _mm256_srl_epi32(xa, pbv)),
+                          _mm256_srli_epi32(ea, 16));
+    xb = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(eb, lo16), _mm256_srl_epi32(xb, pbv)),
+                          _mm256_srli_epi32(eb, 16));
+    const __m256i na = _mm256_cmpeq_epi32(_mm256_srli_epi32(xa, 16), zero);
+    const __m256i nb = _mm256_cmpeq_epi32(_mm256_srli_epi32(xb, 16), zero);
+    const __m256i wa = _mm256_mask_i32gather_epi32(zero, src_i, oa, na, 1);
+    const __m256i wb = _mm256_mask_i32gather_epi32(zero, src_i, ob, nb, 1);
+    xa = _mm256_blendv_epi8(xa, _mm256_or_si256(_mm256_slli_epi32(xa, 16), _mm256_and_si256(wa, lo16)), na);
+    xb = _mm256_blendv_epi8(xb, _mm256_or_si256(_mm256_slli_epi32(xb, 16), _mm256_and_si256(wb, lo16)), nb);
+    oa = _mm256_sub_epi32(oa, _mm256_add_epi32(na, na));
+    ob = _mm256_sub_epi32(ob, _mm256_add_epi32(nb, nb));
+    const __m256i v16 = _mm256_permute4x64_epi64(
+        _mm256_packus_epi32(_mm256_and_si256(va, lo16), _mm256_and_si256(vb, lo16)), 0xD8);
+    const uint64_t i0 = t * nsub + j0;
+    uint64_t rw[4];
+    for (unsigned q = 0; q < 4; ++q) {
+      const uint64_t bit = (i0 + q * P) * w;
+      rw[q] = spread<W, PDEP>(ld64(plane + (bit >> 3)) >> (bit & 7), lanemask, w, r);
+    }
+    const __m256i rv = _mm256_set_epi64x(int64_t(rw[3]), int64_t(rw[2]), int64_t(rw[1]), int64_t(rw[0]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * i0), _mm256_or_si256(v16, rv));
+  }
+  alignas(32) uint32_t xs[NL];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(xs), xa);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(xs + 8), xb);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(offs), oa);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(offs + 8), ob);
+  bool ok = true;
+  for (unsigned l = 0; l < NL; ++l) {
+    const uint64_t len = base + (j0 + l < extra ? 1 : 0);
+    uint32_t xx = xs[l];
+    const uint8_t* p = src + offs[l];
+    for (uint64_t t = tfast; t < len; ++t) {
+      const uint64_t i = t * nsub + j0 + l;
+      const uint32_t sl = rans_step(xx, pb, slot);
+      if (xx < kLowerBound) { xx = (xx << 16) | ld16(p); p += 2; }
+      const uint32_t v = uint32_t(vals[sl]) | raw_value(s, read_raw_bits(plane, plane_n, i * w, w));
+      store_value(dst, i, W, v);
+    }
+    ok &= (xx == kLowerBound) & (p == wptr[l] + 2 * uint64_t(wcount[l]));
+  }
+  return ok;
+}
+
 using GroupFn = bool (*)(const uint8_t*, uint8_t*, const ChunkLayout&, const uint32_t*, const uint16_t*,
                          uint64_t, const uint8_t* const*, const uint32_t*);
 
@@ -178,8 +277,17 @@ bool pdep_is_fast() {
 #endif
 }
 
+bool has_avx2() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+#else
+  return false;
+#endif
+}
+
+// 0 portable scalar, 1 scalar + pdep, 2 AVX2 + pdep, 3 AVX2 without pdep
 int auto_kernel() {
-  static const int k = pdep_is_fast() ? 1 : 0;
+  static const int k = has_avx2() ? (pdep_is_fast() ? 2 : 3) : (pdep_is_fast() ? 1 : 0);
   return k;
 }
 
@@ -188,13 +296,15 @@ int auto_kernel() {
 void force_kernel(int which) noexcept { g_forced.store(which); }
 int active_kernel() noexcept {
   int f = g_forced.load();
+  if (f >= 2 && !has_avx2()) f = 0;
   if (f == 1 && !__builtin_cpu_supports("bmi2")) f = 0;
   return f >= 0 ? f : auto_kernel();
 }
 
 bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
                  const uint32_t* slot, const uint16_t* vals) noexcept {
-  const bool pdep = active_kernel() == 1;
+  const int kern = active_kernel();
+  const bool pdep = kern == 1 || kern == 2;
   GroupFn fn;
   switch (L.s.W) {
     case 8: fn = pdep ? group_bmi2<8> : group_plain<8>; break;
@@ -206,6 +316,31 @@ bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayo
   uint64_t off = L.streams_off, sum = 0;
   bool ok = true;
   uint64_t j0 = 0;
+  if (kern >= 2 && L.s.W == 16 && src_n < (size_t(1) << 31)) {
+    auto fn16 = kern == 2 ? group16_avx2<true> : group16_avx2<false>;
+    for (; j0 + 16 <= nsub; j0 += 16) {
+      const uint8_t* wp[16];
+      uint32_t wc[16];
+      bool safe = true;
+      uint64_t o = off;
+      for (unsigned l = 0; l < 16; ++l) {
+        wc[l] = word_count(src, L, j0 + l, sum);
+        sum += wc[l];
+        wp[l] = src + o;
+        const uint64_t len = base + (j0 + l < extra ? 1 : 0);
+        safe &= o + 2 * len + 4 <= src_n;
+        o += 2 * uint64_t(wc[l]);
+      }
+      if (safe) {
+        ok &= fn16(src, dst, L, slot, vals, j0, wp, wc);
+      } else {
+        for (unsigned l = 0; l < 16; ++l)
+          ok &= decode_substream(L.s, L.h.prob_bits, slot, vals, load32(src + L.states_off + 4 * (j0 + l)), wp[l],
+                                 wc[l], j0 + l, nsub, L.n, src + L.plane_off, L.plane_n, dst);
+      }
+      off = o;
+    }
+  }
   for (; j0 + G <= nsub; j0 += G) {
     const uint8_t* wp[G];
     uint32_t wc[G];

@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 #else
   const wc::DType t = *wc::dtype_from_id(static_cast<uint8_t>(data[0] % wc::kDTypeCount));
 #endif
-  const uint8_t opt = data[1];
+  [[maybe_unused]] const uint8_t opt = data[1];
   size_t n = size - 2;
   n -= n % wcfuzz::elem_bytes(t);
   std::vector<uint8_t> raw(data + 2, data + 2 + n);

@@ -1,0 +1,43 @@
+// CUDA decoder for float_ans chunks (codec/float_ans.h, spec/FLOAT_ANS.md).
+//
+// One thread block per chunk: the block parses the chunk header and table,
+// builds the rANS slot tables in shared memory, prefix-sums the sub-stream
+// word counts, and each thread then decodes whole sub-streams with
+// layout::decode_substream, the same function the CPU reference decoder
+// runs, so both give identical bits. Element i belongs to sub-stream
+// i mod nsub, so the threads of a warp write adjacent elements.
+#pragma once
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+namespace wc::fans::gpu {
+
+// One chunk: device pointers and sizes (dst_n is the chunk's raw size).
+struct Chunk {
+  const uint8_t* src;
+  uint64_t src_n;
+  uint8_t* dst;
+  uint64_t dst_n;
+};
+
+// Status codes written per chunk to d_status.
+enum : int { kOk = 0, kCorrupt = 1, kUnsupported = 2 };
+
+// Shared memory one block needs for chunks with prob_bits <= max_prob_bits.
+size_t shared_bytes(uint32_t max_prob_bits);
+
+// Decodes nchunks chunks of dtype `dtype_id` (wc::DType numeric id) described
+// by d_chunks (device memory) on `stream`; d_status[i] (device memory)
+// receives chunk i's status. Chunks whose prob_bits exceed max_prob_bits
+// report kUnsupported (the encoder's default is 12). Returns the launch error.
+cudaError_t decode_chunks_async(const Chunk* d_chunks, uint32_t nchunks, uint32_t dtype_id, int* d_status,
+                                cudaStream_t stream, uint32_t max_prob_bits = 12,
+                                uint32_t threads_per_block = 128);
+
+// Convenience: one chunk, descriptor passed by value.
+cudaError_t decode_chunk_async(uint32_t dtype_id, const uint8_t* d_src, uint64_t src_n, uint8_t* d_dst,
+                               uint64_t dst_n, int* d_status, cudaStream_t stream,
+                               uint32_t max_prob_bits = 12);
+
+}  // namespace wc::fans::gpu

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what wcodec needs to build and test, with apt-get, only when missing.
+# Idempotent and non-interactive. Also creates .venv with the reference
+# `safetensors` Python package (used by a test as a real client) when pip can.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake ninja-build pkg-config libzstd-dev libxxhash-dev libcli11-dev doctest-dev zstd python3 python3-venv)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import safetensors, numpy" 2>/dev/null; then
+  if python3 -m venv .venv >/dev/null 2>&1 && .venv/bin/pip install -q safetensors numpy >/dev/null 2>&1; then
+    echo "setup: .venv ready (safetensors $(.venv/bin/python -c 'import safetensors; print(safetensors.__version__)'))"
+  else
+    echo "setup: could not prepare .venv with safetensors; the python-client test will skip"
+  fi
+fi
