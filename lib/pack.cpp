@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "codec/auto_select.h"
 #include "format/file_io.h"
 #include "format/safetensors.h"
 #include "format/writer.h"
@@ -77,25 +78,6 @@ Input load_inputs(const std::vector<SourceFile>& sources, ThreadPool& pool) {
   return in;
 }
 
-// auto: try the candidates on the tensor's first chunk and keep the smallest;
-// raw when nothing is smaller than the input.
-CodecId choose_codec(const TensorRecord& t, const uint8_t* data, const PackOptions& opt, const EncodeOptions& eo) {
-  size_t n = t.chunk_raw_size(0);
-  size_t best = n;
-  CodecId pick = CodecId::raw;
-  std::vector<uint8_t> tmp;
-  CodecId cands[2] = {CodecId::float_ans, CodecId::zstd};
-  for (CodecId c : cands) {
-    if (!codec_supports(c, t.dtype)) continue;
-    encode_chunk(c, t.dtype, data, n, tmp, eo);
-    if (tmp.size() < best) {
-      best = tmp.size();
-      pick = c;
-    }
-  }
-  return pick;
-}
-
 }  // namespace
 
 PackResult pack(const std::string& in_path, const std::string& out, const PackOptions& opt) {
@@ -119,7 +101,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
     TensorRecord& t = m.tensors[i];
     CodecId c;
     if (t.byte_size == 0) c = CodecId::raw;
-    else if (is_auto) c = choose_codec(t, in.data[i], opt, eo);
+    else if (is_auto) c = choose_codec(t.dtype, in.data[i], t.chunk_raw_size(0), eo);
     else c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
     t.codec = static_cast<uint8_t>(c);
   });

@@ -5,6 +5,8 @@ foreach(src ${WC_TEST_SRC})
     string(REGEX MATCH "\"([a-z0-9_]+)\"" _ ${line})
     set(suite ${CMAKE_MATCH_1})
     add_test(NAME ${suite} COMMAND wcodec_tests --test-suite=${suite} --no-intro=true)
-    set_tests_properties(${suite} PROPERTIES SKIP_REGULAR_EXPRESSION "\\[SKIPPED\\]")
+    # A suite that matched no test case fails rather than passing empty.
+    set_tests_properties(${suite} PROPERTIES SKIP_REGULAR_EXPRESSION "\\[SKIPPED\\]"
+                         FAIL_REGULAR_EXPRESSION "test cases: +0 +[|]")
   endforeach()
 endforeach()

@@ -1,0 +1,173 @@
+// File-level benchmark: what `wcodec pack` would store for each safetensors
+// file given, and how fast its chunks encode and decode on one thread and on
+// all threads, beside zstd (same chunks, same thread pool) and memcpy run in
+// the same process. Reports ratios, since the machines are shared and noisy.
+//
+//   wcodec_bench [--bf16] [--zstd19] [--chunk BYTES] FILE.safetensors...
+//   --bf16    convert F32 tensors to BF16 (round to nearest even) first
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+#include <zstd.h>
+
+#include "codec/auto_select.h"
+#include "format/file_io.h"
+#include "format/safetensors.h"
+#include "lib/api.h"
+#include "lib/thread_pool.h"
+
+using namespace wc;
+
+namespace {
+
+struct Chunk {
+  DType dtype;
+  CodecId codec;
+  const uint8_t* raw;
+  size_t n;
+  std::vector<uint8_t> stored;
+};
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Best time of several runs, at least `min_total` seconds in all.
+template <class F>
+double best_time(F&& f, double min_total = 0.5) {
+  double best = 1e30, start = now();
+  int runs = 0;
+  do {
+    double t0 = now();
+    f();
+    best = std::min(best, now() - t0);
+    ++runs;
+  } while (now() - start < min_total || runs < 3);
+  return best;
+}
+
+uint16_t f32_to_bf16(uint32_t u) {
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays NaN
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool to_bf16 = false, z19 = false;
+  uint32_t chunk = kDefaultChunkSize;
+  std::vector<std::string> files;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--bf16") to_bf16 = true;
+    else if (a == "--zstd19") z19 = true;
+    else if (a == "--chunk" && i + 1 < argc) chunk = uint32_t(std::stoul(argv[++i]));
+    else files.push_back(a);
+  }
+  if (files.empty()) {
+    std::fprintf(stderr, "usage: wcodec_bench [--bf16] [--zstd19] [--chunk BYTES] FILE.safetensors...\n");
+    return 2;
+  }
+  unsigned all = default_threads();
+  ThreadPool p1(1), pall(all);
+  for (const auto& path : files) {
+    try {
+      MappedFile mf(path);
+      auto h = st::parse_header(mf.data(), mf.size(), mf.size());
+      std::vector<std::vector<uint8_t>> converted;
+      std::vector<Chunk> chunks;
+      uint64_t weights = 0, raw_total = 0;
+      EncodeOptions eo;
+      for (const auto& t : h.tensors) {
+        const uint8_t* data = mf.data() + h.data_start + t.begin;
+        uint64_t n = t.end - t.begin;
+        DType dt = t.dtype;
+        if (to_bf16 && dt == DType::F32) {
+          converted.emplace_back(n / 2);
+          auto& c = converted.back();
+          for (uint64_t i = 0; i < n / 4; ++i) {
+            uint32_t u;
+            std::memcpy(&u, data + 4 * i, 4);
+            uint16_t b = f32_to_bf16(u);
+            std::memcpy(c.data() + 2 * i, &b, 2);
+          }
+          data = c.data();
+          n /= 2;
+          dt = DType::BF16;
+        }
+        if (n == 0) continue;
+        uint64_t el = n * 8 / dtype_bits(dt);
+        weights += el;
+        raw_total += n;
+        CodecId codec = choose_codec(dt, data, std::min<uint64_t>(n, chunk), eo);
+        for (uint64_t off = 0; off < n; off += chunk) chunks.push_back({dt, codec, data + off, size_t(std::min<uint64_t>(chunk, n - off)), {}});
+      }
+      std::vector<uint8_t> out(raw_total);
+      std::vector<size_t> out_off(chunks.size());
+      for (size_t i = 1; i < chunks.size(); ++i) out_off[i] = out_off[i - 1] + chunks[i - 1].n;
+
+      auto encode = [&](ThreadPool& p) {
+        p.parallel_for(chunks.size(), [&](size_t i) { encode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].raw, chunks[i].n, chunks[i].stored, eo); });
+      };
+      auto decode = [&](ThreadPool& p) {
+        p.parallel_for(chunks.size(), [&](size_t i) {
+          if (decode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].stored.data(), chunks[i].stored.size(), out.data() + out_off[i], chunks[i].n) != Errc::ok)
+            fail(Errc::codec, "decode failed");
+        });
+      };
+      double e1 = best_time([&] { encode(p1); }), ea = best_time([&] { encode(pall); });
+      uint64_t stored = 0;
+      for (auto& c : chunks) stored += c.stored.size();
+      double d1 = best_time([&] { decode(p1); }), da = best_time([&] { decode(pall); });
+      size_t k = 0;
+      for (auto& c : chunks) {
+        if (std::memcmp(out.data() + out_off[k++], c.raw, c.n) != 0) fail(Errc::mismatch, "round trip differs");
+      }
+
+      // zstd -3 on the same chunks with the same pools.
+      std::vector<std::vector<uint8_t>> zs(chunks.size());
+      auto zenc = [&](ThreadPool& p, int level) {
+        EncodeOptions z;
+        z.zstd_level = level;
+        p.parallel_for(chunks.size(), [&](size_t i) { encode_chunk(CodecId::zstd, chunks[i].dtype, chunks[i].raw, chunks[i].n, zs[i], z); });
+      };
+      auto zdec = [&](ThreadPool& p) {
+        p.parallel_for(chunks.size(), [&](size_t i) {
+          if (decode_chunk(CodecId::zstd, chunks[i].dtype, zs[i].data(), zs[i].size(), out.data() + out_off[i], chunks[i].n) != Errc::ok)
+            fail(Errc::codec, "zstd decode failed");
+        });
+      };
+      double ze1 = best_time([&] { zenc(p1, 3); }), zea = best_time([&] { zenc(pall, 3); });
+      uint64_t zstored = 0;
+      for (auto& z : zs) zstored += z.size();
+      double zd1 = best_time([&] { zdec(p1); }), zda = best_time([&] { zdec(pall); });
+      uint64_t z19stored = 0;
+      if (z19) {
+        zenc(pall, 19);
+        for (auto& z : zs) z19stored += z.size();
+      }
+      double mc = best_time([&] {
+        for (size_t i = 0; i < chunks.size(); ++i) std::memcpy(out.data() + out_off[i], chunks[i].raw, chunks[i].n);
+      });
+
+      double gb = double(raw_total) / 1e9;
+      std::printf("%s%s: %zu chunks, %llu weights, %.2f MB of tensor data\n", path.c_str(), to_bf16 ? " (F32 as BF16)" : "",
+                  chunks.size(), (unsigned long long)weights, raw_total / 1e6);
+      std::printf("  size      wcodec %.4f bits/weight (%.2f%%) | zstd-3 %.4f (%.2f%%)", 8.0 * stored / weights,
+                  100.0 * stored / raw_total, 8.0 * zstored / weights, 100.0 * zstored / raw_total);
+      if (z19) std::printf(" | zstd-19 %.4f (%.2f%%)", 8.0 * z19stored / weights, 100.0 * z19stored / raw_total);
+      std::printf(" | wcodec/zstd-3 = %.3f\n", double(stored) / zstored);
+      std::printf("  encode    wcodec %.2f GB/s (T=1) %.2f GB/s (T=%u) | zstd-3 %.2f / %.2f | x%.2f vs zstd-3 (T=1)\n", gb / e1,
+                  gb / ea, all, gb / ze1, gb / zea, ze1 / e1);
+      std::printf("  decode    wcodec %.2f GB/s (T=1) %.2f GB/s (T=%u) | zstd-3 %.2f / %.2f | x%.2f vs zstd-3 (T=1), scaling x%.2f\n",
+                  gb / d1, gb / da, all, gb / zd1, gb / zda, zd1 / d1, d1 / da);
+      std::printf("  memcpy    %.2f GB/s (T=1); wcodec decode = %.3f of memcpy\n", gb / mc, mc / d1);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "wcodec_bench: %s: %s\n", path.c_str(), e.describe().c_str());
+      return 1;
+    }
+  }
+  return 0;
+}

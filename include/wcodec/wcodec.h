@@ -1,0 +1,84 @@
+/* wcodec public C API: open a container, list its tensors, decode a tensor or
+ * one chunk of it into a buffer the caller owns.
+ *
+ * Thread safety: an open archive is read-only; any number of threads may call
+ * the decode functions on it at once. Decoding a chunk allocates nothing for
+ * the raw and float-ans codecs (zstd keeps one context per thread).
+ *
+ * Errors: every function returns 0 on success or a positive wcodec error code
+ * (stable; see wcodec_error_name). Functions taking `err`/`err_len` write a
+ * message naming the file, tensor and offset there when err is not NULL. */
+#ifndef WCODEC_H
+#define WCODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WCODEC_VERSION_MAJOR 0
+#define WCODEC_VERSION_MINOR 1
+#define WCODEC_VERSION_PATCH 0
+#define WCODEC_VERSION_NUMBER (WCODEC_VERSION_MAJOR * 10000 + WCODEC_VERSION_MINOR * 100 + WCODEC_VERSION_PATCH)
+
+/* Error codes (stable forever; new ones are only appended). */
+enum {
+  WCODEC_OK = 0,
+  WCODEC_E_IO = 1,
+  WCODEC_E_TRUNCATED = 2,
+  WCODEC_E_BAD_MAGIC = 3,
+  WCODEC_E_UNSUPPORTED_VERSION = 4,
+  WCODEC_E_CHECKSUM = 5,
+  WCODEC_E_CORRUPT = 6,
+  WCODEC_E_BAD_SAFETENSORS = 7,
+  WCODEC_E_EXISTS = 8,
+  WCODEC_E_LIMIT = 9,
+  WCODEC_E_CODEC = 10,
+  WCODEC_E_USAGE = 11,
+  WCODEC_E_MISMATCH = 12
+};
+
+typedef struct wcodec_archive wcodec_archive;
+
+typedef struct {
+  const char* name;       /* valid while the archive is open */
+  const char* dtype;      /* safetensors spelling: "BF16", "F32", ... */
+  uint32_t rank;
+  const uint64_t* shape;  /* rank entries */
+  uint64_t byte_size;     /* bytes wcodec_decode_tensor writes */
+  uint32_t chunk_count;
+  uint32_t chunk_size;    /* raw bytes per chunk (the last may be shorter) */
+  const char* codec;      /* "raw", "zstd", "float-ans" */
+  uint64_t stored_size;   /* compressed bytes of all its chunks */
+} wcodec_tensor_info;
+
+unsigned wcodec_version_number(void);
+const char* wcodec_version_string(void);
+const char* wcodec_error_name(int code);
+
+/* Opens and validates a container (header, footer, manifest, index). */
+int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_len);
+void wcodec_close(wcodec_archive* a);
+
+size_t wcodec_tensor_count(const wcodec_archive* a);
+int wcodec_get_tensor_info(const wcodec_archive* a, size_t tensor, wcodec_tensor_info* out);
+/* Index of the tensor called `name`, or WCODEC_E_USAGE when there is none. */
+int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor);
+
+/* Verifies chunk `chunk` of `tensor` and decodes it into dst, which must hold
+ * at least that chunk's raw size (chunk_size, or less for the last). */
+int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len,
+                        char* err, size_t err_len);
+
+/* Decodes a whole tensor into dst (at least byte_size bytes), chunks in
+ * parallel on `threads` threads (0: all cores), each straight into its place
+ * in dst: no extra buffer. */
+int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size_t dst_len, unsigned threads,
+                         char* err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WCODEC_H */

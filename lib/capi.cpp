@@ -1,0 +1,126 @@
+// The public C API over ContainerReader and the codecs.
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "format/reader.h"
+#include "lib/api.h"
+#include "lib/decode_driver.h"
+#include "lib/thread_pool.h"
+#include "wcodec/wcodec.h"
+
+static_assert(WCODEC_E_MISMATCH == int(wc::Errc::mismatch), "C error codes mirror wc::Errc");
+
+struct wcodec_archive {
+  std::unique_ptr<wc::ContainerReader> reader;
+  std::unordered_map<std::string, size_t> by_name;
+  std::vector<uint64_t> stored;  // per tensor
+};
+
+namespace {
+
+void put_err(char* err, size_t len, const std::string& msg) {
+  if (!err || len == 0) return;
+  size_t n = std::min(len - 1, msg.size());
+  std::memcpy(err, msg.data(), n);
+  err[n] = 0;
+}
+
+template <class F>
+int guarded(char* err, size_t len, F&& f) {
+  try {
+    f();
+    put_err(err, len, "");
+    return WCODEC_OK;
+  } catch (const wc::Error& e) {
+    put_err(err, len, e.describe());
+    return int(e.code());
+  } catch (const std::bad_alloc&) {
+    put_err(err, len, "out of memory");
+    return WCODEC_E_LIMIT;
+  } catch (const std::exception& e) {
+    put_err(err, len, e.what());
+    return WCODEC_E_IO;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+unsigned wcodec_version_number(void) { return WCODEC_VERSION_NUMBER; }
+const char* wcodec_version_string(void) { return wc::version_string(); }
+const char* wcodec_error_name(int code) { return wc::errc_name(static_cast<wc::Errc>(code)); }
+
+int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_len) {
+  if (!path || !out) return WCODEC_E_USAGE;
+  *out = nullptr;
+  return guarded(err, err_len, [&] {
+    auto a = std::make_unique<wcodec_archive>();
+    a->reader = std::make_unique<wc::ContainerReader>(path);
+    const auto& m = a->reader->manifest();
+    for (size_t i = 0; i < m.tensors.size(); ++i) {
+      a->by_name.emplace(m.tensors[i].name, i);
+      uint64_t s = 0;
+      for (uint32_t c = 0; c < m.tensors[i].chunk_count; ++c) s += a->reader->index()[m.tensors[i].first_chunk + c].stored_size;
+      a->stored.push_back(s);
+    }
+    *out = a.release();
+  });
+}
+
+void wcodec_close(wcodec_archive* a) { delete a; }
+
+size_t wcodec_tensor_count(const wcodec_archive* a) { return a ? a->reader->manifest().tensors.size() : 0; }
+
+int wcodec_get_tensor_info(const wcodec_archive* a, size_t i, wcodec_tensor_info* out) {
+  if (!a || !out || i >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
+  const auto& t = a->reader->manifest().tensors[i];
+  out->name = t.name.c_str();
+  out->dtype = wc::dtype_name(t.dtype).data();
+  out->rank = uint32_t(t.shape.size());
+  out->shape = t.shape.data();
+  out->byte_size = t.byte_size;
+  out->chunk_count = t.chunk_count;
+  out->chunk_size = t.chunk_size;
+  out->codec = wc::codec_id_valid(t.codec) ? wc::codec_name(static_cast<wc::CodecId>(t.codec)).data() : "unknown";
+  out->stored_size = a->stored[i];
+  return WCODEC_OK;
+}
+
+int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor) {
+  if (!a || !name || !tensor) return WCODEC_E_USAGE;
+  auto it = a->by_name.find(name);
+  if (it == a->by_name.end()) return WCODEC_E_USAGE;
+  *tensor = it->second;
+  return WCODEC_OK;
+}
+
+int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len, char* err,
+                        size_t err_len) {
+  if (!a || !dst || tensor >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
+  const auto& t = a->reader->manifest().tensors[tensor];
+  if (chunk >= t.chunk_count || dst_len < t.chunk_raw_size(chunk)) return WCODEC_E_USAGE;
+  return guarded(err, err_len, [&] {
+    wc::decode_one_chunk(t, chunk, a->reader->chunk(t.first_chunk + chunk), static_cast<uint8_t*>(dst), a->reader->path());
+  });
+}
+
+int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size_t dst_len, unsigned threads, char* err,
+                         size_t err_len) {
+  if (!a || (!dst && dst_len) || tensor >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
+  const auto& t = a->reader->manifest().tensors[tensor];
+  if (dst_len < t.byte_size) return WCODEC_E_USAGE;
+  return guarded(err, err_len, [&] {
+    unsigned n = threads ? threads : wc::default_threads();
+    if (n > t.chunk_count) n = t.chunk_count ? t.chunk_count : 1;
+    wc::ThreadPool pool(n);
+    pool.parallel_for(t.chunk_count, [&](size_t c) {
+      wc::decode_one_chunk(t, uint32_t(c), a->reader->chunk(t.first_chunk + uint32_t(c)),
+                           static_cast<uint8_t*>(dst) + uint64_t(c) * t.chunk_size, a->reader->path());
+    });
+  });
+}
+
+}  // extern "C"
