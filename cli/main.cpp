@@ -1,6 +1,7 @@
 // wcodec command-line tool. Uses only the library's API (lib/api.h).
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <unistd.h>
 
@@ -24,6 +25,13 @@ wc::ProgressFn make_progress(const char* what) {
   };
 }
 
+// On SIGINT/SIGTERM: remove temporary outputs, then die of the same signal.
+extern "C" void on_fatal_signal(int sig) {
+  wc::remove_temporaries_on_signal();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
 int report(const wc::Error& e) {
   std::fprintf(stderr, "wcodec: error: %s\n", e.describe().c_str());
   return e.code() == wc::Errc::usage ? 2 : 1;
@@ -32,6 +40,12 @@ int report(const wc::Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGINT, on_fatal_signal);
+  std::signal(SIGTERM, on_fatal_signal);
+  std::signal(SIGHUP, on_fatal_signal);
+  // A file-size limit must fail the write (EFBIG), not kill us before cleanup.
+  std::signal(SIGXFSZ, SIG_IGN);
+
   CLI::App app{"wcodec: compact, bit-exact storage for LLM weights"};
   app.require_subcommand(0, 1);
   bool show_version = false;

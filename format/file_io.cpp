@@ -1,5 +1,6 @@
 #include "format/file_io.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -105,6 +106,37 @@ std::string path_join(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+namespace {
+// Fixed slots so the signal handler touches no heap: each holds a temporary's
+// path while its AtomicFile is open.
+constexpr int kTempSlots = 64;
+constexpr size_t kTempPathMax = 4096;
+char g_temp_paths[kTempSlots][kTempPathMax];
+std::atomic<bool> g_temp_used[kTempSlots];
+
+int register_temp(const std::string& p) {
+  if (p.size() >= kTempPathMax) return -1;
+  for (int i = 0; i < kTempSlots; ++i) {
+    bool expected = false;
+    if (g_temp_used[i].compare_exchange_strong(expected, true)) {
+      std::memcpy(g_temp_paths[i], p.c_str(), p.size() + 1);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      return i;
+    }
+  }
+  return -1;
+}
+
+void unregister_temp(int slot) {
+  if (slot >= 0) g_temp_used[slot] = false;
+}
+}  // namespace
+
+void remove_temporaries_from_signal_handler() noexcept {
+  for (int i = 0; i < kTempSlots; ++i)
+    if (g_temp_used[i].load()) ::unlink(g_temp_paths[i]);
+}
+
 AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), overwrite_(overwrite) {
   if (!overwrite && path_exists(path)) {
     Error e(Errc::exists, "output exists (use -f to overwrite)");
@@ -120,6 +152,7 @@ AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), o
   fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
   if (fd_ < 0) fail_errno(path, "cannot create temporary file in the output directory");
   ::fchmod(fd_, 0644);
+  slot_ = register_temp(tmp_);
 }
 
 AtomicFile::~AtomicFile() {
@@ -127,6 +160,7 @@ AtomicFile::~AtomicFile() {
     ::close(fd_);
     ::unlink(tmp_.c_str());
   }
+  unregister_temp(slot_);
 }
 
 void AtomicFile::write(const void* p, size_t n) {

@@ -65,6 +65,7 @@ class AtomicFile : public ByteSink {
  private:
   std::string path_, tmp_;
   int fd_ = -1;
+  int slot_ = -1;  // in the signal handler's list of temporaries
   bool overwrite_;
   uint64_t written_ = 0;
 };
@@ -80,6 +81,11 @@ class FdSink : public ByteSink {
   std::string name_;
   uint64_t written_ = 0;
 };
+
+// Removes every temporary output still open. Async-signal-safe: the CLI calls
+// it from its SIGINT/SIGTERM handler so an interrupted run leaves nothing.
+// (The one piece of global state: a signal handler has no other way in.)
+void remove_temporaries_from_signal_handler() noexcept;
 
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);

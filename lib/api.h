@@ -83,4 +83,8 @@ std::string inspect_text(const InspectResult& r);
 
 const char* version_string();
 
+// Removes the temporary outputs of operations in progress; async-signal-safe,
+// for a SIGINT/SIGTERM handler (the process should then exit).
+void remove_temporaries_on_signal() noexcept;
+
 }  // namespace wc

@@ -15,14 +15,6 @@
 
 namespace wc {
 
-const char* version_string() {
-#ifdef WCODEC_VERSION_STRING
-  return WCODEC_VERSION_STRING;
-#else
-  return "unknown";
-#endif
-}
-
 InspectResult inspect(const std::string& in, bool entropy) {
   ContainerReader r(in);
   const Manifest& m = r.manifest();

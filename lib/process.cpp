@@ -1,0 +1,17 @@
+// Process-level pieces of the API: version, and cleanup on a fatal signal.
+#include "format/file_io.h"
+#include "lib/api.h"
+
+namespace wc {
+
+const char* version_string() {
+#ifdef WCODEC_VERSION_STRING
+  return WCODEC_VERSION_STRING;
+#else
+  return "unknown";
+#endif
+}
+
+void remove_temporaries_on_signal() noexcept { remove_temporaries_from_signal_handler(); }
+
+}  // namespace wc
