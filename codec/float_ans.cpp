@@ -210,56 +210,67 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     else return mag - lo;
   };
   uint16_t* const wbase = words.data();
-  for (uint64_t j0 = 0; j0 < nsub; j0 += G) {
-    const unsigned lanes = unsigned(std::min<uint64_t>(G, nsub - j0));
-    uint32_t x[G];
-    uint16_t* ptr[G];
-    for (unsigned l = 0; l < G; ++l) {
-      x[l] = kLowerBound;
-      ptr[l] = wbase + (j0 + (l < lanes ? l : 0)) * cap + cap;
-    }
-    auto enc = [&](unsigned l, uint64_t i) __attribute__((always_inline)) {
-      const ESym& e = es[symidx(load_val<W>(src, i))];
-      uint32_t xx = x[l];
-      // branch-free: the emit decision is data-dependent and unpredictable
-      const uint32_t emit = uint32_t(xx > e.xmax_m1);
-      uint16_t* pp = ptr[l];
-      pp[-1] = uint16_t(xx);
-      ptr[l] = pp - emit;
-      xx >>= (emit << 4);
-      const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
-      x[l] = xx + e.bias + qq * e.cmpl;
-    };
-    for (unsigned l = 0; l < lanes; ++l)
-      if (j0 + l < extra) enc(l, base * nsub + j0 + l);
-    if (lanes == G) {
-      for (uint64_t t = base; t-- > 0;) {
-        const uint64_t i0 = t * nsub + j0;
+  // t outer, all lanes inner: the source is read sequentially (backwards) and
+  // consecutive lanes are independent, which gives the CPU its parallelism.
+  thread_local std::vector<uint16_t*> ptrv;
+  ptrv.resize(nsub);
+  uint32_t* const x = states.data();
+  uint16_t** const ptr = ptrv.data();
+  for (uint64_t j = 0; j < nsub; ++j) ptr[j] = wbase + j * cap + cap;
+  auto enc = [&](uint64_t l, uint64_t i) __attribute__((always_inline)) {
+    const ESym& e = es[symidx(load_val<W>(src, i))];
+    uint32_t xx = x[l];
+    // branch-free: the emit decision is data-dependent and unpredictable
+    const uint32_t emit = uint32_t(xx > e.xmax_m1);
+    uint16_t* pp = ptr[l];
+    pp[-1] = uint16_t(xx);
+    ptr[l] = pp - emit;
+    xx >>= (emit << 4);
+    const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
+    x[l] = xx + e.bias + qq * e.cmpl;
+  };
+  for (uint64_t j = 0; j < extra; ++j) enc(j, base * nsub + j);
+  for (uint64_t t = base; t-- > 0;) {
+    const uint64_t i0 = t * nsub;
+    uint64_t j = 0;
+    for (; j + G <= nsub; j += G) {
 #pragma GCC unroll 8
-        for (unsigned l = 0; l < G; ++l) enc(l, i0 + l);
-      }
-    } else {
-      for (uint64_t t = base; t-- > 0;) {
-        const uint64_t i0 = t * nsub + j0;
-        for (unsigned l = 0; l < lanes; ++l) enc(l, i0 + l);
-      }
+      for (unsigned l = 0; l < G; ++l) enc(j + l, i0 + j + l);
     }
-    for (unsigned l = 0; l < lanes; ++l) {
-      states[j0 + l] = x[l];
-      wbeg[j0 + l] = uint64_t(ptr[l] - wbase);
-      wend[j0 + l] = (j0 + l) * cap + cap;
-    }
+    for (; j < nsub; ++j) enc(j, i0 + j);
+  }
+  for (uint64_t j = 0; j < nsub; ++j) {
+    wbeg[j] = uint64_t(ptr[j] - wbase);
+    wend[j] = j * cap + cap;
   }
 }
 
-template <unsigned W>
+template <unsigned W, unsigned JOINT>
 void pack_plane(const Split& s, const uint8_t* src, uint64_t n, uint8_t* out) {
   uint64_t acc = 0;
   uint32_t nb = 0;
-  const uint32_t w = s.w;
+  const uint32_t w = s.w, r = s.r;
+  const uint32_t lowmask = (1u << r) - 1u;
   if (w == 0) return;
-  for (uint64_t i = 0; i < n; ++i) {
-    acc |= raw_of(s, load_val<W>(src, i)) << nb;
+  auto rawv = [&](uint32_t v) -> uint64_t {
+    if constexpr (JOINT) return v & lowmask;
+    else return (v & lowmask) | ((v >> (W - 1)) << r);
+  };
+  uint64_t i = 0;
+  if (w <= 16) {  // two fields per round keep the accumulator under 64 bits
+    for (; i + 2 <= n; i += 2) {
+      acc |= (rawv(load_val<W>(src, i)) | (rawv(load_val<W>(src, i + 1)) << w)) << nb;
+      nb += 2 * w;
+      if (nb >= 32) {
+        store_u32(out, uint32_t(acc));
+        out += 4;
+        acc >>= 32;
+        nb -= 32;
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    acc |= rawv(load_val<W>(src, i)) << nb;
     nb += w;
     if (nb >= 32) {
       store_u32(out, uint32_t(acc));
@@ -296,8 +307,8 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   if (!geometry_for(static_cast<uint32_t>(t), &g)) fail(Errc::usage, "float_ans: unsupported dtype");
   const uint32_t esize = g.W / 8;
   if (nbytes % esize) fail(Errc::usage, "float_ans: chunk is not a whole number of elements");
-  if (nbytes > (uint64_t(1) << 40)) fail(Errc::limit, "float_ans: chunk too large");
   const uint64_t n = nbytes / esize;
+  if (n >= (uint64_t(1) << 32)) fail(Errc::limit, "float_ans: chunk of 2^32 or more elements");
   auto store_raw = [&] {
     out.resize(nbytes + 1);
     out[0] = uint8_t(kModeRaw);
@@ -305,13 +316,18 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   };
   if (n == 0) { store_raw(); return; }
   const uint32_t sub_bits = uint32_t(std::clamp(p.sub_bits, int(kMinSubBits), int(kMaxSubBits)));
-  const uint32_t prob_bits = uint32_t(std::clamp(p.prob_bits, int(kMinProbBits), int(kMaxProbBits)));
+  uint32_t prob_bits = uint32_t(std::clamp(p.prob_bits, int(kMinProbBits), int(kMaxProbBits)));
+  {  // small chunks: M >= 2n is plenty and the decoder builds a smaller table
+    const uint32_t need = uint32_t(64 - __builtin_clzll(n)) + 1;
+    prob_bits = std::clamp(need, kMinProbBits, prob_bits);
+  }
   const uint64_t nsub = ((n - 1) >> sub_bits) + 1;
 
   // histogram of the top bits: sign + exponent + up to kmax mantissa bits
-  const uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
+  uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
+  while (kmax > 0 && (uint64_t(1) << (1 + g.E + kmax)) > 8 * n) --kmax;  // small chunks: small histograms
   const uint32_t topbits = 1 + g.E + kmax;
-  std::vector<uint64_t> top;
+  thread_local std::vector<uint64_t> top;
   if (g.W == 8) top_histogram<8>(src, n, topbits, top);
   else if (g.W == 16) top_histogram<16>(src, n, topbits, top);
   else top_histogram<32>(src, n, topbits, top);
@@ -319,14 +335,18 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
   // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
   std::vector<Candidate> cands;
+  thread_local std::vector<std::vector<uint64_t>> levels;  // levels[k]: keys with k mantissa bits
+  levels.resize(kmax + 1);
+  levels[kmax].swap(top);
+  for (int k = int(kmax) - 1; k >= 0; --k) {
+    const auto& up = levels[k + 1];
+    auto& cur = levels[k];
+    cur.resize(up.size() / 2);
+    for (size_t i = 0; i < cur.size(); ++i) cur[i] = up[2 * i] + up[2 * i + 1];
+  }
   {
-    std::vector<uint64_t> hk = top, nxt;
     for (int k = int(kmax); k >= 0; --k) {
-      if (k < int(kmax)) {
-        nxt.resize(hk.size() / 2);
-        for (size_t i = 0; i < nxt.size(); ++i) nxt[i] = hk[2 * i] + hk[2 * i + 1];
-        hk.swap(nxt);
-      }
+      const auto& hk = levels[k];
       if (p.k >= 0 && p.k != k) continue;
       double ej, es;
       uint32_t pj, ps;
@@ -354,17 +374,12 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   best.total_bits = 1e300;
   std::vector<uint8_t> q, bq;
   std::vector<uint32_t> f, bf;
-  std::vector<uint64_t> h, hk;
+  std::vector<uint64_t> h;
   std::vector<double> lg;
   for (const Candidate& c : cands) {
     Split s{};
     make_split(g, c.k, c.joint, &s);
-    hk = top;
-    for (uint32_t k = kmax; k > c.k; --k) {
-      for (size_t i = 0; i < hk.size() / 2; ++i) hk[i] = hk[2 * i] + hk[2 * i + 1];
-      hk.resize(hk.size() / 2);
-    }
-    symbol_hist(hk, g.E + c.k, c.joint, h);
+    symbol_hist(levels[c.k], g.E + c.k, c.joint, h);
     uint32_t lo = 0, hi = 0;
     bool any = false;
     for (uint32_t i = 0; i < h.size(); ++i)
@@ -463,9 +478,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     std::memcpy(o, words.data() + wbeg[j], 2 * c);
     o += 2 * c;
   }
-  if (g.W == 8) pack_plane<8>(s, src, n, o);
-  else if (g.W == 16) pack_plane<16>(s, src, n, o);
-  else pack_plane<32>(s, src, n, o);
+  if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
+  else if (g.W == 16) s.joint ? pack_plane<16, 1>(s, src, n, o) : pack_plane<16, 0>(s, src, n, o);
+  else s.joint ? pack_plane<32, 1>(s, src, n, o) : pack_plane<32, 0>(s, src, n, o);
   if (p.allow_raw && out.size() >= nbytes + 1) store_raw();
 }
 
@@ -485,7 +500,7 @@ namespace {
 
 struct Tables {
   uint8_t q[kMaxAlphabet];
-  uint32_t f[kMaxAlphabet];
+  uint16_t f[kMaxAlphabet];  // frequencies <= 2^14
   uint32_t slot[kMaxTableSlots];
   uint16_t vals[kMaxTableSlots + 2];  // +2: the AVX2 decoder gathers 4 bytes per entry
 };

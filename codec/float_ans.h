@@ -25,7 +25,7 @@ bool supports(DType t) noexcept;
 void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out);
 
 // Decodes into exactly dst_n bytes. Never reads or writes out of bounds for any
-// input, allocates nothing on the heap (tables live on the stack, ~180 KiB).
+// input, allocates nothing on the heap (tables live on the stack, ~150 KiB).
 // Returns Errc::ok or Errc::codec.
 Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept;
 
@@ -55,7 +55,8 @@ struct Params {
   int joint = -1;      // 1: sign in the symbol, 0: sign raw
   int qshift = -1;     // table log-frequency resolution 2^-qshift, 0..3
   int sub_bits = 12;   // sub-stream length 2^sub_bits symbols (6..15)
-  int prob_bits = 12;  // rANS precision (10..14)
+  int prob_bits = 12;  // rANS precision (10..14); a maximum: chunks of n elements use
+                       // at most max(10, bit_length(n) + 1)
   bool allow_raw = true;  // false: never fall back to the raw mode (tests)
 };
 void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const Params& p);

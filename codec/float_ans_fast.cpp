@@ -160,14 +160,14 @@ bool group_plain(const uint8_t* src, uint8_t* dst, const ChunkLayout& L, const u
 }
 
 
-// ---- AVX2: 16 lanes (two vectors of 8 states), 16-bit types only ----------------
+// ---- AVX2: 8*NV lanes (NV vectors of 8 states), 16-bit types only ----------------
 // Requires every lane's reads to stay inside src (checked by the caller with 4
 // bytes of slack: words are gathered as u32) and src_n < 2^31.
-template <bool PDEP>
-__attribute__((target("avx2,bmi2"))) bool group16_avx2(const uint8_t* src, uint8_t* dst, const ChunkLayout& L,
-                                                       const uint32_t* slot, const uint16_t* vals, uint64_t j0,
-                                                       const uint8_t* const* wptr, const uint32_t* wcount) {
-  constexpr unsigned W = 16, P = 4, NL = 16;
+template <bool PDEP, unsigned NV>
+__attribute__((target("avx2,bmi2"))) bool group_avx2(const uint8_t* src, uint8_t* dst, const ChunkLayout& L,
+                                                     const uint32_t* slot, const uint16_t* vals, uint64_t j0,
+                                                     const uint8_t* const* wptr, const uint32_t* wcount) {
+  constexpr unsigned W = 16, P = 4, NL = 8 * NV;
   const Split& s = L.s;
   const uint32_t pb = L.h.prob_bits;
   const uint32_t w = s.w, r = s.r;
@@ -181,18 +181,16 @@ __attribute__((target("avx2,bmi2"))) bool group16_avx2(const uint8_t* src, uint8
   const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
   const __m256i zero = _mm256_setzero_si256();
   const __m128i pbv = _mm_cvtsi32_si128(int(pb));
-  __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + L.states_off + 4 * j0));
-  __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + L.states_off + 4 * j0 + 32));
-  {
-    // all states >= L
-    const __m256i bad = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_srli_epi32(xa, 16), zero),
-                                        _mm256_cmpeq_epi32(_mm256_srli_epi32(xb, 16), zero));
-    if (!_mm256_testz_si256(bad, bad)) return false;
-  }
+  __m256i x[NV], o[NV];
   alignas(32) int32_t offs[NL];
   for (unsigned l = 0; l < NL; ++l) offs[l] = int32_t(wptr[l] - src);
-  __m256i oa = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs));
-  __m256i ob = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs + 8));
+  __m256i bad = zero;
+  for (unsigned v = 0; v < NV; ++v) {
+    x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + L.states_off + 4 * j0 + 32 * v));
+    o[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs + 8 * v));
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_srli_epi32(x[v], 16), zero));  // state < L
+  }
+  if (!_mm256_testz_si256(bad, bad)) return false;
   const int* slot_i = reinterpret_cast<const int*>(slot);
   const int* vals_i = reinterpret_cast<const int*>(vals);
   const int* src_i = reinterpret_cast<const int*>(src);
@@ -208,37 +206,47 @@ __attribute__((target("avx2,bmi2"))) bool group16_avx2(const uint8_t* src, uint8
     }
   }
   for (uint64_t t = 0; t < tfast; ++t) {
-    const __m256i sa = _mm256_and_si256(xa, pmask), sb = _mm256_and_si256(xb, pmask);
-    const __m256i ea = _mm256_i32gather_epi32(slot_i, sa, 4), eb = _mm256_i32gather_epi32(slot_i, sb, 4);
-    const __m256i va = _mm256_i32gather_epi32(vals_i, sa, 2), vb = _mm256_i32gather_epi32(vals_i, sb, 2);
-    xa = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(ea, lo16), _mm256_srl_epi32(xa, pbv)),
-                          _mm256_srli_epi32(ea, 16));
-    xb = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(eb, lo16), _mm256_srl_epi32(xb, pbv)),
-                          _mm256_srli_epi32(eb, 16));
-    const __m256i na = _mm256_cmpeq_epi32(_mm256_srli_epi32(xa, 16), zero);
-    const __m256i nb = _mm256_cmpeq_epi32(_mm256_srli_epi32(xb, 16), zero);
-    const __m256i wa = _mm256_mask_i32gather_epi32(zero, src_i, oa, na, 1);
-    const __m256i wb = _mm256_mask_i32gather_epi32(zero, src_i, ob, nb, 1);
-    xa = _mm256_blendv_epi8(xa, _mm256_or_si256(_mm256_slli_epi32(xa, 16), _mm256_and_si256(wa, lo16)), na);
-    xb = _mm256_blendv_epi8(xb, _mm256_or_si256(_mm256_slli_epi32(xb, 16), _mm256_and_si256(wb, lo16)), nb);
-    oa = _mm256_sub_epi32(oa, _mm256_add_epi32(na, na));
-    ob = _mm256_sub_epi32(ob, _mm256_add_epi32(nb, nb));
-    const __m256i v16 = _mm256_permute4x64_epi64(
-        _mm256_packus_epi32(_mm256_and_si256(va, lo16), _mm256_and_si256(vb, lo16)), 0xD8);
-    const uint64_t i0 = t * nsub + j0;
-    uint64_t rw[4];
-    for (unsigned q = 0; q < 4; ++q) {
-      const uint64_t bit = (i0 + q * P) * w;
-      rw[q] = spread<W, PDEP>(ld64(plane + (bit >> 3)) >> (bit & 7), lanemask, w, r);
+    __m256i vv[NV];
+#pragma GCC unroll 4
+    for (unsigned v = 0; v < NV; ++v) {
+      const __m256i sl = _mm256_and_si256(x[v], pmask);
+      const __m256i e = _mm256_i32gather_epi32(slot_i, sl, 4);
+      vv[v] = _mm256_and_si256(_mm256_i32gather_epi32(vals_i, sl, 2), lo16);
+      __m256i xx = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, lo16), _mm256_srl_epi32(x[v], pbv)),
+                                    _mm256_srli_epi32(e, 16));
+      const __m256i nd = _mm256_cmpeq_epi32(_mm256_srli_epi32(xx, 16), zero);
+      const __m256i wd = _mm256_mask_i32gather_epi32(zero, src_i, o[v], nd, 1);
+      x[v] = _mm256_blendv_epi8(xx, _mm256_or_si256(_mm256_slli_epi32(xx, 16), _mm256_and_si256(wd, lo16)), nd);
+      o[v] = _mm256_sub_epi32(o[v], _mm256_add_epi32(nd, nd));
     }
-    const __m256i rv = _mm256_set_epi64x(int64_t(rw[3]), int64_t(rw[2]), int64_t(rw[1]), int64_t(rw[0]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * i0), _mm256_or_si256(v16, rv));
+    const uint64_t i0 = t * nsub + j0;
+#pragma GCC unroll 4
+    for (unsigned v = 0; v < NV; v += 2) {
+      __m256i v16;
+      uint64_t rw[4];
+      const unsigned nq = v + 1 < NV ? 4 : 2;  // values: 16, or 8 for the last odd vector
+      const uint64_t ib = i0 + 8 * v;
+      for (unsigned q = 0; q < nq; ++q) {
+        const uint64_t bit = (ib + q * P) * w;
+        rw[q] = spread<W, PDEP>(ld64(plane + (bit >> 3)) >> (bit & 7), lanemask, w, r);
+      }
+      if (v + 1 < NV) {
+        v16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(vv[v], vv[v + 1]), 0xD8);
+        const __m256i rv = _mm256_set_epi64x(int64_t(rw[3]), int64_t(rw[2]), int64_t(rw[1]), int64_t(rw[0]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * ib), _mm256_or_si256(v16, rv));
+      } else {
+        v16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(vv[v], vv[v]), 0xD8);
+        const __m128i rv = _mm_set_epi64x(int64_t(rw[1]), int64_t(rw[0]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * ib),
+                         _mm_or_si128(_mm256_castsi256_si128(v16), rv));
+      }
+    }
   }
   alignas(32) uint32_t xs[NL];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(xs), xa);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(xs + 8), xb);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(offs), oa);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(offs + 8), ob);
+  for (unsigned v = 0; v < NV; ++v) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(xs + 8 * v), x[v]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(offs + 8 * v), o[v]);
+  }
   bool ok = true;
   for (unsigned l = 0; l < NL; ++l) {
     const uint64_t len = base + (j0 + l < extra ? 1 : 0);
@@ -317,28 +325,33 @@ bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayo
   bool ok = true;
   uint64_t j0 = 0;
   if (kern >= 2 && L.s.W == 16 && src_n < (size_t(1) << 31)) {
-    auto fn16 = kern == 2 ? group16_avx2<true> : group16_avx2<false>;
-    for (; j0 + 16 <= nsub; j0 += 16) {
-      const uint8_t* wp[16];
-      uint32_t wc[16];
-      bool safe = true;
-      uint64_t o = off;
-      for (unsigned l = 0; l < 16; ++l) {
-        wc[l] = word_count(src, L, j0 + l, sum);
-        sum += wc[l];
-        wp[l] = src + o;
-        const uint64_t len = base + (j0 + l < extra ? 1 : 0);
-        safe &= o + 2 * len + 4 <= src_n;
-        o += 2 * uint64_t(wc[l]);
+    const bool pd = kern == 2;
+    for (unsigned NL : {32u, 16u, 8u}) {
+      GroupFn fnv = NL == 32 ? (pd ? group_avx2<true, 4> : group_avx2<false, 4>)
+                  : NL == 16 ? (pd ? group_avx2<true, 2> : group_avx2<false, 2>)
+                             : (pd ? group_avx2<true, 1> : group_avx2<false, 1>);
+      for (; j0 + NL <= nsub; j0 += NL) {
+        const uint8_t* wp[32];
+        uint32_t wc[32];
+        bool safe = true;
+        uint64_t o = off;
+        for (unsigned l = 0; l < NL; ++l) {
+          wc[l] = word_count(src, L, j0 + l, sum);
+          sum += wc[l];
+          wp[l] = src + o;
+          const uint64_t len = base + (j0 + l < extra ? 1 : 0);
+          safe &= o + 2 * len + 4 <= src_n;
+          o += 2 * uint64_t(wc[l]);
+        }
+        if (safe) {
+          ok &= fnv(src, dst, L, slot, vals, j0, wp, wc);
+        } else {
+          for (unsigned l = 0; l < NL; ++l)
+            ok &= decode_substream(L.s, L.h.prob_bits, slot, vals, load32(src + L.states_off + 4 * (j0 + l)),
+                                   wp[l], wc[l], j0 + l, nsub, L.n, src + L.plane_off, L.plane_n, dst);
+        }
+        off = o;
       }
-      if (safe) {
-        ok &= fn16(src, dst, L, slot, vals, j0, wp, wc);
-      } else {
-        for (unsigned l = 0; l < 16; ++l)
-          ok &= decode_substream(L.s, L.h.prob_bits, slot, vals, load32(src + L.states_off + 4 * (j0 + l)), wp[l],
-                                 wc[l], j0 + l, nsub, L.n, src + L.plane_off, L.plane_n, dst);
-      }
-      off = o;
     }
   }
   for (; j0 + G <= nsub; j0 += G) {

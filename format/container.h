@@ -80,6 +80,11 @@ inline uint64_t next_payload_offset(uint64_t prev_end) {
   return (prev_end + kChunkHeaderSize + kAlign - 1) / kAlign * kAlign;
 }
 
+// The most raw bytes a manifest or index of `stored` compressed bytes may
+// claim. Real ones compress 2-20x; the bound stops a tiny file from making a
+// reader allocate up to the 1 GiB limit.
+inline uint64_t max_meta_raw_size(uint64_t stored) { return (1u << 20) + 256 * stored; }
+
 // The most stored bytes a chunk of `raw` bytes may take. Codecs stay well
 // inside it; readers refuse larger claims, which bounds their memory.
 inline uint64_t max_stored_size(uint64_t raw) { return raw + raw / 8 + 4096; }

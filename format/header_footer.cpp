@@ -42,6 +42,8 @@ FileHeader read_file_header(const uint8_t in[64], uint64_t file_size) {
   h.manifest_xxh3 = load_u64(in + 32);
   if (h.manifest_stored > kMaxManifestSize || h.manifest_raw > kMaxManifestSize)
     fail_at(Errc::limit, 16, "manifest size exceeds limit");
+  if (h.manifest_raw > max_meta_raw_size(h.manifest_stored))
+    fail_at(Errc::limit, 24, "manifest claims an implausible decompressed size for its stored size");
   if (file_size != UINT64_MAX && kHeaderSize + h.manifest_stored + kFooterSize > file_size)
     fail_at(Errc::truncated, 16, "manifest runs past the end of the file");
   return h;
@@ -78,6 +80,8 @@ FileFooter read_file_footer(const uint8_t in[64], uint64_t at) {
     fail_at(Errc::truncated, at + 32, "file length " + std::to_string(at + kFooterSize) +
                                           " differs from the recorded length " + std::to_string(f.file_size));
   if (f.index_stored > kMaxIndexSize || f.index_raw > kMaxIndexSize) fail_at(Errc::limit, at, "index size exceeds limit");
+  if (f.index_raw > max_meta_raw_size(f.index_stored))
+    fail_at(Errc::limit, at + 16, "index claims an implausible decompressed size for its stored size");
   if (f.index_offset < kHeaderSize || f.index_offset > at || f.index_stored != at - f.index_offset)
     fail_at(Errc::corrupt, at, "index does not end where the footer begins");
   return f;

@@ -1,5 +1,7 @@
 #include "format/json.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -180,6 +182,9 @@ class Parser {
     if (!eof() && peek() == ']') { ++pos_; return; }
     for (;;) {
       skip_ws();
+      if (v.array.size() >= opt_.max_array_len)
+        fail_at(Errc::limit, opt_.base_offset + pos_,
+                "JSON: array longer than " + std::to_string(opt_.max_array_len) + " elements");
       v.array.push_back(value(depth));
       skip_ws();
       if (eof()) unexpected(pos_, "',' or ']'");
@@ -308,18 +313,27 @@ Value parse(std::string_view text, const ParseOptions& opt) {
 }
 
 std::optional<size_t> find_duplicate_key(const Value& object) {
-  if (object.kind != Kind::object || object.object.size() < 2) return std::nullopt;
-  std::vector<size_t> idx(object.object.size());
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-    return object.object[a].first < object.object[b].first;
-  });
+  const auto& m = object.object;
+  if (object.kind != Kind::object || m.size() < 2) return std::nullopt;
+  // Sort (hash, index) pairs; only keys with equal hashes are compared.
+  std::vector<std::pair<uint64_t, size_t>> h;
+  h.reserve(m.size());
+  for (size_t i = 0; i < m.size(); ++i) h.emplace_back(XXH3_64bits(m[i].first.data(), m[i].first.size()), i);
+  std::sort(h.begin(), h.end());
   std::optional<size_t> best;
-  for (size_t i = 1; i < idx.size(); ++i) {
-    if (object.object[idx[i]].first == object.object[idx[i - 1]].first) {
-      // idx[i] is a later occurrence (stable sort keeps document order)
-      if (!best || idx[i] < *best) best = idx[i];
+  for (size_t i = 0; i < h.size();) {
+    size_t j = i + 1;
+    while (j < h.size() && h[j].first == h[i].first) ++j;
+    // h[i..j) share a hash, in document order; find real repeats among them
+    // (sorting the group keeps crafted hash collisions from going quadratic).
+    if (j - i > 1) {
+      std::vector<std::pair<std::string_view, size_t>> g;
+      for (size_t a = i; a < j; ++a) g.emplace_back(m[h[a].second].first, h[a].second);
+      std::sort(g.begin(), g.end());
+      for (size_t a = 1; a < g.size(); ++a)
+        if (g[a].first == g[a - 1].first && (!best || g[a].second < *best)) best = g[a].second;
     }
+    i = j;
   }
   return best;
 }

@@ -12,8 +12,13 @@
 // Errors throw wc::Error with the code the caller picks (ParseOptions::code)
 // and the absolute byte offset of the problem (ParseOptions::base_offset is
 // added, so a parser over a header that starts at file byte 8 reports file
-// offsets). Exceeding the nesting limit throws Errc::limit.
+// offsets). Exceeding the nesting or array-length limit throws Errc::limit.
+//
+// Memory: a parsed Value costs about 112 bytes (+ key/string storage), so the
+// tree can be ~20-50x the input size for dense inputs like {"a":0,"b":0,...};
+// callers bound the input length (and max_array_len) accordingly.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -59,6 +64,7 @@ struct ParseOptions {
   Errc code = Errc::bad_safetensors;  // code for syntax / encoding errors
   uint64_t base_offset = 0;           // added to every reported offset
   unsigned max_depth = 64;            // arrays+objects nested deeper -> Errc::limit
+  size_t max_array_len = SIZE_MAX;    // longer arrays -> Errc::limit (bounds memory use)
 };
 
 inline constexpr unsigned kDefaultMaxDepth = 64;
@@ -68,7 +74,7 @@ inline constexpr unsigned kDefaultMaxDepth = 64;
 Value parse(std::string_view text, const ParseOptions& opt = {});
 
 // Index of the first object member whose key appeared earlier in the same
-// object, or nullopt when all keys are distinct. O(n log n).
+// object, or nullopt when all keys are distinct. O(n log n), hashing keys.
 std::optional<size_t> find_duplicate_key(const Value& object);
 
 // Validates UTF-8 (same rules as the parser). Returns the offset of the first

@@ -55,7 +55,7 @@ Entry parse_tensor(const std::string& name, const json::Value& v, size_t doc_ind
     if (k == "dtype") slot = &dt;
     else if (k == "shape") slot = &shape;
     else if (k == "data_offsets") slot = &offs;
-    else bad(m.offset, "unknown key '" + k + "' in tensor entry (expected dtype, shape, data_offsets)", &name);
+    else continue;  // the reference parser ignores unknown keys; the header bytes keep them anyway
     if (*slot) bad(m.offset, "duplicate key '" + k + "' in tensor entry", &name);
     *slot = &m;
   }
@@ -102,6 +102,7 @@ Entry parse_tensor(const std::string& name, const json::Value& v, size_t doc_ind
 }
 
 void parse_metadata(const json::Value& v, Header& h) {
+  if (v.is_null()) return;  // the reference parser reads "__metadata__": null as no metadata
   if (!v.is_object())
     bad(v.offset, std::string("__metadata__ must be an object of strings, got ") + json::kind_name(v.kind));
   if (auto dup = json::find_duplicate_key(v))
@@ -156,6 +157,7 @@ Header parse_header(const uint8_t* p, size_t avail, uint64_t file_size) {
   opt.code = Errc::bad_safetensors;
   opt.base_offset = 8;
   opt.max_depth = kMaxJsonDepth;
+  opt.max_array_len = kMaxRank;  // no valid header has a longer array (shape <= kMaxRank)
   json::Value root = json::parse(text, opt);
   if (!root.is_object())
     bad(root.offset, std::string("header JSON must be an object, got ") + json::kind_name(root.kind));

@@ -49,6 +49,7 @@ inline constexpr uint64_t kMaxHeaderLen = 100'000'000;  // reference limit (byte
 inline constexpr uint64_t kMaxTensors = 10'000'000;     // tensors per file
 inline constexpr size_t kMaxRank = 64;                  // dimensions per tensor
 inline constexpr unsigned kMaxJsonDepth = 64;           // JSON nesting
+// JSON arrays in a header are also limited to kMaxRank elements (Errc::limit).
 
 // Validates the first 8 bytes (needs avail >= 8) against file_size and returns
 // N. Throws bad_safetensors if the file is shorter than 8 bytes or 8 + N is

@@ -15,7 +15,10 @@ namespace wc {
 // Called with (bytes done, bytes total) as work progresses.
 using ProgressFn = std::function<void(uint64_t, uint64_t)>;
 
-inline constexpr uint32_t kDefaultChunkSize = 1u << 20;
+// 256 KiB: measured best for float-ans (per-chunk tables follow per-row scales:
+// +0.016 bits over order-0 at 256 KiB, +0.033 at 1 MiB on 4096x4096 BF16)
+// while giving 32 GPU sub-streams and plenty of parallel chunks.
+inline constexpr uint32_t kDefaultChunkSize = 256u << 10;
 inline constexpr const char* kContainerExt = ".wcz";
 
 struct PackOptions {

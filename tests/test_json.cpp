@@ -114,6 +114,18 @@ TEST_CASE("duplicate detection picks the earliest repeat") {
   CHECK(*dup == 2);
 }
 
+TEST_CASE("duplicate detection on large objects") {
+  std::string j = "{";
+  for (int i = 0; i < 20000; ++i) j += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  std::string unique = j + "\"end\":0}";
+  CHECK_FALSE(json::find_duplicate_key(json::parse(unique)));
+  auto v = json::parse(j + "\"k777\":1,\"k5\":2}");
+  auto dup = json::find_duplicate_key(v);
+  REQUIRE(dup);
+  CHECK(*dup == 20000);
+  CHECK(v.object[*dup].first == "k777");
+}
+
 TEST_CASE("empty containers and whitespace") {
   auto v = json::parse(" \t\r\n{ \"a\" : [ ] , \"b\" : { } }\n  ");
   REQUIRE(v.is_object());
@@ -222,6 +234,17 @@ TEST_CASE("nesting limit") {
   o.max_depth = 2;
   CHECK(json::parse("[[1]]", o).is_array());
   CHECK(parse_err("[[[1]]]", o).code() == Errc::limit);
+}
+
+TEST_CASE("array length limit") {
+  json::ParseOptions o;
+  o.max_array_len = 3;
+  CHECK(json::parse("[1,2,3]", o).array.size() == 3);
+  CHECK(json::parse("[[1,2,3],[4]]", o).array.size() == 2);
+  Error e = parse_err("[1,2,3,4]", o);
+  CHECK(e.code() == Errc::limit);
+  CHECK(e.offset() == 7);
+  CHECK(json::parse("[" + std::string(1000, '1') + "]").array.size() == 1);  // default: unlimited
 }
 
 TEST_CASE("json_escape") {
