@@ -56,6 +56,34 @@ TEST_SUITE("cli") {
     CHECK(r.out.find("\"codec\":") != std::string::npos);
   }
 
+  TEST_CASE("inspect --entropy reports the bounds of float tensors") {
+    tu::TempDir t;
+    std::string in = sample(t);
+    REQUIRE(tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "m.wcz")).status == 0);
+    auto r = tu::run(tu::cli() + " inspect --entropy --json " + q(t / "m.wcz"));
+    REQUIRE(r.status == 0);
+    auto v = wc::json::parse(r.out);
+    const auto* ts = v.find("tensors");
+    REQUIRE(ts != nullptr);
+    int with = 0;
+    for (const auto& tv : ts->array) {
+      const auto* h = tv.find("h_values");
+      const auto* b = tv.find("h_exp_bound");
+      if (tv.find("dtype")->str == "BF16") {
+        REQUIRE(h != nullptr);
+        REQUIRE(b != nullptr);
+        double hv = std::stod(h->str), hb = std::stod(b->str);
+        CHECK(hv > 0.0);
+        CHECK(hv <= 16.0);
+        CHECK(hb >= 8.0);  // H(exponent) + 8 raw bits
+        ++with;
+      } else {
+        CHECK(h == nullptr);  // I32 has no float bound
+      }
+    }
+    CHECK(with == 2);
+  }
+
   TEST_CASE("pipes: pack to stdout, unpack from stdin to stdout") {
     tu::TempDir t;
     std::string in = sample(t);
