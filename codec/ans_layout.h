@@ -30,6 +30,7 @@ inline constexpr uint32_t kMinSubBits = 6;          // sub-stream length 2^b, b 
 inline constexpr uint32_t kMaxSubBits = 15;         // so a word count fits in u16
 inline constexpr uint32_t kMaxQ = 255;              // quantised log-frequency code
 inline constexpr uint32_t kHeaderBytes = 4;         // mode, fields, b/prob_bits, reserved
+inline constexpr uint32_t kGroupLanes = 32;         // sub-streams sharing one word stream (one GPU warp)
 static_assert(kMaxProbBits <= 16 - 2, "need L / M >= 4");
 static_assert((1u << kMaxSubBits) <= 65535, "word count must fit u16");
 
@@ -170,6 +171,11 @@ WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32
   return true;
 }
 
+WC_HD uint16_t load16(const uint8_t* p) { return uint16_t(p[0] | (uint32_t(p[1]) << 8)); }
+WC_HD uint32_t load32(const uint8_t* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+
 // ---- decode tables ----------------------------------------------------------------
 // slot entry: bits 0-15 freq (1..M, M itself only for a single-symbol table so
 // 2^14 max), bits 16-31 slot - cumfreq. vals: output bits >> val_shift.
@@ -222,33 +228,54 @@ WC_HD void store_value(uint8_t* dst, uint64_t i, uint32_t W, uint32_t v) {
   if (W == 32) { p[2] = uint8_t(v >> 16); p[3] = uint8_t(v >> 24); }
 }
 
-// Decodes sub-stream j of nsub (elements j, j+nsub, ...; n elements in the
-// chunk) whose words are words[0..nwords) (little-endian u16, byte pointer),
-// with initial state x0. Writes every element of the sub-stream to dst.
-// Returns true iff the stream ends with state == L having consumed exactly
-// nwords words. Checked on every access: safe for any input. This is the
-// reference for every decoder and is the per-thread function of the GPU kernel.
-WC_HD bool decode_substream(const Split& s, uint32_t prob_bits, const uint32_t* slot_tab,
-                            const uint16_t* vals, uint32_t x0, const uint8_t* words,
-                            uint32_t nwords, uint64_t j, uint64_t nsub, uint64_t n,
-                            const uint8_t* plane, size_t plane_n, uint8_t* dst) {
-  uint32_t x = x0;
-  uint32_t used = 0;
-  bool ok = x >= kLowerBound;
-  for (uint64_t i = j; i < n; i += nsub) {
-    uint32_t sl = rans_step(x, prob_bits, slot_tab);
-    if (x < kLowerBound) {
-      uint32_t wd = 0;
-      if (used < nwords) wd = uint32_t(words[2 * used]) | (uint32_t(words[2 * used + 1]) << 8);
-      else ok = false;
-      ++used;
-      x = (x << 16) | wd;
-    }
-    uint32_t v = (uint32_t(vals[sl]) << s.val_shift) |
-                 raw_value(s, read_raw_bits(plane, plane_n, i * s.w, s.w));
-    store_value(dst, i, s.W, v);
+// ---- per-lane primitives (the GPU kernel runs these, one lane per thread) ---------
+// Decodes element i of a lane with state x (updated, not renormalised) and
+// stores it. Returns true iff the lane needs a renormalisation word (x < L).
+WC_HD bool lane_decode(const Split& s, uint32_t prob_bits, const uint32_t* slot_tab, const uint16_t* vals,
+                       uint32_t& x, uint64_t i, const uint8_t* plane, size_t plane_n, uint8_t* dst) {
+  const uint32_t sl = rans_step(x, prob_bits, slot_tab);
+  const uint32_t v = (uint32_t(vals[sl]) << s.val_shift) | raw_value(s, read_raw_bits(plane, plane_n, i * s.w, s.w));
+  store_value(dst, i, s.W, v);
+  return x < kLowerBound;
+}
+// Renormalises with word number idx of the group's word stream (nwords words,
+// little-endian u16 at byte pointer words); a missing word clears ok.
+WC_HD void lane_refill(uint32_t& x, const uint8_t* words, uint32_t nwords, uint64_t idx, bool& ok) {
+  uint32_t wd = 0;
+  if (idx < nwords) wd = uint32_t(words[2 * idx]) | (uint32_t(words[2 * idx + 1]) << 8);
+  else ok = false;
+  x = (x << 16) | wd;
+}
+
+// Decodes group g: lanes j0 .. j0 + lanes - 1 (lanes <= kGroupLanes) of nsub,
+// n elements in the chunk, initial states at `states` (u32 each), words
+// words[0..nwords). Step t decodes element t*nsub + j of every lane j with
+// more than t symbols, lanes in increasing order; a lane that needs a word
+// takes the next one of the group's stream (so the lanes that need one in a
+// step take consecutive words, in lane order: a warp ballot + popc prefix on
+// the GPU, a movemask-indexed permutation on the CPU). Returns true iff every
+// initial state is >= L, every final state == L and exactly nwords words were
+// consumed. Checked on every access: safe for any input. This is the
+// reference for every decoder.
+WC_HD bool decode_group(const Split& s, uint32_t prob_bits, const uint32_t* slot_tab, const uint16_t* vals,
+                        const uint8_t* states, uint32_t lanes, uint64_t j0, const uint8_t* words, uint32_t nwords,
+                        uint64_t nsub, uint64_t n, const uint8_t* plane, size_t plane_n, uint8_t* dst) {
+  uint32_t x[kGroupLanes];
+  bool ok = lanes >= 1 && lanes <= kGroupLanes;
+  if (!ok) return false;
+  for (uint32_t l = 0; l < lanes; ++l) {
+    x[l] = load32(states + 4 * l);
+    ok &= x[l] >= kLowerBound;
   }
-  return ok && x == kLowerBound && used == nwords;
+  uint64_t used = 0;
+  for (uint64_t i0 = j0; i0 < n; i0 += nsub) {  // step t: elements t*nsub + j0 + l
+    for (uint32_t l = 0; l < lanes && i0 + l < n; ++l) {
+      if (lane_decode(s, prob_bits, slot_tab, vals, x[l], i0 + l, plane, plane_n, dst))
+        lane_refill(x[l], words, nwords, used++, ok);
+    }
+  }
+  for (uint32_t l = 0; l < lanes; ++l) ok &= x[l] == kLowerBound;
+  return ok && used == nwords;
 }
 
 // ---- table bitstream ----------------------------------------------------------------
@@ -310,19 +337,16 @@ struct ChunkLayout {
   Header h;
   Split s;
   uint64_t n;      // elements
-  uint64_t nsub;   // sub-streams
+  uint64_t nsub;   // sub-streams (lanes)
+  uint64_t ngroups;  // groups of kGroupLanes lanes sharing a word stream
   uint32_t lo, count;  // symbol range of the table
   size_t table_off, table_n;  // table bytes (after the 4-byte header)
   size_t states_off;          // nsub x u32 initial states
-  size_t counts_off;          // (nsub - 1) x u16 word counts
+  size_t counts_off;          // (ngroups - 1) x u32 word counts
   size_t streams_off, streams_n;
   size_t plane_off, plane_n;
 };
 
-WC_HD uint16_t load16(const uint8_t* p) { return uint16_t(p[0] | (uint32_t(p[1]) << 8)); }
-WC_HD uint32_t load32(const uint8_t* p) {
-  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
-}
 
 // Parses and validates everything except the word-count sum (see
 // check_counts) and the table normalisation. q must hold kMaxAlphabet bytes.
@@ -355,11 +379,12 @@ WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size
     if (src[kHeaderBytes + (br.pos >> 3)] >> (br.pos & 7)) return false;
   }
   L->nsub = ((L->n - 1) >> h.sub_bits) + 1;
+  L->ngroups = (L->nsub + kGroupLanes - 1) / kGroupLanes;
   size_t rest = src_n - kHeaderBytes - L->table_n;
-  if (L->nsub > rest / 6 + 1) return false;  // cannot hold the sub-stream headers
+  if (L->nsub > rest / 4) return false;  // cannot hold the states
   L->states_off = kHeaderBytes + L->table_n;
   L->counts_off = L->states_off + 4 * size_t(L->nsub);
-  L->streams_off = L->counts_off + 2 * size_t(L->nsub - 1);
+  L->streams_off = L->counts_off + 4 * size_t(L->ngroups - 1);
   if (L->streams_off > src_n) return false;
   // plane bytes = ceil(n * w / 8), overflow-safe (w <= 24)
   const uint64_t n = L->n, w = L->s.w;
@@ -377,18 +402,34 @@ WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size
 WC_HD uint64_t substream_len(const ChunkLayout& L, uint64_t j) {
   return L.n / L.nsub + (j < L.n % L.nsub ? 1u : 0u);
 }
-// Word count of sub-stream j (the last one is what remains); valid after check_counts.
-WC_HD uint32_t word_count(const uint8_t* src, const ChunkLayout& L, uint64_t j, uint64_t sum_before) {
-  if (j + 1 < L.nsub) return load16(src + L.counts_off + 2 * j);
+// Lanes of group g and their total symbol count.
+WC_HD uint32_t group_lanes(const ChunkLayout& L, uint64_t g) {
+  const uint64_t j0 = g * kGroupLanes;
+  return uint32_t(L.nsub - j0 < kGroupLanes ? L.nsub - j0 : kGroupLanes);
+}
+WC_HD uint64_t group_symbols(const ChunkLayout& L, uint64_t g) {
+  const uint64_t j0 = g * kGroupLanes, lanes = group_lanes(L, g), extra = L.n % L.nsub;
+  uint64_t ex = extra > j0 ? extra - j0 : 0;
+  if (ex > lanes) ex = lanes;
+  return lanes * (L.n / L.nsub) + ex;
+}
+// Word count of group g (the last one is what remains); valid after check_counts.
+WC_HD uint32_t word_count(const uint8_t* src, const ChunkLayout& L, uint64_t g, uint64_t sum_before) {
+  if (g + 1 < L.ngroups) return load32(src + L.counts_off + 4 * g);
   return uint32_t(L.streams_n / 2 - sum_before);
 }
-// Checks that the explicit word counts fit the stream section and that the
-// implied last count is no larger than the last sub-stream's symbol count.
+// Checks that every explicit word count is at most its group's symbol count,
+// that they fit the stream section, and that the implied last count is no
+// larger than the last group's symbol count.
 WC_HD bool check_counts(const uint8_t* src, const ChunkLayout& L) {
   uint64_t sum = 0;
-  for (uint64_t j = 0; j + 1 < L.nsub; ++j) sum += load16(src + L.counts_off + 2 * j);
+  for (uint64_t g = 0; g + 1 < L.ngroups; ++g) {
+    const uint32_t c = load32(src + L.counts_off + 4 * g);
+    if (c > group_symbols(L, g)) return false;
+    sum += c;
+  }
   if (sum > L.streams_n / 2) return false;
-  return L.streams_n / 2 - sum <= substream_len(L, L.nsub - 1);
+  return L.streams_n / 2 - sum <= group_symbols(L, L.ngroups - 1);
 }
 
 }  // namespace wc::fans::layout

@@ -130,6 +130,51 @@ void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint64_t n,
   *ej = sj; *pj = cj; *es = ss; *ps = cs;
 }
 
+// layout::normalize_freqs with identical results, the excess loop driven by a
+// max-heap keyed (largest f, lowest i) instead of a scan per iteration.
+bool normalize_freqs_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f) {
+  const uint64_t M = uint64_t(1) << prob_bits;
+  uint64_t total = 0;
+  uint32_t present = 0;
+  for (uint32_t i = 0; i < n; ++i)
+    if (q[i]) { total += q_weight(q[i], qshift); ++present; }
+  if (present == 0 || present > M) return false;
+  uint64_t sum = 0, fmax = 0;
+  uint32_t imax = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t v = 0;
+    if (q[i]) {
+      v = (q_weight(q[i], qshift) * M + total / 2) / total;
+      if (v == 0) v = 1;
+      if (v > fmax) { fmax = v; imax = i; }
+    }
+    f[i] = uint32_t(v);
+    sum += v;
+  }
+  if (sum < M) { f[imax] += uint32_t(M - sum); return true; }
+  uint64_t excess = sum - M;
+  if (excess == 0) return true;
+  thread_local std::vector<uint64_t> heap;
+  heap.clear();
+  for (uint32_t i = 0; i < n; ++i)
+    if (f[i] > 1) heap.push_back(uint64_t(f[i]) << 32 | (0xFFFFFFFFu - i));
+  std::make_heap(heap.begin(), heap.end());
+  while (excess > 0) {
+    if (heap.empty()) return false;
+    std::pop_heap(heap.begin(), heap.end());
+    const uint64_t top = heap.back();
+    const uint32_t bi = 0xFFFFFFFFu - uint32_t(top), bf = uint32_t(top >> 32);
+    uint64_t d = bf / 2;
+    if (d > excess) d = excess;
+    if (d == 0) return false;
+    f[bi] = uint32_t(bf - d);
+    excess -= d;
+    if (f[bi] > 1) heap.back() = uint64_t(f[bi]) << 32 | (0xFFFFFFFFu - bi), std::push_heap(heap.begin(), heap.end());
+    else heap.pop_back();
+  }
+  return true;
+}
+
 // Quantises, normalises and prices a table for histogram h (exact table cost).
 // lg: log2 of every count in the range (computed once per candidate).
 void plan_table(const std::vector<uint64_t>& h, uint32_t lo, uint32_t count, const std::vector<double>& lg,
@@ -145,7 +190,7 @@ void plan_table(const std::vector<uint64_t>& h, uint32_t lo, uint32_t count, con
     q[i] = uint8_t(std::clamp<long>(v, 1, kMaxQ));
   }
   f.assign(count, 0);
-  if (!normalize_freqs(q.data(), count, qshift, prob_bits, f.data())) {
+  if (!normalize_freqs_enc(q.data(), count, qshift, prob_bits, f.data())) {
     tp.total_bits = 1e300;
     return;
   }
@@ -188,20 +233,20 @@ inline uint32_t load_val(const uint8_t* src, uint64_t i) {
   else return load_u32(src + 4 * i);
 }
 
-// rANS-encodes every sub-stream, 8 lanes at a time (lanes are adjacent
-// elements). Each lane writes its words backwards into its own region of
-// `words` (cap words each, one slack word at the start).
+// rANS-encodes every group of kGroupLanes sub-streams. Decoding runs step t
+// forwards with lanes in increasing order, so encoding runs t backwards and
+// lanes in decreasing order, every lane of a group pushing its words onto the
+// group's one stack (written backwards into words[gbeg[g] .. gend[g])).
 template <unsigned W, unsigned JOINT>
 void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* src, uint64_t n,
                     uint64_t nsub, std::vector<uint16_t>& words, std::vector<uint32_t>& states,
-                    std::vector<uint64_t>& wbeg, std::vector<uint64_t>& wend) {
+                    std::vector<uint64_t>& gbeg, std::vector<uint64_t>& gend) {
   const uint64_t base = n / nsub, extra = n % nsub;
-  const uint64_t cap = base + 2;
-  words.resize(size_t(cap * nsub));
+  const uint64_t ngroups = (nsub + kGroupLanes - 1) / kGroupLanes;
+  words.resize(size_t(n + 2 * ngroups));
   states.assign(nsub, kLowerBound);
-  wbeg.resize(nsub);
-  wend.resize(nsub);
-  constexpr unsigned G = 8;
+  gbeg.resize(ngroups);
+  gend.resize(ngroups);
   const uint32_t r = s.r;
   const uint32_t magmask = (1u << (s.S - JOINT)) - 1u;
   auto symidx = [&](uint32_t v) -> uint32_t {
@@ -210,38 +255,43 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     else return mag - lo;
   };
   uint16_t* const wbase = words.data();
-  // t outer, all lanes inner: the source is read sequentially (backwards) and
-  // consecutive lanes are independent, which gives the CPU its parallelism.
-  thread_local std::vector<uint16_t*> ptrv;
-  ptrv.resize(nsub);
-  uint32_t* const x = states.data();
-  uint16_t** const ptr = ptrv.data();
-  for (uint64_t j = 0; j < nsub; ++j) ptr[j] = wbase + j * cap + cap;
-  auto enc = [&](uint64_t l, uint64_t i) __attribute__((always_inline)) {
-    const ESym& e = es[symidx(load_val<W>(src, i))];
-    uint32_t xx = x[l];
-    // branch-free: the emit decision is data-dependent and unpredictable
-    const uint32_t emit = uint32_t(xx > e.xmax_m1);
-    uint16_t* pp = ptr[l];
-    pp[-1] = uint16_t(xx);
-    ptr[l] = pp - emit;
-    xx >>= (emit << 4);
-    const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
-    x[l] = xx + e.bias + qq * e.cmpl;
-  };
-  for (uint64_t j = 0; j < extra; ++j) enc(j, base * nsub + j);
-  for (uint64_t t = base; t-- > 0;) {
-    const uint64_t i0 = t * nsub;
-    uint64_t j = 0;
-    for (; j + G <= nsub; j += G) {
-#pragma GCC unroll 8
-      for (unsigned l = 0; l < G; ++l) enc(j + l, i0 + j + l);
+  uint64_t off = 0;
+  for (uint64_t g = 0; g < ngroups; ++g) {
+    const uint64_t j0 = g * kGroupLanes;
+    const uint32_t lanes = uint32_t(std::min<uint64_t>(kGroupLanes, nsub - j0));
+    const uint64_t ex = std::min<uint64_t>(extra > j0 ? extra - j0 : 0, lanes);
+    const uint64_t syms = lanes * base + ex;
+    uint32_t x[kGroupLanes];
+    for (uint32_t l = 0; l < lanes; ++l) x[l] = kLowerBound;
+    uint16_t* pp = wbase + off + syms + 2;
+    gend[g] = off + syms + 2;
+    auto enc = [&](uint32_t l, uint64_t i) __attribute__((always_inline)) {
+      const ESym& e = es[symidx(load_val<W>(src, i))];
+      uint32_t xx = x[l];
+      // branch-free: the emit decision is data-dependent and unpredictable
+      const uint32_t emit = uint32_t(xx > e.xmax_m1);
+      pp[-1] = uint16_t(xx);
+      pp -= emit;
+      xx >>= (emit << 4);
+      const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
+      x[l] = xx + e.bias + qq * e.cmpl;
+    };
+    for (uint32_t l = uint32_t(ex); l-- > 0;) enc(l, base * nsub + j0 + l);
+    if (lanes == kGroupLanes) {
+      for (uint64_t t = base; t-- > 0;) {
+        const uint64_t i0 = t * nsub + j0;
+#pragma GCC unroll 32
+        for (uint32_t k = 0; k < kGroupLanes; ++k) enc(kGroupLanes - 1 - k, i0 + kGroupLanes - 1 - k);
+      }
+    } else {
+      for (uint64_t t = base; t-- > 0;) {
+        const uint64_t i0 = t * nsub + j0;
+        for (uint32_t l = lanes; l-- > 0;) enc(l, i0 + l);
+      }
     }
-    for (; j < nsub; ++j) enc(j, i0 + j);
-  }
-  for (uint64_t j = 0; j < nsub; ++j) {
-    wbeg[j] = uint64_t(ptr[j] - wbase);
-    wend[j] = j * cap + cap;
+    for (uint32_t l = 0; l < lanes; ++l) states[j0 + l] = x[l];
+    gbeg[g] = uint64_t(pp - wbase);
+    off += syms + 2;
   }
 }
 
@@ -395,7 +445,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       if (tp.total_bits >= 1e299) continue;
       tp.k = c.k;
       tp.joint = c.joint;
-      tp.total_bits = tp.table_bits + tp.coded_bits + double(n) * s.w + 48.0 * double(nsub);
+      tp.total_bits = tp.table_bits + tp.coded_bits + double(n) * s.w + 32.0 * double(nsub);
       if (tp.total_bits < best.total_bits) { best = tp; bq = q; bf = f; }
     }
   }
@@ -443,16 +493,13 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   else if (g.W == 16) s.joint ? run(encode_streams<16, 1>) : run(encode_streams<16, 0>);
   else s.joint ? run(encode_streams<32, 1>) : run(encode_streams<32, 0>);
 
+  const uint64_t ngroups = (nsub + kGroupLanes - 1) / kGroupLanes;
   uint64_t total_words = 0;
-  for (uint64_t j = 0; j < nsub; ++j) {
-    const uint64_t c = wend[j] - wbeg[j];
-    if (j + 1 < nsub && c > 0xFFFF) fail(Errc::codec, "float_ans: internal word count overflow");
-    total_words += c;
-  }
+  for (uint64_t j = 0; j < ngroups; ++j) total_words += wend[j] - wbeg[j];
   const uint64_t plane_n = (n >> 3) * s.w + ((n & 7) * s.w + 7) / 8;
 
   out.clear();
-  out.reserve(size_t(64 + best.table_bits / 8 + 6 * nsub + 2 * total_words + plane_n));
+  out.reserve(size_t(64 + best.table_bits / 8 + 4 * nsub + 4 * ngroups + 2 * total_words + plane_n));
   out.push_back(uint8_t(kModeRans));
   out.push_back(pack_b1(hd));
   out.push_back(pack_b2(hd));
@@ -469,11 +516,11 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     bw.flush();
   }
   size_t pos = out.size();
-  out.resize(pos + 4 * nsub + 2 * (nsub - 1) + 2 * total_words + plane_n);
+  out.resize(pos + 4 * nsub + 4 * (ngroups - 1) + 2 * total_words + plane_n);
   uint8_t* o = out.data() + pos;
   for (uint64_t j = 0; j < nsub; ++j) { store_u32(o, states[j]); o += 4; }
-  for (uint64_t j = 0; j + 1 < nsub; ++j) { store_u16(o, uint16_t(wend[j] - wbeg[j])); o += 2; }
-  for (uint64_t j = 0; j < nsub; ++j) {
+  for (uint64_t j = 0; j + 1 < ngroups; ++j) { store_u32(o, uint32_t(wend[j] - wbeg[j])); o += 4; }
+  for (uint64_t j = 0; j < ngroups; ++j) {
     const size_t c = size_t(wend[j] - wbeg[j]);
     std::memcpy(o, words.data() + wbeg[j], 2 * c);
     o += 2 * c;
@@ -498,17 +545,12 @@ void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out) {
 
 namespace {
 
-struct Tables {
-  uint8_t q[kMaxAlphabet];
-  uint16_t f[kMaxAlphabet];  // frequencies <= 2^14
-  uint32_t slot[kMaxTableSlots];
-  uint16_t vals[kMaxTableSlots + 2];  // +2: the AVX2 decoder gathers 4 bytes per entry
-};
+using detail::Tables;
 
 // Parses a payload and builds tables. Returns false on any error. For raw mode
 // copies and sets *done.
 bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, ChunkLayout& L,
-             Tables& T, bool* done) {
+             Tables& T, bool* done, bool allow_packed) {
   *done = false;
   if (!parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q)) return false;
   if (L.mode == kModeRaw) {
@@ -518,25 +560,39 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
   }
   if (!check_counts(src, L)) return false;
   if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f)) return false;
-  build_slots(T.f, L.count, L.lo, L.s, T.slot, T.vals);
+  T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
+  if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
+  else build_slots(T.f, L.count, L.lo, L.s, T.slot, T.vals);
   return true;
 }
 
 }  // namespace
 
+void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const Split& s, Tables& T) {
+  uint32_t cum = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t fi = f[i];
+    T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
+    const uint32_t hi = (fi - 1) | (i << 12);
+    uint32_t* o = T.pslot + cum;
+    for (uint32_t j = 0; j < fi; ++j) o[j] = hi | (j << 20);
+    cum += fi;
+  }
+}
+
 Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
   ChunkLayout L;
   Tables T;
   bool done;
-  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done)) return Errc::codec;
+  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done, false)) return Errc::codec;
   if (done) return Errc::ok;
   uint64_t off = L.streams_off, sum = 0;
   bool ok = true;
-  for (uint64_t j = 0; j < L.nsub; ++j) {
-    const uint32_t x0 = load32(src + L.states_off + 4 * j);
-    const uint32_t c = word_count(src, L, j, sum);
-    ok &= decode_substream(L.s, L.h.prob_bits, T.slot, T.vals, x0, src + off, c, j, L.nsub, L.n,
-                           src + L.plane_off, L.plane_n, dst);
+  for (uint64_t g = 0; g < L.ngroups; ++g) {
+    const uint32_t c = word_count(src, L, g, sum);
+    ok &= decode_group(L.s, L.h.prob_bits, T.slot, T.vals, src + L.states_off + 4 * g * kGroupLanes,
+                       group_lanes(L, g), g * kGroupLanes, src + off, c, L.nsub, L.n, src + L.plane_off,
+                       L.plane_n, dst);
     off += 2 * uint64_t(c);
     sum += c;
   }
@@ -547,9 +603,9 @@ Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_
   ChunkLayout L;
   Tables T;
   bool done;
-  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done)) return Errc::codec;
+  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done, true)) return Errc::codec;
   if (done) return Errc::ok;
-  return detail::decode_fast(src, src_n, dst, L, T.slot, T.vals) ? Errc::ok : Errc::codec;
+  return detail::decode_fast(src, src_n, dst, L, T) ? Errc::ok : Errc::codec;
 }
 
 bool chunk_info(DType t, const uint8_t* src, size_t src_n, size_t dst_n, ChunkInfo* info) noexcept {

@@ -7,14 +7,31 @@
 
 namespace wc::fans::detail {
 
+// Decode tables of one chunk (on the decoder's stack; ~180 KiB).
+// Packed form (prob_bits <= 12 and at most 256 symbols): one u32 per slot,
+// bits 0-11 freq - 1, bits 12-19 symbol index (symbol - lo), bits 20-31
+// slot - cumfreq; val8[index] = the symbol's output bits. Otherwise slot/vals
+// as built by layout::build_slots.
+struct Tables {
+  uint8_t q[layout::kMaxAlphabet];
+  uint16_t f[layout::kMaxAlphabet];  // frequencies <= 2^14
+  bool packed;
+  uint32_t val8[256];
+  uint32_t pslot[1u << 12];
+  uint32_t slot[layout::kMaxTableSlots];
+  uint16_t vals[layout::kMaxTableSlots];
+};
+
+// Builds the packed table (requires prob_bits <= 12, count <= 256).
+void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T);
+
 // Decodes a parsed rANS chunk (tables built) into dst. Bounds-safe for any
 // input that passed parse_chunk/check_counts. Returns false on a stream error.
 bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const layout::ChunkLayout& L,
-                 const uint32_t* slot, const uint16_t* vals) noexcept;
+                 const Tables& T) noexcept;
 
-// Which kernel decode_fast uses: 0 portable scalar, 1 scalar + BMI2 pdep,
-// 2 AVX2 + pdep, 3 AVX2 without pdep; -1 = auto (default). Unavailable
-// kernels fall back to 0. vals must have 2 readable entries past 2^prob_bits.
+// Which kernel decode_fast uses: 0/1 scalar, 2/3 AVX2; -1 = auto (default).
+// Unavailable kernels fall back to 0.
 void force_kernel(int which) noexcept;
 int active_kernel() noexcept;
 

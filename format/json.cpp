@@ -7,6 +7,13 @@
 
 namespace wc::json {
 
+Value::Value() = default;
+Value::~Value() = default;
+Value::Value(const Value&) = default;
+Value::Value(Value&&) noexcept = default;
+Value& Value::operator=(const Value&) = default;
+Value& Value::operator=(Value&&) noexcept = default;
+
 const char* kind_name(Kind k) noexcept {
   switch (k) {
     case Kind::null: return "null";

@@ -58,6 +58,15 @@ struct Value {
 
   // First member named `key`, or nullptr (objects only; nullptr otherwise).
   const Value* find(std::string_view key) const;
+
+  // Out of line: Value holds containers of itself, an incomplete type here,
+  // which clang with libstdc++ 12 refuses to instantiate inline.
+  Value();
+  ~Value();
+  Value(const Value&);
+  Value(Value&&) noexcept;
+  Value& operator=(const Value&);
+  Value& operator=(Value&&) noexcept;
 };
 
 struct ParseOptions {

@@ -12,11 +12,10 @@
 // the absolute file offset of the problem (JSON offsets are reported as
 // 8 + position in the JSON) and, where it applies, the tensor name.
 //
-// Deliberately stricter than the reference (which accepts these):
-//   - duplicate keys (tensor names or metadata keys) are rejected;
-//   - tensor entries must have exactly the keys dtype, shape, data_offsets;
-//   - "__metadata__": null is rejected (must be an object of strings).
-// Accepted like the reference: whitespace before/after the JSON object inside
+// Deliberately stricter than the reference (which accepts them): duplicate
+// keys (tensor names or metadata keys) are rejected.
+// Accepted like the reference: unknown keys in a tensor entry (ignored),
+// "__metadata__": null (no metadata), whitespace before/after the JSON object inside
 // the N header bytes (writers pad with trailing spaces to align the data),
 // an empty object "{}", zero-size and rank-0 tensors, any tensor name
 // (including empty or containing NUL via \u0000).

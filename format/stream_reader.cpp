@@ -1,5 +1,6 @@
 #include "format/stream_reader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <xxhash.h>
 
@@ -17,18 +18,18 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
     if (got >= 8 && std::memcmp(hb, kHeadMagic, 8) != 0) fail_at(Errc::bad_magic, 0, "not a wcodec container (bad magic at start)");
     if (got < 64) fail_at(Errc::truncated, got, "stream too short to be a wcodec container");
     header_ = read_file_header(hb, UINT64_MAX);
-    std::vector<uint8_t> stored(header_.manifest_stored);
-    in_.read_exact(stored.data(), stored.size());
+    // Grow with the bytes that actually arrive, not with what the header claims.
+    std::vector<uint8_t> stored;
+    while (stored.size() < header_.manifest_stored) {
+      size_t k = size_t(std::min<uint64_t>(header_.manifest_stored - stored.size(), 1u << 20));
+      stored.resize(stored.size() + k);
+      in_.read_exact(stored.data() + stored.size() - k, k);
+    }
     if (XXH3_64bits(stored.data(), stored.size()) != header_.manifest_xxh3)
       fail_at(Errc::checksum, kHeaderSize, "manifest checksum mismatch");
     auto raw = zframe_decompress(stored.data(), stored.size(), header_.manifest_raw, "manifest", kHeaderSize);
     manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize);
     end_ = kHeaderSize + stored.size();
-    for (uint32_t t = 0; t < manifest_.tensors.size(); ++t)
-      for (uint32_t i = 0; i < manifest_.tensors[t].chunk_count; ++i) {
-        raw_sizes_.push_back(manifest_.tensors[t].chunk_raw_size(i));
-        chunk_tensor_.push_back(t);
-      }
   } catch (Error& e) {
     e.at_file(in_.name());
     throw;
@@ -36,7 +37,12 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
 }
 
 const TensorRecord& ContainerStreamReader::tensor_of_chunk(uint32_t i) const {
-  return manifest_.tensors.at(chunk_tensor_.at(i));
+  // The last tensor with data whose first chunk is <= i.
+  const auto& ts = manifest_.tensors;
+  auto it = std::upper_bound(ts.begin(), ts.end(), i, [](uint32_t c, const TensorRecord& t) { return c < t.first_chunk; });
+  while (it != ts.begin() && (it - 1)->chunk_count == 0) --it;
+  if (it == ts.begin()) fail(Errc::usage, "no tensor owns chunk " + std::to_string(i));
+  return *(it - 1);
 }
 
 void ContainerStreamReader::skip_zeros(uint64_t n) {
@@ -53,7 +59,14 @@ void ContainerStreamReader::skip_zeros(uint64_t n) {
 
 bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e) {
   uint32_t i = chunks_read();
-  if (i == raw_sizes_.size()) return false;
+  if (i == manifest_.chunk_count) return false;
+  // Per-chunk tables would cost memory in proportion to a count the file
+  // claims; a cursor over the tensors costs nothing.
+  while (manifest_.tensors[cur_tensor_].chunk_count == cur_chunk_) {
+    ++cur_tensor_;
+    cur_chunk_ = 0;
+  }
+  const TensorRecord& t = manifest_.tensors[cur_tensor_];
   try {
     e.offset = next_payload_offset(end_);
     skip_zeros(e.offset - kChunkHeaderSize - end_);
@@ -61,7 +74,7 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
     uint64_t h = in_.offset();
     in_.read_exact(ch, sizeof ch);
     e.stored_size = load_u32(ch);
-    e.raw_size = raw_sizes_[i];
+    e.raw_size = t.chunk_raw_size(cur_chunk_);
     e.xxh3 = load_u64(ch + 8);
     if (load_u32(ch + 4) != i) fail_at(Errc::corrupt, h + 4, "chunk sequence number " + std::to_string(load_u32(ch + 4)) + " where " + std::to_string(i) + " was expected");
     // A codec never needs more than its raw size plus a small margin; a larger
@@ -73,8 +86,9 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
     if (XXH3_64bits(buf.data(), buf.size()) != e.xxh3) fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i) + " checksum mismatch");
     end_ = e.offset + e.stored_size;
     seen_.push_back(e);
+    ++cur_chunk_;
   } catch (Error& err) {
-    err.at_file(in_.name()).at_tensor(tensor_of_chunk(i).name);
+    err.at_file(in_.name()).at_tensor(t.name);
     throw;
   }
   return true;
@@ -82,7 +96,7 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
 
 void ContainerStreamReader::finish() {
   try {
-    if (seen_.size() != raw_sizes_.size()) fail(Errc::usage, "finish() before every chunk was read");
+    if (seen_.size() != manifest_.chunk_count) fail(Errc::usage, "finish() before every chunk was read");
     uint64_t index_off = align_up(end_, kAlign);
     skip_zeros(index_off - end_);
     // The index length is only known from the footer, so read to the end of

@@ -29,9 +29,8 @@ class ContainerStreamReader {
   StreamIn& in_;
   FileHeader header_;
   Manifest manifest_;
-  std::vector<uint32_t> raw_sizes_;
-  std::vector<uint32_t> chunk_tensor_;
-  std::vector<ChunkEntry> seen_;
+  uint32_t cur_tensor_ = 0, cur_chunk_ = 0;  // the next chunk to read
+  std::vector<ChunkEntry> seen_;  // grows only with chunks actually read
   uint64_t end_ = 0;  // end of the last structure read
 };
 

@@ -9,9 +9,10 @@
 
 namespace wc {
 
-// Manifest and index are small; a high level costs little and they are read
-// by every open, so make them compact.
-static constexpr int kMetaZstdLevel = 19;
+// Manifest and index are read by every open, so make them compact; but a
+// model with 100,000 tensors has a manifest of megabytes, where level 19
+// would take many seconds.
+static int meta_level(size_t raw_size) { return raw_size <= (1u << 20) ? 19 : 3; }
 
 void ContainerWriter::put(const void* p, size_t n) {
   sink_.write(p, n);
@@ -29,7 +30,7 @@ void ContainerWriter::zeros(uint64_t n) {
 
 void ContainerWriter::begin(const Manifest& m) {
   auto raw = encode_manifest(m);
-  auto stored = zframe_compress(raw, kMetaZstdLevel);
+  auto stored = zframe_compress(raw, meta_level(raw.size()));
   FileHeader h;
   h.major = kVersionMajor;
   h.minor = kVersionMinor;
@@ -70,7 +71,7 @@ void ContainerWriter::finish() {
   uint64_t index_off = align_up(pos_, kAlign);
   zeros(index_off - pos_);
   auto raw = encode_index(index_);
-  auto stored = zframe_compress(raw, kMetaZstdLevel);
+  auto stored = zframe_compress(raw, meta_level(raw.size()));
   put(stored.data(), stored.size());
   FileFooter f;
   f.index_offset = index_off;

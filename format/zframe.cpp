@@ -20,6 +20,9 @@ std::vector<uint8_t> zframe_decompress(const uint8_t* p, size_t n, uint64_t raw_
   unsigned long long declared = ZSTD_getFrameContentSize(p, n);
   if (declared != raw_size)
     fail_at(Errc::corrupt, offset, std::string(what) + " frame does not declare its recorded size");
+  // zstd expands at most 32768x (a 128 KiB RLE block takes at least 4 bytes).
+  if (raw_size > uint64_t(n) * 32768 + 131072)
+    fail_at(Errc::corrupt, offset, std::string(what) + " frame declares more bytes than it can hold");
   std::vector<uint8_t> out(raw_size);
   size_t r = ZSTD_decompress(out.data(), out.size(), p, n);
   if (ZSTD_isError(r) || r != raw_size)

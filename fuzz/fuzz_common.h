@@ -25,6 +25,8 @@ namespace wcfuzz {
 // Raw-size caps that keep one execution fast; larger claims are still parsed
 // and validated, only not decoded.
 inline constexpr uint64_t kMaxDecodeChunk = 4u << 20;
+// Decoded size cap for the decode_* targets (they allocate and fill it every run).
+inline constexpr uint64_t kMaxFuzzDecodeOut = 256u << 10;
 inline constexpr uint64_t kMaxDecodeTotal = 16u << 20;
 
 // An error must say something and carry a valid code.

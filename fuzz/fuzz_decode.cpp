@@ -2,7 +2,7 @@
 // WC_FUZZ_CODEC = 0 (raw), 1 (zstd) or 2 (float_ans).
 //
 // Input: byte 0 picks the dtype (float_ans: one of its five float types),
-// bytes 1..4 the decoded size (u32 LE, reduced modulo 4 MiB + 1), the rest is
+// bytes 1..4 the decoded size (u32 LE, reduced modulo 256 KiB + 1), the rest is
 // the stored chunk. Checks: the decoder stays inside its buffers (ASan, and a
 // canary for builds without it), returns ok or Errc::codec, is deterministic,
 // and float_ans's fast decoder agrees with the reference decoder.
@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 #endif
   uint32_t dn;
   std::memcpy(&dn, data + 1, 4);
-  const size_t dst_n = dn % (wcfuzz::kMaxDecodeChunk + 1);
+  const size_t dst_n = dn % (wcfuzz::kMaxFuzzDecodeOut + 1);
   // The stored bytes in a buffer of their own size, so reading past them is caught.
   std::vector<uint8_t> src(data + 5, data + size);
   constexpr size_t kCanary = 64;

@@ -142,7 +142,7 @@ std::vector<uint8_t> mutate(const std::vector<uint8_t>& in, const std::vector<ui
 int main(int argc, char** argv) {
   std::string root = WCODEC_FUZZ_DIR;
   std::string only;
-  unsigned mutations = 48;
+  unsigned mutations = 200;
   std::vector<std::pair<std::string, std::string>> extra;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

@@ -19,7 +19,7 @@ __device__ void decode_chunk_block(const Chunk c, uint32_t dtype_id, int* status
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ ChunkLayout L;
   __shared__ int st;           // block status
-  __shared__ uint64_t scan[1024];
+  __shared__ uint64_t scan[32];  // word offset of each warp's group in a batch
   __shared__ uint64_t running;  // words before the current batch of sub-streams
   const uint32_t M_max = 1u << max_pb;
   uint32_t* slot = reinterpret_cast<uint32_t*>(smem);
@@ -51,28 +51,46 @@ __device__ void decode_chunk_block(const Chunk c, uint32_t dtype_id, int* status
     if (tid == 0) *status = kOk;
     return;
   }
+  // Each warp decodes whole groups of kGroupLanes lanes (one lane per
+  // thread); the lanes of a group share one word stream: in each step the
+  // lanes that need a word take consecutive words in lane order (ballot +
+  // popc prefix). Groups are taken in batches of nwarps; thread 0 prefix-sums
+  // the batch's word counts.
+  const uint32_t warp = tid / 32, lane = tid % 32, nwarps = nt / 32;
   bool ok = true;
-  for (uint64_t b0 = 0; b0 < L.nsub; b0 += nt) {
-    const uint64_t j = b0 + tid;
-    uint64_t cnt = 0;
-    if (j < L.nsub) cnt = j + 1 < L.nsub ? load16(c.src + L.counts_off + 2 * j) : 0;
-    scan[tid] = cnt;
-    __syncthreads();
-    for (uint32_t d = 1; d < nt; d <<= 1) {  // inclusive Hillis-Steele scan
-      uint64_t v = tid >= d ? scan[tid - d] : 0;
-      __syncthreads();
-      scan[tid] += v;
-      __syncthreads();
-    }
-    const uint64_t before = running + scan[tid] - cnt;  // words before sub-stream j
-    if (j < L.nsub) {
-      const uint32_t words = uint32_t(j + 1 < L.nsub ? cnt : L.streams_n / 2 - before);
-      const uint32_t x0 = load32(c.src + L.states_off + 4 * j);
-      ok &= decode_substream(L.s, L.h.prob_bits, slot, vals, x0, c.src + L.streams_off + 2 * before, words, j,
-                             L.nsub, L.n, c.src + L.plane_off, L.plane_n, c.dst);
+  for (uint64_t b0 = 0; b0 < L.ngroups; b0 += nwarps) {
+    if (tid == 0) {
+      uint64_t acc = running;
+      for (uint32_t k = 0; k < nwarps; ++k) {
+        const uint64_t g = b0 + k;
+        scan[k] = acc;
+        if (g + 1 < L.ngroups) acc += load32(c.src + L.counts_off + 4 * g);
+      }
+      running = acc;
     }
     __syncthreads();
-    if (tid == nt - 1) running += scan[tid];
+    const uint64_t g = b0 + warp;
+    if (g < L.ngroups) {  // warp-uniform
+      const uint64_t before = scan[warp];
+      const uint32_t words = word_count(c.src, L, g, before);
+      const uint8_t* wp = c.src + L.streams_off + 2 * before;
+      const uint64_t j0 = g * kGroupLanes;
+      const uint32_t lanes = group_lanes(L, g);
+      const bool mine = lane < lanes;
+      uint32_t x = mine ? load32(c.src + L.states_off + 4 * (j0 + lane)) : kLowerBound;
+      bool lok = x >= kLowerBound;
+      uint64_t used = 0;
+      const uint64_t steps = substream_len(L, j0);  // the group's first lane is its longest
+      for (uint64_t t = 0; t < steps; ++t) {
+        const uint64_t i = t * L.nsub + j0 + lane;
+        const bool need = mine && i < L.n &&
+                          lane_decode(L.s, L.h.prob_bits, slot, vals, x, i, c.src + L.plane_off, L.plane_n, c.dst);
+        const uint32_t ballot = __ballot_sync(0xFFFFFFFFu, need);
+        if (need) lane_refill(x, wp, words, used + __popc(ballot & ((1u << lane) - 1u)), lok);
+        used += __popc(ballot);
+      }
+      ok &= lok && x == kLowerBound && used == words;
+    }
     __syncthreads();
   }
   if (!ok) atomicExch(&st, kCorrupt);

@@ -1,11 +1,12 @@
 // CUDA decoder for float_ans chunks (codec/float_ans.h, spec/FLOAT_ANS.md).
 //
 // One thread block per chunk: the block parses the chunk header and table,
-// builds the rANS slot tables in shared memory, prefix-sums the sub-stream
-// word counts, and each thread then decodes whole sub-streams with
-// layout::decode_substream, the same function the CPU reference decoder
-// runs, so both give identical bits. Element i belongs to sub-stream
-// i mod nsub, so the threads of a warp write adjacent elements.
+// builds the rANS slot tables in shared memory, prefix-sums the group word
+// counts, and each warp then decodes whole groups of 32 sub-streams, one lane
+// per thread, with layout::lane_decode / lane_refill (the functions the CPU
+// reference decoder runs, so both give identical bits); the lanes of a group
+// share one word stream, distributed with a warp ballot. Element i belongs to
+// sub-stream i mod nsub, so the threads of a warp write adjacent elements.
 #pragma once
 #include <cuda_runtime.h>
 #include <stddef.h>

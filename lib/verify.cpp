@@ -28,7 +28,7 @@ class Comparer : public AssemblyTarget {
     }
   }
   void bytes(const uint8_t* p, size_t n) override {
-    if (orig_ && std::memcmp(orig_->data() + pos_, p, n) != 0) {
+    if (orig_ && n != 0 && std::memcmp(orig_->data() + pos_, p, n) != 0) {
       size_t k = 0;
       while (orig_->data()[pos_ + k] == p[k]) ++k;
       Error e(Errc::mismatch, "decoded bytes differ from the original");

@@ -1,5 +1,6 @@
-// float_ans codec: round trips, edge cases, corruption, and the GPU per-thread
-// function (layout::decode_substream) run on the CPU against the fast decoder.
+// float_ans codec: round trips, edge cases, corruption, and the GPU per-lane
+// functions (layout::lane_decode / lane_refill, as the kernel's warps run
+// them) emulated on the CPU against the fast decoder.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -269,38 +270,69 @@ TEST_CASE("weights compress; every k and prob_bits round-trips") {
 
 TEST_CASE("per-thread function equals the CPU decoder") {
   // Mimic the GPU kernel: parse, normalise, build the slot tables, walk the
-  // word counts, then run decode_substream for every sub-stream.
+  // group word counts, then run every group as a warp: each lane decodes with
+  // lane_decode, the lanes needing a word take consecutive words (ballot +
+  // popc prefix), all lanes step together.
   using namespace fans::layout;
-  auto w = weights(70000, 21, 0.05f);
-  auto raw = bf16_bytes(w);
-  fans::Params p = coded();
-  p.sub_bits = 9;
-  std::vector<uint8_t> enc;
-  fans::encode_with(DType::BF16, raw.data(), raw.size(), enc, p);
-  std::vector<uint8_t> cpu(raw.size()), gpu(raw.size(), 0);
-  REQUIRE(fans::decode(DType::BF16, enc.data(), enc.size(), cpu.data(), cpu.size()) == Errc::ok);
-  ChunkLayout L;
-  std::vector<uint8_t> q(kMaxAlphabet);
-  REQUIRE(parse_chunk(uint32_t(DType::BF16), enc.data(), enc.size(), raw.size(), &L, q.data()));
-  REQUIRE(check_counts(enc.data(), L));
-  std::vector<uint32_t> f(L.count), slot(1u << L.h.prob_bits);
-  std::vector<uint16_t> vals(1u << L.h.prob_bits);
-  REQUIRE(normalize_freqs(q.data(), L.count, L.h.qshift, L.h.prob_bits, f.data()));
-  uint64_t fs = 0;
-  for (auto x : f) fs += x;
-  CHECK(fs == (1u << L.h.prob_bits));
-  build_slots(f.data(), L.count, L.lo, L.s, slot.data(), vals.data());
-  uint64_t off = L.streams_off, sum = 0;
-  for (uint64_t j = 0; j < L.nsub; ++j) {
-    uint32_t c = word_count(enc.data(), L, j, sum);
-    CHECK(decode_substream(L.s, L.h.prob_bits, slot.data(), vals.data(), load32(enc.data() + L.states_off + 4 * j),
-                           enc.data() + off, c, j, L.nsub, L.n, enc.data() + L.plane_off, L.plane_n, gpu.data()));
-    off += 2 * c;
-    sum += c;
+  for (int sb : {9, 6}) {
+    auto w = weights(70000 + 13 * sb, 21, 0.05f);
+    auto raw = bf16_bytes(w);
+    fans::Params p = coded();
+    p.sub_bits = sb;  // 137 lanes (5 groups, last partial) / 1095 lanes
+    std::vector<uint8_t> enc;
+    fans::encode_with(DType::BF16, raw.data(), raw.size(), enc, p);
+    std::vector<uint8_t> cpu(raw.size()), gpu(raw.size(), 0), ref(raw.size(), 0);
+    REQUIRE(fans::decode(DType::BF16, enc.data(), enc.size(), cpu.data(), cpu.size()) == Errc::ok);
+    REQUIRE(fans::decode_reference(DType::BF16, enc.data(), enc.size(), ref.data(), ref.size()) == Errc::ok);
+    ChunkLayout L;
+    std::vector<uint8_t> q(kMaxAlphabet);
+    REQUIRE(parse_chunk(uint32_t(DType::BF16), enc.data(), enc.size(), raw.size(), &L, q.data()));
+    REQUIRE(check_counts(enc.data(), L));
+    CHECK(L.ngroups == (L.nsub + 31) / 32);
+    std::vector<uint32_t> f(L.count), slot(1u << L.h.prob_bits);
+    std::vector<uint16_t> vals(1u << L.h.prob_bits);
+    REQUIRE(normalize_freqs(q.data(), L.count, L.h.qshift, L.h.prob_bits, f.data()));
+    uint64_t fs = 0;
+    for (auto x : f) fs += x;
+    CHECK(fs == (1u << L.h.prob_bits));
+    build_slots(f.data(), L.count, L.lo, L.s, slot.data(), vals.data());
+    uint64_t off = L.streams_off, sum = 0;
+    for (uint64_t g = 0; g < L.ngroups; ++g) {
+      const uint32_t c = word_count(enc.data(), L, g, sum);
+      const uint64_t j0 = g * kGroupLanes;
+      const uint32_t lanes = group_lanes(L, g);
+      uint32_t x[32];
+      bool ok[32];
+      for (uint32_t l = 0; l < 32; ++l) {
+        ok[l] = true;
+        x[l] = l < lanes ? load32(enc.data() + L.states_off + 4 * (j0 + l)) : kLowerBound;
+      }
+      uint64_t used = 0;
+      const uint64_t steps = substream_len(L, j0);  // lane 0 is the longest
+      for (uint64_t t = 0; t < steps; ++t) {
+        uint32_t need[32], ballot = 0;
+        for (uint32_t l = 0; l < 32; ++l) {  // "threads"
+          const uint64_t i = t * L.nsub + j0 + l;
+          need[l] = l < lanes && i < L.n &&
+                    lane_decode(L.s, L.h.prob_bits, slot.data(), vals.data(), x[l], i, enc.data() + L.plane_off,
+                                L.plane_n, gpu.data());
+          ballot |= need[l] << l;
+        }
+        for (uint32_t l = 0; l < 32; ++l)
+          if (need[l])
+            lane_refill(x[l], enc.data() + off, c, used + __builtin_popcount(ballot & ((1u << l) - 1u)), ok[l]);
+        used += __builtin_popcount(ballot);
+      }
+      for (uint32_t l = 0; l < lanes; ++l) CHECK((ok[l] && x[l] == kLowerBound));
+      CHECK(used == c);
+      off += 2 * uint64_t(c);
+      sum += c;
+    }
+    CHECK(off == L.plane_off);
+    CHECK(gpu == cpu);
+    CHECK(ref == cpu);
+    CHECK(gpu == raw);
   }
-  CHECK(off == L.plane_off);
-  CHECK(gpu == cpu);
-  CHECK(gpu == raw);
 }
 
 TEST_CASE("spec test vector") {
