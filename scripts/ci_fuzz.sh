@@ -24,6 +24,12 @@ BUILD=${WCODEC_FUZZ_BUILD:-build-fuzz}
 OUT=${WCODEC_FUZZ_OUT:-$BUILD/fuzz-run}
 TARGETS=${WCODEC_FUZZ_TARGETS:-"container stream safetensors shard_index decode_raw decode_zstd decode_fans roundtrip_raw roundtrip_zstd roundtrip_fans"}
 
+# libFuzzer comes with clang's runtime; install both when missing.
+if ! command -v clang++ >/dev/null || ! dpkg -s libclang-rt-dev >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null ||
+    { DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null; }
+fi
 CC_BIN=$(command -v clang || command -v clang-14 || true)
 CXX_BIN=$(command -v clang++ || command -v clang++-14 || true)
 if [[ -z "$CXX_BIN" ]]; then

