@@ -157,6 +157,6 @@ TEST_SUITE("cli") {
     r = tu::run(tu::cli() + " inspect " + q(t / "v2.wcz"));
     CHECK(r.status != 0);
     CHECK(r.out.find("checksum") != std::string::npos);  // header checksum covers the version
-    CHECK(tu::count_matching(t.path, "wctmp") == 0);
+    CHECK(tu::temp_files(t.path).size() == 0);
   }
 }

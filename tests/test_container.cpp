@@ -154,7 +154,7 @@ TEST_SUITE("container") {
       CHECK(e.describe().find("m.wcz") != std::string::npos);
     }
     CHECK(tu::read_file(t / "m.wcz") == std::vector<uint8_t>{1, 2, 3});
-    CHECK(tu::count_matching(t.path, "wctmp") == 0);
+    CHECK(tu::temp_files(t.path).size() == 0);
   }
 
   TEST_CASE("verify --against finds a single differing byte and names its offset") {

@@ -26,6 +26,7 @@
 #include "format/writer.h"
 #include "lib/api.h"
 #include "st_builder.h"
+#include "test_util.h"
 
 using wc::DType;
 
@@ -37,24 +38,7 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    const char* b = std::getenv("TMPDIR");
-    std::string t = std::string(b && *b ? b : "/tmp") + "/wcodec-huge.XXXXXX";
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TmpDir() {
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlink((path + "/" + e->d_name).c_str());
-      ::closedir(d);
-    }
-    ::rmdir(path.c_str());
-  }
-  std::string operator/(const std::string& n) const { return path + "/" + n; }
-};
+using TmpDir = tu::TempDir;
 
 // Bytes of an expected output: a list of segments (data, or zeros when null).
 struct Expected {

@@ -29,45 +29,23 @@
 #include "format/error.h"
 #include "lib/api.h"
 #include "st_builder.h"
+#include "test_util.h"
 
 using wc::DType;
 using wc::Errc;
 
 namespace {
 
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    const char* b = std::getenv("TMPDIR");
-    std::string t = std::string(b && *b ? b : "/tmp") + "/wcodec-safewrite.XXXXXX";
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TmpDir() {
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlink((path + "/" + e->d_name).c_str());
-      ::closedir(d);
-    }
-    ::rmdir(path.c_str());
-  }
-  std::string operator/(const std::string& n) const { return path + "/" + n; }
-};
+using TmpDir = tu::TempDir;
 
-std::vector<uint8_t> read_bytes(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+using tu::read_bytes;
 
 uint64_t file_hash(const std::string& p) {
   auto b = read_bytes(p);
   return XXH3_64bits(b.data(), b.size());
 }
 
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::lstat(p.c_str(), &st) == 0;
-}
+bool exists(const std::string& p) { return wc::path_exists(p); }
 
 std::vector<std::string> temp_files(const std::string& dir) {
   std::vector<std::string> v;

@@ -2,6 +2,8 @@
 // directories, file I/O, running the built CLI.
 #pragma once
 #include <cstdio>
+#include <cstring>
+#include <dirent.h>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -37,6 +39,19 @@ inline std::vector<uint8_t> read_file(const std::string& p) {
   return v;
 }
 
+inline std::vector<uint8_t> read_bytes(const std::string& p) { return read_file(p); }
+
+// Names in `dir` that look like a writer's temporary (".NAME.wctmp.XXXXXX").
+inline std::vector<std::string> temp_files(const std::string& dir) {
+  std::vector<std::string> v;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::strstr(e->d_name, ".wctmp.")) v.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return v;
+}
+
 inline void write_file(const std::string& p, const std::vector<uint8_t>& v) {
   FILE* f = std::fopen(p.c_str(), "wb");
   if (!f) throw std::runtime_error("cannot write " + p);
@@ -62,14 +77,5 @@ inline RunResult run(const std::string& cmd) {
 }
 
 inline std::string cli() { return WCODEC_CLI_PATH; }
-
-// Files in `dir` whose names contain `needle` (finds stray temporaries).
-inline int count_matching(const std::string& dir, const std::string& needle) {
-  auto r = run("ls -a '" + dir + "'");
-  int c = 0;
-  size_t pos = 0;
-  while ((pos = r.out.find(needle, pos)) != std::string::npos) ++c, ++pos;
-  return c;
-}
 
 }  // namespace tu
