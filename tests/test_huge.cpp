@@ -92,13 +92,7 @@ int cli_stream_compare(const std::vector<std::string>& args, const std::string& 
     ::dup2(i, 0);
     ::dup2(p[1], 1);
     ::close(p[0]);
-    std::vector<std::string> copy = args;
-    std::string exe = WCODEC_CLI_PATH;
-    std::vector<char*> argv = {exe.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
+    tu::exec_cli(args);
   }
   ::close(p[1]);
   same = true;

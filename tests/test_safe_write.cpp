@@ -47,15 +47,7 @@ uint64_t file_hash(const std::string& p) {
 
 bool exists(const std::string& p) { return wc::path_exists(p); }
 
-std::vector<std::string> temp_files(const std::string& dir) {
-  std::vector<std::string> v;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d))
-      if (std::strstr(e->d_name, ".wctmp.")) v.push_back(e->d_name);
-    ::closedir(d);
-  }
-  return v;
-}
+using tu::temp_files;
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -144,13 +136,7 @@ pid_t spawn_cli(const std::vector<std::string>& args, const std::string& log, co
       rl.rlim_cur = rl.rlim_max = fsize_limit;
       ::setrlimit(RLIMIT_FSIZE, &rl);
     }
-    std::vector<std::string> copy = args;
-    std::string exe = WCODEC_CLI_PATH;
-    std::vector<char*> argv = {exe.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(127);
+    tu::exec_cli(args);
   }
   return pid;
 }

@@ -78,4 +78,15 @@ inline RunResult run(const std::string& cmd) {
 
 inline std::string cli() { return WCODEC_CLI_PATH; }
 
+// In a forked child: replaces the process with the CLI run with `args`.
+[[noreturn]] inline void exec_cli(const std::vector<std::string>& args) {
+  std::vector<std::string> copy = args;
+  std::string exe = WCODEC_CLI_PATH;
+  std::vector<char*> argv = {exe.data()};
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv(exe.c_str(), argv.data());
+  ::_exit(127);
+}
+
 }  // namespace tu
