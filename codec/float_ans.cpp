@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "codec/ans_layout.h"
+#include "codec/float_ans_enc.h"
 #include "codec/float_ans_internal.h"
 #include "format/bytes.h"
 
@@ -240,10 +241,13 @@ inline uint32_t load_val(const uint8_t* src, uint64_t i) {
 template <unsigned W, unsigned JOINT>
 void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* src, uint64_t n,
                     uint64_t nsub, std::vector<uint16_t>& words, std::vector<uint32_t>& states,
-                    std::vector<uint64_t>& gbeg, std::vector<uint64_t>& gend) {
+                    std::vector<uint64_t>& gbeg, std::vector<uint64_t>& gend, const detail::VecEncArgs* va) {
   const uint64_t base = n / nsub, extra = n % nsub;
   const uint64_t ngroups = (nsub + kGroupLanes - 1) / kGroupLanes;
-  words.resize(size_t(n + 2 * ngroups));
+  // each group's region: kSlack words (vector stores below the stack top), then syms + 2
+  constexpr uint64_t kSlack = 8;
+  words.resize(size_t(n + (2 + kSlack) * ngroups));
+  const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT) : nullptr;
   states.assign(nsub, kLowerBound);
   gbeg.resize(ngroups);
   gend.resize(ngroups);
@@ -263,6 +267,7 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     const uint64_t syms = lanes * base + ex;
     uint32_t x[kGroupLanes];
     for (uint32_t l = 0; l < lanes; ++l) x[l] = kLowerBound;
+    off += kSlack;
     uint16_t* pp = wbase + off + syms + 2;
     gend[g] = off + syms + 2;
     auto enc = [&](uint32_t l, uint64_t i) __attribute__((always_inline)) {
@@ -277,7 +282,9 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
       x[l] = xx + e.bias + qq * e.cmpl;
     };
     for (uint32_t l = uint32_t(ex); l-- > 0;) enc(l, base * nsub + j0 + l);
-    if (lanes == kGroupLanes) {
+    if (lanes == kGroupLanes && vsteps) {
+      vsteps(*va, src, nsub, base, j0, x, &pp);
+    } else if (lanes == kGroupLanes) {
       for (uint64_t t = base; t-- > 0;) {
         const uint64_t i0 = t * nsub + j0;
 #pragma GCC unroll 32
@@ -336,19 +343,33 @@ void pack_plane(const Split& s, const uint8_t* src, uint64_t n, uint8_t* out) {
   }
 }
 
+// Four interleaved u16 sub-histograms (repeated values do not serialise on
+// one counter), flushed into top every 4 * 65535 elements.
 template <unsigned W>
 void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, std::vector<uint64_t>& top) {
   const uint32_t sh = W - topbits;
-  std::vector<uint32_t> h(size_t(1) << topbits, 0);
-  std::vector<uint32_t> h2(size_t(1) << topbits, 0);
+  const size_t nb = size_t(1) << topbits;
+  thread_local std::vector<uint16_t> hs;
+  hs.assign(4 * nb, 0);
+  top.assign(nb, 0);
+  uint16_t* const h0 = hs.data();
+  uint16_t* const h1 = h0 + nb;
+  uint16_t* const h2 = h1 + nb;
+  uint16_t* const h3 = h2 + nb;
   uint64_t i = 0;
-  for (; i + 2 <= n; i += 2) {
-    ++h[load_val<W>(src, i) >> sh];
-    ++h2[load_val<W>(src, i + 1) >> sh];
+  while (i < n) {
+    const uint64_t end = std::min<uint64_t>(n, i + 4 * 65535);
+    for (; i + 4 <= end; i += 4) {
+      ++h0[load_val<W>(src, i) >> sh];
+      ++h1[load_val<W>(src, i + 1) >> sh];
+      ++h2[load_val<W>(src, i + 2) >> sh];
+      ++h3[load_val<W>(src, i + 3) >> sh];
+    }
+    uint16_t* const hh[3] = {h0, h1, h2};  // at most one more count in each of h0..h2
+    for (unsigned j = 0; i < end; ++i, ++j) ++hh[j][load_val<W>(src, i) >> sh];
+    for (size_t k = 0; k < nb; ++k) top[k] += uint64_t(h0[k]) + h1[k] + h2[k] + h3[k];
+    if (i < n) std::fill(hs.begin(), hs.end(), uint16_t(0));
   }
-  for (; i < n; ++i) ++h[load_val<W>(src, i) >> sh];
-  top.resize(h.size());
-  for (size_t k = 0; k < h.size(); ++k) top[k] = uint64_t(h[k]) + h2[k];
 }
 
 void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t>& out,
@@ -488,7 +509,29 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   thread_local std::vector<uint16_t> words;
   thread_local std::vector<uint32_t> states;
   thread_local std::vector<uint64_t> wbeg, wend;
-  auto run = [&](auto fn) { fn(s, best.lo, es.data(), src, n, nsub, words, states, wbeg, wend); };
+  const bool fast = detail::fast_encoder();
+  thread_local std::vector<uint32_t> va_a, va_r;
+  detail::VecEncArgs va{};
+  if (fast) {
+    va_a.assign(best.count, 0);
+    va_r.assign(best.count, 0);
+    uint32_t cum = 0;
+    for (uint32_t i = 0; i < best.count; ++i) {
+      const uint32_t fi = bf[i];
+      if (fi == 0) continue;
+      uint32_t rsh = 0, rcp = 0;
+      if (fi >= 2) {
+        const uint32_t sh = 32 - uint32_t(__builtin_clz(fi - 1));  // ceil(log2 f)
+        rcp = uint32_t(((uint64_t(1) << (sh + 31)) + fi - 1) / fi);
+        rsh = sh - 1;
+      }
+      va_a[i] = (fi - 1) | cum << 14 | rsh << 28;
+      va_r[i] = rcp;
+      cum += fi;
+    }
+    va = detail::VecEncArgs{va_a.data(), va_r.data(), best.lo, s.r, (1u << (s.S - s.joint)) - 1u, prob_bits};
+  }
+  auto run = [&](auto fn) { fn(s, best.lo, es.data(), src, n, nsub, words, states, wbeg, wend, fast ? &va : nullptr); };
   if (g.W == 8) s.joint ? run(encode_streams<8, 1>) : run(encode_streams<8, 0>);
   else if (g.W == 16) s.joint ? run(encode_streams<16, 1>) : run(encode_streams<16, 0>);
   else s.joint ? run(encode_streams<32, 1>) : run(encode_streams<32, 0>);
@@ -525,7 +568,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     std::memcpy(o, words.data() + wbeg[j], 2 * c);
     o += 2 * c;
   }
-  if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
+  if (fast) {
+    if (s.w) detail::pack_plane_bmi2(g.W, ((1u << s.r) - 1u) | (s.joint ? 0u : 1u << (g.W - 1)), src, n, o);
+  } else if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
   else if (g.W == 16) s.joint ? pack_plane<16, 1>(s, src, n, o) : pack_plane<16, 0>(s, src, n, o);
   else s.joint ? pack_plane<32, 1>(s, src, n, o) : pack_plane<32, 0>(s, src, n, o);
   if (p.allow_raw && out.size() >= nbytes + 1) store_raw();

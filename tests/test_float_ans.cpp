@@ -11,6 +11,7 @@
 
 #include "codec/ans_layout.h"
 #include "codec/float_ans.h"
+#include "codec/float_ans_enc.h"
 #include "codec/float_ans_internal.h"
 
 using namespace wc;
@@ -425,6 +426,67 @@ TEST_CASE("corruption is detected or harmless") {
   CHECK(fans::decode(DType::BF16, enc.data(), enc.size(), dst.data(), raw.size() - 1) == Errc::codec);
   CHECK(fans::decode(DType::I32, enc.data(), enc.size(), dst.data(), raw.size()) == Errc::codec);
   CHECK(fans::decode(DType::BF16, nullptr, 0, dst.data(), 0) == Errc::codec);
+}
+
+TEST_CASE("fast (AVX2/BMI2) and portable encoders give identical bytes") {
+  const bool has_fast = fans::detail::fast_encoder();
+  if (!has_fast) MESSAGE("no AVX2/BMI2 encoder on this CPU: comparing the portable encoder with itself");
+  auto both = [&](DType t, const std::vector<uint8_t>& raw, const fans::Params& p) {
+    std::vector<uint8_t> a, b;
+    fans::detail::force_encoder(0);
+    fans::encode_with(t, raw.data(), raw.size(), a, p);
+    fans::detail::force_encoder(-1);
+    fans::encode_with(t, raw.data(), raw.size(), b, p);
+    REQUIRE(a.size() == b.size());
+    CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+    return b;
+  };
+  std::mt19937 rng(77);
+  const DType types[] = {DType::F8_E4M3, DType::F8_E5M2, DType::F16, DType::BF16, DType::F32};
+  const size_t sizes[] = {1, 7, 100, 4096, 64 * 32, 64 * 32 * 3 + 17, 4096 * 32, 4096 * 32 * 2 + 4096 * 5 + 3, 131072};
+  for (DType t : types) {
+    const size_t es = esize(t);
+    for (size_t n : sizes) {
+      // weight-like values (as bit patterns of the dtype: take the top bytes of f32)
+      const auto w = weights(n, uint32_t(n) * 7 + uint32_t(es), 0.02f);
+      std::vector<uint8_t> raw(n * es);
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t u;
+        std::memcpy(&u, &w[i], 4);
+        if (es == 1) raw[i] = uint8_t((u >> 24) ^ uint8_t(rng() & 3));
+        else if (es == 2) { uint16_t h = uint16_t(u >> 16); std::memcpy(&raw[2 * i], &h, 2); }
+        else std::memcpy(&raw[4 * i], &u, 4);
+      }
+      for (int sub : {6, 12}) {
+        fans::Params p = coded();
+        p.sub_bits = sub;
+        const auto enc = both(t, raw, p);
+        if (n > 1000 && sub == 6) check_decoders(t, enc, raw);
+      }
+      // forced configurations: every joint, a few k and prob_bits
+      for (int joint = 0; joint < 2; ++joint)
+        for (int pb : {10, 14}) {
+          fans::Params p;  // raw fallback where the forced split is invalid
+          p.joint = joint;
+          p.k = joint ? 0 : 1;
+          p.prob_bits = pb;
+          p.sub_bits = 7;
+          both(t, raw, p);
+        }
+      // skewed: mostly one value (a frequency near M, many of frequency 1)
+      std::vector<uint8_t> sk(n * es, 0);
+      for (size_t i = 0; i < n * es; ++i)
+        if (rng() % 64 == 0) sk[i] = uint8_t(rng());
+      fans::Params p = coded();
+      p.sub_bits = 6;
+      both(t, sk, p);
+      // random bytes
+      std::vector<uint8_t> rb(n * es);
+      for (auto& c : rb) c = uint8_t(rng());
+      both(t, rb, coded());
+    }
+  }
+  fans::detail::force_encoder(-1);
 }
 
 }  // TEST_SUITE

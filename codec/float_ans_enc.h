@@ -1,0 +1,39 @@
+// Internal interface between the float_ans encoder (codec/float_ans.cpp) and
+// its AVX2/BMI2 kernels (codec/float_ans_enc_avx2.cpp). The kernels produce
+// exactly the bytes of the portable code (tests compare them).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace wc::fans::detail {
+
+// Per-symbol-index entries for the vector rANS encoder:
+//   a[i] = (f - 1) | cum << 14 | rshift << 28, r[i] = rcp (f >= 1; 0 for absent)
+// where for f >= 2, s = ceil(log2 f), rcp = ceil(2^(31+s) / f), rshift = s - 1
+// (q' = (x * rcp) >> 32 >> rshift is x / f or x / f + 1), and for f = 1
+// rshift = 0 (the kernel uses q = x).
+struct VecEncArgs {
+  const uint32_t* a;
+  const uint32_t* r;
+  uint32_t lo, rbits, magmask, prob_bits;
+};
+
+// Runs steps t = base-1 .. 0 of one full group (32 lanes starting at j0) of a
+// chunk with nsub sub-streams: x[32] the lane states (in/out), *pp the word
+// stack pointer (words are written at [*pp - 8, *pp) before it moves down, so
+// 8 words of slack must lie below the lowest word).
+using EncStepsFn = void (*)(const VecEncArgs& a, const uint8_t* src, uint64_t nsub, uint64_t base, uint64_t j0,
+                            uint32_t* x, uint16_t** pp);
+EncStepsFn enc_steps_avx2(unsigned W, unsigned joint);
+
+// Packs the raw plane of n W-bit values: fields value & pmask compressed
+// (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.
+void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n, uint8_t* out);
+
+// Whether the AVX2/BMI2 encoder kernels are usable on this CPU (and not
+// disabled by force_encoder).
+bool fast_encoder() noexcept;
+// 0 = portable, 1 = fast if available, -1 = auto (default).
+void force_encoder(int which) noexcept;
+
+}  // namespace wc::fans::detail

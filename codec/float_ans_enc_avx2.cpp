@@ -1,0 +1,208 @@
+// AVX2 / BMI2 kernels of the float_ans encoder (see codec/float_ans_enc.h).
+// Compiled with target attributes; chosen at run time. Output equals the
+// portable encoder's byte for byte.
+//
+// rANS steps: a group's 32 lanes are 4 vectors of 8 lanes; step t reads 32
+// consecutive elements. Per vector two gathers (packed f-1 | cum | shift, and
+// a 32-bit reciprocal) give the symbol's parameters; the lanes that emit push
+// their low 16 bits onto the group's stack in lane order (a movemask-indexed
+// pshufb compacts them to the top of 8 words), vectors from lane 24-31 down
+// to 0-7, the mirror of the decoder's expansion. x / f is computed as
+// (x * rcp) >> 32 >> shift, exact or one too large, and corrected.
+#include <atomic>
+#include <cstring>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "codec/float_ans_enc.h"
+
+namespace wc::fans::detail {
+
+namespace {
+
+#if defined(__x86_64__) || defined(__i386__)
+
+struct alignas(16) CompactLut {
+  uint8_t b[256][16];
+};
+constexpr CompactLut make_lut() {
+  CompactLut L{};
+  for (unsigned m = 0; m < 256; ++m) {
+    unsigned c = 0;
+    for (unsigned l = 0; l < 8; ++l) c += (m >> l) & 1;
+    for (unsigned p = 0; p < 16; ++p) L.b[m][p] = 0x80;
+    unsigned k = 0;
+    for (unsigned l = 0; l < 8; ++l)
+      if ((m >> l) & 1) {
+        const unsigned pos = 8 - c + k++;
+        L.b[m][2 * pos] = uint8_t(2 * l);
+        L.b[m][2 * pos + 1] = uint8_t(2 * l + 1);
+      }
+  }
+  return L;
+}
+constexpr CompactLut kLut = make_lut();
+
+template <unsigned W>
+__attribute__((target("avx2,bmi2"), always_inline)) inline __m256i load8(const uint8_t* src, uint64_t i) {
+  if constexpr (W == 8) return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
+  else if constexpr (W == 16)
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i)));
+  else return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * i));
+}
+
+template <unsigned W, unsigned JOINT>
+__attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const uint8_t* src, uint64_t nsub,
+                                                    uint64_t base, uint64_t j0, uint32_t* xs, uint16_t** ppp) {
+  __m256i x[4];
+  for (int v = 0; v < 4; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 8 * v));
+  uint16_t* pp = *ppp;
+  const __m128i rcnt = _mm_cvtsi32_si128(int(a.rbits));
+  const __m128i ecnt = _mm_cvtsi32_si128(int(32 - a.prob_bits));
+  const __m256i magmask = _mm256_set1_epi32(int(a.magmask));
+  const __m256i lo = _mm256_set1_epi32(int(a.lo));
+  const __m256i m14 = _mm256_set1_epi32(0x3FFF);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i Mv = _mm256_set1_epi32(int(1u << a.prob_bits));
+  const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+  const __m256i zero = _mm256_setzero_si256();
+  const int* ta = reinterpret_cast<const int*>(a.a);
+  const int* tr = reinterpret_cast<const int*>(a.r);
+  for (uint64_t t = base; t-- > 0;) {
+    const uint64_t i0 = t * nsub + j0;
+    for (int v = 3; v >= 0; --v) {
+      const __m256i val = load8<W>(src, i0 + 8 * unsigned(v));
+      __m256i idx = _mm256_and_si256(_mm256_srl_epi32(val, rcnt), magmask);
+      if constexpr (JOINT) idx = _mm256_or_si256(_mm256_slli_epi32(idx, 1), _mm256_srli_epi32(val, W - 1));
+      idx = _mm256_sub_epi32(idx, lo);
+      const __m256i A = _mm256_i32gather_epi32(ta, idx, 4);
+      const __m256i R = _mm256_i32gather_epi32(tr, idx, 4);
+      const __m256i fm1 = _mm256_and_si256(A, m14);
+      const __m256i cum = _mm256_and_si256(_mm256_srli_epi32(A, 14), m14);
+      const __m256i rsh = _mm256_srli_epi32(A, 28);
+      __m256i xv = x[v];
+      const __m256i emit = _mm256_cmpgt_epi32(_mm256_srl_epi32(xv, ecnt), fm1);
+      const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(emit)));
+      {
+        const __m256i w32 = _mm256_and_si256(xv, low16);
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(w32, w32), _MM_SHUFFLE(3, 1, 2, 0));
+        const __m128i words = _mm_shuffle_epi8(_mm256_castsi256_si128(p),
+                                               _mm_load_si128(reinterpret_cast<const __m128i*>(kLut.b[m])));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(pp - 8), words);
+        pp -= __builtin_popcount(m);
+      }
+      xv = _mm256_blendv_epi8(xv, _mm256_srli_epi32(xv, 16), emit);
+      // q' = (x * rcp) >> 32 >> rsh
+      const __m256i pe = _mm256_srli_epi64(_mm256_mul_epu32(xv, R), 32);
+      const __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(xv, 32), _mm256_srli_epi64(R, 32));
+      __m256i q = _mm256_srlv_epi32(_mm256_blend_epi32(pe, po, 0xAA), rsh);
+      const __m256i f = _mm256_add_epi32(fm1, one);
+      const __m256i rem = _mm256_sub_epi32(xv, _mm256_mullo_epi32(q, f));
+      q = _mm256_add_epi32(q, _mm256_srai_epi32(rem, 31));
+      q = _mm256_blendv_epi8(q, xv, _mm256_cmpeq_epi32(fm1, zero));  // f = 1: q = x
+      const __m256i cmpl = _mm256_sub_epi32(Mv, f);
+      x[v] = _mm256_add_epi32(_mm256_add_epi32(xv, cum), _mm256_mullo_epi32(q, cmpl));
+    }
+  }
+  for (int v = 0; v < 4; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs + 8 * v), x[v]);
+  *ppp = pp;
+}
+
+template <unsigned W>
+__attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uint8_t* src, uint64_t n,
+                                                        uint8_t* out) {
+  constexpr unsigned per = 64 / W;  // values per 64-bit word
+  uint64_t mask = 0;
+  for (unsigned j = 0; j < per; ++j) mask |= uint64_t(pmask) << (W * j);
+  const unsigned w = unsigned(__builtin_popcount(pmask));
+  const unsigned len = per * w;
+  uint64_t acc = 0;
+  unsigned nb = 0;
+  uint64_t i = 0;
+  const uint8_t* p = src;
+  for (; i + per <= n; i += per, p += 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    const uint64_t f = _pext_u64(v, mask);
+    acc |= f << nb;
+    const unsigned tot = nb + len;
+    if (tot >= 64) {
+      std::memcpy(out, &acc, 8);
+      out += 8;
+      acc = nb ? f >> (64 - nb) : 0;
+      nb = tot - 64;
+    } else {
+      nb = tot;
+    }
+  }
+  for (; i < n; ++i) {
+    uint32_t v;
+    if constexpr (W == 8) v = src[i];
+    else if constexpr (W == 16) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); v = h; }
+    else std::memcpy(&v, src + 4 * i, 4);
+    const uint64_t f = _pext_u32(v, pmask);
+    acc |= f << nb;
+    const unsigned tot = nb + w;
+    if (tot >= 64) {
+      std::memcpy(out, &acc, 8);
+      out += 8;
+      acc = nb ? f >> (64 - nb) : 0;
+      nb = tot - 64;
+    } else {
+      nb = tot;
+    }
+  }
+  while (nb > 0) {
+    *out++ = uint8_t(acc);
+    acc >>= 8;
+    nb = nb > 8 ? nb - 8 : 0;
+  }
+}
+
+bool cpu_ok() {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("bmi2")) return false;
+  // pext/pdep are microcoded (very slow) before Zen 3
+  if (__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2"))) return false;
+  return true;
+}
+
+#else
+bool cpu_ok() { return false; }
+#endif
+
+std::atomic<int> g_force{-1};
+
+}  // namespace
+
+EncStepsFn enc_steps_avx2(unsigned W, unsigned joint) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (W == 8) return joint ? enc_steps<8, 1> : enc_steps<8, 0>;
+  if (W == 16) return joint ? enc_steps<16, 1> : enc_steps<16, 0>;
+  return joint ? enc_steps<32, 1> : enc_steps<32, 0>;
+#else
+  (void)W, (void)joint;
+  return nullptr;
+#endif
+}
+
+void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n, uint8_t* out) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (W == 8) pack_plane_t<8>(pmask, src, n, out);
+  else if (W == 16) pack_plane_t<16>(pmask, src, n, out);
+  else pack_plane_t<32>(pmask, src, n, out);
+#else
+  (void)W, (void)pmask, (void)src, (void)n, (void)out;
+#endif
+}
+
+bool fast_encoder() noexcept {
+  static const bool ok = cpu_ok();
+  const int f = g_force.load(std::memory_order_relaxed);
+  return ok && f != 0;
+}
+
+void force_encoder(int which) noexcept { g_force.store(which, std::memory_order_relaxed); }
+
+}  // namespace wc::fans::detail
