@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Whole-tool comparison on a generated ~256 MiB BF16 Llama-shaped model:
+# Whole-tool comparison on a generated ~236 MiB (248 MB) BF16 Llama-shaped model:
 # `wcodec unpack -T 1 -o - > /dev/null` against `zstd -d -T1 -c > /dev/null`
 # of the same model compressed with zstd -3, run back to back, best of 5.
 #   bench/unpack_vs_zstd.sh [build-dir]
@@ -7,7 +7,7 @@ set -euo pipefail
 B=${1:-build}
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
-"$B/wcodec_gen_sample" "$d/m.safetensors" --dim 2048 --layers 2 --vocab 32000 --seed 7 >/dev/null
+"$B/wcodec_gen_sample" "$d/m.safetensors" --dim 2048 --layers 1 --vocab 18000 --seed 7 >/dev/null
 "$B/wcodec" pack "$d/m.safetensors" -o "$d/m.wcz" 2>/dev/null
 zstd -q -3 -T1 "$d/m.safetensors" -o "$d/m.zst"
 best() {  # best wall time of 5 runs of "$@", in seconds

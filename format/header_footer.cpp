@@ -1,6 +1,6 @@
 #include <cstring>
 #include <string>
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include "format/bytes.h"
 #include "format/container.h"

@@ -1,6 +1,6 @@
 #include "format/json.h"
 
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include <algorithm>
 #include <cstdio>

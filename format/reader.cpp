@@ -1,7 +1,7 @@
 #include "format/reader.h"
 
 #include <cstring>
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include "format/bytes.h"
 #include "format/zframe.h"

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include "format/bytes.h"
 #include "format/footer.h"

@@ -1,6 +1,6 @@
 #include "format/writer.h"
 
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include "format/bytes.h"
 #include "format/footer.h"

@@ -1,7 +1,7 @@
 #include "lib/decode_driver.h"
 
 #include <memory>
-#include <xxhash.h>
+#include "format/hash.h"
 
 namespace wc {
 

@@ -1,7 +1,7 @@
 // pack: safetensors in, container out.
 #include <memory>
 #include <unistd.h>
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include "codec/auto_select.h"
 #include "format/file_io.h"

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include "format/container.h"
 #include "format/file_io.h"

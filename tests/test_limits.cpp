@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include <xxhash.h>
+#include "format/hash.h"
 #include <zstd.h>
 
 #include "format/bytes.h"

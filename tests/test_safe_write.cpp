@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include <xxhash.h>
+#include "format/hash.h"
 
 #include "format/error.h"
 #include "lib/api.h"
