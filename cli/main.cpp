@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (show_version) {
-    std::printf("wcodec %s (container format %u.%u)\n", wc::version_string(), 1u, 0u);
+    std::printf("wcodec %s (container format %s)\n", wc::version_string(), wc::format_version_string().c_str());
     return 0;
   }
   try {

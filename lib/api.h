@@ -85,6 +85,8 @@ std::string inspect_json(const InspectResult& r);
 std::string inspect_text(const InspectResult& r);
 
 const char* version_string();
+// The container format version this build writes, e.g. "1.0".
+std::string format_version_string();
 
 // Removes the temporary outputs of operations in progress; async-signal-safe,
 // for a SIGINT/SIGTERM handler (the process should then exit).

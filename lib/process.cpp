@@ -1,4 +1,5 @@
 // Process-level pieces of the API: version, and cleanup on a fatal signal.
+#include "format/container.h"
 #include "format/file_io.h"
 #include "lib/api.h"
 
@@ -10,6 +11,10 @@ const char* version_string() {
 #else
   return "unknown";
 #endif
+}
+
+std::string format_version_string() {
+  return std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinor);
 }
 
 void remove_temporaries_on_signal() noexcept { remove_temporaries_from_signal_handler(); }
