@@ -39,6 +39,18 @@ inline void check_error(const wc::Error& e) {
 inline constexpr wc::DType kFansTypes[] = {wc::DType::BF16, wc::DType::F16, wc::DType::F32, wc::DType::F8_E4M3,
                                            wc::DType::F8_E5M2};
 
+#ifdef WC_FUZZ_CODEC
+// The dtype a codec target works on, from one input byte: the float types
+// for float-ans, any dtype for the generic codecs.
+inline wc::DType pick_dtype(uint8_t b) {
+#if WC_FUZZ_CODEC == 2
+  return kFansTypes[b % (sizeof kFansTypes / sizeof kFansTypes[0])];
+#else
+  return *wc::dtype_from_id(static_cast<uint8_t>(b % wc::kDTypeCount));
+#endif
+}
+#endif
+
 inline size_t elem_bytes(wc::DType t) {
   unsigned b = wc::dtype_bits(t);
   return b >= 8 ? b / 8 : 1;

@@ -24,11 +24,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 5) return 0;
   const auto codec = static_cast<wc::CodecId>(WC_FUZZ_CODEC);
-#if WC_FUZZ_CODEC == 2
-  const wc::DType t = wcfuzz::kFansTypes[data[0] % (sizeof wcfuzz::kFansTypes / sizeof wcfuzz::kFansTypes[0])];
-#else
-  const wc::DType t = *wc::dtype_from_id(static_cast<uint8_t>(data[0] % wc::kDTypeCount));
-#endif
+  const wc::DType t = wcfuzz::pick_dtype(data[0]);
   uint32_t dn;
   std::memcpy(&dn, data + 1, 4);
   const size_t dst_n = dn % (wcfuzz::kMaxFuzzDecodeOut + 1);

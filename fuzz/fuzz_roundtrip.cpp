@@ -43,11 +43,7 @@ void check_decodes(wc::CodecId c, wc::DType t, const std::vector<uint8_t>& store
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   const auto codec = static_cast<wc::CodecId>(WC_FUZZ_CODEC);
-#if WC_FUZZ_CODEC == 2
-  const wc::DType t = wcfuzz::kFansTypes[data[0] % (sizeof wcfuzz::kFansTypes / sizeof wcfuzz::kFansTypes[0])];
-#else
-  const wc::DType t = *wc::dtype_from_id(static_cast<uint8_t>(data[0] % wc::kDTypeCount));
-#endif
+  const wc::DType t = wcfuzz::pick_dtype(data[0]);
   [[maybe_unused]] const uint8_t opt = data[1];
   size_t n = size - 2;
   n -= n % wcfuzz::elem_bytes(t);
