@@ -3,8 +3,10 @@
 #include "codec/float_ans.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "codec/ans_layout.h"
 #include "codec/float_ans_enc.h"
@@ -31,10 +33,6 @@ struct Candidate {
   double est_bits;
 };
 
-double eg_bits(uint32_t u, uint32_t k) {
-  uint32_t z = 31 - __builtin_clz((u >> k) + 1);
-  return 2.0 * z + 1 + k;
-}
 uint32_t zigzag_enc(int32_t d) { return (uint32_t(d) << 1) ^ uint32_t(d >> 31); }
 
 struct BitWriter {
@@ -71,8 +69,10 @@ struct TablePlan {
 
 // Fast approximate log2 for candidate ranking (|error| < 1e-4).
 inline double fast_log2(double x) {
-  int e;
-  double m = std::frexp(x, &e);  // x = m * 2^e, m in [0.5, 1)
+  // x = m * 2^e, m in [0.5, 1): std::frexp for the positive normal x used here
+  const uint64_t bits = std::bit_cast<uint64_t>(x);
+  const int e = int(bits >> 52) - 1022;
+  const double m = std::bit_cast<double>((bits & ((uint64_t(1) << 52) - 1)) | (uint64_t(1022) << 52));
   // log2(m) for m in [0.5,1): use log2(m) = log2(2m) - 1 with a cubic-ish series
   double y = (m - 0.7071067811865476) / (m + 0.7071067811865476);
   double y2 = y * y;
@@ -91,14 +91,19 @@ const double* log2_table() {
 }
 
 // Symbol histogram of (k, joint) from hk, the histogram of keys sign<<(E+k) | mag.
-void symbol_hist(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t joint, std::vector<uint64_t>& h) {
+// Only magnitudes [ma, mb) are present; h holds symbols [base, base + h.size())
+// (base = ma, or 2 * ma when joint).
+void symbol_hist(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t joint, uint32_t ma, uint32_t mb,
+                 std::vector<uint64_t>& h, uint32_t* base) {
   const size_t half = size_t(1) << magbits;
   if (joint) {
-    h.assign(2 * half, 0);
-    for (size_t m = 0; m < half; ++m) { h[2 * m] = hk[m]; h[2 * m + 1] = hk[half + m]; }
+    h.resize(2 * size_t(mb - ma));
+    for (size_t m = ma; m < mb; ++m) { h[2 * (m - ma)] = hk[m]; h[2 * (m - ma) + 1] = hk[half + m]; }
+    *base = 2 * ma;
   } else {
-    h.resize(half);
-    for (size_t m = 0; m < half; ++m) h[m] = hk[m] + hk[half + m];
+    h.resize(mb - ma);
+    for (size_t m = ma; m < mb; ++m) h[m - ma] = hk[m] + hk[half + m];
+    *base = ma;
   }
 }
 
@@ -113,17 +118,21 @@ double entropy_bits(const std::vector<uint64_t>& h, uint64_t n, uint32_t* presen
 }
 
 // Entropy estimates (bits) of the joint and sign-raw symbols from hk.
-void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint64_t n, double* ej, uint32_t* pj,
-                  double* es, uint32_t* ps) {
+// Only magnitudes [ma, mb) are read (all others are zero).
+void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma, uint32_t mb, uint64_t n,
+                  double* ej, uint32_t* pj, double* es, uint32_t* ps) {
   const size_t half = size_t(1) << magbits;
   const double ln = std::log2(double(n));
   double sj = 0, ss = 0;
   uint32_t cj = 0, cs = 0;
-  for (size_t m = 0; m < half; ++m) {
+  for (size_t m = ma; m < mb; ++m) {
     const uint64_t a = hk[m], b = hk[half + m];
     if (!(a | b)) continue;
-    if (a) { sj += double(a) * (ln - fast_log2(double(a))); ++cj; }
-    if (b) { sj += double(b) * (ln - fast_log2(double(b))); ++cj; }
+    // branch-free: a zero count adds exactly +0.0 (fast_log2(0) is finite and
+    // far below ln), which leaves the (never -0.0) sum bit-identical
+    sj += double(a) * (ln - fast_log2(double(a)));
+    sj += double(b) * (ln - fast_log2(double(b)));
+    cj += uint32_t(a != 0) + uint32_t(b != 0);
     const double c = double(a + b);
     ss += c * (ln - fast_log2(c));
     ++cs;
@@ -187,7 +196,10 @@ void plan_table(const std::vector<uint64_t>& h, uint32_t lo, uint32_t count, con
   const double qf = double(1u << qshift);
   for (uint32_t i = 0; i < count; ++i) {
     if (!h[lo + i]) continue;
-    long v = std::lround(qf * lg[i]) + 1;
+    // std::lround for the x >= 0 here, inline (x - trunc(x) is exact)
+    const double x = qf * lg[i];
+    const double tx = std::trunc(x);
+    long v = long(tx) + long(x - tx >= 0.5) + 1;
     q[i] = uint8_t(std::clamp<long>(v, 1, kMaxQ));
   }
   f.assign(count, 0);
@@ -201,15 +213,21 @@ void plan_table(const std::vector<uint64_t>& h, uint32_t lo, uint32_t count, con
     uint64_t c = h[lo + i];
     if (c) coded += double(c) * (double(prob_bits) - L2[f[i]]);
   }
+  // Exp-Golomb table cost for egk = 0..3 in one pass (integer sums: equal to
+  // summing eg_bits as doubles, every partial sum being exact)
+  uint64_t bk[4] = {0, 0, 0, 0};
+  {
+    int32_t prev = 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint32_t u = zigzag_enc(int32_t(q[i]) - prev);
+      prev = q[i];
+      for (uint32_t egk = 0; egk < 4; ++egk) bk[egk] += 2 * uint32_t(31 - __builtin_clz((u >> egk) + 1)) + 1 + egk;
+    }
+  }
   double best = 1e300;
   uint32_t bestk = 0;
   for (uint32_t egk = 0; egk < 4; ++egk) {
-    double b = 0;
-    int32_t prev = 0;
-    for (uint32_t i = 0; i < count; ++i) {
-      b += eg_bits(zigzag_enc(int32_t(q[i]) - prev), egk);
-      prev = q[i];
-    }
+    const double b = double(bk[egk]);
     if (b < best) { best = b; bestk = egk; }
   }
   tp.qshift = qshift;
@@ -343,22 +361,51 @@ void pack_plane(const Split& s, const uint8_t* src, uint64_t n, uint8_t* out) {
   }
 }
 
-// Four interleaved u16 sub-histograms (repeated values do not serialise on
-// one counter), flushed into top every 4 * 65535 elements.
+// Range [a, b) of magnitude keys ((v >> sh) & (half - 1)) present in src.
 template <unsigned W>
-void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, std::vector<uint64_t>& top) {
+void mag_range(const uint8_t* src, uint64_t n, uint32_t sh, uint32_t* a, uint32_t* b) {
+  using T = std::conditional_t<W == 8, uint8_t, std::conditional_t<W == 16, int16_t, int32_t>>;
+  constexpr uint32_t mask = (uint32_t(1) << (W - 1)) - 1u;
+  T mn = T(mask), mx = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const T v = T(load_val<W>(src, i) & mask);
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+  }
+  *a = uint32_t(mn) >> sh;
+  *b = (uint32_t(mx) >> sh) + 1;
+}
+
+// Four interleaved u16 sub-histograms (repeated values do not serialise on
+// one counter), flushed into top every 4 * 65535 elements. Only the keys with
+// magnitude in [a, b) (both signs) occur; top is written there only, and the
+// sub-histograms (kept all-zero between calls) are cleared there only.
+template <unsigned W>
+void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t a, uint32_t b,
+                   std::vector<uint64_t>& top) {
   const uint32_t sh = W - topbits;
-  const size_t nb = size_t(1) << topbits;
+  const size_t nb = size_t(1) << topbits, half = nb / 2;
   thread_local std::vector<uint16_t> hs;
-  hs.assign(4 * nb, 0);
-  top.assign(nb, 0);
+  if (hs.size() < 4 * nb) hs.resize(4 * nb, 0);
+  top.resize(nb);
   uint16_t* const h0 = hs.data();
   uint16_t* const h1 = h0 + nb;
   uint16_t* const h2 = h1 + nb;
   uint16_t* const h3 = h2 + nb;
+  uint64_t* const tp = top.data();
+  for (size_t k = a; k < b; ++k) tp[k] = tp[half + k] = 0;
   uint64_t i = 0;
   while (i < n) {
     const uint64_t end = std::min<uint64_t>(n, i + 4 * 65535);
+    if (W == 16 && std::endian::native == std::endian::little) {
+      for (; i + 4 <= end; i += 4) {  // one load for four values
+        const uint64_t u = load_u64(src + 2 * i);
+        ++h0[uint16_t(u) >> sh];
+        ++h1[uint16_t(u >> 16) >> sh];
+        ++h2[uint16_t(u >> 32) >> sh];
+        ++h3[(u >> 48) >> sh];
+      }
+    }
     for (; i + 4 <= end; i += 4) {
       ++h0[load_val<W>(src, i) >> sh];
       ++h1[load_val<W>(src, i + 1) >> sh];
@@ -367,8 +414,11 @@ void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, std::vector
     }
     uint16_t* const hh[3] = {h0, h1, h2};  // at most one more count in each of h0..h2
     for (unsigned j = 0; i < end; ++i, ++j) ++hh[j][load_val<W>(src, i) >> sh];
-    for (size_t k = 0; k < nb; ++k) top[k] += uint64_t(h0[k]) + h1[k] + h2[k] + h3[k];
-    if (i < n) std::fill(hs.begin(), hs.end(), uint16_t(0));
+    for (size_t base : {size_t(0), half})
+      for (size_t k = base + a; k < base + b; ++k) {
+        tp[k] += uint64_t(h0[k]) + h1[k] + h2[k] + h3[k];
+        h0[k] = h1[k] = h2[k] = h3[k] = 0;
+      }
   }
 }
 
@@ -398,10 +448,19 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
   while (kmax > 0 && (uint64_t(1) << (1 + g.E + kmax)) > 8 * n) --kmax;  // small chunks: small histograms
   const uint32_t topbits = 1 + g.E + kmax;
+  // occupied magnitudes [ma, mb) at k = kmax, widened to whole k = 0 keys so
+  // that every level's range is the pair-sum image of the one above; entries
+  // outside the range are never read (they would be zero)
+  uint32_t ma, mb;
+  if (g.W == 8) mag_range<8>(src, n, g.W - topbits, &ma, &mb);
+  else if (g.W == 16) mag_range<16>(src, n, g.W - topbits, &ma, &mb);
+  else mag_range<32>(src, n, g.W - topbits, &ma, &mb);
+  ma = ma >> kmax << kmax;
+  mb = ((mb + (1u << kmax) - 1) >> kmax) << kmax;
   thread_local std::vector<uint64_t> top;
-  if (g.W == 8) top_histogram<8>(src, n, topbits, top);
-  else if (g.W == 16) top_histogram<16>(src, n, topbits, top);
-  else top_histogram<32>(src, n, topbits, top);
+  if (g.W == 8) top_histogram<8>(src, n, topbits, ma, mb, top);
+  else if (g.W == 16) top_histogram<16>(src, n, topbits, ma, mb, top);
+  else top_histogram<32>(src, n, topbits, ma, mb, top);
 
   // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
   // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
@@ -409,19 +468,25 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   thread_local std::vector<std::vector<uint64_t>> levels;  // levels[k]: keys with k mantissa bits
   levels.resize(kmax + 1);
   levels[kmax].swap(top);
+  auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
   for (int k = int(kmax) - 1; k >= 0; --k) {
     const auto& up = levels[k + 1];
     auto& cur = levels[k];
-    cur.resize(up.size() / 2);
-    for (size_t i = 0; i < cur.size(); ++i) cur[i] = up[2 * i] + up[2 * i + 1];
+    const size_t half = up.size() / 4;
+    cur.resize(2 * half);
+    uint32_t a, b;
+    mrange(uint32_t(k), &a, &b);
+    for (size_t base : {size_t(0), half})
+      for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
   }
   {
     for (int k = int(kmax); k >= 0; --k) {
       const auto& hk = levels[k];
       if (p.k >= 0 && p.k != k) continue;
       double ej, es;
-      uint32_t pj, ps;
-      entropy_pair(hk, g.E + uint32_t(k), n, &ej, &pj, &es, &ps);
+      uint32_t pj, ps, a, b;
+      mrange(uint32_t(k), &a, &b);
+      entropy_pair(hk, g.E + uint32_t(k), a, b, n, &ej, &pj, &es, &ps);
       for (uint32_t joint = 0; joint < 2; ++joint) {
         if (p.joint >= 0 && uint32_t(p.joint) != joint) continue;
         Split s;
@@ -450,7 +515,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   for (const Candidate& c : cands) {
     Split s{};
     make_split(g, c.k, c.joint, &s);
-    symbol_hist(levels[c.k], g.E + c.k, c.joint, h);
+    uint32_t a, b, hbase;
+    mrange(c.k, &a, &b);
+    symbol_hist(levels[c.k], g.E + c.k, c.joint, a, b, h, &hbase);
     uint32_t lo = 0, hi = 0;
     bool any = false;
     for (uint32_t i = 0; i < h.size(); ++i)
@@ -459,11 +526,21 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     lg.assign(count, 0.0);
     for (uint32_t i = 0; i < count; ++i)
       if (h[lo + i]) lg[i] = std::log2(double(h[lo + i]));
+    {  // skip a candidate that cannot win: its coded bits are at least the
+       // entropy (Gibbs; the frequencies sum to M), its table bits >= 0
+      const double ln = std::log2(double(n));
+      double H = 0;
+      for (uint32_t i = 0; i < count; ++i)
+        if (h[lo + i]) H += double(h[lo + i]) * (ln - lg[i]);
+      const double lb = (H * (1 - 1e-9) - 1.0) + double(n) * s.w + 32.0 * double(nsub);
+      if (lb >= best.total_bits) continue;
+    }
     for (uint32_t qs = 0; qs < 4; ++qs) {
       if (p.qshift >= 0 && uint32_t(p.qshift) != qs) continue;
       TablePlan tp{};
       plan_table(h, lo, count, lg, qs, prob_bits, tp, q, f, s.S);
       if (tp.total_bits >= 1e299) continue;
+      tp.lo += hbase;
       tp.k = c.k;
       tp.joint = c.joint;
       tp.total_bits = tp.table_bits + tp.coded_bits + double(n) * s.w + 32.0 * double(nsub);
@@ -559,15 +636,19 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     bw.flush();
   }
   size_t pos = out.size();
-  out.resize(pos + 4 * nsub + 4 * (ngroups - 1) + 2 * total_words + plane_n);
+  out.resize(pos + 4 * nsub + 4 * (ngroups - 1));
   uint8_t* o = out.data() + pos;
   for (uint64_t j = 0; j < nsub; ++j) { store_u32(o, states[j]); o += 4; }
   for (uint64_t j = 0; j + 1 < ngroups; ++j) { store_u32(o, uint32_t(wend[j] - wbeg[j])); o += 4; }
+  // the words are appended (copied once, never zero-filled first); the words
+  // are stored in the host's byte order, as the memcpy this replaces did
   for (uint64_t j = 0; j < ngroups; ++j) {
-    const size_t c = size_t(wend[j] - wbeg[j]);
-    std::memcpy(o, words.data() + wbeg[j], 2 * c);
-    o += 2 * c;
+    const uint8_t* w = reinterpret_cast<const uint8_t*>(words.data() + wbeg[j]);
+    out.insert(out.end(), w, w + 2 * size_t(wend[j] - wbeg[j]));
   }
+  pos = out.size();
+  out.resize(pos + plane_n);
+  o = out.data() + pos;
   if (fast) {
     if (s.w) detail::pack_plane_bmi2(g.W, ((1u << s.r) - 1u) | (s.joint ? 0u : 1u << (g.W - 1)), src, n, o);
   } else if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
