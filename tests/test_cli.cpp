@@ -160,3 +160,24 @@ TEST_SUITE("cli") {
     CHECK(tu::temp_files(t.path).size() == 0);
   }
 }
+
+// Its own suite, so that a skip here (no pseudo-terminal tool) marks only this
+// test as skipped.
+TEST_SUITE("cli_tty") {
+  TEST_CASE("progress bar on a terminal, none on a pipe") {
+    if (tu::run("command -v script").status != 0) {
+      MESSAGE("[SKIPPED] util-linux `script` (a pseudo-terminal) is not installed");
+      return;
+    }
+    tu::TempDir t;
+    std::string in = sample(t);
+    // `script` gives the command a terminal on stdout and stderr.
+    auto r = tu::run("script -qec \"" + tu::cli() + " pack " + q(in) + " -o " + q(t / "a.wcz") + "\" /dev/null");
+    CHECK(r.status == 0);
+    CHECK(r.out.find("pack [") != std::string::npos);
+    CHECK(r.out.find("100%") != std::string::npos);
+    r = tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "b.wcz"));
+    CHECK(r.status == 0);
+    CHECK(r.out.find("pack [") == std::string::npos);
+  }
+}
