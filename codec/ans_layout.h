@@ -126,13 +126,14 @@ WC_HD uint64_t q_weight(uint32_t q, uint32_t qshift) {
   return uint64_t(frac_pow2_q15(fr)) << e;
 }
 
-// Normalises quantised log-frequencies q[0..n) to frequencies f[0..n) summing
-// to exactly 2^prob_bits, every present symbol >= 1. Returns false when no
-// symbol is present or more symbols are present than slots. Integer-only and
-// deterministic: the encoder runs the same function.
-// F is uint32_t on the CPU, uint16_t in GPU shared memory (f <= 2^14 fits).
+// First pass of the normalisation (spec §5): f_i = max(1, round(weight_i * M / T))
+// and, when that falls short of M, the shortfall added to the lowest largest
+// f. Returns false when no symbol is present or more symbols are present than
+// slots; otherwise `excess` receives sum f - M (0 when already exact), which
+// the caller takes back from the largest frequencies, at most half at a time.
 template <typename F>
-WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f) {
+WC_HD bool normalize_first_pass(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f,
+                                uint64_t* excess) {
   const uint64_t M = uint64_t(1) << prob_bits;
   uint64_t total = 0;
   uint32_t present = 0;
@@ -153,20 +154,30 @@ WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32
     f[i] = F(v);
     sum += v;
   }
-  if (sum < M) {
-    f[imax] = F(f[imax] + (M - sum));
-  } else {
-    uint64_t excess = sum - M;
-    while (excess > 0) {  // take from the largest, at most half of it at a time
-      uint32_t bi = 0, bf = 0;
-      for (uint32_t i = 0; i < n; ++i)
-        if (f[i] > bf) { bf = f[i]; bi = i; }
-      uint64_t d = bf / 2;
-      if (d > excess) d = excess;
-      if (d == 0) return false;  // unreachable: present <= M
-      f[bi] = F(f[bi] - d);
-      excess -= d;
-    }
+  if (sum < M) f[imax] = F(f[imax] + (M - sum));
+  *excess = sum > M ? sum - M : 0;
+  return true;
+}
+
+// Normalises quantised log-frequencies q[0..n) to frequencies f[0..n) summing
+// to exactly 2^prob_bits, every present symbol >= 1. Returns false when no
+// symbol is present or more symbols are present than slots. Integer-only and
+// deterministic. The encoder runs the same first pass and an equivalent,
+// faster (heap-based) excess removal; tests check the tables agree.
+// F is uint32_t on the CPU, uint16_t in GPU shared memory (f <= 2^14 fits).
+template <typename F>
+WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f) {
+  uint64_t excess;
+  if (!normalize_first_pass(q, n, qshift, prob_bits, f, &excess)) return false;
+  while (excess > 0) {  // take from the largest, at most half of it at a time
+    uint32_t bi = 0, bf = 0;
+    for (uint32_t i = 0; i < n; ++i)
+      if (f[i] > bf) { bf = f[i]; bi = i; }
+    uint64_t d = bf / 2;
+    if (d > excess) d = excess;
+    if (d == 0) return false;  // unreachable: present <= M
+    f[bi] = F(f[bi] - d);
+    excess -= d;
   }
   return true;
 }

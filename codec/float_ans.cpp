@@ -143,26 +143,8 @@ void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma
 // layout::normalize_freqs with identical results, the excess loop driven by a
 // max-heap keyed (largest f, lowest i) instead of a scan per iteration.
 bool normalize_freqs_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f) {
-  const uint64_t M = uint64_t(1) << prob_bits;
-  uint64_t total = 0;
-  uint32_t present = 0;
-  for (uint32_t i = 0; i < n; ++i)
-    if (q[i]) { total += q_weight(q[i], qshift); ++present; }
-  if (present == 0 || present > M) return false;
-  uint64_t sum = 0, fmax = 0;
-  uint32_t imax = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    uint64_t v = 0;
-    if (q[i]) {
-      v = (q_weight(q[i], qshift) * M + total / 2) / total;
-      if (v == 0) v = 1;
-      if (v > fmax) { fmax = v; imax = i; }
-    }
-    f[i] = uint32_t(v);
-    sum += v;
-  }
-  if (sum < M) { f[imax] += uint32_t(M - sum); return true; }
-  uint64_t excess = sum - M;
+  uint64_t excess;
+  if (!layout::normalize_first_pass(q, n, qshift, prob_bits, f, &excess)) return false;
   if (excess == 0) return true;
   thread_local std::vector<uint64_t> heap;
   heap.clear();
