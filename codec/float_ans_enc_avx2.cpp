@@ -119,14 +119,10 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
   const unsigned len = per * w;
   uint64_t acc = 0;
   unsigned nb = 0;
-  uint64_t i = 0;
-  const uint8_t* p = src;
-  for (; i + per <= n; i += per, p += 8) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    const uint64_t f = _pext_u64(v, mask);
+  // Appends `bits` bits of f to the plane, flushing whole 64-bit words.
+  auto push = [&](uint64_t f, unsigned bits) __attribute__((always_inline)) {
     acc |= f << nb;
-    const unsigned tot = nb + len;
+    const unsigned tot = nb + bits;
     if (tot >= 64) {
       std::memcpy(out, &acc, 8);
       out += 8;
@@ -135,23 +131,20 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
     } else {
       nb = tot;
     }
+  };
+  uint64_t i = 0;
+  const uint8_t* p = src;
+  for (; i + per <= n; i += per, p += 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    push(_pext_u64(v, mask), len);
   }
   for (; i < n; ++i) {
     uint32_t v;
     if constexpr (W == 8) v = src[i];
     else if constexpr (W == 16) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); v = h; }
     else std::memcpy(&v, src + 4 * i, 4);
-    const uint64_t f = _pext_u32(v, pmask);
-    acc |= f << nb;
-    const unsigned tot = nb + w;
-    if (tot >= 64) {
-      std::memcpy(out, &acc, 8);
-      out += 8;
-      acc = nb ? f >> (64 - nb) : 0;
-      nb = tot - 64;
-    } else {
-      nb = tot;
-    }
+    push(_pext_u32(v, pmask), w);
   }
   while (nb > 0) {
     *out++ = uint8_t(acc);
