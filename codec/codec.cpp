@@ -4,10 +4,7 @@
 #include <cstring>
 #include <zstd.h>
 
-#if __has_include("codec/float_ans.h") && !defined(WC_NO_FANS)
 #include "codec/float_ans.h"
-#define WC_HAVE_FANS 1
-#endif
 
 namespace wc {
 
@@ -36,11 +33,7 @@ bool codec_supports(CodecId c, DType t) noexcept {
     case CodecId::raw:
     case CodecId::zstd: return true;
     case CodecId::float_ans:
-#ifdef WC_HAVE_FANS
       return fans::supports(t);
-#else
-      return false;
-#endif
   }
   return false;
 }
@@ -50,11 +43,7 @@ size_t encode_bound(CodecId c, size_t n) noexcept {
     case CodecId::raw: return n;
     case CodecId::zstd: return ZSTD_compressBound(n);
     case CodecId::float_ans:
-#ifdef WC_HAVE_FANS
       return fans::encode_bound(n);
-#else
-      return n;
-#endif
   }
   return n;
 }
@@ -78,14 +67,10 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       return;
     }
     case CodecId::float_ans:
-#ifdef WC_HAVE_FANS
       fans::encode(t, src, n, out);
       return;
-#else
-      break;
-#endif
   }
-  fail(Errc::codec, "codec " + std::string(codec_name(c)) + " is not available in this build");
+  fail(Errc::codec, "unknown codec id " + std::to_string(int(c)));
 }
 
 Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
@@ -105,11 +90,7 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
       return Errc::ok;
     }
     case CodecId::float_ans:
-#ifdef WC_HAVE_FANS
       return fans::decode(t, src, src_n, dst, dst_n);
-#else
-      break;
-#endif
   }
   return Errc::codec;
 }

@@ -8,10 +8,7 @@
 #include "lib/api.h"
 #include "lib/decode_driver.h"
 
-#if __has_include("codec/float_ans.h") && !defined(WC_NO_FANS)
 #include "codec/float_ans.h"
-#define WC_HAVE_FANS 1
-#endif
 
 namespace wc {
 
@@ -42,7 +39,6 @@ InspectResult inspect(const std::string& in, bool entropy) {
       s.bits_per_weight = s.elements ? 8.0 * double(s.stored_bytes) / double(s.elements) : 0;
       res.stored_payload += s.stored_bytes;
       if (f.kind == FileKind::safetensors) res.weights += s.elements;
-#ifdef WC_HAVE_FANS
       if (entropy && fans::supports(t.dtype) && t.byte_size > 0) {
         std::vector<uint8_t> raw(t.byte_size);
         for (uint32_t c = 0; c < t.chunk_count; ++c)
@@ -51,7 +47,6 @@ InspectResult inspect(const std::string& in, bool entropy) {
         s.h_values = st.h_values;
         s.h_exp_bound = st.h_exp_bound;
       }
-#endif
       res.tensors.push_back(std::move(s));
     }
   }
