@@ -569,26 +569,18 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   thread_local std::vector<uint32_t> states;
   thread_local std::vector<uint64_t> wbeg, wend;
   const bool fast = detail::fast_encoder();
-  thread_local std::vector<uint32_t> va_a, va_r;
+  thread_local std::vector<uint32_t> va_a;
   detail::VecEncArgs va{};
   if (fast) {
     va_a.assign(best.count, 0);
-    va_r.assign(best.count, 0);
     uint32_t cum = 0;
     for (uint32_t i = 0; i < best.count; ++i) {
       const uint32_t fi = bf[i];
       if (fi == 0) continue;
-      uint32_t rsh = 0, rcp = 0;
-      if (fi >= 2) {
-        const uint32_t sh = 32 - uint32_t(__builtin_clz(fi - 1));  // ceil(log2 f)
-        rcp = uint32_t(((uint64_t(1) << (sh + 31)) + fi - 1) / fi);
-        rsh = sh - 1;
-      }
-      va_a[i] = (fi - 1) | cum << 14 | rsh << 28;
-      va_r[i] = rcp;
+      va_a[i] = (fi - 1) | cum << 14;
       cum += fi;
     }
-    va = detail::VecEncArgs{va_a.data(), va_r.data(), best.lo, s.r, (1u << (s.S - s.joint)) - 1u, prob_bits};
+    va = detail::VecEncArgs{va_a.data(), best.lo, s.r, (1u << (s.S - s.joint)) - 1u, prob_bits};
   }
   auto run = [&](auto fn) { fn(s, best.lo, es.data(), src, n, nsub, words, states, wbeg, wend, fast ? &va : nullptr); };
   if (g.W == 8) s.joint ? run(encode_streams<8, 1>) : run(encode_streams<8, 0>);

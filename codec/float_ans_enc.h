@@ -8,13 +8,11 @@
 namespace wc::fans::detail {
 
 // Per-symbol-index entries for the vector rANS encoder:
-//   a[i] = (f - 1) | cum << 14 | rshift << 28, r[i] = rcp (f >= 1; 0 for absent)
-// where for f >= 2, s = ceil(log2 f), rcp = ceil(2^(31+s) / f), rshift = s - 1
-// (q' = (x * rcp) >> 32 >> rshift is x / f or x / f + 1), and for f = 1
-// rshift = 0 (the kernel uses q = x).
+//   a[i] = (f - 1) | cum << 14   (f >= 1; 0 for absent symbols)
+// One 32-bit gather per 8 lanes; the kernel divides by f in single precision
+// and corrects the quotient with the remainder.
 struct VecEncArgs {
   const uint32_t* a;
-  const uint32_t* r;
   uint32_t lo, rbits, magmask, prob_bits;
 };
 

@@ -3,12 +3,12 @@
 // portable encoder's byte for byte.
 //
 // rANS steps: a group's 32 lanes are 4 vectors of 8 lanes; step t reads 32
-// consecutive elements. Per vector two gathers (packed f-1 | cum | shift, and
-// a 32-bit reciprocal) give the symbol's parameters; the lanes that emit push
-// their low 16 bits onto the group's stack in lane order (a movemask-indexed
-// pshufb compacts them to the top of 8 words), vectors from lane 24-31 down
-// to 0-7, the mirror of the decoder's expansion. x / f is computed as
-// (x * rcp) >> 32 >> shift, exact or one too large, and corrected.
+// consecutive elements. Per vector one gather (f-1 | cum << 14) gives the
+// symbol's parameters; the lanes that emit push their low 16 bits onto the
+// group's stack in lane order (a movemask-indexed pshufb compacts them to the
+// top of 8 words), vectors from lane 24-31 down to 0-7, the mirror of the
+// decoder's expansion. x / f is a float division corrected by the remainder
+// (a second gather of a reciprocal cost more than the division on Zen 3).
 #include <atomic>
 #include <cstring>
 #if defined(__x86_64__) || defined(__i386__)
@@ -64,11 +64,10 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
   const __m256i lo = _mm256_set1_epi32(int(a.lo));
   const __m256i m14 = _mm256_set1_epi32(0x3FFF);
   const __m256i one = _mm256_set1_epi32(1);
-  const __m256i Mv = _mm256_set1_epi32(int(1u << a.prob_bits));
+  const __m128i pcnt = _mm_cvtsi32_si128(int(a.prob_bits));
+  const __m256 two32 = _mm256_set1_ps(4294967296.0f);
   const __m256i low16 = _mm256_set1_epi32(0xFFFF);
-  const __m256i zero = _mm256_setzero_si256();
   const int* ta = reinterpret_cast<const int*>(a.a);
-  const int* tr = reinterpret_cast<const int*>(a.r);
   for (uint64_t t = base; t-- > 0;) {
     const uint64_t i0 = t * nsub + j0;
     for (int v = 3; v >= 0; --v) {
@@ -77,10 +76,8 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
       if constexpr (JOINT) idx = _mm256_or_si256(_mm256_slli_epi32(idx, 1), _mm256_srli_epi32(val, W - 1));
       idx = _mm256_sub_epi32(idx, lo);
       const __m256i A = _mm256_i32gather_epi32(ta, idx, 4);
-      const __m256i R = _mm256_i32gather_epi32(tr, idx, 4);
       const __m256i fm1 = _mm256_and_si256(A, m14);
-      const __m256i cum = _mm256_and_si256(_mm256_srli_epi32(A, 14), m14);
-      const __m256i rsh = _mm256_srli_epi32(A, 28);
+      const __m256i cum = _mm256_srli_epi32(A, 14);
       __m256i xv = x[v];
       const __m256i emit = _mm256_cmpgt_epi32(_mm256_srl_epi32(xv, ecnt), fm1);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(emit)));
@@ -93,16 +90,23 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
         pp -= __builtin_popcount(m);
       }
       xv = _mm256_blendv_epi8(xv, _mm256_srli_epi32(xv, 16), emit);
-      // q' = (x * rcp) >> 32 >> rsh
-      const __m256i pe = _mm256_srli_epi64(_mm256_mul_epu32(xv, R), 32);
-      const __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(xv, 32), _mm256_srli_epi64(R, 32));
-      __m256i q = _mm256_srlv_epi32(_mm256_blend_epi32(pe, po, 0xAA), rsh);
+      // q0 = trunc(float(x) / float(f)) is q = floor(x / f) or q +- 1: x < 2^32
+      // and q < 2^(32 - prob_bits) <= 2^22, so three roundings of relative
+      // error 2^-24 move it by less than one. One remainder fixes it both
+      // ways, so the result is exact whatever the rounding (and equal to the
+      // portable encoder's).
       const __m256i f = _mm256_add_epi32(fm1, one);
-      const __m256i rem = _mm256_sub_epi32(xv, _mm256_mullo_epi32(q, f));
-      q = _mm256_add_epi32(q, _mm256_srai_epi32(rem, 31));
-      q = _mm256_blendv_epi8(q, xv, _mm256_cmpeq_epi32(fm1, zero));  // f = 1: q = x
-      const __m256i cmpl = _mm256_sub_epi32(Mv, f);
-      x[v] = _mm256_add_epi32(_mm256_add_epi32(xv, cum), _mm256_mullo_epi32(q, cmpl));
+      __m256 xf = _mm256_cvtepi32_ps(xv);  // x >= 2^31 converts as x - 2^32
+      xf = _mm256_add_ps(xf, _mm256_and_ps(_mm256_castsi256_ps(_mm256_srai_epi32(xv, 31)), two32));
+      __m256i q = _mm256_cvttps_epi32(_mm256_div_ps(xf, _mm256_cvtepi32_ps(f)));
+      __m256i rem = _mm256_sub_epi32(xv, _mm256_mullo_epi32(q, f));
+      const __m256i neg = _mm256_srai_epi32(rem, 31);
+      q = _mm256_add_epi32(q, neg);
+      rem = _mm256_add_epi32(rem, _mm256_and_si256(f, neg));
+      const __m256i over = _mm256_cmpgt_epi32(rem, fm1);
+      q = _mm256_sub_epi32(q, over);
+      rem = _mm256_sub_epi32(rem, _mm256_and_si256(f, over));
+      x[v] = _mm256_add_epi32(_mm256_add_epi32(_mm256_sll_epi32(q, pcnt), rem), cum);
     }
   }
   for (int v = 0; v < 4; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs + 8 * v), x[v]);
