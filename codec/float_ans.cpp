@@ -571,7 +571,8 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   const bool fast = detail::fast_encoder();
   thread_local std::vector<uint32_t> va_a;
   detail::VecEncArgs va{};
-  if (fast) {
+  const bool vec = fast && prob_bits >= 12;  // the kernel's quotient bound needs q < 2^20
+  if (vec) {
     va_a.assign(best.count, 0);
     uint32_t cum = 0;
     for (uint32_t i = 0; i < best.count; ++i) {
@@ -582,7 +583,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     }
     va = detail::VecEncArgs{va_a.data(), best.lo, s.r, (1u << (s.S - s.joint)) - 1u, prob_bits};
   }
-  auto run = [&](auto fn) { fn(s, best.lo, es.data(), src, n, nsub, words, states, wbeg, wend, fast ? &va : nullptr); };
+  auto run = [&](auto fn) { fn(s, best.lo, es.data(), src, n, nsub, words, states, wbeg, wend, vec ? &va : nullptr); };
   if (g.W == 8) s.joint ? run(encode_streams<8, 1>) : run(encode_streams<8, 0>);
   else if (g.W == 16) s.joint ? run(encode_streams<16, 1>) : run(encode_streams<16, 0>);
   else s.joint ? run(encode_streams<32, 1>) : run(encode_streams<32, 0>);

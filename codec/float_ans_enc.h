@@ -10,7 +10,7 @@ namespace wc::fans::detail {
 // Per-symbol-index entries for the vector rANS encoder:
 //   a[i] = (f - 1) | cum << 14   (f >= 1; 0 for absent symbols)
 // One 32-bit gather per 8 lanes; the kernel divides by f in single precision
-// and corrects the quotient with the remainder.
+// and corrects the quotient with the remainder, which needs prob_bits >= 12.
 struct VecEncArgs {
   const uint32_t* a;
   uint32_t lo, rbits, magmask, prob_bits;

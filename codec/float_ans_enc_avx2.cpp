@@ -52,6 +52,16 @@ __attribute__((target("avx2,bmi2"), always_inline)) inline __m256i load8(const u
   else return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * i));
 }
 
+// The table entry of each of 8 values.
+template <unsigned W, unsigned JOINT>
+__attribute__((target("avx2,bmi2"), always_inline)) inline __m256i gather_entry(const int* ta, __m256i val,
+                                                                              __m128i rcnt, __m256i magmask,
+                                                                              __m256i lo) {
+  __m256i idx = _mm256_and_si256(_mm256_srl_epi32(val, rcnt), magmask);
+  if constexpr (JOINT) idx = _mm256_or_si256(_mm256_slli_epi32(idx, 1), _mm256_srli_epi32(val, W - 1));
+  return _mm256_i32gather_epi32(ta, _mm256_sub_epi32(idx, lo), 4);
+}
+
 template <unsigned W, unsigned JOINT>
 __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const uint8_t* src, uint64_t nsub,
                                                     uint64_t base, uint64_t j0, uint32_t* xs, uint16_t** ppp) {
@@ -66,18 +76,26 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
   const __m256i one = _mm256_set1_epi32(1);
   const __m128i pcnt = _mm_cvtsi32_si128(int(a.prob_bits));
   const __m256 two32 = _mm256_set1_ps(4294967296.0f);
+  const __m256 bias = _mm256_set1_ps(1.0f + 0x1p-21f);
   const __m256i low16 = _mm256_set1_epi32(0xFFFF);
   const int* ta = reinterpret_cast<const int*>(a.a);
+  // The table lookups depend on the input only: the gathers for step t - 1
+  // are issued during step t, off the state's dependency chain.
+  auto lookup = [&](uint64_t t, int v) __attribute__((always_inline, target("avx2,bmi2"))) {
+    return gather_entry<W, JOINT>(ta, load8<W>(src, t * nsub + j0 + 8 * unsigned(v)), rcnt, magmask, lo);
+  };
+  __m256i next[4];
+  if (base)
+    for (int v = 0; v < 4; ++v) next[v] = lookup(base - 1, v);
   for (uint64_t t = base; t-- > 0;) {
-    const uint64_t i0 = t * nsub + j0;
+    const uint64_t tn = t ? t - 1 : 0;
     for (int v = 3; v >= 0; --v) {
-      const __m256i val = load8<W>(src, i0 + 8 * unsigned(v));
-      __m256i idx = _mm256_and_si256(_mm256_srl_epi32(val, rcnt), magmask);
-      if constexpr (JOINT) idx = _mm256_or_si256(_mm256_slli_epi32(idx, 1), _mm256_srli_epi32(val, W - 1));
-      idx = _mm256_sub_epi32(idx, lo);
-      const __m256i A = _mm256_i32gather_epi32(ta, idx, 4);
+      const __m256i A = next[v];
+      next[v] = lookup(tn, v);
       const __m256i fm1 = _mm256_and_si256(A, m14);
       const __m256i cum = _mm256_srli_epi32(A, 14);
+      const __m256i f = _mm256_add_epi32(fm1, one);
+      const __m256 fb = _mm256_mul_ps(_mm256_cvtepi32_ps(f), bias);
       __m256i xv = x[v];
       const __m256i emit = _mm256_cmpgt_epi32(_mm256_srl_epi32(xv, ecnt), fm1);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(emit)));
@@ -90,19 +108,16 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
         pp -= __builtin_popcount(m);
       }
       xv = _mm256_blendv_epi8(xv, _mm256_srli_epi32(xv, 16), emit);
-      // q0 = trunc(float(x) / float(f)) is q = floor(x / f) or q +- 1: x < 2^32
-      // and q < 2^(32 - prob_bits) <= 2^22, so three roundings of relative
-      // error 2^-24 move it by less than one. One remainder fixes it both
-      // ways, so the result is exact whatever the rounding (and equal to the
-      // portable encoder's).
-      const __m256i f = _mm256_add_epi32(fm1, one);
+      // q0 = trunc(float(x) / (float(f) * (1 + 2^-21))) is q = floor(x / f) or
+      // q - 1: four roundings of relative error <= 2^-24 (x, the biased f, the
+      // quotient) stay below the bias, and q < 2^(32 - prob_bits) <= 2^20
+      // keeps the shortfall under 1. One remainder test fixes it, so the
+      // result is exact whatever the rounding (and equal to the portable
+      // encoder's).
       __m256 xf = _mm256_cvtepi32_ps(xv);  // x >= 2^31 converts as x - 2^32
       xf = _mm256_add_ps(xf, _mm256_and_ps(_mm256_castsi256_ps(_mm256_srai_epi32(xv, 31)), two32));
-      __m256i q = _mm256_cvttps_epi32(_mm256_div_ps(xf, _mm256_cvtepi32_ps(f)));
+      __m256i q = _mm256_cvttps_epi32(_mm256_div_ps(xf, fb));
       __m256i rem = _mm256_sub_epi32(xv, _mm256_mullo_epi32(q, f));
-      const __m256i neg = _mm256_srai_epi32(rem, 31);
-      q = _mm256_add_epi32(q, neg);
-      rem = _mm256_add_epi32(rem, _mm256_and_si256(f, neg));
       const __m256i over = _mm256_cmpgt_epi32(rem, fm1);
       q = _mm256_sub_epi32(q, over);
       rem = _mm256_sub_epi32(rem, _mm256_and_si256(f, over));
