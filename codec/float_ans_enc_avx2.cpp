@@ -152,7 +152,24 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
     }
   };
   uint64_t i = 0;
-  const uint8_t* p = src;
+  if (w <= 8) {
+    // 8 values fill exactly w bytes: each block is one 8-byte store that the
+    // next block's store partly overwrites (no bit accumulator to carry), as
+    // long as 8 bytes fit in the plane.
+    const uint64_t plane_n = (n >> 3) * w + ((n & 7) * w + 7) / 8;
+    uint64_t o = 0;
+    for (; i + 8 <= n && o + 8 <= plane_n; i += 8, o += w) {
+      uint64_t u = 0;
+      for (unsigned j = 0; j < 8 / per; ++j) {
+        uint64_t v;
+        std::memcpy(&v, src + (i + j * per) * (W / 8), 8);
+        u |= _pext_u64(v, mask) << (j * len);
+      }
+      std::memcpy(out + o, &u, 8);
+    }
+    out += o;
+  }
+  const uint8_t* p = src + i * (W / 8);
   for (; i + per <= n; i += per, p += 8) {
     uint64_t v;
     std::memcpy(&v, p, 8);
