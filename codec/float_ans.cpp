@@ -462,21 +462,33 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
   }
   {
-    for (int k = int(kmax); k >= 0; --k) {
+    // k = 0 upwards: each mantissa bit moved into the symbol saves n raw bits
+    // and costs its conditional entropy plus table entries; once the bits are
+    // nearly uniform that trade only loses. Stop after two levels without a
+    // better estimate (the finest levels, the most expensive to price, are
+    // rarely reached).
+    double best_est = 1e300;
+    int since_best = 0;
+    for (uint32_t k = 0; k <= kmax && since_best < 2; ++k) {
       const auto& hk = levels[k];
-      if (p.k >= 0 && p.k != k) continue;
+      if (p.k >= 0 && uint32_t(p.k) != k) continue;
       double ej, es;
       uint32_t pj, ps, a, b;
-      mrange(uint32_t(k), &a, &b);
-      entropy_pair(hk, g.E + uint32_t(k), a, b, n, &ej, &pj, &es, &ps);
+      mrange(k, &a, &b);
+      entropy_pair(hk, g.E + k, a, b, n, &ej, &pj, &es, &ps);
+      double level_best = 1e300;
       for (uint32_t joint = 0; joint < 2; ++joint) {
         if (p.joint >= 0 && uint32_t(p.joint) != joint) continue;
         Split s;
-        if (!make_split(g, uint32_t(k), joint, &s)) continue;
+        if (!make_split(g, k, joint, &s)) continue;
         const uint32_t present = joint ? pj : ps;
         if (present > (1u << prob_bits)) continue;
-        cands.push_back({uint32_t(k), joint, (joint ? ej : es) + double(n) * s.w + 4.0 * present});
+        const double est = (joint ? ej : es) + double(n) * s.w + 4.0 * present;
+        cands.push_back({k, joint, est});
+        level_best = std::min(level_best, est);
       }
+      if (level_best < best_est) best_est = level_best, since_best = 0;
+      else ++since_best;
     }
   }
   if (cands.empty()) {
