@@ -3,6 +3,7 @@
 #include "codec/float_ans.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -199,12 +200,32 @@ void plan_table(const std::vector<uint64_t>& h, uint32_t lo, uint32_t count, con
   // summing eg_bits as doubles, every partial sum being exact)
   uint64_t bk[4] = {0, 0, 0, 0};
   {
+    // lengths of small codes come from a table of four 16-bit fields (one per
+    // egk), summed in one 64-bit add and flushed before a field can overflow
+    static const auto eg4 = [] {
+      std::array<uint64_t, 256> t{};
+      for (uint32_t u = 0; u < 256; ++u)
+        for (uint32_t egk = 0; egk < 4; ++egk)
+          t[u] |= uint64_t(2 * uint32_t(31 - __builtin_clz((u >> egk) + 1)) + 1 + egk) << (16 * egk);
+      return t;
+    }();
     int32_t prev = 0;
+    uint64_t acc = 0;
+    auto flush = [&] {
+      for (uint32_t egk = 0; egk < 4; ++egk) bk[egk] += (acc >> (16 * egk)) & 0xFFFF;
+      acc = 0;
+    };
     for (uint32_t i = 0; i < count; ++i) {
       const uint32_t u = zigzag_enc(int32_t(q[i]) - prev);
       prev = q[i];
-      for (uint32_t egk = 0; egk < 4; ++egk) bk[egk] += 2 * uint32_t(31 - __builtin_clz((u >> egk) + 1)) + 1 + egk;
+      if (u < 256) {
+        acc += eg4[u];  // <= 17 per field
+      } else {
+        for (uint32_t egk = 0; egk < 4; ++egk) bk[egk] += 2 * uint32_t(31 - __builtin_clz((u >> egk) + 1)) + 1 + egk;
+      }
+      if ((i & 2047) == 2047) flush();
     }
+    flush();
   }
   double best = 1e300;
   uint32_t bestk = 0;
@@ -529,16 +550,24 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       const double lb = (H * (1 - 1e-9) - 1.0) + double(n) * s.w + 32.0 * double(nsub);
       if (lb >= best.total_bits) continue;
     }
-    for (uint32_t qs = 0; qs < 4; ++qs) {
-      if (p.qshift >= 0 && uint32_t(p.qshift) != qs) continue;
+    // qshift trades table bits for coding loss; the total is near-unimodal in
+    // it, so walk from 2 towards the better neighbour and stop when it worsens
+    auto try_qs = [&](uint32_t qs) {
       TablePlan tp{};
       plan_table(h, lo, count, lg, qs, prob_bits, tp, q, f, s.S);
-      if (tp.total_bits >= 1e299) continue;
+      if (tp.total_bits >= 1e299) return 1e300;
       tp.lo += hbase;
       tp.k = c.k;
       tp.joint = c.joint;
       tp.total_bits = tp.table_bits + tp.coded_bits + double(n) * s.w + 32.0 * double(nsub);
       if (tp.total_bits < best.total_bits) { best = tp; bq = q; bf = f; }
+      return tp.total_bits;
+    };
+    if (p.qshift >= 0) {
+      try_qs(uint32_t(p.qshift));
+    } else {
+      const double t2 = try_qs(2), t3 = try_qs(3);
+      if (t3 > t2 && try_qs(1) < t2) try_qs(0);
     }
   }
   if (best.total_bits >= 1e299) {
