@@ -379,49 +379,75 @@ void mag_range(const uint8_t* src, uint64_t n, uint32_t sh, uint32_t* a, uint32_
   *b = (uint32_t(mx) >> sh) + 1;
 }
 
-// Four interleaved u16 sub-histograms (repeated values do not serialise on
-// one counter), flushed into top every 4 * 65535 elements. Only the keys with
-// magnitude in [a, b) (both signs) occur; top is written there only, and the
-// sub-histograms (kept all-zero between calls) are cleared there only.
-template <unsigned W>
-void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t a, uint32_t b,
-                   std::vector<uint64_t>& top) {
-  const uint32_t sh = W - topbits;
-  const size_t nb = size_t(1) << topbits, half = nb / 2;
-  thread_local std::vector<uint16_t> hs;
-  if (hs.size() < 4 * nb) hs.resize(4 * nb, 0);
-  top.resize(nb);
-  uint16_t* const h0 = hs.data();
-  uint16_t* const h1 = h0 + nb;
-  uint16_t* const h2 = h1 + nb;
-  uint16_t* const h3 = h2 + nb;
-  uint64_t* const tp = top.data();
-  for (size_t k = a; k < b; ++k) tp[k] = tp[half + k] = 0;
-  uint64_t i = 0;
-  while (i < n) {
-    const uint64_t end = std::min<uint64_t>(n, i + 4 * 65535);
-    if (W == 16 && std::endian::native == std::endian::little) {
-      for (; i + 4 <= end; i += 4) {  // one load for four values
-        const uint64_t u = load_u64(src + 2 * i);
-        ++h0[uint16_t(u) >> sh];
-        ++h1[uint16_t(u >> 16) >> sh];
-        ++h2[uint16_t(u >> 32) >> sh];
-        ++h3[(u >> 48) >> sh];
-      }
-    }
-    for (; i + 4 <= end; i += 4) {
-      ++h0[load_val<W>(src, i) >> sh];
-      ++h1[load_val<W>(src, i + 1) >> sh];
-      ++h2[load_val<W>(src, i + 2) >> sh];
-      ++h3[load_val<W>(src, i + 3) >> sh];
-    }
-    uint16_t* const hh[3] = {h0, h1, h2};  // at most one more count in each of h0..h2
-    for (unsigned j = 0; i < end; ++i, ++j) ++hh[j][load_val<W>(src, i) >> sh];
+// Four interleaved u16 sub-histograms of the keys v >> sh (repeated values
+// do not serialise on one counter), kept all-zero between uses: a block of at
+// most kSubMax elements is counted, then flushed over the keys it can hold.
+constexpr uint64_t kSubMax = 4 * 65535;
+struct SubHist {
+  std::vector<uint16_t> hs;
+  uint16_t* h[4];
+  void reserve(size_t nb) {
+    if (hs.size() < 4 * nb) hs.assign(4 * nb, 0);
+    for (int j = 0; j < 4; ++j) h[j] = hs.data() + j * nb;
+  }
+  // top[k] += counts for k in [a, b) and [half + a, half + b); those are cleared.
+  void flush(uint32_t a, uint32_t b, size_t half, uint64_t* top) {
     for (size_t base : {size_t(0), half})
       for (size_t k = base + a; k < base + b; ++k) {
-        tp[k] += uint64_t(h0[k]) + h1[k] + h2[k] + h3[k];
-        h0[k] = h1[k] = h2[k] = h3[k] = 0;
+        top[k] += uint64_t(h[0][k]) + h[1][k] + h[2][k] + h[3][k];
+        h[0][k] = h[1][k] = h[2][k] = h[3][k] = 0;
       }
+  }
+};
+
+template <unsigned W>
+void count_block(const uint8_t* src, uint64_t n, uint32_t sh, uint16_t* const* h) {
+  uint64_t i = 0;
+  if (W == 16 && std::endian::native == std::endian::little) {
+    for (; i + 4 <= n; i += 4) {  // one load for four values
+      const uint64_t u = load_u64(src + 2 * i);
+      ++h[0][uint16_t(u) >> sh];
+      ++h[1][uint16_t(u >> 16) >> sh];
+      ++h[2][uint16_t(u >> 32) >> sh];
+      ++h[3][(u >> 48) >> sh];
+    }
+  }
+  for (; i + 4 <= n; i += 4)
+    for (unsigned j = 0; j < 4; ++j) ++h[j][load_val<W>(src, i + j) >> sh];
+  for (unsigned j = 0; i < n; ++i, ++j) ++h[j][load_val<W>(src, i) >> sh];
+}
+
+// Histogram of the top `topbits` bits (sign + exponent + kmax mantissa bits)
+// into top, and the occupied magnitudes [*ma, *mb) widened to whole k = 0
+// keys, so that every coarser level's range is the pair-sum image of this
+// one. Entries outside the range are never written or read.
+template <unsigned W>
+void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t kmax, bool fast, uint32_t* ma,
+                   uint32_t* mb, std::vector<uint64_t>& top) {
+  const uint32_t sh = W - topbits;
+  const size_t nb = size_t(1) << topbits, half = nb / 2;
+  thread_local SubHist sub;
+  sub.reserve(nb);
+  top.resize(nb);
+  uint64_t* const tp = top.data();
+  auto widen = [&](uint32_t a, uint32_t b) {
+    *ma = a >> kmax << kmax;
+    *mb = ((b + (1u << kmax) - 1) >> kmax) << kmax;
+    for (size_t k = *ma; k < *mb; ++k) tp[k] = tp[half + k] = 0;
+  };
+  if (fast && n <= kSubMax) {  // one pass counts and finds the range
+    uint32_t mn, mx;
+    detail::count_minmax_avx2(W, src, n, sh, sub.h, &mn, &mx);
+    widen(mn >> sh, (mx >> sh) + 1);
+    sub.flush(*ma, *mb, half, tp);
+    return;
+  }
+  uint32_t a, b;
+  mag_range<W>(src, n, sh, &a, &b);
+  widen(a, b);
+  for (uint64_t i = 0; i < n; i += kSubMax) {
+    count_block<W>(src + i * (W / 8), std::min(kSubMax, n - i), sh, sub.h);
+    sub.flush(*ma, *mb, half, tp);
   }
 }
 
@@ -451,19 +477,12 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
   while (kmax > 0 && (uint64_t(1) << (1 + g.E + kmax)) > 8 * n) --kmax;  // small chunks: small histograms
   const uint32_t topbits = 1 + g.E + kmax;
-  // occupied magnitudes [ma, mb) at k = kmax, widened to whole k = 0 keys so
-  // that every level's range is the pair-sum image of the one above; entries
-  // outside the range are never read (they would be zero)
   uint32_t ma, mb;
-  if (g.W == 8) mag_range<8>(src, n, g.W - topbits, &ma, &mb);
-  else if (g.W == 16) mag_range<16>(src, n, g.W - topbits, &ma, &mb);
-  else mag_range<32>(src, n, g.W - topbits, &ma, &mb);
-  ma = ma >> kmax << kmax;
-  mb = ((mb + (1u << kmax) - 1) >> kmax) << kmax;
+  const bool fast = detail::fast_encoder();
   thread_local std::vector<uint64_t> top;
-  if (g.W == 8) top_histogram<8>(src, n, topbits, ma, mb, top);
-  else if (g.W == 16) top_histogram<16>(src, n, topbits, ma, mb, top);
-  else top_histogram<32>(src, n, topbits, ma, mb, top);
+  if (g.W == 8) top_histogram<8>(src, n, topbits, kmax, fast, &ma, &mb, top);
+  else if (g.W == 16) top_histogram<16>(src, n, topbits, kmax, fast, &ma, &mb, top);
+  else top_histogram<32>(src, n, topbits, kmax, fast, &ma, &mb, top);
 
   // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
   // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
@@ -609,7 +628,6 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   thread_local std::vector<uint16_t> words;
   thread_local std::vector<uint32_t> states;
   thread_local std::vector<uint64_t> wbeg, wend;
-  const bool fast = detail::fast_encoder();
   thread_local std::vector<uint32_t> va_a;
   detail::VecEncArgs va{};
   const bool vec = fast && prob_bits >= 12;  // the kernel's quotient bound needs q < 2^20

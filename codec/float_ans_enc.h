@@ -28,6 +28,12 @@ EncStepsFn enc_steps_avx2(unsigned W, unsigned joint);
 // (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.
 void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n, uint8_t* out);
 
+// Counts the keys v >> sh of n W-bit values (n <= 4 * 65535) into the four
+// 16-bit sub-histograms h[0..3] (value i into h[i % 4]), and returns the
+// least and greatest v & (2^(W-1) - 1).
+void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, uint16_t* const* h, uint32_t* mn,
+                       uint32_t* mx);
+
 // Whether the AVX2/BMI2 encoder kernels are usable on this CPU (and not
 // disabled by force_encoder).
 bool fast_encoder() noexcept;

@@ -9,8 +9,10 @@
 // top of 8 words), vectors from lane 24-31 down to 0-7, the mirror of the
 // decoder's expansion. x / f is a float division corrected by the remainder
 // (a second gather of a reciprocal cost more than the division on Zen 3).
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <type_traits>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -189,6 +191,61 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
   }
 }
 
+// Counts keys v >> sh into the four sub-histograms and finds the range of
+// v & (2^(W-1) - 1) in the same pass: the keys are shifted 16 or 32 bytes at
+// a time and read back from a small buffer, so the scalar loop only counts.
+template <unsigned W>
+__attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uint64_t n, uint32_t sh,
+                                                         uint16_t* const* h, uint32_t* mn, uint32_t* mx) {
+  using T = std::conditional_t<W == 8, uint8_t, std::conditional_t<W == 16, uint16_t, uint32_t>>;
+  constexpr unsigned per = 32 / sizeof(T);
+  constexpr uint32_t magmask = (uint32_t(1) << (W - 1)) - 1u;
+  const __m128i cnt = _mm_cvtsi32_si128(int(sh));
+  __m256i vmn, vmx, vmask;
+  if constexpr (W == 8) vmn = _mm256_set1_epi8(char(0xFF)), vmask = _mm256_set1_epi8(0x7F);
+  else if constexpr (W == 16) vmn = _mm256_set1_epi16(-1), vmask = _mm256_set1_epi16(0x7FFF);
+  else vmn = _mm256_set1_epi32(-1), vmask = _mm256_set1_epi32(0x7FFFFFFF);
+  vmx = _mm256_setzero_si256();
+  const __m256i keymask8 = _mm256_set1_epi8(char(0xFFu >> sh));  // W = 8: bytes shifted as 16-bit lanes
+  alignas(32) T keys[per];
+  uint64_t i = 0;
+  for (; i + per <= n; i += per) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * sizeof(T)));
+    const __m256i m = _mm256_and_si256(v, vmask);
+    __m256i k;
+    if constexpr (W == 8) {
+      vmn = _mm256_min_epu8(vmn, m), vmx = _mm256_max_epu8(vmx, m);
+      k = _mm256_and_si256(_mm256_srl_epi16(v, cnt), keymask8);
+    } else if constexpr (W == 16) {
+      vmn = _mm256_min_epu16(vmn, m), vmx = _mm256_max_epu16(vmx, m);
+      k = _mm256_srl_epi16(v, cnt);
+    } else {
+      vmn = _mm256_min_epu32(vmn, m), vmx = _mm256_max_epu32(vmx, m);
+      k = _mm256_srl_epi32(v, cnt);
+    }
+    _mm256_store_si256(reinterpret_cast<__m256i*>(keys), k);
+    for (unsigned j = 0; j < per; j += 4) {
+      ++h[0][keys[j]];
+      ++h[1][keys[j + 1]];
+      ++h[2][keys[j + 2]];
+      ++h[3][keys[j + 3]];
+    }
+  }
+  alignas(32) T lo[per], hi[per];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lo), vmn);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(hi), vmx);
+  uint32_t a = magmask, b = 0;
+  for (unsigned j = 0; j < per; ++j) a = std::min<uint32_t>(a, lo[j]), b = std::max<uint32_t>(b, hi[j]);
+  for (unsigned j = 0; i < n; ++i, ++j) {
+    T v;
+    std::memcpy(&v, src + i * sizeof(T), sizeof(T));
+    ++h[j & 3][v >> sh];
+    a = std::min<uint32_t>(a, v & magmask), b = std::max<uint32_t>(b, v & magmask);
+  }
+  *mn = a;
+  *mx = b;
+}
+
 bool cpu_ok() {
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("bmi2")) return false;
@@ -223,6 +280,17 @@ void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n,
   else pack_plane_t<32>(pmask, src, n, out);
 #else
   (void)W, (void)pmask, (void)src, (void)n, (void)out;
+#endif
+}
+
+void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, uint16_t* const* h, uint32_t* mn,
+                       uint32_t* mx) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (W == 8) count_minmax_t<8>(src, n, sh, h, mn, mx);
+  else if (W == 16) count_minmax_t<16>(src, n, sh, h, mn, mx);
+  else count_minmax_t<32>(src, n, sh, h, mn, mx);
+#else
+  (void)W, (void)src, (void)n, (void)sh, (void)h, (void)mn, (void)mx;
 #endif
 }
 
