@@ -400,30 +400,74 @@ struct SubHist {
   }
 };
 
+// Large chunks count a sample: element i only when bit 6 of i is clear
+// (alternate runs of 64), and price symbols of at most kSampleMaxK mantissa
+// bits; a symbol that occurs only outside the sample is then given a count of
+// 1, so every value stays codable (exact presence, sampled frequencies:
+// about 0.001 bits/weight).
+constexpr uint32_t kSampleMaxK = 4;
+constexpr uint64_t kSampleMin = 1u << 16;
+constexpr uint64_t sampled_count(uint64_t n) { return (n / 128) * 64 + std::min<uint64_t>(n % 128, 64); }
+
+// Counts elements [i0, i1) (all, or the sampled ones).
 template <unsigned W>
-void count_block(const uint8_t* src, uint64_t n, uint32_t sh, uint16_t* const* h) {
-  uint64_t i = 0;
-  if (W == 16 && std::endian::native == std::endian::little) {
-    for (; i + 4 <= n; i += 4) {  // one load for four values
-      const uint64_t u = load_u64(src + 2 * i);
-      ++h[0][uint16_t(u) >> sh];
-      ++h[1][uint16_t(u >> 16) >> sh];
-      ++h[2][uint16_t(u >> 32) >> sh];
-      ++h[3][(u >> 48) >> sh];
+void count_block(const uint8_t* src, uint64_t i0, uint64_t i1, bool sample, uint32_t sh, uint16_t* const* h) {
+  for (uint64_t r = i0; r < i1;) {
+    const uint64_t run_end = std::min(i1, (r | 63) + 1);
+    if (sample && ((r >> 6) & 1)) { r = run_end; continue; }
+    uint64_t i = r;
+    if (W == 16 && std::endian::native == std::endian::little) {
+      for (; i + 4 <= run_end; i += 4) {  // one load for four values
+        const uint64_t u = load_u64(src + 2 * i);
+        ++h[0][uint16_t(u) >> sh];
+        ++h[1][uint16_t(u >> 16) >> sh];
+        ++h[2][uint16_t(u >> 32) >> sh];
+        ++h[3][(u >> 48) >> sh];
+      }
     }
+    for (unsigned j = 0; i < run_end; ++i, ++j) ++h[j & 3][load_val<W>(src, i) >> sh];
+    r = run_end;
   }
-  for (; i + 4 <= n; i += 4)
-    for (unsigned j = 0; j < 4; ++j) ++h[j][load_val<W>(src, i + j) >> sh];
-  for (unsigned j = 0; i < n; ++i, ++j) ++h[j][load_val<W>(src, i) >> sh];
+}
+
+// Keys v >> sh of the elements outside the sample that the sample missed get
+// a count of 1 (the fast kernel skips keys inside windows known present).
+template <unsigned W>
+void mark_missing(const uint8_t* src, uint64_t n, uint32_t sh, uint64_t* top) {
+  for (uint64_t i = 64; i < n; i += 128)
+    for (uint64_t j = i; j < std::min(n, i + 64); ++j) {
+      uint64_t& c = top[load_val<W>(src, j) >> sh];
+      c += c == 0;
+    }
+}
+
+// For each sign, the widest run of magnitude keys around the sample's most
+// frequent one whose counts are all non-zero, as [lo, hi] of whole keys.
+void present_windows(const uint64_t* top, uint32_t ma, uint32_t mb, size_t half, uint32_t w[4]) {
+  for (uint32_t sgn = 0; sgn < 2; ++sgn) {
+    const uint64_t* t = top + sgn * half;
+    uint32_t m = ma;
+    for (uint32_t k = ma; k < mb; ++k)
+      if (t[k] > t[m]) m = k;
+    uint32_t l = m, r = m;
+    while (l > ma && t[l - 1]) --l;
+    while (r + 1 < mb && t[r + 1]) ++r;
+    w[2 * sgn] = uint32_t(sgn * half) + l;
+    w[2 * sgn + 1] = uint32_t(sgn * half) + r;
+    if (!t[m]) w[2 * sgn] = UINT32_MAX;  // nothing sampled of this sign
+  }
+  // a sign with no window repeats the other's (the sample is never empty)
+  if (w[0] == UINT32_MAX) w[0] = w[2], w[1] = w[3];
+  if (w[2] == UINT32_MAX) w[2] = w[0], w[3] = w[1];
 }
 
 // Histogram of the top `topbits` bits (sign + exponent + kmax mantissa bits)
-// into top, and the occupied magnitudes [*ma, *mb) widened to whole k = 0
-// keys, so that every coarser level's range is the pair-sum image of this
-// one. Entries outside the range are never written or read.
+// into top (of every element, or of the sample), and the occupied magnitude keys widened to whole k = 0 keys as
+// [*ma, *mb), so that every coarser level's range is the pair-sum image of
+// this one. Entries outside [ma, mb) are never written or read.
 template <unsigned W>
-void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t kmax, bool fast, uint32_t* ma,
-                   uint32_t* mb, std::vector<uint64_t>& top) {
+void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t kmax, bool fast, bool sample,
+                   uint32_t* ma, uint32_t* mb, std::vector<uint64_t>& top) {
   const uint32_t sh = W - topbits;
   const size_t nb = size_t(1) << topbits, half = nb / 2;
   thread_local SubHist sub;
@@ -435,9 +479,9 @@ void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t km
     *mb = ((b + (1u << kmax) - 1) >> kmax) << kmax;
     for (size_t k = *ma; k < *mb; ++k) tp[k] = tp[half + k] = 0;
   };
-  if (fast && n <= kSubMax) {  // one pass counts and finds the range
+  if (fast && (sample ? sampled_count(n) : n) <= kSubMax) {  // one pass counts and finds the range
     uint32_t mn, mx;
-    detail::count_minmax_avx2(W, src, n, sh, sub.h, &mn, &mx);
+    detail::count_minmax_avx2(W, src, n, sh, sample, sub.h, &mn, &mx);
     widen(mn >> sh, (mx >> sh) + 1);
     sub.flush(*ma, *mb, half, tp);
     return;
@@ -445,8 +489,9 @@ void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t km
   uint32_t a, b;
   mag_range<W>(src, n, sh, &a, &b);
   widen(a, b);
+  // a block of kSubMax elements counts at most kSubMax of them
   for (uint64_t i = 0; i < n; i += kSubMax) {
-    count_block<W>(src + i * (W / 8), std::min(kSubMax, n - i), sh, sub.h);
+    count_block<W>(src, i, std::min(n, i + kSubMax), sample, sh, sub.h);
     sub.flush(*ma, *mb, half, tp);
   }
 }
@@ -479,10 +524,13 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   const uint32_t topbits = 1 + g.E + kmax;
   uint32_t ma, mb;
   const bool fast = detail::fast_encoder();
+  const bool sample = n >= kSampleMin && p.k <= int(kSampleMaxK);  // a forced finer k is counted exactly
+  const uint64_t ns = sample ? sampled_count(n) : n;  // elements counted
+  const double scale = double(n) / double(ns);         // sample bits -> chunk bits
   thread_local std::vector<uint64_t> top;
-  if (g.W == 8) top_histogram<8>(src, n, topbits, kmax, fast, &ma, &mb, top);
-  else if (g.W == 16) top_histogram<16>(src, n, topbits, kmax, fast, &ma, &mb, top);
-  else top_histogram<32>(src, n, topbits, kmax, fast, &ma, &mb, top);
+  if (g.W == 8) top_histogram<8>(src, n, topbits, kmax, fast, sample, &ma, &mb, top);
+  else if (g.W == 16) top_histogram<16>(src, n, topbits, kmax, fast, sample, &ma, &mb, top);
+  else top_histogram<32>(src, n, topbits, kmax, fast, sample, &ma, &mb, top);
 
   // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
   // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
@@ -491,6 +539,21 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   levels.resize(kmax + 1);
   levels[kmax].swap(top);
   auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
+  const uint32_t kprice = sample ? std::min(kmax, kSampleMaxK) : kmax;  // finest level priced
+  auto mark_level = [&](uint32_t k) {  // every symbol of level k that occurs is present
+    uint32_t a, b, w[4];
+    mrange(k, &a, &b);
+    const size_t half = levels[k].size() / 2;
+    const uint32_t sh = g.W - (1 + g.E + k);
+    uint64_t* const lv = levels[k].data();
+    if (fast) {
+      present_windows(lv, a, b, half, w);
+      detail::mark_missing_avx2(g.W, src, n, sh, w, lv);
+    } else if (g.W == 8) mark_missing<8>(src, n, sh, lv);
+    else if (g.W == 16) mark_missing<16>(src, n, sh, lv);
+    else mark_missing<32>(src, n, sh, lv);
+  };
+  if (sample && kprice == kmax) mark_level(kmax);
   for (int k = int(kmax) - 1; k >= 0; --k) {
     const auto& up = levels[k + 1];
     auto& cur = levels[k];
@@ -500,6 +563,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     mrange(uint32_t(k), &a, &b);
     for (size_t base : {size_t(0), half})
       for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
+    if (sample && uint32_t(k) == kprice) mark_level(kprice);
   }
   {
     // k = 0 upwards: each mantissa bit moved into the symbol saves n raw bits
@@ -509,13 +573,13 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     // rarely reached).
     double best_est = 1e300;
     int since_best = 0;
-    for (uint32_t k = 0; k <= kmax && since_best < 2; ++k) {
+    for (uint32_t k = 0; k <= kprice && since_best < 2; ++k) {
       const auto& hk = levels[k];
       if (p.k >= 0 && uint32_t(p.k) != k) continue;
       double ej, es;
       uint32_t pj, ps, a, b;
       mrange(k, &a, &b);
-      entropy_pair(hk, g.E + k, a, b, n, &ej, &pj, &es, &ps);
+      entropy_pair(hk, g.E + k, a, b, ns, &ej, &pj, &es, &ps);
       double level_best = 1e300;
       for (uint32_t joint = 0; joint < 2; ++joint) {
         if (p.joint >= 0 && uint32_t(p.joint) != joint) continue;
@@ -523,7 +587,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
         if (!make_split(g, k, joint, &s)) continue;
         const uint32_t present = joint ? pj : ps;
         if (present > (1u << prob_bits)) continue;
-        const double est = (joint ? ej : es) + double(n) * s.w + 4.0 * present;
+        const double est = (joint ? ej : es) * scale + double(n) * s.w + 4.0 * present;
         cands.push_back({k, joint, est});
         level_best = std::min(level_best, est);
       }
@@ -562,11 +626,11 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       if (h[lo + i]) lg[i] = std::log2(double(h[lo + i]));
     {  // skip a candidate that cannot win: its coded bits are at least the
        // entropy (Gibbs; the frequencies sum to M), its table bits >= 0
-      const double ln = std::log2(double(n));
+      const double ln = std::log2(double(ns));
       double H = 0;
       for (uint32_t i = 0; i < count; ++i)
         if (h[lo + i]) H += double(h[lo + i]) * (ln - lg[i]);
-      const double lb = (H * (1 - 1e-9) - 1.0) + double(n) * s.w + 32.0 * double(nsub);
+      const double lb = (H * scale * (1 - 1e-9) - 1.0) + double(n) * s.w + 32.0 * double(nsub);
       if (lb >= best.total_bits) continue;
     }
     // qshift trades table bits for coding loss; the total is near-unimodal in
@@ -578,6 +642,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       tp.lo += hbase;
       tp.k = c.k;
       tp.joint = c.joint;
+      tp.coded_bits *= scale;
       tp.total_bits = tp.table_bits + tp.coded_bits + double(n) * s.w + 32.0 * double(nsub);
       if (tp.total_bits < best.total_bits) { best = tp; bq = q; bf = f; }
       return tp.total_bits;

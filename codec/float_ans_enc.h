@@ -28,11 +28,18 @@ EncStepsFn enc_steps_avx2(unsigned W, unsigned joint);
 // (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.
 void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n, uint8_t* out);
 
-// Counts the keys v >> sh of n W-bit values (n <= 4 * 65535) into the four
-// 16-bit sub-histograms h[0..3] (value i into h[i % 4]), and returns the
-// least and greatest v & (2^(W-1) - 1).
-void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, uint16_t* const* h, uint32_t* mn,
-                       uint32_t* mx);
+// Counts the keys v >> sh of n W-bit values into the four 16-bit
+// sub-histograms h[0..3] (at most 4 * 65535 counted), all of them or, with
+// sample, those whose index i has bit 6 clear; and returns the least and
+// greatest v & (2^(W-1) - 1) over all n values.
+void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, bool sample, uint16_t* const* h,
+                       uint32_t* mn, uint32_t* mx);
+
+// For the elements outside count_minmax_avx2's sample (index bit 6 set):
+// top[key] = 1 where it is 0. windows = {lo0, hi0, lo1, hi1}: two inclusive
+// key ranges whose entries are all non-zero.
+void mark_missing_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, const uint32_t* windows,
+                       uint64_t* top);
 
 // Whether the AVX2/BMI2 encoder kernels are usable on this CPU (and not
 // disabled by force_encoder).

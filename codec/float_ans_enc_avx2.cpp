@@ -195,7 +195,7 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
 // v & (2^(W-1) - 1) in the same pass: the keys are shifted 16 or 32 bytes at
 // a time and read back from a small buffer, so the scalar loop only counts.
 template <unsigned W>
-__attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uint64_t n, uint32_t sh,
+__attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uint64_t n, uint32_t sh, bool sample,
                                                          uint16_t* const* h, uint32_t* mn, uint32_t* mx) {
   using T = std::conditional_t<W == 8, uint8_t, std::conditional_t<W == 16, uint16_t, uint32_t>>;
   constexpr unsigned per = 32 / sizeof(T);
@@ -223,6 +223,7 @@ __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uin
       vmn = _mm256_min_epu32(vmn, m), vmx = _mm256_max_epu32(vmx, m);
       k = _mm256_srl_epi32(v, cnt);
     }
+    if (sample && ((i >> 6) & 1)) continue;  // per divides 64: whole vectors in or out
     _mm256_store_si256(reinterpret_cast<__m256i*>(keys), k);
     for (unsigned j = 0; j < per; j += 4) {
       ++h[0][keys[j]];
@@ -239,11 +240,72 @@ __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uin
   for (unsigned j = 0; i < n; ++i, ++j) {
     T v;
     std::memcpy(&v, src + i * sizeof(T), sizeof(T));
-    ++h[j & 3][v >> sh];
+    if (!sample || !((i >> 6) & 1)) ++h[j & 3][v >> sh];
     a = std::min<uint32_t>(a, v & magmask), b = std::max<uint32_t>(b, v & magmask);
   }
   *mn = a;
   *mx = b;
+}
+
+// mark_missing for the elements outside the sample: a vector whose keys all
+// lie in one of the two windows (runs of keys already present) is skipped;
+// the rare others are looked up one by one.
+template <unsigned W>
+__attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uint64_t n, uint32_t sh,
+                                                         const uint32_t* w, uint64_t* top) {
+  using T = std::conditional_t<W == 8, uint8_t, std::conditional_t<W == 16, uint16_t, uint32_t>>;
+  constexpr unsigned per = 32 / sizeof(T);
+  const __m128i cnt = _mm_cvtsi32_si128(int(sh));
+  __m256i lo0, hi0, lo1, hi1;
+  if constexpr (W == 8) {
+    lo0 = _mm256_set1_epi8(char(w[0])), hi0 = _mm256_set1_epi8(char(w[1]));
+    lo1 = _mm256_set1_epi8(char(w[2])), hi1 = _mm256_set1_epi8(char(w[3]));
+  } else if constexpr (W == 16) {
+    lo0 = _mm256_set1_epi16(short(w[0])), hi0 = _mm256_set1_epi16(short(w[1]));
+    lo1 = _mm256_set1_epi16(short(w[2])), hi1 = _mm256_set1_epi16(short(w[3]));
+  } else {
+    lo0 = _mm256_set1_epi32(int(w[0])), hi0 = _mm256_set1_epi32(int(w[1]));
+    lo1 = _mm256_set1_epi32(int(w[2])), hi1 = _mm256_set1_epi32(int(w[3]));
+  }
+  const __m256i keymask8 = _mm256_set1_epi8(char(0xFFu >> sh));
+  for (uint64_t i = 64; i < n; i += 128) {
+    const uint64_t end = std::min(n, i + 64);
+    uint64_t j = i;
+    for (; j + per <= end; j += per) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j * sizeof(T)));
+      __m256i k, in;
+      if constexpr (W == 8) {  // a key equals its clamp to [lo, hi] when inside
+        k = _mm256_and_si256(_mm256_srl_epi16(v, cnt), keymask8);
+        in = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(_mm256_max_epu8(k, lo0), hi0), k),
+                             _mm256_cmpeq_epi8(_mm256_min_epu8(_mm256_max_epu8(k, lo1), hi1), k));
+      } else if constexpr (W == 16) {
+        k = _mm256_srl_epi16(v, cnt);
+        in = _mm256_or_si256(_mm256_cmpeq_epi16(_mm256_min_epu16(_mm256_max_epu16(k, lo0), hi0), k),
+                             _mm256_cmpeq_epi16(_mm256_min_epu16(_mm256_max_epu16(k, lo1), hi1), k));
+      } else {
+        k = _mm256_srl_epi32(v, cnt);
+        in = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_min_epu32(_mm256_max_epu32(k, lo0), hi0), k),
+                             _mm256_cmpeq_epi32(_mm256_min_epu32(_mm256_max_epu32(k, lo1), hi1), k));
+      }
+      // one bit per byte of the lanes outside both windows; lane l's lowest
+      // byte is byte l * sizeof(T)
+      uint32_t out = ~uint32_t(_mm256_movemask_epi8(in));
+      if (!out) continue;
+      alignas(32) T keys[per];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(keys), k);
+      if constexpr (W == 16) out &= 0x55555555u;
+      else if constexpr (W == 32) out &= 0x11111111u;
+      for (; out; out &= out - 1) {
+        const T key = keys[unsigned(__builtin_ctz(out)) / sizeof(T)];
+        top[key] += top[key] == 0;
+      }
+    }
+    for (; j < end; ++j) {
+      T v;
+      std::memcpy(&v, src + j * sizeof(T), sizeof(T));
+      top[v >> sh] += top[v >> sh] == 0;
+    }
+  }
 }
 
 bool cpu_ok() {
@@ -283,14 +345,25 @@ void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n,
 #endif
 }
 
-void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, uint16_t* const* h, uint32_t* mn,
-                       uint32_t* mx) {
+void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, bool sample, uint16_t* const* h,
+                       uint32_t* mn, uint32_t* mx) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (W == 8) count_minmax_t<8>(src, n, sh, h, mn, mx);
-  else if (W == 16) count_minmax_t<16>(src, n, sh, h, mn, mx);
-  else count_minmax_t<32>(src, n, sh, h, mn, mx);
+  if (W == 8) count_minmax_t<8>(src, n, sh, sample, h, mn, mx);
+  else if (W == 16) count_minmax_t<16>(src, n, sh, sample, h, mn, mx);
+  else count_minmax_t<32>(src, n, sh, sample, h, mn, mx);
 #else
-  (void)W, (void)src, (void)n, (void)sh, (void)h, (void)mn, (void)mx;
+  (void)W, (void)src, (void)n, (void)sh, (void)sample, (void)h, (void)mn, (void)mx;
+#endif
+}
+
+void mark_missing_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, const uint32_t* windows,
+                       uint64_t* top) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (W == 8) mark_missing_t<8>(src, n, sh, windows, top);
+  else if (W == 16) mark_missing_t<16>(src, n, sh, windows, top);
+  else mark_missing_t<32>(src, n, sh, windows, top);
+#else
+  (void)W, (void)src, (void)n, (void)sh, (void)windows, (void)top;
 #endif
 }
 
