@@ -268,7 +268,7 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
   // each group's region: kSlack words (vector stores below the stack top), then syms + 2
   constexpr uint64_t kSlack = 8;
   words.resize(size_t(n + (2 + kSlack) * ngroups));
-  const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT) : nullptr;
+  const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big) : nullptr;
   states.assign(nsub, kLowerBound);
   gbeg.resize(ngroups);
   gend.resize(ngroups);
@@ -697,15 +697,15 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   detail::VecEncArgs va{};
   const bool vec = fast && prob_bits >= 12;  // the kernel's quotient bound needs q < 2^20
   if (vec) {
-    va_a.assign(best.count, 0);
-    uint32_t cum = 0;
+    va_a.resize(best.lo + best.count);
+    uint32_t cum = 0, fmax = 0;
     for (uint32_t i = 0; i < best.count; ++i) {
       const uint32_t fi = bf[i];
-      if (fi == 0) continue;
-      va_a[i] = (fi - 1) | cum << 14;
+      va_a[best.lo + i] = fi ? (fi - 1) | cum << 14 : 0;
       cum += fi;
+      fmax = std::max(fmax, fi);
     }
-    va = detail::VecEncArgs{va_a.data(), best.lo, s.r, (1u << (s.S - s.joint)) - 1u, prob_bits};
+    va = detail::VecEncArgs{va_a.data(), s.r, (1u << (s.S - s.joint)) - 1u, prob_bits, fmax > (1u << prob_bits) / 2};
   }
   auto run = [&](auto fn) { fn(s, best.lo, es.data(), src, n, nsub, words, states, wbeg, wend, vec ? &va : nullptr); };
   if (g.W == 8) s.joint ? run(encode_streams<8, 1>) : run(encode_streams<8, 0>);

@@ -7,13 +7,16 @@
 
 namespace wc::fans::detail {
 
-// Per-symbol-index entries for the vector rANS encoder:
-//   a[i] = (f - 1) | cum << 14   (f >= 1; 0 for absent symbols)
+// Per-symbol entries for the vector rANS encoder, indexed by the symbol
+// itself (entries below lo are never read):
+//   a[sym] = (f - 1) | cum << 14   (f >= 1; 0 for absent symbols)
 // One 32-bit gather per 8 lanes; the kernel divides by f in single precision
 // and corrects the quotient with the remainder, which needs prob_bits >= 12.
+// big: some f > M / 2 (states can reach 2^31).
 struct VecEncArgs {
   const uint32_t* a;
-  uint32_t lo, rbits, magmask, prob_bits;
+  uint32_t rbits, magmask, prob_bits;
+  bool big;
 };
 
 // Runs steps t = base-1 .. 0 of one full group (32 lanes starting at j0) of a
@@ -22,7 +25,7 @@ struct VecEncArgs {
 // 8 words of slack must lie below the lowest word).
 using EncStepsFn = void (*)(const VecEncArgs& a, const uint8_t* src, uint64_t nsub, uint64_t base, uint64_t j0,
                             uint32_t* x, uint16_t** pp);
-EncStepsFn enc_steps_avx2(unsigned W, unsigned joint);
+EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big);
 
 // Packs the raw plane of n W-bit values: fields value & pmask compressed
 // (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.

@@ -57,14 +57,15 @@ __attribute__((target("avx2,bmi2"), always_inline)) inline __m256i load8(const u
 // The table entry of each of 8 values.
 template <unsigned W, unsigned JOINT>
 __attribute__((target("avx2,bmi2"), always_inline)) inline __m256i gather_entry(const int* ta, __m256i val,
-                                                                              __m128i rcnt, __m256i magmask,
-                                                                              __m256i lo) {
+                                                                              __m128i rcnt, __m256i magmask) {
   __m256i idx = _mm256_and_si256(_mm256_srl_epi32(val, rcnt), magmask);
   if constexpr (JOINT) idx = _mm256_or_si256(_mm256_slli_epi32(idx, 1), _mm256_srli_epi32(val, W - 1));
-  return _mm256_i32gather_epi32(ta, _mm256_sub_epi32(idx, lo), 4);
+  return _mm256_i32gather_epi32(ta, idx, 4);
 }
 
-template <unsigned W, unsigned JOINT>
+// BIG: some f > M / 2, so a state can reach 2^31 and needs the unsigned
+// conversion to float.
+template <unsigned W, unsigned JOINT, bool BIG>
 __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const uint8_t* src, uint64_t nsub,
                                                     uint64_t base, uint64_t j0, uint32_t* xs, uint16_t** ppp) {
   __m256i x[4];
@@ -73,18 +74,19 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
   const __m128i rcnt = _mm_cvtsi32_si128(int(a.rbits));
   const __m128i ecnt = _mm_cvtsi32_si128(int(32 - a.prob_bits));
   const __m256i magmask = _mm256_set1_epi32(int(a.magmask));
-  const __m256i lo = _mm256_set1_epi32(int(a.lo));
   const __m256i m14 = _mm256_set1_epi32(0x3FFF);
   const __m256i one = _mm256_set1_epi32(1);
   const __m128i pcnt = _mm_cvtsi32_si128(int(a.prob_bits));
   const __m256 two32 = _mm256_set1_ps(4294967296.0f);
   const __m256 bias = _mm256_set1_ps(1.0f + 0x1p-21f);
-  const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+  // low 16 bits of each 32-bit lane, packed to the low 8 bytes of each half
+  const __m256i low16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                         0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
   const int* ta = reinterpret_cast<const int*>(a.a);
   // The table lookups depend on the input only: the gathers for step t - 1
   // are issued during step t, off the state's dependency chain.
   auto lookup = [&](uint64_t t, int v) __attribute__((always_inline, target("avx2,bmi2"))) {
-    return gather_entry<W, JOINT>(ta, load8<W>(src, t * nsub + j0 + 8 * unsigned(v)), rcnt, magmask, lo);
+    return gather_entry<W, JOINT>(ta, load8<W>(src, t * nsub + j0 + 8 * unsigned(v)), rcnt, magmask);
   };
   __m256i next[4];
   if (base)
@@ -102,8 +104,7 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
       const __m256i emit = _mm256_cmpgt_epi32(_mm256_srl_epi32(xv, ecnt), fm1);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(emit)));
       {
-        const __m256i w32 = _mm256_and_si256(xv, low16);
-        const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(w32, w32), _MM_SHUFFLE(3, 1, 2, 0));
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(xv, low16), _MM_SHUFFLE(3, 1, 2, 0));
         const __m128i words = _mm_shuffle_epi8(_mm256_castsi256_si128(p),
                                                _mm_load_si128(reinterpret_cast<const __m128i*>(kLut.b[m])));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(pp - 8), words);
@@ -117,7 +118,7 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
       // result is exact whatever the rounding (and equal to the portable
       // encoder's).
       __m256 xf = _mm256_cvtepi32_ps(xv);  // x >= 2^31 converts as x - 2^32
-      xf = _mm256_add_ps(xf, _mm256_and_ps(_mm256_castsi256_ps(_mm256_srai_epi32(xv, 31)), two32));
+      if constexpr (BIG) xf = _mm256_add_ps(xf, _mm256_and_ps(_mm256_castsi256_ps(_mm256_srai_epi32(xv, 31)), two32));
       __m256i q = _mm256_cvttps_epi32(_mm256_div_ps(xf, fb));
       __m256i rem = _mm256_sub_epi32(xv, _mm256_mullo_epi32(q, f));
       const __m256i over = _mm256_cmpgt_epi32(rem, fm1);
@@ -324,13 +325,18 @@ std::atomic<int> g_force{-1};
 
 }  // namespace
 
-EncStepsFn enc_steps_avx2(unsigned W, unsigned joint) {
+EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (W == 8) return joint ? enc_steps<8, 1> : enc_steps<8, 0>;
-  if (W == 16) return joint ? enc_steps<16, 1> : enc_steps<16, 0>;
-  return joint ? enc_steps<32, 1> : enc_steps<32, 0>;
+  if (big) {
+    if (W == 8) return joint ? enc_steps<8, 1, true> : enc_steps<8, 0, true>;
+    if (W == 16) return joint ? enc_steps<16, 1, true> : enc_steps<16, 0, true>;
+    return joint ? enc_steps<32, 1, true> : enc_steps<32, 0, true>;
+  }
+  if (W == 8) return joint ? enc_steps<8, 1, false> : enc_steps<8, 0, false>;
+  if (W == 16) return joint ? enc_steps<16, 1, false> : enc_steps<16, 0, false>;
+  return joint ? enc_steps<32, 1, false> : enc_steps<32, 0, false>;
 #else
-  (void)W, (void)joint;
+  (void)W, (void)joint, (void)big;
   return nullptr;
 #endif
 }
