@@ -400,21 +400,22 @@ struct SubHist {
   }
 };
 
-// Large chunks count a sample: element i only when bit 6 of i is clear
-// (alternate runs of 64), and price symbols of at most kSampleMaxK mantissa
+// Large chunks count a sample (runs of 64 elements, see detail::in_sample),
+// and price symbols of at most kSampleMaxK mantissa
 // bits; a symbol that occurs only outside the sample is then given a count of
 // 1, so every value stays codable (exact presence, sampled frequencies:
 // about 0.001 bits/weight).
 constexpr uint32_t kSampleMaxK = 4;
 constexpr uint64_t kSampleMin = 1u << 16;
-constexpr uint64_t sampled_count(uint64_t n) { return (n / 128) * 64 + std::min<uint64_t>(n % 128, 64); }
+using detail::in_sample;
+using detail::sampled_count;
 
 // Counts elements [i0, i1) (all, or the sampled ones).
 template <unsigned W>
 void count_block(const uint8_t* src, uint64_t i0, uint64_t i1, bool sample, uint32_t sh, uint16_t* const* h) {
   for (uint64_t r = i0; r < i1;) {
     const uint64_t run_end = std::min(i1, (r | 63) + 1);
-    if (sample && ((r >> 6) & 1)) { r = run_end; continue; }
+    if (sample && !in_sample(r)) { r = run_end; continue; }
     uint64_t i = r;
     if (W == 16 && std::endian::native == std::endian::little) {
       for (; i + 4 <= run_end; i += 4) {  // one load for four values
@@ -434,8 +435,8 @@ void count_block(const uint8_t* src, uint64_t i0, uint64_t i1, bool sample, uint
 // a count of 1 (the fast kernel skips keys inside windows known present).
 template <unsigned W>
 void mark_missing(const uint8_t* src, uint64_t n, uint32_t sh, uint64_t* top) {
-  for (uint64_t i = 64; i < n; i += 128)
-    for (uint64_t j = i; j < std::min(n, i + 64); ++j) {
+  for (uint64_t i = 0; i < n; i += 64)
+    for (uint64_t j = i; j < std::min(n, i + 64) && !in_sample(i); ++j) {
       uint64_t& c = top[load_val<W>(src, j) >> sh];
       c += c == 0;
     }

@@ -31,14 +31,23 @@ EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big);
 // (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.
 void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n, uint8_t* out);
 
+// Large chunks histogram a sample: the runs of 64 elements whose index r
+// (a multiple of 64) has (r >> 6) % kSampleEvery == 0.
+inline constexpr uint64_t kSampleEvery = 2;
+constexpr bool in_sample(uint64_t i) noexcept { return (i >> 6) % kSampleEvery == 0; }
+constexpr uint64_t sampled_count(uint64_t n) noexcept {
+  const uint64_t period = 64 * kSampleEvery, rem = n % period;
+  return n / period * 64 + (rem < 64 ? rem : 64);
+}
+
 // Counts the keys v >> sh of n W-bit values into the four 16-bit
 // sub-histograms h[0..3] (at most 4 * 65535 counted), all of them or, with
-// sample, those whose index i has bit 6 clear; and returns the least and
-// greatest v & (2^(W-1) - 1) over all n values.
+// sample, those in_sample; and returns the least and greatest
+// v & (2^(W-1) - 1) over all n values.
 void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, bool sample, uint16_t* const* h,
                        uint32_t* mn, uint32_t* mx);
 
-// For the elements outside count_minmax_avx2's sample (index bit 6 set):
+// For the elements outside the sample:
 // top[key] = 1 where it is 0. windows = {lo0, hi0, lo1, hi1}: two inclusive
 // key ranges whose entries are all non-zero.
 void mark_missing_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, const uint32_t* windows,

@@ -224,7 +224,7 @@ __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uin
       vmn = _mm256_min_epu32(vmn, m), vmx = _mm256_max_epu32(vmx, m);
       k = _mm256_srl_epi32(v, cnt);
     }
-    if (sample && ((i >> 6) & 1)) continue;  // per divides 64: whole vectors in or out
+    if (sample && !in_sample(i)) continue;  // per divides 64: whole vectors in or out
     _mm256_store_si256(reinterpret_cast<__m256i*>(keys), k);
     for (unsigned j = 0; j < per; j += 4) {
       ++h[0][keys[j]];
@@ -241,7 +241,7 @@ __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uin
   for (unsigned j = 0; i < n; ++i, ++j) {
     T v;
     std::memcpy(&v, src + i * sizeof(T), sizeof(T));
-    if (!sample || !((i >> 6) & 1)) ++h[j & 3][v >> sh];
+    if (!sample || in_sample(i)) ++h[j & 3][v >> sh];
     a = std::min<uint32_t>(a, v & magmask), b = std::max<uint32_t>(b, v & magmask);
   }
   *mn = a;
@@ -269,7 +269,8 @@ __attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uin
     lo1 = _mm256_set1_epi32(int(w[2])), hi1 = _mm256_set1_epi32(int(w[3]));
   }
   const __m256i keymask8 = _mm256_set1_epi8(char(0xFFu >> sh));
-  for (uint64_t i = 64; i < n; i += 128) {
+  for (uint64_t i = 0; i < n; i += 64) {
+    if (in_sample(i)) continue;
     const uint64_t end = std::min(n, i + 64);
     uint64_t j = i;
     for (; j + per <= end; j += per) {
