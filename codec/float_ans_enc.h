@@ -33,7 +33,7 @@ void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n,
 
 // Large chunks histogram a sample: the runs of 64 elements whose index r
 // (a multiple of 64) has (r >> 6) % kSampleEvery == 0.
-inline constexpr uint64_t kSampleEvery = 2;
+inline constexpr uint64_t kSampleEvery = 4;
 constexpr bool in_sample(uint64_t i) noexcept { return (i >> 6) % kSampleEvery == 0; }
 constexpr uint64_t sampled_count(uint64_t n) noexcept {
   const uint64_t period = 64 * kSampleEvery, rem = n % period;
