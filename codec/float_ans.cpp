@@ -520,12 +520,13 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   const uint64_t nsub = ((n - 1) >> sub_bits) + 1;
 
   // histogram of the top bits: sign + exponent + up to kmax mantissa bits
+  const bool sample = n >= kSampleMin && p.k <= int(kSampleMaxK);  // a forced finer k is counted exactly
   uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
   while (kmax > 0 && (uint64_t(1) << (1 + g.E + kmax)) > 8 * n) --kmax;  // small chunks: small histograms
+  if (sample) kmax = std::min(kmax, kSampleMaxK);
   const uint32_t topbits = 1 + g.E + kmax;
   uint32_t ma, mb;
   const bool fast = detail::fast_encoder();
-  const bool sample = n >= kSampleMin && p.k <= int(kSampleMaxK);  // a forced finer k is counted exactly
   const uint64_t ns = sample ? sampled_count(n) : n;  // elements counted
   const double scale = double(n) / double(ns);         // sample bits -> chunk bits
   thread_local std::vector<uint64_t> top;
@@ -540,7 +541,6 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   levels.resize(kmax + 1);
   levels[kmax].swap(top);
   auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
-  const uint32_t kprice = sample ? std::min(kmax, kSampleMaxK) : kmax;  // finest level priced
   auto mark_level = [&](uint32_t k) {  // every symbol of level k that occurs is present
     uint32_t a, b, w[4];
     mrange(k, &a, &b);
@@ -554,7 +554,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     else if (g.W == 16) mark_missing<16>(src, n, sh, lv);
     else mark_missing<32>(src, n, sh, lv);
   };
-  if (sample && kprice == kmax) mark_level(kmax);
+  if (sample) mark_level(kmax);  // before the coarser levels are summed from it
   for (int k = int(kmax) - 1; k >= 0; --k) {
     const auto& up = levels[k + 1];
     auto& cur = levels[k];
@@ -564,7 +564,6 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     mrange(uint32_t(k), &a, &b);
     for (size_t base : {size_t(0), half})
       for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
-    if (sample && uint32_t(k) == kprice) mark_level(kprice);
   }
   {
     // k = 0 upwards: each mantissa bit moved into the symbol saves n raw bits
@@ -574,7 +573,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     // rarely reached).
     double best_est = 1e300;
     int since_best = 0;
-    for (uint32_t k = 0; k <= kprice && since_best < 2; ++k) {
+    for (uint32_t k = 0; k <= kmax && since_best < 2; ++k) {
       const auto& hk = levels[k];
       if (p.k >= 0 && uint32_t(p.k) != k) continue;
       double ej, es;
