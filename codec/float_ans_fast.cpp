@@ -28,6 +28,8 @@ namespace {
 
 inline uint64_t ld64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); return v; }
 inline uint32_t ld16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
+// read instead of a word past the end of a group's words (the value is unused)
+alignas(2) constexpr uint8_t kZeroWord[2] = {0, 0};
 
 // Table policies for the scalar decoder: step(x) decodes one symbol, updates
 // x (no renormalisation) and returns the symbol's output bits (full width).
@@ -79,13 +81,14 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
       const uint64_t i = i0 + l;
       uint32_t xx = x[l];
       uint32_t v = tab.step(xx);
-      if (xx < kLowerBound) {
-        uint32_t wd = 0;
-        if (p < pend) wd = ld16(p);
-        else ok = false;
-        p += 2;
-        xx = (xx << 16) | wd;
-      }
+      // branch-free renormalisation: whether a word is needed is data-dependent
+      // and unpredictable (about one symbol in six)
+      const bool need = xx < kLowerBound;
+      const bool have = p < pend;
+      const uint32_t wd = ld16(have ? p : kZeroWord);
+      ok &= have | !need;
+      xx = need ? (xx << 16) | wd : xx;
+      p += 2 * uint32_t(need);
       x[l] = xx;
       const uint64_t bit = i * w;
       uint64_t raw;
