@@ -1,7 +1,9 @@
 #include "lib/decode_driver.h"
 
 #include <memory>
+
 #include "format/hash.h"
+#include "lib/chunk_windows.h"
 
 namespace wc {
 
@@ -22,10 +24,6 @@ void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t
 
 namespace {
 
-struct Job {
-  uint32_t tensor, chunk;  // chunk relative to the tensor
-};
-
 struct HashState {
   XXH3_state_t* s = XXH3_createState();
   ~HashState() { XXH3_freeState(s); }
@@ -37,7 +35,7 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
                   const ProgressFn& progress) {
   uint64_t total = 0, done = 0;
   for (const auto& f : m.files) total += f.size;
-  const size_t window = size_t(pool.size()) * 4;
+  const size_t window = chunk_window(pool);
   std::vector<std::vector<uint8_t>> raw(window), stored(window);
   std::vector<std::span<const uint8_t>> spans(window);
   HashState hs;
@@ -49,34 +47,31 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
     dst.bytes(f.prefix.data(), f.prefix.size());
     XXH3_64bits_update(hs.s, f.prefix.data(), f.prefix.size());
     done += f.prefix.size();
-    std::vector<Job> jobs;
-    for (uint32_t t = f.first_tensor; t < f.first_tensor + f.tensor_count; ++t)
-      for (uint32_t c = 0; c < m.tensors[t].chunk_count; ++c) jobs.push_back({t, c});
-    for (size_t base = 0; base < jobs.size(); base += window) {
-      size_t n = std::min(window, jobs.size() - base);
-      auto global = [&](size_t k) { return m.tensors[jobs[base + k].tensor].first_chunk + jobs[base + k].chunk; };
-      if (!src.random_access())
-        for (size_t k = 0; k < n; ++k) spans[k] = src.get(global(k), stored[k]);
-      pool.parallel_for(n, [&](size_t k) {
-        const Job& j = jobs[base + k];
-        const TensorRecord& t = m.tensors[j.tensor];
-        if (src.random_access()) spans[k] = src.get(global(k), stored[k]);
-        raw[k].resize(t.chunk_raw_size(j.chunk));
-        decode_one_chunk(t, j.chunk, spans[k], raw[k].data(), src.name());
-      });
-      for (size_t k = 0; k < n; ++k) {
-        dst.bytes(raw[k].data(), raw[k].size());
-        XXH3_64bits_update(hs.s, raw[k].data(), raw[k].size());
-        done += raw[k].size();
-      }
-      if (progress) progress(done, total);
-    }
+    auto global = [&](const ChunkJob& j) { return m.tensors[j.tensor].first_chunk + j.chunk; };
+    for_chunk_windows(
+        m, f.first_tensor, f.tensor_count, pool,
+        [&](size_t k, const ChunkJob& j) {  // a stream yields its chunks in order only
+          if (!src.random_access()) spans[k] = src.get(global(j), stored[k]);
+        },
+        [&](size_t k, const ChunkJob& j) {
+          const TensorRecord& t = m.tensors[j.tensor];
+          if (src.random_access()) spans[k] = src.get(global(j), stored[k]);
+          raw[k].resize(t.chunk_raw_size(j.chunk));
+          decode_one_chunk(t, j.chunk, spans[k], raw[k].data(), src.name());
+        },
+        [&](size_t k, const ChunkJob&) {
+          dst.bytes(raw[k].data(), raw[k].size());
+          XXH3_64bits_update(hs.s, raw[k].data(), raw[k].size());
+          done += raw[k].size();
+          if (progress) progress(done, total);  // throttled by the caller
+        });
     if (XXH3_64bits_digest(hs.s) != f.xxh3) {
       Error e(Errc::checksum, "decoded file '" + f.name + "' does not match the checksum of the original");
       e.at_file(src.name());
       throw e;
     }
     dst.end_file(fi);
+    if (progress) progress(done, total);  // a file may end in bytes outside chunks
   }
 }
 

@@ -8,6 +8,7 @@
 #include "format/safetensors.h"
 #include "format/writer.h"
 #include "lib/api.h"
+#include "lib/chunk_windows.h"
 #include "lib/model_source.h"
 #include "lib/thread_pool.h"
 
@@ -119,34 +120,26 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   ContainerWriter w(*sink);
   w.begin(m);
 
-  struct Job { uint32_t tensor, chunk; };
-  std::vector<Job> jobs;
-  jobs.reserve(m.chunk_count);
-  for (uint32_t t = 0; t < m.tensors.size(); ++t)
-    for (uint32_t c = 0; c < m.tensors[t].chunk_count; ++c) jobs.push_back({t, c});
   uint64_t total = 0, done = 0;
   for (const auto& t : m.tensors) total += t.byte_size;
-  const size_t window = size_t(pool.size()) * 4;
-  std::vector<std::vector<uint8_t>> bufs(window);
-  for (size_t base = 0; base < jobs.size(); base += window) {
-    size_t n = std::min(window, jobs.size() - base);
-    pool.parallel_for(n, [&](size_t k) {
-      const Job& j = jobs[base + k];
-      const TensorRecord& t = m.tensors[j.tensor];
-      try {
-        encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
-                     t.chunk_raw_size(j.chunk), bufs[k], eo);
-      } catch (Error& e) {
-        e.at_file(in.file_of[j.tensor]).at_tensor(t.name);
-        throw;
-      }
-    });
-    for (size_t k = 0; k < n; ++k) {
-      w.add_chunk(bufs[k].data(), bufs[k].size());
-      done += m.tensors[jobs[base + k].tensor].chunk_raw_size(jobs[base + k].chunk);
-    }
-    if (opt.progress) opt.progress(done, total);
-  }
+  std::vector<std::vector<uint8_t>> bufs(chunk_window(pool));
+  for_chunk_windows(
+      m, 0, uint32_t(m.tensors.size()), pool, [&](size_t, const ChunkJob&) {},
+      [&](size_t k, const ChunkJob& j) {
+        const TensorRecord& t = m.tensors[j.tensor];
+        try {
+          encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
+                       t.chunk_raw_size(j.chunk), bufs[k], eo);
+        } catch (Error& e) {
+          e.at_file(in.file_of[j.tensor]).at_tensor(t.name);
+          throw;
+        }
+      },
+      [&](size_t k, const ChunkJob& j) {
+        w.add_chunk(bufs[k].data(), bufs[k].size());
+        done += m.tensors[j.tensor].chunk_raw_size(j.chunk);
+        if (opt.progress) opt.progress(done, total);  // throttled by the caller
+      });
   w.finish();
   if (file) file->commit();
 
