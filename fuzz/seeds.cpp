@@ -15,6 +15,7 @@
 #include "fuzz/fuzz_common.h"
 #include "lib/api.h"
 #include "st_builder.h"
+#include "weights_gen.h"
 
 namespace wcfuzz {
 
@@ -28,38 +29,7 @@ std::vector<uint8_t> read_all(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
-// Weight-like values: roughly Gaussian, small scale, occasional outliers.
-std::vector<uint8_t> weights(DType t, size_t count, uint64_t seed) {
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  auto uni = [&] {
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    return double(x >> 11) / double(1ull << 53);
-  };
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i < count; ++i) {
-    double g = (uni() + uni() + uni() + uni() - 2.0) * 0.05;
-    if (uni() < 0.01) g *= 40;
-    float f = static_cast<float>(g);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    switch (t) {
-      case DType::F32: for (int k = 0; k < 4; ++k) out.push_back(uint8_t(u >> (8 * k))); break;
-      case DType::BF16: out.push_back(uint8_t(u >> 16)); out.push_back(uint8_t(u >> 24)); break;
-      case DType::F16: {
-        // crude float -> half (normal range only; fine for seeds)
-        int e = int((u >> 23) & 0xFF) - 127 + 15;
-        uint16_t h = uint16_t((u >> 16) & 0x8000);
-        if (e > 0 && e < 31) h |= uint16_t(e << 10) | uint16_t((u >> 13) & 0x3FF);
-        out.push_back(uint8_t(h)); out.push_back(uint8_t(h >> 8));
-        break;
-      }
-      case DType::F8_E4M3:
-      case DType::F8_E5M2: out.push_back(uint8_t((u >> 24) ^ (u >> 17))); break;
-      default: out.push_back(uint8_t(u >> 16)); break;
-    }
-  }
-  return out;
-}
+using testdata::weights;
 
 struct TempDir {
   std::string path;

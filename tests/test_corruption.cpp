@@ -24,6 +24,7 @@
 #include "format/reader.h"
 #include "lib/api.h"
 #include "st_builder.h"
+#include "weights_gen.h"
 #include "test_util.h"
 
 using wc::DType;
@@ -46,27 +47,7 @@ void pwrite_byte(const std::string& p, uint64_t off, uint8_t v) {
   ::close(fd);
 }
 
-// Weight-like values (rough Gaussian), so float-ans really codes them.
-std::vector<uint8_t> weights(DType t, size_t count, uint64_t seed) {
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 7;
-  auto uni = [&] {
-    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-    return double(x >> 11) / double(1ull << 53);
-  };
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i < count; ++i) {
-    float f = float((uni() + uni() + uni() - 1.5) * 0.02);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if (t == DType::F32)
-      for (int k = 0; k < 4; ++k) out.push_back(uint8_t(u >> (8 * k)));
-    else {
-      out.push_back(uint8_t(u >> 16));
-      out.push_back(uint8_t(u >> 24));
-    }
-  }
-  return out;
-}
+using testdata::weights;
 
 std::vector<uint8_t> small_model() {
   std::vector<stb::StTensor> ts = {
