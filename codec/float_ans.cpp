@@ -855,28 +855,47 @@ bool chunk_info(DType t, const uint8_t* src, size_t src_n, size_t dst_n, ChunkIn
 
 // ---- statistics ------------------------------------------------------------------------
 
-EntropyStats entropy_stats(DType t, const uint8_t* src, size_t nbytes) {
+EntropyCounter::EntropyCounter(DType t) {
   Geometry g;
   if (!geometry_for(static_cast<uint32_t>(t), &g)) fail(Errc::usage, "float_ans: unsupported dtype");
-  const uint32_t esize = g.W / 8;
-  if (nbytes % esize) fail(Errc::usage, "float_ans: not a whole number of elements");
-  EntropyStats st{};
-  const uint64_t n = nbytes / esize;
-  st.elements = n;
-  if (n == 0) return st;
-  const uint32_t vb = g.W == 32 ? 16 : g.W;  // F32: top 16 bits
-  std::vector<uint64_t> hv(size_t(1) << vb, 0), he(size_t(1) << g.E, 0);
+  W_ = g.W, E_ = g.E, m_ = g.m;
+  vb_ = W_ == 32 ? 16 : W_;  // F32: top 16 bits
+  hv_.assign(size_t(1) << vb_, 0);
+  he_.assign(size_t(1) << E_, 0);
+}
+
+void EntropyCounter::add(const uint8_t* src, size_t nbytes) {
+  if (nbytes % (W_ / 8)) fail(Errc::usage, "float_ans: not a whole number of elements");
+  const uint64_t n = nbytes / (W_ / 8);
   for (uint64_t i = 0; i < n; ++i) {
-    uint32_t v = g.W == 8 ? src[i] : g.W == 16 ? load_u16(src + 2 * i) : load_u32(src + 4 * i);
-    ++hv[v >> (g.W - vb)];
-    ++he[(v >> g.m) & ((1u << g.E) - 1)];
+    const uint32_t v = W_ == 8 ? src[i] : W_ == 16 ? load_u16(src + 2 * i) : load_u32(src + 4 * i);
+    ++hv_[v >> (W_ - vb_)];
+    ++he_[(v >> m_) & ((1u << E_) - 1)];
   }
+  n_ += n;
+}
+
+double EntropyCounter::h_values() const {
   uint32_t pr;
-  st.h_values = entropy_bits(hv, n, &pr) / double(n) + double(g.W - vb);
-  st.h_exp_bound = entropy_bits(he, n, &pr) / double(n) + double(g.W - g.E);
+  return n_ ? entropy_bits(hv_, n_, &pr) / double(n_) + double(W_ - vb_) : 0.0;
+}
+
+double EntropyCounter::h_exp_bound() const {
+  uint32_t pr;
+  return n_ ? entropy_bits(he_, n_, &pr) / double(n_) + double(W_ - E_) : 0.0;
+}
+
+EntropyStats entropy_stats(DType t, const uint8_t* src, size_t nbytes) {
+  EntropyCounter c(t);
+  c.add(src, nbytes);
+  EntropyStats st{};
+  st.elements = c.elements();
+  if (st.elements == 0) return st;
+  st.h_values = c.h_values();
+  st.h_exp_bound = c.h_exp_bound();
   std::vector<uint8_t> out;
   encode(t, src, nbytes, out);
-  st.achieved_bpw = 8.0 * double(out.size()) / double(n);
+  st.achieved_bpw = 8.0 * double(out.size()) / double(st.elements);
   return st;
 }
 

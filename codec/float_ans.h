@@ -48,6 +48,22 @@ struct EntropyStats {
 };
 EntropyStats entropy_stats(DType t, const uint8_t* src, size_t n);
 
+// The histograms behind h_values and h_exp_bound, fed a chunk at a time (so a
+// tensor never has to be whole in memory). Throws Errc::usage as encode().
+class EntropyCounter {
+ public:
+  explicit EntropyCounter(DType t);
+  void add(const uint8_t* src, size_t nbytes);
+  uint64_t elements() const noexcept { return n_; }
+  double h_values() const;     // bits/weight, 0 when empty
+  double h_exp_bound() const;  // bits/weight, 0 when empty
+
+ private:
+  uint32_t W_, E_, m_, vb_;
+  uint64_t n_ = 0;
+  std::vector<uint64_t> hv_, he_;
+};
+
 // ---- advanced: for tests and benchmarks ------------------------------------
 // Encoder knobs; encode() uses the defaults. A negative value means "choose".
 struct Params {

@@ -20,6 +20,7 @@ InspectResult inspect(const std::string& in, bool entropy) {
   res.version_major = r.header().major;
   res.version_minor = r.header().minor;
   res.file_size = r.file_size();
+  std::vector<uint8_t> chunk;
   for (const auto& f : m.files) {
     res.files.push_back(f.name);
     res.raw_bytes += f.size;
@@ -39,13 +40,15 @@ InspectResult inspect(const std::string& in, bool entropy) {
       s.bits_per_weight = s.elements ? 8.0 * double(s.stored_bytes) / double(s.elements) : 0;
       res.stored_payload += s.stored_bytes;
       if (f.kind == FileKind::safetensors) res.weights += s.elements;
-      if (entropy && fans::supports(t.dtype) && t.byte_size > 0) {
-        std::vector<uint8_t> raw(t.byte_size);
-        for (uint32_t c = 0; c < t.chunk_count; ++c)
-          decode_one_chunk(t, c, r.chunk(t.first_chunk + c), raw.data() + uint64_t(c) * t.chunk_size, r.path());
-        auto st = fans::entropy_stats(t.dtype, raw.data(), raw.size());
-        s.h_values = st.h_values;
-        s.h_exp_bound = st.h_exp_bound;
+      if (entropy && fans::supports(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
+        fans::EntropyCounter ec(t.dtype);
+        for (uint32_t c = 0; c < t.chunk_count; ++c) {
+          chunk.resize(t.chunk_raw_size(c));
+          decode_one_chunk(t, c, r.chunk(t.first_chunk + c), chunk.data(), r.path());
+          ec.add(chunk.data(), chunk.size());
+        }
+        s.h_values = ec.h_values();
+        s.h_exp_bound = ec.h_exp_bound();
       }
       res.tensors.push_back(std::move(s));
     }

@@ -269,6 +269,29 @@ TEST_CASE("weights compress; every k and prob_bits round-trips") {
     }
 }
 
+TEST_CASE("entropy counter: known values, and chunk by chunk equals whole") {
+  const auto all = all_patterns16();  // every value once: 16 bits each, uniform exponents
+  fans::EntropyCounter a(DType::BF16);
+  a.add(all.data(), all.size());
+  CHECK(a.elements() == 65536);
+  CHECK(a.h_values() == doctest::Approx(16.0));
+  CHECK(a.h_exp_bound() == doctest::Approx(16.0));  // H(exp) = 8, plus 8 raw bits
+  const auto raw = bf16_bytes(weights(50000, 4));
+  fans::EntropyCounter whole(DType::BF16), parts(DType::BF16);
+  whole.add(raw.data(), raw.size());
+  for (size_t off = 0; off < raw.size(); off += 2 * 777) parts.add(raw.data() + off, std::min<size_t>(2 * 777, raw.size() - off));
+  CHECK(parts.elements() == whole.elements());
+  CHECK(parts.h_values() == whole.h_values());
+  CHECK(parts.h_exp_bound() == whole.h_exp_bound());
+  CHECK(whole.h_values() < whole.h_exp_bound());
+  const auto st = fans::entropy_stats(DType::BF16, raw.data(), raw.size());
+  CHECK(st.h_values == whole.h_values());
+  fans::EntropyCounter empty(DType::F32);
+  CHECK(empty.h_values() == 0.0);
+  CHECK_THROWS_AS(fans::EntropyCounter(DType::I32), Error);
+  CHECK_THROWS_AS(whole.add(raw.data(), 3), Error);
+}
+
 TEST_CASE("per-thread function equals the CPU decoder") {
   // Mimic the GPU kernel: parse, normalise, build the slot tables, walk the
   // group word counts, then run every group as a warp: each lane decodes with
