@@ -29,6 +29,14 @@ namespace {
 
 // ---- encoder ---------------------------------------------------------------------
 
+// Makes v at least n long. The thread-local work vectors below only grow: a
+// resize to a smaller size and back would zero-fill the regrown part on every
+// chunk of alternating sizes (each user writes what it later reads).
+template <class T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
 struct Candidate {
   uint32_t k, joint;
   double est_bits;
@@ -267,7 +275,7 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
   const uint64_t ngroups = (nsub + kGroupLanes - 1) / kGroupLanes;
   // each group's region: kSlack words (vector stores below the stack top), then syms + 2
   constexpr uint64_t kSlack = 8;
-  words.resize(size_t(n + (2 + kSlack) * ngroups));
+  grow(words, size_t(n + (2 + kSlack) * ngroups));
   const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big) : nullptr;
   states.assign(nsub, kLowerBound);
   gbeg.resize(ngroups);
@@ -473,7 +481,7 @@ void top_histogram(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t km
   const size_t nb = size_t(1) << topbits, half = nb / 2;
   thread_local SubHist sub;
   sub.reserve(nb);
-  top.resize(nb);
+  grow(top, nb);
   uint64_t* const tp = top.data();
   auto widen = [&](uint32_t a, uint32_t b) {
     *ma = a >> kmax << kmax;
@@ -544,7 +552,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   auto mark_level = [&](uint32_t k) {  // every symbol of level k that occurs is present
     uint32_t a, b, w[4];
     mrange(k, &a, &b);
-    const size_t half = levels[k].size() / 2;
+    const size_t half = size_t(1) << (g.E + k);  // level k: sign << (E + k) | magnitude
     const uint32_t sh = g.W - (1 + g.E + k);
     uint64_t* const lv = levels[k].data();
     if (fast) {
@@ -558,8 +566,8 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   for (int k = int(kmax) - 1; k >= 0; --k) {
     const auto& up = levels[k + 1];
     auto& cur = levels[k];
-    const size_t half = up.size() / 4;
-    cur.resize(2 * half);
+    const size_t half = size_t(1) << (g.E + uint32_t(k));
+    grow(cur, 2 * half);
     uint32_t a, b;
     mrange(uint32_t(k), &a, &b);
     for (size_t base : {size_t(0), half})
@@ -697,7 +705,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   detail::VecEncArgs va{};
   const bool vec = fast && prob_bits >= 12;  // the kernel's quotient bound needs q < 2^20
   if (vec) {
-    va_a.resize(best.lo + best.count);
+    grow(va_a, best.lo + best.count);
     uint32_t cum = 0, fmax = 0;
     for (uint32_t i = 0; i < best.count; ++i) {
       const uint32_t fi = bf[i];
