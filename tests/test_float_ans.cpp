@@ -220,6 +220,17 @@ TEST_CASE("one exponent value, one value, uniform exponents") {
   CHECK(c1.plane_bytes == 50000 * 2 / 8);      // 2 raw mantissa bits left
   auto e2 = roundtrip(DType::BF16, same);
   CHECK(e2.size() < same.size() / 7);
+  // the same in a large (sampled) chunk: one symbol of frequency M, both encoders
+  std::vector<uint8_t> big(200000 * 2);
+  for (size_t i = 0; i < 200000; ++i) { big[2 * i] = 0x80; big[2 * i + 1] = 0x3F; }
+  for (int which : {0, -1}) {
+    fans::detail::force_encoder(which);
+    auto e3 = roundtrip(DType::BF16, big, coded());
+    fans::ChunkInfo c3{};
+    REQUIRE(fans::chunk_info(DType::BF16, e3.data(), e3.size(), big.size(), &c3));
+    CHECK(c3.stream_bytes == 0);
+  }
+  fans::detail::force_encoder(-1);
   // all exponents equally likely
   std::vector<uint8_t> u(65536 * 2);
   for (size_t i = 0; i < 65536; ++i) {
