@@ -12,17 +12,24 @@
 
 namespace wc {
 
-// Chunks in flight at once (the size of per-slot buffer arrays).
-inline size_t chunk_window(const ThreadPool& pool) { return size_t(pool.size()) * 4; }
+// Per-slot buffers: 4 chunks per thread, which bounds memory. With more than
+// one thread the ordered stage of a window runs on its own thread beside the
+// next window's work, so a window is half of the slots.
+inline size_t chunk_slots(const ThreadPool& pool) { return size_t(pool.size()) * 4; }
+inline size_t chunk_window(const ThreadPool& pool) { return chunk_slots(pool) / (pool.size() > 1 ? 2 : 1); }
 
 struct ChunkJob {
   uint32_t tensor, chunk;  // chunk relative to the tensor
 };
 
-// For each window of at most pool.size() * 4 chunks of tensors
+// For each window of at most chunk_window(pool) chunks of tensors
 // [first, first + count): before(k, job) in order on this thread, then
-// work(k, job) in parallel, then after(k, job) in order; k is the slot in the
-// window (0 .. window size - 1), for per-slot buffers.
+// work(k, job) in parallel, then after(k, job) in order; k is the chunk's
+// slot (0 .. chunk_slots(pool) - 1), for per-slot buffers. With more than one
+// thread, after() runs on a SerialWorker while the next window's before() and
+// work() run (alternate windows use alternate halves of the slots), so a
+// serial stage (hash, write) overlaps the parallel one. -T 1 stays on one
+// thread.
 template <class Before, class Work, class After>
 void for_chunk_windows(const Manifest& m, uint32_t first, uint32_t count, ThreadPool& pool, Before&& before,
                        Work&& work, After&& after) {
@@ -30,12 +37,27 @@ void for_chunk_windows(const Manifest& m, uint32_t first, uint32_t count, Thread
   for (uint32_t t = first; t < first + count; ++t)
     for (uint32_t c = 0; c < m.tensors[t].chunk_count; ++c) jobs.push_back({t, c});
   const size_t window = chunk_window(pool);
-  for (size_t base = 0; base < jobs.size(); base += window) {
-    const size_t n = std::min(window, jobs.size() - base);
-    for (size_t k = 0; k < n; ++k) before(k, jobs[base + k]);
-    pool.parallel_for(n, [&](size_t k) { work(k, jobs[base + k]); });
-    for (size_t k = 0; k < n; ++k) after(k, jobs[base + k]);
+  if (pool.size() == 1) {
+    for (size_t base = 0; base < jobs.size(); base += window) {
+      const size_t n = std::min(window, jobs.size() - base);
+      for (size_t k = 0; k < n; ++k) before(k, jobs[base + k]);
+      pool.parallel_for(n, [&](size_t k) { work(k, jobs[base + k]); });
+      for (size_t k = 0; k < n; ++k) after(k, jobs[base + k]);
+    }
+    return;
   }
+  SerialWorker ordered;  // declared after jobs: joined before they go
+  for (size_t base = 0, w = 0; base < jobs.size(); base += window, ++w) {
+    const size_t n = std::min(window, jobs.size() - base), off = (w & 1) * window;
+    // these slots were last handed on by window w - 2, which post() below
+    // waited for before starting window w - 1's ordered stage
+    for (size_t k = 0; k < n; ++k) before(off + k, jobs[base + k]);
+    pool.parallel_for(n, [&](size_t k) { work(off + k, jobs[base + k]); });
+    ordered.post([&after, &jobs, base, n, off] {
+      for (size_t k = 0; k < n; ++k) after(off + k, jobs[base + k]);
+    });
+  }
+  ordered.wait();
 }
 
 }  // namespace wc

@@ -35,9 +35,9 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
                   const ProgressFn& progress) {
   uint64_t total = 0, done = 0;
   for (const auto& f : m.files) total += f.size;
-  const size_t window = chunk_window(pool);
-  std::vector<std::vector<uint8_t>> raw(window), stored(window);
-  std::vector<std::span<const uint8_t>> spans(window);
+  const size_t slots = chunk_slots(pool);
+  std::vector<std::vector<uint8_t>> raw(slots), stored(slots);
+  std::vector<std::span<const uint8_t>> spans(slots);
   HashState hs;
 
   for (uint32_t fi = 0; fi < m.files.size(); ++fi) {

@@ -122,7 +122,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
 
   uint64_t total = 0, done = 0;
   for (const auto& t : m.tensors) total += t.byte_size;
-  std::vector<std::vector<uint8_t>> bufs(chunk_window(pool));
+  std::vector<std::vector<uint8_t>> bufs(chunk_slots(pool));
   for_chunk_windows(
       m, 0, uint32_t(m.tensors.size()), pool, [&](size_t, const ChunkJob&) {},
       [&](size_t k, const ChunkJob& j) {

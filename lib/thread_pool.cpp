@@ -72,4 +72,56 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   if (error_) std::rethrow_exception(error_);
 }
 
+SerialWorker::SerialWorker() : thread_([this] { run(); }) {}
+
+SerialWorker::~SerialWorker() {
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return !busy_; });
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void SerialWorker::run() {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [&] { return stop_ || busy_; });
+    if (stop_) return;
+    std::function<void()> task = std::move(task_);
+    lk.unlock();
+    std::exception_ptr err;
+    try {
+      task();
+    } catch (...) {
+      err = std::current_exception();
+    }
+    lk.lock();
+    if (err && !error_) error_ = err;
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+void SerialWorker::wait() {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return !busy_; });
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void SerialWorker::post(std::function<void()> task) {
+  wait();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    task_ = std::move(task);
+    busy_ = true;
+  }
+  cv_.notify_all();
+}
+
 }  // namespace wc
