@@ -43,12 +43,11 @@ void ThreadPool::work() {
       cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
-      ++active_;
     }
     drain();
     {
       std::lock_guard<std::mutex> g(mu_);
-      if (--active_ == 0) done_cv_.notify_all();
+      if (--pending_ == 0) done_cv_.notify_all();
     }
   }
 }
@@ -62,12 +61,16 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
     next_ = 0;
     error_ = nullptr;
     failed_ = false;
+    pending_ = workers_.size();
     ++generation_;
   }
   cv_.notify_all();
   drain();
+  // every worker must have checked in for this loop, even one that woke after
+  // the work ran out: a late one would otherwise drain the next loop's
+  // counter with this loop's bounds
   std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [&] { return active_ == 0; });
+  done_cv_.wait(lk, [&] { return pending_ == 0; });
   fn_ = nullptr;
   if (error_) std::rethrow_exception(error_);
 }

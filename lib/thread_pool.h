@@ -30,7 +30,7 @@ class ThreadPool {
   const std::function<void(size_t)>* fn_ = nullptr;
   size_t n_ = 0;
   std::atomic<size_t> next_{0};
-  size_t active_ = 0;
+  size_t pending_ = 0;  // workers yet to finish the current loop
   uint64_t generation_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;
