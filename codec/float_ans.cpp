@@ -405,13 +405,6 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   levels.resize(kmax + 1);
   levels[kmax].swap(top);
   auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
-  auto mark_level = [&](uint32_t k) {  // every symbol of level k that occurs is present
-    uint32_t a, b;
-    mrange(k, &a, &b);
-    detail::mark_missing_level(g.W, src, n, g.W - (1 + g.E + k), a, b, size_t(1) << (g.E + k), fast,
-                               levels[k].data());
-  };
-  if (sample) mark_level(kmax);  // before the coarser levels are summed from it
   for (int k = int(kmax) - 1; k >= 0; --k) {
     const auto& up = levels[k + 1];
     auto& cur = levels[k];

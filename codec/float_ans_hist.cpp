@@ -121,15 +121,24 @@ void top_histogram_t(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t 
     count_minmax_avx2(W, src, n, sh, sample, sub.h, &mn, &mx);
     widen(mn >> sh, (mx >> sh) + 1);
     sub.flush(*ma, *mb, half, tp);
-    return;
+  } else {
+    uint32_t a, b;
+    mag_range<W>(src, n, sh, &a, &b);
+    widen(a, b);
+    // a block of kSubMax elements counts at most kSubMax of them
+    for (uint64_t i = 0; i < n; i += kSubMax) {
+      count_block<W>(src, i, std::min(n, i + kSubMax), sample, sh, sub.h);
+      sub.flush(*ma, *mb, half, tp);
+    }
   }
-  uint32_t a, b;
-  mag_range<W>(src, n, sh, &a, &b);
-  widen(a, b);
-  // a block of kSubMax elements counts at most kSubMax of them
-  for (uint64_t i = 0; i < n; i += kSubMax) {
-    count_block<W>(src, i, std::min(n, i + kSubMax), sample, sh, sub.h);
-    sub.flush(*ma, *mb, half, tp);
+  if (!sample) return;
+  // every key that occurs is present, counted or not
+  if (fast) {
+    uint32_t w[4];
+    present_windows(tp, *ma, *mb, half, w);
+    mark_missing_avx2(W, src, n, sh, w, tp);
+  } else {
+    mark_missing<W>(src, n, sh, tp);
   }
 }
 
@@ -140,21 +149,6 @@ void top_histogram(unsigned W, const uint8_t* src, uint64_t n, uint32_t topbits,
   if (W == 8) top_histogram_t<8>(src, n, topbits, kmax, fast, sample, ma, mb, top);
   else if (W == 16) top_histogram_t<16>(src, n, topbits, kmax, fast, sample, ma, mb, top);
   else top_histogram_t<32>(src, n, topbits, kmax, fast, sample, ma, mb, top);
-}
-
-void mark_missing_level(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, uint32_t a, uint32_t b,
-                        size_t half, bool fast, uint64_t* lv) {
-  if (fast) {
-    uint32_t w[4];
-    present_windows(lv, a, b, half, w);
-    mark_missing_avx2(W, src, n, sh, w, lv);
-  } else if (W == 8) {
-    mark_missing<8>(src, n, sh, lv);
-  } else if (W == 16) {
-    mark_missing<16>(src, n, sh, lv);
-  } else {
-    mark_missing<32>(src, n, sh, lv);
-  }
 }
 
 }  // namespace wc::fans::detail

@@ -14,24 +14,20 @@ namespace wc::fans::detail {
 // Large chunks (kSampleMin elements or more) count a sample (runs of 64
 // elements, see in_sample in float_ans_enc.h) and price symbols of at most
 // kSampleMaxK mantissa bits; a symbol that occurs only outside the sample is
-// then given a count of 1 (mark_missing_level), so every value stays codable:
+// then given a count of 1 (top_histogram), so every value stays codable:
 // exact presence, sampled frequencies (+0.0007 bits/weight on generated BF16).
 inline constexpr uint32_t kSampleMaxK = 4;
 inline constexpr uint64_t kSampleMin = uint64_t(1) << 16;
 
 // Histogram of the top `topbits` bits of n W-bit values into top (indexed by
-// v >> (W - topbits); of every element, or of the sample), and the occupied
-// magnitude keys widened to whole k = 0 keys as [*ma, *mb), so that every
-// coarser level's range is the pair-sum image of this one. Entries outside
-// [ma, mb) (both signs) are never written and must not be read. fast: use the
-// AVX2 kernel (identical results).
+// v >> (W - topbits)): of every element, or with `sample` of the sample with
+// every key that occurs anywhere at least 1. Also the occupied magnitude keys
+// widened to whole k = 0 keys as [*ma, *mb), so that every coarser level's
+// range is the pair-sum image of this one. Entries outside [ma, mb) (both
+// signs) are never written and must not be read. fast: use the AVX2 kernels
+// (identical results).
 void top_histogram(unsigned W, const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t kmax, bool fast,
                    bool sample, uint32_t* ma, uint32_t* mb, std::vector<uint64_t>& top);
-
-// For the elements outside the sample: lv[v >> sh] = 1 where it is 0. lv is a
-// level histogram with magnitudes [a, b) occupied and sign offset `half`.
-void mark_missing_level(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, uint32_t a, uint32_t b,
-                        size_t half, bool fast, uint64_t* lv);
 
 // Makes v at least n long. The thread-local work vectors only grow: a resize
 // to a smaller size and back would zero-fill the regrown part on every chunk
