@@ -75,11 +75,13 @@ void count_block(const uint8_t* src, uint64_t i0, uint64_t i1, bool sample, uint
 // a count of 1 (the fast kernel skips keys inside windows known present).
 template <unsigned W>
 void mark_missing(const uint8_t* src, uint64_t n, uint32_t sh, uint64_t* top) {
-  for (uint64_t i = 0; i < n; i += 64)
-    for (uint64_t j = i; j < std::min(n, i + 64) && !in_sample(i); ++j) {
+  for (uint64_t i = 0; i < n; i += 64) {
+    if (in_sample(i)) continue;
+    for (uint64_t j = i; j < std::min(n, i + 64); ++j) {
       uint64_t& c = top[load_val<W>(src, j) >> sh];
       c += c == 0;
     }
+  }
 }
 
 // For each sign, the widest run of magnitude keys around the sample's most

@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "format/container.h"
@@ -37,27 +38,21 @@ void for_chunk_windows(const Manifest& m, uint32_t first, uint32_t count, Thread
   for (uint32_t t = first; t < first + count; ++t)
     for (uint32_t c = 0; c < m.tensors[t].chunk_count; ++c) jobs.push_back({t, c});
   const size_t window = chunk_window(pool);
-  if (pool.size() == 1) {
-    for (size_t base = 0; base < jobs.size(); base += window) {
-      const size_t n = std::min(window, jobs.size() - base);
-      for (size_t k = 0; k < n; ++k) before(k, jobs[base + k]);
-      pool.parallel_for(n, [&](size_t k) { work(k, jobs[base + k]); });
-      for (size_t k = 0; k < n; ++k) after(k, jobs[base + k]);
-    }
-    return;
-  }
-  SerialWorker ordered;  // declared after jobs: joined before they go
+  std::optional<SerialWorker> ordered;  // declared after jobs: joined before they go
+  if (pool.size() > 1) ordered.emplace();
   for (size_t base = 0, w = 0; base < jobs.size(); base += window, ++w) {
-    const size_t n = std::min(window, jobs.size() - base), off = (w & 1) * window;
+    const size_t n = std::min(window, jobs.size() - base), off = ordered ? (w & 1) * window : 0;
     // these slots were last handed on by window w - 2, which post() below
     // waited for before starting window w - 1's ordered stage
     for (size_t k = 0; k < n; ++k) before(off + k, jobs[base + k]);
     pool.parallel_for(n, [&](size_t k) { work(off + k, jobs[base + k]); });
-    ordered.post([&after, &jobs, base, n, off] {
+    auto hand_on = [&after, &jobs, base, n, off] {
       for (size_t k = 0; k < n; ++k) after(off + k, jobs[base + k]);
-    });
+    };
+    if (ordered) ordered->post(hand_on);
+    else hand_on();
   }
-  ordered.wait();
+  if (ordered) ordered->wait();
 }
 
 }  // namespace wc

@@ -35,6 +35,7 @@
 #include "format/stream_reader.h"
 #include "format/zframe.h"
 #include "lib/api.h"
+#include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WC_LIMITS_ASAN 1
@@ -60,75 +61,46 @@ constexpr uint64_t kHeadroom = 256ull << 20;
   return pages * uint64_t(::sysconf(_SC_PAGESIZE));
 }
 
-enum Outcome : int { kCleanError = 0, kNoError = 1, kBadAlloc = 2, kOtherException = 3, kWrongCode = 4 };
-
 struct ChildResult {
-  int status = 0;
+  tu::ChildRun run;
+  bool clean = false;    // a wc::Error with an accepted code
+  bool limited = false;  // RLIMIT_AS was set (not under ASan)
   double seconds = 0;
-  std::string describe;
-  bool limited = false;
 };
 
 // Runs `fn` in a child under RLIMIT_AS = current + headroom and a CPU-time
-// alarm. The child reports how `fn` ended through its exit code.
+// alarm.
 ChildResult run_limited(const std::function<void()>& fn, const std::vector<Errc>& accept, unsigned seconds = 10) {
-  int pfd[2];
-  REQUIRE(::pipe(pfd) == 0);
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
   ChildResult r;
 #ifndef WC_LIMITS_ASAN
   r.limited = true;
 #endif
-  if (pid == 0) {
-    ::close(pfd[0]);
+  r.run = tu::run_in_child(
+      [seconds] {
 #ifndef WC_LIMITS_ASAN
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = address_space_now() + kHeadroom;
-    ::setrlimit(RLIMIT_AS, &rl);
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = address_space_now() + kHeadroom;
+        ::setrlimit(RLIMIT_AS, &rl);
 #endif
-    ::alarm(seconds);
-    int code = kNoError;
-    std::string msg;
-    try {
-      fn();
-    } catch (const wc::Error& e) {
-      msg = e.describe();
-      code = kWrongCode;
-      for (Errc a : accept)
-        if (e.code() == a) code = kCleanError;
-      msg = std::string(wc::errc_name(e.code())) + ": " + msg;
-    } catch (const std::bad_alloc&) {
-      code = kBadAlloc;
-      msg = "std::bad_alloc";
-    } catch (const std::exception& e) {
-      code = kOtherException;
-      msg = e.what();
-    }
-    (void)!::write(pfd[1], msg.data(), msg.size());
-    ::_exit(code);
-  }
-  ::close(pfd[1]);
-  char buf[1024];
-  ssize_t k;
-  while ((k = ::read(pfd[0], buf, sizeof buf)) > 0) r.describe.append(buf, size_t(k));
-  ::close(pfd[0]);
-  ::waitpid(pid, &r.status, 0);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        ::alarm(seconds);
+      },
+      fn);
+  r.seconds = r.run.seconds;
+  for (Errc a : accept) r.clean |= r.run.ending == tu::ChildRun::error && r.run.code == a;
   return r;
 }
 
 std::string outcome_text(const ChildResult& r) {
-  if (WIFSIGNALED(r.status)) return "killed by signal " + std::to_string(WTERMSIG(r.status)) + (WTERMSIG(r.status) == SIGALRM ? " (time limit)" : "");
-  switch (WEXITSTATUS(r.status)) {
-    case kCleanError: return "clean error: " + r.describe;
-    case kNoError: return "accepted (no error)";
-    case kBadAlloc: return "std::bad_alloc (allocated for a claimed size)";
-    case kOtherException: return "other exception: " + r.describe;
-    case kWrongCode: return "unexpected error code: " + r.describe;
+  const std::string msg = std::string(wc::errc_name(r.run.code)) + ": " + r.run.message;
+  switch (r.run.ending) {
+    case tu::ChildRun::killed:
+      return "killed by signal " + std::to_string(r.run.signal) + (r.run.signal == SIGALRM ? " (time limit)" : "");
+    case tu::ChildRun::error: return (r.clean ? "clean error: " : "unexpected error code: ") + msg;
+    case tu::ChildRun::returned: return "accepted (no error)";
+    case tu::ChildRun::bad_alloc: return "std::bad_alloc (allocated for a claimed size)";
+    case tu::ChildRun::other_exception: return "other exception: " + r.run.message;
   }
-  return "exit " + std::to_string(WEXITSTATUS(r.status));
+  return "?";
 }
 
 #define EXPECT_REFUSED(what, fn, ...)                                                                   \
@@ -137,7 +109,7 @@ std::string outcome_text(const ChildResult& r) {
     INFO(what << ": " << outcome_text(r_));                                                             \
     MESSAGE((std::string(what) + ": " + outcome_text(r_) + " in " + std::to_string(r_.seconds) + " s" + \
              (r_.limited ? std::string() : std::string(" [no RLIMIT_AS under ASan]"))));                \
-    CHECK((WIFEXITED(r_.status) && WEXITSTATUS(r_.status) == kCleanError));                             \
+    CHECK(r_.clean);                                                                                    \
     CHECK(r_.seconds < 60.0); /* hang guard only */                                                                            \
   } while (0)
 
@@ -342,8 +314,8 @@ TEST_CASE("manifest counts, ranks and sizes") {
     INFO(what << ": file: " << outcome_text(r) << "; stream: " << outcome_text(s));
     MESSAGE((std::string(what) + ": " + outcome_text(r) + " (" + std::to_string(r.seconds) + " s); stream: " +
              outcome_text(s) + " (" + std::to_string(s.seconds) + " s)"));
-    CHECK((WIFEXITED(r.status) && WEXITSTATUS(r.status) == kCleanError));
-    CHECK((WIFEXITED(s.status) && WEXITSTATUS(s.status) == kCleanError));
+    CHECK(r.clean);
+    CHECK(s.clean);
     CHECK(r.seconds < 60.0);  // hang guards only: a refusal must not wait on work
     CHECK(s.seconds < 60.0);
   };

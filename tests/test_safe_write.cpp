@@ -80,42 +80,20 @@ std::vector<uint8_t> model_bytes(size_t mib) {
 }
 
 // Runs `fn` in a child with RLIMIT_FSIZE = `limit` and SIGXFSZ ignored (so a
-// write past the limit fails with EFBIG, as on a full disk). Exit codes:
-// 0 wc::Error(io), 1 no error, 2 another error, 3 another exception.
+// write past the limit fails with EFBIG, as on a full disk). Returns 0 for a
+// wc::Error(io), 1 for no error, 2 for another error, 3 for anything else.
 int run_fsize_limited(uint64_t limit, const std::function<void()>& fn, std::string& msg) {
-  int p[2];
-  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(p[0]);
-    std::signal(SIGXFSZ, SIG_IGN);
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = limit;
-    ::setrlimit(RLIMIT_FSIZE, &rl);
-    int code = 1;
-    std::string m;
-    try {
-      fn();
-    } catch (const wc::Error& e) {
-      code = e.code() == Errc::io ? 0 : 2;
-      m = e.describe();
-    } catch (const std::exception& e) {
-      code = 3;
-      m = e.what();
-    }
-    (void)!::write(p[1], m.data(), m.size());
-    ::_exit(code);
-  }
-  ::close(p[1]);
-  char buf[512];
-  ssize_t k;
-  msg.clear();
-  while ((k = ::read(p[0], buf, sizeof buf)) > 0) msg.append(buf, size_t(k));
-  ::close(p[0]);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+  const tu::ChildRun r = tu::run_in_child(
+      [limit] {
+        std::signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = limit;
+        ::setrlimit(RLIMIT_FSIZE, &rl);
+      },
+      fn);
+  msg = r.message;
+  if (r.ending == tu::ChildRun::error) return r.code == Errc::io ? 0 : 2;
+  return r.ending == tu::ChildRun::returned ? 1 : 3;
 }
 
 // Starts the CLI; stdin from `in` (a path, or "" for /dev/null, or a pipe fd

@@ -1,10 +1,16 @@
-// Helpers shared by the container, CLI and corpus tests: temporary
-// directories, file I/O, running the built CLI.
+// Helpers shared by the doctest suites: temporary directories, file I/O,
+// running the built CLI, running a function in a forked child.
 #pragma once
+#include <doctest/doctest.h>
+
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
+#include <chrono>
 #include <cstdlib>
+#include <functional>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <sys/stat.h>
@@ -12,6 +18,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "format/error.h"
 #include "format/file_io.h"
 
 namespace tu {
@@ -87,6 +94,65 @@ inline std::string cli() { return WCODEC_CLI_PATH; }
   argv.push_back(nullptr);
   ::execv(exe.c_str(), argv.data());
   ::_exit(127);
+}
+
+// How a function run in a forked child ended (for tests that set process
+// limits such as RLIMIT_AS or RLIMIT_FSIZE, which must not touch the runner).
+struct ChildRun {
+  enum Ending { returned, error, bad_alloc, other_exception, killed } ending = killed;
+  wc::Errc code = wc::Errc::ok;  // when ending == error
+  int signal = 0;                // when ending == killed
+  std::string message;           // Error::describe() or what()
+  double seconds = 0;
+};
+
+// Forks; the child runs setup() (the limits), then fn(), and reports how fn
+// ended through its exit status (0 returned, 1 bad_alloc, 2 another
+// exception, 16 + Errc a wc::Error) and the message through a pipe.
+inline ChildRun run_in_child(const std::function<void()>& setup, const std::function<void()>& fn) {
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(p[0]);
+    setup();
+    int code = 0;
+    std::string m;
+    try {
+      fn();
+    } catch (const wc::Error& e) {
+      code = 16 + int(e.code());
+      m = e.describe();
+    } catch (const std::bad_alloc&) {
+      code = 1;
+      m = "std::bad_alloc";
+    } catch (const std::exception& e) {
+      code = 2;
+      m = e.what();
+    }
+    (void)!::write(p[1], m.data(), m.size());
+    ::_exit(code);
+  }
+  ::close(p[1]);
+  ChildRun r;
+  char buf[1024];
+  ssize_t k;
+  while ((k = ::read(p[0], buf, sizeof buf)) > 0) r.message.append(buf, size_t(k));
+  ::close(p[0]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (WIFSIGNALED(st)) {
+    r.signal = WTERMSIG(st);
+  } else if (const int c = WEXITSTATUS(st); c >= 16) {
+    r.ending = ChildRun::error;
+    r.code = wc::Errc(c - 16);
+  } else {
+    r.ending = c == 0 ? ChildRun::returned : c == 1 ? ChildRun::bad_alloc : ChildRun::other_exception;
+  }
+  return r;
 }
 
 }  // namespace tu
