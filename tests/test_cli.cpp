@@ -21,6 +21,12 @@ std::string sample(const tu::TempDir& t) {
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
+// The sample packed to t/m.wcz, then `wcodec inspect <flags>` of it.
+tu::RunResult inspect_sample(const tu::TempDir& t, const std::string& flags) {
+  REQUIRE(tu::run(tu::cli() + " pack " + q(sample(t)) + " -o " + q(t / "m.wcz")).status == 0);
+  return tu::run(tu::cli() + " inspect " + flags + " " + q(t / "m.wcz"));
+}
+
 }  // namespace
 
 TEST_SUITE("cli") {
@@ -46,9 +52,7 @@ TEST_SUITE("cli") {
 
   TEST_CASE("inspect --json is valid JSON with per-tensor figures") {
     tu::TempDir t;
-    std::string in = sample(t);
-    REQUIRE(tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "m.wcz")).status == 0);
-    auto r = tu::run(tu::cli() + " inspect --json " + q(t / "m.wcz"));
+    auto r = inspect_sample(t, "--json");
     REQUIRE(r.status == 0);
     auto v = wc::json::parse(r.out);
     CHECK(v.kind == wc::json::Kind::object);
@@ -58,9 +62,7 @@ TEST_SUITE("cli") {
 
   TEST_CASE("inspect --entropy reports the bounds of float tensors") {
     tu::TempDir t;
-    std::string in = sample(t);
-    REQUIRE(tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "m.wcz")).status == 0);
-    auto r = tu::run(tu::cli() + " inspect --entropy --json " + q(t / "m.wcz"));
+    auto r = inspect_sample(t, "--entropy --json");
     REQUIRE(r.status == 0);
     auto v = wc::json::parse(r.out);
     const auto* ts = v.find("tensors");
