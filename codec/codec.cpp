@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include "codec/float_ans.h"
+#include "format/zframe.h"
 
 namespace wc {
 
@@ -85,6 +86,7 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
         ~Ctx() { ZSTD_freeDCtx(d); }
       } ctx;
       if (!ctx.d) return Errc::codec;
+      if (!zstd_single_frame(src, src_n)) return Errc::codec;  // spec §6: one frame
       size_t r = ZSTD_decompressDCtx(ctx.d, dst, dst_n, src, src_n);
       if (ZSTD_isError(r) || r != dst_n) return Errc::codec;
       return Errc::ok;

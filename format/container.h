@@ -2,6 +2,7 @@
 // records. spec/FORMAT.md is the normative description of the bytes; this
 // header mirrors it. format/ knows nothing of what a codec puts in a chunk.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ inline constexpr uint32_t kMaxFiles = 1u << 16;
 inline constexpr uint32_t kMaxTensors = 10'000'000;
 inline constexpr uint32_t kMaxChunks = 1u << 28;
 inline constexpr unsigned kMaxRank = 64;
+inline constexpr size_t kMaxFileNameLen = 255;  // NAME_MAX: longer names cannot be created
+// Codec ids below this (raw, zstd, float-ans) are defined by 1.0 with no
+// parameters: a record of theirs with parameters is corrupt.
+inline constexpr uint8_t kCodecIdsWithoutParams = 3;
 
 enum class FileKind : uint8_t {
   safetensors = 0,  // prefix = the original header bytes, then tensor data

@@ -1,5 +1,7 @@
 #include "format/error.h"
 
+#include "format/text.h"
+
 namespace wc {
 
 const char* errc_name(Errc c) noexcept {
@@ -29,7 +31,7 @@ std::string Error::describe() const {
   s += errc_name(code_);
   s += ": ";
   s += what();
-  return s;
+  return escape_for_terminal(s);  // names in it come from files
 }
 
 void fail(Errc code, std::string msg) { throw Error(code, std::move(msg)); }

@@ -1,4 +1,5 @@
 #include "format/json.h"
+#include "format/text.h"
 
 #include "format/hash.h"
 
@@ -35,32 +36,6 @@ const Value* Value::find(std::string_view key) const {
 
 namespace {
 
-// Length of the valid UTF-8 sequence starting at s[i] (i < s.size()), or 0
-// if it is invalid (bad lead byte, bad continuation, overlong, surrogate,
-// above U+10FFFF, or truncated).
-size_t utf8_seq_len(std::string_view s, size_t i) {
-  auto b = [&](size_t k) -> unsigned { return static_cast<unsigned char>(s[k]); };
-  unsigned c = b(i);
-  size_t n = s.size() - i;
-  if (c < 0x80) return 1;
-  auto cont = [&](size_t k) { return k < n && (b(i + k) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    unsigned c1 = b(i + 1);
-    if (c == 0xE0 && c1 < 0xA0) return 0;  // overlong
-    if (c == 0xED && c1 > 0x9F) return 0;  // UTF-16 surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    unsigned c1 = b(i + 1);
-    if (c == 0xF0 && c1 < 0x90) return 0;  // overlong
-    if (c == 0xF4 && c1 > 0x8F) return 0;  // > U+10FFFF
-    return 4;
-  }
-  return 0;  // 0x80..0xC1 (continuation / overlong lead), 0xF5..0xFF
-}
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {

@@ -5,6 +5,7 @@
 
 #include "format/bytes.h"
 #include "format/container.h"
+#include "format/file_check.h"
 
 namespace wc {
 
@@ -33,13 +34,6 @@ void Manifest::derive_chunks() {
     total += n;
   }
   chunk_count = static_cast<uint32_t>(total);
-}
-
-static bool valid_file_name(const std::string& s) {
-  if (s.empty() || s == "." || s == "..") return false;
-  for (unsigned char c : s)
-    if (c == '/' || c == '\\' || c == 0) return false;
-  return true;
 }
 
 std::vector<uint8_t> encode_manifest(const Manifest& m) {
@@ -118,9 +112,6 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base) {
     f.prefix.assign(b, b + plen);
   }
   if (expect_first != ntensors) fail_at(Errc::corrupt, base, "files do not cover every tensor");
-  for (size_t i = 0; i < m.files.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (m.files[i].name == m.files[j].name) fail_at(Errc::corrupt, base, "duplicate file name '" + m.files[i].name + "'");
   m.tensors.resize(ntensors);
   for (auto& t : m.tensors) {
     uint64_t at = r.abs_pos();
@@ -140,6 +131,8 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base) {
     uint16_t plen = r.u16();
     auto* b = r.bytes(plen);
     t.params.assign(b, b + plen);
+    if (plen != 0 && t.codec < kCodecIdsWithoutParams)
+      fail_at(Errc::corrupt, at, "tensor '" + t.name + "': codec " + std::to_string(t.codec) + " takes no parameters");
     // byte size must agree with shape and dtype
     uint64_t bits;
     try {
@@ -174,6 +167,7 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base) {
   }
   m.derive_chunks();
   if (m.chunk_count != nchunks) fail_at(Errc::corrupt, base + 8, "chunk count does not match the tensors");
+  check_file_records(m, base);
   return m;
 }
 

@@ -62,8 +62,18 @@ void ContainerReader::open() {
     if (mend > footer_.index_offset) fail_at(Errc::corrupt, 16, "manifest overlaps the index");
     if (XXH3_64bits(p + kHeaderSize, header_.manifest_stored) != header_.manifest_xxh3)
       fail_at(Errc::checksum, kHeaderSize, "manifest checksum mismatch");
-    auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
-    manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize);
+    {  // the decompressed manifest goes before the index is decompressed
+      auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
+      manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize);
+    }
+    // Each chunk takes at least 64 bytes of the chunk area (a header and an
+    // aligned payload), and the index's size follows from the chunk count:
+    // check both before decompressing it, so that its size is bounded by the
+    // file's, not by what the manifest claims.
+    if (manifest_.chunk_count > (footer_.index_offset - mend) / kAlign)
+      fail_at(Errc::corrupt, kHeaderSize, "manifest claims more chunks than the file can hold");
+    if (footer_.index_raw != 8 + 24 * uint64_t(manifest_.chunk_count))
+      fail_at(Errc::corrupt, n - kFooterSize + 16, "index size does not match the manifest's chunk count");
     if (XXH3_64bits(p + footer_.index_offset, footer_.index_stored) != footer_.index_xxh3)
       fail_at(Errc::checksum, footer_.index_offset, "index checksum mismatch");
     auto iraw = zframe_decompress(p + footer_.index_offset, footer_.index_stored, footer_.index_raw, "index", footer_.index_offset);

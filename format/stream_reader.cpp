@@ -11,6 +11,18 @@
 
 namespace wc {
 
+// Reads n bytes into buf, growing it as they arrive: a size the stream merely
+// claims never costs more memory than the bytes that actually came (plus one
+// step).
+void ContainerStreamReader::read_growing(std::vector<uint8_t>& buf, uint64_t n) {
+  buf.clear();
+  while (buf.size() < n) {
+    const size_t k = size_t(std::min<uint64_t>(n - buf.size(), std::max<size_t>(buf.size(), 1u << 16)));
+    buf.resize(buf.size() + k);
+    in_.read_exact(buf.data() + buf.size() - k, k);
+  }
+}
+
 ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
   try {
     uint8_t hb[64];
@@ -20,11 +32,7 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
     header_ = read_file_header(hb, UINT64_MAX);
     // Grow with the bytes that actually arrive, not with what the header claims.
     std::vector<uint8_t> stored;
-    while (stored.size() < header_.manifest_stored) {
-      size_t k = size_t(std::min<uint64_t>(header_.manifest_stored - stored.size(), 1u << 20));
-      stored.resize(stored.size() + k);
-      in_.read_exact(stored.data() + stored.size() - k, k);
-    }
+    read_growing(stored, header_.manifest_stored);
     if (XXH3_64bits(stored.data(), stored.size()) != header_.manifest_xxh3)
       fail_at(Errc::checksum, kHeaderSize, "manifest checksum mismatch");
     auto raw = zframe_decompress(stored.data(), stored.size(), header_.manifest_raw, "manifest", kHeaderSize);
@@ -81,8 +89,7 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
     // claim is corruption, and refusing it bounds memory.
     if (e.stored_size > max_stored_size(e.raw_size))
       fail_at(Errc::corrupt, h, "chunk stored size " + std::to_string(e.stored_size) + " is implausible for its raw size");
-    buf.resize(e.stored_size);
-    in_.read_exact(buf.data(), buf.size());
+    read_growing(buf, e.stored_size);
     if (XXH3_64bits(buf.data(), buf.size()) != e.xxh3) fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i) + " checksum mismatch");
     end_ = e.offset + e.stored_size;
     seen_.push_back(e);

@@ -26,6 +26,7 @@ class ContainerStreamReader {
 
  private:
   void skip_zeros(uint64_t n);
+  void read_growing(std::vector<uint8_t>& buf, uint64_t n);
   StreamIn& in_;
   FileHeader header_;
   Manifest manifest_;

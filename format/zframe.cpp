@@ -15,7 +15,15 @@ std::vector<uint8_t> zframe_compress(const std::vector<uint8_t>& raw, int level)
   return out;
 }
 
+bool zstd_single_frame(const uint8_t* p, size_t n) {
+  if (n < 4 || p[0] != 0x28 || p[1] != 0xB5 || p[2] != 0x2F || p[3] != 0xFD) return false;  // ZSTD_MAGICNUMBER
+  size_t first = ZSTD_findFrameCompressedSize(p, n);
+  return !ZSTD_isError(first) && first == n;
+}
+
 std::vector<uint8_t> zframe_decompress(const uint8_t* p, size_t n, uint64_t raw_size, const char* what, uint64_t offset) {
+  if (!zstd_single_frame(p, n))
+    fail_at(Errc::corrupt, offset, std::string(what) + " is not exactly one zstd frame");
   // The frame must declare the size we expect before we allocate for it.
   unsigned long long declared = ZSTD_getFrameContentSize(p, n);
   if (declared != raw_size)

@@ -34,20 +34,33 @@ struct ChunkJob {
 template <class Before, class Work, class After>
 void for_chunk_windows(const Manifest& m, uint32_t first, uint32_t count, ThreadPool& pool, Before&& before,
                        Work&& work, After&& after) {
-  std::vector<ChunkJob> jobs;
-  for (uint32_t t = first; t < first + count; ++t)
-    for (uint32_t c = 0; c < m.tensors[t].chunk_count; ++c) jobs.push_back({t, c});
   const size_t window = chunk_window(pool);
-  std::optional<SerialWorker> ordered;  // declared after jobs: joined before they go
+  // The jobs of a window are listed as the window starts (a list of every
+  // chunk up front would cost memory for chunks a file merely claims); with
+  // an ordered stage, alternate windows use alternate lists, as the slots do.
+  std::vector<ChunkJob> lists[2];
+  ChunkJob cursor{first, 0};
+  const uint32_t end = first + count;
+  auto next_window = [&](std::vector<ChunkJob>& jobs) {
+    jobs.clear();
+    while (jobs.size() < window && cursor.tensor < end) {
+      if (cursor.chunk < m.tensors[cursor.tensor].chunk_count) jobs.push_back(cursor), ++cursor.chunk;
+      else cursor = {cursor.tensor + 1, 0};
+    }
+    return !jobs.empty();
+  };
+  std::optional<SerialWorker> ordered;  // declared after the lists: joined before they go
   if (pool.size() > 1) ordered.emplace();
-  for (size_t base = 0, w = 0; base < jobs.size(); base += window, ++w) {
-    const size_t n = std::min(window, jobs.size() - base), off = ordered ? (w & 1) * window : 0;
-    // these slots were last handed on by window w - 2, which post() below
-    // waited for before starting window w - 1's ordered stage
-    for (size_t k = 0; k < n; ++k) before(off + k, jobs[base + k]);
-    pool.parallel_for(n, [&](size_t k) { work(off + k, jobs[base + k]); });
-    auto hand_on = [&after, &jobs, base, n, off] {
-      for (size_t k = 0; k < n; ++k) after(off + k, jobs[base + k]);
+  for (size_t w = 0;; ++w) {
+    std::vector<ChunkJob>& jobs = lists[ordered ? (w & 1) : 0];
+    if (!next_window(jobs)) break;
+    const size_t n = jobs.size(), off = ordered ? (w & 1) * window : 0;
+    // these slots (and this list) were last handed on by window w - 2, which
+    // post() below waited for before starting window w - 1's ordered stage
+    for (size_t k = 0; k < n; ++k) before(off + k, jobs[k]);
+    pool.parallel_for(n, [&](size_t k) { work(off + k, jobs[k]); });
+    auto hand_on = [&after, &jobs, n, off] {
+      for (size_t k = 0; k < n; ++k) after(off + k, jobs[k]);
     };
     if (ordered) ordered->post(hand_on);
     else hand_on();

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "format/file_check.h"
 #include "format/hash.h"
 #include "lib/chunk_windows.h"
 
@@ -24,6 +25,28 @@ void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t
 
 namespace {
 
+// A chunk's output buffer: grown (never shrunk) without zero-filling, so a
+// chunk that claims a large raw size and fails to decode early costs no
+// memory for the pages its decoder never wrote.
+class RawBuffer {
+ public:
+  uint8_t* reserve(size_t n) {
+    if (n > cap_) p_.reset(new uint8_t[n]), cap_ = n;
+    n_ = n;
+    return p_.get();
+  }
+  const uint8_t* data() const { return p_.get(); }
+  size_t size() const { return n_; }
+
+ private:
+  std::unique_ptr<uint8_t[]> p_;
+  size_t cap_ = 0, n_ = 0;
+};
+
+// Shard indexes are JSON the size of a weight map: a few MB for the largest
+// models. A larger one is refused rather than buffered.
+constexpr uint64_t kMaxShardIndexSize = 64u << 20;
+
 struct HashState {
   XXH3_state_t* s = XXH3_createState();
   ~HashState() { XXH3_freeState(s); }
@@ -36,12 +59,21 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
   uint64_t total = 0, done = 0;
   for (const auto& f : m.files) total += f.size;
   const size_t slots = chunk_slots(pool);
-  std::vector<std::vector<uint8_t>> raw(slots), stored(slots);
+  std::vector<RawBuffer> raw(slots);
+  std::vector<std::vector<uint8_t>> stored(slots);
+  std::vector<uint8_t> shard_index;  // the bytes of a shard index, checked before it is committed
   std::vector<std::span<const uint8_t>> spans(slots);
   HashState hs;
 
   for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
     const FileRecord& f = m.files[fi];
+    const bool is_index = f.kind == FileKind::blob && is_shard_index_name(f.name);
+    if (is_index && f.size > kMaxShardIndexSize) {
+      Error e(Errc::limit, "shard index '" + f.name + "' is larger than " + std::to_string(kMaxShardIndexSize) + " bytes");
+      e.at_file(src.name());
+      throw e;
+    }
+    shard_index.clear();
     XXH3_64bits_reset(hs.s);
     dst.begin_file(fi);
     dst.bytes(f.prefix.data(), f.prefix.size());
@@ -56,10 +88,10 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
         [&](size_t k, const ChunkJob& j) {
           const TensorRecord& t = m.tensors[j.tensor];
           if (src.random_access()) spans[k] = src.get(global(j), stored[k]);
-          raw[k].resize(t.chunk_raw_size(j.chunk));
-          decode_one_chunk(t, j.chunk, spans[k], raw[k].data(), src.name());
+          decode_one_chunk(t, j.chunk, spans[k], raw[k].reserve(t.chunk_raw_size(j.chunk)), src.name());
         },
         [&](size_t k, const ChunkJob&) {
+          if (is_index) shard_index.insert(shard_index.end(), raw[k].data(), raw[k].data() + raw[k].size());
           dst.bytes(raw[k].data(), raw[k].size());
           XXH3_64bits_update(hs.s, raw[k].data(), raw[k].size());
           done += raw[k].size();
@@ -69,6 +101,14 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
       Error e(Errc::checksum, "decoded file '" + f.name + "' does not match the checksum of the original");
       e.at_file(src.name());
       throw e;
+    }
+    if (is_index) {
+      try {
+        check_shard_index(m, f, shard_index.data(), shard_index.size(), UINT64_MAX);
+      } catch (Error& e) {
+        e.at_file(src.name());
+        throw;
+      }
     }
     dst.end_file(fi);
     if (progress) progress(done, total);  // a file may end in bytes outside chunks

@@ -4,6 +4,7 @@
 #include "format/hash.h"
 
 #include "codec/auto_select.h"
+#include "format/file_check.h"
 #include "format/file_io.h"
 #include "format/safetensors.h"
 #include "format/writer.h"
@@ -79,6 +80,26 @@ Input load_inputs(const std::vector<SourceFile>& sources, ThreadPool& pool) {
   return in;
 }
 
+// Readers refuse some inputs the safetensors format allows (a tensor name
+// with NUL, a file name that is not UTF-8); refuse them here, before any
+// output, rather than write a container nothing can read.
+void refuse_unreadable(Input& in, const std::vector<SourceFile>& sources) {
+  for (size_t i = 0; i < in.manifest.files.size(); ++i) {
+    const FileRecord& f = in.manifest.files[i];
+    if (!valid_file_name(f.name)) {
+      Error e(Errc::usage, "file name '" + f.name + "' cannot be stored (it must be UTF-8, at most 255 bytes)");
+      e.at_file(sources[i].path);
+      throw e;
+    }
+    for (uint32_t k = 0; k < f.tensor_count; ++k)
+      if (!valid_record_text(in.manifest.tensors[f.first_tensor + k].name)) {
+        Error e(Errc::bad_safetensors, "tensor name contains NUL or is not valid UTF-8; wcodec cannot store it");
+        e.at_file(sources[i].path).at_tensor(in.manifest.tensors[f.first_tensor + k].name);
+        throw e;
+      }
+  }
+}
+
 }  // namespace
 
 PackResult pack(const std::string& in_path, const std::string& out, const PackOptions& opt) {
@@ -94,6 +115,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   auto sources = resolve_model_input(in_path);
   Input in = load_inputs(sources, pool);
   auto& m = in.manifest;
+  refuse_unreadable(in, sources);
   for (auto& t : m.tensors) t.chunk_size = t.byte_size ? chunk : 0;
   m.derive_chunks();
 

@@ -188,8 +188,32 @@ struct RawTensor {
   uint8_t rank_override = 0;  // 0: shape.size()
 };
 
+// The safetensors header that describes `ts` back to back (the stored prefix
+// a reader checks the records against).
+std::vector<uint8_t> st_prefix(const std::vector<RawTensor>& ts) {
+  std::string j = "{";
+  uint64_t off = 0;
+  for (const auto& t : ts) {
+    auto d = wc::dtype_from_id(t.dtype);
+    std::string shape;
+    for (auto x : t.shape) shape += (shape.empty() ? "" : ",") + std::to_string(x);
+    j += (j.size() > 1 ? ",\"" : "\"") + t.name + "\":{\"dtype\":\"" + std::string(d ? wc::dtype_name(*d) : "U8") +
+         "\",\"shape\":[" + shape + "],\"data_offsets\":[" + std::to_string(off) + "," +
+         std::to_string(off + t.byte_size) + "]}";
+    off += t.byte_size;
+  }
+  j += "}";
+  std::vector<uint8_t> out(8);
+  wc::store_u64(out.data(), j.size());
+  out.insert(out.end(), j.begin(), j.end());
+  return out;
+}
+
+// `file_size` counts the tensor data; the prefix's length is added to it.
 std::vector<uint8_t> manifest_with(const std::vector<RawTensor>& ts, uint32_t nchunks, uint64_t file_size,
                                    uint32_t ntensors_override = 0, uint64_t prefix_len_override = 0) {
+  const std::vector<uint8_t> prefix = st_prefix(ts);
+  if (!prefix_len_override) file_size += prefix.size();
   wc::ByteWriter w;
   w.u32(1);
   w.u32(ntensors_override ? ntensors_override : uint32_t(ts.size()));
@@ -202,7 +226,8 @@ std::vector<uint8_t> manifest_with(const std::vector<RawTensor>& ts, uint32_t nc
   w.u64(0);
   w.u32(0);
   w.u32(uint32_t(ts.size()));
-  w.u64(prefix_len_override);
+  w.u64(prefix_len_override ? prefix_len_override : prefix.size());
+  if (!prefix_len_override) w.bytes(prefix.data(), prefix.size());
   for (const auto& t : ts) {
     w.str16(t.name);
     w.u8(t.dtype);
