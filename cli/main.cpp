@@ -120,8 +120,8 @@ int main(int argc, char** argv) {
       }
       wc::unpack(in, out, o);
     } else if (*in_cmd) {
-      auto r = wc::inspect(in, entropy);
-      std::fputs(json ? wc::inspect_json(r).c_str() : wc::inspect_text(r).c_str(), stdout);
+      auto w = json ? wc::inspect_json_writer(stdout) : wc::inspect_text_writer(stdout, entropy);
+      wc::inspect(in, entropy, *w);
     } else if (*vf) {
       auto r = wc::verify(in, against, threads, make_progress("verify"));
       std::printf("%s: OK: %llu chunk(s), %llu file(s), %llu bytes decoded, every checksum matches%s\n", in.c_str(),

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "format/bytes.h"
 #include "format/error.h"
 #include "format/safetensors.h"
 #include "format/text.h"
@@ -32,11 +33,19 @@ bool is_shard_index_name(std::string_view name) {
 
 namespace {
 
-[[noreturn]] void refuse(uint64_t base, const FileRecord& f, const std::string& msg, const std::string* tensor = nullptr) {
-  Error e(Errc::corrupt, "file '" + f.name + "': " + msg);
+[[noreturn]] void refuse(uint64_t base, const FileRecord& f, const std::string& msg, const std::string* tensor = nullptr,
+                         Errc code = Errc::corrupt) {
+  Error e(code, "file '" + f.name + "': " + msg);
   e.at_offset(base);
   if (tensor) e.at_tensor(*tensor);
   throw e;
+}
+
+// A stored header that breaks a limit keeps Errc::limit; anything else the
+// safetensors parser refuses makes the container corrupt.
+[[noreturn]] void header_error(uint64_t base, const FileRecord& f, const Error& e) {
+  refuse(base, f, std::string("stored safetensors header is invalid: ") + e.what(), nullptr,
+         e.code() == Errc::limit ? Errc::limit : Errc::corrupt);
 }
 
 std::string shape_text(const std::vector<uint64_t>& s) {
@@ -47,35 +56,76 @@ std::string shape_text(const std::vector<uint64_t>& s) {
 
 // The stored header (the file's first 8 + N bytes) must parse as safetensors
 // and list exactly the file's tensor records, in the same order (the order of
-// their data offsets), with the same dtypes and shapes; the data section it
-// describes is then exactly the records' bytes, back to back.
+// their data offsets, ties in document order), with the same dtypes and
+// shapes; the data section it describes is then exactly the records' bytes,
+// back to back. The header is walked entry by entry (no tree of its JSON),
+// and matched to the records through a sorted index of their names: memory
+// is 16 bytes per record, time O(n log n).
 void check_safetensors_file(const Manifest& m, const FileRecord& f, uint64_t base) {
-  st::Header h;
+  const TensorRecord* rec = m.tensors.data() + f.first_tensor;
+  const uint32_t n = f.tensor_count;
+  std::vector<uint32_t> by_name(n);
+  std::iota(by_name.begin(), by_name.end(), 0u);
+  std::sort(by_name.begin(), by_name.end(), [&](uint32_t a, uint32_t b) { return rec[a].name < rec[b].name; });
+  for (uint32_t i = 1; i < n; ++i)
+    if (rec[by_name[i]].name == rec[by_name[i - 1]].name)
+      refuse(base, f, "two tensor records have the same name", &rec[by_name[i]].name);
+  std::vector<uint64_t> begin(n, UINT64_MAX);
+  std::vector<uint32_t> doc(n);
   try {
-    h = st::parse_header(f.prefix.data(), f.prefix.size(), f.size);
+    st::scan_header(f.prefix.data(), f.prefix.size(), f.size, [&](st::TensorInfo&& s, const st::EntryPos& pos) {
+      auto it = std::lower_bound(by_name.begin(), by_name.end(), s.name,
+                                 [&](uint32_t k, const std::string& name) { return rec[k].name < name; });
+      if (it == by_name.end() || rec[*it].name != s.name)
+        refuse(base, f, "stored header lists tensor '" + s.name + "', which has no record");
+      const uint32_t k = *it;
+      const TensorRecord& t = rec[k];
+      if (begin[k] != UINT64_MAX) refuse(base, f, "stored header lists the tensor twice", &t.name);
+      if (s.dtype != t.dtype || s.shape != t.shape)
+        refuse(base, f, "stored header says " + std::string(dtype_name(s.dtype)) + " " + shape_text(s.shape) +
+                            ", the record " + std::string(dtype_name(t.dtype)) + " " + shape_text(t.shape), &t.name);
+      if (s.end - s.begin != t.byte_size) refuse(base, f, "stored header and record disagree on the byte size", &t.name);
+      begin[k] = s.begin;
+      doc[k] = uint32_t(pos.doc_index);
+    });
   } catch (const Error& e) {
-    refuse(base, f, std::string("stored safetensors header is invalid: ") + e.what());
+    if (e.code() == Errc::corrupt) throw;
+    header_error(base, f, e);
   }
-  if (h.data_start != f.prefix.size())
-    refuse(base, f, "stored prefix is " + std::to_string(f.prefix.size()) + " bytes but its header ends at byte " +
-                        std::to_string(h.data_start));
-  if (h.tensors.size() != f.tensor_count)
-    refuse(base, f, "stored header lists " + std::to_string(h.tensors.size()) + " tensors, the container holds " +
-                        std::to_string(f.tensor_count));
-  for (uint32_t i = 0; i < f.tensor_count; ++i) {
-    const TensorRecord& t = m.tensors[f.first_tensor + i];
-    const st::TensorInfo& s = h.tensors[i];
-    if (s.name != t.name)
-      refuse(base, f, "stored header names tensor " + std::to_string(i) + " (in data order) '" + s.name + "'", &t.name);
-    if (s.dtype != t.dtype || s.shape != t.shape)
-      refuse(base, f, "stored header says " + std::string(dtype_name(s.dtype)) + " " + shape_text(s.shape) +
-                          ", the record " + std::string(dtype_name(t.dtype)) + " " + shape_text(t.shape), &t.name);
-    if (s.end - s.begin != t.byte_size)  // follows from dtype and shape; kept as a guard
-      refuse(base, f, "stored header and record disagree on the byte size", &t.name);
+  uint64_t off = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (begin[i] == UINT64_MAX) refuse(base, f, "stored header does not list the tensor", &rec[i].name);
+    if (begin[i] != off)
+      refuse(base, f, "records are not in the order of the stored header's data offsets", &rec[i].name);
+    // equal (begin, end): only empty tensors at one offset, kept in document order
+    if (i > 0 && rec[i].byte_size == 0 && rec[i - 1].byte_size == 0 && begin[i - 1] == off && doc[i - 1] > doc[i])
+      refuse(base, f, "empty tensors at one offset are not in the stored header's order", &rec[i].name);
+    off += rec[i].byte_size;
   }
 }
 
 }  // namespace
+
+void check_header_count(const FileRecord& f, uint64_t at) {
+  if (f.kind != FileKind::safetensors) return;
+  // The prefix is all the header there is: a length beyond it is a lie about
+  // this file, whatever limit it also breaks.
+  if (f.prefix.size() < 8 || load_u64(f.prefix.data()) > f.prefix.size() - 8)
+    refuse(at, f, "stored prefix of " + std::to_string(f.prefix.size()) + " bytes does not hold its safetensors header");
+  uint64_t count = 0, json_len = 0;
+  try {
+    json_len = st::scan_header(f.prefix.data(), f.prefix.size(), f.size,
+                               [&](st::TensorInfo&&, const st::EntryPos&) { ++count; });
+  } catch (const Error& e) {
+    header_error(at, f, e);
+  }
+  if (8 + json_len != f.prefix.size())
+    refuse(at, f, "stored prefix is " + std::to_string(f.prefix.size()) + " bytes but its header ends at byte " +
+                      std::to_string(8 + json_len));
+  if (count != f.tensor_count)
+    refuse(at, f, "stored header lists " + std::to_string(count) + " tensors, the record claims " +
+                      std::to_string(f.tensor_count));
+}
 
 void check_file_records(const Manifest& m, uint64_t base) {
   // Distinct file names: sort, then compare neighbours (65,536 names sort in

@@ -18,6 +18,12 @@ bool valid_record_text(std::string_view s);
 // A file record's name: valid text, 1..255 bytes, no '/' or '\\', not "." or "..".
 bool valid_file_name(std::string_view s);
 
+// Before any tensor record is read: a safetensors file record's stored
+// header must parse, end where the prefix ends, and list as many tensors as
+// the record claims. The header's own bytes bound the work, so a record that
+// claims millions of tensors its header does not list costs nothing.
+void check_header_count(const FileRecord& f, uint64_t at);
+
 // Throws Errc::corrupt (offset `base`, the manifest's, file and tensor named)
 // on the first violation of spec §4.1's consistency rules. O(n log n) in the
 // number of records; memory linear in them.

@@ -55,9 +55,55 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
+}  // namespace
+
 class Parser {
  public:
   Parser(std::string_view s, const ParseOptions& o) : s_(s), opt_(o) {}
+
+  // Pull access (Cursor): the members of the object at the cursor, one at a
+  // time; fn(key, key_offset) must consume the member's value.
+  template <class Fn>
+  void members(unsigned depth, Fn&& fn) {
+    skip_ws();
+    if (eof() || peek() != '{') unexpected(pos_, "'{'");
+    check_depth(depth + 1);
+    ++pos_;
+    skip_ws();
+    if (!eof() && peek() == '}') { ++pos_; return; }
+    for (;;) {
+      skip_ws();
+      if (eof() || peek() != '"') unexpected(pos_, "a string key");
+      const uint64_t at = opt_.base_offset + pos_;
+      std::string key = string();
+      skip_ws();
+      if (eof() || peek() != ':') unexpected(pos_, "':'");
+      ++pos_;
+      skip_ws();
+      fn(std::move(key), at);
+      skip_ws();
+      if (eof()) unexpected(pos_, "',' or '}'");
+      if (peek() == ',') { ++pos_; continue; }
+      if (peek() == '}') { ++pos_; return; }
+      unexpected(pos_, "',' or '}'");
+    }
+  }
+  Value value_at(unsigned depth) {
+    skip_ws();
+    return value(depth);
+  }
+  bool null_next() {
+    skip_ws();
+    return !eof() && peek() == 'n';
+  }
+  bool object_next() {
+    skip_ws();
+    return !eof() && peek() == '{';
+  }
+  void finish() {
+    skip_ws();
+    if (pos_ != s_.size()) err(pos_, "trailing characters after the JSON value");
+  }
 
   Value run() {
     skip_ws();
@@ -287,7 +333,19 @@ class Parser {
   }
 };
 
-}  // namespace
+Cursor::Cursor(std::string_view text, const ParseOptions& opt) : opt_(opt), p_(std::make_unique<Parser>(text, opt_)) {}
+Cursor::~Cursor() = default;
+
+void Cursor::members(const std::function<void(std::string&&, uint64_t)>& fn) {
+  const unsigned d = depth_++;
+  p_->members(d, fn);
+  --depth_;
+}
+
+Value Cursor::value() { return p_->value_at(depth_); }
+bool Cursor::null_next() { return p_->null_next(); }
+bool Cursor::object_next() { return p_->object_next(); }
+void Cursor::finish() { p_->finish(); }
 
 Value parse(std::string_view text, const ParseOptions& opt) {
   Parser p(text, opt);
@@ -295,12 +353,19 @@ Value parse(std::string_view text, const ParseOptions& opt) {
 }
 
 std::optional<size_t> find_duplicate_key(const Value& object) {
-  const auto& m = object.object;
-  if (object.kind != Kind::object || m.size() < 2) return std::nullopt;
+  if (object.kind != Kind::object) return std::nullopt;
+  std::vector<std::string_view> keys;
+  keys.reserve(object.object.size());
+  for (const auto& [k, v] : object.object) keys.push_back(k);
+  return find_duplicate(keys);
+}
+
+std::optional<size_t> find_duplicate(const std::vector<std::string_view>& m) {
+  if (m.size() < 2) return std::nullopt;
   // Sort (hash, index) pairs; only keys with equal hashes are compared.
   std::vector<std::pair<uint64_t, size_t>> h;
   h.reserve(m.size());
-  for (size_t i = 0; i < m.size(); ++i) h.emplace_back(XXH3_64bits(m[i].first.data(), m[i].first.size()), i);
+  for (size_t i = 0; i < m.size(); ++i) h.emplace_back(XXH3_64bits(m[i].data(), m[i].size()), i);
   std::sort(h.begin(), h.end());
   std::optional<size_t> best;
   for (size_t i = 0; i < h.size();) {
@@ -310,7 +375,7 @@ std::optional<size_t> find_duplicate_key(const Value& object) {
     // (sorting the group keeps crafted hash collisions from going quadratic).
     if (j - i > 1) {
       std::vector<std::pair<std::string_view, size_t>> g;
-      for (size_t a = i; a < j; ++a) g.emplace_back(m[h[a].second].first, h[a].second);
+      for (size_t a = i; a < j; ++a) g.emplace_back(m[h[a].second], h[a].second);
       std::sort(g.begin(), g.end());
       for (size_t a = 1; a < g.size(); ++a)
         if (g[a].first == g[a - 1].first && (!best || g[a].second < *best)) best = g[a].second;

@@ -20,6 +20,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,9 +84,39 @@ inline constexpr unsigned kDefaultMaxDepth = 64;
 // around it). Throws wc::Error on any violation.
 Value parse(std::string_view text, const ParseOptions& opt = {});
 
+class Parser;
+
+// Pull parsing for large documents (a safetensors header of millions of
+// tensors): the caller walks an object's members and takes each value as a
+// small tree, or walks it in turn, so memory follows what the caller keeps,
+// not the document (a whole tree costs 20-50x the text). Same strictness,
+// limits and error offsets as parse().
+class Cursor {
+ public:
+  Cursor(std::string_view text, const ParseOptions& opt);
+  ~Cursor();
+  // The object at the cursor: fn(key, key_offset) is called for each member,
+  // in document order, and must consume its value (value() or members()).
+  void members(const std::function<void(std::string&& key, uint64_t key_offset)>& fn);
+  // The value at the cursor as a tree.
+  Value value();
+  // True when the value at the cursor is `null` / an object (not consumed).
+  bool null_next();
+  bool object_next();
+  // Only whitespace may remain.
+  void finish();
+
+ private:
+  ParseOptions opt_;
+  std::unique_ptr<Parser> p_;
+  unsigned depth_ = 0;
+};
+
 // Index of the first object member whose key appeared earlier in the same
 // object, or nullopt when all keys are distinct. O(n log n), hashing keys.
 std::optional<size_t> find_duplicate_key(const Value& object);
+// The same over a list of keys: index of the first that repeats an earlier one.
+std::optional<size_t> find_duplicate(const std::vector<std::string_view>& keys);
 
 // Validates UTF-8 (same rules as the parser). Returns the offset of the first
 // bad byte, or nullopt if valid.

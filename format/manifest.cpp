@@ -110,6 +110,7 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base) {
     if (f.kind == FileKind::blob && plen != 0) fail_at(Errc::corrupt, at, "blob file with a prefix");
     auto* b = r.bytes(plen);
     f.prefix.assign(b, b + plen);
+    check_header_count(f, at);
   }
   if (expect_first != ntensors) fail_at(Errc::corrupt, base, "files do not cover every tensor");
   m.tensors.resize(ntensors);

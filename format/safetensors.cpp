@@ -43,10 +43,10 @@ uint64_t get_uint(const json::Value& v, const char* what, const std::string& ten
 struct Entry {
   TensorInfo info;
   uint64_t offsets_at;  // file offset of the data_offsets value (for errors)
-  size_t doc_index;
+  uint64_t value_at;    // file offset of the entry
 };
 
-Entry parse_tensor(const std::string& name, const json::Value& v, size_t doc_index) {
+Entry parse_tensor(const std::string& name, const json::Value& v) {
   if (!v.is_object())
     bad(v.offset, std::string("tensor entry must be an object, got ") + json::kind_name(v.kind), &name);
   const json::Value *dt = nullptr, *shape = nullptr, *offs = nullptr;
@@ -65,7 +65,7 @@ Entry parse_tensor(const std::string& name, const json::Value& v, size_t doc_ind
 
   Entry e;
   e.info.name = name;
-  e.doc_index = doc_index;
+  e.value_at = v.offset;
   e.offsets_at = offs->offset;
 
   if (!dt->is_string()) bad(dt->offset, std::string("dtype must be a string, got ") + json::kind_name(dt->kind), &name);
@@ -101,20 +101,6 @@ Entry parse_tensor(const std::string& name, const json::Value& v, size_t doc_ind
   return e;
 }
 
-void parse_metadata(const json::Value& v, Header& h) {
-  if (v.is_null()) return;  // the reference parser reads "__metadata__": null as no metadata
-  if (!v.is_object())
-    bad(v.offset, std::string("__metadata__ must be an object of strings, got ") + json::kind_name(v.kind));
-  if (auto dup = json::find_duplicate_key(v))
-    bad(v.object[*dup].second.offset, "duplicate __metadata__ key '" + v.object[*dup].first + "'");
-  h.metadata.reserve(v.object.size());
-  for (const auto& [k, m] : v.object) {
-    if (!m.is_string())
-      bad(m.offset, "__metadata__ value for '" + k + "' must be a string, got " + json::kind_name(m.kind));
-    h.metadata.emplace_back(k, m.str);
-  }
-}
-
 }  // namespace
 
 uint64_t tensor_nbytes(DType dtype, const std::vector<uint64_t>& shape) {
@@ -144,13 +130,11 @@ uint64_t header_json_len(const uint8_t* p, size_t avail, uint64_t file_size) {
   return n;
 }
 
-Header parse_header(const uint8_t* p, size_t avail, uint64_t file_size) {
-  Header h;
-  h.json_len = header_json_len(p, avail, file_size);
-  h.data_start = 8 + h.json_len;
-  if (avail - 8 < h.json_len) bad(8, "header bytes not fully available to the parser");
-  std::string_view text(reinterpret_cast<const char*>(p + 8), static_cast<size_t>(h.json_len));
-
+uint64_t scan_header(const uint8_t* p, size_t avail, uint64_t file_size, const EntryFn& on_tensor,
+                     const MetaFn& on_metadata) {
+  const uint64_t json_len = header_json_len(p, avail, file_size);
+  if (avail - 8 < json_len) bad(8, "header bytes not fully available to the parser");
+  std::string_view text(reinterpret_cast<const char*>(p + 8), static_cast<size_t>(json_len));
   if (auto badpos = json::find_invalid_utf8(text)) bad(8 + *badpos, "header is not valid UTF-8");
 
   json::ParseOptions opt;
@@ -158,25 +142,60 @@ Header parse_header(const uint8_t* p, size_t avail, uint64_t file_size) {
   opt.base_offset = 8;
   opt.max_depth = kMaxJsonDepth;
   opt.max_array_len = kMaxRank;  // no valid header has a longer array (shape <= kMaxRank)
-  json::Value root = json::parse(text, opt);
-  if (!root.is_object())
-    bad(root.offset, std::string("header JSON must be an object, got ") + json::kind_name(root.kind));
-  if (auto dup = json::find_duplicate_key(root)) {
-    const auto& m = root.object[*dup];
-    bad(m.second.offset, "duplicate key '" + m.first + "' in header", &m.first);
-  }
+  json::Cursor cur(text, opt);
+  uint64_t ntensors = 0;
+  bool seen_metadata = false;
+  cur.members([&](std::string&& key, uint64_t key_at) {
+    if (key == "__metadata__") {
+      if (seen_metadata) bad(key_at, "duplicate key '__metadata__' in header");
+      seen_metadata = true;
+      // "__metadata__": null reads as no metadata, as in the reference parser
+      if (cur.null_next()) { cur.value(); return; }
+      if (!cur.object_next()) {
+        json::Value m = cur.value();
+        bad(m.offset, std::string("__metadata__ must be an object of strings, got ") + json::kind_name(m.kind));
+      }
+      // its members one at a time: a large metadata object never becomes a tree
+      cur.members([&](std::string&& k, uint64_t) {
+        json::Value m = cur.value();
+        if (!m.is_string())
+          bad(m.offset, "__metadata__ value for '" + k + "' must be a string, got " + json::kind_name(m.kind));
+        if (on_metadata) on_metadata(std::move(k), std::move(m.str), m.offset);
+      });
+      return;
+    }
+    if (++ntensors > kMaxTensors)
+      over_limit(key_at, "more than " + std::to_string(kMaxTensors) + " tensors exceed the limit");
+    json::Value v = cur.value();
+    Entry e = parse_tensor(key, v);
+    on_tensor(std::move(e.info), EntryPos{v.offset, e.offsets_at, size_t(ntensors - 1)});
+  });
+  cur.finish();
+  return json_len;
+}
 
-  size_t ntensors = root.object.size();
-  if (root.find("__metadata__")) --ntensors;
-  if (ntensors > kMaxTensors)
-    over_limit(root.offset, std::to_string(ntensors) + " tensors exceed the limit of " + std::to_string(kMaxTensors));
-
+Header parse_header(const uint8_t* p, size_t avail, uint64_t file_size) {
+  Header h;
   std::vector<Entry> entries;
-  entries.reserve(ntensors);
-  for (size_t i = 0; i < root.object.size(); ++i) {
-    const auto& [k, v] = root.object[i];
-    if (k == "__metadata__") parse_metadata(v, h);
-    else entries.push_back(parse_tensor(k, v, i));
+  h.json_len = scan_header(
+      p, avail, file_size,
+      [&](TensorInfo&& t, const EntryPos& pos) { entries.push_back({std::move(t), pos.offsets_at, pos.value_at}); },
+      [&](std::string&& k, std::string&& v, uint64_t at) {
+        h.metadata.emplace_back(std::move(k), std::move(v));
+        (void)at;
+      });
+  h.data_start = 8 + h.json_len;
+  // Duplicate keys (tensor names or metadata keys): the reference parser
+  // keeps the last; refusing them keeps one meaning per name.
+  {
+    std::vector<std::string_view> names;
+    names.reserve(entries.size());
+    for (const auto& e : entries) names.push_back(e.info.name);
+    if (auto dup = json::find_duplicate(names))
+      bad(entries[*dup].value_at, "duplicate key '" + entries[*dup].info.name + "' in header", &entries[*dup].info.name);
+    std::vector<std::string_view> keys;
+    for (const auto& [k, v] : h.metadata) keys.push_back(k);
+    if (auto dup = json::find_duplicate(keys)) bad(8, "duplicate __metadata__ key '" + h.metadata[*dup].first + "'");
   }
 
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
@@ -201,7 +220,7 @@ Header parse_header(const uint8_t* p, size_t avail, uint64_t file_size) {
 
   h.tensors.reserve(entries.size());
   for (auto& e : entries) h.tensors.push_back(std::move(e.info));
-  h.json.assign(text.data(), text.size());
+  h.json.assign(reinterpret_cast<const char*>(p + 8), size_t(h.json_len));
   return h;
 }
 

@@ -21,6 +21,7 @@
 // (including empty or containing NUL via \u0000).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,21 @@ uint64_t header_json_len(const uint8_t* p, size_t avail, uint64_t file_size);
 // needed, else bad_safetensors); file_size is the total file length (the data
 // section must end exactly there).
 Header parse_header(const uint8_t* p, size_t avail, uint64_t file_size);
+
+// The header's entries one at a time, in document order, without building a
+// tree of the JSON or a list of the tensors: every per-entry rule is checked
+// (dtype, shape, offsets matching the byte size, metadata strings, limits);
+// the rules across entries (no duplicate names, no holes or overlaps, the
+// data section covered exactly) are the caller's. Returns N. Memory: one
+// entry at a time. parse_header is this plus the cross-entry rules.
+struct EntryPos {
+  uint64_t value_at, offsets_at;  // file offsets of the entry and of its data_offsets
+  size_t doc_index;               // position among the header's members
+};
+using EntryFn = std::function<void(TensorInfo&& t, const EntryPos& pos)>;
+using MetaFn = std::function<void(std::string&& key, std::string&& value, uint64_t at)>;
+uint64_t scan_header(const uint8_t* p, size_t avail, uint64_t file_size, const EntryFn& on_tensor,
+                     const MetaFn& on_metadata = {});
 
 // Reads and parses the header of a file on disk (two preads). Errc::io if the
 // file cannot be opened/read; errors carry the path (Error::file()).

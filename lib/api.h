@@ -3,6 +3,8 @@
 // file, tensor and offset filled in where known.
 #pragma once
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <functional>
 #include <string>
 #include <vector>
@@ -77,12 +79,28 @@ struct InspectResult {
   unsigned version_major = 0, version_minor = 0;
   uint64_t file_size = 0, raw_bytes = 0, stored_payload = 0, weights = 0;
   std::vector<std::string> files;
-  std::vector<TensorSummary> tensors;
+  uint64_t tensor_count = 0;
 };
 
-InspectResult inspect(const std::string& in, bool entropy);
-std::string inspect_json(const InspectResult& r);
-std::string inspect_text(const InspectResult& r);
+// Receives inspect's output as it is made: the totals (from the manifest and
+// index alone), then one summary per tensor in file order, then end(). One
+// summary is alive at a time, so a container of millions of tensors is
+// listed in memory proportional to its manifest, not to the listing.
+class InspectSink {
+ public:
+  virtual ~InspectSink() = default;
+  virtual void begin(const InspectResult& r) = 0;
+  virtual void tensor(const TensorSummary& t) = 0;
+  virtual void end(const InspectResult& r) = 0;
+};
+
+void inspect(const std::string& in, bool entropy, InspectSink& out);
+// The human table and the JSON document (shape: see inspect.cpp), streamed
+// to `f`.
+std::unique_ptr<InspectSink> inspect_text_writer(std::FILE* f, bool entropy);
+std::unique_ptr<InspectSink> inspect_json_writer(std::FILE* f);
+// Convenience for small containers (tests, tools): every summary collected.
+InspectResult inspect(const std::string& in, bool entropy, std::vector<TensorSummary>* tensors);
 
 const char* version_string();
 // The container format version this build writes, e.g. "1.0".

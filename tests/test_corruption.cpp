@@ -136,7 +136,7 @@ void expect_all_fail(const TmpDir& d, const std::string& path, bool want_inspect
   if (want_inspect) {
     ++t.inspect_checked;
     try {
-      wc::inspect(path, false);
+      wc::inspect(path, false, nullptr);
       ok = false;
       t.problem(what + ": inspect reported success");
     } catch (const wc::Error& e) {
