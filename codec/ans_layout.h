@@ -159,17 +159,15 @@ WC_HD bool normalize_first_pass(const uint8_t* q, uint32_t n, uint32_t qshift, u
   return true;
 }
 
-// Normalises quantised log-frequencies q[0..n) to frequencies f[0..n) summing
-// to exactly 2^prob_bits, every present symbol >= 1. Returns false when no
-// symbol is present or more symbols are present than slots. Integer-only and
-// deterministic. The encoder runs the same first pass and an equivalent,
-// faster (heap-based) excess removal; tests check the tables agree.
-// F is uint32_t on the CPU, uint16_t in GPU shared memory (f <= 2^14 fits).
+// The spec's excess removal as written: take from the lowest-index largest f,
+// at most half of it, until the excess is gone. O(n) per step, so O(n x steps)
+// (2^14 x 13k on a hostile table): the reference for tests and the fallback of
+// normalize_freqs outside its preconditions. Continues from any state.
+// *steps (if given) counts the steps, for tests.
 template <typename F>
-WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f) {
-  uint64_t excess;
-  if (!normalize_first_pass(q, n, qshift, prob_bits, f, &excess)) return false;
-  while (excess > 0) {  // take from the largest, at most half of it at a time
+WC_HD bool remove_excess_scan(F* f, uint32_t n, uint64_t excess, uint64_t* steps = nullptr) {
+  while (excess > 0) {
+    if (steps) ++*steps;
     uint32_t bi = 0, bf = 0;
     for (uint32_t i = 0; i < n; ++i)
       if (f[i] > bf) { bf = f[i]; bi = i; }
@@ -178,6 +176,99 @@ WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32
     if (d == 0) return false;  // unreachable: present <= M
     f[bi] = F(f[bi] - d);
     excess -= d;
+  }
+  return true;
+}
+
+// Reference normalisation (spec section 5, literally); slow. Tests compare
+// normalize_freqs against it.
+template <typename F>
+WC_HD bool normalize_freqs_ref(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f,
+                               uint64_t* steps = nullptr) {
+  uint64_t excess;
+  if (!normalize_first_pass(q, n, qshift, prob_bits, f, &excess)) return false;
+  return remove_excess_scan(f, n, excess, steps);
+}
+
+// Workspace of normalize_freqs, in u16 entries, for M = 2^prob_bits.
+WC_HD constexpr uint32_t norm_order_entries(uint32_t prob_bits) { return 2u << prob_bits; }
+WC_HD constexpr uint32_t norm_count_entries(uint32_t prob_bits) { return (1u << prob_bits) + 1u; }
+
+// Normalises quantised log-frequencies q[0..n) to frequencies f[0..n) summing
+// to exactly 2^prob_bits, every present symbol >= 1. Returns false when no
+// symbol is present or more symbols are present than slots. Integer-only and
+// deterministic; f (also on failure) and the result equal normalize_freqs_ref's
+// for every input, in O(n + M) time with fixed workspace (one GPU thread can
+// run it): order[norm_order_entries(prob_bits)], counts[norm_count_entries(prob_bits)].
+// Needs n <= kMaxAlphabet and prob_bits <= kMaxProbBits (else the slow loop).
+// F is uint32_t or uint16_t (f <= 2^14 fits). The encoder gets the same tables
+// from its own heap-based loop (normalize_freqs_enc); tests check they agree.
+//
+// Why it is exact: the loop always takes the current maximum v (lowest index
+// on ties) and leaves it at ceil(v/2) < v, or ends. So values are processed in
+// descending order, each value's symbols in ascending index order, and the
+// halved symbols come out in that order too. Symbols halved from an even v
+// (resp. an odd v) therefore form a list sorted by (value desc, index asc),
+// as does the initial list (counting sort): a three-way merge of their heads
+// is the loop's order. Symbols at f <= 1 are never listed: the loop would
+// have d = 0 there, so running out of listed symbols is its failure.
+// Space: c2 (symbols with f >= 2) <= sum f - present = M + excess - present,
+// and each step removes >= 1 so the queues get <= excess entries; excess <=
+// present (rounding adds <= 1 per symbol), so c2 + queued <= M + present <= 2M.
+template <typename F>
+WC_HD bool normalize_freqs(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f,
+                           uint16_t* order, uint16_t* counts) {
+  uint64_t excess;
+  if (!normalize_first_pass(q, n, qshift, prob_bits, f, &excess)) return false;
+  if (excess == 0) return true;
+  if (n > kMaxAlphabet || prob_bits > kMaxProbBits) return remove_excess_scan(f, n, excess);
+  const uint32_t M = 1u << prob_bits, cap = 2u * M;
+  // Counting sort of the symbols with f >= 2 into order[0, c2) by (f desc, i
+  // asc), over values up to the largest f only (usually well below M).
+  uint32_t fmax = 0, c2 = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t v = f[i];
+    if (v > fmax) fmax = v;
+    c2 += v >= 2;
+  }
+  if (fmax > M || c2 > M) return remove_excess_scan(f, n, excess);  // unreachable: f <= M, see above
+  for (uint32_t v = 2; v <= fmax; ++v) counts[v] = 0;
+  for (uint32_t i = 0; i < n; ++i)
+    if (f[i] >= 2) ++counts[f[i]];
+  for (uint32_t v = fmax, pos = 0; v >= 2; --v) {  // start of each value's run
+    const uint32_t c = counts[v];
+    counts[v] = uint16_t(pos);
+    pos += c;
+  }
+  for (uint32_t i = 0; i < n; ++i)
+    if (f[i] >= 2) order[counts[f[i]]++] = uint16_t(i);
+  // Sorted list order[s, c2); queue of halved even values order[eh, et)
+  // growing up; of halved odd values order[cap - ot, cap - oh) growing down.
+  uint32_t s = 0, eh = c2, et = c2, oh = 0, ot = 0;
+  while (excess > 0) {
+    uint32_t src = 0, bi = 0, bf = 0;
+    if (s < c2) { bi = order[s]; bf = f[bi]; src = 1; }
+    if (eh < et) {
+      const uint32_t i = order[eh], v = f[i];
+      if (v > bf || (v == bf && i < bi)) { bi = i; bf = v; src = 2; }
+    }
+    if (oh < ot) {
+      const uint32_t i = order[cap - 1 - oh], v = f[i];
+      if (v > bf || (v == bf && i < bi)) { bi = i; bf = v; src = 3; }
+    }
+    if (src == 0) return false;  // every f <= 1: the loop's d == 0
+    if (src == 1) ++s;
+    else if (src == 2) ++eh;
+    else ++oh;
+    uint64_t d = bf / 2;  // >= 1
+    if (d > excess) d = excess;
+    const uint32_t nf = bf - uint32_t(d);
+    f[bi] = F(nf);
+    excess -= d;
+    if (excess == 0 || nf < 2) continue;
+    if (et >= cap - ot) return remove_excess_scan(f, n, excess);  // unreachable, see above
+    if (bf & 1u) order[cap - 1 - ot++] = uint16_t(bi);
+    else order[et++] = uint16_t(bi);
   }
   return true;
 }

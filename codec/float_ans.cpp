@@ -634,10 +634,14 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
     return true;
   }
   if (!check_counts(src, L)) return false;
-  if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f)) return false;
+  T.norm_order[0] = 0;  // activates the union member (see Tables)
+  if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f, T.norm_order, T.vals)) return false;
   T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
   if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
-  else build_slots(T.f, L.count, L.lo, L.s, T.slot, T.vals);
+  else {
+    T.slot[0] = 0;  // back to the slot table
+    build_slots(T.f, L.count, L.lo, L.s, T.slot, T.vals);
+  }
   return true;
 }
 

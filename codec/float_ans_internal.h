@@ -18,9 +18,19 @@ struct Tables {
   bool packed;
   uint32_t val8[256];
   uint32_t pslot[1u << 12];
-  uint32_t slot[layout::kMaxTableSlots];
-  uint16_t vals[layout::kMaxTableSlots];
+  // layout::normalize_freqs's workspace (order: 2M u16) shares the slot
+  // table's storage, which is free until build_slots, instead of adding 64 KiB
+  // of stack. A union rather than a u16 view of slot (that would break strict
+  // aliasing): prepare() assigns to a member (norm_order[0] = 0, slot[0] = 0),
+  // which makes it the active one, before passing it on.
+  union {
+    uint32_t slot[layout::kMaxTableSlots];
+    uint16_t norm_order[2 * layout::kMaxTableSlots];
+  };
+  uint16_t vals[layout::kMaxTableSlots + 1];  // + 1: also normalize_freqs's counts (M + 1)
 };
+static_assert(layout::norm_order_entries(layout::kMaxProbBits) <= 2 * layout::kMaxTableSlots);
+static_assert(layout::norm_count_entries(layout::kMaxProbBits) <= layout::kMaxTableSlots + 1);
 
 // Builds the packed table (requires prob_bits <= 12, count <= 256).
 void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T);

@@ -10,6 +10,11 @@ using namespace wc::fans::layout;
 namespace {
 
 // Shared-memory layout (dynamic): slot u32[M] | vals u16[M + 2] | f u16[kMaxAlphabet] | q u8[kMaxAlphabet]
+// (M = 2^max_pb). Until build_slots, slot and vals hold normalize_freqs's
+// workspace: order u16[2 * 2^pb] and counts u16[2^pb + 1], pb <= max_pb (both
+// scale with M, so checking the largest M suffices).
+static_assert(norm_order_entries(kMaxProbBits) * 2 <= 4 * kMaxTableSlots, "order fits slot");
+static_assert(norm_count_entries(kMaxProbBits) <= kMaxTableSlots + 2, "counts fit vals");
 __host__ __device__ inline size_t smem_for(uint32_t pb) {
   const size_t M = size_t(1) << pb;
   return 4 * M + 2 * (M + 2) + 2 * kMaxAlphabet + kMaxAlphabet;
@@ -35,7 +40,8 @@ __device__ void decode_chunk_block(const Chunk c, uint32_t dtype_id, int* status
     else if (L.mode == kModeRans) {
       if (L.h.prob_bits > max_pb) st = kUnsupported;
       else if (!check_counts(c.src, L)) st = kCorrupt;
-      else if (!normalize_freqs(q, L.count, L.h.qshift, L.h.prob_bits, f)) st = kCorrupt;
+      else if (!normalize_freqs(q, L.count, L.h.qshift, L.h.prob_bits, f, reinterpret_cast<uint16_t*>(slot), vals))
+        st = kCorrupt;  // workspace sized for max_pb >= prob_bits (see smem_for)
       else {  // exclusive prefix of f into the q-free f array is not needed: build sequentially
         build_slots(f, L.count, L.lo, L.s, slot, vals);
       }
