@@ -2,7 +2,9 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <algorithm>
+#include <mutex>
+#include <string_view>
 
 #include "format/reader.h"
 #include "lib/api.h"
@@ -14,8 +16,11 @@ static_assert(WCODEC_E_MISMATCH == int(wc::Errc::mismatch), "C error codes mirro
 
 struct wcodec_archive {
   std::unique_ptr<wc::ContainerReader> reader;
-  std::unordered_map<std::string, size_t> by_name;
   std::vector<uint64_t> stored;  // per tensor
+  // Tensor numbers sorted by (name, number), built on the first lookup: 4
+  // bytes a tensor, where a hash map of names cost about 80.
+  mutable std::once_flag by_name_once;
+  mutable std::vector<uint32_t> by_name;
 };
 
 namespace {
@@ -60,8 +65,8 @@ int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_le
     auto a = std::make_unique<wcodec_archive>();
     a->reader = std::make_unique<wc::ContainerReader>(path);
     const auto& m = a->reader->manifest();
+    a->stored.reserve(m.tensors.size());
     for (size_t i = 0; i < m.tensors.size(); ++i) {
-      a->by_name.emplace(m.tensors[i].name, i);
       uint64_t s = 0;
       for (uint32_t c = 0; c < m.tensors[i].chunk_count; ++c) s += a->reader->index()[m.tensors[i].first_chunk + c].stored_size;
       a->stored.push_back(s);
@@ -91,9 +96,23 @@ int wcodec_get_tensor_info(const wcodec_archive* a, size_t i, wcodec_tensor_info
 
 int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor) {
   if (!a || !name || !tensor) return WCODEC_E_USAGE;
-  auto it = a->by_name.find(name);
-  if (it == a->by_name.end()) return WCODEC_E_USAGE;
-  *tensor = it->second;
+  const auto& ts = a->reader->manifest().tensors;
+  try {
+    std::call_once(a->by_name_once, [&] {
+      a->by_name.resize(ts.size());
+      for (uint32_t i = 0; i < ts.size(); ++i) a->by_name[i] = i;
+      std::sort(a->by_name.begin(), a->by_name.end(), [&](uint32_t x, uint32_t y) {
+        return ts[x].name != ts[y].name ? ts[x].name < ts[y].name : x < y;
+      });
+    });
+  } catch (const std::bad_alloc&) {
+    return WCODEC_E_LIMIT;
+  }
+  const std::string_view key(name);
+  auto it = std::lower_bound(a->by_name.begin(), a->by_name.end(), key,
+                             [&](uint32_t k, std::string_view n) { return std::string_view(ts[k].name) < n; });
+  if (it == a->by_name.end() || ts[*it].name != key) return WCODEC_E_USAGE;
+  *tensor = *it;  // the first tensor of that name (names repeat only across files)
   return WCODEC_OK;
 }
 

@@ -64,7 +64,10 @@ void wcodec_close(wcodec_archive* a);
 
 size_t wcodec_tensor_count(const wcodec_archive* a);
 int wcodec_get_tensor_info(const wcodec_archive* a, size_t tensor, wcodec_tensor_info* out);
-/* Index of the tensor called `name`, or WCODEC_E_USAGE when there is none. */
+/* Index of the tensor called `name` (the first, in file order, when files of a
+   multi-file container share a name), or WCODEC_E_USAGE when there is none.
+   The first call sorts the names (O(n log n)); later calls are O(log n).
+   Safe from many threads at once. */
 int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor);
 
 /* Verifies chunk `chunk` of `tensor` and decodes it into dst, which must hold
