@@ -35,6 +35,8 @@
 #include "format/stream_reader.h"
 #include "format/zframe.h"
 #include "lib/api.h"
+#include "lib/chunk_sources.h"
+#include "lib/thread_pool.h"
 #include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -260,6 +262,26 @@ void open_stream(const std::vector<uint8_t>& c) {
   r.finish();
 }
 
+// The whole `unpack -` path over a memfd holding `c`: the stream reader, the
+// chunk windows and the decoder, into a sink that keeps nothing.
+void unpack_stream(const std::vector<uint8_t>& c) {
+  int fd = ::memfd_create("wcodec-limits", MFD_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("memfd_create failed");
+  if (!c.empty() && ::write(fd, c.data(), c.size()) != ssize_t(c.size())) throw std::runtime_error("write failed");
+  ::lseek(fd, 0, SEEK_SET);
+  wc::StreamIn in(fd, "<crafted stream>");
+  wc::ContainerStreamReader r(in);
+  wc::StreamChunkSource src(r, "<crafted stream>");
+  struct Null : wc::AssemblyTarget {
+    void begin_file(uint32_t) override {}
+    void bytes(const uint8_t*, size_t) override {}
+    void end_file(uint32_t) override {}
+  } dst;
+  wc::ThreadPool pool(2);
+  wc::decode_model(r.manifest(), src, dst, pool, {});
+  r.finish();
+}
+
 }  // namespace
 
 TEST_SUITE("limits") {
@@ -418,6 +440,11 @@ TEST_CASE("manifest counts, ranks and sizes") {
     // truncation error is as clean as the file reader's count mismatch.
     refuse("2^28 chunks declared, none present", manifest_with({t}, 1u << 28, 1ull << 34),
            {Errc::limit, Errc::corrupt, Errc::checksum, Errc::truncated});
+    // ... and `unpack -` lists its chunk windows as it reaches them (a list of
+    // 2^28 chunks up front took 2 GiB before the first chunk was read).
+    auto c = build_container(mk(manifest_with({t}, 1u << 28, 1ull << 34), idx));
+    EXPECT_REFUSED("2^28 chunks declared, none present (unpack -)", [c] { unpack_stream(c); }, Errc::corrupt,
+                   Errc::checksum, Errc::truncated);
   }
   {
     RawTensor t;
@@ -556,6 +583,77 @@ TEST_CASE("decode memory is bounded by chunk size and threads, not tensor size")
   ::unlink(wcz.c_str());
   ::rmdir(dir.c_str());
 #endif
+}
+
+// Checks over names and records must be O(n log n): each case is timed at n
+// and at 100 n in the same test, and the ratio must stay far below the 10,000
+// a quadratic check gives (65,536 file names once took 226 s). Best of 3 runs
+// each, as ratios: the machine is shared.
+namespace {
+double best_open_seconds(const std::vector<uint8_t>& c) {
+  double best = 1e9;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    open_memory(c);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// n blob files, each one empty U8 tensor, distinct names.
+std::vector<uint8_t> many_files(uint32_t n) {
+  wc::ByteWriter w;
+  w.u32(n);
+  w.u32(n);
+  w.u32(0);
+  w.u32(0);
+  for (uint32_t i = 0; i < n; ++i) {
+    w.u8(uint8_t(wc::FileKind::blob));
+    w.u8(0);
+    w.str16("file-" + std::to_string((i * 2654435761u) % 1000003u) + "-" + std::to_string(i) + ".bin");
+    w.u64(0);
+    w.u64(0);
+    w.u32(i);
+    w.u32(1);
+    w.u64(0);
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    w.str16("b");
+    w.u8(uint8_t(wc::DType::U8));
+    w.u8(0);
+    w.u8(1);
+    w.u8(0);
+    w.u64(0);
+    w.u64(0);
+    w.u32(0);
+    w.u16(0);
+  }
+  w.u32(0);
+  return build_container(mk(w.buf, empty_index()));
+}
+
+std::vector<uint8_t> many_tensors(uint32_t n) {
+  std::vector<RawTensor> ts(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    ts[i].name = "model.layers." + std::to_string((i * 2654435761u) % 1000003u) + "." + std::to_string(i);
+    ts[i].shape = {0};
+  }
+  return build_container(mk(manifest_with(ts, 0, 0), empty_index()));
+}
+}  // namespace
+
+TEST_CASE("checks over names are not quadratic (time at 100x the count, as a ratio)") {
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> small, big;
+  };
+  Case cases[] = {{"file names", many_files(655), many_files(65536)},
+                  {"tensor records of one file", many_tensors(2000), many_tensors(200000)}};
+  for (auto& c : cases) {
+    const double a = best_open_seconds(c.small), b = best_open_seconds(c.big);
+    MESSAGE(std::string(c.what) << ": " << a << " s at n, " << b << " s at 100 n (ratio " << b / a << "; quadratic: 10,000)");
+    CHECK(b / a < 500.0);
+  }
 }
 
 }  // TEST_SUITE
