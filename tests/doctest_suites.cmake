@@ -4,6 +4,10 @@ foreach(src ${WC_TEST_SRC})
   foreach(line ${suites})
     string(REGEX MATCH "\"([a-z0-9_]+)\"" _ ${line})
     set(suite ${CMAKE_MATCH_1})
+    # A file may open one suite twice (TEST_SUITE blocks are reopenable).
+    if(TEST ${suite})
+      continue()
+    endif()
     add_test(NAME ${suite} COMMAND wcodec_tests --test-suite=${suite} --no-intro=true)
     # A suite that matched no test case fails rather than passing empty.
     set_tests_properties(${suite} PROPERTIES SKIP_REGULAR_EXPRESSION "\\[SKIPPED\\]"
