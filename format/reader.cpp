@@ -66,11 +66,13 @@ void ContainerReader::open() {
       auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
       manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize);
     }
-    // Each chunk takes at least 64 bytes of the chunk area (a header and an
-    // aligned payload), and the index's size follows from the chunk count:
-    // check both before decompressing it, so that its size is bounded by the
-    // file's, not by what the manifest claims.
-    if (manifest_.chunk_count > (footer_.index_offset - mend) / kAlign)
+    // Chunk payloads start 64 bytes apart at least (a 16-byte header before
+    // each aligned payload), the first 16 bytes after the manifest at least,
+    // and the index's size follows from the chunk count: check both before
+    // decompressing the index, so its size is bounded by the file's, not by
+    // what the manifest claims.
+    const uint64_t area = footer_.index_offset - mend;
+    if (manifest_.chunk_count > 0 && area < kChunkHeaderSize + kAlign * (uint64_t(manifest_.chunk_count) - 1))
       fail_at(Errc::corrupt, kHeaderSize, "manifest claims more chunks than the file can hold");
     if (footer_.index_raw != 8 + 24 * uint64_t(manifest_.chunk_count))
       fail_at(Errc::corrupt, n - kFooterSize + 16, "index size does not match the manifest's chunk count");
