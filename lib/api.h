@@ -7,6 +7,7 @@
 #include <memory>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "codec/codec.h"
@@ -74,12 +75,29 @@ struct TensorSummary {
   double h_values = -1, h_exp_bound = -1;
 };
 
+struct FileSummary {
+  std::string name, kind;  // kind: "safetensors" | "blob"
+  uint64_t size = 0, stored_bytes = 0;
+  uint32_t tensors = 0;
+  std::vector<std::pair<std::string, std::string>> metadata;  // safetensors __metadata__, in order
+};
+
+// Totals over the tensors of one dtype or one codec.
+struct GroupSummary {
+  std::string name;
+  uint64_t tensors = 0, elements = 0, raw_bytes = 0, stored_bytes = 0;
+};
+
 struct InspectResult {
   std::string path;
   unsigned version_major = 0, version_minor = 0;
+  // raw_bytes: the original files; stored_payload: chunk payloads only;
+  // weights: elements of tensors in safetensors files (blobs are not weights).
   uint64_t file_size = 0, raw_bytes = 0, stored_payload = 0, weights = 0;
-  std::vector<std::string> files;
+  std::vector<FileSummary> files;
+  std::vector<GroupSummary> by_dtype, by_codec;  // in order of first appearance
   uint64_t tensor_count = 0;
+  size_t name_width = 0;  // widest tensor name as shown (escaped), for aligned columns
 };
 
 // Receives inspect's output as it is made: the totals (from the manifest and

@@ -1,17 +1,41 @@
 // inspect: what a container holds, from the manifest and index alone (and,
 // with --entropy, from decoding the float tensors).
+#include <algorithm>
 #include <cstdio>
-#include <sstream>
 
 #include "format/json.h"
 #include "format/text.h"
 #include "format/reader.h"
+#include "format/safetensors.h"
 #include "lib/api.h"
 #include "lib/decode_driver.h"
 
 #include "codec/float_ans.h"
 
 namespace wc {
+
+namespace {
+
+std::string codec_label(uint8_t c) {
+  return codec_id_valid(c) ? std::string(codec_name(static_cast<CodecId>(c))) : "unknown(" + std::to_string(c) + ")";
+}
+
+GroupSummary& group(std::vector<GroupSummary>& v, const std::string& name) {
+  for (auto& g : v)
+    if (g.name == name) return g;
+  v.push_back({name});
+  return v.back();
+}
+
+// Display width of a name after escaping (code points, not bytes).
+size_t shown_width(const std::string& name) {
+  const std::string e = escape_for_terminal(name);
+  size_t w = 0;
+  for (unsigned char c : e) w += (c & 0xC0) != 0x80;
+  return w;
+}
+
+}  // namespace
 
 void inspect(const std::string& in, bool entropy, InspectSink& out) {
   ContainerReader r(in);
@@ -23,12 +47,33 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
   res.file_size = r.file_size();
   res.tensor_count = m.tensors.size();
   for (const auto& f : m.files) {
-    res.files.push_back(f.name);
+    FileSummary fs;
+    fs.name = f.name;
+    fs.kind = f.kind == FileKind::safetensors ? "safetensors" : "blob";
+    fs.size = f.size;
+    fs.tensors = f.tensor_count;
+    if (f.kind == FileKind::safetensors)  // checked when the container was opened
+      st::scan_header(f.prefix.data(), f.prefix.size(), f.size, [](st::TensorInfo&&, const st::EntryPos&) {},
+                      [&](std::string&& k, std::string&& v, uint64_t) { fs.metadata.emplace_back(std::move(k), std::move(v)); });
     res.raw_bytes += f.size;
-    for (uint32_t i = 0; i < f.tensor_count; ++i)
-      if (f.kind == FileKind::safetensors) res.weights += m.tensors[f.first_tensor + i].elements();
+    for (uint32_t i = 0; i < f.tensor_count; ++i) {
+      const TensorRecord& t = m.tensors[f.first_tensor + i];
+      uint64_t stored = 0;
+      for (uint32_t c = 0; c < t.chunk_count; ++c) stored += r.index()[t.first_chunk + c].stored_size;
+      fs.stored_bytes += stored;
+      const uint64_t el = t.elements();
+      if (f.kind == FileKind::safetensors) res.weights += el;
+      for (GroupSummary* g : {&group(res.by_dtype, std::string(dtype_name(t.dtype))), &group(res.by_codec, codec_label(t.codec))}) {
+        ++g->tensors;
+        g->elements += el;
+        g->raw_bytes += t.byte_size;
+        g->stored_bytes += stored;
+      }
+      res.name_width = std::max(res.name_width, shown_width(t.name));
+    }
+    res.stored_payload += fs.stored_bytes;
+    res.files.push_back(std::move(fs));
   }
-  for (const auto& e : r.index()) res.stored_payload += e.stored_size;
   out.begin(res);
   std::vector<uint8_t> chunk;
   TensorSummary s;
@@ -38,8 +83,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       s.file = f.name;
       s.name = t.name;
       s.dtype = std::string(dtype_name(t.dtype));
-      s.codec = codec_id_valid(t.codec) ? std::string(codec_name(static_cast<CodecId>(t.codec)))
-                                        : "unknown(" + std::to_string(t.codec) + ")";
+      s.codec = codec_label(t.codec);
       s.shape = t.shape;
       s.elements = t.elements();
       s.raw_bytes = t.byte_size;
@@ -93,10 +137,23 @@ static std::string fmt(double v, int prec = 3) {
 
 namespace {
 
-// JSON: {"path", "version", "file_size", "raw_bytes", "payload_bytes",
-// "weights", "ratio", "bits_per_weight", "files": [names], "tensors": [{"file",
-// "name", "dtype", "shape", "codec", "elements", "raw_bytes", "stored_bytes",
-// "chunks", "bits_per_weight", ["h_values", "h_exp_bound"]}]}
+double bpw(uint64_t bytes, uint64_t elements) { return elements ? 8.0 * double(bytes) / double(elements) : 0.0; }
+
+std::string json_groups(const std::vector<GroupSummary>& v) {
+  std::string o = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto& g = v[i];
+    o += std::string(i ? "," : "") + "{\"name\":\"" + json_escape(g.name) + "\",\"tensors\":" + std::to_string(g.tensors) +
+         ",\"elements\":" + std::to_string(g.elements) + ",\"raw_bytes\":" + std::to_string(g.raw_bytes) +
+         ",\"stored_bytes\":" + std::to_string(g.stored_bytes) + ",\"bits_per_weight\":" + fmt(bpw(g.stored_bytes, g.elements), 6) +
+         "}";
+  }
+  return o + "]";
+}
+
+// The JSON document (documented in README.md, "inspect --json"): totals, then
+// "files", "by_dtype", "by_codec", then "tensors", one object per tensor in
+// file order. Written as it goes, so any number of tensors streams.
 class JsonWriter : public InspectSink {
  public:
   explicit JsonWriter(std::FILE* f) : f_(f) {}
@@ -106,10 +163,18 @@ class JsonWriter : public InspectSink {
                     ",\"raw_bytes\":" + std::to_string(r.raw_bytes) + ",\"payload_bytes\":" + std::to_string(r.stored_payload) +
                     ",\"weights\":" + std::to_string(r.weights) +
                     ",\"ratio\":" + fmt(r.raw_bytes ? double(r.file_size) / double(r.raw_bytes) : 0, 6) +
-                    ",\"bits_per_weight\":" + fmt(r.weights ? 8.0 * double(r.file_size) / double(r.weights) : 0, 6) +
-                    ",\"files\":[";
-    for (size_t i = 0; i < r.files.size(); ++i) o += (i ? ",\"" : "\"") + json_escape(r.files[i]) + "\"";
-    o += "],\"tensors\":[";
+                    ",\"bits_per_weight\":" + fmt(bpw(r.file_size, r.weights), 6) +
+                    ",\"payload_bits_per_weight\":" + fmt(bpw(r.stored_payload, r.weights), 6) + ",\"files\":[";
+    for (size_t i = 0; i < r.files.size(); ++i) {
+      const auto& fs = r.files[i];
+      o += std::string(i ? "," : "") + "{\"name\":\"" + json_escape(fs.name) + "\",\"kind\":\"" + fs.kind +
+           "\",\"size\":" + std::to_string(fs.size) + ",\"stored_bytes\":" + std::to_string(fs.stored_bytes) +
+           ",\"tensors\":" + std::to_string(fs.tensors) + ",\"metadata\":{";
+      for (size_t k = 0; k < fs.metadata.size(); ++k)
+        o += std::string(k ? "," : "") + "\"" + json_escape(fs.metadata[k].first) + "\":\"" + json_escape(fs.metadata[k].second) + "\"";
+      o += "}}";
+    }
+    o += "],\"by_dtype\":" + json_groups(r.by_dtype) + ",\"by_codec\":" + json_groups(r.by_codec) + ",\"tensors\":[";
     std::fputs(o.c_str(), f_);
   }
   void tensor(const TensorSummary& t) override {
@@ -130,37 +195,64 @@ class JsonWriter : public InspectSink {
   bool first_ = true;
 };
 
-// Names in the table come from the file: escaped, so none can move the cursor
-// or rewrite what the user sees.
+// Pads `s` (escaped) to `w` display columns.
+std::string padded(const std::string& s, size_t w) {
+  std::string e = escape_for_terminal(s);
+  size_t n = 0;
+  for (unsigned char c : e) n += (c & 0xC0) != 0x80;
+  if (n < w) e.append(w - n, ' ');
+  return e;
+}
+
+// The human table. Names come from the file: escaped, so none can move the
+// cursor or rewrite what the user sees; columns sized to the widest name.
 class TextWriter : public InspectSink {
  public:
   TextWriter(std::FILE* f, bool entropy) : f_(f), ent_(entropy) {}
   void begin(const InspectResult& r) override {
+    multi_ = r.files.size() > 1;
+    name_w_ = std::max<size_t>(r.name_width, 6);
+    for (const auto& fs : r.files) file_w_ = std::max(file_w_, escape_for_terminal(fs.name).size());
     std::fprintf(f_, "%s: wcodec container v%u.%u, %zu file(s), %llu tensor(s)\n", escape_for_terminal(r.path).c_str(),
                  r.version_major, r.version_minor, r.files.size(), (unsigned long long)r.tensor_count);
-    std::fprintf(f_, "%-48s %-8s %-18s %-9s %12s %12s %7s%s\n", "tensor", "dtype", "shape", "codec", "raw", "stored",
+    for (const auto& fs : r.files) {
+      std::fprintf(f_, "  file %s: %s, %llu bytes, %u tensor(s), %llu bytes stored\n", escape_for_terminal(fs.name).c_str(),
+                   fs.kind.c_str(), (unsigned long long)fs.size, fs.tensors, (unsigned long long)fs.stored_bytes);
+      for (const auto& [k, v] : fs.metadata)
+        std::fprintf(f_, "    metadata %s = %s\n", escape_for_terminal(k).c_str(), escape_for_terminal(v).c_str());
+    }
+    std::string head = (multi_ ? padded("file", file_w_) + " " : std::string()) + padded("tensor", name_w_);
+    std::fprintf(f_, "%s %-8s %-18s %-9s %12s %12s %7s%s\n", head.c_str(), "dtype", "shape", "codec", "raw", "stored",
                  "bits/w", ent_ ? "  H(values) H(exp)+rest" : "");
   }
   void tensor(const TensorSummary& t) override {
-    std::fprintf(f_, "%-48s %-8s %-18s %-9s %12llu %12llu %7.3f", escape_for_terminal(t.name).c_str(), t.dtype.c_str(),
-                 shape_str(t.shape).c_str(), t.codec.c_str(), (unsigned long long)t.raw_bytes,
-                 (unsigned long long)t.stored_bytes, t.bits_per_weight);
+    std::string head = (multi_ ? padded(t.file, file_w_) + " " : std::string()) + padded(t.name, name_w_);
+    std::fprintf(f_, "%s %-8s %-18s %-9s %12llu %12llu %7.3f", head.c_str(), t.dtype.c_str(), shape_str(t.shape).c_str(),
+                 t.codec.c_str(), (unsigned long long)t.raw_bytes, (unsigned long long)t.stored_bytes, t.bits_per_weight);
     if (t.h_values >= 0) std::fprintf(f_, "  %9.3f %9.3f", t.h_values, t.h_exp_bound);
     std::fputc('\n', f_);
   }
   void end(const InspectResult& r) override {
+    for (const auto* gs : {&r.by_dtype, &r.by_codec}) {
+      std::fprintf(f_, "%s\n", gs == &r.by_dtype ? "by dtype:" : "by codec:");
+      for (const auto& g : *gs)
+        std::fprintf(f_, "  %-12s %10llu tensor(s) %16llu -> %16llu bytes  %8.3f bits/w\n", g.name.c_str(),
+                     (unsigned long long)g.tensors, (unsigned long long)g.raw_bytes, (unsigned long long)g.stored_bytes,
+                     bpw(g.stored_bytes, g.elements));
+    }
     std::fprintf(f_,
-                 "total: %llu bytes -> %llu bytes (ratio %.4f, %.2f%%), payload %llu bytes, %.4f bits/weight over %llu "
-                 "weights\n",
+                 "total: %llu bytes -> %llu bytes (ratio %.4f, %.2f%%); over %llu weights: %.4f bits/weight for the whole "
+                 "file, %.4f for the chunk payloads alone (%llu bytes)\n",
                  (unsigned long long)r.raw_bytes, (unsigned long long)r.file_size,
                  r.raw_bytes ? double(r.file_size) / double(r.raw_bytes) : 0.0,
-                 r.raw_bytes ? 100.0 * double(r.file_size) / double(r.raw_bytes) : 0.0, (unsigned long long)r.stored_payload,
-                 r.weights ? 8.0 * double(r.file_size) / double(r.weights) : 0.0, (unsigned long long)r.weights);
+                 r.raw_bytes ? 100.0 * double(r.file_size) / double(r.raw_bytes) : 0.0, (unsigned long long)r.weights,
+                 bpw(r.file_size, r.weights), bpw(r.stored_payload, r.weights), (unsigned long long)r.stored_payload);
   }
 
  private:
   std::FILE* f_;
-  bool ent_;
+  bool ent_, multi_ = false;
+  size_t name_w_ = 6, file_w_ = 4;
 };
 
 }  // namespace

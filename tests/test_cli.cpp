@@ -60,6 +60,38 @@ TEST_SUITE("cli") {
     CHECK(r.out.find("\"codec\":") != std::string::npos);
   }
 
+  TEST_CASE("inspect shows each file, its metadata, the file of each tensor and totals per dtype and codec") {
+    const std::string vec = std::string(WCODEC_TEST_DIR) + "/vectors/";
+    auto r = tu::run(tu::cli() + " inspect " + q(vec + "sharded.wcz"));
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("file a.safetensors: safetensors, 294 bytes, 2 tensor(s)") != std::string::npos);
+    CHECK(r.out.find("file model.safetensors.index.json: blob") != std::string::npos);
+    // multi-file: a file column, aligned under its header
+    const size_t hdr = r.out.find("\nfile "), row = r.out.find("\nb.safetensors ");
+    REQUIRE(hdr != std::string::npos);
+    REQUIRE(row != std::string::npos);
+    CHECK(r.out.find("tensor", hdr) - hdr == r.out.find("scalar", row) - row);
+    CHECK(r.out.find("by dtype:") != std::string::npos);
+    CHECK(r.out.find("by codec:") != std::string::npos);
+    CHECK(r.out.find("for the whole file") != std::string::npos);
+    r = tu::run(tu::cli() + " inspect " + q(vec + "single_zstd.wcz"));
+    CHECK(r.out.find("metadata format = pt") != std::string::npos);
+    r = tu::run(tu::cli() + " inspect --json " + q(vec + "single_zstd.wcz"));
+    REQUIRE(r.status == 0);
+    auto v = wc::json::parse(r.out);
+    const auto* files = v.find("files");
+    REQUIRE(files != nullptr);
+    REQUIRE(files->array.size() == 1);
+    CHECK(files->array[0].find("metadata")->find("format")->str == "pt");
+    CHECK(files->array[0].find("kind")->str == "safetensors");
+    const auto* by_dtype = v.find("by_dtype");
+    REQUIRE(by_dtype != nullptr);
+    uint64_t n = 0;
+    for (const auto& g : by_dtype->array) n += *g.find("tensors")->u64;
+    CHECK(n == 5);
+    CHECK(v.find("payload_bits_per_weight") != nullptr);
+  }
+
   TEST_CASE("inspect --entropy reports the bounds of float tensors") {
     tu::TempDir t;
     auto r = inspect_sample(t, "--entropy --json");
