@@ -2,9 +2,13 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <mutex>
+#include <new>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,39 +111,109 @@ std::string path_join(const std::string& dir, const std::string& name) {
 }
 
 namespace {
-// Fixed slots so the signal handler touches no heap: each holds a temporary's
-// path while its AtomicFile is open.
-constexpr int kTempSlots = 64;
-constexpr size_t kTempPathMax = 4096;
-char g_temp_paths[kTempSlots][kTempPathMax];
-std::atomic<bool> g_temp_used[kTempSlots];
+// The signal handler's list of paths to remove. A doubly-linked list of heap
+// nodes behind a static sentinel: writers (register/unregister, any thread)
+// take g_list_mutex and publish each change with one atomic store of a
+// `next` pointer; the handler takes no lock and allocates nothing, it only
+// follows `next` and reads paths that never change after publication. `prev` is touched by
+// writers only. A node is freed after it is unlinked only if no handler is
+// running (g_handlers, seq_cst on both sides): a handler that started before
+// the unlink may still hold it, so it is then leaked instead (a few nodes, and
+// only when the process is being interrupted).
+struct CleanupNode {
+  std::atomic<CleanupNode*> next{nullptr};
+  CleanupNode* prev = nullptr;
+  SignalCleanup::Kind kind = SignalCleanup::file;
+  char* path = nullptr;  // NUL-terminated, in the same allocation
+};
+static_assert(std::atomic<CleanupNode*>::is_always_lock_free);
+static_assert(std::atomic<int>::is_always_lock_free);
 
-int register_temp(const std::string& p) {
-  if (p.size() >= kTempPathMax) return -1;
-  for (int i = 0; i < kTempSlots; ++i) {
-    bool expected = false;
-    if (g_temp_used[i].compare_exchange_strong(expected, true)) {
-      std::memcpy(g_temp_paths[i], p.c_str(), p.size() + 1);
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      return i;
-    }
-  }
-  return -1;
+CleanupNode g_head;  // sentinel; g_head.next is the newest entry
+std::mutex g_list_mutex;
+std::atomic<int> g_handlers{0};
+
+CleanupNode* new_node(const std::string& p, SignalCleanup::Kind kind) {
+  void* mem = ::operator new(sizeof(CleanupNode) + p.size() + 1);
+  auto* n = new (mem) CleanupNode;
+  n->kind = kind;
+  n->path = reinterpret_cast<char*>(n + 1);
+  std::memcpy(n->path, p.c_str(), p.size() + 1);
+  return n;
 }
 
-void unregister_temp(int slot) {
-  if (slot >= 0) g_temp_used[slot] = false;
+void free_node(CleanupNode* n) {
+  n->~CleanupNode();
+  ::operator delete(n);
 }
 }  // namespace
 
-void remove_temporaries_from_signal_handler() noexcept {
-  for (int i = 0; i < kTempSlots; ++i)
-    if (g_temp_used[i].load()) ::unlink(g_temp_paths[i]);
+SignalCleanup::SignalCleanup(const std::string& path, Kind kind) {
+  CleanupNode* n = new_node(path, kind);
+  std::lock_guard<std::mutex> lock(g_list_mutex);
+  CleanupNode* first = g_head.next.load(std::memory_order_relaxed);
+  n->prev = &g_head;
+  n->next.store(first, std::memory_order_relaxed);
+  if (first) first->prev = n;
+  g_head.next.store(n, std::memory_order_seq_cst);  // publishes the node and its path
+  node_ = n;
 }
+
+void SignalCleanup::reset() noexcept {
+  if (!node_) return;
+  auto* n = static_cast<CleanupNode*>(node_);
+  node_ = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_list_mutex);
+    CleanupNode* after = n->next.load(std::memory_order_relaxed);
+    n->prev->next.store(after, std::memory_order_seq_cst);
+    if (after) after->prev = n->prev;
+  }
+  // Seen no handler after the unlink: any handler starts later and cannot
+  // reach the node. Otherwise one may be reading it: leak it.
+  if (g_handlers.load(std::memory_order_seq_cst) == 0) free_node(n);
+}
+
+void remove_temporaries_from_signal_handler() noexcept {
+  const int saved_errno = errno;  // the interrupted code may be about to read it
+  g_handlers.fetch_add(1, std::memory_order_seq_cst);
+  for (int pass = 0; pass < 2; ++pass) {  // files, then the (now empty) directories
+    const auto kind = pass == 0 ? SignalCleanup::file : SignalCleanup::directory;
+    for (CleanupNode* n = g_head.next.load(std::memory_order_seq_cst); n; n = n->next.load(std::memory_order_seq_cst))
+      if (n->kind == kind) {
+        if (kind == SignalCleanup::file) ::unlink(n->path);
+        else ::rmdir(n->path);
+      }
+  }
+  g_handlers.fetch_sub(1, std::memory_order_seq_cst);
+  errno = saved_errno;
+}
+
+namespace {
+// Six random characters for a temporary's name, as mkostemp would pick them.
+std::string random_suffix() {
+  static std::atomic<uint64_t> counter{0};
+  uint64_t x = counter.fetch_add(1, std::memory_order_relaxed) * 0x9E3779B97F4A7C15ull;
+  x ^= uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+  x ^= uint64_t(::getpid()) << 40;
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) == ssize_t(sizeof r)) x ^= r;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finaliser
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  static const char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s(6, 'A');
+  for (auto& c : s) {
+    c = kChars[x % 62];
+    x /= 62;
+  }
+  return s;
+}
+}  // namespace
 
 AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), overwrite_(overwrite) {
   if (!overwrite && path_exists(path)) {
-    Error e(Errc::exists, "output exists (use -f to overwrite)");
+    Error e(Errc::exists, "use -f to overwrite");
     e.at_file(path);
     throw e;
   }
@@ -148,19 +222,30 @@ AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), o
     e.at_file(path);
     throw e;
   }
-  tmp_ = path_join(path_dirname(path), "." + path_basename(path) + ".wctmp.XXXXXX");
-  fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
-  if (fd_ < 0) fail_errno(path, "cannot create temporary file in the output directory");
+  // The temporary: "<dir>/.wctmp.XXXXXX", 13 bytes whatever the destination's
+  // name (so it fits wherever the destination does), created exclusively. It
+  // is registered for the signal handler before it is created, so there is no
+  // moment when it exists unregistered; on a clash (O_EXCL) the entry goes and
+  // another name is tried.
+  const std::string dir = path_dirname(path);
+  for (int attempt = 0; fd_ < 0; ++attempt) {
+    tmp_ = path_join(dir, ".wctmp." + random_suffix());
+    cleanup_ = SignalCleanup(tmp_, SignalCleanup::file);
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      int err = errno;
+      cleanup_.reset();
+      errno = err;
+      if (err != EEXIST || attempt >= 100) fail_errno(path, "cannot create temporary file in the output directory");
+    }
+  }
   ::fchmod(fd_, 0644);
-  slot_ = register_temp(tmp_);
 }
 
 AtomicFile::~AtomicFile() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlink(tmp_.c_str());
-  }
-  unregister_temp(slot_);
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+  cleanup_.reset();
 }
 
 void AtomicFile::write(const void* p, size_t n) {
@@ -182,18 +267,39 @@ void AtomicFile::pwrite_at(const void* p, size_t n, uint64_t off) {
   }
 }
 
-void AtomicFile::commit() {
+void AtomicFile::finish() {
+  if (finished_) return;
+  if (fd_ < 0) {  // a failed finish() or commit() before
+    errno = EBADF;
+    fail_errno(path_, "write failed");
+  }
   if (::fsync(fd_) != 0) fail_errno(path_, "fsync failed");
-  if (::close(fd_) != 0) { fd_ = -1; ::unlink(tmp_.c_str()); fail_errno(path_, "close failed"); }
+  int r = ::close(fd_);
   fd_ = -1;
+  if (r != 0) {
+    discard_temporary();
+    fail_errno(path_, "close failed");
+  }
+  finished_ = true;
+}
+
+void AtomicFile::discard_temporary() noexcept {
+  int err = errno;
+  ::unlink(tmp_.c_str());
+  tmp_.clear();
+  cleanup_.reset();
+  errno = err;
+}
+
+void AtomicFile::commit() {
+  if (committed_) return;
+  finish();
   if (!overwrite_) {
     // link() fails if the destination appeared meanwhile: never clobber.
     if (::link(tmp_.c_str(), path_.c_str()) != 0) {
-      int err = errno;
-      ::unlink(tmp_.c_str());
-      errno = err;
-      if (err == EEXIST) {
-        Error e(Errc::exists, "output exists (use -f to overwrite)");
+      discard_temporary();
+      if (errno == EEXIST) {
+        Error e(Errc::exists, "use -f to overwrite");
         e.at_file(path_);
         throw e;
       }
@@ -201,11 +307,11 @@ void AtomicFile::commit() {
     }
     ::unlink(tmp_.c_str());
   } else if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp_.c_str());
-    errno = err;
+    discard_temporary();
     fail_errno(path_, "cannot rename output into place");
   }
+  committed_ = true;
+  cleanup_.reset();
 }
 
 void FdSink::write(const void* p, size_t n) {

@@ -42,6 +42,33 @@ class StreamIn {
   uint64_t off_ = 0;
 };
 
+// One path that remove_temporaries_from_signal_handler() removes while the
+// entry is alive: a file (unlinked) or a directory (rmdir'ed, after every
+// file, so only when empty). Registration and removal are thread-safe and may
+// run while a handler walks the list; there is no limit on the number of
+// entries. Registration allocates (outside any handler).
+class SignalCleanup {
+ public:
+  enum Kind : uint8_t { file, directory };
+  SignalCleanup() = default;
+  SignalCleanup(const std::string& path, Kind kind);
+  ~SignalCleanup() { reset(); }
+  SignalCleanup(SignalCleanup&& o) noexcept : node_(o.node_) { o.node_ = nullptr; }
+  SignalCleanup& operator=(SignalCleanup&& o) noexcept {
+    if (this != &o) {
+      reset();
+      node_ = o.node_;
+      o.node_ = nullptr;
+    }
+    return *this;
+  }
+  void reset() noexcept;  // unregisters (the path itself is left alone)
+  explicit operator bool() const { return node_ != nullptr; }
+
+ private:
+  void* node_ = nullptr;
+};
+
 class ByteSink {
  public:
   virtual ~ByteSink() = default;
@@ -49,25 +76,37 @@ class ByteSink {
   virtual uint64_t written() const = 0;
 };
 
-// Writes to "<dir>/.<name>.XXXXXX", then commit() flushes, fsyncs and renames
-// onto the destination. Destroyed without commit(), it removes the temporary.
+// Writes to a temporary "<dir>/.wctmp.XXXXXX" (13 bytes, created exclusively
+// like mkostemp; never longer than NAME_MAX, whatever the destination's name),
+// then commit() flushes, fsyncs and renames (or, without overwrite, links)
+// it onto the destination. finish() does the flush, fsync and close early so
+// that a writer of many files holds one descriptor at a time; the temporary
+// stays until commit(). Destroyed without commit(), it removes the temporary.
 class AtomicFile : public ByteSink {
  public:
   // Fails with Errc::exists when `path` exists and !overwrite.
   AtomicFile(const std::string& path, bool overwrite);
   ~AtomicFile() override;
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
   void write(const void* p, size_t n) override;
   void pwrite_at(const void* p, size_t n, uint64_t off);  // for parallel writers
   uint64_t written() const override { return written_; }
+  // Flushes, fsyncs and closes the temporary (no more writes); idempotent.
+  void finish();
+  // finish(), then moves the temporary onto path(). Throws Errc::exists when
+  // !overwrite and the destination appeared meanwhile.
   void commit();
   const std::string& path() const { return path_; }
+  const std::string& temporary() const { return tmp_; }
 
  private:
   std::string path_, tmp_;
   int fd_ = -1;
-  int slot_ = -1;  // in the signal handler's list of temporaries
-  bool overwrite_;
+  bool overwrite_, finished_ = false, committed_ = false;
   uint64_t written_ = 0;
+  void discard_temporary() noexcept;  // unlinks it now (keeps errno)
+  SignalCleanup cleanup_;  // removes the temporary on a fatal signal
 };
 
 class FdSink : public ByteSink {
@@ -82,9 +121,11 @@ class FdSink : public ByteSink {
   uint64_t written_ = 0;
 };
 
-// Removes every temporary output still open. Async-signal-safe: the CLI calls
-// it from its SIGINT/SIGTERM handler so an interrupted run leaves nothing.
-// (The one piece of global state: a signal handler has no other way in.)
+// Removes every registered path (SignalCleanup): files first, then
+// directories (rmdir, so only empty ones). Async-signal-safe, no limit on the
+// number of entries: the CLI calls it from its SIGINT/SIGTERM/SIGHUP handler so
+// an interrupted run leaves nothing. (The one piece of global state: a signal
+// handler has no other way in.)
 void remove_temporaries_from_signal_handler() noexcept;
 
 bool path_exists(const std::string& path);

@@ -1,4 +1,6 @@
 // unpack: container in (file or pipe), the original files out.
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,7 +21,12 @@ std::string default_unpack_output(const std::string& in) {
 namespace {
 
 // Writes each file to a temporary beside its destination; commits all of
-// them only when every file decoded and matched its checksum.
+// them only when every file decoded and matched its checksum. A finished file
+// is flushed, fsynced and closed at once (its temporary stays until commit),
+// so only the file being written holds a descriptor, however many there are.
+// A directory made here is removed again on failure, and by the signal
+// handler, which also removes the temporaries and, during commit, the files
+// already linked into place.
 class OutputFiles : public AssemblyTarget {
  public:
   OutputFiles(const Manifest& m, const std::string& out, bool force) : m_(m), out_(out), force_(force) {
@@ -28,30 +35,40 @@ class OutputFiles : public AssemblyTarget {
     if (out == "-") fail(Errc::usage, "a sharded model unpacks to a directory, not to standard output");
     if (!is_directory(out)) {
       if (path_exists(out)) {
-        Error e(Errc::exists, "output exists and is not a directory");
+        Error e(Errc::exists, "it is not a directory");
         e.at_file(out);
         throw e;
       }
       if (::mkdir(out.c_str(), 0755) != 0) {
-        Error e(Errc::io, "cannot create output directory");
+        Error e(Errc::io, std::string("cannot create output directory: ") + std::strerror(errno));
         e.at_file(out);
         throw e;
       }
       made_dir_ = true;
+      // Only once made here: a directory the run did not create is never removed.
+      try {
+        dir_cleanup_ = SignalCleanup(out, SignalCleanup::directory);
+      } catch (...) {
+        ::rmdir(out.c_str());
+        throw;
+      }
     }
     // Check every destination before writing anything.
     for (const auto& f : m.files)
       if (!force && path_exists(path_join(out, f.name))) {
-        Error e(Errc::exists, "output exists (use -f to overwrite)");
+        Error e(Errc::exists, "use -f to overwrite");
         e.at_file(path_join(out, f.name));
         throw e;
       }
   }
   ~OutputFiles() override {
-    if (!committed_ && made_dir_) {
-      files_.clear();
-      ::rmdir(out_.c_str());
-    }
+    if (committed_) return;
+    files_.clear();  // removes every temporary
+    // Files a failed commit had already put in place that this run created.
+    for (const auto& p : linked_) ::unlink(p.c_str());
+    linked_guard_.clear();
+    if (made_dir_) ::rmdir(out_.c_str());
+    dir_cleanup_.reset();
   }
   void begin_file(uint32_t f) override {
     if (single_ && out_ == "-") {
@@ -65,10 +82,30 @@ class OutputFiles : public AssemblyTarget {
     cur_ = files_.back().get();
   }
   void bytes(const uint8_t* p, size_t n) override { cur_->write(p, n); }
-  void end_file(uint32_t) override {}
+  void end_file(uint32_t) override {
+    if (!stdout_ && !files_.empty()) files_.back()->finish();  // releases its descriptor
+  }
   void commit() {
-    for (auto& f : files_) f->commit();
+    // Files this run creates (no -f: link() never replaces anything; or a
+    // directory made here) are taken back if the commit fails half way, and
+    // removed by the signal handler until every file is in place. Each is
+    // registered only once linked, so a name that someone else created
+    // meanwhile is never removed.
+    const bool track = !force_ || made_dir_;
+    if (track) {
+      linked_.reserve(files_.size());
+      linked_guard_.reserve(files_.size());
+    }
+    for (auto& f : files_) {
+      f->commit();
+      if (track) {
+        linked_.push_back(f->path());
+        linked_guard_.emplace_back(f->path(), SignalCleanup::file);
+      }
+    }
     committed_ = true;
+    linked_guard_.clear();
+    dir_cleanup_.reset();
   }
 
  private:
@@ -76,6 +113,9 @@ class OutputFiles : public AssemblyTarget {
   std::string out_;
   bool force_, single_ = true, made_dir_ = false, committed_ = false;
   std::vector<std::unique_ptr<AtomicFile>> files_;
+  std::vector<std::string> linked_;            // created by a commit not yet complete
+  std::vector<SignalCleanup> linked_guard_;    // the same, for the signal handler
+  SignalCleanup dir_cleanup_;                  // the directory made here, for the signal handler
   std::unique_ptr<FdSink> stdout_;
   ByteSink* cur_ = nullptr;
 };

@@ -1,8 +1,10 @@
 // Safe writes: output goes to a temporary in the destination directory and is
 // renamed into place only when complete. A pack or unpack that is interrupted
 // (SIGINT to the CLI) or runs out of space (RLIMIT_FSIZE, a full disk in
-// miniature) leaves no output, no temporary (".NAME.wctmp.*"), an existing
-// output untouched, and the input untouched.
+// miniature) leaves no output, no temporary (".wctmp.XXXXXX"), an existing
+// output untouched, and the input untouched. Sharded models of thousands of
+// files unpack with few descriptors, and an interrupted or failed unpack
+// removes every temporary and the directory it made.
 #include <doctest/doctest.h>
 
 #include <dirent.h>
@@ -12,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -20,11 +23,15 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "format/file_io.h"
 #include "format/hash.h"
+#include "format/reader.h"
 
 #include "format/error.h"
 #include "lib/api.h"
@@ -149,6 +156,73 @@ int wait_child(pid_t pid, double seconds, bool& timed_out) {
 std::string status_text(int st) {
   if (WIFSIGNALED(st)) return "killed by signal " + std::to_string(WTERMSIG(st));
   return "exit " + std::to_string(WEXITSTATUS(st));
+}
+
+
+// A sharded model in `dir`: `names.size()` shards of one tiny BF16 tensor each
+// (different bytes per shard) and its index json. Returns every file's bytes
+// by name, the index included.
+std::vector<std::pair<std::string, std::vector<uint8_t>>> write_sharded(const std::string& dir,
+                                                                        const std::vector<std::string>& names) {
+  REQUIRE(::mkdir(dir.c_str(), 0755) == 0);
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> files;
+  std::string idx = "{\"metadata\": {}, \"weight_map\": {";
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::string t = "t" + std::to_string(i);
+    std::vector<stb::StTensor> ts = {{t, DType::BF16, {16}, stb::pattern_bytes(32, i + 1)}};
+    files.push_back({names[i], stb::build(ts)});
+    stb::write_file(dir + "/" + names[i], files.back().second);
+    idx += (i ? ", " : "") + stb::quote(t) + ": " + stb::quote(names[i]);
+  }
+  idx += "}}";
+  files.push_back({"model.safetensors.index.json", std::vector<uint8_t>(idx.begin(), idx.end())});
+  stb::write_file(dir + "/model.safetensors.index.json", files.back().second);
+  return files;
+}
+
+std::vector<std::string> shard_names(size_t n) {
+  std::vector<std::string> v;
+  char buf[64];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", i + 1, n);
+    v.push_back(buf);
+  }
+  return v;
+}
+
+// Entries of `dir` other than "." and ".." (empty when it does not exist).
+std::vector<std::string> dir_entries(const std::string& dir) {
+  std::vector<std::string> v;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) v.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return v;
+}
+
+// Removes `dir` and the files in it (what a failed check may have left).
+void remove_flat_dir(const std::string& dir) {
+  for (const auto& e : dir_entries(dir)) ::unlink((dir + "/" + e).c_str());
+  ::rmdir(dir.c_str());
+}
+
+// Names of the files in `files` whose bytes in `dir` differ (or are missing).
+std::vector<std::string> mismatches(const std::string& dir,
+                                    const std::vector<std::pair<std::string, std::vector<uint8_t>>>& files) {
+  std::vector<std::string> bad;
+  for (const auto& [name, bytes] : files)
+    if (read_bytes(dir + "/" + name) != bytes) bad.push_back(name);
+  return bad;
+}
+
+// Packs the sharded model in `dir` (raw codec: quick, and payload bytes are
+// the tensors' bytes) into `wcz`.
+void pack_sharded(const std::string& dir, const std::string& wcz) {
+  wc::PackOptions po;
+  po.threads = 2;
+  po.codec = "raw";
+  wc::pack(dir, wcz, po);
 }
 
 }  // namespace
@@ -336,6 +410,271 @@ TEST_CASE("an existing output is refused without -f and kept byte for byte") {
   CHECK(threw);
   CHECK(read_bytes(out) == std::vector<uint8_t>{1, 2, 3});
   CHECK(temp_files(d.path).empty());
+}
+
+TEST_CASE("300 shards unpack under RLIMIT_NOFILE = 128 (file and stream input), every shard intact") {
+  // Each finished file gives its descriptor back: only the one being written
+  // holds one. (Sized for time: each file costs an fsync, some ms on a VM disk.)
+  TmpDir d;
+  const auto files = write_sharded(d / "model", shard_names(300));
+  pack_sharded(d / "model", d / "m.wcz");
+  const std::string wcz = d / "m.wcz";
+  for (bool stream : {false, true}) {
+    CAPTURE(stream);
+    const std::string out = d / (stream ? "out-stream" : "out-file");
+    const tu::ChildRun r = tu::run_in_child(
+        [&] {
+          if (stream) {
+            int fd = ::open(wcz.c_str(), O_RDONLY);
+            if (fd < 0 || ::dup2(fd, 0) < 0) ::_exit(3);
+            ::close(fd);
+          }
+          struct rlimit rl;
+          rl.rlim_cur = rl.rlim_max = 128;
+          if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) ::_exit(4);
+        },
+        [&] {
+          wc::UnpackOptions uo;
+          uo.threads = 2;
+          wc::unpack(stream ? "-" : wcz, out, uo);
+        });
+    INFO("unpack under RLIMIT_NOFILE = 128: " << r.message << " (" << r.seconds << " s)");
+    CHECK(r.ending == tu::ChildRun::returned);
+    CHECK(dir_entries(out).size() == files.size());
+    const auto bad = mismatches(out, files);
+    CHECK_MESSAGE(bad.empty(), bad.size() << " file(s) differ or are missing, e.g. " << (bad.empty() ? "" : bad[0]));
+    CHECK(temp_files(out).empty());
+  }
+}
+
+TEST_CASE("file names of 255 bytes (NAME_MAX) unpack: the temporary is never longer than that") {
+  TmpDir d;
+  const std::string longname = std::string(255 - 12, 'n') + ".safetensors";
+  REQUIRE(longname.size() == 255);
+  const auto files = write_sharded(d / "model", {longname, "b.safetensors"});
+  pack_sharded(d / "model", d / "m.wcz");
+  wc::UnpackOptions uo;
+  uo.threads = 2;
+  wc::unpack(d / "m.wcz", d / "out", uo);
+  CHECK(mismatches(d / "out", files).empty());
+  CHECK(dir_entries(d / "out").size() == 3);
+  // A single-file model of that name: its temporary is in the same directory.
+  stb::write_file(d / longname, files[0].second);
+  wc::PackOptions po;
+  po.threads = 2;
+  wc::pack(d / longname, d / "single.wcz", po);
+  REQUIRE(::mkdir((d / "back").c_str(), 0755) == 0);
+  wc::unpack(d / "single.wcz", d / "back/" + longname, uo);
+  CHECK(read_bytes(d / "back/" + longname) == files[0].second);
+  CHECK(dir_entries(d / "back") == std::vector<std::string>{longname});
+}
+
+TEST_CASE("a signal during a many-shard unpack removes every temporary and the directory it made, not one that was there") {
+  // The container reaches the CLI through a pipe that stops after the first
+  // 400 of 800 shards, so the signal lands while over a hundred finished
+  // shards wait as temporaries (and the CLI blocks reading the rest).
+  TmpDir d;
+  write_sharded(d / "model", shard_names(800));
+  pack_sharded(d / "model", d / "m.wcz");
+  const auto c = read_bytes(d / "m.wcz");
+  // Up to the payload of the middle chunk: the manifest (most of a container
+  // of tiny shards) and the first 400 shards' bytes.
+  size_t half = 0;
+  {
+    wc::ContainerReader r(d / "m.wcz");
+    REQUIRE(r.index().size() > 400);
+    half = size_t(r.index()[400].offset);
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  const std::string keep = "keep.txt";
+  for (bool existed : {false, true}) {
+    CAPTURE(existed);
+    const std::string out = d / "out";
+    remove_flat_dir(out);
+    if (existed) {
+      REQUIRE(::mkdir(out.c_str(), 0755) == 0);
+      stb::write_file(out + "/" + keep, {'k'});
+    }
+    const int sig = existed ? SIGHUP : SIGTERM;
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+    pid_t pid = spawn_cli({"unpack", "-", "-o", out, "-T", "2"}, d / "log", "", p[0]);
+    ::close(p[0]);
+    size_t done = 0;
+    while (done < half) {
+      ssize_t w = ::write(p[1], c.data() + done, half - done);
+      if (w <= 0) break;
+      done += size_t(w);
+    }
+    size_t temps = 0;
+    bool started = wait_for([&] { return (temps = temp_files(out).size()) >= 150; }, 30);
+    int st0 = 0;
+    bool still_running = ::waitpid(pid, &st0, WNOHANG) == 0;
+    ::kill(pid, sig);
+    bool timed_out = false;
+    int status = still_running ? wait_child(pid, 20, timed_out) : st0;
+    ::close(p[1]);
+    auto log = read_bytes(d / "log");
+    INFO("unpack after signal " << sig << ": " << status_text(status) << "; " << temps
+                                << " temporaries seen; left in the directory: " << dir_entries(out).size()
+                                << "; output: " << std::string(log.begin(), log.end()));
+    REQUIRE(started);
+    REQUIRE(still_running);
+    CHECK_FALSE(timed_out);
+    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == sig));
+    CHECK(temp_files(out).empty());
+    if (existed) {
+      CHECK(dir_entries(out) == std::vector<std::string>{keep});
+      CHECK(read_bytes(out + "/" + keep) == std::vector<uint8_t>{'k'});
+    } else {
+      CHECK_FALSE(exists(out));
+    }
+    CHECK(temp_files(d.path).empty());
+  }
+}
+
+TEST_CASE("an unpack failing at its last shard removes the directory it made, and keeps one that was there") {
+  TmpDir d;
+  write_sharded(d / "model", shard_names(80));
+  pack_sharded(d / "model", d / "m.wcz");
+  auto c = read_bytes(d / "m.wcz");
+  {
+    wc::ContainerReader r(d / "m.wcz");
+    REQUIRE_FALSE(r.index().empty());
+    const auto& last = r.index().back();
+    CHECK(r.tensor_of_chunk(uint32_t(r.index().size() - 1)).name == "t79");
+    c[last.offset + last.stored_size / 2] ^= 0x10;  // its checksum now fails; nothing recomputed
+  }
+  stb::write_file(d / "bad.wcz", c);
+  const std::string out = d / "out", keep = "keep.txt";
+  for (bool existed : {false, true}) {
+    CAPTURE(existed);
+    if (existed) {
+      REQUIRE(::mkdir(out.c_str(), 0755) == 0);
+      stb::write_file(out + "/" + keep, {'k'});
+    }
+    // In the library, from the file.
+    bool threw = false;
+    try {
+      wc::UnpackOptions uo;
+      uo.threads = 2;
+      wc::unpack(d / "bad.wcz", out, uo);
+    } catch (const wc::Error& e) {
+      threw = true;
+      INFO(e.describe());
+      CHECK((e.code() == Errc::checksum || e.code() == Errc::corrupt));
+    }
+    CHECK(threw);
+    CHECK(temp_files(d.path).empty());
+    if (existed) CHECK(dir_entries(out) == std::vector<std::string>{keep});
+    else CHECK_FALSE(exists(out));
+    // The CLI, from standard input.
+    pid_t pid = spawn_cli({"unpack", "-", "-o", out, "-T", "2"}, d / "log", d / "bad.wcz");
+    bool timed_out = false;
+    int status = wait_child(pid, 60, timed_out);
+    auto log = read_bytes(d / "log");
+    INFO("CLI: " << status_text(status) << "; output: " << std::string(log.begin(), log.end()));
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
+    CHECK(temp_files(d.path).empty());
+    if (existed) {
+      CHECK(dir_entries(out) == std::vector<std::string>{keep});
+      CHECK(read_bytes(out + "/" + keep) == std::vector<uint8_t>{'k'});
+    } else {
+      CHECK_FALSE(exists(out));
+    }
+  }
+  // With the good container, the same unpack works (the corruption was the only problem).
+  wc::UnpackOptions uo;
+  uo.threads = 2;
+  wc::unpack(d / "m.wcz", d / "good", uo);
+  CHECK(dir_entries(d / "good").size() == 81);
+}
+
+TEST_CASE("the signal handler removes every registered temporary, however many (200 at once), then the directory") {
+  // Called directly in a child (as the CLI's handler would), with 200
+  // temporaries alive: most still open, a quarter finished (descriptor closed).
+  TmpDir d;
+  const std::string made = d / "made";
+  const tu::ChildRun r = tu::run_in_child([] {}, [&] {
+    if (::mkdir(made.c_str(), 0755) != 0) throw std::runtime_error("mkdir");
+    wc::SignalCleanup dir_entry(made, wc::SignalCleanup::directory);
+    std::vector<std::unique_ptr<wc::AtomicFile>> fs;
+    for (int i = 0; i < 200; ++i) {
+      fs.push_back(std::make_unique<wc::AtomicFile>(made + "/f" + std::to_string(i), false));
+      fs.back()->write("x", 1);
+      if (i % 4 == 0) fs.back()->finish();
+    }
+    const size_t before = temp_files(made).size();
+    wc::remove_temporaries_from_signal_handler();
+    const size_t after = temp_files(made).size();
+    const bool dir_left = wc::path_exists(made), parent_left = wc::is_directory(d.path);
+    if (before != 200 || after != 0 || dir_left || !parent_left)
+      throw std::runtime_error("temporaries before: " + std::to_string(before) + ", after: " + std::to_string(after) +
+                               (dir_left ? "; the registered directory is still there" : "") +
+                               (parent_left ? "" : "; an unregistered directory was removed"));
+  });
+  INFO(r.message);
+  CHECK(r.ending == tu::ChildRun::returned);
+  CHECK_FALSE(exists(made));
+  CHECK(wc::is_directory(d.path));
+}
+
+TEST_CASE("temporaries registered from several threads while the handler walks the list: none lost, none wrong") {
+  // Four writers create, finish, commit and drop AtomicFiles while the main
+  // thread keeps running the handler's walk (removing what it finds). At the
+  // end each writer holds 50 open; one more walk must remove all of them, and
+  // must never have removed a committed file.
+  TmpDir d;
+  const std::string dir = d.path;
+  const tu::ChildRun r = tu::run_in_child([] {}, [&] {
+    std::atomic<int> running{4};
+    std::mutex mu;
+    std::vector<std::string> committed;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+      ts.emplace_back([&, t] {
+        std::vector<std::unique_ptr<wc::AtomicFile>> alive;
+        for (int i = 0; i < 250; ++i) {
+          const std::string name = dir + "/w" + std::to_string(t) + "-" + std::to_string(i);
+          alive.push_back(std::make_unique<wc::AtomicFile>(name, false));
+          alive.back()->write(name.data(), name.size());
+          if (i % 10 == 0) alive.back()->finish();
+          if (alive.size() > 50) {
+            auto f = std::move(alive.front());
+            alive.erase(alive.begin());
+            if (i % 40 == 0) {
+              try {
+                f->commit();  // fails when a walk removed its temporary first
+                std::lock_guard<std::mutex> lock(mu);
+                committed.push_back(f->path());
+              } catch (const wc::Error&) {
+              }
+            }
+          }
+        }
+        running.fetch_sub(1);
+        while (running.load() >= 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // keep `alive`
+      });
+    int walks = 0;
+    while (running.load() > 0) {
+      wc::remove_temporaries_from_signal_handler();
+      ++walks;
+    }
+    // Every writer now holds 50 registered temporaries (some already removed by a walk).
+    wc::remove_temporaries_from_signal_handler();
+    const size_t left = temp_files(dir).size();
+    size_t committed_missing = 0;
+    for (const auto& p : committed)
+      if (read_bytes(p) != std::vector<uint8_t>(p.begin(), p.end())) ++committed_missing;
+    running.store(-1);
+    for (auto& th : ts) th.join();
+    if (left != 0 || committed_missing != 0 || walks == 0)
+      throw std::runtime_error(std::to_string(left) + " temporaries left, " + std::to_string(committed_missing) +
+                               " committed files lost, " + std::to_string(walks) + " walks");
+  });
+  INFO(r.message);
+  CHECK(r.ending == tu::ChildRun::returned);
+  CHECK(temp_files(dir).empty());
 }
 
 }  // TEST_SUITE

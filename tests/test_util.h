@@ -48,7 +48,7 @@ inline std::vector<uint8_t> read_file(const std::string& p) {
 
 inline std::vector<uint8_t> read_bytes(const std::string& p) { return read_file(p); }
 
-// Names in `dir` that look like a writer's temporary (".NAME.wctmp.XXXXXX").
+// Names in `dir` that look like a writer's temporary (".wctmp.XXXXXX").
 inline std::vector<std::string> temp_files(const std::string& dir) {
   std::vector<std::string> v;
   if (DIR* d = ::opendir(dir.c_str())) {
