@@ -27,12 +27,20 @@ void write_file_header(const FileHeader& h, uint8_t out[64]) {
   store_u64(out + 56, XXH3_64bits(out, 56));
 }
 
+void fail_not_container(const uint8_t* p, uint64_t n) {
+  // safetensors: a little-endian header length, then the JSON object
+  const bool st = n >= 9 && load_u64(p) >= 2 && load_u64(p) <= 100'000'000 && p[8] == '{';
+  fail_at(Errc::bad_magic, 0,
+          st ? "not a wcodec container: this looks like a safetensors file (to compress it: wcodec pack)"
+             : "not a wcodec container");
+}
+
 FileHeader read_file_header(const uint8_t in[64], uint64_t file_size) {
-  if (std::memcmp(in, kHeadMagic, 8) != 0) fail_at(Errc::bad_magic, 0, "not a wcodec container (bad magic at start)");
+  if (std::memcmp(in, kHeadMagic, 8) != 0) fail_not_container(in, 64);
   FileHeader h;
   h.major = load_u16(in + 8);
   h.minor = load_u16(in + 10);
-  if (load_u64(in + 56) != XXH3_64bits(in, 56)) fail_at(Errc::checksum, 0, "file header checksum mismatch");
+  if (load_u64(in + 56) != XXH3_64bits(in, 56)) fail_at(Errc::checksum, 0, "file header");
   check_version(h.major, h.minor, 8);
   if (load_u32(in + 12) != 0) fail_at(Errc::corrupt, 12, "reserved header flags are not zero");
   for (int i = 40; i < 56; ++i)
@@ -64,8 +72,8 @@ void write_file_footer(const FileFooter& f, uint8_t out[64]) {
 
 FileFooter read_file_footer(const uint8_t in[64], uint64_t at) {
   if (std::memcmp(in + 56, kTailMagic, 8) != 0)
-    fail_at(Errc::bad_magic, at + 56, "bad magic at end of file (truncated or not a wcodec container)");
-  if (load_u64(in + 48) != XXH3_64bits(in, 48)) fail_at(Errc::checksum, at, "footer checksum mismatch");
+    fail_at(Errc::bad_magic, at + 56, "no magic at the end of the file (truncated, or not a wcodec container)");
+  if (load_u64(in + 48) != XXH3_64bits(in, 48)) fail_at(Errc::checksum, at, "footer");
   FileFooter f;
   f.index_offset = load_u64(in + 0);
   f.index_stored = load_u64(in + 8);

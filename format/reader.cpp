@@ -52,7 +52,7 @@ void ContainerReader::open() {
     const uint8_t* p = data_;
     uint64_t n = size_;
     if (n < kHeaderSize + kFooterSize) {
-      if (n >= 8 && std::memcmp(p, kHeadMagic, 8) != 0) fail_at(Errc::bad_magic, 0, "not a wcodec container (bad magic at start)");
+      if (n >= 8 && std::memcmp(p, kHeadMagic, 8) != 0) fail_not_container(p, n);
       fail_at(Errc::truncated, n, "file is too short to be a wcodec container");
     }
     header_ = read_file_header(p, n);
@@ -61,7 +61,7 @@ void ContainerReader::open() {
     uint64_t mend = kHeaderSize + header_.manifest_stored;
     if (mend > footer_.index_offset) fail_at(Errc::corrupt, 16, "manifest overlaps the index");
     if (XXH3_64bits(p + kHeaderSize, header_.manifest_stored) != header_.manifest_xxh3)
-      fail_at(Errc::checksum, kHeaderSize, "manifest checksum mismatch");
+      fail_at(Errc::checksum, kHeaderSize, "manifest");
     {  // the decompressed manifest goes before the index is decompressed
       auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
       manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize);
@@ -77,7 +77,7 @@ void ContainerReader::open() {
     if (footer_.index_raw != 8 + 24 * uint64_t(manifest_.chunk_count))
       fail_at(Errc::corrupt, n - kFooterSize + 16, "index size does not match the manifest's chunk count");
     if (XXH3_64bits(p + footer_.index_offset, footer_.index_stored) != footer_.index_xxh3)
-      fail_at(Errc::checksum, footer_.index_offset, "index checksum mismatch");
+      fail_at(Errc::checksum, footer_.index_offset, "index");
     auto iraw = zframe_decompress(p + footer_.index_offset, footer_.index_stored, footer_.index_raw, "index", footer_.index_offset);
     index_ = decode_index(iraw.data(), iraw.size(), footer_.index_offset);
     check_index_layout(manifest_, index_, mend, footer_.index_offset);
@@ -107,7 +107,7 @@ std::span<const uint8_t> ContainerReader::chunk(uint32_t i) const {
     if (load_u32(p + h + 4) != i) fail_at(Errc::corrupt, h + 4, "chunk header sequence number differs from the index");
     if (load_u64(p + h + 8) != e.xxh3) fail_at(Errc::checksum, h + 8, "chunk header checksum differs from the index");
     if (XXH3_64bits(p + e.offset, e.stored_size) != e.xxh3)
-      fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i) + " checksum mismatch");
+      fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i));
     if (i + 1 == index_.size())
       for (uint64_t k = e.offset + e.stored_size; k < footer_.index_offset; ++k)
         if (p[k] != 0) fail_at(Errc::corrupt, k, "padding byte is not zero");

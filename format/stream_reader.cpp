@@ -27,14 +27,14 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
   try {
     uint8_t hb[64];
     size_t got = in_.read_some(hb, 64);
-    if (got >= 8 && std::memcmp(hb, kHeadMagic, 8) != 0) fail_at(Errc::bad_magic, 0, "not a wcodec container (bad magic at start)");
+    if (got >= 8 && std::memcmp(hb, kHeadMagic, 8) != 0) fail_not_container(hb, got);
     if (got < 64) fail_at(Errc::truncated, got, "stream too short to be a wcodec container");
     header_ = read_file_header(hb, UINT64_MAX);
     // Grow with the bytes that actually arrive, not with what the header claims.
     std::vector<uint8_t> stored;
     read_growing(stored, header_.manifest_stored);
     if (XXH3_64bits(stored.data(), stored.size()) != header_.manifest_xxh3)
-      fail_at(Errc::checksum, kHeaderSize, "manifest checksum mismatch");
+      fail_at(Errc::checksum, kHeaderSize, "manifest");
     auto raw = zframe_decompress(stored.data(), stored.size(), header_.manifest_raw, "manifest", kHeaderSize);
     manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize);
     end_ = kHeaderSize + stored.size();
@@ -90,7 +90,7 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
     if (e.stored_size > max_stored_size(e.raw_size))
       fail_at(Errc::corrupt, h, "chunk stored size " + std::to_string(e.stored_size) + " is implausible for its raw size");
     read_growing(buf, e.stored_size);
-    if (XXH3_64bits(buf.data(), buf.size()) != e.xxh3) fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i) + " checksum mismatch");
+    if (XXH3_64bits(buf.data(), buf.size()) != e.xxh3) fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i));
     end_ = e.offset + e.stored_size;
     seen_.push_back(e);
     ++cur_chunk_;
@@ -121,7 +121,7 @@ void ContainerStreamReader::finish() {
     FileFooter f = read_file_footer(tail.data() + tail.size() - kFooterSize, foot_at);
     if (f.index_offset != index_off) fail_at(Errc::corrupt, foot_at, "footer points to a wrong index offset");
     if (f.minor != header_.minor) fail_at(Errc::corrupt, foot_at + 42, "header and footer versions differ");
-    if (XXH3_64bits(tail.data(), f.index_stored) != f.index_xxh3) fail_at(Errc::checksum, index_off, "index checksum mismatch");
+    if (XXH3_64bits(tail.data(), f.index_stored) != f.index_xxh3) fail_at(Errc::checksum, index_off, "index");
     auto raw = zframe_decompress(tail.data(), f.index_stored, f.index_raw, "index", index_off);
     auto idx = decode_index(raw.data(), raw.size(), index_off);
     check_index_layout(manifest_, idx, kHeaderSize + header_.manifest_stored, index_off);

@@ -1,4 +1,5 @@
 // pack: safetensors in, container out.
+#include <cstring>
 #include <memory>
 #include <unistd.h>
 #include "format/hash.h"
@@ -56,9 +57,22 @@ Input load_inputs(const std::vector<SourceFile>& sources, ThreadPool& pool) {
       in.file_of.push_back(s.path);
     } else {
       st::Header h;
+      if (mf.size() >= 8 && std::memcmp(mf.data(), kHeadMagic, 8) == 0) {
+        Error e(Errc::usage, "already a wcodec container (to restore the original: wcodec unpack)");
+        e.at_file(s.path);
+        throw e;
+      }
       try {
         h = st::parse_header(mf.data(), mf.size(), mf.size());
       } catch (Error& e) {
+        // The first 8 bytes are no header length, or no JSON object follows:
+        // say what the file is not, not what its first bytes would mean.
+        const bool not_st = e.offset() == 0 || (mf.size() > 8 && mf.data()[8] != '{');
+        if (not_st) {
+          Error n(Errc::bad_safetensors, std::string("not a safetensors file (") + e.what() + ")");
+          n.at_file(s.path);
+          throw n;
+        }
         e.at_file(s.path);
         throw;
       }
