@@ -14,7 +14,10 @@ namespace wc {
 inline constexpr uint8_t kHeadMagic[8] = {0x89, 'W', 'C', 'Z', '\r', '\n', 0x1A, '\n'};
 inline constexpr uint8_t kTailMagic[8] = {0x89, 'W', 'C', 'Z', 'E', 'N', 'D', '\n'};
 inline constexpr uint16_t kVersionMajor = 1;
-inline constexpr uint16_t kVersionMinor = 0;
+// 1.1 only when a file name is a relative path (a model folder with
+// subfolders); every other container is written as 1.0, unchanged.
+inline constexpr uint16_t kVersionMinor = 1;
+inline constexpr uint16_t kVersionMinorFlat = 0;
 
 inline constexpr uint64_t kHeaderSize = 64;
 inline constexpr uint64_t kFooterSize = 64;
@@ -29,7 +32,9 @@ inline constexpr uint32_t kMaxFiles = 1u << 16;
 inline constexpr uint32_t kMaxTensors = 10'000'000;
 inline constexpr uint32_t kMaxChunks = 1u << 28;
 inline constexpr unsigned kMaxRank = 64;
-inline constexpr size_t kMaxFileNameLen = 255;  // NAME_MAX: longer names cannot be created
+inline constexpr size_t kMaxFileNameLen = 255;   // one path component (NAME_MAX)
+inline constexpr size_t kMaxFilePathLen = 4095;  // a whole relative path (PATH_MAX - 1)
+inline constexpr size_t kMaxFilePathDepth = 32;  // components in a relative path
 // Codec ids below this (raw, zstd, float-ans) are defined by 1.0 with no
 // parameters: a record of theirs with parameters is corrupt.
 inline constexpr uint8_t kCodecIdsWithoutParams = 3;
@@ -41,7 +46,7 @@ enum class FileKind : uint8_t {
 
 struct FileRecord {
   FileKind kind = FileKind::safetensors;
-  std::string name;          // relative path, '/'-free
+  std::string name;          // relative path: components joined by '/' (1.1)
   uint64_t size = 0;         // original file length
   uint64_t xxh3 = 0;         // XXH3-64 of the original file
   uint32_t first_tensor = 0;

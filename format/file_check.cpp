@@ -23,8 +23,16 @@ bool valid_record_text(std::string_view s) {
 }
 
 bool valid_file_name(std::string_view s) {
-  if (s.empty() || s == "." || s == ".." || s.size() > kMaxFileNameLen || !valid_record_text(s)) return false;
-  return s.find_first_of("/\\") == std::string_view::npos;
+  if (s.empty() || s.size() > kMaxFilePathLen || !valid_record_text(s)) return false;
+  if (s.find('\\') != std::string_view::npos) return false;
+  size_t depth = 0;
+  for (size_t b = 0;; ) {  // every component: 1..255 bytes, not "." or ".."
+    const size_t e = std::min(s.find('/', b), s.size());
+    const std::string_view c = s.substr(b, e - b);
+    if (c.empty() || c == "." || c == ".." || c.size() > kMaxFileNameLen || ++depth > kMaxFilePathDepth) return false;
+    if (e == s.size()) return true;
+    b = e + 1;
+  }
 }
 
 bool is_shard_index_name(std::string_view name) {
@@ -165,13 +173,19 @@ void check_shard_index(const Manifest& m, const FileRecord& f, const uint8_t* p,
   } catch (const Error& e) {
     refuse(base, f, std::string("shard index is invalid: ") + e.what());
   }
+  // Shard names are plain names in the index's own folder (a model folder's
+  // subfolder, e.g. unet/, has its own index).
+  const size_t slash = f.name.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : f.name.substr(0, slash + 1);
   std::vector<const std::string*> present;
   for (const auto& g : m.files)
     if (g.kind == FileKind::safetensors) present.push_back(&g.name);
   std::sort(present.begin(), present.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
   for (const auto& s : shards) {
-    auto it = std::lower_bound(present.begin(), present.end(), s, [](const std::string* a, const std::string& b) { return *a < b; });
-    if (it == present.end() || **it != s)
+    const std::string full = dir + s;
+    auto it = std::lower_bound(present.begin(), present.end(), full,
+                               [](const std::string* a, const std::string& b) { return *a < b; });
+    if (it == present.end() || **it != full)
       refuse(base, f, "shard index maps tensors to '" + s + "', which is not a safetensors file in this container");
   }
 }

@@ -177,7 +177,9 @@ void SignalCleanup::reset() noexcept {
 void remove_temporaries_from_signal_handler() noexcept {
   const int saved_errno = errno;  // the interrupted code may be about to read it
   g_handlers.fetch_add(1, std::memory_order_seq_cst);
-  for (int pass = 0; pass < 2; ++pass) {  // files, then the (now empty) directories
+  // Files, then the (now empty) directories: once per level of nesting, since
+  // a folder is empty only after its subfolders went (32 levels at most).
+  for (int pass = 0; pass < 34; ++pass) {
     const auto kind = pass == 0 ? SignalCleanup::file : SignalCleanup::directory;
     for (CleanupNode* n = g_head.next.load(std::memory_order_seq_cst); n; n = n->next.load(std::memory_order_seq_cst))
       if (n->kind == kind) {

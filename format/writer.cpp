@@ -32,8 +32,11 @@ void ContainerWriter::begin(const Manifest& m) {
   auto raw = encode_manifest(m);
   auto stored = zframe_compress(raw, meta_level(raw.size()));
   FileHeader h;
+  minor_ = kVersionMinorFlat;
+  for (const auto& f : m.files)
+    if (f.name.find('/') != std::string::npos) minor_ = kVersionMinor;
   h.major = kVersionMajor;
-  h.minor = kVersionMinor;
+  h.minor = minor_;
   h.manifest_stored = stored.size();
   h.manifest_raw = raw.size();
   h.manifest_xxh3 = XXH3_64bits(stored.data(), stored.size());
@@ -80,7 +83,7 @@ void ContainerWriter::finish() {
   f.index_xxh3 = XXH3_64bits(stored.data(), stored.size());
   f.file_size = pos_ + kFooterSize;
   f.major = kVersionMajor;
-  f.minor = kVersionMinor;
+  f.minor = minor_;
   uint8_t fb[64];
   write_file_footer(f, fb);
   put(fb, 64);

@@ -16,11 +16,7 @@
 
 namespace wc {
 
-std::string default_pack_output(const std::string& in) {
-  std::string s = in;
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  return s + kContainerExt;
-}
+std::string default_pack_output(const std::string& in) { return default_container_name(in); }
 
 namespace {
 

@@ -30,9 +30,11 @@ namespace {
 class OutputFiles : public AssemblyTarget {
  public:
   OutputFiles(const Manifest& m, const std::string& out, bool force) : m_(m), out_(out), force_(force) {
-    single_ = m.files.size() == 1;
+    // One file unpacks to the output path itself; a file in a subfolder, or
+    // several files, to a folder.
+    single_ = m.files.size() == 1 && m.files[0].name.find('/') == std::string::npos;
     if (single_) return;
-    if (out == "-") fail(Errc::usage, "a sharded model unpacks to a directory, not to standard output");
+    if (out == "-") fail(Errc::usage, "a model of several files unpacks to a folder, not to standard output (--file NAME picks one)");
     if (!is_directory(out)) {
       if (path_exists(out)) {
         Error e(Errc::exists, "it is not a directory");
@@ -67,6 +69,8 @@ class OutputFiles : public AssemblyTarget {
     // Files a failed commit had already put in place that this run created.
     for (const auto& p : linked_) ::unlink(p.c_str());
     linked_guard_.clear();
+    for (auto it = made_subdirs_.rbegin(); it != made_subdirs_.rend(); ++it) ::rmdir(it->c_str());
+    subdir_guard_.clear();
     if (made_dir_) ::rmdir(out_.c_str());
     dir_cleanup_.reset();
   }
@@ -77,6 +81,7 @@ class OutputFiles : public AssemblyTarget {
       cur_ = stdout_.get();
       return;
     }
+    if (!single_) make_parents(m_.files[f].name);
     std::string path = single_ ? out_ : path_join(out_, m_.files[f].name);
     files_.push_back(std::make_unique<AtomicFile>(path, force_));
     cur_ = files_.back().get();
@@ -105,6 +110,7 @@ class OutputFiles : public AssemblyTarget {
     }
     committed_ = true;
     linked_guard_.clear();
+    subdir_guard_.clear();
     dir_cleanup_.reset();
   }
 
@@ -116,8 +122,36 @@ class OutputFiles : public AssemblyTarget {
   std::vector<std::string> linked_;            // created by a commit not yet complete
   std::vector<SignalCleanup> linked_guard_;    // the same, for the signal handler
   SignalCleanup dir_cleanup_;                  // the directory made here, for the signal handler
+  std::vector<std::string> made_subdirs_;     // subfolders made here, parents first
+  std::vector<SignalCleanup> subdir_guard_;   // the same, for the signal handler
   std::unique_ptr<FdSink> stdout_;
   ByteSink* cur_ = nullptr;
+
+  // The folders on the way to `name` (a path relative to out_, checked by the
+  // reader: no "..", no empty or absolute part). A part that exists must be a
+  // real folder, not a link: writing through a link could land outside the
+  // output folder.
+  void make_parents(const std::string& name) {
+    for (size_t k = name.find('/'); k != std::string::npos; k = name.find('/', k + 1)) {
+      const std::string dir = path_join(out_, name.substr(0, k));
+      struct stat st;
+      if (::lstat(dir.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+          Error e(Errc::exists, "it is not a folder (a link or a file); refusing to write through it");
+          e.at_file(dir);
+          throw e;
+        }
+        continue;
+      }
+      if (::mkdir(dir.c_str(), 0755) != 0) {
+        Error e(Errc::io, std::string("cannot create folder: ") + std::strerror(errno));
+        e.at_file(dir);
+        throw e;
+      }
+      made_subdirs_.push_back(dir);
+      subdir_guard_.emplace_back(dir, SignalCleanup::directory);
+    }
+  }
 };
 
 }  // namespace

@@ -127,6 +127,22 @@ TEST_SUITE("vectors") {
     }
   }
 
+  TEST_CASE("folder vector (1.1) restores every file under its relative path") {
+    tu::TempDir t;
+    wc::ContainerReader r(kDir + "/folder.wcz");
+    CHECK(r.header().minor == 1);
+    wc::unpack(kDir + "/folder.wcz", t / "out", {});
+    for (std::string f : {"config.json", "model.safetensors", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"}) {
+      CAPTURE(f);
+      std::string flat = f;
+      for (size_t k = flat.find('/'); k != std::string::npos; k = flat.find('/', k)) flat.replace(k, 1, "__");
+      auto got = tu::read_file(t / ("out/" + f));
+      CHECK(!got.empty());
+      CHECK(got == tu::read_file(kDir + "/folder." + flat + ".expected"));
+    }
+    CHECK(wc::verify(kDir + "/folder.wcz", t / "out", 1, {}).compared);
+  }
+
   TEST_CASE("vector layout follows the spec's rules") {
     wc::ContainerReader r(kDir + "/single_raw.wcz");
     CHECK(r.manifest().files.size() == 1);

@@ -132,8 +132,17 @@ def main(d):
     vectors["sharded"] = container([(1, "model.safetensors.index.json", idx, 0, [("model.safetensors.index.json", "U8", [len(idx)], idx)]),
                                     (0, "a.safetensors", s1, p1, ts[:2]), (0, "b.safetensors", s2, p2, ts[3:])],
                                    128, [1, 0, 0, 0, 0])
+    # Version 1.1: a model folder; names are relative paths, blobs hold configs.
+    cfg, ucfg = b'{"model_type": "llama"}\n', b'{"sample_size": 64}\n'
+    folder = [(1, "config.json", cfg, 0, [("config.json", "U8", [len(cfg)], cfg)]),
+              (0, "model.safetensors", s1, p1, ts[:2]),
+              (1, "unet/config.json", ucfg, 0, [("unet/config.json", "U8", [len(ucfg)], ucfg)]),
+              (0, "unet/diffusion_pytorch_model.safetensors", s2, p2, ts[3:])]
+    vectors["folder"] = container(folder, 64, [1, 0, 0, 0, 1, 0, 0], minor=1)
     for name, v in vectors.items():
         open(os.path.join(d, name + ".wcz"), "wb").write(v)
+    for _, n, b, _, _ in folder:
+        open(os.path.join(d, "folder." + n.replace("/", "__") + ".expected"), "wb").write(b)
     open(os.path.join(d, "single_raw.expected"), "wb").write(fb)
     open(os.path.join(d, "single_zstd.expected"), "wb").write(fb)
     open(os.path.join(d, "no_tensors.expected"), "wb").write(empty)
@@ -249,6 +258,13 @@ def hostile(ts, good, a, b):
         "nul_file_name.corrupt": shards([A, B(b"b.safetensors\0.sh")]),  # file name with NUL
         "bad_utf8_file_name.corrupt": shards([A, B(b"..\xc0\xafb.safetensors")]),  # overlong "/": "../b.safetensors" to a lax decoder
         "dup_file_name.corrupt": shards([A, B("a.safetensors")]),  # two files named a.safetensors
+        # Rule (1.1): a file name is a relative path: no "..", no absolute path, no empty part.
+        "path_dotdot.corrupt": shards([A, B("x/../../b.safetensors")]),  # climbs out of the output folder
+        "path_absolute.corrupt": shards([A, B("/tmp/b.safetensors")]),  # absolute
+        "path_empty_part.corrupt": shards([A, B("x//b.safetensors")]),  # empty component
+        "path_trailing_slash.corrupt": shards([A, B("x/")]),  # a folder, not a file
+        "path_backslash.corrupt": shards([A, B("x\\b.safetensors")]),  # a Windows separator
+        "path_too_deep.corrupt": shards([A, B("d/" * 32 + "b.safetensors")]),  # 33 components
         # Rule: a *.safetensors.index.json blob maps tensors to safetensors files of this container.
         "shard_index_traversal.corrupt": shards([A, B("b.safetensors")],
                                                 (index_name, shard_index({**wm, "scalar": "../../../../etc/passwd"}))),
