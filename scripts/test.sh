@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh -DWCODEC_WERROR=ON
+scripts/build.sh
 cd build
 ctest --output-on-failure -j "$(nproc)"
