@@ -247,13 +247,18 @@ std::vector<uint8_t> manifest_with(const std::vector<RawTensor>& ts, uint32_t nc
 
 void open_memory(const std::vector<uint8_t>& c) { wc::ContainerReader r(c.data(), c.size(), "crafted.wcz"); }
 
-// The stream reader over a memfd holding `c` (then every chunk, then finish()).
-void open_stream(const std::vector<uint8_t>& c) {
+// A memfd holding `c`, read from its start (the child exits; no close needed).
+int memfd_with(const std::vector<uint8_t>& c) {
   int fd = ::memfd_create("wcodec-limits", MFD_CLOEXEC);
   if (fd < 0) throw std::runtime_error("memfd_create failed");
   if (!c.empty() && ::write(fd, c.data(), c.size()) != ssize_t(c.size())) throw std::runtime_error("write failed");
   ::lseek(fd, 0, SEEK_SET);
-  wc::StreamIn in(fd, "<crafted stream>");
+  return fd;
+}
+
+// The stream reader over a memfd holding `c` (then every chunk, then finish()).
+void open_stream(const std::vector<uint8_t>& c) {
+  wc::StreamIn in(memfd_with(c), "<crafted stream>");
   wc::ContainerStreamReader r(in);
   std::vector<uint8_t> buf;
   wc::ChunkEntry e;
@@ -265,11 +270,7 @@ void open_stream(const std::vector<uint8_t>& c) {
 // The whole `unpack -` path over a memfd holding `c`: the stream reader, the
 // chunk windows and the decoder, into a sink that keeps nothing.
 void unpack_stream(const std::vector<uint8_t>& c) {
-  int fd = ::memfd_create("wcodec-limits", MFD_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("memfd_create failed");
-  if (!c.empty() && ::write(fd, c.data(), c.size()) != ssize_t(c.size())) throw std::runtime_error("write failed");
-  ::lseek(fd, 0, SEEK_SET);
-  wc::StreamIn in(fd, "<crafted stream>");
+  wc::StreamIn in(memfd_with(c), "<crafted stream>");
   wc::ContainerStreamReader r(in);
   wc::StreamChunkSource src(r, "<crafted stream>");
   struct Null : wc::AssemblyTarget {
