@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
         uint64_t el = n * 8 / dtype_bits(dt);
         weights += el;
         raw_total += n;
-        CodecId codec = choose_codec(dt, data, std::min<uint64_t>(n, chunk), eo);
+        CodecId codec = choose_codec(dt, data, n, uint32_t(chunk), eo);
         for (uint64_t off = 0; off < n; off += chunk) chunks.push_back({dt, codec, data + off, size_t(std::min<uint64_t>(chunk, n - off)), {}});
       }
       std::vector<uint8_t> out(raw_total);

@@ -5,8 +5,11 @@
 namespace wc {
 
 // Tries the candidates (float-ans where the dtype allows, then zstd) on a
-// sample of the tensor (its first chunk) and returns the one with the fewest
-// stored bytes; raw when none is smaller than the input.
-CodecId choose_codec(DType t, const uint8_t* sample, size_t n, const EncodeOptions& opt);
+// sample of the tensor and returns the one with the fewest stored bytes; raw
+// when none is smaller than the input. The sample is up to three chunks
+// spread over the tensor (first, middle, last): the first rows of a token
+// embedding (padding, unused tokens) are not like the rest, and a choice made
+// on them alone stored a 51864x384 F16 embedding 8% larger than float-ans.
+CodecId choose_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt);
 
 }  // namespace wc

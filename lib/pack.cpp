@@ -123,6 +123,11 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   if (chunk < kAlign || chunk > kMaxChunkSize || chunk % kAlign) fail(Errc::usage, "chunk size must be a multiple of 64 up to 256 MiB");
 
   auto sources = resolve_model_input(in_path);
+  {  // -f never replaces an input (the file itself, a link to it, or a file of the folder)
+    std::vector<std::string> paths;
+    for (const auto& s : sources) paths.push_back(s.path);
+    refuse_output_onto_input(out, paths);
+  }
   Input in = load_inputs(sources, pool);
   auto& m = in.manifest;
   refuse_unreadable(in, sources);
@@ -134,7 +139,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
     TensorRecord& t = m.tensors[i];
     CodecId c;
     if (t.byte_size == 0) c = CodecId::raw;
-    else if (is_auto) c = choose_codec(t.dtype, in.data[i], t.chunk_raw_size(0), eo);
+    else if (is_auto) c = choose_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo);
     else c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
     t.codec = static_cast<uint8_t>(c);
   });
