@@ -101,7 +101,8 @@ inline uint64_t max_stored_size(uint64_t raw) { return raw + raw / 8 + 4096; }
 
 // Serialisation of the manifest and index (raw, before zstd).
 std::vector<uint8_t> encode_manifest(const Manifest& m);
-Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base_offset);
+// `minor`: the file's version_minor (paths as file names need 1.1).
+Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base_offset, uint16_t minor = kVersionMinor);
 std::vector<uint8_t> encode_index(const std::vector<ChunkEntry>& idx);
 std::vector<ChunkEntry> decode_index(const uint8_t* p, size_t n, uint64_t base_offset);
 

@@ -74,7 +74,7 @@ static void must_be_zero(uint64_t v, uint64_t off, const char* what) {
   if (v != 0) fail_at(Errc::corrupt, off, std::string("reserved field '") + what + "' is not zero");
 }
 
-Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base) {
+Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, uint16_t minor) {
   ByteReader r(p, n, base);
   Manifest m;
   uint32_t nfiles = r.u32(), ntensors = r.u32(), nchunks = r.u32();
@@ -96,6 +96,8 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base) {
     must_be_zero(r.u8(), at + 1, "file.reserved");
     f.name = r.str16();
     if (!valid_file_name(f.name)) fail_at(Errc::corrupt, at, "invalid file name '" + f.name + "'");
+    if (minor == 0 && f.name.find('/') != std::string::npos)
+      fail_at(Errc::corrupt, at, "file name '" + f.name + "' is a path, which a 1.0 container cannot hold (1.1 can)");
     f.size = r.u64();
     f.xxh3 = r.u64();
     f.first_tensor = r.u32();

@@ -64,7 +64,7 @@ void ContainerReader::open() {
       fail_at(Errc::checksum, kHeaderSize, "manifest");
     {  // the decompressed manifest goes before the index is decompressed
       auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
-      manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize);
+      manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize, header_.minor);
     }
     // Chunk payloads start 64 bytes apart at least (a 16-byte header before
     // each aligned payload), the first 16 bytes after the manifest at least,

@@ -36,7 +36,7 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
     if (XXH3_64bits(stored.data(), stored.size()) != header_.manifest_xxh3)
       fail_at(Errc::checksum, kHeaderSize, "manifest");
     auto raw = zframe_decompress(stored.data(), stored.size(), header_.manifest_raw, "manifest", kHeaderSize);
-    manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize);
+    manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize, header_.minor);
     end_ = kHeaderSize + stored.size();
   } catch (Error& e) {
     e.at_file(in_.name());

@@ -265,6 +265,7 @@ def hostile(ts, good, a, b):
         "path_trailing_slash.corrupt": shards([A, B("x/")]),  # a folder, not a file
         "path_backslash.corrupt": shards([A, B("x\\b.safetensors")]),  # a Windows separator
         "path_too_deep.corrupt": shards([A, B("d/" * 32 + "b.safetensors")]),  # 33 components
+        "path_in_1_0.corrupt": shards([A, B("sub/b.safetensors")]),  # a valid path, but the file says version 1.0
         # Rule: a *.safetensors.index.json blob maps tensors to safetensors files of this container.
         "shard_index_traversal.corrupt": shards([A, B("b.safetensors")],
                                                 (index_name, shard_index({**wm, "scalar": "../../../../etc/passwd"}))),
