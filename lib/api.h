@@ -48,13 +48,84 @@ struct UnpackOptions {
 };
 
 // `in`: a container path or "-" (standard input, read front to back).
-// `out`: the file for a single-file model ("-" for standard output), or a
-// directory for a sharded model. Nothing is left behind on failure.
+// `out`: the file for a single-file model ("-" for standard output; an
+// existing folder or a path ending in '/' for FOLDER/<stored name>), or a
+// directory for a sharded model. Nothing is left behind on failure. Refuses
+// (Errc::usage) an output that is the container itself, even with force.
 void unpack(const std::string& in, const std::string& out, const UnpackOptions& opt);
 
 // Default output names: model.safetensors <-> model.safetensors.wcz.
 std::string default_pack_output(const std::string& in);
+// Where `unpack in` writes with no output named, beside the container (in
+// its folder): for a container of one file (no '/' in its name), that file's
+// stored name (e.g. "model.safetensors", whatever the container is called);
+// otherwise a folder named after the container without ".wcz". Opens the
+// container (its manifest) to read the stored name. An input whose name does
+// not end in ".wcz" is refused (Errc::usage, "unknown suffix -- ignored"),
+// as zstd refuses one without ".zst", rather than guessing a name.
 std::string default_unpack_output(const std::string& in);
+
+// Throws Errc::usage when the output `out` ("-": standard output) is the same
+// file as one of `inputs` ("-": standard input) through any path, symbolic or
+// hard link (same st_dev and st_ino; only regular files are compared). pack,
+// unpack and the extract functions below call it, so -f never replaces an
+// input of the same command.
+void refuse_output_onto_input(const std::string& out, const std::vector<std::string>& inputs);
+
+// Packs a safetensors stream read front to back from `fd` (e.g. 0, standard
+// input) to `out` (a path or "-"), storing it under the file name `name` (so
+// the container is byte for byte the one `pack(NAME, out)` makes). The
+// stream's first 8 bytes are checked first (a container, or no safetensors
+// header length, is refused before the rest is read); then the
+// whole stream is copied into an anonymous memory file (memfd_create,
+// pageable to swap) and packed from there. Memory: about the size of the
+// model, on top of what pack() uses. Needs /proc (the memory file is opened
+// through /proc/self/fd under `name`). Errors name the stream "<stdin>" when
+// fd is 0, "<fd N>" otherwise.
+PackResult pack_fd(int fd, const std::string& name, const std::string& out, const PackOptions& opt);
+
+// What a container holds, from its manifest alone (no payload is read).
+struct ContainerFile {
+  std::string name;        // stored name (a relative path in a folder container)
+  std::string kind;        // "safetensors" | "blob"
+  uint64_t size = 0;       // bytes of the original file
+  uint32_t tensors = 0;
+};
+std::vector<ContainerFile> container_files(const std::string& in);
+
+// Restores the one file stored as `name` from the container file `in`
+// (decoding only that file's chunks, in order, and checking the file's XXH3
+// before the output is committed). `out`: a path; "-" for standard output;
+// an existing folder or a path ending in '/' for FOLDER/<base name>; empty
+// for <base name> beside the container. Returns the path written ("-" for
+// standard output). Errc::usage when the container holds no such file.
+std::string unpack_file(const std::string& in, const std::string& name, const std::string& out,
+                        const UnpackOptions& opt);
+
+// One tensor written as a NumPy .npy file (format version 1.0: "\x93NUMPY",
+// a header dict with 'descr', 'fortran_order': False and 'shape', padded to
+// 64 bytes; then the tensor's bytes as stored, little-endian, C order). The
+// dtype strings: BOOL '|b1'; U8 '|u1', I8 '|i1'; U16/I16/U32/I32/U64/I64
+// '<u2' '<i2' '<u4' '<i4' '<u8' '<i8'; F16 '<f2', F32 '<f4', F64 '<f8'; C64
+// '<c8'. Types NumPy cannot name are written as their raw bits, with a note:
+// BF16 as '<u2' (view it with ml_dtypes.bfloat16); F8_E4M3, F8_E5M2, F8_E8M0
+// as '|u1' (ml_dtypes.float8_e4m3fn, float8_e5m2, float8_e8m0fnu); F4, F6_E2M3,
+// F6_E3M2 as '|u1' packed bytes as stored, the last dimension scaled to bytes
+// (F4: halved, F6: times 3/4) or, when it does not divide, one flat dimension.
+struct NpyResult {
+  std::string path;   // written ("-" for standard output)
+  std::string descr;  // the .npy dtype string
+  std::vector<uint64_t> shape;  // the .npy shape
+  uint64_t bytes = 0;           // tensor bytes after the header
+  std::string note;             // set when descr is raw bits standing for another type
+};
+// `file`: the stored file name holding the tensor, or empty when its name is
+// unique among the container's safetensors files. `out` as for unpack_file
+// (empty: "<tensor>.npy" beside the container). The tensor's chunks are
+// decoded in order and each chunk's stored checksum is checked; the whole
+// file's XXH3 covers bytes outside the tensor, so it is not (run verify).
+NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, const std::string& tensor,
+                            const std::string& out, const UnpackOptions& opt);
 
 struct VerifyResult {
   uint64_t chunks = 0, bytes = 0, files = 0;

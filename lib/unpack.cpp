@@ -11,11 +11,70 @@
 
 namespace wc {
 
+namespace {
+
+// A container of one file whose name has no '/' unpacks to a file; anything
+// else to a folder (as OutputFiles decides).
+bool single_file(const Manifest& m) { return m.files.size() == 1 && m.files[0].name.find('/') == std::string::npos; }
+
+// `out` names a folder to write into: it exists as one, or ends in '/'.
+bool folder_like(const std::string& out) { return !out.empty() && out != "-" && (out.back() == '/' || is_directory(out)); }
+
+// unpack's destination: for one file and a folder-like `out`, the stored
+// name inside it; otherwise `out` itself.
+std::string unpack_destination(const Manifest& m, const std::string& out) {
+  return single_file(m) && folder_like(out) ? path_join(out, m.files[0].name) : out;
+}
+
+// Every path unpack writes to `dest` must not be the container `in`.
+void refuse_overwriting_container(const Manifest& m, const std::string& dest, const std::string& in) {
+  if (single_file(m)) return refuse_output_onto_input(dest, {in});
+  if (dest == "-") return;  // refused by OutputFiles
+  for (const auto& f : m.files) refuse_output_onto_input(path_join(dest, f.name), {in});
+}
+
+struct FileId {
+  dev_t dev;
+  ino_t ino;
+};
+
+// The regular file behind a path ("-": the descriptor `fd`), if any.
+bool regular_file_id(const std::string& p, int fd, FileId& id) {
+  struct stat st;
+  if ((p == "-" ? ::fstat(fd, &st) : ::stat(p.c_str(), &st)) != 0 || !S_ISREG(st.st_mode)) return false;
+  id = {st.st_dev, st.st_ino};
+  return true;
+}
+
+}  // namespace
+
+void refuse_output_onto_input(const std::string& out, const std::vector<std::string>& inputs) {
+  FileId o;
+  if (!regular_file_id(out, 1, o)) return;  // does not exist yet (or not a regular file)
+  for (const auto& in : inputs) {
+    FileId i;
+    if (regular_file_id(in, 0, i) && i.dev == o.dev && i.ino == o.ino) {
+      Error e(Errc::usage, (in == out ? std::string("output is the input") : "output is the same file as input '" + in + "'") +
+                               "; refusing to overwrite an input (-f does not either)");
+      e.at_file(out == "-" ? "<stdout>" : out);
+      throw e;
+    }
+  }
+}
+
 std::string default_unpack_output(const std::string& in) {
-  std::string ext = kContainerExt;
-  if (in.size() > ext.size() && in.compare(in.size() - ext.size(), ext.size(), ext) == 0)
-    return in.substr(0, in.size() - ext.size());
-  return in + ".out";
+  const std::string ext = kContainerExt;
+  const std::string base = path_basename(in);
+  if (in == "-" || base.size() <= ext.size() || base.compare(base.size() - ext.size(), ext.size(), ext) != 0) {
+    Error e(Errc::usage, "unknown suffix -- ignored (name the output with -o)");
+    e.at_file(in);
+    throw e;
+  }
+  ContainerReader r(in);
+  if (single_file(r.manifest())) return path_join(path_dirname(in), r.manifest().files[0].name);
+  std::string s = in;
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s.substr(0, s.size() - ext.size());
 }
 
 namespace {
@@ -162,7 +221,9 @@ void unpack(const std::string& in, const std::string& out, const UnpackOptions& 
     StreamIn sin(0, "<stdin>");
     ContainerStreamReader r(sin);
     StreamChunkSource src(r, "<stdin>");
-    OutputFiles dst(r.manifest(), out, opt.force);
+    const std::string dest = unpack_destination(r.manifest(), out);
+    refuse_overwriting_container(r.manifest(), dest, in);
+    OutputFiles dst(r.manifest(), dest, opt.force);
     decode_model(r.manifest(), src, dst, pool, opt.progress);
     r.finish();
     dst.commit();
@@ -170,7 +231,9 @@ void unpack(const std::string& in, const std::string& out, const UnpackOptions& 
   }
   ContainerReader r(in);
   FileChunkSource src(r);
-  OutputFiles dst(r.manifest(), out, opt.force);
+  const std::string dest = unpack_destination(r.manifest(), out);
+  refuse_overwriting_container(r.manifest(), dest, in);
+  OutputFiles dst(r.manifest(), dest, opt.force);
   decode_model(r.manifest(), src, dst, pool, opt.progress);
   dst.commit();
 }

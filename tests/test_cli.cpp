@@ -1,6 +1,14 @@
 // The built `wcodec` binary, run as a user would.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "format/json.h"
 #include "st_builder.h"
 #include "test_util.h"
@@ -195,23 +203,123 @@ TEST_SUITE("cli") {
   }
 }
 
-// Its own suite, so that a skip here (no pseudo-terminal tool) marks only this
-// test as skipped.
-TEST_SUITE("cli_tty") {
-  TEST_CASE("progress bar on a terminal, none on a pipe") {
-    if (tu::run("command -v script").status != 0) {
-      MESSAGE("[SKIPPED] util-linux `script` (a pseudo-terminal) is not installed");
-      return;
+namespace {
+
+// Runs the CLI with stdin, stdout and stderr on a new pseudo-terminal of
+// `cols` columns (TIOCSWINSZ); returns what it wrote there and its status.
+tu::RunResult run_in_pty(const std::vector<std::string>& args, unsigned short cols) {
+  tu::RunResult r;
+  const int m = ::posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(m >= 0);
+  REQUIRE(::grantpt(m) == 0);
+  REQUIRE(::unlockpt(m) == 0);
+  const std::string slave = ::ptsname(m);
+  winsize ws{};
+  ws.ws_row = 24;
+  ws.ws_col = cols;
+  REQUIRE(::ioctl(m, TIOCSWINSZ, &ws) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(m);
+    ::setsid();
+    const int s = ::open(slave.c_str(), O_RDWR);
+    if (s < 0) ::_exit(126);
+    ::ioctl(s, TIOCSCTTY, 0);
+    ::dup2(s, 0);
+    ::dup2(s, 1);
+    ::dup2(s, 2);
+    if (s > 2) ::close(s);
+    tu::exec_cli(args);
+  }
+  char buf[4096];
+  for (;;) {  // until the child's side is closed (EIO)
+    const ssize_t n = ::read(m, buf, sizeof buf);
+    if (n > 0) r.out.append(buf, size_t(n));
+    else if (n < 0 && errno == EINTR) continue;
+    else break;
+  }
+  ::close(m);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+// The pieces of terminal output between carriage returns and newlines.
+std::vector<std::string> screen_lines(const std::string& out) {
+  std::vector<std::string> v;
+  std::string cur;
+  for (char c : out) {
+    if (c == '\r' || c == '\n') {
+      if (!cur.empty()) v.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
     }
+  }
+  if (!cur.empty()) v.push_back(cur);
+  return v;
+}
+
+size_t count_of(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t k = s.find(what); k != std::string::npos; k = s.find(what, k + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+// Its own suite: runs the binary on a pseudo-terminal.
+TEST_SUITE("cli_tty") {
+  TEST_CASE("progress on a terminal, none on a pipe") {
     tu::TempDir t;
     std::string in = sample(t);
-    // `script` gives the command a terminal on stdout and stderr.
-    auto r = tu::run("script -qec \"" + tu::cli() + " pack " + q(in) + " -o " + q(t / "a.wcz") + "\" /dev/null");
+    auto r = run_in_pty({"pack", in, "-o", t / "a.wcz"}, 80);
     CHECK(r.status == 0);
     CHECK(r.out.find("pack [") != std::string::npos);
     CHECK(r.out.find("100%") != std::string::npos);
     r = tu::run(tu::cli() + " pack " + q(in) + " -o " + q(t / "b.wcz"));
     CHECK(r.status == 0);
     CHECK(r.out.find("pack [") == std::string::npos);
+    CHECK(r.out.find('%') == r.out.rfind('%'));  // the summary's ratio only
+    // -q: nothing at all, even on a terminal
+    r = run_in_pty({"pack", in, "-o", t / "c.wcz", "-q"}, 80);
+    CHECK(r.status == 0);
+    CHECK(r.out.empty());
+  }
+
+  TEST_CASE("progress fits a 40-column terminal and its final line is drawn once (pack, unpack, verify)") {
+    tu::TempDir t;
+    // 1 MiB of BF16 in 4 KiB chunks: many progress calls; the first is always drawn
+    tu::write_file(t / "big.safetensors", stb::build({{"w", DType::BF16, {512, 1024}, {}}}));
+    const std::vector<std::vector<std::string>> cmds = {
+        {"pack", t / "big.safetensors", "-o", t / "big.wcz", "--chunk-size", "4096", "-T", "2"},
+        {"unpack", t / "big.wcz", "-o", t / "back", "-T", "2"},
+        {"verify", t / "big.wcz", "-T", "1"},
+        {"unpack", t / "big.wcz", "--tensor", "w", "-o", t / "w.npy"},
+    };
+    for (unsigned short cols : {40, 80, 200}) {
+      for (const auto& c : cmds) {
+        auto r = run_in_pty(c, cols);
+        INFO(cols << " columns, " << c[0] << ": " << r.out);
+        REQUIRE(r.status == 0);
+        const std::string word = c[0] == "verify" ? "verify" : c[0];
+        size_t progress_lines = 0, final_lines = 0;
+        for (const auto& l : screen_lines(r.out)) {
+          if (l.compare(0, word.size() + 1, word + " ") != 0) continue;  // a summary or note
+          ++progress_lines;
+          CHECK(l.size() < cols);  // never wraps
+          if (l.find("100%") != std::string::npos) ++final_lines;
+        }
+        CHECK(progress_lines >= 2);  // at least one running line, and the final one
+        CHECK(final_lines == 1);
+        CHECK(count_of(r.out, "100%") == 1);
+        if (cols >= 80) CHECK(r.out.find(word + " [") != std::string::npos);  // the bar when there is room
+        ::unlink((t / "back").c_str());
+        ::unlink((t / "w.npy").c_str());
+      }
+      ::unlink((t / "big.wcz").c_str());
+    }
   }
 }
