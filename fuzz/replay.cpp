@@ -25,6 +25,8 @@
 #define WC_DECLARE(n) extern "C" int wcfuzz_entry_##n(const uint8_t*, size_t);
 WC_DECLARE(container)
 WC_DECLARE(stream)
+WC_DECLARE(container_struct)
+WC_DECLARE(stream_struct)
 WC_DECLARE(safetensors)
 WC_DECLARE(shard_index)
 WC_DECLARE(decode_raw)
@@ -43,6 +45,7 @@ struct Target {
 };
 const Target kTargets[] = {
     {"container", wcfuzz_entry_container},       {"stream", wcfuzz_entry_stream},
+    {"container_struct", wcfuzz_entry_container_struct}, {"stream_struct", wcfuzz_entry_stream_struct},
     {"safetensors", wcfuzz_entry_safetensors},   {"shard_index", wcfuzz_entry_shard_index},
     {"decode_raw", wcfuzz_entry_decode_raw},     {"decode_zstd", wcfuzz_entry_decode_zstd},
     {"decode_fans", wcfuzz_entry_decode_fans},   {"roundtrip_raw", wcfuzz_entry_roundtrip_raw},

@@ -12,7 +12,9 @@
 #include <stdexcept>
 
 #include "codec/codec.h"
+#include "format/container.h"
 #include "fuzz/fuzz_common.h"
+#include "fuzz/struct_assembler.h"
 #include "lib/api.h"
 #include "st_builder.h"
 #include "weights_gen.h"
@@ -22,6 +24,7 @@ namespace wcfuzz {
 namespace {
 
 using wc::DType;
+namespace sa = wcfuzz::sa;
 
 std::vector<uint8_t> read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -90,6 +93,21 @@ std::vector<Seed> containers() {
     wc::pack(st, outp, po);
     out.push_back({std::string("small_") + c.codec + "_" + std::to_string(c.chunk), read_all(outp)});
   }
+  // float-ans chunks of every float dtype it codes (several chunks each).
+  {
+    std::vector<stb::StTensor> ts;
+    uint64_t k = 20;
+    for (DType t : kFansTypes) ts.push_back({std::string("fans.") + std::string(wc::dtype_name(t)), t, {3, 64}, weights(t, 192, k++)});
+    std::string fst = d.path + "/f.safetensors";
+    stb::write_file(fst, stb::build(ts));
+    wc::PackOptions po;
+    po.threads = 1;
+    po.force = true;
+    po.codec = "float-ans";
+    po.chunk_size = 128;
+    wc::pack(fst, d.path + "/f.wcz", po);
+    out.push_back({"fans_every_dtype", read_all(d.path + "/f.wcz")});
+  }
   // An empty model and a sharded one (index.json becomes a blob file).
   std::string e = d.path + "/e.safetensors";
   stb::write_file(e, stb::build({}));
@@ -111,6 +129,113 @@ std::vector<Seed> containers() {
   out.push_back({"sharded", read_all(d.path + "/s.wcz")});
   ::unlink(shard1.c_str());
   ::unlink(shard2.c_str());
+  // A model folder with subfolders (container 1.1: file names are paths), a
+  // config blob and a sharded part with its index in its own folder.
+  {
+    const std::string f = d.path + "/folder";
+    const std::vector<std::string> dirs = {f, f + "/unet", f + "/text_encoder"};
+    for (const auto& x : dirs) ::mkdir(x.c_str(), 0755);
+    const std::string cfg = "{\"sample_size\": 64}\n";
+    const std::string sidx = "{\"weight_map\":{\"w\":\"model-00001-of-00001.safetensors\"}}";
+    const std::vector<std::pair<std::string, std::vector<uint8_t>>> files = {
+        {"config.json", {cfg.begin(), cfg.end()}},
+        {"unet/diffusion_pytorch_model.safetensors",
+         stb::build({{"w", DType::BF16, {4, 16}, weights(DType::BF16, 64, 11)}})},
+        {"text_encoder/model-00001-of-00001.safetensors", stb::build({{"w", DType::F16, {32}, weights(DType::F16, 32, 12)}})},
+        {"text_encoder/model.safetensors.index.json", {sidx.begin(), sidx.end()}},
+    };
+    for (const auto& [name, bytes] : files) stb::write_file(f + "/" + name, bytes);
+    po.chunk_size = 64;
+    wc::pack(f, d.path + "/folder.wcz", po);
+    out.push_back({"folder", read_all(d.path + "/folder.wcz")});
+    for (const auto& [name, bytes] : files) ::unlink((f + "/" + name).c_str());
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+  }
+  return out;
+}
+
+// The *_struct targets: every container seed as a description, and a few
+// with tweaks, one per kind of lie, so the fuzzer starts from each of them.
+// (Only tweaks the readers handle as the spec says; the rest are findings.)
+std::vector<Seed> struct_seeds() {
+  std::vector<Seed> out;
+  std::vector<uint8_t> base, empty;
+  for (auto& c : containers()) {
+    auto d = sa::describe(c.bytes);
+    auto b = sa::serialize(d);
+    if (c.name == "small_zstd_128") base = b;
+    if (c.name == "empty_model") empty = b;
+    out.push_back({c.name, std::move(b)});
+  }
+  struct T {
+    const char* name;
+    uint8_t op, sel;
+    uint32_t val;
+  };
+  const T tweaks[] = {
+      {"minor_1_1", sa::kVersionMinor, 0, 1},
+      {"minor_header_only", sa::kHeaderMinor, 0, 1},
+      {"major_2", sa::kVersionMajor, 0, 2},
+      {"header_flags", sa::kHeaderFlags, 0, 1},
+      {"header_reserved", sa::kHeaderReserved, 3, 0x80},
+      {"footer_flags", sa::kFooterFlags, 0, 4},
+      {"manifest_raw_minus_1", sa::kManifestRawDelta, 0, uint32_t(-1)},
+      {"manifest_frame_content", sa::kManifestFrame, 3, 5},
+      {"manifest_no_size", sa::kManifestNoSize, 0, 0},
+      {"index_raw_plus_24", sa::kIndexRawDelta, 0, 24},
+      {"index_frame_content", sa::kIndexFrame, 3, 9},
+      {"index_no_size", sa::kIndexNoSize, 0, 0},
+      {"index_count_plus_1", sa::kIndexCount, 0, 1},
+      {"entry_offset_plus_64", sa::kEntryOffset, 1, 64},
+      {"entry_stored", sa::kEntryStored, 2, 7},
+      {"entry_raw", sa::kEntryRaw, 0, 64},
+      {"entry_hash", sa::kEntryHash, 3, 1},
+      {"chunk_seq", sa::kChunkSeq, 1, 0},
+      {"chunk_stored", sa::kChunkStored, 2, 1u << 20},
+      {"entry_stored_largest", sa::kEntryStored, 2, UINT32_MAX},
+      {"chunk_hash", sa::kChunkHash, 0, 1},
+      {"padding", sa::kPadding, 1, 1},
+      {"gap", sa::kGap, 2, 0},
+      {"gap_before_index", sa::kGap, 255, 0},
+      {"padding_before_index", sa::kPadding, 255, 0x40},
+      {"drop_chunk", sa::kDropChunk, 1, 0},
+      {"extra_entry", sa::kExtraEntry, 0, 0},
+      {"footer_file_size", sa::kFooterFileSize, 0, 64},
+      {"footer_index_offset", sa::kFooterIndexOffset, 0, uint32_t(-64)},
+      {"no_fixups", sa::kFixups, 0, 31},
+      {"clone_tensor_x100", sa::kCloneTensor, 1, 100},
+  };
+  for (const auto& t : tweaks) {
+    auto d = sa::parse(base.data(), base.size());
+    sa::add_tweak(d, t.op, t.sel, t.val);
+    out.push_back({std::string("small_zstd_128.") + t.name, sa::serialize(d)});
+  }
+  // One chunk of 2^28 raw bytes (no payload given: the assembler leaves it
+  // empty) whose header claims the largest stored size §5 allows: a reader
+  // must not allocate that before the bytes arrive.
+  {
+    wc::Manifest m;
+    wc::FileRecord f;
+    f.name = "huge.safetensors";
+    f.tensor_count = 1;
+    m.files.push_back(f);
+    wc::TensorRecord t;
+    t.name = "huge";
+    t.shape = {1u << 28};
+    t.byte_size = 1u << 28;
+    t.chunk_size = 1u << 28;
+    m.tensors.push_back(t);
+    m.derive_chunks();
+    sa::Description hd;
+    hd.manifest = wc::encode_manifest(m);
+    out.push_back({"huge_chunk", sa::serialize(hd)});
+    sa::add_tweak(hd, sa::kChunkStored, 0, UINT32_MAX);
+    out.push_back({"huge_chunk.chunk_stored_largest", sa::serialize(hd)});
+  }
+  // 1001 empty safetensors files (the empty model's one, cloned).
+  auto d = sa::parse(empty.data(), empty.size());
+  sa::add_tweak(d, sa::kCloneFile, 0, 1000);
+  out.push_back({"empty_model.clone_file_x1000", sa::serialize(d)});
   return out;
 }
 
@@ -206,13 +331,15 @@ std::vector<Seed> roundtrip_seeds(int codec) {
 
 const std::vector<std::string>& target_names() {
   static const std::vector<std::string> names = {
-      "container",   "stream",      "safetensors",    "shard_index",    "decode_raw",
-      "decode_zstd", "decode_fans", "roundtrip_raw", "roundtrip_zstd", "roundtrip_fans"};
+      "container",     "stream",         "container_struct", "stream_struct",
+      "safetensors",   "shard_index",    "decode_raw",       "decode_zstd",
+      "decode_fans",   "roundtrip_raw",  "roundtrip_zstd",   "roundtrip_fans"};
   return names;
 }
 
 std::vector<Seed> make_seeds(const std::string& t) {
   if (t == "container" || t == "stream") return containers();
+  if (t == "container_struct" || t == "stream_struct") return struct_seeds();
   if (t == "safetensors") return safetensors_seeds();
   if (t == "shard_index") return shard_index_seeds();
   if (t == "decode_raw") return decode_seeds(0);

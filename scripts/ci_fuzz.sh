@@ -7,7 +7,7 @@
 # $WCODEC_FUZZ_OUT/artifacts (add it to fuzz/regressions/TARGET/ with the fix).
 #
 # Environment:
-#   WCODEC_FUZZ_SECONDS   seconds per target (default 25)
+#   WCODEC_FUZZ_SECONDS   seconds per target (default 21: 12 targets, 2 at once, ~2 min)
 #   WCODEC_FUZZ_JOBS      targets run at once (default: number of cores, at most 2)
 #   WCODEC_FUZZ_BUILD     build directory (default build-fuzz)
 #   WCODEC_FUZZ_BUILD_TYPE  CMake build type (default RelWithDebInfo)
@@ -17,12 +17,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECONDS_PER=${WCODEC_FUZZ_SECONDS:-25}
+SECONDS_PER=${WCODEC_FUZZ_SECONDS:-21}
 NPROC=$(nproc 2>/dev/null || echo 2)
 JOBS=${WCODEC_FUZZ_JOBS:-$(( NPROC < 2 ? 1 : 2 ))}
 BUILD=${WCODEC_FUZZ_BUILD:-build-fuzz}
 OUT=${WCODEC_FUZZ_OUT:-$BUILD/fuzz-run}
-TARGETS=${WCODEC_FUZZ_TARGETS:-"container stream safetensors shard_index decode_raw decode_zstd decode_fans roundtrip_raw roundtrip_zstd roundtrip_fans"}
+TARGETS=${WCODEC_FUZZ_TARGETS:-"container stream container_struct stream_struct safetensors shard_index decode_raw decode_zstd decode_fans roundtrip_raw roundtrip_zstd roundtrip_fans"}
 
 # libFuzzer comes with clang's runtime; install both when missing.
 if ! command -v clang++ >/dev/null || ! dpkg -s libclang-rt-dev >/dev/null 2>&1; then
@@ -58,11 +58,13 @@ run_one() {
   [[ -d fuzz/corpus/$t ]] && dirs+=("fuzz/corpus/$t")
   [[ -d fuzz/regressions/$t ]] && dirs+=("fuzz/regressions/$t")
   # New inputs go to the first directory (a scratch corpus), never into the tree.
-  # -malloc_limit_mb: the largest legal allocation is one chunk buffer (256 MiB
-  # raw + its stored bound); anything larger is a claim the reader believed.
+  # Failures: a crash, a run over 1 s (-timeout=1), a single allocation of
+  # 256 MiB or more (-malloc_limit_mb=256: the targets decode at most
+  # fuzz_common.h's caps, so a larger allocation is a size claim a reader
+  # believed before the bytes arrived) or 2 GiB of RSS.
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$BUILD/fuzz/wcodec_fuzz_$t" -max_total_time="$SECONDS_PER" -timeout=10 -rss_limit_mb=2048 \
-    -malloc_limit_mb=600 -max_len=65536 -print_final_stats=1 \
+    "$BUILD/fuzz/wcodec_fuzz_$t" -max_total_time="$SECONDS_PER" -timeout=1 -rss_limit_mb=2048 \
+    -malloc_limit_mb=256 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$OUT/artifacts/$t/" "${dirs[@]}" >"$OUT/logs/$t.log" 2>&1
 }
 
@@ -83,7 +85,7 @@ for t in $TARGETS; do
 done
 
 total=0
-printf '%-16s %12s %10s %s\n' target executions exec/s result
+printf '%-18s %12s %10s %s\n' target executions exec/s result
 for t in $TARGETS; do
   log="$OUT/logs/$t.log"
   execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
@@ -96,7 +98,7 @@ for t in $TARGETS; do
   total=$((total + execs))
   res=ok
   [[ " ${failed[*]:-} " == *" $t "* ]] && res="CRASH (see $log, artifacts in $OUT/artifacts/$t)"
-  printf '%-16s %12s %10s %s\n' "$t" "$execs" "${rate:-?}" "$res"
+  printf '%-18s %12s %10s %s\n' "$t" "$execs" "${rate:-?}" "$res"
 done
 echo "ci_fuzz: total executions $total in $(( $(date +%s) - t1 )) s of fuzzing (${SECONDS_PER} s per target, $JOBS at once)"
 
