@@ -25,32 +25,9 @@ void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t
 
 namespace {
 
-// A chunk's output buffer: grown (never shrunk) without zero-filling, so a
-// chunk that claims a large raw size and fails to decode early costs no
-// memory for the pages its decoder never wrote.
-class RawBuffer {
- public:
-  uint8_t* reserve(size_t n) {
-    if (n > cap_) p_.reset(new uint8_t[n]), cap_ = n;
-    n_ = n;
-    return p_.get();
-  }
-  const uint8_t* data() const { return p_.get(); }
-  size_t size() const { return n_; }
-
- private:
-  std::unique_ptr<uint8_t[]> p_;
-  size_t cap_ = 0, n_ = 0;
-};
-
 // Shard indexes are JSON the size of a weight map: a few MB for the largest
 // models. A larger one is refused rather than buffered.
 constexpr uint64_t kMaxShardIndexSize = 64u << 20;
-
-struct HashState {
-  XXH3_state_t* s = XXH3_createState();
-  ~HashState() { XXH3_freeState(s); }
-};
 
 }  // namespace
 

@@ -4,10 +4,12 @@
 // Every file's bytes are hashed on the way and checked against the manifest.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "format/container.h"
+#include "format/hash.h"
 #include "lib/api.h"
 #include "lib/thread_pool.h"
 
@@ -30,6 +32,33 @@ class AssemblyTarget {
   virtual void begin_file(uint32_t f) = 0;
   virtual void bytes(const uint8_t* p, size_t n) = 0;
   virtual void end_file(uint32_t f) = 0;
+};
+
+// A chunk's output buffer: grown (never shrunk) without zero-filling, so a
+// chunk that claims a large raw size and fails to decode early costs no
+// memory for the pages its decoder never wrote.
+class RawBuffer {
+ public:
+  uint8_t* reserve(size_t n) {
+    if (n > cap_) p_.reset(new uint8_t[n]), cap_ = n;
+    n_ = n;
+    return p_.get();
+  }
+  const uint8_t* data() const { return p_.get(); }
+  size_t size() const { return n_; }
+
+ private:
+  std::unique_ptr<uint8_t[]> p_;
+  size_t cap_ = 0, n_ = 0;
+};
+
+// An XXH3-64 streaming state, freed with its owner.
+struct HashState {
+  XXH3_state_t* s = XXH3_createState();
+  ~HashState() { XXH3_freeState(s); }
+  HashState() = default;
+  HashState(const HashState&) = delete;
+  HashState& operator=(const HashState&) = delete;
 };
 
 void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, ThreadPool& pool,

@@ -21,27 +21,6 @@ namespace wc {
 
 namespace {
 
-// A chunk's output buffer, grown (never shrunk) without zero-filling.
-class RawBuffer {
- public:
-  uint8_t* reserve(size_t n) {
-    if (n > cap_) p_.reset(new uint8_t[n]), cap_ = n;
-    n_ = n;
-    return p_.get();
-  }
-  const uint8_t* data() const { return p_.get(); }
-  size_t size() const { return n_; }
-
- private:
-  std::unique_ptr<uint8_t[]> p_;
-  size_t cap_ = 0, n_ = 0;
-};
-
-struct HashState {
-  XXH3_state_t* s = XXH3_createState();
-  ~HashState() { XXH3_freeState(s); }
-};
-
 // Decodes tensors [first, first + count) of the container, chunks in
 // parallel windows, handing each chunk's bytes to emit() strictly in order.
 template <class Emit>
