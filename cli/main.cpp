@@ -207,35 +207,6 @@ unsigned cores() {
   return n ? n : 1;
 }
 
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
-bool is_dir(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// `-o` names a folder to write into: it exists as one, or ends in '/'.
-bool folder_like(const std::string& out) { return !out.empty() && out != "-" && (out.back() == '/' || is_dir(out)); }
-
-std::string basename_of(std::string s) {
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  const size_t k = s.rfind('/');
-  return k == std::string::npos ? s : s.substr(k + 1);
-}
-
-std::string dirname_of(std::string s) {
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  const size_t k = s.rfind('/');
-  return k == std::string::npos ? "." : k == 0 ? "/" : s.substr(0, k);
-}
-
-std::string join(const std::string& dir, const std::string& name) {
-  if (dir.empty() || dir == ".") return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
 const char* shown_name(const std::string& p) { return p == "-" ? "<stdout>" : p.c_str(); }
 
 uint64_t file_size(const std::string& p) {
@@ -291,8 +262,8 @@ auto with_progress(Progress& bar, Op&& op) {
 std::string stream_name(const Opts& o, const std::string& out) {
   if (!o.name.empty()) return o.name;
   const std::string ext = wc::kContainerExt;
-  const std::string b = basename_of(out);
-  if (out != "-" && !folder_like(out) && b.size() > ext.size() && ends_with(b, ext)) return b.substr(0, b.size() - ext.size());
+  const std::string b = wc::path_basename(out);
+  if (out != "-" && !wc::names_folder(out) && b.size() > ext.size() && wc::path_ends_with(b, ext)) return b.substr(0, b.size() - ext.size());
   return "model.safetensors";
 }
 
@@ -300,7 +271,7 @@ std::string stream_name(const Opts& o, const std::string& out) {
 // then remove exactly the files it was compared with, then the folders that
 // this left empty (a folder input included; nothing else is removed).
 void remove_packed_inputs(const Opts& o, const std::string& in, const std::string& out) {
-  const std::string against = is_dir(in) ? in : ends_with(in, ".index.json") ? dirname_of(in) : in;
+  const std::string against = wc::is_directory(in) ? in : wc::path_ends_with(in, ".index.json") ? wc::path_dirname(in) : in;
   Progress bar("verify", o.progress(""));
   const auto t0 = Clock::now();
   auto v = with_progress(bar, [&] { return wc::verify(out, against, o.threads, bar.fn()); });
@@ -309,13 +280,13 @@ void remove_packed_inputs(const Opts& o, const std::string& in, const std::strin
   const auto files = wc::container_files(out);
   std::vector<std::string> dirs;
   for (const auto& f : files) {
-    const std::string p = files.size() == 1 && !is_dir(against) ? against : join(against, f.name);
+    const std::string p = files.size() == 1 && !wc::is_directory(against) ? against : wc::path_join(against, f.name);
     if (::unlink(p.c_str()) != 0) throw wc::Error(wc::Errc::io, "--rm: cannot remove " + p + ": " + std::strerror(errno));
-    for (std::string d = dirname_of(p); is_dir(in) && d.size() > against.size() && d.compare(0, against.size(), against) == 0;
-         d = dirname_of(d))
+    for (std::string d = wc::path_dirname(p); wc::is_directory(in) && d.size() > against.size() && d.compare(0, against.size(), against) == 0;
+         d = wc::path_dirname(d))
       dirs.push_back(d);
   }
-  if (is_dir(in)) {
+  if (wc::is_directory(in)) {
     std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
     dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
     for (const auto& d : dirs) ::rmdir(d.c_str());  // only when empty
@@ -329,10 +300,10 @@ void pack_one(const Opts& o, const std::string& in) {
   if (in == "-") {
     if (out.empty()) throw Usage{"packing standard input needs -o FILE or -c"};
     name = stream_name(o, out);
-    if (folder_like(out)) out = join(out, name + wc::kContainerExt);
+    if (wc::names_folder(out)) out = wc::path_join(out, name + wc::kContainerExt);
   } else {
     if (out.empty()) out = wc::default_pack_output(in);
-    else if (folder_like(out)) out = join(out, basename_of(wc::default_pack_output(in)));
+    else if (wc::names_folder(out)) out = wc::path_join(out, wc::path_basename(wc::default_pack_output(in)));
   }
   wc::PackOptions po;
   po.threads = o.threads;
@@ -358,13 +329,18 @@ void pack_one(const Opts& o, const std::string& in) {
   }
 }
 
-void unpack_part(const Opts& o, const std::string& in) {
-  std::string out = o.out;
+wc::UnpackOptions unpack_options(const Opts& o, const Progress& bar) {
   wc::UnpackOptions uo;
   uo.threads = o.threads;
   uo.force = o.force;
-  Progress bar("unpack", o.progress(out));
   uo.progress = bar.fn();
+  return uo;
+}
+
+void unpack_part(const Opts& o, const std::string& in) {
+  const std::string& out = o.out;
+  Progress bar("unpack", o.progress(out));
+  const wc::UnpackOptions uo = unpack_options(o, bar);
   const auto t0 = Clock::now();
   if (!o.tensor.empty()) {
     auto r = with_progress(bar, [&] { return wc::unpack_tensor_npy(in, o.file, o.tensor, out, uo); });
@@ -392,20 +368,13 @@ void unpack_one(const Opts& o, const std::string& in) {
   if (in == "-") {
     if (out.empty()) throw Usage{"unpack from standard input needs -o FILE (or -c)"};
   } else if (out.empty()) {
-    if (!ends_with(basename_of(in), wc::kContainerExt) || basename_of(in) == wc::kContainerExt)
+    if (!wc::path_ends_with(wc::path_basename(in), wc::kContainerExt) || wc::path_basename(in) == wc::kContainerExt)
       throw Failure{in + ": unknown suffix -- ignored (name the output with -o)"};
-    out = wc::default_unpack_output(in);
-  } else if (folder_like(out)) {
-    const auto files = wc::container_files(in);
-    if (files.size() == 1 && files[0].name.find('/') == std::string::npos) out = join(out, files[0].name);
   }
-  wc::UnpackOptions uo;
-  uo.threads = o.threads;
-  uo.force = o.force;
   Progress bar("unpack", o.progress(out));
-  uo.progress = bar.fn();
+  const wc::UnpackOptions uo = unpack_options(o, bar);
   const auto t0 = Clock::now();
-  with_progress(bar, [&] { wc::unpack(in, out, uo); });
+  out = with_progress(bar, [&] { return wc::unpack(in, out, uo); });  // the path written
   bar.finish();
   if (o.summary(out)) {
     if (in == "-")

@@ -79,37 +79,6 @@ static void write_all(int fd, const void* p, size_t n, const std::string& name) 
   }
 }
 
-bool path_exists(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-bool is_directory(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-std::string path_basename(const std::string& p) {
-  std::string s = p;
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  auto k = s.rfind('/');
-  return k == std::string::npos ? s : s.substr(k + 1);
-}
-
-std::string path_dirname(const std::string& p) {
-  std::string s = p;
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  auto k = s.rfind('/');
-  if (k == std::string::npos) return ".";
-  if (k == 0) return "/";
-  return s.substr(0, k);
-}
-
-std::string path_join(const std::string& dir, const std::string& name) {
-  if (dir.empty() || dir == ".") return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
 namespace {
 // The signal handler's list of paths to remove. A doubly-linked list of heap
 // nodes behind a static sentinel: writers (register/unregister, any thread)

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "format/path.h"
+
 namespace wc {
 
 class MappedFile {
@@ -127,11 +129,5 @@ class FdSink : public ByteSink {
 // an interrupted run leaves nothing. (The one piece of global state: a signal
 // handler has no other way in.)
 void remove_temporaries_from_signal_handler() noexcept;
-
-bool path_exists(const std::string& path);
-bool is_directory(const std::string& path);
-std::string path_basename(const std::string& path);
-std::string path_dirname(const std::string& path);
-std::string path_join(const std::string& dir, const std::string& name);
 
 }  // namespace wc

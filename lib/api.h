@@ -12,6 +12,7 @@
 
 #include "codec/codec.h"
 #include "format/error.h"
+#include "format/path.h"  // path helpers the tool shares
 
 namespace wc {
 
@@ -50,9 +51,11 @@ struct UnpackOptions {
 // `in`: a container path or "-" (standard input, read front to back).
 // `out`: the file for a single-file model ("-" for standard output; an
 // existing folder or a path ending in '/' for FOLDER/<stored name>), or a
-// directory for a sharded model. Nothing is left behind on failure. Refuses
+// directory for a sharded model; empty for default_unpack_output's name
+// (a container file only). Nothing is left behind on failure. Refuses
 // (Errc::usage) an output that is the container itself, even with force.
-void unpack(const std::string& in, const std::string& out, const UnpackOptions& opt);
+// Returns the path written (the file or the folder).
+std::string unpack(const std::string& in, const std::string& out, const UnpackOptions& opt);
 
 // Default output names: model.safetensors <-> model.safetensors.wcz.
 std::string default_pack_output(const std::string& in);

@@ -33,8 +33,15 @@ constexpr uint64_t kMaxShardIndexSize = 64u << 20;
 
 void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, ThreadPool& pool,
                   const ProgressFn& progress) {
+  decode_files(m, 0, uint32_t(m.files.size()), src, dst, pool, progress);
+}
+
+void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource& src, AssemblyTarget& dst,
+                  ThreadPool& pool, const ProgressFn& progress) {
+  if (!src.random_access() && (first != 0 || count != m.files.size()))
+    fail(Errc::usage, "a stream decodes every file in order");
   uint64_t total = 0, done = 0;
-  for (const auto& f : m.files) total += f.size;
+  for (uint32_t fi = first; fi < first + count; ++fi) total += m.files[fi].size;
   const size_t slots = chunk_slots(pool);
   std::vector<RawBuffer> raw(slots);
   std::vector<std::vector<uint8_t>> stored(slots);
@@ -42,7 +49,7 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
   std::vector<std::span<const uint8_t>> spans(slots);
   HashState hs;
 
-  for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
+  for (uint32_t fi = first; fi < first + count; ++fi) {
     const FileRecord& f = m.files[fi];
     const bool is_index = f.kind == FileKind::blob && is_shard_index_name(f.name);
     if (is_index && f.size > kMaxShardIndexSize) {

@@ -63,6 +63,10 @@ struct HashState {
 
 void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, ThreadPool& pool,
                   const ProgressFn& progress);
+// The same for files [first, first + count) only (a random-access source;
+// a stream decodes every file): unpack --file.
+void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource& src, AssemblyTarget& dst,
+                  ThreadPool& pool, const ProgressFn& progress);
 
 // Decodes one chunk of tensor `t` into dst (exactly t.chunk_raw_size(i) bytes);
 // throws naming the tensor and chunk.

@@ -10,9 +10,9 @@
 
 #include "format/file_check.h"
 #include "format/file_io.h"
-#include "format/hash.h"
 #include "format/reader.h"
 #include "lib/api.h"
+#include "lib/chunk_sources.h"
 #include "lib/chunk_windows.h"
 #include "lib/decode_driver.h"
 #include "lib/thread_pool.h"
@@ -37,13 +37,11 @@ void decode_tensors(const ContainerReader& r, uint32_t first, uint32_t count, Th
       [&](size_t k, const ChunkJob&) { emit(raw[k].data(), raw[k].size()); });
 }
 
-bool folder_like(const std::string& out) { return !out.empty() && out != "-" && (out.back() == '/' || is_directory(out)); }
-
 // The output path: `out`; FOLDER/<name> for a folder-like `out`; <name>
 // beside the container when `out` is empty.
 std::string destination(const std::string& in, const std::string& out, const std::string& name) {
   if (out.empty()) return path_join(path_dirname(in), name);
-  return folder_like(out) ? path_join(out, name) : out;
+  return names_folder(out) ? path_join(out, name) : out;
 }
 
 // Standard output (never a terminal) or an AtomicFile.
@@ -176,19 +174,17 @@ std::string unpack_file(const std::string& in, const std::string& name, const st
   refuse_output_onto_input(dest, {in});
   ThreadPool pool(opt.threads ? opt.threads : default_threads());
   Sink sink(dest, opt.force);
-  HashState hs;
-  XXH3_64bits_reset(hs.s);
-  uint64_t done = 0;
-  auto emit = [&](const uint8_t* p, size_t n) {
-    sink.sink->write(p, n);
-    XXH3_64bits_update(hs.s, p, n);
-    done += n;
-    if (opt.progress) opt.progress(done, f->size);
-  };
-  emit(f->prefix.data(), f->prefix.size());
-  decode_tensors(r, f->first_tensor, f->tensor_count, pool, emit);
-  if (done != f->size || XXH3_64bits_digest(hs.s) != f->xxh3)
-    refuse(Errc::checksum, in, "decoded file '" + f->name + "' does not match the checksum of the original");
+  // The decode driver's whole-file path: the prefix, the chunks in order,
+  // the file's XXH3 and (for a shard index) its check.
+  struct ToSink : AssemblyTarget {
+    ByteSink* s;
+    void begin_file(uint32_t) override {}
+    void bytes(const uint8_t* p, size_t n) override { s->write(p, n); }
+    void end_file(uint32_t) override {}
+  } target;
+  target.s = sink.sink;
+  FileChunkSource src(r);
+  decode_files(m, uint32_t(f - m.files.data()), 1, src, target, pool, opt.progress);
   sink.commit();
   return dest;
 }
@@ -218,7 +214,7 @@ NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, cons
     refuse(Errc::usage, in, "tensor '" + tensor + "' is in several files (" + listing(in_files) + "); choose one with --file");
   const TensorRecord& t = m.tensors[found[0]];
 
-  if (out.empty() || folder_like(out)) {
+  if (out.empty() || names_folder(out)) {
     const std::string n = tensor + ".npy";
     if (!valid_file_name(n) || n.find('/') != std::string::npos)
       refuse(Errc::usage, in, "tensor name '" + tensor + "' is no file name; name the output with -o");

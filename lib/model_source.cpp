@@ -17,10 +17,6 @@ namespace wc {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
 [[noreturn]] void refuse_path(Errc code, const std::string& path, const std::string& msg) {
   Error e(code, msg);
   e.at_file(path);
@@ -64,7 +60,7 @@ void walk(const std::string& root_real, const std::string& dir, const std::strin
       walk(root_real, path, name, out);
     } else if (S_ISREG(st.st_mode)) {
       if (!valid_file_name(name)) refuse_path(Errc::usage, path, "path cannot be stored (UTF-8, at most 255 bytes a component, 32 levels)");
-      out.push_back({path, name, ends_with(n, ".safetensors") ? FileKind::safetensors : FileKind::blob});
+      out.push_back({path, name, path_ends_with(n, ".safetensors") ? FileKind::safetensors : FileKind::blob});
     } else {
       refuse_path(Errc::usage, path, "not a regular file (socket, device or FIFO); not packed");
     }
@@ -83,7 +79,7 @@ std::vector<SourceFile> resolve_model_input(const std::string& in) {
     if (!any_st) refuse_path(Errc::usage, in, "folder holds no *.safetensors file");
     return out;
   }
-  if (!ends_with(in, ".index.json")) return {{in, path_basename(in), FileKind::safetensors}};
+  if (!path_ends_with(in, ".index.json")) return {{in, path_basename(in), FileKind::safetensors}};
   MappedFile mf(in);
   std::vector<std::string> shards;
   try {

@@ -2,6 +2,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,13 +18,10 @@ namespace {
 // else to a folder (as OutputFiles decides).
 bool single_file(const Manifest& m) { return m.files.size() == 1 && m.files[0].name.find('/') == std::string::npos; }
 
-// `out` names a folder to write into: it exists as one, or ends in '/'.
-bool folder_like(const std::string& out) { return !out.empty() && out != "-" && (out.back() == '/' || is_directory(out)); }
-
 // unpack's destination: for one file and a folder-like `out`, the stored
 // name inside it; otherwise `out` itself.
 std::string unpack_destination(const Manifest& m, const std::string& out) {
-  return single_file(m) && folder_like(out) ? path_join(out, m.files[0].name) : out;
+  return single_file(m) && names_folder(out) ? path_join(out, m.files[0].name) : out;
 }
 
 // Every path unpack writes to `dest` must not be the container `in`.
@@ -62,19 +60,26 @@ void refuse_output_onto_input(const std::string& out, const std::vector<std::str
   }
 }
 
-std::string default_unpack_output(const std::string& in) {
+namespace {
+// default_unpack_output for a container whose manifest is already read.
+std::string default_output_for(const std::string& in, const Manifest& m) {
   const std::string ext = kContainerExt;
   const std::string base = path_basename(in);
-  if (in == "-" || base.size() <= ext.size() || base.compare(base.size() - ext.size(), ext.size(), ext) != 0) {
+  if (in == "-" || base.size() <= ext.size() || !path_ends_with(base, ext)) {
     Error e(Errc::usage, "unknown suffix -- ignored (name the output with -o)");
     e.at_file(in);
     throw e;
   }
-  ContainerReader r(in);
-  if (single_file(r.manifest())) return path_join(path_dirname(in), r.manifest().files[0].name);
+  if (single_file(m)) return path_join(path_dirname(in), m.files[0].name);
   std::string s = in;
   while (s.size() > 1 && s.back() == '/') s.pop_back();
   return s.substr(0, s.size() - ext.size());
+}
+}  // namespace
+
+std::string default_unpack_output(const std::string& in) {
+  if (in != "-" && path_ends_with(path_basename(in), kContainerExt)) return default_output_for(in, ContainerReader(in).manifest());
+  return default_output_for(in, Manifest{});  // refuses the name
 }
 
 namespace {
@@ -89,9 +94,7 @@ namespace {
 class OutputFiles : public AssemblyTarget {
  public:
   OutputFiles(const Manifest& m, const std::string& out, bool force) : m_(m), out_(out), force_(force) {
-    // One file unpacks to the output path itself; a file in a subfolder, or
-    // several files, to a folder.
-    single_ = m.files.size() == 1 && m.files[0].name.find('/') == std::string::npos;
+    single_ = single_file(m);
     if (single_) return;
     if (out == "-") fail(Errc::usage, "a model of several files unpacks to a folder, not to standard output (--file NAME picks one)");
     if (!is_directory(out)) {
@@ -215,27 +218,32 @@ class OutputFiles : public AssemblyTarget {
 
 }  // namespace
 
-void unpack(const std::string& in, const std::string& out, const UnpackOptions& opt) {
+namespace {
+// The destination, the output files, the decode and the commit, for either
+// reader (a mapped file, or a pipe read front to back).
+template <class Reader, class Source>
+std::string unpack_with(const std::string& in, const std::string& out, const UnpackOptions& opt, Reader& r, Source& src) {
   ThreadPool pool(opt.threads ? opt.threads : default_threads());
+  const std::string dest = out.empty() ? default_output_for(in, r.manifest()) : unpack_destination(r.manifest(), out);
+  refuse_overwriting_container(r.manifest(), dest, in);
+  OutputFiles dst(r.manifest(), dest, opt.force);
+  decode_model(r.manifest(), src, dst, pool, opt.progress);
+  if constexpr (std::is_same_v<Reader, ContainerStreamReader>) r.finish();
+  dst.commit();
+  return dest;
+}
+}  // namespace
+
+std::string unpack(const std::string& in, const std::string& out, const UnpackOptions& opt) {
   if (in == "-") {
     StreamIn sin(0, "<stdin>");
     ContainerStreamReader r(sin);
     StreamChunkSource src(r, "<stdin>");
-    const std::string dest = unpack_destination(r.manifest(), out);
-    refuse_overwriting_container(r.manifest(), dest, in);
-    OutputFiles dst(r.manifest(), dest, opt.force);
-    decode_model(r.manifest(), src, dst, pool, opt.progress);
-    r.finish();
-    dst.commit();
-    return;
+    return unpack_with(in, out, opt, r, src);
   }
   ContainerReader r(in);
   FileChunkSource src(r);
-  const std::string dest = unpack_destination(r.manifest(), out);
-  refuse_overwriting_container(r.manifest(), dest, in);
-  OutputFiles dst(r.manifest(), dest, opt.force);
-  decode_model(r.manifest(), src, dst, pool, opt.progress);
-  dst.commit();
+  return unpack_with(in, out, opt, r, src);
 }
 
 }  // namespace wc
