@@ -267,32 +267,14 @@ std::string stream_name(const Opts& o, const std::string& out) {
   return "model.safetensors";
 }
 
-// --rm after a pack: verify the container against the inputs byte for byte,
-// then remove exactly the files it was compared with, then the folders that
-// this left empty (a folder input included; nothing else is removed).
+// --rm after a pack (the library verifies, then removes exactly the inputs).
 void remove_packed_inputs(const Opts& o, const std::string& in, const std::string& out) {
-  const std::string against = wc::is_directory(in) ? in : wc::path_ends_with(in, ".index.json") ? wc::path_dirname(in) : in;
   Progress bar("verify", o.progress(""));
   const auto t0 = Clock::now();
-  auto v = with_progress(bar, [&] { return wc::verify(out, against, o.threads, bar.fn()); });
+  auto r = with_progress(bar, [&] { return wc::remove_packed_inputs(in, out, o.threads, bar.fn()); });
   bar.finish();
-  verbose_detail(o, "verified against the input", v.bytes, seconds_since(t0));
-  const auto files = wc::container_files(out);
-  std::vector<std::string> dirs;
-  for (const auto& f : files) {
-    const std::string p = files.size() == 1 && !wc::is_directory(against) ? against : wc::path_join(against, f.name);
-    if (::unlink(p.c_str()) != 0) throw wc::Error(wc::Errc::io, "--rm: cannot remove " + p + ": " + std::strerror(errno));
-    for (std::string d = wc::path_dirname(p); wc::is_directory(in) && d.size() > against.size() && d.compare(0, against.size(), against) == 0;
-         d = wc::path_dirname(d))
-      dirs.push_back(d);
-  }
-  if (wc::is_directory(in)) {
-    std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
-    for (const auto& d : dirs) ::rmdir(d.c_str());  // only when empty
-    ::rmdir(in.c_str());
-  }
-  if (o.verbose && !o.quiet) std::fprintf(stderr, "  removed %zu input file(s)\n", files.size());
+  verbose_detail(o, "verified against the input", r.verified.bytes, seconds_since(t0));
+  if (o.verbose && !o.quiet) std::fprintf(stderr, "  removed %zu input file(s)\n", r.files);
 }
 
 void pack_one(const Opts& o, const std::string& in) {

@@ -139,6 +139,17 @@ struct VerifyResult {
 // original file or directory byte for byte). Throws on the first problem.
 VerifyResult verify(const std::string& in, const std::string& against, unsigned threads, const ProgressFn& progress);
 
+// `pack --rm`: verifies `container` against the model it was packed from
+// (`in`, as given to pack) byte for byte, then removes exactly those input
+// files and, for a folder input, the folders this leaves empty (the input
+// folder included). Throws before removing anything if they differ.
+struct RemovedInputs {
+  VerifyResult verified;
+  size_t files = 0;
+};
+RemovedInputs remove_packed_inputs(const std::string& in, const std::string& container, unsigned threads,
+                                   const ProgressFn& progress);
+
 struct TensorSummary {
   std::string file, name, dtype, codec;
   std::vector<uint64_t> shape;

@@ -1,4 +1,6 @@
 // pack: safetensors in, container out.
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include "format/file_check.h"
 #include "format/file_io.h"
 #include "format/safetensors.h"
+#include "format/reader.h"
 #include "format/writer.h"
 #include "lib/api.h"
 #include "lib/chunk_windows.h"
@@ -186,6 +189,39 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   for (const auto& f : m.files)
     if (f.kind == FileKind::safetensors)
       for (uint32_t i = 0; i < f.tensor_count; ++i) r.weights += m.tensors[f.first_tensor + i].elements();
+  return r;
+}
+
+RemovedInputs remove_packed_inputs(const std::string& in, const std::string& container, unsigned threads,
+                                   const ProgressFn& progress) {
+  const bool folder = is_directory(in);
+  RemovedInputs r;
+  // What verify compares with: the file, or the folder the files lie in.
+  const std::string against = folder ? in : path_ends_with(in, ".index.json") ? path_dirname(in) : in;
+  r.verified = verify(container, against, threads, progress);
+  // Exactly the files verify compared (a file that appeared in the folder
+  // since the pack is not one of them, and stays).
+  const ContainerReader c(container);
+  const auto& files = c.manifest().files;
+  std::vector<std::string> dirs;
+  for (const auto& f : files) {
+    const std::string p = files.size() == 1 && !is_directory(against) ? against : path_join(against, f.name);
+    if (::unlink(p.c_str()) != 0) {
+      Error e(Errc::io, std::string("--rm: cannot remove the input: ") + std::strerror(errno));
+      e.at_file(p);
+      throw e;
+    }
+    ++r.files;
+    if (folder)
+      for (std::string d = path_dirname(p); d.size() > in.size() && d.compare(0, in.size(), in) == 0; d = path_dirname(d))
+        dirs.push_back(d);
+  }
+  if (folder) {  // deepest first; rmdir removes only empty folders
+    std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+    for (const auto& d : dirs) ::rmdir(d.c_str());
+    ::rmdir(in.c_str());
+  }
   return r;
 }
 
