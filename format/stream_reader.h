@@ -22,6 +22,8 @@ class ContainerStreamReader {
   // checks that the stream ends there.
   void finish();
   uint32_t chunks_read() const { return static_cast<uint32_t>(seen_.size()); }
+  // Where chunk i's payload began in the stream (i < chunks_read()).
+  uint64_t payload_offset(uint32_t i) const { return seen_.at(i).offset; }
   const TensorRecord& tensor_of_chunk(uint32_t i) const;
 
  private:

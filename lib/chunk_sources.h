@@ -12,6 +12,7 @@ class FileChunkSource : public ChunkSource {
   bool random_access() const override { return true; }
   std::span<const uint8_t> get(uint32_t i, std::vector<uint8_t>&) override { return r_.chunk(i); }
   const std::string& name() const override { return r_.path(); }
+  uint64_t payload_offset(uint32_t i) const override { return r_.index().at(i).offset; }
 
  private:
   const ContainerReader& r_;
@@ -27,6 +28,7 @@ class StreamChunkSource : public ChunkSource {
     return {buf.data(), buf.size()};
   }
   const std::string& name() const override { return name_; }
+  uint64_t payload_offset(uint32_t i) const override { return r_.payload_offset(i); }
 
  private:
   ContainerStreamReader& r_;

@@ -72,7 +72,12 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
         [&](size_t k, const ChunkJob& j) {
           const TensorRecord& t = m.tensors[j.tensor];
           if (src.random_access()) spans[k] = src.get(global(j), stored[k]);
-          decode_one_chunk(t, j.chunk, spans[k], raw[k].reserve(t.chunk_raw_size(j.chunk)), src.name());
+          try {
+            decode_one_chunk(t, j.chunk, spans[k], raw[k].reserve(t.chunk_raw_size(j.chunk)), src.name());
+          } catch (Error& e) {
+            e.at_offset(src.payload_offset(global(j)));  // where the chunk that did not decode lies
+            throw;
+          }
         },
         [&](size_t k, const ChunkJob&) {
           if (is_index) shard_index.insert(shard_index.end(), raw[k].data(), raw[k].data() + raw[k].size());
@@ -90,7 +95,9 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
       try {
         check_shard_index(m, f, shard_index.data(), shard_index.size(), UINT64_MAX);
       } catch (Error& e) {
-        e.at_file(src.name());
+        const TensorRecord& t = m.tensors[f.first_tensor];
+        e.at_file(src.name()).at_tensor(t.name);
+        if (t.chunk_count) e.at_offset(src.payload_offset(t.first_chunk));  // the index's first bytes
         throw;
       }
     }

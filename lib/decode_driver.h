@@ -24,6 +24,8 @@ class ChunkSource {
   // Verified stored bytes of chunk i; `buf` may be used as storage.
   virtual std::span<const uint8_t> get(uint32_t i, std::vector<uint8_t>& buf) = 0;
   virtual const std::string& name() const = 0;
+  // File offset of chunk i's payload (for error messages; i already got).
+  virtual uint64_t payload_offset(uint32_t i) const = 0;
 };
 
 class AssemblyTarget {
