@@ -36,6 +36,12 @@ std::string Error::describe() const {
 
 void fail(Errc code, std::string msg) { throw Error(code, std::move(msg)); }
 
+void fail_file(Errc code, const std::string& path, std::string msg) {
+  Error e(code, std::move(msg));
+  e.at_file(path);
+  throw e;
+}
+
 void fail_at(Errc code, uint64_t offset, std::string msg) {
   Error e(code, std::move(msg));
   e.at_offset(offset);

@@ -54,5 +54,7 @@ class Error : public std::runtime_error {
 
 [[noreturn]] void fail(Errc code, std::string msg);
 [[noreturn]] void fail_at(Errc code, uint64_t offset, std::string msg);
+// An error about the file (or folder) at `path`.
+[[noreturn]] void fail_file(Errc code, const std::string& path, std::string msg);
 
 }  // namespace wc

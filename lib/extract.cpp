@@ -64,12 +64,6 @@ struct Sink {
   }
 };
 
-[[noreturn]] void refuse(Errc c, const std::string& in, const std::string& msg) {
-  Error e(c, msg);
-  e.at_file(in);
-  throw e;
-}
-
 // "a, b, c, ... (N in all)": what the container holds, for a name not found.
 std::string listing(const std::vector<std::string>& names) {
   std::string s;
@@ -168,7 +162,7 @@ std::string unpack_file(const std::string& in, const std::string& name, const st
   if (!f) {
     std::vector<std::string> names;
     for (const auto& x : m.files) names.push_back(x.name);
-    refuse(Errc::usage, in, "no file '" + name + "' in the container (it holds: " + listing(names) + ")");
+    fail_file(Errc::usage, in, "no file '" + name + "' in the container (it holds: " + listing(names) + ")");
   }
   const std::string dest = destination(in, out, path_basename(f->name));
   refuse_output_onto_input(dest, {in});
@@ -207,17 +201,17 @@ NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, cons
         in_files.push_back(f.name);
       }
   }
-  if (!file_found) refuse(Errc::usage, in, "no file '" + file + "' in the container");
+  if (!file_found) fail_file(Errc::usage, in, "no file '" + file + "' in the container");
   if (found.empty())
-    refuse(Errc::usage, in, "no tensor '" + tensor + "' in " + (file.empty() ? "the container" : "file '" + file + "'"));
+    fail_file(Errc::usage, in, "no tensor '" + tensor + "' in " + (file.empty() ? "the container" : "file '" + file + "'"));
   if (found.size() > 1)
-    refuse(Errc::usage, in, "tensor '" + tensor + "' is in several files (" + listing(in_files) + "); choose one with --file");
+    fail_file(Errc::usage, in, "tensor '" + tensor + "' is in several files (" + listing(in_files) + "); choose one with --file");
   const TensorRecord& t = m.tensors[found[0]];
 
   if (out.empty() || names_folder(out)) {
     const std::string n = tensor + ".npy";
     if (!valid_file_name(n) || n.find('/') != std::string::npos)
-      refuse(Errc::usage, in, "tensor name '" + tensor + "' is no file name; name the output with -o");
+      fail_file(Errc::usage, in, "tensor name '" + tensor + "' is no file name; name the output with -o");
   }
   NpyResult res;
   res.path = destination(in, out, tensor + ".npy");
@@ -238,7 +232,7 @@ NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, cons
     done += n;
     if (opt.progress) opt.progress(done, t.byte_size);
   });
-  if (done != t.byte_size) refuse(Errc::corrupt, in, "tensor '" + tensor + "' decoded to the wrong length");
+  if (done != t.byte_size) fail_file(Errc::corrupt, in, "tensor '" + tensor + "' decoded to the wrong length");
   if (opt.progress) opt.progress(done, t.byte_size);
   sink.commit();
   return res;

@@ -17,15 +17,9 @@ namespace wc {
 
 namespace {
 
-[[noreturn]] void refuse_path(Errc code, const std::string& path, const std::string& msg) {
-  Error e(code, msg);
-  e.at_file(path);
-  throw e;
-}
-
 std::string real_path(const std::string& p) {
   std::unique_ptr<char, decltype(&std::free)> r(::realpath(p.c_str(), nullptr), &std::free);
-  if (!r) refuse_path(Errc::io, p, "cannot resolve the path");
+  if (!r) fail_file(Errc::io, p, "cannot resolve the path");
   return r.get();
 }
 
@@ -37,7 +31,7 @@ bool inside(const std::string& root, const std::string& p) {
 void walk(const std::string& root_real, const std::string& dir, const std::string& rel, std::vector<SourceFile>& out) {
   std::vector<std::string> names;
   DIR* d = ::opendir(dir.c_str());
-  if (!d) refuse_path(Errc::io, dir, "cannot read directory");
+  if (!d) fail_file(Errc::io, dir, "cannot read directory");
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
     if (n != "." && n != "..") names.push_back(std::move(n));
@@ -47,22 +41,22 @@ void walk(const std::string& root_real, const std::string& dir, const std::strin
   for (const auto& n : names) {
     const std::string path = path_join(dir, n), name = rel.empty() ? n : rel + "/" + n;
     struct stat ls, st;
-    if (::lstat(path.c_str(), &ls) != 0) refuse_path(Errc::io, path, "cannot stat");
+    if (::lstat(path.c_str(), &ls) != 0) fail_file(Errc::io, path, "cannot stat");
     if (S_ISLNK(ls.st_mode)) {
-      if (::stat(path.c_str(), &st) != 0) refuse_path(Errc::usage, path, "symbolic link to nothing; not packed");
+      if (::stat(path.c_str(), &st) != 0) fail_file(Errc::usage, path, "symbolic link to nothing; not packed");
       if (!inside(root_real, real_path(path)))
-        refuse_path(Errc::usage, path, "symbolic link to a file outside the folder; refusing to pack it");
+        fail_file(Errc::usage, path, "symbolic link to a file outside the folder; refusing to pack it");
     } else {
       st = ls;
     }
     if (S_ISDIR(st.st_mode)) {
-      if (S_ISLNK(ls.st_mode)) refuse_path(Errc::usage, path, "symbolic link to a folder; not packed (would repeat files)");
+      if (S_ISLNK(ls.st_mode)) fail_file(Errc::usage, path, "symbolic link to a folder; not packed (would repeat files)");
       walk(root_real, path, name, out);
     } else if (S_ISREG(st.st_mode)) {
-      if (!valid_file_name(name)) refuse_path(Errc::usage, path, "path cannot be stored (UTF-8, at most 255 bytes a component, 32 levels)");
+      if (!valid_file_name(name)) fail_file(Errc::usage, path, "path cannot be stored (UTF-8, at most 255 bytes a component, 32 levels)");
       out.push_back({path, name, path_ends_with(n, ".safetensors") ? FileKind::safetensors : FileKind::blob});
     } else {
-      refuse_path(Errc::usage, path, "not a regular file (socket, device or FIFO); not packed");
+      fail_file(Errc::usage, path, "not a regular file (socket, device or FIFO); not packed");
     }
   }
 }
@@ -73,10 +67,10 @@ std::vector<SourceFile> resolve_model_input(const std::string& in) {
   if (is_directory(in)) {
     std::vector<SourceFile> out;
     walk(real_path(in), in, "", out);
-    if (out.empty()) refuse_path(Errc::usage, in, "folder holds no files");
+    if (out.empty()) fail_file(Errc::usage, in, "folder holds no files");
     bool any_st = false;
     for (const auto& f : out) any_st |= f.kind == FileKind::safetensors;
-    if (!any_st) refuse_path(Errc::usage, in, "folder holds no *.safetensors file");
+    if (!any_st) fail_file(Errc::usage, in, "folder holds no *.safetensors file");
     return out;
   }
   if (!path_ends_with(in, ".index.json")) return {{in, path_basename(in), FileKind::safetensors}};
@@ -100,7 +94,7 @@ std::string default_container_name(const std::string& in) {
   // A folder's container goes beside it, named after it, whatever the
   // spelling ("." or "model/" included).
   const std::string r = real_path(in);
-  if (r == "/") refuse_path(Errc::usage, in, "cannot name a container for the root folder; use -o");
+  if (r == "/") fail_file(Errc::usage, in, "cannot name a container for the root folder; use -o");
   return path_join(path_dirname(r), path_basename(r) + ".wcz");
 }
 

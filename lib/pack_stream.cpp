@@ -21,18 +21,12 @@ namespace wc {
 
 namespace {
 
-[[noreturn]] void fail_named(Errc c, const std::string& name, const std::string& msg) {
-  Error e(c, msg);
-  e.at_file(name);
-  throw e;
-}
-
 void write_all_fd(int fd, const uint8_t* p, size_t n, const std::string& name) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      fail_named(Errc::io, name, std::string("cannot hold standard input in memory: ") + std::strerror(errno));
+      fail_file(Errc::io, name, std::string("cannot hold standard input in memory: ") + std::strerror(errno));
     }
     p += w;
     n -= size_t(w);
@@ -46,20 +40,20 @@ class NamedMemoryFile {
  public:
   NamedMemoryFile(const std::string& name, const std::string& stream) {
     fd_ = ::memfd_create("wcodec-stdin", MFD_CLOEXEC);
-    if (fd_ < 0) fail_named(Errc::io, stream, std::string("cannot create a memory file: ") + std::strerror(errno));
+    if (fd_ < 0) fail_file(Errc::io, stream, std::string("cannot create a memory file: ") + std::strerror(errno));
     const char* base = std::getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wcodec-stdin.XXXXXX";
-    if (!::mkdtemp(tmpl.data())) fail_named(Errc::io, tmpl, std::string("cannot create a temporary folder: ") + std::strerror(errno));
+    if (!::mkdtemp(tmpl.data())) fail_file(Errc::io, tmpl, std::string("cannot create a temporary folder: ") + std::strerror(errno));
     dir_ = tmpl;
     dir_guard_ = SignalCleanup(dir_, SignalCleanup::directory);
     link_ = path_join(dir_, name);
     link_guard_ = SignalCleanup(link_, SignalCleanup::file);
     const std::string target = "/proc/self/fd/" + std::to_string(fd_);
     if (::symlink(target.c_str(), link_.c_str()) != 0)
-      fail_named(Errc::io, link_, std::string("cannot create a link to the memory file: ") + std::strerror(errno));
+      fail_file(Errc::io, link_, std::string("cannot create a link to the memory file: ") + std::strerror(errno));
     struct stat st;
     if (::stat(link_.c_str(), &st) != 0)
-      fail_named(Errc::io, stream, "packing from a stream needs /proc (to open the memory file by name)");
+      fail_file(Errc::io, stream, "packing from a stream needs /proc (to open the memory file by name)");
   }
   ~NamedMemoryFile() {
     if (!link_.empty()) ::unlink(link_.c_str());
@@ -93,7 +87,7 @@ PackResult pack_fd(int fd, const std::string& name, const std::string& out, cons
     const bool out_ok = out == "-" ? ::fstat(1, &so) == 0 : ::stat(out.c_str(), &so) == 0;
     if (::fstat(fd, &si) == 0 && out_ok && S_ISREG(si.st_mode) && S_ISREG(so.st_mode) && si.st_dev == so.st_dev &&
         si.st_ino == so.st_ino)
-      fail_named(Errc::usage, out == "-" ? "<stdout>" : out,
+      fail_file(Errc::usage, out == "-" ? "<stdout>" : out,
                  "output is the same file as the input stream; refusing to overwrite an input (-f does not either)");
   }
 
@@ -108,12 +102,12 @@ PackResult pack_fd(int fd, const std::string& name, const std::string& out, cons
     got += n;
   }
   if (got == 8 && std::memcmp(head, kHeadMagic, 8) == 0)
-    fail_named(Errc::usage, stream, "already a wcodec container (to restore the original: wcodec unpack)");
-  if (got < 8) fail_named(Errc::bad_safetensors, stream, "not a safetensors file (" + std::to_string(got) + " bytes)");
+    fail_file(Errc::usage, stream, "already a wcodec container (to restore the original: wcodec unpack)");
+  if (got < 8) fail_file(Errc::bad_safetensors, stream, "not a safetensors file (" + std::to_string(got) + " bytes)");
   try {
     (void)st::header_json_len(head, 8, UINT64_MAX);
   } catch (const Error& e) {
-    fail_named(Errc::bad_safetensors, stream, std::string("not a safetensors file (") + e.what() + ")");
+    fail_file(Errc::bad_safetensors, stream, std::string("not a safetensors file (") + e.what() + ")");
   }
 
   NamedMemoryFile mem(name, stream);
