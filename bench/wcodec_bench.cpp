@@ -13,8 +13,8 @@
 #include <zstd.h>
 
 #include "codec/auto_select.h"
-#include "format/file_io.h"
-#include "format/safetensors.h"
+#include "platform/file_io.h"
+#include "model/safetensors.h"
 #include "lib/api.h"
 #include "lib/thread_pool.h"
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "format/dtype.h"
-#include "format/error.h"
+#include "platform/error.h"
 
 namespace wc {
 

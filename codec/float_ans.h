@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "format/dtype.h"
-#include "format/error.h"
+#include "platform/error.h"
 
 namespace wc::fans {
 

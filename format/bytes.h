@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "format/error.h"
+#include "platform/error.h"
 
 static_assert(std::endian::native == std::endian::little,
               "wcodec assumes a little-endian host (the on-disk format is little-endian)");

@@ -99,11 +99,27 @@ inline uint64_t max_meta_raw_size(uint64_t stored) { return (1u << 20) + 256 * s
 // inside it; readers refuse larger claims, which bounds their memory.
 inline uint64_t max_stored_size(uint64_t raw) { return raw + raw / 8 + 4096; }
 
+// Checks a reader's user adds to the container's own rules. decode_manifest
+// runs them where the records they need have been read, so a container with
+// several faults reports the same first one whoever checks what. lib/ passes
+// model/file_check.h's check_manifest_files (each file's stored safetensors
+// header against its tensor records); {}: the container's rules only.
+struct ManifestCheck {
+  // Each file record as soon as it is read, before any tensor record; `at`
+  // is the record's offset.
+  void (*record)(const FileRecord& f, uint64_t at) = nullptr;
+  // Each file record, in order, once every record is read and the
+  // container's rules hold for it; `base` is the manifest's offset.
+  void (*file)(const Manifest& m, const FileRecord& f, uint64_t base) = nullptr;
+};
+
 // Serialisation of the manifest and index (raw, before zstd).
 std::vector<uint8_t> encode_manifest(const Manifest& m);
 // `minor`: the file's version_minor (paths as file names need 1.1).
-Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base_offset, uint16_t minor = kVersionMinor);
+Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base_offset, const ManifestCheck& check,
+                         uint16_t minor = kVersionMinor);
 std::vector<uint8_t> encode_index(const std::vector<ChunkEntry>& idx);
 std::vector<ChunkEntry> decode_index(const uint8_t* p, size_t n, uint64_t base_offset);
+
 
 }  // namespace wc

@@ -30,7 +30,7 @@ uint64_t check_index_layout(const Manifest& m, const std::vector<ChunkEntry>& id
   return end;
 }
 
-ContainerReader::ContainerReader(const std::string& path) : name_(path) {
+ContainerReader::ContainerReader(const std::string& path, const ManifestCheck& check) : name_(path) {
   try {
     file_ = std::make_unique<MappedFile>(path);
   } catch (Error& e) {
@@ -39,15 +39,15 @@ ContainerReader::ContainerReader(const std::string& path) : name_(path) {
   }
   data_ = file_->data();
   size_ = file_->size();
-  open();
+  open(check);
 }
 
-ContainerReader::ContainerReader(const uint8_t* data, uint64_t size, std::string name)
+ContainerReader::ContainerReader(const uint8_t* data, uint64_t size, std::string name, const ManifestCheck& check)
     : data_(data), size_(size), name_(std::move(name)) {
-  open();
+  open(check);
 }
 
-void ContainerReader::open() {
+void ContainerReader::open(const ManifestCheck& check) {
   try {
     const uint8_t* p = data_;
     uint64_t n = size_;
@@ -64,7 +64,7 @@ void ContainerReader::open() {
       fail_at(Errc::checksum, kHeaderSize, "manifest");
     {  // the decompressed manifest goes before the index is decompressed
       auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
-      manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize, header_.minor);
+      manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize, check, header_.minor);
     }
     // Chunk payloads start 64 bytes apart at least (a 16-byte header before
     // each aligned payload), the first 16 bytes after the manifest at least,

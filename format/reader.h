@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "format/container.h"
-#include "format/file_io.h"
+#include "platform/file_io.h"
 #include "format/header.h"
 #include "format/footer.h"
 
@@ -19,9 +19,11 @@ namespace wc {
 
 class ContainerReader {
  public:
-  explicit ContainerReader(const std::string& path);  // errors name `path`
+  // `check` runs as the manifest is decoded, before the index is read (see
+  // ManifestCheck; lib/ passes check_manifest_files). Errors name `path`.
+  ContainerReader(const std::string& path, const ManifestCheck& check);
   // Over bytes the caller keeps alive (fuzzing, embedded use); errors name `name`.
-  ContainerReader(const uint8_t* data, uint64_t size, std::string name);
+  ContainerReader(const uint8_t* data, uint64_t size, std::string name, const ManifestCheck& check);
   const Manifest& manifest() const { return manifest_; }
   const std::vector<ChunkEntry>& index() const { return index_; }
   const FileHeader& header() const { return header_; }
@@ -37,7 +39,7 @@ class ContainerReader {
   uint64_t overhead_bytes() const;
 
  private:
-  void open();
+  void open(const ManifestCheck& check);
   std::unique_ptr<MappedFile> file_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;

@@ -23,7 +23,7 @@ void ContainerStreamReader::read_growing(std::vector<uint8_t>& buf, uint64_t n) 
   }
 }
 
-ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
+ContainerStreamReader::ContainerStreamReader(StreamIn& in, const ManifestCheck& check) : in_(in) {
   try {
     uint8_t hb[64];
     size_t got = in_.read_some(hb, 64);
@@ -36,7 +36,7 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in) : in_(in) {
     if (XXH3_64bits(stored.data(), stored.size()) != header_.manifest_xxh3)
       fail_at(Errc::checksum, kHeaderSize, "manifest");
     auto raw = zframe_decompress(stored.data(), stored.size(), header_.manifest_raw, "manifest", kHeaderSize);
-    manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize, header_.minor);
+    manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize, check, header_.minor);
     end_ = kHeaderSize + stored.size();
   } catch (Error& e) {
     e.at_file(in_.name());

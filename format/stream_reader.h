@@ -6,14 +6,16 @@
 #include <vector>
 
 #include "format/container.h"
-#include "format/file_io.h"
+#include "platform/file_io.h"
 #include "format/header.h"
 
 namespace wc {
 
 class ContainerStreamReader {
  public:
-  explicit ContainerStreamReader(StreamIn& in);  // reads and validates header + manifest
+  // Reads and validates header + manifest; `check` runs as the manifest is
+  // decoded (see ManifestCheck; lib/ passes check_manifest_files).
+  ContainerStreamReader(StreamIn& in, const ManifestCheck& check);
   const Manifest& manifest() const { return manifest_; }
   // Reads the next chunk's verified stored bytes into `buf`. Returns false
   // when every chunk has been read. `e` receives its index entry.

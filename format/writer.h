@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "format/container.h"
-#include "format/file_io.h"
+#include "platform/file_io.h"
 
 namespace wc {
 

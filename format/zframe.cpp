@@ -3,7 +3,7 @@
 #include <string>
 #include <zstd.h>
 
-#include "format/error.h"
+#include "platform/error.h"
 
 namespace wc {
 

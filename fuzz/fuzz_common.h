@@ -10,7 +10,7 @@
 #include <string>
 
 #include "format/dtype.h"
-#include "format/error.h"
+#include "platform/error.h"
 
 #define WC_FUZZ_CHECK(cond)                                                                  \
   do {                                                                                       \

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "format/safetensors.h"
+#include "model/safetensors.h"
 #include "fuzz/fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

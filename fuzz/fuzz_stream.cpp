@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "format/stream_reader.h"
+#include "model/file_check.h"
 #include "fuzz/fuzz_common.h"
 #include "lib/decode_driver.h"
 
@@ -24,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   WC_FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0);
   try {
     wc::StreamIn in(fd, "<fuzz-stream>");
-    wc::ContainerStreamReader r(in);
+    wc::ContainerStreamReader r(in, wc::check_manifest_files);
     std::vector<uint8_t> stored, raw;
     wc::ChunkEntry e;
     uint32_t i = 0;

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "format/error.h"
+#include "platform/error.h"
 #include "fuzz/seeds.h"
 
 int main(int argc, char** argv) {

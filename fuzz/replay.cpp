@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "format/error.h"
+#include "platform/error.h"
 #include "fuzz/seeds.h"
 
 #define WC_DECLARE(n) extern "C" int wcfuzz_entry_##n(const uint8_t*, size_t);

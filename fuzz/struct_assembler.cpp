@@ -15,7 +15,7 @@
 #include "format/footer.h"
 #include "format/hash.h"
 #include "format/header.h"
-#include "format/safetensors.h"
+#include "model/safetensors.h"
 #include "format/zframe.h"
 #include "fuzz/fuzz_common.h"
 

@@ -1,5 +1,5 @@
 // The library's C++ API: whole-model operations used by the command-line tool
-// and the benchmarks. Errors are thrown as wc::Error (format/error.h) with the
+// and the benchmarks. Errors are thrown as wc::Error (platform/error.h) with the
 // file, tensor and offset filled in where known.
 #pragma once
 #include <cstdint>
@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "codec/codec.h"
-#include "format/error.h"
-#include "format/path.h"  // path helpers the tool shares
+#include "platform/error.h"
+#include "platform/path.h"  // path helpers the tool shares
 
 namespace wc {
 

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "format/reader.h"
+#include "model/file_check.h"
 #include "lib/api.h"
 #include "lib/decode_driver.h"
 #include "lib/thread_pool.h"
@@ -63,7 +64,7 @@ int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_le
   *out = nullptr;
   return guarded(err, err_len, [&] {
     auto a = std::make_unique<wcodec_archive>();
-    a->reader = std::make_unique<wc::ContainerReader>(path);
+    a->reader = std::make_unique<wc::ContainerReader>(path, wc::check_manifest_files);
     const auto& m = a->reader->manifest();
     a->stored.reserve(m.tensors.size());
     for (size_t i = 0; i < m.tensors.size(); ++i) {

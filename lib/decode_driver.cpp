@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "format/file_check.h"
+#include "model/file_check.h"
 #include "format/hash.h"
 #include "lib/chunk_windows.h"
 

@@ -8,8 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "format/file_check.h"
-#include "format/file_io.h"
+#include "format/names.h"
+#include "model/file_check.h"
+#include "platform/file_io.h"
 #include "format/reader.h"
 #include "lib/api.h"
 #include "lib/chunk_sources.h"
@@ -144,7 +145,7 @@ std::string npy_header(const std::string& descr, const std::vector<uint64_t>& sh
 }  // namespace
 
 std::vector<ContainerFile> container_files(const std::string& in) {
-  ContainerReader r(in);
+  ContainerReader r(in, check_manifest_files);
   std::vector<ContainerFile> v;
   for (const auto& f : r.manifest().files)
     v.push_back({f.name, f.kind == FileKind::safetensors ? "safetensors" : "blob", f.size, f.tensor_count});
@@ -154,7 +155,7 @@ std::vector<ContainerFile> container_files(const std::string& in) {
 std::string unpack_file(const std::string& in, const std::string& name, const std::string& out,
                         const UnpackOptions& opt) {
   if (in == "-") fail(Errc::usage, "--file needs a container file, not standard input");
-  ContainerReader r(in);
+  ContainerReader r(in, check_manifest_files);
   const Manifest& m = r.manifest();
   const FileRecord* f = nullptr;
   for (const auto& x : m.files)
@@ -186,7 +187,7 @@ std::string unpack_file(const std::string& in, const std::string& name, const st
 NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, const std::string& tensor,
                             const std::string& out, const UnpackOptions& opt) {
   if (in == "-") fail(Errc::usage, "--tensor needs a container file, not standard input");
-  ContainerReader r(in);
+  ContainerReader r(in, check_manifest_files);
   const Manifest& m = r.manifest();
   std::vector<uint32_t> found;
   std::vector<std::string> in_files;

@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "format/json.h"
-#include "format/text.h"
+#include "model/json.h"
+#include "platform/text.h"
 #include "format/reader.h"
-#include "format/safetensors.h"
+#include "model/file_check.h"
+#include "model/safetensors.h"
 #include "lib/api.h"
 #include "lib/decode_driver.h"
 
@@ -38,7 +39,7 @@ size_t shown_width(const std::string& name) {
 }  // namespace
 
 void inspect(const std::string& in, bool entropy, InspectSink& out) {
-  ContainerReader r(in);
+  ContainerReader r(in, check_manifest_files);
   const Manifest& m = r.manifest();
   InspectResult res;
   res.path = in;

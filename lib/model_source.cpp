@@ -8,10 +8,10 @@
 #include <cstdlib>
 #include <memory>
 
-#include "format/error.h"
-#include "format/file_check.h"
-#include "format/file_io.h"
-#include "format/safetensors.h"
+#include "platform/error.h"
+#include "format/names.h"
+#include "platform/file_io.h"
+#include "model/safetensors.h"
 
 namespace wc {
 

@@ -7,9 +7,10 @@
 #include "format/hash.h"
 
 #include "codec/auto_select.h"
-#include "format/file_check.h"
-#include "format/file_io.h"
-#include "format/safetensors.h"
+#include "format/names.h"
+#include "model/file_check.h"
+#include "platform/file_io.h"
+#include "model/safetensors.h"
 #include "format/reader.h"
 #include "format/writer.h"
 #include "lib/api.h"
@@ -201,7 +202,7 @@ RemovedInputs remove_packed_inputs(const std::string& in, const std::string& con
   r.verified = verify(container, against, threads, progress);
   // Exactly the files verify compared (a file that appeared in the folder
   // since the pack is not one of them, and stays).
-  const ContainerReader c(container);
+  const ContainerReader c(container, check_manifest_files);
   const auto& files = c.manifest().files;
   std::vector<std::string> dirs;
   for (const auto& f : files) {

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "format/container.h"
-#include "format/file_check.h"
-#include "format/file_io.h"
-#include "format/safetensors.h"
+#include "format/names.h"
+#include "platform/file_io.h"
+#include "model/safetensors.h"
 #include "lib/api.h"
 
 namespace wc {

@@ -1,6 +1,6 @@
 // Process-level pieces of the API: version, and cleanup on a fatal signal.
 #include "format/container.h"
-#include "format/file_io.h"
+#include "platform/file_io.h"
 #include "lib/api.h"
 
 namespace wc {

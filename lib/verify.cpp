@@ -3,9 +3,10 @@
 #include <cstring>
 #include <memory>
 
-#include "format/file_io.h"
+#include "platform/file_io.h"
 #include "lib/api.h"
 #include "lib/chunk_sources.h"
+#include "model/file_check.h"
 
 namespace wc {
 
@@ -51,7 +52,7 @@ class Comparer : public AssemblyTarget {
 
 VerifyResult verify(const std::string& in, const std::string& against, unsigned threads, const ProgressFn& progress) {
   ThreadPool pool(threads ? threads : default_threads());
-  ContainerReader r(in);
+  ContainerReader r(in, check_manifest_files);
   FileChunkSource src(r);
   Comparer cmp(r.manifest(), against);
   decode_model(r.manifest(), src, cmp, pool, progress);

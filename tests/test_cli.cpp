@@ -9,7 +9,7 @@
 
 #include <cerrno>
 
-#include "format/json.h"
+#include "model/json.h"
 #include "st_builder.h"
 #include "test_util.h"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "format/safetensors.h"
+#include "model/safetensors.h"
 #include "st_builder.h"
 #include "test_util.h"
 

@@ -8,9 +8,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "format/error.h"
-#include "format/file_io.h"
-#include "format/text.h"
+#include "platform/error.h"
+#include "platform/file_io.h"
+#include "platform/text.h"
 #include "lib/api.h"
 #include "st_builder.h"
 #include "test_util.h"

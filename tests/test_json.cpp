@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "format/json.h"
+#include "model/json.h"
 
 using wc::Errc;
 using wc::Error;

@@ -28,11 +28,12 @@
 
 #include "format/bytes.h"
 #include "format/container.h"
-#include "format/error.h"
+#include "platform/error.h"
 #include "format/footer.h"
 #include "format/header.h"
 #include "format/reader.h"
 #include "format/stream_reader.h"
+#include "model/file_check.h"
 #include "format/zframe.h"
 #include "lib/api.h"
 #include "lib/chunk_sources.h"
@@ -245,7 +246,7 @@ std::vector<uint8_t> manifest_with(const std::vector<RawTensor>& ts, uint32_t nc
   return w.buf;
 }
 
-void open_memory(const std::vector<uint8_t>& c) { wc::ContainerReader r(c.data(), c.size(), "crafted.wcz"); }
+void open_memory(const std::vector<uint8_t>& c) { wc::ContainerReader r(c.data(), c.size(), "crafted.wcz", wc::check_manifest_files); }
 
 // A memfd holding `c`, read from its start (the child exits; no close needed).
 int memfd_with(const std::vector<uint8_t>& c) {
@@ -259,7 +260,7 @@ int memfd_with(const std::vector<uint8_t>& c) {
 // The stream reader over a memfd holding `c` (then every chunk, then finish()).
 void open_stream(const std::vector<uint8_t>& c) {
   wc::StreamIn in(memfd_with(c), "<crafted stream>");
-  wc::ContainerStreamReader r(in);
+  wc::ContainerStreamReader r(in, wc::check_manifest_files);
   std::vector<uint8_t> buf;
   wc::ChunkEntry e;
   while (r.next_chunk(buf, e)) {
@@ -271,7 +272,7 @@ void open_stream(const std::vector<uint8_t>& c) {
 // chunk windows and the decoder, into a sink that keeps nothing.
 void unpack_stream(const std::vector<uint8_t>& c) {
   wc::StreamIn in(memfd_with(c), "<crafted stream>");
-  wc::ContainerStreamReader r(in);
+  wc::ContainerStreamReader r(in, wc::check_manifest_files);
   wc::StreamChunkSource src(r, "<crafted stream>");
   struct Null : wc::AssemblyTarget {
     void begin_file(uint32_t) override {}

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "format/error.h"
-#include "format/safetensors.h"
+#include "platform/error.h"
+#include "model/safetensors.h"
 #include "st_builder.h"
 
 using wc::DType;

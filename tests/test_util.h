@@ -18,8 +18,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "format/error.h"
-#include "format/file_io.h"
+#include "platform/error.h"
+#include "platform/file_io.h"
 
 namespace tu {
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "format/reader.h"
+#include "model/file_check.h"
 #include "lib/api.h"
 #include "test_util.h"
 #include "wcodec/wcodec.h"
@@ -60,8 +61,9 @@ struct BadVector {
 };
 
 Stage stage_of(const std::string& file) {
-  if (starts_with(file, "shard_index_")) return Stage::file;
-  if (starts_with(file, "zstd_chunk_") || starts_with(file, "payload_bitflip.") || starts_with(file, "padding_nonzero."))
+  if (starts_with(file, "shard_index_") || starts_with(file, "file_xxh3_")) return Stage::file;
+  if (starts_with(file, "zstd_chunk_") || starts_with(file, "payload_bitflip.") || starts_with(file, "padding_nonzero.") ||
+      starts_with(file, "level_xxh3_"))  // 2.0: a lossy tensor's reconstruction against its level's XXH3-64
     return Stage::chunk;
   return Stage::open;
 }
@@ -129,7 +131,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("folder vector (1.1) restores every file under its relative path") {
     tu::TempDir t;
-    wc::ContainerReader r(kDir + "/folder.wcz");
+    wc::ContainerReader r(kDir + "/folder.wcz", wc::check_manifest_files);
     CHECK(r.header().minor == 1);
     wc::unpack(kDir + "/folder.wcz", t / "out", {});
     for (std::string f : {"config.json", "model.safetensors", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"}) {
@@ -144,13 +146,58 @@ TEST_SUITE("vectors") {
   }
 
   TEST_CASE("vector layout follows the spec's rules") {
-    wc::ContainerReader r(kDir + "/single_raw.wcz");
+    wc::ContainerReader r(kDir + "/single_raw.wcz", wc::check_manifest_files);
     CHECK(r.manifest().files.size() == 1);
     CHECK(r.manifest().tensors.size() == 5);
     CHECK(r.index().size() == 6);  // 12 + 150 (3 chunks of 64) + 0 + 8 + 3 bytes
     for (const auto& e : r.index()) CHECK(e.offset % 64 == 0);
     CHECK(r.manifest().tensors[4].dtype == wc::DType::F4);
     CHECK(r.manifest().tensors[3].shape.empty());
+  }
+
+  TEST_CASE("lossy vectors (2.0) unpack to the expected reconstruction") {
+    tu::TempDir t;
+    struct Lossy {
+      std::string name;
+      size_t tensors, chunks;
+    };
+    for (const Lossy& l : {Lossy{"lossy_qrow", 4, 12},     // exact, then 3 qrow tensors
+                           Lossy{"lossy_mixed", 3, 9}}) {  // exact (zstd), qrow, exact (zstd)
+      const std::string& v = l.name;
+      CAPTURE(v);
+      const std::string wcz = kDir + "/" + v + ".wcz";
+      wc::ContainerReader r(wcz, wc::check_manifest_files);
+      CHECK(r.header().major == 2);
+      CHECK(r.header().minor == 0);
+      CHECK(r.index().size() == l.chunks);
+      std::vector<wc::TensorSummary> listed;
+      CHECK(wc::inspect(wcz, false, &listed).version_major == 2);
+      CHECK(listed.size() == l.tensors);
+      wc::unpack(wcz, t / v, {});
+      const auto got = tu::read_file(t / v);
+      CHECK(!got.empty());
+      CHECK(got == tu::read_file(kDir + "/" + v + ".expected"));
+      CHECK(wc::verify(wcz, "", 1, {}).chunks == l.chunks);  // every chunk, every level's and file's XXH3-64
+    }
+  }
+
+  TEST_CASE("lossy vector with an unknown representation: inspect lists it, decoding it is refused") {
+    // Representation 9 (a tensor-wide part and a part at level 1) between an exact and a qrow tensor; its
+    // structure is valid, so it is not a bad vector: only readers that must decode it refuse it.
+    const std::string wcz = kDir + "/lossy_unknown_repr.wcz";
+    std::vector<wc::TensorSummary> listed;
+    CHECK(wc::inspect(wcz, false, &listed).version_major == 2);
+    REQUIRE(listed.size() == 3);
+    CHECK(listed[0].name == "first.weight");
+    CHECK(listed[1].name == "odd.weight");
+    CHECK((listed[1].shape == std::vector<uint64_t>{4, 8}));
+    CHECK(listed[2].name == "last.weight");
+    tu::TempDir t;
+    const Outcome u = outcome([&] { wc::unpack(wcz, t / "out", {}); });
+    CHECK(u.code == wc::errc_name(wc::Errc::unsupported_version));
+    CHECK(leftovers(t.path) == "");
+    const Outcome v = outcome([&] { wc::verify(wcz, "", 1, {}); });
+    CHECK(v.code == wc::errc_name(wc::Errc::unsupported_version));
   }
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {

@@ -39,7 +39,7 @@
 #include <string>
 #include <vector>
 
-#include "format/json.h"
+#include "model/json.h"
 
 namespace {
 

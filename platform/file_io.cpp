@@ -1,4 +1,4 @@
-#include "format/file_io.h"
+#include "platform/file_io.h"
 
 #include <atomic>
 #include <cerrno>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format/error.h"
+#include "platform/error.h"
 
 namespace wc {
 

@@ -1,39 +1,15 @@
-#include "format/file_check.h"
+#include "model/file_check.h"
 
 #include <algorithm>
-#include <numeric>
 #include <string>
 #include <vector>
 
 #include "format/bytes.h"
-#include "format/error.h"
-#include "format/json.h"
-#include "format/safetensors.h"
-#include "format/text.h"
+#include "platform/error.h"
+#include "model/json.h"
+#include "model/safetensors.h"
 
 namespace wc {
-
-bool valid_record_text(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = utf8_seq_len(s, i);
-    if (n == 0 || s[i] == '\0') return false;
-    i += n;
-  }
-  return true;
-}
-
-bool valid_file_name(std::string_view s) {
-  if (s.empty() || s.size() > kMaxFilePathLen || !valid_record_text(s)) return false;
-  if (s.find('\\') != std::string_view::npos) return false;
-  size_t depth = 0;
-  for (size_t b = 0;; ) {  // every component: 1..255 bytes, not "." or ".."
-    const size_t e = std::min(s.find('/', b), s.size());
-    const std::string_view c = s.substr(b, e - b);
-    if (c.empty() || c == "." || c == ".." || c.size() > kMaxFileNameLen || ++depth > kMaxFilePathDepth) return false;
-    if (e == s.size()) return true;
-    b = e + 1;
-  }
-}
 
 bool is_shard_index_name(std::string_view name) {
   constexpr std::string_view suffix = ".safetensors.index.json";
@@ -141,29 +117,8 @@ void check_header_count(const FileRecord& f, uint64_t at) {
                       std::to_string(f.tensor_count));
 }
 
-void check_file_records(const Manifest& m, uint64_t base) {
-  // Distinct file names: sort, then compare neighbours (65,536 names sort in
-  // milliseconds where comparing every pair took minutes).
-  std::vector<uint32_t> order(m.files.size());
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return m.files[a].name < m.files[b].name; });
-  for (size_t i = 1; i < order.size(); ++i)
-    if (m.files[order[i]].name == m.files[order[i - 1]].name)
-      refuse(base, m.files[order[i]], "the name is used by two file records");
-  for (const auto& t : m.tensors)
-    if (!valid_record_text(t.name)) {
-      Error e(Errc::corrupt, "tensor name contains NUL or is not valid UTF-8");
-      e.at_offset(base).at_tensor(t.name);
-      throw e;
-    }
-  for (const auto& f : m.files) {
-    if (f.kind == FileKind::safetensors) {
-      check_safetensors_file(m, f, base);
-    } else {
-      const TensorRecord& t = m.tensors[f.first_tensor];
-      if (t.dtype != DType::U8 || t.shape.size() != 1) refuse(base, f, "a blob's tensor must be U8 of rank 1", &t.name);
-    }
-  }
+void check_file_tensors(const Manifest& m, const FileRecord& f, uint64_t base) {
+  if (f.kind == FileKind::safetensors) check_safetensors_file(m, f, base);
 }
 
 void check_shard_index(const Manifest& m, const FileRecord& f, const uint8_t* p, size_t n, uint64_t base) {

@@ -1,4 +1,4 @@
-#include "format/safetensors.h"
+#include "model/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,8 +12,8 @@
 #include <unordered_set>
 
 #include "format/bytes.h"
-#include "format/error.h"
-#include "format/json.h"
+#include "platform/error.h"
+#include "model/json.h"
 
 namespace wc::st {
 namespace {

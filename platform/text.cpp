@@ -1,4 +1,4 @@
-#include "format/text.h"
+#include "platform/text.h"
 
 #include <cstdint>
 

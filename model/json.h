@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "format/error.h"
+#include "platform/error.h"
 
 namespace wc::json {
 

@@ -1,4 +1,4 @@
-#include "format/path.h"
+#include "platform/path.h"
 
 #include <sys/stat.h>
 

@@ -1,5 +1,5 @@
-#include "format/json.h"
-#include "format/text.h"
+#include "model/json.h"
+#include "platform/text.h"
 
 #include "format/hash.h"
 

@@ -1,6 +1,6 @@
-#include "format/error.h"
+#include "platform/error.h"
 
-#include "format/text.h"
+#include "platform/text.h"
 
 namespace wc {
 

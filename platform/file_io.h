@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "format/path.h"
+#include "platform/path.h"
 
 namespace wc {
 
