@@ -51,9 +51,14 @@ WC_HD uint8_t pack_b3(const Header& h) { return uint8_t(h.egk); }
 struct Geometry {
   uint32_t W, E, m;
 };
-// dtype ids as in format/dtype.h (stable): F8_E5M2=3, F8_E4M3=4, F16=8, BF16=9, F32=12.
+// dtype ids as in format/dtype.h (stable): U8=1, F8_E5M2=3, F8_E4M3=4, U16=7,
+// F16=8, BF16=9, F32=12. U8 and U16 are the integer items of lossy parts
+// (quantized codes): coded with the F8_E4M3 and F16 geometries, whose symbol
+// can cover a whole byte (k = 3, joint) or the top 14 bits.
 WC_HD bool geometry_for(uint32_t dtype_id, Geometry* g) {
   switch (dtype_id) {
+    case 1: *g = {8, 4, 3}; return true;
+    case 7: *g = {16, 5, 10}; return true;
     case 3: *g = {8, 5, 2}; return true;
     case 4: *g = {8, 4, 3}; return true;
     case 8: *g = {16, 5, 10}; return true;

@@ -34,9 +34,13 @@ bool codec_supports(CodecId c, DType t) noexcept {
     case CodecId::raw:
     case CodecId::zstd: return true;
     case CodecId::float_ans:
-      return fans::supports(t);
+      return fans::supports_float(t);
   }
   return false;
+}
+
+bool codec_supports_part(CodecId c, DType item) noexcept {
+  return c == CodecId::float_ans ? fans::supports(item) : codec_supports(c, item);
 }
 
 size_t encode_bound(CodecId c, size_t n) noexcept {

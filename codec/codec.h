@@ -29,6 +29,9 @@ struct EncodeOptions {
 
 // Whether `c` can encode tensors of `t` (raw and zstd take everything).
 bool codec_supports(CodecId c, DType t) noexcept;
+// Whether `c` can encode the items of a lossy tensor's part (float-ans also
+// takes U8 and U16 items there).
+bool codec_supports_part(CodecId c, DType item) noexcept;
 
 // Encodes one chunk (`n` raw bytes, a whole number of elements) and replaces
 // `out` with the stored bytes. Throws wc::Error on failure.

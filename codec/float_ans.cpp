@@ -23,6 +23,8 @@ bool supports(DType t) noexcept {
   return geometry_for(static_cast<uint32_t>(t), &g);
 }
 
+bool supports_float(DType t) noexcept { return supports(t) && t != DType::U8 && t != DType::U16; }
+
 size_t encode_bound(size_t n) noexcept { return n + 1; }
 
 namespace {

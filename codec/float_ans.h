@@ -17,8 +17,11 @@
 
 namespace wc::fans {
 
-// BF16, F16, F32, F8_E4M3, F8_E5M2.
+// BF16, F16, F32, F8_E4M3, F8_E5M2 (floats), and U8, U16 (the integer
+// items of lossy parts; a tensor of those dtypes is not given float-ans, so
+// lossless files stay readable by 1.x readers).
 bool supports(DType t) noexcept;
+bool supports_float(DType t) noexcept;
 
 // Encodes one chunk of n bytes (a whole number of elements); replaces out.
 // Throws wc::Error(Errc::usage) on an unsupported dtype or a partial element.

@@ -1,4 +1,4 @@
-// The wcodec container, version 1: constants and the in-memory form of its
+// The wcodec container, versions 1.x and 2.0: constants and the in-memory form of its
 // records. spec/FORMAT.md is the normative description of the bytes; this
 // header mirrors it. format/ knows nothing of what a codec puts in a chunk.
 #pragma once
@@ -18,6 +18,10 @@ inline constexpr uint16_t kVersionMajor = 1;
 // subfolders); every other container is written as 1.0, unchanged.
 inline constexpr uint16_t kVersionMinor = 1;
 inline constexpr uint16_t kVersionMinorFlat = 0;
+// 2.0 only when a tensor is lossy (parts, levels, level-major chunks);
+// a file of exact tensors stays 1.x, byte for byte.
+inline constexpr uint16_t kVersionMajorLossy = 2;
+inline constexpr uint16_t kVersionMinorLossy = 0;
 
 inline constexpr uint64_t kHeaderSize = 64;
 inline constexpr uint64_t kFooterSize = 64;
@@ -38,6 +42,9 @@ inline constexpr size_t kMaxFilePathDepth = 32;  // components in a relative pat
 // Codec ids below this (raw, zstd, float-ans) are defined by 1.0 with no
 // parameters: a record of theirs with parameters is corrupt.
 inline constexpr uint8_t kCodecIdsWithoutParams = 3;
+inline constexpr size_t kMaxParts = 16;          // parts of a lossy tensor
+inline constexpr unsigned kMaxLevels = 255;
+inline constexpr uint64_t kMaxInlinePart = 1u << 16;  // bytes of an inline part
 
 enum class FileKind : uint8_t {
   safetensors = 0,  // prefix = the original header bytes, then tensor data
@@ -54,28 +61,122 @@ struct FileRecord {
   std::vector<uint8_t> prefix;  // bytes written before the first tensor
 };
 
+// A lossy tensor's part (spec §4.4): a flat array of items with its own
+// byte codec, chunked per tile (per element, per row), in one chunk
+// (tensor-wide), or stored in the manifest (inline).
+enum class PartRole : uint8_t { codes = 0, scales = 1, codebook = 2, outliers = 3, residual = 4, exact_top = 5 };
+inline constexpr uint8_t kPartRoleCount = 6;
+enum class PartLayout : uint8_t { per_element = 0, per_row = 1, tensor_wide = 2, inline_items = 3 };
+inline constexpr uint8_t kPartLayoutCount = 4;
+
+struct PartRecord {
+  PartRole role = PartRole::codes;
+  uint8_t level = 0;
+  uint8_t codec = 0;
+  PartLayout layout = PartLayout::per_element;
+  DType item = DType::U8;
+  std::vector<uint8_t> params;  // codec parameters
+  uint64_t items = 0;
+  std::vector<uint8_t> data;    // inline parts: the items
+  bool tiled() const { return layout == PartLayout::per_element || layout == PartLayout::per_row; }
+  unsigned item_bytes() const { return dtype_bits(item) / 8; }
+};
+
+// Per level of a lossy tensor: the hash of its reconstruction (in the
+// tensor's dtype) and informative error figures.
+struct LevelRecord {
+  uint64_t xxh3 = 0;
+  float rel_rmse = 0, max_abs = 0;
+};
+
 struct TensorRecord {
   std::string name;
   DType dtype = DType::U8;
   uint8_t codec = 0;
+  uint8_t repr = 0;               // 0 exact; else a lossy representation (2.0)
   std::vector<uint64_t> shape;
   uint64_t byte_size = 0;
-  uint32_t chunk_size = 0;        // raw bytes per chunk; the last may be shorter
-  std::vector<uint8_t> params;    // codec parameters (none defined in 1.0)
+  uint32_t chunk_size = 0;        // exact: raw bytes per chunk (the last may be shorter); lossy: rows per tile
+  std::vector<uint8_t> params;    // exact: codec parameters; lossy: the representation's
+  std::vector<PartRecord> parts;  // lossy only
+  std::vector<LevelRecord> levels;  // lossy only
   // Derived, not stored:
-  uint32_t first_chunk = 0;
-  uint32_t chunk_count = 0;
+  uint32_t first_chunk = 0;       // the first chunk of level 0
+  uint32_t chunk_count = 0;       // chunks at every level
+  std::vector<uint32_t> level_first, level_chunks;  // per level of the tensor
   uint64_t elements() const;
-  uint32_t chunk_raw_size(uint32_t i) const;  // i relative to first_chunk
+  bool lossy() const { return repr != 0; }
+  // The matrix view of a lossy tensor: shape[0] rows.
+  uint64_t rows() const { return shape.empty() ? 1 : shape[0]; }
+  uint64_t cols() const;
+  uint32_t tile_rows() const { return chunk_size; }
+  uint64_t tile_count() const;
+  uint64_t rows_in_tile(uint64_t tile) const;
+  // Chunk i of the tensor (its chunks numbered level by level): global number
+  // and raw size.
+  uint32_t global_chunk(uint32_t i) const;
+  uint32_t chunk_raw_size(uint32_t i) const;
+  // Lossy: which part (and tile, for a tiled part) chunk i holds.
+  struct PartChunk {
+    uint32_t part = 0;
+    uint64_t tile = 0;
+  };
+  PartChunk part_chunk(uint32_t i) const;
+  // Bytes of part p in tile `tile` (tiled parts) or in all (others).
+  uint64_t part_bytes(uint32_t p, uint64_t tile) const;
+  // The chunk of part p for tile `tile` at its level (p chunked), as i.
+  uint32_t chunk_of_part(uint32_t p, uint64_t tile) const;
 };
 
 struct Manifest {
+  uint16_t major = kVersionMajor;  // 2 when a tensor is lossy (set by derive_chunks for writers)
   std::vector<FileRecord> files;
   std::vector<TensorRecord> tensors;
   uint32_t chunk_count = 0;
-  // Fills first_chunk/chunk_count and chunk_count; throws on limits.
+  uint8_t level_count = 1;                 // 2.0: levels of the model
+  std::vector<uint32_t> level_first_chunk;  // 2.0: first chunk of each level
+  // Fills the derived fields (level-major order in 2.0); throws on limits.
   void derive_chunks();
+  bool has_lossy() const;
 };
+
+// Walks the chunks in container order (level-major, §4.3) without a table:
+// next() gives each chunk's tensor and its number within the tensor.
+class ChunkCursor {
+ public:
+  explicit ChunkCursor(const Manifest& m) : m_(m) {}
+  bool next(uint32_t* tensor, uint32_t* i) {
+    for (;;) {
+      if (level_ >= m_.level_count) return false;
+      if (t_ >= m_.tensors.size()) {
+        ++level_, t_ = 0, j_ = 0;
+        continue;
+      }
+      const TensorRecord& r = m_.tensors[t_];
+      if (level_ < r.level_chunks.size() && j_ < r.level_chunks[level_]) {
+        uint32_t i0 = 0;
+        for (unsigned k = 0; k < level_; ++k) i0 += r.level_chunks[k];
+        *tensor = t_, *i = i0 + j_++;
+        return true;
+      }
+      ++t_, j_ = 0;
+    }
+  }
+
+ private:
+  const Manifest& m_;
+  unsigned level_ = 0;
+  uint32_t t_ = 0, j_ = 0;
+};
+
+// Visits every chunk in container order: f(global, tensor index, i), i the
+// chunk's number within its tensor.
+template <class F>
+void for_each_chunk(const Manifest& m, F&& f) {
+  ChunkCursor c(m);
+  uint32_t t, i, g = 0;
+  while (c.next(&t, &i)) f(g++, t, i);
+}
 
 struct ChunkEntry {
   uint64_t offset = 0;    // absolute offset of the payload
@@ -111,13 +212,19 @@ struct ManifestCheck {
   // Each file record, in order, once every record is read and the
   // container's rules hold for it; `base` is the manifest's offset.
   void (*file)(const Manifest& m, const FileRecord& f, uint64_t base) = nullptr;
+  // Each lossy tensor record once read and found well formed by the
+  // container's rules (the representation's own rules); `at`: its offset.
+  void (*tensor)(const TensorRecord& t, uint64_t at) = nullptr;
 };
 
 // Serialisation of the manifest and index (raw, before zstd).
 std::vector<uint8_t> encode_manifest(const Manifest& m);
-// `minor`: the file's version_minor (paths as file names need 1.1).
+// Bytes of t's record in the (uncompressed) manifest.
+uint64_t tensor_record_size(const TensorRecord& t);
+// `major`, `minor`: the file's version (paths as file names need 1.1 or 2.0;
+// lossy tensors 2.0).
 Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base_offset, const ManifestCheck& check,
-                         uint16_t minor = kVersionMinor);
+                         uint16_t minor = kVersionMinor, uint16_t major = kVersionMajor);
 std::vector<uint8_t> encode_index(const std::vector<ChunkEntry>& idx);
 std::vector<ChunkEntry> decode_index(const uint8_t* p, size_t n, uint64_t base_offset);
 

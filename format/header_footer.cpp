@@ -10,10 +10,10 @@
 namespace wc {
 
 static void check_version(uint16_t major, uint16_t minor, uint64_t at) {
-  if (major != kVersionMajor)
+  if (major != kVersionMajor && major != kVersionMajorLossy)
     fail_at(Errc::unsupported_version, at,
             "container version " + std::to_string(major) + "." + std::to_string(minor) +
-                " is not supported (this reader reads " + std::to_string(kVersionMajor) + ".x)");
+                " is not supported (this reader reads 1.x and 2.x)");
 }
 
 void write_file_header(const FileHeader& h, uint8_t out[64]) {

@@ -2,6 +2,7 @@
 // length read here is checked against what remains in the block and against
 // the hard limits before anything is allocated for it.
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <string>
 
@@ -17,25 +18,176 @@ uint64_t TensorRecord::elements() const {
   return n;
 }
 
+uint64_t TensorRecord::cols() const {
+  const uint64_t r = rows();
+  return r ? elements() / r : 0;
+}
+
+uint64_t TensorRecord::tile_count() const { return chunk_size ? (rows() + chunk_size - 1) / chunk_size : 0; }
+
+uint64_t TensorRecord::rows_in_tile(uint64_t tile) const {
+  return std::min<uint64_t>(chunk_size, rows() - tile * chunk_size);
+}
+
+uint64_t TensorRecord::part_bytes(uint32_t p, uint64_t tile) const {
+  const PartRecord& q = parts[p];
+  switch (q.layout) {
+    case PartLayout::per_element: return rows_in_tile(tile) * cols() * q.item_bytes();
+    case PartLayout::per_row: return rows_in_tile(tile) * q.item_bytes();
+    default: return q.items * q.item_bytes();
+  }
+}
+
+uint32_t TensorRecord::global_chunk(uint32_t i) const {
+  for (size_t L = 0; L < level_chunks.size(); ++L) {
+    if (i < level_chunks[L]) return level_first[L] + i;
+    i -= level_chunks[L];
+  }
+  return UINT32_MAX;
+}
+
+// A lossy tensor's chunks at level L: its tensor-wide parts of that level
+// that have items, then tile by tile the chunk of each tiled part (§4.3).
+TensorRecord::PartChunk TensorRecord::part_chunk(uint32_t i) const {
+  size_t L = 0;
+  while (L + 1 < level_chunks.size() && i >= level_chunks[L]) i -= level_chunks[L++];
+  uint32_t wide = 0, tiled = 0;
+  for (const auto& q : parts)
+    if (q.level == L) (q.tiled() ? tiled : wide) += (q.tiled() || (q.layout == PartLayout::tensor_wide && q.items > 0));
+  uint32_t k = 0;
+  if (i < wide) {
+    for (uint32_t p = 0; p < parts.size(); ++p)
+      if (parts[p].level == L && parts[p].layout == PartLayout::tensor_wide && parts[p].items > 0 && k++ == i) return {p, 0};
+  }
+  const uint64_t tile = (i - wide) / tiled;
+  const uint32_t which = (i - wide) % tiled;
+  for (uint32_t p = 0; p < parts.size(); ++p)
+    if (parts[p].level == L && parts[p].tiled() && k++ == which) return {p, tile};
+  return {0, 0};  // unreachable for i < chunk_count
+}
+
+uint32_t TensorRecord::chunk_of_part(uint32_t p, uint64_t tile) const {
+  const unsigned L = parts[p].level;
+  uint32_t first = 0, wide_before = 0, wide = 0, tiled = 0, which = 0;
+  for (unsigned k = 0; k < L; ++k) first += level_chunks[k];
+  for (uint32_t q = 0; q < parts.size(); ++q) {
+    if (parts[q].level != L) continue;
+    if (parts[q].tiled()) {
+      which += q < p;
+      ++tiled;
+    } else if (parts[q].layout == PartLayout::tensor_wide && parts[q].items > 0) {
+      wide_before += q < p;
+      ++wide;
+    }
+  }
+  if (!parts[p].tiled()) return first + wide_before;
+  return first + wide + static_cast<uint32_t>(tile) * tiled + which;
+}
+
 uint32_t TensorRecord::chunk_raw_size(uint32_t i) const {
-  uint64_t start = uint64_t(i) * chunk_size;
-  return static_cast<uint32_t>(std::min<uint64_t>(chunk_size, byte_size - start));
+  if (!lossy()) {
+    uint64_t start = uint64_t(i) * chunk_size;
+    return static_cast<uint32_t>(std::min<uint64_t>(chunk_size, byte_size - start));
+  }
+  const PartChunk pc = part_chunk(i);
+  return static_cast<uint32_t>(part_bytes(pc.part, pc.tile));
+}
+
+bool Manifest::has_lossy() const {
+  for (const auto& t : tensors)
+    if (t.lossy()) return true;
+  return false;
 }
 
 void Manifest::derive_chunks() {
-  uint64_t total = 0;
+  // Chunks per tensor and level; then numbered level-major (§4.3).
+  unsigned levels = 1;
   for (auto& t : tensors) {
-    uint64_t n = 0;
-    if (t.byte_size > 0) {
-      if (t.chunk_size == 0) fail(Errc::corrupt, "tensor '" + t.name + "' has data but chunk size 0");
-      n = (t.byte_size - 1) / t.chunk_size + 1;
+    t.level_chunks.clear();
+    if (!t.lossy()) {
+      uint64_t n = 0;
+      if (t.byte_size > 0) {
+        if (t.chunk_size == 0) fail(Errc::corrupt, "tensor '" + t.name + "' has data but chunk size 0");
+        n = (t.byte_size - 1) / t.chunk_size + 1;
+      }
+      if (n > kMaxChunks) fail(Errc::limit, "too many chunks");
+      t.level_chunks.push_back(static_cast<uint32_t>(n));
+      continue;
     }
-    if (n > kMaxChunks || total + n > kMaxChunks) fail(Errc::limit, "too many chunks");
-    t.first_chunk = static_cast<uint32_t>(total);
-    t.chunk_count = static_cast<uint32_t>(n);
-    total += n;
+    t.level_chunks.assign(t.levels.size(), 0);
+    const uint64_t tiles = t.tile_count();
+    for (const auto& q : t.parts) {
+      uint64_t n = q.tiled() ? tiles : (q.layout == PartLayout::tensor_wide && q.items > 0);
+      n += t.level_chunks[q.level];
+      if (n > kMaxChunks) fail(Errc::limit, "too many chunks");
+      t.level_chunks[q.level] = static_cast<uint32_t>(n);
+    }
+    levels = std::max<unsigned>(levels, unsigned(t.levels.size()));
+  }
+  level_count = static_cast<uint8_t>(levels);
+  level_first_chunk.assign(levels, 0);
+  uint64_t total = 0;
+  for (auto& t : tensors) t.level_first.assign(t.level_chunks.size(), 0);
+  for (unsigned L = 0; L < levels; ++L) {
+    level_first_chunk[L] = static_cast<uint32_t>(total);
+    for (auto& t : tensors) {
+      if (L >= t.level_chunks.size()) continue;
+      t.level_first[L] = static_cast<uint32_t>(total);
+      total += t.level_chunks[L];
+      if (total > kMaxChunks) fail(Errc::limit, "too many chunks");
+    }
+  }
+  for (auto& t : tensors) {
+    t.first_chunk = t.level_first.empty() ? 0 : t.level_first[0];
+    t.chunk_count = 0;
+    for (uint32_t n : t.level_chunks) t.chunk_count += n;
   }
   chunk_count = static_cast<uint32_t>(total);
+  major = has_lossy() ? kVersionMajorLossy : kVersionMajor;
+}
+
+static void encode_tensor(ByteWriter& w, const TensorRecord& t) {
+  w.str16(t.name);
+  w.u8(static_cast<uint8_t>(t.dtype));
+  w.u8(t.codec);
+  w.u8(static_cast<uint8_t>(t.shape.size()));
+  w.u8(t.repr);
+  for (uint64_t d : t.shape) w.u64(d);
+  w.u64(t.byte_size);
+  w.u32(t.chunk_size);
+  if (t.params.size() > 0xFFFF) fail(Errc::limit, "codec parameters too long");
+  w.u16(static_cast<uint16_t>(t.params.size()));
+  w.bytes(t.params.data(), t.params.size());
+  if (!t.lossy()) return;
+  w.u8(static_cast<uint8_t>(t.parts.size()));
+  w.u8(static_cast<uint8_t>(t.levels.size()));
+  w.u16(0);
+  for (const auto& q : t.parts) {
+    w.u8(static_cast<uint8_t>(q.role));
+    w.u8(q.level);
+    w.u8(q.codec);
+    w.u8(static_cast<uint8_t>(q.layout));
+    w.u8(static_cast<uint8_t>(q.item));
+    w.u8(0);
+    w.u16(static_cast<uint16_t>(q.params.size()));
+    w.bytes(q.params.data(), q.params.size());
+    w.u64(q.items);
+    if (q.layout == PartLayout::inline_items) w.bytes(q.data.data(), q.data.size());
+  }
+  for (const auto& l : t.levels) {
+    w.u64(l.xxh3);
+    uint32_t b[2];
+    std::memcpy(&b[0], &l.rel_rmse, 4);
+    std::memcpy(&b[1], &l.max_abs, 4);
+    w.u32(b[0]);
+    w.u32(b[1]);
+  }
+}
+
+uint64_t tensor_record_size(const TensorRecord& t) {
+  ByteWriter w;
+  encode_tensor(w, t);
+  return w.buf.size();
 }
 
 std::vector<uint8_t> encode_manifest(const Manifest& m) {
@@ -43,7 +195,14 @@ std::vector<uint8_t> encode_manifest(const Manifest& m) {
   w.u32(static_cast<uint32_t>(m.files.size()));
   w.u32(static_cast<uint32_t>(m.tensors.size()));
   w.u32(m.chunk_count);
-  w.u32(0);  // reserved
+  if (m.major == kVersionMajor) {
+    w.u32(0);  // reserved
+  } else {
+    w.u8(m.level_count);
+    w.u8(0);   // chunk order: level-major
+    w.u16(0);  // reserved
+    for (uint32_t c : m.level_first_chunk) w.u32(c);
+  }
   for (const auto& f : m.files) {
     w.u8(static_cast<uint8_t>(f.kind));
     w.u8(0);
@@ -55,19 +214,7 @@ std::vector<uint8_t> encode_manifest(const Manifest& m) {
     w.u64(f.prefix.size());
     w.bytes(f.prefix.data(), f.prefix.size());
   }
-  for (const auto& t : m.tensors) {
-    w.str16(t.name);
-    w.u8(static_cast<uint8_t>(t.dtype));
-    w.u8(t.codec);
-    w.u8(static_cast<uint8_t>(t.shape.size()));
-    w.u8(0);
-    for (uint64_t d : t.shape) w.u64(d);
-    w.u64(t.byte_size);
-    w.u32(t.chunk_size);
-    if (t.params.size() > 0xFFFF) fail(Errc::limit, "codec parameters too long");
-    w.u16(static_cast<uint16_t>(t.params.size()));
-    w.bytes(t.params.data(), t.params.size());
-  }
+  for (const auto& t : m.tensors) encode_tensor(w, t);
   w.u32(0);  // extension records (none in 1.0)
   return std::move(w.buf);
 }
@@ -112,11 +259,102 @@ static void check_records(const Manifest& m, uint64_t base, const ManifestCheck&
   }
 }
 
-Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const ManifestCheck& check, uint16_t minor) {
+// The rest of a lossy tensor record (§4.4): its parts and levels, and the
+// rules every representation shares. Shape, dtype and byte size are read.
+static void decode_lossy(ByteReader& r, TensorRecord& t, uint64_t at) {
+  auto bad = [&](const std::string& why) { fail_at(Errc::corrupt, at, "tensor '" + t.name + "': " + why); };
+  if (t.codec != 0) bad("a lossy tensor's codec field must be 0");
+  if (t.shape.size() < 2) bad("a lossy tensor must have rank 2 or more");
+  for (uint64_t d : t.shape)
+    if (d == 0) bad("a lossy tensor has an empty dimension");
+  if (t.chunk_size == 0) bad("rows per tile is 0");
+  const unsigned nparts = r.u8(), nlevels = r.u8();
+  must_be_zero(r.u16(), r.abs_pos() - 2, "tensor.lossy.reserved");
+  if (nparts == 0 || nparts > kMaxParts) bad("part count " + std::to_string(nparts) + " is not in 1..16");
+  if (nlevels == 0) bad("level count is 0");
+  const uint64_t rows = t.rows(), cols = t.cols();
+  const uint64_t tile_rows = std::min<uint64_t>(t.chunk_size, rows);
+  t.parts.resize(nparts);
+  std::vector<bool> level_used(nlevels, false);
+  unsigned prev_level = 0;
+  for (auto& q : t.parts) {
+    const uint64_t pat = r.abs_pos();
+    auto bad_part = [&](const std::string& why) {
+      fail_at(Errc::corrupt, pat, "tensor '" + t.name + "', part " + std::to_string(&q - t.parts.data()) + ": " + why);
+    };
+    const uint8_t role = r.u8();
+    q.level = r.u8();
+    q.codec = r.u8();
+    const uint8_t layout = r.u8(), item = r.u8();
+    must_be_zero(r.u8(), pat + 5, "part.reserved");
+    const uint16_t plen = r.u16();
+    const uint8_t* pb = r.bytes(plen);
+    q.params.assign(pb, pb + plen);
+    q.items = r.u64();
+    if (role >= kPartRoleCount) bad_part("unknown role " + std::to_string(role));
+    if (layout >= kPartLayoutCount) bad_part("unknown layout " + std::to_string(layout));
+    auto it = dtype_from_id(item);
+    if (!it || (dtype_bits(*it) != 8 && dtype_bits(*it) != 16 && dtype_bits(*it) != 32 && dtype_bits(*it) != 64))
+      bad_part("item type " + std::to_string(item) + " is not a whole-byte dtype");
+    q.role = static_cast<PartRole>(role);
+    q.layout = static_cast<PartLayout>(layout);
+    q.item = *it;
+    if (q.level >= nlevels) bad_part("level " + std::to_string(q.level) + " beyond the tensor's levels");
+    if (q.level < prev_level) bad_part("parts are not in level order");
+    prev_level = q.level;
+    level_used[q.level] = true;
+    if (plen != 0 && q.codec < kCodecIdsWithoutParams) bad_part("codec " + std::to_string(q.codec) + " takes no parameters");
+    const unsigned ib = q.item_bytes();
+    switch (q.layout) {
+      case PartLayout::per_element:
+        if (q.items != t.elements()) bad_part("a per-element part must have one item per element");
+        if (mul_checked(mul_checked(tile_rows, cols), ib) > kMaxChunkSize) bad_part("a tile's chunk exceeds 2^28 bytes");
+        break;
+      case PartLayout::per_row:
+        if (q.items != rows) bad_part("a per-row part must have one item per row");
+        if (mul_checked(tile_rows, ib) > kMaxChunkSize) bad_part("a tile's chunk exceeds 2^28 bytes");
+        break;
+      case PartLayout::tensor_wide:
+        if (q.items > kMaxChunkSize / ib) bad_part("a tensor-wide part exceeds 2^28 bytes");
+        break;
+      case PartLayout::inline_items: {
+        if (q.codec != 0) bad_part("an inline part's codec must be 0");
+        if (q.items > kMaxInlinePart / ib) bad_part("an inline part exceeds 65536 bytes");
+        const uint8_t* d = r.bytes(q.items * ib);
+        q.data.assign(d, d + q.items * ib);
+        break;
+      }
+    }
+  }
+  for (unsigned L = 0; L < nlevels; ++L)
+    if (!level_used[L]) bad("level " + std::to_string(L) + " has no part");
+  t.levels.resize(nlevels);
+  for (auto& l : t.levels) {
+    l.xxh3 = r.u64();
+    const uint32_t a = r.u32(), b = r.u32();
+    std::memcpy(&l.rel_rmse, &a, 4);
+    std::memcpy(&l.max_abs, &b, 4);
+  }
+}
+
+Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const ManifestCheck& check, uint16_t minor,
+                         uint16_t major) {
   ByteReader r(p, n, base);
   Manifest m;
+  m.major = major;
   uint32_t nfiles = r.u32(), ntensors = r.u32(), nchunks = r.u32();
-  must_be_zero(r.u32(), r.abs_pos() - 4, "manifest.reserved");
+  std::vector<uint32_t> level_first;
+  if (major == kVersionMajor) {
+    must_be_zero(r.u32(), r.abs_pos() - 4, "manifest.reserved");
+  } else {
+    const unsigned levels = r.u8();
+    if (levels == 0) fail_at(Errc::corrupt, base + 12, "manifest level count is 0");
+    const unsigned order = r.u8();
+    if (order != 0) fail_at(Errc::corrupt, base + 13, "unknown chunk order " + std::to_string(order));
+    must_be_zero(r.u16(), base + 14, "manifest.reserved");
+    level_first.resize(levels);
+    for (auto& c : level_first) c = r.u32();
+  }
   if (nfiles > kMaxFiles) fail_at(Errc::limit, base, "file count " + std::to_string(nfiles) + " exceeds limit");
   if (ntensors > kMaxTensors) fail_at(Errc::limit, base + 4, "tensor count " + std::to_string(ntensors) + " exceeds limit");
   if (nchunks > kMaxChunks) fail_at(Errc::limit, base + 8, "chunk count " + std::to_string(nchunks) + " exceeds limit");
@@ -134,7 +372,7 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
     must_be_zero(r.u8(), at + 1, "file.reserved");
     f.name = r.str16();
     if (!valid_file_name(f.name)) fail_at(Errc::corrupt, at, "invalid file name '" + f.name + "'");
-    if (minor == 0 && f.name.find('/') != std::string::npos)
+    if (major == kVersionMajor && minor == 0 && f.name.find('/') != std::string::npos)
       fail_at(Errc::corrupt, at, "file name '" + f.name + "' is a path, which a 1.0 container cannot hold (1.1 can)");
     f.size = r.u64();
     f.xxh3 = r.u64();
@@ -163,7 +401,8 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
     t.dtype = *d;
     t.codec = r.u8();
     unsigned rank = r.u8();
-    must_be_zero(r.u8(), r.abs_pos() - 1, "tensor.reserved");
+    if (major == kVersionMajor) must_be_zero(r.u8(), r.abs_pos() - 1, "tensor.reserved");
+    else t.repr = r.u8();
     if (rank > kMaxRank) fail_at(Errc::limit, at, "tensor '" + t.name + "': rank " + std::to_string(rank) + " exceeds limit");
     t.shape.resize(rank);
     for (auto& s : t.shape) s = r.u64();
@@ -172,8 +411,6 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
     uint16_t plen = r.u16();
     auto* b = r.bytes(plen);
     t.params.assign(b, b + plen);
-    if (plen != 0 && t.codec < kCodecIdsWithoutParams)
-      fail_at(Errc::corrupt, at, "tensor '" + t.name + "': codec " + std::to_string(t.codec) + " takes no parameters");
     // byte size must agree with shape and dtype
     uint64_t bits;
     try {
@@ -184,6 +421,13 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
     }
     if (bits % 8 != 0 || bits / 8 != t.byte_size)
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': byte size does not match shape and dtype");
+    if (t.lossy()) {
+      decode_lossy(r, t, at);
+      if (check.tensor) check.tensor(t, at);
+      continue;
+    }
+    if (plen != 0 && t.codec < kCodecIdsWithoutParams)
+      fail_at(Errc::corrupt, at, "tensor '" + t.name + "': codec " + std::to_string(t.codec) + " takes no parameters");
     if (t.byte_size > 0 && (t.chunk_size == 0 || t.chunk_size > kMaxChunkSize || t.chunk_size % kAlign != 0))
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': invalid chunk size " + std::to_string(t.chunk_size));
     if (t.byte_size == 0 && t.chunk_size != 0)
@@ -208,6 +452,13 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
   }
   m.derive_chunks();
   if (m.chunk_count != nchunks) fail_at(Errc::corrupt, base + 8, "chunk count does not match the tensors");
+  if (major != kVersionMajor) {
+    if (level_first.size() != m.level_count)
+      fail_at(Errc::corrupt, base + 12, "manifest level count differs from the tensors' levels");
+    if (level_first != m.level_first_chunk)
+      fail_at(Errc::corrupt, base + 16, "where the levels start differs from the tensors' chunks");
+  }
+  m.major = major;
   check_records(m, base, check);
   return m;
 }

@@ -12,9 +12,11 @@ uint64_t check_index_layout(const Manifest& m, const std::vector<ChunkEntry>& id
                             uint64_t index_offset) {
   if (idx.size() != m.chunk_count) fail_at(Errc::corrupt, index_offset, "index lists a different number of chunks than the manifest");
   uint64_t end = payload_start;
-  size_t c = 0;
-  for (const auto& t : m.tensors) {
-    for (uint32_t i = 0; i < t.chunk_count; ++i, ++c) {
+  ChunkCursor cursor(m);
+  uint32_t ti, i;
+  for (size_t c = 0; cursor.next(&ti, &i); ++c) {
+    {
+      const TensorRecord& t = m.tensors[ti];
       const ChunkEntry& e = idx[c];
       if (e.offset != next_payload_offset(end))
         fail_at(Errc::corrupt, index_offset, "index entry " + std::to_string(c) + " has a wrong offset");
@@ -57,14 +59,15 @@ void ContainerReader::open(const ManifestCheck& check) {
     }
     header_ = read_file_header(p, n);
     footer_ = read_file_footer(p + n - kFooterSize, n - kFooterSize);
-    if (header_.minor != footer_.minor) fail_at(Errc::corrupt, n - 24, "header and footer versions differ");
+    if (header_.minor != footer_.minor || header_.major != footer_.major)
+      fail_at(Errc::corrupt, n - 24, "header and footer versions differ");
     uint64_t mend = kHeaderSize + header_.manifest_stored;
     if (mend > footer_.index_offset) fail_at(Errc::corrupt, 16, "manifest overlaps the index");
     if (XXH3_64bits(p + kHeaderSize, header_.manifest_stored) != header_.manifest_xxh3)
       fail_at(Errc::checksum, kHeaderSize, "manifest");
     {  // the decompressed manifest goes before the index is decompressed
       auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
-      manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize, check, header_.minor);
+      manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize, check, header_.minor, header_.major);
     }
     // Chunk payloads start 64 bytes apart at least (a 16-byte header before
     // each aligned payload), the first 16 bytes after the manifest at least,
@@ -85,8 +88,7 @@ void ContainerReader::open(const ManifestCheck& check) {
       for (uint64_t k = mend; k < footer_.index_offset; ++k)
         if (p[k] != 0) fail_at(Errc::corrupt, k, "padding byte is not zero");
     chunk_tensor_.resize(index_.size());
-    for (uint32_t t = 0; t < manifest_.tensors.size(); ++t)
-      for (uint32_t i = 0; i < manifest_.tensors[t].chunk_count; ++i) chunk_tensor_[manifest_.tensors[t].first_chunk + i] = t;
+    for_each_chunk(manifest_, [&](uint32_t g, uint32_t t, uint32_t) { chunk_tensor_[g] = t; });
   } catch (Error& e) {
     e.at_file(name_);
     throw;

@@ -29,6 +29,8 @@ class ContainerReader {
   const FileHeader& header() const { return header_; }
   const FileFooter& footer() const { return footer_; }
   uint64_t file_size() const { return size_; }
+  // Where the manifest ends (the chunk area begins).
+  uint64_t manifest_end() const { return kHeaderSize + header_.manifest_stored; }
   const std::string& path() const { return name_; }
   // Verified stored bytes of chunk `i` (global chunk number).
   std::span<const uint8_t> chunk(uint32_t i) const;

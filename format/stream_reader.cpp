@@ -36,7 +36,8 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in, const ManifestCheck& 
     if (XXH3_64bits(stored.data(), stored.size()) != header_.manifest_xxh3)
       fail_at(Errc::checksum, kHeaderSize, "manifest");
     auto raw = zframe_decompress(stored.data(), stored.size(), header_.manifest_raw, "manifest", kHeaderSize);
-    manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize, check, header_.minor);
+    manifest_ = decode_manifest(raw.data(), raw.size(), kHeaderSize, check, header_.minor, header_.major);
+    cursor_.emplace(manifest_);
     end_ = kHeaderSize + stored.size();
   } catch (Error& e) {
     e.at_file(in_.name());
@@ -45,12 +46,8 @@ ContainerStreamReader::ContainerStreamReader(StreamIn& in, const ManifestCheck& 
 }
 
 const TensorRecord& ContainerStreamReader::tensor_of_chunk(uint32_t i) const {
-  // The last tensor with data whose first chunk is <= i.
-  const auto& ts = manifest_.tensors;
-  auto it = std::upper_bound(ts.begin(), ts.end(), i, [](uint32_t c, const TensorRecord& t) { return c < t.first_chunk; });
-  while (it != ts.begin() && (it - 1)->chunk_count == 0) --it;
-  if (it == ts.begin()) fail(Errc::usage, "no tensor owns chunk " + std::to_string(i));
-  return *(it - 1);
+  if (i >= owner_.size()) fail(Errc::usage, "chunk " + std::to_string(i) + " has not been read");
+  return manifest_.tensors[owner_[i]];
 }
 
 void ContainerStreamReader::skip_zeros(uint64_t n) {
@@ -70,11 +67,10 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
   if (i == manifest_.chunk_count) return false;
   // Per-chunk tables would cost memory in proportion to a count the file
   // claims; a cursor over the tensors costs nothing.
-  while (manifest_.tensors[cur_tensor_].chunk_count == cur_chunk_) {
-    ++cur_tensor_;
-    cur_chunk_ = 0;
-  }
-  const TensorRecord& t = manifest_.tensors[cur_tensor_];
+  uint32_t ti = 0, ci = 0;
+  if (!cursor_->next(&ti, &ci)) fail_at(Errc::corrupt, end_, "more chunks than the tensors have");
+  const TensorRecord& t = manifest_.tensors[ti];
+  owner_.push_back(ti);
   try {
     e.offset = next_payload_offset(end_);
     skip_zeros(e.offset - kChunkHeaderSize - end_);
@@ -82,7 +78,7 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
     uint64_t h = in_.offset();
     in_.read_exact(ch, sizeof ch);
     e.stored_size = load_u32(ch);
-    e.raw_size = t.chunk_raw_size(cur_chunk_);
+    e.raw_size = t.chunk_raw_size(ci);
     e.xxh3 = load_u64(ch + 8);
     if (load_u32(ch + 4) != i) fail_at(Errc::corrupt, h + 4, "chunk sequence number " + std::to_string(load_u32(ch + 4)) + " where " + std::to_string(i) + " was expected");
     // A codec never needs more than its raw size plus a small margin; a larger
@@ -93,7 +89,6 @@ bool ContainerStreamReader::next_chunk(std::vector<uint8_t>& buf, ChunkEntry& e)
     if (XXH3_64bits(buf.data(), buf.size()) != e.xxh3) fail_at(Errc::checksum, e.offset, "chunk " + std::to_string(i));
     end_ = e.offset + e.stored_size;
     seen_.push_back(e);
-    ++cur_chunk_;
   } catch (Error& err) {
     err.at_file(in_.name()).at_tensor(t.name);
     throw;
@@ -120,7 +115,7 @@ void ContainerStreamReader::finish() {
     uint64_t foot_at = index_off + tail.size() - kFooterSize;
     FileFooter f = read_file_footer(tail.data() + tail.size() - kFooterSize, foot_at);
     if (f.index_offset != index_off) fail_at(Errc::corrupt, foot_at, "footer points to a wrong index offset");
-    if (f.minor != header_.minor) fail_at(Errc::corrupt, foot_at + 42, "header and footer versions differ");
+    if (f.minor != header_.minor || f.major != header_.major) fail_at(Errc::corrupt, foot_at + 42, "header and footer versions differ");
     if (XXH3_64bits(tail.data(), f.index_stored) != f.index_xxh3) fail_at(Errc::checksum, index_off, "index");
     auto raw = zframe_decompress(tail.data(), f.index_stored, f.index_raw, "index", index_off);
     auto idx = decode_index(raw.data(), raw.size(), index_off);

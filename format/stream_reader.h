@@ -3,6 +3,7 @@
 // everything seen. Memory is bounded by the manifest plus one chunk.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "format/container.h"
@@ -34,8 +35,9 @@ class ContainerStreamReader {
   StreamIn& in_;
   FileHeader header_;
   Manifest manifest_;
-  uint32_t cur_tensor_ = 0, cur_chunk_ = 0;  // the next chunk to read
+  std::optional<ChunkCursor> cursor_;  // the next chunk to read
   std::vector<ChunkEntry> seen_;  // grows only with chunks actually read
+  std::vector<uint32_t> owner_;   // tensor of each chunk read
   uint64_t end_ = 0;  // end of the last structure read
 };
 

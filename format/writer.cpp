@@ -32,10 +32,13 @@ void ContainerWriter::begin(const Manifest& m) {
   auto raw = encode_manifest(m);
   auto stored = zframe_compress(raw, meta_level(raw.size()));
   FileHeader h;
+  major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
-  for (const auto& f : m.files)
-    if (f.name.find('/') != std::string::npos) minor_ = kVersionMinor;
-  h.major = kVersionMajor;
+  if (major_ == kVersionMajorLossy) minor_ = kVersionMinorLossy;
+  else
+    for (const auto& f : m.files)
+      if (f.name.find('/') != std::string::npos) minor_ = kVersionMinor;
+  h.major = major_;
   h.minor = minor_;
   h.manifest_stored = stored.size();
   h.manifest_raw = raw.size();
@@ -45,8 +48,7 @@ void ContainerWriter::begin(const Manifest& m) {
   put(hb, 64);
   put(stored.data(), stored.size());
   raw_sizes_.clear();
-  for (const auto& t : m.tensors)
-    for (uint32_t i = 0; i < t.chunk_count; ++i) raw_sizes_.push_back(t.chunk_raw_size(i));
+  for_each_chunk(m, [&](uint32_t, uint32_t t, uint32_t i) { raw_sizes_.push_back(m.tensors[t].chunk_raw_size(i)); });
   index_.clear();
   index_.reserve(raw_sizes_.size());
 }
@@ -82,7 +84,7 @@ void ContainerWriter::finish() {
   f.index_raw = raw.size();
   f.index_xxh3 = XXH3_64bits(stored.data(), stored.size());
   f.file_size = pos_ + kFooterSize;
-  f.major = kVersionMajor;
+  f.major = major_;
   f.minor = minor_;
   uint8_t fb[64];
   write_file_footer(f, fb);

@@ -25,6 +25,7 @@ class ContainerWriter {
   void zeros(uint64_t n);
   ByteSink& sink_;
   uint64_t pos_ = 0;
+  uint16_t major_ = kVersionMajor;      // 2.0 only when a tensor is lossy
   uint16_t minor_ = kVersionMinorFlat;  // 1.1 only when a file name has a '/'
   std::vector<uint32_t> raw_sizes_;
   std::vector<ChunkEntry> index_;

@@ -7,6 +7,7 @@
 #include "codec/codec.h"
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "fuzz/fuzz_common.h"
 #include "lib/chunk_sources.h"
 #include "lib/decode_driver.h"
@@ -25,7 +26,7 @@ struct NullTarget : wc::AssemblyTarget {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    wc::ContainerReader r(data, size, "fuzz.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(data, size, "fuzz.wcz", wc::kReaderChecks);
     const wc::Manifest& m = r.manifest();
     WC_FUZZ_CHECK(r.index().size() == m.chunk_count);
     // What inspect computes, with the invariants open() promises.

@@ -9,6 +9,7 @@
 
 #include "format/stream_reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "fuzz/fuzz_common.h"
 #include "lib/decode_driver.h"
 
@@ -25,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   WC_FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0);
   try {
     wc::StreamIn in(fd, "<fuzz-stream>");
-    wc::ContainerStreamReader r(in, wc::check_manifest_files);
+    wc::ContainerStreamReader r(in, wc::kReaderChecks);
     std::vector<uint8_t> stored, raw;
     wc::ChunkEntry e;
     uint32_t i = 0;

@@ -35,6 +35,7 @@
 #include "model/safetensors.h"
 #include "format/stream_reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "fuzz/fuzz_common.h"
 #include "fuzz/struct_assembler.h"
 #include "lib/chunk_sources.h"
@@ -278,7 +279,7 @@ void check_capi(const std::string& path, const wc::ContainerReader& r, const std
 // With `full`, also decodes and runs the C API on an accepted one.
 bool random_reader(const std::vector<uint8_t>& b, bool full, std::string& why) {
   try {
-    wc::ContainerReader r(b.data(), b.size(), "fuzz.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(b.data(), b.size(), "fuzz.wcz", wc::kReaderChecks);
     const wc::Manifest& m = r.manifest();
     check_manifest(m);
     WC_FUZZ_CHECK(r.index().size() == m.chunk_count);
@@ -347,7 +348,7 @@ bool stream_reader(size_t size, std::string& why) {
   WC_FUZZ_CHECK(lseek(the_memfd(), 0, SEEK_SET) == 0);
   wc::StreamIn in(the_memfd(), "<fuzz-stream>");
   try {
-    wc::ContainerStreamReader r(in, wc::check_manifest_files);
+    wc::ContainerStreamReader r(in, wc::kReaderChecks);
     check_manifest(r.manifest());
     std::vector<uint8_t> buf;
     wc::ChunkEntry e;
@@ -377,7 +378,7 @@ bool stream_reader(size_t size, std::string& why) {
   WC_FUZZ_CHECK(lseek(the_memfd(), 0, SEEK_SET) == 0);
   wc::StreamIn in(the_memfd(), "<fuzz-stream>");
   try {
-    wc::ContainerStreamReader r(in, wc::check_manifest_files);
+    wc::ContainerStreamReader r(in, wc::kReaderChecks);
     const wc::Manifest& m = r.manifest();
     if (!within_caps(m)) return;
     wc::ThreadPool pool(1);

@@ -158,6 +158,16 @@ struct TensorSummary {
   double bits_per_weight = 0;
   // With entropy: order-0 entropy of the values, H(exponent)+rest (float types only; <0 when absent).
   double h_values = -1, h_exp_bound = -1;
+  // Lossy tensors (container 2.0): the representation ("exact" otherwise),
+  // its levels, every byte it takes in the file (payloads, chunk headers and
+  // their alignment padding, index entries, its manifest record without the
+  // name) and the error figures stored for its top level: relative RMSE
+  // sqrt(sum (w-w')^2 / sum w^2), max |w - w'|, SNR = -20 log10(rel RMSE) dB.
+  // bits_per_weight of a lossy tensor counts file_bytes.
+  std::string repr = "exact";
+  uint32_t levels = 1;
+  uint64_t file_bytes = 0;
+  double rel_rmse = -1, max_abs = -1, snr_db = -1;
 };
 
 struct FileSummary {
@@ -182,6 +192,7 @@ struct InspectResult {
   std::vector<FileSummary> files;
   std::vector<GroupSummary> by_dtype, by_codec;  // in order of first appearance
   uint64_t tensor_count = 0;
+  uint64_t lossy_tensors = 0, lossy_weights = 0, lossy_file_bytes = 0;  // over the lossy tensors
   size_t name_width = 0;  // widest tensor name as shown (escaped), for aligned columns
 };
 
@@ -206,7 +217,7 @@ std::unique_ptr<InspectSink> inspect_json_writer(std::FILE* f);
 InspectResult inspect(const std::string& in, bool entropy, std::vector<TensorSummary>* tensors);
 
 const char* version_string();
-// The container format version this build writes, e.g. "1.0".
+// The container format versions this build writes: "1.1, 2.0 with lossy tensors".
 std::string format_version_string();
 
 // Removes the temporary outputs of operations in progress; async-signal-safe,

@@ -8,6 +8,10 @@
 
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
+#include "lib/unit_decode.h"
+#include "quant/repr.h"
+#include "format/hash.h"
 #include "lib/api.h"
 #include "lib/decode_driver.h"
 #include "lib/thread_pool.h"
@@ -64,12 +68,12 @@ int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_le
   *out = nullptr;
   return guarded(err, err_len, [&] {
     auto a = std::make_unique<wcodec_archive>();
-    a->reader = std::make_unique<wc::ContainerReader>(path, wc::check_manifest_files);
+    a->reader = std::make_unique<wc::ContainerReader>(path, wc::kReaderChecks);
     const auto& m = a->reader->manifest();
     a->stored.reserve(m.tensors.size());
     for (size_t i = 0; i < m.tensors.size(); ++i) {
       uint64_t s = 0;
-      for (uint32_t c = 0; c < m.tensors[i].chunk_count; ++c) s += a->reader->index()[m.tensors[i].first_chunk + c].stored_size;
+      for (uint32_t c = 0; c < m.tensors[i].chunk_count; ++c) s += a->reader->index()[m.tensors[i].global_chunk(c)].stored_size;
       a->stored.push_back(s);
     }
     *out = a.release();
@@ -92,6 +96,8 @@ int wcodec_get_tensor_info(const wcodec_archive* a, size_t i, wcodec_tensor_info
   out->chunk_size = t.chunk_size;
   out->codec = wc::codec_id_valid(t.codec) ? wc::codec_name(static_cast<wc::CodecId>(t.codec)).data() : "unknown";
   out->stored_size = a->stored[i];
+  out->representation = wc::repr_name(t.repr).data();
+  out->levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
   return WCODEC_OK;
 }
 
@@ -121,7 +127,7 @@ int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, 
                         size_t err_len) {
   if (!a || !dst || tensor >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
   const auto& t = a->reader->manifest().tensors[tensor];
-  if (chunk >= t.chunk_count || dst_len < t.chunk_raw_size(chunk)) return WCODEC_E_USAGE;
+  if (t.lossy() || chunk >= t.chunk_count || dst_len < t.chunk_raw_size(chunk)) return WCODEC_E_USAGE;
   return guarded(err, err_len, [&] {
     wc::decode_one_chunk(t, chunk, a->reader->chunk(t.first_chunk + chunk), static_cast<uint8_t*>(dst), a->reader->path());
   });
@@ -129,17 +135,46 @@ int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, 
 
 int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size_t dst_len, unsigned threads, char* err,
                          size_t err_len) {
+  return wcodec_decode_tensor_ex(a, tensor, WCODEC_LEVEL_TOP, nullptr, dst, dst_len, threads, err, err_len);
+}
+
+int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
+                            size_t dst_len, unsigned threads, char* err, size_t err_len) {
   if (!a || (!dst && dst_len) || tensor >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
   const auto& t = a->reader->manifest().tensors[tensor];
-  if (dst_len < t.byte_size) return WCODEC_E_USAGE;
+  const uint32_t levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+  if (level != WCODEC_LEVEL_TOP && level >= levels) return WCODEC_E_USAGE;
+  if (level != WCODEC_LEVEL_TOP && level + 1 != levels) return WCODEC_E_USAGE;  // one level in every 2.0 representation
+  wc::DType out = t.dtype;
+  if (dtype) {
+    auto d = wc::dtype_from_name(dtype);
+    if (!d) return WCODEC_E_USAGE;
+    out = *d;
+  }
+  if (out != t.dtype && (!t.lossy() || (out != wc::DType::BF16 && out != wc::DType::F16 && out != wc::DType::F32)))
+    return WCODEC_E_USAGE;
+  const uint64_t need = t.lossy() ? t.elements() * (wc::dtype_bits(out) / 8) : t.byte_size;
+  if (dst_len < need) return WCODEC_E_USAGE;
   return guarded(err, err_len, [&] {
+    wc::check_decodable(t, a->reader->path());
+    const uint64_t units = wc::unit_count(t);
     unsigned n = threads ? threads : wc::default_threads();
-    if (n > t.chunk_count) n = t.chunk_count ? t.chunk_count : 1;
+    if (n > units) n = units ? unsigned(units) : 1;
     wc::ThreadPool pool(n);
-    pool.parallel_for(t.chunk_count, [&](size_t c) {
-      wc::decode_one_chunk(t, uint32_t(c), a->reader->chunk(t.first_chunk + uint32_t(c)),
-                           static_cast<uint8_t*>(dst) + uint64_t(c) * t.chunk_size, a->reader->path());
+    // unit u starts where the units before it end: chunk_size bytes (exact)
+    // or tile_rows rows (lossy) each
+    const uint64_t stride = t.lossy() ? uint64_t(t.tile_rows()) * t.cols() * (wc::dtype_bits(out) / 8) : t.chunk_size;
+    pool.parallel_for(units, [&](size_t u) {
+      wc::UnitWork ws;
+      std::span<const uint8_t> spans[wc::kMaxParts];
+      for (uint32_t c = 0; c < wc::unit_chunks(t); ++c) spans[c] = a->reader->chunk(wc::unit_chunk(t, u, c));
+      wc::decode_unit(t, u, spans, ws, out, static_cast<uint8_t*>(dst) + u * stride, a->reader->path());
     });
+    if (t.lossy() && out == t.dtype && XXH3_64bits(dst, need) != t.levels.back().xxh3) {
+      wc::Error e(wc::Errc::checksum, "the decoded tensor does not match its stored reconstruction hash");
+      e.at_file(a->reader->path()).at_tensor(t.name);
+      throw e;
+    }
   });
 }
 

@@ -10,6 +10,7 @@
 
 #include "format/container.h"
 #include "lib/thread_pool.h"
+#include "lib/unit_decode.h"
 
 namespace wc {
 
@@ -19,8 +20,10 @@ namespace wc {
 inline size_t chunk_slots(const ThreadPool& pool) { return size_t(pool.size()) * 4; }
 inline size_t chunk_window(const ThreadPool& pool) { return chunk_slots(pool) / (pool.size() > 1 ? 2 : 1); }
 
+// A unit of a tensor (lib/unit_decode.h): an exact tensor's chunk, a lossy
+// tensor's tile.
 struct ChunkJob {
-  uint32_t tensor, chunk;  // chunk relative to the tensor
+  uint32_t tensor, chunk;  // unit relative to the tensor
 };
 
 // For each window of at most chunk_window(pool) chunks of tensors
@@ -44,7 +47,7 @@ void for_chunk_windows(const Manifest& m, uint32_t first, uint32_t count, Thread
   auto next_window = [&](std::vector<ChunkJob>& jobs) {
     jobs.clear();
     while (jobs.size() < window && cursor.tensor < end) {
-      if (cursor.chunk < m.tensors[cursor.tensor].chunk_count) jobs.push_back(cursor), ++cursor.chunk;
+      if (cursor.chunk < unit_count(m.tensors[cursor.tensor])) jobs.push_back(cursor), ++cursor.chunk;
       else cursor = {cursor.tensor + 1, 0};
     }
     return !jobs.empty();

@@ -5,6 +5,7 @@
 #include "model/file_check.h"
 #include "format/hash.h"
 #include "lib/chunk_windows.h"
+#include "lib/unit_decode.h"
 
 namespace wc {
 
@@ -44,9 +45,11 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
   for (uint32_t fi = first; fi < first + count; ++fi) total += m.files[fi].size;
   const size_t slots = chunk_slots(pool);
   std::vector<RawBuffer> raw(slots);
-  std::vector<std::vector<uint8_t>> stored(slots);
+  std::vector<UnitWork> work(slots);
+  ReconstructionCheck recon;
+  std::vector<std::vector<std::vector<uint8_t>>> stored(slots);  // per slot, per chunk of the unit
   std::vector<uint8_t> shard_index;  // the bytes of a shard index, checked before it is committed
-  std::vector<std::span<const uint8_t>> spans(slots);
+  std::vector<std::vector<std::span<const uint8_t>>> spans(slots);
   HashState hs;
 
   for (uint32_t fi = first; fi < first + count; ++fi) {
@@ -63,23 +66,35 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
     dst.bytes(f.prefix.data(), f.prefix.size());
     XXH3_64bits_update(hs.s, f.prefix.data(), f.prefix.size());
     done += f.prefix.size();
-    auto global = [&](const ChunkJob& j) { return m.tensors[j.tensor].first_chunk + j.chunk; };
+    // A unit's chunks: a stream yields them in order only, so they are
+    // fetched in the ordered stage before the parallel one; a mapped file
+    // is read by the workers.
+    auto fetch = [&](size_t k, const ChunkJob& j) {
+      const TensorRecord& t = m.tensors[j.tensor];
+      if (j.chunk == 0) check_decodable(t, src.name());
+      const uint32_t n = unit_chunks(t);
+      stored[k].resize(n), spans[k].resize(n);
+      for (uint32_t c = 0; c < n; ++c) spans[k][c] = src.get(unit_chunk(t, j.chunk, c), stored[k][c]);
+    };
     for_chunk_windows(
         m, f.first_tensor, f.tensor_count, pool,
-        [&](size_t k, const ChunkJob& j) {  // a stream yields its chunks in order only
-          if (!src.random_access()) spans[k] = src.get(global(j), stored[k]);
+        [&](size_t k, const ChunkJob& j) {
+          if (!src.random_access()) fetch(k, j);
         },
         [&](size_t k, const ChunkJob& j) {
           const TensorRecord& t = m.tensors[j.tensor];
-          if (src.random_access()) spans[k] = src.get(global(j), stored[k]);
+          if (src.random_access()) fetch(k, j);
           try {
-            decode_one_chunk(t, j.chunk, spans[k], raw[k].reserve(t.chunk_raw_size(j.chunk)), src.name());
+            decode_unit(t, j.chunk, spans[k].data(), work[k], t.dtype, raw[k].reserve(unit_out_size(t, j.chunk, t.dtype)),
+                        src.name());
           } catch (Error& e) {
-            e.at_offset(src.payload_offset(global(j)));  // where the chunk that did not decode lies
+            e.at_offset(src.payload_offset(unit_chunk(t, j.chunk, 0)));  // where the unit's chunks lie
             throw;
           }
         },
-        [&](size_t k, const ChunkJob&) {
+        [&](size_t k, const ChunkJob& j) {
+          const TensorRecord& t = m.tensors[j.tensor];
+          recon.bytes(t, j.chunk, raw[k].data(), raw[k].size(), src.name());
           if (is_index) shard_index.insert(shard_index.end(), raw[k].data(), raw[k].data() + raw[k].size());
           dst.bytes(raw[k].data(), raw[k].size());
           XXH3_64bits_update(hs.s, raw[k].data(), raw[k].size());

@@ -10,6 +10,7 @@
 
 #include "format/names.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "platform/file_io.h"
 #include "format/reader.h"
 #include "lib/api.h"
@@ -17,6 +18,7 @@
 #include "lib/chunk_windows.h"
 #include "lib/decode_driver.h"
 #include "lib/thread_pool.h"
+#include "lib/unit_decode.h"
 
 namespace wc {
 
@@ -27,15 +29,25 @@ namespace {
 template <class Emit>
 void decode_tensors(const ContainerReader& r, uint32_t first, uint32_t count, ThreadPool& pool, Emit&& emit) {
   const Manifest& m = r.manifest();
-  std::vector<RawBuffer> raw(chunk_slots(pool));
+  const size_t slots = chunk_slots(pool);
+  std::vector<RawBuffer> raw(slots);
+  std::vector<UnitWork> work(slots);
+  std::vector<std::vector<std::span<const uint8_t>>> spans(slots);
+  ReconstructionCheck recon;
+  for (uint32_t i = first; i < first + count; ++i) check_decodable(m.tensors[i], r.path());
   for_chunk_windows(
       m, first, count, pool, [](size_t, const ChunkJob&) {},
       [&](size_t k, const ChunkJob& j) {
         const TensorRecord& t = m.tensors[j.tensor];
-        decode_one_chunk(t, j.chunk, r.chunk(t.first_chunk + j.chunk), raw[k].reserve(t.chunk_raw_size(j.chunk)),
-                         r.path());
+        spans[k].resize(unit_chunks(t));
+        for (uint32_t c = 0; c < spans[k].size(); ++c) spans[k][c] = r.chunk(unit_chunk(t, j.chunk, c));
+        decode_unit(t, j.chunk, spans[k].data(), work[k], t.dtype, raw[k].reserve(unit_out_size(t, j.chunk, t.dtype)),
+                    r.path());
       },
-      [&](size_t k, const ChunkJob&) { emit(raw[k].data(), raw[k].size()); });
+      [&](size_t k, const ChunkJob& j) {
+        recon.bytes(m.tensors[j.tensor], j.chunk, raw[k].data(), raw[k].size(), r.path());
+        emit(raw[k].data(), raw[k].size());
+      });
 }
 
 // The output path: `out`; FOLDER/<name> for a folder-like `out`; <name>
@@ -145,7 +157,7 @@ std::string npy_header(const std::string& descr, const std::vector<uint64_t>& sh
 }  // namespace
 
 std::vector<ContainerFile> container_files(const std::string& in) {
-  ContainerReader r(in, check_manifest_files);
+  ContainerReader r(in, kReaderChecks);
   std::vector<ContainerFile> v;
   for (const auto& f : r.manifest().files)
     v.push_back({f.name, f.kind == FileKind::safetensors ? "safetensors" : "blob", f.size, f.tensor_count});
@@ -155,7 +167,7 @@ std::vector<ContainerFile> container_files(const std::string& in) {
 std::string unpack_file(const std::string& in, const std::string& name, const std::string& out,
                         const UnpackOptions& opt) {
   if (in == "-") fail(Errc::usage, "--file needs a container file, not standard input");
-  ContainerReader r(in, check_manifest_files);
+  ContainerReader r(in, kReaderChecks);
   const Manifest& m = r.manifest();
   const FileRecord* f = nullptr;
   for (const auto& x : m.files)
@@ -187,7 +199,7 @@ std::string unpack_file(const std::string& in, const std::string& name, const st
 NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, const std::string& tensor,
                             const std::string& out, const UnpackOptions& opt) {
   if (in == "-") fail(Errc::usage, "--tensor needs a container file, not standard input");
-  ContainerReader r(in, check_manifest_files);
+  ContainerReader r(in, kReaderChecks);
   const Manifest& m = r.manifest();
   std::vector<uint32_t> found;
   std::vector<std::string> in_files;

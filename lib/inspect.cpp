@@ -1,3 +1,4 @@
+#include <cmath>
 // inspect: what a container holds, from the manifest and index alone (and,
 // with --entropy, from decoding the float tensors).
 #include <algorithm>
@@ -7,8 +8,10 @@
 #include "platform/text.h"
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "model/safetensors.h"
 #include "lib/api.h"
+#include "quant/repr.h"
 #include "lib/decode_driver.h"
 
 #include "codec/float_ans.h"
@@ -38,8 +41,29 @@ size_t shown_width(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// A lossy tensor is listed by its representation; an exact one by its codec.
+std::string label(const TensorRecord& t) { return t.lossy() ? std::string(repr_name(t.repr)) : codec_label(t.codec); }
+
+// Every byte t takes in the file: its chunks' payloads, their 16-byte
+// headers and the zero padding that aligns them, their 24-byte index
+// entries, and its manifest record (the name aside: any format stores it).
+uint64_t file_bytes(const ContainerReader& r, const TensorRecord& t) {
+  uint64_t n = tensor_record_size(t) - t.name.size();
+  const auto& idx = r.index();
+  for (uint32_t c = 0; c < t.chunk_count; ++c) {
+    const uint32_t g = t.global_chunk(c);
+    const uint64_t prev_end = g == 0 ? r.manifest_end() : idx[g - 1].offset + idx[g - 1].stored_size;
+    n += idx[g].offset + idx[g].stored_size - prev_end + 24;
+  }
+  return n;
+}
+
+}  // namespace
+
 void inspect(const std::string& in, bool entropy, InspectSink& out) {
-  ContainerReader r(in, check_manifest_files);
+  ContainerReader r(in, kReaderChecks);
   const Manifest& m = r.manifest();
   InspectResult res;
   res.path = in;
@@ -60,11 +84,12 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
     for (uint32_t i = 0; i < f.tensor_count; ++i) {
       const TensorRecord& t = m.tensors[f.first_tensor + i];
       uint64_t stored = 0;
-      for (uint32_t c = 0; c < t.chunk_count; ++c) stored += r.index()[t.first_chunk + c].stored_size;
+      for (uint32_t c = 0; c < t.chunk_count; ++c) stored += r.index()[t.global_chunk(c)].stored_size;
       fs.stored_bytes += stored;
+      if (t.lossy()) ++res.lossy_tensors, res.lossy_weights += t.elements(), res.lossy_file_bytes += file_bytes(r, t);
       const uint64_t el = t.elements();
       if (f.kind == FileKind::safetensors) res.weights += el;
-      for (GroupSummary* g : {&group(res.by_dtype, std::string(dtype_name(t.dtype))), &group(res.by_codec, codec_label(t.codec))}) {
+      for (GroupSummary* g : {&group(res.by_dtype, std::string(dtype_name(t.dtype))), &group(res.by_codec, label(t))}) {
         ++g->tensors;
         g->elements += el;
         g->raw_bytes += t.byte_size;
@@ -84,16 +109,26 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       s.file = f.name;
       s.name = t.name;
       s.dtype = std::string(dtype_name(t.dtype));
-      s.codec = codec_label(t.codec);
+      s.codec = label(t);
       s.shape = t.shape;
       s.elements = t.elements();
       s.raw_bytes = t.byte_size;
       s.chunks = t.chunk_count;
       s.stored_bytes = 0;
-      for (uint32_t c = 0; c < t.chunk_count; ++c) s.stored_bytes += r.index()[t.first_chunk + c].stored_size;
+      for (uint32_t c = 0; c < t.chunk_count; ++c) s.stored_bytes += r.index()[t.global_chunk(c)].stored_size;
       s.bits_per_weight = s.elements ? 8.0 * double(s.stored_bytes) / double(s.elements) : 0;
+      s.repr = std::string(repr_name(t.repr));
+      s.levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+      s.file_bytes = file_bytes(r, t);
+      s.rel_rmse = s.max_abs = s.snr_db = -1;
+      if (t.lossy()) {
+        const LevelRecord& top = t.levels.back();
+        s.bits_per_weight = s.elements ? 8.0 * double(s.file_bytes) / double(s.elements) : 0;
+        s.rel_rmse = top.rel_rmse, s.max_abs = top.max_abs;
+        s.snr_db = top.rel_rmse > 0 ? -20.0 * std::log10(double(top.rel_rmse)) : INFINITY;
+      }
       s.h_values = s.h_exp_bound = -1;
-      if (entropy && fans::supports(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
+      if (entropy && !t.lossy() && fans::supports_float(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
         fans::EntropyCounter ec(t.dtype);
         for (uint32_t c = 0; c < t.chunk_count; ++c) {
           chunk.resize(t.chunk_raw_size(c));
@@ -165,7 +200,9 @@ class JsonWriter : public InspectSink {
                     ",\"weights\":" + std::to_string(r.weights) +
                     ",\"ratio\":" + fmt(r.raw_bytes ? double(r.file_size) / double(r.raw_bytes) : 0, 6) +
                     ",\"bits_per_weight\":" + fmt(bpw(r.file_size, r.weights), 6) +
-                    ",\"payload_bits_per_weight\":" + fmt(bpw(r.stored_payload, r.weights), 6) + ",\"files\":[";
+                    ",\"payload_bits_per_weight\":" + fmt(bpw(r.stored_payload, r.weights), 6) +
+                    ",\"lossy_tensors\":" + std::to_string(r.lossy_tensors) +
+                    ",\"lossy_bits_per_weight\":" + fmt(bpw(r.lossy_file_bytes, r.lossy_weights), 6) + ",\"files\":[";
     for (size_t i = 0; i < r.files.size(); ++i) {
       const auto& fs = r.files[i];
       o += std::string(i ? "," : "") + "{\"name\":\"" + json_escape(fs.name) + "\",\"kind\":\"" + fs.kind +
@@ -185,6 +222,11 @@ class JsonWriter : public InspectSink {
                     ",\"raw_bytes\":" + std::to_string(t.raw_bytes) + ",\"stored_bytes\":" + std::to_string(t.stored_bytes) +
                     ",\"chunks\":" + std::to_string(t.chunks) + ",\"bits_per_weight\":" + fmt(t.bits_per_weight, 6);
     if (t.h_values >= 0) o += ",\"h_values\":" + fmt(t.h_values, 6) + ",\"h_exp_bound\":" + fmt(t.h_exp_bound, 6);
+    o += ",\"representation\":\"" + json_escape(t.repr) + "\",\"levels\":" + std::to_string(t.levels) +
+         ",\"file_bytes\":" + std::to_string(t.file_bytes);
+    if (t.rel_rmse >= 0)
+      o += ",\"rel_rmse\":" + fmt(t.rel_rmse, 8) + ",\"max_abs_error\":" + fmt(t.max_abs, 8) + ",\"snr_db\":" +
+           (std::isfinite(t.snr_db) ? fmt(t.snr_db, 4) : std::string("null"));
     o += "}";
     std::fputs(o.c_str(), f_);
     first_ = false;
@@ -223,14 +265,21 @@ class TextWriter : public InspectSink {
         std::fprintf(f_, "    metadata %s = %s\n", escape_for_terminal(k).c_str(), escape_for_terminal(v).c_str());
     }
     std::string head = (multi_ ? padded("file", file_w_) + " " : std::string()) + padded("tensor", name_w_);
-    std::fprintf(f_, "%s %-8s %-18s %-9s %12s %12s %7s%s\n", head.c_str(), "dtype", "shape", "codec", "raw", "stored",
-                 "bits/w", ent_ ? "  H(values) H(exp)+rest" : "");
+    lossy_ = r.lossy_tensors > 0;
+    std::fprintf(f_, "%s %-8s %-18s %-9s %12s %12s %7s%s%s\n", head.c_str(), "dtype", "shape", "codec", "raw", "stored",
+                 "bits/w", ent_ ? "  H(values) H(exp)+rest" : "",
+                 lossy_ ? "  levels  rel.RMSE  max|err|  SNR dB" : "");
   }
   void tensor(const TensorSummary& t) override {
     std::string head = (multi_ ? padded(t.file, file_w_) + " " : std::string()) + padded(t.name, name_w_);
     std::fprintf(f_, "%s %-8s %-18s %-9s %12llu %12llu %7.3f", head.c_str(), t.dtype.c_str(), shape_str(t.shape).c_str(),
                  t.codec.c_str(), (unsigned long long)t.raw_bytes, (unsigned long long)t.stored_bytes, t.bits_per_weight);
     if (t.h_values >= 0) std::fprintf(f_, "  %9.3f %9.3f", t.h_values, t.h_exp_bound);
+    else if (ent_ && lossy_) std::fprintf(f_, "  %9s %9s", "-", "-");
+    if (lossy_ && t.rel_rmse >= 0)
+      std::fprintf(f_, "  %6u %9.5f %9.3g %7.2f", t.levels, t.rel_rmse, t.max_abs, t.snr_db);
+    else if (lossy_)
+      std::fprintf(f_, "  %6s %9s %9s %7s", "exact", "0", "0", "-");
     std::fputc('\n', f_);
   }
   void end(const InspectResult& r) override {
@@ -248,11 +297,15 @@ class TextWriter : public InspectSink {
                  r.raw_bytes ? double(r.file_size) / double(r.raw_bytes) : 0.0,
                  r.raw_bytes ? 100.0 * double(r.file_size) / double(r.raw_bytes) : 0.0, (unsigned long long)r.weights,
                  bpw(r.file_size, r.weights), bpw(r.stored_payload, r.weights), (unsigned long long)r.stored_payload);
+    if (r.lossy_tensors)
+      std::fprintf(f_, "lossy: %llu tensor(s), %llu weights, %.4f bits/weight, every byte they take in the file counted\n",
+                   (unsigned long long)r.lossy_tensors, (unsigned long long)r.lossy_weights,
+                   bpw(r.lossy_file_bytes, r.lossy_weights));
   }
 
  private:
   std::FILE* f_;
-  bool ent_, multi_ = false;
+  bool ent_, multi_ = false, lossy_ = false;
   size_t name_w_ = 6, file_w_ = 4;
 };
 

@@ -9,6 +9,7 @@
 #include "codec/auto_select.h"
 #include "format/names.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "platform/file_io.h"
 #include "model/safetensors.h"
 #include "format/reader.h"
@@ -202,7 +203,7 @@ RemovedInputs remove_packed_inputs(const std::string& in, const std::string& con
   r.verified = verify(container, against, threads, progress);
   // Exactly the files verify compared (a file that appeared in the folder
   // since the pack is not one of them, and stays).
-  const ContainerReader c(container, check_manifest_files);
+  const ContainerReader c(container, kReaderChecks);
   const auto& files = c.manifest().files;
   std::vector<std::string> dirs;
   for (const auto& f : files) {

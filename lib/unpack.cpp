@@ -10,6 +10,7 @@
 #include "lib/api.h"
 #include "lib/chunk_sources.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 
 namespace wc {
 
@@ -79,7 +80,7 @@ std::string default_output_for(const std::string& in, const Manifest& m) {
 }  // namespace
 
 std::string default_unpack_output(const std::string& in) {
-  if (in != "-" && path_ends_with(path_basename(in), kContainerExt)) return default_output_for(in, ContainerReader(in, check_manifest_files).manifest());
+  if (in != "-" && path_ends_with(path_basename(in), kContainerExt)) return default_output_for(in, ContainerReader(in, kReaderChecks).manifest());
   return default_output_for(in, Manifest{});  // refuses the name
 }
 
@@ -238,11 +239,11 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
 std::string unpack(const std::string& in, const std::string& out, const UnpackOptions& opt) {
   if (in == "-") {
     StreamIn sin(0, "<stdin>");
-    ContainerStreamReader r(sin, check_manifest_files);
+    ContainerStreamReader r(sin, kReaderChecks);
     StreamChunkSource src(r, "<stdin>");
     return unpack_with(in, out, opt, r, src);
   }
-  ContainerReader r(in, check_manifest_files);
+  ContainerReader r(in, kReaderChecks);
   FileChunkSource src(r);
   return unpack_with(in, out, opt, r, src);
 }

@@ -7,6 +7,7 @@
 #include "lib/api.h"
 #include "lib/chunk_sources.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 
 namespace wc {
 
@@ -52,7 +53,7 @@ class Comparer : public AssemblyTarget {
 
 VerifyResult verify(const std::string& in, const std::string& against, unsigned threads, const ProgressFn& progress) {
   ThreadPool pool(threads ? threads : default_threads());
-  ContainerReader r(in, check_manifest_files);
+  ContainerReader r(in, kReaderChecks);
   FileChunkSource src(r);
   Comparer cmp(r.manifest(), against);
   decode_model(r.manifest(), src, cmp, pool, progress);

@@ -3,6 +3,7 @@
 
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "lib/api.h"
 #include "st_builder.h"
 #include "test_util.h"
@@ -52,7 +53,7 @@ TEST_SUITE("capi") {
 
     // A flipped payload bit: open succeeds (payloads are not read), decoding reports it.
     auto bytes = tu::read_file(t / "m.wcz");
-    wc::ContainerReader r(t / "m.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(t / "m.wcz", wc::kReaderChecks);
     bytes[r.index()[3].offset + 5] ^= 0x20;
     tu::write_file(t / "bad.wcz", bytes);
     REQUIRE(wcodec_open((t / "bad.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);

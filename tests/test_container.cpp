@@ -7,6 +7,7 @@
 #include "format/reader.h"
 #include "format/stream_reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "lib/api.h"
 #include "st_builder.h"
 #include "test_util.h"
@@ -43,7 +44,7 @@ std::vector<uint8_t> unpack_via_stream_reader(const std::string& container) {
     ::close(fds[1]);
   });
   wc::StreamIn in(fds[0], "<pipe>");
-  wc::ContainerStreamReader r(in, wc::check_manifest_files);
+  wc::ContainerStreamReader r(in, wc::kReaderChecks);
   const auto& m = r.manifest();
   std::vector<uint8_t> out = m.files.at(0).prefix;
   std::vector<uint8_t> stored;
@@ -104,7 +105,7 @@ TEST_SUITE("container") {
     po.codec = "raw";
     po.chunk_size = 1024;
     wc::pack(t / "m.safetensors", t / "m.wcz", po);
-    wc::ContainerReader r(t / "m.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(t / "m.wcz", wc::kReaderChecks);
     const auto& m = r.manifest();
     REQUIRE(m.tensors.size() == 2);
     CHECK(m.tensors[0].chunk_count == 6);  // 6000 bytes / 1024

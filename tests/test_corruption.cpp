@@ -23,6 +23,7 @@
 #include "platform/error.h"
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "lib/api.h"
 #include "st_builder.h"
 #include "weights_gen.h"
@@ -67,7 +68,7 @@ enum Region { kHeader, kManifest, kIndex, kFooter, kChunkHeader, kPayload, kPadd
 const char* const kRegionName[] = {"header", "manifest", "index", "footer", "chunk header", "payload", "padding"};
 
 std::vector<Region> map_regions(const std::string& path) {
-  wc::ContainerReader r(path, wc::check_manifest_files);
+  wc::ContainerReader r(path, wc::kReaderChecks);
   uint64_t n = r.file_size();
   std::vector<Region> reg(n, kPadding);
   auto fill = [&](uint64_t a, uint64_t b, Region x) {

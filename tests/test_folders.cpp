@@ -12,6 +12,7 @@
 #include "platform/file_io.h"
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "lib/api.h"
 #include "st_builder.h"
 #include "test_util.h"
@@ -76,7 +77,7 @@ TEST_CASE("a hub-style folder packs and unpacks byte for byte, configs and subfo
   const std::string wcz = t / "model.wcz";
   REQUIRE(wc::path_exists(wcz));
   CHECK_FALSE(wc::path_exists(src + "/..wcz"));
-  wc::ContainerReader c(wcz, wc::check_manifest_files);
+  wc::ContainerReader c(wcz, wc::kReaderChecks);
   CHECK(c.header().minor == 1);  // names with '/'
   CHECK(c.manifest().files.size() == kFiles.size());
   r = tu::run(tu::cli() + " unpack " + q(wcz) + " -o " + q(t / "back"));
@@ -101,7 +102,7 @@ TEST_CASE("a flat folder (model.safetensors and config.json, no index) stays a 1
   tu::write_file(src + "/model.safetensors", model(9));
   put(src + "/config.json", "{\"a\": 1}\n");
   wc::pack(src, t / "m.wcz", {});
-  wc::ContainerReader c(t / "m.wcz", wc::check_manifest_files);
+  wc::ContainerReader c(t / "m.wcz", wc::kReaderChecks);
   CHECK(c.header().minor == 0);
   CHECK(c.manifest().files.size() == 2);
   wc::unpack(t / "m.wcz", t / "out", {});
@@ -149,7 +150,7 @@ TEST_CASE("unpack never writes through a link in its output folder, and removes 
   // a failed unpack into a new folder removes the subfolders it made too
   auto c = tu::read_file(t / "m.wcz");
   {
-    wc::ContainerReader rd(t / "m.wcz", wc::check_manifest_files);
+    wc::ContainerReader rd(t / "m.wcz", wc::kReaderChecks);
     const auto& e = rd.index().back();
     c[e.offset] ^= 1;
   }

@@ -24,6 +24,7 @@
 #include "platform/file_io.h"
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "format/writer.h"
 #include "lib/api.h"
 #include "st_builder.h"
@@ -320,7 +321,7 @@ TEST_CASE("a container larger than 4 GiB (raw codec, sparse): chunk offsets past
   CHECK(uint64_t(cs.st_size) > file_size);
 
   {
-    wc::ContainerReader r(wcz, wc::check_manifest_files);
+    wc::ContainerReader r(wcz, wc::kReaderChecks);
     REQUIRE(r.index().size() == m.chunk_count);
     CHECK(r.index().back().offset > (4ull << 30));
     CHECK(r.footer().index_offset > (4ull << 30));
@@ -337,7 +338,7 @@ TEST_CASE("a container larger than 4 GiB (raw codec, sparse): chunk offsets past
   // The chunks past 4 GiB verify and decode (reading 4 GiB of holes again
   // would only measure the page cache; the full decode path is covered above).
   {
-    wc::ContainerReader r(wcz, wc::check_manifest_files);
+    wc::ContainerReader r(wcz, wc::kReaderChecks);
     uint32_t last = uint32_t(r.index().size() - 1);
     auto sp = r.chunk(last);
     CHECK(std::vector<uint8_t>(sp.begin(), sp.end()) == tail);
@@ -349,7 +350,7 @@ TEST_CASE("a container larger than 4 GiB (raw codec, sparse): chunk offsets past
   double t4 = now_s();
   // A flipped bit past 4 GiB (in the last chunk's payload) is found.
   {
-    wc::ContainerReader r(wcz, wc::check_manifest_files);
+    wc::ContainerReader r(wcz, wc::kReaderChecks);
     uint64_t off = r.index().back().offset + 5;
     int fd = ::open(wcz.c_str(), O_RDWR);
     REQUIRE(fd >= 0);
@@ -361,7 +362,7 @@ TEST_CASE("a container larger than 4 GiB (raw codec, sparse): chunk offsets past
   }
   bool threw = false;
   try {
-    wc::ContainerReader r(wcz, wc::check_manifest_files);
+    wc::ContainerReader r(wcz, wc::kReaderChecks);
     r.chunk(uint32_t(r.index().size() - 1));
   } catch (const wc::Error& e) {
     threw = true;

@@ -34,6 +34,7 @@
 #include "format/reader.h"
 #include "format/stream_reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "format/zframe.h"
 #include "lib/api.h"
 #include "lib/chunk_sources.h"
@@ -246,7 +247,7 @@ std::vector<uint8_t> manifest_with(const std::vector<RawTensor>& ts, uint32_t nc
   return w.buf;
 }
 
-void open_memory(const std::vector<uint8_t>& c) { wc::ContainerReader r(c.data(), c.size(), "crafted.wcz", wc::check_manifest_files); }
+void open_memory(const std::vector<uint8_t>& c) { wc::ContainerReader r(c.data(), c.size(), "crafted.wcz", wc::kReaderChecks); }
 
 // A memfd holding `c`, read from its start (the child exits; no close needed).
 int memfd_with(const std::vector<uint8_t>& c) {
@@ -260,7 +261,7 @@ int memfd_with(const std::vector<uint8_t>& c) {
 // The stream reader over a memfd holding `c` (then every chunk, then finish()).
 void open_stream(const std::vector<uint8_t>& c) {
   wc::StreamIn in(memfd_with(c), "<crafted stream>");
-  wc::ContainerStreamReader r(in, wc::check_manifest_files);
+  wc::ContainerStreamReader r(in, wc::kReaderChecks);
   std::vector<uint8_t> buf;
   wc::ChunkEntry e;
   while (r.next_chunk(buf, e)) {
@@ -272,7 +273,7 @@ void open_stream(const std::vector<uint8_t>& c) {
 // chunk windows and the decoder, into a sink that keeps nothing.
 void unpack_stream(const std::vector<uint8_t>& c) {
   wc::StreamIn in(memfd_with(c), "<crafted stream>");
-  wc::ContainerStreamReader r(in, wc::check_manifest_files);
+  wc::ContainerStreamReader r(in, wc::kReaderChecks);
   wc::StreamChunkSource src(r, "<crafted stream>");
   struct Null : wc::AssemblyTarget {
     void begin_file(uint32_t) override {}

@@ -33,6 +33,7 @@
 #include "format/hash.h"
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 
 #include "platform/error.h"
 #include "lib/api.h"
@@ -482,7 +483,7 @@ TEST_CASE("a signal during a many-shard unpack removes every temporary and the d
   // of tiny shards) and the first 400 shards' bytes.
   size_t half = 0;
   {
-    wc::ContainerReader r(d / "m.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(d / "m.wcz", wc::kReaderChecks);
     REQUIRE(r.index().size() > 400);
     half = size_t(r.index()[400].offset);
   }
@@ -540,7 +541,7 @@ TEST_CASE("an unpack failing at its last shard removes the directory it made, an
   pack_sharded(d / "model", d / "m.wcz");
   auto c = read_bytes(d / "m.wcz");
   {
-    wc::ContainerReader r(d / "m.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(d / "m.wcz", wc::kReaderChecks);
     REQUIRE_FALSE(r.index().empty());
     // the last shard's last chunk (a folder packs in path order: the index
     // file, a blob, may come after the shards)

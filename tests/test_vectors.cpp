@@ -11,6 +11,7 @@
 
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/reader_checks.h"
 #include "lib/api.h"
 #include "test_util.h"
 #include "wcodec/wcodec.h"
@@ -131,7 +132,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("folder vector (1.1) restores every file under its relative path") {
     tu::TempDir t;
-    wc::ContainerReader r(kDir + "/folder.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(kDir + "/folder.wcz", wc::kReaderChecks);
     CHECK(r.header().minor == 1);
     wc::unpack(kDir + "/folder.wcz", t / "out", {});
     for (std::string f : {"config.json", "model.safetensors", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"}) {
@@ -146,7 +147,7 @@ TEST_SUITE("vectors") {
   }
 
   TEST_CASE("vector layout follows the spec's rules") {
-    wc::ContainerReader r(kDir + "/single_raw.wcz", wc::check_manifest_files);
+    wc::ContainerReader r(kDir + "/single_raw.wcz", wc::kReaderChecks);
     CHECK(r.manifest().files.size() == 1);
     CHECK(r.manifest().tensors.size() == 5);
     CHECK(r.index().size() == 6);  // 12 + 150 (3 chunks of 64) + 0 + 8 + 3 bytes
@@ -166,7 +167,7 @@ TEST_SUITE("vectors") {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
-      wc::ContainerReader r(wcz, wc::check_manifest_files);
+      wc::ContainerReader r(wcz, wc::kReaderChecks);
       CHECK(r.header().major == 2);
       CHECK(r.header().minor == 0);
       CHECK(r.index().size() == l.chunks);

@@ -52,7 +52,16 @@ typedef struct {
   uint32_t chunk_size;    /* raw bytes per chunk (the last may be shorter) */
   const char* codec;      /* "raw", "zstd", "float-ans" */
   uint64_t stored_size;   /* compressed bytes of all its chunks */
+  /* Container 2.0: "exact" (the tensor's bytes, as stored) or the lossy
+     representation ("qrow"; "unknown" for one this build cannot decode). A
+     lossy tensor's chunks hold its parts; chunk_size is then its rows per
+     tile, and it is decoded whole (wcodec_decode_tensor_ex). */
+  const char* representation;
+  uint32_t levels;        /* 1 for exact tensors; a lossy tensor's levels */
 } wcodec_tensor_info;
+
+/* wcodec_decode_tensor_ex: the top level of a lossy tensor (the best it holds). */
+#define WCODEC_LEVEL_TOP 0xFFFFFFFFu
 
 unsigned wcodec_version_number(void);
 const char* wcodec_version_string(void);
@@ -71,7 +80,8 @@ int wcodec_get_tensor_info(const wcodec_archive* a, size_t tensor, wcodec_tensor
 int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor);
 
 /* Verifies chunk `chunk` of `tensor` and decodes it into dst, which must hold
- * at least that chunk's raw size (chunk_size, or less for the last). */
+ * at least that chunk's raw size (chunk_size, or less for the last). Exact
+ * tensors only (WCODEC_E_USAGE for a lossy one). */
 int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len,
                         char* err, size_t err_len);
 
@@ -80,6 +90,16 @@ int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, 
  * in dst: no extra buffer. */
 int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size_t dst_len, unsigned threads,
                          char* err, size_t err_len);
+
+/* Decodes a tensor at `level` (0 .. levels-1, or WCODEC_LEVEL_TOP) in dtype
+ * `dtype` ("BF16", "F16", "F32"; NULL: the tensor's own) into dst, which
+ * must hold elements x that dtype's size. Exact tensors decode at level 0 or
+ * TOP in their own dtype only. A lossy tensor decoded in its own dtype is
+ * checked against its stored reconstruction hash (WCODEC_E_CHECKSUM). The
+ * arithmetic is spec'd to the bit (spec/QROW.md): every decoder writes the
+ * same bytes. */
+int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
+                            size_t dst_len, unsigned threads, char* err, size_t err_len);
 
 #ifdef __cplusplus
 }

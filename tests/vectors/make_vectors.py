@@ -4,15 +4,17 @@
 An independent writer of the format (it shares no code with the C++ library),
 so the vectors pin the spec, not the implementation. zstd frames are written
 by hand as single raw blocks, which any zstd decoder accepts, so the bytes do
-not depend on a zstd version. Needs the `xxhash` Python package.
+not depend on a zstd version. Needs the `xxhash` and `numpy` Python packages.
 
 Good vectors: NAME.wcz decodes to NAME.expected (or NAME.FILE.expected for
 each file). Bad vectors: bad/NAME.CODE.wcz must be rejected with error CODE;
-most are checksum-valid everywhere and break one rule only (see hostile()).
+most are checksum-valid everywhere and break one rule only (see hostile() and
+lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors().
 
-    python3 tests/vectors/make_vectors.py tests/vectors
+    .venv/bin/python tests/vectors/make_vectors.py tests/vectors   # any Python 3 with xxhash and numpy
 """
-import json, os, struct, sys
+import json, math, os, struct, sys
+import numpy as np
 import xxhash
 
 H = lambda b: xxhash.xxh3_64_intdigest(b)
@@ -151,7 +153,7 @@ def main(d):
     # Files every reader must reject: name.<expected error code name>.wcz
     good = vectors["single_raw"]
     bad = {
-        "major2.unsupported_version": container([(0, "model.safetensors", fb, plen, ts)], 64, [0] * 5, major=2),
+        "major2_1x_manifest.corrupt": container([(0, "model.safetensors", fb, plen, ts)], 64, [0] * 5, major=2),
         "truncated.bad_magic": good[:-1],
         "appended.bad_magic": good + b"\0",
         "payload_bitflip.checksum": flip(good, first_padding(good) // 64 * 64 + 64 + 3),
@@ -162,6 +164,9 @@ def main(d):
     bad.update(hostile(ts, good, (s1, p1, ts[:2]), (s2, p2, ts[3:])))
     for name, b in bad.items():
         open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
+    assert container2([(0, "model.safetensors", fb, plen, [Exact(*t, codec=c) for t, c in zip(ts, [1, 1, 0, 1, 1])])],
+                      major=1) == vectors["single_zstd"]  # the 2.0 writer below writes 1.x as the one above
+    lossy_vectors(d, ts)
 
 
 # Checksum-valid hostile containers. XXH3 is no defence against an attacker, who recomputes
@@ -313,6 +318,425 @@ def container_patch_dtype(fb, plen, ts):
         return container([(0, "model.safetensors", fb, plen, ts)], 64, [0] * 5)
     finally:
         DT["U8"] = saved
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.0: lossy tensors (FORMAT.md §4, §4.2-§4.4, §10) and representation 1, qrow (QROW.md).
+
+DTYPES = {"BOOL": (0, 8), "U8": (1, 8), "I8": (2, 8), "I16": (6, 16), "U16": (7, 16), "F16": (8, 16), "BF16": (9, 16),
+          "I32": (10, 32), "U32": (11, 32), "F32": (12, 32), "F64": (13, 64), "I64": (14, 64), "U64": (15, 64), "F4": (16, 4)}
+CODES, SCALES, CODEBOOK, OUTLIERS, RESIDUAL = 0, 1, 2, 3, 4  # part roles (§4.4)
+PER_ELEMENT, PER_ROW, TENSOR_WIDE, INLINE = 0, 1, 2, 3  # part layouts (§4.4)
+
+
+class Exact:
+    """An exact tensor (repr 0): its bytes, cut into chunks of chunk_size (§4.3)."""
+
+    def __init__(self, name, dtype, shape, raw, codec=0, chunk_size=64, params=b"", repr=0):
+        self.name, self.dtype, self.shape, self.raw, self.codec = name, dtype, list(shape), raw, codec
+        self.chunk_size, self.params, self.repr = chunk_size, params, repr
+
+    def out(self):
+        return self.raw
+
+
+class Part:
+    """A part of a lossy tensor (§4.4). data: all its items, little-endian. items: the record's field
+    (default: what data holds). frame: how a zstd-codec chunk is framed."""
+
+    def __init__(self, role, layout, item, data, codec=0, level=0, items=None, params=b"", reserved=0, frame=zraw):
+        self.role, self.layout, self.item, self.data, self.codec, self.level = role, layout, item, data, codec, level
+        self.items = len(data) * 8 // DTYPES[item][1] if items is None else items
+        self.params, self.reserved, self.frame = params, reserved, frame
+
+
+class Lossy:
+    """A lossy tensor (repr != 0). recon: the bytes unpack writes (top level); levels: [(xxh3, rel_rmse,
+    max_abs)]. Fields the bad vectors lie about: codec, part_count, reserved, tile_rows_field."""
+
+    def __init__(self, name, dtype, shape, recon, tile_rows, params, parts, levels, repr=1):
+        self.name, self.dtype, self.shape, self.recon, self.tile_rows = name, dtype, list(shape), recon, tile_rows
+        self.params, self.parts, self.levels, self.repr = params, parts, levels, repr
+        self.codec, self.part_count, self.reserved, self.tile_rows_field = 0, len(parts), 0, tile_rows
+
+    def out(self):
+        return self.recon
+
+
+def byte_size(dtype, shape):
+    return math.prod(shape) * DTYPES[dtype][1] // 8
+
+
+def tensor_chunks(t):
+    """[(level, stored, raw_size)] of tensor t, in its own order within each level (§4.3)."""
+    if isinstance(t, Exact):
+        return [(0, t.raw[o:o + t.chunk_size] if t.codec == 0 else zraw(t.raw[o:o + t.chunk_size]),
+                 len(t.raw[o:o + t.chunk_size])) for o in range(0, len(t.raw), t.chunk_size)]
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
+    tiles = -(-rows // t.tile_rows)
+    enc = lambda p, raw: (p.level, raw if p.codec == 0 else p.frame(raw), len(raw))
+    out = []
+    for level in sorted({p.level for p in t.parts}):
+        out += [enc(p, p.data) for p in t.parts if p.level == level and p.layout == TENSOR_WIDE and p.data]
+        for i in range(tiles):
+            r0, r1 = i * t.tile_rows, min(rows, (i + 1) * t.tile_rows)
+            for p in t.parts:
+                if p.level == level and p.layout in (PER_ELEMENT, PER_ROW):
+                    per = (cols if p.layout == PER_ELEMENT else 1) * DTYPES[p.item][1] // 8
+                    out.append(enc(p, p.data[r0 * per:r1 * per]))
+    return out
+
+
+def tensor_record(t, major):
+    rec = str16(b_(t.name)) + struct.pack("<BBBB", DTYPES[t.dtype][0], t.codec, len(t.shape), t.repr)
+    rec += b"".join(struct.pack("<Q", d) for d in t.shape)
+    size = byte_size(t.dtype, t.shape)
+    if isinstance(t, Exact):
+        assert size == len(t.raw)
+        return rec + struct.pack("<QIH", size, t.chunk_size if size else 0, len(t.params)) + t.params
+    assert major >= 2 and size == len(t.recon)
+    rec += struct.pack("<QIH", size, t.tile_rows_field, len(t.params)) + t.params
+    rec += struct.pack("<BBH", t.part_count, len(t.levels), t.reserved)
+    for p in t.parts:
+        rec += struct.pack("<BBBBBBH", p.role, p.level, p.codec, p.layout, DTYPES[p.item][0], p.reserved, len(p.params))
+        rec += p.params + struct.pack("<Q", p.items) + (p.data if p.layout == INLINE else b"")
+    return rec + b"".join(struct.pack("<Qff", *lv) for lv in t.levels)
+
+
+def container2(files, major=2, minor=0, level_count=None, chunk_order=0, reserved=0, level_first_chunk=None,
+               file_xxh3=None, index_edit=None):
+    """files: [(kind, name, file_bytes, prefix_len, [Exact | Lossy])]. major 1 writes the 1.x manifest head
+    (exact tensors only). The manifest head (level_count, level_first_chunk) is derived from the parts
+    unless given; file_xxh3 {file number: value} and index_edit(seq, (offset, stored, raw, xxh3)) lie."""
+    tensors = [t for f in files for t in f[4]]
+    per_tensor = [tensor_chunks(t) for t in tensors]
+    levels = 1 + max([p.level for t in tensors if isinstance(t, Lossy) for p in t.parts], default=0)
+    chunks, lfc = [], []
+    for level in range(levels):  # level-major (§4.3)
+        lfc.append(len(chunks))
+        chunks += [(stored, raw) for tc in per_tensor for (lv, stored, raw) in tc if lv == level]
+    if major >= 2:
+        lc = levels if level_count is None else level_count
+        lfc = lfc if level_first_chunk is None else level_first_chunk
+        head = struct.pack("<IIIBBH", len(files), len(tensors), len(chunks), lc, chunk_order, reserved)
+        head += b"".join(struct.pack("<I", c) for c in lfc)
+    else:
+        head = struct.pack("<IIII", len(files), len(tensors), len(chunks), 0)
+    m, first = head, 0
+    for i, (kind, name, fb, plen, ts) in enumerate(files):
+        assert fb == fb[:plen] + b"".join(t.out() for t in ts)
+        h = (file_xxh3 or {}).get(i, H(fb))
+        m += struct.pack("<BB", kind, 0) + str16(b_(name)) + struct.pack("<QQII", len(fb), h, first, len(ts))
+        m += struct.pack("<Q", plen) + fb[:plen]
+        first += len(ts)
+    m += b"".join(tensor_record(t, major) for t in tensors) + struct.pack("<I", 0)
+    return assemble(m, chunks, major, minor, index_edit)
+
+
+def assemble(m, chunks, major, minor, index_edit=None):
+    """Header, manifest m, chunk area, index and footer (§3, §5, §7, §8); chunks: [(stored, raw_size)]."""
+    ms = zraw(m)
+    head = b"\x89WCZ\r\n\x1a\n" + struct.pack("<HHIQQQ", major, minor, 0, len(ms), len(m), H(ms)) + b"\0" * 16
+    head += struct.pack("<Q", H(head))
+    out = bytearray(head + ms)
+    index = struct.pack("<Q", len(chunks))
+    for seq, (stored, rawlen) in enumerate(chunks):
+        off = (len(out) + 16 + 63) // 64 * 64
+        out += b"\0" * (off - 16 - len(out))
+        out += struct.pack("<IIQ", len(stored), seq, H(stored)) + stored
+        entry = (off, len(stored), rawlen, H(stored))
+        index += struct.pack("<QIIQ", *(index_edit(seq, entry) if index_edit else entry))
+    io = (len(out) + 63) // 64 * 64
+    out += b"\0" * (io - len(out))
+    ist = zraw(index)
+    out += ist
+    foot = struct.pack("<QQQQQHHI", io, len(ist), len(index), H(ist), len(out) + 64, major, minor, 0)
+    foot += struct.pack("<Q", H(foot)) + b"\x89WCZEND\n"
+    return bytes(out + foot)
+
+
+def st_file(tensors, metadata={"format": "pt"}):
+    """The unpacked safetensors file of tensors (their bytes in order) and its prefix length."""
+    return safetensors([(t.name, t.dtype, t.shape, t.out()) for t in tensors], metadata)
+
+
+# qrow arithmetic (QROW.md §2, §3), written from the spec.
+
+def zigzag(q):
+    return (q << 1) ^ (-1 if q < 0 else 0)
+
+
+def unzigzag(u):
+    return (u >> 1) ^ -(u & 1)
+
+
+def f32_bits(x):
+    return int(np.float32(x).view(np.uint32))
+
+
+def bf16_of(b):
+    return ((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFFFFFF) >> 16
+
+
+def f16_of(b):
+    """binary32 bits -> binary16 bits, round to nearest even, subnormals, +-inf past 65504 (pure integers).
+    Returns (bits, tie): tie when the value was exactly halfway between two binary16 values."""
+    sign, exp, man = (b >> 16) & 0x8000, (b >> 23) & 0xFF, b & 0x7FFFFF
+    if exp == 0xFF:
+        return sign | 0x7C00 | (0x200 if man else 0), False
+    if exp == 0:  # a binary32 subnormal is < 2^-126: far below half the least binary16 subnormal
+        return sign, False
+    e, sig = exp - 127, man | 0x800000  # value = sig * 2^(e - 23)
+    lsb = max(e, -14) - 10  # exponent of the result's last place: 2^-24 for subnormals
+    s = lsb - (e - 23)  # >= 13: bits of sig below the last place
+    r, rem, half = sig >> s, sig & ((1 << s) - 1), 1 << (s - 1)
+    r += 1 if rem > half or (rem == half and r & 1) else 0
+    bits = ((e + 15) << 10) + r - 1024 if e >= -14 else r  # a carry to 2^11 moves to the next exponent
+    return sign | min(bits, 0x7C00), rem == half
+
+
+def qrow(name, dtype, shape, B, e, q, tile_rows, code_item="U8", scales_layout=PER_ROW, scales_codec=0, codes_codec=0,
+         params=None):
+    """A qrow tensor from its base exponent B, row exponents e and signed codes q (row-major), reconstructed
+    as QROW.md §2-§3 say; levels[0] holds the XXH3-64 of that and its error against invented originals.
+    A B out of range (bad vectors) is reconstructed by the same formulas, unchecked, as a reader that
+    forgot the rule would."""
+    ok = -126 <= B <= 96
+    rows, cols = shape[0], math.prod(shape[1:])
+    assert len(e) == rows and len(q) == rows * cols
+    out = []
+    for r in range(rows):
+        E = B + (e[r] >> 4)
+        step = np.array([((E + 127) << 23) | ((e[r] & 15) << 19)], dtype=np.uint32).view(np.float32)[0]
+        assert float(step) == (1 + (e[r] & 15) / 16) * 2.0 ** E or not ok
+        qs = q[r * cols:(r + 1) * cols]
+        u = [unzigzag(zigzag(x)) for x in qs]
+        assert u == qs
+        y = np.array(qs, dtype=np.float32) * step  # one binary32 multiplication each (RNE)
+        for x, yy in zip(qs, y):
+            assert float(yy) == x * (16 + (e[r] & 15)) * 2.0 ** (E - 4) and np.isfinite(yy) or not ok  # exact
+            b = f32_bits(yy)
+            assert x != 0 or b == 0 or not ok  # q = 0 gives +0
+            out.append(b)
+    if dtype == "F32":
+        bits = np.array(out, dtype=np.uint32)
+        vals = bits.view(np.float32)
+    elif dtype == "BF16":
+        bits = np.array([bf16_of(b) for b in out], dtype=np.uint16)
+        vals = (bits.astype(np.uint32) << 16).view(np.float32)
+    elif dtype == "F16":
+        bits = np.array(out, dtype=np.uint32).view(np.float32).astype(np.float16).view(np.uint16)  # IEEE RNE
+        assert [int(x) for x in bits] == [f16_of(b)[0] for b in out]  # numpy agrees with the spec's integers
+        vals = bits.view(np.float16).astype(np.float32)
+    else:  # a bad vector's dtype: the record is rejected before any value is made
+        bits = np.array(out, dtype=np.uint32)
+        vals = bits.view(np.float32)
+    recon = bits.astype("<u%d" % bits.itemsize).tobytes()
+    assert np.all(np.isfinite(vals))
+    # Invented originals: each value moved by up to 0.45 of its row's step (the error figures are informative).
+    w = np.array([float(vals[i]) + (((i * 7 + 3) % 11) - 5) / 11.0 * (1 + (e[i // cols] & 15) / 16)
+                  * 2.0 ** (B + (e[i // cols] >> 4)) for i in range(rows * cols)])
+    d = w - vals.astype(np.float64)
+    rel = math.sqrt(float(np.sum(d * d)) / float(np.sum(w * w))) if np.any(w) else 0.0
+    levels = [(H(recon), rel, float(np.max(np.abs(d))))]
+    scales = bytes(e)
+    codes = b"".join(struct.pack("<H" if code_item == "U16" else "<B", zigzag(x)) for x in q)
+    parts = [Part(SCALES, scales_layout, "U8", scales, codec=scales_codec),
+             Part(CODES, PER_ELEMENT, code_item, codes, codec=codes_codec)]
+    t = Lossy(name, dtype, shape, recon, tile_rows, struct.pack("<h", B) if params is None else params, parts, levels)
+    t.bits, t.f32_bits = bits, out
+    return t
+
+
+def check_f16_sweep():
+    """f16_of against numpy's float32 -> float16 over edge cases and a deterministic sweep of bit patterns."""
+    pats = [0, 0x80000000, 0x7F7FFFFF, 0x477FE000, 0x477FEFFF, 0x477FF000, 0x38800000, 0x33800000, 0x33000000,
+            0x33000001, 0x33C00000, 0x387FC000, 0x387FE000, 0x00000001, 0x7F800000]
+    x = 0x12345678
+    for _ in range(100000):
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+        pats.append(x if (x >> 23) & 0xFF != 0xFF else x & 0x807FFFFF)
+    pats += [(e << 23) | m for e in range(100, 145) for m in (0, 0x1000, 0x1FFF, 0x2000, 0x3000, 0x7FE000, 0x7FF000)]
+    with np.errstate(over="ignore"):  # past 65504: infinity, as the spec says
+        got = np.array(pats, dtype=np.uint32).view(np.float32).astype(np.float16).view(np.uint16)
+    assert [int(g) for g in got] == [f16_of(p)[0] for p in pats]
+
+
+def lossy_vectors(d, ts):
+    check_f16_sweep()
+    norm = Exact("norm.weight", "F32", [8], np.array([1, 0.5, -2.25, 3e-3, 0, -0.0, 1e30, -7.5], dtype="<f4").tobytes())
+    # a: BF16, B = -126 (the bottom of the range), small row exponents, 3 tiles. 17 x 17 = 289 and
+    # 19 x 17 = 17 x 19 = 323 have 9 significant bits: ties, rounding to even down (289, 361) and up (323).
+    a = qrow("a.weight", "BF16", [5, 12], -126, [0x01, 0x03, 0x10, 0x2F, 0x00],
+             [0, 1, -1, 17, -17, 19, -19, 127, -128, 33, 5, -6,
+              17, 19, -17, -19, 2, 64, -64, 100, -100, 0, 1, 3,
+              3, -3, 45, -45, 77, -77, 120, -120, 0, 8, -8, 16,
+              127, -128, 126, -127, 1, -1, 99, -99, 50, -50, 0, 25,
+              1, 2, 4, 8, 16, 32, 64, -128, 127, -127, 0, -1], 2)
+    ties = [b for b in a.f32_bits if b & 0xFFFF == 0x8000]
+    assert any(bf16_of(b) & 1 == 0 and bf16_of(b) == b >> 16 for b in ties)  # a tie rounded down (to even)
+    assert any(bf16_of(b) == (b >> 16) + 1 for b in ties)  # a tie rounded up (to even)
+    # b: F16 [3, 4, 5], B = -26, scales inline, U16 codes with zstd, one tile of 8 rows. Row 0 (step 2^-26):
+    # subnormal results and ties among them (2 -> +0, -2 -> -0, 6 -> 2^-23, 10 -> 2 x 2^-24); row 1 (step
+    # 2^-18): ties in the normal range (2049 down, 2051 up); row 2 (step 31/16 x 2^-11): the U16 extremes.
+    b = qrow("b.weight", "F16", [3, 4, 5], -26, [0x00, 0x80, 0xFF],
+             [0, 1, -1, 2, -2, 3, 6, -6, 10, 64, 1024, 16384, 32767, -32768, 5, 7, 12, 100, -100, 255,
+              2049, 2051, -2049, -2051, 4097, 6147, 32767, -32768, 0, 1, -1, 3, 1000, -1000, 12345, -12345, 2047,
+              2048, 30000, -30001,
+              32767, -32768, 0, 1, -1, 127, 128, -129, 255, 256, 1000, -1000, 4096, 8191, -8191, 20000, -20000, 7, 77,
+              777], 8, code_item="U16", scales_layout=INLINE, codes_codec=1)
+    f16 = [(f16_of(x), int(h)) for x, h in zip(b.f32_bits, b.bits)]
+    assert any(t and 0 < h & 0x7FFF < 0x400 for (_, t), h in f16)  # a subnormal tie
+    assert any(t and 0x400 <= h & 0x7FFF < 0x7C00 for (_, t), h in f16)  # a normal tie
+    assert any(0 < h & 0x7FFF < 0x400 for _, h in f16) and 0x8000 in [h for _, h in f16]  # subnormals, -0
+    assert all(h & 0x7FFF < 0x7C00 for _, h in f16)  # finite
+    # c: F32, B = 96 (the top): the largest step 31/16 x 2^111 times -128 stays finite; 2 tiles of 3 rows.
+    c = qrow("c.weight", "F32", [4, 3], 96, [0xFF, 0x00, 0x8A, 0x35],
+             [-128, 127, 0, 1, -1, 2, 55, -66, 77, -3, 100, 9], 3)
+    qts = [norm, a, b, c]
+    fb, plen = st_file(qts)
+    good = {"lossy_qrow": container2([(0, "model.safetensors", fb, plen, qts)])}
+    open(os.path.join(d, "lossy_qrow.expected"), "wb").write(fb)
+    # Exact (zstd, 3 chunks), lossy (2 tiles: scales, codes, scales, codes), exact (zstd, 2 chunks).
+    embed = Exact("embed.weight", "F32", [40], np.arange(-20, 20, dtype="<f4").tobytes(), codec=1)
+    mid = qrow("mid.weight", "BF16", [3, 8], -10, [0x45, 0x00, 0x9C],
+               [1, -1, 2, -2, 3, -3, 4, -4, 0, 10, -10, 100, -100, 127, -128, 17, 19, 21, -23, 25, 27, -29, 31, 33], 2)
+    head = Exact("head.bias", "F16", [48], np.linspace(-1, 1, 48).astype("<f2").tobytes(), codec=1)
+    mts = [embed, mid, head]
+    mfb, mplen = st_file(mts)
+    good["lossy_mixed"] = container2([(0, "model.safetensors", mfb, mplen, mts)])
+    assert struct.unpack("<I", zread_manifest(good["lossy_mixed"])[8:12])[0] == 3 + 4 + 2
+    open(os.path.join(d, "lossy_mixed.expected"), "wb").write(mfb)
+    # An unknown representation (9) between an exact and a qrow tensor, with a tensor-wide part and a part
+    # at level 1: its structure is valid (§4.4), so inspect lists it; a reader that must decode it refuses.
+    # Its bytes in the file record (and the level hashes) are invented: no reader can make them.
+    first = Exact("first.weight", "F32", [4], np.array([1, 2, 3, 4], dtype="<f4").tobytes())
+    odd_bytes = bytes(range(64))
+    odd = Lossy("odd.weight", "BF16", [4, 8], odd_bytes, 2, b"\x01\x02\x03",
+                [Part(CODEBOOK, TENSOR_WIDE, "F32", np.array([-1, -0.5, 0.5, 1], dtype="<f4").tobytes()),
+                 Part(CODES, PER_ELEMENT, "U8", bytes(i * 5 & 255 for i in range(32))),
+                 Part(RESIDUAL, PER_ROW, "U16", struct.pack("<4H", 1, 2, 3, 4), level=1)],
+                [(H(odd_bytes[:32] * 2), 0.5, 1.0), (H(odd_bytes), 0.25, 0.5)], repr=9)
+    last = qrow("last.weight", "F32", [2, 3], -3, [0x11, 0x22], [1, 2, 3, -4, -5, 0], 1)
+    uts = [first, odd, last]
+    ufb, uplen = st_file(uts)
+    good["lossy_unknown_repr"] = container2([(0, "model.safetensors", ufb, uplen, uts)])
+    assert struct.unpack("<IIIBBHII", zread_manifest(good["lossy_unknown_repr"])[:24]) == (1, 3, 10, 2, 0, 0, 0, 8)
+    for name, v in good.items():
+        open(os.path.join(d, name + ".wcz"), "wb").write(v)
+    for name, v in lossy_bad(ts).items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+
+
+def zread_manifest(wcz):
+    """The manifest of a container this writer made (one raw block per 64 KiB)."""
+    ms = struct.unpack("<Q", wcz[16:24])[0]
+    frame, out, pos = wcz[64:64 + ms], b"", 13
+    while pos < len(frame):
+        hdr = int.from_bytes(frame[pos:pos + 3], "little")
+        out += frame[pos + 3:pos + 3 + (hdr >> 3)]
+        pos += 3 + (hdr >> 3)
+    return out
+
+
+def lossy_bad(ts):
+    """2.0 files every reader must reject, checksum-valid everywhere, each breaking one rule (or as few as
+    the rule allows); ts: the tensors of the 1.0 vector single_raw."""
+    def base(B=-20, dtype="BF16", shape=(4, 6), tile_rows=3, **kw):
+        """An exact F32 tensor, then a qrow tensor (2 tiles) whose codes use zstd."""
+        rows, cols = shape[0], math.prod(shape[1:])
+        q = [((i * 37) % 255) - 127 for i in range(rows * cols)]
+        e = [(0x13 * r) & 0xFF for r in range(rows)]
+        t = qrow("w.weight", dtype, list(shape), B, e, q, tile_rows, codes_codec=1, **kw)
+        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+
+    def one(tensors, **kw):
+        fb, plen = st_file(tensors)
+        return container2([(0, "model.safetensors", fb, plen, tensors)], **kw)
+
+    def lie(f, **kw):
+        """base(**kw) with its qrow tensor changed by f (which may return a replacement)."""
+        t = base(**kw)
+        t[1] = f(t[1]) or t[1]
+        return one(t)
+
+    def setattrs(obj, **kw):
+        for k, v in kw.items():
+            setattr(obj, k, v)
+
+    def codes_per_row(t):  # codes one per row: consistent with layout 1 everywhere but in qrow's rule
+        setattrs(t.parts[1], layout=PER_ROW, data=t.parts[1].data[:t.shape[0]], items=t.shape[0])
+
+    def codes_f32(t):
+        setattrs(t.parts[1], item="F32", data=np.array(range(24), dtype="<f4").tobytes(), items=24)
+
+    def scales_u16(t):
+        setattrs(t.parts[0], item="U16", data=b"".join(struct.pack("<H", x) for x in t.parts[0].data), items=4)
+
+    def third_part(t):
+        t.parts.append(Part(OUTLIERS, TENSOR_WIDE, "U8", b"\x00\x01\x02\x03"))
+        t.part_count = 3
+
+    def level_1_part(t):
+        t.parts[1].level = 1  # the tensor has 1 level; the manifest's level count follows the parts (2)
+
+    def two_levels(t):
+        t.levels = t.levels * 2  # level 1 has no part
+
+    def inline_scales(codec, items=None):
+        def f(t):
+            setattrs(t.parts[0], layout=INLINE, codec=codec)
+            if items is not None:
+                setattrs(t.parts[0], data=t.parts[0].data + b"\x00" * (items - len(t.parts[0].data)), items=items)
+        return f
+
+    def raw_size_off(seq, entry):  # chunk 2: tile 0's codes (zstd; its frame declares the true size)
+        return entry[:2] + (entry[2] + 1,) + entry[3:] if seq == 2 else entry
+
+    assert struct.unpack("<I", zread_manifest(one(base()))[8:12])[0] == 5  # norm, then 2 tiles x (scales, codes)
+    fb, plen = safetensors(ts, {"format": "pt"}, pad=5)
+    repr_1_0 = [Exact(*t) for t in ts]
+    repr_1_0[0].repr = 1
+    fxxh = base()
+    return {
+        # QROW.md §1: -126 <= B <= 96, exactly 2 bytes of params.
+        "qrow_base_97.corrupt": one(base(B=97)),
+        "qrow_base_m127.corrupt": one(base(B=-127)),
+        "qrow_params_3_bytes.corrupt": one(base(params=b"\xec\xff\x00")),
+        # QROW.md §1: 2 parts (scales U8 per row or inline; codes U8/U16 per element), 1 level; rank >= 2;
+        # BF16, F16 or F32.
+        "qrow_3_parts.corrupt": lie(third_part),
+        "qrow_codes_per_row.corrupt": lie(codes_per_row),
+        "qrow_codes_f32.corrupt": lie(codes_f32),
+        "qrow_scales_u16.corrupt": lie(scales_u16),
+        "qrow_inline_scales_items.corrupt": lie(inline_scales(0, items=5)),  # inline scales: items = rows
+        "qrow_rank1.corrupt": one(base(shape=(24,), tile_rows=10)),
+        "qrow_dtype_i32.corrupt": one(base(dtype="I32")),
+        "qrow_level_count_2.corrupt": lie(two_levels),
+        # §4.2 / §4.4: generic rules of lossy tensor records.
+        "part_level_1.corrupt": lie(level_1_part),  # a part's level >= the tensor's level_count (1)
+        "part_reserved.corrupt": lie(lambda t: setattr(t.parts[1], "reserved", 1)),
+        "part_items.corrupt": lie(lambda t: setattr(t.parts[1], "items", t.parts[1].items + 1)),  # != rows x cols
+        "part_inline_codec_zstd.corrupt": lie(inline_scales(1)),  # inline parts: codec 0
+        "part_count_0.corrupt": lie(lambda t: setattrs(t, parts=[], part_count=0)),
+        "lossy_codec_nonzero.corrupt": lie(lambda t: setattr(t, "codec", 1)),  # a lossy tensor's codec: 0
+        "lossy_reserved.corrupt": lie(lambda t: setattr(t, "reserved", 1)),
+        "lossy_tile_rows_0.corrupt": lie(lambda t: setattr(t, "tile_rows_field", 0)),
+        "repr_in_1_0.corrupt": container2([(0, "model.safetensors", fb, plen, repr_1_0)], major=1),  # 1.x: reserved
+        # §4 manifest head (2.0).
+        "level_first_chunk_1.corrupt": one(base(), level_first_chunk=[1]),  # level 0 starts at chunk 0
+        "manifest_level_count_2.corrupt": one(base(), level_count=2, level_first_chunk=[0, 5]),  # parts: 1 level
+        "manifest_level_count_2_lfc.corrupt": one(base(), level_count=2, level_first_chunk=[0, 3]),  # and lfc wrong
+        "chunk_order_1.corrupt": one(base(), chunk_order=1),
+        "manifest_reserved.corrupt": one(base(), reserved=1),
+        # §7: raw sizes against §4.3 (a tile's items x item bytes).
+        "index_raw_size.corrupt": one(base(), index_edit=raw_size_off),
+        # §4.4 level xxh3 (readers that decode the tensor), §4.1 file xxh3 (readers that decode the file).
+        "level_xxh3_wrong.checksum": lie(lambda t: setattr(t, "levels", [(t.levels[0][0] ^ 1,) + t.levels[0][1:]])),
+        "file_xxh3_wrong.checksum": one(fxxh, file_xxh3={0: H(st_file(fxxh)[0]) ^ 1}),
+        # §10: a major version this reader does not know (a 2.0 file otherwise).
+        "major3.unsupported_version": one(base(), major=3),
+    }
 
 
 if __name__ == "__main__":

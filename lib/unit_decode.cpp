@@ -1,0 +1,101 @@
+#include "lib/unit_decode.h"
+
+#include "codec/codec.h"
+#include "quant/repr.h"
+
+namespace wc {
+
+namespace {
+
+// The chunked parts a tile reads: its tiled parts. (qrow, the one
+// representation of 2.0, has one level and no tensor-wide part; the
+// representations that add those will extend this.)
+bool chunked(const PartRecord& p) { return p.tiled(); }
+
+[[noreturn]] void fail_tensor(Errc c, const std::string& msg, const std::string& file, const TensorRecord& t) {
+  Error e(c, msg);
+  e.at_file(file).at_tensor(t.name);
+  throw e;
+}
+
+}  // namespace
+
+uint64_t unit_count(const TensorRecord& t) { return t.lossy() ? (t.byte_size ? t.tile_count() : 0) : t.chunk_count; }
+
+uint32_t unit_chunks(const TensorRecord& t) {
+  if (!t.lossy()) return 1;
+  uint32_t n = 0;
+  for (const auto& p : t.parts) n += chunked(p);
+  return n;
+}
+
+uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j) {
+  if (!t.lossy()) return t.first_chunk + uint32_t(u);
+  for (uint32_t p = 0; p < t.parts.size(); ++p)
+    if (chunked(t.parts[p]) && j-- == 0) return t.global_chunk(t.chunk_of_part(p, u));
+  return UINT32_MAX;
+}
+
+uint64_t unit_out_size(const TensorRecord& t, uint64_t u, DType out) {
+  if (!t.lossy()) return t.chunk_raw_size(uint32_t(u));
+  return t.rows_in_tile(u) * t.cols() * (dtype_bits(out) / 8);
+}
+
+static void decode_chunk_or_throw(uint8_t codec, DType t, std::span<const uint8_t> stored, uint8_t* dst, size_t n,
+                                  const std::string& what, const std::string& file, const TensorRecord& rec) {
+  Errc rc = codec_id_valid(codec) ? decode_chunk(static_cast<CodecId>(codec), t, stored.data(), stored.size(), dst, n)
+                                  : Errc::unsupported_version;
+  if (rc == Errc::ok) return;
+  fail_tensor(rc,
+              rc == Errc::unsupported_version
+                  ? "codec id " + std::to_string(codec) + " is unknown to this reader (written by a newer version?)"
+                  : what + " does not decode (" + std::string(codec_name(static_cast<CodecId>(codec))) + ")",
+              file, rec);
+}
+
+void check_decodable(const TensorRecord& t, const std::string& file) {
+  if (t.lossy() && !find_repr(t.repr))
+    fail_tensor(Errc::unsupported_version,
+                "representation " + std::to_string(t.repr) + " is unknown to this reader (written by a newer version?)",
+                file, t);
+}
+
+void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
+                 uint8_t* dst, const std::string& file) {
+  if (!t.lossy()) {
+    decode_one_chunk(t, uint32_t(u), stored[0], dst, file);
+    return;
+  }
+  check_decodable(t, file);
+  const Repr* r = find_repr(t.repr);
+  if (out != DType::BF16 && out != DType::F16 && out != DType::F32)
+    fail_tensor(Errc::usage, "a lossy tensor decodes to BF16, F16 or F32 only", file, t);
+  TileInputs in;
+  uint32_t j = 0;
+  for (uint32_t p = 0; p < t.parts.size(); ++p) {
+    const PartRecord& part = t.parts[p];
+    if (part.layout == PartLayout::inline_items) {
+      in.data[p] = part.data.data(), in.size[p] = part.data.size();
+    } else if (chunked(part)) {
+      const uint64_t n = t.part_bytes(p, u);
+      uint8_t* d = ws.part[p].reserve(n);
+      decode_chunk_or_throw(part.codec, part.item, stored[j++], d, n,
+                            "part " + std::to_string(p) + " of tile " + std::to_string(u), file, t);
+      in.data[p] = d, in.size[p] = n;
+    } else {
+      fail_tensor(Errc::unsupported_version, "tensor-wide parts are not decoded by this reader", file, t);
+    }
+  }
+  const Errc rc = r->decode_tile(t, uint32_t(u), unsigned(t.levels.size() - 1), in, out, dst);
+  if (rc != Errc::ok) fail_tensor(rc, "tile " + std::to_string(u) + " does not decode (" + std::string(r->name) + ")", file, t);
+}
+
+void ReconstructionCheck::bytes(const TensorRecord& t, uint64_t u, const uint8_t* p, size_t n, const std::string& file) {
+  if (!t.lossy()) return;
+  if (u == 0) XXH3_64bits_reset(hs_.s);
+  XXH3_64bits_update(hs_.s, p, n);
+  if (u + 1 == unit_count(t) && XXH3_64bits_digest(hs_.s) != t.levels.back().xxh3)
+    fail_tensor(Errc::checksum, "the decoded tensor does not match its stored reconstruction hash", file, t);
+}
+
+}  // namespace wc

@@ -1,0 +1,57 @@
+// Tensors decode in units: an exact tensor's chunks, a lossy tensor's tiles
+// (spec/FORMAT.md §4.4: a tile decodes alone from its parts' chunks). The
+// decode driver, the extractors and the C API walk units; this is where a
+// unit's chunks are found and turned into the tensor's bytes.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "format/container.h"
+#include "format/hash.h"
+#include "lib/decode_driver.h"
+
+namespace wc {
+
+// Units of tensor t: chunks (exact) or tiles (lossy).
+uint64_t unit_count(const TensorRecord& t);
+// Chunks one unit reads (exact: 1; lossy: its chunked parts at the levels
+// decoded), and the global number of the j-th, in container order.
+uint32_t unit_chunks(const TensorRecord& t);
+uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j);
+// Bytes unit u decodes to in dtype `out` (exact tensors: their own dtype).
+uint64_t unit_out_size(const TensorRecord& t, uint64_t u, DType out);
+
+// Throws Errc::unsupported_version (file and tensor named) when this build
+// cannot decode t: a representation it does not know. Called before a
+// tensor's chunks are fetched, so a stream is not asked for chunks a newer
+// representation lays out differently.
+void check_decodable(const TensorRecord& t, const std::string& file);
+
+// Per-slot workspace: the decoded bytes of each part of a tile.
+struct UnitWork {
+  RawBuffer part[kMaxParts];
+};
+
+// Decodes unit u of t from the stored bytes of its chunks (stored[j], j <
+// unit_chunks(t)) into dst (unit_out_size bytes); a lossy tensor at its top
+// level in dtype `out` (BF16, F16, F32; exact tensors ignore it). Throws
+// naming the file and tensor: Errc::codec for bytes that do not decode,
+// Errc::unsupported_version for a codec or representation this build does
+// not know.
+void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
+                 uint8_t* dst, const std::string& file);
+
+// Checks a lossy tensor's decoded bytes against its top level's xxh3 as
+// units arrive in order (exact tensors pass: the file's hash covers them).
+class ReconstructionCheck {
+ public:
+  // The bytes of unit u of t, in order. Throws Errc::checksum (file and
+  // tensor named) after the last unit when the hash differs.
+  void bytes(const TensorRecord& t, uint64_t u, const uint8_t* p, size_t n, const std::string& file);
+
+ private:
+  HashState hs_;
+};
+
+}  // namespace wc

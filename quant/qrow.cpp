@@ -1,0 +1,174 @@
+#include "quant/qrow.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "quant/float_load.h"
+#include "quant/qrow_math.h"
+
+namespace wc::qrow {
+
+std::vector<double> row_rms(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, double* rms_all) {
+  std::vector<double> out(rows);
+  std::vector<float> buf(cols);
+  const size_t eb = dtype_bits(t) / 8;
+  double total = 0;
+  for (uint64_t r = 0; r < rows; ++r) {
+    load_floats(t, data + r * cols * eb, cols, buf.data());
+    double s = 0;
+    for (float x : buf) s += double(x) * x;
+    total += s;
+    out[r] = std::sqrt(s / double(cols));
+  }
+  if (rms_all) *rms_all = std::sqrt(total / double(rows * cols));
+  return out;
+}
+
+Steps choose_steps(const std::vector<double>& rms, double rms_all, const Plan& p) {
+  Steps s;
+  s.e.resize(rms.size());
+  std::vector<int> ex(rms.size());
+  std::vector<int> fr(rms.size());
+  const double base = rms_all > 0 ? rms_all : 1.0;
+  int lo = INT32_MAX;
+  for (size_t r = 0; r < rms.size(); ++r) {
+    const double rr = rms[r] > 0 ? rms[r] : base;
+    const double target = p.c * std::pow(rr, p.alpha) * std::pow(base, 1.0 - p.alpha);
+    int x;
+    const double m = std::frexp(target, &x);  // target = m 2^x, m in [0.5, 1)
+    int e = x - 1, f = int(std::lround((2 * m - 1) * 16));
+    if (f == 16) ++e, f = 0;
+    ex[r] = e, fr[r] = f;
+    lo = std::min(lo, e);
+  }
+  if (rms.empty()) lo = 0;
+  s.base_exp = std::clamp(lo, kMinBaseExp, kMaxBaseExp);
+  for (size_t r = 0; r < rms.size(); ++r) {
+    const int v = ex[r] < s.base_exp ? 0 : (ex[r] - s.base_exp) * 16 + fr[r];
+    s.e[r] = uint8_t(std::clamp(v, 0, 255));  // a row 16 octaves up gets the top step
+  }
+  return s;
+}
+
+uint32_t max_code(DType t, float step, unsigned code_bytes) {
+  uint32_t lim = code_bytes == 1 ? 127u : 32767u;
+  if (t == DType::F16) lim = uint32_t(std::min<double>(lim, std::floor(65504.0 / step)));
+  return lim;
+}
+
+uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
+                       const Plan& p, unsigned code_bytes, uint16_t* u) {
+  std::vector<float> buf(cols);
+  const size_t eb = dtype_bits(t) / 8;
+  const double off = 0.5 - p.deadzone;
+  uint32_t umax = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t r = r0 + i;
+    load_floats(t, data + r * cols * eb, cols, buf.data());
+    const float step = step_of(s.base_exp, s.e[r]);
+    const double inv = 1.0 / double(step);
+    const double lim = max_code(t, step, code_bytes);
+    uint16_t* row = u + i * cols;
+    for (uint64_t c = 0; c < cols; ++c) {
+      const double a = std::min(std::floor(std::fabs(double(buf[c])) * inv + off), lim);
+      const int32_t q = a > 0 ? int32_t(a) : 0;
+      const uint32_t z = zigzag(buf[c] < 0 ? -q : q);
+      row[c] = uint16_t(z);
+      umax = std::max(umax, z);
+    }
+  }
+  return umax;
+}
+
+void decode_rows_ref(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, uint64_t n,
+                     uint64_t cols, DType out, uint8_t* dst) {
+  const uint32_t dt = uint32_t(out);
+  for (uint64_t i = 0; i < n * cols; ++i) {
+    const uint32_t u = code_bytes == 1 ? codes[i] : uint32_t(codes[2 * i] | codes[2 * i + 1] << 8);
+    store(dt, value_of(u, step_of(base_exp, e[i / cols])), dst, i);
+  }
+}
+
+namespace {
+
+// One row in a fixed output type and code width: the loops the compiler
+// vectorises. Same operations as the reference, element by element.
+template <class Code, class Out, class Conv>
+void rows_loop(int32_t base_exp, const uint8_t* e, const uint8_t* codes, uint64_t n, uint64_t cols, uint8_t* dst,
+               Conv conv) {
+  for (uint64_t r = 0; r < n; ++r) {
+    const float step = step_of(base_exp, e[r]);
+    const uint8_t* cp = codes + r * cols * sizeof(Code);
+    uint8_t* op = dst + r * cols * sizeof(Out);
+    for (uint64_t c = 0; c < cols; ++c) {
+      Code u;
+      std::memcpy(&u, cp + c * sizeof(Code), sizeof(Code));
+      const Out o = conv(f32_bits(value_of(u, step)));
+      std::memcpy(op + c * sizeof(Out), &o, sizeof(Out));
+    }
+  }
+}
+
+template <class Code>
+void rows_by_out(int32_t b, const uint8_t* e, const uint8_t* codes, uint64_t n, uint64_t cols, DType out,
+                 uint8_t* dst) {
+  if (out == DType::F32) rows_loop<Code, uint32_t>(b, e, codes, n, cols, dst, [](uint32_t x) { return x; });
+  else if (out == DType::BF16) rows_loop<Code, uint16_t>(b, e, codes, n, cols, dst, f32_to_bf16_rne);
+  else rows_loop<Code, uint16_t>(b, e, codes, n, cols, dst, f32_to_f16_rne);
+}
+
+}  // namespace
+
+void decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, uint64_t n,
+                      uint64_t cols, DType out, uint8_t* dst) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "codes and outputs are little-endian");
+  if (code_bytes == 1) rows_by_out<uint8_t>(base_exp, e, codes, n, cols, out, dst);
+  else rows_by_out<uint16_t>(base_exp, e, codes, n, cols, out, dst);
+}
+
+namespace {
+
+double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* distinct) {
+  double h = 0;
+  size_t d = 0;
+  for (uint64_t c : hist)
+    if (c) h -= double(c) * std::log2(double(c) / double(n)), ++d;
+  if (distinct) *distinct = d;
+  return h;
+}
+
+}  // namespace
+
+Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
+               double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows) {
+  const Steps s = choose_steps(rms, rms_all, p);
+  std::vector<uint16_t> u(cols);
+  std::vector<float> w(cols);
+  std::vector<uint64_t> hist(65536, 0);
+  const size_t eb = dtype_bits(t) / 8;
+  double err = 0, sig = 0;
+  for (uint64_t r : sample_rows) {
+    quantize_rows(t, data, cols, r, 1, s, p, 2, u.data());
+    load_floats(t, data + r * cols * eb, cols, w.data());
+    const float step = step_of(s.base_exp, s.e[r]);
+    for (uint64_t c = 0; c < cols; ++c) {
+      ++hist[u[c]];
+      const double d = double(w[c]) - double(value_of(u[c], step));
+      err += d * d, sig += double(w[c]) * w[c];
+    }
+  }
+  const uint64_t ns = uint64_t(sample_rows.size()) * cols;
+  size_t distinct = 0;
+  Point pt;
+  // codes: order-0 entropy scaled to the tensor, plus the coder's table
+  // (about 1.5 bytes a symbol) and header
+  pt.bits = entropy_bits(hist, ns, &distinct) * double(rows * cols) / double(ns) + (distinct * 1.5 + 16) * 8;
+  std::vector<uint64_t> eh(256, 0);
+  for (uint8_t e : s.e) ++eh[e];
+  pt.bits += entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;
+  pt.relerr2 = sig > 0 ? err / sig : 0;
+  return pt;
+}
+
+}  // namespace wc::qrow

@@ -1,0 +1,61 @@
+// qrow (spec/QROW.md): per-row step uniform quantization with entropy-coded
+// integer codes. The encoder side (steps, rounding, rate-distortion curve)
+// and the two CPU decoders (a per-element reference and a fast row loop),
+// which must agree bit for bit (tests/test_qrow.cpp).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "format/dtype.h"
+
+namespace wc::qrow {
+
+// Rows' steps on the 1/16-octave grid: step_r = step_of(base_exp, e[r]).
+struct Steps {
+  int32_t base_exp = 0;
+  std::vector<uint8_t> e;
+};
+
+// How one tensor is quantized: step_r = c * rms_r^alpha * rms_t^(1-alpha),
+// codes = sign(x) floor(|x| / step + 1/2 - deadzone).
+struct Plan {
+  double c = 0.25;
+  double alpha = 1.0;
+  double deadzone = 0.0;
+};
+
+// Root mean square of each row of a [rows, cols] BF16/F16/F32 matrix, and of
+// the whole (rms_all).
+std::vector<double> row_rms(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, double* rms_all);
+
+Steps choose_steps(const std::vector<double>& rms, double rms_all, const Plan& p);
+
+// The largest |code| a row of step `step` may use in dtype `t` with codes of
+// `code_bytes` (1: |q| <= 127; 2: |q| <= 32767), so that values stay finite.
+uint32_t max_code(DType t, float step, unsigned code_bytes);
+
+// Zigzag codes of rows [r0, r0 + n) (row-major, n * cols values) with codes
+// clamped to max_code(t, step, code_bytes). Returns the largest zigzag code.
+uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
+                       const Plan& p, unsigned code_bytes, uint16_t* u);
+
+// Decoders: rows [0, n) of a tile whose row steps are e[0..n) and codes
+// u (code_bytes 1 or 2 per element, little-endian), written in dtype `out`
+// (BF16, F16, F32) to dst. Identical bytes; the reference evaluates the spec
+// element by element.
+void decode_rows_ref(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, uint64_t n,
+                     uint64_t cols, DType out, uint8_t* dst);
+void decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, uint64_t n,
+                      uint64_t cols, DType out, uint8_t* dst);
+
+// Rate and distortion of a plan, estimated on a sample of rows: bits of the
+// codes and steps (order-0 entropy plus table estimates), and the relative
+// squared error sum (w - w')^2 / sum w^2.
+struct Point {
+  double bits = 0, relerr2 = 0;
+};
+Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
+               double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows);
+
+}  // namespace wc::qrow

@@ -1,0 +1,17 @@
+// qrow's entry in the representation table (quant/repr.cpp): its record
+// rules and its tile decoder (spec/QROW.md).
+#pragma once
+#include "quant/repr.h"
+
+namespace wc {
+
+inline constexpr uint8_t kReprQrow = 1;
+
+void qrow_check(const TensorRecord& t);
+Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
+                      uint8_t* dst);
+
+// The record's base exponent (params, i16 little-endian).
+int32_t qrow_base_exp(const TensorRecord& t);
+
+}  // namespace wc
