@@ -179,6 +179,9 @@ struct Opts {
   // pack
   std::string codec = "auto", name;
   int level = 3;
+  double bits = 0;  // lossy: bits per weight (0: lossless)
+  std::string keep, scheme = "qrow", sensitivity;
+  uint64_t min_elements = 1024;
   uint32_t chunk = wc::kDefaultChunkSize;
   // unpack
   std::string file, tensor;
@@ -293,6 +296,11 @@ void pack_one(const Opts& o, const std::string& in) {
   po.codec = o.codec;
   po.level = o.level;
   po.chunk_size = o.chunk;
+  po.bits = o.bits;
+  po.keep = o.keep;
+  po.scheme = o.scheme;
+  po.sensitivity = o.sensitivity;
+  po.min_elements = o.min_elements;
   Progress bar("pack", o.progress(out));
   po.progress = bar.fn();
   const auto t0 = Clock::now();
@@ -303,6 +311,10 @@ void pack_one(const Opts& o, const std::string& in) {
                  (unsigned long long)r.input_bytes, (unsigned long long)r.output_bytes,
                  r.input_bytes ? 100.0 * double(r.output_bytes) / double(r.input_bytes) : 0.0,
                  r.weights ? 8.0 * double(r.output_bytes) / double(r.weights) : 0.0);
+  if (o.summary(out) && r.lossy_tensors)
+    std::fprintf(stderr, "%s: %llu tensor(s) lossy (%llu weights) at %.4f bits/weight, every byte counted\n",
+                 shown_name(out), (unsigned long long)r.lossy_tensors, (unsigned long long)r.lossy_weights,
+                 r.lossy_bits_per_weight);
   verbose_detail(o, (in == "-" ? std::string("<stdin>") : in).c_str(), r.input_bytes, seconds_since(t0));
   if (o.rm) {
     if (in == "-") o.note("--rm ignored: the input is standard input");
@@ -437,6 +449,14 @@ int main(int argc, char** argv) {
   pk->add_option("--codec", o.codec, "auto|raw|zstd|float-ans")->check(CLI::IsMember({"auto", "raw", "zstd", "float-ans"}));
   pk->add_option("--level", o.level, "zstd level for the zstd codec")->check(CLI::Range(-7, 22));
   pk->add_option("--chunk-size", o.chunk, "Raw bytes per chunk (multiple of 64)");
+  pk->add_option("--bits", o.bits,
+                 "Lossy: mean bits per weight over the lossy tensors, every byte they take counted (0.5 to 16); "
+                 "spent where the model's error drops most");
+  pk->add_option("--keep", o.keep, "Lossy: tensors whose name matches this regex stay exact");
+  pk->add_option("--scheme", o.scheme, "Lossy representation (qrow: per-row step, entropy-coded codes)");
+  pk->add_option("--sensitivity", o.sensitivity,
+                 "Lossy: safetensors file of F32 scalars per tensor name (measured sensitivities)");
+  pk->add_option("--min-elements", o.min_elements, "Lossy: smaller tensors stay exact (default 1024)");
   pk->add_option("--name", o.name, "File name stored for a model read from standard input (default: the output's name "
                                    "without .wcz, else model.safetensors)");
 
@@ -482,6 +502,8 @@ int main(int argc, char** argv) {
     if (*up && o.rm && (!o.file.empty() || !o.tensor.empty()))
       throw Usage{"--rm removes a container only after unpacking all of it, not with --file or --tensor"};
     if (*vf && !o.against.empty() && o.inputs.size() > 1) throw Usage{"--against takes one container"};
+    if (*pk && o.rm && o.bits > 0)
+      throw Usage{"--rm with --bits: a lossy container does not hold the original, which would be lost"};
     const unsigned cap = std::min(256u, 4 * cores());
     if (o.threads > cap) {
       o.note("-T %u is more than 4 threads per core (%u cores); using %u", o.threads, cores(), cap);

@@ -47,6 +47,7 @@ void ContainerWriter::begin(const Manifest& m) {
   write_file_header(h, hb);
   put(hb, 64);
   put(stored.data(), stored.size());
+  chunks_start_ = pos_;
   raw_sizes_.clear();
   for_each_chunk(m, [&](uint32_t, uint32_t t, uint32_t i) { raw_sizes_.push_back(m.tensors[t].chunk_raw_size(i)); });
   index_.clear();

@@ -19,12 +19,14 @@ class ContainerWriter {
   void add_chunk(const uint8_t* stored, size_t n);
   void finish();
   uint64_t bytes_written() const { return pos_; }
+  const std::vector<ChunkEntry>& index() const { return index_; }
+  uint64_t chunks_start() const { return chunks_start_; }  // the manifest's end
 
  private:
   void put(const void* p, size_t n);
   void zeros(uint64_t n);
   ByteSink& sink_;
-  uint64_t pos_ = 0;
+  uint64_t pos_ = 0, chunks_start_ = 0;
   uint16_t major_ = kVersionMajor;      // 2.0 only when a tensor is lossy
   uint16_t minor_ = kVersionMinorFlat;  // 1.1 only when a file name has a '/'
   std::vector<uint32_t> raw_sizes_;

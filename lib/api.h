@@ -32,10 +32,26 @@ struct PackOptions {
   int level = 3;              // zstd level
   uint32_t chunk_size = kDefaultChunkSize;
   ProgressFn progress;
+  // Lossy (container 2.0): bits > 0 asks for a smaller model. `bits` is the
+  // mean over the lossy tensors of every byte they take in the file (codes,
+  // steps, tables, chunk headers and padding, index entries, records), in
+  // bits per weight; the encoder spends them where they lower the model's
+  // error most. Tensors of BF16/F16/F32, rank >= 2, at least `min_elements`
+  // elements and finite values become lossy, unless their name matches
+  // `keep` (an ECMAScript regex, searched). `sensitivity`: a safetensors
+  // file of F32 scalars named after tensors (measured sensitivities),
+  // replacing the data-free estimates for the tensors it names.
+  double bits = 0;
+  std::string keep;
+  std::string scheme = "qrow";
+  std::string sensitivity;
+  uint64_t min_elements = 1024;
 };
 
 struct PackResult {
   uint64_t input_bytes = 0, output_bytes = 0, weights = 0;
+  uint64_t lossy_tensors = 0, lossy_weights = 0;
+  double lossy_bits_per_weight = 0;  // all-in, as written (0 when none)
 };
 
 // `in`: a .safetensors file, a *.index.json of a sharded model, or a

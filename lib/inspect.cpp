@@ -46,18 +46,8 @@ namespace {
 // A lossy tensor is listed by its representation; an exact one by its codec.
 std::string label(const TensorRecord& t) { return t.lossy() ? std::string(repr_name(t.repr)) : codec_label(t.codec); }
 
-// Every byte t takes in the file: its chunks' payloads, their 16-byte
-// headers and the zero padding that aligns them, their 24-byte index
-// entries, and its manifest record (the name aside: any format stores it).
 uint64_t file_bytes(const ContainerReader& r, const TensorRecord& t) {
-  uint64_t n = tensor_record_size(t) - t.name.size();
-  const auto& idx = r.index();
-  for (uint32_t c = 0; c < t.chunk_count; ++c) {
-    const uint32_t g = t.global_chunk(c);
-    const uint64_t prev_end = g == 0 ? r.manifest_end() : idx[g - 1].offset + idx[g - 1].stored_size;
-    n += idx[g].offset + idx[g].stored_size - prev_end + 24;
-  }
-  return n;
+  return tensor_file_bytes(t, r.index(), r.manifest_end());
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "lib/api.h"
 #include "lib/chunk_windows.h"
 #include "lib/model_source.h"
+#include "lib/pack_lossy.h"
 #include "lib/thread_pool.h"
 
 namespace wc {
@@ -138,10 +139,13 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   refuse_unreadable(in, sources);
   for (auto& t : m.tensors) t.chunk_size = t.byte_size ? chunk : 0;
   m.derive_chunks();
+  // --bits: the chosen tensors become lossy records (and the chunks follow).
+  const LossyPlan lossy = plan_lossy(m, in.data, opt, pool);
 
-  // Codec per tensor.
+  // Codec per exact tensor.
   pool.parallel_for(m.tensors.size(), [&](size_t i) {
     TensorRecord& t = m.tensors[i];
+    if (t.lossy()) return;
     CodecId c;
     if (t.byte_size == 0) c = CodecId::raw;
     else if (is_auto) c = choose_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo);
@@ -164,22 +168,30 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
 
   uint64_t total = 0, done = 0;
   for (const auto& t : m.tensors) total += t.byte_size;
-  std::vector<std::vector<uint8_t>> bufs(chunk_slots(pool));
+  // Each unit's stored chunks: an exact tensor's chunk, a lossy tile's parts.
+  std::vector<std::vector<std::vector<uint8_t>>> bufs(chunk_slots(pool));
+  std::vector<LossyScratch> scratch(chunk_slots(pool));
   for_chunk_windows(
       m, 0, uint32_t(m.tensors.size()), pool, [&](size_t, const ChunkJob&) {},
       [&](size_t k, const ChunkJob& j) {
         const TensorRecord& t = m.tensors[j.tensor];
         try {
-          encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
-                       t.chunk_raw_size(j.chunk), bufs[k], eo);
+          if (t.lossy()) {
+            encode_lossy_tile(t, lossy.tensors[j.tensor], in.data[j.tensor], j.chunk, bufs[k], scratch[k]);
+          } else {
+            bufs[k].resize(1);
+            encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
+                         t.chunk_raw_size(j.chunk), bufs[k][0], eo);
+          }
         } catch (Error& e) {
           e.at_file(in.file_of[j.tensor]).at_tensor(t.name);
           throw;
         }
       },
       [&](size_t k, const ChunkJob& j) {
-        w.add_chunk(bufs[k].data(), bufs[k].size());
-        done += m.tensors[j.tensor].chunk_raw_size(j.chunk);
+        for (const auto& b : bufs[k]) w.add_chunk(b.data(), b.size());
+        const TensorRecord& t = m.tensors[j.tensor];
+        done += t.lossy() ? t.rows_in_tile(j.chunk) * t.cols() * (dtype_bits(t.dtype) / 8) : t.chunk_raw_size(j.chunk);
         if (opt.progress) opt.progress(done, total);  // throttled by the caller
       });
   w.finish();
@@ -191,6 +203,14 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   for (const auto& f : m.files)
     if (f.kind == FileKind::safetensors)
       for (uint32_t i = 0; i < f.tensor_count; ++i) r.weights += m.tensors[f.first_tensor + i].elements();
+  r.lossy_tensors = lossy.lossy_tensors;
+  r.lossy_weights = lossy.lossy_weights;
+  if (r.lossy_tensors) {  // every byte of the lossy tensors as written (padding included)
+    uint64_t bytes = 0;
+    for (const auto& t : m.tensors)
+      if (t.lossy()) bytes += tensor_file_bytes(t, w.index(), w.chunks_start());
+    r.lossy_bits_per_weight = 8.0 * double(bytes) / double(r.lossy_weights);
+  }
   return r;
 }
 

@@ -1,0 +1,398 @@
+#include "lib/pack_lossy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <regex>
+
+#include "codec/codec.h"
+#include "format/bytes.h"
+#include "format/hash.h"
+#include "lib/decode_driver.h"
+#include "model/safetensors.h"
+#include "platform/file_io.h"
+#include "quant/allocate.h"
+#include "quant/float_load.h"
+#include "quant/qrow.h"
+#include "quant/qrow_math.h"
+#include "quant/qrow_repr.h"
+#include "quant/sensitivity.h"
+
+namespace wc {
+
+namespace {
+
+// A tile holds about this many elements: chunks of codes as large as the
+// lossless default (256 KiB of one-byte codes), whole rows.
+constexpr uint64_t kTileElements = 1u << 18;
+// Per chunk beyond its payload: a 16-byte header, on average 32 bytes of
+// alignment padding, a 24-byte index entry. (inspect counts the real ones.)
+constexpr double kChunkOverhead = 16 + 32 + 24;
+// Step multipliers tried per tensor: 2^(k/4) x the row's scale, from about
+// 12 bits a weight down to below 1.
+constexpr int kGridLo = -40, kGridHi = 12;
+// Rows sampled for the rate-distortion curve of a large tensor.
+constexpr uint64_t kSampleElements = 1u << 20;
+// Smallest budget the encoder accepts: codes cost at least the table and a
+// fraction of a bit.
+constexpr double kMinBits = 0.5;
+
+struct Candidate {
+  uint32_t tensor = 0;
+  uint64_t rows = 0, cols = 0;
+  std::vector<double> rms;
+  double rms_all = 0;
+  double sensitivity = 1;
+  std::vector<qrow::Plan> grid;
+  std::vector<RatePoint> curve;
+  double fixed_bits = 0;
+};
+
+uint32_t tile_rows_for(uint64_t rows, uint64_t cols) {
+  return uint32_t(std::clamp<uint64_t>(kTileElements / std::max<uint64_t>(cols, 1), 1, std::min<uint64_t>(rows, 1u << 30)));
+}
+
+// Scalars per tensor name from a safetensors file (F32, one element).
+std::vector<std::pair<std::string, double>> read_sensitivities(const std::string& path) {
+  MappedFile f(path);
+  st::Header h;
+  try {
+    h = st::parse_header(f.data(), f.size(), f.size());
+  } catch (Error& e) {
+    e.at_file(path);
+    throw;
+  }
+  std::vector<std::pair<std::string, double>> v;
+  for (const auto& t : h.tensors) {
+    uint64_t n = 1;
+    for (uint64_t d : t.shape) n *= d;
+    if (t.dtype != DType::F32 || n != 1) {
+      Error e(Errc::usage, "--sensitivity: each entry must be one F32 value");
+      e.at_file(path).at_tensor(t.name);
+      throw e;
+    }
+    float x;
+    std::memcpy(&x, f.data() + h.data_start + t.begin, 4);
+    if (!(x >= 0) || !std::isfinite(x)) {
+      Error e(Errc::usage, "--sensitivity: a sensitivity must be a finite number >= 0");
+      e.at_file(path).at_tensor(t.name);
+      throw e;
+    }
+    v.emplace_back(t.name, double(x));
+  }
+  return v;
+}
+
+// The record of a qrow tensor with steps `s` (codes item decided later).
+void make_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows) {
+  t.repr = kReprQrow;
+  t.codec = 0;
+  t.chunk_size = tile_rows;
+  t.params.assign(2, 0);
+  store_u16(t.params.data(), uint16_t(int16_t(s.base_exp)));
+  t.parts.assign(2, PartRecord{});
+  PartRecord& sc = t.parts[0];
+  sc.role = PartRole::scales;
+  sc.item = DType::U8;
+  sc.items = t.rows();
+  // One tile: the steps ride in the manifest (no chunk of their own).
+  if (t.tile_count() == 1 && sc.items <= kMaxInlinePart) {
+    sc.layout = PartLayout::inline_items;
+    sc.codec = 0;
+    sc.data = s.e;
+  } else {
+    sc.layout = PartLayout::per_row;
+    sc.codec = uint8_t(CodecId::float_ans);
+  }
+  PartRecord& cd = t.parts[1];
+  cd.role = PartRole::codes;
+  cd.layout = PartLayout::per_element;
+  cd.item = DType::U8;
+  cd.codec = uint8_t(CodecId::float_ans);
+  cd.items = t.elements();
+  t.levels.assign(1, LevelRecord{});
+}
+
+// Codes of a tile as stored: one or two bytes each.
+void pack_codes(const std::vector<uint16_t>& u, size_t n, DType item, std::vector<uint8_t>& out) {
+  out.resize(n * (item == DType::U8 ? 1 : 2));
+  if (item == DType::U8)
+    for (size_t i = 0; i < n; ++i) out[i] = uint8_t(u[i]);
+  else
+    for (size_t i = 0; i < n; ++i) store_u16(out.data() + 2 * i, u[i]);
+}
+
+// Plan defaults for the data-free encoder (see QROW.md §4).
+qrow::Plan lossy_defaults() {
+  qrow::Plan p;
+  p.alpha = 1.0;
+  p.deadzone = 0.0;
+  return p;
+}
+
+// Tile `tile` of t reconstructed in its dtype into `out` (through the codes
+// as stored, so it is what every decoder writes).
+void reconstruct_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
+                      LossyScratch& sc, std::vector<uint8_t>& out) {
+  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
+  sc.codes.resize(rows * cols);
+  qrow::quantize_rows(t.dtype, data, cols, r0, rows, lt.steps, lt.plan, 2, sc.codes.data());
+  pack_codes(sc.codes, rows * cols, t.parts[1].item, sc.bytes);
+  out.resize(rows * cols * (dtype_bits(t.dtype) / 8));
+  qrow::decode_rows_fast(lt.steps.base_exp, lt.steps.e.data() + r0, sc.bytes.data(), t.parts[1].item_bytes(), rows,
+                         cols, t.dtype, out.data());
+}
+
+// Runs `work(slot, tile)` over t's tiles in parallel windows and
+// `in_order(slot, tile)` after each window, tile by tile, on this thread.
+template <class Work, class InOrder>
+void for_tiles(const TensorRecord& t, ThreadPool& pool, size_t slots, Work&& work, InOrder&& in_order) {
+  const uint64_t tiles = t.tile_count();
+  for (uint64_t w = 0; w < tiles; w += slots) {
+    const size_t n = size_t(std::min<uint64_t>(slots, tiles - w));
+    pool.parallel_for(n, [&](size_t k) { work(k, w + k); });
+    for (size_t k = 0; k < n; ++k) in_order(k, w + k);
+  }
+}
+
+// Settles t's record on the whole tensor: the codes' item type, the
+// reconstruction hash and error figures. Returns the bytes it will take in
+// the file (payloads encoded here; alignment padding estimated).
+double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data, ThreadPool& pool) {
+  const size_t slots = size_t(pool.size()) * 2;
+  std::vector<LossyScratch> sc(slots);
+  std::vector<uint32_t> umax(slots, 0);
+  const uint64_t cols = t.cols();
+  // codes of one byte when every code fits
+  t.parts[1].item = DType::U16;
+  for_tiles(
+      t, pool, slots,
+      [&](size_t k, uint64_t tile) {
+        const uint64_t rows = t.rows_in_tile(tile);
+        sc[k].codes.resize(rows * cols);
+        umax[k] = std::max(umax[k], qrow::quantize_rows(t.dtype, data, cols, tile * t.tile_rows(), rows, lt.steps,
+                                                        lt.plan, 2, sc[k].codes.data()));
+      },
+      [](size_t, uint64_t) {});
+  t.parts[1].item = *std::max_element(umax.begin(), umax.end()) <= 255 ? DType::U8 : DType::U16;
+  std::vector<std::vector<uint8_t>> recon(slots);
+  std::vector<std::vector<std::vector<uint8_t>>> chunks(slots);
+  std::vector<double> err(slots, 0), sig(slots, 0), mx(slots, 0);
+  HashState hs;
+  XXH3_64bits_reset(hs.s);
+  double payload = 0, nchunks = 0, e_all = 0, s_all = 0, m_all = 0;
+  for_tiles(
+      t, pool, slots,
+      [&](size_t k, uint64_t tile) {
+        reconstruct_tile(t, lt, data, tile, sc[k], recon[k]);
+        encode_lossy_tile(t, lt, data, tile, chunks[k], sc[k]);
+        const uint64_t n = t.rows_in_tile(tile) * cols;
+        std::vector<float> a(n), b(n);
+        load_floats(t.dtype, data + tile * t.tile_rows() * cols * (dtype_bits(t.dtype) / 8), n, a.data());
+        load_floats(t.dtype, recon[k].data(), n, b.data());
+        double e = 0, s2 = 0, m2 = 0;
+        for (uint64_t i = 0; i < n; ++i) {
+          const double d = double(a[i]) - double(b[i]);
+          e += d * d, s2 += double(a[i]) * a[i], m2 = std::max(m2, std::fabs(d));
+        }
+        err[k] = e, sig[k] = s2, mx[k] = m2;
+      },
+      [&](size_t k, uint64_t) {
+        XXH3_64bits_update(hs.s, recon[k].data(), recon[k].size());
+        for (const auto& c : chunks[k]) payload += double(c.size()), ++nchunks;
+        e_all += err[k], s_all += sig[k], m_all = std::max(m_all, mx[k]);
+      });
+  LevelRecord& top = t.levels.back();
+  top.xxh3 = XXH3_64bits_digest(hs.s);
+  top.rel_rmse = float(s_all > 0 ? std::sqrt(e_all / s_all) : 0.0);
+  top.max_abs = float(m_all);
+  return payload + nchunks * kChunkOverhead + double(tensor_record_size(t) - t.name.size());
+}
+
+// The files holding lossy tensors, as they will unpack: prefix, then each
+// tensor's bytes (lossy ones reconstructed), hashed in order.
+void hash_files(Manifest& m, const std::vector<const uint8_t*>& data, const LossyPlan& plan, ThreadPool& pool) {
+  const size_t slots = size_t(pool.size()) * 2;
+  std::vector<LossyScratch> sc(slots);
+  std::vector<std::vector<uint8_t>> recon(slots);
+  HashState hs;
+  for (auto& f : m.files) {
+    bool any = false;
+    for (uint32_t i = f.first_tensor; i < f.first_tensor + f.tensor_count; ++i) any |= m.tensors[i].lossy();
+    if (!any) continue;
+    XXH3_64bits_reset(hs.s);
+    XXH3_64bits_update(hs.s, f.prefix.data(), f.prefix.size());
+    for (uint32_t i = f.first_tensor; i < f.first_tensor + f.tensor_count; ++i) {
+      const TensorRecord& t = m.tensors[i];
+      if (!t.lossy()) {
+        XXH3_64bits_update(hs.s, data[i], t.byte_size);
+        continue;
+      }
+      for_tiles(
+          t, pool, slots, [&](size_t k, uint64_t tile) { reconstruct_tile(t, plan.tensors[i], data[i], tile, sc[k], recon[k]); },
+          [&](size_t k, uint64_t) { XXH3_64bits_update(hs.s, recon[k].data(), recon[k].size()); });
+    }
+    f.xxh3 = XXH3_64bits_digest(hs.s);
+  }
+}
+
+}  // namespace
+
+void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
+                       std::vector<std::vector<uint8_t>>& out, LossyScratch& sc) {
+  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
+  sc.codes.resize(rows * cols);
+  qrow::quantize_rows(t.dtype, data, cols, r0, rows, lt.steps, lt.plan, 2, sc.codes.data());
+  const PartRecord& cd = t.parts[1];
+  pack_codes(sc.codes, rows * cols, cd.item, sc.bytes);
+  out.clear();
+  EncodeOptions eo;
+  if (t.parts[0].layout == PartLayout::per_row) {
+    out.emplace_back();
+    encode_chunk(CodecId::float_ans, DType::U8, lt.steps.e.data() + r0, rows, out.back(), eo);
+  }
+  out.emplace_back();
+  encode_chunk(CodecId::float_ans, cd.item, sc.bytes.data(), sc.bytes.size(), out.back(), eo);
+}
+
+LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const PackOptions& opt, ThreadPool& pool) {
+  LossyPlan plan;
+  plan.tensors.resize(m.tensors.size());
+  if (!(opt.bits > 0)) return plan;
+  if (opt.scheme != "qrow") fail(Errc::usage, "unknown lossy scheme '" + opt.scheme + "' (known: qrow)");
+  if (!(opt.bits >= kMinBits) || !(opt.bits <= 16))
+    fail(Errc::usage, "--bits must be between 0.5 and 16 bits per weight (got " + std::to_string(opt.bits) + ")");
+  std::optional<std::regex> keep;
+  if (!opt.keep.empty()) {
+    try {
+      keep.emplace(opt.keep, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      fail(Errc::usage, "--keep: not a valid regular expression: " + std::string(e.what()));
+    }
+  }
+  // Candidates: weight matrices of float dtypes in safetensors files.
+  std::vector<Candidate> cs;
+  unsigned layers = 1;
+  for (const auto& f : m.files) {
+    if (f.kind != FileKind::safetensors) continue;
+    for (uint32_t i = f.first_tensor; i < f.first_tensor + f.tensor_count; ++i) {
+      const TensorRecord& t = m.tensors[i];
+      const unsigned li = layer_index(t.name);
+      if (li != -1u) layers = std::max(layers, li + 1);
+      if (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32) continue;
+      if (t.shape.size() < 2 || t.elements() < opt.min_elements) continue;
+      bool empty_dim = false;
+      for (uint64_t d : t.shape) empty_dim |= d == 0;
+      if (empty_dim || (keep && std::regex_search(t.name, *keep))) continue;
+      Candidate c;
+      c.tensor = i;
+      c.rows = t.rows(), c.cols = t.cols();
+      cs.push_back(std::move(c));
+    }
+  }
+  // Measured sensitivities replace the estimates for the tensors they name.
+  std::vector<double> given(m.tensors.size(), -1);
+  if (!opt.sensitivity.empty()) {
+    for (const auto& [name, s] : read_sensitivities(opt.sensitivity)) {
+      bool found = false;
+      for (size_t i = 0; i < m.tensors.size(); ++i)
+        if (m.tensors[i].name == name) given[i] = s, found = true;
+      if (!found) {
+        Error e(Errc::usage, "--sensitivity names a tensor the model does not have");
+        e.at_file(opt.sensitivity).at_tensor(name);
+        throw e;
+      }
+    }
+  }
+  // Rate-distortion curve of every candidate (parallel over tensors).
+  pool.parallel_for(cs.size(), [&](size_t k) {
+    Candidate& c = cs[k];
+    const TensorRecord& t = m.tensors[c.tensor];
+    c.rms = qrow::row_rms(t.dtype, data[c.tensor], c.rows, c.cols, &c.rms_all);
+    if (!std::isfinite(c.rms_all)) return;  // inf or NaN: stays exact
+    c.sensitivity = given[c.tensor] >= 0 ? given[c.tensor] : role_sensitivity(tensor_role(t.name), layers);
+    std::vector<uint64_t> sample;
+    const uint64_t want = std::max<uint64_t>(1, kSampleElements / c.cols);
+    if (want >= c.rows) {
+      for (uint64_t r = 0; r < c.rows; ++r) sample.push_back(r);
+    } else {
+      for (uint64_t j = 0; j < want; ++j) sample.push_back(j * c.rows / want);
+    }
+    for (int g = kGridLo; g <= kGridHi; ++g) {
+      qrow::Plan p = lossy_defaults();
+      p.c = std::ldexp(1.0, 0) * std::pow(2.0, g / 4.0);
+      const qrow::Point pt = qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, sample);
+      c.grid.push_back(p);
+      c.curve.push_back({pt.bits, pt.relerr2});
+    }
+    // what the tensor costs whatever its steps: record and chunk overheads
+    TensorRecord probe = t;
+    make_record(probe, qrow::choose_steps(c.rms, c.rms_all, c.grid[0]), tile_rows_for(c.rows, c.cols));
+    const uint64_t tiles = probe.tile_count();
+    const unsigned per_tile = probe.parts[0].layout == PartLayout::per_row ? 2 : 1;
+    c.fixed_bits = 8.0 * (double(tensor_record_size(probe) - probe.name.size()) + double(tiles * per_tile) * kChunkOverhead);
+  });
+  cs.erase(std::remove_if(cs.begin(), cs.end(), [](const Candidate& c) { return c.curve.empty(); }), cs.end());
+  if (cs.empty()) return plan;
+
+  double weights = 0;
+  for (const auto& c : cs) weights += double(c.rows * c.cols);
+  const double budget = opt.bits * weights;
+  double target = budget;
+  std::vector<AllocTensor> at(cs.size());
+  for (size_t k = 0; k < cs.size(); ++k) at[k] = {cs[k].sensitivity, cs[k].fixed_bits, cs[k].curve};
+
+  // Allocate, settle every record on the real data (codes, hashes, sizes),
+  // and correct the target by the ratio of real to estimated size: the
+  // largest allocation whose real size fits the budget is kept.
+  std::vector<qrow::Plan> best_plans;
+  double best_bits = -1;
+  for (int round = 0; round < 6; ++round) {
+    Allocation a = allocate_bits(at, target);
+    if (!a.fits && round == 0) {
+      double least = 0;
+      for (const auto& t : at) {
+        double mn = INFINITY;
+        for (const auto& p : t.curve) mn = std::min(mn, p.bits);
+        least += t.fixed_bits + mn;
+      }
+      fail(Errc::usage, "--bits " + std::to_string(opt.bits) + " is below the least these tensors can take (" +
+                            std::to_string(least / weights) + " bits per weight)");
+    }
+    double actual = 0;
+    std::vector<qrow::Plan> plans(cs.size());
+    for (size_t k = 0; k < cs.size(); ++k) {
+      Candidate& c = cs[k];
+      TensorRecord& t = m.tensors[c.tensor];
+      LossyTensor& lt = plan.tensors[c.tensor];
+      lt.plan = plans[k] = c.grid[a.choice[k]];
+      lt.steps = qrow::choose_steps(c.rms, c.rms_all, lt.plan);
+      make_record(t, lt.steps, tile_rows_for(c.rows, c.cols));
+      actual += 8.0 * settle_tensor(t, lt, data[c.tensor], pool);
+    }
+    if (actual <= budget && actual > best_bits) best_bits = actual, best_plans = plans;
+    if (actual <= budget && actual > budget * 0.997) break;  // close enough
+    target *= budget / actual;
+  }
+  if (best_bits < 0)
+    fail(Errc::usage, "--bits " + std::to_string(opt.bits) + " cannot be met by these tensors");
+  // the kept allocation, settled again (its records were overwritten since)
+  for (size_t k = 0; k < cs.size(); ++k) {
+    Candidate& c = cs[k];
+    TensorRecord& t = m.tensors[c.tensor];
+    LossyTensor& lt = plan.tensors[c.tensor];
+    if (lt.plan.c == best_plans[k].c && t.lossy()) continue;
+    lt.plan = best_plans[k];
+    lt.steps = qrow::choose_steps(c.rms, c.rms_all, lt.plan);
+    make_record(t, lt.steps, tile_rows_for(c.rows, c.cols));
+    settle_tensor(t, lt, data[c.tensor], pool);
+  }
+  plan.lossy_tensors = cs.size();
+  plan.lossy_weights = uint64_t(weights);
+  plan.estimated_bits = best_bits;
+  m.derive_chunks();
+  hash_files(m, data, plan, pool);
+  return plan;
+}
+
+}  // namespace wc

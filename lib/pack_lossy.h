@@ -1,0 +1,48 @@
+// pack --bits: which tensors become lossy, how many bits each gets, and
+// their encoded parts. The container's manifest precedes its chunks, so
+// every lossy record (parameters, part item types, reconstruction hash and
+// error figures) is settled by a pass over the data before anything is
+// written; the writing pass quantizes each tile again (deterministically)
+// and encodes its parts.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "format/container.h"
+#include "lib/api.h"
+#include "lib/thread_pool.h"
+#include "quant/qrow.h"
+
+namespace wc {
+
+// How one lossy tensor is quantized: its plan and its rows' steps.
+struct LossyTensor {
+  qrow::Plan plan;
+  qrow::Steps steps;
+};
+
+struct LossyPlan {
+  std::vector<LossyTensor> tensors;  // by tensor index; used for lossy ones
+  uint64_t lossy_tensors = 0, lossy_weights = 0;
+  double estimated_bits = 0;  // all-in over the lossy tensors (alignment padding estimated)
+};
+
+// Turns the chosen tensors of `m` into qrow records and derives its chunks.
+// data[i]: tensor i's original bytes. The records carry their
+// reconstruction hashes and error figures, and file records' hashes become
+// those of the files as they will unpack. Throws Errc::usage for bad options
+// (a budget out of range or below what the tensors can take, a sensitivity
+// file naming no tensor of the model, an unknown scheme).
+LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const PackOptions& opt, ThreadPool& pool);
+
+// The stored chunks of tile `tile` of lossy tensor t, in container order
+// (its chunked parts). `scratch` is per-slot working memory.
+struct LossyScratch {
+  std::vector<uint16_t> codes;
+  std::vector<uint8_t> bytes;
+};
+void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
+                       std::vector<std::vector<uint8_t>>& out, LossyScratch& scratch);
+
+}  // namespace wc
