@@ -224,9 +224,12 @@ uint64_t tensor_record_size(const TensorRecord& t);
 // Every byte t takes in a file with index `idx` whose chunk area starts at
 // `chunks_start` (the manifest's end): its chunks' payloads, their 16-byte
 // headers and the zero padding that aligns them, their 24-byte index
-// entries, and its manifest record uncompressed, its name aside (any format
-// stores the name). The figure `--bits` budgets and inspect reports.
-uint64_t tensor_file_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx, uint64_t chunks_start);
+// entries, and its share of the compressed manifest (its record's raw size,
+// its name aside since any format stores names, times the manifest's
+// stored/raw ratio `manifest_ratio`). The figure `--bits` budgets and
+// inspect reports.
+double tensor_file_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx, uint64_t chunks_start,
+                         double manifest_ratio);
 // `major`, `minor`: the file's version (paths as file names need 1.1 or 2.0;
 // lossy tensors 2.0).
 Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base_offset, const ManifestCheck& check,

@@ -190,12 +190,13 @@ uint64_t tensor_record_size(const TensorRecord& t) {
   return w.buf.size();
 }
 
-uint64_t tensor_file_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx, uint64_t chunks_start) {
-  uint64_t n = tensor_record_size(t) - t.name.size();
+double tensor_file_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx, uint64_t chunks_start,
+                         double manifest_ratio) {
+  double n = double(tensor_record_size(t) - t.name.size()) * manifest_ratio;
   for (uint32_t c = 0; c < t.chunk_count; ++c) {
     const uint32_t g = t.global_chunk(c);
     const uint64_t prev_end = g == 0 ? chunks_start : idx[g - 1].offset + idx[g - 1].stored_size;
-    n += idx[g].offset + idx[g].stored_size - prev_end + 24;
+    n += double(idx[g].offset + idx[g].stored_size - prev_end + 24);
   }
   return n;
 }

@@ -12,7 +12,7 @@ namespace wc {
 // Manifest and index are read by every open, so make them compact; but a
 // model with 100,000 tensors has a manifest of megabytes, where level 19
 // would take many seconds.
-static int meta_level(size_t raw_size) { return raw_size <= (1u << 20) ? 19 : 3; }
+int meta_zstd_level(size_t raw_size) { return raw_size <= (1u << 20) ? 19 : 3; }
 
 void ContainerWriter::put(const void* p, size_t n) {
   sink_.write(p, n);
@@ -30,7 +30,7 @@ void ContainerWriter::zeros(uint64_t n) {
 
 void ContainerWriter::begin(const Manifest& m) {
   auto raw = encode_manifest(m);
-  auto stored = zframe_compress(raw, meta_level(raw.size()));
+  auto stored = zframe_compress(raw, meta_zstd_level(raw.size()));
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
@@ -48,6 +48,7 @@ void ContainerWriter::begin(const Manifest& m) {
   put(hb, 64);
   put(stored.data(), stored.size());
   chunks_start_ = pos_;
+  manifest_ratio_ = raw.empty() ? 1.0 : double(stored.size()) / double(raw.size());
   raw_sizes_.clear();
   for_each_chunk(m, [&](uint32_t, uint32_t t, uint32_t i) { raw_sizes_.push_back(m.tensors[t].chunk_raw_size(i)); });
   index_.clear();
@@ -77,7 +78,7 @@ void ContainerWriter::finish() {
   uint64_t index_off = align_up(pos_, kAlign);
   zeros(index_off - pos_);
   auto raw = encode_index(index_);
-  auto stored = zframe_compress(raw, meta_level(raw.size()));
+  auto stored = zframe_compress(raw, meta_zstd_level(raw.size()));
   put(stored.data(), stored.size());
   FileFooter f;
   f.index_offset = index_off;

@@ -47,7 +47,8 @@ namespace {
 std::string label(const TensorRecord& t) { return t.lossy() ? std::string(repr_name(t.repr)) : codec_label(t.codec); }
 
 uint64_t file_bytes(const ContainerReader& r, const TensorRecord& t) {
-  return tensor_file_bytes(t, r.index(), r.manifest_end());
+  const double ratio = r.header().manifest_raw ? double(r.header().manifest_stored) / double(r.header().manifest_raw) : 1.0;
+  return uint64_t(std::llround(tensor_file_bytes(t, r.index(), r.manifest_end(), ratio)));
 }
 
 }  // namespace

@@ -206,9 +206,9 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   r.lossy_tensors = lossy.lossy_tensors;
   r.lossy_weights = lossy.lossy_weights;
   if (r.lossy_tensors) {  // every byte of the lossy tensors as written (padding included)
-    uint64_t bytes = 0;
+    double bytes = 0;
     for (const auto& t : m.tensors)
-      if (t.lossy()) bytes += tensor_file_bytes(t, w.index(), w.chunks_start());
+      if (t.lossy()) bytes += tensor_file_bytes(t, w.index(), w.chunks_start(), w.manifest_ratio());
     r.lossy_bits_per_weight = 8.0 * double(bytes) / double(r.lossy_weights);
   }
   return r;

@@ -20,6 +20,7 @@ namespace wc {
 struct LossyTensor {
   qrow::Plan plan;
   qrow::Steps steps;
+  qrow::RdTable rd;
 };
 
 struct LossyPlan {

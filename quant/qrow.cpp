@@ -58,10 +58,12 @@ uint32_t max_code(DType t, float step, unsigned code_bytes) {
 }
 
 uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
-                       const Plan& p, unsigned code_bytes, uint16_t* u) {
+                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u) {
   std::vector<float> buf(cols);
   const size_t eb = dtype_bits(t) / 8;
-  const double off = 0.5 - p.deadzone;
+  const bool use_rd = p.mu > 0 && !rd.bits.empty();
+  const size_t nb = rd.bits.size();
+  auto bits = [&](uint32_t z) { return z < nb ? rd.bits[z] : rd.unseen; };
   uint32_t umax = 0;
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t r = r0 + i;
@@ -69,16 +71,68 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
     const float step = step_of(s.base_exp, s.e[r]);
     const double inv = 1.0 / double(step);
     const double lim = max_code(t, step, code_bytes);
+    const double wr = use_rd ? (double(step) / rd.gm_step) * (double(step) / rd.gm_step) : 0;
     uint16_t* row = u + i * cols;
     for (uint64_t c = 0; c < cols; ++c) {
-      const double a = std::min(std::floor(std::fabs(double(buf[c])) * inv + off), lim);
-      const int32_t q = a > 0 ? int32_t(a) : 0;
-      const uint32_t z = zigzag(buf[c] < 0 ? -q : q);
+      const double a = std::fabs(double(buf[c])) * inv;
+      const bool neg = buf[c] < 0;
+      int32_t q;
+      if (!use_rd) {
+        q = int32_t(std::min(std::floor(a + 0.5), lim));
+      } else {
+        const double f = std::floor(a);
+        double best = INFINITY;
+        q = 0;
+        for (double k = std::max(0.0, f - 1); k <= f + 2 && k <= lim; ++k) {
+          const int32_t qi = int32_t(k);
+          const double d = a - k;
+          const double cost = d * d * wr + p.mu * bits(zigzag(neg ? -qi : qi));
+          if (cost < best) best = cost, q = qi;
+        }
+        if (a > lim) q = int32_t(lim);
+      }
+      const uint32_t z = zigzag(neg ? -q : q);
       row[c] = uint16_t(z);
       umax = std::max(umax, z);
     }
   }
   return umax;
+}
+
+namespace {
+
+double log_gm_step(const Steps& s) {
+  double l = 0;
+  for (uint8_t e : s.e) l += std::log2(double(step_of(s.base_exp, e)));
+  return s.e.empty() ? 0 : l / double(s.e.size());
+}
+
+}  // namespace
+
+RdTable train_rd(DType t, const uint8_t* data, uint64_t cols, const Steps& s, const Plan& p,
+                 const std::vector<uint64_t>& rows, int passes) {
+  RdTable rd;
+  if (!(p.mu > 0)) return rd;
+  rd.gm_step = std::exp2(log_gm_step(s));
+  std::vector<uint16_t> u(cols);
+  std::vector<uint64_t> hist;
+  for (int pass = 0; pass < passes; ++pass) {
+    hist.assign(65536, 0);
+    uint64_t n = 0;
+    for (uint64_t r : rows) {
+      quantize_rows(t, data, cols, r, 1, s, p, rd, 2, u.data());
+      for (uint16_t z : u) ++hist[z];
+      n += cols;
+    }
+    size_t top = 0;
+    for (size_t z = 0; z < hist.size(); ++z)
+      if (hist[z]) top = z + 1;
+    rd.bits.assign(top, 0);
+    const double ln = std::log2(double(n));
+    for (size_t z = 0; z < top; ++z) rd.bits[z] = hist[z] ? float(ln - std::log2(double(hist[z]))) : float(ln + 1);
+    rd.unseen = float(ln + 1);  // as if seen half a time
+  }
+  return rd;
 }
 
 void decode_rows_ref(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, uint64_t n,
@@ -143,13 +197,14 @@ double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* disti
 Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
                double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows) {
   const Steps s = choose_steps(rms, rms_all, p);
+  const RdTable rd = train_rd(t, data, cols, s, p, sample_rows, 2);
   std::vector<uint16_t> u(cols);
   std::vector<float> w(cols);
   std::vector<uint64_t> hist(65536, 0);
   const size_t eb = dtype_bits(t) / 8;
   double err = 0, sig = 0;
   for (uint64_t r : sample_rows) {
-    quantize_rows(t, data, cols, r, 1, s, p, 2, u.data());
+    quantize_rows(t, data, cols, r, 1, s, p, rd, 2, u.data());
     load_floats(t, data + r * cols * eb, cols, w.data());
     const float step = step_of(s.base_exp, s.e[r]);
     for (uint64_t c = 0; c < cols; ++c) {

@@ -17,12 +17,24 @@ struct Steps {
   std::vector<uint8_t> e;
 };
 
-// How one tensor is quantized: step_r = c * rms_r^alpha * rms_t^(1-alpha),
-// codes = sign(x) floor(|x| / step + 1/2 - deadzone).
+// How one tensor is quantized: step_r = c * rms_r^alpha * rms_t^(1-alpha).
+// Codes: round to nearest when mu = 0; otherwise rate-distortion rounding:
+// each code is the q near |x| / step (floor - 1 .. floor + 2) that minimises
+// (x/step - q)^2 (step / gm)^2 + mu * bits(q), with bits(q) = -log2 p(q)
+// from a table trained on the tensor (train_rd) and gm the geometric mean of
+// the tensor's steps, so one mu serves every row.
 struct Plan {
   double c = 0.25;
   double alpha = 1.0;
-  double deadzone = 0.0;
+  double mu = 0.0;
+};
+
+// Code lengths in bits per zigzag code (the rate term of the rounding); an
+// empty table means round to nearest.
+struct RdTable {
+  std::vector<float> bits;  // by zigzag code; codes past the end cost `unseen`
+  float unseen = 0;
+  double gm_step = 1;       // geometric mean of the tensor's steps
 };
 
 // Root mean square of each row of a [rows, cols] BF16/F16/F32 matrix, and of
@@ -38,7 +50,12 @@ uint32_t max_code(DType t, float step, unsigned code_bytes);
 // Zigzag codes of rows [r0, r0 + n) (row-major, n * cols values) with codes
 // clamped to max_code(t, step, code_bytes). Returns the largest zigzag code.
 uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
-                       const Plan& p, unsigned code_bytes, uint16_t* u);
+                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u);
+
+// The rate table of plan p on the given rows (`passes` rounds of rounding,
+// each re-estimating code probabilities); empty when p.mu == 0.
+RdTable train_rd(DType t, const uint8_t* data, uint64_t cols, const Steps& s, const Plan& p,
+                 const std::vector<uint64_t>& rows, int passes);
 
 // Decoders: rows [0, n) of a tile whose row steps are e[0..n) and codes
 // u (code_bytes 1 or 2 per element, little-endian), written in dtype `out`
@@ -55,6 +72,7 @@ void decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, 
 struct Point {
   double bits = 0, relerr2 = 0;
 };
+// The rounding's rate table is trained on the sample (train_rd, 2 passes).
 Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
                double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows);
 
