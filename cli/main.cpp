@@ -450,7 +450,7 @@ int main(int argc, char** argv) {
   pk->add_option("--level", o.level, "zstd level for the zstd codec")->check(CLI::Range(-7, 22));
   pk->add_option("--chunk-size", o.chunk, "Raw bytes per chunk (multiple of 64)");
   pk->add_option("--bits", o.bits,
-                 "Lossy: mean bits per weight over the lossy tensors, every byte they take counted (0.5 to 16); "
+                 "Lossy: mean bits per weight over the lossy tensors, every byte they take counted (0.5 to 12); "
                  "spent where the model's error drops most");
   pk->add_option("--keep", o.keep, "Lossy: tensors whose name matches this regex stay exact");
   pk->add_option("--scheme", o.scheme, "Lossy representation (qrow: per-row step, entropy-coded codes)");

@@ -388,7 +388,11 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   const uint64_t nsub = ((n - 1) >> sub_bits) + 1;
 
   // histogram of the top bits: sign + exponent + up to kmax mantissa bits
-  const bool sample = n >= kSampleMin && p.k <= int(kSampleMaxK);  // a forced finer k is counted exactly
+  // A forced finer k is counted exactly; so are integer items (quantized
+  // codes): their information sits in the low "mantissa" bits a sampled
+  // histogram (k <= 4) would leave raw, 6 bits of every U16 code.
+  const bool integer_items = t == DType::U8 || t == DType::U16;
+  const bool sample = n >= kSampleMin && p.k <= int(kSampleMaxK) && !integer_items;
   uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
   while (kmax > 0 && (uint64_t(1) << (1 + g.E + kmax)) > 8 * n) --kmax;  // small chunks: small histograms
   if (sample) kmax = std::min(kmax, kSampleMaxK);

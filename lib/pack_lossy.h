@@ -45,5 +45,11 @@ struct LossyScratch {
 };
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
                        std::vector<std::vector<uint8_t>>& out, LossyScratch& scratch);
+// The two halves of encode_lossy_tile: the tile's codes as stored (into
+// scratch.bytes), and its chunks from them.
+void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
+                   LossyScratch& scratch);
+void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile,
+                           std::vector<std::vector<uint8_t>>& out, const LossyScratch& scratch);
 
 }  // namespace wc

@@ -71,25 +71,30 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
     const float step = step_of(s.base_exp, s.e[r]);
     const double inv = 1.0 / double(step);
     const double lim = max_code(t, step, code_bytes);
+    // rate in units of the row's distortion weight: cost = d^2 + mu/wr * bits
     const double wr = use_rd ? (double(step) / rd.gm_step) * (double(step) / rd.gm_step) : 0;
+    const float mu_r = use_rd ? float(p.mu / wr) : 0.f;
+    const float flim = float(lim);
     uint16_t* row = u + i * cols;
     for (uint64_t c = 0; c < cols; ++c) {
-      const double a = std::fabs(double(buf[c])) * inv;
+      const float a = float(std::fabs(double(buf[c])) * inv);
       const bool neg = buf[c] < 0;
       int32_t q;
-      if (!use_rd) {
-        q = int32_t(std::min(std::floor(a + 0.5), lim));
-      } else {
-        const double f = std::floor(a);
-        double best = INFINITY;
+      if (!(a >= 0)) {  // NaN (callers keep such tensors exact; never a code from it)
         q = 0;
-        for (double k = std::max(0.0, f - 1); k <= f + 2 && k <= lim; ++k) {
-          const int32_t qi = int32_t(k);
-          const double d = a - k;
-          const double cost = d * d * wr + p.mu * bits(zigzag(neg ? -qi : qi));
-          if (cost < best) best = cost, q = qi;
+      } else if (!use_rd) {
+        q = int32_t(std::min(std::floor(a + 0.5f), flim));
+      } else if (a >= flim) {
+        q = int32_t(flim);
+      } else {
+        const int32_t f = int32_t(a);
+        float best = INFINITY;
+        q = 0;
+        for (int32_t k = std::max(0, f - 1); k <= f + 2 && float(k) <= flim; ++k) {
+          const float d = a - float(k);
+          const float cost = d * d + mu_r * bits(zigzag(neg ? -k : k));
+          if (cost < best) best = cost, q = k;
         }
-        if (a > lim) q = int32_t(lim);
       }
       const uint32_t z = zigzag(neg ? -q : q);
       row[c] = uint16_t(z);

@@ -1,7 +1,7 @@
 // qrow (spec/QROW.md): per-row step uniform quantization with entropy-coded
 // integer codes. The encoder side (steps, rounding, rate-distortion curve)
 // and the two CPU decoders (a per-element reference and a fast row loop),
-// which must agree bit for bit (tests/test_qrow.cpp).
+// which must agree bit for bit (tests/test_lossy.cpp, tests/test_gpu_emulation.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -14,3 +14,7 @@ foreach(src ${WC_TEST_SRC})
                          FAIL_REGULAR_EXPRESSION "test cases: +0 +[|]")
   endforeach()
 endforeach()
+# The CUDA kernels' CPU emulation (tests/test_gpu_emulation.cpp): `ctest -L gpu_emulation`.
+if(TEST gpu_emulation)
+  set_tests_properties(gpu_emulation PROPERTIES LABELS gpu_emulation)
+endif()

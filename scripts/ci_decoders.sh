@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Decoders agree across compilers and optimisation levels. Builds the tool
+# (target wcodec_cli only, no CUDA) again with other compilers and flags, each
+# in its own build-cc-NAME folder, then:
+#   - packs the corpus model stories260K (F32, BF16, F16) at --bits 4.25 and
+#     2.25 with the default build's tool (build/wcodec), unpacks each container
+#     with every build (the default one included) and compares the outputs
+#     byte for byte (cmp), and runs `wcodec verify` with every build (it checks
+#     the stored reconstruction hashes); prints "[SKIPPED] no corpus" for this
+#     part when the corpus is absent;
+#   - unpacks the lossy test vectors (tests/vectors/lossy_qrow.wcz,
+#     lossy_mixed.wcz) with every build, compares with their .expected files,
+#     and verifies them with every build.
+# Exits 1 on any difference or failure (after trying everything), 0 otherwise.
+#
+# Builds (WCODEC_CC_BUILDS, names separated by spaces; default all four; empty:
+# the default build alone):
+#   clang-O0  clang++, Debug, -O0 (assertions on)
+#   clang-O3  clang++, Release, -O3
+#   gcc-O0    g++, Debug, -O0
+#   gcc-O3    g++, Release, -O3 -march=native (the default build is already
+#             g++ -O3 for the baseline x86-64 ISA: this one lets the decoders'
+#             loops use the machine's vector units, AVX2/AVX-512; FP
+#             contraction stays off everywhere, as in every build)
+# Environment:
+#   WCODEC_REF_BUILD   the default build (default build/; built with
+#                      scripts/build.sh when its tool is missing)
+#   WCODEC_CORPUS_DIR  corpus folder (default ../shared/corpus)
+#   WCODEC_CC_JOBS     parallel build jobs (default: cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REF_BUILD=${WCODEC_REF_BUILD:-build}
+CORPUS=${WCODEC_CORPUS_DIR:-$ROOT/../shared/corpus}
+JOBS=${WCODEC_CC_JOBS:-$(nproc 2>/dev/null || echo 2)}
+BUILDS=${WCODEC_CC_BUILDS-clang-O0 gcc-O3 clang-O3 gcc-O0}
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+
+t0=$(date +%s)
+if [ ! -x "$REF_BUILD/wcodec" ]; then
+  if [ "$REF_BUILD" = build ]; then
+    scripts/build.sh
+  else
+    echo "ci_decoders: $REF_BUILD/wcodec is missing" >&2
+    exit 2
+  fi
+fi
+
+# --- the other builds -----------------------------------------------------------
+TOOLS=("$REF_BUILD/wcodec")
+NAMES=("default($REF_BUILD)")
+for name in $BUILDS; do
+  case $name in
+    clang-O0) args=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O0) ;;
+    clang-O3) args=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-O3) ;;
+    gcc-O0) args=(-DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O0) ;;
+    gcc-O3) args=(-DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS=-O3 -march=native") ;;
+    *) echo "ci_decoders: unknown build '$name' (clang-O0 clang-O3 gcc-O0 gcc-O3)" >&2; exit 2 ;;
+  esac
+  dir=build-cc-$name
+  tb=$(date +%s)
+  mkdir -p "$dir"
+  log=$dir/ci_decoders.log
+  if ! { cmake -S "$ROOT" -B "$dir" "${GEN[@]}" "${args[@]}" -DWCODEC_CUDA=OFF &&
+         cmake --build "$dir" -j "$JOBS" --target wcodec_cli; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "ci_decoders: FAILED: the $name build failed (log: $log)" >&2
+    exit 1
+  fi
+  echo "ci_decoders: built $dir in $(( $(date +%s) - tb )) s"
+  TOOLS+=("$dir/wcodec")
+  NAMES+=("$name")
+done
+t1=$(date +%s)
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/wcodec-ci-decoders.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+fail=0
+bad() {
+  echo "FAIL: $*" >&2
+  fail=1
+}
+
+# Unpacks $1 with every build into $TMP/out.K, compares each output with the
+# first build's (or with $3 when given), and verifies $1 with every build.
+# $2 names the case in messages.
+check_all() {
+  local wcz=$1 what=$2 want=${3:-} k ok=1
+  for k in "${!TOOLS[@]}"; do
+    local out=$TMP/out.$k
+    rm -f "$out"
+    if ! "${TOOLS[$k]}" unpack -q "$wcz" -o "$out"; then
+      bad "$what: unpack with ${NAMES[$k]} failed"; ok=0; continue
+    fi
+    local ref=${want:-$TMP/out.0}
+    if [ -n "$want" ] || [ "$k" -gt 0 ]; then
+      if ! cmp -s "$out" "$ref"; then
+        bad "$what: ${NAMES[$k]} unpacks different bytes from ${want:-${NAMES[0]}} ($(cmp "$out" "$ref" 2>&1 | head -1))"
+        ok=0
+      fi
+    fi
+    if ! "${TOOLS[$k]}" verify -q "$wcz"; then
+      bad "$what: verify with ${NAMES[$k]} failed"; ok=0
+    fi
+  done
+  [ "$ok" = 1 ] && echo "ok   $what: ${#TOOLS[@]} builds unpack identical bytes ($(wc -c <"$TMP/out.0") B), verify passes"
+  return 0
+}
+
+# --- the corpus model, packed lossy by the default build ---------------------------
+have_corpus=1
+for m in f32 bf16 f16; do
+  [ -f "$CORPUS/stories260K_llama_hf_$m.safetensors" ] || have_corpus=0
+done
+if [ "$have_corpus" = 1 ]; then
+  for m in f32 bf16 f16; do
+    src=$CORPUS/stories260K_llama_hf_$m.safetensors
+    for bits in 4.25 2.25; do
+      wcz=$TMP/stories260K_$m-$bits.wcz
+      what="stories260K ${m^^} --bits $bits"
+      if ! "${TOOLS[0]}" pack -q --bits "$bits" "$src" -o "$wcz"; then
+        bad "$what: pack failed"; continue
+      fi
+      # the container must hold lossy tensors, or the comparison proves little
+      # (the listing is read whole: grep -q on a pipe may stop inspect early)
+      if ! listing=$("${TOOLS[0]}" inspect "$wcz") || ! grep -q ' qrow ' <<<"$listing"; then
+        bad "$what: no qrow tensor in the container"
+      fi
+      check_all "$wcz" "$what"
+    done
+  done
+else
+  echo "[SKIPPED] no corpus ($CORPUS): the stories260K containers are not checked"
+fi
+
+# --- the lossy test vectors ---------------------------------------------------------
+for v in lossy_qrow lossy_mixed; do
+  check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
+done
+
+t2=$(date +%s)
+echo "ci_decoders: builds $((t1 - t0)) s, checks $((t2 - t1)) s (${NAMES[*]})"
+if [ "$fail" -ne 0 ]; then
+  echo "ci_decoders: FAILED" >&2
+  exit 1
+fi
+echo "ci_decoders: all builds agree"
