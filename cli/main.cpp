@@ -502,6 +502,8 @@ int main(int argc, char** argv) {
     if (*up && o.rm && (!o.file.empty() || !o.tensor.empty()))
       throw Usage{"--rm removes a container only after unpacking all of it, not with --file or --tensor"};
     if (*vf && !o.against.empty() && o.inputs.size() > 1) throw Usage{"--against takes one container"};
+    if (*pk && pk->count("--bits") && o.bits == 0)
+      throw Usage{"--bits 0: give 0.5 to 12 bits per weight, or leave --bits out for a lossless container"};
     if (*pk && o.rm && o.bits > 0)
       throw Usage{"--rm with --bits: a lossy container does not hold the original, which would be lost"};
     const unsigned cap = std::min(256u, 4 * cores());

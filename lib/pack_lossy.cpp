@@ -46,7 +46,7 @@ double rd_mu(double bits) { return std::clamp(0.1 + 0.1 * (4.0 - bits) / 1.5, 0.
 // What zstd makes of a record before the real manifest is measured.
 constexpr double kManifestRatioGuess = 0.5;
 // Rows sampled for the rate-distortion curve of a large tensor.
-constexpr uint64_t kSampleElements = 1u << 18;
+constexpr uint64_t kSampleElements = 1u << 16;
 // Smallest budget the encoder accepts: codes cost at least the table and a
 // fraction of a bit.
 constexpr double kMinBits = 0.5;

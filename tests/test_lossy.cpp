@@ -498,7 +498,7 @@ TEST_SUITE("lossy") {
     }
   }
 
-  TEST_CASE("lossless unchanged: no --bits or --bits 0 gives the 1.x container; no eligible tensor, no lossy record") {
+  TEST_CASE("lossless unchanged: no --bits (PackOptions.bits 0) gives the 1.x container; no eligible tensor, no lossy record") {
     tu::TempDir t;
     const std::string m = t / "model.safetensors";
     tu::write_file(m, stb::build(build_tensors(kLlama, 4)));
@@ -516,10 +516,15 @@ TEST_SUITE("lossy") {
     CHECK(ir.version_major == 1);
     CHECK(ir.lossy_tensors == 0);
     CHECK(wc::verify(t / "plain.wcz", m, 2, {}).compared);
-    // the CLI's --bits 0 is lossless too
-    auto r = tu::run(tu::cli() + " pack " + q(m) + " -o " + q(t / "cli0.wcz") + " --bits 0");
+    // the CLI without --bits is lossless too; --bits 0 is a usage error (the
+    // issue lists it among bad parameters), and leaves nothing
+    auto r = tu::run(tu::cli() + " pack " + q(m) + " -o " + q(t / "cli0.wcz"));
     CHECK(r.status == 0);
     CHECK(tu::read_file(t / "cli0.wcz") == tu::read_file(t / "plain.wcz"));
+    r = tu::run(tu::cli() + " pack " + q(m) + " -o " + q(t / "cli_bits0.wcz") + " --bits 0");
+    CHECK(r.status == 2);
+    CHECK(r.out.find("--bits 0") != std::string::npos);
+    CHECK_FALSE(exists(t / "cli_bits0.wcz"));
 
     // nothing eligible: 1-D tensors, small ones, integers, and a matrix --keep matches
     const std::vector<Spec> flat = {{"model.norm.weight", DType::BF16, {4096}, false},
