@@ -8,6 +8,7 @@
 #include "format/reader.h"
 #include "model/file_check.h"
 #include "lib/reader_checks.h"
+#include "lib/unit_decode.h"
 #include "fuzz/fuzz_common.h"
 #include "lib/chunk_sources.h"
 #include "lib/decode_driver.h"
@@ -41,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (wc::codec_id_valid(t.codec)) (void)wc::codec_name(static_cast<wc::CodecId>(t.codec));
         raw_total += t.byte_size;
         for (uint32_t c = 0; c < t.chunk_count; ++c) {
-          const wc::ChunkEntry& e = r.index()[t.first_chunk + c];
+          const wc::ChunkEntry& e = r.index()[t.global_chunk(c)];
           WC_FUZZ_CHECK(e.offset >= wc::kHeaderSize && e.offset <= size && e.stored_size <= size - e.offset);
           WC_FUZZ_CHECK(e.raw_size == t.chunk_raw_size(c));
           stored += e.stored_size;
@@ -65,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         uint32_t raw = r.index()[i].raw_size;
         if (raw > wcfuzz::kMaxDecodeChunk) continue;
         buf.resize(raw);
-        wc::decode_one_chunk(t, i - t.first_chunk, s, buf.data(), r.path());
+        wc::decode_stored_chunk(t, i, s, buf.data(), r.path());
       }
     }
   } catch (const wc::Error& e) {

@@ -10,6 +10,7 @@
 #include "format/stream_reader.h"
 #include "model/file_check.h"
 #include "lib/reader_checks.h"
+#include "lib/unit_decode.h"
 #include "fuzz/fuzz_common.h"
 #include "lib/decode_driver.h"
 
@@ -36,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const wc::TensorRecord& t = r.tensor_of_chunk(i);
       if (e.raw_size <= wcfuzz::kMaxDecodeChunk) {
         raw.resize(e.raw_size);
-        wc::decode_one_chunk(t, i - t.first_chunk, {stored.data(), stored.size()}, raw.data(), "<fuzz-stream>");
+        wc::decode_stored_chunk(t, i, {stored.data(), stored.size()}, raw.data(), "<fuzz-stream>");
       }
       ++i;
     }

@@ -36,6 +36,7 @@
 #include "format/stream_reader.h"
 #include "model/file_check.h"
 #include "lib/reader_checks.h"
+#include "lib/unit_decode.h"
 #include "fuzz/fuzz_common.h"
 #include "fuzz/struct_assembler.h"
 #include "lib/chunk_sources.h"
@@ -328,7 +329,7 @@ bool random_reader(const std::vector<uint8_t>& b, bool full, std::string& why) {
         buf.resize(raw);
         const wc::TensorRecord& t = r.tensor_of_chunk(i);
         try {
-          wc::decode_one_chunk(t, i - t.first_chunk, r.chunk(i), buf.data(), r.path());
+          wc::decode_stored_chunk(t, i, r.chunk(i), buf.data(), r.path());
         } catch (const wc::Error& e) {
           check_error(e);
         }

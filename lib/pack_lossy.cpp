@@ -327,6 +327,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
       bool empty_dim = false;
       for (uint64_t d : t.shape) empty_dim |= d == 0;
       if (empty_dim || (keep && std::regex_search(t.name, *keep))) continue;
+      if (t.cols() > kMaxChunkSize / 2) continue;  // a row of U16 codes must fit one chunk (2^28 bytes)
       Candidate c;
       c.tensor = i;
       c.rows = t.rows(), c.cols = t.cols();

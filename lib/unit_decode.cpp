@@ -60,6 +60,29 @@ void check_decodable(const TensorRecord& t, const std::string& file) {
                 file, t);
 }
 
+void decode_stored_chunk(const TensorRecord& t, uint32_t global, std::span<const uint8_t> stored, uint8_t* dst,
+                         const std::string& file) {
+  uint32_t local = 0;
+  bool found = false;
+  for (size_t L = 0; L < t.level_chunks.size() && !found; ++L) {
+    if (global >= t.level_first[L] && global - t.level_first[L] < t.level_chunks[L]) {
+      local += global - t.level_first[L];
+      found = true;
+    } else {
+      local += t.level_chunks[L];
+    }
+  }
+  if (!found) fail_tensor(Errc::usage, "chunk " + std::to_string(global) + " is not the tensor's", file, t);
+  if (!t.lossy()) {
+    decode_one_chunk(t, local, stored, dst, file);
+    return;
+  }
+  const TensorRecord::PartChunk pc = t.part_chunk(local);
+  const PartRecord& part = t.parts[pc.part];
+  decode_chunk_or_throw(part.codec, part.item, stored, dst, t.part_bytes(pc.part, pc.tile),
+                        "part " + std::to_string(pc.part) + " chunk " + std::to_string(local), file, t);
+}
+
 void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
                  uint8_t* dst, const std::string& file) {
   if (!t.lossy()) {

@@ -28,6 +28,13 @@ uint64_t unit_out_size(const TensorRecord& t, uint64_t u, DType out);
 // representation lays out differently.
 void check_decodable(const TensorRecord& t, const std::string& file);
 
+// Decodes the chunk numbered `global` in the container, of tensor t, into
+// dst (its raw size, as the index states it): an exact tensor's bytes, or
+// the items of a lossy tensor's part. For tools that walk chunks rather
+// than tensors (fuzz targets, chunk checks). Throws as decode_unit.
+void decode_stored_chunk(const TensorRecord& t, uint32_t global, std::span<const uint8_t> stored, uint8_t* dst,
+                         const std::string& file);
+
 // Per-slot workspace: the decoded bytes of each part of a tile.
 struct UnitWork {
   RawBuffer part[kMaxParts];

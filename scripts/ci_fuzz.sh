@@ -57,6 +57,8 @@ run_one() {
   local dirs=("$corpus" "$OUT/seeds/$t")
   [[ -d fuzz/corpus/$t ]] && dirs+=("fuzz/corpus/$t")
   [[ -d fuzz/regressions/$t ]] && dirs+=("fuzz/regressions/$t")
+  # whole containers (1.0, 1.1 and 2.0 with lossy tensors, good and bad) for the container readers
+  [[ $t == container || $t == stream ]] && dirs+=("tests/vectors" "tests/vectors/bad")
   # New inputs go to the first directory (a scratch corpus), never into the tree.
   # Failures: a crash, a run over 1 s (-timeout=1), a single allocation of
   # 256 MiB or more (-malloc_limit_mb=256: the targets decode at most
