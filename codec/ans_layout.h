@@ -37,15 +37,18 @@ static_assert((1u << kMaxSubBits) <= 65535, "word count must fit u16");
 // Header byte 1: bits 0-3 k (mantissa bits in the symbol), bit 4 joint (sign in
 // the symbol), bits 5-6 qshift (log-frequency resolution 2^-qshift), bit 7 zero.
 // Header byte 2: bits 0-3 b - kMinSubBits, bits 4-7 prob_bits - kMinProbBits.
-// Header byte 3: bits 0-1 egk (Exp-Golomb order of the table deltas), rest zero.
+// Header byte 3: bits 0-1 egk (Exp-Golomb order of the table deltas), bits
+// 2-6 z (low mantissa bits that are zero in every element and not stored;
+// codec float-ans-trim only, else 0), bit 7 zero.
 struct Header {
   uint32_t k, joint, qshift, sub_bits, prob_bits, egk;
+  uint32_t z = 0;
 };
 WC_HD uint8_t pack_b1(const Header& h) { return uint8_t(h.k | (h.joint << 4) | (h.qshift << 5)); }
 WC_HD uint8_t pack_b2(const Header& h) {
   return uint8_t((h.sub_bits - kMinSubBits) | ((h.prob_bits - kMinProbBits) << 4));
 }
-WC_HD uint8_t pack_b3(const Header& h) { return uint8_t(h.egk); }
+WC_HD uint8_t pack_b3(const Header& h) { return uint8_t(h.egk | (h.z << 2)); }
 
 // Element geometry for a dtype: W bits per value, E exponent bits, m mantissa bits.
 struct Geometry {
@@ -72,19 +75,24 @@ WC_HD bool geometry_for(uint32_t dtype_id, Geometry* g) {
 struct Split {
   uint32_t W;        // bits per value
   uint32_t S;        // symbol bits
-  uint32_t r;        // low mantissa bits that are raw
-  uint32_t w;        // raw bits per element (r, plus 1 when the sign is raw)
+  uint32_t r;        // low mantissa bits below the symbol
+  uint32_t z;        // of those, the lowest z are zero in every element (not stored)
+  uint32_t rr;       // r - z: mantissa bits stored raw
+  uint32_t w;        // raw bits per element (rr, plus 1 when the sign is raw)
   uint32_t joint;
   uint32_t val_shift;  // table value holds output bits >> val_shift (16 for 32-bit types)
 };
-WC_HD bool make_split(const Geometry& g, uint32_t k, uint32_t joint, Split* s) {
+WC_HD bool make_split(const Geometry& g, uint32_t k, uint32_t joint, Split* s, uint32_t z = 0) {
   if (k > g.m || joint > 1) return false;
   uint32_t S = g.E + k + joint;
   if (S > kMaxSymBits) return false;
+  if (z > g.m - k) return false;
   s->W = g.W;
   s->S = S;
   s->r = g.m - k;
-  s->w = s->r + (joint ? 0u : 1u);
+  s->z = z;
+  s->rr = s->r - z;
+  s->w = s->rr + (joint ? 0u : 1u);
   s->joint = joint;
   s->val_shift = g.W > 16 ? g.W - 16 : 0;
   if (s->r < s->val_shift) return false;  // symbol bits must sit in the top 16
@@ -101,16 +109,16 @@ WC_HD uint32_t symbol_value(const Split& s, uint32_t sym) {
   uint32_t v = s.joint ? (((sym >> 1) << s.r) | ((sym & 1u) << (s.W - 1))) : (sym << s.r);
   return v >> s.val_shift;
 }
-// Raw bits of a value: low r mantissa bits, then (sign-raw mode) the sign at bit r.
+// Raw bits of a value: mantissa bits z..r-1, then (sign-raw mode) the sign at bit rr.
 WC_HD uint64_t raw_of(const Split& s, uint32_t v) {
-  uint64_t lo = v & ((1u << s.r) - 1u);
-  if (!s.joint) lo |= uint64_t(v >> (s.W - 1)) << s.r;
+  uint64_t lo = (v >> s.z) & ((1u << s.rr) - 1u);
+  if (!s.joint) lo |= uint64_t(v >> (s.W - 1)) << s.rr;
   return lo;
 }
 // Output bits of raw field `raw` (exactly w bits).
 WC_HD uint32_t raw_value(const Split& s, uint64_t raw) {
-  uint32_t lo = uint32_t(raw) & ((1u << s.r) - 1u);
-  uint32_t sg = uint32_t(raw >> s.r) & 1u;  // zero in joint mode (w == r)
+  uint32_t lo = (uint32_t(raw) & ((1u << s.rr) - 1u)) << s.z;
+  uint32_t sg = uint32_t(raw >> s.rr) & 1u;  // zero in joint mode (w == rr)
   return lo | (sg << (s.W - 1));
 }
 
@@ -457,8 +465,9 @@ struct ChunkLayout {
 
 // Parses and validates everything except the word-count sum (see
 // check_counts) and the table normalisation. q must hold kMaxAlphabet bytes.
+// `trim`: the chunk is codec float-ans-trim's, whose header may give z > 0.
 WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size_t dst_n,
-                       ChunkLayout* L, uint8_t* q) {
+                       ChunkLayout* L, uint8_t* q, bool trim = false) {
   Geometry g;
   if (!geometry_for(dtype_id, &g)) return false;
   const uint32_t esize = g.W / 8;
@@ -468,7 +477,7 @@ WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size
   if (L->mode == kModeRaw) return src_n - 1 == dst_n;
   if (L->mode != kModeRans || src_n < kHeaderBytes || L->n == 0) return false;
   const uint32_t b1 = src[1], b2 = src[2], b3 = src[3];
-  if ((b1 & 0x80u) || (b3 & ~3u)) return false;
+  if ((b1 & 0x80u) || (b3 & (trim ? 0x80u : ~3u))) return false;
   Header& h = L->h;
   h.k = b1 & 15u;
   h.joint = (b1 >> 4) & 1u;
@@ -476,8 +485,9 @@ WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size
   h.sub_bits = (b2 & 15u) + kMinSubBits;
   h.prob_bits = (b2 >> 4) + kMinProbBits;
   h.egk = b3 & 3u;
+  h.z = (b3 >> 2) & 31u;
   if (h.sub_bits > kMaxSubBits || h.prob_bits > kMaxProbBits) return false;
-  if (!make_split(g, h.k, h.joint, &L->s)) return false;
+  if (!make_split(g, h.k, h.joint, &L->s, h.z)) return false;
   BitReader br{src + kHeaderBytes, src_n - kHeaderBytes, 0, false};
   if (!parse_table(br, L->s.S, h.egk, &L->lo, &L->count, q)) return false;
   L->table_off = kHeaderBytes;

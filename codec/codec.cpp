@@ -14,6 +14,7 @@ std::string_view codec_name(CodecId c) noexcept {
     case CodecId::raw: return "raw";
     case CodecId::zstd: return "zstd";
     case CodecId::float_ans: return "float-ans";
+    case CodecId::float_ans_trim: return "float-ans-trim";
   }
   return "?";
 }
@@ -34,6 +35,7 @@ bool codec_supports(CodecId c, DType t) noexcept {
     case CodecId::raw:
     case CodecId::zstd: return true;
     case CodecId::float_ans:
+    case CodecId::float_ans_trim:
       return fans::supports_float(t);
   }
   return false;
@@ -48,6 +50,7 @@ size_t encode_bound(CodecId c, size_t n) noexcept {
     case CodecId::raw: return n;
     case CodecId::zstd: return ZSTD_compressBound(n);
     case CodecId::float_ans:
+    case CodecId::float_ans_trim:
       return fans::encode_bound(n);
   }
   return n;
@@ -74,6 +77,9 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
     case CodecId::float_ans:
       fans::encode(t, src, n, out);
       return;
+    case CodecId::float_ans_trim:
+      fans::encode(t, src, n, out, true);
+      return;
   }
   fail(Errc::codec, "unknown codec id " + std::to_string(int(c)));
 }
@@ -97,6 +103,8 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
     }
     case CodecId::float_ans:
       return fans::decode(t, src, src_n, dst, dst_n);
+    case CodecId::float_ans_trim:
+      return fans::decode(t, src, src_n, dst, dst_n, true);
   }
   return Errc::codec;
 }

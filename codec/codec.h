@@ -16,8 +16,9 @@ enum class CodecId : uint8_t {
   raw = 0,         // stored bytes == raw bytes
   zstd = 1,        // one zstd frame per chunk
   float_ans = 2,   // field-split floats, rANS-coded symbols (codec/float_ans.h)
+  float_ans_trim = 3,  // float-ans leaving out mantissa bits zero in every element (container 1.2)
 };
-inline constexpr int kCodecCount = 3;
+inline constexpr int kCodecCount = 4;
 
 std::string_view codec_name(CodecId c) noexcept;
 bool codec_from_name(std::string_view s, CodecId* out) noexcept;

@@ -328,12 +328,12 @@ template <unsigned W, unsigned JOINT>
 void pack_plane(const Split& s, const uint8_t* src, uint64_t n, uint8_t* out) {
   uint64_t acc = 0;
   uint32_t nb = 0;
-  const uint32_t w = s.w, r = s.r;
-  const uint32_t lowmask = (1u << r) - 1u;
+  const uint32_t w = s.w, rr = s.rr, z = s.z;
+  const uint32_t lowmask = (1u << rr) - 1u;
   if (w == 0) return;
   auto rawv = [&](uint32_t v) -> uint64_t {
-    if constexpr (JOINT) return v & lowmask;
-    else return (v & lowmask) | ((v >> (W - 1)) << r);
+    if constexpr (JOINT) return (v >> z) & lowmask;
+    else return ((v >> z) & lowmask) | ((v >> (W - 1)) << rr);
   };
   uint64_t i = 0;
   if (w <= 16) {  // two fields per round keep the accumulator under 64 bits
@@ -386,6 +386,22 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     prob_bits = std::clamp(need, kMinProbBits, prob_bits);
   }
   const uint64_t nsub = ((n - 1) >> sub_bits) + 1;
+  // float-ans-trim: mantissa bits that are zero in every element are not
+  // stored (an F32 tensor of BF16 or F16 values: 16 or 13 of them)
+  uint32_t zall = 0;
+  if (p.trim) {
+    uint32_t any = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      uint32_t v;
+      if (esize == 1) v = src[i];
+      else if (esize == 2) v = uint32_t(src[2 * i] | src[2 * i + 1] << 8);
+      else std::memcpy(&v, src + 4 * i, 4);
+      any |= v;
+    }
+    any &= (1u << g.m) - 1u;
+    zall = any ? uint32_t(__builtin_ctz(any)) : g.m;
+    if (zall > 31) zall = 31;
+  }
 
   // histogram of the top bits: sign + exponent + up to kmax mantissa bits
   // A forced finer k is counted exactly; so are integer items (quantized
@@ -440,7 +456,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       for (uint32_t joint = 0; joint < 2; ++joint) {
         if (p.joint >= 0 && uint32_t(p.joint) != joint) continue;
         Split s;
-        if (!make_split(g, k, joint, &s)) continue;
+        if (!make_split(g, k, joint, &s, std::min(zall, g.m - k))) continue;
         const uint32_t present = joint ? pj : ps;
         if (present > (1u << prob_bits)) continue;
         const double est = (joint ? ej : es) * scale + double(n) * s.w + 4.0 * present;
@@ -468,7 +484,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   std::vector<double> lg;
   for (const Candidate& c : cands) {
     Split s{};
-    make_split(g, c.k, c.joint, &s);
+    make_split(g, c.k, c.joint, &s, std::min(zall, g.m - c.k));
     uint32_t a, b, hbase;
     mrange(c.k, &a, &b);
     symbol_hist(levels[c.k], g.E + c.k, c.joint, a, b, h, &hbase);
@@ -518,8 +534,8 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   if (p.allow_raw && best.total_bits / 8 > double(nbytes) * 1.02 + 64) { store_raw(); return; }
 
   Split s;
-  make_split(g, best.k, best.joint, &s);
-  Header hd{best.k, best.joint, best.qshift, sub_bits, prob_bits, best.egk};
+  make_split(g, best.k, best.joint, &s, std::min(zall, g.m - best.k));
+  Header hd{best.k, best.joint, best.qshift, sub_bits, prob_bits, best.egk, s.z};
 
   // encoder symbol table
   thread_local std::vector<ESym> es;
@@ -605,7 +621,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   out.resize(pos + plane_n);
   o = out.data() + pos;
   if (fast) {
-    if (s.w) detail::pack_plane_bmi2(g.W, ((1u << s.r) - 1u) | (s.joint ? 0u : 1u << (g.W - 1)), src, n, o);
+    if (s.w)
+      detail::pack_plane_bmi2(g.W, (((1u << s.r) - 1u) & ~((1u << s.z) - 1u)) | (s.joint ? 0u : 1u << (g.W - 1)), src,
+                              n, o);
   } else if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
   else if (g.W == 16) s.joint ? pack_plane<16, 1>(s, src, n, o) : pack_plane<16, 0>(s, src, n, o);
   else s.joint ? pack_plane<32, 1>(s, src, n, o) : pack_plane<32, 0>(s, src, n, o);
@@ -618,8 +636,10 @@ void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& ou
   encode_impl(t, src, n, out, p);
 }
 
-void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out) {
-  encode_impl(t, src, n, out, Params{});
+void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, bool trim) {
+  Params p;
+  p.trim = trim;
+  encode_impl(t, src, n, out, p);
 }
 
 // ---- decoders ------------------------------------------------------------------------
@@ -631,9 +651,9 @@ using detail::Tables;
 // Parses a payload and builds tables. Returns false on any error. For raw mode
 // copies and sets *done.
 bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, ChunkLayout& L,
-             Tables& T, bool* done, bool allow_packed) {
+             Tables& T, bool* done, bool allow_packed, bool trim) {
   *done = false;
-  if (!parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q)) return false;
+  if (!parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q, trim)) return false;
   if (L.mode == kModeRaw) {
     if (dst_n) std::memcpy(dst, src + 1, dst_n);
     *done = true;
@@ -665,11 +685,11 @@ void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const 
   }
 }
 
-Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
+Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim) noexcept {
   ChunkLayout L;
   Tables T;
   bool done;
-  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done, false)) return Errc::codec;
+  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done, false, trim)) return Errc::codec;
   if (done) return Errc::ok;
   uint64_t off = L.streams_off, sum = 0;
   bool ok = true;
@@ -684,11 +704,11 @@ Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, s
   return ok ? Errc::ok : Errc::codec;
 }
 
-Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
+Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim) noexcept {
   ChunkLayout L;
   Tables T;
   bool done;
-  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done, true)) return Errc::codec;
+  if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done, true, trim)) return Errc::codec;
   if (done) return Errc::ok;
   return detail::decode_fast(src, src_n, dst, L, T) ? Errc::ok : Errc::codec;
 }
@@ -696,7 +716,7 @@ Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_
 bool chunk_info(DType t, const uint8_t* src, size_t src_n, size_t dst_n, ChunkInfo* info) noexcept {
   ChunkLayout L;
   static thread_local uint8_t q[kMaxAlphabet];
-  if (!src || !parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, q)) return false;
+  if (!src || !parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, q, true)) return false;
   *info = ChunkInfo{};
   info->mode = L.mode;
   if (L.mode == kModeRaw) return true;

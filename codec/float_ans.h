@@ -25,12 +25,14 @@ bool supports_float(DType t) noexcept;
 
 // Encodes one chunk of n bytes (a whole number of elements); replaces out.
 // Throws wc::Error(Errc::usage) on an unsupported dtype or a partial element.
-void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out);
+void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, bool trim = false);
 
 // Decodes into exactly dst_n bytes. Never reads or writes out of bounds for any
 // input, allocates nothing on the heap (tables live on the stack, ~150 KiB).
 // Returns Errc::ok or Errc::codec.
-Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept;
+// `trim`: the payload is codec float-ans-trim's (its header may leave out
+// low mantissa bits); codec float-ans payloads must not.
+Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim = false) noexcept;
 
 // Upper bound on encode()'s output size for n input bytes.
 size_t encode_bound(size_t n) noexcept;
@@ -77,12 +79,13 @@ struct Params {
   int prob_bits = 12;  // rANS precision (10..14); a maximum: chunks of n elements use
                        // at most max(10, bit_length(n) + 1)
   bool allow_raw = true;  // false: never fall back to the raw mode (tests)
+  bool trim = false;      // float-ans-trim: leave out mantissa bits zero in every element
 };
 void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const Params& p);
 
 // Reference decoder: decodes every sub-stream with the shared per-thread
 // function (layout::decode_substream), the one the GPU kernel runs.
-Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept;
+Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim = false) noexcept;
 
 // What a payload holds (for inspect / tests). Returns false if unparsable.
 struct ChunkInfo {

@@ -67,11 +67,11 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
   uint32_t x[kGroupLanes];
   for (uint32_t l = 0; l < lanes; ++l) x[l] = xio[l];
   const uint64_t nsub = L.nsub, n = L.n;
-  const uint32_t w = s.w, r = s.r;
+  const uint32_t w = s.w, rr = s.rr, z = s.z;
   const uint8_t* plane = src + L.plane_off;
   const size_t plane_n = L.plane_n;
   const uint64_t fastbits = plane_n >= 8 ? (uint64_t(plane_n) - 8) * 8 : 0;  // reads of 8 bytes stay inside
-  const uint32_t lowmask = (1u << r) - 1u;
+  const uint32_t lowmask = (1u << rr) - 1u;
   const uint64_t wmask = (uint64_t(1) << w) - 1u;
   const uint8_t* p = pref;
   bool ok = true;
@@ -94,7 +94,7 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
       uint64_t raw;
       if (bit < fastbits) raw = (ld64(plane + (bit >> 3)) >> (bit & 7)) & wmask;
       else raw = read_raw_bits(plane, plane_n, bit, w);
-      v |= (uint32_t(raw) & lowmask) | (uint32_t(raw >> r) & 1u) << (W - 1);
+      v |= ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
       if constexpr (W == 8) dst[i] = uint8_t(v);
       else if constexpr (W == 16) { const uint16_t h = uint16_t(v); std::memcpy(dst + 2 * i, &h, 2); }
       else std::memcpy(dst + 4 * i, &v, 4);
@@ -233,7 +233,7 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
                 const uint32_t* ptab, bool avx) {
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   if constexpr (W == 16) {
-    if (avx && ptab && L.nsub % 8 == 0) {
+    if (avx && ptab && L.nsub % 8 == 0 && L.s.z == 0) {  // the kernel knows no trimmed bits
       if (L.s.joint) {
         fns[1] = group_avx2<true, 1>; fns[2] = group_avx2<true, 2>;
         fns[3] = group_avx2<true, 3>; fns[4] = group_avx2<true, 4>;

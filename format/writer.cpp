@@ -35,9 +35,12 @@ void ContainerWriter::begin(const Manifest& m) {
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
   if (major_ == kVersionMajorLossy) minor_ = kVersionMinorLossy;
-  else
+  else {
     for (const auto& f : m.files)
       if (f.name.find('/') != std::string::npos) minor_ = kVersionMinor;
+    for (const auto& t : m.tensors)
+      if (t.codec >= kCodecFirst12) minor_ = kVersionMinorTrim;
+  }
   h.major = major_;
   h.minor = minor_;
   h.manifest_stored = stored.size();

@@ -14,7 +14,7 @@ const char* version_string() {
 }
 
 std::string format_version_string() {
-  return std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinor) + ", " +
+  return std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinorTrim) + ", " +
          std::to_string(kVersionMajorLossy) + "." + std::to_string(kVersionMinorLossy) + " with lossy tensors";
 }
 

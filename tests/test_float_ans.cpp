@@ -797,6 +797,54 @@ TEST_CASE("large chunks: values only outside the counted sample still round-trip
   fans::detail::force_encoder(-1);
 }
 
+TEST_CASE("float-ans-trim: zero low mantissa bits left out; every decoder, both encoders agree") {
+  std::mt19937 rng(2026);
+  struct Case {
+    DType t;
+    unsigned zero_bits;  // low bits forced to zero in every element
+  };
+  const Case cases[] = {{DType::F32, 16}, {DType::F32, 13}, {DType::F32, 5}, {DType::F32, 23}, {DType::F16, 3},
+                        {DType::BF16, 4}, {DType::F32, 0}};
+  for (const Case& c : cases) {
+    for (size_t n : {size_t(1), size_t(100), size_t(4096 * 3 + 17), size_t(131072)}) {
+      CAPTURE(int(c.t));
+      CAPTURE(c.zero_bits);
+      CAPTURE(n);
+      const size_t es = esize(c.t);
+      const auto w = weights(n, uint32_t(n + c.zero_bits), 0.03f);
+      std::vector<uint8_t> raw(n * es);
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t u;
+        std::memcpy(&u, &w[i], 4);
+        if (es == 2) u >>= 16;
+        u &= ~((1u << c.zero_bits) - 1u);
+        if (c.zero_bits == 23) u &= 0xFF800000u;
+        std::memcpy(&raw[es * i], &u, es);
+      }
+      std::vector<uint8_t> plain, trim, a, b;
+      fans::detail::force_encoder(0);
+      fans::encode(c.t, raw.data(), raw.size(), a, true);
+      fans::detail::force_encoder(-1);
+      fans::encode(c.t, raw.data(), raw.size(), trim, true);
+      CHECK(a == trim);  // portable and fast encoders: the same bytes
+      fans::encode(c.t, raw.data(), raw.size(), plain, false);
+      CHECK(trim.size() <= plain.size());
+      if (c.zero_bits >= 8 && n >= 4096) CHECK(trim.size() * 10 < plain.size() * 9);  // the bits are really gone
+      std::vector<uint8_t> out1(raw.size()), out2(raw.size());
+      REQUIRE(fans::decode(c.t, trim.data(), trim.size(), out1.data(), out1.size(), true) == Errc::ok);
+      REQUIRE(fans::decode_reference(c.t, trim.data(), trim.size(), out2.data(), out2.size(), true) == Errc::ok);
+      CHECK(out1 == raw);
+      CHECK(out2 == raw);
+      // a float-ans (not -trim) reader refuses a payload that left bits out
+      if (trim.size() > 4 && trim[0] == 1 && (trim[3] >> 2) != 0)
+        CHECK(fans::decode(c.t, trim.data(), trim.size(), out1.data(), out1.size(), false) == Errc::codec);
+      // plain float-ans payloads decode the same under both codecs
+      REQUIRE(fans::decode(c.t, plain.data(), plain.size(), out1.data(), out1.size(), true) == Errc::ok);
+      CHECK(out1 == raw);
+    }
+  }
+}
+
 }  // TEST_SUITE
 
 namespace {
