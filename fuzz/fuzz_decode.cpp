@@ -1,7 +1,9 @@
 // One codec's decoder fed arbitrary bytes. Compiled once per codec with
 // WC_FUZZ_CODEC = 0 (raw), 1 (zstd) or 2 (float_ans).
 //
-// Input: byte 0 picks the dtype (float_ans: one of its five float types),
+// Input: byte 0 picks the dtype (float_ans: one of its five float types;
+// its bit 7 decodes as float-ans-trim, codec 3, whose header may leave out
+// zero mantissa bits),
 // bytes 1..4 the decoded size (u32 LE, reduced modulo 256 KiB + 1), the rest is
 // the stored chunk. Checks: the decoder stays inside its buffers (ASan, and a
 // canary for builds without it), returns ok or Errc::codec, is deterministic,
@@ -23,7 +25,12 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 5) return 0;
+#if WC_FUZZ_CODEC == 2
+  const bool trim = (data[0] & 0x80) != 0;
+  const auto codec = trim ? wc::CodecId::float_ans_trim : wc::CodecId::float_ans;
+#else
   const auto codec = static_cast<wc::CodecId>(WC_FUZZ_CODEC);
+#endif
   const wc::DType t = wcfuzz::pick_dtype(data[0]);
   uint32_t dn;
   std::memcpy(&dn, data + 1, 4);
@@ -42,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 #if WC_FUZZ_CODEC == 2
   std::vector<uint8_t> ref(dst_n + kCanary, 0x5A);
-  wc::Errc rrc = wc::fans::decode_reference(t, src.data(), src.size(), ref.data(), dst_n);
+  wc::Errc rrc = wc::fans::decode_reference(t, src.data(), src.size(), ref.data(), dst_n, trim);
   for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(ref[dst_n + i] == 0x5A);
   WC_FUZZ_CHECK(rrc == rc);
   if (rc == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(ref.data(), dst.data(), dst_n) == 0);
