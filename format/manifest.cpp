@@ -46,42 +46,48 @@ uint32_t TensorRecord::global_chunk(uint32_t i) const {
   return UINT32_MAX;
 }
 
-// A lossy tensor's chunks at level L: its tensor-wide parts of that level
-// that have items, then tile by tile the chunk of each tiled part (§4.3).
-TensorRecord::PartChunk TensorRecord::part_chunk(uint32_t i) const {
-  size_t L = 0;
-  while (L + 1 < level_chunks.size() && i >= level_chunks[L]) i -= level_chunks[L++];
-  uint32_t wide = 0, tiled = 0;
-  for (const auto& q : parts)
-    if (q.level == L) (q.tiled() ? tiled : wide) += (q.tiled() || (q.layout == PartLayout::tensor_wide && q.items > 0));
-  uint32_t k = 0;
-  if (i < wide) {
-    for (uint32_t p = 0; p < parts.size(); ++p)
-      if (parts[p].level == L && parts[p].layout == PartLayout::tensor_wide && parts[p].items > 0 && k++ == i) return {p, 0};
+namespace {
+
+// A lossy tensor's chunks at level L (§4.3): its tensor-wide parts of that
+// level that have items, one chunk each, then tile by tile the chunk of each
+// tiled part. The parts in that order, and where level L's chunks begin
+// among the tensor's.
+struct LevelParts {
+  uint32_t wide[kMaxParts], tiled[kMaxParts];
+  uint32_t nwide = 0, ntiled = 0;
+  uint32_t first = 0;
+};
+
+LevelParts level_parts(const TensorRecord& t, unsigned L) {
+  LevelParts lp;
+  for (unsigned k = 0; k < L; ++k) lp.first += t.level_chunks[k];
+  for (uint32_t p = 0; p < t.parts.size() && p < kMaxParts; ++p) {
+    const PartRecord& q = t.parts[p];
+    if (q.level != L) continue;
+    if (q.tiled()) lp.tiled[lp.ntiled++] = p;
+    else if (q.layout == PartLayout::tensor_wide && q.items > 0) lp.wide[lp.nwide++] = p;
   }
-  const uint64_t tile = (i - wide) / tiled;
-  const uint32_t which = (i - wide) % tiled;
-  for (uint32_t p = 0; p < parts.size(); ++p)
-    if (parts[p].level == L && parts[p].tiled() && k++ == which) return {p, tile};
-  return {0, 0};  // unreachable for i < chunk_count
+  return lp;
+}
+
+}  // namespace
+
+TensorRecord::PartChunk TensorRecord::part_chunk(uint32_t i) const {
+  unsigned L = 0;
+  while (L + 1 < level_chunks.size() && i >= level_chunks[L]) i -= level_chunks[L++];
+  const LevelParts lp = level_parts(*this, L);
+  if (i < lp.nwide) return {lp.wide[i], 0};
+  if (lp.ntiled == 0) return {0, 0};  // unreachable for i < chunk_count
+  return {lp.tiled[(i - lp.nwide) % lp.ntiled], (i - lp.nwide) / lp.ntiled};
 }
 
 uint32_t TensorRecord::chunk_of_part(uint32_t p, uint64_t tile) const {
-  const unsigned L = parts[p].level;
-  uint32_t first = 0, wide_before = 0, wide = 0, tiled = 0, which = 0;
-  for (unsigned k = 0; k < L; ++k) first += level_chunks[k];
-  for (uint32_t q = 0; q < parts.size(); ++q) {
-    if (parts[q].level != L) continue;
-    if (parts[q].tiled()) {
-      which += q < p;
-      ++tiled;
-    } else if (parts[q].layout == PartLayout::tensor_wide && parts[q].items > 0) {
-      wide_before += q < p;
-      ++wide;
-    }
-  }
-  if (!parts[p].tiled()) return first + wide_before;
-  return first + wide + static_cast<uint32_t>(tile) * tiled + which;
+  const LevelParts lp = level_parts(*this, parts[p].level);
+  for (uint32_t k = 0; k < lp.nwide; ++k)
+    if (lp.wide[k] == p) return lp.first + k;
+  for (uint32_t k = 0; k < lp.ntiled; ++k)
+    if (lp.tiled[k] == p) return lp.first + lp.nwide + static_cast<uint32_t>(tile) * lp.ntiled + k;
+  return UINT32_MAX;  // an inline part has no chunk
 }
 
 uint32_t TensorRecord::chunk_raw_size(uint32_t i) const {

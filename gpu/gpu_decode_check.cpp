@@ -3,6 +3,8 @@
 //   wcodec_gpu_check [chunks]
 #include <cuda_runtime.h>
 
+#include "gpu/device_present.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -112,12 +114,7 @@ int check(DType dtype, size_t chunk_bytes, size_t nchunks) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int n = 0;
-  cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess || n == 0) {
-    std::printf("[SKIPPED] no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-    return 0;
-  }
+  if (!wc::gpu::device_present()) return 0;
   size_t nchunks = argc > 1 ? size_t(std::atol(argv[1])) : 256;
   int fails = 0;
   for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2})

@@ -5,6 +5,8 @@
 //   wcodec_qrow_gpu_check [rows cols]     (default 4096 x 4096)
 #include <cuda_runtime.h>
 
+#include "gpu/device_present.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -146,12 +148,7 @@ int check(const Tile& t, uint64_t rows, uint64_t cols, DType out, size_t misalig
 }  // namespace
 
 int main(int argc, char** argv) {
-  int n = 0;
-  cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess || n == 0) {
-    std::printf("[SKIPPED] no CUDA device (%s)\n", err != cudaSuccess ? cudaGetErrorString(err) : "0 devices");
-    return 0;
-  }
+  if (!wc::gpu::device_present()) return 0;
   const uint64_t rows = argc > 2 ? std::strtoull(argv[1], nullptr, 10) : 4096;
   const uint64_t cols = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 4096;
   if (rows == 0 || cols == 0) {

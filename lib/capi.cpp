@@ -165,7 +165,7 @@ int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t lev
     // or tile_rows rows (lossy) each
     const uint64_t stride = t.lossy() ? uint64_t(t.tile_rows()) * t.cols() * (wc::dtype_bits(out) / 8) : t.chunk_size;
     pool.parallel_for(units, [&](size_t u) {
-      wc::UnitWork ws;
+      thread_local wc::UnitWork ws;  // per pool thread: buffers grow once, not per tile
       std::span<const uint8_t> spans[wc::kMaxParts];
       for (uint32_t c = 0; c < wc::unit_chunks(t); ++c) spans[c] = a->reader->chunk(wc::unit_chunk(t, u, c));
       wc::decode_unit(t, u, spans, ws, out, static_cast<uint8_t*>(dst) + u * stride, a->reader->path());

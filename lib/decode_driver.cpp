@@ -9,21 +9,6 @@
 
 namespace wc {
 
-void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t> stored, uint8_t* dst,
-                      const std::string& file) {
-  uint32_t n = t.chunk_raw_size(i);
-  Errc rc = codec_id_valid(t.codec)
-                ? decode_chunk(static_cast<CodecId>(t.codec), t.dtype, stored.data(), stored.size(), dst, n)
-                : Errc::unsupported_version;
-  if (rc != Errc::ok) {
-    Error e(rc, rc == Errc::unsupported_version
-                    ? "codec id " + std::to_string(t.codec) + " is unknown to this reader (written by a newer version?)"
-                    : "chunk " + std::to_string(i) + " does not decode (" + std::string(codec_name(static_cast<CodecId>(t.codec))) + ")");
-    e.at_file(file).at_tensor(t.name);
-    throw e;
-  }
-}
-
 namespace {
 
 // Shard indexes are JSON the size of a weight map: a few MB for the largest

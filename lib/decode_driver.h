@@ -70,8 +70,9 @@ void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, Thre
 void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource& src, AssemblyTarget& dst,
                   ThreadPool& pool, const ProgressFn& progress);
 
-// Decodes one chunk of tensor `t` into dst (exactly t.chunk_raw_size(i) bytes);
-// throws naming the tensor and chunk.
+// Decodes one chunk of exact tensor `t` into dst (exactly t.chunk_raw_size(i)
+// bytes); throws naming the tensor and chunk (lib/unit_decode.cpp, beside
+// the lossy parts' chunk decoder whose errors it shares).
 void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t> stored, uint8_t* dst,
                       const std::string& file);
 

@@ -387,7 +387,10 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   // keep three standard deviations of the total in hand so the written
   // file stays within the budget.
   double chunks_est = 0;
-  for (const auto& c : cs) chunks_est += double(tile_rows_for(c.rows, c.cols) ? (c.rows + tile_rows_for(c.rows, c.cols) - 1) / tile_rows_for(c.rows, c.cols) : 1) * 2;
+  for (const auto& c : cs) {  // at most two chunks (steps, codes) per tile
+    const uint64_t tr = tile_rows_for(c.rows, c.cols);
+    chunks_est += 2.0 * double((c.rows + tr - 1) / tr);
+  }
   const double budget = opt.bits * weights - 8.0 * 3 * 18.5 * std::sqrt(chunks_est);
   double target = budget;
   std::vector<AllocTensor> at(cs.size());
@@ -469,7 +472,6 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   }
   plan.lossy_tensors = cs.size();
   plan.lossy_weights = uint64_t(weights);
-  plan.estimated_bits = best_bits;
   m.derive_chunks();
   hash_files(m, data, plan, pool);
   return plan;

@@ -26,7 +26,6 @@ struct LossyTensor {
 struct LossyPlan {
   std::vector<LossyTensor> tensors;  // by tensor index; used for lossy ones
   uint64_t lossy_tensors = 0, lossy_weights = 0;
-  double estimated_bits = 0;  // all-in over the lossy tensors (alignment padding estimated)
 };
 
 // Turns the chosen tensors of `m` into qrow records and derives its chunks.

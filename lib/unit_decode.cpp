@@ -53,6 +53,11 @@ static void decode_chunk_or_throw(uint8_t codec, DType t, std::span<const uint8_
               file, rec);
 }
 
+void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t> stored, uint8_t* dst,
+                      const std::string& file) {
+  decode_chunk_or_throw(t.codec, t.dtype, stored, dst, t.chunk_raw_size(i), "chunk " + std::to_string(i), file, t);
+}
+
 void check_decodable(const TensorRecord& t, const std::string& file) {
   if (t.lossy() && !find_repr(t.repr))
     fail_tensor(Errc::unsupported_version,

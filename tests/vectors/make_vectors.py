@@ -94,23 +94,7 @@ def container(files, chunk_size, codecs, major=1, minor=0, params=None,
             c = raw[off:off + chunk_size]
             chunks.append((c if codecs[i] == 0 else chunk_frame(c), len(c)))
     m = struct.pack("<IIII", len(files), len(tensors), len(chunks), 0) + m_files + m_t + struct.pack("<I", 0)
-    ms = manifest_frame(m)
-    head = b"\x89WCZ\r\n\x1a\n" + struct.pack("<HHIQQQ", major, minor, 0, len(ms), len(m), H(ms)) + b"\0" * 16
-    head += struct.pack("<Q", H(head))
-    out = bytearray(head + ms)
-    index = struct.pack("<Q", len(chunks))
-    for seq, (stored, rawlen) in enumerate(chunks):
-        off = (len(out) + 16 + 63) // 64 * 64
-        out += b"\0" * (off - 16 - len(out))
-        out += struct.pack("<IIQ", len(stored), seq, H(stored)) + stored
-        index += struct.pack("<QIIQ", off, len(stored), rawlen, H(stored))
-    io = (len(out) + 63) // 64 * 64
-    out += b"\0" * (io - len(out))
-    ist = index_frame(index)
-    out += ist
-    foot = struct.pack("<QQQQQHHI", io, len(ist), len(index), H(ist), len(out) + 64, major, minor, 0)
-    foot += struct.pack("<Q", H(foot)) + b"\x89WCZEND\n"
-    return bytes(out + foot)
+    return assemble(m, chunks, major, minor, manifest_frame=manifest_frame, index_frame=index_frame)
 
 
 def main(d):
@@ -433,9 +417,10 @@ def container2(files, major=2, minor=0, level_count=None, chunk_order=0, reserve
     return assemble(m, chunks, major, minor, index_edit)
 
 
-def assemble(m, chunks, major, minor, index_edit=None):
-    """Header, manifest m, chunk area, index and footer (§3, §5, §7, §8); chunks: [(stored, raw_size)]."""
-    ms = zraw(m)
+def assemble(m, chunks, major, minor, index_edit=None, manifest_frame=zraw, index_frame=zraw):
+    """Header, manifest m, chunk area, index and footer (§3, §5, §7, §8); chunks: [(stored, raw_size)].
+    index_edit(seq, entry) may replace an index entry; *_frame: how the manifest and index are framed."""
+    ms = manifest_frame(m)
     head = b"\x89WCZ\r\n\x1a\n" + struct.pack("<HHIQQQ", major, minor, 0, len(ms), len(m), H(ms)) + b"\0" * 16
     head += struct.pack("<Q", H(head))
     out = bytearray(head + ms)
@@ -448,7 +433,7 @@ def assemble(m, chunks, major, minor, index_edit=None):
         index += struct.pack("<QIIQ", *(index_edit(seq, entry) if index_edit else entry))
     io = (len(out) + 63) // 64 * 64
     out += b"\0" * (io - len(out))
-    ist = zraw(index)
+    ist = index_frame(index)
     out += ist
     foot = struct.pack("<QQQQQHHI", io, len(ist), len(index), H(ist), len(out) + 64, major, minor, 0)
     foot += struct.pack("<Q", H(foot)) + b"\x89WCZEND\n"
