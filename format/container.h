@@ -104,6 +104,7 @@ struct TensorRecord {
   std::vector<PartRecord> parts;  // lossy only
   std::vector<LevelRecord> levels;  // lossy only
   // Derived, not stored:
+  uint64_t record_offset = 0;     // where its record was read (errors cite it), as other manifest errors do
   uint32_t first_chunk = 0;       // the first chunk of level 0
   uint32_t chunk_count = 0;       // chunks at every level
   std::vector<uint32_t> level_first, level_chunks;  // per level of the tensor

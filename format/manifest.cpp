@@ -411,6 +411,7 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
   m.tensors.resize(ntensors);
   for (auto& t : m.tensors) {
     uint64_t at = r.abs_pos();
+    t.record_offset = at;
     t.name = r.str16();
     uint8_t dt = r.u8();
     auto d = dtype_from_id(dt);

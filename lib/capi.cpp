@@ -171,8 +171,8 @@ int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t lev
       wc::decode_unit(t, u, spans, ws, out, static_cast<uint8_t*>(dst) + u * stride, a->reader->path());
     });
     if (t.lossy() && out == t.dtype && XXH3_64bits(dst, need) != t.levels.back().xxh3) {
-      wc::Error e(wc::Errc::checksum, "the decoded tensor does not match its stored reconstruction hash");
-      e.at_file(a->reader->path()).at_tensor(t.name);
+      wc::Error e(wc::Errc::checksum, "the decoded tensor does not match the reconstruction hash its record stores");
+      e.at_file(a->reader->path()).at_tensor(t.name).at_offset(t.record_offset);
       throw e;
     }
   });

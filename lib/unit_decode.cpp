@@ -18,6 +18,13 @@ bool chunked(const PartRecord& p) { return p.tiled(); }
   throw e;
 }
 
+// The same, citing the tensor's record (what it says is wrong or unknown).
+[[noreturn]] void fail_record(Errc c, const std::string& msg, const std::string& file, const TensorRecord& t) {
+  Error e(c, msg);
+  e.at_file(file).at_tensor(t.name).at_offset(t.record_offset);
+  throw e;
+}
+
 }  // namespace
 
 uint64_t unit_count(const TensorRecord& t) { return t.lossy() ? (t.byte_size ? t.tile_count() : 0) : t.chunk_count; }
@@ -60,7 +67,7 @@ void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t
 
 void check_decodable(const TensorRecord& t, const std::string& file) {
   if (t.lossy() && !find_repr(t.repr))
-    fail_tensor(Errc::unsupported_version,
+    fail_record(Errc::unsupported_version,
                 "representation " + std::to_string(t.repr) + " is unknown to this reader (written by a newer version?)",
                 file, t);
 }
@@ -123,7 +130,7 @@ void ReconstructionCheck::bytes(const TensorRecord& t, uint64_t u, const uint8_t
   if (u == 0) XXH3_64bits_reset(hs_.s);
   XXH3_64bits_update(hs_.s, p, n);
   if (u + 1 == unit_count(t) && XXH3_64bits_digest(hs_.s) != t.levels.back().xxh3)
-    fail_tensor(Errc::checksum, "the decoded tensor does not match its stored reconstruction hash", file, t);
+    fail_record(Errc::checksum, "the decoded tensor does not match the reconstruction hash its record stores", file, t);
 }
 
 }  // namespace wc

@@ -196,9 +196,25 @@ TEST_SUITE("vectors") {
     tu::TempDir t;
     const Outcome u = outcome([&] { wc::unpack(wcz, t / "out", {}); });
     CHECK(u.code == wc::errc_name(wc::Errc::unsupported_version));
+    // the error names the file, the tensor and its record's offset
+    CHECK(u.message.find("lossy_unknown_repr.wcz") != std::string::npos);
+    CHECK(u.message.find("'odd.weight'") != std::string::npos);
+    CHECK(u.message.find("offset ") != std::string::npos);
     CHECK(leftovers(t.path) == "");
     const Outcome v = outcome([&] { wc::verify(wcz, "", 1, {}); });
     CHECK(v.code == wc::errc_name(wc::Errc::unsupported_version));
+    CHECK(v.message == u.message);
+  }
+
+  TEST_CASE("a wrong reconstruction hash: both readers name the file, tensor and record offset, and write nothing") {
+    const std::string wcz = kDir + "/bad/level_xxh3_wrong.checksum.wcz";
+    tu::TempDir t;
+    const Outcome u = outcome([&] { wc::unpack(wcz, t / "out.safetensors", {}); });
+    CHECK(u.code == wc::errc_name(wc::Errc::checksum));
+    CHECK(u.message.find("level_xxh3_wrong.checksum.wcz") != std::string::npos);
+    CHECK(u.message.find("'w.weight'") != std::string::npos);
+    CHECK(u.message.find("offset ") != std::string::npos);
+    CHECK(leftovers(t.path) == "");
   }
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
