@@ -229,7 +229,7 @@ void check_capi(const std::string& path, const wc::ContainerReader& r, const std
     for (uint32_t k = 0; k < f.tensor_count; ++k) {
       const size_t ti = f.first_tensor + k;
       const wc::TensorRecord& t = m.tensors[ti];
-      wcodec_tensor_info info;
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
       WC_FUZZ_CHECK(wcodec_get_tensor_info(a, ti, &info) == WCODEC_OK);
       WC_FUZZ_CHECK(std::memcmp(info.name, t.name.data(), t.name.size()) == 0 && info.name[t.name.size()] == 0);
       WC_FUZZ_CHECK(std::string(info.dtype) == wc::dtype_name(t.dtype));

@@ -102,6 +102,11 @@ void refuse_output_onto_input(const std::string& out, const std::vector<std::str
 // through /proc/self/fd under `name`). Errors name the stream "<stdin>" when
 // fd is 0, "<fd N>" otherwise.
 PackResult pack_fd(int fd, const std::string& name, const std::string& out, const PackOptions& opt);
+// The same for a safetensors file held in memory (`size` bytes at `data`),
+// stored under `name`: the bytes are copied into a memory file and packed
+// from there. Errors name the input "<memory>".
+PackResult pack_memory(const uint8_t* data, size_t size, const std::string& name, const std::string& out,
+                       const PackOptions& opt);
 
 // What a container holds, from its manifest alone (no payload is read).
 struct ContainerFile {

@@ -3,6 +3,8 @@
 #include <memory>
 #include <string>
 #include <algorithm>
+#include <atomic>
+#include <vector>
 #include <mutex>
 #include <string_view>
 
@@ -15,17 +17,23 @@
 #include "lib/api.h"
 #include "lib/decode_driver.h"
 #include "lib/thread_pool.h"
+#define WCODEC_EXPERIMENTAL  // defines the experimental functions too
 #include "wcodec/wcodec.h"
+#include "model/safetensors.h"
 
-static_assert(WCODEC_E_MISMATCH == int(wc::Errc::mismatch), "C error codes mirror wc::Errc");
+static_assert(WCODEC_E_NOT_FOUND == int(wc::Errc::not_found), "C error codes mirror wc::Errc");
 
 struct wcodec_archive {
   std::unique_ptr<wc::ContainerReader> reader;
   std::vector<uint64_t> stored;  // per tensor
+  std::vector<uint32_t> file_of;  // per tensor: its file record
+  // per file: its safetensors __metadata__ (empty for blobs), in stored order
+  std::vector<std::vector<std::pair<std::string, std::string>>> metadata;
   // Tensor numbers sorted by (name, number), built on the first lookup: 4
   // bytes a tensor, where a hash map of names cost about 80.
   mutable std::once_flag by_name_once;
   mutable std::vector<uint32_t> by_name;
+  mutable std::atomic<uint64_t> chunks_decoded{0};
 };
 
 namespace {
@@ -35,6 +43,13 @@ void put_err(char* err, size_t len, const std::string& msg) {
   size_t n = std::min(len - 1, msg.size());
   std::memcpy(err, msg.data(), n);
   err[n] = 0;
+}
+
+// Argument errors found before any work: the code and a message, as for
+// every other failure.
+int usage(char* err, size_t len, const std::string& msg) {
+  put_err(err, len, std::string(wc::errc_name(wc::Errc::usage)) + ": " + msg);
+  return WCODEC_E_USAGE;
 }
 
 template <class F>
@@ -55,6 +70,158 @@ int guarded(char* err, size_t len, F&& f) {
   }
 }
 
+// The struct sizes of the first release with struct_size: smaller is refused.
+constexpr size_t kTensorInfoV1 = sizeof(wcodec_tensor_info);
+constexpr size_t kFileInfoV1 = sizeof(wcodec_file_info);
+constexpr size_t kPackOptionsV1 = sizeof(wcodec_pack_options);
+constexpr size_t kPackResultV1 = sizeof(wcodec_pack_result);
+
+// Copies `full` into the caller's struct, no further than its struct_size.
+template <class T>
+void put_struct(T* out, T full) {
+  const size_t n = std::min(out->struct_size, sizeof(T));
+  full.struct_size = out->struct_size;
+  std::memcpy(static_cast<void*>(out), &full, n);
+}
+
+void finish_open(wcodec_archive& a) {
+  const auto& m = a.reader->manifest();
+  a.stored.reserve(m.tensors.size());
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    uint64_t s = 0;
+    for (uint32_t c = 0; c < m.tensors[i].chunk_count; ++c) s += a.reader->index()[m.tensors[i].global_chunk(c)].stored_size;
+    a.stored.push_back(s);
+  }
+  a.file_of.resize(m.tensors.size());
+  a.metadata.resize(m.files.size());
+  for (uint32_t f = 0; f < m.files.size(); ++f) {
+    const auto& fr = m.files[f];
+    for (uint32_t i = 0; i < fr.tensor_count; ++i) a.file_of[fr.first_tensor + i] = f;
+    if (fr.kind == wc::FileKind::safetensors)  // checked by kReaderChecks as the manifest was read
+      wc::st::scan_header(fr.prefix.data(), fr.prefix.size(), fr.size, [](wc::st::TensorInfo&&, const wc::st::EntryPos&) {},
+                          [&](std::string&& k, std::string&& v, uint64_t) { a.metadata[f].emplace_back(std::move(k), std::move(v)); });
+  }
+}
+
+uint64_t rows_of(const wc::TensorRecord& t) { return t.shape.empty() ? 1 : t.shape[0]; }
+
+// Bytes of one row in dtype `out` (0 when rows do not end on byte boundaries).
+uint64_t row_bytes_of(const wc::TensorRecord& t, wc::DType out) {
+  const uint64_t rows = rows_of(t);
+  if (rows == 0) return 0;
+  const uint64_t per_row = t.elements() / rows, bits = per_row * wc::dtype_bits(out);
+  return bits % 8 == 0 ? bits / 8 : 0;
+}
+
+// The dtype a tensor decodes to: its own, or BF16/F16/F32 for a lossy one.
+bool output_dtype(const wc::TensorRecord& t, const char* name, wc::DType* out) {
+  *out = t.dtype;
+  if (!name) return true;
+  auto d = wc::dtype_from_name(name);
+  if (!d) return false;
+  if (*d != t.dtype && (!t.lossy() || (*d != wc::DType::BF16 && *d != wc::DType::F16 && *d != wc::DType::F32)))
+    return false;
+  *out = *d;
+  return true;
+}
+
+uint64_t output_bytes(const wc::TensorRecord& t, wc::DType out) {
+  return t.lossy() ? t.elements() * (wc::dtype_bits(out) / 8) : t.byte_size;
+}
+
+// Bytes [b0, b1) of a tensor's decoded output, written to dst.
+struct Span {
+  const wc::TensorRecord* t;
+  wc::DType out;
+  uint64_t b0, b1;
+  uint8_t* dst;
+};
+
+// Decodes spans on one set of threads: every unit (chunk or tile) any span
+// touches is one job; a unit wholly inside its span decodes in place, a
+// partly needed one through a per-thread buffer. A lossy tensor decoded whole
+// in its own dtype is then checked against its reconstruction hash.
+void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsigned threads) {
+  struct Job {
+    uint32_t span;
+    uint64_t unit;
+  };
+  std::vector<Job> jobs;
+  std::vector<uint64_t> stride(spans.size());
+  for (uint32_t s = 0; s < spans.size(); ++s) {
+    const auto& sp = spans[s];
+    wc::check_decodable(*sp.t, a.reader->path());
+    if (sp.b0 >= sp.b1) continue;
+    // unit u starts where the units before it end: chunk_size bytes (exact)
+    // or tile_rows rows (lossy)
+    stride[s] = sp.t->lossy() ? uint64_t(sp.t->tile_rows()) * sp.t->cols() * (wc::dtype_bits(sp.out) / 8)
+                              : sp.t->chunk_size;
+    for (uint64_t u = sp.b0 / stride[s]; u <= (sp.b1 - 1) / stride[s]; ++u) jobs.push_back({s, u});
+  }
+  auto run = [&](size_t j) {
+    thread_local wc::UnitWork ws;  // per thread: buffers grow once, not per unit
+    thread_local std::vector<uint8_t> part;
+    const Span& sp = spans[jobs[j].span];
+    const wc::TensorRecord& t = *sp.t;
+    const uint64_t u = jobs[j].unit, begin = u * stride[jobs[j].span], size = wc::unit_out_size(t, u, sp.out);
+    std::span<const uint8_t> chunks[wc::kMaxParts];
+    const uint32_t nc = wc::unit_chunks(t);
+    for (uint32_t c = 0; c < nc; ++c) chunks[c] = a.reader->chunk(wc::unit_chunk(t, u, c));
+    a.chunks_decoded.fetch_add(nc, std::memory_order_relaxed);
+    if (begin >= sp.b0 && begin + size <= sp.b1) {
+      wc::decode_unit(t, u, chunks, ws, sp.out, sp.dst + (begin - sp.b0), a.reader->path());
+      return;
+    }
+    part.resize(size);
+    wc::decode_unit(t, u, chunks, ws, sp.out, part.data(), a.reader->path());
+    const uint64_t lo = std::max(begin, sp.b0), hi = std::min(begin + size, sp.b1);
+    std::memcpy(sp.dst + (lo - sp.b0), part.data() + (lo - begin), hi - lo);
+  };
+  unsigned n = threads ? threads : wc::default_threads();
+  if (n > jobs.size()) n = jobs.empty() ? 1 : unsigned(jobs.size());
+  if (n == 1) {
+    for (size_t j = 0; j < jobs.size(); ++j) run(j);
+  } else {
+    wc::ThreadPool pool(n);
+    pool.parallel_for(jobs.size(), run);
+  }
+  for (const auto& sp : spans) {
+    const wc::TensorRecord& t = *sp.t;
+    if (t.lossy() && sp.out == t.dtype && sp.b0 == 0 && sp.b1 == output_bytes(t, sp.out) &&
+        XXH3_64bits(sp.dst, sp.b1) != t.levels.back().xxh3) {
+      wc::Error e(wc::Errc::checksum, "the decoded tensor does not match the reconstruction hash its record stores");
+      e.at_file(a.reader->path()).at_tensor(t.name).at_offset(t.record_offset);
+      throw e;
+    }
+  }
+}
+
+wc::PackOptions pack_options(const wcodec_pack_options* o) {
+  wc::PackOptions p;
+  if (!o) return p;
+  p.threads = o->threads;
+  p.force = o->force != 0;
+  if (o->codec) p.codec = o->codec;
+  if (o->zstd_level) p.level = o->zstd_level;
+  if (o->chunk_size) p.chunk_size = o->chunk_size;
+  p.bits = o->bits;
+  if (o->keep) p.keep = o->keep;
+  if (o->sensitivity) p.sensitivity = o->sensitivity;
+  if (o->min_elements) p.min_elements = o->min_elements;
+  return p;
+}
+
+void put_pack_result(wcodec_pack_result* out, const wc::PackResult& r) {
+  if (!out) return;
+  wcodec_pack_result full = WCODEC_PACK_RESULT_INIT;
+  full.input_bytes = r.input_bytes;
+  full.output_bytes = r.output_bytes;
+  full.weights = r.weights;
+  full.lossy_tensors = r.lossy_tensors;
+  full.lossy_bits_per_weight = r.lossy_bits_per_weight;
+  put_struct(out, full);
+}
+
 }  // namespace
 
 extern "C" {
@@ -64,40 +231,86 @@ const char* wcodec_version_string(void) { return wc::version_string(); }
 const char* wcodec_error_name(int code) { return wc::errc_name(static_cast<wc::Errc>(code)); }
 
 int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_len) {
-  if (!path || !out) return WCODEC_E_USAGE;
+  if (!path || !out) return usage(err, err_len, "wcodec_open needs a path and an output pointer");
   *out = nullptr;
   return guarded(err, err_len, [&] {
     auto a = std::make_unique<wcodec_archive>();
     a->reader = std::make_unique<wc::ContainerReader>(path, wc::kReaderChecks);
-    const auto& m = a->reader->manifest();
-    a->stored.reserve(m.tensors.size());
-    for (size_t i = 0; i < m.tensors.size(); ++i) {
-      uint64_t s = 0;
-      for (uint32_t c = 0; c < m.tensors[i].chunk_count; ++c) s += a->reader->index()[m.tensors[i].global_chunk(c)].stored_size;
-      a->stored.push_back(s);
-    }
+    finish_open(*a);
+    *out = a.release();
+  });
+}
+
+int wcodec_open_memory(const void* data, size_t size, const char* name, wcodec_archive** out, char* err,
+                       size_t err_len) {
+  if ((!data && size) || !out) return usage(err, err_len, "wcodec_open_memory needs the bytes and an output pointer");
+  *out = nullptr;
+  return guarded(err, err_len, [&] {
+    auto a = std::make_unique<wcodec_archive>();
+    a->reader = std::make_unique<wc::ContainerReader>(static_cast<const uint8_t*>(data), size,
+                                                      name ? std::string(name) : "<memory>", wc::kReaderChecks);
+    finish_open(*a);
     *out = a.release();
   });
 }
 
 void wcodec_close(wcodec_archive* a) { delete a; }
 
+size_t wcodec_file_count(const wcodec_archive* a) { return a ? a->reader->manifest().files.size() : 0; }
+
+int wcodec_get_file_info(const wcodec_archive* a, size_t i, wcodec_file_info* out) {
+  if (!a || !out || out->struct_size < kFileInfoV1 || i >= wcodec_file_count(a)) return WCODEC_E_USAGE;
+  const auto& f = a->reader->manifest().files[i];
+  wcodec_file_info full = WCODEC_FILE_INFO_INIT;
+  full.name = f.name.c_str();
+  full.kind = f.kind == wc::FileKind::safetensors ? "safetensors" : "blob";
+  full.size = f.size;
+  full.first_tensor = f.first_tensor;
+  full.tensor_count = f.tensor_count;
+  full.metadata_count = a->metadata[i].size();
+  put_struct(out, full);
+  return WCODEC_OK;
+}
+
+int wcodec_get_metadata(const wcodec_archive* a, size_t file, size_t k, const char** key, const char** value) {
+  if (!a || !key || !value || file >= wcodec_file_count(a) || k >= a->metadata[file].size()) return WCODEC_E_USAGE;
+  *key = a->metadata[file][k].first.c_str();
+  *value = a->metadata[file][k].second.c_str();
+  return WCODEC_OK;
+}
+
+int wcodec_find_file(const wcodec_archive* a, const char* name, size_t* file) {
+  if (!a || !name || !file) return WCODEC_E_USAGE;
+  const auto& fs = a->reader->manifest().files;
+  for (size_t i = 0; i < fs.size(); ++i)  // files are few: a linear search
+    if (fs[i].name == name) {
+      *file = i;
+      return WCODEC_OK;
+    }
+  return WCODEC_E_NOT_FOUND;
+}
+
 size_t wcodec_tensor_count(const wcodec_archive* a) { return a ? a->reader->manifest().tensors.size() : 0; }
 
 int wcodec_get_tensor_info(const wcodec_archive* a, size_t i, wcodec_tensor_info* out) {
-  if (!a || !out || i >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
+  if (!a || !out || out->struct_size < kTensorInfoV1 || i >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
   const auto& t = a->reader->manifest().tensors[i];
-  out->name = t.name.c_str();
-  out->dtype = wc::dtype_name(t.dtype).data();
-  out->rank = uint32_t(t.shape.size());
-  out->shape = t.shape.data();
-  out->byte_size = t.byte_size;
-  out->chunk_count = t.chunk_count;
-  out->chunk_size = t.chunk_size;
-  out->codec = wc::codec_id_valid(t.codec) ? wc::codec_name(static_cast<wc::CodecId>(t.codec)).data() : "unknown";
-  out->stored_size = a->stored[i];
-  out->representation = wc::repr_name(t.repr).data();
-  out->levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+  wcodec_tensor_info full = WCODEC_TENSOR_INFO_INIT;
+  full.name = t.name.c_str();
+  full.dtype = wc::dtype_name(t.dtype).data();
+  full.rank = uint32_t(t.shape.size());
+  full.shape = t.shape.data();
+  full.byte_size = t.byte_size;
+  full.chunk_count = t.chunk_count;
+  full.chunk_size = t.chunk_size;
+  full.codec = wc::codec_id_valid(t.codec) ? wc::codec_name(static_cast<wc::CodecId>(t.codec)).data() : "unknown";
+  full.stored_size = a->stored[i];
+  full.representation = wc::repr_name(t.repr).data();
+  full.levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+  full.file = a->file_of[i];
+  full.rows = rows_of(t);
+  full.row_bytes = row_bytes_of(t, t.dtype);
+  put_struct(out, full);
   return WCODEC_OK;
 }
 
@@ -118,17 +331,23 @@ int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor
   const std::string_view key(name);
   auto it = std::lower_bound(a->by_name.begin(), a->by_name.end(), key,
                              [&](uint32_t k, std::string_view n) { return std::string_view(ts[k].name) < n; });
-  if (it == a->by_name.end() || ts[*it].name != key) return WCODEC_E_USAGE;
+  if (it == a->by_name.end() || ts[*it].name != key) return WCODEC_E_NOT_FOUND;
   *tensor = *it;  // the first tensor of that name (names repeat only across files)
   return WCODEC_OK;
 }
 
 int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len, char* err,
                         size_t err_len) {
-  if (!a || !dst || tensor >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
+  if (!a || !dst || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor, or no destination");
   const auto& t = a->reader->manifest().tensors[tensor];
-  if (t.lossy() || chunk >= t.chunk_count || dst_len < t.chunk_raw_size(chunk)) return WCODEC_E_USAGE;
+  if (t.lossy()) return usage(err, err_len, "tensor '" + t.name + "' is lossy: decode it whole (wcodec_decode_tensor_ex)");
+  if (chunk >= t.chunk_count) return usage(err, err_len, "tensor '" + t.name + "' has no chunk " + std::to_string(chunk));
+  if (dst_len < t.chunk_raw_size(chunk))
+    return usage(err, err_len, "a buffer of " + std::to_string(dst_len) + " bytes cannot hold chunk " +
+                                   std::to_string(chunk) + " of tensor '" + t.name + "' (" +
+                                   std::to_string(t.chunk_raw_size(chunk)) + " bytes)");
   return guarded(err, err_len, [&] {
+    a->chunks_decoded.fetch_add(1, std::memory_order_relaxed);
     wc::decode_one_chunk(t, chunk, a->reader->chunk(t.first_chunk + chunk), static_cast<uint8_t*>(dst), a->reader->path());
   });
 }
@@ -140,42 +359,108 @@ int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size
 
 int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
                             size_t dst_len, unsigned threads, char* err, size_t err_len) {
-  if (!a || (!dst && dst_len) || tensor >= wcodec_tensor_count(a)) return WCODEC_E_USAGE;
+  if (!a || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor");
   const auto& t = a->reader->manifest().tensors[tensor];
   const uint32_t levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
-  if (level != WCODEC_LEVEL_TOP && level >= levels) return WCODEC_E_USAGE;
-  if (level != WCODEC_LEVEL_TOP && level + 1 != levels) return WCODEC_E_USAGE;  // one level in every 2.0 representation
-  wc::DType out = t.dtype;
-  if (dtype) {
-    auto d = wc::dtype_from_name(dtype);
-    if (!d) return WCODEC_E_USAGE;
-    out = *d;
+  // one level in every 2.0 representation
+  if (level != WCODEC_LEVEL_TOP && level + 1 != levels)
+    return usage(err, err_len, "tensor '" + t.name + "' has no level " + std::to_string(level) + " to decode alone");
+  wcodec_decode_job job{tensor, dst, dst_len, dtype};
+  return wcodec_decode_tensors(a, &job, 1, threads, err, err_len);
+}
+
+int wcodec_decode_tensors(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count, unsigned threads,
+                          char* err, size_t err_len) {
+  if (!a || (!jobs && job_count)) return usage(err, err_len, "no archive or no jobs");
+  std::vector<Span> spans;
+  try {
+    spans.reserve(job_count);
+  } catch (const std::bad_alloc&) {
+    put_err(err, err_len, "out of memory");
+    return WCODEC_E_LIMIT;
   }
-  if (out != t.dtype && (!t.lossy() || (out != wc::DType::BF16 && out != wc::DType::F16 && out != wc::DType::F32)))
-    return WCODEC_E_USAGE;
-  const uint64_t need = t.lossy() ? t.elements() * (wc::dtype_bits(out) / 8) : t.byte_size;
-  if (dst_len < need) return WCODEC_E_USAGE;
+  for (size_t j = 0; j < job_count; ++j) {
+    if (jobs[j].tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "job " + std::to_string(j) + ": no such tensor");
+    const auto& t = a->reader->manifest().tensors[jobs[j].tensor];
+    wc::DType out;
+    if (!output_dtype(t, jobs[j].dtype, &out))
+      return usage(err, err_len, "tensor '" + t.name + "' (" + std::string(wc::dtype_name(t.dtype)) +
+                                     ") cannot be decoded as " + jobs[j].dtype);
+    const uint64_t need = output_bytes(t, out);
+    if (jobs[j].dst_len < need || (!jobs[j].dst && need))
+      return usage(err, err_len, "a buffer of " + std::to_string(jobs[j].dst_len) + " bytes cannot hold tensor '" +
+                                     t.name + "' (" + std::to_string(need) + " bytes)");
+    spans.push_back({&t, out, 0, need, static_cast<uint8_t*>(jobs[j].dst)});
+  }
+  return guarded(err, err_len, [&] { decode_spans(*a, spans, threads); });
+}
+
+int wcodec_decode_rows(const wcodec_archive* a, size_t tensor, uint64_t row_begin, uint64_t row_end, const char* dtype,
+                       void* dst, size_t dst_len, unsigned threads, char* err, size_t err_len) {
+  if (!a || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor");
+  const auto& t = a->reader->manifest().tensors[tensor];
+  wc::DType out;
+  if (!output_dtype(t, dtype, &out))
+    return usage(err, err_len, "tensor '" + t.name + "' (" + std::string(wc::dtype_name(t.dtype)) +
+                                   ") cannot be decoded as " + dtype);
+  const uint64_t rows = rows_of(t), rb = row_bytes_of(t, out);
+  if (row_begin > row_end || row_end > rows)
+    return usage(err, err_len, "rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) +
+                                   ") are not within tensor '" + t.name + "' (" + std::to_string(rows) + " rows)");
+  if (rb == 0 && row_end > row_begin)
+    return usage(err, err_len, "rows of tensor '" + t.name + "' do not fall on byte boundaries");
+  const uint64_t need = (row_end - row_begin) * rb;
+  if (dst_len < need || (!dst && need))
+    return usage(err, err_len, "a buffer of " + std::to_string(dst_len) + " bytes cannot hold " +
+                                   std::to_string(row_end - row_begin) + " rows of tensor '" + t.name + "'");
   return guarded(err, err_len, [&] {
-    wc::check_decodable(t, a->reader->path());
-    const uint64_t units = wc::unit_count(t);
-    unsigned n = threads ? threads : wc::default_threads();
-    if (n > units) n = units ? unsigned(units) : 1;
-    wc::ThreadPool pool(n);
-    // unit u starts where the units before it end: chunk_size bytes (exact)
-    // or tile_rows rows (lossy) each
-    const uint64_t stride = t.lossy() ? uint64_t(t.tile_rows()) * t.cols() * (wc::dtype_bits(out) / 8) : t.chunk_size;
-    pool.parallel_for(units, [&](size_t u) {
-      thread_local wc::UnitWork ws;  // per pool thread: buffers grow once, not per tile
-      std::span<const uint8_t> spans[wc::kMaxParts];
-      for (uint32_t c = 0; c < wc::unit_chunks(t); ++c) spans[c] = a->reader->chunk(wc::unit_chunk(t, u, c));
-      wc::decode_unit(t, u, spans, ws, out, static_cast<uint8_t*>(dst) + u * stride, a->reader->path());
-    });
-    if (t.lossy() && out == t.dtype && XXH3_64bits(dst, need) != t.levels.back().xxh3) {
-      wc::Error e(wc::Errc::checksum, "the decoded tensor does not match the reconstruction hash its record stores");
-      e.at_file(a->reader->path()).at_tensor(t.name).at_offset(t.record_offset);
-      throw e;
-    }
+    decode_spans(*a, {Span{&t, out, row_begin * rb, row_end * rb, static_cast<uint8_t*>(dst)}}, threads);
   });
+}
+
+int wcodec_pack(const char* in, const char* out, const wcodec_pack_options* options, wcodec_pack_result* result,
+                char* err, size_t err_len) {
+  if (!in) return usage(err, err_len, "wcodec_pack needs an input path");
+  if ((options && options->struct_size < kPackOptionsV1) || (result && result->struct_size < kPackResultV1))
+    return usage(err, err_len, "struct_size of the options or the result is not set");
+  return guarded(err, err_len, [&] {
+    const std::string o = out ? std::string(out) : wc::default_pack_output(in);
+    put_pack_result(result, wc::pack(in, o, pack_options(options)));
+  });
+}
+
+int wcodec_pack_memory(const void* data, size_t size, const char* name, const char* out,
+                       const wcodec_pack_options* options, wcodec_pack_result* result, char* err, size_t err_len) {
+  if ((!data && size) || !name || !out) return usage(err, err_len, "wcodec_pack_memory needs the bytes, a name and an output");
+  if ((options && options->struct_size < kPackOptionsV1) || (result && result->struct_size < kPackResultV1))
+    return usage(err, err_len, "struct_size of the options or the result is not set");
+  return guarded(err, err_len, [&] {
+    put_pack_result(result, wc::pack_memory(static_cast<const uint8_t*>(data), size, name, out, pack_options(options)));
+  });
+}
+
+int wcodec_unpack(const char* in, const char* out, unsigned threads, int force, char* written, size_t written_len,
+                  char* err, size_t err_len) {
+  if (!in) return usage(err, err_len, "wcodec_unpack needs an input path");
+  return guarded(err, err_len, [&] {
+    wc::UnpackOptions o;
+    o.threads = threads;
+    o.force = force != 0;
+    put_err(written, written_len, wc::unpack(in, out ? out : "", o));
+  });
+}
+
+int wcodec_verify(const char* in, unsigned threads, uint64_t* chunks, uint64_t* bytes, char* err, size_t err_len) {
+  if (!in) return usage(err, err_len, "wcodec_verify needs an input path");
+  return guarded(err, err_len, [&] {
+    const wc::VerifyResult r = wc::verify(in, "", threads, {});
+    if (chunks) *chunks = r.chunks;
+    if (bytes) *bytes = r.bytes;
+  });
+}
+
+uint64_t wcodec_chunks_decoded(const wcodec_archive* a) {
+  return a ? a->chunks_decoded.load(std::memory_order_relaxed) : 0;
 }
 
 }  // extern "C"

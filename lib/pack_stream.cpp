@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ void write_all_fd(int fd, const uint8_t* p, size_t n, const std::string& name) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      fail_file(Errc::io, name, std::string("cannot hold standard input in memory: ") + std::strerror(errno));
+      fail_file(Errc::io, name, std::string("cannot hold the input in memory: ") + std::strerror(errno));
     }
     p += w;
     n -= size_t(w);
@@ -75,12 +76,48 @@ class NamedMemoryFile {
 
 }  // namespace
 
-PackResult pack_fd(int fd, const std::string& name, const std::string& out, const PackOptions& opt) {
-  const std::string stream = fd == 0 ? "<stdin>" : "<fd " + std::to_string(fd) + ">";
+namespace {
+
+void check_stored_name(const std::string& name) {
   if (!valid_file_name(name) || name.find('/') != std::string::npos)
     fail(Errc::usage, "'" + name + "' cannot be stored as a file name (one path component, UTF-8, at most 255 bytes)");
   if (name.size() >= 11 && name.compare(name.size() - 11, 11, ".index.json") == 0)
     fail(Errc::usage, "a sharded model (an index and its shards) cannot be packed from a stream");
+}
+
+// The first 8 bytes: a container, or bytes that are no safetensors header
+// length, are refused before the rest of the input is read.
+void check_head(const uint8_t* head, size_t got, const std::string& stream) {
+  if (got == 8 && std::memcmp(head, kHeadMagic, 8) == 0)
+    fail_file(Errc::usage, stream, "already a wcodec container (to restore the original: wcodec unpack)");
+  if (got < 8) fail_file(Errc::bad_safetensors, stream, "not a safetensors file (" + std::to_string(got) + " bytes)");
+  try {
+    (void)st::header_json_len(head, 8, UINT64_MAX);
+  } catch (const Error& e) {
+    fail_file(Errc::bad_safetensors, stream, std::string("not a safetensors file (") + e.what() + ")");
+  }
+}
+
+// pack() of the memory file, with errors naming the stream rather than the
+// temporary link.
+PackResult pack_named(const NamedMemoryFile& mem, const std::string& stream, const std::string& out,
+                      const PackOptions& opt) {
+  try {
+    return pack(mem.path(), out, opt);
+  } catch (const Error& e) {
+    if (e.file() != mem.path()) throw;
+    Error r(e.code(), e.what());
+    r.at_file(stream).at_tensor(e.tensor());
+    if (e.offset() != UINT64_MAX) r.at_offset(e.offset());
+    throw r;
+  }
+}
+
+}  // namespace
+
+PackResult pack_fd(int fd, const std::string& name, const std::string& out, const PackOptions& opt) {
+  const std::string stream = fd == 0 ? "<stdin>" : "<fd " + std::to_string(fd) + ">";
+  check_stored_name(name);
   if (::isatty(fd)) fail(Errc::usage, "refusing to read a model from a terminal");
   {  // the stream itself must not be the output
     struct stat si, so;
@@ -92,8 +129,6 @@ PackResult pack_fd(int fd, const std::string& name, const std::string& out, cons
   }
 
   StreamIn sin(fd, stream);
-  // The 8-byte header length first: a container, or bytes that are no
-  // safetensors header, are refused before the rest of the stream is read.
   uint8_t head[8];
   size_t got = 0;
   while (got < sizeof head) {
@@ -101,14 +136,7 @@ PackResult pack_fd(int fd, const std::string& name, const std::string& out, cons
     if (n == 0) break;
     got += n;
   }
-  if (got == 8 && std::memcmp(head, kHeadMagic, 8) == 0)
-    fail_file(Errc::usage, stream, "already a wcodec container (to restore the original: wcodec unpack)");
-  if (got < 8) fail_file(Errc::bad_safetensors, stream, "not a safetensors file (" + std::to_string(got) + " bytes)");
-  try {
-    (void)st::header_json_len(head, 8, UINT64_MAX);
-  } catch (const Error& e) {
-    fail_file(Errc::bad_safetensors, stream, std::string("not a safetensors file (") + e.what() + ")");
-  }
+  check_head(head, got, stream);
 
   NamedMemoryFile mem(name, stream);
   write_all_fd(mem.fd(), head, 8, stream);
@@ -118,16 +146,17 @@ PackResult pack_fd(int fd, const std::string& name, const std::string& out, cons
     if (n == 0) break;
     write_all_fd(mem.fd(), buf.data(), n, stream);
   }
+  return pack_named(mem, stream, out, opt);
+}
 
-  try {
-    return pack(mem.path(), out, opt);
-  } catch (const Error& e) {
-    if (e.file() != mem.path()) throw;
-    Error r(e.code(), e.what());  // name the stream, not the temporary link
-    r.at_file(stream).at_tensor(e.tensor());
-    if (e.offset() != UINT64_MAX) r.at_offset(e.offset());
-    throw r;
-  }
+PackResult pack_memory(const uint8_t* data, size_t size, const std::string& name, const std::string& out,
+                       const PackOptions& opt) {
+  const std::string stream = "<memory>";
+  check_stored_name(name);
+  check_head(data, std::min<size_t>(size, 8), stream);
+  NamedMemoryFile mem(name, stream);
+  write_all_fd(mem.fd(), data, size, stream);
+  return pack_named(mem, stream, out, opt);
 }
 
 }  // namespace wc

@@ -19,6 +19,7 @@ const char* errc_name(Errc c) noexcept {
     case Errc::codec: return "codec error";
     case Errc::usage: return "usage";
     case Errc::mismatch: return "mismatch";
+    case Errc::not_found: return "not found";
   }
   return "unknown error";
 }

@@ -23,6 +23,7 @@ enum class Errc : int {
   codec = 10,           // a codec rejected its stream
   usage = 11,           // bad arguments
   mismatch = 12,        // verify --against found different bytes
+  not_found = 13,       // no tensor or file of that name (C API look-ups)
 };
 
 const char* errc_name(Errc c) noexcept;

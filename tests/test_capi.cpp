@@ -1,5 +1,8 @@
-// The public C API: list tensors, decode tensors and chunks into our buffers.
+// The public C API: list files, tensors and metadata; decode tensors, row
+// ranges and chunks into our buffers; pack, unpack and verify.
 #include <doctest/doctest.h>
+
+#include <filesystem>
 
 #include "format/reader.h"
 #include "model/file_check.h"
@@ -7,6 +10,8 @@
 #include "lib/api.h"
 #include "st_builder.h"
 #include "test_util.h"
+#include "weights_gen.h"
+#define WCODEC_EXPERIMENTAL
 #include "wcodec/wcodec.h"
 
 TEST_SUITE("capi") {
@@ -27,7 +32,7 @@ TEST_SUITE("capi") {
     REQUIRE(wcodec_tensor_count(a) == 3);
     size_t wi = 99;
     REQUIRE(wcodec_find_tensor(a, "w", &wi) == WCODEC_OK);
-    wcodec_tensor_info info;
+    wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
     REQUIRE(wcodec_get_tensor_info(a, wi, &info) == WCODEC_OK);
     CHECK(std::string(info.dtype) == "BF16");
     CHECK(info.rank == 2);
@@ -35,7 +40,7 @@ TEST_SUITE("capi") {
     CHECK(info.byte_size == 60000);
     CHECK(info.chunk_count == 15);
     CHECK(info.stored_size > 0);
-    CHECK(wcodec_find_tensor(a, "nope", &wi) == WCODEC_E_USAGE);
+    CHECK(wcodec_find_tensor(a, "nope", &wi) == WCODEC_E_NOT_FOUND);
 
     std::vector<uint8_t> out(info.byte_size);
     for (unsigned threads : {1u, 2u, 0u}) {
@@ -64,5 +69,170 @@ TEST_SUITE("capi") {
     CHECK(wcodec_open((t / "missing.wcz").c_str(), &a, err, sizeof err) == WCODEC_E_IO);
     CHECK(a == nullptr);
     CHECK(std::string(wcodec_error_name(WCODEC_E_CHECKSUM)) == "checksum mismatch");
+  }
+
+  TEST_CASE("files, metadata, open from memory, struct_size") {
+    tu::TempDir t;
+    stb::StOptions so;
+    so.metadata = {{"format", "pt"}, {"note", "two"}};
+    auto file = stb::build({{"a", wc::DType::F32, {4, 3}, {}}, {"b", wc::DType::U8, {5}, {}}}, so);
+    tu::write_file(t / "m.safetensors", file);
+    wc::pack(t / "m.safetensors", t / "m.wcz", {});
+    auto bytes = tu::read_file(t / "m.wcz");
+    char err[256];
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open_memory(bytes.data(), bytes.size(), "mem.wcz", &a, err, sizeof err) == WCODEC_OK);
+    REQUIRE(wcodec_file_count(a) == 1);
+    wcodec_file_info fi = WCODEC_FILE_INFO_INIT;
+    REQUIRE(wcodec_get_file_info(a, 0, &fi) == WCODEC_OK);
+    CHECK(std::string(fi.name) == "m.safetensors");
+    CHECK(std::string(fi.kind) == "safetensors");
+    CHECK(fi.size == file.size());
+    CHECK(fi.tensor_count == 2);
+    REQUIRE(fi.metadata_count == 2);
+    const char *k = nullptr, *v = nullptr;
+    REQUIRE(wcodec_get_metadata(a, 0, 1, &k, &v) == WCODEC_OK);
+    CHECK(std::string(k) == "note");
+    CHECK(std::string(v) == "two");
+    CHECK(wcodec_get_metadata(a, 0, 2, &k, &v) == WCODEC_E_USAGE);
+    size_t f = 9;
+    CHECK(wcodec_find_file(a, "m.safetensors", &f) == WCODEC_OK);
+    CHECK(f == 0);
+    CHECK(wcodec_find_file(a, "x.safetensors", &f) == WCODEC_E_NOT_FOUND);
+    wcodec_tensor_info ti = WCODEC_TENSOR_INFO_INIT;
+    REQUIRE(wcodec_get_tensor_info(a, 0, &ti) == WCODEC_OK);
+    CHECK(ti.file == 0);
+    CHECK(ti.rows == 4);
+    CHECK(ti.row_bytes == 12);
+    ti.struct_size = 8;  // a struct_size below the first release's: refused
+    CHECK(wcodec_get_tensor_info(a, 0, &ti) == WCODEC_E_USAGE);
+    // A bad argument writes a message too.
+    err[0] = 'x';
+    CHECK(wcodec_decode_tensor(a, 7, nullptr, 0, 1, err, sizeof err) == WCODEC_E_USAGE);
+    CHECK(std::string(err).find("no such tensor") != std::string::npos);
+    wcodec_close(a);
+    // Bytes that are no container: an error naming the memory buffer.
+    std::vector<uint8_t> junk(200, 7);
+    CHECK(wcodec_open_memory(junk.data(), junk.size(), "junk", &a, err, sizeof err) != WCODEC_OK);
+    CHECK(a == nullptr);
+    CHECK(std::string(err).find("junk") != std::string::npos);
+  }
+
+  TEST_CASE("row ranges decode only the chunks that hold them, exact and lossy") {
+    tu::TempDir t;
+    // exact: 300 rows of 100 BF16 (200 bytes), chunks of 4096 bytes
+    std::vector<stb::StTensor> ts = {{"w", wc::DType::BF16, {300, 100}, stb::pattern_bytes(60000, 7)},
+                                     {"q", wc::DType::BF16, {8192, 64}, testdata::weights(wc::DType::BF16, 8192 * 64, 3)}};
+    tu::write_file(t / "m.safetensors", stb::build(ts));
+    wcodec_pack_options po = WCODEC_PACK_OPTIONS_INIT;
+    po.chunk_size = 4096;
+    po.threads = 2;
+    char err[256];
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), (t / "m.wcz").c_str(), &po, nullptr, err, sizeof err) == WCODEC_OK);
+    po.bits = 4;
+    po.keep = "^w$";
+    wcodec_pack_result pr = WCODEC_PACK_RESULT_INIT;
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), (t / "l.wcz").c_str(), &po, &pr, err, sizeof err) == WCODEC_OK);
+    CHECK(pr.lossy_tensors == 1);
+    CHECK(pr.output_bytes == tu::read_file(t / "l.wcz").size());
+
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open((t / "m.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    std::vector<uint8_t> rows(200 * 30);
+    const uint64_t before = wcodec_chunks_decoded(a);
+    // rows 40..70: bytes 8000..14000 lie in chunks 1, 2, 3 (4096-byte chunks)
+    REQUIRE(wcodec_decode_rows(a, 0, 40, 70, nullptr, rows.data(), rows.size(), 2, err, sizeof err) == WCODEC_OK);
+    CHECK(wcodec_chunks_decoded(a) - before == 3);
+    CHECK(std::equal(rows.begin(), rows.end(), ts[0].bytes.begin() + 8000));
+    CHECK(wcodec_decode_rows(a, 0, 40, 301, nullptr, rows.data(), rows.size(), 2, err, sizeof err) == WCODEC_E_USAGE);
+    CHECK(wcodec_decode_rows(a, 0, 40, 71, nullptr, rows.data(), rows.size(), 2, err, sizeof err) == WCODEC_E_USAGE);
+    CHECK(wcodec_decode_rows(a, 0, 5, 5, nullptr, nullptr, 0, 2, err, sizeof err) == WCODEC_OK);
+    // every range of a few sizes equals the slice of the whole tensor
+    for (uint64_t r0 : {0u, 1u, 20u, 299u})
+      for (uint64_t r1 : {r0 + 1, std::min<uint64_t>(r0 + 41, 300), uint64_t(300)}) {
+        std::vector<uint8_t> got((r1 - r0) * 200);
+        REQUIRE(wcodec_decode_rows(a, 0, r0, r1, nullptr, got.data(), got.size(), 0, err, sizeof err) == WCODEC_OK);
+        CHECK(std::equal(got.begin(), got.end(), ts[0].bytes.begin() + r0 * 200));
+      }
+    wcodec_close(a);
+
+    REQUIRE(wcodec_open((t / "l.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    size_t qi = 0;
+    REQUIRE(wcodec_find_tensor(a, "q", &qi) == WCODEC_OK);
+    wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+    REQUIRE(wcodec_get_tensor_info(a, qi, &info) == WCODEC_OK);
+    REQUIRE(std::string(info.representation) == "qrow");
+    std::vector<uint8_t> whole(info.byte_size);
+    REQUIRE(wcodec_decode_tensor(a, qi, whole.data(), whole.size(), 1, err, sizeof err) == WCODEC_OK);
+    const uint64_t tile = info.chunk_size;  // rows per tile
+    const uint64_t before_l = wcodec_chunks_decoded(a);
+    std::vector<uint8_t> part(10 * info.row_bytes);
+    REQUIRE(info.rows >= 2 * tile);  // at least two tiles
+    const uint64_t r0 = tile + 3;     // inside the second tile
+    REQUIRE(wcodec_decode_rows(a, qi, r0, r0 + 10, nullptr, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
+    CHECK(std::equal(part.begin(), part.end(), whole.begin() + r0 * info.row_bytes));
+    const uint64_t per_tile = before_l / (info.rows / tile + (info.rows % tile != 0));
+    CHECK(wcodec_chunks_decoded(a) - before_l == per_tile);  // one tile's parts
+    // F32 output of the same rows equals the F32 decode of the whole tensor
+    std::vector<uint8_t> whole32(info.rows * 64 * 4), part32(10 * 64 * 4);
+    REQUIRE(wcodec_decode_tensor_ex(a, qi, WCODEC_LEVEL_TOP, "F32", whole32.data(), whole32.size(), 2, err, sizeof err) == WCODEC_OK);
+    REQUIRE(wcodec_decode_rows(a, qi, r0, r0 + 10, "F32", part32.data(), part32.size(), 1, err, sizeof err) == WCODEC_OK);
+    CHECK(std::equal(part32.begin(), part32.end(), whole32.begin() + r0 * 64 * 4));
+    wcodec_close(a);
+  }
+
+  TEST_CASE("batch decode equals one-by-one; pack from memory, unpack and verify") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts;
+    for (int i = 0; i < 12; ++i)
+      ts.push_back({"t" + std::to_string(i), i % 2 ? wc::DType::F16 : wc::DType::BF16, {uint64_t(16 + i), 64},
+                    testdata::weights(i % 2 ? wc::DType::F16 : wc::DType::BF16, (16 + i) * 64, i)});
+    auto file = stb::build(ts);
+    tu::write_file(t / "m.safetensors", file);
+    char err[256];
+    wcodec_pack_result pr = WCODEC_PACK_RESULT_INIT;
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), nullptr, nullptr, &pr, err, sizeof err) == WCODEC_OK);
+    CHECK(pr.input_bytes == file.size());
+    REQUIRE(wcodec_pack_memory(file.data(), file.size(), "m.safetensors", (t / "mem.wcz").c_str(), nullptr, nullptr, err,
+                               sizeof err) == WCODEC_OK);
+    CHECK(tu::read_file(t / "mem.wcz") == tu::read_file(t / "m.safetensors.wcz"));  // the same bytes as from the file
+    CHECK(wcodec_pack_memory(file.data(), file.size(), "m.safetensors", (t / "mem.wcz").c_str(), nullptr, nullptr, err,
+                             sizeof err) == WCODEC_E_EXISTS);
+    CHECK(wcodec_pack_memory(file.data(), 5, "m.safetensors", (t / "short.wcz").c_str(), nullptr, nullptr, err,
+                             sizeof err) == WCODEC_E_BAD_SAFETENSORS);
+    CHECK(std::string(err).find("<memory>") != std::string::npos);
+    CHECK(!std::filesystem::exists(t / "short.wcz"));
+
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open((t / "mem.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    std::vector<std::vector<uint8_t>> outs(ts.size());
+    std::vector<wcodec_decode_job> jobs;
+    for (size_t i = 0; i < ts.size(); ++i) {
+      outs[i].resize(ts[i].bytes.size());
+      jobs.push_back({i, outs[i].data(), outs[i].size(), nullptr});
+    }
+    REQUIRE(wcodec_decode_tensors(a, jobs.data(), jobs.size(), 2, err, sizeof err) == WCODEC_OK);
+    for (size_t i = 0; i < ts.size(); ++i) CHECK(outs[i] == ts[i].bytes);
+    jobs[3].dst_len -= 1;
+    CHECK(wcodec_decode_tensors(a, jobs.data(), jobs.size(), 2, err, sizeof err) == WCODEC_E_USAGE);
+    CHECK(std::string(err).find("'t3'") != std::string::npos);
+    wcodec_close(a);
+
+    char written[512];
+    REQUIRE(wcodec_unpack((t / "mem.wcz").c_str(), (t / "out.safetensors").c_str(), 2, 0, written, sizeof written, err,
+                          sizeof err) == WCODEC_OK);
+    CHECK(std::string(written) == t / "out.safetensors");
+    CHECK(tu::read_file(t / "out.safetensors") == file);
+    CHECK(wcodec_unpack((t / "mem.wcz").c_str(), (t / "out.safetensors").c_str(), 2, 0, written, sizeof written, err,
+                        sizeof err) == WCODEC_E_EXISTS);
+    uint64_t chunks = 0, nbytes = 0;
+    REQUIRE(wcodec_verify((t / "mem.wcz").c_str(), 2, &chunks, &nbytes, err, sizeof err) == WCODEC_OK);
+    CHECK(chunks >= ts.size());
+    auto bad = tu::read_file(t / "mem.wcz");
+    wc::ContainerReader r(t / "mem.wcz", wc::kReaderChecks);
+    bad[r.index()[5].offset + 3] ^= 1;
+    tu::write_file(t / "bad.wcz", bad);
+    CHECK(wcodec_verify((t / "bad.wcz").c_str(), 2, &chunks, &nbytes, err, sizeof err) == WCODEC_E_CHECKSUM);
+    CHECK(std::string(err).find("bad.wcz") != std::string::npos);
   }
 }

@@ -359,7 +359,7 @@ TEST_SUITE("lossy") {
       CAPTURE(s.name);
       size_t ti = 0;
       REQUIRE(wcodec_find_tensor(a, s.name.c_str(), &ti) == WCODEC_OK);
-      wcodec_tensor_info info;
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
       REQUIRE(wcodec_get_tensor_info(a, ti, &info) == WCODEC_OK);
       CHECK(std::string(info.representation) == (s.lossy ? "qrow" : "exact"));
       CHECK(info.levels == 1);

@@ -294,7 +294,7 @@ TEST_SUITE("vectors") {
       // Tensor after tensor until one fails: the fault may be in any of them.
       std::string decoded = "accepted";
       for (size_t i = 0; i < wcodec_tensor_count(a) && decoded == "accepted"; ++i) {
-        wcodec_tensor_info info;
+        wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
         REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
         std::vector<uint8_t> buf(std::max<uint64_t>(info.byte_size, 1));
         const int d = wcodec_decode_tensor(a, i, buf.data(), buf.size(), 1, err, sizeof err);

@@ -1,5 +1,6 @@
-/* wcodec public C API: open a container, list its tensors, decode a tensor or
- * one chunk of it into a buffer the caller owns.
+/* wcodec public C API: open a container (a path or caller memory), list its
+ * files, tensors and metadata, decode tensors, row ranges or chunks into
+ * buffers the caller owns, and pack, unpack and verify whole models.
  *
  * Thread safety: an open archive is read-only; any number of threads may call
  * the decode functions on it at once. Decoding a chunk allocates nothing for
@@ -7,12 +8,30 @@
  *
  * Errors: every function returns 0 on success or a positive wcodec error code
  * (stable; see wcodec_error_name). Functions taking `err`/`err_len` write a
- * message naming the file, tensor and offset there when err is not NULL. */
+ * message naming the file, tensor and offset there when err is not NULL (an
+ * empty string on success).
+ *
+ * ABI growth: structs the library fills or reads begin with `struct_size`,
+ * which the caller sets to sizeof the struct it was compiled with (the
+ * *_INIT macros do). The library reads and writes only that many bytes, so a
+ * program built against an older header keeps working with a newer library.
+ * A struct_size smaller than the first release's struct is WCODEC_E_USAGE. */
 #ifndef WCODEC_H
 #define WCODEC_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Exported symbols: the shared library is built with hidden visibility and
+ * exports exactly the functions marked WCODEC_API (and a version script
+ * keeps it to wcodec_*). Static builds define nothing special. */
+#if defined(_WIN32)
+#  define WCODEC_API
+#elif defined(__GNUC__) || defined(__clang__)
+#  define WCODEC_API __attribute__((visibility("default")))
+#else
+#  define WCODEC_API
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,12 +56,14 @@ enum {
   WCODEC_E_LIMIT = 9,
   WCODEC_E_CODEC = 10,
   WCODEC_E_USAGE = 11,
-  WCODEC_E_MISMATCH = 12
+  WCODEC_E_MISMATCH = 12,
+  WCODEC_E_NOT_FOUND = 13 /* no tensor or file of that name */
 };
 
 typedef struct wcodec_archive wcodec_archive;
 
 typedef struct {
+  size_t struct_size;     /* sizeof(wcodec_tensor_info): set by the caller */
   const char* name;       /* valid while the archive is open */
   const char* dtype;      /* safetensors spelling: "BF16", "F32", ... */
   uint32_t rank;
@@ -58,37 +79,72 @@ typedef struct {
      tile, and it is decoded whole (wcodec_decode_tensor_ex). */
   const char* representation;
   uint32_t levels;        /* 1 for exact tensors; a lossy tensor's levels */
+  size_t file;            /* index of the file holding it (wcodec_get_file_info) */
+  uint64_t rows;          /* shape[0] (1 for a scalar): what wcodec_decode_rows counts */
+  uint64_t row_bytes;     /* bytes of one row as wcodec_decode_tensor writes it (0: rows do not
+                             fall on byte boundaries, e.g. F4 with an odd row length) */
 } wcodec_tensor_info;
+#define WCODEC_TENSOR_INFO_INIT {sizeof(wcodec_tensor_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/* A file stored in the container: a safetensors file (its tensors are
+ * first_tensor .. first_tensor + tensor_count - 1) or a blob (a config, an
+ * index JSON, a tokenizer: no tensors). */
+typedef struct {
+  size_t struct_size;     /* sizeof(wcodec_file_info): set by the caller */
+  const char* name;       /* stored name: a relative path in a folder container */
+  const char* kind;       /* "safetensors" | "blob" */
+  uint64_t size;          /* bytes of the original file */
+  size_t first_tensor;
+  size_t tensor_count;
+  size_t metadata_count;  /* entries of its safetensors __metadata__ */
+} wcodec_file_info;
+#define WCODEC_FILE_INFO_INIT {sizeof(wcodec_file_info), 0, 0, 0, 0, 0, 0}
 
 /* wcodec_decode_tensor_ex: the top level of a lossy tensor (the best it holds). */
 #define WCODEC_LEVEL_TOP 0xFFFFFFFFu
 
-unsigned wcodec_version_number(void);
-const char* wcodec_version_string(void);
-const char* wcodec_error_name(int code);
+WCODEC_API unsigned wcodec_version_number(void);
+WCODEC_API const char* wcodec_version_string(void);
+WCODEC_API const char* wcodec_error_name(int code);
 
-/* Opens and validates a container (header, footer, manifest, index). */
-int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_len);
-void wcodec_close(wcodec_archive* a);
+/* Opens and validates a container (header, footer, manifest, index), mapping
+ * the file. */
+WCODEC_API int wcodec_open(const char* path, wcodec_archive** out, char* err, size_t err_len);
+/* The same over `size` bytes at `data` that the caller keeps alive and
+ * unchanged until wcodec_close (an mmap, a buffer a runtime already holds).
+ * `name` (may be NULL: "<memory>") is what error messages call it. */
+WCODEC_API int wcodec_open_memory(const void* data, size_t size, const char* name, wcodec_archive** out, char* err,
+                                  size_t err_len);
+WCODEC_API void wcodec_close(wcodec_archive* a);
 
-size_t wcodec_tensor_count(const wcodec_archive* a);
-int wcodec_get_tensor_info(const wcodec_archive* a, size_t tensor, wcodec_tensor_info* out);
+WCODEC_API size_t wcodec_file_count(const wcodec_archive* a);
+WCODEC_API int wcodec_get_file_info(const wcodec_archive* a, size_t file, wcodec_file_info* out);
+/* Entry k (0 .. metadata_count-1, in the order the file stores them) of a
+ * safetensors file's __metadata__; key and value stay valid while the archive
+ * is open. */
+WCODEC_API int wcodec_get_metadata(const wcodec_archive* a, size_t file, size_t k, const char** key,
+                                   const char** value);
+/* Index of the file stored as `name`; WCODEC_E_NOT_FOUND when there is none. */
+WCODEC_API int wcodec_find_file(const wcodec_archive* a, const char* name, size_t* file);
+
+WCODEC_API size_t wcodec_tensor_count(const wcodec_archive* a);
+WCODEC_API int wcodec_get_tensor_info(const wcodec_archive* a, size_t tensor, wcodec_tensor_info* out);
 /* Index of the tensor called `name` (the first, in file order, when files of a
-   multi-file container share a name), or WCODEC_E_USAGE when there is none.
+   multi-file container share a name), or WCODEC_E_NOT_FOUND when there is none.
    The first call sorts the names (O(n log n)); later calls are O(log n).
    Safe from many threads at once. */
-int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor);
+WCODEC_API int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor);
 
 /* Verifies chunk `chunk` of `tensor` and decodes it into dst, which must hold
  * at least that chunk's raw size (chunk_size, or less for the last). Exact
  * tensors only (WCODEC_E_USAGE for a lossy one). */
-int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len,
+WCODEC_API int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len,
                         char* err, size_t err_len);
 
 /* Decodes a whole tensor into dst (at least byte_size bytes), chunks in
  * parallel on `threads` threads (0: all cores), each straight into its place
  * in dst: no extra buffer. */
-int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size_t dst_len, unsigned threads,
+WCODEC_API int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size_t dst_len, unsigned threads,
                          char* err, size_t err_len);
 
 /* Decodes a tensor at `level` (0 .. levels-1, or WCODEC_LEVEL_TOP) in dtype
@@ -98,8 +154,90 @@ int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size
  * checked against its stored reconstruction hash (WCODEC_E_CHECKSUM). The
  * arithmetic is spec'd to the bit (spec/QROW.md): every decoder writes the
  * same bytes. */
-int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
+WCODEC_API int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
                             size_t dst_len, unsigned threads, char* err, size_t err_len);
+
+/* Decodes rows [row_begin, row_end) of a tensor (rows: shape[0]) into dst
+ * (at least (row_end - row_begin) x row_bytes bytes; for a lossy tensor, in
+ * dtype `dtype` as wcodec_decode_tensor_ex, at its top level), reading and
+ * decoding only the chunks (exact) or tiles (lossy) that hold those rows;
+ * rows of a partly needed chunk or tile go through a per-thread buffer. Every
+ * chunk read is checked against its stored checksum; a lossy tensor's
+ * whole-tensor reconstruction hash needs every tile, so a row range is not
+ * checked against it (decode the whole tensor for that). */
+WCODEC_API int wcodec_decode_rows(const wcodec_archive* a, size_t tensor, uint64_t row_begin, uint64_t row_end,
+                                  const char* dtype, void* dst, size_t dst_len, unsigned threads, char* err,
+                                  size_t err_len);
+
+/* Many tensors in one call: their chunks and tiles share one set of
+ * `threads` threads (0: all cores), so a model of many small tensors decodes
+ * as fast as one of few large ones. Each job as wcodec_decode_tensor_ex at
+ * the top level in `dtype` (NULL: the tensor's own). On failure the first
+ * error is returned; the destinations of the jobs then hold unspecified
+ * bytes. */
+typedef struct {
+  size_t tensor;
+  void* dst;
+  size_t dst_len;
+  const char* dtype;
+} wcodec_decode_job;
+WCODEC_API int wcodec_decode_tensors(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count,
+                                     unsigned threads, char* err, size_t err_len);
+
+/* ---- whole-model operations (what the wcodec tool does) ------------------ */
+
+typedef struct {
+  size_t struct_size;      /* sizeof(wcodec_pack_options) */
+  unsigned threads;        /* 0: all cores */
+  int force;               /* replace an existing output */
+  const char* codec;       /* "auto" (NULL), "raw", "zstd", "float-ans" */
+  int zstd_level;          /* 0: the default (3) */
+  uint32_t chunk_size;     /* raw bytes per chunk; 0: the default (256 KiB) */
+  double bits;             /* 0: lossless; else the lossy budget in bits per weight */
+  const char* keep;        /* lossy: regex of tensor names kept exact (NULL: none) */
+  const char* sensitivity; /* lossy: a safetensors file of measured sensitivities (NULL: none) */
+  uint64_t min_elements;   /* lossy: smaller tensors stay exact; 0: the default (1024) */
+} wcodec_pack_options;
+#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+typedef struct {
+  size_t struct_size;      /* sizeof(wcodec_pack_result) */
+  uint64_t input_bytes, output_bytes, weights;
+  uint64_t lossy_tensors;
+  double lossy_bits_per_weight;
+} wcodec_pack_result;
+#define WCODEC_PACK_RESULT_INIT {sizeof(wcodec_pack_result), 0, 0, 0, 0, 0}
+
+/* Packs `in` (a .safetensors file, a sharded model's *.index.json, or a
+ * folder) into `out` (NULL: IN.wcz beside it). `options`, `result` may be NULL.
+ * The output appears only when complete; an existing one is kept unless
+ * force is set. */
+WCODEC_API int wcodec_pack(const char* in, const char* out, const wcodec_pack_options* options,
+                           wcodec_pack_result* result, char* err, size_t err_len);
+/* Packs the safetensors file held in `size` bytes at `data` as if it were a
+ * file called `name` (one path component): the container is byte for byte
+ * the one wcodec_pack of such a file makes. Memory: about `size` more. */
+WCODEC_API int wcodec_pack_memory(const void* data, size_t size, const char* name, const char* out,
+                                  const wcodec_pack_options* options, wcodec_pack_result* result, char* err,
+                                  size_t err_len);
+/* Restores the original file(s) of container `in` to `out` (a file for a
+ * one-file container, a folder otherwise; NULL: beside the container under
+ * the stored name), checking every checksum before the output is committed.
+ * The path written is copied to `written` (may be NULL). */
+WCODEC_API int wcodec_unpack(const char* in, const char* out, unsigned threads, int force, char* written,
+                             size_t written_len, char* err, size_t err_len);
+/* Decodes every chunk of `in` and checks every checksum and every file's
+ * hash; `chunks`, `bytes` (may be NULL) receive the counts checked. */
+WCODEC_API int wcodec_verify(const char* in, unsigned threads, uint64_t* chunks, uint64_t* bytes, char* err,
+                             size_t err_len);
+
+/* ---- experimental: may change in any release ----------------------------- */
+#ifdef WCODEC_EXPERIMENTAL
+/* Stored chunks this archive has decoded since it was opened (all threads):
+ * for tests and tools that check that a lazy read touched only what it
+ * needed. */
+WCODEC_API uint64_t wcodec_chunks_decoded(const wcodec_archive* a);
+#endif
 
 #ifdef __cplusplus
 }

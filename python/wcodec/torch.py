@@ -1,0 +1,82 @@
+"""``wcodec.torch``: load and save .wcz containers as torch tensors,
+mirroring ``safetensors.torch``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from . import _core
+from ._errors import UsageError
+
+_DTYPES = {
+    "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16, "I32": torch.int32,
+    "I64": torch.int64, "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
+    "F64": torch.float64, "C64": torch.complex64,
+}
+for _name, _attr in (("U16", "uint16"), ("U32", "uint32"), ("U64", "uint64"), ("F8_E4M3", "float8_e4m3fn"),
+                     ("F8_E5M2", "float8_e5m2"), ("F8_E8M0", "float8_e8m0fnu")):
+    if hasattr(torch, _attr):  # newer torch versions only
+        _DTYPES[_name] = getattr(torch, _attr)
+
+
+def dtype_of(name: str) -> torch.dtype:
+    """The torch dtype of a safetensors dtype name."""
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise UsageError(f"this torch ({torch.__version__}) has no dtype for {name} tensors", 11) from None
+
+
+class _Torch(_core.Backend):
+    def empty(self, shape, dtype):
+        t = torch.empty(tuple(shape), dtype=dtype_of(dtype))
+        return t, t.data_ptr(), t.numel() * t.element_size()
+
+    def to_device(self, obj, device):
+        return obj.to(device)
+
+
+BACKEND = _Torch()
+
+
+def load_file(filename, device: str | int | torch.device = "cpu", *, file: str | None = None,
+              threads: int = 0) -> dict[str, torch.Tensor]:
+    """Every tensor of the container (of its stored safetensors file `file`,
+    when it holds several whose names collide), decoded in parallel on the
+    CPU straight into new tensors, then moved to `device`."""
+    with _core.Container(filename) as c:
+        return _core.load(c, BACKEND, c.model_tensors(file), device, threads)
+
+
+def load(data: bytes, device: str | int | torch.device = "cpu", *, file: str | None = None,
+         threads: int = 0) -> dict[str, torch.Tensor]:
+    """The same from a container held in memory (bytes, bytearray, mmap)."""
+    with _core.Container(data) as c:
+        return _core.load(c, BACKEND, c.model_tensors(file), device, threads)
+
+
+def _serialize(tensors, metadata):
+    from safetensors.torch import save
+    return save(dict(tensors), metadata=metadata)
+
+
+def save_file(tensors: dict[str, torch.Tensor], filename, metadata: dict[str, str] | None = None,
+              **options: Any) -> dict:
+    """Writes a container holding the safetensors file that
+    ``safetensors.torch.save_file`` would write: the same bytes ``wcodec
+    pack`` makes of that file. Replaces an existing file (force=False keeps
+    it); pack options (bits, codec, ...) pass through."""
+    return _core.save(_serialize, tensors, filename, metadata, **options)
+
+
+def save(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None, **options: Any) -> bytes:
+    """The container as bytes (through a temporary file)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "model.safetensors.wcz")
+        save_file(tensors, p, metadata, **options)
+        with open(p, "rb") as f:
+            return f.read()
