@@ -20,6 +20,10 @@ declare -A ALLOWED=(
   [lib]="lib model quant codec format platform wcodec"
   [include]="wcodec"
   [gpu]="gpu quant codec format platform"
+  # the Python binding and the consumer examples see the C API only, as a
+  # runtime linking the installed library does
+  [python]="wcodec"
+  [examples]="wcodec"
 )
 # cli/ sees the library through lib/api.h and the C header only.
 CLI_ALLOWED_FILES="lib/api.h"

@@ -2,6 +2,9 @@
 # Installs what wcodec needs to build and test, with apt-get, only when missing.
 # Idempotent and non-interactive. Also creates .venv with the reference
 # `safetensors` Python package (used by a test as a real client) when pip can.
+# With --python (scripts/test.sh): also what the Python package builds and
+# tests with (nanobind, scikit-build-core, pytest, ml_dtypes, torch,
+# transformers), from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +27,14 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import safetensors, numpy
     echo "setup: .venv ready (safetensors $(.venv/bin/python -c 'import safetensors; print(safetensors.__version__)'))"
   else
     echo "setup: could not prepare .venv with safetensors; the python-client test will skip"
+  fi
+fi
+
+if [ "${1:-}" = "--python" ]; then
+  py_pkgs=(nanobind scikit-build-core pytest ml_dtypes torch transformers)
+  if ! .venv/bin/python -c "import nanobind, scikit_build_core, pytest, ml_dtypes, torch, transformers" 2>/dev/null; then
+    echo "setup: installing ${py_pkgs[*]} into .venv (torch is large: a few minutes the first time)"
+    .venv/bin/pip install -q "${py_pkgs[@]}" >/dev/null 2>&1 ||
+      echo "setup: could not install the Python test packages; scripts/test_python.sh will say what is missing"
   fi
 fi

@@ -147,7 +147,7 @@ def load(container: Container, backend: Backend, tensors: Iterable[TensorInfo], 
     """Decodes `tensors` into new framework tensors: every destination is
     allocated first, then one library call decodes them all in parallel."""
     out, jobs = {}, []
-    for t in tensors:
+    for t in tensors:  # in file order, as safetensors' load_file
         obj, addr, nbytes = backend.empty(t.shape, t.dtype)
         out[t.name] = obj
         jobs.append((t, addr, nbytes, None))
@@ -235,7 +235,8 @@ class SafeOpen:
             raise
 
     def keys(self) -> list[str]:
-        return list(self._tensors)
+        """Tensor names, sorted (as safetensors lists them)."""
+        return sorted(self._tensors)
 
     def offset_keys(self) -> list[str]:
         return self.keys()

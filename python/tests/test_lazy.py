@@ -1,0 +1,81 @@
+"""get_slice decodes only the chunks (or lossy tiles) holding the rows asked for."""
+
+import numpy as np
+import pytest
+import safetensors.numpy
+from conftest import weights
+
+import wcodec
+import wcodec.numpy
+
+
+@pytest.fixture
+def packed(tmp_path):
+    t = {"big": weights((1000, 64), 3),  # 256 bytes a row: 16 rows per 4096-byte chunk
+         "small": np.arange(24, dtype=np.int32).reshape(2, 3, 4),
+         "vec": np.arange(10, dtype=np.float32),
+         "one": np.array(7, np.int64)}
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file(t, str(src))
+    wcodec.pack(src, chunk_size=4096)
+    return t, str(src) + ".wcz"
+
+
+INDEXES = [slice(None), slice(10, 50), slice(0, 1), slice(990, 2000), slice(5, 100, 7), slice(None, None, -1),
+           slice(80, 20, -3), slice(50, 10), 0, -1, 123, Ellipsis, (slice(3, 9), slice(2, 40, 5)), (7, slice(1, 3)),
+           (Ellipsis, 5), (slice(None), 0)]
+
+
+@pytest.mark.parametrize("index", INDEXES, ids=repr)
+def test_get_slice_equals_numpy_indexing(packed, index):
+    t, wcz = packed
+    with wcodec.safe_open(wcz, "np") as f:
+        s = f.get_slice("big")
+        assert s.get_shape() == [1000, 64]
+        assert s.get_dtype() == "F32"
+        got = s[index]
+        np.testing.assert_array_equal(got, t["big"][index])
+
+
+def test_get_slice_other_ranks(packed):
+    t, wcz = packed
+    with wcodec.safe_open(wcz, "np") as f:
+        np.testing.assert_array_equal(f.get_slice("small")[1:, :, 2], t["small"][1:, :, 2])
+        np.testing.assert_array_equal(f.get_slice("vec")[2:7], t["vec"][2:7])
+        np.testing.assert_array_equal(f.get_slice("one")[...], t["one"][...])
+        with pytest.raises(IndexError):
+            f.get_slice("big")[1000]
+
+
+def test_get_slice_reads_only_needed_chunks(packed):
+    t, wcz = packed
+    with wcodec.safe_open(wcz, "np") as f:
+        c = f.container
+        info = c.tensor("big")
+        assert info.chunks == (1000 * 256 + 4095) // 4096  # 63 chunks
+        before = c.chunks_decoded()
+        rows = f.get_slice("big")[100:140]  # bytes 25600..35840: chunks 6, 7, 8
+        assert c.chunks_decoded() - before == 3
+        np.testing.assert_array_equal(rows, t["big"][100:140])
+        before = c.chunks_decoded()
+        f.get_slice("big")[5]  # one row: one chunk
+        assert c.chunks_decoded() - before == 1
+        before = c.chunks_decoded()
+        f.get_tensor("big")
+        assert c.chunks_decoded() - before == info.chunks
+
+
+def test_lossy_get_slice_reads_one_tile(tmp_path):
+    t = {"w": weights((8192, 64), 5)}  # 4096 rows a tile: two tiles
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file(t, str(src))
+    wcodec.pack(src, bits=4)
+    with wcodec.safe_open(str(src) + ".wcz", "np") as f:
+        c = f.container
+        assert c.tensor("w").representation == "qrow"
+        whole = f.get_tensor("w")
+        per_tile = c.chunks_decoded() // 2
+        before = c.chunks_decoded()
+        part = f.get_slice("w")[4100:4110]
+        assert c.chunks_decoded() - before == per_tile
+        np.testing.assert_array_equal(part, whole[4100:4110])
