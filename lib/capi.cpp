@@ -141,7 +141,13 @@ struct Span {
 // touches is one job; a unit wholly inside its span decodes in place, a
 // partly needed one through a per-thread buffer. A lossy tensor decoded whole
 // in its own dtype is then checked against its reconstruction hash.
-void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsigned threads) {
+// `exec`, when set, runs the jobs on the caller's threads instead of ours.
+struct Executor {
+  wcodec_executor_fn run = nullptr;
+  void* ctx = nullptr;
+};
+
+void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsigned threads, Executor exec = {}) {
   struct Job {
     uint32_t span;
     uint64_t unit;
@@ -177,9 +183,26 @@ void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsig
     const uint64_t lo = std::max(begin, sp.b0), hi = std::min(begin + size, sp.b1);
     std::memcpy(sp.dst + (lo - sp.b0), part.data() + (lo - begin), hi - lo);
   };
-  unsigned n = threads ? threads : wc::default_threads();
-  if (n > jobs.size()) n = jobs.empty() ? 1 : unsigned(jobs.size());
-  if (n == 1) {
+  if (exec.run) {
+    // The caller's tasks cannot throw through its executor: each records
+    // its first error, rethrown here once every task has returned.
+    struct Shared {
+      decltype(run)* fn;
+      std::mutex mu;
+      std::exception_ptr error;
+    } shared{&run, {}, {}};
+    exec.run(exec.ctx, jobs.size(), [](void* arg, size_t i) {
+      auto* sh = static_cast<Shared*>(arg);
+      try {
+        (*sh->fn)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(sh->mu);
+        if (!sh->error) sh->error = std::current_exception();
+      }
+    }, &shared);
+    if (shared.error) std::rethrow_exception(shared.error);
+  } else if (unsigned n = std::min<size_t>(threads ? threads : wc::default_threads(), std::max<size_t>(jobs.size(), 1));
+             n == 1) {
     for (size_t j = 0; j < jobs.size(); ++j) run(j);
   } else {
     wc::ThreadPool pool(n);
@@ -369,8 +392,10 @@ int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t lev
   return wcodec_decode_tensors(a, &job, 1, threads, err, err_len);
 }
 
-int wcodec_decode_tensors(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count, unsigned threads,
-                          char* err, size_t err_len) {
+namespace {
+
+int decode_jobs(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count, unsigned threads,
+                Executor exec, char* err, size_t err_len) {
   if (!a || (!jobs && job_count)) return usage(err, err_len, "no archive or no jobs");
   std::vector<Span> spans;
   try {
@@ -392,7 +417,20 @@ int wcodec_decode_tensors(const wcodec_archive* a, const wcodec_decode_job* jobs
                                      t.name + "' (" + std::to_string(need) + " bytes)");
     spans.push_back({&t, out, 0, need, static_cast<uint8_t*>(jobs[j].dst)});
   }
-  return guarded(err, err_len, [&] { decode_spans(*a, spans, threads); });
+  return guarded(err, err_len, [&] { decode_spans(*a, spans, threads, exec); });
+}
+
+}  // namespace
+
+int wcodec_decode_tensors(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count, unsigned threads,
+                          char* err, size_t err_len) {
+  return decode_jobs(a, jobs, job_count, threads, {}, err, err_len);
+}
+
+int wcodec_decode_tensors_exec(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count,
+                               wcodec_executor_fn run, void* ctx, char* err, size_t err_len) {
+  if (!run) return usage(err, err_len, "wcodec_decode_tensors_exec needs an executor");
+  return decode_jobs(a, jobs, job_count, 1, {run, ctx}, err, err_len);
 }
 
 int wcodec_decode_rows(const wcodec_archive* a, size_t tensor, uint64_t row_begin, uint64_t row_end, const char* dtype,

@@ -2,7 +2,9 @@
 // ranges and chunks into our buffers; pack, unpack and verify.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "format/reader.h"
 #include "model/file_check.h"
@@ -213,6 +215,31 @@ TEST_SUITE("capi") {
     }
     REQUIRE(wcodec_decode_tensors(a, jobs.data(), jobs.size(), 2, err, sizeof err) == WCODEC_OK);
     for (size_t i = 0; i < ts.size(); ++i) CHECK(outs[i] == ts[i].bytes);
+    // On the caller's threads: an executor that runs the tasks on two threads of its own.
+    for (auto& o : outs) std::fill(o.begin(), o.end(), 0);
+    struct Calls {
+      std::atomic<size_t> tasks{0};
+      size_t runs = 0;
+    } calls;
+    auto two_threads = [](void* ctx, size_t n, wcodec_task_fn task, void* arg) {
+      auto* c = static_cast<Calls*>(ctx);
+      ++c->runs;
+      std::atomic<size_t> next{0};
+      auto loop = [&] {
+        for (size_t i; (i = next.fetch_add(1)) < n;) {
+          task(arg, i);
+          c->tasks.fetch_add(1);
+        }
+      };
+      std::thread t1(loop);
+      loop();
+      t1.join();
+    };
+    REQUIRE(wcodec_decode_tensors_exec(a, jobs.data(), jobs.size(), two_threads, &calls, err, sizeof err) == WCODEC_OK);
+    CHECK(calls.runs == 1);
+    CHECK(calls.tasks >= ts.size());  // at least one task a tensor
+    for (size_t i = 0; i < ts.size(); ++i) CHECK(outs[i] == ts[i].bytes);
+    CHECK(wcodec_decode_tensors_exec(a, jobs.data(), jobs.size(), nullptr, nullptr, err, sizeof err) == WCODEC_E_USAGE);
     jobs[3].dst_len -= 1;
     CHECK(wcodec_decode_tensors(a, jobs.data(), jobs.size(), 2, err, sizeof err) == WCODEC_E_USAGE);
     CHECK(std::string(err).find("'t3'") != std::string::npos);
@@ -233,6 +260,17 @@ TEST_SUITE("capi") {
     bad[r.index()[5].offset + 3] ^= 1;
     tu::write_file(t / "bad.wcz", bad);
     CHECK(wcodec_verify((t / "bad.wcz").c_str(), 2, &chunks, &nbytes, err, sizeof err) == WCODEC_E_CHECKSUM);
+    // a task that fails on the caller's threads is reported once all have run
+    REQUIRE(wcodec_open((t / "bad.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    size_t ran = 0;
+    auto serial = [](void* ctx, size_t n, wcodec_task_fn task, void* arg) {
+      for (size_t i = 0; i < n; ++i) task(arg, i), ++*static_cast<size_t*>(ctx);
+    };
+    jobs[3].dst_len += 1;
+    CHECK(wcodec_decode_tensors_exec(a, jobs.data(), jobs.size(), serial, &ran, err, sizeof err) == WCODEC_E_CHECKSUM);
+    CHECK(ran >= ts.size());
+    CHECK(std::string(err).find("bad.wcz") != std::string::npos);
+    wcodec_close(a);
     CHECK(std::string(err).find("bad.wcz") != std::string::npos);
   }
 }

@@ -184,6 +184,17 @@ typedef struct {
 WCODEC_API int wcodec_decode_tensors(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count,
                                      unsigned threads, char* err, size_t err_len);
 
+/* The same on the caller's threads: the library creates no thread. It calls
+ * `run(ctx, task_count, task, task_arg)` once; the executor must call
+ * task(task_arg, i) exactly once for every i in [0, task_count), from any
+ * threads and in any order, and return when all have returned (a runtime's
+ * thread pool, an OpenMP loop, or a plain for loop). Tasks are independent
+ * and never block on each other. */
+typedef void (*wcodec_task_fn)(void* task_arg, size_t i);
+typedef void (*wcodec_executor_fn)(void* ctx, size_t task_count, wcodec_task_fn task, void* task_arg);
+WCODEC_API int wcodec_decode_tensors_exec(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count,
+                                          wcodec_executor_fn run, void* ctx, char* err, size_t err_len);
+
 /* ---- whole-model operations (what the wcodec tool does) ------------------ */
 
 typedef struct {

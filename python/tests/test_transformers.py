@@ -48,12 +48,23 @@ def offline(monkeypatch):
         pass
 
 
-def from_pretrained(path):
-    """from_pretrained keeping the saved dtype ("auto"): the keyword is
-    `dtype` since transformers 4.56, `torch_dtype` before."""
+def dtype_kw(dtype):
+    """The dtype keyword of from_config/from_pretrained: `dtype` since
+    transformers 4.56, `torch_dtype` before."""
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    kw = {"dtype": "auto"} if (major, minor) >= (4, 56) else {"torch_dtype": "auto"}
-    return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **kw).eval()
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
+def build(cfg, dtype):
+    """A model built from its config in `dtype`. Not LlamaForCausalLM(cfg).to(dtype):
+    that casts the rotary inv_freq buffer too, which from_pretrained keeps in
+    float32, and the logits then differ in the last bits."""
+    return AutoModelForCausalLM.from_config(cfg, **dtype_kw(dtype)).eval()
+
+
+def from_pretrained(path):
+    """from_pretrained keeping the saved dtype ("auto"), never downloading."""
+    return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **dtype_kw("auto")).eval()
 
 
 def logits(model, ids=TOKENS):
@@ -101,7 +112,8 @@ def load_into(cfg, state, dtype):
     while its state_dict() lists it: name it as the embedding, which is the
     same parameter."""
     torch.manual_seed(1234)  # the initial values are all overwritten; fixed anyway
-    model = LlamaForCausalLM(cfg).to(dtype).eval()
+    model = build(cfg, dtype)
+    assert isinstance(model, LlamaForCausalLM)
     state = dict(state)
     if cfg.tie_word_embeddings and "lm_head.weight" not in state:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
@@ -153,7 +165,7 @@ def tiny_llama(dtype, tied):
                       num_key_value_heads=4, vocab_size=512, max_position_embeddings=128,
                       rms_norm_eps=1e-5, tie_word_embeddings=tied)
     torch.manual_seed(0)
-    return LlamaForCausalLM(cfg).to(dtype).eval()
+    return build(cfg, dtype)
 
 
 @pytest.mark.parametrize("dtype,tied", [(torch.bfloat16, True), (torch.float32, False)],
