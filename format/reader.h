@@ -32,8 +32,13 @@ class ContainerReader {
   // Where the manifest ends (the chunk area begins).
   uint64_t manifest_end() const { return kHeaderSize + header_.manifest_stored; }
   const std::string& path() const { return name_; }
-  // Verified stored bytes of chunk `i` (global chunk number).
+  // Verified stored bytes of chunk `i` (global chunk number): its framing
+  // and, unless turned off, its XXH3-64.
   std::span<const uint8_t> chunk(uint32_t i) const;
+  // For trusted, already verified files (a runtime's own cache): chunk()
+  // skips the payload hash. Offsets and sizes are still checked; set before
+  // any chunk is read, not while other threads read.
+  void set_verify_payloads(bool on) { verify_payloads_ = on; }
   // Tensor owning global chunk `i`.
   const TensorRecord& tensor_of_chunk(uint32_t i) const;
   // Bytes that are neither payload, manifest, index nor fixed structures
@@ -51,6 +56,7 @@ class ContainerReader {
   Manifest manifest_;
   std::vector<ChunkEntry> index_;
   std::vector<uint32_t> chunk_tensor_;
+  bool verify_payloads_ = true;
 };
 
 // Checks the layout rule and the raw sizes of an index against a manifest;

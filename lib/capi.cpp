@@ -279,6 +279,12 @@ int wcodec_open_memory(const void* data, size_t size, const char* name, wcodec_a
 
 void wcodec_close(wcodec_archive* a) { delete a; }
 
+int wcodec_set_verify_chunks(wcodec_archive* a, int on) {
+  if (!a) return WCODEC_E_USAGE;
+  a->reader->set_verify_payloads(on != 0);
+  return WCODEC_OK;
+}
+
 size_t wcodec_file_count(const wcodec_archive* a) { return a ? a->reader->manifest().files.size() : 0; }
 
 int wcodec_get_file_info(const wcodec_archive* a, size_t i, wcodec_file_info* out) {

@@ -67,6 +67,14 @@ TEST_SUITE("capi") {
     CHECK(wcodec_decode_tensor(a, 0, out.data(), out.size(), 2, err, sizeof err) == WCODEC_E_CHECKSUM);
     CHECK(std::string(err).find("bad.wcz") != std::string::npos);
     CHECK(std::string(err).find("'w'") != std::string::npos);
+    // With chunk checksums off (a trusted file), the damaged chunk is not
+    // caught by its hash: it decodes to other bytes or fails in the codec.
+    REQUIRE(wcodec_set_verify_chunks(a, 0) == WCODEC_OK);
+    const int rc_off = wcodec_decode_tensor(a, 0, out.data(), out.size(), 2, err, sizeof err);
+    CHECK(rc_off != WCODEC_E_CHECKSUM);
+    CHECK((rc_off != WCODEC_OK || out != ts[0].bytes));
+    REQUIRE(wcodec_set_verify_chunks(a, 1) == WCODEC_OK);
+    CHECK(wcodec_decode_tensor(a, 0, out.data(), out.size(), 2, err, sizeof err) == WCODEC_E_CHECKSUM);
     wcodec_close(a);
     CHECK(wcodec_open((t / "missing.wcz").c_str(), &a, err, sizeof err) == WCODEC_E_IO);
     CHECK(a == nullptr);

@@ -116,6 +116,12 @@ WCODEC_API int wcodec_open(const char* path, wcodec_archive** out, char* err, si
 WCODEC_API int wcodec_open_memory(const void* data, size_t size, const char* name, wcodec_archive** out, char* err,
                                   size_t err_len);
 WCODEC_API void wcodec_close(wcodec_archive* a);
+/* Checksums: every chunk a decode reads is checked against its stored
+ * XXH3-64 (on by default). on = 0 skips that hash for a trusted, already
+ * verified file (offsets and sizes are still checked, and a lossy tensor
+ * decoded whole is still compared with its reconstruction hash). Call it
+ * before decoding, not while other threads decode. */
+WCODEC_API int wcodec_set_verify_chunks(wcodec_archive* a, int on);
 
 WCODEC_API size_t wcodec_file_count(const wcodec_archive* a);
 WCODEC_API int wcodec_get_file_info(const wcodec_archive* a, size_t file, wcodec_file_info* out);

@@ -140,6 +140,7 @@ class Archive {
   }
 
   uint64_t chunks_decoded() const { return wcodec_chunks_decoded(live()); }
+  void set_verify_chunks(bool on) { check(wcodec_set_verify_chunks(live(), on), nullptr); }
 
  private:
   wcodec_archive* live() const {
@@ -208,7 +209,8 @@ NB_MODULE(_wcodec, m) {
       .def("decode_many", &Archive::decode_many, nb::arg("jobs"), nb::arg("threads") = 0)
       .def("decode_rows", &Archive::decode_rows, nb::arg("tensor"), nb::arg("row_begin"), nb::arg("row_end"),
            nb::arg("dst"), nb::arg("nbytes"), nb::arg("dtype").none() = nb::none(), nb::arg("threads") = 0)
-      .def("chunks_decoded", &Archive::chunks_decoded);
+      .def("chunks_decoded", &Archive::chunks_decoded)
+      .def("set_verify_chunks", &Archive::set_verify_chunks, nb::arg("on"));
 
   m.def(
       "pack",

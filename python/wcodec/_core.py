@@ -46,10 +46,12 @@ class Container:
     """An open .wcz container (a path, or a bytes-like object such as an mmap).
 
     Thread-safe for decoding; close() must not race a decode. Used as a
-    context manager, it closes on exit.
+    context manager, it closes on exit. Every chunk read is checked against
+    its stored checksum unless verify_chunks=False (trusted files).
     """
 
-    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview, *, name: str | None = None):
+    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview, *, name: str | None = None,
+                 verify_chunks: bool = True):
         if isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
             self._a = _wcodec.Archive(path)
@@ -57,6 +59,8 @@ class Container:
         else:
             self.name = name or "<memory>"
             self._a = _wcodec.Archive(source, self.name)
+        if not verify_chunks:  # a trusted, already verified file: skip each chunk's hash
+            self._a.set_verify_chunks(False)
         self.files = [FileInfo(i, *f[:5], dict(f[5])) for i, f in enumerate(self._a.files())]
         self.tensors = [TensorInfo(i, *t) for i, t in enumerate(self._a.tensors())]
         self._by_name: dict[str, int] = {}
