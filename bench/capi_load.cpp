@@ -1,26 +1,36 @@
-// C API load baseline: what "the C library decoding the same tensors into
-// memory" costs, for comparison with the Python loaders
-// (bench/python/load_bench.py).
+// C API load baseline: "the C library decoding the same tensors into
+// memory", for comparison with the Python loaders (bench/python/load_bench.py).
 //
-//   capi_load FILE.wcz [--repeat N] [--threads T] [--no-verify]
+//   capi_load FILE.wcz [--repeat N] [--threads T] [--fadvise] [--no-verify]
 //
-// Opens FILE with wcodec_open (timed: open_s), allocates one buffer per
-// tensor of every stored safetensors file (and touches every page once, so
-// the steady-state figures exclude page faults), then times N repetitions of
-// ONE wcodec_decode_tensors call decoding every tensor (dtype NULL: the
-// tensor's own). It also times, once per repetition and separately, the same
-// decode into freshly allocated, never touched buffers (alloc_*: allocation,
-// first-touch page faults and the decode, as a loader that allocates per call
-// pays them; freed after each repetition). Prints one JSON line:
+// Lists every tensor of every stored safetensors file (file order, as
+// wcodec.torch.load_file does) and decodes them all with ONE
+// wcodec_decode_tensors call (dtype NULL: each tensor's own). Each of the N
+// repetitions runs two timed loads, each on a freshly opened archive
+// (wcodec_open is timed separately; the archive is closed after each):
 //
-//   {"bytes":..., "tensors":..., "threads":..., "repeat":..., "open_s":...,
-//    "best_s":..., "median_s":..., "gbps":..., "alloc_best_s":...,
-//    "alloc_median_s":..., "alloc_gbps":..., "open_best_s":...}
+//   decode: into buffers allocated and touched (memset) once, before any
+//           timing: the decode alone, no allocation, no page faults on the
+//           destinations.                        -> best_s, median_s, gbps
+//   alloc:  malloc one buffer per tensor, then the same decode into them:
+//           allocation and first-touch page faults included, as a loader
+//           that allocates per call pays them (freed after each repetition).
+//                                                  -> alloc_best_s, alloc_median_s
 //
-// gbps = bytes / best_s / 1e9 (decoded bytes); open_best_s is the best of N
-// open+close cycles after the first (the first, open_s, may include reading
-// the file's index from disk).
+// --fadvise drops the file's pages from the page cache
+// (posix_fadvise(POSIX_FADV_DONTNEED), after the archive is closed, so no
+// mapping pins them) before each open: cold-cache reads from the disk.
+//
+// Prints one JSON line:
+//   {"bytes", "tensors", "threads", "repeat", "verify_chunks", "fadvise",
+//    "open_s" (median open), "open_first_s", "open_best_s",
+//    "best_s", "median_s", "gbps" (bytes / best_s / 1e9),
+//    "alloc_best_s", "alloc_median_s", "alloc_gbps",
+//    "load_best_s", "load_median_s" (open + alloc + decode of one repetition)}
 #include <wcodec/wcodec.h>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -43,9 +53,23 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-int usage() {
-  std::fprintf(stderr, "usage: capi_load FILE.wcz [--repeat N] [--threads T] [--no-verify]\n");
-  return 2;
+double best(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
+
+void usage(FILE* to) {
+  std::fprintf(to, "usage: capi_load FILE.wcz [--repeat N] [--threads T] [--fadvise] [--no-verify]\n");
+}
+
+[[noreturn]] void die(const char* what, const char* msg) {
+  std::fprintf(stderr, "capi_load: %s: %s\n", what, msg);
+  std::exit(1);
+}
+
+void drop_from_cache(const char* path) {
+  int fd = ::open(path, O_RDONLY);
+  if (fd < 0) die(path, "cannot open for posix_fadvise");
+  int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  if (rc) die(path, std::strerror(rc));
 }
 
 }  // namespace
@@ -54,128 +78,120 @@ int main(int argc, char** argv) {
   const char* path = nullptr;
   int repeat = 5;
   unsigned threads = 0;
-  bool verify = true;
+  bool verify = true, fadvise = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--repeat" && i + 1 < argc) {
       repeat = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--threads" && i + 1 < argc) {
       threads = unsigned(std::max(0, std::atoi(argv[++i])));
+    } else if (a == "--fadvise") {
+      fadvise = true;
     } else if (a == "--no-verify") {
       verify = false;
     } else if (a == "-h" || a == "--help") {
-      usage();
+      usage(stdout);
       return 0;
     } else if (!a.empty() && a[0] != '-' && !path) {
       path = argv[i];
     } else {
-      return usage();
+      usage(stderr);
+      return 2;
     }
   }
-  if (!path) return usage();
+  if (!path) {
+    usage(stderr);
+    return 2;
+  }
 
   char err[1024] = {0};
-  wcodec_archive* ar = nullptr;
-  double t0 = now();
-  int rc = wcodec_open(path, &ar, err, sizeof err);
-  double open_s = now() - t0;
-  if (rc) {
-    std::fprintf(stderr, "capi_load: %s\n", err);
-    return 1;
-  }
-  if (!verify) wcodec_set_verify_chunks(ar, 0);
+  std::vector<double> opens;
+  auto open_archive = [&]() {
+    if (fadvise) drop_from_cache(path);
+    wcodec_archive* ar = nullptr;
+    double t0 = now();
+    if (wcodec_open(path, &ar, err, sizeof err)) die("open", err);
+    opens.push_back(now() - t0);
+    if (!verify) wcodec_set_verify_chunks(ar, 0);
+    return ar;
+  };
 
-  // Every tensor of every safetensors file, in file order (as the Python
-  // loaders list them).
+  // The job list: every tensor of every safetensors file, in file order.
   std::vector<wcodec_decode_job> jobs;
   uint64_t total = 0;
-  size_t nfiles = wcodec_file_count(ar);
-  for (size_t f = 0; f < nfiles; ++f) {
-    wcodec_file_info fi = WCODEC_FILE_INFO_INIT;
-    if ((rc = wcodec_get_file_info(ar, f, &fi))) {
-      std::fprintf(stderr, "capi_load: file info %zu: %s\n", f, wcodec_error_name(rc));
-      return 1;
-    }
-    if (std::strcmp(fi.kind, "safetensors") != 0) continue;
-    for (size_t t = fi.first_tensor; t < fi.first_tensor + fi.tensor_count; ++t) {
-      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
-      if ((rc = wcodec_get_tensor_info(ar, t, &info))) {
-        std::fprintf(stderr, "capi_load: tensor info %zu: %s\n", t, wcodec_error_name(rc));
-        return 1;
+  {
+    wcodec_archive* ar = open_archive();
+    size_t nfiles = wcodec_file_count(ar);
+    for (size_t f = 0; f < nfiles; ++f) {
+      wcodec_file_info fi = WCODEC_FILE_INFO_INIT;
+      if (int rc = wcodec_get_file_info(ar, f, &fi)) die("file info", wcodec_error_name(rc));
+      if (std::strcmp(fi.kind, "safetensors") != 0) continue;
+      for (size_t t = fi.first_tensor; t < fi.first_tensor + fi.tensor_count; ++t) {
+        wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+        if (int rc = wcodec_get_tensor_info(ar, t, &info)) die("tensor info", wcodec_error_name(rc));
+        jobs.push_back({t, nullptr, size_t(info.byte_size), nullptr});
+        total += info.byte_size;
       }
-      jobs.push_back({t, nullptr, size_t(info.byte_size), nullptr});
-      total += info.byte_size;
     }
+    wcodec_close(ar);
   }
+  const double open_first = opens.front();
 
-  auto alloc_all = [&](std::vector<void*>& bufs) {
-    bufs.assign(jobs.size(), nullptr);
-    for (size_t j = 0; j < jobs.size(); ++j) {
-      bufs[j] = std::malloc(std::max<size_t>(jobs[j].dst_len, 1));
-      if (!bufs[j]) {
-        std::fprintf(stderr, "capi_load: out of memory\n");
-        std::exit(1);
-      }
-      jobs[j].dst = bufs[j];
+  auto decode = [&](wcodec_archive* ar, std::vector<wcodec_decode_job>& js) {
+    if (wcodec_decode_tensors(ar, js.data(), js.size(), threads, err, sizeof err)) die("decode", err);
+  };
+  auto alloc_jobs = [&](std::vector<wcodec_decode_job>& js) {
+    js = jobs;
+    for (auto& j : js) {
+      j.dst = std::malloc(std::max<size_t>(j.dst_len, 1));
+      if (!j.dst) die("malloc", "out of memory");
     }
   };
-  auto free_all = [](std::vector<void*>& bufs) {
-    for (void* p : bufs) std::free(p);
-    bufs.clear();
-  };
-  auto decode = [&]() {
-    int r = wcodec_decode_tensors(ar, jobs.data(), jobs.size(), threads, err, sizeof err);
-    if (r) {
-      std::fprintf(stderr, "capi_load: %s\n", err);
-      std::exit(1);
-    }
+  auto free_jobs = [](std::vector<wcodec_decode_job>& js) {
+    for (auto& j : js) std::free(j.dst);
+    js.clear();
   };
 
-  // (a) allocation + first touch + decode, per repetition (fresh buffers).
-  std::vector<double> alloc_times;
-  for (int r = 0; r < repeat; ++r) {
-    std::vector<void*> bufs;
-    double a0 = now();
-    alloc_all(bufs);
-    decode();
-    alloc_times.push_back(now() - a0);
-    free_all(bufs);
-  }
+  // Destinations of the decode-only runs: allocated and touched up front.
+  std::vector<wcodec_decode_job> pre;
+  alloc_jobs(pre);
+  for (auto& j : pre) std::memset(j.dst, 0, j.dst_len);
 
-  // (b) buffers allocated and touched before timing: the decode alone.
-  std::vector<void*> bufs;
-  alloc_all(bufs);
-  for (size_t j = 0; j < jobs.size(); ++j) std::memset(bufs[j], 0, jobs[j].dst_len);
-  std::vector<double> times;
+  std::vector<double> dec, alloc, load;
   for (int r = 0; r < repeat; ++r) {
-    double d0 = now();
-    decode();
-    times.push_back(now() - d0);
-  }
-  free_all(bufs);
-  wcodec_close(ar);
-
-  // Open + close again (index now in the page cache).
-  std::vector<double> opens;
-  for (int r = 0; r < repeat; ++r) {
-    wcodec_archive* b = nullptr;
-    double o0 = now();
-    if (wcodec_open(path, &b, err, sizeof err)) {
-      std::fprintf(stderr, "capi_load: %s\n", err);
-      return 1;
+    {  // allocation + first touch + decode
+      wcodec_archive* ar = open_archive();
+      double o = opens.back();
+      std::vector<wcodec_decode_job> js;
+      double t0 = now();
+      alloc_jobs(js);
+      decode(ar, js);
+      double t = now() - t0;
+      alloc.push_back(t);
+      load.push_back(o + t);
+      free_jobs(js);
+      wcodec_close(ar);
     }
-    opens.push_back(now() - o0);
-    wcodec_close(b);
+    {  // decode alone
+      wcodec_archive* ar = open_archive();
+      double t0 = now();
+      decode(ar, pre);
+      dec.push_back(now() - t0);
+      wcodec_close(ar);
+    }
   }
+  free_jobs(pre);
 
-  double best = *std::min_element(times.begin(), times.end());
-  double abest = *std::min_element(alloc_times.begin(), alloc_times.end());
+  std::vector<double> later_opens(opens.begin() + 1, opens.end());
+  double b = best(dec), ab = best(alloc);
   std::printf(
       "{\"bytes\": %llu, \"tensors\": %zu, \"threads\": %u, \"repeat\": %d, \"verify_chunks\": %s, "
-      "\"open_s\": %.6f, \"open_best_s\": %.6f, \"best_s\": %.6f, \"median_s\": %.6f, \"gbps\": %.4f, "
-      "\"alloc_best_s\": %.6f, \"alloc_median_s\": %.6f, \"alloc_gbps\": %.4f}\n",
-      (unsigned long long)total, jobs.size(), threads, repeat, verify ? "true" : "false", open_s,
-      *std::min_element(opens.begin(), opens.end()), best, median(times), best > 0 ? total / best / 1e9 : 0.0, abest,
-      median(alloc_times), abest > 0 ? total / abest / 1e9 : 0.0);
+      "\"fadvise\": %s, \"open_s\": %.6f, \"open_first_s\": %.6f, \"open_best_s\": %.6f, "
+      "\"best_s\": %.6f, \"median_s\": %.6f, \"gbps\": %.4f, "
+      "\"alloc_best_s\": %.6f, \"alloc_median_s\": %.6f, \"alloc_gbps\": %.4f, "
+      "\"load_best_s\": %.6f, \"load_median_s\": %.6f}\n",
+      (unsigned long long)total, jobs.size(), threads, repeat, verify ? "true" : "false", fadvise ? "true" : "false",
+      median(later_opens), open_first, best(later_opens), b, median(dec), b > 0 ? total / b / 1e9 : 0.0, ab,
+      median(alloc), ab > 0 ? total / ab / 1e9 : 0.0, best(load), median(load));
   return 0;
 }

@@ -468,7 +468,9 @@ int wcodec_pack(const char* in, const char* out, const wcodec_pack_options* opti
   if ((options && options->struct_size < kPackOptionsV1) || (result && result->struct_size < kPackResultV1))
     return usage(err, err_len, "struct_size of the options or the result is not set");
   return guarded(err, err_len, [&] {
-    const std::string o = out ? std::string(out) : wc::default_pack_output(in);
+    // as the tool: no output is IN.wcz beside it; a folder gets that name inside
+    std::string o = out ? std::string(out) : wc::default_pack_output(in);
+    if (out && wc::names_folder(o)) o = wc::path_join(o, wc::path_basename(wc::default_pack_output(in)));
     put_pack_result(result, wc::pack(in, o, pack_options(options)));
   });
 }
@@ -491,6 +493,17 @@ int wcodec_unpack(const char* in, const char* out, unsigned threads, int force, 
     o.threads = threads;
     o.force = force != 0;
     put_err(written, written_len, wc::unpack(in, out ? out : "", o));
+  });
+}
+
+int wcodec_unpack_file(const char* in, const char* name, const char* out, unsigned threads, int force, char* written,
+                       size_t written_len, char* err, size_t err_len) {
+  if (!in || !name) return usage(err, err_len, "wcodec_unpack_file needs an input path and a stored file name");
+  return guarded(err, err_len, [&] {
+    wc::UnpackOptions o;
+    o.threads = threads;
+    o.force = force != 0;
+    put_err(written, written_len, wc::unpack_file(in, name, out ? out : "", o));
   });
 }
 

@@ -260,6 +260,15 @@ TEST_SUITE("capi") {
     CHECK(tu::read_file(t / "out.safetensors") == file);
     CHECK(wcodec_unpack((t / "mem.wcz").c_str(), (t / "out.safetensors").c_str(), 2, 0, written, sizeof written, err,
                         sizeof err) == WCODEC_E_EXISTS);
+    REQUIRE(wcodec_unpack_file((t / "mem.wcz").c_str(), "m.safetensors", (t / "one.safetensors").c_str(), 1, 0, written,
+                               sizeof written, err, sizeof err) == WCODEC_OK);
+    CHECK(tu::read_file(t / "one.safetensors") == file);
+    CHECK(wcodec_unpack_file((t / "mem.wcz").c_str(), "config.json", nullptr, 1, 0, nullptr, 0, err, sizeof err) ==
+          WCODEC_E_USAGE);
+    // pack into a folder: the default name inside it, as the tool does
+    std::filesystem::create_directory(t / "into");
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), (t / "into").c_str(), nullptr, nullptr, err, sizeof err) == WCODEC_OK);
+    CHECK(tu::read_file(t / "into/m.safetensors.wcz") == tu::read_file(t / "m.safetensors.wcz"));
     uint64_t chunks = 0, nbytes = 0;
     REQUIRE(wcodec_verify((t / "mem.wcz").c_str(), 2, &chunks, &nbytes, err, sizeof err) == WCODEC_OK);
     CHECK(chunks >= ts.size());

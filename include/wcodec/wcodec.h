@@ -226,7 +226,8 @@ typedef struct {
 #define WCODEC_PACK_RESULT_INIT {sizeof(wcodec_pack_result), 0, 0, 0, 0, 0}
 
 /* Packs `in` (a .safetensors file, a sharded model's *.index.json, or a
- * folder) into `out` (NULL: IN.wcz beside it). `options`, `result` may be NULL.
+ * folder) into `out` (NULL: IN.wcz beside it; an existing folder or a path
+ * ending in '/': IN.wcz's base name inside it). `options`, `result` may be NULL.
  * The output appears only when complete; an existing one is kept unless
  * force is set. */
 WCODEC_API int wcodec_pack(const char* in, const char* out, const wcodec_pack_options* options,
@@ -243,6 +244,13 @@ WCODEC_API int wcodec_pack_memory(const void* data, size_t size, const char* nam
  * The path written is copied to `written` (may be NULL). */
 WCODEC_API int wcodec_unpack(const char* in, const char* out, unsigned threads, int force, char* written,
                              size_t written_len, char* err, size_t err_len);
+/* Restores the one file stored as `name` (a config, one shard) to `out` (a
+ * path; an existing folder or a path ending in '/': its base name inside it;
+ * NULL: beside the container), decoding only that file's chunks and checking
+ * its hash before the output is committed. WCODEC_E_USAGE when the container
+ * holds no such file. */
+WCODEC_API int wcodec_unpack_file(const char* in, const char* name, const char* out, unsigned threads, int force,
+                                  char* written, size_t written_len, char* err, size_t err_len);
 /* Decodes every chunk of `in` and checks every checksum and every file's
  * hash; `chunks`, `bytes` (may be NULL) receive the counts checked. */
 WCODEC_API int wcodec_verify(const char* in, unsigned threads, uint64_t* chunks, uint64_t* bytes, char* err,

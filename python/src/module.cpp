@@ -274,6 +274,22 @@ NB_MODULE(_wcodec, m) {
       nb::arg("src"), nb::arg("dst").none(), nb::arg("threads"), nb::arg("force"));
 
   m.def(
+      "unpack_file",
+      [](const std::string& src, const std::string& name, const std::optional<std::string>& dst, unsigned threads,
+         bool force) {
+        char err[kErrLen] = {0}, written[4096] = {0};
+        int rc;
+        {
+          nb::gil_scoped_release nogil;
+          rc = wcodec_unpack_file(src.c_str(), name.c_str(), opt_cstr(dst), threads, force, written, sizeof written,
+                                  err, sizeof err);
+        }
+        check(rc, err);
+        return std::string(written);
+      },
+      nb::arg("src"), nb::arg("name"), nb::arg("dst").none(), nb::arg("threads"), nb::arg("force"));
+
+  m.def(
       "verify",
       [](const std::string& src, unsigned threads) {
         uint64_t chunks = 0, bytes = 0;

@@ -64,8 +64,16 @@ def test_pack_unpack_verify_round_trip(tmp_path):
     out = wcodec.unpack(str(src) + ".wcz")  # beside it, under the stored name
     assert out == str(src)
     assert src.read_bytes() == (tmp_path / "orig.safetensors").read_bytes()
-    with pytest.raises(wcodec.ExistsError):
+    with pytest.raises(wcodec.ExistsError, match="force=True"):
         wcodec.unpack(str(src) + ".wcz")
+    # into a folder, as the tool does; one stored file by name
+    (tmp_path / "into").mkdir()
+    r = wcodec.pack(src, tmp_path / "into")
+    assert os.path.isfile(tmp_path / "into" / "model.safetensors.wcz")
+    out = wcodec.unpack(tmp_path / "into" / "model.safetensors.wcz", tmp_path / "one.safetensors", file="model.safetensors")
+    assert open(out, "rb").read() == src.read_bytes()
+    with pytest.raises(wcodec.UsageError, match="config.json"):
+        wcodec.unpack(tmp_path / "into" / "model.safetensors.wcz", file="config.json")
 
 
 def corrupt_payload(path):

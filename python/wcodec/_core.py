@@ -300,9 +300,15 @@ def pack_bytes(data, name: str, dst, **options) -> dict:
     return _wcodec.pack_memory(data, name, os.fspath(dst), *_pack_args(**options))
 
 
-def unpack(src, dst=None, *, threads: int = 0, force: bool = False) -> str:
-    """Restores the original file(s), checking every checksum; returns the path written."""
-    return _wcodec.unpack(os.fspath(src), os.fspath(dst) if dst is not None else None, int(threads), bool(force))
+def unpack(src, dst=None, *, file: str | None = None, threads: int = 0, force: bool = False) -> str:
+    """Restores the original file(s), checking every checksum, to `dst` (a
+    file, or a folder for a model of several files; default: beside the
+    container under the stored name). `file`: restore only the stored file
+    of that name (a config.json, one shard). Returns the path written."""
+    d = os.fspath(dst) if dst is not None else None
+    if file is not None:
+        return _wcodec.unpack_file(os.fspath(src), file, d, int(threads), bool(force))
+    return _wcodec.unpack(os.fspath(src), d, int(threads), bool(force))
 
 
 def verify(src, *, threads: int = 0) -> dict:

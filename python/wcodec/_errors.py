@@ -115,4 +115,6 @@ _BY_CODE = {
 
 def from_code(code: int, message: str) -> Error:
     """The exception for a C error code (used by the binding)."""
+    if code == EXISTS:  # the library's hint names the tool's flag
+        message = message.replace("use -f to overwrite", "pass force=True to overwrite")
     return _BY_CODE.get(code, Error)(message, code)
