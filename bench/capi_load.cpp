@@ -26,10 +26,15 @@
 //    "open_s" (median open), "open_first_s", "open_best_s",
 //    "best_s", "median_s", "gbps" (bytes / best_s / 1e9),
 //    "alloc_best_s", "alloc_median_s", "alloc_gbps",
-//    "load_best_s", "load_median_s" (open + alloc + decode of one repetition)}
+//    "load_best_s", "load_median_s" (open + alloc + decode of one repetition),
+//    "faults_median", "alloc_faults_median" (minor page faults of the process
+//    during one decode / one alloc + decode: destinations touched for the
+//    first time, and the container's mapping), "times_s", "alloc_times_s",
+//    "opens_s" (every timing, for callers that pool several runs)}
 #include <wcodec/wcodec.h>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,10 +58,26 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
 double best(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
 
 void usage(FILE* to) {
   std::fprintf(to, "usage: capi_load FILE.wcz [--repeat N] [--threads T] [--fadvise] [--no-verify]\n");
+}
+
+std::string json_list(const std::vector<double>& v) {
+  std::string s = "[";
+  char buf[32];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%s%.6f", i ? ", " : "", v[i]);
+    s += buf;
+  }
+  return s + "]";
 }
 
 [[noreturn]] void die(const char* what, const char* msg) {
@@ -157,16 +178,18 @@ int main(int argc, char** argv) {
   alloc_jobs(pre);
   for (auto& j : pre) std::memset(j.dst, 0, j.dst_len);
 
-  std::vector<double> dec, alloc, load;
+  std::vector<double> dec, alloc, load, dec_faults, alloc_faults;
   for (int r = 0; r < repeat; ++r) {
     {  // allocation + first touch + decode
       wcodec_archive* ar = open_archive();
       double o = opens.back();
       std::vector<wcodec_decode_job> js;
+      long f0 = minor_faults();
       double t0 = now();
       alloc_jobs(js);
       decode(ar, js);
       double t = now() - t0;
+      alloc_faults.push_back(double(minor_faults() - f0));
       alloc.push_back(t);
       load.push_back(o + t);
       free_jobs(js);
@@ -174,9 +197,11 @@ int main(int argc, char** argv) {
     }
     {  // decode alone
       wcodec_archive* ar = open_archive();
+      long f0 = minor_faults();
       double t0 = now();
       decode(ar, pre);
       dec.push_back(now() - t0);
+      dec_faults.push_back(double(minor_faults() - f0));
       wcodec_close(ar);
     }
   }
@@ -189,9 +214,11 @@ int main(int argc, char** argv) {
       "\"fadvise\": %s, \"open_s\": %.6f, \"open_first_s\": %.6f, \"open_best_s\": %.6f, "
       "\"best_s\": %.6f, \"median_s\": %.6f, \"gbps\": %.4f, "
       "\"alloc_best_s\": %.6f, \"alloc_median_s\": %.6f, \"alloc_gbps\": %.4f, "
-      "\"load_best_s\": %.6f, \"load_median_s\": %.6f}\n",
+      "\"load_best_s\": %.6f, \"load_median_s\": %.6f, \"faults_median\": %.0f, \"alloc_faults_median\": %.0f, "
+      "\"times_s\": %s, \"alloc_times_s\": %s, \"opens_s\": %s}\n",
       (unsigned long long)total, jobs.size(), threads, repeat, verify ? "true" : "false", fadvise ? "true" : "false",
       median(later_opens), open_first, best(later_opens), b, median(dec), b > 0 ? total / b / 1e9 : 0.0, ab,
-      median(alloc), ab > 0 ? total / ab / 1e9 : 0.0, best(load), median(load));
+      median(alloc), ab > 0 ? total / ab / 1e9 : 0.0, best(load), median(load), median(dec_faults),
+      median(alloc_faults), json_list(dec).c_str(), json_list(alloc).c_str(), json_list(later_opens).c_str());
   return 0;
 }

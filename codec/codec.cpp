@@ -1,7 +1,9 @@
 // Codec dispatch, and the two generic codecs (raw, zstd) that take any dtype.
 #include "codec/codec.h"
 
+#include <cstddef>
 #include <cstring>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_initStaticDCtx: a context in caller memory
 #include <zstd.h>
 
 #include "codec/float_ans.h"
@@ -105,6 +107,41 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
       return fans::decode(t, src, src_n, dst, dst_n);
     case CodecId::float_ans_trim:
       return fans::decode(t, src, src_n, dst, dst_n, true);
+  }
+  return Errc::codec;
+}
+
+namespace {
+// The workspace: [float-ans tables][zstd context], each 64-byte aligned from
+// wherever the caller's block starts.
+constexpr size_t kWsAlign = 64;
+size_t round_up(size_t n) { return (n + kWsAlign - 1) / kWsAlign * kWsAlign; }
+}  // namespace
+
+size_t decode_workspace_size() noexcept {
+  static_assert(kWsAlign % alignof(std::max_align_t) == 0);
+  return kWsAlign + round_up(fans::tables_size()) + round_up(ZSTD_estimateDCtxSize());
+}
+
+Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, void* ws,
+                     size_t ws_n) noexcept {
+  if (!ws || ws_n < decode_workspace_size()) return Errc::usage;
+  uint8_t* base = static_cast<uint8_t*>(ws);
+  base += (kWsAlign - reinterpret_cast<uintptr_t>(base) % kWsAlign) % kWsAlign;
+  switch (c) {
+    case CodecId::raw:
+      return decode_chunk(c, t, src, src_n, dst, dst_n);
+    case CodecId::zstd: {
+      ZSTD_DCtx* d = ZSTD_initStaticDCtx(base + round_up(fans::tables_size()), round_up(ZSTD_estimateDCtxSize()));
+      if (!d) return Errc::codec;
+      if (!zstd_single_frame(src, src_n)) return Errc::codec;  // spec §6: one frame
+      size_t r = ZSTD_decompressDCtx(d, dst, dst_n, src, src_n);
+      if (ZSTD_isError(r) || r != dst_n) return Errc::codec;
+      return Errc::ok;
+    }
+    case CodecId::float_ans:
+    case CodecId::float_ans_trim:
+      return fans::decode_with(t, src, src_n, dst, dst_n, c == CodecId::float_ans_trim, base);
   }
   return Errc::codec;
 }

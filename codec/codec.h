@@ -45,6 +45,14 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
 // Allocates nothing on the heap for raw and float_ans.
 Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept;
 
+// Decoding with caller memory (runtimes): decode_workspace_size() bytes,
+// any alignment, reused call after call by one thread at a time. Then no
+// codec allocates on the heap (zstd's context is built in the workspace)
+// and a call needs a few KiB of stack. Same results as decode_chunk.
+size_t decode_workspace_size() noexcept;
+Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, void* ws,
+                     size_t ws_n) noexcept;
+
 // Upper bound on stored size, used to size buffers.
 size_t encode_bound(CodecId c, size_t n) noexcept;
 

@@ -7,6 +7,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <new>
+#include <type_traits>
 
 #include "codec/ans_layout.h"
 #include "codec/float_ans_enc.h"
@@ -704,13 +706,32 @@ Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, s
   return ok ? Errc::ok : Errc::codec;
 }
 
-Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim) noexcept {
+namespace {
+Errc decode_tables(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim,
+                   Tables& T) noexcept {
   ChunkLayout L;
-  Tables T;
   bool done;
   if (!src || !prepare(t, src, src_n, dst, dst_n, L, T, &done, true, trim)) return Errc::codec;
   if (done) return Errc::ok;
   return detail::decode_fast(src, src_n, dst, L, T) ? Errc::ok : Errc::codec;
+}
+}  // namespace
+
+Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim) noexcept {
+  Tables T;
+  return decode_tables(t, src, src_n, dst, dst_n, trim, T);
+}
+
+size_t tables_size() noexcept { return sizeof(Tables); }
+size_t tables_align() noexcept { return alignof(Tables); }
+
+Errc decode_with(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim,
+                 void* tables) noexcept {
+  if (!tables || reinterpret_cast<uintptr_t>(tables) % alignof(Tables)) return Errc::usage;
+  // Tables is a trivial type: the workspace's bytes become one by being
+  // written (prepare() fills every member it later reads).
+  static_assert(std::is_trivially_default_constructible_v<Tables> && std::is_trivially_destructible_v<Tables>);
+  return decode_tables(t, src, src_n, dst, dst_n, trim, *::new (tables) Tables);
 }
 
 bool chunk_info(DType t, const uint8_t* src, size_t src_n, size_t dst_n, ChunkInfo* info) noexcept {

@@ -34,6 +34,14 @@ void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, bo
 // low mantissa bits); codec float-ans payloads must not.
 Errc decode(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim = false) noexcept;
 
+// The same with the tables in caller memory: `tables` points at
+// tables_size() bytes aligned to tables_align() (a workspace a runtime
+// allocates once per thread), so a call uses a few KiB of stack.
+size_t tables_size() noexcept;
+size_t tables_align() noexcept;
+Errc decode_with(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim,
+                 void* tables) noexcept;
+
 // Upper bound on encode()'s output size for n input bytes.
 size_t encode_bound(size_t n) noexcept;
 

@@ -39,6 +39,7 @@ class ContainerReader {
   // skips the payload hash. Offsets and sizes are still checked; set before
   // any chunk is read, not while other threads read.
   void set_verify_payloads(bool on) { verify_payloads_ = on; }
+  bool verify_payloads() const { return verify_payloads_; }
   // Tensor owning global chunk `i`.
   const TensorRecord& tensor_of_chunk(uint32_t i) const;
   // Bytes that are neither payload, manifest, index nor fixed structures

@@ -462,6 +462,88 @@ int wcodec_decode_rows(const wcodec_archive* a, size_t tensor, uint64_t row_begi
   });
 }
 
+size_t wcodec_workspace_size(void) { return wc::decode_workspace_size(); }
+
+namespace {
+
+// Decodes chunk `chunk` of exact tensor t from `stored` with the caller's
+// workspace: nothing allocated unless it fails.
+int decode_chunk_in(const wcodec_archive* a, const wc::TensorRecord& t, uint32_t chunk, const uint8_t* stored,
+                    size_t stored_n, void* dst, void* ws, size_t ws_len, char* err, size_t err_len) {
+  const wc::Errc rc = wc::codec_id_valid(t.codec)
+                          ? wc::decode_chunk_ws(static_cast<wc::CodecId>(t.codec), t.dtype, stored, stored_n,
+                                                static_cast<uint8_t*>(dst), t.chunk_raw_size(chunk), ws, ws_len)
+                          : wc::Errc::unsupported_version;
+  a->chunks_decoded.fetch_add(1, std::memory_order_relaxed);
+  if (rc == wc::Errc::ok) {
+    put_err(err, err_len, "");
+    return WCODEC_OK;
+  }
+  return guarded(err, err_len, [&] {
+    wc::Error e(rc, rc == wc::Errc::usage ? "the workspace is smaller than wcodec_workspace_size()"
+                                          : "chunk " + std::to_string(chunk) + " does not decode");
+    e.at_file(a->reader->path()).at_tensor(t.name).at_offset(a->reader->index()[t.global_chunk(chunk)].offset);
+    throw e;
+  });
+}
+
+}  // namespace
+
+int wcodec_decode_chunk_ws(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len,
+                           void* workspace, size_t workspace_len, char* err, size_t err_len) {
+  if (!a || !dst || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor, or no destination");
+  const auto& t = a->reader->manifest().tensors[tensor];
+  if (t.lossy() || chunk >= t.chunk_count || dst_len < t.chunk_raw_size(chunk))
+    return usage(err, err_len, "tensor '" + t.name + "': a lossy tensor, no chunk " + std::to_string(chunk) +
+                                   ", or a buffer too small for it");
+  std::span<const uint8_t> stored;
+  const int rc = guarded(err, err_len, [&] { stored = a->reader->chunk(t.global_chunk(chunk)); });
+  if (rc != WCODEC_OK) return rc;
+  return decode_chunk_in(a, t, chunk, stored.data(), stored.size(), dst, workspace, workspace_len, err, err_len);
+}
+
+int wcodec_plan_chunks(const wcodec_archive* a, const size_t* tensors, size_t tensor_count, wcodec_chunk_desc* out,
+                       size_t capacity, size_t* count, char* err, size_t err_len) {
+  if (!a || (!tensors && tensor_count) || !count || (!out && capacity)) return usage(err, err_len, "bad arguments");
+  size_t n = 0;
+  for (size_t k = 0; k < tensor_count; ++k) {
+    if (tensors[k] >= wcodec_tensor_count(a)) return usage(err, err_len, "no tensor " + std::to_string(tensors[k]));
+    const auto& t = a->reader->manifest().tensors[tensors[k]];
+    if (t.lossy()) return usage(err, err_len, "tensor '" + t.name + "' is lossy: decode it with wcodec_decode_tensor_ex");
+    for (uint32_t c = 0; c < t.chunk_count; ++c, ++n) {
+      if (n >= capacity) continue;
+      const wc::ChunkEntry& e = a->reader->index()[t.global_chunk(c)];
+      out[n] = wcodec_chunk_desc{tensors[k], c, t.codec, wc::dtype_name(t.dtype).data(), e.offset, e.stored_size,
+                                 e.xxh3, uint64_t(c) * t.chunk_size, t.chunk_raw_size(c)};
+    }
+  }
+  *count = n;
+  put_err(err, err_len, "");
+  return WCODEC_OK;
+}
+
+int wcodec_decode_desc(const wcodec_archive* a, const wcodec_chunk_desc* d, const void* stored, size_t stored_len,
+                       void* dst, size_t dst_len, void* workspace, size_t workspace_len, char* err, size_t err_len) {
+  if (!a || !d || !dst || (!stored && stored_len) || d->tensor >= wcodec_tensor_count(a))
+    return usage(err, err_len, "bad arguments");
+  const auto& t = a->reader->manifest().tensors[d->tensor];
+  if (t.lossy() || d->chunk >= t.chunk_count || dst_len < t.chunk_raw_size(d->chunk))
+    return usage(err, err_len, "tensor '" + t.name + "': a lossy tensor, no chunk " + std::to_string(d->chunk) +
+                                   ", or a buffer too small for it");
+  const wc::ChunkEntry& e = a->reader->index()[t.global_chunk(d->chunk)];
+  if (stored_len != e.stored_size)
+    return usage(err, err_len, "tensor '" + t.name + "' chunk " + std::to_string(d->chunk) + " has " +
+                                   std::to_string(e.stored_size) + " stored bytes, not " + std::to_string(stored_len));
+  const auto* p = static_cast<const uint8_t*>(stored);
+  if (a->reader->verify_payloads() && XXH3_64bits(p, stored_len) != e.xxh3)
+    return guarded(err, err_len, [&] {
+      wc::Error x(wc::Errc::checksum, "chunk " + std::to_string(d->chunk) + " (bytes read by the caller)");
+      x.at_file(a->reader->path()).at_tensor(t.name).at_offset(e.offset);
+      throw x;
+    });
+  return decode_chunk_in(a, t, d->chunk, p, stored_len, dst, workspace, workspace_len, err, err_len);
+}
+
 int wcodec_pack(const char* in, const char* out, const wcodec_pack_options* options, wcodec_pack_result* result,
                 char* err, size_t err_len) {
   if (!in) return usage(err, err_len, "wcodec_pack needs an input path");

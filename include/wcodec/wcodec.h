@@ -201,6 +201,54 @@ typedef void (*wcodec_executor_fn)(void* ctx, size_t task_count, wcodec_task_fn 
 WCODEC_API int wcodec_decode_tensors_exec(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count,
                                           wcodec_executor_fn run, void* ctx, char* err, size_t err_len);
 
+/* ---- runtimes: caller workspace, caller I/O, no allocation ---------------- */
+
+/* Bytes of workspace one decode call below needs: the float-ans tables and
+ * a zstd context (about 330 KiB). Any alignment. A thread reuses its own
+ * workspace call after call; two calls at once need two. */
+WCODEC_API size_t wcodec_workspace_size(void);
+
+/* wcodec_decode_chunk with caller workspace: allocates nothing on the heap
+ * and uses a few KiB of stack (errors excepted: building the message may
+ * allocate). Exact tensors. */
+WCODEC_API int wcodec_decode_chunk_ws(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst,
+                                      size_t dst_len, void* workspace, size_t workspace_len, char* err,
+                                      size_t err_len);
+
+/* One chunk of a decode plan: where its stored bytes lie in the container
+ * file and where its decoded bytes go in its tensor, so a runtime can issue
+ * its own reads (io_uring, GPUDirect Storage, HTTP ranges) and decode many
+ * tensors as one batch of independent jobs. */
+typedef struct {
+  size_t tensor;
+  uint32_t chunk;          /* chunk number within the tensor */
+  uint32_t codec;          /* 0 raw, 1 zstd, 2 float-ans, 3 float-ans-trim (spec/FORMAT.md) */
+  const char* dtype;       /* the tensor's dtype */
+  uint64_t file_offset;    /* first stored byte in the container file */
+  uint64_t stored_size;
+  uint64_t xxh3;           /* XXH3-64 of the stored bytes */
+  uint64_t dst_offset;     /* first decoded byte within the tensor */
+  uint64_t dst_size;
+} wcodec_chunk_desc;
+
+/* The chunks of `tensor_count` exact tensors, in order: *count receives how
+ * many there are; at most `capacity` are written to `out` (call with
+ * capacity 0 to size the array). Lossy tensors are WCODEC_E_USAGE (decode
+ * them with wcodec_decode_tensor_ex). */
+WCODEC_API int wcodec_plan_chunks(const wcodec_archive* a, const size_t* tensors, size_t tensor_count,
+                                  wcodec_chunk_desc* out, size_t capacity, size_t* count, char* err,
+                                  size_t err_len);
+
+/* Decodes the chunk `d` names from its stored bytes, which the caller read
+ * itself (stored_len must equal d->stored_size), into dst (at least
+ * d->dst_size bytes), with caller workspace. The chunk's record is taken
+ * from the archive, not from `d`: a desc changed by the caller cannot make
+ * it read or write out of bounds. The bytes are checked against the stored
+ * XXH3-64 unless chunk checks are off. No heap allocation. */
+WCODEC_API int wcodec_decode_desc(const wcodec_archive* a, const wcodec_chunk_desc* d, const void* stored,
+                                  size_t stored_len, void* dst, size_t dst_len, void* workspace,
+                                  size_t workspace_len, char* err, size_t err_len);
+
 /* ---- whole-model operations (what the wcodec tool does) ------------------ */
 
 typedef struct {
