@@ -5,7 +5,8 @@
 //
 // AVX2 kernel (16-bit types, packed table, whole vectors): per 8 lanes one
 // gather of a packed slot entry (freq-1 | symbol index | bias) gives the next
-// state and the symbol; the output bits are computed from the index; the
+// state and the symbol (tables of more than 256 symbols: a second gather of
+// the index, from a u16 table); the output bits are computed from the index; the
 // lanes needing a renormalisation word take consecutive words, expanded with
 // a movemask-indexed permutation; the raw fields of 8 elements (w bytes) are
 // spread with one pshufb + variable shift. Everything else (other types,
@@ -122,8 +123,9 @@ alignas(64) constexpr std::array<uint8_t, 256 * 8> kExpand = make_lut();
 // AVX2 steps of a whole group of 8*NV lanes (16-bit types, packed table,
 // nsub a multiple of 8). Runs steps 0.. while every load stays inside src and
 // the plane; returns the first step not done (states in x, p advanced).
-template <bool JOINT, unsigned NV>
-__attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const ChunkLayout& L,
+template <bool JOINT, unsigned NV, bool WIDE>
+__attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const uint16_t* psym,
+                                                                const ChunkLayout& L,
                                                                 const uint8_t* src, size_t src_n, uint32_t* xs,
                                                                 uint64_t j0, const uint8_t*& pref, uint8_t* dst) {
   const Split& s = L.s;
@@ -143,7 +145,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   }
   const uint8_t* const src_end = src + src_n;
   const __m256i pmask = _mm256_set1_epi32(int((1u << pb) - 1));
-  const __m256i m12 = _mm256_set1_epi32(0xFFF), m8 = _mm256_set1_epi32(0xFF);
+  const __m256i m12 = _mm256_set1_epi32(0xFFF), m8 = _mm256_set1_epi32(0xFF), m16 = _mm256_set1_epi32(0xFFFF);
   const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
   const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r));
   const __m256i lov = _mm256_set1_epi32(int(L.lo));
@@ -171,7 +173,15 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     __m256i o[NV];
 #pragma GCC unroll 4
     for (unsigned v = 0; v < NV; ++v) {
-      const __m256i e = _mm256_i32gather_epi32(tab, _mm256_and_si256(x[v], pmask), 4);
+      const __m256i sl = _mm256_and_si256(x[v], pmask);
+      const __m256i e = _mm256_i32gather_epi32(tab, sl, 4);
+      // the symbol index: bits 12-19 of the entry, or (wide tables) a second
+      // gather, independent of the first, from the u16 index table
+      __m256i si;
+      if constexpr (WIDE)
+        si = _mm256_and_si256(_mm256_i32gather_epi32(reinterpret_cast<const int*>(psym), sl, 2), m16);
+      else
+        si = _mm256_and_si256(_mm256_srli_epi32(e, 12), m8);
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
       const __m256i xn = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xsh),
                                           _mm256_srli_epi32(e, 20));
@@ -182,7 +192,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       const __m256i wd = _mm256_permutevar8x32_epi32(wv, perm);
       x[v] = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), wd), need);
       p += 2 * _mm_popcnt_u32(m);
-      const __m256i sym = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(e, 12), m8), lov);
+      const __m256i sym = _mm256_add_epi32(si, lov);
       __m256i val;
       if constexpr (JOINT)
         val = _mm256_or_si256(_mm256_sll_epi32(_mm256_srli_epi32(sym, 1), rv),
@@ -209,8 +219,8 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   return t;
 }
 
-using AvxFn = uint64_t (*)(const uint32_t*, const ChunkLayout&, const uint8_t*, size_t, uint32_t*, uint64_t,
-                           const uint8_t*&, uint8_t*);
+using AvxFn = uint64_t (*)(const uint32_t*, const uint16_t*, const ChunkLayout&, const uint8_t*, size_t, uint32_t*,
+                           uint64_t, const uint8_t*&, uint8_t*);
 
 std::atomic<int> g_forced{-1};
 
@@ -228,19 +238,24 @@ int auto_kernel() {
   return k;
 }
 
+template <bool JOINT, bool WIDE>
+void avx_fns(AvxFn* fns) {
+  fns[1] = group_avx2<JOINT, 1, WIDE>;
+  fns[2] = group_avx2<JOINT, 2, WIDE>;
+  fns[3] = group_avx2<JOINT, 3, WIDE>;
+  fns[4] = group_avx2<JOINT, 4, WIDE>;
+}
+
+// ptab: the packed table (psym null) or the wide one (psym set); null: no
+// AVX2 kernel for this chunk.
 template <unsigned W, class Tab>
 bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
-                const uint32_t* ptab, bool avx) {
+                const uint32_t* ptab, const uint16_t* psym, bool avx) {
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   if constexpr (W == 16) {
     if (avx && ptab && L.nsub % 8 == 0 && L.s.z == 0) {  // the kernel knows no trimmed bits
-      if (L.s.joint) {
-        fns[1] = group_avx2<true, 1>; fns[2] = group_avx2<true, 2>;
-        fns[3] = group_avx2<true, 3>; fns[4] = group_avx2<true, 4>;
-      } else {
-        fns[1] = group_avx2<false, 1>; fns[2] = group_avx2<false, 2>;
-        fns[3] = group_avx2<false, 3>; fns[4] = group_avx2<false, 4>;
-      }
+      if (L.s.joint) psym ? avx_fns<true, true>(fns) : avx_fns<true, false>(fns);
+      else psym ? avx_fns<false, true>(fns) : avx_fns<false, false>(fns);
     }
   }
   uint64_t off = L.streams_off, sum = 0;
@@ -258,7 +273,7 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
       gok &= x[l] >= kLowerBound;
     }
     uint64_t t0 = 0;
-    if (lanes % 8 == 0 && fns[lanes / 8]) t0 = fns[lanes / 8](ptab, L, src, src_n, x, j0, p, dst);
+    if (lanes % 8 == 0 && fns[lanes / 8]) t0 = fns[lanes / 8](ptab, psym, L, src, src_n, x, j0, p, dst);
     gok &= group_scalar<W>(tab, L, src, x, lanes, j0, t0, p, pend, dst);
     for (uint32_t l = 0; l < lanes; ++l) gok &= x[l] == kLowerBound;
     ok &= gok && p == pend;
@@ -279,20 +294,19 @@ int active_kernel() noexcept {
 
 bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L, const Tables& T) noexcept {
   const bool avx = active_kernel() >= 2;
-  const uint32_t* ptab = T.packed ? T.pslot : nullptr;
   if (T.packed) {
     const PackTab tab{T.pslot, T.val8, L.h.prob_bits};
     switch (L.s.W) {
-      case 8: return decode_all<8>(tab, src, src_n, dst, L, ptab, avx);
-      case 16: return decode_all<16>(tab, src, src_n, dst, L, ptab, avx);
-      default: return decode_all<32>(tab, src, src_n, dst, L, ptab, avx);
+      case 8: return decode_all<8>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
+      case 16: return decode_all<16>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
+      default: return decode_all<32>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
     }
   }
   const RefTab tab{T.slot, T.vals, L.h.prob_bits, L.s.val_shift};
   switch (L.s.W) {
-    case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, avx);
-    case 16: return decode_all<16>(tab, src, src_n, dst, L, nullptr, avx);
-    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, avx);
+    case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
+    case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.psym : nullptr, avx);
+    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
   }
 }
 
