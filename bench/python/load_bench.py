@@ -457,6 +457,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores (shared); wcodec threads={args.threads or 'all'}; "
           f"zipnn {info.get('zipnn_version', '-')} threads={info.get('zipnn_threads', '-')}; "
           f"{args.repeat} rounds, round-robin")
+    print(f"C baseline: {capi}; wcodec package: {os.path.dirname(wcodec.__file__)}")
 
     for mode, res in results.items():
         cb, ca = res[CBaseline.PRE], res[CBaseline.ALLOC]
@@ -491,9 +492,9 @@ def main() -> int:
                               "vs_c_alloc": vs_ca, "zipnn_over_t": vz, "faults_median": r["faults_median"]})
         report["tables"][label] = table
         if mode == "cold":
-            print(f"  * the in-memory ZipNN figure reads no file: the warm one is repeated. Cold check: "
-                  f"page-cache residency right after each drop <= {report['cold_check']['max_resident_after_drop']:.1%} "
-                  f"for every file (mincore)")
+            star = "  * the in-memory ZipNN figure reads no file: the warm one is repeated." if ZM in res else " "
+            print(f"{star} Cold check: page-cache residency right after each drop <= "
+                  f"{report['cold_check']['max_resident_after_drop']:.1%} for every file (mincore)")
         first, rest = res[W]["times_s"][0], res[W]["times_s"][1:]
         if rest:
             print(f"  {W}: first timed call {first:.4f} s, later median {statistics.median(rest):.4f} s")

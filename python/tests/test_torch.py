@@ -101,3 +101,45 @@ def test_concurrent_loads_from_threads(tmp_path):
     for th in ts:
         th.join()
     assert not errors, errors
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(64, 32)
+        self.fc = torch.nn.Linear(32, 48)
+        self.head = torch.nn.Linear(32, 64, bias=False)
+        self.head.weight = self.emb.weight  # tied
+        self.register_buffer("scale", torch.ones(48, dtype=torch.float32))
+
+
+def test_load_model_decodes_into_the_parameters(tmp_path):
+    torch.manual_seed(0)
+    src = Tiny().to(torch.bfloat16)
+    src.scale.fill_(0.5)
+    state = {k: v for k, v in src.state_dict().items() if k != "head.weight"}  # stored once, as hubs do
+    wcodec.torch.save_file(state, tmp_path / "m.safetensors.wcz")
+    dst = Tiny().to(torch.bfloat16)
+    ptrs = {k: v.data_ptr() for k, v in dst.state_dict().items()}
+    missing, unexpected = wcodec.torch.load_model(dst, tmp_path / "m.safetensors.wcz")
+    assert missing == [] and unexpected == []  # the tied head is not missing
+    for k, v in src.state_dict().items():
+        assert dst.state_dict()[k].equal(v), k
+        assert dst.state_dict()[k].data_ptr() == ptrs[k], k  # decoded in place, not replaced
+    assert dst.head.weight.data_ptr() == dst.emb.weight.data_ptr()
+
+    # another dtype in the model: through a new tensor and copy_
+    other = Tiny()  # float32
+    wcodec.torch.load_model(other, tmp_path / "m.safetensors.wcz")
+    assert other.fc.weight.equal(src.fc.weight.float())
+
+    # strict: a name the model lacks is refused before anything is written
+    wcodec.torch.save_file(dict(state, extra=torch.zeros(3)), tmp_path / "x.safetensors.wcz")
+    fresh = Tiny().to(torch.bfloat16)
+    before = fresh.fc.weight.clone()
+    with pytest.raises(wcodec.UsageError, match="extra"):
+        wcodec.torch.load_model(fresh, tmp_path / "x.safetensors.wcz")
+    assert fresh.fc.weight.equal(before)
+    missing, unexpected = wcodec.torch.load_model(fresh, tmp_path / "x.safetensors.wcz", strict=False)
+    assert unexpected == ["extra"] and missing == []
+    assert fresh.fc.weight.equal(src.fc.weight)

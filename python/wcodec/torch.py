@@ -58,6 +58,52 @@ def load(data: bytes, device: str | int | torch.device = "cpu", *, file: str | N
         return _core.load(c, BACKEND, c.model_tensors(file), device, threads)
 
 
+def load_model(model: torch.nn.Module, filename, strict: bool = True, device: str | int | torch.device = "cpu", *,
+               file: str | None = None, threads: int = 0) -> tuple[list[str], list[str]]:
+    """Loads a container's tensors into `model` (as ``safetensors.torch.load_model``):
+    returns (missing, unexpected) names; with strict=True either raises
+    wcodec.UsageError before anything is written. A parameter or buffer on the
+    CPU that is contiguous and has the stored dtype and shape is decoded
+    straight into its memory (no new tensor, no copy: the pages are already
+    there); any other one through a new tensor and ``copy_``. Tied weights
+    (several names on one storage) are written once and not reported missing."""
+    state = model.state_dict()
+    with _core.Container(filename) as c:
+        stored = {t.name: t for t in c.model_tensors(file)}
+        loaded_ptrs = {state[k].data_ptr() for k in stored if k in state}
+        missing = [k for k in state if k not in stored and state[k].data_ptr() not in loaded_ptrs]
+        unexpected = [k for k in stored if k not in state]
+        if strict and (missing or unexpected):
+            raise UsageError(f"{c.name}: cannot load strictly into {type(model).__name__}: "
+                             f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+                             f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}", 11)
+        direct, copies, seen = [], [], set()
+        for name, t in stored.items():
+            dst = state.get(name)
+            if dst is None:
+                continue
+            if dst.data_ptr() in seen and dst.numel():
+                continue  # tied: one storage, written once
+            seen.add(dst.data_ptr())
+            want = dtype_of(t.dtype)
+            if tuple(dst.shape) != tuple(t.shape):
+                raise UsageError(f"{c.name}: tensor '{name}' is {list(t.shape)} in the file, "
+                                 f"{list(dst.shape)} in the model", 11)
+            if dst.device.type == "cpu" and dst.is_contiguous() and dst.dtype == want:
+                direct.append((t, dst.data_ptr(), dst.numel() * dst.element_size(), None))
+            else:
+                copies.append((name, t))
+        with torch.no_grad():
+            c.decode_into(direct, threads)  # straight into the model's memory
+            if copies:
+                fresh = _core.load(c, BACKEND, [t for _, t in copies], threads=threads)
+                for name, t in copies:
+                    state[name].copy_(fresh[t.name])
+    if device not in (None, "cpu"):
+        model.to(device)
+    return missing, unexpected
+
+
 def _serialize(tensors, metadata):
     from safetensors.torch import save
     return save(dict(tensors), metadata=metadata)
