@@ -1,6 +1,7 @@
 // CUDA decoder for float_ans chunks (codec/float_ans.h, spec/FLOAT_ANS.md).
 //
-// One thread block per chunk: the block parses the chunk header and table,
+// The kernel's phases live in gpu/fans_kernel_body.h (run on the CPU by the
+// gpu_emulation tests). One thread block per chunk: the block parses the chunk header and table,
 // builds the rANS slot tables in shared memory, prefix-sums the group word
 // counts, and each warp then decodes whole groups of 32 sub-streams, one lane
 // per thread, with layout::lane_decode / lane_refill (the functions the CPU
@@ -12,18 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gpu/fans_kernel_body.h"  // Chunk, status codes, the kernel's phases
+
 namespace wc::fans::gpu {
-
-// One chunk: device pointers and sizes (dst_n is the chunk's raw size).
-struct Chunk {
-  const uint8_t* src;
-  uint64_t src_n;
-  uint8_t* dst;
-  uint64_t dst_n;
-};
-
-// Status codes written per chunk to d_status.
-enum : int { kOk = 0, kCorrupt = 1, kUnsupported = 2 };
 
 // Shared memory one block needs for chunks with prob_bits <= max_prob_bits.
 size_t shared_bytes(uint32_t max_prob_bits);

@@ -17,7 +17,15 @@
 #include <vector>
 
 #include "format/dtype.h"
+#include "codec/codec.h"
+#include "codec/float_ans.h"
+#include "format/reader.h"
+#include "gpu/fans_kernel_body.h"
 #include "gpu/qrow_kernel_body.h"
+#include "lib/api.h"
+#include "lib/reader_checks.h"
+#include "test_util.h"
+#include "weights_gen.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 
@@ -90,6 +98,60 @@ constexpr uint32_t kSmallBlocks = 3;
 struct Shape {
   uint64_t rows, cols;
 };
+
+namespace fg = wc::fans::gpu;
+
+// One thread block of the float-ans kernel (gpu/float_ans_decode.cu) on the
+// CPU: thread 0's preparation, then per batch thread 0's scan and each warp's
+// group, its 32 lanes stepping together (every lane's lane_step, then the
+// ballot, then lane_take for the lanes that voted), as the warp does. The
+// shared memory is a buffer of the kernel's size. Returns the status the
+// block writes.
+int emulate_fans_block(const fg::Chunk& c, uint32_t dtype_id, uint32_t max_pb, uint32_t threads) {
+  std::vector<uint8_t> smem(fg::smem_for(max_pb) + 16);
+  const fg::Smem S = fg::smem_parts(smem.data(), max_pb);
+  fans::layout::ChunkLayout L{};
+  uint64_t running = 0, scan[32];
+  const int st = fg::block_prepare(c, dtype_id, max_pb, L, S);
+  if (st != fg::kOk) return st;
+  if (L.mode == fans::layout::kModeRaw) {
+    for (uint32_t tid = 0; tid < threads; ++tid) fg::raw_copy(c, tid, threads);
+    return fg::kOk;
+  }
+  const uint32_t nwarps = threads / 32;
+  bool ok = true;
+  for (uint64_t b0 = 0; b0 < L.ngroups; b0 += nwarps) {
+    fg::batch_scan(c, L, b0, nwarps, scan, running);
+    for (uint32_t warp = 0; warp < nwarps; ++warp) {
+      const uint64_t g = b0 + warp;
+      if (g >= L.ngroups) continue;
+      const fg::Group G = fg::group_begin(c, L, g, scan[warp]);
+      fg::Lane lanes[32];
+      for (uint32_t l = 0; l < 32; ++l) lanes[l] = fg::lane_begin(c, L, G, l);
+      uint64_t used = 0;
+      for (uint64_t t = 0; t < G.steps; ++t) {
+        uint32_t ballot = 0;
+        for (uint32_t l = 0; l < 32; ++l) ballot |= uint32_t(fg::lane_step(c, L, S, G, lanes[l], t, l)) << l;
+        for (uint32_t l = 0; l < 32; ++l)
+          if (ballot >> l & 1u) fg::lane_take(G, lanes[l], used, ballot, l);
+        used += fg::popcount32(ballot);
+      }
+      for (uint32_t l = 0; l < 32; ++l) ok &= fg::lane_end(lanes[l]);
+      ok &= used == G.words;
+    }
+  }
+  return ok ? fg::kOk : fg::kCorrupt;
+}
+
+// The emulated kernel's bytes for one float-ans payload, against the CPU
+// decoder's (which must succeed).
+void check_fans_chunk(DType t, const std::vector<uint8_t>& enc, size_t raw_n, uint32_t threads = 128) {
+  std::vector<uint8_t> cpu(raw_n), emu(raw_n, 0xCD);
+  REQUIRE(fans::decode(t, enc.data(), enc.size(), cpu.data(), raw_n) == Errc::ok);
+  const fg::Chunk c{enc.data(), enc.size(), emu.data(), raw_n};
+  REQUIRE(emulate_fans_block(c, uint32_t(t), 14, threads) == fg::kOk);
+  CHECK(first_diff(emu, cpu) == -1);
+}
 
 }  // namespace
 
@@ -182,5 +244,88 @@ TEST_SUITE("gpu_emulation") {
     CHECK_FALSE(qg::args_valid(0, 3, qrow::kF32));
     CHECK_FALSE(qg::args_valid(0, 0, qrow::kF32));
     CHECK_FALSE(qg::args_valid(0, 1, uint32_t(DType::F64)));
+  }
+
+  TEST_CASE("float-ans kernel: every block, warp and lane of the emulation writes the CPU decoder's bytes") {
+    // generated weights in every float type the kernel takes, every symbol
+    // configuration, sub-stream counts from 1 lane to many groups (partial
+    // last group), precisions 10 to 14, the raw mode; 128 and 64 threads
+    for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+      CAPTURE(t);
+      const size_t elems = 70001;
+      const std::vector<uint8_t> raw = testdata::weights(t, elems, 5);
+      for (int joint = 0; joint < 2; ++joint)
+        for (int k : {0, 2, 3})
+          for (int sb : {6, 9, 12})
+            for (int pb : {10, 12, 14}) {
+              fans::Params p;
+              p.k = k, p.joint = joint, p.sub_bits = sb, p.prob_bits = pb;
+              std::vector<uint8_t> enc;
+              fans::encode_with(t, raw.data(), raw.size(), enc, p);
+              CAPTURE(k);
+              CAPTURE(joint);
+              CAPTURE(sb);
+              CAPTURE(pb);
+              check_fans_chunk(t, enc, raw.size(), sb == 6 ? 64 : 128);
+            }
+      std::vector<uint8_t> enc;
+      fans::encode(t, raw.data(), 64, enc);  // tiny: the raw mode or a one-lane stream
+      check_fans_chunk(t, enc, 64);
+    }
+  }
+
+  TEST_CASE("float-ans kernel: the emulation equals the CPU decoder on every float-ans chunk of the corpus") {
+    const std::string dir = WCODEC_CORPUS_DIR;
+    size_t files = 0, chunks = 0;
+    for (const char* name : {"stories260K_llama_hf_bf16.safetensors", "stories260K_llama_hf_f16.safetensors",
+                             "stories260K_llama_hf_f32.safetensors", "cellogpt_seq2seq_toy_f32.safetensors",
+                             "whisper_tiny_en_f16.safetensors"}) {
+      const std::string path = dir + "/" + name;
+      if (tu::read_file(path).empty()) continue;
+      ++files;
+      tu::TempDir tmp;
+      wc::pack(path, tmp / "m.wcz", {});
+      wc::ContainerReader r(tmp / "m.wcz", wc::kReaderChecks);
+      for (const auto& t : r.manifest().tensors) {
+        if (t.codec != uint8_t(CodecId::float_ans)) continue;  // the kernel decodes codec 2
+        for (uint32_t c = 0; c < t.chunk_count; ++c) {
+          const auto sp = r.chunk(t.global_chunk(c));
+          CAPTURE(t.name);
+          CAPTURE(c);
+          check_fans_chunk(t.dtype, std::vector<uint8_t>(sp.begin(), sp.end()), t.chunk_raw_size(c));
+          ++chunks;
+        }
+      }
+    }
+    if (files == 0) {
+      MESSAGE("[SKIPPED] corpus not found at " << dir);
+      return;
+    }
+    MESSAGE("float-ans kernel emulation: " << chunks << " corpus chunks in " << files << " files");
+    CHECK(chunks > 0);
+  }
+
+  TEST_CASE("float-ans kernel: a damaged payload is reported, not decoded past its bounds") {
+    const std::vector<uint8_t> raw = testdata::weights(DType::BF16, 20000, 9);
+    std::vector<uint8_t> enc;
+    fans::Params p;
+    p.sub_bits = 8;
+    fans::encode_with(DType::BF16, raw.data(), raw.size(), enc, p);
+    std::mt19937 rng(3);
+    size_t reported = 0;
+    for (int trial = 0; trial < 200; ++trial) {
+      std::vector<uint8_t> bad = enc;
+      bad[rng() % bad.size()] ^= uint8_t(1u << (rng() % 8));
+      std::vector<uint8_t> out(raw.size() + 64, 0xEE);
+      const fg::Chunk c{bad.data(), bad.size(), out.data(), raw.size()};
+      const int st = emulate_fans_block(c, uint32_t(DType::BF16), 14, 128);
+      std::vector<uint8_t> cpu(raw.size());
+      const bool cpu_ok = fans::decode(DType::BF16, bad.data(), bad.size(), cpu.data(), cpu.size()) == Errc::ok;
+      CHECK((st == fg::kOk) == cpu_ok);  // the kernel accepts exactly what the CPU decoder accepts
+      if (st == fg::kOk) CHECK(std::equal(cpu.begin(), cpu.end(), out.begin()));
+      else ++reported;
+      for (size_t i = raw.size(); i < out.size(); ++i) CHECK(out[i] == 0xEE);  // nothing written past dst_n
+    }
+    CHECK(reported > 0);
   }
 }
