@@ -3,7 +3,7 @@
 // of the group in lane order, so the lanes of a group write consecutive
 // elements and read one contiguous run of the raw plane.
 //
-// AVX2 kernel (16-bit types, packed table, whole vectors): per 8 lanes one
+// AVX2 kernel (8- and 16-bit types, packed table, whole vectors): per 8 lanes one
 // gather of a packed slot entry (freq-1 | symbol index | bias) gives the next
 // state and the symbol (tables of more than 256 symbols: a second gather of
 // the index, from a u16 table); the output bits are computed from the index; the
@@ -120,10 +120,11 @@ constexpr std::array<uint8_t, 256 * 8> make_lut() {
 }
 alignas(64) constexpr std::array<uint8_t, 256 * 8> kExpand = make_lut();
 
-// AVX2 steps of a whole group of 8*NV lanes (16-bit types, packed table,
-// nsub a multiple of 8). Runs steps 0.. while every load stays inside src and
-// the plane; returns the first step not done (states in x, p advanced).
-template <bool JOINT, unsigned NV, bool WIDE>
+// AVX2 steps of a whole group of 8*NV lanes (8- and 16-bit types, packed or
+// wide table, nsub a multiple of 8). Runs steps 0.. while every load stays
+// inside src and the plane; returns the first step not done (states in x, p
+// advanced).
+template <unsigned W, bool JOINT, unsigned NV, bool WIDE>
 __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const uint16_t* psym,
                                                                 const ChunkLayout& L,
                                                                 const uint8_t* src, size_t src_n, uint32_t* xs,
@@ -134,8 +135,9 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const uint8_t* plane = src + L.plane_off;
   const uint64_t plane_n = L.plane_n;
   uint64_t tfast = base;
-  if (w == 0) return 0;  // (cannot happen for 16-bit types: S <= 14 leaves r >= 2)
-  {
+  // w == 0 (FP8 with every mantissa bit in the symbol and the sign too): no
+  // raw plane; 16-bit types always have one (S <= 14 leaves r >= 2)
+  if (w != 0) {
     const uint64_t need = 16 + uint64_t(NV - 1) * w;
     if (plane_n < need) return 0;
     const uint64_t maxi = (plane_n - need) * 8 / w;  // highest first element of a step's plane run
@@ -151,7 +153,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const __m256i lov = _mm256_set1_epi32(int(L.lo));
   const __m256i lowm = _mm256_set1_epi32(int((1u << r) - 1u));
   const __m256i sgm = _mm256_set1_epi32(int(1u << r));
-  const __m128i sgsh = _mm_cvtsi32_si128(int(15 - r));
+  const __m128i sgsh = _mm_cvtsi32_si128(int(W - 1 - r));
   alignas(32) uint8_t shb[32];
   alignas(32) uint32_t shv[8];
   for (unsigned l = 0; l < 8; ++l) {
@@ -196,22 +198,40 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       __m256i val;
       if constexpr (JOINT)
         val = _mm256_or_si256(_mm256_sll_epi32(_mm256_srli_epi32(sym, 1), rv),
-                              _mm256_slli_epi32(_mm256_and_si256(sym, one), 15));
+                              _mm256_slli_epi32(_mm256_and_si256(sym, one), W - 1));
       else
         val = _mm256_sll_epi32(sym, rv);
+      if (w == 0) {  // (a loop-invariant branch)
+        o[v] = val;
+        continue;
+      }
       const __m256i rb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pl + v * w)));
       const __m256i f = _mm256_srlv_epi32(_mm256_shuffle_epi8(rb, shuf), shift);
       __m256i raw = _mm256_and_si256(f, lowm);
       if constexpr (!JOINT) raw = _mm256_or_si256(raw, _mm256_sll_epi32(_mm256_and_si256(f, sgm), sgsh));
       o[v] = _mm256_or_si256(val, raw);
     }
+    if constexpr (W == 16) {
 #pragma GCC unroll 4
-    for (unsigned v = 0; v + 1 < NV; v += 2)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)),
-                          _mm256_permute4x64_epi64(_mm256_packus_epi32(o[v], o[v + 1]), 0xD8));
-    if constexpr (NV & 1) {
-      const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(o[NV - 1], o[NV - 1]), 0xD8);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * (i0 + 8 * (NV - 1))), _mm256_castsi256_si128(pk));
+      for (unsigned v = 0; v + 1 < NV; v += 2)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)),
+                            _mm256_permute4x64_epi64(_mm256_packus_epi32(o[v], o[v + 1]), 0xD8));
+      if constexpr (NV & 1) {
+        const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(o[NV - 1], o[NV - 1]), 0xD8);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * (i0 + 8 * (NV - 1))), _mm256_castsi256_si128(pk));
+      }
+    } else if constexpr (NV == 4) {  // bytes, 32 lanes: two narrowing packs, one lane fix-up, one store
+      const __m256i c = _mm256_packus_epi16(_mm256_packus_epi32(o[0], o[1]), _mm256_packus_epi32(o[2], o[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i0),
+                          _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    } else {  // bytes: each vector's 8 values narrow to 8 bytes (4 from each 128-bit half)
+#pragma GCC unroll 4
+      for (unsigned v = 0; v < NV; ++v) {
+        const __m256i h = _mm256_packus_epi32(o[v], o[v]);
+        const __m256i b = _mm256_packus_epi16(h, h);
+        const uint64_t eight = uint32_t(_mm256_extract_epi32(b, 0)) | uint64_t(uint32_t(_mm256_extract_epi32(b, 4))) << 32;
+        std::memcpy(dst + i0 + 8 * v, &eight, 8);
+      }
     }
   }
   for (unsigned v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs + 8 * v), x[v]);
@@ -238,12 +258,12 @@ int auto_kernel() {
   return k;
 }
 
-template <bool JOINT, bool WIDE>
+template <unsigned W, bool JOINT, bool WIDE>
 void avx_fns(AvxFn* fns) {
-  fns[1] = group_avx2<JOINT, 1, WIDE>;
-  fns[2] = group_avx2<JOINT, 2, WIDE>;
-  fns[3] = group_avx2<JOINT, 3, WIDE>;
-  fns[4] = group_avx2<JOINT, 4, WIDE>;
+  fns[1] = group_avx2<W, JOINT, 1, WIDE>;
+  fns[2] = group_avx2<W, JOINT, 2, WIDE>;
+  fns[3] = group_avx2<W, JOINT, 3, WIDE>;
+  fns[4] = group_avx2<W, JOINT, 4, WIDE>;
 }
 
 // ptab: the packed table (psym null) or the wide one (psym set); null: no
@@ -254,9 +274,12 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   if constexpr (W == 16) {
     if (avx && ptab && L.nsub % 8 == 0 && L.s.z == 0) {  // the kernel knows no trimmed bits
-      if (L.s.joint) psym ? avx_fns<true, true>(fns) : avx_fns<true, false>(fns);
-      else psym ? avx_fns<false, true>(fns) : avx_fns<false, false>(fns);
+      if (L.s.joint) psym ? avx_fns<16, true, true>(fns) : avx_fns<16, true, false>(fns);
+      else psym ? avx_fns<16, false, true>(fns) : avx_fns<16, false, false>(fns);
     }
+  } else if constexpr (W == 8) {  // FP8: always a packed table (at most 256 symbols)
+    if (avx && ptab && !psym && L.nsub % 8 == 0 && L.s.z == 0)
+      L.s.joint ? avx_fns<8, true, false>(fns) : avx_fns<8, false, false>(fns);
   }
   uint64_t off = L.streams_off, sum = 0;
   bool ok = true;
