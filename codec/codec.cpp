@@ -77,10 +77,15 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       return;
     }
     case CodecId::float_ans:
-      fans::encode(t, src, n, out);
-      return;
     case CodecId::float_ans_trim:
-      fans::encode(t, src, n, out, true);
+      if (opt.substream_bits) {
+        fans::Params p;
+        p.sub_bits = opt.substream_bits;
+        p.trim = c == CodecId::float_ans_trim;
+        fans::encode_with(t, src, n, out, p);
+      } else {
+        fans::encode(t, src, n, out, c == CodecId::float_ans_trim);
+      }
       return;
   }
   fail(Errc::codec, "unknown codec id " + std::to_string(int(c)));

@@ -26,6 +26,10 @@ bool codec_id_valid(uint8_t id) noexcept;
 
 struct EncodeOptions {
   int zstd_level = 3;
+  // float-ans sub-stream length 2^substream_bits symbols (6..15): shorter
+  // ones give a decoder more independent lanes (a GPU: one warp per 32) at a
+  // small cost in size; 0: the codec's default (2^12)
+  int substream_bits = 0;
 };
 
 // Whether `c` can encode tensors of `t` (raw and zstd take everything).

@@ -24,6 +24,8 @@ using ProgressFn = std::function<void(uint64_t, uint64_t)>;
 // while giving 32 GPU sub-streams and plenty of parallel chunks.
 inline constexpr uint32_t kDefaultChunkSize = 256u << 10;
 inline constexpr const char* kContainerExt = ".wcz";
+// --parallel gpu: float-ans sub-streams of 2^9 symbols.
+inline constexpr int kGpuSubstreamBits = 9;
 
 struct PackOptions {
   unsigned threads = 0;       // 0: all cores
@@ -31,6 +33,10 @@ struct PackOptions {
   std::string codec = "auto";  // auto | raw | zstd | float-ans
   int level = 3;              // zstd level
   uint32_t chunk_size = kDefaultChunkSize;
+  // "cpu" (default) or "gpu": float-ans sub-streams of 2^9 symbols instead of
+  // 2^12, eight times the independent lanes (8 warps per 256 KiB BF16 chunk
+  // instead of 1) for GPU decoders, about 0.4% larger (Whisper tiny.en BF16)
+  std::string parallel = "cpu";
   ProgressFn progress;
   // Lossy (container 2.0): bits > 0 asks for a smaller model. `bits` is the
   // mean over the lossy tensors of every byte they take in the file (codes,

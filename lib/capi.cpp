@@ -239,6 +239,7 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
   if (o->keep) p.keep = o->keep;
   if (o->sensitivity) p.sensitivity = o->sensitivity;
   if (o->min_elements) p.min_elements = o->min_elements;
+  if (o->parallel) p.parallel = o->parallel;
   return p;
 }
 

@@ -122,6 +122,8 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   ThreadPool pool(opt.threads ? opt.threads : default_threads());
   EncodeOptions eo;
   eo.zstd_level = opt.level;
+  if (opt.parallel == "gpu") eo.substream_bits = kGpuSubstreamBits;
+  else if (opt.parallel != "cpu") fail(Errc::usage, "--parallel takes cpu or gpu, not '" + opt.parallel + "'");
   CodecId forced = CodecId::raw;
   bool is_auto = opt.codec == "auto";
   if (!is_auto && !codec_from_name(opt.codec, &forced)) fail(Errc::usage, "unknown codec '" + opt.codec + "'");

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "codec/float_ans.h"
 #include "format/reader.h"
 #include "model/file_check.h"
 #include "lib/reader_checks.h"
@@ -289,5 +290,36 @@ TEST_SUITE("capi") {
     CHECK(std::string(err).find("bad.wcz") != std::string::npos);
     wcodec_close(a);
     CHECK(std::string(err).find("bad.wcz") != std::string::npos);
+  }
+
+  TEST_CASE("--parallel gpu lays float-ans out in sub-streams of 2^9 symbols; the bytes come back") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts = {{"w", wc::DType::BF16, {512, 256}, testdata::weights(wc::DType::BF16, 512 * 256, 4)}};
+    tu::write_file(t / "m.safetensors", stb::build(ts));
+    char err[256];
+    for (const char* par : {"cpu", "gpu"}) {
+      wcodec_pack_options po = WCODEC_PACK_OPTIONS_INIT;
+      po.parallel = par;
+      const std::string out = t / (std::string(par) + ".wcz");
+      REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), out.c_str(), &po, nullptr, err, sizeof err) == WCODEC_OK);
+      wc::ContainerReader r(out, wc::kReaderChecks);
+      const auto& tr = r.manifest().tensors[0];
+      REQUIRE(tr.codec == uint8_t(wc::CodecId::float_ans));
+      wc::fans::ChunkInfo ci{};
+      const auto sp = r.chunk(tr.global_chunk(0));
+      REQUIRE(wc::fans::chunk_info(tr.dtype, sp.data(), sp.size(), tr.chunk_raw_size(0), &ci));
+      CHECK(ci.sub_bits == (std::string(par) == "gpu" ? 9u : 12u));
+      wcodec_archive* a = nullptr;
+      REQUIRE(wcodec_open(out.c_str(), &a, err, sizeof err) == WCODEC_OK);
+      std::vector<uint8_t> got(ts[0].bytes.size());
+      REQUIRE(wcodec_decode_tensor(a, 0, got.data(), got.size(), 2, err, sizeof err) == WCODEC_OK);
+      CHECK(got == ts[0].bytes);
+      wcodec_close(a);
+    }
+    wcodec_pack_options bad = WCODEC_PACK_OPTIONS_INIT;
+    bad.parallel = "tpu";
+    CHECK(wcodec_pack((t / "m.safetensors").c_str(), (t / "x.wcz").c_str(), &bad, nullptr, err, sizeof err) ==
+          WCODEC_E_USAGE);
+    CHECK(std::string(err).find("tpu") != std::string::npos);
   }
 }

@@ -262,8 +262,9 @@ typedef struct {
   const char* keep;        /* lossy: regex of tensor names kept exact (NULL: none) */
   const char* sensitivity; /* lossy: a safetensors file of measured sensitivities (NULL: none) */
   uint64_t min_elements;   /* lossy: smaller tensors stay exact; 0: the default (1024) */
+  const char* parallel;    /* "cpu" (NULL) or "gpu": float-ans laid out for GPU decoders */
 } wcodec_pack_options;
-#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_result) */

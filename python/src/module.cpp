@@ -158,8 +158,10 @@ class Archive {
 
 wcodec_pack_options pack_options(unsigned threads, bool force, const std::optional<std::string>& codec, int level,
                                  uint32_t chunk_size, double bits, const std::optional<std::string>& keep,
-                                 const std::optional<std::string>& sensitivity, uint64_t min_elements) {
+                                 const std::optional<std::string>& sensitivity, uint64_t min_elements,
+                                 const std::optional<std::string>& parallel) {
   wcodec_pack_options o = WCODEC_PACK_OPTIONS_INIT;
+  o.parallel = opt_cstr(parallel);
   o.threads = threads;
   o.force = force;
   o.codec = opt_cstr(codec);
@@ -217,9 +219,9 @@ NB_MODULE(_wcodec, m) {
       [](const std::string& src, const std::optional<std::string>& dst, unsigned threads, bool force,
          const std::optional<std::string>& codec, int level, uint32_t chunk_size, double bits,
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
-         uint64_t min_elements) {
+         uint64_t min_elements, const std::optional<std::string>& parallel) {
         const wcodec_pack_options o =
-            pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements);
+            pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel);
         wcodec_pack_result r = WCODEC_PACK_RESULT_INIT;
         char err[kErrLen] = {0};
         int rc;
@@ -232,18 +234,18 @@ NB_MODULE(_wcodec, m) {
       },
       nb::arg("src"), nb::arg("dst").none(), nb::arg("threads"), nb::arg("force"), nb::arg("codec").none(),
       nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
-      nb::arg("sensitivity").none(), nb::arg("min_elements"));
+      nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none());
 
   m.def(
       "pack_memory",
       [](nb::handle data, const std::string& name, const std::string& dst, unsigned threads, bool force,
          const std::optional<std::string>& codec, int level, uint32_t chunk_size, double bits,
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
-         uint64_t min_elements) {
+         uint64_t min_elements, const std::optional<std::string>& parallel) {
         Py_buffer view;
         if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw nb::python_error();
         const wcodec_pack_options o =
-            pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements);
+            pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel);
         wcodec_pack_result r = WCODEC_PACK_RESULT_INIT;
         char err[kErrLen] = {0};
         int rc;
@@ -257,7 +259,7 @@ NB_MODULE(_wcodec, m) {
       },
       nb::arg("data"), nb::arg("name"), nb::arg("dst"), nb::arg("threads"), nb::arg("force"),
       nb::arg("codec").none(), nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
-      nb::arg("sensitivity").none(), nb::arg("min_elements"));
+      nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none());
 
   m.def(
       "unpack",

@@ -279,16 +279,17 @@ class SafeOpen:
 # -- whole-model operations -------------------------------------------------------
 
 def _pack_args(threads=0, force=False, codec=None, level=0, chunk_size=0, bits=None, keep=None,
-               sensitivity=None, min_elements=0) -> tuple:
+               sensitivity=None, min_elements=0, parallel=None) -> tuple:
     return (int(threads), bool(force), codec, int(level), int(chunk_size), float(bits or 0), keep,
-            os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements))
+            os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements), parallel)
 
 
 def pack(src, dst=None, **options) -> dict:
     """Packs a .safetensors file, a sharded model's *.index.json or a model
     folder into one container (`dst`, default: SRC.wcz beside it). Options:
     codec ("auto", "raw", "zstd", "float-ans"), level (zstd), chunk_size,
-    threads (0: all cores), force (replace an existing output), and for a
+    threads (0: all cores), force (replace an existing output), parallel
+    ("cpu", or "gpu": float-ans laid out for GPU decoders), and for a
     lossy model bits (bits per weight), keep (regex of tensors kept exact),
     sensitivity (a file), min_elements. Returns the sizes written."""
     return _wcodec.pack(os.fspath(src), os.fspath(dst) if dst is not None else None, *_pack_args(**options))
