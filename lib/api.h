@@ -72,8 +72,9 @@ struct UnpackOptions {
 
 // `in`: a container path or "-" (standard input, read front to back).
 // `out`: the file for a single-file model ("-" for standard output; an
-// existing folder or a path ending in '/' for FOLDER/<stored name>), or a
-// directory for a sharded model; empty for default_unpack_output's name
+// existing folder or a path ending in '/' for FOLDER/<stored name>, the
+// folder made when missing and removed again on failure), or a directory for
+// a sharded model; empty for default_unpack_output's name
 // (a container file only). Nothing is left behind on failure. Refuses
 // (Errc::usage) an output that is the container itself, even with force.
 // Returns the path written (the file or the folder).

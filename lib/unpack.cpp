@@ -221,6 +221,48 @@ class OutputFiles : public AssemblyTarget {
 }  // namespace
 
 namespace {
+// A one-file container unpacked into a folder named with a trailing '/' that
+// does not exist yet: the folder is made (as a folder container's is) and
+// removed again if the unpack fails. Declared before the OutputFiles, so its
+// files are gone before the folder is.
+class MadeFolder {
+ public:
+  explicit MadeFolder(const std::string& dir) {
+    if (dir.empty() || is_directory(dir)) return;
+    if (path_exists(dir)) {
+      Error e(Errc::exists, "it is not a directory");
+      e.at_file(dir);
+      throw e;
+    }
+    if (::mkdir(dir.c_str(), 0755) != 0) {
+      Error e(Errc::io, std::string("cannot create output directory: ") + std::strerror(errno));
+      e.at_file(dir);
+      throw e;
+    }
+    dir_ = dir;
+    try {
+      guard_ = SignalCleanup(dir_, SignalCleanup::directory);
+    } catch (...) {
+      ::rmdir(dir_.c_str());
+      throw;
+    }
+  }
+  ~MadeFolder() {
+    if (!dir_.empty() && !kept_) ::rmdir(dir_.c_str());
+  }
+  MadeFolder(const MadeFolder&) = delete;
+  MadeFolder& operator=(const MadeFolder&) = delete;
+  void keep() {
+    kept_ = true;
+    guard_.reset();
+  }
+
+ private:
+  std::string dir_;
+  bool kept_ = false;
+  SignalCleanup guard_;
+};
+
 // The destination, the output files, the decode and the commit, for either
 // reader (a mapped file, or a pipe read front to back).
 template <class Reader, class Source>
@@ -228,10 +270,12 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
   ThreadPool pool(opt.threads ? opt.threads : default_threads());
   const std::string dest = out.empty() ? default_output_for(in, r.manifest()) : unpack_destination(r.manifest(), out);
   refuse_overwriting_container(r.manifest(), dest, in);
+  MadeFolder folder(single_file(r.manifest()) && !out.empty() && out.back() == '/' ? out : std::string());
   OutputFiles dst(r.manifest(), dest, opt.force);
   decode_model(r.manifest(), src, dst, pool, opt.progress);
   if constexpr (std::is_same_v<Reader, ContainerStreamReader>) r.finish();
   dst.commit();
+  folder.keep();
   return dest;
 }
 }  // namespace

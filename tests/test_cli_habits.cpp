@@ -4,6 +4,8 @@
 // one tensor (.npy).
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -423,6 +425,23 @@ TEST_SUITE("cli_habits") {
     // pack -o DIR/ too: the default container name inside it
     REQUIRE(tu::run(cli() + " pack " + q(m) + " -o " + q(t / "out/")).status == 0);
     CHECK(tu::read_file(t / "out/model.safetensors.wcz") == tu::read_file(t / "c.wcz"));
+    // a folder that does not exist yet, named with a trailing '/', is made
+    // (from a file and from a pipe), as a folder container's is ...
+    REQUIRE(tu::run(cli() + " unpack " + q(t / "c.wcz") + " -o " + q(t / "new/")).status == 0);
+    CHECK(tu::read_file(t / "new/model.safetensors") == tu::read_file(m));
+    REQUIRE(tu::run(cli() + " unpack - -o " + q(t / "new2/") + " < " + q(t / "c.wcz")).status == 0);
+    CHECK(tu::read_file(t / "new2/model.safetensors") == tu::read_file(m));
+    // ... and removed again when the unpack fails (a damaged container)
+    auto bad = tu::read_file(t / "c.wcz");
+    bad[bad.size() / 2] ^= 0x40;
+    tu::write_file(t / "bad.wcz", bad);
+    CHECK(tu::run(cli() + " unpack " + q(t / "bad.wcz") + " -o " + q(t / "new3/")).status == 1);
+    CHECK(!std::filesystem::exists(t / "new3"));
+    CHECK(tu::run(cli() + " unpack - -o " + q(t / "new4/") + " < " + q(t / "bad.wcz")).status == 1);
+    CHECK(!std::filesystem::exists(t / "new4"));
+    // without the trailing '/', a name that does not exist is the output file
+    REQUIRE(tu::run(cli() + " unpack " + q(t / "c.wcz") + " -o " + q(t / "plainfile")).status == 0);
+    CHECK(tu::read_file(t / "plainfile") == tu::read_file(m));
   }
 
   TEST_CASE("unpack --file restores one file of a multi-file container") {
