@@ -71,6 +71,24 @@ int guarded(char* err, size_t len, F&& f) {
   }
 }
 
+// The arguments of a call that decodes one chunk of an exact tensor: a usage
+// error (with its message) unless `tensor` is an exact tensor with chunk
+// `chunk` and dst holds that chunk; *out receives the tensor.
+int exact_chunk_args(const wcodec_archive* a, size_t tensor, uint32_t chunk, const void* dst, size_t dst_len,
+                     char* err, size_t err_len, const wc::TensorRecord** out) {
+  if (!a || !dst || tensor >= a->reader->manifest().tensors.size())
+    return usage(err, err_len, "no such tensor, or no destination");
+  const auto& t = a->reader->manifest().tensors[tensor];
+  if (t.lossy()) return usage(err, err_len, "tensor '" + t.name + "' is lossy: decode it whole (wcodec_decode_tensor_ex)");
+  if (chunk >= t.chunk_count) return usage(err, err_len, "tensor '" + t.name + "' has no chunk " + std::to_string(chunk));
+  if (dst_len < t.chunk_raw_size(chunk))
+    return usage(err, err_len, "a buffer of " + std::to_string(dst_len) + " bytes cannot hold chunk " +
+                                   std::to_string(chunk) + " of tensor '" + t.name + "' (" +
+                                   std::to_string(t.chunk_raw_size(chunk)) + " bytes)");
+  *out = &t;
+  return WCODEC_OK;
+}
+
 // The struct sizes of the first release with struct_size: smaller is refused.
 constexpr size_t kTensorInfoV1 = sizeof(wcodec_tensor_info);
 constexpr size_t kFileInfoV1 = sizeof(wcodec_file_info);
@@ -376,14 +394,9 @@ int wcodec_find_tensor(const wcodec_archive* a, const char* name, size_t* tensor
 
 int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len, char* err,
                         size_t err_len) {
-  if (!a || !dst || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor, or no destination");
-  const auto& t = a->reader->manifest().tensors[tensor];
-  if (t.lossy()) return usage(err, err_len, "tensor '" + t.name + "' is lossy: decode it whole (wcodec_decode_tensor_ex)");
-  if (chunk >= t.chunk_count) return usage(err, err_len, "tensor '" + t.name + "' has no chunk " + std::to_string(chunk));
-  if (dst_len < t.chunk_raw_size(chunk))
-    return usage(err, err_len, "a buffer of " + std::to_string(dst_len) + " bytes cannot hold chunk " +
-                                   std::to_string(chunk) + " of tensor '" + t.name + "' (" +
-                                   std::to_string(t.chunk_raw_size(chunk)) + " bytes)");
+  const wc::TensorRecord* tp = nullptr;
+  if (const int rc = exact_chunk_args(a, tensor, chunk, dst, dst_len, err, err_len, &tp)) return rc;
+  const wc::TensorRecord& t = *tp;
   return guarded(err, err_len, [&] {
     a->chunks_decoded.fetch_add(1, std::memory_order_relaxed);
     wc::decode_one_chunk(t, chunk, a->reader->chunk(t.first_chunk + chunk), static_cast<uint8_t*>(dst), a->reader->path());
@@ -500,11 +513,9 @@ int decode_chunk_in(const wcodec_archive* a, const wc::TensorRecord& t, uint32_t
 
 int wcodec_decode_chunk_ws(const wcodec_archive* a, size_t tensor, uint32_t chunk, void* dst, size_t dst_len,
                            void* workspace, size_t workspace_len, char* err, size_t err_len) {
-  if (!a || !dst || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor, or no destination");
-  const auto& t = a->reader->manifest().tensors[tensor];
-  if (t.lossy() || chunk >= t.chunk_count || dst_len < t.chunk_raw_size(chunk))
-    return usage(err, err_len, "tensor '" + t.name + "': a lossy tensor, no chunk " + std::to_string(chunk) +
-                                   ", or a buffer too small for it");
+  const wc::TensorRecord* tp = nullptr;
+  if (const int rc = exact_chunk_args(a, tensor, chunk, dst, dst_len, err, err_len, &tp)) return rc;
+  const wc::TensorRecord& t = *tp;
   std::span<const uint8_t> stored;
   const int rc = guarded(err, err_len, [&] { stored = a->reader->chunk(t.global_chunk(chunk)); });
   if (rc != WCODEC_OK) return rc;
@@ -533,12 +544,10 @@ int wcodec_plan_chunks(const wcodec_archive* a, const size_t* tensors, size_t te
 
 int wcodec_decode_desc(const wcodec_archive* a, const wcodec_chunk_desc* d, const void* stored, size_t stored_len,
                        void* dst, size_t dst_len, void* workspace, size_t workspace_len, char* err, size_t err_len) {
-  if (!a || !d || !dst || (!stored && stored_len) || d->tensor >= wcodec_tensor_count(a))
-    return usage(err, err_len, "bad arguments");
-  const auto& t = a->reader->manifest().tensors[d->tensor];
-  if (t.lossy() || d->chunk >= t.chunk_count || dst_len < t.chunk_raw_size(d->chunk))
-    return usage(err, err_len, "tensor '" + t.name + "': a lossy tensor, no chunk " + std::to_string(d->chunk) +
-                                   ", or a buffer too small for it");
+  if (!d || (!stored && stored_len)) return usage(err, err_len, "no chunk descriptor, or no stored bytes");
+  const wc::TensorRecord* tp = nullptr;
+  if (const int rc = exact_chunk_args(a, d->tensor, d->chunk, dst, dst_len, err, err_len, &tp)) return rc;
+  const wc::TensorRecord& t = *tp;
   const wc::ChunkEntry& e = a->reader->index()[t.global_chunk(d->chunk)];
   if (stored_len != e.stored_size)
     return usage(err, err_len, "tensor '" + t.name + "' chunk " + std::to_string(d->chunk) + " has " +

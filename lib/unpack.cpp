@@ -93,32 +93,59 @@ namespace {
 // A directory made here is removed again on failure, and by the signal
 // handler, which also removes the temporaries and, during commit, the files
 // already linked into place.
+// An output folder that may not exist yet: made here (parents must exist),
+// and removed again unless keep() is called, so a failed unpack leaves no
+// folder behind; a folder that was already there is never removed. An
+// owner's files must be gone before it is destroyed (declare it first).
+class MadeFolder {
+ public:
+  MadeFolder() = default;
+  explicit MadeFolder(const std::string& dir) { make(dir); }
+  ~MadeFolder() {
+    if (!dir_.empty() && !kept_) ::rmdir(dir_.c_str());
+  }
+  MadeFolder(const MadeFolder&) = delete;
+  MadeFolder& operator=(const MadeFolder&) = delete;
+  void make(const std::string& dir) {
+    if (dir.empty() || is_directory(dir)) return;
+    if (path_exists(dir)) {
+      Error e(Errc::exists, "it is not a directory");
+      e.at_file(dir);
+      throw e;
+    }
+    if (::mkdir(dir.c_str(), 0755) != 0) {
+      Error e(Errc::io, std::string("cannot create output directory: ") + std::strerror(errno));
+      e.at_file(dir);
+      throw e;
+    }
+    dir_ = dir;
+    try {
+      guard_ = SignalCleanup(dir_, SignalCleanup::directory);
+    } catch (...) {
+      ::rmdir(dir_.c_str());
+      dir_.clear();
+      throw;
+    }
+  }
+  bool made() const { return !dir_.empty(); }
+  void keep() {
+    kept_ = true;
+    guard_.reset();
+  }
+
+ private:
+  std::string dir_;
+  bool kept_ = false;
+  SignalCleanup guard_;
+};
+
 class OutputFiles : public AssemblyTarget {
  public:
   OutputFiles(const Manifest& m, const std::string& out, bool force) : m_(m), out_(out), force_(force) {
     single_ = single_file(m);
     if (single_) return;
     if (out == "-") fail(Errc::usage, "a model of several files unpacks to a folder, not to standard output (--file NAME picks one)");
-    if (!is_directory(out)) {
-      if (path_exists(out)) {
-        Error e(Errc::exists, "it is not a directory");
-        e.at_file(out);
-        throw e;
-      }
-      if (::mkdir(out.c_str(), 0755) != 0) {
-        Error e(Errc::io, std::string("cannot create output directory: ") + std::strerror(errno));
-        e.at_file(out);
-        throw e;
-      }
-      made_dir_ = true;
-      // Only once made here: a directory the run did not create is never removed.
-      try {
-        dir_cleanup_ = SignalCleanup(out, SignalCleanup::directory);
-      } catch (...) {
-        ::rmdir(out.c_str());
-        throw;
-      }
-    }
+    folder_.make(out);
     // Check every destination before writing anything.
     for (const auto& f : m.files)
       if (!force && path_exists(path_join(out, f.name))) {
@@ -135,8 +162,7 @@ class OutputFiles : public AssemblyTarget {
     linked_guard_.clear();
     for (auto it = made_subdirs_.rbegin(); it != made_subdirs_.rend(); ++it) ::rmdir(it->c_str());
     subdir_guard_.clear();
-    if (made_dir_) ::rmdir(out_.c_str());
-    dir_cleanup_.reset();
+    // folder_, a member, goes after this: removed when made here and empty
   }
   void begin_file(uint32_t f) override {
     if (single_ && out_ == "-") {
@@ -160,7 +186,7 @@ class OutputFiles : public AssemblyTarget {
     // removed by the signal handler until every file is in place. Each is
     // registered only once linked, so a name that someone else created
     // meanwhile is never removed.
-    const bool track = !force_ || made_dir_;
+    const bool track = !force_ || folder_.made();
     if (track) {
       linked_.reserve(files_.size());
       linked_guard_.reserve(files_.size());
@@ -175,17 +201,17 @@ class OutputFiles : public AssemblyTarget {
     committed_ = true;
     linked_guard_.clear();
     subdir_guard_.clear();
-    dir_cleanup_.reset();
+    folder_.keep();
   }
 
  private:
   const Manifest& m_;
   std::string out_;
-  bool force_, single_ = true, made_dir_ = false, committed_ = false;
+  bool force_, single_ = true, committed_ = false;
+  MadeFolder folder_;  // a folder container's output folder, when made here
   std::vector<std::unique_ptr<AtomicFile>> files_;
   std::vector<std::string> linked_;            // created by a commit not yet complete
   std::vector<SignalCleanup> linked_guard_;    // the same, for the signal handler
-  SignalCleanup dir_cleanup_;                  // the directory made here, for the signal handler
   std::vector<std::string> made_subdirs_;     // subfolders made here, parents first
   std::vector<SignalCleanup> subdir_guard_;   // the same, for the signal handler
   std::unique_ptr<FdSink> stdout_;
@@ -221,48 +247,6 @@ class OutputFiles : public AssemblyTarget {
 }  // namespace
 
 namespace {
-// A one-file container unpacked into a folder named with a trailing '/' that
-// does not exist yet: the folder is made (as a folder container's is) and
-// removed again if the unpack fails. Declared before the OutputFiles, so its
-// files are gone before the folder is.
-class MadeFolder {
- public:
-  explicit MadeFolder(const std::string& dir) {
-    if (dir.empty() || is_directory(dir)) return;
-    if (path_exists(dir)) {
-      Error e(Errc::exists, "it is not a directory");
-      e.at_file(dir);
-      throw e;
-    }
-    if (::mkdir(dir.c_str(), 0755) != 0) {
-      Error e(Errc::io, std::string("cannot create output directory: ") + std::strerror(errno));
-      e.at_file(dir);
-      throw e;
-    }
-    dir_ = dir;
-    try {
-      guard_ = SignalCleanup(dir_, SignalCleanup::directory);
-    } catch (...) {
-      ::rmdir(dir_.c_str());
-      throw;
-    }
-  }
-  ~MadeFolder() {
-    if (!dir_.empty() && !kept_) ::rmdir(dir_.c_str());
-  }
-  MadeFolder(const MadeFolder&) = delete;
-  MadeFolder& operator=(const MadeFolder&) = delete;
-  void keep() {
-    kept_ = true;
-    guard_.reset();
-  }
-
- private:
-  std::string dir_;
-  bool kept_ = false;
-  SignalCleanup guard_;
-};
-
 // The destination, the output files, the decode and the commit, for either
 // reader (a mapped file, or a pipe read front to back).
 template <class Reader, class Source>
@@ -270,6 +254,8 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
   ThreadPool pool(opt.threads ? opt.threads : default_threads());
   const std::string dest = out.empty() ? default_output_for(in, r.manifest()) : unpack_destination(r.manifest(), out);
   refuse_overwriting_container(r.manifest(), dest, in);
+  // a one-file container into a folder named with a trailing '/' that does
+  // not exist yet: made as a folder container's is
   MadeFolder folder(single_file(r.manifest()) && !out.empty() && out.back() == '/' ? out : std::string());
   OutputFiles dst(r.manifest(), dest, opt.force);
   decode_model(r.manifest(), src, dst, pool, opt.progress);

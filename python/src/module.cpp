@@ -184,6 +184,21 @@ nb::dict pack_result(const wcodec_pack_result& r) {
   return d;
 }
 
+// A pack call (`call(result, err, err_len)`) with the GIL released; its
+// figures as a dict, or the error raised.
+template <class Call>
+nb::dict run_pack(Call&& call) {
+  wcodec_pack_result r = WCODEC_PACK_RESULT_INIT;
+  char err[kErrLen] = {0};
+  int rc;
+  {
+    nb::gil_scoped_release nogil;
+    rc = call(&r, err, sizeof err);
+  }
+  check(rc, err);
+  return pack_result(r);
+}
+
 }  // namespace
 
 NB_MODULE(_wcodec, m) {
@@ -222,15 +237,9 @@ NB_MODULE(_wcodec, m) {
          uint64_t min_elements, const std::optional<std::string>& parallel) {
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel);
-        wcodec_pack_result r = WCODEC_PACK_RESULT_INIT;
-        char err[kErrLen] = {0};
-        int rc;
-        {
-          nb::gil_scoped_release nogil;
-          rc = wcodec_pack(src.c_str(), opt_cstr(dst), &o, &r, err, sizeof err);
-        }
-        check(rc, err);
-        return pack_result(r);
+        return run_pack([&](wcodec_pack_result* r, char* err, size_t n) {
+          return wcodec_pack(src.c_str(), opt_cstr(dst), &o, r, err, n);
+        });
       },
       nb::arg("src"), nb::arg("dst").none(), nb::arg("threads"), nb::arg("force"), nb::arg("codec").none(),
       nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
@@ -246,16 +255,13 @@ NB_MODULE(_wcodec, m) {
         if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw nb::python_error();
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel);
-        wcodec_pack_result r = WCODEC_PACK_RESULT_INIT;
-        char err[kErrLen] = {0};
-        int rc;
-        {
-          nb::gil_scoped_release nogil;
-          rc = wcodec_pack_memory(view.buf, size_t(view.len), name.c_str(), dst.c_str(), &o, &r, err, sizeof err);
-        }
-        PyBuffer_Release(&view);
-        check(rc, err);
-        return pack_result(r);
+        struct Release {  // the buffer goes back on every way out
+          Py_buffer* v;
+          ~Release() { PyBuffer_Release(v); }
+        } release{&view};
+        return run_pack([&](wcodec_pack_result* r, char* err, size_t n) {
+          return wcodec_pack_memory(view.buf, size_t(view.len), name.c_str(), dst.c_str(), &o, r, err, n);
+        });
       },
       nb::arg("data"), nb::arg("name"), nb::arg("dst"), nb::arg("threads"), nb::arg("force"),
       nb::arg("codec").none(), nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),

@@ -330,6 +330,17 @@ def stored_name_for(path) -> str:
     return base
 
 
+def save_to_bytes(save_file: Callable[..., dict], tensors: Mapping, metadata=None, **options) -> bytes:
+    """A container as bytes, written by a framework's save_file through a
+    temporary file."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "model.safetensors.wcz")
+        save_file(tensors, p, metadata, **options)
+        with open(p, "rb") as f:
+            return f.read()
+
+
 def save(serialize: Callable[[Mapping, dict | None], bytes], tensors: Mapping, path, metadata=None,
          name: str | None = None, force: bool = True, **options) -> dict:
     """Writes a container from in-memory tensors: `serialize` is the

@@ -39,12 +39,11 @@ class Error(Exception):
         return self.message
 
 
+# Error comes first in each subclass's bases, so Error.__str__ (the message
+# alone) wins over OSError's and KeyError's formatting.
 class FileError(Error, builtins.OSError):
     """A file could not be opened, read or written (``code`` IO)."""
     code = IO
-
-    def __str__(self) -> str:  # OSError would format its args otherwise
-        return self.message
 
 
 class ExistsError(FileError):
@@ -100,9 +99,6 @@ class MismatchError(Error):
 class NotFoundError(Error, builtins.KeyError):
     """No tensor or file of that name."""
     code = NOT_FOUND
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return self.message
 
 
 _BY_CODE = {

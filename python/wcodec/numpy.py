@@ -4,7 +4,6 @@ ml_dtypes``); without it they raise an error that names the fix."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -74,9 +73,4 @@ def save_file(tensors: dict[str, np.ndarray], filename, metadata: dict[str, str]
 
 def save(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None, **options: Any) -> bytes:
     """The container as bytes (through a temporary file)."""
-    import tempfile
-    with tempfile.TemporaryDirectory() as d:
-        p = os.path.join(d, "model.safetensors.wcz")
-        save_file(tensors, p, metadata, **options)
-        with open(p, "rb") as f:
-            return f.read()
+    return _core.save_to_bytes(save_file, tensors, metadata, **options)

@@ -3,7 +3,6 @@ mirroring ``safetensors.torch``."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -120,9 +119,4 @@ def save_file(tensors: dict[str, torch.Tensor], filename, metadata: dict[str, st
 
 def save(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None, **options: Any) -> bytes:
     """The container as bytes (through a temporary file)."""
-    import tempfile
-    with tempfile.TemporaryDirectory() as d:
-        p = os.path.join(d, "model.safetensors.wcz")
-        save_file(tensors, p, metadata, **options)
-        with open(p, "rb") as f:
-            return f.read()
+    return _core.save_to_bytes(save_file, tensors, metadata, **options)
