@@ -28,6 +28,7 @@ struct Chunk {
   const uint8_t* raw;
   size_t n;
   std::vector<uint8_t> stored;
+  bool try_zstd;  // float-ans-mixed: the plan's choice for this chunk
 };
 
 double now() {
@@ -102,15 +103,21 @@ int main(int argc, char** argv) {
         uint64_t el = n * 8 / dtype_bits(dt);
         weights += el;
         raw_total += n;
-        CodecId codec = choose_codec(dt, data, n, uint32_t(chunk), eo);
-        for (uint64_t off = 0; off < n; off += chunk) chunks.push_back({dt, codec, data + off, size_t(std::min<uint64_t>(chunk, n - off)), {}});
+        CodecPlan plan = plan_codec(dt, data, n, uint32_t(chunk), eo);
+        for (uint64_t off = 0, c = 0; off < n; off += chunk, ++c)
+          chunks.push_back({dt, plan.codec, data + off, size_t(std::min<uint64_t>(chunk, n - off)), {},
+                            plan.try_zstd.empty() || plan.try_zstd[c]});
       }
       std::vector<uint8_t> out(raw_total);
       std::vector<size_t> out_off(chunks.size());
       for (size_t i = 1; i < chunks.size(); ++i) out_off[i] = out_off[i - 1] + chunks[i - 1].n;
 
       auto encode = [&](ThreadPool& p) {
-        p.parallel_for(chunks.size(), [&](size_t i) { encode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].raw, chunks[i].n, chunks[i].stored, eo); });
+        p.parallel_for(chunks.size(), [&](size_t i) {
+          EncodeOptions ce = eo;
+          ce.mixed_try_zstd = chunks[i].try_zstd;
+          encode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].raw, chunks[i].n, chunks[i].stored, ce);
+        });
       };
       auto decode = [&](ThreadPool& p) {
         p.parallel_for(chunks.size(), [&](size_t i) {

@@ -1,6 +1,7 @@
 #include "codec/auto_select.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace wc {
 
@@ -17,43 +18,98 @@ bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size) {
   return (any & 1u) == 0;
 }
 
-CodecId choose_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt) {
+unsigned repeat_rate(DType t, const uint8_t* data, size_t n) {
+  const size_t eb = std::max<size_t>(1, dtype_bits(t) / 8);
+  const size_t word = eb == 1 ? 4 : std::min<size_t>(8, 2 * eb);
+  if (n < 2 * word) return 0;
+  size_t stride = word;
+  while (stride * 2 * 2048 <= n) stride *= 2;  // a power of two: rows of 2^k-multiple bytes line up
+  constexpr unsigned kBits = 12;
+  uint64_t seen[1u << kBits];
+  uint8_t used[1u << kBits] = {};
+  unsigned samples = 0, repeats = 0;
+  for (size_t off = 0; off + word <= n; off += stride) {
+    uint64_t w = 0;
+    std::memcpy(&w, data + off, word);
+    const uint32_t h = uint32_t((w * 0x9E3779B97F4A7C15ull) >> (64 - kBits));
+    if (used[h] && seen[h] == w) ++repeats;
+    else {
+      seen[h] = w;
+      used[h] = 1;
+    }
+    ++samples;
+  }
+  return unsigned(uint64_t(repeats) * 1024 / samples);
+}
+
+CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt) {
+  CodecPlan plan;
   const uint64_t chunks = (byte_size + chunk_size - 1) / chunk_size;
   uint64_t picks[3] = {0, chunks / 2, chunks - 1};
   const size_t npicks = size_t(std::unique(picks, picks + 3) - picks);
-  uint64_t raw = 0;
-  for (size_t k = 0; k < npicks; ++k) raw += std::min<uint64_t>(chunk_size, byte_size - picks[k] * chunk_size);
-  uint64_t best = raw;
-  CodecId pick = CodecId::raw;
+  auto chunk_at = [&](uint64_t c) { return std::min<uint64_t>(chunk_size, byte_size - c * chunk_size); };
   std::vector<uint8_t> tmp;
-  auto sample_size = [&](CodecId c, uint64_t stop_at) {
-    uint64_t total = 0;
-    for (size_t k = 0; k < npicks && total < stop_at; ++k) {
-      const uint64_t off = picks[k] * chunk_size;
-      encode_chunk(c, t, data + off, size_t(std::min<uint64_t>(chunk_size, byte_size - off)), tmp, opt);
-      total += tmp.size();
-    }
-    return total;
+  auto coded = [&](CodecId c, uint64_t k) {
+    encode_chunk(c, t, data + k * chunk_size, size_t(chunk_at(k)), tmp, opt);
+    return uint64_t(tmp.size());
   };
-  for (CodecId c : {CodecId::float_ans, CodecId::zstd}) {
-    if (!codec_supports(c, t)) continue;
-    const uint64_t total = sample_size(c, best);
-    if (total < best) {
-      best = total;
-      pick = c;
+  uint64_t raw = 0, zs[3] = {}, zstd = 0;
+  for (size_t k = 0; k < npicks; ++k) {
+    raw += chunk_at(picks[k]);
+    zstd += zs[k] = coded(CodecId::zstd, picks[k]);
+  }
+  if (!codec_supports(CodecId::float_ans, t)) {
+    plan.codec = zstd < raw ? CodecId::zstd : CodecId::raw;
+    return plan;
+  }
+  // float-ans, or -trim where the low mantissa bits are zero and that pays:
+  // at least 2% and 256 bytes smaller than float-ans and zstd on the sample. Trim makes the file 1.2,
+  // which 1.0/1.1 readers cannot decode that tensor of, so a tensor of zeros
+  // or ones (zero low bits too, and almost nothing to gain) stays float-ans.
+  uint64_t fs[3] = {}, fans = 0;
+  CodecId family = CodecId::float_ans;
+  for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded(CodecId::float_ans, picks[k]);
+  if (low_bits_zero(t, data, byte_size)) {
+    uint64_t ts[3] = {}, trim = 0;
+    for (size_t k = 0; k < npicks; ++k) trim += ts[k] = coded(CodecId::float_ans_trim, picks[k]);
+    const uint64_t best = std::min(fans, zstd);
+    if (trim + 256 <= best && double(trim) <= 0.98 * double(best)) {
+      family = CodecId::float_ans_trim;
+      fans = trim;
+      std::copy(ts, ts + 3, fs);
     }
   }
-  // Mantissa bits zero in every element (an F32 tensor of BF16 or F16
-  // values): float-ans-trim leaves them out. It makes the file 1.2, which
-  // 1.0 and 1.1 readers cannot decode that tensor of, so it is taken only
-  // where it pays: a sample at least 2% and 1 KiB smaller than the best of
-  // the others (a tensor of zeros or ones, which has zero low bits too and
-  // which zstd codes to almost nothing, stays as before).
-  if (low_bits_zero(t, data, byte_size)) {
-    const uint64_t total = sample_size(CodecId::float_ans_trim, best);
-    if (total + 1024 <= best && double(total) <= 0.98 * double(best)) pick = CodecId::float_ans_trim;
+  if (raw <= std::min(fans, zstd)) {  // incompressible (float-ans would add its mode byte)
+    plan.codec = CodecId::raw;
+    return plan;
   }
-  return pick;
+  // Which chunks may gain from zstd: the sampled ones where it won, the
+  // others where they repeat themselves.
+  std::vector<uint8_t> tz(chunks);
+  bool zstd_all_sampled = true, missed = false;
+  for (uint64_t c = 0; c < chunks; ++c) {
+    const size_t k = size_t(std::find(picks, picks + npicks, c) - picks);
+    const bool flagged = repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c))) >= kRepeatTryZstd;
+    if (k < npicks) {
+      const bool won = zs[k] + 1 < fs[k];  // mixed pays a mode byte for zstd
+      tz[c] = won;
+      zstd_all_sampled &= zs[k] < fs[k];
+      missed |= won && !flagged;
+    } else {
+      tz[c] = flagged;
+    }
+  }
+  if (missed) std::fill(tz.begin(), tz.end(), uint8_t(1));
+  const uint64_t trying = uint64_t(std::count(tz.begin(), tz.end(), uint8_t(1)));
+  if (trying == 0) {
+    plan.codec = family;
+  } else if (zstd_all_sampled && (chunks == npicks || (trying == chunks && !missed))) {
+    plan.codec = CodecId::zstd;
+  } else {
+    plan.codec = CodecId::float_ans_mixed;
+    plan.try_zstd = std::move(tz);
+  }
+  return plan;
 }
 
 }  // namespace wc

@@ -1,19 +1,45 @@
-// `--codec auto`: which codec a tensor gets.
+// `--codec auto`: which codec a tensor gets, and for float-ans-mixed which
+// of its chunks try zstd as well.
 #pragma once
+#include <vector>
+
 #include "codec/codec.h"
 
 namespace wc {
 
-// Tries the candidates (float-ans where the dtype allows, then zstd) on a
-// sample of the tensor and returns the one with the fewest stored bytes; raw
-// when none is smaller than the input. The sample is up to three chunks
-// spread over the tensor (first, middle, last): the first rows of a token
-// embedding (padding, unused tokens) are not like the rest, and a choice made
-// on them alone stored a 51864x384 F16 embedding 8% larger than float-ans.
 // Whether bit 0 (the lowest mantissa bit) is zero in every element of a
 // BF16/F16/F32 tensor: float-ans-trim can then leave bits out.
 bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size);
 
-CodecId choose_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt);
+// How much of a chunk repeats itself, in 1/1024ths: words of two elements
+// (four for 8-bit types) are sampled at a power-of-two stride (about 2048 per
+// chunk, so rows of a power-of-two multiple of the stride line up) and each
+// is looked up among the earlier samples. A word that repeats is what zstd
+// finds and float-ans cannot code below its raw bits: runs of zeros,
+// duplicated rows, values from a small set. Two elements keep real weights
+// out: a pair carries 20 or more bits, so 2048 samples rarely meet twice by
+// chance (BF16 at 10.6 bits per value: about 1 in 2048).
+unsigned repeat_rate(DType t, const uint8_t* data, size_t n);
+// A chunk repeating at least this much tries zstd as well (float-ans-mixed).
+inline constexpr unsigned kRepeatTryZstd = 32;  // 1/32
+
+struct CodecPlan {
+  CodecId codec = CodecId::raw;
+  // float-ans-mixed only: per chunk, whether it tries zstd beside
+  // float-ans-trim (it keeps the smaller); empty for other codecs
+  std::vector<uint8_t> try_zstd;
+};
+
+// The codec of one exact tensor. Up to three chunks spread over the tensor
+// (first, middle, last: the first rows of a token embedding are not like the
+// rest) are coded with each candidate; a dtype float-ans cannot take gets the
+// smaller of zstd and raw. A float tensor gets float-ans (float-ans-trim
+// where its low mantissa bits are zero and that is smaller), or zstd where
+// zstd won every sampled chunk and every other chunk repeats itself, or
+// float-ans-mixed where its chunks differ: then a sampled chunk tries zstd
+// when zstd won it, another chunk when repeat_rate flags it, and every chunk
+// when zstd won a sampled chunk the flag missed (the flag is then not to be
+// trusted for this tensor). A tensor of one chunk never needs mixed.
+CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt);
 
 }  // namespace wc

@@ -1,6 +1,7 @@
 // Codec dispatch, and the two generic codecs (raw, zstd) that take any dtype.
 #include "codec/codec.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_initStaticDCtx: a context in caller memory
@@ -17,6 +18,7 @@ std::string_view codec_name(CodecId c) noexcept {
     case CodecId::zstd: return "zstd";
     case CodecId::float_ans: return "float-ans";
     case CodecId::float_ans_trim: return "float-ans-trim";
+    case CodecId::float_ans_mixed: return "float-ans-mixed";
   }
   return "?";
 }
@@ -38,12 +40,14 @@ bool codec_supports(CodecId c, DType t) noexcept {
     case CodecId::zstd: return true;
     case CodecId::float_ans:
     case CodecId::float_ans_trim:
+    case CodecId::float_ans_mixed:
       return fans::supports_float(t);
   }
   return false;
 }
 
 bool codec_supports_part(CodecId c, DType item) noexcept {
+  if (c == CodecId::float_ans_mixed) return false;  // exact tensors only (FORMAT.md §4.4)
   return c == CodecId::float_ans ? fans::supports(item) : codec_supports(c, item);
 }
 
@@ -54,9 +58,57 @@ size_t encode_bound(CodecId c, size_t n) noexcept {
     case CodecId::float_ans:
     case CodecId::float_ans_trim:
       return fans::encode_bound(n);
+    case CodecId::float_ans_mixed:
+      return std::max(fans::encode_bound(n), 1 + ZSTD_compressBound(n));
   }
   return n;
 }
+
+namespace {
+
+constexpr uint8_t kMixedZstdMode = 2;  // FLOAT_ANS.md §2: codec 4's zstd payload
+
+void encode_zstd(const uint8_t* src, size_t n, std::vector<uint8_t>& out, size_t at, int level) {
+  out.resize(at + ZSTD_compressBound(n));
+  // One context per thread: creating one per chunk costs more than small chunks take to compress.
+  thread_local struct Ctx {
+    ZSTD_CCtx* c = ZSTD_createCCtx();
+    ~Ctx() { ZSTD_freeCCtx(c); }
+  } ctx;
+  size_t r = ZSTD_compressCCtx(ctx.c, out.data() + at, out.size() - at, src, n, level);
+  if (ZSTD_isError(r)) fail(Errc::codec, std::string("zstd: ") + ZSTD_getErrorName(r));
+  out.resize(at + r);
+}
+
+void encode_fans(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt, bool trim) {
+  if (opt.substream_bits) {
+    fans::Params p;
+    p.sub_bits = opt.substream_bits;
+    p.trim = trim;
+    fans::encode_with(t, src, n, out, p);
+  } else {
+    fans::encode(t, src, n, out, trim);
+  }
+}
+
+// One zstd frame and nothing else (spec §6), exactly dst_n bytes.
+Errc decode_zstd(ZSTD_DCtx* d, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
+  if (!d) return Errc::codec;
+  if (!zstd_single_frame(src, src_n)) return Errc::codec;
+  size_t r = ZSTD_decompressDCtx(d, dst, dst_n, src, src_n);
+  if (ZSTD_isError(r) || r != dst_n) return Errc::codec;
+  return Errc::ok;
+}
+
+ZSTD_DCtx* thread_dctx() noexcept {
+  thread_local struct Ctx {
+    ZSTD_DCtx* d = ZSTD_createDCtx();
+    ~Ctx() { ZSTD_freeDCtx(d); }
+  } ctx;
+  return ctx.d;
+}
+
+}  // namespace
 
 void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out,
                   const EncodeOptions& opt) {
@@ -64,29 +116,22 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
     case CodecId::raw:
       out.assign(src, src + n);
       return;
-    case CodecId::zstd: {
-      out.resize(ZSTD_compressBound(n));
-      // One context per thread: creating one per chunk costs more than small chunks take to compress.
-      thread_local struct Ctx {
-        ZSTD_CCtx* c = ZSTD_createCCtx();
-        ~Ctx() { ZSTD_freeCCtx(c); }
-      } ctx;
-      size_t r = ZSTD_compressCCtx(ctx.c, out.data(), out.size(), src, n, opt.zstd_level);
-      if (ZSTD_isError(r)) fail(Errc::codec, std::string("zstd: ") + ZSTD_getErrorName(r));
-      out.resize(r);
+    case CodecId::zstd:
+      encode_zstd(src, n, out, 0, opt.zstd_level);
       return;
-    }
     case CodecId::float_ans:
     case CodecId::float_ans_trim:
-      if (opt.substream_bits) {
-        fans::Params p;
-        p.sub_bits = opt.substream_bits;
-        p.trim = c == CodecId::float_ans_trim;
-        fans::encode_with(t, src, n, out, p);
-      } else {
-        fans::encode(t, src, n, out, c == CodecId::float_ans_trim);
-      }
+      encode_fans(t, src, n, out, opt, c == CodecId::float_ans_trim);
       return;
+    case CodecId::float_ans_mixed: {
+      encode_fans(t, src, n, out, opt, true);
+      if (!opt.mixed_try_zstd) return;
+      thread_local std::vector<uint8_t> z;
+      z.assign(1, kMixedZstdMode);
+      encode_zstd(src, n, z, 1, opt.zstd_level);
+      if (z.size() < out.size()) out.swap(z);
+      return;
+    }
   }
   fail(Errc::codec, "unknown codec id " + std::to_string(int(c)));
 }
@@ -97,20 +142,14 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
       if (src_n != dst_n) return Errc::codec;
       if (dst_n) std::memcpy(dst, src, dst_n);
       return Errc::ok;
-    case CodecId::zstd: {
-      thread_local struct Ctx {
-        ZSTD_DCtx* d = ZSTD_createDCtx();
-        ~Ctx() { ZSTD_freeDCtx(d); }
-      } ctx;
-      if (!ctx.d) return Errc::codec;
-      if (!zstd_single_frame(src, src_n)) return Errc::codec;  // spec §6: one frame
-      size_t r = ZSTD_decompressDCtx(ctx.d, dst, dst_n, src, src_n);
-      if (ZSTD_isError(r) || r != dst_n) return Errc::codec;
-      return Errc::ok;
-    }
+    case CodecId::zstd:
+      return decode_zstd(thread_dctx(), src, src_n, dst, dst_n);
     case CodecId::float_ans:
       return fans::decode(t, src, src_n, dst, dst_n);
     case CodecId::float_ans_trim:
+      return fans::decode(t, src, src_n, dst, dst_n, true);
+    case CodecId::float_ans_mixed:
+      if (src_n && src[0] == kMixedZstdMode) return decode_zstd(thread_dctx(), src + 1, src_n - 1, dst, dst_n);
       return fans::decode(t, src, src_n, dst, dst_n, true);
   }
   return Errc::codec;
@@ -136,13 +175,13 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
   switch (c) {
     case CodecId::raw:
       return decode_chunk(c, t, src, src_n, dst, dst_n);
-    case CodecId::zstd: {
+    case CodecId::zstd:
+    case CodecId::float_ans_mixed: {
+      const bool z = c == CodecId::zstd || (src_n && src[0] == kMixedZstdMode);
+      if (!z) return fans::decode_with(t, src, src_n, dst, dst_n, true, base);
+      const size_t skip = c == CodecId::zstd ? 0 : 1;
       ZSTD_DCtx* d = ZSTD_initStaticDCtx(base + round_up(fans::tables_size()), round_up(ZSTD_estimateDCtxSize()));
-      if (!d) return Errc::codec;
-      if (!zstd_single_frame(src, src_n)) return Errc::codec;  // spec §6: one frame
-      size_t r = ZSTD_decompressDCtx(d, dst, dst_n, src, src_n);
-      if (ZSTD_isError(r) || r != dst_n) return Errc::codec;
-      return Errc::ok;
+      return decode_zstd(d, src + skip, src_n - skip, dst, dst_n);
     }
     case CodecId::float_ans:
     case CodecId::float_ans_trim:

@@ -17,8 +17,13 @@ enum class CodecId : uint8_t {
   zstd = 1,        // one zstd frame per chunk
   float_ans = 2,   // field-split floats, rANS-coded symbols (codec/float_ans.h)
   float_ans_trim = 3,  // float-ans leaving out mantissa bits zero in every element (container 1.2)
+  // Chunk by chunk the smaller of float-ans-trim and zstd (container 1.3):
+  // a float-ans-trim payload, or mode byte 2 and a zstd frame
+  // (spec/FLOAT_ANS.md §2). For tensors whose chunks differ: padding rows,
+  // positional tables, values from a small set in part of a tensor.
+  float_ans_mixed = 4,
 };
-inline constexpr int kCodecCount = 4;
+inline constexpr int kCodecCount = 5;
 
 std::string_view codec_name(CodecId c) noexcept;
 bool codec_from_name(std::string_view s, CodecId* out) noexcept;
@@ -30,6 +35,9 @@ struct EncodeOptions {
   // ones give a decoder more independent lanes (a GPU: one warp per 32) at a
   // small cost in size; 0: the codec's default (2^12)
   int substream_bits = 0;
+  // float-ans-mixed: whether this chunk tries zstd as well (the writer's
+  // plan says which chunks may gain; true: every chunk tries both)
+  bool mixed_try_zstd = true;
 };
 
 // Whether `c` can encode tensors of `t` (raw and zstd take everything).

@@ -39,12 +39,17 @@ inline constexpr unsigned kMaxRank = 64;
 inline constexpr size_t kMaxFileNameLen = 255;   // one path component (NAME_MAX)
 inline constexpr size_t kMaxFilePathLen = 4095;  // a whole relative path (PATH_MAX - 1)
 inline constexpr size_t kMaxFilePathDepth = 32;  // components in a relative path
-// Codec ids below this (raw, zstd, float-ans; float-ans-trim since 1.2) take
-// no parameters: a record of theirs with parameters is corrupt.
-inline constexpr uint8_t kCodecIdsWithoutParams = 4;
+// Codec ids below this (raw, zstd, float-ans; float-ans-trim since 1.2,
+// float-ans-mixed since 1.3) take no parameters: a record of theirs with
+// parameters is corrupt.
+inline constexpr uint8_t kCodecIdsWithoutParams = 5;
 // Codec 3 (float-ans-trim) is new in 1.2: a 1.x file using it is 1.2.
 inline constexpr uint8_t kCodecFirst12 = 3;
 inline constexpr uint16_t kVersionMinorTrim = 2;
+// Codec 4 (float-ans-mixed) is new in 1.3 and 2.1: a file using it says so.
+inline constexpr uint8_t kCodecFirst13 = 4;
+inline constexpr uint16_t kVersionMinorMixed = 3;
+inline constexpr uint16_t kVersionMinorLossyMixed = 1;
 inline constexpr size_t kMaxParts = 16;          // parts of a lossy tensor
 inline constexpr unsigned kMaxLevels = 255;
 inline constexpr uint64_t kMaxInlinePart = 1u << 16;  // bytes of an inline part

@@ -34,12 +34,15 @@ void ContainerWriter::begin(const Manifest& m) {
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
-  if (major_ == kVersionMajorLossy) minor_ = kVersionMinorLossy;
+  bool mixed = false;
+  for (const auto& t : m.tensors) mixed |= !t.lossy() && t.codec >= kCodecFirst13;
+  if (major_ == kVersionMajorLossy) minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
   else {
     for (const auto& f : m.files)
       if (f.name.find('/') != std::string::npos) minor_ = kVersionMinor;
     for (const auto& t : m.tensors)
       if (t.codec >= kCodecFirst12) minor_ = kVersionMinorTrim;
+    if (mixed) minor_ = kVersionMinorMixed;
   }
   h.major = major_;
   h.minor = minor_;

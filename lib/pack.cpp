@@ -144,14 +144,20 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   // --bits: the chosen tensors become lossy records (and the chunks follow).
   const LossyPlan lossy = plan_lossy(m, in.data, opt, pool);
 
-  // Codec per exact tensor.
+  // Codec per exact tensor (and, for float-ans-mixed, which chunks try zstd).
+  std::vector<std::vector<uint8_t>> try_zstd(m.tensors.size());
   pool.parallel_for(m.tensors.size(), [&](size_t i) {
     TensorRecord& t = m.tensors[i];
     if (t.lossy()) return;
     CodecId c;
     if (t.byte_size == 0) c = CodecId::raw;
-    else if (is_auto) c = choose_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo);
-    else c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
+    else if (is_auto) {
+      CodecPlan p = plan_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo);
+      c = p.codec;
+      try_zstd[i] = std::move(p.try_zstd);
+    } else {
+      c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
+    }
     t.codec = static_cast<uint8_t>(c);
   });
 
@@ -182,8 +188,10 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
             encode_lossy_tile(t, lossy.tensors[j.tensor], in.data[j.tensor], j.chunk, bufs[k], scratch[k]);
           } else {
             bufs[k].resize(1);
+            EncodeOptions ce = eo;  // forced float-ans-mixed: every chunk tries both
+            if (!try_zstd[j.tensor].empty()) ce.mixed_try_zstd = try_zstd[j.tensor][j.chunk] != 0;
             encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
-                         t.chunk_raw_size(j.chunk), bufs[k][0], eo);
+                         t.chunk_raw_size(j.chunk), bufs[k][0], ce);
           }
         } catch (Error& e) {
           e.at_file(in.file_of[j.tensor]).at_tensor(t.name);

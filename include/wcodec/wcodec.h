@@ -222,7 +222,9 @@ WCODEC_API int wcodec_decode_chunk_ws(const wcodec_archive* a, size_t tensor, ui
 typedef struct {
   size_t tensor;
   uint32_t chunk;          /* chunk number within the tensor */
-  uint32_t codec;          /* 0 raw, 1 zstd, 2 float-ans, 3 float-ans-trim (spec/FORMAT.md) */
+  uint32_t codec;          /* 0 raw, 1 zstd, 2 float-ans, 3 float-ans-trim, 4 float-ans-mixed
+                              (spec/FORMAT.md §6; 4: payload byte 0 == 2 is a zstd
+                              frame, other payloads are float-ans-trim) */
   const char* dtype;       /* the tensor's dtype */
   uint64_t file_offset;    /* first stored byte in the container file */
   uint64_t stored_size;

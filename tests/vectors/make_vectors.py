@@ -151,6 +151,59 @@ def main(d):
     assert container2([(0, "model.safetensors", fb, plen, [Exact(*t, codec=c) for t, c in zip(ts, [1, 1, 0, 1, 1])])],
                       major=1) == vectors["single_zstd"]  # the 2.0 writer below writes 1.x as the one above
     lossy_vectors(d, ts)
+    mixed_vectors(d)
+
+
+# Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
+# raw, mode 1 rANS) or mode 2 and one zstd frame. This writer has no rANS encoder: mode 1 chunks are the
+# float-ans vectors of tests/vectors/float_ans (pinned by the float-ans suite against FLOAT_ANS.md §9).
+
+MIXED, FANS, MODE_RAW, MODE_ZSTD = 4, 2, b"\x00", b"\x02"
+
+
+def fans_vector(name):
+    base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "float_ans", name)
+    return open(base + ".fans", "rb").read(), open(base + ".raw", "rb").read()
+
+
+def mixed_tensors(zstd_frame=zraw, mode2=MODE_ZSTD, fans_codec=MIXED):
+    """A BF16 tensor of three chunks (zstd, raw, rANS) and an F8_E4M3 tensor of one rANS chunk."""
+    fans_bf16, raw_bf16 = fans_vector("bf16_3groups.BF16")
+    fans_e4, raw_e4 = fans_vector("e4m3_2groups.F8_E4M3")
+    cs = 10048  # a multiple of 64; the rANS chunk (10,000 bytes) is the last, shorter one
+    z = bytes((i // 7) % 5 for i in range(cs))  # repetitive, as the chunks that take mode 2 are
+    r = bytes((i * 37 + 11) & 255 for i in range(cs))
+    raw = z + r + raw_bf16
+    return [Exact("mixed.bf16", "BF16", [len(raw) // 2], raw, codec=fans_codec, chunk_size=cs,
+                  stored=[mode2 + zstd_frame(z), MODE_RAW + r, fans_bf16]),
+            Exact("mixed.e4m3", "F8_E4M3", [41, 100], raw_e4, codec=fans_codec, chunk_size=4160, stored=[fans_e4])]
+
+
+def mixed_vectors(d):
+    ts = mixed_tensors()
+    fb, plen = st_file(ts)
+    open(os.path.join(d, "float_ans_mixed.wcz"), "wb").write(container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=3))
+    open(os.path.join(d, "float_ans_mixed.expected"), "wb").write(fb)
+
+    def one(ts, **kw):
+        fb, plen = st_file(ts)
+        return container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=3, **kw)
+
+    def with_params(ts):
+        ts[1].params = b"\x00"
+        return ts
+    bad = {
+        # mode 2's zstd payload is exactly one frame (codec 1's rule), and modes other than 0, 1, 2 are invalid
+        "mixed_zstd_two_frames.codec": one(mixed_tensors(zstd_frame=lambda c: zraw(c) + zraw(b""))),
+        "mixed_zstd_skippable.codec": one(mixed_tensors(zstd_frame=lambda c: zraw(c) + skippable(b"#!/bin/sh\n"))),
+        "mixed_mode3.codec": one(mixed_tensors(mode2=b"\x03")),
+        # mode 2 belongs to codec 4 only: the same chunks under codec 2 (float-ans) are invalid
+        "fans_mode2.codec": one(mixed_tensors(fans_codec=FANS)),
+        # codec 4 takes no parameters
+        "params_float_ans_mixed.corrupt": one(with_params(mixed_tensors())),
+    }
+    for name, b in bad.items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
 
 
 # Checksum-valid hostile containers. XXH3 is no defence against an attacker, who recomputes
@@ -307,7 +360,7 @@ def container_patch_dtype(fb, plen, ts):
 # ---------------------------------------------------------------------------------------------
 # Version 2.0: lossy tensors (FORMAT.md §4, §4.2-§4.4, §10) and representation 1, qrow (QROW.md).
 
-DTYPES = {"BOOL": (0, 8), "U8": (1, 8), "I8": (2, 8), "I16": (6, 16), "U16": (7, 16), "F16": (8, 16), "BF16": (9, 16),
+DTYPES = {"BOOL": (0, 8), "U8": (1, 8), "I8": (2, 8), "F8_E5M2": (3, 8), "F8_E4M3": (4, 8), "I16": (6, 16), "U16": (7, 16), "F16": (8, 16), "BF16": (9, 16),
           "I32": (10, 32), "U32": (11, 32), "F32": (12, 32), "F64": (13, 64), "I64": (14, 64), "U64": (15, 64), "F4": (16, 4)}
 CODES, SCALES, CODEBOOK, OUTLIERS, RESIDUAL = 0, 1, 2, 3, 4  # part roles (§4.4)
 PER_ELEMENT, PER_ROW, TENSOR_WIDE, INLINE = 0, 1, 2, 3  # part layouts (§4.4)
@@ -316,9 +369,10 @@ PER_ELEMENT, PER_ROW, TENSOR_WIDE, INLINE = 0, 1, 2, 3  # part layouts (§4.4)
 class Exact:
     """An exact tensor (repr 0): its bytes, cut into chunks of chunk_size (§4.3)."""
 
-    def __init__(self, name, dtype, shape, raw, codec=0, chunk_size=64, params=b"", repr=0):
+    def __init__(self, name, dtype, shape, raw, codec=0, chunk_size=64, params=b"", repr=0, stored=None):
         self.name, self.dtype, self.shape, self.raw, self.codec = name, dtype, list(shape), raw, codec
         self.chunk_size, self.params, self.repr = chunk_size, params, repr
+        self.stored = stored  # explicit payloads, one per chunk (codecs this writer cannot frame itself)
 
     def out(self):
         return self.raw
@@ -353,6 +407,10 @@ def byte_size(dtype, shape):
 
 def tensor_chunks(t):
     """[(level, stored, raw_size)] of tensor t, in its own order within each level (§4.3)."""
+    if isinstance(t, Exact) and t.stored is not None:
+        pieces = [t.raw[o:o + t.chunk_size] for o in range(0, len(t.raw), t.chunk_size)]
+        assert len(pieces) == len(t.stored)
+        return [(0, st, len(raw)) for st, raw in zip(t.stored, pieces)]
     if isinstance(t, Exact):
         return [(0, t.raw[o:o + t.chunk_size] if t.codec == 0 else zraw(t.raw[o:o + t.chunk_size]),
                  len(t.raw[o:o + t.chunk_size])) for o in range(0, len(t.raw), t.chunk_size)]
