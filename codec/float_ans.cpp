@@ -665,10 +665,10 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
   T.norm_order[0] = 0;  // activates the union member (see Tables)
   if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f, T.norm_order, T.vals)) return false;
   T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
-  // 16-bit types with larger alphabets (k = 3 with the sign, wide exponent
-  // ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2 kernel
-  // through the wide tables; the scalar steps read slot/vals.
-  T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W == 16;
+  // 16- and 32-bit types with larger alphabets (k = 3 with the sign, wide
+  // exponent ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2
+  // kernel through the wide tables; the scalar steps read slot/vals.
+  T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W >= 16;
   if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
   else {
     if (T.wide) detail::build_wide(T.f, L.count, T);

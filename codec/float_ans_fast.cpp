@@ -3,14 +3,15 @@
 // of the group in lane order, so the lanes of a group write consecutive
 // elements and read one contiguous run of the raw plane.
 //
-// AVX2 kernel (8- and 16-bit types, packed table, whole vectors): per 8 lanes one
+// AVX2 kernel (every type and z, packed or wide table, whole vectors): per 8 lanes one
 // gather of a packed slot entry (freq-1 | symbol index | bias) gives the next
 // state and the symbol (tables of more than 256 symbols: a second gather of
 // the index, from a u16 table); the output bits are computed from the index; the
 // lanes needing a renormalisation word take consecutive words, expanded with
 // a movemask-indexed permutation; the raw fields of 8 elements (w bytes) are
-// spread with one pshufb + variable shift. Everything else (other types,
-// partial groups, the last steps near the end of the payload) runs the scalar
+// spread with one pshufb + variable shift. Everything else (tables with
+// prob_bits > 12, groups of lanes not a multiple of 8, the last steps near the
+// end of the payload) runs the scalar
 // group decoder. Output equals layout::decode_group bit for bit (tests
 // compare them).
 #include <immintrin.h>
@@ -120,25 +121,31 @@ constexpr std::array<uint8_t, 256 * 8> make_lut() {
 }
 alignas(64) constexpr std::array<uint8_t, 256 * 8> kExpand = make_lut();
 
-// AVX2 steps of a whole group of 8*NV lanes (8- and 16-bit types, packed or
-// wide table, nsub a multiple of 8). Runs steps 0.. while every load stays
-// inside src and the plane; returns the first step not done (states in x, p
-// advanced).
+// AVX2 steps of a whole group of 8*NV lanes (8-, 16- and 32-bit types, packed
+// or wide table, nsub a multiple of 8, any z). Runs steps 0.. while every load
+// stays inside src and the plane; returns the first step not done (states in
+// x, p advanced).
 template <unsigned W, bool JOINT, unsigned NV, bool WIDE>
 __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const uint16_t* psym,
                                                                 const ChunkLayout& L,
                                                                 const uint8_t* src, size_t src_n, uint32_t* xs,
                                                                 uint64_t j0, const uint8_t*& pref, uint8_t* dst) {
   const Split& s = L.s;
-  const uint32_t pb = L.h.prob_bits, w = s.w, r = s.r;
+  const uint32_t pb = L.h.prob_bits, w = s.w, r = s.r, rr = s.rr, z = s.z;
   const uint64_t nsub = L.nsub, base = L.n / nsub;
   const uint8_t* plane = src + L.plane_off;
   const uint64_t plane_n = L.plane_n;
   uint64_t tfast = base;
+  // The raw fields of 8 elements span w bytes (i0 is a multiple of 8). 8- and
+  // 16-bit types (w <= 11): one 16-byte load, broadcast to both halves. 32-bit
+  // types (w <= 24): elements 0-3 from a 16-byte load at the run's start,
+  // elements 4-7 from one at byte hb = 4w/8 (each field's 4 bytes lie within
+  // its 16: 3w/8 + 1 + 4 <= 14).
+  const uint32_t hb = W == 32 ? (4 * w) >> 3 : 0;
   // w == 0 (FP8 with every mantissa bit in the symbol and the sign too): no
   // raw plane; 16-bit types always have one (S <= 14 leaves r >= 2)
   if (w != 0) {
-    const uint64_t need = 16 + uint64_t(NV - 1) * w;
+    const uint64_t need = 16 + hb + uint64_t(NV - 1) * w;
     if (plane_n < need) return 0;
     const uint64_t maxi = (plane_n - need) * 8 / w;  // highest first element of a step's plane run
     if (maxi < j0) return 0;
@@ -149,15 +156,15 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const __m256i pmask = _mm256_set1_epi32(int((1u << pb) - 1));
   const __m256i m12 = _mm256_set1_epi32(0xFFF), m8 = _mm256_set1_epi32(0xFF), m16 = _mm256_set1_epi32(0xFFFF);
   const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
-  const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r));
+  const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r)), zv = _mm_cvtsi32_si128(int(z));
   const __m256i lov = _mm256_set1_epi32(int(L.lo));
-  const __m256i lowm = _mm256_set1_epi32(int((1u << r) - 1u));
-  const __m256i sgm = _mm256_set1_epi32(int(1u << r));
-  const __m128i sgsh = _mm_cvtsi32_si128(int(W - 1 - r));
+  const __m256i lowm = _mm256_set1_epi32(int((1u << rr) - 1u));
+  const __m256i sgm = _mm256_set1_epi32(int(1u << rr));
+  const __m128i sgsh = _mm_cvtsi32_si128(int(W - 1 - rr));
   alignas(32) uint8_t shb[32];
   alignas(32) uint32_t shv[8];
   for (unsigned l = 0; l < 8; ++l) {
-    const unsigned b0 = (l * w) >> 3;
+    const unsigned b0 = ((l * w) >> 3) - (l >= 4 ? hb : 0);
     for (unsigned k = 0; k < 4; ++k) shb[(l & 3) * 4 + k + (l >= 4 ? 16 : 0)] = uint8_t(b0 + k < 16 ? b0 + k : 0x80);
     shv[l] = (l * w) & 7;
   }
@@ -205,13 +212,21 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
         o[v] = val;
         continue;
       }
-      const __m256i rb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pl + v * w)));
+      __m256i rb;
+      if constexpr (W == 32)
+        rb = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(pl + v * w + hb),
+                                 reinterpret_cast<const __m128i*>(pl + v * w));
+      else
+        rb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pl + v * w)));
       const __m256i f = _mm256_srlv_epi32(_mm256_shuffle_epi8(rb, shuf), shift);
-      __m256i raw = _mm256_and_si256(f, lowm);
+      __m256i raw = _mm256_sll_epi32(_mm256_and_si256(f, lowm), zv);
       if constexpr (!JOINT) raw = _mm256_or_si256(raw, _mm256_sll_epi32(_mm256_and_si256(f, sgm), sgsh));
       o[v] = _mm256_or_si256(val, raw);
     }
-    if constexpr (W == 16) {
+    if constexpr (W == 32) {
+#pragma GCC unroll 4
+      for (unsigned v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * (i0 + 8 * v)), o[v]);
+    } else if constexpr (W == 16) {
 #pragma GCC unroll 4
       for (unsigned v = 0; v + 1 < NV; v += 2)
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)),
@@ -272,13 +287,13 @@ template <unsigned W, class Tab>
 bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
                 const uint32_t* ptab, const uint16_t* psym, bool avx) {
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
-  if constexpr (W == 16) {
-    if (avx && ptab && L.nsub % 8 == 0 && L.s.z == 0) {  // the kernel knows no trimmed bits
-      if (L.s.joint) psym ? avx_fns<16, true, true>(fns) : avx_fns<16, true, false>(fns);
-      else psym ? avx_fns<16, false, true>(fns) : avx_fns<16, false, false>(fns);
+  if constexpr (W == 16 || W == 32) {
+    if (avx && ptab && L.nsub % 8 == 0) {
+      if (L.s.joint) psym ? avx_fns<W, true, true>(fns) : avx_fns<W, true, false>(fns);
+      else psym ? avx_fns<W, false, true>(fns) : avx_fns<W, false, false>(fns);
     }
   } else if constexpr (W == 8) {  // FP8: always a packed table (at most 256 symbols)
-    if (avx && ptab && !psym && L.nsub % 8 == 0 && L.s.z == 0)
+    if (avx && ptab && !psym && L.nsub % 8 == 0)
       L.s.joint ? avx_fns<8, true, false>(fns) : avx_fns<8, false, false>(fns);
   }
   uint64_t off = L.streams_off, sum = 0;
@@ -329,7 +344,7 @@ bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayo
   switch (L.s.W) {
     case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
     case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.psym : nullptr, avx);
-    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
+    default: return decode_all<32>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.psym : nullptr, avx);
   }
 }
 

@@ -16,7 +16,7 @@ struct Tables {
   uint8_t q[layout::kMaxAlphabet];
   uint16_t f[layout::kMaxAlphabet];  // frequencies <= 2^14
   bool packed;
-  // wide: a 16-bit type whose table has more than 256 symbols (prob_bits
+  // wide: a 16- or 32-bit type whose table has more than 256 symbols (prob_bits
   // <= 12): the AVX2 kernel reads pslot (freq-1 | bias << 20) and the
   // symbol index from psym (two independent gathers); the scalar steps use
   // slot/vals. Two spare entries: the kernel's 4-byte gathers at 2-byte
