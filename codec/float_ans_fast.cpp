@@ -149,31 +149,40 @@ __attribute__((target("avx2"), always_inline)) inline void lookup8(const uint32_
   if constexpr (WIDE) si = combine8(sym + i0, sym + i1, sym + i2, sym + i3, sym + i4, sym + i5, sym + i6, sym + i7);
 }
 
-// AVX2 steps of a whole group of 8*NV lanes (8-, 16- and 32-bit types, packed
-// or wide table, nsub a multiple of 8, any z). Runs steps 0.. while every load
-// stays inside src and the plane; returns the first step not done (states in
-// x, p advanced).
+// AVX2 steps of a group of `lanes` lanes, 8*NV - 7 .. 8*NV (8-, 16- and 32-bit
+// types, packed or wide table, any z). Runs steps 0.. while every load stays
+// inside src and the plane and every store inside dst; returns the first step
+// not done (states in x, p advanced). A step stores 8*NV elements from its
+// first one: with fewer lanes (only the last group of a chunk) the surplus
+// elements are those of lanes 0..6 one step later, which the caller decodes
+// afterwards (it runs such a group before the others).
 template <unsigned W, bool JOINT, unsigned NV, bool WIDE>
 __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const uint16_t* psym,
                                                                 const ChunkLayout& L,
                                                                 const uint8_t* src, size_t src_n, uint32_t* xs,
-                                                                uint64_t j0, const uint8_t*& pref, uint8_t* dst) {
+                                                                uint32_t lanes, uint64_t j0, const uint8_t*& pref,
+                                                                uint8_t* dst) {
   const Split& s = L.s;
   const uint32_t pb = L.h.prob_bits, w = s.w, r = s.r, rr = s.rr, z = s.z;
-  const uint64_t nsub = L.nsub, base = L.n / nsub;
+  const uint64_t nsub = L.nsub, n = L.n;
   const uint8_t* plane = src + L.plane_off;
   const uint64_t plane_n = L.plane_n;
-  uint64_t tfast = base;
-  // The raw fields of 8 elements span w bytes (i0 is a multiple of 8). 8- and
-  // 16-bit types (w <= 11): one 16-byte load, broadcast to both halves. 32-bit
-  // types (w <= 24): elements 0-3 from a 16-byte load at the run's start,
-  // elements 4-7 from one at byte hb = 4w/8 (each field's 4 bytes lie within
-  // its 16: 3w/8 + 1 + 4 <= 14).
-  const uint32_t hb = W == 32 ? (4 * w) >> 3 : 0;
+  // stores: elements i0 .. i0 + 8*NV - 1 with i0 = t*nsub + j0 (t < n / nsub
+  // follows for whole groups)
+  if (n < j0 + 8 * NV) return 0;
+  uint64_t tfast = (n - j0 - 8 * NV) / nsub + 1;
+  // The raw fields of 8 elements span w bytes from bit i0*w, at a phase
+  // i0*w mod 8 (0 when nsub is a multiple of 8) that selects the shuffle and
+  // shifts. 8- and 16-bit types (w <= 11): one 16-byte load, broadcast to
+  // both halves (7 + 7w bits + 4 bytes <= 14 bytes). 32-bit types (w <= 24):
+  // elements 0-3 from a 16-byte load at the run's start, elements 4-7 from
+  // one at byte hb = (phase + 4w)/8 (each field's 4 bytes lie within its 16:
+  // (3w + 7)/8 + 1 + 4 <= 15).
+  const uint32_t hbmax = W == 32 ? (7 + 4 * w) >> 3 : 0;
   // w == 0 (FP8 with every mantissa bit in the symbol and the sign too): no
   // raw plane; 16-bit types always have one (S <= 14 leaves r >= 2)
   if (w != 0) {
-    const uint64_t need = 16 + hb + uint64_t(NV - 1) * w;
+    const uint64_t need = 16 + hbmax + uint64_t(NV - 1) * w;
     if (plane_n < need) return 0;
     const uint64_t maxi = (plane_n - need) * 8 / w;  // highest first element of a step's plane run
     if (maxi < j0) return 0;
@@ -189,15 +198,22 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const __m256i lowm = _mm256_set1_epi32(int((1u << rr) - 1u));
   const __m256i sgm = _mm256_set1_epi32(int(1u << rr));
   const __m128i sgsh = _mm_cvtsi32_si128(int(W - 1 - rr));
-  alignas(32) uint8_t shb[32];
-  alignas(32) uint32_t shv[8];
-  for (unsigned l = 0; l < 8; ++l) {
-    const unsigned b0 = ((l * w) >> 3) - (l >= 4 ? hb : 0);
-    for (unsigned k = 0; k < 4; ++k) shb[(l & 3) * 4 + k + (l >= 4 ? 16 : 0)] = uint8_t(b0 + k < 16 ? b0 + k : 0x80);
-    shv[l] = (l * w) & 7;
+  // lanes of the last vector that exist (the others never take a word)
+  const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(lanes - 8 * (NV - 1))),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  alignas(32) uint8_t shb[8][32];
+  alignas(32) uint32_t shv[8][8];
+  uint32_t hbt[8];
+  for (unsigned ph = 0; ph < 8; ++ph) {
+    const unsigned hb = W == 32 ? (ph + 4 * w) >> 3 : 0;
+    hbt[ph] = hb;
+    for (unsigned l = 0; l < 8; ++l) {
+      const unsigned bit = ph + l * w, b0 = (bit >> 3) - (l >= 4 ? hb : 0);
+      for (unsigned k = 0; k < 4; ++k)
+        shb[ph][(l & 3) * 4 + k + (l >= 4 ? 16 : 0)] = uint8_t(b0 + k < 16 ? b0 + k : 0x80);
+      shv[ph][l] = bit & 7;
+    }
   }
-  const __m256i shuf = _mm256_load_si256(reinterpret_cast<const __m256i*>(shb));
-  const __m256i shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(shv));
   __m256i x[NV];
   for (unsigned v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 8 * v));
   const uint8_t* p = pref;
@@ -206,6 +222,10 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     if (p + 16 * NV > src_end) break;  // word loads stay inside src
     const uint64_t i0 = t * nsub + j0;
     const uint8_t* pl = plane + ((i0 * w) >> 3);
+    const unsigned ph = unsigned(i0 * w) & 7;
+    const __m256i shuf = _mm256_load_si256(reinterpret_cast<const __m256i*>(shb[ph]));
+    const __m256i shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(shv[ph]));
+    const uint32_t hb = hbt[ph];
     __m256i o[NV];
 #pragma GCC unroll 4
     for (unsigned v = 0; v < NV; ++v) {
@@ -219,7 +239,8 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
       const __m256i xn = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xsh),
                                           _mm256_srli_epi32(e, 20));
-      const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(xn, 16), zero);
+      __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(xn, 16), zero);
+      if (v == NV - 1) need = _mm256_and_si256(need, live);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
       const __m256i wv = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       const __m256i perm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&kExpand[m * 8])));
@@ -280,7 +301,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
 }
 
 using AvxFn = uint64_t (*)(const uint32_t*, const uint16_t*, const ChunkLayout&, const uint8_t*, size_t, uint32_t*,
-                           uint64_t, const uint8_t*&, uint8_t*);
+                           uint32_t, uint64_t, const uint8_t*&, uint8_t*);
 
 std::atomic<int> g_forced{-1};
 
@@ -313,21 +334,27 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
                 const uint32_t* ptab, const uint16_t* psym, bool avx) {
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   if constexpr (W == 16 || W == 32) {
-    if (avx && ptab && L.nsub % 8 == 0) {
+    if (avx && ptab) {
       if (L.s.joint) psym ? avx_fns<W, true, true>(fns) : avx_fns<W, true, false>(fns);
       else psym ? avx_fns<W, false, true>(fns) : avx_fns<W, false, false>(fns);
     }
   } else if constexpr (W == 8) {  // FP8: always a packed table (at most 256 symbols)
-    if (avx && ptab && !psym && L.nsub % 8 == 0)
-      L.s.joint ? avx_fns<8, true, false>(fns) : avx_fns<8, false, false>(fns);
+    if (avx && ptab && !psym) L.s.joint ? avx_fns<8, true, false>(fns) : avx_fns<8, false, false>(fns);
   }
+  // the last group first: with a lane count not a multiple of 8 the kernel's
+  // surplus stores land on elements of group 0 (or of its own later steps),
+  // decoded afterwards
+  uint64_t explicit_sum = 0;
+  for (uint64_t g = 0; g + 1 < L.ngroups; ++g) explicit_sum += load32(src + L.counts_off + 4 * g);
   uint64_t off = L.streams_off, sum = 0;
   bool ok = true;
-  for (uint64_t g = 0; g < L.ngroups; ++g) {
-    const uint32_t c = word_count(src, L, g, sum);
+  for (uint64_t k = 0; k < L.ngroups; ++k) {
+    const uint64_t g = k == 0 ? L.ngroups - 1 : k - 1;
+    const uint64_t before = k == 0 ? explicit_sum : sum;
+    const uint32_t c = word_count(src, L, g, before);
     const uint32_t lanes = group_lanes(L, g);
     const uint64_t j0 = g * kGroupLanes;
-    const uint8_t* p = src + off;
+    const uint8_t* p = src + (k == 0 ? L.streams_off + 2 * explicit_sum : off);
     const uint8_t* const pend = p + 2 * uint64_t(c);
     uint32_t x[kGroupLanes];
     bool gok = true;
@@ -335,13 +362,17 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
       x[l] = load32(src + L.states_off + 4 * (j0 + l));
       gok &= x[l] >= kLowerBound;
     }
+    for (uint32_t l = lanes; l < kGroupLanes; ++l) x[l] = kLowerBound;
     uint64_t t0 = 0;
-    if (lanes % 8 == 0 && fns[lanes / 8]) t0 = fns[lanes / 8](ptab, psym, L, src, src_n, x, j0, p, dst);
+    // fewer than 8 lanes: the scalar steps are faster than one vector
+    if (lanes >= 8 && fns[(lanes + 7) / 8]) t0 = fns[(lanes + 7) / 8](ptab, psym, L, src, src_n, x, lanes, j0, p, dst);
     gok &= group_scalar<W>(tab, L, src, x, lanes, j0, t0, p, pend, dst);
     for (uint32_t l = 0; l < lanes; ++l) gok &= x[l] == kLowerBound;
     ok &= gok && p == pend;
-    off += 2 * uint64_t(c);
-    sum += c;
+    if (k != 0) {
+      off += 2 * uint64_t(c);
+      sum += c;
+    }
   }
   return ok;
 }
