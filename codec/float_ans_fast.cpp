@@ -9,7 +9,7 @@
 // loads of the index, from a u16 table, at the same slots; scalar loads and
 // inserts beat vpgatherdd on Zen 3); the output bits are computed from the index; the
 // lanes needing a renormalisation word take consecutive words, expanded with
-// a movemask-indexed permutation; the raw fields of 8 elements (w bytes) are
+// a movemask-indexed pshufb of 8 words broadcast to both halves; the raw fields of 8 elements (w bytes) are
 // spread with one pshufb + variable shift. Everything else (tables with
 // prob_bits > 12, groups of lanes not a multiple of 8, the last steps near the
 // end of the payload) runs the scalar
@@ -108,19 +108,25 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
   return ok;
 }
 
-// lane l of mask m: index of its word among the lanes of m (popcount below it)
-constexpr std::array<uint8_t, 256 * 8> make_lut() {
-  std::array<uint8_t, 256 * 8> t{};
+// pshufb control per need mask m: lane l of m takes word number (popcount of
+// m below l) of 8 words broadcast to both 128-bit halves, zero-extended to 32
+// bits; lanes outside m get 0 (8 KiB)
+constexpr std::array<uint8_t, 256 * 32> make_lut() {
+  std::array<uint8_t, 256 * 32> t{};
   for (unsigned m = 0; m < 256; ++m) {
     unsigned c = 0;
     for (unsigned l = 0; l < 8; ++l) {
-      t[m * 8 + l] = uint8_t(c);
-      if (m >> l & 1) ++c;
+      const bool in = m >> l & 1;
+      uint8_t* e = &t[m * 32 + (l & 3) * 4 + (l >= 4 ? 16 : 0)];
+      e[0] = in ? uint8_t(2 * c) : 0x80;
+      e[1] = in ? uint8_t(2 * c + 1) : 0x80;
+      e[2] = e[3] = 0x80;
+      if (in) ++c;
     }
   }
   return t;
 }
-alignas(64) constexpr std::array<uint8_t, 256 * 8> kExpand = make_lut();
+alignas(64) constexpr std::array<uint8_t, 256 * 32> kExpand = make_lut();
 
 // Eight table entries by scalar loads: on Zen 3 a vpgatherdd of 8 takes about
 // 8 cycles of throughput, 8 loads and inserts fewer; a wide table's second
@@ -242,9 +248,8 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(xn, 16), zero);
       if (v == NV - 1) need = _mm256_and_si256(need, live);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
-      const __m256i wv = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-      const __m256i perm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&kExpand[m * 8])));
-      const __m256i wd = _mm256_permutevar8x32_epi32(wv, perm);
+      const __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      const __m256i wd = _mm256_shuffle_epi8(wv, _mm256_load_si256(reinterpret_cast<const __m256i*>(&kExpand[m * 32])));
       x[v] = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), wd), need);
       p += 2 * _mm_popcnt_u32(m);
       const __m256i sym = _mm256_add_epi32(si, lov);
