@@ -198,7 +198,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const uint8_t* const src_end = src + src_n;
   const __m256i pmask = _mm256_set1_epi32(int((1u << pb) - 1));
   const __m256i m12 = _mm256_set1_epi32(0xFFF), m8 = _mm256_set1_epi32(0xFF), m16 = _mm256_set1_epi32(0xFFFF);
-  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+  const __m256i one = _mm256_set1_epi32(1);
   const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r)), zv = _mm_cvtsi32_si128(int(z));
   const __m256i lov = _mm256_set1_epi32(int(L.lo));
   const __m256i lowm = _mm256_set1_epi32(int((1u << rr) - 1u));
@@ -245,7 +245,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
       const __m256i xn = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xsh),
                                           _mm256_srli_epi32(e, 20));
-      __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(xn, 16), zero);
+      __m256i need = _mm256_cmpeq_epi32(_mm256_min_epu32(xn, m16), xn);  // xn < 2^16 (no shift)
       if (v == NV - 1) need = _mm256_and_si256(need, live);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
       const __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -270,7 +270,8 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       else
         rb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pl + v * w)));
       const __m256i f = _mm256_srlv_epi32(_mm256_shuffle_epi8(rb, shuf), shift);
-      __m256i raw = _mm256_sll_epi32(_mm256_and_si256(f, lowm), zv);
+      __m256i raw = _mm256_and_si256(f, lowm);
+      if (z != 0) raw = _mm256_sll_epi32(raw, zv);  // (a loop-invariant branch)
       if constexpr (!JOINT) raw = _mm256_or_si256(raw, _mm256_sll_epi32(_mm256_and_si256(f, sgm), sgsh));
       o[v] = _mm256_or_si256(val, raw);
     }
