@@ -696,12 +696,14 @@ void detail::build_wide(const uint16_t* f, uint32_t count, Tables& T) {
   uint32_t cum = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];
-    uint32_t* o = T.pslot + cum;
-    uint16_t* y = T.psym + cum;
-    for (uint32_t j = 0; j < fi; ++j) o[j] = (fi - 1) | (j << 20), y[j] = uint16_t(i);
+    uint16_t* o = T.wide3 + 3 * cum;
+    for (uint32_t j = 0; j < fi; ++j) {
+      const uint32_t e = (fi - 1) | (j << 20);
+      o[3 * j] = uint16_t(e), o[3 * j + 1] = uint16_t(e >> 16), o[3 * j + 2] = uint16_t(i);
+    }
     cum += fi;
   }
-  T.psym[cum] = T.psym[cum + 1] = 0;  // cum == 2^prob_bits: the gathers' over-read
+  for (uint32_t k = 3 * cum; k < 3 * cum + 4; ++k) T.wide3[k] = 0;  // cum == 2^prob_bits: the last load's over-read
 }
 
 Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim) noexcept {

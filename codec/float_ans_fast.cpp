@@ -5,9 +5,9 @@
 //
 // AVX2 kernel (every type and z, packed or wide table, whole vectors): per 8 lanes
 // eight loads of a packed slot entry (freq-1 | symbol index | bias) give the
-// next state and the symbol (tables of more than 256 symbols: eight more
-// loads of the index, from a u16 table, at the same slots; scalar loads and
-// inserts beat vpgatherdd on Zen 3); the output bits are computed from the index; the
+// next state and the symbol (tables of more than 256 symbols: eight 8-byte
+// loads of a 6-byte slot, entry and u16 index, split by two shufps; scalar
+// loads and inserts beat vpgatherdd on Zen 3); the output bits are computed from the index; the
 // lanes needing a renormalisation word take consecutive words, expanded with
 // a movemask-indexed pshufb of 8 words broadcast to both halves; the raw fields of 8 elements (w bytes) are
 // spread with one pshufb + variable shift. Everything else (tables with
@@ -142,17 +142,30 @@ __attribute__((target("avx2"), always_inline)) inline __m256i combine8(const voi
                                                                     const void* g, const void* h) {
   return _mm256_inserti128_si256(_mm256_castsi128_si256(ld4x(a, b, c, d)), ld4x(e, f, g, h), 1);
 }
+// wide tables: 8 slots of 6 bytes (entry, index) by four 16-byte pairs of
+// 8-byte loads, split into entries and indices (garbage above bit 15) by two
+// shufps
+__attribute__((target("avx2"), always_inline)) inline __m128i ld2q(const uint16_t* w3, uint32_t a, uint32_t b) {
+  long long va, vb;
+  std::memcpy(&va, w3 + 3 * size_t(a), 8), std::memcpy(&vb, w3 + 3 * size_t(b), 8);
+  return _mm_insert_epi64(_mm_cvtsi64_si128(va), vb, 1);
+}
 template <bool WIDE>
-__attribute__((target("avx2"), always_inline)) inline void lookup8(const uint32_t* tab, const uint16_t* sym, __m256i sl,
+__attribute__((target("avx2"), always_inline)) inline void lookup8(const uint32_t* tab, const uint16_t* w3, __m256i sl,
                                                                 __m256i& e, __m256i& si) {
   const __m128i lo = _mm256_castsi256_si128(sl), hi = _mm256_extracti128_si256(sl, 1);
   const uint64_t a = uint64_t(_mm_cvtsi128_si64(lo)), b = uint64_t(_mm_extract_epi64(lo, 1));
   const uint64_t c = uint64_t(_mm_cvtsi128_si64(hi)), d = uint64_t(_mm_extract_epi64(hi, 1));
   const uint32_t i0 = uint32_t(a), i1 = uint32_t(a >> 32), i2 = uint32_t(b), i3 = uint32_t(b >> 32);
   const uint32_t i4 = uint32_t(c), i5 = uint32_t(c >> 32), i6 = uint32_t(d), i7 = uint32_t(d >> 32);
-  e = combine8(tab + i0, tab + i1, tab + i2, tab + i3, tab + i4, tab + i5, tab + i6, tab + i7);
-  // 4-byte loads at 2-byte scale (psym has spare entries past the last slot)
-  if constexpr (WIDE) si = combine8(sym + i0, sym + i1, sym + i2, sym + i3, sym + i4, sym + i5, sym + i6, sym + i7);
+  if constexpr (WIDE) {
+    const __m256 A = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(ld2q(w3, i0, i1)), ld2q(w3, i4, i5), 1));
+    const __m256 B = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(ld2q(w3, i2, i3)), ld2q(w3, i6, i7), 1));
+    e = _mm256_castps_si256(_mm256_shuffle_ps(A, B, 0x88));
+    si = _mm256_castps_si256(_mm256_shuffle_ps(A, B, 0xDD));
+  } else {
+    e = combine8(tab + i0, tab + i1, tab + i2, tab + i3, tab + i4, tab + i5, tab + i6, tab + i7);
+  }
 }
 
 // AVX2 steps of a group of `lanes` lanes, 8*NV - 7 .. 8*NV (8-, 16- and 32-bit
@@ -333,7 +346,7 @@ void avx_fns(AvxFn* fns) {
   fns[4] = group_avx2<W, JOINT, 4, WIDE>;
 }
 
-// ptab: the packed table (psym null) or the wide one (psym set); null: no
+// ptab: the packed table (psym null) or, psym set, the wide one (psym: wide3; ptab only non-null); null: no
 // AVX2 kernel for this chunk.
 template <unsigned W, class Tab>
 bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
@@ -405,8 +418,8 @@ bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayo
   const RefTab tab{T.slot, T.vals, L.h.prob_bits, L.s.val_shift};
   switch (L.s.W) {
     case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
-    case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.psym : nullptr, avx);
-    default: return decode_all<32>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.psym : nullptr, avx);
+    case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
+    default: return decode_all<32>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
   }
 }
 
