@@ -168,6 +168,28 @@ __attribute__((target("avx2"), always_inline)) inline void lookup8(const uint32_
   }
 }
 
+// 16-bit outputs of two vectors (16 elements): symbol indices sa, sb and raw
+// fields ra, rb (both < 2^16) packed to 16-bit lanes; value = symbol bits |
+// raw bits, then one lane fix-up (the packs work per 128-bit half)
+template <bool JOINT>
+__attribute__((target("avx2"), always_inline)) inline __m256i value16(__m256i sa, __m256i sb, __m256i ra, __m256i rb,
+                                                                   __m256i lo16, __m128i rv, __m128i zv, bool zon,
+                                                                   __m256i sgm16, __m128i sgsh, __m256i lowm16) {
+  const __m256i sym = _mm256_add_epi16(_mm256_packus_epi32(sa, sb), lo16);
+  __m256i raw = _mm256_packus_epi32(ra, rb), val;
+  if constexpr (JOINT) {
+    val = _mm256_or_si256(_mm256_sll_epi16(_mm256_srli_epi16(sym, 1), rv), _mm256_slli_epi16(sym, 15));
+    if (zon) raw = _mm256_sll_epi16(raw, zv);
+  } else {
+    val = _mm256_sll_epi16(sym, rv);
+    const __m256i sg = _mm256_sll_epi16(_mm256_and_si256(raw, sgm16), sgsh);
+    raw = _mm256_and_si256(raw, lowm16);
+    if (zon) raw = _mm256_sll_epi16(raw, zv);
+    raw = _mm256_or_si256(raw, sg);
+  }
+  return _mm256_permute4x64_epi64(_mm256_or_si256(val, raw), 0xD8);
+}
+
 // AVX2 steps of a group of `lanes` lanes, 8*NV - 7 .. 8*NV (8-, 16- and 32-bit
 // types, packed or wide table, any z). Runs steps 0.. while every load stays
 // inside src and the plane and every store inside dst; returns the first step
@@ -217,6 +239,8 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const __m256i lowm = _mm256_set1_epi32(int((1u << rr) - 1u));
   const __m256i sgm = _mm256_set1_epi32(int(1u << rr));
   const __m128i sgsh = _mm_cvtsi32_si128(int(W - 1 - rr));
+  const __m256i lo16 = _mm256_set1_epi16(short(L.lo)), wmask = _mm256_set1_epi32(int((1u << w) - 1u));
+  const __m256i lowm16 = _mm256_set1_epi16(short((1u << rr) - 1u)), sgm16 = _mm256_set1_epi16(short(1u << rr));
   // lanes of the last vector that exist (the others never take a word)
   const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(lanes - 8 * (NV - 1))),
                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -245,7 +269,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     const __m256i shuf = _mm256_load_si256(reinterpret_cast<const __m256i*>(shb[ph]));
     const __m256i shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(shv[ph]));
     const uint32_t hb = hbt[ph];
-    __m256i o[NV];
+    __m256i o[NV], r16[NV];
 #pragma GCC unroll 4
     for (unsigned v = 0; v < NV; ++v) {
       const __m256i sl = _mm256_and_si256(x[v], pmask);
@@ -265,6 +289,16 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       const __m256i wd = _mm256_shuffle_epi8(wv, _mm256_load_si256(reinterpret_cast<const __m256i*>(&kExpand[m * 32])));
       x[v] = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), wd), need);
       p += 2 * _mm_popcnt_u32(m);
+      if constexpr (W == 16) {  // the value is assembled on 16-bit lanes, two vectors at once (below)
+        o[v] = si;
+        r16[v] = _mm256_and_si256(
+            _mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(
+                                                      reinterpret_cast<const __m128i*>(pl + v * w))),
+                                                  shuf),
+                              shift),
+            wmask);
+        continue;
+      }
       const __m256i sym = _mm256_add_epi32(si, lov);
       __m256i val;
       if constexpr (JOINT)
@@ -292,12 +326,13 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
 #pragma GCC unroll 4
       for (unsigned v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * (i0 + 8 * v)), o[v]);
     } else if constexpr (W == 16) {
+      // indices and raw fields (both < 2^16) of two vectors packed to 16-bit
+      // lanes; value = symbol bits | raw bits, then one lane fix-up
 #pragma GCC unroll 4
       for (unsigned v = 0; v + 1 < NV; v += 2)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)),
-                            _mm256_permute4x64_epi64(_mm256_packus_epi32(o[v], o[v + 1]), 0xD8));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)), value16<JOINT>(o[v], o[v + 1], r16[v], r16[v + 1], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16));
       if constexpr (NV & 1) {
-        const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(o[NV - 1], o[NV - 1]), 0xD8);
+        const __m256i pk = value16<JOINT>(o[NV - 1], o[NV - 1], r16[NV - 1], r16[NV - 1], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * (i0 + 8 * (NV - 1))), _mm256_castsi256_si128(pk));
       }
     } else if constexpr (NV == 4) {  // bytes, 32 lanes: two narrowing packs, one lane fix-up, one store
