@@ -697,9 +697,11 @@ void detail::build_wide(const uint16_t* f, uint32_t count, Tables& T) {
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];
     uint16_t* o = T.wide3 + 3 * cum;
+    // one 8-byte store per slot (entry, index, and 2 bytes the next slot's
+    // store overwrites; the last one's land in the spare words)
     for (uint32_t j = 0; j < fi; ++j) {
-      const uint32_t e = (fi - 1) | (j << 20);
-      o[3 * j] = uint16_t(e), o[3 * j + 1] = uint16_t(e >> 16), o[3 * j + 2] = uint16_t(i);
+      const uint64_t e = uint64_t((fi - 1) | (j << 20)) | uint64_t(i) << 32;
+      std::memcpy(o + 3 * j, &e, 8);
     }
     cum += fi;
   }
