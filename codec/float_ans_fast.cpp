@@ -152,12 +152,14 @@ __attribute__((target("avx2"), always_inline)) inline __m128i ld2q(const uint16_
 }
 template <bool WIDE>
 __attribute__((target("avx2"), always_inline)) inline void lookup8(const uint32_t* tab, const uint16_t* w3, __m256i sl,
-                                                                __m256i& e, __m256i& si) {
+                                                                __m256i& e, __m256i& si, uint64_t pm) {
   const __m128i lo = _mm256_castsi256_si128(sl), hi = _mm256_extracti128_si256(sl, 1);
   const uint64_t a = uint64_t(_mm_cvtsi128_si64(lo)), b = uint64_t(_mm_extract_epi64(lo, 1));
   const uint64_t c = uint64_t(_mm_cvtsi128_si64(hi)), d = uint64_t(_mm_extract_epi64(hi, 1));
-  const uint32_t i0 = uint32_t(a), i1 = uint32_t(a >> 32), i2 = uint32_t(b), i3 = uint32_t(b >> 32);
-  const uint32_t i4 = uint32_t(c), i5 = uint32_t(c >> 32), i6 = uint32_t(d), i7 = uint32_t(d >> 32);
+  const uint64_t mk = pm | pm << 32;
+  const uint64_t am = a & mk, bm = b & mk, cm = c & mk, dm = d & mk;
+  const uint32_t i0 = uint32_t(am), i1 = uint32_t(am >> 32), i2 = uint32_t(bm), i3 = uint32_t(bm >> 32);
+  const uint32_t i4 = uint32_t(cm), i5 = uint32_t(cm >> 32), i6 = uint32_t(dm), i7 = uint32_t(dm >> 32);
   if constexpr (WIDE) {
     const __m256 A = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(ld2q(w3, i0, i1)), ld2q(w3, i4, i5), 1));
     const __m256 B = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(ld2q(w3, i2, i3)), ld2q(w3, i6, i7), 1));
@@ -231,7 +233,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     if (tt < tfast) tfast = tt;
   }
   const uint8_t* const src_end = src + src_n;
-  const __m256i pmask = _mm256_set1_epi32(int((1u << pb) - 1));
+  const uint64_t pmask64 = (1u << pb) - 1u;
   const __m256i m12 = _mm256_set1_epi32(0xFFF), m8 = _mm256_set1_epi32(0xFF), m16 = _mm256_set1_epi32(0xFFFF);
   const __m256i one = _mm256_set1_epi32(1);
   const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r)), zv = _mm_cvtsi32_si128(int(z));
@@ -272,11 +274,11 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     __m256i o[NV], r16[NV];
 #pragma GCC unroll 4
     for (unsigned v = 0; v < NV; ++v) {
-      const __m256i sl = _mm256_and_si256(x[v], pmask);
+      const __m256i sl = x[v];  // masked to the slot in the scalar registers
       // the symbol index: bits 12-19 of the entry, or (wide tables) from the
       // u16 index table
       __m256i e, si;
-      lookup8<WIDE>(ptab, psym, sl, e, si);
+      lookup8<WIDE>(ptab, psym, sl, e, si, pmask64);
       if constexpr (WIDE) si = _mm256_and_si256(si, m16);
       else si = _mm256_and_si256(_mm256_srli_epi32(e, 12), m8);
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
