@@ -665,10 +665,10 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
   T.norm_order[0] = 0;  // activates the union member (see Tables)
   if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f, T.norm_order, T.vals)) return false;
   T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
-  // 16-bit types with larger alphabets (k = 3 with the sign, wide exponent
-  // ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2 kernel
-  // through the wide tables; the scalar steps read slot/vals.
-  T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W == 16;
+  // 16- and 32-bit types with larger alphabets (k = 3 with the sign, wide
+  // exponent ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2
+  // kernel through the wide tables; the scalar steps read slot/vals.
+  T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W >= 16;
   if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
   else {
     if (T.wide) detail::build_wide(T.f, L.count, T);
@@ -696,12 +696,16 @@ void detail::build_wide(const uint16_t* f, uint32_t count, Tables& T) {
   uint32_t cum = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];
-    uint32_t* o = T.pslot + cum;
-    uint16_t* y = T.psym + cum;
-    for (uint32_t j = 0; j < fi; ++j) o[j] = (fi - 1) | (j << 20), y[j] = uint16_t(i);
+    uint16_t* o = T.wide3 + 3 * cum;
+    // one 8-byte store per slot (entry, index, and 2 bytes the next slot's
+    // store overwrites; the last one's land in the spare words)
+    for (uint32_t j = 0; j < fi; ++j) {
+      const uint64_t e = uint64_t((fi - 1) | (j << 20)) | uint64_t(i) << 32;
+      std::memcpy(o + 3 * j, &e, 8);
+    }
     cum += fi;
   }
-  T.psym[cum] = T.psym[cum + 1] = 0;  // cum == 2^prob_bits: the gathers' over-read
+  for (uint32_t k = 3 * cum; k < 3 * cum + 4; ++k) T.wide3[k] = 0;  // cum == 2^prob_bits: the last load's over-read
 }
 
 Errc decode_reference(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, bool trim) noexcept {

@@ -3,14 +3,16 @@
 // of the group in lane order, so the lanes of a group write consecutive
 // elements and read one contiguous run of the raw plane.
 //
-// AVX2 kernel (8- and 16-bit types, packed table, whole vectors): per 8 lanes one
-// gather of a packed slot entry (freq-1 | symbol index | bias) gives the next
-// state and the symbol (tables of more than 256 symbols: a second gather of
-// the index, from a u16 table); the output bits are computed from the index; the
+// AVX2 kernel (every type and z, packed or wide table, whole vectors): per 8 lanes
+// eight loads of a packed slot entry (freq-1 | symbol index | bias) give the
+// next state and the symbol (tables of more than 256 symbols: eight 8-byte
+// loads of a 6-byte slot, entry and u16 index, split by two shufps; scalar
+// loads and inserts beat vpgatherdd on Zen 3); the output bits are computed from the index; the
 // lanes needing a renormalisation word take consecutive words, expanded with
-// a movemask-indexed permutation; the raw fields of 8 elements (w bytes) are
-// spread with one pshufb + variable shift. Everything else (other types,
-// partial groups, the last steps near the end of the payload) runs the scalar
+// a movemask-indexed pshufb of 8 words broadcast to both halves; the raw fields of 8 elements (w bytes) are
+// spread with one pshufb + variable shift. Everything else (tables with
+// prob_bits > 12, groups of lanes not a multiple of 8, the last steps near the
+// end of the payload) runs the scalar
 // group decoder. Output equals layout::decode_group bit for bit (tests
 // compare them).
 #include <immintrin.h>
@@ -106,39 +108,124 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
   return ok;
 }
 
-// lane l of mask m: index of its word among the lanes of m (popcount below it)
-constexpr std::array<uint8_t, 256 * 8> make_lut() {
-  std::array<uint8_t, 256 * 8> t{};
+// pshufb control per need mask m: lane l of m takes word number (popcount of
+// m below l) of 8 words broadcast to both 128-bit halves, zero-extended to 32
+// bits; lanes outside m get 0 (8 KiB)
+constexpr std::array<uint8_t, 256 * 32> make_lut() {
+  std::array<uint8_t, 256 * 32> t{};
   for (unsigned m = 0; m < 256; ++m) {
     unsigned c = 0;
     for (unsigned l = 0; l < 8; ++l) {
-      t[m * 8 + l] = uint8_t(c);
-      if (m >> l & 1) ++c;
+      const bool in = m >> l & 1;
+      uint8_t* e = &t[m * 32 + (l & 3) * 4 + (l >= 4 ? 16 : 0)];
+      e[0] = in ? uint8_t(2 * c) : 0x80;
+      e[1] = in ? uint8_t(2 * c + 1) : 0x80;
+      e[2] = e[3] = 0x80;
+      if (in) ++c;
     }
   }
   return t;
 }
-alignas(64) constexpr std::array<uint8_t, 256 * 8> kExpand = make_lut();
+alignas(64) constexpr std::array<uint8_t, 256 * 32> kExpand = make_lut();
 
-// AVX2 steps of a whole group of 8*NV lanes (8- and 16-bit types, packed or
-// wide table, nsub a multiple of 8). Runs steps 0.. while every load stays
-// inside src and the plane; returns the first step not done (states in x, p
-// advanced).
+// Eight table entries by scalar loads: on Zen 3 a vpgatherdd of 8 takes about
+// 8 cycles of throughput, 8 loads and inserts fewer; a wide table's second
+// lookup (the u16 symbol index) reuses the extracted slots.
+__attribute__((target("avx2"), always_inline)) inline __m128i ld4x(const void* a, const void* b, const void* c,
+                                                                  const void* d) {
+  int va, vb, vc, vd;
+  std::memcpy(&va, a, 4), std::memcpy(&vb, b, 4), std::memcpy(&vc, c, 4), std::memcpy(&vd, d, 4);
+  return _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(va), vb, 1), vc, 2), vd, 3);
+}
+__attribute__((target("avx2"), always_inline)) inline __m256i combine8(const void* a, const void* b, const void* c,
+                                                                    const void* d, const void* e, const void* f,
+                                                                    const void* g, const void* h) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(ld4x(a, b, c, d)), ld4x(e, f, g, h), 1);
+}
+// wide tables: 8 slots of 6 bytes (entry, index) by four 16-byte pairs of
+// 8-byte loads, split into entries and indices (garbage above bit 15) by two
+// shufps
+__attribute__((target("avx2"), always_inline)) inline __m128i ld2q(const uint16_t* w3, uint32_t a, uint32_t b) {
+  long long va, vb;
+  std::memcpy(&va, w3 + 3 * size_t(a), 8), std::memcpy(&vb, w3 + 3 * size_t(b), 8);
+  return _mm_insert_epi64(_mm_cvtsi64_si128(va), vb, 1);
+}
+template <bool WIDE>
+__attribute__((target("avx2"), always_inline)) inline void lookup8(const uint32_t* tab, const uint16_t* w3, __m256i sl,
+                                                                __m256i& e, __m256i& si, uint64_t pm) {
+  const __m128i lo = _mm256_castsi256_si128(sl), hi = _mm256_extracti128_si256(sl, 1);
+  const uint64_t a = uint64_t(_mm_cvtsi128_si64(lo)), b = uint64_t(_mm_extract_epi64(lo, 1));
+  const uint64_t c = uint64_t(_mm_cvtsi128_si64(hi)), d = uint64_t(_mm_extract_epi64(hi, 1));
+  const uint64_t mk = pm | pm << 32;
+  const uint64_t am = a & mk, bm = b & mk, cm = c & mk, dm = d & mk;
+  const uint32_t i0 = uint32_t(am), i1 = uint32_t(am >> 32), i2 = uint32_t(bm), i3 = uint32_t(bm >> 32);
+  const uint32_t i4 = uint32_t(cm), i5 = uint32_t(cm >> 32), i6 = uint32_t(dm), i7 = uint32_t(dm >> 32);
+  if constexpr (WIDE) {
+    const __m256 A = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(ld2q(w3, i0, i1)), ld2q(w3, i4, i5), 1));
+    const __m256 B = _mm256_castsi256_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(ld2q(w3, i2, i3)), ld2q(w3, i6, i7), 1));
+    e = _mm256_castps_si256(_mm256_shuffle_ps(A, B, 0x88));
+    si = _mm256_castps_si256(_mm256_shuffle_ps(A, B, 0xDD));
+  } else {
+    e = combine8(tab + i0, tab + i1, tab + i2, tab + i3, tab + i4, tab + i5, tab + i6, tab + i7);
+  }
+}
+
+// 16-bit outputs of two vectors (16 elements): symbol indices sa, sb and raw
+// fields ra, rb (both < 2^16) packed to 16-bit lanes; value = symbol bits |
+// raw bits, then one lane fix-up (the packs work per 128-bit half)
+template <bool JOINT>
+__attribute__((target("avx2"), always_inline)) inline __m256i value16(__m256i sa, __m256i sb, __m256i ra, __m256i rb,
+                                                                   __m256i lo16, __m128i rv, __m128i zv, bool zon,
+                                                                   __m256i sgm16, __m128i sgsh, __m256i lowm16) {
+  const __m256i sym = _mm256_add_epi16(_mm256_packus_epi32(sa, sb), lo16);
+  __m256i raw = _mm256_packus_epi32(ra, rb), val;
+  if constexpr (JOINT) {
+    val = _mm256_or_si256(_mm256_sll_epi16(_mm256_srli_epi16(sym, 1), rv), _mm256_slli_epi16(sym, 15));
+    if (zon) raw = _mm256_sll_epi16(raw, zv);
+  } else {
+    val = _mm256_sll_epi16(sym, rv);
+    const __m256i sg = _mm256_sll_epi16(_mm256_and_si256(raw, sgm16), sgsh);
+    raw = _mm256_and_si256(raw, lowm16);
+    if (zon) raw = _mm256_sll_epi16(raw, zv);
+    raw = _mm256_or_si256(raw, sg);
+  }
+  return _mm256_permute4x64_epi64(_mm256_or_si256(val, raw), 0xD8);
+}
+
+// AVX2 steps of a group of `lanes` lanes, 8*NV - 7 .. 8*NV (8-, 16- and 32-bit
+// types, packed or wide table, any z). Runs steps 0.. while every load stays
+// inside src and the plane and every store inside dst; returns the first step
+// not done (states in x, p advanced). A step stores 8*NV elements from its
+// first one: with fewer lanes (only the last group of a chunk) the surplus
+// elements are those of lanes 0..6 one step later, which the caller decodes
+// afterwards (it runs such a group before the others).
 template <unsigned W, bool JOINT, unsigned NV, bool WIDE>
 __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const uint16_t* psym,
                                                                 const ChunkLayout& L,
                                                                 const uint8_t* src, size_t src_n, uint32_t* xs,
-                                                                uint64_t j0, const uint8_t*& pref, uint8_t* dst) {
+                                                                uint32_t lanes, uint64_t j0, const uint8_t*& pref,
+                                                                uint8_t* dst) {
   const Split& s = L.s;
-  const uint32_t pb = L.h.prob_bits, w = s.w, r = s.r;
-  const uint64_t nsub = L.nsub, base = L.n / nsub;
+  const uint32_t pb = L.h.prob_bits, w = s.w, r = s.r, rr = s.rr, z = s.z;
+  const uint64_t nsub = L.nsub, n = L.n;
   const uint8_t* plane = src + L.plane_off;
   const uint64_t plane_n = L.plane_n;
-  uint64_t tfast = base;
+  // stores: elements i0 .. i0 + 8*NV - 1 with i0 = t*nsub + j0 (t < n / nsub
+  // follows for whole groups)
+  if (n < j0 + 8 * NV) return 0;
+  uint64_t tfast = (n - j0 - 8 * NV) / nsub + 1;
+  // The raw fields of 8 elements span w bytes from bit i0*w, at a phase
+  // i0*w mod 8 (0 when nsub is a multiple of 8) that selects the shuffle and
+  // shifts. 8- and 16-bit types (w <= 11): one 16-byte load, broadcast to
+  // both halves (7 + 7w bits + 4 bytes <= 14 bytes). 32-bit types (w <= 24):
+  // elements 0-3 from a 16-byte load at the run's start, elements 4-7 from
+  // one at byte hb = (phase + 4w)/8 (each field's 4 bytes lie within its 16:
+  // (3w + 7)/8 + 1 + 4 <= 15).
+  const uint32_t hbmax = W == 32 ? (7 + 4 * w) >> 3 : 0;
   // w == 0 (FP8 with every mantissa bit in the symbol and the sign too): no
   // raw plane; 16-bit types always have one (S <= 14 leaves r >= 2)
   if (w != 0) {
-    const uint64_t need = 16 + uint64_t(NV - 1) * w;
+    const uint64_t need = 16 + hbmax + uint64_t(NV - 1) * w;
     if (plane_n < need) return 0;
     const uint64_t maxi = (plane_n - need) * 8 / w;  // highest first element of a step's plane run
     if (maxi < j0) return 0;
@@ -146,24 +233,32 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     if (tt < tfast) tfast = tt;
   }
   const uint8_t* const src_end = src + src_n;
-  const __m256i pmask = _mm256_set1_epi32(int((1u << pb) - 1));
+  const uint64_t pmask64 = (1u << pb) - 1u;
   const __m256i m12 = _mm256_set1_epi32(0xFFF), m8 = _mm256_set1_epi32(0xFF), m16 = _mm256_set1_epi32(0xFFFF);
-  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
-  const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r));
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r)), zv = _mm_cvtsi32_si128(int(z));
   const __m256i lov = _mm256_set1_epi32(int(L.lo));
-  const __m256i lowm = _mm256_set1_epi32(int((1u << r) - 1u));
-  const __m256i sgm = _mm256_set1_epi32(int(1u << r));
-  const __m128i sgsh = _mm_cvtsi32_si128(int(W - 1 - r));
-  alignas(32) uint8_t shb[32];
-  alignas(32) uint32_t shv[8];
-  for (unsigned l = 0; l < 8; ++l) {
-    const unsigned b0 = (l * w) >> 3;
-    for (unsigned k = 0; k < 4; ++k) shb[(l & 3) * 4 + k + (l >= 4 ? 16 : 0)] = uint8_t(b0 + k < 16 ? b0 + k : 0x80);
-    shv[l] = (l * w) & 7;
+  const __m256i lowm = _mm256_set1_epi32(int((1u << rr) - 1u));
+  const __m256i sgm = _mm256_set1_epi32(int(1u << rr));
+  const __m128i sgsh = _mm_cvtsi32_si128(int(W - 1 - rr));
+  const __m256i lo16 = _mm256_set1_epi16(short(L.lo)), wmask = _mm256_set1_epi32(int((1u << w) - 1u));
+  const __m256i lowm16 = _mm256_set1_epi16(short((1u << rr) - 1u)), sgm16 = _mm256_set1_epi16(short(1u << rr));
+  // lanes of the last vector that exist (the others never take a word)
+  const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(lanes - 8 * (NV - 1))),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  alignas(32) uint8_t shb[8][32];
+  alignas(32) uint32_t shv[8][8];
+  uint32_t hbt[8];
+  for (unsigned ph = 0; ph < 8; ++ph) {
+    const unsigned hb = W == 32 ? (ph + 4 * w) >> 3 : 0;
+    hbt[ph] = hb;
+    for (unsigned l = 0; l < 8; ++l) {
+      const unsigned bit = ph + l * w, b0 = (bit >> 3) - (l >= 4 ? hb : 0);
+      for (unsigned k = 0; k < 4; ++k)
+        shb[ph][(l & 3) * 4 + k + (l >= 4 ? 16 : 0)] = uint8_t(b0 + k < 16 ? b0 + k : 0x80);
+      shv[ph][l] = bit & 7;
+    }
   }
-  const __m256i shuf = _mm256_load_si256(reinterpret_cast<const __m256i*>(shb));
-  const __m256i shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(shv));
-  const int* tab = reinterpret_cast<const int*>(ptab);
   __m256i x[NV];
   for (unsigned v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 8 * v));
   const uint8_t* p = pref;
@@ -172,28 +267,40 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     if (p + 16 * NV > src_end) break;  // word loads stay inside src
     const uint64_t i0 = t * nsub + j0;
     const uint8_t* pl = plane + ((i0 * w) >> 3);
-    __m256i o[NV];
+    const unsigned ph = unsigned(i0 * w) & 7;
+    const __m256i shuf = _mm256_load_si256(reinterpret_cast<const __m256i*>(shb[ph]));
+    const __m256i shift = _mm256_load_si256(reinterpret_cast<const __m256i*>(shv[ph]));
+    const uint32_t hb = hbt[ph];
+    __m256i o[NV], r16[NV];
 #pragma GCC unroll 4
     for (unsigned v = 0; v < NV; ++v) {
-      const __m256i sl = _mm256_and_si256(x[v], pmask);
-      const __m256i e = _mm256_i32gather_epi32(tab, sl, 4);
-      // the symbol index: bits 12-19 of the entry, or (wide tables) a second
-      // gather, independent of the first, from the u16 index table
-      __m256i si;
-      if constexpr (WIDE)
-        si = _mm256_and_si256(_mm256_i32gather_epi32(reinterpret_cast<const int*>(psym), sl, 2), m16);
-      else
-        si = _mm256_and_si256(_mm256_srli_epi32(e, 12), m8);
+      const __m256i sl = x[v];  // masked to the slot in the scalar registers
+      // the symbol index: bits 12-19 of the entry, or (wide tables) from the
+      // u16 index table
+      __m256i e, si;
+      lookup8<WIDE>(ptab, psym, sl, e, si, pmask64);
+      if constexpr (WIDE) si = _mm256_and_si256(si, m16);
+      else si = _mm256_and_si256(_mm256_srli_epi32(e, 12), m8);
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
       const __m256i xn = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xsh),
                                           _mm256_srli_epi32(e, 20));
-      const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(xn, 16), zero);
+      __m256i need = _mm256_cmpeq_epi32(_mm256_min_epu32(xn, m16), xn);  // xn < 2^16 (no shift)
+      if (v == NV - 1) need = _mm256_and_si256(need, live);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
-      const __m256i wv = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-      const __m256i perm = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&kExpand[m * 8])));
-      const __m256i wd = _mm256_permutevar8x32_epi32(wv, perm);
+      const __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      const __m256i wd = _mm256_shuffle_epi8(wv, _mm256_load_si256(reinterpret_cast<const __m256i*>(&kExpand[m * 32])));
       x[v] = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), wd), need);
       p += 2 * _mm_popcnt_u32(m);
+      if constexpr (W == 16) {  // the value is assembled on 16-bit lanes, two vectors at once (below)
+        o[v] = si;
+        r16[v] = _mm256_and_si256(
+            _mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(
+                                                      reinterpret_cast<const __m128i*>(pl + v * w))),
+                                                  shuf),
+                              shift),
+            wmask);
+        continue;
+      }
       const __m256i sym = _mm256_add_epi32(si, lov);
       __m256i val;
       if constexpr (JOINT)
@@ -205,19 +312,29 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
         o[v] = val;
         continue;
       }
-      const __m256i rb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pl + v * w)));
+      __m256i rb;
+      if constexpr (W == 32)
+        rb = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(pl + v * w + hb),
+                                 reinterpret_cast<const __m128i*>(pl + v * w));
+      else
+        rb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pl + v * w)));
       const __m256i f = _mm256_srlv_epi32(_mm256_shuffle_epi8(rb, shuf), shift);
       __m256i raw = _mm256_and_si256(f, lowm);
+      if (z != 0) raw = _mm256_sll_epi32(raw, zv);  // (a loop-invariant branch)
       if constexpr (!JOINT) raw = _mm256_or_si256(raw, _mm256_sll_epi32(_mm256_and_si256(f, sgm), sgsh));
       o[v] = _mm256_or_si256(val, raw);
     }
-    if constexpr (W == 16) {
+    if constexpr (W == 32) {
+#pragma GCC unroll 4
+      for (unsigned v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 4 * (i0 + 8 * v)), o[v]);
+    } else if constexpr (W == 16) {
+      // indices and raw fields (both < 2^16) of two vectors packed to 16-bit
+      // lanes; value = symbol bits | raw bits, then one lane fix-up
 #pragma GCC unroll 4
       for (unsigned v = 0; v + 1 < NV; v += 2)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)),
-                            _mm256_permute4x64_epi64(_mm256_packus_epi32(o[v], o[v + 1]), 0xD8));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)), value16<JOINT>(o[v], o[v + 1], r16[v], r16[v + 1], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16));
       if constexpr (NV & 1) {
-        const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(o[NV - 1], o[NV - 1]), 0xD8);
+        const __m256i pk = value16<JOINT>(o[NV - 1], o[NV - 1], r16[NV - 1], r16[NV - 1], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * (i0 + 8 * (NV - 1))), _mm256_castsi256_si128(pk));
       }
     } else if constexpr (NV == 4) {  // bytes, 32 lanes: two narrowing packs, one lane fix-up, one store
@@ -240,7 +357,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
 }
 
 using AvxFn = uint64_t (*)(const uint32_t*, const uint16_t*, const ChunkLayout&, const uint8_t*, size_t, uint32_t*,
-                           uint64_t, const uint8_t*&, uint8_t*);
+                           uint32_t, uint64_t, const uint8_t*&, uint8_t*);
 
 std::atomic<int> g_forced{-1};
 
@@ -266,28 +383,34 @@ void avx_fns(AvxFn* fns) {
   fns[4] = group_avx2<W, JOINT, 4, WIDE>;
 }
 
-// ptab: the packed table (psym null) or the wide one (psym set); null: no
+// ptab: the packed table (psym null) or, psym set, the wide one (psym: wide3; ptab only non-null); null: no
 // AVX2 kernel for this chunk.
 template <unsigned W, class Tab>
 bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
                 const uint32_t* ptab, const uint16_t* psym, bool avx) {
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
-  if constexpr (W == 16) {
-    if (avx && ptab && L.nsub % 8 == 0 && L.s.z == 0) {  // the kernel knows no trimmed bits
-      if (L.s.joint) psym ? avx_fns<16, true, true>(fns) : avx_fns<16, true, false>(fns);
-      else psym ? avx_fns<16, false, true>(fns) : avx_fns<16, false, false>(fns);
+  if constexpr (W == 16 || W == 32) {
+    if (avx && ptab) {
+      if (L.s.joint) psym ? avx_fns<W, true, true>(fns) : avx_fns<W, true, false>(fns);
+      else psym ? avx_fns<W, false, true>(fns) : avx_fns<W, false, false>(fns);
     }
   } else if constexpr (W == 8) {  // FP8: always a packed table (at most 256 symbols)
-    if (avx && ptab && !psym && L.nsub % 8 == 0 && L.s.z == 0)
-      L.s.joint ? avx_fns<8, true, false>(fns) : avx_fns<8, false, false>(fns);
+    if (avx && ptab && !psym) L.s.joint ? avx_fns<8, true, false>(fns) : avx_fns<8, false, false>(fns);
   }
+  // the last group first: with a lane count not a multiple of 8 the kernel's
+  // surplus stores land on elements of group 0 (or of its own later steps),
+  // decoded afterwards
+  uint64_t explicit_sum = 0;
+  for (uint64_t g = 0; g + 1 < L.ngroups; ++g) explicit_sum += load32(src + L.counts_off + 4 * g);
   uint64_t off = L.streams_off, sum = 0;
   bool ok = true;
-  for (uint64_t g = 0; g < L.ngroups; ++g) {
-    const uint32_t c = word_count(src, L, g, sum);
+  for (uint64_t k = 0; k < L.ngroups; ++k) {
+    const uint64_t g = k == 0 ? L.ngroups - 1 : k - 1;
+    const uint64_t before = k == 0 ? explicit_sum : sum;
+    const uint32_t c = word_count(src, L, g, before);
     const uint32_t lanes = group_lanes(L, g);
     const uint64_t j0 = g * kGroupLanes;
-    const uint8_t* p = src + off;
+    const uint8_t* p = src + (k == 0 ? L.streams_off + 2 * explicit_sum : off);
     const uint8_t* const pend = p + 2 * uint64_t(c);
     uint32_t x[kGroupLanes];
     bool gok = true;
@@ -295,13 +418,17 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
       x[l] = load32(src + L.states_off + 4 * (j0 + l));
       gok &= x[l] >= kLowerBound;
     }
+    for (uint32_t l = lanes; l < kGroupLanes; ++l) x[l] = kLowerBound;
     uint64_t t0 = 0;
-    if (lanes % 8 == 0 && fns[lanes / 8]) t0 = fns[lanes / 8](ptab, psym, L, src, src_n, x, j0, p, dst);
+    // fewer than 8 lanes: the scalar steps are faster than one vector
+    if (lanes >= 8 && fns[(lanes + 7) / 8]) t0 = fns[(lanes + 7) / 8](ptab, psym, L, src, src_n, x, lanes, j0, p, dst);
     gok &= group_scalar<W>(tab, L, src, x, lanes, j0, t0, p, pend, dst);
     for (uint32_t l = 0; l < lanes; ++l) gok &= x[l] == kLowerBound;
     ok &= gok && p == pend;
-    off += 2 * uint64_t(c);
-    sum += c;
+    if (k != 0) {
+      off += 2 * uint64_t(c);
+      sum += c;
+    }
   }
   return ok;
 }
@@ -328,8 +455,8 @@ bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayo
   const RefTab tab{T.slot, T.vals, L.h.prob_bits, L.s.val_shift};
   switch (L.s.W) {
     case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
-    case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.psym : nullptr, avx);
-    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
+    case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
+    default: return decode_all<32>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
   }
 }
 

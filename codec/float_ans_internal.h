@@ -16,15 +16,17 @@ struct Tables {
   uint8_t q[layout::kMaxAlphabet];
   uint16_t f[layout::kMaxAlphabet];  // frequencies <= 2^14
   bool packed;
-  // wide: a 16-bit type whose table has more than 256 symbols (prob_bits
-  // <= 12): the AVX2 kernel reads pslot (freq-1 | bias << 20) and the
-  // symbol index from psym (two independent gathers); the scalar steps use
-  // slot/vals. Two spare entries: the kernel's 4-byte gathers at 2-byte
-  // scale read one u16 past the last slot.
+  // wide: a 16- or 32-bit type whose table has more than 256 symbols (prob_bits
+  // <= 12): the AVX2 kernel reads 6 bytes per slot from wide3 (u16 words:
+  // entry low, entry high, symbol index; entry = freq-1 | bias << 20) with
+  // one 8-byte load; the scalar steps use slot/vals. Spare words: the load
+  // at the last slot reads one word past it.
   bool wide;
   uint32_t val8[256];
-  uint32_t pslot[1u << 12];
-  uint16_t psym[(1u << 12) + 2];
+  union {  // packed or wide, never both (prepare() writes the one it uses)
+    uint32_t pslot[1u << 12];
+    uint16_t wide3[3 * (1u << 12) + 4];
+  };
   // layout::normalize_freqs's workspace (order: 2M u16) shares the slot
   // table's storage, which is free until build_slots, instead of adding 64 KiB
   // of stack. A union rather than a u16 view of slot (that would break strict
@@ -41,7 +43,7 @@ static_assert(layout::norm_count_entries(layout::kMaxProbBits) <= layout::kMaxTa
 
 // Builds the packed table (requires prob_bits <= 12, count <= 256).
 void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T);
-// Builds the wide tables pslot and psym (requires prob_bits <= 12).
+// Builds the wide table wide3 (requires prob_bits <= 12).
 void build_wide(const uint16_t* f, uint32_t count, Tables& T);
 
 // Decodes a parsed rANS chunk (tables built) into dst. Bounds-safe for any

@@ -879,6 +879,113 @@ TEST_CASE("float-ans-trim: zero low mantissa bits left out; every decoder, both 
   }
 }
 
+namespace {
+// Decodes enc with the scalar kernel (0), the AVX2 kernel (2) and the
+// reference decoder into guarded buffers: the same result code from all, the
+// same bytes when ok, equal to raw when given, nothing written past dst_n.
+void check_kernels_agree(DType t, const std::vector<uint8_t>& enc, size_t dst_n, bool trim,
+                         const std::vector<uint8_t>* raw) {
+  std::vector<uint8_t> a(dst_n + 64, 0xAA), b(dst_n + 64, 0x55), c(dst_n + 64, 0x33);
+  fans::detail::force_kernel(0);
+  const Errc es = fans::decode(t, enc.data(), enc.size(), a.data(), dst_n, trim);
+  fans::detail::force_kernel(2);
+  const Errc ev = fans::decode(t, enc.data(), enc.size(), b.data(), dst_n, trim);
+  fans::detail::force_kernel(-1);
+  const Errc er = fans::decode_reference(t, enc.data(), enc.size(), c.data(), dst_n, trim);
+  CHECK(ev == es);
+  CHECK(ev == er);
+  CHECK((ev == Errc::ok || ev == Errc::codec));
+  for (size_t i = dst_n; i < dst_n + 64; ++i) {
+    REQUIRE(a[i] == 0xAA);
+    REQUIRE(b[i] == 0x55);
+  }
+  if (ev == Errc::ok) {
+    CHECK(std::memcmp(a.data(), b.data(), dst_n) == 0);
+    CHECK(std::memcmp(c.data(), b.data(), dst_n) == 0);
+    if (raw) CHECK(std::memcmp(raw->data(), b.data(), dst_n) == 0);
+  }
+}
+}  // namespace
+
+TEST_CASE("AVX2 kernel on every type, z > 0, partial groups, raw mode and damaged payloads equals the scalar decoders") {
+  // F32 and z > 0 (float-ans-trim) chunks run the AVX2 kernel too; each
+  // payload is decoded by the scalar and AVX2 kernels and the reference.
+  std::mt19937 rng(4242);
+  std::normal_distribution<float> g(0.f, 1.f);
+  int coded_payloads = 0, kernel_payloads = 0;
+  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3}) {
+    const size_t es = esize(t);
+    for (unsigned zb : {0u, 3u, 9u, 16u}) {
+      if (es == 2 && zb > 3) continue;
+      if (es == 1 && zb > 0) continue;
+      // n: whole groups of 32 lanes, partial last groups
+      // (lanes 40 = 32 + 8, 48, 56, 45 = 32 + 13, 37 = 32 + 5; one group of 21,
+      // 29, 11, 8 or 3 lanes), sub-streams of unequal lengths
+      for (size_t n : {size_t(64) * 256, size_t(40) * 256 - 17, size_t(48) * 256 - 5, size_t(56) * 256 - 100,
+                       size_t(45) * 256 - 3, size_t(37) * 256, size_t(20) * 256 + 1, size_t(29) * 256 - 255,
+                       size_t(11) * 256 - 1, size_t(8) * 256 - 128, size_t(3) * 256}) {
+        for (int variant = 0; variant < 3; ++variant) {
+          CAPTURE(int(t));
+          CAPTURE(zb);
+          CAPTURE(n);
+          CAPTURE(variant);
+          std::vector<uint8_t> raw(n * es);
+          for (size_t i = 0; i < n; ++i) {
+            float x = variant == 2 ? std::exp(2.5f * g(rng)) * (g(rng) < 0 ? -1.f : 1.f) * 1e-2f : g(rng) * 0.02f;
+            uint32_t u;
+            std::memcpy(&u, &x, 4);
+            if (es == 2) u = t == DType::BF16 ? f32_to_bf16(x) : uint32_t(rng() & 0xBFFF);
+            if (es == 1) u = uint32_t(rng() % 7 == 0 ? rng() : (rng() & 0x87) | 0x30);
+            u &= ~((1u << zb) - 1u);
+            std::memcpy(&raw[es * i], &u, es);
+          }
+          fans::Params p = coded();
+          p.trim = zb > 0;
+          p.sub_bits = 8;
+          if (variant == 1) { p.k = 1; p.joint = 0; }
+          if (variant == 2 && es >= 2) { p.k = 3; p.joint = 1; p.prob_bits = 12; }  // wide tables (> 256 symbols)
+          std::vector<uint8_t> enc;
+          fans::encode_with(t, raw.data(), raw.size(), enc, p);
+          REQUIRE(enc.size() > 4);
+          REQUIRE(enc[0] == 1);
+          ++coded_payloads;
+          fans::layout::ChunkLayout L;
+          std::vector<uint8_t> q(fans::layout::kMaxAlphabet);
+          REQUIRE(fans::layout::parse_chunk(uint32_t(t), enc.data(), enc.size(), raw.size(), &L, q.data(), true));
+          if (zb >= 3) CHECK(L.s.z > 0);
+          if (L.nsub >= 8 && L.h.prob_bits <= 12) ++kernel_payloads;
+          check_kernels_agree(t, enc, raw.size(), true, &raw);
+          // damaged copies: bits flipped in the states, word counts, streams
+          // and plane; truncated; words swapped
+          for (int it = 0; it < 24; ++it) {
+            auto bad = enc;
+            const size_t lo = std::min(bad.size() - 1, size_t(L.states_off));
+            if (it % 4 == 3) bad.resize(lo + rng() % (bad.size() - lo));
+            else {
+              const int nf = 1 + int(rng() % 3);
+              for (int f = 0; f < nf; ++f) bad[lo + rng() % (bad.size() - lo)] ^= uint8_t(1u << (rng() % 8));
+            }
+            check_kernels_agree(t, bad, raw.size(), true, nullptr);
+          }
+        }
+      }
+    }
+  }
+  CHECK(coded_payloads > 0);
+  CHECK(kernel_payloads * 2 > coded_payloads);
+  // raw mode (incompressible bits) and the empty chunk
+  for (DType t : {DType::F32, DType::BF16}) {
+    std::vector<uint8_t> raw(4096 * esize(t));
+    for (auto& b : raw) b = uint8_t(rng());
+    std::vector<uint8_t> enc;
+    fans::encode(t, raw.data(), raw.size(), enc, true);
+    CHECK(enc[0] == 0);
+    check_kernels_agree(t, enc, raw.size(), true, &raw);
+    fans::encode(t, raw.data(), 0, enc, true);
+    check_kernels_agree(t, enc, 0, true, &raw);
+  }
+}
+
 }  // TEST_SUITE
 
 namespace {
