@@ -271,7 +271,6 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
   // each group's region: kSlack words (vector stores below the stack top), then syms + 2
   constexpr uint64_t kSlack = 8;
   grow(words, size_t(n + (2 + kSlack) * ngroups));
-  const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big) : nullptr;
   states.assign(nsub, kLowerBound);
   gbeg.resize(ngroups);
   gend.resize(ngroups);
@@ -306,7 +305,8 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
       x[l] = xx + e.bias + qq * e.cmpl;
     };
     for (uint32_t l = uint32_t(ex); l-- > 0;) enc(l, base * nsub + j0 + l);
-    if (lanes == kGroupLanes && vsteps) {
+    const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big, lanes) : nullptr;
+    if (vsteps) {
       vsteps(*va, src, nsub, base, j0, x, &pp);
     } else if (lanes == kGroupLanes) {
       for (uint64_t t = base; t-- > 0;) {
@@ -424,9 +424,12 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
 
   // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
   // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
-  std::vector<Candidate> cands;
+  thread_local std::vector<Candidate> cands;
+  cands.clear();
   thread_local std::vector<std::vector<uint64_t>> levels;  // levels[k]: keys with k mantissa bits
-  levels.resize(kmax + 1);
+  // only grows: shrinking would free the finer levels' vectors, and the next
+  // chunk with a larger kmax would allocate and zero-fill them again
+  if (levels.size() < kmax + 1) levels.resize(kmax + 1);
   levels[kmax].swap(top);
   auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
   for (int k = int(kmax) - 1; k >= 0; --k) {
@@ -480,10 +483,10 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
 
   TablePlan best{};
   best.total_bits = 1e300;
-  std::vector<uint8_t> q, bq;
-  std::vector<uint32_t> f, bf;
-  std::vector<uint64_t> h;
-  std::vector<double> lg;
+  thread_local std::vector<uint8_t> q, bq;  // thread-local: no allocations per chunk
+  thread_local std::vector<uint32_t> f, bf;
+  thread_local std::vector<uint64_t> h;
+  thread_local std::vector<double> lg;
   for (const Candidate& c : cands) {
     Split s{};
     make_split(g, c.k, c.joint, &s, std::min(zall, g.m - c.k));

@@ -19,13 +19,16 @@ struct VecEncArgs {
   bool big;
 };
 
-// Runs steps t = base-1 .. 0 of one full group (32 lanes starting at j0) of a
-// chunk with nsub sub-streams: x[32] the lane states (in/out), *pp the word
+// Runs steps t = base-1 .. 0 of one group of `lanes` lanes starting at j0 (a
+// full group of 32, or the partial last group) of a chunk with nsub
+// sub-streams: x[32] the lane states (in/out), *pp the word
 // stack pointer (words are written at [*pp - 8, *pp) before it moves down, so
 // 8 words of slack must lie below the lowest word).
 using EncStepsFn = void (*)(const VecEncArgs& a, const uint8_t* src, uint64_t nsub, uint64_t base, uint64_t j0,
                             uint32_t* x, uint16_t** pp);
-EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big);
+// nullptr unless lanes is 8, 16, 24 or 32 (then those lanes are handled by
+// the portable steps).
+EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big, unsigned lanes);
 
 // Packs the raw plane of n W-bit values: fields value & pmask compressed
 // (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.
