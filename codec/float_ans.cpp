@@ -293,21 +293,46 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     off += kSlack;
     uint16_t* pp = wbase + off + syms + 2;
     gend[g] = off + syms + 2;
-    auto enc = [&](uint32_t l, uint64_t i) __attribute__((always_inline)) {
+    // one rANS step of state xr on element i
+    auto step = [&](uint32_t& xr, uint64_t i) __attribute__((always_inline)) {
       const ESym& e = es[symidx(load_val<W>(src, i))];
-      uint32_t xx = x[l];
+      uint32_t xx = xr;
       // branch-free: the emit decision is data-dependent and unpredictable
-      const uint32_t emit = uint32_t(xx > e.xmax_m1);
+      // (a select rather than a shift by emit * 16: shorter dependency chain)
+      const bool emit = xx > e.xmax_m1;
       pp[-1] = uint16_t(xx);
-      pp -= emit;
-      xx >>= (emit << 4);
+      pp -= uint32_t(emit);
+      const uint32_t xs = xx >> 16;
+      xx = emit ? xs : xx;
       const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
-      x[l] = xx + e.bias + qq * e.cmpl;
+      xr = xx + e.bias + qq * e.cmpl;
+    };
+    auto enc = [&](uint32_t l, uint64_t i) __attribute__((always_inline)) { step(x[l], i); };
+    // a few lanes: their states in registers (each step's latency is the
+    // chunk's critical path when it has one or two sub-streams)
+    auto small = [&](auto nl) __attribute__((always_inline)) {
+      constexpr uint32_t NL = decltype(nl)::value;
+      uint32_t xr[NL];
+      for (uint32_t l = 0; l < NL; ++l) xr[l] = x[l];
+      for (uint64_t t = base; t-- > 0;) {
+        const uint64_t i0 = t * nsub + j0;
+#pragma GCC unroll 8
+        for (uint32_t k = 0; k < NL; ++k) step(xr[NL - 1 - k], i0 + NL - 1 - k);
+      }
+      for (uint32_t l = 0; l < NL; ++l) x[l] = xr[l];
     };
     for (uint32_t l = uint32_t(ex); l-- > 0;) enc(l, base * nsub + j0 + l);
     const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big, lanes) : nullptr;
     if (vsteps) {
       vsteps(*va, src, nsub, base, j0, x, &pp);
+    } else if (lanes == 1) {
+      small(std::integral_constant<uint32_t, 1>{});
+    } else if (lanes == 2) {
+      small(std::integral_constant<uint32_t, 2>{});
+    } else if (lanes == 3) {
+      small(std::integral_constant<uint32_t, 3>{});
+    } else if (lanes == 4) {
+      small(std::integral_constant<uint32_t, 4>{});
     } else if (lanes == kGroupLanes) {
       for (uint64_t t = base; t-- > 0;) {
         const uint64_t i0 = t * nsub + j0;
