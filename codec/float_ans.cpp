@@ -524,8 +524,13 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       if (h[i]) { if (!any) lo = i; hi = i; any = true; }
     const uint32_t count = hi - lo + 1;
     lg.assign(count, 0.0);
-    for (uint32_t i = 0; i < count; ++i)
-      if (h[lo + i]) lg[i] = std::log2(double(h[lo + i]));
+    {
+      const double* L2 = log2_table();  // the same std::log2 values, cached
+      for (uint32_t i = 0; i < count; ++i) {
+        const uint64_t hc = h[lo + i];
+        if (hc) lg[i] = hc <= (uint64_t(1) << kMaxProbBits) ? L2[hc] : std::log2(double(hc));
+      }
+    }
     {  // skip a candidate that cannot win: its coded bits are at least the
        // entropy (Gibbs; the frequencies sum to M), its table bits >= 0
       const double ln = std::log2(double(ns));
@@ -584,7 +589,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
         e.rcp = ~uint64_t(0);
         e.bias = uint16_t(cum + M - 1);
       } else {
-        e.rcp = uint64_t(((unsigned __int128)1 << 64) / fi) + 1;  // ceil(2^64 / f), f not a power of 2
+        // ceil(2^64 / f) = floor((2^64 - 1) / f) + 1 for f not a power of 2
+        // (one 64-bit division rather than a 128-bit one)
+        e.rcp = ~uint64_t(0) / fi + 1;
         if ((fi & (fi - 1)) == 0) e.rcp = uint64_t(1) << (64 - __builtin_ctz(fi));
         e.bias = uint16_t(cum);
       }
