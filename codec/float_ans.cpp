@@ -128,12 +128,25 @@ double entropy_bits(const std::vector<uint64_t>& h, uint64_t n, uint32_t* presen
   return s;
 }
 
+// fast_log2 of the counts 0 .. 2^14, cached (the same values).
+constexpr uint32_t kFastLogMax = 1u << 14;
+const double* fast_log2_table() {
+  static const std::vector<double> t = [] {
+    std::vector<double> v(kFastLogMax + 1);
+    for (uint32_t i = 0; i <= kFastLogMax; ++i) v[i] = fast_log2(double(i));
+    return v;
+  }();
+  return t.data();
+}
+
 // Entropy estimates (bits) of the joint and sign-raw symbols from hk.
 // Only magnitudes [ma, mb) are read (all others are zero).
 void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma, uint32_t mb, uint64_t n,
                   double* ej, uint32_t* pj, double* es, uint32_t* ps) {
   const size_t half = size_t(1) << magbits;
   const double ln = std::log2(double(n));
+  const double* FL = fast_log2_table();
+  auto flog = [FL](uint64_t c) { return c <= kFastLogMax ? FL[c] : fast_log2(double(c)); };
   double sj = 0, ss = 0;
   uint32_t cj = 0, cs = 0;
   for (size_t m = ma; m < mb; ++m) {
@@ -141,11 +154,11 @@ void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma
     if (!(a | b)) continue;
     // branch-free: a zero count adds exactly +0.0 (fast_log2(0) is finite and
     // far below ln), which leaves the (never -0.0) sum bit-identical
-    sj += double(a) * (ln - fast_log2(double(a)));
-    sj += double(b) * (ln - fast_log2(double(b)));
+    sj += double(a) * (ln - flog(a));
+    sj += double(b) * (ln - flog(b));
     cj += uint32_t(a != 0) + uint32_t(b != 0);
     const double c = double(a + b);
-    ss += c * (ln - fast_log2(c));
+    ss += c * (ln - flog(a + b));
     ++cs;
   }
   *ej = sj; *pj = cj; *es = ss; *ps = cs;
@@ -153,9 +166,55 @@ void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma
 
 // layout::normalize_freqs with identical results, the excess loop driven by a
 // max-heap keyed (largest f, lowest i) instead of a scan per iteration.
+// The first pass is layout::normalize_first_pass with the same results: the
+// weights from a table, each division by the total replaced by a
+// floating-point quotient corrected to the exact one.
+bool normalize_first_pass_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f,
+                              uint64_t* excess) {
+  static const auto wtab = [] {
+    std::array<std::array<uint64_t, kMaxQ + 1>, 4> t{};
+    for (uint32_t qs = 0; qs < 4; ++qs)
+      for (uint32_t v = 1; v <= kMaxQ; ++v) t[qs][v] = layout::q_weight(v, qs);
+    return t;
+  }();
+  const uint64_t* wt = wtab[qshift].data();  // wt[0] = 0: absent
+  const uint64_t M = uint64_t(1) << prob_bits;
+  uint64_t total = 0;
+  uint32_t present = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    total += wt[q[i]];
+    present += q[i] != 0;
+  }
+  if (present == 0 || present > M) return false;
+  // a = w * M + total / 2 < 2^61 (w < 2^47): the double quotient is within
+  // one of floor(a / total), which the remainder then fixes
+  const double inv = 1.0 / double(total);
+  const uint64_t half = total / 2;
+  uint64_t sum = 0;
+  uint32_t imax = 0;
+  uint64_t fmax = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t v = 0;
+    if (q[i]) {
+      const uint64_t a = wt[q[i]] * M + half;
+      v = uint64_t(double(a) * inv);
+      int64_t r = int64_t(a - v * total);
+      while (r < 0) --v, r += int64_t(total);
+      while (uint64_t(r) >= total) ++v, r -= int64_t(total);
+      if (v == 0) v = 1;
+      if (v > fmax) { fmax = v; imax = i; }
+    }
+    f[i] = uint32_t(v);
+    sum += v;
+  }
+  if (sum < M) f[imax] = uint32_t(f[imax] + (M - sum));
+  *excess = sum > M ? sum - M : 0;
+  return true;
+}
+
 bool normalize_freqs_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f) {
   uint64_t excess;
-  if (!layout::normalize_first_pass(q, n, qshift, prob_bits, f, &excess)) return false;
+  if (!normalize_first_pass_enc(q, n, qshift, prob_bits, f, &excess)) return false;
   if (excess == 0) return true;
   thread_local std::vector<uint64_t> heap;
   heap.clear();
