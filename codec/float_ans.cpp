@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -28,6 +29,14 @@ bool supports(DType t) noexcept {
 bool supports_float(DType t) noexcept { return supports(t) && t != DType::U8 && t != DType::U16; }
 
 size_t encode_bound(size_t n) noexcept { return n + 1; }
+
+namespace {
+std::atomic<int> g_lazy_k{int(detail::kDefaultLazyK)};
+}  // namespace
+
+void detail::force_lazy_k(int k) noexcept {
+  g_lazy_k.store(k < 0 ? int(kDefaultLazyK) : k, std::memory_order_relaxed);
+}
 
 namespace {
 
@@ -495,37 +504,46 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   // histogram (k <= 4) would leave raw, 6 bits of every U16 code.
   const bool integer_items = t == DType::U8 || t == DType::U16;
   const bool sample = n >= kSampleMin && p.k <= int(kSampleMaxK) && !integer_items;
-  uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
-  while (kmax > 0 && (uint64_t(1) << (1 + g.E + kmax)) > 8 * n) --kmax;  // small chunks: small histograms
-  if (sample) kmax = std::min(kmax, kSampleMaxK);
-  const uint32_t topbits = 1 + g.E + kmax;
-  uint32_t ma, mb;
+  uint32_t kfull = std::min(g.m, kMaxSymBits - g.E);
+  while (kfull > 0 && (uint64_t(1) << (1 + g.E + kfull)) > 8 * n) --kfull;  // small chunks: small histograms
+  if (sample) kfull = std::min(kfull, kSampleMaxK);
+  uint32_t ma, mb, kmax = 0;  // the levels built so far: k = 0 .. kmax
   const bool fast = detail::fast_encoder();
   const uint64_t ns = sample ? sampled_count(n) : n;  // elements counted
   const double scale = double(n) / double(ns);         // sample bits -> chunk bits
   thread_local std::vector<uint64_t> top;
-  detail::top_histogram(g.W, src, n, topbits, kmax, fast, sample, &ma, &mb, top);
+  // hk: histogram of sign<<(E+k) | mag for k = kk .. 0, each the pair-sum of
+  // the previous.
+  thread_local std::vector<std::vector<uint64_t>> levels;  // levels[k]: keys with k mantissa bits
+  auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
+  auto build = [&](uint32_t kk) {
+    kmax = kk;
+    detail::top_histogram(g.W, src, n, 1 + g.E + kk, kk, fast, sample, &ma, &mb, top);
+    // only grows: shrinking would free the finer levels' vectors, and the next
+    // chunk with a larger kmax would allocate and zero-fill them again
+    if (levels.size() < kk + 1) levels.resize(kk + 1);
+    levels[kk].swap(top);
+    for (int k = int(kk) - 1; k >= 0; --k) {
+      const auto& up = levels[k + 1];
+      auto& cur = levels[k];
+      const size_t half = size_t(1) << (g.E + uint32_t(k));
+      grow(cur, 2 * half);
+      uint32_t a, b;
+      mrange(uint32_t(k), &a, &b);
+      for (size_t base : {size_t(0), half})
+        for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
+    }
+  };
+  // An unsampled chunk is first counted with at most kLazyK mantissa bits and
+  // counted again with kfull only if the k loop below gets past kLazyK: the
+  // levels k <= kLazyK and their ranges are the same either way, and a small
+  // chunk's dense histogram over all kfull keys cost more than its rANS steps.
+  const uint32_t kLazyK = uint32_t(g_lazy_k.load(std::memory_order_relaxed));
+  build(sample || p.k > int(kLazyK) ? kfull : std::min(kfull, kLazyK));
 
-  // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
-  // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
+  // candidates (k, joint) by entropy + rough table estimate
   thread_local std::vector<Candidate> cands;
   cands.clear();
-  thread_local std::vector<std::vector<uint64_t>> levels;  // levels[k]: keys with k mantissa bits
-  // only grows: shrinking would free the finer levels' vectors, and the next
-  // chunk with a larger kmax would allocate and zero-fill them again
-  if (levels.size() < kmax + 1) levels.resize(kmax + 1);
-  levels[kmax].swap(top);
-  auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
-  for (int k = int(kmax) - 1; k >= 0; --k) {
-    const auto& up = levels[k + 1];
-    auto& cur = levels[k];
-    const size_t half = size_t(1) << (g.E + uint32_t(k));
-    grow(cur, 2 * half);
-    uint32_t a, b;
-    mrange(uint32_t(k), &a, &b);
-    for (size_t base : {size_t(0), half})
-      for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
-  }
   {
     // k = 0 upwards: each mantissa bit moved into the symbol saves n raw bits
     // and costs its conditional entropy plus table entries; once the bits are
@@ -534,9 +552,10 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     // rarely reached).
     double best_est = 1e300;
     int since_best = 0;
-    for (uint32_t k = 0; k <= kmax && since_best < 2; ++k) {
-      const auto& hk = levels[k];
+    for (uint32_t k = 0; k <= kfull && since_best < 2; ++k) {
       if (p.k >= 0 && uint32_t(p.k) != k) continue;
+      if (k > kmax) build(kfull);
+      const auto& hk = levels[k];
       double ej, es;
       uint32_t pj, ps, a, b;
       mrange(k, &a, &b);

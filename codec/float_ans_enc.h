@@ -56,6 +56,13 @@ void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, 
 void mark_missing_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, const uint32_t* windows,
                        uint64_t* top);
 
+// An unsampled chunk's histogram is first counted with at most this many
+// mantissa bits, and again in full only when the choice of k needs finer
+// levels (the same payload either way). force_lazy_k sets it for tests
+// (-1: the default; a large value: always in full).
+inline constexpr uint32_t kDefaultLazyK = 5;
+void force_lazy_k(int k) noexcept;
+
 // Whether the AVX2/BMI2 encoder kernels are usable on this CPU (and not
 // disabled by force_encoder).
 bool fast_encoder() noexcept;
