@@ -10,8 +10,9 @@ namespace wc::fans::detail {
 // Per-symbol entries for the vector rANS encoder, indexed by the symbol
 // itself (entries below lo are never read):
 //   a[sym] = (f - 1) | cum << 14   (f >= 1; 0 for absent symbols)
-// One 32-bit gather per 8 lanes; the kernel divides by f in single precision
-// and corrects the quotient with the remainder, which needs prob_bits >= 12.
+// One 32-bit gather per 8 lanes; the kernel multiplies by a single-precision
+// reciprocal of f and corrects the quotient with the remainder, which needs
+// prob_bits >= 12.
 // big: some f > M / 2 (states can reach 2^31).
 struct VecEncArgs {
   const uint32_t* a;

@@ -8,8 +8,10 @@
 // symbol's parameters; the lanes that emit push their low 16 bits onto the
 // group's stack in lane order (a movemask-indexed pshufb compacts them to the
 // top of 8 words), vectors from lane 24-31 down to 0-7, the mirror of the
-// decoder's expansion. x / f is a float division corrected by the remainder
-// (a second gather of a reciprocal cost more than the division on Zen 3).
+// decoder's expansion. x / f is x times a float reciprocal of f, corrected by
+// the remainder; the reciprocal is divided out of the gathered entry, off the
+// state's dependency chain (a second gather of a tabled reciprocal cost more
+// than the division on Zen 3).
 #include <algorithm>
 #include <atomic>
 #include <cstring>
