@@ -5,6 +5,9 @@
 //
 //   wcodec_bench [--bf16] [--zstd19] [--chunk BYTES] FILE.safetensors...
 //   --bf16    convert F32 tensors to BF16 (round to nearest even) first
+//   --encode-only N   encode every chunk N times on one thread, print the
+//             stored bytes and the best time, and skip the rest (for profilers)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -60,12 +63,14 @@ uint16_t f32_to_bf16(uint32_t u) {
 int main(int argc, char** argv) {
   bool to_bf16 = false, z19 = false;
   uint32_t chunk = kDefaultChunkSize;
+  int encode_only = 0;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--bf16") to_bf16 = true;
     else if (a == "--zstd19") z19 = true;
     else if (a == "--chunk" && i + 1 < argc) chunk = uint32_t(std::stoul(argv[++i]));
+    else if (a == "--encode-only" && i + 1 < argc) encode_only = std::stoi(argv[++i]);
     else files.push_back(a);
   }
   if (files.empty()) {
@@ -125,6 +130,20 @@ int main(int argc, char** argv) {
             fail(Errc::codec, "decode failed");
         });
       };
+      if (encode_only > 0) {
+        double best = 1e30;
+        for (int r = 0; r < encode_only; ++r) {
+          const double t0 = now();
+          encode(p1);
+          best = std::min(best, now() - t0);
+        }
+        uint64_t stored = 0;
+        for (auto& c : chunks) stored += c.stored.size();
+        std::printf("%s: %zu chunks, %llu bytes -> %llu bytes stored, encode %.2f GB/s (T=1, best of %d)\n", path.c_str(),
+                    chunks.size(), (unsigned long long)raw_total, (unsigned long long)stored,
+                    double(raw_total) / 1e9 / best, encode_only);
+        continue;
+      }
       double e1 = best_time([&] { encode(p1); }), ea = best_time([&] { encode(pall); });
       uint64_t stored = 0;
       for (auto& c : chunks) stored += c.stored.size();
@@ -166,7 +185,7 @@ int main(int argc, char** argv) {
       std::printf("  size      wcodec %.4f bits/weight (%.2f%%) | zstd-3 %.4f (%.2f%%)", 8.0 * stored / weights,
                   100.0 * stored / raw_total, 8.0 * zstored / weights, 100.0 * zstored / raw_total);
       if (z19) std::printf(" | zstd-19 %.4f (%.2f%%)", 8.0 * z19stored / weights, 100.0 * z19stored / raw_total);
-      std::printf(" | wcodec/zstd-3 = %.3f\n", double(stored) / zstored);
+      std::printf(" | wcodec/zstd-3 = %.3f | %llu bytes stored\n", double(stored) / zstored, (unsigned long long)stored);
       std::printf("  encode    wcodec %.2f GB/s (T=1) %.2f GB/s (T=%u) | zstd-3 %.2f / %.2f | x%.2f vs zstd-3 (T=1)\n", gb / e1,
                   gb / ea, all, gb / ze1, gb / zea, ze1 / e1);
       std::printf("  decode    wcodec %.2f GB/s (T=1) %.2f GB/s (T=%u) | zstd-3 %.2f / %.2f | x%.2f vs zstd-3 (T=1), scaling x%.2f\n",

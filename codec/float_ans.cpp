@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -28,6 +29,14 @@ bool supports(DType t) noexcept {
 bool supports_float(DType t) noexcept { return supports(t) && t != DType::U8 && t != DType::U16; }
 
 size_t encode_bound(size_t n) noexcept { return n + 1; }
+
+namespace {
+std::atomic<int> g_lazy_k{int(detail::kDefaultLazyK)};
+}  // namespace
+
+void detail::force_lazy_k(int k) noexcept {
+  g_lazy_k.store(k < 0 ? int(kDefaultLazyK) : k, std::memory_order_relaxed);
+}
 
 namespace {
 
@@ -128,12 +137,25 @@ double entropy_bits(const std::vector<uint64_t>& h, uint64_t n, uint32_t* presen
   return s;
 }
 
+// fast_log2 of the counts 0 .. 2^14, cached (the same values).
+constexpr uint32_t kFastLogMax = 1u << 14;
+const double* fast_log2_table() {
+  static const std::vector<double> t = [] {
+    std::vector<double> v(kFastLogMax + 1);
+    for (uint32_t i = 0; i <= kFastLogMax; ++i) v[i] = fast_log2(double(i));
+    return v;
+  }();
+  return t.data();
+}
+
 // Entropy estimates (bits) of the joint and sign-raw symbols from hk.
 // Only magnitudes [ma, mb) are read (all others are zero).
 void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma, uint32_t mb, uint64_t n,
                   double* ej, uint32_t* pj, double* es, uint32_t* ps) {
   const size_t half = size_t(1) << magbits;
   const double ln = std::log2(double(n));
+  const double* FL = fast_log2_table();
+  auto flog = [FL](uint64_t c) { return c <= kFastLogMax ? FL[c] : fast_log2(double(c)); };
   double sj = 0, ss = 0;
   uint32_t cj = 0, cs = 0;
   for (size_t m = ma; m < mb; ++m) {
@@ -141,11 +163,11 @@ void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma
     if (!(a | b)) continue;
     // branch-free: a zero count adds exactly +0.0 (fast_log2(0) is finite and
     // far below ln), which leaves the (never -0.0) sum bit-identical
-    sj += double(a) * (ln - fast_log2(double(a)));
-    sj += double(b) * (ln - fast_log2(double(b)));
+    sj += double(a) * (ln - flog(a));
+    sj += double(b) * (ln - flog(b));
     cj += uint32_t(a != 0) + uint32_t(b != 0);
     const double c = double(a + b);
-    ss += c * (ln - fast_log2(c));
+    ss += c * (ln - flog(a + b));
     ++cs;
   }
   *ej = sj; *pj = cj; *es = ss; *ps = cs;
@@ -153,9 +175,55 @@ void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma
 
 // layout::normalize_freqs with identical results, the excess loop driven by a
 // max-heap keyed (largest f, lowest i) instead of a scan per iteration.
+// The first pass is layout::normalize_first_pass with the same results: the
+// weights from a table, each division by the total replaced by a
+// floating-point quotient corrected to the exact one.
+bool normalize_first_pass_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f,
+                              uint64_t* excess) {
+  static const auto wtab = [] {
+    std::array<std::array<uint64_t, kMaxQ + 1>, 4> t{};
+    for (uint32_t qs = 0; qs < 4; ++qs)
+      for (uint32_t v = 1; v <= kMaxQ; ++v) t[qs][v] = layout::q_weight(v, qs);
+    return t;
+  }();
+  const uint64_t* wt = wtab[qshift].data();  // wt[0] = 0: absent
+  const uint64_t M = uint64_t(1) << prob_bits;
+  uint64_t total = 0;
+  uint32_t present = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    total += wt[q[i]];
+    present += q[i] != 0;
+  }
+  if (present == 0 || present > M) return false;
+  // a = w * M + total / 2 < 2^61 (w < 2^47): the double quotient is within
+  // one of floor(a / total), which the remainder then fixes
+  const double inv = 1.0 / double(total);
+  const uint64_t half = total / 2;
+  uint64_t sum = 0;
+  uint32_t imax = 0;
+  uint64_t fmax = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t v = 0;
+    if (q[i]) {
+      const uint64_t a = wt[q[i]] * M + half;
+      v = uint64_t(double(a) * inv);
+      int64_t r = int64_t(a - v * total);
+      while (r < 0) --v, r += int64_t(total);
+      while (uint64_t(r) >= total) ++v, r -= int64_t(total);
+      if (v == 0) v = 1;
+      if (v > fmax) { fmax = v; imax = i; }
+    }
+    f[i] = uint32_t(v);
+    sum += v;
+  }
+  if (sum < M) f[imax] = uint32_t(f[imax] + (M - sum));
+  *excess = sum > M ? sum - M : 0;
+  return true;
+}
+
 bool normalize_freqs_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f) {
   uint64_t excess;
-  if (!layout::normalize_first_pass(q, n, qshift, prob_bits, f, &excess)) return false;
+  if (!normalize_first_pass_enc(q, n, qshift, prob_bits, f, &excess)) return false;
   if (excess == 0) return true;
   thread_local std::vector<uint64_t> heap;
   heap.clear();
@@ -271,7 +339,6 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
   // each group's region: kSlack words (vector stores below the stack top), then syms + 2
   constexpr uint64_t kSlack = 8;
   grow(words, size_t(n + (2 + kSlack) * ngroups));
-  const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big) : nullptr;
   states.assign(nsub, kLowerBound);
   gbeg.resize(ngroups);
   gend.resize(ngroups);
@@ -294,20 +361,46 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     off += kSlack;
     uint16_t* pp = wbase + off + syms + 2;
     gend[g] = off + syms + 2;
-    auto enc = [&](uint32_t l, uint64_t i) __attribute__((always_inline)) {
+    // one rANS step of state xr on element i
+    auto step = [&](uint32_t& xr, uint64_t i) __attribute__((always_inline)) {
       const ESym& e = es[symidx(load_val<W>(src, i))];
-      uint32_t xx = x[l];
+      uint32_t xx = xr;
       // branch-free: the emit decision is data-dependent and unpredictable
-      const uint32_t emit = uint32_t(xx > e.xmax_m1);
+      // (a select rather than a shift by emit * 16: shorter dependency chain)
+      const bool emit = xx > e.xmax_m1;
       pp[-1] = uint16_t(xx);
-      pp -= emit;
-      xx >>= (emit << 4);
+      pp -= uint32_t(emit);
+      const uint32_t xs = xx >> 16;
+      xx = emit ? xs : xx;
       const uint32_t qq = uint32_t((unsigned __int128)xx * e.rcp >> 64);
-      x[l] = xx + e.bias + qq * e.cmpl;
+      xr = xx + e.bias + qq * e.cmpl;
+    };
+    auto enc = [&](uint32_t l, uint64_t i) __attribute__((always_inline)) { step(x[l], i); };
+    // a few lanes: their states in registers (each step's latency is the
+    // chunk's critical path when it has one or two sub-streams)
+    auto small = [&](auto nl) __attribute__((always_inline)) {
+      constexpr uint32_t NL = decltype(nl)::value;
+      uint32_t xr[NL];
+      for (uint32_t l = 0; l < NL; ++l) xr[l] = x[l];
+      for (uint64_t t = base; t-- > 0;) {
+        const uint64_t i0 = t * nsub + j0;
+#pragma GCC unroll 8
+        for (uint32_t k = 0; k < NL; ++k) step(xr[NL - 1 - k], i0 + NL - 1 - k);
+      }
+      for (uint32_t l = 0; l < NL; ++l) x[l] = xr[l];
     };
     for (uint32_t l = uint32_t(ex); l-- > 0;) enc(l, base * nsub + j0 + l);
-    if (lanes == kGroupLanes && vsteps) {
+    const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big, lanes) : nullptr;
+    if (vsteps) {
       vsteps(*va, src, nsub, base, j0, x, &pp);
+    } else if (lanes == 1) {
+      small(std::integral_constant<uint32_t, 1>{});
+    } else if (lanes == 2) {
+      small(std::integral_constant<uint32_t, 2>{});
+    } else if (lanes == 3) {
+      small(std::integral_constant<uint32_t, 3>{});
+    } else if (lanes == 4) {
+      small(std::integral_constant<uint32_t, 4>{});
     } else if (lanes == kGroupLanes) {
       for (uint64_t t = base; t-- > 0;) {
         const uint64_t i0 = t * nsub + j0;
@@ -411,34 +504,46 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   // histogram (k <= 4) would leave raw, 6 bits of every U16 code.
   const bool integer_items = t == DType::U8 || t == DType::U16;
   const bool sample = n >= kSampleMin && p.k <= int(kSampleMaxK) && !integer_items;
-  uint32_t kmax = std::min(g.m, kMaxSymBits - g.E);
-  while (kmax > 0 && (uint64_t(1) << (1 + g.E + kmax)) > 8 * n) --kmax;  // small chunks: small histograms
-  if (sample) kmax = std::min(kmax, kSampleMaxK);
-  const uint32_t topbits = 1 + g.E + kmax;
-  uint32_t ma, mb;
+  uint32_t kfull = std::min(g.m, kMaxSymBits - g.E);
+  while (kfull > 0 && (uint64_t(1) << (1 + g.E + kfull)) > 8 * n) --kfull;  // small chunks: small histograms
+  if (sample) kfull = std::min(kfull, kSampleMaxK);
+  uint32_t ma, mb, kmax = 0;  // the levels built so far: k = 0 .. kmax
   const bool fast = detail::fast_encoder();
   const uint64_t ns = sample ? sampled_count(n) : n;  // elements counted
   const double scale = double(n) / double(ns);         // sample bits -> chunk bits
   thread_local std::vector<uint64_t> top;
-  detail::top_histogram(g.W, src, n, topbits, kmax, fast, sample, &ma, &mb, top);
-
-  // candidates (k, joint) by entropy + rough table estimate. hk: histogram of
-  // sign<<(E+k) | mag for k = kmax .. 0, each the pair-sum of the previous.
-  std::vector<Candidate> cands;
+  // hk: histogram of sign<<(E+k) | mag for k = kk .. 0, each the pair-sum of
+  // the previous.
   thread_local std::vector<std::vector<uint64_t>> levels;  // levels[k]: keys with k mantissa bits
-  levels.resize(kmax + 1);
-  levels[kmax].swap(top);
   auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
-  for (int k = int(kmax) - 1; k >= 0; --k) {
-    const auto& up = levels[k + 1];
-    auto& cur = levels[k];
-    const size_t half = size_t(1) << (g.E + uint32_t(k));
-    grow(cur, 2 * half);
-    uint32_t a, b;
-    mrange(uint32_t(k), &a, &b);
-    for (size_t base : {size_t(0), half})
-      for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
-  }
+  auto build = [&](uint32_t kk) {
+    kmax = kk;
+    detail::top_histogram(g.W, src, n, 1 + g.E + kk, kk, fast, sample, &ma, &mb, top);
+    // only grows: shrinking would free the finer levels' vectors, and the next
+    // chunk with a larger kmax would allocate and zero-fill them again
+    if (levels.size() < kk + 1) levels.resize(kk + 1);
+    levels[kk].swap(top);
+    for (int k = int(kk) - 1; k >= 0; --k) {
+      const auto& up = levels[k + 1];
+      auto& cur = levels[k];
+      const size_t half = size_t(1) << (g.E + uint32_t(k));
+      grow(cur, 2 * half);
+      uint32_t a, b;
+      mrange(uint32_t(k), &a, &b);
+      for (size_t base : {size_t(0), half})
+        for (size_t i = base + a; i < base + b; ++i) cur[i] = up[2 * i] + up[2 * i + 1];
+    }
+  };
+  // An unsampled chunk is first counted with at most kLazyK mantissa bits and
+  // counted again with kfull only if the k loop below gets past kLazyK: the
+  // levels k <= kLazyK and their ranges are the same either way, and a small
+  // chunk's dense histogram over all kfull keys cost more than its rANS steps.
+  const uint32_t kLazyK = uint32_t(g_lazy_k.load(std::memory_order_relaxed));
+  build(sample || p.k > int(kLazyK) ? kfull : std::min(kfull, kLazyK));
+
+  // candidates (k, joint) by entropy + rough table estimate
+  thread_local std::vector<Candidate> cands;
+  cands.clear();
   {
     // k = 0 upwards: each mantissa bit moved into the symbol saves n raw bits
     // and costs its conditional entropy plus table entries; once the bits are
@@ -447,9 +552,10 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     // rarely reached).
     double best_est = 1e300;
     int since_best = 0;
-    for (uint32_t k = 0; k <= kmax && since_best < 2; ++k) {
-      const auto& hk = levels[k];
+    for (uint32_t k = 0; k <= kfull && since_best < 2; ++k) {
       if (p.k >= 0 && uint32_t(p.k) != k) continue;
+      if (k > kmax) build(kfull);
+      const auto& hk = levels[k];
       double ej, es;
       uint32_t pj, ps, a, b;
       mrange(k, &a, &b);
@@ -480,10 +586,10 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
 
   TablePlan best{};
   best.total_bits = 1e300;
-  std::vector<uint8_t> q, bq;
-  std::vector<uint32_t> f, bf;
-  std::vector<uint64_t> h;
-  std::vector<double> lg;
+  thread_local std::vector<uint8_t> q, bq;  // thread-local: no allocations per chunk
+  thread_local std::vector<uint32_t> f, bf;
+  thread_local std::vector<uint64_t> h;
+  thread_local std::vector<double> lg;
   for (const Candidate& c : cands) {
     Split s{};
     make_split(g, c.k, c.joint, &s, std::min(zall, g.m - c.k));
@@ -496,8 +602,13 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
       if (h[i]) { if (!any) lo = i; hi = i; any = true; }
     const uint32_t count = hi - lo + 1;
     lg.assign(count, 0.0);
-    for (uint32_t i = 0; i < count; ++i)
-      if (h[lo + i]) lg[i] = std::log2(double(h[lo + i]));
+    {
+      const double* L2 = log2_table();  // the same std::log2 values, cached
+      for (uint32_t i = 0; i < count; ++i) {
+        const uint64_t hc = h[lo + i];
+        if (hc) lg[i] = hc <= (uint64_t(1) << kMaxProbBits) ? L2[hc] : std::log2(double(hc));
+      }
+    }
     {  // skip a candidate that cannot win: its coded bits are at least the
        // entropy (Gibbs; the frequencies sum to M), its table bits >= 0
       const double ln = std::log2(double(ns));
@@ -556,7 +667,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
         e.rcp = ~uint64_t(0);
         e.bias = uint16_t(cum + M - 1);
       } else {
-        e.rcp = uint64_t(((unsigned __int128)1 << 64) / fi) + 1;  // ceil(2^64 / f), f not a power of 2
+        // ceil(2^64 / f) = floor((2^64 - 1) / f) + 1 for f not a power of 2
+        // (one 64-bit division rather than a 128-bit one)
+        e.rcp = ~uint64_t(0) / fi + 1;
         if ((fi & (fi - 1)) == 0) e.rcp = uint64_t(1) << (64 - __builtin_ctz(fi));
         e.bias = uint16_t(cum);
       }

@@ -10,8 +10,9 @@ namespace wc::fans::detail {
 // Per-symbol entries for the vector rANS encoder, indexed by the symbol
 // itself (entries below lo are never read):
 //   a[sym] = (f - 1) | cum << 14   (f >= 1; 0 for absent symbols)
-// One 32-bit gather per 8 lanes; the kernel divides by f in single precision
-// and corrects the quotient with the remainder, which needs prob_bits >= 12.
+// One 32-bit gather per 8 lanes; the kernel multiplies by a single-precision
+// reciprocal of f and corrects the quotient with the remainder, which needs
+// prob_bits >= 12.
 // big: some f > M / 2 (states can reach 2^31).
 struct VecEncArgs {
   const uint32_t* a;
@@ -19,13 +20,16 @@ struct VecEncArgs {
   bool big;
 };
 
-// Runs steps t = base-1 .. 0 of one full group (32 lanes starting at j0) of a
-// chunk with nsub sub-streams: x[32] the lane states (in/out), *pp the word
+// Runs steps t = base-1 .. 0 of one group of `lanes` lanes starting at j0 (a
+// full group of 32, or the partial last group) of a chunk with nsub
+// sub-streams: x[32] the lane states (in/out), *pp the word
 // stack pointer (words are written at [*pp - 8, *pp) before it moves down, so
 // 8 words of slack must lie below the lowest word).
 using EncStepsFn = void (*)(const VecEncArgs& a, const uint8_t* src, uint64_t nsub, uint64_t base, uint64_t j0,
                             uint32_t* x, uint16_t** pp);
-EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big);
+// nullptr unless lanes is 8, 16, 24 or 32 (then those lanes are handled by
+// the portable steps).
+EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big, unsigned lanes);
 
 // Packs the raw plane of n W-bit values: fields value & pmask compressed
 // (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.
@@ -52,6 +56,13 @@ void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, 
 // key ranges whose entries are all non-zero.
 void mark_missing_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, const uint32_t* windows,
                        uint64_t* top);
+
+// An unsampled chunk's histogram is first counted with at most this many
+// mantissa bits, and again in full only when the choice of k needs finer
+// levels (the same payload either way). force_lazy_k sets it for tests
+// (-1: the default; a large value: always in full).
+inline constexpr uint32_t kDefaultLazyK = 5;
+void force_lazy_k(int k) noexcept;
 
 // Whether the AVX2/BMI2 encoder kernels are usable on this CPU (and not
 // disabled by force_encoder).

@@ -2,13 +2,16 @@
 // Compiled with target attributes; chosen at run time. Output equals the
 // portable encoder's byte for byte.
 //
-// rANS steps: a group's 32 lanes are 4 vectors of 8 lanes; step t reads 32
+// rANS steps: a group's 32 lanes are 4 vectors of 8 lanes (a partial group
+// of 8, 16 or 24 lanes: 1, 2 or 3); step t reads 32
 // consecutive elements. Per vector one gather (f-1 | cum << 14) gives the
 // symbol's parameters; the lanes that emit push their low 16 bits onto the
 // group's stack in lane order (a movemask-indexed pshufb compacts them to the
 // top of 8 words), vectors from lane 24-31 down to 0-7, the mirror of the
-// decoder's expansion. x / f is a float division corrected by the remainder
-// (a second gather of a reciprocal cost more than the division on Zen 3).
+// decoder's expansion. x / f is x times a float reciprocal of f, corrected by
+// the remainder; the reciprocal is divided out of the gathered entry, off the
+// state's dependency chain (a second gather of a tabled reciprocal cost more
+// than the division on Zen 3).
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -65,20 +68,22 @@ __attribute__((target("avx2,bmi2"), always_inline)) inline __m256i gather_entry(
 
 // BIG: some f > M / 2, so a state can reach 2^31 and needs the unsigned
 // conversion to float.
-template <unsigned W, unsigned JOINT, bool BIG>
+// NV: vectors of 8 lanes (a group of 8 * NV lanes).
+template <unsigned W, unsigned JOINT, bool BIG, int NV>
 __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const uint8_t* src, uint64_t nsub,
                                                     uint64_t base, uint64_t j0, uint32_t* xs, uint16_t** ppp) {
-  __m256i x[4];
-  for (int v = 0; v < 4; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 8 * v));
+  __m256i x[NV];
+  for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 8 * v));
   uint16_t* pp = *ppp;
   const __m128i rcnt = _mm_cvtsi32_si128(int(a.rbits));
   const __m128i ecnt = _mm_cvtsi32_si128(int(32 - a.prob_bits));
   const __m256i magmask = _mm256_set1_epi32(int(a.magmask));
   const __m256i m14 = _mm256_set1_epi32(0x3FFF);
   const __m256i one = _mm256_set1_epi32(1);
-  const __m128i pcnt = _mm_cvtsi32_si128(int(a.prob_bits));
   const __m256 two32 = _mm256_set1_ps(4294967296.0f);
   const __m256 bias = _mm256_set1_ps(1.0f + 0x1p-21f);
+  const __m256 one_ps = _mm256_set1_ps(1.0f);
+  const __m256i mM = _mm256_set1_epi32(int(1u << a.prob_bits));
   // low 16 bits of each 32-bit lane, packed to the low 8 bytes of each half
   const __m256i low16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,  //
                                          0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
@@ -88,18 +93,22 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
   auto lookup = [&](uint64_t t, int v) __attribute__((always_inline, target("avx2,bmi2"))) {
     return gather_entry<W, JOINT>(ta, load8<W>(src, t * nsub + j0 + 8 * unsigned(v)), rcnt, magmask);
   };
-  __m256i next[4];
+  __m256i next[NV];
   if (base)
-    for (int v = 0; v < 4; ++v) next[v] = lookup(base - 1, v);
+    for (int v = 0; v < NV; ++v) next[v] = lookup(base - 1, v);
   for (uint64_t t = base; t-- > 0;) {
     const uint64_t tn = t ? t - 1 : 0;
-    for (int v = 3; v >= 0; --v) {
+    for (int v = NV - 1; v >= 0; --v) {
       const __m256i A = next[v];
       next[v] = lookup(tn, v);
+      // Everything but x comes from the table entry (gathered a step ahead),
+      // so the reciprocal of f and M - f are off the state's dependency chain:
+      // on it, one multiply instead of a division.
       const __m256i fm1 = _mm256_and_si256(A, m14);
       const __m256i cum = _mm256_srli_epi32(A, 14);
       const __m256i f = _mm256_add_epi32(fm1, one);
-      const __m256 fb = _mm256_mul_ps(_mm256_cvtepi32_ps(f), bias);
+      const __m256i cmpl = _mm256_sub_epi32(mM, f);  // M - f
+      const __m256 rf = _mm256_div_ps(one_ps, _mm256_mul_ps(_mm256_cvtepi32_ps(f), bias));
       __m256i xv = x[v];
       const __m256i emit = _mm256_cmpgt_epi32(_mm256_srl_epi32(xv, ecnt), fm1);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(emit)));
@@ -111,23 +120,23 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
         pp -= __builtin_popcount(m);
       }
       xv = _mm256_blendv_epi8(xv, _mm256_srli_epi32(xv, 16), emit);
-      // q0 = trunc(float(x) / (float(f) * (1 + 2^-21))) is q = floor(x / f) or
-      // q - 1: four roundings of relative error <= 2^-24 (x, the biased f, the
-      // quotient) stay below the bias, and q < 2^(32 - prob_bits) <= 2^20
-      // keeps the shortfall under 1. One remainder test fixes it, so the
-      // result is exact whatever the rounding (and equal to the portable
-      // encoder's).
+      // q0 = trunc(float(x) * float(1 / float(f * (1 + 2^-21)))) is
+      // q = floor(x / f) or q - 1: five roundings of relative error <= 2^-24
+      // (x, f, the biased f, its reciprocal, the product) stay below the
+      // bias, and q < 2^(32 - prob_bits) <= 2^20 keeps the shortfall under 1.
+      // One remainder test fixes it, so the result is exact whatever the
+      // rounding (and equal to the portable encoder's). The new state is
+      // x + cum + q * (M - f), q = q0 + over.
       __m256 xf = _mm256_cvtepi32_ps(xv);  // x >= 2^31 converts as x - 2^32
       if constexpr (BIG) xf = _mm256_add_ps(xf, _mm256_and_ps(_mm256_castsi256_ps(_mm256_srai_epi32(xv, 31)), two32));
-      __m256i q = _mm256_cvttps_epi32(_mm256_div_ps(xf, fb));
-      __m256i rem = _mm256_sub_epi32(xv, _mm256_mullo_epi32(q, f));
+      const __m256i q = _mm256_cvttps_epi32(_mm256_mul_ps(xf, rf));
+      const __m256i rem = _mm256_sub_epi32(xv, _mm256_mullo_epi32(q, f));
       const __m256i over = _mm256_cmpgt_epi32(rem, fm1);
-      q = _mm256_sub_epi32(q, over);
-      rem = _mm256_sub_epi32(rem, _mm256_and_si256(f, over));
-      x[v] = _mm256_add_epi32(_mm256_add_epi32(_mm256_sll_epi32(q, pcnt), rem), cum);
+      const __m256i xc = _mm256_add_epi32(_mm256_add_epi32(xv, cum), _mm256_mullo_epi32(q, cmpl));
+      x[v] = _mm256_add_epi32(xc, _mm256_and_si256(cmpl, over));
     }
   }
-  for (int v = 0; v < 4; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs + 8 * v), x[v]);
+  for (int v = 0; v < NV; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs + 8 * v), x[v]);
   *ppp = pp;
 }
 
@@ -326,18 +335,31 @@ std::atomic<int> g_force{-1};
 
 }  // namespace
 
-EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big) {
 #if defined(__x86_64__) || defined(__i386__)
+template <int NV>
+EncStepsFn pick_steps(unsigned W, unsigned joint, bool big) {
   if (big) {
-    if (W == 8) return joint ? enc_steps<8, 1, true> : enc_steps<8, 0, true>;
-    if (W == 16) return joint ? enc_steps<16, 1, true> : enc_steps<16, 0, true>;
-    return joint ? enc_steps<32, 1, true> : enc_steps<32, 0, true>;
+    if (W == 8) return joint ? enc_steps<8, 1, true, NV> : enc_steps<8, 0, true, NV>;
+    if (W == 16) return joint ? enc_steps<16, 1, true, NV> : enc_steps<16, 0, true, NV>;
+    return joint ? enc_steps<32, 1, true, NV> : enc_steps<32, 0, true, NV>;
   }
-  if (W == 8) return joint ? enc_steps<8, 1, false> : enc_steps<8, 0, false>;
-  if (W == 16) return joint ? enc_steps<16, 1, false> : enc_steps<16, 0, false>;
-  return joint ? enc_steps<32, 1, false> : enc_steps<32, 0, false>;
+  if (W == 8) return joint ? enc_steps<8, 1, false, NV> : enc_steps<8, 0, false, NV>;
+  if (W == 16) return joint ? enc_steps<16, 1, false, NV> : enc_steps<16, 0, false, NV>;
+  return joint ? enc_steps<32, 1, false, NV> : enc_steps<32, 0, false, NV>;
+}
+#endif
+
+EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big, unsigned lanes) {
+#if defined(__x86_64__) || defined(__i386__)
+  switch (lanes) {
+    case 8: return pick_steps<1>(W, joint, big);
+    case 16: return pick_steps<2>(W, joint, big);
+    case 24: return pick_steps<3>(W, joint, big);
+    case 32: return pick_steps<4>(W, joint, big);
+    default: return nullptr;
+  }
 #else
-  (void)W, (void)joint, (void)big;
+  (void)W, (void)joint, (void)big, (void)lanes;
   return nullptr;
 #endif
 }

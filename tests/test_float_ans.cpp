@@ -793,6 +793,111 @@ TEST_CASE("fast (AVX2/BMI2) and portable encoders give identical bytes") {
   fans::detail::force_encoder(-1);
 }
 
+TEST_CASE("fast and portable encoders agree on partial groups, tiny chunks and every item type") {
+  // A last group of 8, 16 or 24 lanes runs the vector steps with 1-3
+  // vectors, any other lane count the portable steps; an incomplete last step
+  // (n not a multiple of nsub) runs portable steps before them.
+  if (!fans::detail::fast_encoder()) MESSAGE("no AVX2/BMI2 encoder on this CPU: comparing the portable encoder with itself");
+  std::mt19937 rng(909);
+  const DType types[] = {DType::F8_E4M3, DType::F8_E5M2, DType::F16, DType::BF16, DType::F32, DType::U8, DType::U16};
+  auto both = [&](DType t, const std::vector<uint8_t>& raw, const fans::Params& p) {
+    std::vector<uint8_t> a, b;
+    fans::detail::force_encoder(0);
+    fans::encode_with(t, raw.data(), raw.size(), a, p);
+    fans::detail::force_encoder(-1);
+    fans::encode_with(t, raw.data(), raw.size(), b, p);
+    REQUIRE(a.size() == b.size());
+    CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+    return b;
+  };
+  for (DType t : types) {
+    if (!fans::supports(t)) continue;
+    const size_t es = esize(t == DType::U16 ? DType::BF16 : t);
+    std::vector<size_t> sizes = {1, 2, 3, 31, 33, 100, 1000};
+    for (int sub : {6, 8})
+      for (size_t lanes : {size_t(1), size_t(3), size_t(8), size_t(16), size_t(24), size_t(31), size_t(32 + 8),
+                           size_t(32 + 16), size_t(64 + 24), size_t(64 + 5)})
+        for (size_t extra : {size_t(0), size_t(1), size_t(7)}) {
+          const size_t n = (lanes << sub) - (extra ? (size_t(1) << sub) - extra : 0);
+          if (n > 0) sizes.push_back(n);
+        }
+    for (size_t n : sizes) {
+      CAPTURE(int(t));
+      CAPTURE(n);
+      const auto w = weights(n, uint32_t(n) * 13 + uint32_t(es), 0.02f);
+      std::vector<uint8_t> raw(n * es), sk(n * es);
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t u;
+        std::memcpy(&u, &w[i], 4);
+        if (es == 1) raw[i] = uint8_t((u >> 24) ^ uint8_t(rng() & 3));
+        else if (es == 2) { const uint16_t h = uint16_t(u >> 16); std::memcpy(&raw[2 * i], &h, 2); }
+        else std::memcpy(&raw[4 * i], &u, 4);
+        // skewed: mostly one value (a frequency above M / 2: states reach 2^31)
+        if (rng() % 16 == 0) for (size_t b = 0; b < es; ++b) sk[es * i + b] = uint8_t(rng());
+      }
+      for (int sub : {6, 8}) {
+        fans::Params p = coded();
+        p.sub_bits = sub;
+        const auto enc = both(t, raw, p);
+        if (n % 97 == 0 || n < 40 || n == (size_t(16) << sub) + 7) check_decoders(t, enc, raw);
+        both(t, sk, p);
+        for (int joint = 0; joint < 2; ++joint) {
+          fans::Params q;  // raw fallback where the forced split is invalid
+          q.sub_bits = sub;
+          q.joint = joint;
+          q.k = joint;
+          q.prob_bits = joint ? 14 : 12;
+          both(t, raw, q);
+        }
+      }
+    }
+  }
+  fans::detail::force_encoder(-1);
+}
+
+TEST_CASE("unsampled chunks counted with few mantissa bits first: the same payload as counted in full") {
+  // Few distinct values: every mantissa bit moved into the symbol keeps
+  // paying, so the choice of k runs past the first count and recounts.
+  std::mt19937 rng(4242);
+  const DType types[] = {DType::F8_E4M3, DType::F16, DType::BF16, DType::F32, DType::U8, DType::U16};
+  for (DType t : types) {
+    const size_t es = esize(t == DType::U16 ? DType::BF16 : t);
+    for (size_t n : {size_t(64), size_t(1000), size_t(4096), size_t(20000), size_t(65535)}) {
+      for (int distinct : {0, 7, 300}) {
+        CAPTURE(int(t));
+        CAPTURE(n);
+        CAPTURE(distinct);
+        const auto w = weights(n, uint32_t(n) + uint32_t(distinct), 0.02f);
+        std::vector<uint32_t> pool(distinct ? size_t(distinct) : 0);
+        for (auto& v : pool) v = uint32_t(rng());
+        std::vector<uint8_t> raw(n * es);
+        for (size_t i = 0; i < n; ++i) {
+          uint32_t u;
+          std::memcpy(&u, &w[i], 4);
+          if (distinct) u = pool[rng() % pool.size()];
+          if (es == 2) u >>= 16;
+          else if (es == 1) u >>= 24;
+          std::memcpy(&raw[es * i], &u, es);
+        }
+        for (int which : {0, -1}) {
+          fans::detail::force_encoder(which);
+          std::vector<uint8_t> lazy, full, lazy0;
+          fans::encode(t, raw.data(), raw.size(), lazy);
+          fans::detail::force_lazy_k(0);  // count k = 0 first: recounts whenever k > 0 is looked at
+          fans::encode(t, raw.data(), raw.size(), lazy0);
+          fans::detail::force_lazy_k(64);  // always in full
+          fans::encode(t, raw.data(), raw.size(), full);
+          fans::detail::force_lazy_k(-1);
+          CHECK(lazy == full);
+          CHECK(lazy0 == full);
+          if (which == -1 && n == 4096) check_decoders(t, lazy, raw);
+        }
+      }
+    }
+  }
+  fans::detail::force_encoder(-1);
+}
+
 TEST_CASE("large chunks: values only outside the counted sample still round-trip") {
   // The encoder counts a sample of runs of 64 elements of a large chunk; keys
   // seen only in the other runs must still get a frequency. Put every rare
@@ -816,11 +921,14 @@ TEST_CASE("large chunks: values only outside the counted sample still round-trip
         else std::memcpy(&raw[4 * i], &u, 4);
       }
       if (es == 1) raw[64 + 3] = 0xFF, raw[n - 1 - (fans::detail::in_sample(n - 1) ? 64 : 0)] = 0x80;  // extremes, outside
+      std::vector<uint8_t> first;
       for (int which : {0, -1}) {
         fans::detail::force_encoder(which);
         fans::Params p = coded();
         std::vector<uint8_t> enc;
         fans::encode_with(t, raw.data(), raw.size(), enc, p);
+        if (which == 0) first = enc;
+        else CHECK(enc == first);  // the fast histogram finds the range beyond the sample's as the portable one
         check_decoders(t, enc, raw);
         fans::ChunkInfo ci{};
         REQUIRE(fans::chunk_info(t, enc.data(), enc.size(), raw.size(), &ci));
