@@ -9,6 +9,7 @@
 //             stored bytes and the best time, and skip the rest (for profilers)
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -32,6 +33,8 @@ struct Chunk {
   size_t n;
   std::vector<uint8_t> stored;
   bool try_zstd;  // float-ans-mixed: the plan's choice for this chunk
+  const shift::Plan* shift;  // float-ans-mixed: the tensor's per-channel shift, or null
+  uint64_t first_elem;
 };
 
 double now() {
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
       auto h = st::parse_header(mf.data(), mf.size(), mf.size());
       std::vector<std::vector<uint8_t>> converted;
       std::vector<Chunk> chunks;
+      std::deque<shift::Plan> shifts;  // stable addresses for the chunks
       uint64_t weights = 0, raw_total = 0;
       EncodeOptions eo;
       for (const auto& t : h.tensors) {
@@ -108,10 +112,13 @@ int main(int argc, char** argv) {
         uint64_t el = n * 8 / dtype_bits(dt);
         weights += el;
         raw_total += n;
-        CodecPlan plan = plan_codec(dt, data, n, uint32_t(chunk), eo);
+        const uint64_t cols = t.shape.size() >= 2 ? t.shape.back() : 0;
+        CodecPlan plan = plan_codec(dt, data, n, uint32_t(chunk), eo, cols);
+        const shift::Plan* sp = nullptr;
+        if (!plan.shift.d.empty()) sp = &shifts.emplace_back(std::move(plan.shift));
         for (uint64_t off = 0, c = 0; off < n; off += chunk, ++c)
           chunks.push_back({dt, plan.codec, data + off, size_t(std::min<uint64_t>(chunk, n - off)), {},
-                            plan.try_zstd.empty() || plan.try_zstd[c]});
+                            plan.try_zstd.empty() || plan.try_zstd[c], sp, off * 8 / dtype_bits(dt)});
       }
       std::vector<uint8_t> out(raw_total);
       std::vector<size_t> out_off(chunks.size());
@@ -121,6 +128,8 @@ int main(int argc, char** argv) {
         p.parallel_for(chunks.size(), [&](size_t i) {
           EncodeOptions ce = eo;
           ce.mixed_try_zstd = chunks[i].try_zstd;
+          ce.shift = chunks[i].shift;
+          ce.first_elem = chunks[i].first_elem;
           encode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].raw, chunks[i].n, chunks[i].stored, ce);
         });
       };

@@ -42,7 +42,8 @@ unsigned repeat_rate(DType t, const uint8_t* data, size_t n) {
   return unsigned(uint64_t(repeats) * 1024 / samples);
 }
 
-CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt) {
+CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt,
+                     uint64_t cols) {
   CodecPlan plan;
   const uint64_t chunks = (byte_size + chunk_size - 1) / chunk_size;
   uint64_t picks[3] = {0, chunks / 2, chunks - 1};
@@ -79,7 +80,32 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       std::copy(ts, ts + 3, fs);
     }
   }
+  // A per-channel shift where the sampled chunks say it pays.
+  bool shifted = false;
+  if (cols) {
+    const uint64_t eb = dtype_bits(t) / 8;
+    plan.shift = shift::plan(t, data, byte_size / eb, cols);
+    if (!plan.shift.d.empty()) {
+      EncodeOptions so = opt;
+      so.shift = &plan.shift;
+      so.mixed_try_zstd = false;
+      uint64_t ss[3] = {}, sum = 0;
+      for (size_t k = 0; k < npicks; ++k) {
+        so.first_elem = picks[k] * chunk_size / eb;
+        encode_chunk(CodecId::float_ans_mixed, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, so);
+        sum += ss[k] = tmp.size();
+      }
+      if (double(sum) <= 0.999 * double(fans)) {
+        shifted = true;
+        fans = sum;
+        std::copy(ss, ss + 3, fs);
+      } else {
+        plan.shift = {};
+      }
+    }
+  }
   if (raw <= std::min(fans, zstd)) {  // incompressible (float-ans would add its mode byte)
+    plan.shift = {};
     plan.codec = CodecId::raw;
     return plan;
   }
@@ -101,9 +127,10 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   }
   if (missed) std::fill(tz.begin(), tz.end(), uint8_t(1));
   const uint64_t trying = uint64_t(std::count(tz.begin(), tz.end(), uint8_t(1)));
-  if (trying == 0) {
+  if (trying == 0 && !shifted) {
     plan.codec = family;
   } else if (zstd_all_sampled && (chunks == npicks || (trying == chunks && !missed))) {
+    plan.shift = {};
     plan.codec = CodecId::zstd;
   } else {
     plan.codec = CodecId::float_ans_mixed;

@@ -3,6 +3,7 @@
 #pragma once
 #include <vector>
 
+#include "codec/channel_shift.h"
 #include "codec/codec.h"
 
 namespace wc {
@@ -28,6 +29,9 @@ struct CodecPlan {
   // float-ans-mixed only: per chunk, whether it tries zstd beside
   // float-ans-trim (it keeps the smaller); empty for other codecs
   std::vector<uint8_t> try_zstd;
+  // float-ans-mixed only: the per-channel shift every chunk carries (mode 3),
+  // empty `d` for none
+  shift::Plan shift;
 };
 
 // The codec of one exact tensor. Up to three chunks spread over the tensor
@@ -39,7 +43,11 @@ struct CodecPlan {
 // float-ans-mixed where its chunks differ: then a sampled chunk tries zstd
 // when zstd won it, another chunk when repeat_rate flags it, and every chunk
 // when zstd won a sampled chunk the flag missed (the flag is then not to be
-// trusted for this tensor). A tensor of one chunk never needs mixed.
-CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt);
+// trusted for this tensor). A tensor of one chunk never needs mixed, unless
+// a per-channel shift (`cols`: its last dimension, 0 for rank < 2) makes the
+// sampled chunks at least 0.1% smaller: then it is float-ans-mixed with every
+// chunk shifted (mode 3).
+CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt,
+                     uint64_t cols = 0);
 
 }  // namespace wc

@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <memory>
+#include <new>
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_initStaticDCtx: a context in caller memory
 #include <zstd.h>
 
+#include "codec/channel_shift.h"
 #include "codec/float_ans.h"
 #include "format/zframe.h"
 
@@ -100,6 +103,50 @@ Errc decode_zstd(ZSTD_DCtx* d, const uint8_t* src, size_t src_n, uint8_t* dst, s
   return Errc::ok;
 }
 
+// Mode 3 (FLOAT_ANS.md §2.1): the header and list, then a float-ans-trim
+// payload of the shifted elements. False (out untouched) where the chunk
+// cannot carry the shift or float-ans falls back to its raw mode.
+bool encode_shifted(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
+  if (!opt.shift) return false;
+  const size_t eb = dtype_bits(t) / 8;
+  thread_local std::vector<int16_t> list;
+  shift::Chunk c;
+  if (!eb || !shift::chunk_of(*opt.shift, opt.first_elem, n / eb, list, &c)) return false;
+  thread_local std::vector<uint8_t> moved, inner;
+  moved.resize(n);
+  shift::unapply(t, c, src, moved.data(), n / eb);
+  encode_fans(t, moved.data(), n, inner, opt, true);
+  if (inner.empty() || inner[0] != fans::layout::kModeRans) return false;
+  thread_local std::vector<uint8_t> head;
+  head.clear();
+  shift::write_header(c, head);
+  if (head.size() + inner.size() > n) return false;  // float-ans's raw mode is smaller (and encode_bound holds)
+  out.assign(head.begin(), head.end());
+  out.insert(out.end(), inner.begin(), inner.end());
+  return true;
+}
+
+// Mode 3's decode: list into `list` (kMaxEntries entries), the inner payload
+// through float-ans (with the workspace `fans_ws` when given), then the shift.
+Errc decode_shifted(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list,
+                    void* fans_ws) noexcept {
+  const size_t eb = dtype_bits(t) / 8;
+  if (!list || !eb || dst_n % eb) return Errc::codec;
+  shift::Chunk c;
+  size_t at = 0;
+  if (!shift::parse(t, src, src_n, dst_n / eb, list, &c, &at)) return Errc::codec;
+  const Errc e = fans_ws ? fans::decode_with(t, src + at, src_n - at, dst, dst_n, true, fans_ws)
+                         : fans::decode(t, src + at, src_n - at, dst, dst_n, true);
+  if (e != Errc::ok) return e;
+  shift::apply(t, c, dst, dst_n / eb);
+  return Errc::ok;
+}
+
+int16_t* thread_list() noexcept {
+  thread_local std::unique_ptr<int16_t[]> list(new (std::nothrow) int16_t[shift::kMaxEntries]);
+  return list.get();
+}
+
 ZSTD_DCtx* thread_dctx() noexcept {
   thread_local struct Ctx {
     ZSTD_DCtx* d = ZSTD_createDCtx();
@@ -124,7 +171,7 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       encode_fans(t, src, n, out, opt, c == CodecId::float_ans_trim);
       return;
     case CodecId::float_ans_mixed: {
-      encode_fans(t, src, n, out, opt, true);
+      if (!encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
       if (!opt.mixed_try_zstd) return;
       thread_local std::vector<uint8_t> z;
       z.assign(1, kMixedZstdMode);
@@ -150,6 +197,7 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
       return fans::decode(t, src, src_n, dst, dst_n, true);
     case CodecId::float_ans_mixed:
       if (src_n && src[0] == kMixedZstdMode) return decode_zstd(thread_dctx(), src + 1, src_n - 1, dst, dst_n);
+      if (src_n && src[0] == shift::kMode) return decode_shifted(t, src, src_n, dst, dst_n, thread_list(), nullptr);
       return fans::decode(t, src, src_n, dst, dst_n, true);
   }
   return Errc::codec;
@@ -164,7 +212,8 @@ size_t round_up(size_t n) { return (n + kWsAlign - 1) / kWsAlign * kWsAlign; }
 
 size_t decode_workspace_size() noexcept {
   static_assert(kWsAlign % alignof(std::max_align_t) == 0);
-  return kWsAlign + round_up(fans::tables_size()) + round_up(ZSTD_estimateDCtxSize());
+  return kWsAlign + round_up(fans::tables_size()) + round_up(ZSTD_estimateDCtxSize()) +
+         round_up(shift::kMaxEntries * sizeof(int16_t));
 }
 
 Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, void* ws,
@@ -178,9 +227,14 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
     case CodecId::zstd:
     case CodecId::float_ans_mixed: {
       const bool z = c == CodecId::zstd || (src_n && src[0] == kMixedZstdMode);
+      uint8_t* zws = base + round_up(fans::tables_size());
+      if (!z && src_n && src[0] == shift::kMode) {
+        int16_t* list = reinterpret_cast<int16_t*>(zws + round_up(ZSTD_estimateDCtxSize()));
+        return decode_shifted(t, src, src_n, dst, dst_n, list, base);
+      }
       if (!z) return fans::decode_with(t, src, src_n, dst, dst_n, true, base);
       const size_t skip = c == CodecId::zstd ? 0 : 1;
-      ZSTD_DCtx* d = ZSTD_initStaticDCtx(base + round_up(fans::tables_size()), round_up(ZSTD_estimateDCtxSize()));
+      ZSTD_DCtx* d = ZSTD_initStaticDCtx(zws, round_up(ZSTD_estimateDCtxSize()));
       return decode_zstd(d, src + skip, src_n - skip, dst, dst_n);
     }
     case CodecId::float_ans:

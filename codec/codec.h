@@ -11,6 +11,9 @@
 #include "platform/error.h"
 
 namespace wc {
+namespace shift {
+struct Plan;
+}
 
 enum class CodecId : uint8_t {
   raw = 0,         // stored bytes == raw bytes
@@ -38,6 +41,11 @@ struct EncodeOptions {
   // float-ans-mixed: whether this chunk tries zstd as well (the writer's
   // plan says which chunks may gain; true: every chunk tries both)
   bool mixed_try_zstd = true;
+  // float-ans-mixed: the tensor's per-channel shift (mode 3) when the
+  // writer's plan found one that pays, and the chunk's first element in the
+  // tensor (where the chunk lies in the shift's pattern)
+  const shift::Plan* shift = nullptr;
+  uint64_t first_elem = 0;
 };
 
 // Whether `c` can encode tensors of `t` (raw and zstd take everything).

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "codec/ans_layout.h"
+#include "codec/bit_writer.h"
 #include "codec/float_ans_enc.h"
 #include "codec/float_ans_hist.h"
 #include "codec/float_ans_internal.h"
@@ -51,31 +52,6 @@ using detail::sampled_count;
 struct Candidate {
   uint32_t k, joint;
   double est_bits;
-};
-
-uint32_t zigzag_enc(int32_t d) { return (uint32_t(d) << 1) ^ uint32_t(d >> 31); }
-
-struct BitWriter {
-  std::vector<uint8_t>& out;
-  uint64_t acc = 0;
-  uint32_t nb = 0;
-  explicit BitWriter(std::vector<uint8_t>& o) : out(o) {}
-  void put(uint32_t v, uint32_t k) {  // k <= 32
-    acc |= uint64_t(v) << nb;
-    nb += k;
-    while (nb >= 8) { out.push_back(uint8_t(acc)); acc >>= 8; nb -= 8; }
-  }
-  void eg(uint32_t u, uint32_t k) {
-    uint32_t z = 31 - __builtin_clz((u >> k) + 1);
-    put(0, z);
-    put(1, 1);
-    uint32_t base = (1u << (z + k)) - (1u << k);
-    uint32_t rem = u - base;
-    // z + k bits, possibly > 24: split
-    if (z + k > 24) { put(rem & 0xFFFFFu, 20); put(rem >> 20, z + k - 20); }
-    else put(rem, z + k);
-  }
-  void flush() { if (nb) { out.push_back(uint8_t(acc)); acc = 0; nb = 0; } }
 };
 
 // Quantised table for one candidate.

@@ -145,18 +145,25 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   const LossyPlan lossy = plan_lossy(m, in.data, opt, pool);
 
   // Codec per exact tensor (and, for float-ans-mixed, which chunks try zstd).
+  // float-ans-mixed's per-channel shifts (mode 3): the plan's, or with the
+  // codec forced, whatever shift::plan expects to pay.
   std::vector<std::vector<uint8_t>> try_zstd(m.tensors.size());
+  std::vector<shift::Plan> shifts(m.tensors.size());
   pool.parallel_for(m.tensors.size(), [&](size_t i) {
     TensorRecord& t = m.tensors[i];
     if (t.lossy()) return;
+    const uint64_t cols = t.shape.size() >= 2 ? t.shape.back() : 0;
     CodecId c;
     if (t.byte_size == 0) c = CodecId::raw;
     else if (is_auto) {
-      CodecPlan p = plan_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo);
+      CodecPlan p = plan_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo, cols);
       c = p.codec;
       try_zstd[i] = std::move(p.try_zstd);
+      shifts[i] = std::move(p.shift);
     } else {
       c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
+      if (c == CodecId::float_ans_mixed && cols)
+        shifts[i] = shift::plan(t.dtype, in.data[i], t.byte_size / (dtype_bits(t.dtype) / 8), cols);
     }
     t.codec = static_cast<uint8_t>(c);
   });
@@ -190,6 +197,10 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
             bufs[k].resize(1);
             EncodeOptions ce = eo;  // forced float-ans-mixed: every chunk tries both
             if (!try_zstd[j.tensor].empty()) ce.mixed_try_zstd = try_zstd[j.tensor][j.chunk] != 0;
+            if (!shifts[j.tensor].d.empty()) {
+              ce.shift = &shifts[j.tensor];
+              ce.first_elem = uint64_t(j.chunk) * t.chunk_size / (dtype_bits(t.dtype) / 8);
+            }
             encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
                          t.chunk_raw_size(j.chunk), bufs[k][0], ce);
           }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "codec/auto_select.h"
+#include "codec/channel_shift.h"
 #include "codec/codec.h"
 #include "lib/api.h"
 #include "st_builder.h"
@@ -162,5 +163,154 @@ TEST_SUITE("mixed") {
     CHECK(sum[1].codec == "float-ans");
     CHECK(sum[2].codec == "zstd");  // zero everywhere: zstd on every chunk
     CHECK(wc::verify(c, m, 2, {}).compared);
+  }
+
+  TEST_CASE("per-channel shift: apply undoes unapply for any list, wrapping fields included") {
+    for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+      CAPTURE(static_cast<int>(t));
+      const size_t n = 3001;
+      auto v = testdata::weights(t, n, 31);
+      v[0] = v[1] = 0;  // a zero's field wraps below 0
+      std::mt19937 rng(32);
+      for (uint32_t L : {1u, 7u, 64u}) {
+        for (uint32_t P : {1u, 5u, 77u}) {
+          std::vector<int16_t> d(P);
+          for (auto& x : d) x = int16_t(int(rng() % 61) - 30);
+          wc::shift::Chunk c;
+          c.g = t == DType::F8_E5M2 ? 2 : 1;
+          c.L = L, c.P = P, c.o = uint32_t(rng() % (uint64_t(L) * P));
+          c.d = d.data();
+          std::vector<uint8_t> moved(v.size());
+          const size_t eb = v.size() / n;
+          wc::shift::unapply(t, c, v.data(), moved.data(), n);
+          CHECK(moved != v);
+          wc::shift::apply(t, c, moved.data(), n);
+          CHECK(moved == v);
+          // the arithmetic the spec gives, element by element
+          wc::shift::unapply(t, c, v.data(), moved.data(), n);
+          for (size_t e = 0; e < n; e += 97) {
+            uint32_t a = 0, b = 0;
+            std::memcpy(&a, &moved[e * eb], eb);
+            std::memcpy(&b, &v[e * eb], eb);
+            const int32_t de = d[((c.o + e) / L) % P];
+            const uint32_t W = uint32_t(eb * 8), E = t == DType::F16 || t == DType::F8_E5M2 ? 5 : t == DType::F8_E4M3 ? 4 : 8;
+            const uint32_t s = W - 1 - E - c.g, fm = (1u << (E + c.g)) - 1;
+            CHECK(((a >> s) & fm) == ((((b >> s) & fm) - uint32_t(de)) & fm));
+            CHECK((a & ~(fm << s)) == (b & ~(fm << s)));
+          }
+        }
+      }
+    }
+  }
+
+  TEST_CASE("per-channel shift: planned on column and row scales, not on uniform weights") {
+    const size_t rows = 256, cols = 384;
+    const auto wc_ = testdata::weights_channels(DType::BF16, rows, cols, false, 41);
+    const auto wr = testdata::weights_channels(DType::BF16, rows, cols, true, 42);
+    const auto wu = testdata::weights(DType::BF16, rows * cols, 43);
+    const auto pc = wc::shift::plan(DType::BF16, wc_.data(), rows * cols, cols);
+    const auto pr = wc::shift::plan(DType::BF16, wr.data(), rows * cols, cols);
+    const auto pu = wc::shift::plan(DType::BF16, wu.data(), rows * cols, cols);
+    CHECK(pc.d.size() == cols);
+    CHECK(!pc.rows);
+    CHECK(pr.d.size() == rows);
+    CHECK(pr.rows);
+    CHECK(pu.d.empty());
+    // rank 1 or one row: nothing to shift
+    CHECK(wc::shift::plan(DType::BF16, wc_.data(), rows * cols, 0).d.empty());
+    CHECK(wc::shift::plan(DType::BF16, wc_.data(), cols, cols).d.empty());
+  }
+
+  TEST_CASE("mode 3 chunks: smaller than float-ans on scaled channels, every chunk position decodes exactly") {
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      for (bool by_rows : {false, true}) {
+        CAPTURE(static_cast<int>(t));
+        CAPTURE(by_rows);
+        const size_t rows = 300, cols = 200;
+        const auto w = testdata::weights_channels(t, rows, cols, by_rows, 51);
+        const size_t eb = w.size() / (rows * cols);
+        const auto p = wc::shift::plan(t, w.data(), rows * cols, cols);
+        REQUIRE(!p.d.empty());
+        CHECK(p.rows == by_rows);
+        std::vector<uint8_t> ws(wc::decode_workspace_size());
+        // chunks that start mid-row, one shorter than a row, and the whole tensor
+        const size_t spans[][2] = {{0, rows * cols}, {130, 9000}, {7777, 150}, {rows * cols - 4321, 4321}};
+        for (const auto& sp : spans) {
+          CAPTURE(sp[0]);
+          const std::vector<uint8_t> src(w.begin() + ptrdiff_t(sp[0] * eb), w.begin() + ptrdiff_t((sp[0] + sp[1]) * eb));
+          wc::EncodeOptions o;
+          o.mixed_try_zstd = false;
+          o.shift = &p;
+          o.first_elem = sp[0];
+          std::vector<uint8_t> s3, s1;
+          wc::encode_chunk(CodecId::float_ans_mixed, t, src.data(), src.size(), s3, o);
+          wc::encode_chunk(CodecId::float_ans, t, src.data(), src.size(), s1, o);
+          REQUIRE(!s3.empty());
+          // a chunk shorter than a row pays a list entry per element: there
+          // the encoder may keep plain float-ans-trim (mode 1)
+          const bool shifted = s3[0] == wc::shift::kMode;
+          CHECK((shifted || sp[1] < cols));
+          if (sp[1] >= 4000) CHECK(double(s3.size()) < (t == DType::F32 ? 0.99 : 0.97) * double(s1.size()));
+          std::vector<uint8_t> back(src.size(), 0xCD);
+          CHECK(wc::decode_chunk(CodecId::float_ans_mixed, t, s3.data(), s3.size(), back.data(), back.size()) ==
+                wc::Errc::ok);
+          CHECK(back == src);
+          std::fill(back.begin(), back.end(), 0xCD);
+          CHECK(wc::decode_chunk_ws(CodecId::float_ans_mixed, t, s3.data(), s3.size(), back.data(), back.size(),
+                                    ws.data(), ws.size()) == wc::Errc::ok);
+          CHECK(back == src);
+          if (!shifted) continue;
+          // codecs 2 and 3 do not know mode 3
+          CHECK(wc::decode_chunk(CodecId::float_ans, t, s3.data(), s3.size(), back.data(), back.size()) ==
+                wc::Errc::codec);
+          CHECK(wc::decode_chunk(CodecId::float_ans_trim, t, s3.data(), s3.size(), back.data(), back.size()) ==
+                wc::Errc::codec);
+          // every truncation and every single-byte change of the header and
+          // list is refused or decodes without writing outside the chunk
+          for (size_t cut = 0; cut < std::min<size_t>(s3.size(), 64); ++cut)
+            CHECK(wc::decode_chunk(CodecId::float_ans_mixed, t, s3.data(), cut, back.data(), back.size()) ==
+                  wc::Errc::codec);
+          std::vector<uint8_t> guard(back.size() + 64, 0xEE);
+          for (size_t at = 0; at < std::min<size_t>(s3.size(), 48); ++at) {
+            auto bad = s3;
+            bad[at] ^= 0x5A;
+            (void)wc::decode_chunk(CodecId::float_ans_mixed, t, bad.data(), bad.size(), guard.data(), back.size());
+            for (size_t g = back.size(); g < guard.size(); ++g) REQUIRE(guard[g] == 0xEE);
+          }
+        }
+      }
+    }
+  }
+
+  TEST_CASE("pack --codec auto: a tensor with scaled columns is shifted (float-ans-mixed, mode 3), restored exactly") {
+    tu::TempDir t;
+    const std::string m = t / "m.safetensors", c = t / "m.wcz";
+    std::vector<stb::StTensor> ts = {
+        {"cols.weight", DType::BF16, {1024, 384}, testdata::weights_channels(DType::BF16, 1024, 384, false, 61)},
+        {"rows.weight", DType::F16, {768, 512}, testdata::weights_channels(DType::F16, 768, 512, true, 62)},
+        {"plain.weight", DType::BF16, {512, 512}, testdata::weights(DType::BF16, 512 * 512, 63)},
+    };
+    tu::write_file(m, stb::build(ts));
+    wc::PackOptions po;
+    po.threads = 2;
+    po.force = true;
+    po.codec = "float-ans";
+    const uint64_t s_fans = wc::pack(m, c, po).output_bytes;
+    po.codec = "auto";
+    const uint64_t s_auto = wc::pack(m, c, po).output_bytes;
+    std::vector<wc::TensorSummary> sum;
+    const auto ir = wc::inspect(c, false, &sum);
+    CHECK(ir.version_major == 1);
+    CHECK(ir.version_minor == 3);
+    REQUIRE(sum.size() == 3);
+    CHECK(sum[0].codec == "float-ans-mixed");
+    CHECK(sum[1].codec == "float-ans-mixed");
+    CHECK(sum[2].codec == "float-ans");
+    MESSAGE("scaled channels: auto " << s_auto << " bytes, float-ans " << s_fans);
+    CHECK(double(s_auto) < 0.97 * double(s_fans));
+    CHECK(wc::verify(c, m, 2, {}).compared);
+    wc::UnpackOptions uo;
+    wc::unpack(c, t / "back.safetensors", uo);
+    CHECK(tu::read_file(t / "back.safetensors") == tu::read_file(m));
   }
 }

@@ -1,0 +1,270 @@
+#include "codec/channel_shift.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "codec/bit_writer.h"
+#include "format/bytes.h"
+
+namespace wc::shift {
+
+using fans::layout::BitReader;
+using fans::layout::Geometry;
+using fans::layout::geometry_for;
+using fans::layout::zigzag_dec;
+
+namespace {
+
+struct Field {
+  uint32_t W, s, fmask, lim;  // element bits, field shift and mask, |d| < lim
+};
+
+bool field_of(DType t, uint32_t g, Field* f) {
+  Geometry G;
+  if (!geometry_for(static_cast<uint32_t>(t), &G) || g > G.m || G.E + g > 15) return false;
+  f->W = G.W;
+  f->s = G.W - 1 - G.E - g;
+  f->fmask = (1u << (G.E + g)) - 1;
+  f->lim = 1u << (G.E + g);
+  return true;
+}
+
+// Walks the entry pattern of `c` over n elements: fn(e, len, d_ptr, step)
+// for each run of elements [e, e + len) that take entries d_ptr[0], d_ptr[1],
+// ... (step 1: one entry per element, L = 1) or d_ptr[0] throughout (step 0).
+template <class Fn>
+void walk(const Chunk& c, uint64_t n, Fn&& fn) {
+  uint64_t e = 0;
+  uint32_t i = uint32_t(c.o / c.L);
+  uint64_t r = c.o % c.L;
+  while (e < n) {
+    if (c.L == 1) {
+      const uint64_t len = std::min<uint64_t>(n - e, c.P - i);
+      fn(e, len, c.d + i, 1);
+      e += len;
+      i += uint32_t(len);
+    } else {
+      const uint64_t len = std::min<uint64_t>(n - e, c.L - r);
+      fn(e, len, c.d + i, 0);
+      e += len;
+      r = 0;
+      ++i;
+    }
+    if (i == c.P) i = 0;
+  }
+}
+
+// sign = +1 decodes (apply), -1 encodes (unapply); dst may equal src.
+template <class T>
+void move_fields(const Chunk& c, const Field& f, const uint8_t* src, uint8_t* dst, uint64_t n, int sign) {
+  walk(c, n, [&](uint64_t e, uint64_t len, const int16_t* d, int step) {
+    const uint8_t* s = src + e * sizeof(T);
+    uint8_t* o = dst + e * sizeof(T);
+    if (step) {
+      for (uint64_t k = 0; k < len; ++k) {
+        T v;
+        std::memcpy(&v, s + k * sizeof(T), sizeof(T));
+        v = T(apply_one(v, sign * int32_t(d[k]), f.s, f.fmask));
+        std::memcpy(o + k * sizeof(T), &v, sizeof(T));
+      }
+    } else {
+      const int32_t dd = sign * int32_t(d[0]);
+      for (uint64_t k = 0; k < len; ++k) {
+        T v;
+        std::memcpy(&v, s + k * sizeof(T), sizeof(T));
+        v = T(apply_one(v, dd, f.s, f.fmask));
+        std::memcpy(o + k * sizeof(T), &v, sizeof(T));
+      }
+    }
+  });
+}
+
+void move_any(DType t, const Chunk& c, const uint8_t* src, uint8_t* dst, uint64_t n, int sign) {
+  Field f;
+  if (!field_of(t, c.g, &f)) return;
+  if (f.W == 8) move_fields<uint8_t>(c, f, src, dst, n, sign);
+  else if (f.W == 16) move_fields<uint16_t>(c, f, src, dst, n, sign);
+  else move_fields<uint32_t>(c, f, src, dst, n, sign);
+}
+
+uint32_t eg_bits(uint32_t u, uint32_t k) {
+  const uint32_t z = 31 - uint32_t(__builtin_clz((u >> k) + 1));
+  return 2 * z + 1 + k;
+}
+
+uint32_t read_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;  // little-endian hosts only (format/bytes.h asserts it)
+}
+
+}  // namespace
+
+bool parse(DType t, const uint8_t* src, size_t src_n, uint64_t n, int16_t* d, Chunk* out, size_t* inner) noexcept {
+  if (src_n < kHeaderBytes || src[0] != kMode) return false;
+  Chunk c;
+  c.g = src[1] & 15u;
+  const uint32_t egk = src[1] >> 4;
+  Field f;
+  if (egk > kMaxEgk || !field_of(t, c.g, &f) || src[2] != 0 || src[3] != 0) return false;
+  c.L = read_u32(src + 4);
+  c.P = read_u32(src + 8);
+  c.o = read_u32(src + 12);
+  if (c.L == 0 || c.P == 0 || c.P > n || c.P > kMaxEntries || uint64_t(c.o) >= uint64_t(c.L) * c.P) return false;
+  BitReader br{src + kHeaderBytes, src_n - kHeaderBytes, 0, false};
+  for (uint32_t i = 0; i < c.P; ++i) {
+    const int32_t v = int32_t(zigzag_dec(br.eg(egk)));
+    if (br.bad || v <= -int32_t(f.lim) || v >= int32_t(f.lim)) return false;
+    d[i] = int16_t(v);
+  }
+  const uint64_t list_bytes = (br.pos + 7) / 8;
+  while (br.pos < list_bytes * 8)
+    if (br.bit()) return false;  // padding must be zero
+  const size_t at = kHeaderBytes + size_t(list_bytes);
+  if (at >= src_n || src[at] != fans::layout::kModeRans) return false;
+  c.d = d;
+  *out = c;
+  *inner = at;
+  return true;
+}
+
+void apply(DType t, const Chunk& c, uint8_t* data, uint64_t n) noexcept { move_any(t, c, data, data, n, +1); }
+
+void unapply(DType t, const Chunk& c, const uint8_t* src, uint8_t* out, uint64_t n) { move_any(t, c, src, out, n, -1); }
+
+void write_header(const Chunk& c, std::vector<uint8_t>& out) {
+  uint32_t best_k = 0;
+  uint64_t best = UINT64_MAX;
+  for (uint32_t k = 0; k <= kMaxEgk; ++k) {
+    uint64_t bits = 0;
+    for (uint32_t i = 0; i < c.P; ++i) bits += eg_bits(zigzag_enc(c.d[i]), k);
+    if (bits < best) best = bits, best_k = k;
+  }
+  const size_t at = out.size();
+  out.resize(at + kHeaderBytes, 0);
+  out[at] = kMode;
+  out[at + 1] = uint8_t(c.g | best_k << 4);
+  std::memcpy(&out[at + 4], &c.L, 4);
+  std::memcpy(&out[at + 8], &c.P, 4);
+  std::memcpy(&out[at + 12], &c.o, 4);
+  BitWriter bw(out);
+  for (uint32_t i = 0; i < c.P; ++i) bw.eg(zigzag_enc(c.d[i]), best_k);
+  bw.flush();
+}
+
+bool chunk_of(const Plan& p, uint64_t first, uint64_t n, std::vector<int16_t>& list, Chunk* out) {
+  if (p.d.empty() || p.cols == 0 || n == 0) return false;
+  Chunk c;
+  c.g = p.g;
+  const uint64_t o = first % p.cols;
+  if (!p.rows) {
+    if (n <= p.cols) {  // at most one row's worth: one entry per element
+      if (n > kMaxEntries) return false;
+      list.resize(size_t(n));
+      for (uint64_t e = 0; e < n; ++e) list[size_t(e)] = p.d[size_t((first + e) % p.cols)];
+      c.L = 1, c.P = uint32_t(n), c.o = 0;
+    } else {
+      if (p.cols > kMaxEntries) return false;
+      list.assign(p.d.begin(), p.d.end());
+      c.L = 1, c.P = uint32_t(p.cols), c.o = uint32_t(o);
+    }
+  } else {
+    const uint64_t r0 = first / p.cols, rows = (o + n + p.cols - 1) / p.cols;
+    if (rows > kMaxEntries || rows > n || p.cols > UINT32_MAX || r0 + rows > p.d.size()) return false;
+    list.assign(p.d.begin() + ptrdiff_t(r0), p.d.begin() + ptrdiff_t(r0 + rows));
+    c.L = uint32_t(p.cols), c.P = uint32_t(rows), c.o = uint32_t(o);
+  }
+  c.d = list.data();
+  *out = c;
+  return true;
+}
+
+Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
+  Plan p;
+  Geometry G;
+  if (!geometry_for(static_cast<uint32_t>(t), &G) || t == DType::U8 || t == DType::U16) return p;
+  p.g = std::min<uint32_t>(2, G.m);
+  Field f;
+  if (cols < 2 || n / cols < 2 || n % cols || !field_of(t, p.g, &f)) return p;
+  const uint64_t rows = n / cols, eb = G.W / 8;
+  auto at = [&](uint64_t r, uint64_t c) {
+    uint32_t v = 0;
+    std::memcpy(&v, data + (r * cols + c) * eb, size_t(eb));
+    return v;
+  };
+  // Mean field (the log-magnitude in 2^-g octaves) per column over up to 256
+  // rows spread over the tensor, per row over up to max(16, 2^20 / rows)
+  // columns; zeros (field 0) left out.
+  std::vector<double> csum(static_cast<size_t>(cols)), rsum(static_cast<size_t>(rows));
+  std::vector<uint32_t> ccnt(static_cast<size_t>(cols)), rcnt(static_cast<size_t>(rows));
+  const uint64_t rstep = std::max<uint64_t>(1, rows / 256);
+  for (uint64_t r = 0; r < rows; r += rstep)
+    for (uint64_t c = 0; c < cols; ++c) {
+      const uint32_t F = (at(r, c) >> f.s) & f.fmask;
+      if (F) csum[size_t(c)] += F, ++ccnt[size_t(c)];
+    }
+  const uint64_t per_row = std::min<uint64_t>(cols, std::max<uint64_t>(16, (uint64_t(1) << 20) / rows));
+  const uint64_t cstep = std::max<uint64_t>(1, cols / per_row);
+  double gsum = 0, gcnt = 0;
+  for (uint64_t r = 0; r < rows; ++r)
+    for (uint64_t c = 0; c < cols; c += cstep) {
+      const uint32_t F = (at(r, c) >> f.s) & f.fmask;
+      if (F) rsum[size_t(r)] += F, ++rcnt[size_t(r)], gsum += F, ++gcnt;
+    }
+  if (gcnt == 0) return p;
+  const double gm = gsum / gcnt;
+  auto offsets = [&](const std::vector<double>& sum, const std::vector<uint32_t>& cnt) {
+    std::vector<int16_t> d(sum.size());
+    const double lim = double(f.fmask);
+    for (size_t i = 0; i < d.size(); ++i)
+      d[i] = cnt[i] ? int16_t(std::clamp(std::nearbyint(sum[i] / cnt[i] - gm), -lim, lim)) : 0;
+    return d;
+  };
+  std::vector<int16_t> dc = offsets(csum, ccnt), dr = offsets(rsum, rcnt);
+  // Price each on up to 2^16 elements of rows spread over the tensor: the
+  // order-0 entropy of (field, sign) with and without the shift.
+  const uint64_t srows = std::min<uint64_t>(rows, std::max<uint64_t>(1, (uint64_t(1) << 16) / cols));
+  const uint64_t sstep = rows / srows;
+  const uint32_t nsym = (f.fmask + 1) * 2;
+  std::vector<uint32_t> h0(nsym), hc(nsym), hr(nsym);
+  uint64_t m = 0;
+  for (uint64_t k = 0; k < srows; ++k) {
+    const uint64_t r = k * sstep;
+    for (uint64_t c = 0; c < cols; ++c, ++m) {
+      const uint32_t v = at(r, c), sg = v >> (f.W - 1);
+      auto sym = [&](int32_t d) { return ((((v >> f.s) - uint32_t(d)) & f.fmask) << 1) | sg; };
+      ++h0[sym(0)], ++hc[sym(dc[size_t(c)])], ++hr[sym(dr[size_t(r)])];
+    }
+  }
+  auto bits = [&](const std::vector<uint32_t>& h) {
+    double b = 0;
+    for (uint32_t x : h)
+      if (x) b -= double(x) * std::log2(double(x) / double(m));
+    return b / double(m);  // per element
+  };
+  auto list_bits = [&](const std::vector<int16_t>& d) {
+    Chunk c;
+    c.P = uint32_t(std::min<size_t>(d.size(), kMaxEntries));
+    c.d = d.data();
+    std::vector<uint8_t> tmp;
+    write_header(c, tmp);
+    return double(tmp.size()) * 8;
+  };
+  const double b0 = bits(h0);
+  // A column list goes into every chunk; a row list is split among them.
+  const double chunks = std::max(1.0, double(n) * double(eb) / double(256u << 10));
+  const double gain_c = (b0 - bits(hc)) * double(n) - chunks * list_bits(dc);
+  const double gain_r = (b0 - bits(hr)) * double(n) - list_bits(dr) - chunks * kHeaderBytes * 8;
+  const double need = 0.01 * double(n);  // at least 0.01 bits per weight
+  if (gain_c >= gain_r && gain_c > need && cols <= kMaxEntries) {
+    p.d = std::move(dc);
+  } else if (gain_r > need) {
+    p.rows = true;
+    p.d = std::move(dr);
+  }
+  p.cols = cols;
+  return p;
+}
+
+}  // namespace wc::shift
