@@ -20,9 +20,11 @@ inline constexpr uint32_t kMaxEgk = 3;
 
 // The per-element arithmetic, shared by every decoder (host and device):
 // field F = (v >> s) & fmask, F += d modulo fmask + 1, the rest of v kept.
-WC_HD uint32_t apply_one(uint32_t v, int32_t d, uint32_t s, uint32_t fmask) {
-  return (v & ~(fmask << s)) | ((((v >> s) + uint32_t(d)) & fmask) << s);
-}
+// The same as adding d << s to v and keeping only the field's bits of the
+// sum (no carry reaches the field from below; one leaving it is dropped),
+// which a vector unit does in the element's own width: ds = d << s (mod
+// 2^W), fm = fmask << s.
+WC_HD uint32_t apply_one(uint32_t v, uint32_t ds, uint32_t fm) { return (v & ~fm) | ((v + ds) & fm); }
 
 // One chunk's shift: element e takes d[((o + e) / L) % P].
 struct Chunk {
