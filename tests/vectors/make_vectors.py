@@ -10,6 +10,9 @@ Good vectors: NAME.wcz decodes to NAME.expected (or NAME.FILE.expected for
 each file). Bad vectors: bad/NAME.CODE.wcz must be rejected with error CODE;
 most are checksum-valid everywhere and break one rule only (see hostile() and
 lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors().
+Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
+per-channel shift): shift_vectors(), with a float-ans encoder and decoder written
+from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
 
     .venv/bin/python tests/vectors/make_vectors.py tests/vectors   # any Python 3 with xxhash and numpy
 """
@@ -152,11 +155,13 @@ def main(d):
                       major=1) == vectors["single_zstd"]  # the 2.0 writer below writes 1.x as the one above
     lossy_vectors(d, ts)
     mixed_vectors(d)
+    shift_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
-# raw, mode 1 rANS) or mode 2 and one zstd frame. This writer has no rANS encoder: mode 1 chunks are the
-# float-ans vectors of tests/vectors/float_ans (pinned by the float-ans suite against FLOAT_ANS.md §9).
+# raw, mode 1 rANS) or mode 2 and one zstd frame. The mode 1 chunks here are the float-ans vectors of
+# tests/vectors/float_ans (pinned by the float-ans suite against FLOAT_ANS.md §9); mode 3 (the per-channel
+# shift) and the float-ans encoder it needs are in shift_vectors below.
 
 MIXED, FANS, MODE_RAW, MODE_ZSTD = 4, 2, b"\x00", b"\x02"
 
@@ -193,7 +198,9 @@ def mixed_vectors(d):
         ts[1].params = b"\x00"
         return ts
     bad = {
-        # mode 2's zstd payload is exactly one frame (codec 1's rule), and modes other than 0, 1, 2 are invalid
+        # mode 2's zstd payload is exactly one frame (codec 1's rule). mixed_mode3 predates mode 3 (§2.1): its
+        # mode byte 3 before a zstd frame reads as g = 8 > m and reserved = 0xFD2F, so it stays invalid (see
+        # shift_vectors for mode 3 and shift_mode4 for a mode byte above 3)
         "mixed_zstd_two_frames.codec": one(mixed_tensors(zstd_frame=lambda c: zraw(c) + zraw(b""))),
         "mixed_zstd_skippable.codec": one(mixed_tensors(zstd_frame=lambda c: zraw(c) + skippable(b"#!/bin/sh\n"))),
         "mixed_mode3.codec": one(mixed_tensors(mode2=b"\x03")),
@@ -780,6 +787,669 @@ def lossy_bad(ts):
         # §10: a major version this reader does not know (a 2.0 file otherwise).
         "major3.unsupported_version": one(base(), major=3),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Codec 4 mode 3, the per-channel shift (FLOAT_ANS.md §2.1), and the float-ans payload it wraps (§3-§7).
+# Mode 3 needs a mode-1 payload of the shifted values, which no stored vector has, so this writer has its
+# own float-ans encoder, written from FLOAT_ANS.md §3-§8 (not from codec/), and a decoder of every mode
+# that checks each rule of §2-§7. The decoder is checked against the spec's §9 bytes and the float-ans
+# vectors of tests/vectors/float_ans; every chunk written below is decoded by it (so each good vector is
+# right by construction) and each bad one must fail it on the rule it breaks.
+
+GEOM = {"F8_E5M2": (8, 5, 2), "F8_E4M3": (8, 4, 3), "F16": (16, 5, 10), "BF16": (16, 8, 7), "F32": (32, 8, 23)}  # W, E, m (§1)
+TRIM, MODE_SHIFT = 3, b"\x03"
+RANS_L = 1 << 16
+QW = (32768, 35734, 38968, 42495, 46341, 50535, 55109, 60097)  # §5
+
+
+class Invalid(ValueError):
+    """A payload a decoder must reject; the message names the rule."""
+
+
+class Bits:
+    """A bit-stream written LSB-first (§5: bit j is bit j mod 8 of byte j / 8)."""
+
+    def __init__(self):
+        self.acc, self.n = 0, 0
+
+    def put(self, v, nbits):
+        assert 0 <= v < 1 << nbits
+        self.acc |= v << self.n
+        self.n += nbits
+
+    def eg(self, u, k, z=None):
+        """Exp-Golomb of order k (§5 item 2): z zero bits, a 1 bit, z + k bits t; u = 2^(z+k) - 2^k + t."""
+        if z is None:
+            z = (u + (1 << k)).bit_length() - 1 - k
+        t = u + (1 << k) - (1 << (z + k))
+        assert 0 <= t < 1 << (z + k)
+        self.put(0, z)
+        self.put(1, 1)
+        self.put(t, z + k)
+
+    def bytes(self, pad=0):
+        """Padded with zero bits (or the bits `pad`) to a byte boundary."""
+        nb = (self.n + 7) // 8
+        assert pad < 1 << (8 * nb - self.n)
+        return (self.acc | pad << self.n).to_bytes(nb, "little")
+
+
+class BitReader:
+    def __init__(self, data, pos):
+        self.v, self.nbits, self.j = int.from_bytes(data[pos:], "little"), 8 * (len(data) - pos), 0
+
+    def get(self, nbits):
+        if self.j + nbits > self.nbits:
+            raise Invalid("bit-stream past the end of the payload")
+        x = (self.v >> self.j) & ((1 << nbits) - 1)
+        self.j += nbits
+        return x
+
+    def eg(self, k):
+        z = 0
+        while self.get(1) == 0:
+            z += 1
+            if z > 24:
+                raise Invalid("Exp-Golomb code with z > 24")
+        return (1 << (z + k)) - (1 << k) + self.get(z + k)
+
+    def end(self):
+        """Skips the padding to the next byte boundary (it must be zero); returns the bytes read."""
+        if self.get(-self.j % 8):
+            raise Invalid("non-zero padding bits")
+        return self.j // 8
+
+
+def q_weight(q, qshift):
+    t = q - 1
+    return QW[(t & ((1 << qshift) - 1)) << (3 - qshift)] << min(t >> qshift, 31)
+
+
+def normalize(q, qshift, M):
+    """§5: the frequencies f of the quantised log-frequencies q (the loop as written: tables here are small)."""
+    present = [i for i, x in enumerate(q) if x]
+    if not 1 <= len(present) <= M:
+        raise Invalid("present symbol count not in [1, M]")
+    w = [q_weight(x, qshift) if x else 0 for x in q]
+    T = sum(w)
+    f = [max(1, (wi * M + T // 2) // T) if q[i] else 0 for i, wi in enumerate(w)]
+    if sum(f) < M:
+        f[f.index(max(f))] += M - sum(f)  # index(): the lowest i with the largest f
+    else:
+        while sum(f) - M > 0:
+            b = f.index(max(f))
+            f[b] -= min(f[b] // 2, sum(f) - M)
+    assert sum(f) == M
+    return f
+
+
+def split(W, E, m, k, joint, z):
+    """§4: (r, rr, S, w), or Invalid."""
+    if k > m:
+        raise Invalid("k > m")
+    r = m - k
+    if z > r:
+        raise Invalid("z > r")
+    S = E + k + joint
+    if S > 14:
+        raise Invalid("S > 14")
+    if W == 32 and r < 16:
+        raise Invalid("r < 16 for a 32-bit type")
+    return r, r - z, S, r - z + 1 - joint
+
+
+def lanes(n, sub_bits):
+    """§6: nsub, the symbols of each lane, the lanes of each group."""
+    nsub = -(-n // (1 << sub_bits))
+    held = [n // nsub + (1 if j < n % nsub else 0) for j in range(nsub)]
+    return nsub, held, [range(g, min(g + 32, nsub)) for g in range(0, nsub, 32)]
+
+
+def fans_encode(vals, dtype, k, joint, qshift=2, sub_bits=12, prob_bits=12, egk=0, z=None):
+    """A mode-1 payload (§3) of the W-bit values vals. z (codec 3's trim): by default the trailing zero
+    bits of the OR of the mantissas, at most r (§4)."""
+    W, E, m = GEOM[dtype]
+    n = len(vals)
+    assert n >= 1 and 0 <= qshift <= 3 and 6 <= sub_bits <= 15 and 10 <= prob_bits <= 14 and 0 <= egk <= 3
+    if z is None:
+        ored = 0
+        for v in vals:
+            ored |= v & ((1 << m) - 1)
+        z = min(m - k, (ored & -ored).bit_length() - 1 if ored else m)
+    r, rr, S, w = split(W, E, m, k, joint, z)
+    sign = lambda v: v >> (W - 1)
+    mag = lambda v: (v >> r) & ((1 << (E + k)) - 1)
+    sym = [(mag(v) << 1 | sign(v)) if joint else mag(v) for v in vals]
+    raw = [((v >> z) & ((1 << rr) - 1)) | (0 if joint else sign(v) << rr) for v in vals]
+    hist = {}
+    for s in sym:
+        hist[s] = hist.get(s, 0) + 1
+    lo, hi = min(hist), max(hist)
+    # quantised log2 counts in steps of 2^-qshift: count c -> q = 1 + round(log2(c) * 2^qshift)
+    q = [min(255, 1 + round(math.log2(hist[s]) * (1 << qshift))) if s in hist else 0 for s in range(lo, hi + 1)]
+    M = 1 << prob_bits
+    f = normalize(q, qshift, M)
+    c = [0] * len(f)
+    for i in range(1, len(f)):
+        c[i] = c[i - 1] + f[i - 1]
+    tb = Bits()
+    tb.put(lo, S)
+    tb.put(hi - lo, S)
+    prev = 0
+    for x in q:
+        tb.eg(zigzag(x - prev), egk)
+        prev = x
+    nsub, held, groups = lanes(n, sub_bits)
+    states, streams = [0] * nsub, []
+    for grp in groups:
+        x = {j: RANS_L for j in grp}
+        stack = []
+        for t in reversed(range(held[grp[0]])):  # §8: steps from the last, lanes from the highest
+            for j in reversed(grp):
+                if held[j] > t:
+                    i = sym[t * nsub + j] - lo
+                    if x[j] >= (1 << (32 - prob_bits)) * f[i]:
+                        stack.append(x[j] & 0xFFFF)
+                        x[j] >>= 16
+                    x[j] = ((x[j] // f[i]) << prob_bits) + x[j] % f[i] + c[i]
+        for j in grp:
+            states[j] = x[j]
+        streams.append(stack[::-1])  # the decoder pops the last word pushed first
+    plane = Bits()
+    for a in raw:
+        plane.put(a, w)
+    head = bytes([1, k | joint << 4 | qshift << 5, (sub_bits - 6) | (prob_bits - 10) << 4, egk | z << 2])
+    return (head + tb.bytes() + struct.pack("<%dI" % nsub, *states)
+            + struct.pack("<%dI" % (len(streams) - 1), *[len(s) for s in streams[:-1]])
+            + b"".join(struct.pack("<%dH" % len(s), *s) for s in streams) + plane.bytes())
+
+
+def fans_decode(p, dtype, n, trim):
+    """The n values of mode-1 payload p (§3-§7); trim: codec 3 or 4 (z may be non-zero)."""
+    W, E, m = GEOM[dtype]
+    if n < 1:
+        raise Invalid("mode 1 with n = 0")
+    if len(p) < 4 or p[0] != 1:
+        raise Invalid("not a mode-1 payload")
+    b1, b2, b3 = p[1], p[2], p[3]
+    k, joint, qshift = b1 & 15, b1 >> 4 & 1, b1 >> 5 & 3
+    sub_bits, prob_bits, egk, z = (b2 & 15) + 6, (b2 >> 4) + 10, b3 & 3, b3 >> 2 & 31
+    if b1 & 0x80 or b3 & 0x80:
+        raise Invalid("reserved header bit")
+    if not (sub_bits <= 15 and prob_bits <= 14):
+        raise Invalid("sub_bits or prob_bits out of range")
+    if z and not trim:
+        raise Invalid("z != 0 under codec 2")
+    r, rr, S, w = split(W, E, m, k, joint, z)
+    br = BitReader(p, 4)
+    lo, count = br.get(S), br.get(S) + 1
+    if lo + count > 1 << S:
+        raise Invalid("table past 2^S")
+    q, prev = [], 0
+    for _ in range(count):
+        prev += unzigzag(br.eg(egk))
+        if not 0 <= prev <= 255:
+            raise Invalid("q out of [0, 255]")
+        q.append(prev)
+    pos = 4 + br.end()
+    M = 1 << prob_bits
+    f = normalize(q, qshift, M)
+    slot = []
+    for i, fi in enumerate(f):
+        slot += [i] * fi
+    c = [sum(f[:i]) for i in range(len(f))]
+    nsub, held, groups = lanes(n, sub_bits)
+    plane_len = (n * w + 7) // 8
+    fixed = pos + 4 * nsub + 4 * (len(groups) - 1)
+    if len(p) < fixed + plane_len or (len(p) - fixed - plane_len) % 2:
+        raise Invalid("payload length")
+    states = struct.unpack_from("<%dI" % nsub, p, pos)
+    counts = list(struct.unpack_from("<%dI" % (len(groups) - 1), p, pos + 4 * nsub))
+    words = struct.unpack_from("<%dH" % ((len(p) - fixed - plane_len) // 2), p, fixed)
+    gsyms = [sum(held[j] for j in grp) for grp in groups]
+    if any(a > b for a, b in zip(counts, gsyms)) or sum(counts) > len(words):
+        raise Invalid("group word counts")
+    counts.append(len(words) - sum(counts))
+    if counts[-1] > gsyms[-1]:
+        raise Invalid("last group's word count")
+    sym, wp = [0] * n, 0
+    for grp, cnt in zip(groups, counts):
+        x = {j: states[j] for j in grp}
+        if min(x.values()) < RANS_L:
+            raise Invalid("initial state < L")
+        end = wp + cnt
+        for t in range(held[grp[0]]):
+            for j in grp:
+                if held[j] > t:
+                    s = x[j] & (M - 1)
+                    i = slot[s]
+                    sym[t * nsub + j] = lo + i
+                    x[j] = f[i] * (x[j] >> prob_bits) + s - c[i]
+                    if x[j] < RANS_L:
+                        if wp == end:
+                            raise Invalid("group reads past its words")
+                        x[j] = x[j] << 16 | words[wp]
+                        wp += 1
+        if wp != end or any(v != RANS_L for v in x.values()):
+            raise Invalid("group does not end at x = L with every word consumed")
+    pl = int.from_bytes(p[fixed + len(words) * 2:], "little")
+    out = []
+    for e, s in enumerate(sym):
+        a = (pl >> (e * w)) & ((1 << w) - 1)
+        v = ((s >> 1) << r | (s & 1) << (W - 1)) if joint else s << r
+        out.append(v | (a & ((1 << rr) - 1)) << z | ((a >> rr) & 1) << (W - 1))
+    return out
+
+
+def field(dtype, g):
+    """§2.1: (s, mask) of the shifted field F(v) = (v >> s) & mask: the exponent and the top g mantissa bits."""
+    W, E, m = GEOM[dtype]
+    return W - 1 - E - g, (1 << (E + g)) - 1
+
+
+def entry(o, L, P, e):
+    return ((o + e) // L) % P
+
+
+def unshift(vals, dtype, g, L, P, o, d):
+    """The encoder's side of §2.1: F(v') = (F(v) - d_i(e)) mod 2^(E+g), every other bit unchanged."""
+    s, mask = field(dtype, g)
+    return [v & ~(mask << s) | ((((v >> s) & mask) - d[entry(o, L, P, e)]) & mask) << s for e, v in enumerate(vals)]
+
+
+def zstd_content(frame):
+    """The content of a zstd frame this writer made (zraw: raw blocks), or Invalid for anything else."""
+    if len(frame) < 13 or struct.unpack_from("<IB", frame) != (0xFD2FB528, 0xE0):
+        raise Invalid("not a frame of this writer")
+    size, pos, out = struct.unpack_from("<Q", frame, 5)[0], 13, b""
+    while True:
+        if pos + 3 > len(frame):
+            raise Invalid("zstd frame truncated")
+        hdr = int.from_bytes(frame[pos:pos + 3], "little")
+        if hdr >> 1 & 3:
+            raise Invalid("not a raw block")
+        out += frame[pos + 3:pos + 3 + (hdr >> 3)]
+        pos += 3 + (hdr >> 3)
+        if hdr & 1:
+            break
+    if pos != len(frame) or len(out) != size:
+        raise Invalid("zstd frame: trailing bytes or wrong size")
+    return out
+
+
+def to_vals(raw, dtype):
+    W = GEOM[dtype][0]
+    return np.frombuffer(raw, dtype="<u%d" % (W // 8)).tolist()
+
+
+def to_raw(vals, dtype):
+    W = GEOM[dtype][0]
+    return np.array(vals, dtype="<u%d" % (W // 8)).tobytes()
+
+
+def chunk_decode(p, dtype, dst_n, codec):
+    """A float-ans chunk payload of codec 2, 3 or 4 (§2) -> its dst_n raw bytes, or Invalid."""
+    W, E, m = GEOM[dtype]
+    if dst_n % (W // 8):
+        raise Invalid("dst_n not a multiple of the element size")
+    n = dst_n // (W // 8)
+    if not p:
+        raise Invalid("empty payload")
+    if p[0] == 0:
+        if len(p) != 1 + dst_n:
+            raise Invalid("mode 0 length")
+        return p[1:]
+    if p[0] == 1:
+        return to_raw(fans_decode(p, dtype, n, codec in (TRIM, MIXED)), dtype)
+    if p[0] == 2 and codec == MIXED:
+        out = zstd_content(p[1:])
+        if len(out) != dst_n:
+            raise Invalid("mode 2 content size")
+        return out
+    if p[0] != 3 or codec != MIXED:
+        raise Invalid("mode byte %d under codec %d" % (p[0], codec))
+    if len(p) < 16:
+        raise Invalid("mode 3 header truncated")
+    g, egk_d = p[1] & 15, p[1] >> 4
+    reserved, L, P, o = struct.unpack_from("<HIII", p, 2)
+    if egk_d > 3:
+        raise Invalid("egk_d > 3")
+    if reserved:
+        raise Invalid("reserved u16 != 0")
+    if L < 1:
+        raise Invalid("L = 0")
+    if P < 1:
+        raise Invalid("P = 0")
+    if o >= L * P:
+        raise Invalid("o >= L * P")
+    if g > m:
+        raise Invalid("g > m")
+    if E + g > 15:
+        raise Invalid("E + g > 15")
+    if P > n:
+        raise Invalid("P > n")
+    br = BitReader(p, 16)
+    d = [unzigzag(br.eg(egk_d)) for _ in range(P)]
+    if any(abs(x) >= 1 << (E + g) for x in d):
+        raise Invalid("|d| >= 2^(E+g)")
+    inner = p[16 + br.end():]
+    if not inner or inner[0] != 1:
+        raise Invalid("inner mode byte %s" % (inner[0] if inner else "missing"))
+    s, mask = field(dtype, g)
+    v = fans_decode(inner, dtype, n, True)
+    return to_raw([x & ~(mask << s) | ((((x >> s) & mask) + d[entry(o, L, P, e)]) & mask) << s
+                   for e, x in enumerate(v)], dtype)
+
+
+def check_fans_codec():
+    """The decoder and encoder above against FLOAT_ANS.md §9's 48 bytes and the float-ans vectors."""
+    spec = bytes.fromhex("01100600" "00FE59" + "FF" * 31 + "CF04" "00264000" "00000000")
+    assert len(spec) == 48
+    vals = [0x3F80, 0xBF80, 0x0000, 0x3F80]
+    assert fans_encode(vals, "BF16", 0, 1, qshift=0, sub_bits=12, prob_bits=10, egk=0, z=0) == spec
+    assert chunk_decode(spec, "BF16", 8, FANS) == to_raw(vals, "BF16")
+    for name in ("bf16_3groups.BF16", "f16_2groups_joint.F16", "f32_partial_group.F32", "e4m3_2groups.F8_E4M3"):
+        fans, raw = fans_vector(name)
+        assert chunk_decode(fans, name.split(".")[1], len(raw), FANS) == raw, name
+
+
+class Rng:
+    """splitmix64: the same numbers on every platform and numpy version."""
+
+    def __init__(self, seed):
+        self.x = seed
+
+    def __call__(self, bits=64):
+        self.x = (self.x + 0x9E3779B97F4A7C15) & (2 ** 64 - 1)
+        z = self.x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2 ** 64 - 1)
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2 ** 64 - 1)
+        return (z ^ (z >> 31)) >> (64 - bits)
+
+
+def weight(rng, dtype, scale, zero_low=0):
+    """A weight-like value: random sign, exponent scale - X below the format's middle (X geometric: a
+    Gaussian's magnitudes, roughly), random mantissa with its zero_low lowest bits zero; 1 in 64 is zero."""
+    W, E, m = GEOM[dtype]
+    if rng(6) == 0:
+        return rng(1) << (W - 1)  # +0 or -0 (pruned weights)
+    x = rng(32)
+    drop = min((x & -x).bit_length() - 1 if x else 31, 6)
+    e = max(1, min((1 << E) - 2, (1 << (E - 1)) - 2 + scale - drop))
+    return rng(1) << (W - 1) | e << m | (rng(m) >> zero_low << zero_low if m else 0)
+
+
+def shift_list(vals, dtype, g, L, P, o):
+    """d: each entry's median field value minus the median of those (so both signs occur)."""
+    s, mask = field(dtype, g)
+    per = [[] for _ in range(P)]
+    for e, v in enumerate(vals):
+        if v & ~(1 << (GEOM[dtype][0] - 1)):  # zeros do not set the channel's scale
+            per[entry(o, L, P, e)].append((v >> s) & mask)
+    med = [sorted(x)[len(x) // 2] if x else None for x in per]
+    known = sorted(x for x in med if x is not None)
+    ref = known[len(known) // 2]
+    return [x - ref if x is not None else 0 for x in med]
+
+
+def column_shift(first, n, cols):
+    return 1, cols, first % cols
+
+
+def row_shift(first, n, cols):
+    return cols, (first + n - 1) // cols - first // cols + 1, first % cols
+
+
+def shift_parts(vals, dtype, g, egk_d, L, P, o, d=None, **inner):
+    """The pieces of a mode-3 payload: header (16 bytes), list bit-stream (Bits, unpadded), shifted values,
+    inner mode-1 payload. inner: fans_encode's parameters (k and joint at least)."""
+    d = shift_list(vals, dtype, g, L, P, o) if d is None else d
+    assert len(d) == P
+    head = MODE_SHIFT + struct.pack("<BHIII", g | egk_d << 4, 0, L, P, o)
+    lst = Bits()
+    for x in d:
+        lst.eg(zigzag(x), egk_d)
+    vp = unshift(vals, dtype, g, L, P, o, d)
+    return dict(head=head, lst=lst, d=d, vp=vp, inner=fans_encode(vp, dtype, **inner))
+
+
+def shift_payload(vals, dtype, g, egk_d, L, P, o, d=None, **inner):
+    pt = shift_parts(vals, dtype, g, egk_d, L, P, o, d, **inner)
+    return pt["head"] + pt["lst"].bytes() + pt["inner"]
+
+
+def wraps(vals, dtype, g, L, P, o, d):
+    """How many elements' shifted field wrapped below 0 and past 2^(E+g) - 1."""
+    s, mask = field(dtype, g)
+    t = [((v >> s) & mask) - d[entry(o, L, P, e)] for e, v in enumerate(vals)]
+    return sum(x < 0 for x in t), sum(x > mask for x in t)
+
+
+class Plan:
+    """One chunk of a shift-vector tensor: mode 0, 1, 2, or 3 with a shift ("column" or "row")."""
+
+    def __init__(self, mode, shift=None, g=0, egk_d=0, **inner):
+        self.mode, self.shift, self.g, self.egk_d, self.inner = mode, shift, g, egk_d, inner
+
+
+def shift_tensor(name, dtype, shape, vals, chunk_elems, plans, codec=MIXED):
+    """An Exact tensor of codec `codec` whose chunks follow plans; each chunk is decoded back and compared.
+    Returns (tensor, [per chunk: dict(first, n, L, P, o, d, inner)])."""
+    W = GEOM[dtype][0]
+    cols = math.prod(shape[1:])
+    raw = to_raw(vals, dtype)
+    assert len(vals) == math.prod(shape) and len(plans) == -(-len(vals) // chunk_elems)
+    stored, info = [], []
+    for j, pl in enumerate(plans):
+        first = j * chunk_elems
+        cv = vals[first:first + chunk_elems]
+        craw = to_raw(cv, dtype)
+        rec = dict(first=first, n=len(cv), mode=pl.mode)
+        if pl.mode == 0:
+            p = MODE_RAW + craw
+        elif pl.mode == 1:
+            p = fans_encode(cv, dtype, **pl.inner)
+        elif pl.mode == 2:
+            p = MODE_ZSTD + zraw(craw)
+        else:
+            L, P, o = (column_shift if pl.shift == "column" else row_shift)(first, len(cv), cols)
+            pt = shift_parts(cv, dtype, pl.g, pl.egk_d, L, P, o, **pl.inner)
+            p = pt["head"] + pt["lst"].bytes() + pt["inner"]
+            rec.update(L=L, P=P, o=o, d=pt["d"], g=pl.g, inner=pt["inner"], wraps=wraps(cv, dtype, pl.g, L, P, o, pt["d"]))
+        assert chunk_decode(p, dtype, len(craw), codec) == craw, (name, j)
+        stored.append(p)
+        info.append(rec)
+    return Exact(name, dtype, shape, raw, codec=codec, chunk_size=chunk_elems * W // 8, stored=stored), info
+
+
+def shift_good():
+    """float_ans_shift: BF16, F16, F32 and F8_E4M3 tensors of codec 4 whose chunks mix mode 3 (column and
+    row shifts, several g and egk_d) with modes 0, 1 and 2."""
+    rng = Rng(0x5EED3)
+    # BF16 [500, 48], chunks of 4096 elements (none but the first starts a row). Column scales, except
+    # rows 256-340 (4 rows repeated: padding-like, mode 2) and rows 341-425 (row scales: the row shift).
+    rows, cols = 500, 48
+    col_exp = [((c * 7) % 11) - 5 for c in range(cols)]
+    row_exp = [((r * 5) % 13) - 6 for r in range(rows)]
+    v = []
+    for r in range(rows):
+        for c in range(cols):
+            if 260 <= r < 341:
+                v.append(v[(256 + r % 4) * cols + c])
+            else:
+                v.append(weight(rng, "BF16", row_exp[r] if 341 <= r < 426 else col_exp[c]))
+    # chunk 0: zeros in the columns shifted up (d > 0: 0 - d wraps below 0), the largest finite value in
+    # columns shifted down (d < 0: F - d wraps past 2^(E+g) - 1)
+    for r in range(0, 85, 6):
+        v[r * cols + col_exp.index(5)] = 0x0000 if r % 12 else 0x8000
+        v[r * cols + col_exp.index(-5)] = 0x7F7F if r % 12 else 0xFF7F
+    bf16, bi = shift_tensor("shift.bf16", "BF16", [rows, cols], v, 4096, [
+        Plan(3, "column", g=2, egk_d=0, k=2, joint=0, qshift=2, sub_bits=6, prob_bits=12, egk=1),  # o = 0, 2 groups
+        Plan(3, "column", g=0, egk_d=2, k=3, joint=1, qshift=3, sub_bits=7, prob_bits=13, egk=0),  # o = 16
+        Plan(1, k=2, joint=0, qshift=1, sub_bits=6, prob_bits=12, egk=2),  # o = 32
+        Plan(2),  # rows 256-341: repeated rows
+        Plan(3, "row", g=7, egk_d=2, k=1, joint=1, qshift=2, sub_bits=8, prob_bits=11, egk=3),  # o = 16, P = 86
+        Plan(3, "column", g=7, egk_d=2, k=0, joint=0, qshift=0, sub_bits=6, prob_bits=14, egk=1),  # 3520: 55 lanes
+    ])
+    c0, c4 = bi[0], bi[4]
+    assert c0["wraps"][0] > 0 and c0["wraps"][1] > 0  # both ways round
+    assert all(min(x["d"]) < 0 < max(x["d"]) for x in bi if x["mode"] == 3)
+    assert [x.get("o") for x in bi] == [0, 16, None, None, 16, 32] and (c4["L"], c4["P"]) == (48, 86)
+    assert [x["g"] for x in bi if x["mode"] == 3] == [2, 0, 7, 7]
+    # F16 [64, 40], chunks of 512: values with 3 low mantissa bits zero, so the inner payloads trim (z = 3).
+    rows, cols = 64, 40
+    v = [weight(rng, "F16", ((c * 3) % 9) - 4 if r < 24 or r >= 40 else ((r * 7) % 9) - 4, zero_low=3)
+         for r in range(rows) for c in range(cols)]
+    f16, fi = shift_tensor("shift.f16", "F16", [rows, cols], v, 512, [
+        Plan(3, "column", g=2, egk_d=1, k=3, joint=0, qshift=2, sub_bits=6, prob_bits=12, egk=0),  # o = 0
+        Plan(1, k=2, joint=1, qshift=2, sub_bits=6, prob_bits=11, egk=1),  # o = 32, z = 3
+        Plan(3, "row", g=10, egk_d=3, k=4, joint=0, qshift=1, sub_bits=6, prob_bits=12, egk=2),  # o = 24, rows 25-38
+        Plan(2),
+        Plan(3, "column", g=5, egk_d=0, k=1, joint=0, qshift=3, sub_bits=6, prob_bits=10, egk=0),  # o = 8
+    ])
+    assert all(x["inner"][3] >> 2 == 3 for x in fi if x["mode"] == 3)  # inner z = 3
+    # F32 [80, 40], chunks of 1024: column shift, row shift (E + g = 15), mode 1, mode 0 (128 elements).
+    rows, cols = 80, 40
+    v = [weight(rng, "F32", ((c * 5) % 7) - 3 if not 25 <= r < 52 else ((r * 3) % 8) - 4) for r in range(rows) for c in range(cols)]
+    f32, _ = shift_tensor("shift.f32", "F32", [rows, cols], v, 1024, [
+        Plan(3, "column", g=4, egk_d=2, k=2, joint=0, qshift=2, sub_bits=6, prob_bits=12, egk=1),  # o = 0
+        Plan(3, "row", g=7, egk_d=0, k=3, joint=1, qshift=2, sub_bits=6, prob_bits=12, egk=0),  # o = 24, rows 25-51
+        Plan(1, k=3, joint=1, qshift=2, sub_bits=6, prob_bits=12, egk=1),  # o = 8
+        Plan(0),
+    ])
+    # F8_E4M3 [60, 50], chunks of 1024: E = 4, m = 3, g = 3 (the whole magnitude).
+    rows, cols = 60, 50
+    v = [weight(rng, "F8_E4M3", ((c * 3) % 7) - 3 if not 20 <= r < 41 else ((r * 5) % 7) - 3) for r in range(rows) for c in range(cols)]
+    e4, _ = shift_tensor("shift.e4m3", "F8_E4M3", [rows, cols], v, 1024, [
+        Plan(3, "column", g=3, egk_d=0, k=3, joint=1, qshift=2, sub_bits=6, prob_bits=11, egk=0),  # o = 0
+        Plan(3, "row", g=3, egk_d=2, k=3, joint=0, qshift=1, sub_bits=6, prob_bits=10, egk=1),  # o = 24, P = 21
+        Plan(3, "column", g=3, egk_d=1, k=1, joint=0, qshift=3, sub_bits=6, prob_bits=12, egk=2),  # o = 48
+    ])
+    return [bf16, f16, f32, e4]
+
+
+def shift_vectors(d):
+    check_fans_codec()
+    try:  # the older bad vector mixed_mode3 is still invalid now that mode 3 exists
+        chunk_decode(mixed_tensors(mode2=MODE_SHIFT)[0].stored[0], "BF16", 10048, MIXED)
+        raise AssertionError("mixed_mode3 decodes")
+    except Invalid as e:
+        assert "reserved" in str(e)
+    ts = shift_good()
+    fb, plen = st_file(ts)
+    open(os.path.join(d, "float_ans_shift.wcz"), "wb").write(container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=3))
+    open(os.path.join(d, "float_ans_shift.expected"), "wb").write(fb)
+    for name, b in shift_bad().items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
+
+
+def shift_bad():
+    """Codec-4 files with a mode-3 chunk that breaks one rule of FLOAT_ANS.md §2.1 (or as few as the rule
+    allows), checksum-valid everywhere; each must fail chunk_decode on that rule. Where a lax decoder could
+    still decode it, the shifted values are those it would undo, so only the rule catches it."""
+    rng = Rng(0xBAD3)
+    rows, cols = 40, 48
+    col_exp = [((c * 5) % 9) - 4 for c in range(cols)]
+    vals = [weight(rng, "BF16", col_exp[c]) for r in range(rows) for c in range(cols)]
+    inner = dict(k=2, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1)
+    n0 = 1024  # chunk 0: a good mode-3 chunk; chunk 1 (896 elements, o = 16) is the one each vector breaks
+    p0 = shift_parts(vals[:n0], "BF16", 2, 1, *column_shift(0, n0, cols), **inner)
+    c0 = p0["head"] + p0["lst"].bytes() + p0["inner"]
+    cv = vals[n0:]
+    n = len(cv)
+    L, P, o = column_shift(n0, n, cols)
+    base = shift_parts(cv, "BF16", 2, 1, L, P, o, **inner)
+    assert p0["inner"][3] >> 2 == 0 and base["inner"][3] >> 2 == 0  # z = 0: valid under codec 2 as well
+    good = base["head"] + base["lst"].bytes() + base["inner"]
+    assert base["lst"].n % 8  # there are padding bits to set
+
+    def head(g=2, egk_d=1, reserved=0, L=L, P=P, o=o):
+        return MODE_SHIFT + struct.pack("<BHIII", g | egk_d << 4, reserved, L, P, o)
+
+    def lst(d, egk_d=1, last_z=None):
+        b = Bits()
+        for i, x in enumerate(d):
+            b.eg(zigzag(x), egk_d, z=last_z if i == len(d) - 1 else None)
+        return b.bytes()
+
+    def with_d(d, **kw):
+        """head(**kw) + list d + the inner payload of the values shifted by d (what a lax decoder undoes)."""
+        pl = dict(L=L, P=P, o=o)
+        pl.update({x: kw[x] for x in ("L", "P", "o") if x in kw})
+        vp = unshift(cv, "BF16", 2, pl["L"], pl["P"], pl["o"], d)
+        return head(**kw) + lst(d, kw.get("egk_d", 1)) + fans_encode(vp, "BF16", **inner)
+
+    big = list(base["d"])
+    big[5] = 1 << 10  # |d| = 2^(E+g): as d = 0 modulo 2^10
+    huge = list(base["d"])
+    huge[-1] = (1 << 25) - 1  # zigzag: 2^26 - 2, whose order-1 code has z = 25
+    vp_o0 = unshift(cv, "BF16", 2, 1, P, 0, base["d"])
+    nested = shift_payload(base["vp"], "BF16", 2, 0, *row_shift(n0, n, cols), k=2, joint=0)  # a mode-3 payload inside
+    chunks = {
+        "shift_reserved": head(reserved=1) + base["lst"].bytes() + base["inner"],
+        "shift_egk_d_4": head(egk_d=4) + lst(base["d"], egk_d=4) + base["inner"],
+        "shift_L_0": head(L=0) + base["lst"].bytes() + base["inner"],  # (so o < L * P fails too)
+        "shift_P_0": head(P=0, o=0) + base["inner"],  # an empty list (and o < L * P = 0 fails too)
+        "shift_P_gt_n": with_d([0] * (n + 1), P=n + 1, o=0),  # L = 1, P = n + 1 entries, all zero
+        "shift_o_eq_LP": head(o=L * P) + lst(base["d"]) + fans_encode(vp_o0, "BF16", **inner),  # o = 48 acts as 0
+        "shift_eg_z25": head() + lst(huge, last_z=25) + base["inner"],  # (its |d| >= 2^(E+g) as well)
+        "shift_d_range": with_d(big),
+        "shift_padding": head() + base["lst"].bytes(pad=1) + base["inner"],
+        "shift_inner_mode0": head() + base["lst"].bytes() + MODE_RAW + to_raw(base["vp"], "BF16"),
+        "shift_inner_mode2": head() + base["lst"].bytes() + MODE_ZSTD + zraw(to_raw(base["vp"], "BF16")),
+        "shift_inner_mode3": head() + base["lst"].bytes() + nested,
+        "shift_inner_truncated": good[:-1],
+        "shift_trailing_byte": good + b"\x00",
+        "shift_mode4": b"\x04" + good[1:],  # modes above 3 are invalid
+    }
+    assert vp_o0 == unshift(cv, "BF16", 2, 1, P, L * P, base["d"])  # entries (48 + e) mod 48 = e mod 48
+    expect = {"shift_reserved": "reserved", "shift_egk_d_4": "egk_d", "shift_L_0": "L = 0", "shift_P_0": "P = 0",
+              "shift_P_gt_n": "P > n", "shift_o_eq_LP": "o >= L", "shift_eg_z25": "z > 24", "shift_d_range": "|d|",
+              "shift_padding": "padding", "shift_inner_mode0": "inner mode byte 0", "shift_inner_mode2": "inner mode byte 2",
+              "shift_inner_mode3": "inner mode byte 3", "shift_inner_truncated": "payload length",
+              "shift_trailing_byte": "payload length", "shift_mode4": "mode byte 4"}
+
+    def container_of(ts, minor=3):
+        fb, plen = st_file(ts)
+        return container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=minor)
+
+    assert chunk_decode(c0, "BF16", 2 * n0, MIXED) == to_raw(vals[:n0], "BF16")
+    assert chunk_decode(good, "BF16", 2 * n, MIXED) == to_raw(cv, "BF16")
+
+    def bf16(c1, codec=MIXED):
+        return [Exact("w.bf16", "BF16", [rows, cols], to_raw(vals, "BF16"), codec=codec, chunk_size=2 * n0, stored=[c0, c1])]
+
+    def fails(p, dtype, dst_n, codec, why):
+        try:
+            chunk_decode(p, dtype, dst_n, codec)
+        except Invalid as e:
+            assert why in str(e), (why, str(e))
+            return
+        raise AssertionError("accepted: " + why)
+
+    out = {}
+    for name, p in chunks.items():
+        fails(p, "BF16", 2 * n, MIXED, expect[name])
+        out[name + ".codec"] = container_of(bf16(p))
+    # g > m: F8_E4M3 (m = 3, E + g = 8); E + g > 15: F32 (g = 8 <= m = 23). BF16 and F16 cannot break one alone.
+    e4 = [weight(rng, "F8_E4M3", ((c * 3) % 7) - 3) for r in range(20) for c in range(48)]
+    p = shift_payload(e4, "F8_E4M3", 3, 1, 1, 48, 0, k=3, joint=0, sub_bits=6)
+    assert chunk_decode(p, "F8_E4M3", 960, MIXED) == to_raw(e4, "F8_E4M3")
+    p = p[:1] + bytes([p[1] + 1]) + p[2:]  # g = 4
+    fails(p, "F8_E4M3", 960, MIXED, "g > m")
+    out["shift_g_gt_m.codec"] = container_of([Exact("w.e4m3", "F8_E4M3", [20, 48], to_raw(e4, "F8_E4M3"), codec=MIXED,
+                                                    chunk_size=1024, stored=[p])])
+    f32 = [weight(rng, "F32", ((c * 3) % 7) - 3) for r in range(8) for c in range(24)]
+    p = shift_payload(f32, "F32", 8, 2, 1, 24, 0, k=4, joint=0, sub_bits=6)  # a 16-bit field, s = 15
+    fails(p, "F32", 768, MIXED, "E + g > 15")
+    out["shift_f32_e_plus_g_16.codec"] = container_of([Exact("w.f32", "F32", [8, 24], to_raw(f32, "F32"), codec=MIXED,
+                                                             chunk_size=768, stored=[p])])
+    # Mode 3 belongs to codec 4 only: the same (otherwise valid, z = 0) chunks under codecs 2 and 3.
+    for codec, name, minor in ((FANS, "fans_mode3", 0), (TRIM, "trim_mode3", 2)):
+        fails(c0, "BF16", 2 * n0, codec, "mode byte 3 under codec %d" % codec)
+        out[name + ".codec"] = container_of(bf16(good, codec), minor)
+    return out
 
 
 if __name__ == "__main__":
