@@ -313,4 +313,27 @@ TEST_SUITE("mixed") {
     wc::unpack(c, t / "back.safetensors", uo);
     CHECK(tu::read_file(t / "back.safetensors") == tu::read_file(m));
   }
+
+  TEST_CASE("mode 3: a list longer than 2^16 entries is refused, one of 2^16 is read") {
+    // n = 2^16 + 1 BF16 elements; a zero list (EG order 0: one 1 bit each)
+    // of P entries, then a real mode-1 payload of the same elements
+    const size_t n = (size_t(1) << 16) + 1;
+    const auto w = testdata::weights(DType::BF16, n, 71);
+    std::vector<uint8_t> inner;
+    wc::encode_chunk(CodecId::float_ans_trim, DType::BF16, w.data(), w.size(), inner, {});
+    REQUIRE(inner[0] == 1);
+    for (uint32_t P : {uint32_t(1) << 16, (uint32_t(1) << 16) + 1}) {
+      CAPTURE(P);
+      std::vector<uint8_t> s = {3, 2, 0, 0, 1, 0, 0, 0};
+      for (int k = 0; k < 4; ++k) s.push_back(uint8_t(P >> (8 * k)));
+      s.insert(s.end(), 4, 0);
+      s.insert(s.end(), (P + 7) / 8, 0xFF);
+      if (P % 8) s.back() = uint8_t((1u << (P % 8)) - 1);
+      s.insert(s.end(), inner.begin(), inner.end());
+      std::vector<uint8_t> back(w.size());
+      const auto r = wc::decode_chunk(CodecId::float_ans_mixed, DType::BF16, s.data(), s.size(), back.data(), back.size());
+      CHECK(r == (P <= wc::shift::kMaxEntries ? wc::Errc::ok : wc::Errc::codec));
+      if (r == wc::Errc::ok) CHECK(back == w);  // zero shifts
+    }
+  }
 }
