@@ -181,7 +181,8 @@ struct Opts {
   int level = 3;
   std::string parallel = "cpu";
   double bits = 0;  // lossy: bits per weight (0: lossless)
-  std::string keep, scheme = "qrow", sensitivity;
+  std::string keep, scheme = "qrow", sensitivity, calib;
+  bool no_act_order = false;
   uint64_t min_elements = 1024;
   uint32_t chunk = wc::kDefaultChunkSize;
   // unpack
@@ -302,6 +303,8 @@ void pack_one(const Opts& o, const std::string& in) {
   po.keep = o.keep;
   po.scheme = o.scheme;
   po.sensitivity = o.sensitivity;
+  po.calib = o.calib;
+  po.act_order = !o.no_act_order;
   po.min_elements = o.min_elements;
   Progress bar("pack", o.progress(out));
   po.progress = bar.fn();
@@ -463,6 +466,11 @@ int main(int argc, char** argv) {
   pk->add_option("--scheme", o.scheme, "Lossy representation (qrow: per-row step, entropy-coded codes)");
   pk->add_option("--sensitivity", o.sensitivity,
                  "Lossy: safetensors file of F32 scalars per tensor name (measured sensitivities)");
+  pk->add_option("--calib", o.calib,
+                 "Lossy: calibration file (spec/CALIB.md; tools/calibrate.py makes one): GPTQ error feedback from "
+                 "each layer's input covariance, importance-weighted rounding, measured sensitivities");
+  pk->add_flag("--no-act-order", o.no_act_order,
+               "Lossy, with --calib: quantize columns in their order, not by descending input energy");
   pk->add_option("--min-elements", o.min_elements, "Lossy: smaller tensors stay exact (default 1024)");
   pk->add_option("--name", o.name, "File name stored for a model read from standard input (default: the output's name "
                                    "without .wcz, else model.safetensors)");

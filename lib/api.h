@@ -51,6 +51,12 @@ struct PackOptions {
   std::string keep;
   std::string scheme = "qrow";
   std::string sensitivity;
+  // --calib: a calibration file (spec/CALIB.md): GPTQ error feedback where it
+  // has a tensor's hessian (columns by descending diagonal when act_order),
+  // importance-weighted rounding where only importances, its sensitivities
+  // where `sensitivity` names none
+  std::string calib;
+  bool act_order = true;
   uint64_t min_elements = 1024;
 };
 

@@ -19,6 +19,7 @@
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 #include "quant/qrow_repr.h"
+#include "lib/calibration.h"
 #include "quant/sensitivity.h"
 
 namespace wc {
@@ -64,6 +65,7 @@ struct Candidate {
   std::vector<RatePoint> curve;
   std::vector<uint64_t> sample;  // rows the curve and the rounding's rate table are measured on
   double fixed_bits = 0;
+  std::shared_ptr<const qrow::Feedback> fb;  // --calib
 };
 
 uint32_t tile_rows_for(uint64_t rows, uint64_t cols) {
@@ -155,7 +157,7 @@ qrow::Plan lossy_defaults() {
 void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, LossyScratch& sc) {
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
   sc.codes.resize(rows * cols);
-  qrow::quantize_rows(t.dtype, data, cols, r0, rows, lt.steps, lt.plan, lt.rd, 2, sc.codes.data());
+  qrow::quantize_rows(t.dtype, data, cols, r0, rows, lt.steps, lt.plan, lt.rd, 2, sc.codes.data(), lt.fb.get());
   pack_codes(sc.codes, rows * cols, t.parts[1].item, sc.bytes);
 }
 
@@ -199,7 +201,7 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
         const uint64_t rows = t.rows_in_tile(tile);
         sc[k].codes.resize(rows * cols);
         umax[k] = std::max(umax[k], qrow::quantize_rows(t.dtype, data, cols, tile * t.tile_rows(), rows, lt.steps,
-                                                        lt.plan, lt.rd, 2, sc[k].codes.data()));
+                                                        lt.plan, lt.rd, 2, sc[k].codes.data(), lt.fb.get()));
       },
       [](size_t, uint64_t) {});
   t.parts[1].item = *std::max_element(umax.begin(), umax.end()) <= 255 ? DType::U8 : DType::U16;
@@ -295,8 +297,8 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   LossyPlan plan;
   plan.tensors.resize(m.tensors.size());
   if (opt.bits == 0) {  // lossless: the lossy options mean nothing, and a typo must not pass silently
-    if (!opt.keep.empty() || !opt.sensitivity.empty() || opt.scheme != "qrow")
-      fail(Errc::usage, "--keep, --sensitivity and --scheme apply to lossy packing: give --bits too");
+    if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "qrow")
+      fail(Errc::usage, "--keep, --sensitivity, --calib and --scheme apply to lossy packing: give --bits too");
     return plan;
   }
   if (!(opt.bits >= kMinBits) || !(opt.bits <= kMaxBits)) {
@@ -348,6 +350,38 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
       }
     }
   }
+  // --calib: every name must be the model's, every size its tensor's; its
+  // sensitivities count where --sensitivity gives none.
+  Calibration calib;
+  if (!opt.calib.empty()) {
+    calib = read_calibration(opt.calib);
+    // what: 0 the name only, 1 an importance of n values, 2 a hessian of n
+    auto check = [&](const std::string& name, uint64_t n, int what) {
+      const bool square = what == 2;
+      for (const auto& t : m.tensors)
+        if (t.name == name) {
+          const uint64_t in = t.shape.size() >= 2 ? t.cols() : 0;
+          if (what && n != (square ? in * in : in)) {
+            Error e(Errc::usage, std::string("--calib: the ") + (square ? "hessian" : "importance") +
+                                     " does not match the tensor's input size (its last dimension, " +
+                                     std::to_string(in) + ")");
+            e.at_file(opt.calib).at_tensor(name);
+            throw e;
+          }
+          return;
+        }
+      Error e(Errc::usage, "--calib names a tensor the model does not have");
+      e.at_file(opt.calib).at_tensor(name);
+      throw e;
+    };
+    for (const auto& [name, h] : calib.hessian) check(name, h.size(), 2);
+    for (const auto& [name, v] : calib.importance) check(name, v.size(), 1);
+    for (const auto& [name, v] : calib.sensitivity) {
+      check(name, 0, 0);
+      for (size_t i = 0; i < m.tensors.size(); ++i)
+        if (m.tensors[i].name == name && given[i] < 0) given[i] = v;
+    }
+  }
   // Rate-distortion curve of every candidate (parallel over tensors).
   pool.parallel_for(cs.size(), [&](size_t k) {
     Candidate& c = cs[k];
@@ -355,6 +389,11 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     c.rms = qrow::row_rms(t.dtype, data[c.tensor], c.rows, c.cols, &c.rms_all);
     if (!std::isfinite(c.rms_all)) return;  // inf or NaN: stays exact
     c.sensitivity = given[c.tensor] >= 0 ? given[c.tensor] : role_sensitivity(tensor_role(t.name), layers);
+    if (auto h = calib.hessian.find(t.name); h != calib.hessian.end())
+      c.fb = std::make_shared<const qrow::Feedback>(
+          qrow::make_feedback(h->second.data(), c.cols, qrow::kGptqDamp, opt.act_order));
+    else if (auto v = calib.importance.find(t.name); v != calib.importance.end())
+      c.fb = std::make_shared<const qrow::Feedback>(qrow::make_feedback_diag(v->second.data(), c.cols, qrow::kGptqDamp));
     std::vector<uint64_t>& sample = c.sample;
     const uint64_t want = std::max<uint64_t>(1, kSampleElements / c.cols);
     if (want >= c.rows) {
@@ -418,6 +457,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     st.lt.plan = c.grid[choice];
     st.lt.steps = qrow::choose_steps(c.rms, c.rms_all, st.lt.plan);
     st.lt.rd = qrow::train_rd(st.rec.dtype, data[c.tensor], c.cols, st.lt.steps, st.lt.plan, c.sample, 3);
+    st.lt.fb = c.fb;
     make_record(st.rec, st.lt.steps, tile_rows_for(c.rows, c.cols));
     st.chunk_bits = 8.0 * settle_tensor(st.rec, st.lt, data[c.tensor], pool);
     st.record_bits = 8.0 * double(tensor_record_size(st.rec) - st.rec.name.size());

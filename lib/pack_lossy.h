@@ -6,6 +6,7 @@
 // and encodes its parts.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct LossyTensor {
   qrow::Plan plan;
   qrow::Steps steps;
   qrow::RdTable rd;
+  // --calib: GPTQ feedback (hessian) or importance-weighted rounding; null
+  // without calibration for this tensor
+  std::shared_ptr<const qrow::Feedback> fb;
 };
 
 struct LossyPlan {

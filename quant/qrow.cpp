@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "quant/float_load.h"
+#include "platform/error.h"
 #include "quant/qrow_math.h"
 
 namespace wc::qrow {
@@ -57,48 +58,101 @@ uint32_t max_code(DType t, float step, unsigned code_bytes) {
   return lim;
 }
 
+namespace {
+
+// The code of one value a = |x| / step (sign apart): to nearest, or the
+// rate-distortion choice among floor - 1 .. floor + 2 (Plan's comment).
+struct Rounder {
+  const RdTable& rd;
+  bool use_rd;
+  size_t nb;
+  float bits(uint32_t z) const { return z < nb ? rd.bits[z] : rd.unseen; }
+  int32_t operator()(float a, bool neg, float flim, float mu_r) const {
+    if (!(a >= 0)) return 0;  // NaN (callers keep such tensors exact; never a code from it)
+    if (!use_rd) return int32_t(std::min(std::floor(a + 0.5f), flim));
+    if (a >= flim) return int32_t(flim);
+    const int32_t f = int32_t(a);
+    float best = INFINITY;
+    int32_t q = 0;
+    for (int32_t k = std::max(0, f - 1); k <= f + 2 && float(k) <= flim; ++k) {
+      const float d = a - float(k);
+      const float cost = d * d + mu_r * bits(zigzag(neg ? -k : k));
+      if (cost < best) best = cost, q = k;
+    }
+    return q;
+  }
+};
+
+}  // namespace
+
 uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
-                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u) {
-  std::vector<float> buf(cols);
+                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
   const size_t eb = dtype_bits(t) / 8;
   const bool use_rd = p.mu > 0 && !rd.bits.empty();
-  const size_t nb = rd.bits.size();
-  auto bits = [&](uint32_t z) { return z < nb ? rd.bits[z] : rd.unseen; };
-  uint32_t umax = 0;
-  for (uint64_t i = 0; i < n; ++i) {
-    const uint64_t r = r0 + i;
-    load_floats(t, data + r * cols * eb, cols, buf.data());
-    const float step = step_of(s.base_exp, s.e[r]);
-    const double inv = 1.0 / double(step);
-    const double lim = max_code(t, step, code_bytes);
+  const Rounder round{rd, use_rd, rd.bits.size()};
+  struct Row {
+    float step;
+    double inv;
+    float flim, mu_r;
+  };
+  auto row_of = [&](uint64_t r) {
+    Row x;
+    x.step = step_of(s.base_exp, s.e[r]);
+    x.inv = 1.0 / double(x.step);
+    x.flim = float(max_code(t, x.step, code_bytes));
     // rate in units of the row's distortion weight: cost = d^2 + mu/wr * bits
-    const double wr = use_rd ? (double(step) / rd.gm_step) * (double(step) / rd.gm_step) : 0;
-    const float mu_r = use_rd ? float(p.mu / wr) : 0.f;
-    const float flim = float(lim);
-    uint16_t* row = u + i * cols;
-    for (uint64_t c = 0; c < cols; ++c) {
-      const float a = float(std::fabs(double(buf[c])) * inv);
-      const bool neg = buf[c] < 0;
-      int32_t q;
-      if (!(a >= 0)) {  // NaN (callers keep such tensors exact; never a code from it)
-        q = 0;
-      } else if (!use_rd) {
-        q = int32_t(std::min(std::floor(a + 0.5f), flim));
-      } else if (a >= flim) {
-        q = int32_t(flim);
-      } else {
-        const int32_t f = int32_t(a);
-        float best = INFINITY;
-        q = 0;
-        for (int32_t k = std::max(0, f - 1); k <= f + 2 && float(k) <= flim; ++k) {
-          const float d = a - float(k);
-          const float cost = d * d + mu_r * bits(zigzag(neg ? -k : k));
-          if (cost < best) best = cost, q = k;
-        }
+    const double wr = use_rd ? (double(x.step) / rd.gm_step) * (double(x.step) / rd.gm_step) : 0;
+    x.mu_r = use_rd ? float(p.mu / wr) : 0.f;
+    return x;
+  };
+  uint32_t umax = 0;
+  if (!fb) {
+    std::vector<float> buf(cols);
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t r = r0 + i;
+      load_floats(t, data + r * cols * eb, cols, buf.data());
+      const Row x = row_of(r);
+      uint16_t* row = u + i * cols;
+      for (uint64_t c = 0; c < cols; ++c) {
+        const bool neg = buf[c] < 0;
+        const int32_t q = round(float(std::fabs(double(buf[c])) * x.inv), neg, x.flim, x.mu_r);
+        const uint32_t z = zigzag(neg ? -q : q);
+        row[c] = uint16_t(z);
+        umax = std::max(umax, z);
       }
-      const uint32_t z = zigzag(neg ? -q : q);
-      row[c] = uint16_t(z);
+    }
+    return umax;
+  }
+  // GPTQ: the tile's rows in the feedback's column order; column k's error
+  // (x - x') / U[k][k] moves every row's later columns by -err * U[k][j].
+  if (fb->n != cols) fail(Errc::usage, "calibration: a hessian's size is not the tensor's column count");
+  std::vector<float> w(n * cols), buf(cols), err(n);
+  std::vector<Row> rows(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    load_floats(t, data + (r0 + i) * cols * eb, cols, buf.data());
+    for (uint64_t k = 0; k < cols; ++k) w[i * cols + k] = buf[fb->order[k]];
+    rows[i] = row_of(r0 + i);
+  }
+  const bool feed = !fb->u.empty();
+  for (uint64_t k = 0; k < cols; ++k) {
+    const float* uk = feed ? &fb->u[k * cols] : nullptr;
+    const float ukk = feed ? uk[k] : 1.f;
+    for (uint64_t i = 0; i < n; ++i) {
+      const Row& x = rows[i];
+      const float v = w[i * cols + k];
+      const bool neg = v < 0;
+      const int32_t q = round(float(std::fabs(double(v)) * x.inv), neg, x.flim, x.mu_r / fb->colw[k]);
+      const int32_t sq = neg ? -q : q;
+      const uint32_t z = zigzag(sq);
+      u[i * cols + fb->order[k]] = uint16_t(z);
       umax = std::max(umax, z);
+      err[i] = std::isfinite(v) ? (v - value_of(z, x.step)) / ukk : 0.f;
+    }
+    if (!feed) continue;
+    for (uint64_t i = 0; i < n; ++i) {
+      float* wi = &w[i * cols];
+      const float e = err[i];
+      for (uint64_t j = k + 1; j < cols; ++j) wi[j] -= e * uk[j];
     }
   }
   return umax;

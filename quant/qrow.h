@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "format/dtype.h"
+#include "quant/gptq.h"
 
 namespace wc::qrow {
 
@@ -49,8 +50,10 @@ uint32_t max_code(DType t, float step, unsigned code_bytes);
 
 // Zigzag codes of rows [r0, r0 + n) (row-major, n * cols values) with codes
 // clamped to max_code(t, step, code_bytes). Returns the largest zigzag code.
+// With `fb` (calibration), GPTQ error feedback along each row (quant/gptq.h).
 uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
-                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u);
+                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u,
+                       const Feedback* fb = nullptr);
 
 // The rate table of plan p on the given rows (`passes` rounds of rounding,
 // each re-estimating code probabilities); empty when p.mu == 0.

@@ -1,0 +1,262 @@
+// pack --calib (spec/CALIB.md): GPTQ error feedback against a slow
+// reference, the calibration file's checks, and what it buys: a smaller
+// error in the layer's outputs at the same budget.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lib/api.h"
+#include "platform/error.h"
+#include "quant/gptq.h"
+#include "quant/qrow.h"
+#include "quant/qrow_math.h"
+#include "st_builder.h"
+#include "test_util.h"
+#include "weights_gen.h"
+
+using wc::DType;
+
+namespace {
+
+std::vector<float> as_floats(const std::vector<uint8_t>& b) {
+  std::vector<float> f(b.size() / 4);
+  std::memcpy(f.data(), b.data(), b.size());
+  return f;
+}
+std::vector<uint8_t> as_bytes(const std::vector<float>& f) {
+  std::vector<uint8_t> b(f.size() * 4);
+  std::memcpy(b.data(), f.data(), b.size());
+  return b;
+}
+
+// Inputs x (n_samples x n) with correlated channels of different energy, and
+// H = mean of x xᵀ.
+std::vector<float> inputs(size_t samples, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g;
+  std::vector<double> scale(n), mix(n);
+  for (size_t j = 0; j < n; ++j) scale[j] = std::exp(g(rng)), mix[j] = 0.6 * g(rng);
+  std::vector<float> x(samples * n);
+  for (size_t s = 0; s < samples; ++s) {
+    const double common = g(rng);
+    for (size_t j = 0; j < n; ++j) x[s * n + j] = float(scale[j] * (g(rng) + mix[j] * common));
+  }
+  return x;
+}
+std::vector<float> hessian_of(const std::vector<float>& x, size_t n) {
+  const size_t samples = x.size() / n;
+  std::vector<float> h(n * n);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (size_t k = 0; k < samples; ++k) s += double(x[k * n + i]) * x[k * n + j];
+      h[i * n + j] = float(s / double(samples));
+    }
+  return h;
+}
+
+// GPTQ as the OBS recursion states it, in double: quantize column k of the
+// remaining set, move the others by -e * Hinv[k][j] / Hinv[k][k], and remove
+// k from Hinv by a rank-1 downdate.
+std::vector<uint16_t> gptq_reference(const std::vector<float>& w, size_t rows, size_t n, const std::vector<float>& h,
+                                     const wc::qrow::Steps& st, bool act_order) {
+  std::vector<uint32_t> order(n);
+  for (uint32_t j = 0; j < n; ++j) order[j] = j;
+  if (act_order)
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return h[a * n + a] > h[b * n + b]; });
+  double mean = 0;
+  for (size_t i = 0; i < n; ++i) mean += h[i * n + i];
+  mean /= double(n);
+  // Hinv of the dampened H (Gauss-Jordan)
+  std::vector<double> a(n * n), inv(n * n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < n; ++j) a[i * n + j] = h[i * n + j];
+    a[i * n + i] += wc::qrow::kGptqDamp * mean;
+    inv[i * n + i] = 1;
+  }
+  for (size_t c = 0; c < n; ++c) {
+    size_t p = c;
+    for (size_t r = c + 1; r < n; ++r)
+      if (std::fabs(a[r * n + c]) > std::fabs(a[p * n + c])) p = r;
+    for (size_t j = 0; j < n; ++j) std::swap(a[c * n + j], a[p * n + j]), std::swap(inv[c * n + j], inv[p * n + j]);
+    const double d = a[c * n + c];
+    for (size_t j = 0; j < n; ++j) a[c * n + j] /= d, inv[c * n + j] /= d;
+    for (size_t r = 0; r < n; ++r)
+      if (r != c) {
+        const double f = a[r * n + c];
+        for (size_t j = 0; j < n; ++j) a[r * n + j] -= f * a[c * n + j], inv[r * n + j] -= f * inv[c * n + j];
+      }
+  }
+  std::vector<uint16_t> codes(rows * n);
+  for (size_t r = 0; r < rows; ++r) {
+    std::vector<double> x(w.begin() + ptrdiff_t(r * n), w.begin() + ptrdiff_t((r + 1) * n));
+    std::vector<double> hi = inv;
+    const float step = wc::qrow::step_of(st.base_exp, st.e[r]);
+    const double lim = wc::qrow::max_code(DType::F32, step, 2);
+    for (size_t t = 0; t < n; ++t) {
+      const size_t k = order[t];
+      const double q = std::min(std::floor(std::fabs(x[k]) / step + 0.5), lim) * (x[k] < 0 ? -1 : 1);
+      codes[r * n + k] = uint16_t(wc::qrow::zigzag(int32_t(q)));
+      const double e = x[k] - q * step;
+      const double hkk = hi[k * n + k];
+      for (size_t u = t + 1; u < n; ++u) x[order[u]] -= e * hi[k * n + order[u]] / hkk;
+      std::vector<double> hk(n);
+      for (size_t j = 0; j < n; ++j) hk[j] = hi[k * n + j];
+      for (size_t i = 0; i < n; ++i)
+        for (size_t j = 0; j < n; ++j) hi[i * n + j] -= hk[i] * hk[j] / hkk;
+    }
+  }
+  return codes;
+}
+
+// sum over samples of ||(W - W') x||^2, W [rows, n] row-major
+double output_error(const std::vector<float>& w, const std::vector<float>& w2, const std::vector<float>& x, size_t rows,
+                    size_t n) {
+  const size_t samples = x.size() / n;
+  double e = 0;
+  for (size_t s = 0; s < samples; ++s)
+    for (size_t r = 0; r < rows; ++r) {
+      double d = 0;
+      for (size_t j = 0; j < n; ++j) d += (double(w[r * n + j]) - w2[r * n + j]) * x[s * n + j];
+      e += d * d;
+    }
+  return e;
+}
+
+}  // namespace
+
+TEST_SUITE("gptq") {
+  TEST_CASE("GPTQ codes equal the OBS reference (with and without act-order)") {
+    const size_t rows = 12, n = 40;
+    const auto wb = testdata::weights(DType::F32, rows * n, 3);
+    const auto w = as_floats(wb);
+    const auto h = hessian_of(inputs(400, n, 4), n);
+    double rms_all = 0;
+    const auto rms = wc::qrow::row_rms(DType::F32, wb.data(), rows, n, &rms_all);
+    wc::qrow::Plan p;
+    p.c = 0.5;
+    p.mu = 0;  // nearest: the reference's rounding
+    const auto st = wc::qrow::choose_steps(rms, rms_all, p);
+    for (bool act : {false, true}) {
+      CAPTURE(act);
+      const auto fb = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act);
+      std::vector<uint16_t> got(rows * n);
+      wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, got.data(), &fb);
+      const auto want = gptq_reference(w, rows, n, h, st, act);
+      size_t same = 0;
+      for (size_t i = 0; i < got.size(); ++i) same += got[i] == want[i];
+      CHECK(same == got.size());
+      // and feedback changes codes: plain rounding gives others
+      std::vector<uint16_t> plain(rows * n);
+      wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, plain.data());
+      CHECK(plain != got);
+    }
+  }
+
+  TEST_CASE("a hessian that is not positive definite is refused") {
+    const size_t n = 4;
+    std::vector<float> h(n * n, 0);
+    h[0] = 1, h[5] = 1, h[10] = 1, h[15] = 1;
+    h[1] = h[4] = 5;  // |off-diagonal| > diagonal
+    CHECK_THROWS_AS(wc::qrow::make_feedback(h.data(), n, 0.0, false), wc::Error);
+    std::vector<float> z(n * n, 0);
+    CHECK_THROWS_AS(wc::qrow::make_feedback(z.data(), n, wc::qrow::kGptqDamp, false), wc::Error);
+  }
+
+  TEST_CASE("pack --calib: smaller output error at the same budget, deterministic, verified") {
+    tu::TempDir t;
+    const size_t rows = 256, n = 96;
+    const auto x = inputs(600, n, 11);
+    std::vector<float> w(rows * n);
+    {
+      const auto g = as_floats(testdata::weights(DType::F32, rows * n, 12));
+      std::copy(g.begin(), g.end(), w.begin());
+    }
+    std::vector<stb::StTensor> ts = {
+        {"layer.weight", DType::F32, {rows, n}, as_bytes(w)},
+        {"norm.weight", DType::F32, {n}, as_bytes(std::vector<float>(n, 1.f))},
+    };
+    const std::string m = t / "m.safetensors";
+    tu::write_file(m, stb::build(ts));
+    const auto h = hessian_of(x, n);
+    std::vector<float> imp(n);
+    for (size_t j = 0; j < n; ++j) imp[j] = h[j * n + j];
+    const std::string cal = t / "calib.safetensors";
+    tu::write_file(cal, stb::build({{"hessian.layer.weight", DType::F32, {n, n}, as_bytes(h)},
+                                    {"importance.layer.weight", DType::F32, {n}, as_bytes(imp)},
+                                    {"sensitivity.layer.weight", DType::F32, {}, as_bytes({2.0f})}}));
+    auto packed = [&](const std::string& calib, unsigned threads, const std::string& out) {
+      wc::PackOptions po;
+      po.bits = 4;
+      po.threads = threads;
+      po.force = true;
+      po.calib = calib;
+      wc::pack(m, out, po);
+      CHECK(wc::verify(out, "", threads, {}).chunks > 0);
+      wc::UnpackOptions uo;
+      uo.force = true;
+      wc::unpack(out, out + ".st", uo);
+      const auto b = tu::read_file(out + ".st");
+      const uint64_t hl = [&] {
+        uint64_t v = 0;
+        std::memcpy(&v, b.data(), 8);
+        return v;
+      }();
+      // the layer's bytes lie first in the data section (build() order)
+      return std::vector<float>(reinterpret_cast<const float*>(b.data() + 8 + hl),
+                                reinterpret_cast<const float*>(b.data() + 8 + hl) + rows * n);
+    };
+    const auto plain = packed("", 2, t / "plain.wcz");
+    const auto g1 = packed(cal, 1, t / "g1.wcz");
+    const auto g2 = packed(cal, 2, t / "g2.wcz");
+    CHECK(tu::read_file(t / "g1.wcz") == tu::read_file(t / "g2.wcz"));  // thread count changes nothing
+    CHECK(plain != g1);
+    const double e_plain = output_error(w, plain, x, rows, n), e_gptq = output_error(w, g1, x, rows, n);
+    MESSAGE("output error: plain " << e_plain << ", GPTQ " << e_gptq);
+    CHECK(e_gptq < 0.9 * e_plain);
+  }
+
+  TEST_CASE("pack --calib: bad calibration files are usage errors naming the file and entry") {
+    tu::TempDir t;
+    const size_t rows = 64, n = 32;
+    const std::string m = t / "m.safetensors";
+    tu::write_file(m, stb::build({{"a.weight", DType::F32, {rows, n}, testdata::weights(DType::F32, rows * n, 1)}}));
+    const auto h = hessian_of(inputs(100, n, 2), n);
+    auto expect_usage = [&](std::vector<stb::StTensor> entries, const std::string& what) {
+      CAPTURE(what);
+      const std::string cal = t / "c.safetensors";
+      tu::write_file(cal, stb::build(std::move(entries)));
+      wc::PackOptions po;
+      po.bits = 4;
+      po.force = true;
+      po.calib = cal;
+      try {
+        wc::pack(m, t / "o.wcz", po);
+        FAIL("accepted");
+      } catch (const wc::Error& e) {
+        CHECK(e.code() == wc::Errc::usage);
+        const std::string msg = e.describe();
+        CHECK(msg.find("c.safetensors") != std::string::npos);
+        CHECK(msg.find(what) != std::string::npos);
+      }
+    };
+    expect_usage({{"hessian.b.weight", DType::F32, {n, n}, as_bytes(h)}}, "does not have");
+    expect_usage({{"hessian.a.weight", DType::F32, {n - 1, n - 1}, as_bytes(std::vector<float>((n - 1) * (n - 1), 1))}},
+                 "input size");
+    auto asym = h;
+    asym[1] += 10 * h[0];
+    expect_usage({{"hessian.a.weight", DType::F32, {n, n}, as_bytes(asym)}}, "symmetric");
+    expect_usage({{"importance.a.weight", DType::F32, {n}, as_bytes(std::vector<float>(n, -1.f))}}, ">= 0");
+    expect_usage({{"importance.a.weight", DType::F16, {n}, std::vector<uint8_t>(n * 2, 0)}}, "F32");
+    expect_usage({{"gradient.a.weight", DType::F32, {n}, as_bytes(std::vector<float>(n, 1.f))}}, "gradient.a.weight");
+    expect_usage({{"sensitivity.a.weight", DType::F32, {2}, as_bytes({1.f, 2.f})}}, "one value");
+    // --calib without --bits
+    wc::PackOptions po;
+    po.calib = t / "c.safetensors";
+    CHECK_THROWS_AS(wc::pack(m, t / "o.wcz", po), wc::Error);
+  }
+}
