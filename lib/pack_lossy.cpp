@@ -405,7 +405,9 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
       qrow::Plan p = lossy_defaults();
       p.c = std::exp2(double(g) / kGridDiv);
       p.mu = rd_mu(opt.bits);
-      const qrow::Point pt = qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, sample);
+      const auto h = calib.hessian.find(t.name);
+      const qrow::Point pt = qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, sample,
+                                            c.fb.get(), h == calib.hessian.end() ? nullptr : h->second.data());
       c.grid.push_back(p);
       c.curve.push_back({pt.bits, pt.relerr2});
     }

@@ -254,7 +254,8 @@ double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* disti
 }  // namespace
 
 Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
-               double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows) {
+               double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows, const Feedback* fb,
+               const float* H) {
   const Steps s = choose_steps(rms, rms_all, p);
   const RdTable rd = train_rd(t, data, cols, s, p, sample_rows, 2);
   std::vector<uint16_t> u(cols);
@@ -262,16 +263,31 @@ Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const
   std::vector<uint64_t> hist(65536, 0);
   const size_t eb = dtype_bits(t) / 8;
   double err = 0, sig = 0;
+  std::vector<double> d(cols);
+  double trh = 0;
+  if (H)
+    for (uint64_t c = 0; c < cols; ++c) trh += double(H[c * cols + c]);
   for (uint64_t r : sample_rows) {
-    quantize_rows(t, data, cols, r, 1, s, p, rd, 2, u.data());
+    quantize_rows(t, data, cols, r, 1, s, p, rd, 2, u.data(), fb);
     load_floats(t, data + r * cols * eb, cols, w.data());
     const float step = step_of(s.base_exp, s.e[r]);
     for (uint64_t c = 0; c < cols; ++c) {
       ++hist[u[c]];
-      const double d = double(w[c]) - double(value_of(u[c], step));
-      err += d * d, sig += double(w[c]) * w[c];
+      d[c] = double(w[c]) - double(value_of(u[c], step));
+      sig += double(w[c]) * w[c];
+    }
+    if (!H) {
+      for (uint64_t c = 0; c < cols; ++c) err += d[c] * d[c];
+    } else {  // dᵀ H d, scaled below so that isotropic errors count as in weight space
+      for (uint64_t i = 0; i < cols; ++i) {
+        double hi = 0;
+        const float* row = H + i * cols;
+        for (uint64_t j = 0; j < cols; ++j) hi += double(row[j]) * d[j];
+        err += d[i] * hi;
+      }
     }
   }
+  if (H && trh > 0) err *= double(cols) / trh;
   const uint64_t ns = uint64_t(sample_rows.size()) * cols;
   size_t distinct = 0;
   Point pt;

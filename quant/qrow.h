@@ -76,7 +76,13 @@ struct Point {
   double bits = 0, relerr2 = 0;
 };
 // The rounding's rate table is trained on the sample (train_rd, 2 passes).
+// With calibration (fb, and H the tensor's input covariance [cols, cols]),
+// the codes are GPTQ's and the error is the one the layer's outputs see,
+// dᵀ H d summed over rows, over tr(H) / cols: an isotropic error counts as
+// in weight space (what sensitivities are measured against), one GPTQ
+// steered into directions the inputs rarely take counts less.
 Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
-               double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows);
+               double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows,
+               const Feedback* fb = nullptr, const float* H = nullptr);
 
 }  // namespace wc::qrow
