@@ -39,7 +39,7 @@ static_assert((1u << kMaxSubBits) <= 65535, "word count must fit u16");
 // Header byte 2: bits 0-3 b - kMinSubBits, bits 4-7 prob_bits - kMinProbBits.
 // Header byte 3: bits 0-1 egk (Exp-Golomb order of the table deltas), bits
 // 2-6 z (low mantissa bits that are zero in every element and not stored;
-// codec float-ans-trim only, else 0), bit 7 zero.
+// codecs float-ans-trim and float-ans-mixed only, else 0), bit 7 zero.
 struct Header {
   uint32_t k, joint, qshift, sub_bits, prob_bits, egk;
   uint32_t z = 0;

@@ -196,6 +196,7 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
     case CodecId::float_ans_trim:
       return fans::decode(t, src, src_n, dst, dst_n, true);
     case CodecId::float_ans_mixed:
+      if (dst_n % std::max<size_t>(1, dtype_bits(t) / 8)) return Errc::codec;  // §1, whatever the mode
       if (src_n && src[0] == kMixedZstdMode) return decode_zstd(thread_dctx(), src + 1, src_n - 1, dst, dst_n);
       if (src_n && src[0] == shift::kMode) return decode_shifted(t, src, src_n, dst, dst_n, thread_list(), nullptr);
       return fans::decode(t, src, src_n, dst, dst_n, true);
@@ -226,6 +227,7 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
       return decode_chunk(c, t, src, src_n, dst, dst_n);
     case CodecId::zstd:
     case CodecId::float_ans_mixed: {
+      if (c == CodecId::float_ans_mixed && dst_n % std::max<size_t>(1, dtype_bits(t) / 8)) return Errc::codec;
       const bool z = c == CodecId::zstd || (src_n && src[0] == kMixedZstdMode);
       uint8_t* zws = base + round_up(fans::tables_size());
       if (!z && src_n && src[0] == shift::kMode) {

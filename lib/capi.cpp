@@ -1,4 +1,5 @@
 // The public C API over ContainerReader and the codecs.
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -92,7 +93,7 @@ int exact_chunk_args(const wcodec_archive* a, size_t tensor, uint32_t chunk, con
 // The struct sizes of the first release with struct_size: smaller is refused.
 constexpr size_t kTensorInfoV1 = sizeof(wcodec_tensor_info);
 constexpr size_t kFileInfoV1 = sizeof(wcodec_file_info);
-constexpr size_t kPackOptionsV1 = sizeof(wcodec_pack_options);
+constexpr size_t kPackOptionsV1 = offsetof(wcodec_pack_options, calib);  // calib and no_act_order came later
 constexpr size_t kPackResultV1 = sizeof(wcodec_pack_result);
 
 // Copies `full` into the caller's struct, no further than its struct_size.
@@ -258,6 +259,10 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
   if (o->sensitivity) p.sensitivity = o->sensitivity;
   if (o->min_elements) p.min_elements = o->min_elements;
   if (o->parallel) p.parallel = o->parallel;
+  if (o->struct_size >= offsetof(wcodec_pack_options, no_act_order) + sizeof(o->no_act_order)) {
+    if (o->calib) p.calib = o->calib;
+    p.act_order = o->no_act_order == 0;
+  }
   return p;
 }
 

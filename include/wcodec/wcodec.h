@@ -257,7 +257,7 @@ typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_options) */
   unsigned threads;        /* 0: all cores */
   int force;               /* replace an existing output */
-  const char* codec;       /* "auto" (NULL), "raw", "zstd", "float-ans" */
+  const char* codec;       /* "auto" (NULL), "raw", "zstd", "float-ans", "float-ans-trim", "float-ans-mixed" */
   int zstd_level;          /* 0: the default (3) */
   uint32_t chunk_size;     /* raw bytes per chunk; 0: the default (256 KiB) */
   double bits;             /* 0: lossless; else the lossy budget in bits per weight */
@@ -265,8 +265,11 @@ typedef struct {
   const char* sensitivity; /* lossy: a safetensors file of measured sensitivities (NULL: none) */
   uint64_t min_elements;   /* lossy: smaller tensors stay exact; 0: the default (1024) */
   const char* parallel;    /* "cpu" (NULL) or "gpu": float-ans laid out for GPU decoders */
+  /* Added after the first release (read only when struct_size covers them): */
+  const char* calib;       /* lossy: a calibration file (spec/CALIB.md): GPTQ, importances, sensitivities (NULL: none) */
+  int no_act_order;        /* lossy, with calib: quantize columns in their order, not by input energy */
 } wcodec_pack_options;
-#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_result) */

@@ -268,3 +268,18 @@ def test_bad_input_fails_with_one_clear_line(tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("calibrate.py: ") and why in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_pack_with_the_calibration(calib, stories, tmp_path):
+    """wcodec.pack(..., calib=FILE) takes the tool's output: GPTQ codes (another
+    container than without it), a lossy model that verifies and loads."""
+    wcodec = pytest.importorskip("wcodec")
+    plain, cal = tmp_path / "plain.wcz", tmp_path / "calib.wcz"
+    wcodec.pack(stories, plain, bits=4.25)
+    wcodec.pack(stories, cal, bits=4.25, calib=calib)
+    assert plain.read_bytes() != cal.read_bytes()
+    wcodec.verify(cal)
+    t = wcodec.numpy.load_file(cal)
+    assert set(t) == set(read(stories)[0])
+    with pytest.raises(wcodec.Error):
+        wcodec.pack(stories, tmp_path / "x.wcz", bits=4.25, calib=tmp_path / "missing.safetensors")

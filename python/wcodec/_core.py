@@ -279,9 +279,10 @@ class SafeOpen:
 # -- whole-model operations -------------------------------------------------------
 
 def _pack_args(threads=0, force=False, codec=None, level=0, chunk_size=0, bits=None, keep=None,
-               sensitivity=None, min_elements=0, parallel=None) -> tuple:
+               sensitivity=None, min_elements=0, parallel=None, calib=None, act_order=True) -> tuple:
     return (int(threads), bool(force), codec, int(level), int(chunk_size), float(bits or 0), keep,
-            os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements), parallel)
+            os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements), parallel,
+            os.fspath(calib) if calib is not None else None, bool(act_order))
 
 
 def pack(src, dst=None, **options) -> dict:
@@ -291,7 +292,9 @@ def pack(src, dst=None, **options) -> dict:
     threads (0: all cores), force (replace an existing output), parallel
     ("cpu", or "gpu": float-ans laid out for GPU decoders), and for a
     lossy model bits (bits per weight), keep (regex of tensors kept exact),
-    sensitivity (a file), min_elements. Returns the sizes written."""
+    sensitivity (a file), min_elements, calib (a calibration file,
+    spec/CALIB.md: GPTQ error feedback, importances, sensitivities) and
+    act_order (with calib; default True). Returns the sizes written."""
     return _wcodec.pack(os.fspath(src), os.fspath(dst) if dst is not None else None, *_pack_args(**options))
 
 
