@@ -7,6 +7,9 @@
 //   --bf16    convert F32 tensors to BF16 (round to nearest even) first
 //   --encode-only N   encode every chunk N times on one thread, print the
 //             stored bytes and the best time, and skip the rest (for profilers)
+//   --decode-only N   encode once, then decode every chunk N times on one
+//             thread (wcodec, then zstd -3 likewise unless N < 0: |N| times,
+//             wcodec only); print the best times and their ratio (for profilers)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -63,7 +66,7 @@ uint16_t f32_to_bf16(uint32_t u) {
 int main(int argc, char** argv) {
   bool to_bf16 = false, z19 = false;
   uint32_t chunk = kDefaultChunkSize;
-  int encode_only = 0;
+  int encode_only = 0, decode_only = 0;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
     else if (a == "--zstd19") z19 = true;
     else if (a == "--chunk" && i + 1 < argc) chunk = uint32_t(std::stoul(argv[++i]));
     else if (a == "--encode-only" && i + 1 < argc) encode_only = std::stoi(argv[++i]);
+    else if (a == "--decode-only" && i + 1 < argc) decode_only = std::stoi(argv[++i]);
     else files.push_back(a);
   }
   if (files.empty()) {
@@ -142,6 +146,39 @@ int main(int argc, char** argv) {
         std::printf("%s: %zu chunks, %llu bytes -> %llu bytes stored, encode %.2f GB/s (T=1, best of %d)\n", path.c_str(),
                     chunks.size(), (unsigned long long)raw_total, (unsigned long long)stored,
                     double(raw_total) / 1e9 / best, encode_only);
+        continue;
+      }
+      if (decode_only != 0) {
+        encode(p1);
+        const int reps = decode_only < 0 ? -decode_only : decode_only;
+        auto best_of = [&](auto&& f) {
+          double b = 1e30;
+          for (int r = 0; r < reps; ++r) {
+            const double t0 = now();
+            f();
+            b = std::min(b, now() - t0);
+          }
+          return b;
+        };
+        const double d1 = best_of([&] { decode(p1); });
+        for (size_t k = 0; k < chunks.size(); ++k)
+          if (std::memcmp(out.data() + out_off[k], chunks[k].raw, chunks[k].n) != 0) fail(Errc::mismatch, "round trip differs");
+        const double gb = double(raw_total) / 1e9;
+        if (decode_only < 0) {
+          std::printf("%s: decode wcodec %.3f GB/s (T=1, best of %d)\n", path.c_str(), gb / d1, reps);
+          continue;
+        }
+        std::vector<std::vector<uint8_t>> zs(chunks.size());
+        EncodeOptions z;
+        z.zstd_level = 3;
+        for (size_t i = 0; i < chunks.size(); ++i) encode_chunk(CodecId::zstd, chunks[i].dtype, chunks[i].raw, chunks[i].n, zs[i], z);
+        const double zd1 = best_of([&] {
+          for (size_t i = 0; i < chunks.size(); ++i)
+            if (decode_chunk(CodecId::zstd, chunks[i].dtype, zs[i].data(), zs[i].size(), out.data() + out_off[i], chunks[i].n) != Errc::ok)
+              fail(Errc::codec, "zstd decode failed");
+        });
+        std::printf("%s: decode wcodec %.3f GB/s | zstd-3 %.3f GB/s | x%.3f (T=1, best of %d)\n", path.c_str(), gb / d1,
+                    gb / zd1, zd1 / d1, reps);
         continue;
       }
       double e1 = best_time([&] { encode(p1); }), ea = best_time([&] { encode(pall); });
