@@ -11,6 +11,8 @@
 //             thread (wcodec, then zstd -3 likewise unless N < 0: |N| times,
 //             wcodec only); print the best thread CPU times as GB/s and their
 //             ratio (for profilers and A/B runs on a busy machine)
+//   --kernels K,K,...  with --decode-only: time each float-ans CPU kernel
+//             (0 scalar, 2 AVX2, 4 AVX-512), the runs interleaved
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include <zstd.h>
 
 #include "codec/auto_select.h"
+#include "codec/float_ans_internal.h"
 #include "platform/file_io.h"
 #include "model/safetensors.h"
 #include "lib/api.h"
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
   bool to_bf16 = false, z19 = false;
   uint32_t chunk = kDefaultChunkSize;
   int encode_only = 0, decode_only = 0;
+  std::string kernels;  // --decode-only: float-ans kernels to compare, e.g. "2,4"
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -84,6 +88,7 @@ int main(int argc, char** argv) {
     else if (a == "--chunk" && i + 1 < argc) chunk = uint32_t(std::stoul(argv[++i]));
     else if (a == "--encode-only" && i + 1 < argc) encode_only = std::stoi(argv[++i]);
     else if (a == "--decode-only" && i + 1 < argc) decode_only = std::stoi(argv[++i]);
+    else if (a == "--kernels" && i + 1 < argc) kernels = argv[++i];
     else files.push_back(a);
   }
   if (files.empty()) {
@@ -169,14 +174,41 @@ int main(int argc, char** argv) {
           }
           return b;
         };
-        const double d1 = best_of([&] {
+        auto dec_all = [&] {
           for (size_t i = 0; i < chunks.size(); ++i)
             if (decode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].stored.data(), chunks[i].stored.size(), out.data() + out_off[i], chunks[i].n) != Errc::ok)
               fail(Errc::codec, "decode failed");
-        });
-        for (size_t k = 0; k < chunks.size(); ++k)
-          if (std::memcmp(out.data() + out_off[k], chunks[k].raw, chunks[k].n) != 0) fail(Errc::mismatch, "round trip differs");
+        };
+        auto check = [&] {
+          for (size_t k = 0; k < chunks.size(); ++k)
+            if (std::memcmp(out.data() + out_off[k], chunks[k].raw, chunks[k].n) != 0) fail(Errc::mismatch, "round trip differs");
+        };
         const double gb = double(raw_total) / 1e9;
+        if (!kernels.empty()) {
+          std::vector<int> ks;
+          for (size_t a = 0; a < kernels.size();) {
+            size_t b = kernels.find(',', a);
+            if (b == std::string::npos) b = kernels.size();
+            ks.push_back(std::stoi(kernels.substr(a, b - a)));
+            a = b + 1;
+          }
+          std::vector<double> kb(ks.size(), 1e30);
+          for (int r = 0; r < reps; ++r)
+            for (size_t j = 0; j < ks.size(); ++j) {
+              fans::detail::force_kernel(ks[j]);
+              const double t0 = thread_cpu();
+              dec_all();
+              kb[j] = std::min(kb[j], thread_cpu() - t0);
+              if (r == 0) check();
+            }
+          fans::detail::force_kernel(-1);
+          std::printf("%s: decode", path.c_str());
+          for (size_t j = 0; j < ks.size(); ++j) std::printf(" | kernel %d %.3f GB/s", ks[j], gb / kb[j]);
+          std::printf(" (T=1, best of %d)\n", reps);
+          continue;
+        }
+        const double d1 = best_of(dec_all);
+        check();
         if (decode_only < 0) {
           std::printf("%s: decode wcodec %.3f GB/s (T=1, best of %d)\n", path.c_str(), gb / d1, reps);
           continue;
