@@ -780,11 +780,12 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
   T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
   // 16- and 32-bit types with larger alphabets (k = 3 with the sign, wide
   // exponent ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2
-  // kernel through the wide tables; the scalar steps read slot/vals.
+  // kernel through the wide tables, which the scalar steps read too (no
+  // slot/vals: less to build, and less of L1 taken from the kernel's table).
   T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W >= 16;
   if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
+  else if (T.wide) detail::build_wide(T.f, L.count, T);
   else {
-    if (T.wide) detail::build_wide(T.f, L.count, T);
     T.slot[0] = 0;  // back to the slot table
     build_slots(T.f, L.count, L.lo, L.s, T.slot, T.vals);
   }

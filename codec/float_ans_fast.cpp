@@ -59,6 +59,22 @@ struct PackTab {
   }
 };
 
+// Wide table (see Tables): the entry and the symbol index from one slot of
+// wide3; the output bits computed from the index as layout::symbol_value.
+template <unsigned W>
+struct WideTab {
+  const uint16_t* w3;
+  uint32_t pb, lo, r, joint;
+  inline uint32_t step(uint32_t& x) const {
+    const uint16_t* q = w3 + 3 * size_t(x & ((1u << pb) - 1u));
+    uint32_t e;
+    std::memcpy(&e, q, 4);
+    const uint32_t sym = lo + q[2], xs = x >> pb;
+    x = (e & 0xFFFu) * xs + xs + (e >> 20);
+    return joint ? ((sym >> 1) << r) | ((sym & 1u) << (W - 1)) : sym << r;
+  }
+};
+
 // Decodes steps t0.. of a group (states x[0..lanes), word pointer p, words end
 // pend) with checked reads. Returns false if a word past pend was needed.
 template <unsigned W, class Tab>
@@ -454,11 +470,19 @@ bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayo
       default: return decode_all<32>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
     }
   }
+  if (T.wide) {  // 16- and 32-bit types only
+    if (L.s.W == 16) {
+      const WideTab<16> tab{T.wide3, L.h.prob_bits, L.lo, L.s.r, L.s.joint};
+      return decode_all<16>(tab, src, src_n, dst, L, T.pslot, T.wide3, avx);
+    }
+    const WideTab<32> tab{T.wide3, L.h.prob_bits, L.lo, L.s.r, L.s.joint};
+    return decode_all<32>(tab, src, src_n, dst, L, T.pslot, T.wide3, avx);
+  }
   const RefTab tab{T.slot, T.vals, L.h.prob_bits, L.s.val_shift};
   switch (L.s.W) {
     case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
-    case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
-    default: return decode_all<32>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
+    case 16: return decode_all<16>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
+    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
   }
 }
 
