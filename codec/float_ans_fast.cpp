@@ -7,7 +7,7 @@
 // eight loads of a packed slot entry (freq-1 | symbol index | bias) give the
 // next state and the symbol (tables of more than 256 symbols: eight 8-byte
 // loads of a 6-byte slot, entry and u16 index, split by two shufps; scalar
-// loads and inserts beat vpgatherdd on Zen 3); the output bits are computed from the index; the
+// loads and inserts beat vpgatherdd on Zen 3 and Zen 4); the output bits are computed from the index; the
 // lanes needing a renormalisation word take consecutive words, expanded with
 // a movemask-indexed pshufb of 8 words broadcast to both halves; the raw fields of 8 elements (w bytes) are
 // spread with one pshufb + variable shift. Everything else (tables with
@@ -260,8 +260,8 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const __m256i lo16 = _mm256_set1_epi16(short(L.lo)), wmask = _mm256_set1_epi32(int((1u << w) - 1u));
   const __m256i lowm16 = _mm256_set1_epi16(short((1u << rr) - 1u)), sgm16 = _mm256_set1_epi16(short(1u << rr));
   // lanes of the last vector that exist (the others never take a word)
-  const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(lanes - 8 * (NV - 1))),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const bool partial = lanes < 8 * NV;
+  const unsigned mlive = (1u << (lanes - 8 * (NV - 1))) - 1u;
   alignas(32) uint8_t shb[8][32];
   alignas(32) uint32_t shv[8][8];
   uint32_t hbt[8];
@@ -297,15 +297,24 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       lookup8<WIDE>(ptab, psym, sl, e, si, pmask64);
       if constexpr (WIDE) si = _mm256_and_si256(si, m16);
       else si = _mm256_and_si256(_mm256_srli_epi32(e, 12), m8);
+      // xn = (freq - 1) * xsh + (xsh + bias): the sum beside the multiply
+      // (the compiler would fold it into ((freq - 1) + 1) * xsh + bias, one
+      // more step after the table load)
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
-      const __m256i xn = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xsh),
-                                          _mm256_srli_epi32(e, 20));
-      __m256i need = _mm256_cmpeq_epi32(_mm256_min_epu32(xn, m16), xn);  // xn < 2^16 (no shift)
-      if (v == NV - 1) need = _mm256_and_si256(need, live);
-      const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
+      __m256i xb = _mm256_add_epi32(xsh, _mm256_srli_epi32(e, 20));
+      __asm__("" : "+x"(xb));
+      const __m256i xn = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xb);
+      // lanes needing a word (xn < 2^16): its high half is zero, so bit 31 of
+      // a 16-bit compare, which movmskps and blendvps read
+      const __m256 nd = _mm256_castsi256_ps(_mm256_cmpeq_epi16(xn, _mm256_setzero_si256()));
+      unsigned m = unsigned(_mm256_movemask_ps(nd));
+      if (v == NV - 1 && partial) m &= mlive;
       const __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       const __m256i wd = _mm256_shuffle_epi8(wv, _mm256_load_si256(reinterpret_cast<const __m256i*>(&kExpand[m * 32])));
-      x[v] = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), wd), need);
+      // a dead lane (beyond lanes, m cleared) may take the shift but no
+      // word; its state is never used
+      x[v] = _mm256_castps_si256(
+          _mm256_blendv_ps(_mm256_castsi256_ps(xn), _mm256_castsi256_ps(_mm256_or_si256(_mm256_slli_epi32(xn, 16), wd)), nd));
       p += 2 * _mm_popcnt_u32(m);
       if constexpr (W == 16) {  // the value is assembled on 16-bit lanes, two vectors at once (below)
         o[v] = si;
