@@ -311,10 +311,12 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       if (v == NV - 1 && partial) m &= mlive;
       const __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       const __m256i wd = _mm256_shuffle_epi8(wv, _mm256_load_si256(reinterpret_cast<const __m256i*>(&kExpand[m * 32])));
-      // a dead lane (beyond lanes, m cleared) may take the shift but no
-      // word; its state is never used
-      x[v] = _mm256_castps_si256(
-          _mm256_blendv_ps(_mm256_castsi256_ps(xn), _mm256_castsi256_ps(_mm256_or_si256(_mm256_slli_epi32(xn, 16), wd)), nd));
+      // the shift blended in beside the lookup, the words (zero in the
+      // other lanes) or-ed in last; a dead lane (beyond lanes, m cleared)
+      // may take the shift but no word, and its state is never used
+      x[v] = _mm256_or_si256(
+          _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(xn), _mm256_castsi256_ps(_mm256_slli_epi32(xn, 16)), nd)),
+          wd);
       p += 2 * _mm_popcnt_u32(m);
       if constexpr (W == 16) {  // the value is assembled on 16-bit lanes, two vectors at once (below)
         o[v] = si;
