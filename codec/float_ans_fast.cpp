@@ -54,7 +54,11 @@ struct PackTab {
   inline uint32_t step(uint32_t& x) const {
     const uint32_t e = t[x & ((1u << pb) - 1u)];
     const uint32_t xs = x >> pb;
-    x = (e & 0xFFFu) * xs + xs + (e >> 20);
+    // (freq - 1) * xs + (xs + bias), the sum beside the multiply (not folded
+    // into ((freq - 1) + 1) * xs: one step less after the load)
+    uint32_t xb = xs + (e >> 20);
+    __asm__("" : "+r"(xb));
+    x = (e & 0xFFFu) * xs + xb;
     return val8[(e >> 12) & 0xFFu];
   }
 };
@@ -70,10 +74,68 @@ struct WideTab {
     uint32_t e;
     std::memcpy(&e, q, 4);
     const uint32_t sym = lo + q[2], xs = x >> pb;
-    x = (e & 0xFFFu) * xs + xs + (e >> 20);
+    uint32_t xb = xs + (e >> 20);
+    __asm__("" : "+r"(xb));
+    x = (e & 0xFFFu) * xs + xb;
     return joint ? ((sym >> 1) << r) | ((sym & 1u) << (W - 1)) : sym << r;
   }
 };
+
+// x = need ? (x << 16) | word : x as a conditional move: the compiler makes
+// it a branch, which mispredicts about once per six symbols (and only looks
+// cheap when one chunk is decoded over and over)
+inline uint32_t renorm(uint32_t x, uint32_t wd) {
+#if defined(__x86_64__)
+  const uint32_t alt = (x << 16) | wd;
+  __asm__("cmpl $0xffff, %1\n\tcmovbe %2, %0" : "=r"(x) : "r"(x), "r"(alt), "0"(x) : "cc");
+  return x;
+#else
+  return x < kLowerBound ? (x << 16) | wd : x;
+#endif
+}
+
+// Steps t0.. of a group of NL < 8 lanes (chunks of a few sub-streams: small
+// tensors), each lane's state in a register: a step's lanes are independent
+// rANS chains, so the loop runs at the latency of one decode step for NL
+// elements. Reads are unchecked while the step's elements, words (at most
+// one per lane) and 8-byte raw-field reads stay in bounds; returns the first
+// step not done (group_scalar finishes, checked).
+template <unsigned W, unsigned NL, class Tab>
+uint64_t group_scalar_regs(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, uint32_t* xio, uint64_t j0,
+                           uint64_t t0, const uint8_t*& pref, const uint8_t* pend, uint8_t* dst) {
+  const Tab tab = tabref;  // locals only: the stores to dst may alias anything reached through a pointer
+  uint32_t x[NL];
+  for (uint32_t l = 0; l < NL; ++l) x[l] = xio[l];
+  const uint64_t nsub = L.nsub, n = L.n;
+  const uint32_t w = L.s.w, rr = L.s.rr, z = L.s.z;
+  const uint8_t* plane = src + L.plane_off;
+  const uint64_t fastbits = L.plane_n >= 8 ? (uint64_t(L.plane_n) - 8) * 8 : 0;  // reads of 8 bytes stay inside
+  const uint32_t lowmask = (1u << rr) - 1u;
+  const uint64_t wmask = (uint64_t(1) << w) - 1u;
+  const uint8_t* p = pref;
+  uint64_t t = t0, i0 = t0 * nsub + j0;
+  for (; i0 + NL <= n && (i0 + NL) * w <= fastbits && pend - p >= ptrdiff_t(2 * NL); ++t, i0 += nsub) {
+#pragma GCC unroll 8
+    for (uint32_t l = 0; l < NL; ++l) {
+      const uint64_t i = i0 + l;
+      uint32_t xx = x[l];
+      uint32_t v = tab.step(xx);
+      const bool need = xx < kLowerBound;
+      p += 2 * uint32_t(need);
+      xx = renorm(xx, ld16(p - 2 * uint32_t(need)));
+      x[l] = xx;
+      const uint64_t bit = i * w;
+      const uint64_t raw = (ld64(plane + (bit >> 3)) >> (bit & 7)) & wmask;
+      v |= ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
+      if constexpr (W == 8) dst[i] = uint8_t(v);
+      else if constexpr (W == 16) { const uint16_t h = uint16_t(v); std::memcpy(dst + 2 * i, &h, 2); }
+      else std::memcpy(dst + 4 * i, &v, 4);
+    }
+  }
+  for (uint32_t l = 0; l < NL; ++l) xio[l] = x[l];
+  pref = p;
+  return t;
+}
 
 // Decodes steps t0.. of a group (states x[0..lanes), word pointer p, words end
 // pend) with checked reads. Returns false if a word past pend was needed.
@@ -106,7 +168,7 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
       const bool have = p < pend;
       const uint32_t wd = ld16(have ? p : kZeroWord);
       ok &= have | !need;
-      xx = need ? (xx << 16) | wd : xx;
+      xx = renorm(xx, wd);
       p += 2 * uint32_t(need);
       x[l] = xx;
       const uint64_t bit = i * w;
@@ -412,6 +474,19 @@ void avx_fns(AvxFn* fns) {
   fns[4] = group_avx2<W, JOINT, 4, WIDE>;
 }
 
+template <unsigned W, class Tab>
+using RegsFn = uint64_t (*)(const Tab&, const ChunkLayout&, const uint8_t*, uint32_t*, uint64_t, uint64_t,
+                            const uint8_t*&, const uint8_t*, uint8_t*);
+template <unsigned W, class Tab>
+constexpr RegsFn<W, Tab> kRegs[8] = {nullptr,
+                                     group_scalar_regs<W, 1, Tab>,
+                                     group_scalar_regs<W, 2, Tab>,
+                                     group_scalar_regs<W, 3, Tab>,
+                                     group_scalar_regs<W, 4, Tab>,
+                                     group_scalar_regs<W, 5, Tab>,
+                                     group_scalar_regs<W, 6, Tab>,
+                                     group_scalar_regs<W, 7, Tab>};
+
 // ptab: the packed table (psym null) or, psym set, the wide one (psym: wide3; ptab only non-null); null: no
 // AVX2 kernel for this chunk.
 template <unsigned W, class Tab>
@@ -451,6 +526,7 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
     uint64_t t0 = 0;
     // fewer than 8 lanes: the scalar steps are faster than one vector
     if (lanes >= 8 && fns[(lanes + 7) / 8]) t0 = fns[(lanes + 7) / 8](ptab, psym, L, src, src_n, x, lanes, j0, p, dst);
+    else if (lanes < 8) t0 = kRegs<W, Tab>[lanes](tab, L, src, x, j0, 0, p, pend, dst);
     gok &= group_scalar<W>(tab, L, src, x, lanes, j0, t0, p, pend, dst);
     for (uint32_t l = 0; l < lanes; ++l) gok &= x[l] == kLowerBound;
     ok &= gok && p == pend;
