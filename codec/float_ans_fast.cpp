@@ -99,10 +99,12 @@ inline uint32_t renorm(uint32_t x, uint32_t wd) {
 // rANS chains, so the loop runs at the latency of one decode step for NL
 // elements. Reads are unchecked while the step's elements, words (at most
 // one per lane) and 8-byte raw-field reads stay in bounds; returns the first
-// step not done (group_scalar finishes, checked).
-template <unsigned W, unsigned NL, class Tab>
-uint64_t group_scalar_regs(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, uint32_t* xio, uint64_t j0,
-                           uint64_t t0, const uint8_t*& pref, const uint8_t* pend, uint8_t* dst) {
+// step not done (group_scalar finishes, checked). PDEP: built for BMI2 with
+// a fast pdep, which puts a raw field's bits in place in one instruction.
+template <unsigned W, unsigned NL, class Tab, bool PDEP>
+__attribute__((always_inline)) inline uint64_t regs_steps(const Tab& tabref, const ChunkLayout& L, const uint8_t* src,
+                                                          uint32_t* xio, uint64_t j0, uint64_t t0, const uint8_t*& pref,
+                                                          const uint8_t* pend, uint8_t* dst) {
   const Tab tab = tabref;  // locals only: the stores to dst may alias anything reached through a pointer
   uint32_t x[NL];
   for (uint32_t l = 0; l < NL; ++l) x[l] = xio[l];
@@ -112,6 +114,8 @@ uint64_t group_scalar_regs(const Tab& tabref, const ChunkLayout& L, const uint8_
   const uint64_t fastbits = L.plane_n >= 8 ? (uint64_t(L.plane_n) - 8) * 8 : 0;  // reads of 8 bytes stay inside
   const uint32_t lowmask = (1u << rr) - 1u;
   const uint64_t wmask = (uint64_t(1) << w) - 1u;
+  // where pdep puts the raw field's bits: mantissa bits z.., the sign (when raw) at W - 1
+  const uint32_t dep = (lowmask << z) | (L.s.joint ? 0u : 1u << (W - 1));
   const uint8_t* p = pref;
   uint64_t t = t0, i0 = t0 * nsub + j0;
   for (; i0 + NL <= n && (i0 + NL) * w <= fastbits && pend - p >= ptrdiff_t(2 * NL); ++t, i0 += nsub) {
@@ -125,8 +129,15 @@ uint64_t group_scalar_regs(const Tab& tabref, const ChunkLayout& L, const uint8_
       xx = renorm(xx, ld16(p - 2 * uint32_t(need)));
       x[l] = xx;
       const uint64_t bit = i * w;
-      const uint64_t raw = (ld64(plane + (bit >> 3)) >> (bit & 7)) & wmask;
-      v |= ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
+      if constexpr (PDEP) {
+        const uint32_t raw = uint32_t(ld64(plane + (bit >> 3)) >> (bit & 7)), m = dep;
+        uint32_t d;
+        __asm__("pdep %2, %1, %0" : "=r"(d) : "r"(raw), "r"(m));
+        v |= d;
+      } else {
+        const uint64_t raw = (ld64(plane + (bit >> 3)) >> (bit & 7)) & wmask;
+        v |= ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
+      }
       if constexpr (W == 8) dst[i] = uint8_t(v);
       else if constexpr (W == 16) { const uint16_t h = uint16_t(v); std::memcpy(dst + 2 * i, &h, 2); }
       else std::memcpy(dst + 4 * i, &v, 4);
@@ -135,6 +146,18 @@ uint64_t group_scalar_regs(const Tab& tabref, const ChunkLayout& L, const uint8_
   for (uint32_t l = 0; l < NL; ++l) xio[l] = x[l];
   pref = p;
   return t;
+}
+template <unsigned W, unsigned NL, class Tab>
+uint64_t group_scalar_regs(const Tab& tab, const ChunkLayout& L, const uint8_t* src, uint32_t* xio, uint64_t j0,
+                           uint64_t t0, const uint8_t*& pref, const uint8_t* pend, uint8_t* dst) {
+  return regs_steps<W, NL, Tab, false>(tab, L, src, xio, j0, t0, pref, pend, dst);
+}
+template <unsigned W, unsigned NL, class Tab>
+__attribute__((target("bmi,bmi2"))) uint64_t group_scalar_regs_bmi2(const Tab& tab, const ChunkLayout& L,
+                                                                    const uint8_t* src, uint32_t* xio, uint64_t j0,
+                                                                    uint64_t t0, const uint8_t*& pref,
+                                                                    const uint8_t* pend, uint8_t* dst) {
+  return regs_steps<W, NL, Tab, true>(tab, L, src, xio, j0, t0, pref, pend, dst);
 }
 
 // Decodes steps t0.. of a group (states x[0..lanes), word pointer p, words end
@@ -474,6 +497,17 @@ void avx_fns(AvxFn* fns) {
   fns[4] = group_avx2<W, JOINT, 4, WIDE>;
 }
 
+// BMI2 with a fast pdep (microcoded, very slow, before Zen 3)
+bool fast_bmi2() {
+#if defined(__x86_64__)
+  static const bool f = __builtin_cpu_supports("bmi2") &&
+                        !(__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2")));
+  return f;
+#else
+  return false;
+#endif
+}
+
 template <unsigned W, class Tab>
 using RegsFn = uint64_t (*)(const Tab&, const ChunkLayout&, const uint8_t*, uint32_t*, uint64_t, uint64_t,
                             const uint8_t*&, const uint8_t*, uint8_t*);
@@ -486,12 +520,24 @@ constexpr RegsFn<W, Tab> kRegs[8] = {nullptr,
                                      group_scalar_regs<W, 5, Tab>,
                                      group_scalar_regs<W, 6, Tab>,
                                      group_scalar_regs<W, 7, Tab>};
+template <unsigned W, class Tab>
+constexpr RegsFn<W, Tab> kRegsBmi2[8] = {nullptr,
+                                         group_scalar_regs_bmi2<W, 1, Tab>,
+                                         group_scalar_regs_bmi2<W, 2, Tab>,
+                                         group_scalar_regs_bmi2<W, 3, Tab>,
+                                         group_scalar_regs_bmi2<W, 4, Tab>,
+                                         group_scalar_regs_bmi2<W, 5, Tab>,
+                                         group_scalar_regs_bmi2<W, 6, Tab>,
+                                         group_scalar_regs_bmi2<W, 7, Tab>};
 
 // ptab: the packed table (psym null) or, psym set, the wide one (psym: wide3; ptab only non-null); null: no
 // AVX2 kernel for this chunk.
 template <unsigned W, class Tab>
 bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
-                const uint32_t* ptab, const uint16_t* psym, bool avx) {
+                const uint32_t* ptab, const uint16_t* psym, int kern) {
+  const bool avx = kern >= 2;
+  // kernel 0 keeps the plain scalar build (so tests cover both)
+  const RegsFn<W, Tab>* regs = kern >= 1 && fast_bmi2() ? kRegsBmi2<W, Tab> : kRegs<W, Tab>;
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   if constexpr (W == 16 || W == 32) {
     if (avx && ptab) {
@@ -526,7 +572,7 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
     uint64_t t0 = 0;
     // fewer than 8 lanes: the scalar steps are faster than one vector
     if (lanes >= 8 && fns[(lanes + 7) / 8]) t0 = fns[(lanes + 7) / 8](ptab, psym, L, src, src_n, x, lanes, j0, p, dst);
-    else if (lanes < 8) t0 = kRegs<W, Tab>[lanes](tab, L, src, x, j0, 0, p, pend, dst);
+    else if (lanes < 8) t0 = regs[lanes](tab, L, src, x, j0, 0, p, pend, dst);
     gok &= group_scalar<W>(tab, L, src, x, lanes, j0, t0, p, pend, dst);
     for (uint32_t l = 0; l < lanes; ++l) gok &= x[l] == kLowerBound;
     ok &= gok && p == pend;
@@ -548,7 +594,7 @@ int active_kernel() noexcept {
 }
 
 bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L, const Tables& T) noexcept {
-  const bool avx = active_kernel() >= 2;
+  const int avx = active_kernel();
   if (T.packed) {
     const PackTab tab{T.pslot, T.val8, L.h.prob_bits};
     switch (L.s.W) {
