@@ -41,8 +41,10 @@ struct Tables {
 static_assert(layout::norm_order_entries(layout::kMaxProbBits) <= 2 * layout::kMaxTableSlots);
 static_assert(layout::norm_count_entries(layout::kMaxProbBits) <= layout::kMaxTableSlots + 1);
 
-// Builds the packed table (requires prob_bits <= 12, count <= 256).
-void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T);
+// Builds the packed table (requires prob_bits <= 12, count <= 256; the
+// frequencies sum to 2^prob_bits).
+void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T,
+                  uint32_t prob_bits);
 // Builds the wide table wide3 (requires prob_bits <= 12).
 void build_wide(const uint16_t* f, uint32_t count, Tables& T);
 
