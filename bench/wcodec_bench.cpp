@@ -7,16 +7,24 @@
 //   --bf16    convert F32 tensors to BF16 (round to nearest even) first
 //   --encode-only N   encode every chunk N times on one thread, print the
 //             stored bytes and the best time, and skip the rest (for profilers)
+//   --decode-only N   encode once, then decode every chunk N times on this
+//             thread (wcodec, then zstd -3 likewise unless N < 0: |N| times,
+//             wcodec only); print the best thread CPU times as GB/s and their
+//             ratio (for profilers and A/B runs on a busy machine)
+//   --kernels K,K,...  with --decode-only: time each float-ans CPU kernel
+//             (0 scalar, 2 AVX2, 4 AVX-512), the runs interleaved
 #include <algorithm>
 #include <chrono>
 #include <deque>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <time.h>
 #include <vector>
 #include <zstd.h>
 
 #include "codec/auto_select.h"
+#include "codec/float_ans_internal.h"
 #include "platform/file_io.h"
 #include "model/safetensors.h"
 #include "lib/api.h"
@@ -39,6 +47,13 @@ struct Chunk {
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+// CPU time of the calling thread: on a shared machine it leaves out the time
+// other processes held the core (--decode-only decodes on this thread)
+double thread_cpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 // Best time of several runs, at least `min_total` seconds in all: on a shared
@@ -66,7 +81,8 @@ uint16_t f32_to_bf16(uint32_t u) {
 int main(int argc, char** argv) {
   bool to_bf16 = false, z19 = false;
   uint32_t chunk = kDefaultChunkSize;
-  int encode_only = 0;
+  int encode_only = 0, decode_only = 0;
+  std::string kernels;  // --decode-only: float-ans kernels to compare, e.g. "2,4"
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -74,6 +90,8 @@ int main(int argc, char** argv) {
     else if (a == "--zstd19") z19 = true;
     else if (a == "--chunk" && i + 1 < argc) chunk = uint32_t(std::stoul(argv[++i]));
     else if (a == "--encode-only" && i + 1 < argc) encode_only = std::stoi(argv[++i]);
+    else if (a == "--decode-only" && i + 1 < argc) decode_only = std::stoi(argv[++i]);
+    else if (a == "--kernels" && i + 1 < argc) kernels = argv[++i];
     else files.push_back(a);
   }
   if (files.empty()) {
@@ -151,6 +169,70 @@ int main(int argc, char** argv) {
         std::printf("%s: %zu chunks, %llu bytes -> %llu bytes stored, encode %.2f GB/s (T=1, best of %d)\n", path.c_str(),
                     chunks.size(), (unsigned long long)raw_total, (unsigned long long)stored,
                     double(raw_total) / 1e9 / best, encode_only);
+        continue;
+      }
+      if (decode_only != 0) {
+        encode(p1);
+        const int reps = decode_only < 0 ? -decode_only : decode_only;
+        auto best_of = [&](auto&& f) {
+          double b = 1e30;
+          for (int r = 0; r < reps; ++r) {
+            const double t0 = thread_cpu();
+            f();
+            b = std::min(b, thread_cpu() - t0);
+          }
+          return b;
+        };
+        auto dec_all = [&] {
+          for (size_t i = 0; i < chunks.size(); ++i)
+            if (decode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].stored.data(), chunks[i].stored.size(), out.data() + out_off[i], chunks[i].n) != Errc::ok)
+              fail(Errc::codec, "decode failed");
+        };
+        auto check = [&] {
+          for (size_t k = 0; k < chunks.size(); ++k)
+            if (std::memcmp(out.data() + out_off[k], chunks[k].raw, chunks[k].n) != 0) fail(Errc::mismatch, "round trip differs");
+        };
+        const double gb = double(raw_total) / 1e9;
+        if (!kernels.empty()) {
+          std::vector<int> ks;
+          for (size_t a = 0; a < kernels.size();) {
+            size_t b = kernels.find(',', a);
+            if (b == std::string::npos) b = kernels.size();
+            ks.push_back(std::stoi(kernels.substr(a, b - a)));
+            a = b + 1;
+          }
+          std::vector<double> kb(ks.size(), 1e30);
+          for (int r = 0; r < reps; ++r)
+            for (size_t j = 0; j < ks.size(); ++j) {
+              fans::detail::force_kernel(ks[j]);
+              const double t0 = thread_cpu();
+              dec_all();
+              kb[j] = std::min(kb[j], thread_cpu() - t0);
+              if (r == 0) check();
+            }
+          fans::detail::force_kernel(-1);
+          std::printf("%s: decode", path.c_str());
+          for (size_t j = 0; j < ks.size(); ++j) std::printf(" | kernel %d %.3f GB/s", ks[j], gb / kb[j]);
+          std::printf(" (T=1, best of %d)\n", reps);
+          continue;
+        }
+        const double d1 = best_of(dec_all);
+        check();
+        if (decode_only < 0) {
+          std::printf("%s: decode wcodec %.3f GB/s (T=1, best of %d)\n", path.c_str(), gb / d1, reps);
+          continue;
+        }
+        std::vector<std::vector<uint8_t>> zs(chunks.size());
+        EncodeOptions z;
+        z.zstd_level = 3;
+        for (size_t i = 0; i < chunks.size(); ++i) encode_chunk(CodecId::zstd, chunks[i].dtype, chunks[i].raw, chunks[i].n, zs[i], z);
+        const double zd1 = best_of([&] {
+          for (size_t i = 0; i < chunks.size(); ++i)
+            if (decode_chunk(CodecId::zstd, chunks[i].dtype, zs[i].data(), zs[i].size(), out.data() + out_off[i], chunks[i].n) != Errc::ok)
+              fail(Errc::codec, "zstd decode failed");
+        });
+        std::printf("%s: decode wcodec %.3f GB/s | zstd-3 %.3f GB/s | x%.3f (T=1, best of %d)\n", path.c_str(), gb / d1,
+                    gb / zd1, zd1 / d1, reps);
         continue;
       }
       double e1 = best_time([&] { encode(p1); }), ea = best_time([&] { encode(pall); });

@@ -18,6 +18,10 @@
 #include "codec/float_ans_internal.h"
 #include "format/bytes.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace wc::fans {
 
 using namespace layout;
@@ -756,11 +760,12 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
   T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
   // 16- and 32-bit types with larger alphabets (k = 3 with the sign, wide
   // exponent ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2
-  // kernel through the wide tables; the scalar steps read slot/vals.
+  // kernel through the wide tables, which the scalar steps read too (no
+  // slot/vals: less to build, and less of L1 taken from the kernel's table).
   T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W >= 16;
-  if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
+  if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T, L.h.prob_bits);
+  else if (T.wide) detail::build_wide(T.f, L.count, T);
   else {
-    if (T.wide) detail::build_wide(T.f, L.count, T);
     T.slot[0] = 0;  // back to the slot table
     build_slots(T.f, L.count, L.lo, L.s, T.slot, T.vals);
   }
@@ -769,7 +774,43 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
 
 }  // namespace
 
-void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const Split& s, Tables& T) {
+namespace {
+#if defined(__x86_64__)
+// build_packed with 8 slots per store: a symbol's run is written in whole
+// vectors, the surplus overwritten by the next symbols' (a run that would
+// pass the end of the table ends with scalar stores)
+__attribute__((target("avx2"))) void build_packed_avx2(const uint16_t* f, uint32_t count, uint32_t lo,
+                                                       const Split& s, detail::Tables& T, uint32_t M) {
+  const __m256i iota = _mm256_setr_epi32(0, 1 << 20, 2 << 20, 3 << 20, 4 << 20, 5 << 20, 6 << 20, 7 << 20);
+  const __m256i step = _mm256_set1_epi32(8 << 20);
+  uint32_t cum = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t fi = f[i];
+    T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
+    const uint32_t hi = (fi - 1) | (i << 12);
+    uint32_t* o = T.pslot + cum;
+    uint32_t j = 0;
+    if (cum + ((fi + 7) & ~7u) <= M) {
+      __m256i v = _mm256_add_epi32(_mm256_set1_epi32(int(hi)), iota);
+      for (; j < fi; j += 8, v = _mm256_add_epi32(v, step)) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + j), v);
+    } else {
+      for (; j < fi; ++j) o[j] = hi | (j << 20);
+    }
+    cum += fi;
+  }
+}
+bool build_avx2() {
+  static const bool a = __builtin_cpu_supports("avx2");
+  return a;
+}
+#endif
+}  // namespace
+
+void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const Split& s, Tables& T,
+                          uint32_t prob_bits) {
+#if defined(__x86_64__)
+  if (build_avx2()) return build_packed_avx2(f, count, lo, s, T, 1u << prob_bits);
+#endif
   uint32_t cum = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];

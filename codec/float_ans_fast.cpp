@@ -7,7 +7,7 @@
 // eight loads of a packed slot entry (freq-1 | symbol index | bias) give the
 // next state and the symbol (tables of more than 256 symbols: eight 8-byte
 // loads of a 6-byte slot, entry and u16 index, split by two shufps; scalar
-// loads and inserts beat vpgatherdd on Zen 3); the output bits are computed from the index; the
+// loads and inserts beat vpgatherdd on Zen 3 and Zen 4); the output bits are computed from the index; the
 // lanes needing a renormalisation word take consecutive words, expanded with
 // a movemask-indexed pshufb of 8 words broadcast to both halves; the raw fields of 8 elements (w bytes) are
 // spread with one pshufb + variable shift. Everything else (tables with
@@ -54,10 +54,111 @@ struct PackTab {
   inline uint32_t step(uint32_t& x) const {
     const uint32_t e = t[x & ((1u << pb) - 1u)];
     const uint32_t xs = x >> pb;
-    x = (e & 0xFFFu) * xs + xs + (e >> 20);
+    // (freq - 1) * xs + (xs + bias), the sum beside the multiply (not folded
+    // into ((freq - 1) + 1) * xs: one step less after the load)
+    uint32_t xb = xs + (e >> 20);
+    __asm__("" : "+r"(xb));
+    x = (e & 0xFFFu) * xs + xb;
     return val8[(e >> 12) & 0xFFu];
   }
 };
+
+// Wide table (see Tables): the entry and the symbol index from one slot of
+// wide3; the output bits computed from the index as layout::symbol_value.
+template <unsigned W>
+struct WideTab {
+  const uint16_t* w3;
+  uint32_t pb, lo, r, joint;
+  inline uint32_t step(uint32_t& x) const {
+    const uint16_t* q = w3 + 3 * size_t(x & ((1u << pb) - 1u));
+    uint32_t e;
+    std::memcpy(&e, q, 4);
+    const uint32_t sym = lo + q[2], xs = x >> pb;
+    uint32_t xb = xs + (e >> 20);
+    __asm__("" : "+r"(xb));
+    x = (e & 0xFFFu) * xs + xb;
+    return joint ? ((sym >> 1) << r) | ((sym & 1u) << (W - 1)) : sym << r;
+  }
+};
+
+// x = need ? (x << 16) | word : x as a conditional move: the compiler makes
+// it a branch, which mispredicts about once per six symbols (and only looks
+// cheap when one chunk is decoded over and over)
+inline uint32_t renorm(uint32_t x, uint32_t wd) {
+#if defined(__x86_64__)
+  const uint32_t alt = (x << 16) | wd;
+  __asm__("cmpl $0xffff, %1\n\tcmovbe %2, %0" : "=r"(x) : "r"(x), "r"(alt), "0"(x) : "cc");
+  return x;
+#else
+  return x < kLowerBound ? (x << 16) | wd : x;
+#endif
+}
+
+// Steps t0.. of a group of NL < 8 lanes (chunks of a few sub-streams: small
+// tensors), each lane's state in a register: a step's lanes are independent
+// rANS chains, so the loop runs at the latency of one decode step for NL
+// elements. Reads are unchecked while the step's elements, words (at most
+// one per lane) and 8-byte raw-field reads stay in bounds; returns the first
+// step not done (group_scalar finishes, checked). PDEP: built for BMI2 with
+// a fast pdep, which puts a raw field's bits in place in one instruction.
+template <unsigned W, unsigned NL, class Tab, bool PDEP>
+__attribute__((always_inline)) inline uint64_t regs_steps(const Tab& tabref, const ChunkLayout& L, const uint8_t* src,
+                                                          uint32_t* xio, uint64_t j0, uint64_t t0, const uint8_t*& pref,
+                                                          const uint8_t* pend, uint8_t* dst) {
+  const Tab tab = tabref;  // locals only: the stores to dst may alias anything reached through a pointer
+  uint32_t x[NL];
+  for (uint32_t l = 0; l < NL; ++l) x[l] = xio[l];
+  const uint64_t nsub = L.nsub, n = L.n;
+  const uint32_t w = L.s.w, rr = L.s.rr, z = L.s.z;
+  const uint8_t* plane = src + L.plane_off;
+  const uint64_t fastbits = L.plane_n >= 8 ? (uint64_t(L.plane_n) - 8) * 8 : 0;  // reads of 8 bytes stay inside
+  const uint32_t lowmask = (1u << rr) - 1u;
+  const uint64_t wmask = (uint64_t(1) << w) - 1u;
+  // where pdep puts the raw field's bits: mantissa bits z.., the sign (when raw) at W - 1
+  const uint32_t dep = (lowmask << z) | (L.s.joint ? 0u : 1u << (W - 1));
+  const uint8_t* p = pref;
+  uint64_t t = t0, i0 = t0 * nsub + j0;
+  for (; i0 + NL <= n && (i0 + NL) * w <= fastbits && pend - p >= ptrdiff_t(2 * NL); ++t, i0 += nsub) {
+#pragma GCC unroll 8
+    for (uint32_t l = 0; l < NL; ++l) {
+      const uint64_t i = i0 + l;
+      uint32_t xx = x[l];
+      uint32_t v = tab.step(xx);
+      const bool need = xx < kLowerBound;
+      p += 2 * uint32_t(need);
+      xx = renorm(xx, ld16(p - 2 * uint32_t(need)));
+      x[l] = xx;
+      const uint64_t bit = i * w;
+      if constexpr (PDEP) {
+        const uint32_t raw = uint32_t(ld64(plane + (bit >> 3)) >> (bit & 7)), m = dep;
+        uint32_t d;
+        __asm__("pdep %2, %1, %0" : "=r"(d) : "r"(raw), "r"(m));
+        v |= d;
+      } else {
+        const uint64_t raw = (ld64(plane + (bit >> 3)) >> (bit & 7)) & wmask;
+        v |= ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
+      }
+      if constexpr (W == 8) dst[i] = uint8_t(v);
+      else if constexpr (W == 16) { const uint16_t h = uint16_t(v); std::memcpy(dst + 2 * i, &h, 2); }
+      else std::memcpy(dst + 4 * i, &v, 4);
+    }
+  }
+  for (uint32_t l = 0; l < NL; ++l) xio[l] = x[l];
+  pref = p;
+  return t;
+}
+template <unsigned W, unsigned NL, class Tab>
+uint64_t group_scalar_regs(const Tab& tab, const ChunkLayout& L, const uint8_t* src, uint32_t* xio, uint64_t j0,
+                           uint64_t t0, const uint8_t*& pref, const uint8_t* pend, uint8_t* dst) {
+  return regs_steps<W, NL, Tab, false>(tab, L, src, xio, j0, t0, pref, pend, dst);
+}
+template <unsigned W, unsigned NL, class Tab>
+__attribute__((target("bmi,bmi2"))) uint64_t group_scalar_regs_bmi2(const Tab& tab, const ChunkLayout& L,
+                                                                    const uint8_t* src, uint32_t* xio, uint64_t j0,
+                                                                    uint64_t t0, const uint8_t*& pref,
+                                                                    const uint8_t* pend, uint8_t* dst) {
+  return regs_steps<W, NL, Tab, true>(tab, L, src, xio, j0, t0, pref, pend, dst);
+}
 
 // Decodes steps t0.. of a group (states x[0..lanes), word pointer p, words end
 // pend) with checked reads. Returns false if a word past pend was needed.
@@ -90,7 +191,7 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
       const bool have = p < pend;
       const uint32_t wd = ld16(have ? p : kZeroWord);
       ok &= have | !need;
-      xx = need ? (xx << 16) | wd : xx;
+      xx = renorm(xx, wd);
       p += 2 * uint32_t(need);
       x[l] = xx;
       const uint64_t bit = i * w;
@@ -244,8 +345,8 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   const __m256i lo16 = _mm256_set1_epi16(short(L.lo)), wmask = _mm256_set1_epi32(int((1u << w) - 1u));
   const __m256i lowm16 = _mm256_set1_epi16(short((1u << rr) - 1u)), sgm16 = _mm256_set1_epi16(short(1u << rr));
   // lanes of the last vector that exist (the others never take a word)
-  const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(lanes - 8 * (NV - 1))),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const bool partial = lanes < 8 * NV;
+  const unsigned mlive = (1u << (lanes - 8 * (NV - 1))) - 1u;
   alignas(32) uint8_t shb[8][32];
   alignas(32) uint32_t shv[8][8];
   uint32_t hbt[8];
@@ -281,15 +382,26 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       lookup8<WIDE>(ptab, psym, sl, e, si, pmask64);
       if constexpr (WIDE) si = _mm256_and_si256(si, m16);
       else si = _mm256_and_si256(_mm256_srli_epi32(e, 12), m8);
+      // xn = (freq - 1) * xsh + (xsh + bias): the sum beside the multiply
+      // (the compiler would fold it into ((freq - 1) + 1) * xsh + bias, one
+      // more step after the table load)
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
-      const __m256i xn = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xsh),
-                                          _mm256_srli_epi32(e, 20));
-      __m256i need = _mm256_cmpeq_epi32(_mm256_min_epu32(xn, m16), xn);  // xn < 2^16 (no shift)
-      if (v == NV - 1) need = _mm256_and_si256(need, live);
-      const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
+      __m256i xb = _mm256_add_epi32(xsh, _mm256_srli_epi32(e, 20));
+      __asm__("" : "+x"(xb));
+      const __m256i xn = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xb);
+      // lanes needing a word (xn < 2^16): its high half is zero, so bit 31 of
+      // a 16-bit compare, which movmskps and blendvps read
+      const __m256 nd = _mm256_castsi256_ps(_mm256_cmpeq_epi16(xn, _mm256_setzero_si256()));
+      unsigned m = unsigned(_mm256_movemask_ps(nd));
+      if (v == NV - 1 && partial) m &= mlive;
       const __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       const __m256i wd = _mm256_shuffle_epi8(wv, _mm256_load_si256(reinterpret_cast<const __m256i*>(&kExpand[m * 32])));
-      x[v] = _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), wd), need);
+      // the shift blended in beside the lookup, the words (zero in the
+      // other lanes) or-ed in last; a dead lane (beyond lanes, m cleared)
+      // may take the shift but no word, and its state is never used
+      x[v] = _mm256_or_si256(
+          _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(xn), _mm256_castsi256_ps(_mm256_slli_epi32(xn, 16)), nd)),
+          wd);
       p += 2 * _mm_popcnt_u32(m);
       if constexpr (W == 16) {  // the value is assembled on 16-bit lanes, two vectors at once (below)
         o[v] = si;
@@ -299,6 +411,11 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
                                                   shuf),
                               shift),
             wmask);
+        // each pair's value as soon as it is complete: fewer live vectors
+        // (with all four kept to the end, the wide table's lookups spilled)
+        if (v & 1)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * (v - 1))),
+                              value16<JOINT>(o[v - 1], o[v], r16[v - 1], r16[v], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16));
         continue;
       }
       const __m256i sym = _mm256_add_epi32(si, lov);
@@ -330,10 +447,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
     } else if constexpr (W == 16) {
       // indices and raw fields (both < 2^16) of two vectors packed to 16-bit
       // lanes; value = symbol bits | raw bits, then one lane fix-up
-#pragma GCC unroll 4
-      for (unsigned v = 0; v + 1 < NV; v += 2)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * v)), value16<JOINT>(o[v], o[v + 1], r16[v], r16[v + 1], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16));
-      if constexpr (NV & 1) {
+      if constexpr (NV & 1) {  // the last vector alone (the pairs are stored above)
         const __m256i pk = value16<JOINT>(o[NV - 1], o[NV - 1], r16[NV - 1], r16[NV - 1], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * (i0 + 8 * (NV - 1))), _mm256_castsi256_si128(pk));
       }
@@ -383,11 +497,47 @@ void avx_fns(AvxFn* fns) {
   fns[4] = group_avx2<W, JOINT, 4, WIDE>;
 }
 
+// BMI2 with a fast pdep (microcoded, very slow, before Zen 3)
+bool fast_bmi2() {
+#if defined(__x86_64__)
+  static const bool f = __builtin_cpu_supports("bmi2") &&
+                        !(__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2")));
+  return f;
+#else
+  return false;
+#endif
+}
+
+template <unsigned W, class Tab>
+using RegsFn = uint64_t (*)(const Tab&, const ChunkLayout&, const uint8_t*, uint32_t*, uint64_t, uint64_t,
+                            const uint8_t*&, const uint8_t*, uint8_t*);
+template <unsigned W, class Tab>
+constexpr RegsFn<W, Tab> kRegs[8] = {nullptr,
+                                     group_scalar_regs<W, 1, Tab>,
+                                     group_scalar_regs<W, 2, Tab>,
+                                     group_scalar_regs<W, 3, Tab>,
+                                     group_scalar_regs<W, 4, Tab>,
+                                     group_scalar_regs<W, 5, Tab>,
+                                     group_scalar_regs<W, 6, Tab>,
+                                     group_scalar_regs<W, 7, Tab>};
+template <unsigned W, class Tab>
+constexpr RegsFn<W, Tab> kRegsBmi2[8] = {nullptr,
+                                         group_scalar_regs_bmi2<W, 1, Tab>,
+                                         group_scalar_regs_bmi2<W, 2, Tab>,
+                                         group_scalar_regs_bmi2<W, 3, Tab>,
+                                         group_scalar_regs_bmi2<W, 4, Tab>,
+                                         group_scalar_regs_bmi2<W, 5, Tab>,
+                                         group_scalar_regs_bmi2<W, 6, Tab>,
+                                         group_scalar_regs_bmi2<W, 7, Tab>};
+
 // ptab: the packed table (psym null) or, psym set, the wide one (psym: wide3; ptab only non-null); null: no
 // AVX2 kernel for this chunk.
 template <unsigned W, class Tab>
 bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
-                const uint32_t* ptab, const uint16_t* psym, bool avx) {
+                const uint32_t* ptab, const uint16_t* psym, int kern) {
+  const bool avx = kern >= 2;
+  // kernel 0 keeps the plain scalar build (so tests cover both)
+  const RegsFn<W, Tab>* regs = kern >= 1 && fast_bmi2() ? kRegsBmi2<W, Tab> : kRegs<W, Tab>;
   AvxFn fns[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   if constexpr (W == 16 || W == 32) {
     if (avx && ptab) {
@@ -422,6 +572,7 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
     uint64_t t0 = 0;
     // fewer than 8 lanes: the scalar steps are faster than one vector
     if (lanes >= 8 && fns[(lanes + 7) / 8]) t0 = fns[(lanes + 7) / 8](ptab, psym, L, src, src_n, x, lanes, j0, p, dst);
+    else if (lanes < 8) t0 = regs[lanes](tab, L, src, x, j0, 0, p, pend, dst);
     gok &= group_scalar<W>(tab, L, src, x, lanes, j0, t0, p, pend, dst);
     for (uint32_t l = 0; l < lanes; ++l) gok &= x[l] == kLowerBound;
     ok &= gok && p == pend;
@@ -443,7 +594,7 @@ int active_kernel() noexcept {
 }
 
 bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L, const Tables& T) noexcept {
-  const bool avx = active_kernel() >= 2;
+  const int avx = active_kernel();
   if (T.packed) {
     const PackTab tab{T.pslot, T.val8, L.h.prob_bits};
     switch (L.s.W) {
@@ -452,11 +603,19 @@ bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayo
       default: return decode_all<32>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
     }
   }
+  if (T.wide) {  // 16- and 32-bit types only
+    if (L.s.W == 16) {
+      const WideTab<16> tab{T.wide3, L.h.prob_bits, L.lo, L.s.r, L.s.joint};
+      return decode_all<16>(tab, src, src_n, dst, L, T.pslot, T.wide3, avx);
+    }
+    const WideTab<32> tab{T.wide3, L.h.prob_bits, L.lo, L.s.r, L.s.joint};
+    return decode_all<32>(tab, src, src_n, dst, L, T.pslot, T.wide3, avx);
+  }
   const RefTab tab{T.slot, T.vals, L.h.prob_bits, L.s.val_shift};
   switch (L.s.W) {
     case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
-    case 16: return decode_all<16>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
-    default: return decode_all<32>(tab, src, src_n, dst, L, T.wide ? T.pslot : nullptr, T.wide ? T.wide3 : nullptr, avx);
+    case 16: return decode_all<16>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
+    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
   }
 }
 

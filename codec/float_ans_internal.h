@@ -10,8 +10,8 @@ namespace wc::fans::detail {
 // Decode tables of one chunk (on the decoder's stack; ~180 KiB).
 // Packed form (prob_bits <= 12 and at most 256 symbols): one u32 per slot,
 // bits 0-11 freq - 1, bits 12-19 symbol index (symbol - lo), bits 20-31
-// slot - cumfreq; val8[index] = the symbol's output bits. Otherwise slot/vals
-// as built by layout::build_slots.
+// slot - cumfreq; val8[index] = the symbol's output bits. Wide form: see
+// below. Otherwise slot/vals as built by layout::build_slots.
 struct Tables {
   uint8_t q[layout::kMaxAlphabet];
   uint16_t f[layout::kMaxAlphabet];  // frequencies <= 2^14
@@ -19,8 +19,8 @@ struct Tables {
   // wide: a 16- or 32-bit type whose table has more than 256 symbols (prob_bits
   // <= 12): the AVX2 kernel reads 6 bytes per slot from wide3 (u16 words:
   // entry low, entry high, symbol index; entry = freq-1 | bias << 20) with
-  // one 8-byte load; the scalar steps use slot/vals. Spare words: the load
-  // at the last slot reads one word past it.
+  // one 8-byte load, and so do the scalar steps (slot/vals are not built).
+  // Spare words: the load at the last slot reads one word past it.
   bool wide;
   uint32_t val8[256];
   union {  // packed or wide, never both (prepare() writes the one it uses)
@@ -41,8 +41,10 @@ struct Tables {
 static_assert(layout::norm_order_entries(layout::kMaxProbBits) <= 2 * layout::kMaxTableSlots);
 static_assert(layout::norm_count_entries(layout::kMaxProbBits) <= layout::kMaxTableSlots + 1);
 
-// Builds the packed table (requires prob_bits <= 12, count <= 256).
-void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T);
+// Builds the packed table (requires prob_bits <= 12, count <= 256; the
+// frequencies sum to 2^prob_bits).
+void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T,
+                  uint32_t prob_bits);
 // Builds the wide table wide3 (requires prob_bits <= 12).
 void build_wide(const uint16_t* f, uint32_t count, Tables& T);
 
