@@ -55,13 +55,17 @@ __attribute__((always_inline)) inline void walk(const Chunk& c, uint64_t n, Fn&&
   }
 }
 
-// sign = +1 decodes (apply), -1 encodes (unapply); dst may equal src. The
-// element loops work in T (16 lanes of 16 bits per AVX2 operation).
-template <class T, bool kInPlace>
+// kSign = +1 decodes (apply), -1 encodes (unapply); dst may equal src. The
+// element loops work in T (16 lanes of 16 bits per AVX2 operation). With
+// `pre` the list already holds T(d << s) (decoding 8- and 16-bit types: one
+// add, two ands and an or per element, nothing to widen).
+template <class T, bool kInPlace, int kSign>
 __attribute__((always_inline)) inline void move_fields(const Chunk& c, const Field& f, const uint8_t* src,
-                                                       uint8_t* dst, uint64_t n, int sign) {
+                                                       uint8_t* dst, uint64_t n, bool pre) {
   const T fm = T(f.fmask << f.s);
-  auto ds = [&](int16_t d) __attribute__((always_inline)) { return T(uint32_t(sign * int32_t(d)) << f.s); };
+  auto ds = [&](int16_t d) __attribute__((always_inline)) {
+    return pre ? T(uint16_t(d)) : T(uint32_t(kSign * int32_t(d)) << f.s);
+  };
   walk(c, n, [&](uint64_t e, uint64_t len, const int16_t* d, int step) __attribute__((always_inline)) {
     uint8_t* o = dst + e * sizeof(T);
     // in place (decoding) reads and writes through one pointer: a second one
@@ -86,26 +90,26 @@ __attribute__((always_inline)) inline void move_fields(const Chunk& c, const Fie
   });
 }
 
-template <bool kInPlace>
+template <bool kInPlace, int kSign>
 __attribute__((always_inline)) inline void move_width(const Field& f, const Chunk& c, const uint8_t* src,
-                                                      uint8_t* dst, uint64_t n, int sign) {
-  if (f.W == 8) move_fields<uint8_t, kInPlace>(c, f, src, dst, n, sign);
-  else if (f.W == 16) move_fields<uint16_t, kInPlace>(c, f, src, dst, n, sign);
-  else move_fields<uint32_t, kInPlace>(c, f, src, dst, n, sign);
+                                                      uint8_t* dst, uint64_t n, bool pre) {
+  if (f.W == 8) move_fields<uint8_t, kInPlace, kSign>(c, f, src, dst, n, pre);
+  else if (f.W == 16) move_fields<uint16_t, kInPlace, kSign>(c, f, src, dst, n, pre);
+  else move_fields<uint32_t, kInPlace, kSign>(c, f, src, dst, n, false);
 }
 
-template <bool kInPlace>
-void move_portable(const Field& f, const Chunk& c, const uint8_t* src, uint8_t* dst, uint64_t n, int sign) {
-  move_width<kInPlace>(f, c, src, dst, n, sign);
+template <bool kInPlace, int kSign>
+void move_portable(const Field& f, const Chunk& c, const uint8_t* src, uint8_t* dst, uint64_t n, bool pre) {
+  move_width<kInPlace, kSign>(f, c, src, dst, n, pre);
 }
 
 #if defined(__x86_64__)
 // The same loops compiled for AVX2 (twice the lanes of the SSE2 baseline):
 // the shift is a second pass over a decoded chunk, so its speed counts.
-template <bool kInPlace>
+template <bool kInPlace, int kSign>
 __attribute__((target("avx2"))) void move_avx2(const Field& f, const Chunk& c, const uint8_t* src, uint8_t* dst,
-                                                uint64_t n, int sign) {
-  move_width<kInPlace>(f, c, src, dst, n, sign);
+                                                uint64_t n, bool pre) {
+  move_width<kInPlace, kSign>(f, c, src, dst, n, pre);
 }
 bool has_avx2() {
   static const bool yes = [] {
@@ -116,14 +120,14 @@ bool has_avx2() {
 }
 #endif
 
-template <bool kInPlace>
-void move_any(DType t, const Chunk& c, const uint8_t* src, uint8_t* dst, uint64_t n, int sign) {
+template <bool kInPlace, int kSign>
+void move_any(DType t, const Chunk& c, const uint8_t* src, uint8_t* dst, uint64_t n, bool pre) {
   Field f;
   if (!field_of(t, c.g, &f)) return;
 #if defined(__x86_64__)
-  if (has_avx2()) return move_avx2<kInPlace>(f, c, src, dst, n, sign);
+  if (has_avx2()) return move_avx2<kInPlace, kSign>(f, c, src, dst, n, pre);
 #endif
-  move_portable<kInPlace>(f, c, src, dst, n, sign);
+  move_portable<kInPlace, kSign>(f, c, src, dst, n, pre);
 }
 
 uint32_t eg_bits(uint32_t u, uint32_t k) {
@@ -167,9 +171,23 @@ bool parse(DType t, const uint8_t* src, size_t src_n, uint64_t n, int16_t* d, Ch
   return true;
 }
 
-void apply(DType t, const Chunk& c, uint8_t* data, uint64_t n) noexcept { move_any<true>(t, c, data, data, n, +1); }
+void apply(DType t, const Chunk& c, uint8_t* data, uint64_t n) noexcept {
+  move_any<true, +1>(t, c, data, data, n, false);
+}
 
-void unapply(DType t, const Chunk& c, const uint8_t* src, uint8_t* out, uint64_t n) { move_any<false>(t, c, src, out, n, -1); }
+void apply_owned(DType t, Chunk& c, int16_t* list, uint8_t* data, uint64_t n) noexcept {
+  Field f;
+  if (!field_of(t, c.g, &f)) return;
+  const bool pre = f.W <= 16;
+  if (pre)  // the list as T(d << s): the shifted field's add, ready in the element's width
+    for (uint32_t i = 0; i < c.P; ++i) list[i] = int16_t(uint16_t(uint32_t(int32_t(list[i])) << f.s));
+  c.d = list;
+  move_any<true, +1>(t, c, data, data, n, pre);
+}
+
+void unapply(DType t, const Chunk& c, const uint8_t* src, uint8_t* out, uint64_t n) {
+  move_any<false, -1>(t, c, src, out, n, false);
+}
 
 void write_header(const Chunk& c, std::vector<uint8_t>& out) {
   uint32_t best_k = 0;

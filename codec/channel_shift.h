@@ -41,6 +41,10 @@ bool parse(DType t, const uint8_t* src, size_t src_n, uint64_t n, int16_t* d, Ch
 
 // Decoding: adds the shift to `n` decoded elements in place.
 void apply(DType t, const Chunk& c, uint8_t* data, uint64_t n) noexcept;
+// The same, where the caller owns c's list (`list`, as parse filled it): the
+// list is rewritten into the form the loops add directly (faster; the list
+// is spent afterwards).
+void apply_owned(DType t, Chunk& c, int16_t* list, uint8_t* data, uint64_t n) noexcept;
 
 // ---- encoder ----------------------------------------------------------------
 

@@ -138,7 +138,7 @@ Errc decode_shifted(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, siz
   const Errc e = fans_ws ? fans::decode_with(t, src + at, src_n - at, dst, dst_n, true, fans_ws)
                          : fans::decode(t, src + at, src_n - at, dst, dst_n, true);
   if (e != Errc::ok) return e;
-  shift::apply(t, c, dst, dst_n / eb);
+  shift::apply_owned(t, c, list, dst, dst_n / eb);
   return Errc::ok;
 }
 
