@@ -153,7 +153,12 @@ int main() {
       {"f32_of_bf16", DType::F32, {256, 512}, f32_of_bf16},
       {"ids", DType::I64, {20000}, ids},
       {"tiny", DType::U8, {3}, {1, 2, 3}},
+      // scaled columns and, in its first chunks, repeated rows: float-ans-mixed
+      // (modes 3 and 2, the shift's list in the workspace)
+      {"mixed", DType::BF16, {1024, 384}, testdata::weights_channels(DType::BF16, 1024, 384, false, 4)},
   };
+  for (size_t r = 16; r < 256; ++r)
+    std::memcpy(&ts.back().bytes[r * 768], &ts.back().bytes[(r % 16) * 768], 768);
   const std::string src = t / "m.safetensors", wcz = t / "m.safetensors.wcz";
   stb::write_file(src, stb::build(ts));
   wc::PackOptions po;
@@ -176,7 +181,7 @@ int main() {
       if (ts[k].name == info.name) slot[i] = k;
     codecs.push_back(info.codec);
   }
-  for (const char* c : {"float-ans", "float-ans-trim", "zstd"})
+  for (const char* c : {"float-ans", "float-ans-trim", "zstd", "float-ans-mixed"})
     EXPECT(std::find(codecs.begin(), codecs.end(), c) != codecs.end(), "no tensor was packed with %s", c);
 
   size_t n = 0;
