@@ -8,6 +8,9 @@
 #     byte for byte (cmp), and runs `wcodec verify` with every build (it checks
 #     the stored reconstruction hashes); prints "[SKIPPED] no corpus" for this
 #     part when the corpus is absent;
+#   - packs stories260K BF16 and Whisper tiny.en F16 lossless (float-ans-mixed:
+#     zstd chunks and per-channel shifts) and checks the same, against the
+#     original files;
 #   - unpacks the lossy test vectors (tests/vectors/lossy_qrow.wcz,
 #     lossy_mixed.wcz) with every build, compares with their .expected files,
 #     and verifies them with every build.
@@ -134,8 +137,23 @@ else
   echo "[SKIPPED] no corpus ($CORPUS): the stories260K containers are not checked"
 fi
 
-# --- the lossy test vectors ---------------------------------------------------------
-for v in lossy_qrow lossy_mixed; do
+# --- lossless with the adaptive codec (float-ans-mixed: zstd chunks, per-channel
+# shifts) on real weights, packed by the default build ------------------------------
+for src in "$CORPUS/stories260K_llama_hf_bf16.safetensors" "$CORPUS/whisper_tiny_en_f16.safetensors"; do
+  [ -f "$src" ] || { echo "[SKIPPED] no $src"; continue; }
+  wcz=$TMP/$(basename "$src").wcz
+  what="$(basename "$src") lossless"
+  if ! "${TOOLS[0]}" pack -q "$src" -o "$wcz"; then
+    bad "$what: pack failed"; continue
+  fi
+  if ! listing=$("${TOOLS[0]}" inspect "$wcz") || ! grep -q 'float-ans-mixed' <<<"$listing"; then
+    bad "$what: no float-ans-mixed tensor in the container"
+  fi
+  check_all "$wcz" "$what" "$src"
+done
+
+# --- the test vectors of lossy tensors and of the adaptive codec ---------------------
+for v in lossy_qrow lossy_mixed float_ans_mixed float_ans_shift; do
   check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
 done
 
