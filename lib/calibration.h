@@ -14,7 +14,8 @@ struct Calibration {
   std::map<std::string, double> sensitivity;
 };
 
-// Reads `path`: entries hessian.NAME (F32 [n, n], finite, symmetric within
+// Reads `path`: a llama.cpp legacy imatrix (.dat: importances, llama
+// tensor names mapped to Hugging Face's), or a safetensors file of entries hessian.NAME (F32 [n, n], finite, symmetric within
 // 1e-3 of its largest diagonal element, non-negative diagonal),
 // importance.NAME (F32 [n], finite, >= 0) and sensitivity.NAME (F32, one
 // element, finite, >= 0); any other entry, dtype or shape is a usage error

@@ -259,4 +259,64 @@ TEST_SUITE("gptq") {
     po.calib = t / "c.safetensors";
     CHECK_THROWS_AS(wc::pack(m, t / "o.wcz", po), wc::Error);
   }
+
+  TEST_CASE("pack --calib: llama.cpp's legacy imatrix (.dat) is read as importances under Hugging Face names") {
+    tu::TempDir t;
+    const size_t rows = 64, n = 32;
+    const std::string m = t / "m.safetensors";
+    const auto wq = testdata::weights(DType::F32, rows * n, 5);
+    tu::write_file(m, stb::build({{"model.layers.0.self_attn.q_proj.weight", DType::F32, {rows, n}, wq},
+                                  {"model.embed_tokens.weight", DType::F32, {rows, n}, wq}}));
+    auto dat = [&](const std::vector<std::pair<std::string, std::vector<float>>>& entries, bool cut = false) {
+      std::vector<uint8_t> b;
+      auto put32 = [&](int32_t v) {
+        uint8_t x[4];
+        std::memcpy(x, &v, 4);
+        b.insert(b.end(), x, x + 4);
+      };
+      put32(int32_t(entries.size()));
+      for (const auto& [name, v] : entries) {
+        put32(int32_t(name.size()));
+        b.insert(b.end(), name.begin(), name.end());
+        put32(7);  // calls
+        put32(int32_t(v.size()));
+        const auto vb = as_bytes(v);
+        b.insert(b.end(), vb.begin(), vb.end());
+      }
+      put32(7);  // the trailer: last call, and no dataset name
+      put32(0);
+      if (cut) b.resize(b.size() - 20);
+      const std::string path = t / "imatrix.dat";
+      tu::write_file(path, b);
+      return path;
+    };
+    std::vector<float> imp(n);
+    for (size_t j = 0; j < n; ++j) imp[j] = float(1 + (j % 7) * (j % 7));  // uneven channels
+    auto pack_with = [&](const std::string& calib, const std::string& out) {
+      wc::PackOptions po;
+      po.bits = 3;
+      po.force = true;
+      po.calib = calib;
+      wc::pack(m, out, po);
+      CHECK(wc::verify(out, "", 2, {}).chunks > 0);
+      return tu::read_file(out);
+    };
+    const auto plain = pack_with("", t / "plain.wcz");
+    const auto with = pack_with(dat({{"blk.0.attn_q.weight", imp}, {"token_embd.weight", imp}}), t / "imx.wcz");
+    CHECK(plain != with);  // importance-weighted rounding changed codes
+    // a name the model lacks, a wrong length, a file cut short: usage errors
+    for (const auto& bad_file : {dat({{"blk.3.attn_q.weight", imp}}), dat({{"blk.0.attn_q.weight", {1.f, 2.f}}}),
+                                 dat({{"blk.0.attn_q.weight", imp}, {"token_embd.weight", imp}}, true)}) {
+      wc::PackOptions po;
+      po.bits = 3;
+      po.force = true;
+      po.calib = bad_file;
+      try {
+        wc::pack(m, t / "x.wcz", po);
+        FAIL("accepted");
+      } catch (const wc::Error& e) {
+        CHECK(e.code() == wc::Errc::usage);
+      }
+    }
+  }
 }
