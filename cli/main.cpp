@@ -467,7 +467,8 @@ int main(int argc, char** argv) {
   pk->add_option("--sensitivity", o.sensitivity,
                  "Lossy: safetensors file of F32 scalars per tensor name (measured sensitivities)");
   pk->add_option("--calib", o.calib,
-                 "Lossy: calibration file (spec/CALIB.md; tools/calibrate.py makes one): GPTQ error feedback from "
+                 "Lossy: calibration file (spec/CALIB.md; tools/calibrate.py makes one) or llama.cpp imatrix .dat: "
+                 "GPTQ error feedback from "
                  "each layer's input covariance, importance-weighted rounding, measured sensitivities");
   pk->add_flag("--no-act-order", o.no_act_order,
                "Lossy, with --calib: quantize columns in their order, not by descending input energy");
