@@ -781,13 +781,20 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
   if (!check_counts(src, L)) return false;
   T.norm_order[0] = 0;  // activates the union member (see Tables)
   if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f, T.norm_order, T.vals)) return false;
-  T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
-  // 16- and 32-bit types with larger alphabets (k = 3 with the sign, wide
-  // exponent ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2
-  // kernel through the wide tables, which the scalar steps read too (no
-  // slot/vals: less to build, and less of L1 taken from the kernel's table).
+  // The packed entry's fields: freq - 1 and the bias (< freq) in fb bits
+  // each, fb from the largest frequency, leaving 32 - 2 fb >= 8 bits for the
+  // symbol index: every table of at most 256 symbols, and larger alphabets
+  // (k = 3 with the sign, wide exponent ranges: a third of Whisper tiny.en's
+  // BF16 chunks) whose largest frequency is small enough.
+  uint32_t fmax = 1;
+  for (uint32_t i = 0; i < L.count; ++i) fmax = std::max<uint32_t>(fmax, T.f[i]);
+  T.fbits = std::max(1u, uint32_t(std::bit_width(fmax - 1)));
+  T.packed = allow_packed && L.h.prob_bits <= 12 && std::bit_width(L.count - 1) <= 32 - 2 * T.fbits;
+  // The other 16- and 32-bit tables keep the AVX2 kernel through the wide
+  // tables, which the scalar steps read too (no slot/vals: less to build,
+  // and less of L1 taken from the kernel's table).
   T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W >= 16;
-  if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T, L.h.prob_bits);
+  if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
   else if (T.wide) detail::build_wide(T.f, L.count, T);
   else {
     T.slot[0] = 0;  // back to the slot table
@@ -803,22 +810,21 @@ namespace {
 // build_packed with 8 slots per store: a symbol's run is written in whole
 // vectors, the surplus overwritten by the next symbols' (a run that would
 // pass the end of the table ends with scalar stores)
-__attribute__((target("avx2"))) void build_packed_avx2(const uint16_t* f, uint32_t count, uint32_t lo,
-                                                       const Split& s, detail::Tables& T, uint32_t M) {
-  const __m256i iota = _mm256_setr_epi32(0, 1 << 20, 2 << 20, 3 << 20, 4 << 20, 5 << 20, 6 << 20, 7 << 20);
-  const __m256i step = _mm256_set1_epi32(8 << 20);
+__attribute__((target("avx2"))) void build_packed_avx2(const uint16_t* f, uint32_t count, detail::Tables& T) {
+  const uint32_t fb = T.fbits, bsh = 32 - fb, M = 1u << 12;
+  const __m256i iota = _mm256_sllv_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(bsh)));
+  const __m256i step = _mm256_set1_epi32(int(8u << bsh));
   uint32_t cum = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];
-    T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
-    const uint32_t hi = (fi - 1) | (i << 12);
+    const uint32_t hi = (fi - 1) | (i << fb);
     uint32_t* o = T.pslot + cum;
     uint32_t j = 0;
     if (cum + ((fi + 7) & ~7u) <= M) {
       __m256i v = _mm256_add_epi32(_mm256_set1_epi32(int(hi)), iota);
       for (; j < fi; j += 8, v = _mm256_add_epi32(v, step)) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + j), v);
     } else {
-      for (; j < fi; ++j) o[j] = hi | (j << 20);
+      for (; j < fi; ++j) o[j] = hi | (j << bsh);
     }
     cum += fi;
   }
@@ -830,18 +836,19 @@ bool build_avx2() {
 #endif
 }  // namespace
 
-void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const Split& s, Tables& T,
-                          uint32_t prob_bits) {
+void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const Split& s, Tables& T) {
+  if (count <= 256)
+    for (uint32_t i = 0; i < count; ++i) T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
 #if defined(__x86_64__)
-  if (build_avx2()) return build_packed_avx2(f, count, lo, s, T, 1u << prob_bits);
+  if (build_avx2()) return build_packed_avx2(f, count, T);
 #endif
+  const uint32_t fb = T.fbits, bsh = 32 - fb;
   uint32_t cum = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];
-    T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
-    const uint32_t hi = (fi - 1) | (i << 12);
+    const uint32_t hi = (fi - 1) | (i << fb);
     uint32_t* o = T.pslot + cum;
-    for (uint32_t j = 0; j < fi; ++j) o[j] = hi | (j << 20);
+    for (uint32_t j = 0; j < fi; ++j) o[j] = hi | (j << bsh);
     cum += fi;
   }
 }

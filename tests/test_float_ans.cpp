@@ -257,6 +257,52 @@ TEST_CASE("alphabets of more than 256 symbols keep the AVX2 kernel (wide tables)
   }
 }
 
+TEST_CASE("large alphabets: packed entries with narrower frequency fields, wide tables under a dominant symbol") {
+  // More than 256 symbols: while the largest frequency fits 11 bits (or 10)
+  // the packed entry has 10 (or 12) bits for the symbol index; a symbol
+  // taking more than half the slots needs 12 bits, and then the table is
+  // wide. Both decode the same bits on every kernel.
+  std::mt19937 rng(23);
+  std::normal_distribution<float> g(0.f, 1.f);
+  for (DType t : {DType::BF16, DType::F16}) {
+    for (int dominant = 0; dominant < 2; ++dominant) {
+      std::vector<float> w(1 << 16);
+      for (auto& x : w) {
+        x = std::exp(2.5f * g(rng)) * (g(rng) < 0 ? -1.f : 1.f) * 1e-2f;
+        if (dominant && rng() % 10 < 7) x = 0.25f;  // 70% one value
+      }
+      std::vector<uint8_t> raw(2 * w.size());
+      for (size_t i = 0; i < w.size(); ++i) {
+        uint16_t h = f32_to_bf16(w[i]);
+        if (t == DType::F16) {  // exponents 1..30 around 15, any mantissa, either sign
+          const int e = std::clamp(int(std::lround(15 + 4 * g(rng))), 1, 30);
+          h = w[i] == 0.25f ? uint16_t(0x3400) : uint16_t((rng() & 1) << 15 | e << 10 | (rng() & 0x3FF));
+        }
+        std::memcpy(&raw[2 * i], &h, 2);
+      }
+      for (int sub_bits : {9, 6}) {  // 128 lanes, and partial vectors with scalar tails
+        fans::Params p = coded();
+        p.k = 3;
+        p.joint = 1;
+        p.prob_bits = 12;
+        p.sub_bits = sub_bits;
+        auto enc = roundtrip(t, raw, p);  // every kernel and the reference decoder
+        fans::layout::ChunkLayout L;
+        std::vector<uint8_t> q(fans::layout::kMaxAlphabet);
+        REQUIRE(fans::layout::parse_chunk(uint32_t(t), enc.data(), enc.size(), raw.size(), &L, q.data()));
+        REQUIRE(L.mode == 1);
+        CHECK(L.count > 256);
+        std::vector<uint32_t> f(L.count);
+        REQUIRE(fans::layout::normalize_freqs_ref(q.data(), L.count, L.h.qshift, L.h.prob_bits, f.data()));
+        const uint32_t fmax = *std::max_element(f.begin(), f.end());
+        if (dominant) CHECK(fmax > 2048);  // wide
+        else CHECK(fmax <= 2048);           // packed, index of 10 bits or more
+        if (!dominant && L.count > 1024) CHECK(fmax <= 1024);
+      }
+    }
+  }
+}
+
 TEST_CASE("all 8-bit patterns") {
   std::vector<uint8_t> raw(256 * 5);
   for (size_t i = 0; i < raw.size(); ++i) raw[i] = uint8_t(i * 167 + (i >> 8));
