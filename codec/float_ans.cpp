@@ -767,12 +767,63 @@ namespace {
 
 using detail::Tables;
 
+// layout::parse_table with the same results (values, failures, final bit
+// position), reading a 64-bit window per code while 8 bytes remain; the
+// table's last codes (and any read near or past the end) go through the
+// reference reader.
+struct FastTableParser {
+  bool operator()(BitReader& br, uint32_t S, uint32_t egk, uint32_t* lo, uint32_t* count, uint8_t* q) const {
+    const uint8_t* p = br.p;
+    const size_t n = br.n;
+    uint64_t pos = br.pos;
+    auto window = [&]() {  // at least 57 bits from pos (caller checked the bytes)
+      uint64_t v;
+      std::memcpy(&v, p + (pos >> 3), 8);
+      return v >> (pos & 7);
+    };
+    auto room = [&]() { return (pos >> 3) + 8 <= n; };
+    if (!room()) return parse_table(br, S, egk, lo, count, q);
+    {
+      const uint64_t v = window();
+      *lo = uint32_t(v & ((1u << S) - 1u));
+      *count = uint32_t((v >> S) & ((1u << S) - 1u)) + 1;
+      pos += 2 * S;
+    }
+    if (uint64_t(*lo) + *count > (uint64_t(1) << S)) return false;
+    int32_t prev = 0;
+    uint32_t i = 0;
+    for (; i < *count && room(); ++i) {
+      const uint64_t v = window();
+      // Exp-Golomb: z zeros, a one, z + egk bits (the reference fails on the
+      // 25th zero)
+      if ((v & ((uint64_t(1) << 25) - 1)) == 0) return false;
+      const uint32_t z = uint32_t(std::countr_zero(v)), nb = z + egk;
+      const uint32_t u = ((1u << nb) - (1u << egk)) + uint32_t((v >> (z + 1)) & ((uint64_t(1) << nb) - 1));
+      pos += z + 1 + nb;
+      const int32_t cur = prev + int32_t(zigzag_dec(u));
+      if (cur < 0 || cur > int32_t(kMaxQ)) return false;
+      q[i] = uint8_t(cur);
+      prev = cur;
+    }
+    br.pos = pos;
+    for (; i < *count; ++i) {  // the reference loop for the rest
+      const uint32_t u = br.eg(egk);
+      if (br.bad) return false;
+      const int32_t cur = prev + int32_t(zigzag_dec(u));
+      if (cur < 0 || cur > int32_t(kMaxQ)) return false;
+      q[i] = uint8_t(cur);
+      prev = cur;
+    }
+    return !br.bad;
+  }
+};
+
 // Parses a payload and builds tables. Returns false on any error. For raw mode
 // copies and sets *done.
 bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, ChunkLayout& L,
              Tables& T, bool* done, bool allow_packed, bool trim) {
   *done = false;
-  if (!parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q, trim)) return false;
+  if (!detail::parse_chunk_cpu(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q, trim)) return false;
   if (L.mode == kModeRaw) {
     if (dst_n) std::memcpy(dst, src + 1, dst_n);
     *done = true;
@@ -851,6 +902,11 @@ void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const 
     for (uint32_t j = 0; j < fi; ++j) o[j] = hi | (j << bsh);
     cum += fi;
   }
+}
+
+bool detail::parse_chunk_cpu(uint32_t dtype_id, const uint8_t* src, size_t src_n, size_t dst_n, ChunkLayout* L,
+                             uint8_t* q, bool trim) {
+  return parse_chunk(dtype_id, src, src_n, dst_n, L, q, trim, FastTableParser());
 }
 
 void detail::build_wide(const uint16_t* f, uint32_t count, Tables& T) {
