@@ -466,8 +466,16 @@ struct ChunkLayout {
 // Parses and validates everything except the word-count sum (see
 // check_counts) and the table normalisation. q must hold kMaxAlphabet bytes.
 // `trim`: the chunk is codec float-ans-trim's, whose header may give z > 0.
+// TableParser: how the table section is read (a CPU decoder passes one with
+// the same results, reading many bits at a time).
+struct TableParser {
+  WC_HD bool operator()(BitReader& br, uint32_t S, uint32_t egk, uint32_t* lo, uint32_t* count, uint8_t* q) const {
+    return parse_table(br, S, egk, lo, count, q);
+  }
+};
+template <class TP = TableParser>
 WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size_t dst_n,
-                       ChunkLayout* L, uint8_t* q, bool trim = false) {
+                       ChunkLayout* L, uint8_t* q, bool trim = false, TP table_parser = TP()) {
   Geometry g;
   if (!geometry_for(dtype_id, &g)) return false;
   const uint32_t esize = g.W / 8;
@@ -489,7 +497,7 @@ WC_HD bool parse_chunk(uint32_t dtype_id, const uint8_t* src, size_t src_n, size
   if (h.sub_bits > kMaxSubBits || h.prob_bits > kMaxProbBits) return false;
   if (!make_split(g, h.k, h.joint, &L->s, h.z)) return false;
   BitReader br{src + kHeaderBytes, src_n - kHeaderBytes, 0, false};
-  if (!parse_table(br, L->s.S, h.egk, &L->lo, &L->count, q)) return false;
+  if (!table_parser(br, L->s.S, h.egk, &L->lo, &L->count, q)) return false;
   L->table_off = kHeaderBytes;
   L->table_n = size_t((br.pos + 7) >> 3);
   if (br.pos & 7) {  // padding bits must be zero

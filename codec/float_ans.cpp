@@ -743,12 +743,63 @@ namespace {
 
 using detail::Tables;
 
+// layout::parse_table with the same results (values, failures, final bit
+// position), reading a 64-bit window per code while 8 bytes remain; the
+// table's last codes (and any read near or past the end) go through the
+// reference reader.
+struct FastTableParser {
+  bool operator()(BitReader& br, uint32_t S, uint32_t egk, uint32_t* lo, uint32_t* count, uint8_t* q) const {
+    const uint8_t* p = br.p;
+    const size_t n = br.n;
+    uint64_t pos = br.pos;
+    auto window = [&]() {  // at least 57 bits from pos (caller checked the bytes)
+      uint64_t v;
+      std::memcpy(&v, p + (pos >> 3), 8);
+      return v >> (pos & 7);
+    };
+    auto room = [&]() { return (pos >> 3) + 8 <= n; };
+    if (!room()) return parse_table(br, S, egk, lo, count, q);
+    {
+      const uint64_t v = window();
+      *lo = uint32_t(v & ((1u << S) - 1u));
+      *count = uint32_t((v >> S) & ((1u << S) - 1u)) + 1;
+      pos += 2 * S;
+    }
+    if (uint64_t(*lo) + *count > (uint64_t(1) << S)) return false;
+    int32_t prev = 0;
+    uint32_t i = 0;
+    for (; i < *count && room(); ++i) {
+      const uint64_t v = window();
+      // Exp-Golomb: z zeros, a one, z + egk bits (the reference fails on the
+      // 25th zero)
+      if ((v & ((uint64_t(1) << 25) - 1)) == 0) return false;
+      const uint32_t z = uint32_t(std::countr_zero(v)), nb = z + egk;
+      const uint32_t u = ((1u << nb) - (1u << egk)) + uint32_t((v >> (z + 1)) & ((uint64_t(1) << nb) - 1));
+      pos += z + 1 + nb;
+      const int32_t cur = prev + int32_t(zigzag_dec(u));
+      if (cur < 0 || cur > int32_t(kMaxQ)) return false;
+      q[i] = uint8_t(cur);
+      prev = cur;
+    }
+    br.pos = pos;
+    for (; i < *count; ++i) {  // the reference loop for the rest
+      const uint32_t u = br.eg(egk);
+      if (br.bad) return false;
+      const int32_t cur = prev + int32_t(zigzag_dec(u));
+      if (cur < 0 || cur > int32_t(kMaxQ)) return false;
+      q[i] = uint8_t(cur);
+      prev = cur;
+    }
+    return !br.bad;
+  }
+};
+
 // Parses a payload and builds tables. Returns false on any error. For raw mode
 // copies and sets *done.
 bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, ChunkLayout& L,
              Tables& T, bool* done, bool allow_packed, bool trim) {
   *done = false;
-  if (!parse_chunk(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q, trim)) return false;
+  if (!detail::parse_chunk_cpu(static_cast<uint32_t>(t), src, src_n, dst_n, &L, T.q, trim)) return false;
   if (L.mode == kModeRaw) {
     if (dst_n) std::memcpy(dst, src + 1, dst_n);
     *done = true;
@@ -757,13 +808,20 @@ bool prepare(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst
   if (!check_counts(src, L)) return false;
   T.norm_order[0] = 0;  // activates the union member (see Tables)
   if (!normalize_freqs(T.q, L.count, L.h.qshift, L.h.prob_bits, T.f, T.norm_order, T.vals)) return false;
-  T.packed = allow_packed && L.h.prob_bits <= 12 && L.count <= 256;
-  // 16- and 32-bit types with larger alphabets (k = 3 with the sign, wide
-  // exponent ranges: a third of Whisper tiny.en's BF16 chunks) keep the AVX2
-  // kernel through the wide tables, which the scalar steps read too (no
-  // slot/vals: less to build, and less of L1 taken from the kernel's table).
+  // The packed entry's fields: freq - 1 and the bias (< freq) in fb bits
+  // each, fb from the largest frequency, leaving 32 - 2 fb >= 8 bits for the
+  // symbol index: every table of at most 256 symbols, and larger alphabets
+  // (k = 3 with the sign, wide exponent ranges: a third of Whisper tiny.en's
+  // BF16 chunks) whose largest frequency is small enough.
+  uint32_t fmax = 1;
+  for (uint32_t i = 0; i < L.count; ++i) fmax = std::max<uint32_t>(fmax, T.f[i]);
+  T.fbits = std::max(1u, uint32_t(std::bit_width(fmax - 1)));
+  T.packed = allow_packed && L.h.prob_bits <= 12 && std::bit_width(L.count - 1) <= 32 - 2 * T.fbits;
+  // The other 16- and 32-bit tables keep the AVX2 kernel through the wide
+  // tables, which the scalar steps read too (no slot/vals: less to build,
+  // and less of L1 taken from the kernel's table).
   T.wide = allow_packed && !T.packed && L.h.prob_bits <= 12 && L.s.W >= 16;
-  if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T, L.h.prob_bits);
+  if (T.packed) detail::build_packed(T.f, L.count, L.lo, L.s, T);
   else if (T.wide) detail::build_wide(T.f, L.count, T);
   else {
     T.slot[0] = 0;  // back to the slot table
@@ -779,22 +837,21 @@ namespace {
 // build_packed with 8 slots per store: a symbol's run is written in whole
 // vectors, the surplus overwritten by the next symbols' (a run that would
 // pass the end of the table ends with scalar stores)
-__attribute__((target("avx2"))) void build_packed_avx2(const uint16_t* f, uint32_t count, uint32_t lo,
-                                                       const Split& s, detail::Tables& T, uint32_t M) {
-  const __m256i iota = _mm256_setr_epi32(0, 1 << 20, 2 << 20, 3 << 20, 4 << 20, 5 << 20, 6 << 20, 7 << 20);
-  const __m256i step = _mm256_set1_epi32(8 << 20);
+__attribute__((target("avx2"))) void build_packed_avx2(const uint16_t* f, uint32_t count, detail::Tables& T) {
+  const uint32_t fb = T.fbits, bsh = 32 - fb, M = 1u << 12;
+  const __m256i iota = _mm256_sllv_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(bsh)));
+  const __m256i step = _mm256_set1_epi32(int(8u << bsh));
   uint32_t cum = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];
-    T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
-    const uint32_t hi = (fi - 1) | (i << 12);
+    const uint32_t hi = (fi - 1) | (i << fb);
     uint32_t* o = T.pslot + cum;
     uint32_t j = 0;
     if (cum + ((fi + 7) & ~7u) <= M) {
       __m256i v = _mm256_add_epi32(_mm256_set1_epi32(int(hi)), iota);
       for (; j < fi; j += 8, v = _mm256_add_epi32(v, step)) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + j), v);
     } else {
-      for (; j < fi; ++j) o[j] = hi | (j << 20);
+      for (; j < fi; ++j) o[j] = hi | (j << bsh);
     }
     cum += fi;
   }
@@ -806,20 +863,26 @@ bool build_avx2() {
 #endif
 }  // namespace
 
-void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const Split& s, Tables& T,
-                          uint32_t prob_bits) {
+void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const Split& s, Tables& T) {
+  if (count <= 256)
+    for (uint32_t i = 0; i < count; ++i) T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
 #if defined(__x86_64__)
-  if (build_avx2()) return build_packed_avx2(f, count, lo, s, T, 1u << prob_bits);
+  if (build_avx2()) return build_packed_avx2(f, count, T);
 #endif
+  const uint32_t fb = T.fbits, bsh = 32 - fb;
   uint32_t cum = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t fi = f[i];
-    T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
-    const uint32_t hi = (fi - 1) | (i << 12);
+    const uint32_t hi = (fi - 1) | (i << fb);
     uint32_t* o = T.pslot + cum;
-    for (uint32_t j = 0; j < fi; ++j) o[j] = hi | (j << 20);
+    for (uint32_t j = 0; j < fi; ++j) o[j] = hi | (j << bsh);
     cum += fi;
   }
+}
+
+bool detail::parse_chunk_cpu(uint32_t dtype_id, const uint8_t* src, size_t src_n, size_t dst_n, ChunkLayout* L,
+                             uint8_t* q, bool trim) {
+  return parse_chunk(dtype_id, src, src_n, dst_n, L, q, trim, FastTableParser());
 }
 
 void detail::build_wide(const uint16_t* f, uint32_t count, Tables& T) {

@@ -47,19 +47,26 @@ struct RefTab {
     return uint32_t(vals[sl]) << vshift;
   }
 };
-struct PackTab {
+template <bool BIG, unsigned W = 16>
+struct PackTab {  // BIG: more than 256 symbols, the output bits computed from the index
   const uint32_t* t;
   const uint32_t* val8;
-  uint32_t pb;
+  uint32_t pb, fb, lo, r, joint;
   inline uint32_t step(uint32_t& x) const {
     const uint32_t e = t[x & ((1u << pb) - 1u)];
     const uint32_t xs = x >> pb;
     // (freq - 1) * xs + (xs + bias), the sum beside the multiply (not folded
     // into ((freq - 1) + 1) * xs: one step less after the load)
-    uint32_t xb = xs + (e >> 20);
+    uint32_t xb = xs + (e >> (32 - fb));
     __asm__("" : "+r"(xb));
-    x = (e & 0xFFFu) * xs + xb;
-    return val8[(e >> 12) & 0xFFu];
+    x = (e & ((1u << fb) - 1u)) * xs + xb;
+    const uint32_t idx = (e >> fb) & ((1u << (32 - 2 * fb)) - 1u);
+    if constexpr (BIG) {
+      const uint32_t sym = lo + idx;
+      return joint ? ((sym >> 1) << r) | ((sym & 1u) << (W - 1)) : sym << r;
+    } else {
+      return val8[idx];
+    }
   }
 };
 
@@ -301,7 +308,7 @@ __attribute__((target("avx2"), always_inline)) inline __m256i value16(__m256i sa
 // elements are those of lanes 0..6 one step later, which the caller decodes
 // afterwards (it runs such a group before the others).
 template <unsigned W, bool JOINT, unsigned NV, bool WIDE>
-__attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const uint16_t* psym,
+__attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* ptab, const uint16_t* psym, uint32_t fb,
                                                                 const ChunkLayout& L,
                                                                 const uint8_t* src, size_t src_n, uint32_t* xs,
                                                                 uint32_t lanes, uint64_t j0, const uint8_t*& pref,
@@ -335,7 +342,11 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   }
   const uint8_t* const src_end = src + src_n;
   const uint64_t pmask64 = (1u << pb) - 1u;
-  const __m256i m12 = _mm256_set1_epi32(0xFFF), m8 = _mm256_set1_epi32(0xFF), m16 = _mm256_set1_epi32(0xFFFF);
+  // entry fields (see Tables): freq - 1 in bits 0..fb-1, the symbol index
+  // above (packed), the bias in the top fb bits
+  const __m256i fmask = _mm256_set1_epi32(int((1u << fb) - 1u)), imask = _mm256_set1_epi32(int((1u << (32 - 2 * fb)) - 1u));
+  const __m128i fbv = _mm_cvtsi32_si128(int(fb)), bshv = _mm_cvtsi32_si128(int(32 - fb));
+  const __m256i m16 = _mm256_set1_epi32(0xFFFF);
   const __m256i one = _mm256_set1_epi32(1);
   const __m128i pbv = _mm_cvtsi32_si128(int(pb)), rv = _mm_cvtsi32_si128(int(r)), zv = _mm_cvtsi32_si128(int(z));
   const __m256i lov = _mm256_set1_epi32(int(L.lo));
@@ -381,14 +392,14 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       __m256i e, si;
       lookup8<WIDE>(ptab, psym, sl, e, si, pmask64);
       if constexpr (WIDE) si = _mm256_and_si256(si, m16);
-      else si = _mm256_and_si256(_mm256_srli_epi32(e, 12), m8);
+      else si = _mm256_and_si256(_mm256_srl_epi32(e, fbv), imask);
       // xn = (freq - 1) * xsh + (xsh + bias): the sum beside the multiply
       // (the compiler would fold it into ((freq - 1) + 1) * xsh + bias, one
       // more step after the table load)
       const __m256i xsh = _mm256_srl_epi32(x[v], pbv);
-      __m256i xb = _mm256_add_epi32(xsh, _mm256_srli_epi32(e, 20));
+      __m256i xb = _mm256_add_epi32(xsh, _mm256_srl_epi32(e, bshv));
       __asm__("" : "+x"(xb));
-      const __m256i xn = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, m12), xsh), xb);
+      const __m256i xn = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, fmask), xsh), xb);
       // lanes needing a word (xn < 2^16): its high half is zero, so bit 31 of
       // a 16-bit compare, which movmskps and blendvps read
       const __m256 nd = _mm256_castsi256_ps(_mm256_cmpeq_epi16(xn, _mm256_setzero_si256()));
@@ -470,7 +481,7 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
   return t;
 }
 
-using AvxFn = uint64_t (*)(const uint32_t*, const uint16_t*, const ChunkLayout&, const uint8_t*, size_t, uint32_t*,
+using AvxFn = uint64_t (*)(const uint32_t*, const uint16_t*, uint32_t, const ChunkLayout&, const uint8_t*, size_t, uint32_t*,
                            uint32_t, uint64_t, const uint8_t*&, uint8_t*);
 
 std::atomic<int> g_forced{-1};
@@ -534,7 +545,7 @@ constexpr RegsFn<W, Tab> kRegsBmi2[8] = {nullptr,
 // AVX2 kernel for this chunk.
 template <unsigned W, class Tab>
 bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L,
-                const uint32_t* ptab, const uint16_t* psym, int kern) {
+                const uint32_t* ptab, const uint16_t* psym, uint32_t fb, int kern) {
   const bool avx = kern >= 2;
   // kernel 0 keeps the plain scalar build (so tests cover both)
   const RegsFn<W, Tab>* regs = kern >= 1 && fast_bmi2() ? kRegsBmi2<W, Tab> : kRegs<W, Tab>;
@@ -571,7 +582,7 @@ bool decode_all(const Tab& tab, const uint8_t* src, size_t src_n, uint8_t* dst, 
     for (uint32_t l = lanes; l < kGroupLanes; ++l) x[l] = kLowerBound;
     uint64_t t0 = 0;
     // fewer than 8 lanes: the scalar steps are faster than one vector
-    if (lanes >= 8 && fns[(lanes + 7) / 8]) t0 = fns[(lanes + 7) / 8](ptab, psym, L, src, src_n, x, lanes, j0, p, dst);
+    if (lanes >= 8 && fns[(lanes + 7) / 8]) t0 = fns[(lanes + 7) / 8](ptab, psym, fb, L, src, src_n, x, lanes, j0, p, dst);
     else if (lanes < 8) t0 = regs[lanes](tab, L, src, x, j0, 0, p, pend, dst);
     gok &= group_scalar<W>(tab, L, src, x, lanes, j0, t0, p, pend, dst);
     for (uint32_t l = 0; l < lanes; ++l) gok &= x[l] == kLowerBound;
@@ -595,27 +606,37 @@ int active_kernel() noexcept {
 
 bool decode_fast(const uint8_t* src, size_t src_n, uint8_t* dst, const ChunkLayout& L, const Tables& T) noexcept {
   const int avx = active_kernel();
+  const uint32_t pb = L.h.prob_bits, lo = L.lo, r = L.s.r, joint = L.s.joint;
   if (T.packed) {
-    const PackTab tab{T.pslot, T.val8, L.h.prob_bits};
-    switch (L.s.W) {
-      case 8: return decode_all<8>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
-      case 16: return decode_all<16>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
-      default: return decode_all<32>(tab, src, src_n, dst, L, T.pslot, nullptr, avx);
+    const uint32_t fb = T.fbits;
+    if (L.count <= 256) {
+      const PackTab<false> tab{T.pslot, T.val8, pb, fb, lo, r, joint};
+      switch (L.s.W) {
+        case 8: return decode_all<8>(tab, src, src_n, dst, L, T.pslot, nullptr, fb, avx);
+        case 16: return decode_all<16>(tab, src, src_n, dst, L, T.pslot, nullptr, fb, avx);
+        default: return decode_all<32>(tab, src, src_n, dst, L, T.pslot, nullptr, fb, avx);
+      }
     }
+    if (L.s.W == 16) {  // more than 256 symbols: 16- and 32-bit types only
+      const PackTab<true, 16> tab{T.pslot, nullptr, pb, fb, lo, r, joint};
+      return decode_all<16>(tab, src, src_n, dst, L, T.pslot, nullptr, fb, avx);
+    }
+    const PackTab<true, 32> tab{T.pslot, nullptr, pb, fb, lo, r, joint};
+    return decode_all<32>(tab, src, src_n, dst, L, T.pslot, nullptr, fb, avx);
   }
   if (T.wide) {  // 16- and 32-bit types only
     if (L.s.W == 16) {
-      const WideTab<16> tab{T.wide3, L.h.prob_bits, L.lo, L.s.r, L.s.joint};
-      return decode_all<16>(tab, src, src_n, dst, L, T.pslot, T.wide3, avx);
+      const WideTab<16> tab{T.wide3, pb, lo, r, joint};
+      return decode_all<16>(tab, src, src_n, dst, L, T.pslot, T.wide3, 12, avx);
     }
-    const WideTab<32> tab{T.wide3, L.h.prob_bits, L.lo, L.s.r, L.s.joint};
-    return decode_all<32>(tab, src, src_n, dst, L, T.pslot, T.wide3, avx);
+    const WideTab<32> tab{T.wide3, pb, lo, r, joint};
+    return decode_all<32>(tab, src, src_n, dst, L, T.pslot, T.wide3, 12, avx);
   }
-  const RefTab tab{T.slot, T.vals, L.h.prob_bits, L.s.val_shift};
+  const RefTab tab{T.slot, T.vals, pb, L.s.val_shift};
   switch (L.s.W) {
-    case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
-    case 16: return decode_all<16>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
-    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, nullptr, avx);
+    case 8: return decode_all<8>(tab, src, src_n, dst, L, nullptr, nullptr, 12, avx);
+    case 16: return decode_all<16>(tab, src, src_n, dst, L, nullptr, nullptr, 12, avx);
+    default: return decode_all<32>(tab, src, src_n, dst, L, nullptr, nullptr, 12, avx);
   }
 }
 

@@ -8,14 +8,20 @@
 namespace wc::fans::detail {
 
 // Decode tables of one chunk (on the decoder's stack; ~180 KiB).
-// Packed form (prob_bits <= 12 and at most 256 symbols): one u32 per slot,
-// bits 0-11 freq - 1, bits 12-19 symbol index (symbol - lo), bits 20-31
-// slot - cumfreq; val8[index] = the symbol's output bits. Wide form: see
-// below. Otherwise slot/vals as built by layout::build_slots.
+// Packed form (prob_bits <= 12, fbits below): one u32 per slot, bits
+// 0..fbits-1 freq - 1, then the symbol index (symbol - lo) in 32 - 2 fbits
+// bits, then slot - cumfreq in the top fbits bits; val8[index] = the
+// symbol's output bits (at most 256 symbols; larger alphabets compute them
+// from the index). Wide form: see below. Otherwise slot/vals as built by
+// layout::build_slots.
 struct Tables {
   uint8_t q[layout::kMaxAlphabet];
   uint16_t f[layout::kMaxAlphabet];  // frequencies <= 2^14
   bool packed;
+  // bits of freq - 1 and of the bias in a packed entry: those of the largest
+  // frequency - 1 (at least 1, at most 12), so the index gets 32 - 2 fbits
+  // (at least 8); packed needs the alphabet to fit them
+  uint32_t fbits;
   // wide: a 16- or 32-bit type whose table has more than 256 symbols (prob_bits
   // <= 12): the AVX2 kernel reads 6 bytes per slot from wide3 (u16 words:
   // entry low, entry high, symbol index; entry = freq-1 | bias << 20) with
@@ -41,10 +47,14 @@ struct Tables {
 static_assert(layout::norm_order_entries(layout::kMaxProbBits) <= 2 * layout::kMaxTableSlots);
 static_assert(layout::norm_count_entries(layout::kMaxProbBits) <= layout::kMaxTableSlots + 1);
 
-// Builds the packed table (requires prob_bits <= 12, count <= 256; the
-// frequencies sum to 2^prob_bits).
-void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T,
-                  uint32_t prob_bits);
+// layout::parse_chunk with the same results, faster: the table section read
+// through a 64-bit window (the CPU decoders'; tests compare the two).
+bool parse_chunk_cpu(uint32_t dtype_id, const uint8_t* src, size_t src_n, size_t dst_n, layout::ChunkLayout* L,
+                     uint8_t* q, bool trim);
+
+// Builds the packed table in the layout T.fbits gives (requires prob_bits <=
+// 12, freq - 1 < 2^fbits, count <= 2^(32 - 2 fbits)).
+void build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const layout::Split& s, Tables& T);
 // Builds the wide table wide3 (requires prob_bits <= 12).
 void build_wide(const uint16_t* f, uint32_t count, Tables& T);
 

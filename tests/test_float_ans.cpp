@@ -257,6 +257,112 @@ TEST_CASE("alphabets of more than 256 symbols keep the AVX2 kernel (wide tables)
   }
 }
 
+TEST_CASE("large alphabets: packed entries with narrower frequency fields, wide tables under a dominant symbol") {
+  // More than 256 symbols: while the largest frequency fits 11 bits (or 10)
+  // the packed entry has 10 (or 12) bits for the symbol index; a symbol
+  // taking more than half the slots needs 12 bits, and then the table is
+  // wide. Both decode the same bits on every kernel.
+  std::mt19937 rng(23);
+  std::normal_distribution<float> g(0.f, 1.f);
+  for (DType t : {DType::BF16, DType::F16}) {
+    for (int dominant = 0; dominant < 2; ++dominant) {
+      std::vector<float> w(1 << 16);
+      for (auto& x : w) {
+        x = std::exp(2.5f * g(rng)) * (g(rng) < 0 ? -1.f : 1.f) * 1e-2f;
+        if (dominant && rng() % 10 < 7) x = 0.25f;  // 70% one value
+      }
+      std::vector<uint8_t> raw(2 * w.size());
+      for (size_t i = 0; i < w.size(); ++i) {
+        uint16_t h = f32_to_bf16(w[i]);
+        if (t == DType::F16) {  // exponents 1..30 around 15, any mantissa, either sign
+          const int e = std::clamp(int(std::lround(15 + 4 * g(rng))), 1, 30);
+          h = w[i] == 0.25f ? uint16_t(0x3400) : uint16_t((rng() & 1) << 15 | e << 10 | (rng() & 0x3FF));
+        }
+        std::memcpy(&raw[2 * i], &h, 2);
+      }
+      for (int sub_bits : {9, 6}) {  // 128 lanes, and partial vectors with scalar tails
+        fans::Params p = coded();
+        p.k = 3;
+        p.joint = 1;
+        p.prob_bits = 12;
+        p.sub_bits = sub_bits;
+        auto enc = roundtrip(t, raw, p);  // every kernel and the reference decoder
+        fans::layout::ChunkLayout L;
+        std::vector<uint8_t> q(fans::layout::kMaxAlphabet);
+        REQUIRE(fans::layout::parse_chunk(uint32_t(t), enc.data(), enc.size(), raw.size(), &L, q.data()));
+        REQUIRE(L.mode == 1);
+        CHECK(L.count > 256);
+        std::vector<uint32_t> f(L.count);
+        REQUIRE(fans::layout::normalize_freqs_ref(q.data(), L.count, L.h.qshift, L.h.prob_bits, f.data()));
+        const uint32_t fmax = *std::max_element(f.begin(), f.end());
+        if (dominant) CHECK(fmax > 2048);  // wide
+        else CHECK(fmax <= 2048);           // packed, index of 10 bits or more
+        if (!dominant && L.count > 1024) CHECK(fmax <= 1024);
+      }
+    }
+  }
+}
+
+TEST_CASE("the CPU decoder's chunk parser equals layout::parse_chunk, also on damaged payloads") {
+  // FastTableParser reads the table through a 64-bit window while 8 bytes
+  // remain: same layout, same table, same failures as the bit reader
+  std::mt19937 rng(77);
+  std::normal_distribution<float> g(0.f, 1.f);
+  int compared = 0, ok = 0;
+  auto compare = [&](DType t, const std::vector<uint8_t>& enc, size_t dst_n, bool trim) {
+    fans::layout::ChunkLayout a{}, b{};
+    std::vector<uint8_t> qa(fans::layout::kMaxAlphabet, 0x5A), qb(fans::layout::kMaxAlphabet, 0x5A);
+    const bool ra = fans::layout::parse_chunk(uint32_t(t), enc.data(), enc.size(), dst_n, &a, qa.data(), trim);
+    const bool rb = fans::detail::parse_chunk_cpu(uint32_t(t), enc.data(), enc.size(), dst_n, &b, qb.data(), trim);
+    REQUIRE(ra == rb);
+    ++compared;
+    if (!ra) return;
+    ++ok;
+    CHECK(a.mode == b.mode);
+    if (a.mode != 1) return;
+    CHECK((a.lo == b.lo && a.count == b.count && a.table_n == b.table_n && a.states_off == b.states_off &&
+           a.streams_off == b.streams_off && a.streams_n == b.streams_n && a.plane_off == b.plane_off &&
+           a.nsub == b.nsub && a.h.egk == b.h.egk));
+    CHECK(std::equal(qa.begin(), qa.begin() + a.count, qb.begin()));
+  };
+  for (int it = 0; it < 300; ++it) {
+    const DType t = it % 3 == 0 ? DType::F16 : it % 3 == 1 ? DType::BF16 : DType::F32;
+    const size_t es = t == DType::F32 ? 4 : 2, n = 1 + rng() % 3000;
+    std::vector<uint8_t> raw(n * es);
+    const float spread = 0.5f + float(rng() % 4);
+    for (size_t i = 0; i < n; ++i) {
+      const float x = std::exp(spread * g(rng)) * (g(rng) < 0 ? -1.f : 1.f) * 1e-2f;
+      if (es == 2) {
+        const uint16_t h = t == DType::BF16 ? f32_to_bf16(x) : uint16_t(rng() & 0xBFFF);
+        std::memcpy(&raw[2 * i], &h, 2);
+      } else {
+        std::memcpy(&raw[4 * i], &x, 4);
+      }
+    }
+    fans::Params p = coded();
+    p.k = int(rng() % 4);
+    p.joint = int(rng() % 2);
+    p.qshift = int(rng() % 4);
+    std::vector<uint8_t> enc;
+    try {
+      fans::encode_with(t, raw.data(), raw.size(), enc, p);
+    } catch (const Error&) {
+      continue;  // no valid configuration for these knobs
+    }
+    compare(t, enc, raw.size(), false);
+    for (int d = 0; d < 20; ++d) {  // damaged: table bits flipped, truncated, wrong size
+      auto bad = enc;
+      const size_t tb = std::min<size_t>(bad.size() - 1, 4 + rng() % 64);
+      bad[tb] ^= uint8_t(1u << (rng() % 8));
+      if (d % 4 == 1) bad.resize(4 + rng() % std::max<size_t>(1, bad.size() - 4));
+      if (d % 4 == 2) bad[3] ^= uint8_t(1u << (rng() % 2));  // egk
+      compare(t, bad, raw.size(), d % 4 == 3);
+    }
+  }
+  MESSAGE(compared << " payloads, " << ok << " parsed");
+  CHECK(ok > 300);
+}
+
 TEST_CASE("all 8-bit patterns") {
   std::vector<uint8_t> raw(256 * 5);
   for (size_t i = 0; i < raw.size(); ++i) raw[i] = uint8_t(i * 167 + (i >> 8));
