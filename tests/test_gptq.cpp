@@ -5,13 +5,16 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "lib/api.h"
+#include "lib/thread_pool.h"
 #include "platform/error.h"
 #include "quant/gptq.h"
+#include "quant/linalg.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 #include "st_builder.h"
@@ -127,9 +130,60 @@ double output_error(const std::vector<float>& w, const std::vector<float>& w2, c
   return e;
 }
 
+// H of n inputs from `samples` correlated inputs, in double (for the factorization tests).
+std::vector<double> spd(size_t n, uint64_t seed) {
+  const auto h = hessian_of(inputs(n + 20, n, seed), n);
+  std::vector<double> d(h.begin(), h.end());
+  for (size_t i = 0; i < n; ++i) d[i * n + i] += 0.01;
+  return d;
+}
+
 }  // namespace
 
 TEST_SUITE("gptq") {
+  TEST_CASE("blocked Cholesky: the reference's bits, at every SIMD level and thread count") {
+    wc::ThreadPool pool(3);
+    const wc::linalg::ParallelFor par = [&](size_t n, const std::function<void(size_t)>& fn) { pool.parallel_for(n, fn); };
+    for (size_t n : {1, 2, 7, 8, 9, 129, 300, 600}) {
+      CAPTURE(n);
+      const auto h = spd(n, 100 + n);
+      std::vector<double> ref = h;
+      REQUIRE(wc::linalg::cholesky_lower_ref(ref.data(), n, n));
+      for (int level : {0, 1}) {
+        for (bool threads : {false, true}) {
+          CAPTURE(level);
+          CAPTURE(threads);
+          wc::simd::force_simd_level(level);
+          const size_t lda = wc::linalg::padded(n) + 3;  // a leading dimension past the padding
+          std::vector<double> a(wc::linalg::padded(n) * lda, 5.0);
+          for (size_t i = 0; i < n; ++i)
+            for (size_t j = 0; j < n; ++j) a[i * lda + j] = h[i * n + j];
+          REQUIRE(wc::linalg::cholesky_lower(a.data(), n, lda, threads ? par : wc::linalg::ParallelFor{}));
+          wc::simd::force_simd_level(-1);
+          size_t differ = 0;
+          for (size_t i = 0; i < n; ++i)
+            for (size_t j = 0; j <= i; ++j) differ += std::memcmp(&a[i * lda + j], &ref[i * n + j], 8) != 0;
+          CHECK(differ == 0);
+        }
+      }
+      // and a = L Lᵀ
+      double worst = 0;
+      for (size_t i = 0; i < n; ++i)
+        for (size_t j = 0; j <= i; ++j) {
+          double s = 0;
+          for (size_t k = 0; k <= j; ++k) s += ref[i * n + k] * ref[j * n + k];
+          worst = std::max(worst, std::fabs(s - h[i * n + j]) / std::sqrt(h[i * n + i] * h[j * n + j]));
+        }
+      CHECK(worst < 1e-12);
+    }
+    std::vector<double> bad = {1, 2, 2, 1};  // indefinite
+    CHECK_FALSE(wc::linalg::cholesky_lower_ref(bad.data(), 2, 2));
+    const size_t lda = wc::linalg::padded(2);
+    std::vector<double> room(lda * lda, 0);
+    room[0] = 1, room[lda] = 2, room[lda + 1] = 1;
+    CHECK_FALSE(wc::linalg::cholesky_lower(room.data(), 2, lda));
+  }
+
   TEST_CASE("GPTQ codes equal the OBS reference (with and without act-order)") {
     const size_t rows = 12, n = 40;
     const auto wb = testdata::weights(DType::F32, rows * n, 3);
