@@ -5,33 +5,11 @@
 #include <numeric>
 
 #include "platform/error.h"
+#include "quant/linalg.h"
 
 namespace wc::qrow {
 
 namespace {
-
-// In-place lower Cholesky factor of an n x n SPD matrix (row-major, lower
-// triangle used). False when a pivot is not positive.
-bool cholesky_lower(std::vector<double>& a, uint64_t n) {
-  for (uint64_t j = 0; j < n; ++j) {
-    double* rj = &a[j * n];
-    double d = rj[j];
-    for (uint64_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
-    if (!(d > 0)) return false;
-    const double l = std::sqrt(d);
-    rj[j] = l;
-    const double inv = 1.0 / l;
-    for (uint64_t i = j + 1; i < n; ++i) {
-      double* ri = &a[i * n];
-      double s = ri[j];
-      for (uint64_t k = 0; k < j; ++k) s -= ri[k] * rj[k];
-      ri[j] = s * inv;
-    }
-  }
-  for (uint64_t i = 0; i < n; ++i)
-    for (uint64_t j = i + 1; j < n; ++j) a[i * n + j] = 0;
-  return true;
-}
 
 void set_colw(Feedback& fb, const std::vector<double>& w) {
   double mean = 0;
@@ -43,7 +21,7 @@ void set_colw(Feedback& fb, const std::vector<double>& w) {
 
 }  // namespace
 
-Feedback make_feedback(const float* H, uint64_t n, double damp, bool act_order) {
+Feedback make_feedback(const float* H, uint64_t n, double damp, bool act_order, const ParallelFor& par) {
   Feedback fb;
   fb.n = n;
   fb.order.resize(n);
@@ -55,38 +33,58 @@ Feedback make_feedback(const float* H, uint64_t n, double damp, bool act_order) 
   if (act_order)
     std::stable_sort(fb.order.begin(), fb.order.end(),
                      [&](uint32_t a, uint32_t b) { return H[uint64_t(a) * n + a] > H[uint64_t(b) * n + b]; });
-  // H in processing order, dampened
-  std::vector<double> a(n * n);
-  for (uint64_t i = 0; i < n; ++i)
-    for (uint64_t j = 0; j < n; ++j) a[i * n + j] = double(H[uint64_t(fb.order[i]) * n + fb.order[j]]);
-  for (uint64_t i = 0; i < n; ++i) {
-    if (!(a[i * n + i] > 0)) a[i * n + i] = mean;
-    a[i * n + i] += damp * mean;
-  }
-  if (!cholesky_lower(a, n)) fail(Errc::usage, "calibration: a hessian is not positive definite");
-  // H^-1 = L^-T L^-1: invert L (lower) in place, column by column
-  std::vector<double> li(n * n, 0);
-  for (uint64_t j = 0; j < n; ++j) {
-    li[j * n + j] = 1.0 / a[j * n + j];
-    for (uint64_t i = j + 1; i < n; ++i) {
-      double s = 0;
-      for (uint64_t k = j; k < i; ++k) s += a[i * n + k] * li[k * n + j];
-      li[i * n + j] = -s / a[i * n + i];
+  const auto loop = [&](size_t count, const std::function<void(size_t)>& fn) {
+    if (par) par(count, fn);
+    else
+      for (size_t i = 0; i < count; ++i) fn(i);
+  };
+  // A = J H J: H in processing order, reversed (A[i][j] = H[o(n-1-i)][o(n-1-j)]),
+  // made symmetric (the mean of H[a][b] and H[b][a]: the calibration file's
+  // H is symmetric up to a tolerance), dampened. The factorization reads the
+  // lower triangle.
+  const uint64_t lda = linalg::padded(n), tiles = (n + 63) / 64;
+  std::vector<double> a(lda * lda);
+  loop(tiles, [&](size_t t) {
+    for (uint64_t i = t * 64; i < std::min(n, t * 64 + 64); ++i) {
+      const float* h = H + uint64_t(fb.order[n - 1 - i]) * n;
+      double* ai = &a[i * lda];
+      for (uint64_t j = 0; j < n; ++j) ai[j] = double(h[fb.order[n - 1 - j]]);
     }
-  }
-  std::vector<double> hinv(n * n, 0);
-  for (uint64_t i = 0; i < n; ++i)
-    for (uint64_t j = 0; j <= i; ++j) {
-      double s = 0;
-      for (uint64_t k = i; k < n; ++k) s += li[k * n + i] * li[k * n + j];
-      hinv[i * n + j] = hinv[j * n + i] = s;
+  });
+  loop(tiles, [&](size_t t) {  // row tile t against the column tiles up to it, 64 x 64 at a time
+    const uint64_t i0 = t * 64, i1 = std::min(n, i0 + 64);
+    for (uint64_t j0 = 0; j0 <= i0; j0 += 64)
+      for (uint64_t i = i0; i < i1; ++i)
+        for (uint64_t j = j0; j < std::min(j0 + 64, i); ++j) a[i * lda + j] = 0.5 * (a[i * lda + j] + a[j * lda + i]);
+    for (uint64_t i = i0; i < i1; ++i) {
+      double& d = a[i * lda + i];
+      if (!(d > 0)) d = mean;
+      d += damp * mean;
     }
-  if (!cholesky_lower(hinv, n)) fail(Errc::usage, "calibration: a hessian is too ill-conditioned to invert");
-  fb.u.assign(n * n, 0.f);  // U = Lᵀ of H^-1's lower factor
-  for (uint64_t i = 0; i < n; ++i)
-    for (uint64_t j = i; j < n; ++j) fb.u[i * n + j] = float(hinv[j * n + i]);
+  });
+  if (!linalg::cholesky_lower(a.data(), n, lda, par)) fail(Errc::usage, "calibration: a hessian is not positive definite");
+  // R = J L J: R[k][j] = L[n-1-k][n-1-j]; u(k, j) = -R[k][j] / R[j][j]
+  constexpr uint64_t B = Feedback::kBlock, S = Feedback::kSlab;
+  const uint64_t panels = (n + B - 1) / B;
+  fb.panel.resize(panels);
+  uint64_t size = 0;
+  for (uint64_t p = 0; p < panels; ++p) fb.panel[p] = size, size += (n - p * B + S - 1) / S * B * S;
+  fb.u.assign(size, 0.f);
+  std::vector<double> diag(n);
+  for (uint64_t c = 0; c < n; ++c) diag[c] = a[c * lda + c];
+  loop(panels, [&](size_t p) {
+    for (uint64_t k = p * B; k < std::min(n, p * B + B); ++k) {
+      const uint64_t i = n - 1 - k;  // row i of L: row k of u, columns n-1-c for c < i
+      const double* li = &a[i * lda];
+      float* uk = &fb.u[fb.panel[p] + (k - p * B) * S];
+      for (uint64_t j = k + 1; j < n; ++j) {
+        const uint64_t c = j - p * B, col = n - 1 - j;
+        uk[c / S * B * S + c % S] = float(-li[col] / diag[col]);
+      }
+    }
+  });
   std::vector<double> w(n);
-  for (uint64_t k = 0; k < n; ++k) w[k] = 1.0 / (double(fb.u[k * n + k]) * double(fb.u[k * n + k]));
+  for (uint64_t k = 0; k < n; ++k) w[k] = diag[n - 1 - k] * diag[n - 1 - k];
   set_colw(fb, w);
   return fb;
 }

@@ -7,6 +7,7 @@
 #include "quant/float_load.h"
 #include "platform/error.h"
 #include "quant/qrow_math.h"
+#include "quant/simd_tile.h"
 
 namespace wc::qrow {
 
@@ -83,6 +84,44 @@ struct Rounder {
   }
 };
 
+// GPTQ's lazy batch update: rows i < n of c (ldc apart) lose, column by
+// column, sum_k a[i][k] * b(k, j) for k = 0 .. K-1 in order (quant/simd_tile.h:
+// the same bits as the plain loop), where b is `slabs` slabs of 16 columns,
+// kBlock rows 16 floats apart, one after the other (Feedback::u's panels).
+// Each slab (8 KB) stays in L1 across the rows; tiles of R rows by 16
+// columns (AVX2: 6 rows, 12 accumulators).
+template <class V, int R, int NV>
+__attribute__((always_inline)) inline void update_rows(uint64_t n, uint64_t K, const float* a, uint64_t lda,
+                                                       const float* b, uint64_t slabs, float* c, uint64_t ldc) {
+  constexpr uint64_t S = Feedback::kSlab, SB = Feedback::kBlock * S;
+  static_assert(NV * sizeof(V) / sizeof(float) == S);
+  for (uint64_t s = 0; s < slabs; ++s, b += SB, c += S) {
+    uint64_t i = 0;
+    for (; i + R <= n; i += R) simd::tile<float, V, R, NV>(K, a + i * lda, lda, b, S, c + i * ldc, ldc);
+    if (R > 3 && i + 3 <= n) simd::tile<float, V, 3, NV>(K, a + i * lda, lda, b, S, c + i * ldc, ldc), i += 3;
+    for (; i < n; ++i) simd::tile<float, V, 1, NV>(K, a + i * lda, lda, b, S, c + i * ldc, ldc);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void update_avx2(uint64_t n, uint64_t K, const float* a, uint64_t lda,
+                                                 const float* b, uint64_t slabs, float* c, uint64_t ldc) {
+  update_rows<simd::v8f, 6, 2>(n, K, a, lda, b, slabs, c, ldc);
+}
+#endif
+void update_sse(uint64_t n, uint64_t K, const float* a, uint64_t lda, const float* b, uint64_t slabs, float* c,
+                uint64_t ldc) {
+  update_rows<simd::v4f, 2, 4>(n, K, a, lda, b, slabs, c, ldc);
+}
+
+void gptq_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const float* b, uint64_t slabs, float* c,
+                 uint64_t ldc) {
+#if defined(__x86_64__)
+  if (simd::simd_level() >= 1) return update_avx2(n, K, a, lda, b, slabs, c, ldc);
+#endif
+  update_sse(n, K, a, lda, b, slabs, c, ldc);
+}
+
 }  // namespace
 
 uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
@@ -124,36 +163,73 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
     return umax;
   }
   // GPTQ: the tile's rows in the feedback's column order; column k's error
-  // (x - x') / U[k][k] moves every row's later columns by -err * U[k][j].
+  // d = x - x' (x as first loaded) moves every row's later columns by
+  // -d * u(k, j) (quant/gptq.h).
   if (fb->n != cols) fail(Errc::usage, "calibration: a hessian's size is not the tensor's column count");
-  std::vector<float> w(n * cols), buf(cols), err(n);
+  const bool feed = !fb->u.empty();
+  // rows padded to whole slabs (the padding stays 0: u is 0 there)
+  const uint64_t wld = gptq_row_stride(cols);
+  std::vector<float> w(n * wld, 0.f), w0(feed ? n * wld : 0), buf(cols);
   std::vector<Row> rows(n);
   for (uint64_t i = 0; i < n; ++i) {
     load_floats(t, data + (r0 + i) * cols * eb, cols, buf.data());
-    for (uint64_t k = 0; k < cols; ++k) w[i * cols + k] = buf[fb->order[k]];
+    for (uint64_t k = 0; k < cols; ++k) w[i * wld + k] = buf[fb->order[k]];
     rows[i] = row_of(r0 + i);
   }
-  const bool feed = !fb->u.empty();
-  for (uint64_t k = 0; k < cols; ++k) {
-    const float* uk = feed ? &fb->u[k * cols] : nullptr;
-    const float ukk = feed ? uk[k] : 1.f;
-    for (uint64_t i = 0; i < n; ++i) {
-      const Row& x = rows[i];
-      const float v = w[i * cols + k];
-      const bool neg = v < 0;
-      const int32_t q = round(float(std::fabs(double(v)) * x.inv), neg, x.flim, x.mu_r / fb->colw[k]);
-      const int32_t sq = neg ? -q : q;
-      const uint32_t z = zigzag(sq);
-      u[i * cols + fb->order[k]] = uint16_t(z);
-      umax = std::max(umax, z);
-      err[i] = std::isfinite(v) ? (v - value_of(z, x.step)) / ukk : 0.f;
+  if (feed) w0 = w;
+  // column k of row i: its code, and its error (0 for a value that is not
+  // finite: callers keep such tensors exact)
+  auto quantize_column = [&](uint64_t i, uint64_t k) {
+    const Row& x = rows[i];
+    const float v = w[i * wld + k];
+    const bool neg = v < 0;
+    const int32_t q = round(float(std::fabs(double(v)) * x.inv), neg, x.flim, x.mu_r / fb->colw[k]);
+    const uint32_t z = zigzag(neg ? -q : q);
+    u[i * cols + fb->order[k]] = uint16_t(z);
+    umax = std::max(umax, z);
+    return feed && std::isfinite(v) ? w0[i * wld + k] - value_of(z, x.step) : 0.f;
+  };
+  if (!feed || !fb->lazy) {  // the plain loop
+    std::vector<float> err(n), uk(cols);
+    for (uint64_t k = 0; k < cols; ++k) {
+      for (uint64_t i = 0; i < n; ++i) err[i] = quantize_column(i, k);
+      if (!feed) continue;
+      for (uint64_t j = k + 1; j < cols; ++j) uk[j] = fb->at(k, j);
+      for (uint64_t i = 0; i < n; ++i) {
+        float* wi = &w[i * wld];
+        const float e = err[i];
+        for (uint64_t j = k + 1; j < cols; ++j) wi[j] -= e * uk[j];
+      }
     }
-    if (!feed) continue;
-    for (uint64_t i = 0; i < n; ++i) {
-      float* wi = &w[i * cols];
-      const float e = err[i];
-      for (uint64_t j = k + 1; j < cols; ++j) wi[j] -= e * uk[j];
+    return umax;
+  }
+  // Lazy batches: the same updates, each value losing its terms in the same
+  // order (k ascending), in two levels: as each column is quantized, the
+  // columns after it in its slab (16 columns); after each slab, the panel's
+  // later slabs, and after each panel (128 columns), the columns after it,
+  // as matrix products (gptq_update).
+  constexpr uint64_t B = Feedback::kBlock, S = Feedback::kSlab;
+  std::vector<float> d(n * B);
+  for (uint64_t k0 = 0; k0 < cols; k0 += B) {
+    const uint64_t k1 = std::min(k0 + B, cols);
+    const float* panel = &fb->u[fb->panel[k0 / B]];
+    for (uint64_t s0 = k0; s0 < k1; s0 += S) {
+      const uint64_t s1 = std::min(s0 + S, k1);
+      const float* slab = panel + (s0 - k0) / S * B * S;
+      for (uint64_t k = s0; k < s1; ++k) {
+        const float* uk = slab + (k - k0) * S;  // uk[c] = u(k, s0 + c)
+        for (uint64_t i = 0; i < n; ++i) {
+          const float e = quantize_column(i, k);
+          d[i * B + (k - k0)] = e;
+          float* wi = &w[i * wld + s0];
+          for (uint64_t c = k + 1 - s0; c < s1 - s0; ++c) wi[c] -= e * uk[c];
+        }
+      }
+      if (s1 < k1)
+        gptq_update(n, s1 - s0, &d[s0 - k0], B, panel + (s1 - k0) / S * B * S + (s0 - k0) * S, (k1 - s1 + S - 1) / S,
+                    &w[s1], wld);
     }
+    if (k1 < cols) gptq_update(n, k1 - k0, d.data(), B, panel + B / S * B * S, (cols - k1 + S - 1) / S, &w[k1], wld);
   }
   return umax;
 }

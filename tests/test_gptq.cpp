@@ -5,13 +5,16 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "lib/api.h"
+#include "lib/thread_pool.h"
 #include "platform/error.h"
 #include "quant/gptq.h"
+#include "quant/linalg.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 #include "st_builder.h"
@@ -127,9 +130,146 @@ double output_error(const std::vector<float>& w, const std::vector<float>& w2, c
   return e;
 }
 
+// H of n inputs from `samples` correlated inputs, in double (for the factorization tests).
+std::vector<double> spd(size_t n, uint64_t seed) {
+  const auto h = hessian_of(inputs(n + 20, n, seed), n);
+  std::vector<double> d(h.begin(), h.end());
+  for (size_t i = 0; i < n; ++i) d[i * n + i] += 0.01;
+  return d;
+}
+
+// Bytes of two float or double vectors compared (NaN-safe, -0 apart from +0).
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
 }  // namespace
 
 TEST_SUITE("gptq") {
+  TEST_CASE("blocked Cholesky: the reference's bits, at every SIMD level and thread count") {
+    wc::ThreadPool pool(3);
+    const wc::linalg::ParallelFor par = [&](size_t n, const std::function<void(size_t)>& fn) { pool.parallel_for(n, fn); };
+    for (size_t n : {1, 2, 7, 8, 9, 129, 300, 600}) {
+      CAPTURE(n);
+      const auto h = spd(n, 100 + n);
+      std::vector<double> ref = h;
+      REQUIRE(wc::linalg::cholesky_lower_ref(ref.data(), n, n));
+      for (int level : {0, 1}) {
+        for (bool threads : {false, true}) {
+          CAPTURE(level);
+          CAPTURE(threads);
+          wc::simd::force_simd_level(level);
+          const size_t lda = wc::linalg::padded(n) + 3;  // a leading dimension past the padding
+          std::vector<double> a(wc::linalg::padded(n) * lda, 5.0);
+          for (size_t i = 0; i < n; ++i)
+            for (size_t j = 0; j < n; ++j) a[i * lda + j] = h[i * n + j];
+          REQUIRE(wc::linalg::cholesky_lower(a.data(), n, lda, threads ? par : wc::linalg::ParallelFor{}));
+          wc::simd::force_simd_level(-1);
+          size_t differ = 0;
+          for (size_t i = 0; i < n; ++i)
+            for (size_t j = 0; j <= i; ++j) differ += std::memcmp(&a[i * lda + j], &ref[i * n + j], 8) != 0;
+          CHECK(differ == 0);
+        }
+      }
+      // and a = L Lᵀ
+      double worst = 0;
+      for (size_t i = 0; i < n; ++i)
+        for (size_t j = 0; j <= i; ++j) {
+          double s = 0;
+          for (size_t k = 0; k <= j; ++k) s += ref[i * n + k] * ref[j * n + k];
+          worst = std::max(worst, std::fabs(s - h[i * n + j]) / std::sqrt(h[i * n + i] * h[j * n + j]));
+        }
+      CHECK(worst < 1e-12);
+    }
+    std::vector<double> bad = {1, 2, 2, 1};  // indefinite
+    CHECK_FALSE(wc::linalg::cholesky_lower_ref(bad.data(), 2, 2));
+    const size_t lda = wc::linalg::padded(2);
+    std::vector<double> room(lda * lda, 0);
+    room[0] = 1, room[lda] = 2, room[lda + 1] = 1;
+    CHECK_FALSE(wc::linalg::cholesky_lower(room.data(), 2, lda));
+  }
+
+  TEST_CASE("make_feedback: the same bits with and without threads") {
+    wc::ThreadPool pool(2);
+    const wc::qrow::ParallelFor par = [&](size_t n, const std::function<void(size_t)>& fn) { pool.parallel_for(n, fn); };
+    const size_t n = 300;
+    const auto h = hessian_of(inputs(400, n, 21), n);
+    for (bool act : {false, true}) {
+      const auto a = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act);
+      const auto b = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act, par);
+      CHECK(a.order == b.order);
+      CHECK(same_bits(a.u, b.u));
+      CHECK(same_bits(a.colw, b.colw));
+    }
+  }
+
+  TEST_CASE("GPTQ lazy batches: the plain loop's codes on odd sizes, at every SIMD level") {
+    for (size_t n : {1, 2, 129, 300}) {  // not multiples of the lazy batch (128) or of the kernels' 16 columns
+      const size_t rows = 11;  // nor of their row tiles (6, then 3 and 1)
+      CAPTURE(n);
+      const auto wb = testdata::weights(DType::BF16, rows * n, 30 + n);
+      const auto h = hessian_of(inputs(n + 50, n, 40 + n), n);
+      double rms_all = 0;
+      const auto rms = wc::qrow::row_rms(DType::BF16, wb.data(), rows, n, &rms_all);
+      for (double mu : {0.0, 0.2}) {
+        CAPTURE(mu);
+        wc::qrow::Plan p;
+        p.c = 0.7;
+        p.mu = mu;
+        const auto st = wc::qrow::choose_steps(rms, rms_all, p);
+        std::vector<uint64_t> all(rows);
+        for (size_t r = 0; r < rows; ++r) all[r] = r;
+        const auto rd = wc::qrow::train_rd(DType::BF16, wb.data(), n, st, p, all, 2);
+        for (bool act : {false, true}) {
+          CAPTURE(act);
+          auto fb = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act);
+          fb.lazy = false;
+          std::vector<uint16_t> plain(rows * n);
+          const uint32_t m0 = wc::qrow::quantize_rows(DType::BF16, wb.data(), n, 0, rows, st, p, rd, 2, plain.data(), &fb);
+          fb.lazy = true;
+          for (int level : {0, 1}) {
+            CAPTURE(level);
+            wc::simd::force_simd_level(level);
+            std::vector<uint16_t> got(rows * n);
+            const uint32_t m1 = wc::qrow::quantize_rows(DType::BF16, wb.data(), n, 0, rows, st, p, rd, 2, got.data(), &fb);
+            wc::simd::force_simd_level(-1);
+            CHECK(got == plain);
+            CHECK(m1 == m0);
+          }
+          // rows quantized together or one tile at a time: the same codes
+          std::vector<uint16_t> split(rows * n);
+          wc::qrow::quantize_rows(DType::BF16, wb.data(), n, 0, 2, st, p, rd, 2, split.data(), &fb);
+          wc::qrow::quantize_rows(DType::BF16, wb.data(), n, 2, rows - 2, st, p, rd, 2, split.data() + 2 * n, &fb);
+          CHECK(split == plain);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("GPTQ codes equal the OBS reference on a larger matrix (several lazy batches)") {
+    const size_t rows = 6, n = 300;
+    const auto wb = testdata::weights(DType::F32, rows * n, 8);
+    const auto w = as_floats(wb);
+    const auto h = hessian_of(inputs(500, n, 9), n);
+    double rms_all = 0;
+    const auto rms = wc::qrow::row_rms(DType::F32, wb.data(), rows, n, &rms_all);
+    wc::qrow::Plan p;
+    p.c = 0.5;
+    p.mu = 0;
+    const auto st = wc::qrow::choose_steps(rms, rms_all, p);
+    for (bool act : {false, true}) {
+      CAPTURE(act);
+      const auto fb = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act);
+      std::vector<uint16_t> got(rows * n);
+      wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, got.data(), &fb);
+      const auto want = gptq_reference(w, rows, n, h, st, act);
+      size_t same = 0;
+      for (size_t i = 0; i < got.size(); ++i) same += got[i] == want[i];
+      CHECK(same == got.size());
+    }
+  }
+
   TEST_CASE("GPTQ codes equal the OBS reference (with and without act-order)") {
     const size_t rows = 12, n = 40;
     const auto wb = testdata::weights(DType::F32, rows * n, 3);
