@@ -3,18 +3,22 @@
 // of the group in lane order, so the lanes of a group write consecutive
 // elements and read one contiguous run of the raw plane.
 //
-// AVX2 kernel (every type and z, packed or wide table, whole vectors): per 8 lanes
-// eight loads of a packed slot entry (freq-1 | symbol index | bias) give the
-// next state and the symbol (tables of more than 256 symbols: eight 8-byte
-// loads of a 6-byte slot, entry and u16 index, split by two shufps; scalar
-// loads and inserts beat vpgatherdd on Zen 3 and Zen 4); the output bits are computed from the index; the
-// lanes needing a renormalisation word take consecutive words, expanded with
-// a movemask-indexed pshufb of 8 words broadcast to both halves; the raw fields of 8 elements (w bytes) are
-// spread with one pshufb + variable shift. Everything else (tables with
-// prob_bits > 12, groups of lanes not a multiple of 8, the last steps near the
-// end of the payload) runs the scalar
-// group decoder. Output equals layout::decode_group bit for bit (tests
-// compare them).
+// AVX2 kernel (every type and z, packed or wide table, groups of 8 lanes or
+// more): per 8 lanes eight loads of a packed slot entry (freq-1 | symbol
+// index | bias, field widths per chunk, see Tables) give the next state and
+// the symbol (tables whose index does not fit: eight 8-byte loads of a 6-byte
+// slot, entry and u16 index, split by two shufps; scalar loads and inserts
+// beat vpgatherdd on Zen 3 and Zen 4); the output bits are computed from the
+// index; the lanes needing a renormalisation word take consecutive words,
+// expanded with a movemask-indexed pshufb of 8 words broadcast to both
+// halves; the raw fields of 8 elements (w bytes) are spread with one pshufb +
+// variable shift. The kernel is bound by the latency of one step's chain
+// (slot extraction, table load, multiply, need mask, word lookup), so the
+// code keeps that chain short. Groups of fewer than 8 lanes (small tensors)
+// run scalar steps with the states in registers (BMI2 build where pdep is
+// fast); everything else (tables with prob_bits > 12, the last steps near the
+// end of the payload) runs the checked scalar group decoder. Output equals
+// layout::decode_group bit for bit (tests compare them).
 #include <immintrin.h>
 
 #include <array>
