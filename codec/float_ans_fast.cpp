@@ -515,7 +515,7 @@ void avx_fns(AvxFn* fns) {
 // BMI2 with a fast pdep (microcoded, very slow, before Zen 3)
 bool fast_bmi2() {
 #if defined(__x86_64__)
-  static const bool f = __builtin_cpu_supports("bmi2") &&
+  static const bool f = (__builtin_cpu_init(), __builtin_cpu_supports("bmi2")) &&
                         !(__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2")));
   return f;
 #else
