@@ -857,7 +857,7 @@ __attribute__((target("avx2"))) void build_packed_avx2(const uint16_t* f, uint32
   }
 }
 bool build_avx2() {
-  static const bool a = __builtin_cpu_supports("avx2");
+  static const bool a = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
   return a;
 }
 #endif

@@ -3,18 +3,22 @@
 // of the group in lane order, so the lanes of a group write consecutive
 // elements and read one contiguous run of the raw plane.
 //
-// AVX2 kernel (every type and z, packed or wide table, whole vectors): per 8 lanes
-// eight loads of a packed slot entry (freq-1 | symbol index | bias) give the
-// next state and the symbol (tables of more than 256 symbols: eight 8-byte
-// loads of a 6-byte slot, entry and u16 index, split by two shufps; scalar
-// loads and inserts beat vpgatherdd on Zen 3 and Zen 4); the output bits are computed from the index; the
-// lanes needing a renormalisation word take consecutive words, expanded with
-// a movemask-indexed pshufb of 8 words broadcast to both halves; the raw fields of 8 elements (w bytes) are
-// spread with one pshufb + variable shift. Everything else (tables with
-// prob_bits > 12, groups of lanes not a multiple of 8, the last steps near the
-// end of the payload) runs the scalar
-// group decoder. Output equals layout::decode_group bit for bit (tests
-// compare them).
+// AVX2 kernel (every type and z, packed or wide table, groups of 8 lanes or
+// more): per 8 lanes eight loads of a packed slot entry (freq-1 | symbol
+// index | bias, field widths per chunk, see Tables) give the next state and
+// the symbol (tables whose index does not fit: eight 8-byte loads of a 6-byte
+// slot, entry and u16 index, split by two shufps; scalar loads and inserts
+// beat vpgatherdd on Zen 3 and Zen 4); the output bits are computed from the
+// index; the lanes needing a renormalisation word take consecutive words,
+// expanded with a movemask-indexed pshufb of 8 words broadcast to both
+// halves; the raw fields of 8 elements (w bytes) are spread with one pshufb +
+// variable shift. The kernel is bound by the latency of one step's chain
+// (slot extraction, table load, multiply, need mask, word lookup), so the
+// code keeps that chain short. Groups of fewer than 8 lanes (small tensors)
+// run scalar steps with the states in registers (BMI2 build where pdep is
+// fast); everything else (tables with prob_bits > 12, the last steps near the
+// end of the payload) runs the checked scalar group decoder. Output equals
+// layout::decode_group bit for bit (tests compare them).
 #include <immintrin.h>
 
 #include <array>
@@ -281,12 +285,14 @@ __attribute__((target("avx2"), always_inline)) inline void lookup8(const uint32_
 // 16-bit outputs of two vectors (16 elements): symbol indices sa, sb and raw
 // fields ra, rb (both < 2^16) packed to 16-bit lanes; value = symbol bits |
 // raw bits, then one lane fix-up (the packs work per 128-bit half)
-template <bool JOINT>
+// NAT: ra holds the 16 raw fields already on 16-bit lanes in element order
+// (rb unused): only the symbol bits get the lane fix-up.
+template <bool JOINT, bool NAT = false>
 __attribute__((target("avx2"), always_inline)) inline __m256i value16(__m256i sa, __m256i sb, __m256i ra, __m256i rb,
                                                                    __m256i lo16, __m128i rv, __m128i zv, bool zon,
                                                                    __m256i sgm16, __m128i sgsh, __m256i lowm16) {
   const __m256i sym = _mm256_add_epi16(_mm256_packus_epi32(sa, sb), lo16);
-  __m256i raw = _mm256_packus_epi32(ra, rb), val;
+  __m256i raw = NAT ? ra : _mm256_packus_epi32(ra, rb), val;
   if constexpr (JOINT) {
     val = _mm256_or_si256(_mm256_sll_epi16(_mm256_srli_epi16(sym, 1), rv), _mm256_slli_epi16(sym, 15));
     if (zon) raw = _mm256_sll_epi16(raw, zv);
@@ -297,6 +303,7 @@ __attribute__((target("avx2"), always_inline)) inline __m256i value16(__m256i sa
     if (zon) raw = _mm256_sll_epi16(raw, zv);
     raw = _mm256_or_si256(raw, sg);
   }
+  if constexpr (NAT) return _mm256_or_si256(_mm256_permute4x64_epi64(val, 0xD8), raw);
   return _mm256_permute4x64_epi64(_mm256_or_si256(val, raw), 0xD8);
 }
 
@@ -371,6 +378,22 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       shv[ph][l] = bit & 7;
     }
   }
+  // 16-bit types with w <= 8 whose steps all start at bit phase 0 (nsub and
+  // j0 multiples of 8): a pair of vectors' 16 fields lie in 2w <= 16 bytes;
+  // each lane takes its field's 2 bytes (pshufb), a multiply by 2^(16-s-w)
+  // moves the field to the top and a shift by 16 - w to the bottom, clean
+  const bool raw16 = W == 16 && w <= 8 && (nsub * w) % 8 == 0 && (j0 * w) % 8 == 0;
+  alignas(32) uint8_t sb16[32];
+  alignas(32) uint16_t mu16[16];
+  for (unsigned e = 0; e < 16; ++e) {
+    const unsigned bit = e * w, b0 = bit >> 3, sft = bit & 7;
+    sb16[2 * e] = uint8_t(b0);
+    sb16[2 * e + 1] = uint8_t(b0 + 1 < 16 ? b0 + 1 : 0x80);
+    mu16[e] = uint16_t(1u << (w <= 8 ? 16 - sft - w : 0));
+  }
+  const __m256i shuf16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb16));
+  const __m256i mul16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(mu16));
+  const __m128i sh16 = _mm_cvtsi32_si128(int(16 - w));
   __m256i x[NV];
   for (unsigned v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 8 * v));
   const uint8_t* p = pref;
@@ -416,17 +439,27 @@ __attribute__((target("avx2,bmi2,popcnt"))) uint64_t group_avx2(const uint32_t* 
       p += 2 * _mm_popcnt_u32(m);
       if constexpr (W == 16) {  // the value is assembled on 16-bit lanes, two vectors at once (below)
         o[v] = si;
-        r16[v] = _mm256_and_si256(
-            _mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(
-                                                      reinterpret_cast<const __m128i*>(pl + v * w))),
-                                                  shuf),
-                              shift),
-            wmask);
+        const bool last_alone = (NV & 1) && v == NV - 1;
+        if (!raw16 || last_alone)
+          r16[v] = _mm256_and_si256(
+              _mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(
+                                                        reinterpret_cast<const __m128i*>(pl + v * w))),
+                                                    shuf),
+                                shift),
+              wmask);
         // each pair's value as soon as it is complete: fewer live vectors
         // (with all four kept to the end, the wide table's lookups spilled)
-        if (v & 1)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * (v - 1))),
-                              value16<JOINT>(o[v - 1], o[v], r16[v - 1], r16[v], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16));
+        if (v & 1) {
+          __m256i val;
+          if (raw16) {  // the pair's 16 fields (2w <= 16 bytes) on 16-bit lanes
+            const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pl + (v - 1) * w)));
+            const __m256i f = _mm256_srl_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(b, shuf16), mul16), sh16);
+            val = value16<JOINT, true>(o[v - 1], o[v], f, f, lo16, rv, zv, z != 0, sgm16, sgsh, lowm16);
+          } else {
+            val = value16<JOINT>(o[v - 1], o[v], r16[v - 1], r16[v], lo16, rv, zv, z != 0, sgm16, sgsh, lowm16);
+          }
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * (i0 + 8 * (v - 1))), val);
+        }
         continue;
       }
       const __m256i sym = _mm256_add_epi32(si, lov);
@@ -511,7 +544,7 @@ void avx_fns(AvxFn* fns) {
 // BMI2 with a fast pdep (microcoded, very slow, before Zen 3)
 bool fast_bmi2() {
 #if defined(__x86_64__)
-  static const bool f = __builtin_cpu_supports("bmi2") &&
+  static const bool f = (__builtin_cpu_init(), __builtin_cpu_supports("bmi2")) &&
                         !(__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2")));
   return f;
 #else
