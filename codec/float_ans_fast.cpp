@@ -37,6 +37,9 @@ inline uint64_t ld64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); retu
 inline uint32_t ld16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
 // read instead of a word past the end of a group's words (the value is unused)
 alignas(2) constexpr uint8_t kZeroWord[2] = {0, 0};
+// the raw plane read when w == 0 (no plane: every bit in the symbol), so
+// the unchecked 8-byte field read at bit 0 stays in bounds
+alignas(8) constexpr uint8_t kZeroPlane[8] = {};
 
 // Table policies for the scalar decoder: step(x) decodes one symbol, updates
 // x (no renormalisation) and returns the symbol's output bits (full width).
@@ -121,7 +124,9 @@ __attribute__((always_inline)) inline uint64_t regs_steps(const Tab& tabref, con
   for (uint32_t l = 0; l < NL; ++l) x[l] = xio[l];
   const uint64_t nsub = L.nsub, n = L.n;
   const uint32_t w = L.s.w, rr = L.s.rr, z = L.s.z;
-  const uint8_t* plane = src + L.plane_off;
+  // w == 0: every field read is at bit 0 of an 8-byte zero plane (the
+  // payload's plane may be empty and end the chunk)
+  const uint8_t* plane = w ? src + L.plane_off : kZeroPlane;
   const uint64_t fastbits = L.plane_n >= 8 ? (uint64_t(L.plane_n) - 8) * 8 : 0;  // reads of 8 bytes stay inside
   const uint32_t lowmask = (1u << rr) - 1u;
   const uint64_t wmask = (uint64_t(1) << w) - 1u;

@@ -13,6 +13,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,32 @@
 #include "platform/file_io.h"
 
 namespace tu {
+
+// A copy of some bytes that ends exactly where an inaccessible page begins,
+// so a decoder reading even one byte past the end faults in every build (not
+// only under AddressSanitizer).
+struct GuardedCopy {
+  uint8_t* map = nullptr;
+  size_t map_n = 0;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  GuardedCopy(const uint8_t* src, size_t n) : size(n) {
+    const size_t ps = size_t(::sysconf(_SC_PAGESIZE));
+    const size_t body = (n + ps - 1) / ps * ps;
+    map_n = body + ps;
+    void* m = ::mmap(nullptr, map_n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(m != MAP_FAILED);
+    map = static_cast<uint8_t*>(m);
+    REQUIRE(::mprotect(map + body, ps, PROT_NONE) == 0);
+    uint8_t* d = map + body - n;
+    if (n) std::memcpy(d, src, n);
+    data = d;
+  }
+  explicit GuardedCopy(const std::vector<uint8_t>& v) : GuardedCopy(v.data(), v.size()) {}
+  GuardedCopy(const GuardedCopy&) = delete;
+  GuardedCopy& operator=(const GuardedCopy&) = delete;
+  ~GuardedCopy() { ::munmap(map, map_n); }
+};
 
 // A fresh directory under $TMPDIR, removed with its contents at scope exit.
 struct TempDir {
