@@ -139,28 +139,49 @@ WC_HD uint64_t q_weight(uint32_t q, uint32_t qshift) {
   return uint64_t(frac_pow2_q15(fr)) << e;
 }
 
+// floor(a / d) for a < 2^62 without a division in the loop: the quotient
+// through inv = 1/d (a double) is within one of the exact one, and the
+// remainder corrects it, so the result is exact for every input.
+WC_HD uint64_t div_by_recip(uint64_t a, uint64_t d, double inv) {
+  uint64_t v = uint64_t(double(a) * inv);
+  int64_t r = int64_t(a - v * d);
+  while (r < 0) --v, r += int64_t(d);
+  while (uint64_t(r) >= d) ++v, r -= int64_t(d);
+  return v;
+}
+
+// Weight of q from q_weight (the default source of normalize_first_pass).
+struct QWeight {
+  uint32_t qshift;
+  WC_HD uint64_t operator()(uint8_t q) const { return q_weight(q, qshift); }
+};
+
 // First pass of the normalisation (spec §5): f_i = max(1, round(weight_i * M / T))
 // and, when that falls short of M, the shortfall added to the lowest largest
 // f. Returns false when no symbol is present or more symbols are present than
 // slots; otherwise `excess` receives sum f - M (0 when already exact), which
 // the caller takes back from the largest frequencies, at most half at a time.
-template <typename F>
-WC_HD bool normalize_first_pass(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f,
-                                uint64_t* excess) {
+// weight(q) gives q_weight(q, qshift) for q >= 1 (the encoder reads a table).
+// a = weight * M + T / 2 < 2^61 (weight < 2^47, M <= 2^14).
+template <typename F, typename Weight>
+WC_HD bool normalize_first_pass_w(const uint8_t* q, uint32_t n, uint32_t prob_bits, F* f, uint64_t* excess,
+                                  Weight weight) {
   const uint64_t M = uint64_t(1) << prob_bits;
   uint64_t total = 0;
   uint32_t present = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    if (q[i]) { total += q_weight(q[i], qshift); ++present; }
+    if (q[i]) { total += weight(q[i]); ++present; }
   }
   if (present == 0 || present > M) return false;
+  const double inv = 1.0 / double(total);
+  const uint64_t half = total / 2;
   uint64_t sum = 0;
   uint32_t imax = 0;
   uint64_t fmax = 0;
   for (uint32_t i = 0; i < n; ++i) {
     uint64_t v = 0;
     if (q[i]) {
-      v = (q_weight(q[i], qshift) * M + total / 2) / total;
+      v = div_by_recip(weight(q[i]) * M + half, total, inv);
       if (v == 0) v = 1;
       if (v > fmax) { fmax = v; imax = i; }
     }
@@ -170,6 +191,11 @@ WC_HD bool normalize_first_pass(const uint8_t* q, uint32_t n, uint32_t qshift, u
   if (sum < M) f[imax] = F(f[imax] + (M - sum));
   *excess = sum > M ? sum - M : 0;
   return true;
+}
+template <typename F>
+WC_HD bool normalize_first_pass(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, F* f,
+                                uint64_t* excess) {
+  return normalize_first_pass_w(q, n, prob_bits, f, excess, QWeight{qshift});
 }
 
 // The spec's excess removal as written: take from the lowest-index largest f,

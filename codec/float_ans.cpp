@@ -153,11 +153,12 @@ void entropy_pair(const std::vector<uint64_t>& hk, uint32_t magbits, uint32_t ma
   *ej = sj; *pj = cj; *es = ss; *ps = cs;
 }
 
-// layout::normalize_freqs with identical results, the excess loop driven by a
-// max-heap keyed (largest f, lowest i) instead of a scan per iteration.
-// The first pass is layout::normalize_first_pass with the same results: the
-// weights from a table, each division by the total replaced by a
-// floating-point quotient corrected to the exact one.
+// The weights of layout::normalize_first_pass from a table (a lookup instead
+// of a shift and a switch per symbol); same results.
+struct TableWeight {
+  const uint64_t* wt;  // wt[0] = 0: absent
+  uint64_t operator()(uint8_t q) const { return wt[q]; }
+};
 bool normalize_first_pass_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f,
                               uint64_t* excess) {
   static const auto wtab = [] {
@@ -166,41 +167,11 @@ bool normalize_first_pass_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uin
       for (uint32_t v = 1; v <= kMaxQ; ++v) t[qs][v] = layout::q_weight(v, qs);
     return t;
   }();
-  const uint64_t* wt = wtab[qshift].data();  // wt[0] = 0: absent
-  const uint64_t M = uint64_t(1) << prob_bits;
-  uint64_t total = 0;
-  uint32_t present = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    total += wt[q[i]];
-    present += q[i] != 0;
-  }
-  if (present == 0 || present > M) return false;
-  // a = w * M + total / 2 < 2^61 (w < 2^47): the double quotient is within
-  // one of floor(a / total), which the remainder then fixes
-  const double inv = 1.0 / double(total);
-  const uint64_t half = total / 2;
-  uint64_t sum = 0;
-  uint32_t imax = 0;
-  uint64_t fmax = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    uint64_t v = 0;
-    if (q[i]) {
-      const uint64_t a = wt[q[i]] * M + half;
-      v = uint64_t(double(a) * inv);
-      int64_t r = int64_t(a - v * total);
-      while (r < 0) --v, r += int64_t(total);
-      while (uint64_t(r) >= total) ++v, r -= int64_t(total);
-      if (v == 0) v = 1;
-      if (v > fmax) { fmax = v; imax = i; }
-    }
-    f[i] = uint32_t(v);
-    sum += v;
-  }
-  if (sum < M) f[imax] = uint32_t(f[imax] + (M - sum));
-  *excess = sum > M ? sum - M : 0;
-  return true;
+  return layout::normalize_first_pass_w(q, n, prob_bits, f, excess, TableWeight{wtab[qshift].data()});
 }
 
+// layout::normalize_freqs with identical results, the excess loop driven by a
+// max-heap keyed (largest f, lowest i) instead of a scan per iteration.
 bool normalize_freqs_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t prob_bits, uint32_t* f) {
   uint64_t excess;
   if (!normalize_first_pass_enc(q, n, qshift, prob_bits, f, &excess)) return false;

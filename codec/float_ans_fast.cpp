@@ -41,6 +41,20 @@ alignas(2) constexpr uint8_t kZeroWord[2] = {0, 0};
 // the unchecked 8-byte field read at bit 0 stays in bounds
 alignas(8) constexpr uint8_t kZeroPlane[8] = {};
 
+// A raw field (rr mantissa bits, then the sign when raw) put in place: the
+// mantissa bits at z.., the sign at W - 1 (a joint-sign field has no sign bit
+// above rr, so it adds 0 there)
+template <unsigned W>
+inline uint32_t place_raw(uint64_t raw, uint32_t lowmask, uint32_t rr, uint32_t z) {
+  return ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
+}
+template <unsigned W>
+inline void store_elem(uint8_t* dst, uint64_t i, uint32_t v) {
+  if constexpr (W == 8) dst[i] = uint8_t(v);
+  else if constexpr (W == 16) { const uint16_t h = uint16_t(v); std::memcpy(dst + 2 * i, &h, 2); }
+  else std::memcpy(dst + 4 * i, &v, 4);
+}
+
 // Table policies for the scalar decoder: step(x) decodes one symbol, updates
 // x (no renormalisation) and returns the symbol's output bits (full width).
 struct RefTab {
@@ -152,11 +166,9 @@ __attribute__((always_inline)) inline uint64_t regs_steps(const Tab& tabref, con
         v |= d;
       } else {
         const uint64_t raw = (ld64(plane + (bit >> 3)) >> (bit & 7)) & wmask;
-        v |= ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
+        v |= place_raw<W>(raw, lowmask, rr, z);
       }
-      if constexpr (W == 8) dst[i] = uint8_t(v);
-      else if constexpr (W == 16) { const uint16_t h = uint16_t(v); std::memcpy(dst + 2 * i, &h, 2); }
-      else std::memcpy(dst + 4 * i, &v, 4);
+      store_elem<W>(dst, i, v);
     }
   }
   for (uint32_t l = 0; l < NL; ++l) xio[l] = x[l];
@@ -214,10 +226,8 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
       uint64_t raw;
       if (bit < fastbits) raw = (ld64(plane + (bit >> 3)) >> (bit & 7)) & wmask;
       else raw = read_raw_bits(plane, plane_n, bit, w);
-      v |= ((uint32_t(raw) & lowmask) << z) | (uint32_t(raw >> rr) & 1u) << (W - 1);
-      if constexpr (W == 8) dst[i] = uint8_t(v);
-      else if constexpr (W == 16) { const uint16_t h = uint16_t(v); std::memcpy(dst + 2 * i, &h, 2); }
-      else std::memcpy(dst + 4 * i, &v, 4);
+      v |= place_raw<W>(raw, lowmask, rr, z);
+      store_elem<W>(dst, i, v);
     }
   }
   for (uint32_t l = 0; l < lanes; ++l) xio[l] = x[l];

@@ -48,6 +48,19 @@ std::vector<uint8_t> roundtrip(DType t, const std::vector<uint8_t>& raw, const f
   return enc;
 }
 
+// Encodes with the portable encoder and the fast one (when the CPU has it):
+// the same bytes from both. Returns them.
+std::vector<uint8_t> encode_both(DType t, const std::vector<uint8_t>& raw, const fans::Params& p) {
+  std::vector<uint8_t> a, b;
+  fans::detail::force_encoder(0);
+  fans::encode_with(t, raw.data(), raw.size(), a, p);
+  fans::detail::force_encoder(-1);
+  fans::encode_with(t, raw.data(), raw.size(), b, p);
+  REQUIRE(a.size() == b.size());
+  CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+  return b;
+}
+
 fans::Params coded() {
   fans::Params p;
   p.allow_raw = false;
@@ -858,16 +871,6 @@ TEST_CASE("corruption is detected or harmless") {
 TEST_CASE("fast (AVX2/BMI2) and portable encoders give identical bytes") {
   const bool has_fast = fans::detail::fast_encoder();
   if (!has_fast) MESSAGE("no AVX2/BMI2 encoder on this CPU: comparing the portable encoder with itself");
-  auto both = [&](DType t, const std::vector<uint8_t>& raw, const fans::Params& p) {
-    std::vector<uint8_t> a, b;
-    fans::detail::force_encoder(0);
-    fans::encode_with(t, raw.data(), raw.size(), a, p);
-    fans::detail::force_encoder(-1);
-    fans::encode_with(t, raw.data(), raw.size(), b, p);
-    REQUIRE(a.size() == b.size());
-    CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
-    return b;
-  };
   std::mt19937 rng(77);
   const DType types[] = {DType::F8_E4M3, DType::F8_E5M2, DType::F16, DType::BF16, DType::F32};
   const size_t sizes[] = {1, 7, 100, 4096, 64 * 32, 64 * 32 * 3 + 17, 4096 * 32, 4096 * 32 * 2 + 4096 * 5 + 3, 131072};
@@ -887,7 +890,7 @@ TEST_CASE("fast (AVX2/BMI2) and portable encoders give identical bytes") {
       for (int sub : {6, 12}) {
         fans::Params p = coded();
         p.sub_bits = sub;
-        const auto enc = both(t, raw, p);
+        const auto enc = encode_both(t, raw, p);
         if (n > 1000 && sub == 6) check_decoders(t, enc, raw);
       }
       // forced configurations: every joint, a few k and prob_bits
@@ -898,7 +901,7 @@ TEST_CASE("fast (AVX2/BMI2) and portable encoders give identical bytes") {
           p.k = joint ? 0 : 1;
           p.prob_bits = pb;
           p.sub_bits = 7;
-          both(t, raw, p);
+          encode_both(t, raw, p);
         }
       // skewed: mostly one value (a frequency near M, many of frequency 1)
       std::vector<uint8_t> sk(n * es, 0);
@@ -906,11 +909,11 @@ TEST_CASE("fast (AVX2/BMI2) and portable encoders give identical bytes") {
         if (rng() % 64 == 0) sk[i] = uint8_t(rng());
       fans::Params p = coded();
       p.sub_bits = 6;
-      both(t, sk, p);
+      encode_both(t, sk, p);
       // random bytes
       std::vector<uint8_t> rb(n * es);
       for (auto& c : rb) c = uint8_t(rng());
-      both(t, rb, coded());
+      encode_both(t, rb, coded());
     }
   }
   fans::detail::force_encoder(-1);
@@ -923,16 +926,6 @@ TEST_CASE("fast and portable encoders agree on partial groups, tiny chunks and e
   if (!fans::detail::fast_encoder()) MESSAGE("no AVX2/BMI2 encoder on this CPU: comparing the portable encoder with itself");
   std::mt19937 rng(909);
   const DType types[] = {DType::F8_E4M3, DType::F8_E5M2, DType::F16, DType::BF16, DType::F32, DType::U8, DType::U16};
-  auto both = [&](DType t, const std::vector<uint8_t>& raw, const fans::Params& p) {
-    std::vector<uint8_t> a, b;
-    fans::detail::force_encoder(0);
-    fans::encode_with(t, raw.data(), raw.size(), a, p);
-    fans::detail::force_encoder(-1);
-    fans::encode_with(t, raw.data(), raw.size(), b, p);
-    REQUIRE(a.size() == b.size());
-    CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
-    return b;
-  };
   for (DType t : types) {
     if (!fans::supports(t)) continue;
     const size_t es = esize(t == DType::U16 ? DType::BF16 : t);
@@ -961,16 +954,16 @@ TEST_CASE("fast and portable encoders agree on partial groups, tiny chunks and e
       for (int sub : {6, 8}) {
         fans::Params p = coded();
         p.sub_bits = sub;
-        const auto enc = both(t, raw, p);
+        const auto enc = encode_both(t, raw, p);
         if (n % 97 == 0 || n < 40 || n == (size_t(16) << sub) + 7) check_decoders(t, enc, raw);
-        both(t, sk, p);
+        encode_both(t, sk, p);
         for (int joint = 0; joint < 2; ++joint) {
           fans::Params q;  // raw fallback where the forced split is invalid
           q.sub_bits = sub;
           q.joint = joint;
           q.k = joint;
           q.prob_bits = joint ? 14 : 12;
-          both(t, raw, q);
+          encode_both(t, raw, q);
         }
       }
     }

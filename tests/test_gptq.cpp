@@ -144,6 +144,21 @@ bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
+// pack must refuse with a usage error whose message names `file` and, when
+// given, `what`.
+void expect_pack_usage(const std::string& model, const std::string& out, const wc::PackOptions& po,
+                       const std::string& file, const std::string& what) {
+  try {
+    wc::pack(model, out, po);
+    FAIL("accepted");
+  } catch (const wc::Error& e) {
+    CHECK(e.code() == wc::Errc::usage);
+    const std::string msg = e.describe();
+    CHECK(msg.find(file) != std::string::npos);
+    if (!what.empty()) CHECK(msg.find(what) != std::string::npos);
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("gptq") {
@@ -374,15 +389,7 @@ TEST_SUITE("gptq") {
       po.bits = 4;
       po.force = true;
       po.calib = cal;
-      try {
-        wc::pack(m, t / "o.wcz", po);
-        FAIL("accepted");
-      } catch (const wc::Error& e) {
-        CHECK(e.code() == wc::Errc::usage);
-        const std::string msg = e.describe();
-        CHECK(msg.find("c.safetensors") != std::string::npos);
-        CHECK(msg.find(what) != std::string::npos);
-      }
+      expect_pack_usage(m, t / "o.wcz", po, "c.safetensors", what);
     };
     expect_usage({{"hessian.b.weight", DType::F32, {n, n}, as_bytes(h)}}, "does not have");
     expect_usage({{"hessian.a.weight", DType::F32, {n - 1, n - 1}, as_bytes(std::vector<float>((n - 1) * (n - 1), 1))}},
@@ -451,12 +458,7 @@ TEST_SUITE("gptq") {
       po.bits = 3;
       po.force = true;
       po.calib = bad_file;
-      try {
-        wc::pack(m, t / "x.wcz", po);
-        FAIL("accepted");
-      } catch (const wc::Error& e) {
-        CHECK(e.code() == wc::Errc::usage);
-      }
+      expect_pack_usage(m, t / "x.wcz", po, "imatrix.dat", "");
     }
   }
 }

@@ -13,6 +13,7 @@
 #include "codec/channel_shift.h"
 #include "codec/codec.h"
 #include "lib/api.h"
+#include "packed_check.h"
 #include "st_builder.h"
 #include "test_util.h"
 #include "weights_gen.h"
@@ -125,21 +126,12 @@ TEST_SUITE("mixed") {
     const uint64_t s_zstd = size_with("zstd");
     const uint64_t s_all = size_with("float-ans-mixed");  // every chunk tries zstd
     const uint64_t s_auto = size_with("auto");
-    std::vector<wc::TensorSummary> sum;
-    const auto ir = wc::inspect(c, false, &sum);
-    CHECK(ir.version_major == 1);
-    CHECK(ir.version_minor == 3);
-    REQUIRE(sum.size() == 2);
-    CHECK(sum[0].codec == "float-ans-mixed");
-    CHECK(sum[1].codec == "float-ans");  // homogeneous: no need for mixed
+    // the second tensor is homogeneous: no need for mixed
+    tu::check_packed(c, m, 3, {"float-ans-mixed", "float-ans"}, t / "back.safetensors");
     // the plan found the one chunk that gains: as small as trying zstd everywhere
     CHECK(s_auto == s_all);
     CHECK(s_auto + 100 * 1024 < s_fans);  // 16 distinct rows of 128: ~7/8 of a 256 KiB chunk saved
     CHECK(s_auto < s_zstd);
-    CHECK(wc::verify(c, m, 2, {}).compared);
-    wc::UnpackOptions uo;
-    wc::unpack(c, t / "back.safetensors", uo);
-    CHECK(tu::read_file(t / "back.safetensors") == tu::read_file(m));
   }
 
   TEST_CASE("homogeneous weights never get float-ans-mixed: the file stays 1.0") {
@@ -154,15 +146,8 @@ TEST_SUITE("mixed") {
     wc::PackOptions po;
     po.threads = 2;
     wc::pack(m, c, po);
-    std::vector<wc::TensorSummary> sum;
-    const auto ir = wc::inspect(c, false, &sum);
-    CHECK(ir.version_major == 1);
-    CHECK(ir.version_minor == 0);
-    REQUIRE(sum.size() == 3);
-    CHECK(sum[0].codec == "float-ans");
-    CHECK(sum[1].codec == "float-ans");
-    CHECK(sum[2].codec == "zstd");  // zero everywhere: zstd on every chunk
-    CHECK(wc::verify(c, m, 2, {}).compared);
+    // zero everywhere: zstd on every chunk
+    tu::check_packed(c, m, 0, {"float-ans", "float-ans", "zstd"});
   }
 
   TEST_CASE("per-channel shift: apply undoes unapply for any list, wrapping fields included") {
@@ -298,20 +283,9 @@ TEST_SUITE("mixed") {
     const uint64_t s_fans = wc::pack(m, c, po).output_bytes;
     po.codec = "auto";
     const uint64_t s_auto = wc::pack(m, c, po).output_bytes;
-    std::vector<wc::TensorSummary> sum;
-    const auto ir = wc::inspect(c, false, &sum);
-    CHECK(ir.version_major == 1);
-    CHECK(ir.version_minor == 3);
-    REQUIRE(sum.size() == 3);
-    CHECK(sum[0].codec == "float-ans-mixed");
-    CHECK(sum[1].codec == "float-ans-mixed");
-    CHECK(sum[2].codec == "float-ans");
+    tu::check_packed(c, m, 3, {"float-ans-mixed", "float-ans-mixed", "float-ans"}, t / "back.safetensors");
     MESSAGE("scaled channels: auto " << s_auto << " bytes, float-ans " << s_fans);
     CHECK(double(s_auto) < 0.97 * double(s_fans));
-    CHECK(wc::verify(c, m, 2, {}).compared);
-    wc::UnpackOptions uo;
-    wc::unpack(c, t / "back.safetensors", uo);
-    CHECK(tu::read_file(t / "back.safetensors") == tu::read_file(m));
   }
 
   TEST_CASE("mode 3: a list longer than 2^16 entries is refused, one of 2^16 is read") {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lib/api.h"
+#include "packed_check.h"
 #include "st_builder.h"
 #include "test_util.h"
 #include "weights_gen.h"
@@ -47,20 +48,10 @@ TEST_SUITE("trim") {
     wc::PackOptions po;
     po.threads = 2;
     const auto r = wc::pack(m, c, po);
-    std::vector<wc::TensorSummary> sum;
-    const auto ir = wc::inspect(c, false, &sum);
-    CHECK(ir.version_major == 1);
-    CHECK(ir.version_minor == 2);
-    REQUIRE(sum.size() == 4);
-    CHECK(sum[0].codec == "float-ans-trim");
-    CHECK(sum[1].codec == "float-ans-trim");
-    CHECK(sum[2].codec == "zstd");       // zero low bits too, but zstd codes it to nothing
-    CHECK(sum[3].codec == "float-ans");  // no zero bits
+    // zeros: zero low bits too, but zstd codes it to nothing; full: no zero bits
+    const auto sum = tu::check_packed(c, m, 2, {"float-ans-trim", "float-ans-trim", "zstd", "float-ans"},
+                                      t / "back.safetensors");
     CHECK(sum[0].bits_per_weight < 17);  // 16 of 32 bits are never stored
-    CHECK(wc::verify(c, m, 2, {}).compared);
-    wc::UnpackOptions uo;
-    wc::unpack(c, t / "back.safetensors", uo);
-    CHECK(tu::read_file(t / "back.safetensors") == tu::read_file(m));
     // forcing the codec works on any float tensor, zero bits or not
     po.codec = "float-ans-trim";
     po.force = true;
