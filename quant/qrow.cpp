@@ -122,10 +122,11 @@ void gptq_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const flo
   update_sse(n, K, a, lda, b, slabs, c, ldc);
 }
 
-}  // namespace
-
-uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
-                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
+// quantize_rows on rows idx[0 .. n) (idx null: r0 .. r0 + n - 1).
+uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64_t* idx, uint64_t r0, uint64_t n,
+                       const Steps& s, const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u,
+                       const Feedback* fb) {
+  const auto row_at = [&](uint64_t i) { return idx ? idx[i] : r0 + i; };
   const size_t eb = dtype_bits(t) / 8;
   const bool use_rd = p.mu > 0 && !rd.bits.empty();
   const Rounder round{rd, use_rd, rd.bits.size()};
@@ -148,7 +149,7 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
   if (!fb) {
     std::vector<float> buf(cols);
     for (uint64_t i = 0; i < n; ++i) {
-      const uint64_t r = r0 + i;
+      const uint64_t r = row_at(i);
       load_floats(t, data + r * cols * eb, cols, buf.data());
       const Row x = row_of(r);
       uint16_t* row = u + i * cols;
@@ -172,9 +173,9 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
   std::vector<float> w(n * wld, 0.f), w0(feed ? n * wld : 0), buf(cols);
   std::vector<Row> rows(n);
   for (uint64_t i = 0; i < n; ++i) {
-    load_floats(t, data + (r0 + i) * cols * eb, cols, buf.data());
+    load_floats(t, data + row_at(i) * cols * eb, cols, buf.data());
     for (uint64_t k = 0; k < cols; ++k) w[i * wld + k] = buf[fb->order[k]];
-    rows[i] = row_of(r0 + i);
+    rows[i] = row_of(row_at(i));
   }
   if (feed) w0 = w;
   // column k of row i: its code, and its error (0 for a value that is not
@@ -232,6 +233,13 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
     if (k1 < cols) gptq_update(n, k1 - k0, d.data(), B, panel + B / S * B * S, (cols - k1 + S - 1) / S, &w[k1], wld);
   }
   return umax;
+}
+
+}  // namespace
+
+uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
+                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
+  return quantize_some(t, data, cols, nullptr, r0, n, s, p, rd, code_bytes, u, fb);
 }
 
 namespace {
@@ -334,42 +342,53 @@ Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const
                const float* H) {
   const Steps s = choose_steps(rms, rms_all, p);
   const RdTable rd = train_rd(t, data, cols, s, p, sample_rows, 2);
-  std::vector<uint16_t> u(cols);
+  // the sample's codes at once (GPTQ streams its feedback once for all of
+  // them), then its errors, the sums in the same order as row by row
+  const uint64_t ns = sample_rows.size();
+  std::vector<uint16_t> u(ns * cols);
+  quantize_some(t, data, cols, sample_rows.data(), 0, ns, s, p, rd, 2, u.data(), fb);
   std::vector<float> w(cols);
   std::vector<uint64_t> hist(65536, 0);
   const size_t eb = dtype_bits(t) / 8;
   double err = 0, sig = 0;
-  std::vector<double> d(cols);
+  std::vector<double> d(ns * cols);
   double trh = 0;
   if (H)
     for (uint64_t c = 0; c < cols; ++c) trh += double(H[c * cols + c]);
-  for (uint64_t r : sample_rows) {
-    quantize_rows(t, data, cols, r, 1, s, p, rd, 2, u.data(), fb);
+  for (uint64_t k = 0; k < ns; ++k) {
+    const uint64_t r = sample_rows[k];
     load_floats(t, data + r * cols * eb, cols, w.data());
     const float step = step_of(s.base_exp, s.e[r]);
+    const uint16_t* uk = &u[k * cols];
+    double* dk = &d[k * cols];
     for (uint64_t c = 0; c < cols; ++c) {
-      ++hist[u[c]];
-      d[c] = double(w[c]) - double(value_of(u[c], step));
+      ++hist[uk[c]];
+      dk[c] = double(w[c]) - double(value_of(uk[c], step));
       sig += double(w[c]) * w[c];
     }
-    if (!H) {
-      for (uint64_t c = 0; c < cols; ++c) err += d[c] * d[c];
-    } else {  // dᵀ H d, scaled below so that isotropic errors count as in weight space
-      for (uint64_t i = 0; i < cols; ++i) {
+  }
+  if (!H) {
+    for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * d[k];
+  } else {  // dᵀ H d per row (H read once for all), scaled below so that isotropic errors count as in weight space
+    std::vector<double> hd(ns * cols);
+    for (uint64_t i = 0; i < cols; ++i) {
+      const float* row = H + i * cols;
+      for (uint64_t k = 0; k < ns; ++k) {
+        const double* dk = &d[k * cols];
         double hi = 0;
-        const float* row = H + i * cols;
-        for (uint64_t j = 0; j < cols; ++j) hi += double(row[j]) * d[j];
-        err += d[i] * hi;
+        for (uint64_t j = 0; j < cols; ++j) hi += double(row[j]) * dk[j];
+        hd[k * cols + i] = hi;
       }
     }
+    for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * hd[k];
   }
   if (H && trh > 0) err *= double(cols) / trh;
-  const uint64_t ns = uint64_t(sample_rows.size()) * cols;
+  const uint64_t ne = ns * cols;
   size_t distinct = 0;
   Point pt;
   // codes: order-0 entropy scaled to the tensor, plus the coder's table
   // (about 1.5 bytes a symbol) and header
-  pt.bits = entropy_bits(hist, ns, &distinct) * double(rows * cols) / double(ns) + (distinct * 1.5 + 16) * 8;
+  pt.bits = entropy_bits(hist, ne, &distinct) * double(rows * cols) / double(ne) + (distinct * 1.5 + 16) * 8;
   std::vector<uint64_t> eh(256, 0);
   for (uint8_t e : s.e) ++eh[e];
   pt.bits += entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;
