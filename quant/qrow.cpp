@@ -122,6 +122,42 @@ void gptq_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const flo
   update_sse(n, K, a, lda, b, slabs, c, ldc);
 }
 
+// evaluate's H d for several rows d at once: out[i][k] = -sum_j H[i][j] d[j][k]
+// for i < cols, k < 8 * groups (d: cols x 8 * groups doubles), the sum
+// subtracted from 0 term by term, j ascending: exactly the negated sum of
+// a plain loop (rounding is symmetric). Rows of H converted to double 4 at
+// a time; tiles of 4 rows by 8 columns.
+template <class V, int R, int NV>
+__attribute__((always_inline)) inline void hess_rows(const float* H, uint64_t cols, const double* d, uint64_t groups,
+                                                     double* out) {
+  constexpr uint64_t TW = NV * sizeof(V) / sizeof(double);
+  static_assert(TW == 8);
+  const uint64_t ld = groups * TW;
+  std::vector<double> hr(R * cols);
+  for (uint64_t i = 0; i < cols; i += R) {
+    const uint64_t m = std::min<uint64_t>(R, cols - i);
+    for (uint64_t r = 0; r < m; ++r)
+      for (uint64_t j = 0; j < cols; ++j) hr[r * cols + j] = double(H[(i + r) * cols + j]);
+    for (uint64_t g = 0; g < groups; ++g) {
+      if (m == R) simd::tile<double, V, R, NV>(cols, hr.data(), cols, d + g * TW, ld, out + i * ld + g * TW, ld);
+      else
+        for (uint64_t r = 0; r < m; ++r)
+          simd::tile<double, V, 1, NV>(cols, hr.data() + r * cols, cols, d + g * TW, ld, out + (i + r) * ld + g * TW,
+                                       ld);
+    }
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void hess_avx2(const float* H, uint64_t cols, const double* d, uint64_t groups,
+                                               double* out) {
+  hess_rows<simd::v4d, 4, 2>(H, cols, d, groups, out);
+}
+#endif
+void hess_sse(const float* H, uint64_t cols, const double* d, uint64_t groups, double* out) {
+  hess_rows<simd::v2d, 2, 4>(H, cols, d, groups, out);
+}
+
 // quantize_rows on rows idx[0 .. n) (idx null: r0 .. r0 + n - 1).
 uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64_t* idx, uint64_t r0, uint64_t n,
                        const Steps& s, const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u,
@@ -370,17 +406,17 @@ Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const
   if (!H) {
     for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * d[k];
   } else {  // dᵀ H d per row (H read once for all), scaled below so that isotropic errors count as in weight space
-    std::vector<double> hd(ns * cols);
-    for (uint64_t i = 0; i < cols; ++i) {
-      const float* row = H + i * cols;
-      for (uint64_t k = 0; k < ns; ++k) {
-        const double* dk = &d[k * cols];
-        double hi = 0;
-        for (uint64_t j = 0; j < cols; ++j) hi += double(row[j]) * dk[j];
-        hd[k * cols + i] = hi;
-      }
-    }
-    for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * hd[k];
+    const uint64_t groups = (ns + 7) / 8, ld = groups * 8;
+    std::vector<double> dt(cols * ld, 0.0), hd(cols * ld, 0.0);  // d by column, and -H d
+    for (uint64_t k = 0; k < ns; ++k)
+      for (uint64_t j = 0; j < cols; ++j) dt[j * ld + k] = d[k * cols + j];
+#if defined(__x86_64__)
+    if (simd::simd_level() >= 1) hess_avx2(H, cols, dt.data(), groups, hd.data());
+    else
+#endif
+      hess_sse(H, cols, dt.data(), groups, hd.data());
+    for (uint64_t k = 0; k < ns; ++k)
+      for (uint64_t i = 0; i < cols; ++i) err += d[k * cols + i] * -hd[i * ld + k];
   }
   if (H && trh > 0) err *= double(cols) / trh;
   const uint64_t ne = ns * cols;
