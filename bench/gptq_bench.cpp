@@ -12,14 +12,19 @@
 //     --group       rows per quantize_rows call in units of pack's tiles
 //                   (2^18 / cols rows); default 1 (as pack calls it) and 4
 //     --plain-tiles also time the plain column-by-column loop (Feedback::lazy
-//                   = false, the loop before lazy batches) on N tiles on one
-//                   thread, and scale it to all rows
+//                   = false: the reference the lazy batches equal) on N tiles
+//                   on one thread, scaled to all rows (it reads the packed
+//                   feedback element by element: slower than the row-major
+//                   loop this replaced, about 80 s of CPU at 4096x14336)
+// Also one call of qrow::evaluate, as pack scores each of 113 step sizes per
+// tensor (its sample rows' GPTQ codes and their error dᵀ H d).
 //
 // Weights: BF16 (or F32), t(5)-like values with log-normal row scales. H:
 // the covariance of inputs with log-normal channel scales s, a common part
 // of rank 64 and independent noise, H = S (A Aᵀ / 64 + I) S (positive
 // definite; the factorization's cost does not depend on the values).
 // Codes are checked to be the same for every thread count and group.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -169,6 +174,17 @@ void run(uint64_t rows, uint64_t cols, const std::vector<unsigned>& threads, con
       if (!want) want = f;
       else if (f != want) std::printf("  ! codes differ\n");
     }
+  }
+  {  // one point of pack's rate-distortion grid: its sample rows (2^16 elements) quantized and scored (dᵀ H d)
+    std::vector<uint64_t> rows_s;
+    const uint64_t ns = std::min<uint64_t>(rows, std::max<uint64_t>(1, (1u << 16) / cols));
+    for (uint64_t j = 0; j < ns; ++j) rows_s.push_back(j * rows / ns);
+    Timer tm;
+    const qrow::Point pt = qrow::evaluate(t, w.data(), rows, cols, rms, rms_all, p, rows_s, &fb, h.data());
+    const double wall = tm.wall(), cpu = tm.cpu();
+    std::printf("  evaluate (%zu sample rows, one grid point; pack does 113), threads 1: %7.2f s wall %7.2f s cpu"
+                " (%.3f bits/weight, relerr2 %.4f)\n",
+                rows_s.size(), wall, cpu, pt.bits / double(rows * cols), pt.relerr2);
   }
   if (plain_tiles) {
     const uint64_t n = std::min(rows, tile * plain_tiles);

@@ -122,10 +122,47 @@ void gptq_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const flo
   update_sse(n, K, a, lda, b, slabs, c, ldc);
 }
 
-}  // namespace
+// evaluate's H d for several rows d at once: out[i][k] = -sum_j H[i][j] d[j][k]
+// for i < cols, k < 8 * groups (d: cols x 8 * groups doubles), the sum
+// subtracted from 0 term by term, j ascending: exactly the negated sum of
+// a plain loop (rounding is symmetric). Rows of H converted to double 4 at
+// a time; tiles of 4 rows by 8 columns.
+template <class V, int R, int NV>
+__attribute__((always_inline)) inline void hess_rows(const float* H, uint64_t cols, const double* d, uint64_t groups,
+                                                     double* out) {
+  constexpr uint64_t TW = NV * sizeof(V) / sizeof(double);
+  static_assert(TW == 8);
+  const uint64_t ld = groups * TW;
+  std::vector<double> hr(R * cols);
+  for (uint64_t i = 0; i < cols; i += R) {
+    const uint64_t m = std::min<uint64_t>(R, cols - i);
+    for (uint64_t r = 0; r < m; ++r)
+      for (uint64_t j = 0; j < cols; ++j) hr[r * cols + j] = double(H[(i + r) * cols + j]);
+    for (uint64_t g = 0; g < groups; ++g) {
+      if (m == R) simd::tile<double, V, R, NV>(cols, hr.data(), cols, d + g * TW, ld, out + i * ld + g * TW, ld);
+      else
+        for (uint64_t r = 0; r < m; ++r)
+          simd::tile<double, V, 1, NV>(cols, hr.data() + r * cols, cols, d + g * TW, ld, out + (i + r) * ld + g * TW,
+                                       ld);
+    }
+  }
+}
 
-uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
-                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void hess_avx2(const float* H, uint64_t cols, const double* d, uint64_t groups,
+                                               double* out) {
+  hess_rows<simd::v4d, 4, 2>(H, cols, d, groups, out);
+}
+#endif
+void hess_sse(const float* H, uint64_t cols, const double* d, uint64_t groups, double* out) {
+  hess_rows<simd::v2d, 2, 4>(H, cols, d, groups, out);
+}
+
+// quantize_rows on rows idx[0 .. n) (idx null: r0 .. r0 + n - 1).
+uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64_t* idx, uint64_t r0, uint64_t n,
+                       const Steps& s, const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u,
+                       const Feedback* fb) {
+  const auto row_at = [&](uint64_t i) { return idx ? idx[i] : r0 + i; };
   const size_t eb = dtype_bits(t) / 8;
   const bool use_rd = p.mu > 0 && !rd.bits.empty();
   const Rounder round{rd, use_rd, rd.bits.size()};
@@ -148,7 +185,7 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
   if (!fb) {
     std::vector<float> buf(cols);
     for (uint64_t i = 0; i < n; ++i) {
-      const uint64_t r = r0 + i;
+      const uint64_t r = row_at(i);
       load_floats(t, data + r * cols * eb, cols, buf.data());
       const Row x = row_of(r);
       uint16_t* row = u + i * cols;
@@ -172,9 +209,9 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
   std::vector<float> w(n * wld, 0.f), w0(feed ? n * wld : 0), buf(cols);
   std::vector<Row> rows(n);
   for (uint64_t i = 0; i < n; ++i) {
-    load_floats(t, data + (r0 + i) * cols * eb, cols, buf.data());
+    load_floats(t, data + row_at(i) * cols * eb, cols, buf.data());
     for (uint64_t k = 0; k < cols; ++k) w[i * wld + k] = buf[fb->order[k]];
-    rows[i] = row_of(r0 + i);
+    rows[i] = row_of(row_at(i));
   }
   if (feed) w0 = w;
   // column k of row i: its code, and its error (0 for a value that is not
@@ -232,6 +269,13 @@ uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0,
     if (k1 < cols) gptq_update(n, k1 - k0, d.data(), B, panel + B / S * B * S, (cols - k1 + S - 1) / S, &w[k1], wld);
   }
   return umax;
+}
+
+}  // namespace
+
+uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
+                       const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
+  return quantize_some(t, data, cols, nullptr, r0, n, s, p, rd, code_bytes, u, fb);
 }
 
 namespace {
@@ -334,42 +378,53 @@ Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const
                const float* H) {
   const Steps s = choose_steps(rms, rms_all, p);
   const RdTable rd = train_rd(t, data, cols, s, p, sample_rows, 2);
-  std::vector<uint16_t> u(cols);
+  // the sample's codes at once (GPTQ streams its feedback once for all of
+  // them), then its errors, the sums in the same order as row by row
+  const uint64_t ns = sample_rows.size();
+  std::vector<uint16_t> u(ns * cols);
+  quantize_some(t, data, cols, sample_rows.data(), 0, ns, s, p, rd, 2, u.data(), fb);
   std::vector<float> w(cols);
   std::vector<uint64_t> hist(65536, 0);
   const size_t eb = dtype_bits(t) / 8;
   double err = 0, sig = 0;
-  std::vector<double> d(cols);
+  std::vector<double> d(ns * cols);
   double trh = 0;
   if (H)
     for (uint64_t c = 0; c < cols; ++c) trh += double(H[c * cols + c]);
-  for (uint64_t r : sample_rows) {
-    quantize_rows(t, data, cols, r, 1, s, p, rd, 2, u.data(), fb);
+  for (uint64_t k = 0; k < ns; ++k) {
+    const uint64_t r = sample_rows[k];
     load_floats(t, data + r * cols * eb, cols, w.data());
     const float step = step_of(s.base_exp, s.e[r]);
+    const uint16_t* uk = &u[k * cols];
+    double* dk = &d[k * cols];
     for (uint64_t c = 0; c < cols; ++c) {
-      ++hist[u[c]];
-      d[c] = double(w[c]) - double(value_of(u[c], step));
+      ++hist[uk[c]];
+      dk[c] = double(w[c]) - double(value_of(uk[c], step));
       sig += double(w[c]) * w[c];
     }
-    if (!H) {
-      for (uint64_t c = 0; c < cols; ++c) err += d[c] * d[c];
-    } else {  // dᵀ H d, scaled below so that isotropic errors count as in weight space
-      for (uint64_t i = 0; i < cols; ++i) {
-        double hi = 0;
-        const float* row = H + i * cols;
-        for (uint64_t j = 0; j < cols; ++j) hi += double(row[j]) * d[j];
-        err += d[i] * hi;
-      }
-    }
+  }
+  if (!H) {
+    for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * d[k];
+  } else {  // dᵀ H d per row (H read once for all), scaled below so that isotropic errors count as in weight space
+    const uint64_t groups = (ns + 7) / 8, ld = groups * 8;
+    std::vector<double> dt(cols * ld, 0.0), hd(cols * ld, 0.0);  // d by column, and -H d
+    for (uint64_t k = 0; k < ns; ++k)
+      for (uint64_t j = 0; j < cols; ++j) dt[j * ld + k] = d[k * cols + j];
+#if defined(__x86_64__)
+    if (simd::simd_level() >= 1) hess_avx2(H, cols, dt.data(), groups, hd.data());
+    else
+#endif
+      hess_sse(H, cols, dt.data(), groups, hd.data());
+    for (uint64_t k = 0; k < ns; ++k)
+      for (uint64_t i = 0; i < cols; ++i) err += d[k * cols + i] * -hd[i * ld + k];
   }
   if (H && trh > 0) err *= double(cols) / trh;
-  const uint64_t ns = uint64_t(sample_rows.size()) * cols;
+  const uint64_t ne = ns * cols;
   size_t distinct = 0;
   Point pt;
   // codes: order-0 entropy scaled to the tensor, plus the coder's table
   // (about 1.5 bytes a symbol) and header
-  pt.bits = entropy_bits(hist, ns, &distinct) * double(rows * cols) / double(ns) + (distinct * 1.5 + 16) * 8;
+  pt.bits = entropy_bits(hist, ne, &distinct) * double(rows * cols) / double(ne) + (distinct * 1.5 + 16) * 8;
   std::vector<uint64_t> eh(256, 0);
   for (uint8_t e : s.e) ++eh[e];
   pt.bits += entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;

@@ -262,6 +262,49 @@ TEST_SUITE("gptq") {
     }
   }
 
+  TEST_CASE("evaluate with H: the figures of a row-by-row plain computation") {
+    const size_t rows = 40, n = 131;  // sizes off the kernels' tiles
+    const auto wb = testdata::weights(DType::F32, rows * n, 51);
+    const auto w = as_floats(wb);
+    const auto h = hessian_of(inputs(200, n, 52), n);
+    double rms_all = 0;
+    const auto rms = wc::qrow::row_rms(DType::F32, wb.data(), rows, n, &rms_all);
+    wc::qrow::Plan p;
+    p.c = 0.6;
+    p.mu = 0.1;
+    const auto fb = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, true);
+    std::vector<uint64_t> sample;
+    for (uint64_t r = 1; r < rows; r += 4) sample.push_back(r);  // 10 rows: two groups of 8 in the kernel
+    // expected: as evaluate computed it row by row
+    const auto st = wc::qrow::choose_steps(rms, rms_all, p);
+    const auto rd = wc::qrow::train_rd(DType::F32, wb.data(), n, st, p, sample, 2);
+    double err = 0, sig = 0, trh = 0;
+    for (size_t c = 0; c < n; ++c) trh += double(h[c * n + c]);
+    std::vector<uint16_t> u(n);
+    std::vector<double> d(n);
+    for (uint64_t r : sample) {
+      wc::qrow::quantize_rows(DType::F32, wb.data(), n, r, 1, st, p, rd, 2, u.data(), &fb);
+      const float step = wc::qrow::step_of(st.base_exp, st.e[r]);
+      for (size_t c = 0; c < n; ++c) {
+        d[c] = double(w[r * n + c]) - double(wc::qrow::value_of(u[c], step));
+        sig += double(w[r * n + c]) * w[r * n + c];
+      }
+      for (size_t i = 0; i < n; ++i) {
+        double hi = 0;
+        for (size_t j = 0; j < n; ++j) hi += double(h[i * n + j]) * d[j];
+        err += d[i] * hi;
+      }
+    }
+    err *= double(n) / trh;
+    for (int level : {0, 1}) {
+      CAPTURE(level);
+      wc::simd::force_simd_level(level);
+      const auto pt = wc::qrow::evaluate(DType::F32, wb.data(), rows, n, rms, rms_all, p, sample, &fb, h.data());
+      wc::simd::force_simd_level(-1);
+      CHECK(pt.relerr2 == err / sig);
+    }
+  }
+
   TEST_CASE("GPTQ codes equal the OBS reference on a larger matrix (several lazy batches)") {
     const size_t rows = 6, n = 300;
     const auto wb = testdata::weights(DType::F32, rows * n, 8);
