@@ -181,7 +181,7 @@ struct Opts {
   int level = 3;
   std::string parallel = "cpu";
   double bits = 0;  // lossy: bits per weight (0: lossless)
-  std::string keep, scheme = "qrow", sensitivity, calib;
+  std::string keep, scheme = "auto", sensitivity, calib;
   bool no_act_order = false;
   uint64_t min_elements = 1024;
   uint32_t chunk = wc::kDefaultChunkSize;
@@ -463,7 +463,9 @@ int main(int argc, char** argv) {
                  "Lossy: mean bits per weight over the lossy tensors, every byte they take counted (0.5 to 12); "
                  "spent where the model's error drops most");
   pk->add_option("--keep", o.keep, "Lossy: tensors whose name matches this regex stay exact");
-  pk->add_option("--scheme", o.scheme, "Lossy representation (qrow: per-row step, entropy-coded codes)");
+  pk->add_option("--scheme", o.scheme,
+                 "Lossy representation: auto (default: per tensor, whichever gives the least model error), quant "
+                 "(qrow: per-row step, entropy-coded codes), outliers (quant plus sparse exact outliers)");
   pk->add_option("--sensitivity", o.sensitivity,
                  "Lossy: safetensors file of F32 scalars per tensor name (measured sensitivities)");
   pk->add_option("--calib", o.calib,

@@ -50,6 +50,10 @@ inline constexpr uint16_t kVersionMinorTrim = 2;
 inline constexpr uint8_t kCodecFirst13 = 4;
 inline constexpr uint16_t kVersionMinorMixed = 3;
 inline constexpr uint16_t kVersionMinorLossyMixed = 1;
+// Representation 2 (qrow-outliers) is new in 2.2: a file using it says so
+// (2.2 includes 2.1's codec 4).
+inline constexpr uint8_t kReprFirst22 = 2;
+inline constexpr uint16_t kVersionMinorLossyOutliers = 2;
 inline constexpr size_t kMaxParts = 16;          // parts of a lossy tensor
 inline constexpr unsigned kMaxLevels = 255;
 inline constexpr uint64_t kMaxInlinePart = 1u << 16;  // bytes of an inline part

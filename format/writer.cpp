@@ -36,7 +36,11 @@ void ContainerWriter::begin(const Manifest& m) {
   minor_ = kVersionMinorFlat;
   bool mixed = false;
   for (const auto& t : m.tensors) mixed |= !t.lossy() && t.codec >= kCodecFirst13;
-  if (major_ == kVersionMajorLossy) minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
+  if (major_ == kVersionMajorLossy) {
+    minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
+    for (const auto& t : m.tensors)
+      if (t.repr >= kReprFirst22) minor_ = kVersionMinorLossyOutliers;
+  }
   else {
     for (const auto& f : m.files)
       if (f.name.find('/') != std::string::npos) minor_ = kVersionMinor;

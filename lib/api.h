@@ -49,7 +49,7 @@ struct PackOptions {
   // replacing the data-free estimates for the tensors it names.
   double bits = 0;
   std::string keep;
-  std::string scheme = "qrow";
+  std::string scheme = "auto";  // auto, quant (or qrow), outliers
   std::string sensitivity;
   // --calib: a calibration file (spec/CALIB.md): GPTQ error feedback where it
   // has a tensor's hessian (columns by descending diagonal when act_order),
@@ -202,6 +202,7 @@ struct TensorSummary {
   uint32_t levels = 1;
   uint64_t file_bytes = 0;
   double rel_rmse = -1, max_abs = -1, snr_db = -1;
+  uint64_t outliers = 0;  // qrow-outliers: the elements stored exactly
 };
 
 struct FileSummary {

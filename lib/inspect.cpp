@@ -11,6 +11,7 @@
 #include "lib/reader_checks.h"
 #include "model/safetensors.h"
 #include "lib/api.h"
+#include "quant/outliers_repr.h"
 #include "quant/repr.h"
 #include "lib/decode_driver.h"
 
@@ -118,6 +119,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
         s.rel_rmse = top.rel_rmse, s.max_abs = top.max_abs;
         s.snr_db = top.rel_rmse > 0 ? -20.0 * std::log10(double(top.rel_rmse)) : INFINITY;
       }
+      s.outliers = qrow_outlier_count(t);
       s.h_values = s.h_exp_bound = -1;
       if (entropy && !t.lossy() && fans::supports_float(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
         fans::EntropyCounter ec(t.dtype);
@@ -218,6 +220,7 @@ class JsonWriter : public InspectSink {
     if (t.rel_rmse >= 0)
       o += ",\"rel_rmse\":" + fmt(t.rel_rmse, 8) + ",\"max_abs_error\":" + fmt(t.max_abs, 8) + ",\"snr_db\":" +
            (std::isfinite(t.snr_db) ? fmt(t.snr_db, 4) : std::string("null"));
+    if (t.repr != "exact") o += ",\"outliers\":" + std::to_string(t.outliers);
     o += "}";
     std::fputs(o.c_str(), f_);
     first_ = false;
@@ -259,7 +262,7 @@ class TextWriter : public InspectSink {
     lossy_ = r.lossy_tensors > 0;
     std::fprintf(f_, "%s %-8s %-18s %-9s %12s %12s %7s%s%s\n", head.c_str(), "dtype", "shape", "codec", "raw", "stored",
                  "bits/w", ent_ ? "  H(values) H(exp)+rest" : "",
-                 lossy_ ? "  levels  rel.RMSE  max|err|  SNR dB" : "");
+                 lossy_ ? "  levels  rel.RMSE  max|err|  SNR dB  outliers" : "");
   }
   void tensor(const TensorSummary& t) override {
     std::string head = (multi_ ? padded(t.file, file_w_) + " " : std::string()) + padded(t.name, name_w_);
@@ -268,9 +271,10 @@ class TextWriter : public InspectSink {
     if (t.h_values >= 0) std::fprintf(f_, "  %9.3f %9.3f", t.h_values, t.h_exp_bound);
     else if (ent_ && lossy_) std::fprintf(f_, "  %9s %9s", "-", "-");
     if (lossy_ && t.rel_rmse >= 0)
-      std::fprintf(f_, "  %6u %9.5f %9.3g %7.2f", t.levels, t.rel_rmse, t.max_abs, t.snr_db);
+      std::fprintf(f_, "  %6u %9.5f %9.3g %7.2f %9llu", t.levels, t.rel_rmse, t.max_abs, t.snr_db,
+                   (unsigned long long)t.outliers);
     else if (lossy_)
-      std::fprintf(f_, "  %6s %9s %9s %7s", "exact", "0", "0", "-");
+      std::fprintf(f_, "  %6s %9s %9s %7s %9s", "exact", "0", "0", "-", "-");
     std::fputc('\n', f_);
   }
   void end(const InspectResult& r) override {

@@ -16,6 +16,9 @@
 #include "platform/file_io.h"
 #include "quant/allocate.h"
 #include "quant/float_load.h"
+#include "quant/outlier_math.h"
+#include "quant/outliers.h"
+#include "quant/outliers_repr.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 #include "quant/qrow_repr.h"
@@ -73,6 +76,14 @@ struct Candidate {
   std::vector<uint64_t> sample;  // rows the curve and the rounding's rate table are measured on
   double fixed_bits = 0;
   std::shared_ptr<const qrow::Feedback> fb;  // --calib
+  // curve points [0, n_plain) are qrow's, the rest qrow-outliers' (its data
+  // with the outliers zeroed, their rows' scales and its outlier block)
+  size_t n_plain = 0;
+  std::shared_ptr<const std::vector<uint8_t>> zeroed;
+  std::vector<double> rms_z;
+  double rms_all_z = 0;
+  std::vector<uint8_t> block;
+  uint64_t outliers = 0;
 };
 
 uint32_t tile_rows_for(uint64_t rows, uint64_t cols) {
@@ -112,8 +123,8 @@ std::vector<std::pair<std::string, double>> read_sensitivities(const std::string
 }
 
 // The record of a qrow tensor with steps `s` (codes item decided later).
-void make_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows) {
-  t.repr = kReprQrow;
+void make_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows, const std::vector<uint8_t>& block = {}) {
+  t.repr = block.empty() ? kReprQrow : kReprQrowOutliers;
   t.codec = 0;
   t.chunk_size = tile_rows;
   t.params.assign(2, 0);
@@ -138,6 +149,16 @@ void make_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows) {
   cd.item = DType::U8;
   cd.codec = uint8_t(CodecId::float_ans);
   cd.items = t.elements();
+  if (!block.empty()) {
+    PartRecord o;
+    o.role = PartRole::outliers;
+    o.layout = PartLayout::inline_items;
+    o.item = DType::U8;
+    o.codec = 0;
+    o.items = block.size();
+    o.data = block;
+    t.parts.push_back(std::move(o));
+  }
   t.levels.assign(1, LevelRecord{});
 }
 
@@ -164,7 +185,8 @@ qrow::Plan lossy_defaults() {
 void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, LossyScratch& sc) {
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
   sc.codes.resize(rows * cols);
-  qrow::quantize_rows(t.dtype, data, cols, r0, rows, lt.steps, lt.plan, lt.rd, 2, sc.codes.data(), lt.fb.get());
+  qrow::quantize_rows(t.dtype, lt.source(data), cols, r0, rows, lt.steps, lt.plan, lt.rd, 2, sc.codes.data(),
+                      lt.fb.get());
   pack_codes(sc.codes, rows * cols, t.parts[1].item, sc.bytes);
 }
 
@@ -178,6 +200,13 @@ void reconstruct_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t til
   out.resize(rows * cols * (dtype_bits(t.dtype) / 8));
   qrow::decode_rows_fast(lt.steps.base_exp, lt.steps.e.data() + r0, sc.bytes.data(), t.parts[1].item_bytes(), rows,
                          cols, t.dtype, out.data());
+  if (!lt.block.empty()) {  // the outliers over the codes' values, as every decoder writes them
+    size_t off = 0, len = 0;
+    const bool ok = qrow::outlier_section(lt.block.data(), lt.block.size(), t.tile_count(), tile, off, len) &&
+                    qrow::apply_outlier_section(lt.block.data() + off, len, rows, cols, uint32_t(t.dtype),
+                                                uint32_t(t.dtype), out.data());
+    if (!ok) fail(Errc::codec, "the outlier block written does not decode (an encoder bug)");
+  }
 }
 
 // Runs `work(slot, tile)` over t's tiles in parallel windows and
@@ -207,8 +236,8 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
       [&](size_t k, uint64_t tile) {
         const uint64_t rows = t.rows_in_tile(tile);
         sc[k].codes.resize(rows * cols);
-        umax[k] = std::max(umax[k], qrow::quantize_rows(t.dtype, data, cols, tile * t.tile_rows(), rows, lt.steps,
-                                                        lt.plan, lt.rd, 2, sc[k].codes.data(), lt.fb.get()));
+        umax[k] = std::max(umax[k], qrow::quantize_rows(t.dtype, lt.source(data), cols, tile * t.tile_rows(), rows,
+                                                        lt.steps, lt.plan, lt.rd, 2, sc[k].codes.data(), lt.fb.get()));
       },
       [](size_t, uint64_t) {});
   t.parts[1].item = *std::max_element(umax.begin(), umax.end()) <= 255 ? DType::U8 : DType::U16;
@@ -278,6 +307,49 @@ void hash_files(Manifest& m, const std::vector<const uint8_t*>& data, const Loss
   }
 }
 
+// What zstd makes of an outlier block in the manifest (values of full
+// precision; the index compresses a little) before the real size is measured.
+constexpr double kBlockRatioGuess = 0.9;
+
+// Sum of squares of the sampled rows.
+double sample_energy(DType t, const uint8_t* data, uint64_t cols, const std::vector<uint64_t>& rows) {
+  std::vector<float> w(cols);
+  const size_t eb = dtype_bits(t) / 8;
+  double e = 0;
+  for (uint64_t r : rows) {
+    load_floats(t, data + r * cols * eb, cols, w.data());
+    for (float x : w) e += double(x) * x;
+  }
+  return e;
+}
+
+// The outliers c offers (OUTLIERS.md §4): the elements more than 6 row root
+// mean squares from zero (importance-weighted), at most 1% of the tensor;
+// `forced` (--scheme outliers): at least 0.1% of it, from those more than 2.
+// The block must fit an inline part: fewer outliers until it does. Sets
+// c.block, c.zeroed, c.rms_z, c.outliers; leaves them empty when none.
+void pick_outliers_for(Candidate& c, const TensorRecord& t, const uint8_t* data, const float* imp, uint32_t tile_rows,
+                       bool forced) {
+  const uint64_t n = c.rows * c.cols;
+  const qrow::OutlierScores sc = qrow::score_outliers(t.dtype, data, c.rows, c.cols, c.rms, imp, forced ? 4.0 : qrow::kOutlierScore);
+  uint64_t count = 0;
+  for (const auto& e : sc.cand) count += e.first > qrow::kOutlierScore;
+  if (forced) count = std::max<uint64_t>(count, (n + 999) / 1000);
+  count = std::min<uint64_t>({count, uint64_t(double(n) * qrow::kMaxOutlierFraction), sc.cand.size()});
+  while (count > 0) {
+    const auto pos = qrow::pick_outliers(sc, count);
+    auto block = qrow::outlier_block(t.dtype, data, c.rows, c.cols, tile_rows, pos);
+    if (block.size() <= kMaxInlinePart) {
+      c.block = std::move(block);
+      c.outliers = count;
+      c.zeroed = std::make_shared<const std::vector<uint8_t>>(qrow::zero_outliers(t.dtype, data, n, pos));
+      c.rms_z = qrow::row_rms(t.dtype, c.zeroed->data(), c.rows, c.cols, &c.rms_all_z);
+      return;
+    }
+    count = uint64_t(double(count) * 0.95 * double(kMaxInlinePart) / double(block.size()));
+  }
+}
+
 }  // namespace
 
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
@@ -304,7 +376,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   LossyPlan plan;
   plan.tensors.resize(m.tensors.size());
   if (opt.bits == 0) {  // lossless: the lossy options mean nothing, and a typo must not pass silently
-    if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "qrow")
+    if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "auto")
       fail(Errc::usage, "--keep, --sensitivity, --calib and --scheme apply to lossy packing: give --bits too");
     return plan;
   }
@@ -313,7 +385,12 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     std::snprintf(b, sizeof b, "%g", opt.bits);
     fail(Errc::usage, std::string("--bits must be 0 (lossless) or between 0.5 and 12 bits per weight (got ") + b + ")");
   }
-  if (opt.scheme != "qrow") fail(Errc::usage, "unknown lossy scheme '" + opt.scheme + "' (known: qrow)");
+  const bool plain_ok = opt.scheme == "auto" || opt.scheme == "quant" || opt.scheme == "qrow";
+  const bool outliers_ok = opt.scheme == "auto" || opt.scheme == "outliers";
+  if (opt.scheme == "codebook")
+    fail(Errc::usage, "--scheme codebook is not available yet (known: auto, quant, outliers)");
+  if (!plain_ok && !outliers_ok)
+    fail(Errc::usage, "unknown lossy scheme '" + opt.scheme + "' (known: auto, quant (qrow), outliers)");
   std::optional<std::regex> keep;
   if (!opt.keep.empty()) {
     try {
@@ -408,15 +485,37 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     } else {
       for (uint64_t j = 0; j < want; ++j) sample.push_back(j * c.rows / want);
     }
-    for (int g = kGridLo; g <= kGridHi; ++g) {
-      qrow::Plan p = lossy_defaults();
-      p.c = std::exp2(double(g) / kGridDiv);
-      p.mu = rd_mu(opt.bits, c.fb && !c.fb->u.empty());
-      const auto h = calib.hessian.find(t.name);
-      const qrow::Point pt = qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, sample,
-                                            c.fb.get(), h == calib.hessian.end() ? nullptr : h->second.data());
-      c.grid.push_back(p);
-      c.curve.push_back({pt.bits, pt.relerr2});
+    const auto h = calib.hessian.find(t.name);
+    const float* H = h == calib.hessian.end() ? nullptr : h->second.data();
+    // one curve point per grid step of src (the data, or with outliers zeroed)
+    auto add_curve = [&](const uint8_t* src, const std::vector<double>& rms, double rms_all, double extra_bits,
+                         double err_scale) {
+      for (int g = kGridLo; g <= kGridHi; ++g) {
+        qrow::Plan p = lossy_defaults();
+        p.c = std::exp2(double(g) / kGridDiv);
+        p.mu = rd_mu(opt.bits, c.fb && !c.fb->u.empty());
+        const qrow::Point pt =
+            qrow::evaluate(t.dtype, src, c.rows, c.cols, rms, rms_all, p, sample, c.fb.get(), H);
+        c.grid.push_back(p);
+        c.curve.push_back({pt.bits + extra_bits, pt.relerr2 * err_scale});
+      }
+    };
+    if (plain_ok) add_curve(data[c.tensor], c.rms, c.rms_all, 0, 1);
+    c.n_plain = c.curve.size();
+    if (outliers_ok) {
+      std::vector<float> imp;  // the input channels' importance: calibration's, or diag H
+      if (auto v = calib.importance.find(t.name); v != calib.importance.end()) imp = v->second;
+      else if (H)
+        for (uint64_t j = 0; j < c.cols; ++j) imp.push_back(H[j * c.cols + j]);
+      const uint32_t tr = tile_rows_for(c.rows, c.cols);
+      pick_outliers_for(c, t, data[c.tensor], imp.empty() ? nullptr : imp.data(), tr, !plain_ok);
+      if (!c.block.empty()) {
+        // the curve of the zeroed data, its error against the original's
+        // energy (the outliers' own error is 0), plus the block's bits
+        const double e_scale = sample_energy(t.dtype, c.zeroed->data(), c.cols, sample) /
+                               std::max(sample_energy(t.dtype, data[c.tensor], c.cols, sample), 1e-300);
+        add_curve(c.zeroed->data(), c.rms_z, c.rms_all_z, 8.0 * double(c.block.size()) * kBlockRatioGuess, e_scale);
+      }
     }
     // what the tensor costs whatever its steps: record and chunk overheads
     TensorRecord probe = t;
@@ -463,11 +562,14 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     const Candidate& c = cs[k];
     Settled st;
     st.rec = exact[k];
+    const bool with_outliers = choice >= c.n_plain;
     st.lt.plan = c.grid[choice];
-    st.lt.steps = qrow::choose_steps(c.rms, c.rms_all, st.lt.plan);
-    st.lt.rd = qrow::train_rd(st.rec.dtype, data[c.tensor], c.cols, st.lt.steps, st.lt.plan, c.sample, 3);
+    st.lt.steps = with_outliers ? qrow::choose_steps(c.rms_z, c.rms_all_z, st.lt.plan)
+                                : qrow::choose_steps(c.rms, c.rms_all, st.lt.plan);
+    if (with_outliers) st.lt.zeroed = c.zeroed, st.lt.block = c.block;
+    st.lt.rd = qrow::train_rd(st.rec.dtype, st.lt.source(data[c.tensor]), c.cols, st.lt.steps, st.lt.plan, c.sample, 3);
     st.lt.fb = c.fb;
-    make_record(st.rec, st.lt.steps, tile_rows_for(c.rows, c.cols));
+    make_record(st.rec, st.lt.steps, tile_rows_for(c.rows, c.cols), st.lt.block);
     st.chunk_bits = 8.0 * settle_tensor(st.rec, st.lt, data[c.tensor], pool);
     st.record_bits = 8.0 * double(tensor_record_size(st.rec) - st.rec.name.size());
     return cache[k].emplace(choice, std::move(st)).first->second;

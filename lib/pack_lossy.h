@@ -25,6 +25,12 @@ struct LossyTensor {
   // --calib: GPTQ feedback (hessian) or importance-weighted rounding; null
   // without calibration for this tensor
   std::shared_ptr<const qrow::Feedback> fb;
+  // qrow-outliers (spec/OUTLIERS.md): the tensor with its outliers set to
+  // zero, which the codes quantize, and the outlier block; null / empty for
+  // plain qrow
+  std::shared_ptr<const std::vector<uint8_t>> zeroed;
+  std::vector<uint8_t> block;
+  const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }
 };
 
 struct LossyPlan {

@@ -11,9 +11,9 @@ namespace wc {
 
 int32_t qrow_base_exp(const TensorRecord& t) { return int16_t(load_u16(t.params.data())); }
 
-void qrow_check(const TensorRecord& t) {
+void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name) {
   auto bad = [&](const std::string& why) {
-    Error e(Errc::corrupt, "qrow: " + why);
+    Error e(Errc::corrupt, std::string(name) + ": " + why);
     e.at_tensor(t.name);
     throw e;
   };
@@ -22,7 +22,9 @@ void qrow_check(const TensorRecord& t) {
   const int32_t b = qrow_base_exp(t);
   if (b < qrow::kMinBaseExp || b > qrow::kMaxBaseExp) bad("base exponent " + std::to_string(b) + " is out of range");
   if (t.levels.size() != 1) bad("must have exactly one level");
-  if (t.parts.size() != 2) bad("must have exactly two parts (scales, codes)");
+  if (t.parts.size() != part_count)
+    bad(part_count == 2 ? "must have exactly two parts (scales, codes)"
+                        : "must have exactly three parts (scales, codes, outliers)");
   const PartRecord& s = t.parts[0];
   const PartRecord& c = t.parts[1];
   if (s.role != PartRole::scales || s.item != DType::U8 ||
@@ -35,6 +37,8 @@ void qrow_check(const TensorRecord& t) {
         (!codec_id_valid(p->codec) || !codec_supports_part(static_cast<CodecId>(p->codec), p->item)))
       bad("codec " + std::to_string(p->codec) + " cannot store its part");
 }
+
+void qrow_check(const TensorRecord& t) { qrow_check_parts(t, 2, "qrow"); }
 
 Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst) {

@@ -1,5 +1,6 @@
 #include "quant/repr.h"
 
+#include "quant/outliers_repr.h"
 #include "quant/qrow_repr.h"
 
 namespace wc {
@@ -10,6 +11,7 @@ namespace {
 // representation is a file and a line here.
 constexpr Repr kReprs[] = {
     {1, "qrow", qrow_check, qrow_decode_tile},
+    {2, "qrow-outliers", qrow_outliers_check, qrow_outliers_decode_tile},
 };
 
 }  // namespace

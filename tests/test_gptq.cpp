@@ -393,6 +393,7 @@ TEST_SUITE("gptq") {
       po.threads = threads;
       po.force = true;
       po.calib = calib;
+      po.scheme = "quant";  // GPTQ against plain rounding of the same representation
       wc::pack(m, out, po);
       CHECK(wc::verify(out, "", threads, {}).chunks > 0);
       wc::UnpackOptions uo;
