@@ -12,6 +12,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock) qrow_decode_kernel(const Qro
   qrow_thread(a, uint64_t(blockIdx.x) * blockDim.x + threadIdx.x, uint64_t(gridDim.x) * blockDim.x);
 }
 
+__global__ void outliers_kernel(const OutlierArgs a) { outliers_thread(a, threadIdx.x); }
+
 }  // namespace
 
 cudaError_t decode_rows_async(int32_t base_exp, const uint8_t* d_e, const uint8_t* d_codes, unsigned code_bytes,
@@ -32,6 +34,15 @@ cudaError_t decode_rows_async(int32_t base_exp, const uint8_t* d_e, const uint8_
   const uint32_t occ = per_sm < 1 ? 1u : per_sm > int(kBlocksPerSm) ? kBlocksPerSm : uint32_t(per_sm);
   const LaunchShape L = launch_shape(a, uint32_t(sms > 0 ? sms : 1) * occ);
   qrow_decode_kernel<<<L.blocks, L.threads, 0, s>>>(a);
+  return cudaGetLastError();
+}
+
+cudaError_t apply_outliers_async(const uint8_t* d_block, uint64_t block_n, uint64_t tiles, uint64_t tile,
+                                 uint64_t rows, uint64_t cols, uint32_t dtype_id, uint32_t out_dtype_id,
+                                 uint8_t* d_dst, uint32_t* d_status, cudaStream_t s) {
+  if (!args_valid(0, 1, dtype_id) || !args_valid(0, 1, out_dtype_id) || !d_status) return cudaErrorInvalidValue;
+  const OutlierArgs a{d_block, block_n, tiles, tile, rows, cols, dtype_id, out_dtype_id, d_dst, d_status};
+  outliers_kernel<<<1, 1, 0, s>>>(a);
   return cudaGetLastError();
 }
 

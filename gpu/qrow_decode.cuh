@@ -26,4 +26,13 @@ cudaError_t decode_rows_async(int32_t base_exp, const uint8_t* d_e, const uint8_
                               uint64_t rows, uint64_t cols, uint32_t out_dtype_id, uint8_t* d_dst,
                               cudaStream_t s);
 
+// qrow-outliers: after decode_rows_async of tile `tile`, writes the tile's
+// outliers from the outlier block d_block (block_n bytes, device memory) of a
+// tensor of `tiles` tiles and dtype dtype_id over d_dst (out_dtype_id); one
+// thread. *d_status (device) becomes 0, or 1 when the block's table or the
+// tile's section breaks spec/OUTLIERS.md §2.
+cudaError_t apply_outliers_async(const uint8_t* d_block, uint64_t block_n, uint64_t tiles, uint64_t tile,
+                                 uint64_t rows, uint64_t cols, uint32_t dtype_id, uint32_t out_dtype_id,
+                                 uint8_t* d_dst, uint32_t* d_status, cudaStream_t s);
+
 }  // namespace wc::qrow::gpu

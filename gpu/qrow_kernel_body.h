@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "quant/outlier_math.h"
 #include "quant/qrow_math.h"
 
 namespace wc::qrow::gpu {
@@ -172,6 +173,26 @@ WC_QHD void qrow_thread(const QrowArgs& a, uint64_t thread_index, uint64_t threa
     else if (a.out_dt == kF16) detail::thread_body<2, kF16>(a, thread_index, thread_count);
     else detail::thread_body<2, kF32>(a, thread_index, thread_count);
   }
+}
+
+// qrow-outliers (spec/OUTLIERS.md): after the qrow pass over a tile, one
+// thread walks the tile's section of the outlier block and writes its
+// outliers (a few per thousand elements; sequential varints). status
+// receives 0 when the section is valid, 1 when not (the tile's bytes are then
+// not to be used). quant/outlier_math.h is the arithmetic, as on the CPU.
+struct OutlierArgs {
+  const uint8_t* block;
+  uint64_t block_n, tiles, tile, rows, cols;
+  uint32_t dt, out_dt;
+  uint8_t* dst;
+  uint32_t* status;
+};
+WC_QHD void outliers_thread(const OutlierArgs& a, uint64_t thread_index) {
+  if (thread_index != 0) return;
+  size_t off = 0, len = 0;
+  const bool ok = outlier_section(a.block, size_t(a.block_n), a.tiles, a.tile, off, len) &&
+                  apply_outlier_section(a.block + off, len, a.rows, a.cols, a.dt, a.out_dt, a.dst);
+  *a.status = ok ? 0u : 1u;
 }
 
 }  // namespace wc::qrow::gpu

@@ -30,6 +30,8 @@
 #include "lib/reader_checks.h"
 #include "test_util.h"
 #include "weights_gen.h"
+#include "quant/outliers.h"
+#include "quant/outliers_repr.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 
@@ -358,6 +360,85 @@ TEST_SUITE("gpu_emulation") {
     const qg::LaunchShape dev = qg::launch_shape(a, kDeviceBlocks);
     CHECK(uint64_t(dev.blocks) * dev.threads >= a.groups);
     CHECK(uint64_t(dev.blocks - 1) * dev.threads < a.groups);
+  }
+
+  TEST_CASE("qrow-outliers: the kernel's two passes write the CPU decoder's bytes, and refuse the same blocks") {
+    // A record of representation 2 (3 tiles of 5 rows x 37 columns), random
+    // steps and codes, outliers in every form (row lists, bitmask, none):
+    // the CPU decoder (the representation's decode_tile) against the qrow
+    // kernel's threads then outliers_thread, tile by tile, every output dtype.
+    std::mt19937_64 rng(77);
+    const uint64_t rows = 13, cols = 37, tr = 5, n = rows * cols;
+    for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
+      const size_t vb = dtype_bits(dt) / 8;
+      std::vector<uint8_t> orig(n * vb);
+      for (auto& b : orig) b = uint8_t(rng());
+      for (size_t i = 0; i < n; ++i) orig[i * vb + vb - 1] &= 0x3F;  // finite values
+      std::vector<uint64_t> pos;
+      for (uint64_t i = 0; i < 5 * cols; i += 3) pos.push_back(i);  // tile 0: dense, a bitmask
+      pos.push_back(5 * cols + 7), pos.push_back(6 * cols + 36);       // tile 1: sparse, row lists
+      const auto block = qrow::outlier_block(dt, orig.data(), rows, cols, tr, pos);  // tile 2: none
+      TensorRecord t;
+      t.name = "w";
+      t.dtype = dt;
+      t.shape = {rows, cols};
+      t.repr = kReprQrowOutliers;
+      t.chunk_size = uint32_t(tr);
+      t.params = {0xF6, 0xFF};  // B = -10
+      t.parts.assign(3, PartRecord{});
+      t.parts[0].role = PartRole::scales, t.parts[0].item = DType::U8, t.parts[0].items = rows;
+      t.parts[0].layout = PartLayout::inline_items;
+      t.parts[0].data.resize(rows);
+      for (auto& x : t.parts[0].data) x = uint8_t(rng() % 200);
+      t.parts[1].role = PartRole::codes, t.parts[1].item = DType::U8, t.parts[1].items = n;
+      t.parts[1].layout = PartLayout::per_element, t.parts[1].codec = 1;
+      t.parts[2].role = PartRole::outliers, t.parts[2].item = DType::U8, t.parts[2].items = block.size();
+      t.parts[2].layout = PartLayout::inline_items, t.parts[2].data = block;
+      t.levels.assign(1, LevelRecord{});
+      qrow_outliers_check(t);
+      const std::vector<uint8_t> codes = random_codes(rng, n, 1);
+      for (bool damaged : {false, true}) {
+        if (damaged) t.parts[2].data[4 + 4 * 3] ^= 1;  // the first section's form byte: 2 -> 3
+        for (DType out : {DType::BF16, DType::F16, DType::F32}) {
+          const size_t ob = dtype_bits(out) / 8;
+          for (uint64_t tile = 0; tile < 3; ++tile) {
+            CAPTURE(std::string(dtype_name(dt)));
+            CAPTURE(std::string(dtype_name(out)));
+            CAPTURE(tile);
+            CAPTURE(damaged);
+            const uint64_t r0 = tile * tr, rt = std::min(tr, rows - r0);
+            TileInputs in;
+            in.data[0] = t.parts[0].data.data(), in.size[0] = rows;
+            in.data[1] = codes.data() + r0 * cols, in.size[1] = rt * cols;
+            in.data[2] = t.parts[2].data.data(), in.size[2] = t.parts[2].data.size();
+            std::vector<uint8_t> cpu(rt * cols * ob, 0xAB);
+            const Errc rc = qrow_outliers_decode_tile(t, uint32_t(tile), 0, in, out, cpu.data());
+            // the device: the qrow pass over the tile, then the outlier thread
+            Placed d(rt * cols * ob, 0, 0xEE);
+            const qg::QrowArgs a = qg::make_args(-10, t.parts[0].data.data() + r0, in.data[1], 1, rt, cols,
+                                                 uint32_t(out), d.p);
+            emulate(a, qg::launch_shape(a, kSmallBlocks));
+            uint32_t status = 7;
+            const qg::OutlierArgs oa{in.data[2], in.size[2], 3, tile, rt, cols, uint32_t(dt), uint32_t(out), d.p,
+                                     &status};
+            qg::outliers_thread(oa, 1);  // the launch's other threads do nothing
+            CHECK(status == 7);
+            qg::outliers_thread(oa, 0);
+            CHECK(d.guards_intact(0xEE));
+            // tile 0's section is the damaged one: both refuse it (and the table stays valid for the others)
+            const bool bad = damaged && tile == 0;
+            CHECK((rc == Errc::ok) == !bad);
+            CHECK(status == (bad ? 1u : 0u));
+            if (!bad) CHECK(first_diff(d.bytes(), cpu) == -1);
+            // outliers come back exactly in the tensor's own dtype
+            if (!bad && out == dt)
+              for (uint64_t q : pos)
+                if (q >= r0 * cols && q < (r0 + rt) * cols)
+                  CHECK(std::memcmp(&cpu[(q - r0 * cols) * ob], &orig[q * vb], vb) == 0);
+          }
+        }
+      }
+    }
   }
 
   TEST_CASE("qrow kernel: an empty tile writes nothing; argument checks") {
