@@ -263,6 +263,7 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
     if (o->calib) p.calib = o->calib;
     p.act_order = o->no_act_order == 0;
   }
+  if (o->struct_size >= offsetof(wcodec_pack_options, scheme) + sizeof(o->scheme) && o->scheme) p.scheme = o->scheme;
   return p;
 }
 

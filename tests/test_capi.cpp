@@ -2,6 +2,8 @@
 // ranges and chunks into our buffers; pack, unpack and verify.
 #include <doctest/doctest.h>
 
+#include <cstddef>
+
 #include <atomic>
 #include <filesystem>
 #include <thread>
@@ -291,6 +293,41 @@ TEST_SUITE("capi") {
     CHECK(std::string(err).find("bad.wcz") != std::string::npos);
     wcodec_close(a);
     CHECK(std::string(err).find("bad.wcz") != std::string::npos);
+  }
+
+  TEST_CASE("pack options: scheme picks the lossy representation; an older struct_size leaves it at auto") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts = {{"w", wc::DType::BF16, {256, 256}, testdata::weights(wc::DType::BF16, 256 * 256, 8)}};
+    tu::write_file(t / "m.safetensors", stb::build(ts));
+    char err[256];
+    auto repr_of = [&](const std::string& out) {
+      wcodec_archive* a = nullptr;
+      REQUIRE(wcodec_open(out.c_str(), &a, err, sizeof err) == WCODEC_OK);
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+      REQUIRE(wcodec_get_tensor_info(a, 0, &info) == WCODEC_OK);
+      const std::string r = info.representation;
+      wcodec_close(a);
+      return r;
+    };
+    for (const char* scheme : {"quant", "outliers"}) {
+      wcodec_pack_options po = WCODEC_PACK_OPTIONS_INIT;
+      po.bits = 4;
+      po.scheme = scheme;
+      const std::string out = t / (std::string(scheme) + ".wcz");
+      REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), out.c_str(), &po, nullptr, err, sizeof err) == WCODEC_OK);
+      CHECK(repr_of(out) == (std::string(scheme) == "quant" ? "qrow" : "qrow-outliers"));
+    }
+    // a caller built before `scheme` existed: the field is not read (auto)
+    wcodec_pack_options old = WCODEC_PACK_OPTIONS_INIT;
+    old.struct_size = offsetof(wcodec_pack_options, scheme);
+    old.bits = 4;
+    old.scheme = "nope";
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), (t / "old.wcz").c_str(), &old, nullptr, err, sizeof err) ==
+            WCODEC_OK);
+    old.struct_size = sizeof old;
+    CHECK(wcodec_pack((t / "m.safetensors").c_str(), (t / "x.wcz").c_str(), &old, nullptr, err, sizeof err) ==
+          WCODEC_E_USAGE);
+    CHECK(std::string(err).find("nope") != std::string::npos);
   }
 
   TEST_CASE("--parallel gpu lays float-ans out in sub-streams of 2^9 symbols; the bytes come back") {

@@ -129,3 +129,26 @@ def test_errors_raise_wcodec_error_subclasses(tmp_path):
     c.close()
     with pytest.raises(wcodec.UsageError, match="closed"):
         c.chunks_decoded()
+
+
+def test_pack_lossy_scheme(tmp_path):
+    # a matrix with a few large values: "outliers" stores them exactly, "quant" does not
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((128, 256)) * 0.02).astype(np.float32)
+    w.flat[::997] *= 50
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file({"w": w}, str(src))
+    reprs = {}
+    for scheme in ("quant", "outliers"):
+        out = tmp_path / f"{scheme}.wcz"
+        wcodec.pack(src, out, bits=4, scheme=scheme)
+        with wcodec.Container(out) as c:
+            reprs[scheme] = c.tensors[0].representation
+        back = wcodec.numpy.load_file(out)["w"]
+        large = np.abs(w) > 0.2  # planted and large (50 x a small draw need not be)
+        assert large.sum() > 10
+        exact = back[large] == w[large]
+        assert exact.all() == (scheme == "outliers")
+    assert reprs == {"quant": "qrow", "outliers": "qrow-outliers"}
+    with pytest.raises(wcodec.UsageError, match="codebook"):
+        wcodec.pack(src, tmp_path / "c.wcz", bits=4, scheme="codebook")

@@ -23,7 +23,7 @@ class TensorInfo:
     file: int             # index into Container.files
     rows: int             # shape[0] (1 for a scalar)
     row_bytes: int        # bytes of one row (0 when rows are not whole bytes)
-    representation: str   # "exact", or a lossy one ("qrow")
+    representation: str   # "exact", or a lossy one ("qrow", "qrow-outliers")
     codec: str
     stored_size: int
     chunks: int
@@ -279,10 +279,11 @@ class SafeOpen:
 # -- whole-model operations -------------------------------------------------------
 
 def _pack_args(threads=0, force=False, codec=None, level=0, chunk_size=0, bits=None, keep=None,
-               sensitivity=None, min_elements=0, parallel=None, calib=None, act_order=True) -> tuple:
+               sensitivity=None, min_elements=0, parallel=None, calib=None, act_order=True,
+               scheme=None) -> tuple:
     return (int(threads), bool(force), codec, int(level), int(chunk_size), float(bits or 0), keep,
             os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements), parallel,
-            os.fspath(calib) if calib is not None else None, bool(act_order))
+            os.fspath(calib) if calib is not None else None, bool(act_order), scheme)
 
 
 def pack(src, dst=None, **options) -> dict:
@@ -294,7 +295,9 @@ def pack(src, dst=None, **options) -> dict:
     lossy model bits (bits per weight), keep (regex of tensors kept exact),
     sensitivity (a file), min_elements, calib (a calibration file,
     spec/CALIB.md: GPTQ error feedback, importances, sensitivities) and
-    act_order (with calib; default True). Returns the sizes written."""
+    act_order (with calib; default True), scheme ("auto", the default: per
+    tensor; "quant"; "outliers": sparse exact outliers, spec/OUTLIERS.md).
+    Returns the sizes written."""
     return _wcodec.pack(os.fspath(src), os.fspath(dst) if dst is not None else None, *_pack_args(**options))
 
 
