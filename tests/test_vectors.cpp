@@ -163,15 +163,17 @@ TEST_SUITE("vectors") {
     struct Lossy {
       std::string name;
       size_t tensors, chunks;
+      uint16_t minor;
     };
-    for (const Lossy& l : {Lossy{"lossy_qrow", 4, 12},     // exact, then 3 qrow tensors
-                           Lossy{"lossy_mixed", 3, 9}}) {  // exact (zstd), qrow, exact (zstd)
+    for (const Lossy& l : {Lossy{"lossy_qrow", 4, 12, 0},        // exact, then 3 qrow tensors
+                           Lossy{"lossy_mixed", 3, 9, 0},        // exact (zstd), qrow, exact (zstd)
+                           Lossy{"lossy_outliers", 5, 21, 2}}) {  // 2.2: exact, qrow-outliers x 3 and a qrow
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
       wc::ContainerReader r(wcz, wc::kReaderChecks);
       CHECK(r.header().major == 2);
-      CHECK(r.header().minor == 0);
+      CHECK(r.header().minor == l.minor);
       CHECK(r.index().size() == l.chunks);
       std::vector<wc::TensorSummary> listed;
       CHECK(wc::inspect(wcz, false, &listed).version_major == 2);
@@ -182,6 +184,56 @@ TEST_SUITE("vectors") {
       CHECK(got == tu::read_file(kDir + "/" + v + ".expected"));
       CHECK(wc::verify(wcz, "", 1, {}).chunks == l.chunks);  // every chunk, every level's and file's XXH3-64
     }
+  }
+
+  TEST_CASE("qrow-outliers vector (2.2): outlier counts, every output dtype, every tile alone") {
+    // lossy_outliers.as_dtypes.expected: each lossy tensor decoded in BF16, F16 and F32 in turn, as
+    // make_vectors.py computes them from QROW.md §3 and OUTLIERS.md §3 (outliers widened exactly to
+    // binary32, then stored in the output dtype).
+    const std::string wcz = kDir + "/lossy_outliers.wcz";
+    std::vector<wc::TensorSummary> listed;
+    CHECK(wc::inspect(wcz, false, &listed).version_major == 2);
+    REQUIRE(listed.size() == 5);
+    const std::vector<std::string> reprs = {"exact", "qrow-outliers", "qrow", "qrow-outliers", "qrow-outliers"};
+    const std::vector<uint64_t> counts = {0, 8, 0, 4, 8};
+    for (size_t i = 0; i < listed.size(); ++i) {
+      CAPTURE(listed[i].name);
+      CHECK(listed[i].repr == reprs[i]);
+      CHECK(listed[i].outliers == counts[i]);
+    }
+    char err[1024] = "";
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+    const auto want = tu::read_file(kDir + "/lossy_outliers.as_dtypes.expected");
+    std::vector<uint8_t> got;
+    for (size_t i = 1; i < wcodec_tensor_count(a); ++i) {
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
+      CAPTURE(info.name);
+      CHECK(std::string(info.representation) == reprs[i]);
+      const uint64_t elems = info.byte_size / 2 / (std::string(info.dtype) == "F32" ? 2 : 1);
+      for (const char* dt : {"BF16", "F16", "F32"}) {
+        CAPTURE(dt);
+        std::vector<uint8_t> buf(elems * (std::string(dt) == "F32" ? 4 : 2));
+        REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt, buf.data(), buf.size(), 1, err, sizeof err) ==
+                WCODEC_OK);
+        got.insert(got.end(), buf.begin(), buf.end());
+      }
+      // Each tile alone (a section is found through the end table) gives the whole tensor's rows.
+      std::vector<uint8_t> whole(info.byte_size);
+      REQUIRE(wcodec_decode_tensor(a, i, whole.data(), whole.size(), 1, err, sizeof err) == WCODEC_OK);
+      const uint64_t tile = info.chunk_size;  // rows per tile
+      for (uint64_t r0 = 0; r0 < info.rows; r0 += tile) {
+        CAPTURE(r0);
+        const uint64_t r1 = std::min<uint64_t>(info.rows, r0 + tile);
+        std::vector<uint8_t> part((r1 - r0) * info.row_bytes);
+        REQUIRE(wcodec_decode_rows(a, i, r0, r1, nullptr, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
+        CHECK(std::equal(part.begin(), part.end(), whole.begin() + r0 * info.row_bytes));
+      }
+    }
+    CHECK(got.size() == want.size());
+    CHECK(got == want);
+    wcodec_close(a);
   }
 
   TEST_CASE("lossy vector with an unknown representation: inspect lists it, decoding it is refused") {
@@ -221,7 +273,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 99);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 131);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

@@ -9,7 +9,8 @@ not depend on a zstd version. Needs the `xxhash` and `numpy` Python packages.
 Good vectors: NAME.wcz decodes to NAME.expected (or NAME.FILE.expected for
 each file). Bad vectors: bad/NAME.CODE.wcz must be rejected with error CODE;
 most are checksum-valid everywhere and break one rule only (see hostile() and
-lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors().
+lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors(). Version 2.2 (representation
+2, qrow-outliers, spec/OUTLIERS.md): outlier_vectors() and outlier_bad().
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(), with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -154,6 +155,7 @@ def main(d):
     assert container2([(0, "model.safetensors", fb, plen, [Exact(*t, codec=c) for t, c in zip(ts, [1, 1, 0, 1, 1])])],
                       major=1) == vectors["single_zstd"]  # the 2.0 writer below writes 1.x as the one above
     lossy_vectors(d, ts)
+    outlier_vectors(d)
     mixed_vectors(d)
     shift_vectors(d)
 
@@ -787,6 +789,363 @@ def lossy_bad(ts):
         # §10: a major version this reader does not know (a 2.0 file otherwise).
         "major3.unsupported_version": one(base(), major=3),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.2: representation 2, qrow-outliers (OUTLIERS.md; FORMAT.md §4.4, §10): a qrow tensor plus an
+# inline part, the outlier block: u32 tiles, u32 end[T], then per tile a section, empty or a form byte
+# (1: row lists of LEB128 varints, 2: a bitmask) and the outliers' values in the tensor's dtype. Written
+# from OUTLIERS.md alone; parse_outliers() checks every rule of its §2, and every block written here is
+# parsed back by it (good ones to the reconstruction they claim, bad ones failing on their rule).
+
+def leb128(v, nbytes=None):
+    """LEB128 (§2): 7 bits a byte, least significant group first, bit 7 set on all but the last. nbytes
+    writes that many bytes, the top groups zero (0x80 0x00 is a 2-byte 0)."""
+    n = max(1, -(-v.bit_length() // 7)) if nbytes is None else nbytes
+    assert 0 <= v < 1 << (7 * n)
+    return bytes(((v >> (7 * i)) & 0x7F) | (0x80 if i < n - 1 else 0) for i in range(n))
+
+
+def dtype_values(vals, dtype):
+    """value[N]: V bytes each, little-endian, of the given bit patterns."""
+    return b"".join(v.to_bytes(DTYPES[dtype][1] // 8, "little") for v in vals)
+
+
+def section_rows(R, pos, vals, dtype, varint=None):
+    """Form 1: for r = 0 .. R-1, n_r then the gaps; then the values. pos: the tile's outliers (r, c) in
+    row-major order; varint(what, r, k, value) -> bytes may write one its own way (what: "n" or "gap")."""
+    vi = varint or (lambda what, r, k, v: leb128(v))
+    out = b"\x01"
+    for r in range(R):
+        cs = [c for rr, c in pos if rr == r]
+        out += vi("n", r, None, len(cs))
+        for k, c in enumerate(cs):
+            out += vi("gap", r, k, c - (cs[k - 1] + 1 if k else 0))
+    return out + dtype_values(vals, dtype)
+
+
+def section_mask(R, C, pos, vals, dtype):
+    """Form 2: bit k mod 8 of byte k / 8 for tile element k = r x C + c; then the values."""
+    mask = bytearray(-(-R * C // 8))
+    for r, c in pos:
+        mask[(r * C + c) // 8] |= 1 << ((r * C + c) % 8)
+    return b"\x02" + bytes(mask) + dtype_values(vals, dtype)
+
+
+def outlier_block(sections, tiles=None, ends=None):
+    """u32 tiles, u32 end[T] (each section's end from the first section), the sections."""
+    if ends is None:
+        ends = [sum(len(s) for s in sections[:i + 1]) for i in range(len(sections))]
+    tiles = len(sections) if tiles is None else tiles
+    return struct.pack("<I", tiles) + b"".join(struct.pack("<I", e) for e in ends) + b"".join(sections)
+
+
+def tile_rows_of(rows, tile_rows):
+    """R_i of each tile (FORMAT.md §4.4: tiles of tile_rows rows, the last may be shorter)."""
+    return [min(tile_rows, rows - r0) for r0 in range(0, rows, tile_rows)]
+
+
+def parse_varint(sec, p):
+    v = 0
+    for i in range(5):
+        if p >= len(sec):
+            raise Invalid("varint past the end of its section")
+        b = sec[p]
+        p += 1
+        v |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            if v >= 1 << 31:
+                raise Invalid("varint value >= 2^31")
+            return v, p
+    raise Invalid("varint longer than 5 bytes")
+
+
+def parse_section(sec, R, C, V):
+    """One tile's section (§2): [(r, c, value bytes)], row-major; [] for an empty section."""
+    if not sec:
+        return []
+    form, p, pos = sec[0], 1, []
+    if form == 1:
+        for r in range(R):
+            n, p = parse_varint(sec, p)
+            c = -1
+            for _ in range(n):
+                gap, p = parse_varint(sec, p)
+                c += 1 + gap
+                if c >= C:
+                    raise Invalid("column past the row")
+                pos.append((r, c))
+    elif form == 2:
+        nb = -(-R * C // 8)
+        if p + nb > len(sec):
+            raise Invalid("mask past the end of its section")
+        mask = int.from_bytes(sec[p:p + nb], "little")
+        p += nb
+        if mask >> (R * C):
+            raise Invalid("mask bit past the tile")
+        pos = [(k // C, k % C) for k in range(R * C) if mask >> k & 1]
+    else:
+        raise Invalid("form byte %d" % form)
+    if not pos:
+        raise Invalid("a non-empty section with no outlier")
+    if len(sec) - p != len(pos) * V:
+        raise Invalid("section does not end after value[N-1]")
+    return [(r, c, sec[p + k * V:p + (k + 1) * V]) for k, (r, c) in enumerate(pos)]
+
+
+def parse_outliers(block, rows, cols, tile_rows, dtype):
+    """The outlier block (§2), every rule checked: {(row, col): value bits}, or Invalid."""
+    Rs, V = tile_rows_of(rows, tile_rows), DTYPES[dtype][1] // 8
+    T = len(Rs)
+    if len(block) < 4 or struct.unpack("<I", block[:4])[0] != T:
+        raise Invalid("tile count")
+    if len(block) < 4 + 4 * T:
+        raise Invalid("end table past the block")
+    ends = struct.unpack("<%dI" % T, block[4:4 + 4 * T])
+    body = block[4 + 4 * T:]
+    if any(b < a for a, b in zip((0,) + ends, ends)):
+        raise Invalid("decreasing end")
+    if ends[-1] != len(body):
+        raise Invalid("last end is not the block's end")
+    out = {}
+    for i, R in enumerate(Rs):
+        for r, c, v in parse_section(body[(ends[i - 1] if i else 0):ends[i]], R, cols, V):
+            out[(i * tile_rows + r, c)] = int.from_bytes(v, "little")
+    return out
+
+
+def widen(v, dtype):
+    """§3: a stored value widened exactly to binary32 bits."""
+    if dtype == "BF16":
+        return v << 16
+    if dtype == "F16":
+        return f32_bits(np.array([v], dtype=np.uint16).view(np.float16).astype(np.float32)[0])  # exact
+    return v
+
+
+def convert(b, dtype):
+    """QROW.md §3: binary32 bits b stored in dtype."""
+    return b if dtype == "F32" else bf16_of(b) if dtype == "BF16" else f16_of(b)[0]
+
+
+def decode_as(t, out_dtype):
+    """The tensor t (qrow or qrow-outliers) decoded in out_dtype (QROW.md §3, OUTLIERS.md §3)."""
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
+    ol = parse_outliers(t.parts[2].data, rows, cols, t.tile_rows, t.dtype) if t.repr == 2 else {}
+    bits = [convert(b, out_dtype) for b in t.f32_bits]
+    for (r, c), v in ol.items():
+        bits[r * cols + c] = v if out_dtype == t.dtype else convert(widen(v, t.dtype), out_dtype)
+    return dtype_values(bits, out_dtype)
+
+
+def qrow_outliers(name, dtype, shape, B, e, q, tile_rows, outliers, forms, varint=None, max_block=1 << 16, **kw):
+    """A qrow-outliers tensor: qrow(...) (B, e, q as there) plus the outliers {(row, col): value bits in
+    dtype}; forms: per tile 0 (an empty section), 1 (row lists) or 2 (bitmask); varint: as section_rows'
+    (tile, what, r, k, value). Reconstruction (§3): each element's qrow value, then the outliers' bytes."""
+    t = qrow(name, dtype, shape, B, e, q, tile_rows, **kw)
+    rows, cols = shape[0], math.prod(shape[1:])
+    Rs = tile_rows_of(rows, tile_rows)
+    assert len(forms) == len(Rs) and all(0 <= r < rows and 0 <= c < cols for r, c in outliers)
+    sections = []
+    for i, R in enumerate(Rs):
+        r0 = i * tile_rows
+        pos = sorted((r - r0, c) for r, c in outliers if r0 <= r < r0 + R)
+        vals = [outliers[(r0 + r, c)] for r, c in pos]
+        assert (forms[i] == 0) == (not pos)
+        vi = (lambda what, r, k, v, i=i: varint(i, what, r, k, v)) if varint else None
+        sections.append(b"" if not pos else section_rows(R, pos, vals, dtype, vi) if forms[i] == 1
+                        else section_mask(R, cols, pos, vals, dtype))
+    block = outlier_block(sections)
+    assert max_block is None or len(block) <= max_block  # an inline part: at most 2^16 bytes (FORMAT.md §4.4)
+    bits = t.bits.copy()
+    for (r, c), v in outliers.items():
+        bits[r * cols + c] = v
+    recon = bits.astype("<u%d" % bits.itemsize).tobytes()
+    assert parse_outliers(block, rows, cols, tile_rows, dtype) == outliers
+    # Invented originals as qrow's, the outliers' exact (the error figures are informative).
+    if dtype in ("BF16", "F16", "F32"):
+        vals = np.frombuffer(recon, dtype={"BF16": "<u2", "F16": "<f2", "F32": "<f4"}[dtype])
+        vals = (vals.astype(np.uint32) << 16).view(np.float32) if dtype == "BF16" else vals.astype(np.float32)
+    else:  # a bad vector's dtype: the record is rejected before any value is made
+        vals = np.zeros(rows * cols, dtype=np.float32)
+    w = np.array([float(vals[i]) if (i // cols, i % cols) in outliers else float(vals[i]) + (((i * 7 + 3) % 11) - 5)
+                  / 11.0 * (1 + (e[i // cols] & 15) / 16) * 2.0 ** (B + (e[i // cols] >> 4)) for i in range(rows * cols)])
+    d_ = w - vals.astype(np.float64)
+    rel = math.sqrt(float(np.sum(d_ * d_)) / float(np.sum(w * w))) if np.any(w) else 0.0
+    t.parts.append(Part(OUTLIERS, INLINE, "U8", block))
+    t.part_count, t.repr, t.recon, t.bits = 3, 2, recon, bits
+    t.levels = [(H(recon), rel, float(np.max(np.abs(d_))))]
+    t.sections, t.outliers = sections, outliers
+    if dtype in ("BF16", "F16", "F32"):
+        assert decode_as(t, dtype) == recon
+    return t
+
+
+def outlier_vectors(d):
+    """lossy_outliers (2.2): an exact tensor, BF16 qrow-outliers (4 tiles: row lists with a zero-padded
+    varint, bitmask, empty, a 10-bit bitmask), plain qrow, F16 qrow-outliers (an empty first section, a
+    5-byte varint, subnormal values), F32 qrow-outliers (a tile all outliers, an empty last section).
+    lossy_outliers.as_dtypes.expected: each lossy tensor decoded in BF16, F16 and F32 in turn (QROW.md §3,
+    OUTLIERS.md §3: the outliers widened exactly to binary32, then stored)."""
+    norm = Exact("norm.weight", "F32", [6], np.array([1, -0.5, 2.5, 0, 3e-3, -7], dtype="<f4").tobytes(), codec=1)
+    # a: BF16 [7, 10], 4 tiles of 2 rows (the last 1 row). Outliers: tile 0 row lists ((0,0) and (0,1):
+    # gaps 0; (0,9): the last column; row 1: none, its n_r written 0x80 0x00), tile 1 a bitmask, tile 2 none,
+    # tile 3 a bitmask of 10 bits (2 bytes). Values: -0 (over a code 0, which gives +0), the largest BF16, the
+    # least subnormal, the least normal. Codes under the outliers: some 0, some not (they have no effect).
+    qa = [((i * 29) % 61) - 30 for i in range(70)]
+    qa[0] = 0
+    assert qa[1] != 0 and qa[9] != 0
+    a_out = {(0, 0): 0x8000, (0, 1): 0x7F7F, (0, 9): 0x0001, (2, 3): 0xC2F7, (3, 0): 0x3F80, (3, 9): 0x0080,
+             (6, 8): 0x4049, (6, 2): 0xFF7F}
+    pad = lambda i, what, r, k, v: leb128(v, 2) if (i, what, r) == (0, "n", 1) else leb128(v)
+    a = qrow_outliers("a.weight", "BF16", [7, 10], -10, [0x21, 0x05, 0x40, 0x1F, 0x00, 0x33, 0x7A], qa, 2, a_out,
+                      [1, 2, 0, 2], varint=pad, codes_codec=1)
+    assert b"\x80\x00" in a.sections[0] and a.sections[2] == b"" and len(a.sections[3]) == 1 + 2 + 2 * 2
+    assert a.recon[0:2] == b"\x00\x80" and a.bits[0] == 0x8000 and qa[0] == 0  # -0 replaced a code 0's +0
+    p = qrow("p.weight", "BF16", [2, 4], -4, [0x10, 0x03], [1, -2, 3, 0, 5, -6, 7, -8], 1)
+    # b: F16 [4, 4, 5] (cols 20), 2 tiles of 2 rows: tile 0 none (end[0] = 0), tile 1 row lists with row 2's
+    # n_r in 5 bytes (0x82 0x80 0x80 0x80 0x00, the longest valid varint). Values: the least F16 subnormal,
+    # the largest negative subnormal, 65504, -1. Scales inline, U16 codes with zstd.
+    qb = [((i * 1237) % 4001) - 2000 for i in range(80)]
+    b_out = {(2, 0): 0x0001, (2, 7): 0x83FF, (3, 19): 0x7BFF, (3, 4): 0xBC00}
+    five = lambda i, what, r, k, v: leb128(v, 5) if (what, r) == ("n", 0) else leb128(v)
+    b = qrow_outliers("b.weight", "F16", [4, 4, 5], -20, [0x30, 0x41, 0x00, 0x7F], qb, 2, b_out, [0, 1], varint=five,
+                      code_item="U16", scales_layout=INLINE, codes_codec=1)
+    assert b.sections[0] == b"" and b"\x82\x80\x80\x80\x00" in b.sections[1]
+    # c: F32 [5, 3], 3 tiles of 2 rows: tile 0 all six elements (mask 0x3F), tile 1 row lists (a gap of 2),
+    # tile 2 (the last) none. Values: the least subnormal, -0, the largest F32, 1e30, pi, -2^-126.
+    qc = [3, -1, 0, 7, 2, -5, 9, 0, -9, 4, 4, -4, 1, 1, 1]
+    c_out = {(0, 0): 0x00000001, (0, 1): 0x80000000, (0, 2): 0x7F7FFFFF, (1, 0): f32_bits(1e30),
+             (1, 1): f32_bits(np.pi), (1, 2): 0x80800000, (2, 2): f32_bits(-3.25), (3, 0): 0x3F800000}
+    c = qrow_outliers("c.weight", "F32", [5, 3], -12, [0x00, 0x12, 0x24, 0x36, 0x05], qc, 2, c_out, [2, 1, 0])
+    assert c.sections[0][:2] == b"\x02\x3f" and c.sections[2] == b""
+    ts = [norm, a, p, b, c]
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=2)
+    assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 8 + 4 + 2 + 6
+    open(os.path.join(d, "lossy_outliers.wcz"), "wb").write(wcz)
+    open(os.path.join(d, "lossy_outliers.expected"), "wb").write(fb)
+    assert decode_as(p, "BF16") == p.recon
+    conv = b"".join(decode_as(t, dt) for t in ts if isinstance(t, Lossy) for dt in ("BF16", "F16", "F32"))
+    assert decode_as(c, "F16")[2 * 3:2 * 4] == b"\x00\x7c"  # 1e30 stored as F16: +infinity
+    assert decode_as(b, "BF16")[2 * 79:2 * 80] == b"\x80\x47"  # 65504 stored as BF16 rounds up to 2^16
+    open(os.path.join(d, "lossy_outliers.as_dtypes.expected"), "wb").write(conv)
+    for name, v in outlier_bad().items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+
+
+def outlier_bad():
+    """2.2 files every reader must reject, checksum-valid everywhere, each breaking one rule of OUTLIERS.md
+    (or as few as the rule allows). *.corrupt: §1's record rules, seen when the manifest is decoded;
+    *.codec: §2's block rules, seen when the tensor is decoded (each such block fails parse_outliers on its
+    rule). The level hash stays the intended reconstruction's, so a reader that skips a rule but decodes
+    what was meant still fails, and only the rule names the fault."""
+    rows, cols, tr = 5, 6, 2  # tiles of 2, 2 and 1 rows (6 bits: a mask byte with 2 bits past the tile)
+    q = [((i * 37) % 255) - 127 for i in range(rows * cols)]
+    e = [(0x13 * r) & 0xFF for r in range(rows)]
+    out = {(0, 1): 0x4120, (0, 4): 0xC0A0, (1, 5): 0x3C00, (4, 0): 0x7F00, (4, 3): 0x8001}
+    R0 = sorted(p for p in out if p[0] < 2)
+
+    def base(dtype="BF16"):
+        """An exact F32 tensor, then a qrow-outliers tensor: tile 0 row lists, tile 1 none, tile 2 a mask."""
+        t = qrow_outliers("w.weight", dtype, [rows, cols], -20, e, q, tr, out, [1, 0, 2], codes_codec=1)
+        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+
+    def one(tensors):
+        fb, plen = st_file(tensors)
+        return container2([(0, "model.safetensors", fb, plen, tensors)], minor=2)
+
+    def lie(f):
+        t = base()
+        t[1] = f(t[1]) or t[1]
+        return one(t)
+
+    def part(**kw):  # part 2 (the outlier block) with fields replaced
+        def f(t):
+            for k, v in kw.items():
+                setattr(t.parts[2], k, v)
+            t.parts[2].items = len(t.parts[2].data) * 8 // DTYPES[t.parts[2].item][1]
+        return f
+
+    def two_parts(t):
+        t.parts, t.part_count = t.parts[:2], 2
+
+    def four_parts(t):
+        t.parts.append(Part(OUTLIERS, INLINE, "U8", t.parts[2].data))
+        t.part_count = 4
+
+    def level_1(t):  # at its own level: the tensor and the manifest then have 2 levels (level 1: no chunk)
+        t.parts[2].level, t.levels = 1, t.levels * 2
+
+    blocks = {}  # name: (the bad block, the rule parse_outliers must name)
+
+    def block(name, why, f):
+        """base() with the outlier block replaced by f(sections)."""
+        blocks[name] = (f(list(base()[1].sections)), why)
+
+    def sec0(vi):  # tile 0's section written with the varints vi(what, r, k, v)
+        return lambda s: outlier_block([section_rows(2, R0, [out[p] for p in R0], "BF16", vi)] + s[1:])
+
+    def at(where, f):  # the varint at where = (what, r, k) written as f(value), the others as leb128
+        return lambda what, r, k, v: f(v) if (what, r, k) == where else leb128(v)
+
+    def ends(f):
+        return lambda s: outlier_block(s, ends=f([sum(len(x) for x in s[:i + 1]) for i in range(len(s))]))
+
+    s = base()[1].sections
+    assert s[0] == sec0(None)(s)[16:16 + len(s[0])] and s[0][:6] == b"\x01\x02\x01\x02\x01\x05"  # n 2, gaps 1 2, n 1, gap 5
+    assert s[1] == b"" and s[2][:2] == b"\x02\x09" and len(outlier_block(s)) % 2 == 0
+    block("outliers_tiles_4", "tile count", lambda s: outlier_block(s + [b""]))  # a 4th tile's (empty) entry
+    block("outliers_tiles_2", "tile count", lambda s: outlier_block(s, tiles=2))  # the table of 3 ends after it
+    block("outliers_table_short", "end table", lambda s: struct.pack("<III", 3, 0, 0))  # 2 of the 3 ends
+    block("outliers_block_empty", "tile count", lambda s: b"")  # items = 0
+    block("outliers_end_decreasing", "decreasing", ends(lambda x: [x[0], x[0] - 1, x[2]]))  # tile 1 (empty)
+    block("outliers_end_short", "last end", lambda s: outlier_block(s) + b"\x00")  # a byte after the last section
+    block("outliers_end_past", "last end", ends(lambda x: x[:2] + [x[2] + 1]))  # the last section past the block
+    block("outliers_form_0", "form byte 0", lambda s: outlier_block([b"\x00" + s[0][1:]] + s[1:]))
+    block("outliers_form_3", "form byte 3", lambda s: outlier_block([b"\x03" + s[0][1:]] + s[1:]))
+    block("outliers_varint_6_bytes", "longer than 5", sec0(at(("n", 1, None), lambda v: leb128(v, 6))))  # 1, 6 bytes
+    block("outliers_varint_2p32", ">= 2^31", sec0(at(("gap", 0, 0), lambda v: leb128(v + (1 << 32), 5))))  # 1 mod 2^32
+    block("outliers_varint_2p31", ">= 2^31", sec0(at(("n", 1, None), lambda v: leb128(v + (1 << 31), 5))))
+    block("outliers_varint_truncated", "varint past", lambda s: outlier_block([b"\x01\x80"] + s[1:]))  # row 0's n_r
+    block("outliers_column_past_row", "column past", sec0(at(("gap", 1, 0), lambda v: leb128(v + 1))))  # c = 6 = C
+    block("outliers_column_2p31", "column past", sec0(at(("gap", 1, 0), lambda v: leb128((1 << 31) - 1))))
+    block("outliers_mask_bit_past_tile", "mask bit past", lambda s: outlier_block(s[:2] + [s[2][:1] + b"\x89" + s[2][2:]]))
+    block("outliers_mask_truncated", "mask past", lambda s: outlier_block(s[:2] + [b"\x02"]))
+    block("outliers_values_short", "value[N-1]", lambda s: outlier_block([s[0][:-2]] + s[1:]))  # one value fewer
+    block("outliers_values_long", "value[N-1]", lambda s: outlier_block([s[0] + b"\x00\x3f"] + s[1:]))  # one more
+    block("outliers_values_odd", "value[N-1]", lambda s: outlier_block([s[0] + b"\x00"] + s[1:]))  # half a value more
+    block("outliers_rows_zero", "no outlier", lambda s: outlier_block([s[0], b"\x01\x00\x00", s[2]]))  # tile 1: 0, 0
+    block("outliers_mask_zero", "no outlier", lambda s: outlier_block([s[0], b"\x02\x00\x00", s[2]]))  # 12 zero bits
+    files = {
+        # §1: part_count 3; part 2: role outliers (3), level 0, layout inline (3), item U8, codec 0.
+        "outliers_2_parts.corrupt": lie(two_parts),  # a qrow tensor's parts under repr 2
+        "outliers_4_parts.corrupt": lie(four_parts),  # a second outlier block
+        "outliers_role_residual.corrupt": lie(part(role=RESIDUAL)),
+        "outliers_role_codes.corrupt": lie(part(role=CODES)),
+        "outliers_layout_tensor_wide.corrupt": lie(part(layout=TENSOR_WIDE)),  # the block as a chunk of its own
+        "outliers_item_u16.corrupt": lie(part(item="U16")),  # the same bytes as U16 items
+        "outliers_codec_zstd.corrupt": lie(part(codec=1)),  # (inline parts take codec 0 in any representation)
+        "outliers_level_1.corrupt": lie(level_1),  # (and 2 levels: qrow-outliers has 1)
+        "outliers_dtype_i32.corrupt": one(base(dtype="I32")),  # qrow's dtypes
+    }
+    # FORMAT.md §4.4: an inline part is at most 2^16 bytes. A valid block of 2^16 + 1: F32 [1, 13233], tile 0
+    # row lists of 13105 outliers (n_r: 2 bytes; one gap of 128: 2 bytes, the others 0), 8 + 1 + 2 + 13106 + 4 x 13105.
+    n, C = 13105, 13105 + 128
+    cs = list(range(64)) + list(range(64 + 128, C))
+    assert len(cs) == n
+    t = qrow_outliers("big.weight", "F32", [1, C], -10, [0x20], [(i % 7) - 3 for i in range(C)], 1,
+                      {(0, c): f32_bits(c / 64.0 - 100) for c in cs}, [1], max_block=None)
+    assert len(t.parts[2].data) == (1 << 16) + 1
+    files["outliers_block_65537.corrupt"] = one([t])
+    for name, (blk, why) in blocks.items():
+        try:
+            parse_outliers(blk, rows, cols, tr, "BF16")
+            raise AssertionError("accepted: " + name)
+        except Invalid as x:
+            assert why in str(x), (name, why, str(x))
+        files[name + ".codec"] = lie(lambda t, blk=blk: setattr(t, "parts", t.parts[:2] + [Part(OUTLIERS, INLINE, "U8", blk)]))
+    return files
 
 
 # ---------------------------------------------------------------------------------------------
