@@ -116,6 +116,13 @@ WC_QHD bool outlier_section_check(const uint8_t* s, size_t len, uint64_t rows, u
     return false;
   }
   if (count == 0 || (len - pos) % vb != 0 || (len - pos) / vb != count) return false;
+  // every value finite: its exponent field not all ones
+  const uint32_t top = dt == kF32 ? 0x7F80u : dt == kBF16 ? 0x7F80u : 0x7C00u;
+  for (uint64_t j = 0; j < count; ++j) {
+    const uint8_t* v = s + pos + j * vb;
+    const uint32_t hi = uint32_t(v[vb - 2]) | uint32_t(v[vb - 1]) << 8;  // the top 16 bits
+    if ((hi & top) == top) return false;
+  }
   vpos = pos;
   return true;
 }

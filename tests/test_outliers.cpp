@@ -221,6 +221,8 @@ TEST_SUITE("outliers") {
     { auto v = f2; v[4] |= 0x80; refused(v, "mask bit past the tile (element 31 of 30)"); }
     { auto v = f2; v[1] |= 0x01; refused(v, "mask with one more bit than values"); }
     { std::vector<uint8_t> v = {2, 0, 0}; refused(v, "mask cut short"); }
+    { auto v = f1; v[v.size() - 1] = 0x7F, v[v.size() - 2] = 0x80; refused(v, "an infinite value"); }
+    { auto v = f1; v[v.size() - 5] = 0xFF, v[v.size() - 6] = 0xC0; refused(v, "a NaN value"); }
     // a zero-padded varint is valid
     { std::vector<uint8_t> v = f1; v.erase(v.begin() + 1); v.insert(v.begin() + 1, {0x82, 0x00});
       CHECK(decode(v, kF32, dst)); expect_values(dst); }

@@ -907,9 +907,13 @@ def parse_outliers(block, rows, cols, tile_rows, dtype):
         raise Invalid("decreasing end")
     if ends[-1] != len(body):
         raise Invalid("last end is not the block's end")
+    # every value finite: the exponent field (in the top 16 bits) not all ones
+    top = 0x7C00 if dtype == "F16" else 0x7F80
     out = {}
     for i, R in enumerate(Rs):
         for r, c, v in parse_section(body[(ends[i - 1] if i else 0):ends[i]], R, cols, V):
+            if int.from_bytes(v[-2:], "little") & top == top:
+                raise Invalid("value not finite")
             out[(i * tile_rows + r, c)] = int.from_bytes(v, "little")
     return out
 
@@ -1117,6 +1121,9 @@ def outlier_bad():
     block("outliers_values_odd", "value[N-1]", lambda s: outlier_block([s[0] + b"\x00"] + s[1:]))  # half a value more
     block("outliers_rows_zero", "no outlier", lambda s: outlier_block([s[0], b"\x01\x00\x00", s[2]]))  # tile 1: 0, 0
     block("outliers_mask_zero", "no outlier", lambda s: outlier_block([s[0], b"\x02\x00\x00", s[2]]))  # 12 zero bits
+    # tile 0's second value (0xC0A0) made infinite, then NaN (finite values only, §2)
+    block("outliers_value_inf", "not finite", lambda s: outlier_block([s[0][:-4] + b"\x80\x7f" + s[0][-2:]] + s[1:]))
+    block("outliers_value_nan", "not finite", lambda s: outlier_block([s[0][:-4] + b"\xc1\xff" + s[0][-2:]] + s[1:]))
     files = {
         # §1: part_count 3; part 2: role outliers (3), level 0, layout inline (3), item U8, codec 0.
         "outliers_2_parts.corrupt": lie(two_parts),  # a qrow tensor's parts under repr 2
