@@ -54,6 +54,9 @@ inline constexpr uint16_t kVersionMinorLossyMixed = 1;
 // (2.2 includes 2.1's codec 4).
 inline constexpr uint8_t kReprFirst22 = 2;
 inline constexpr uint16_t kVersionMinorLossyOutliers = 2;
+// Inline parts with a codec (their payload in the record, no chunk) are new
+// in 2.3: a file with one says so.
+inline constexpr uint16_t kVersionMinorLossyInlineCoded = 3;
 inline constexpr size_t kMaxParts = 16;          // parts of a lossy tensor
 inline constexpr unsigned kMaxLevels = 255;
 inline constexpr uint64_t kMaxInlinePart = 1u << 16;  // bytes of an inline part
@@ -89,7 +92,9 @@ struct PartRecord {
   DType item = DType::U8;
   std::vector<uint8_t> params;  // codec parameters
   uint64_t items = 0;
-  std::vector<uint8_t> data;    // inline parts: the items
+  // inline parts: the items (codec 0), or the codec's payload that decodes
+  // to them (2.3; the reader of the tile decodes it)
+  std::vector<uint8_t> data;
   bool tiled() const { return layout == PartLayout::per_element || layout == PartLayout::per_row; }
   unsigned item_bytes() const { return dtype_bits(item) / 8; }
 };
@@ -239,10 +244,24 @@ uint64_t tensor_record_size(const TensorRecord& t);
 // headers and the zero padding that aligns them, their 24-byte index
 // entries, and its share of the compressed manifest (its record's raw size,
 // its name aside since any format stores names, times the manifest's
-// stored/raw ratio `manifest_ratio`). The figure `--bits` budgets and
+// stored/raw ratio, `shares.ratio`). The figure `--bits` budgets and
 // inspect reports.
+// Inline parts' coded payloads (2.3) count by what they add to the
+// compressed manifest (ManifestShares).
+struct ManifestShares {
+  double ratio = 1;          // stored/raw of the manifest without coded inline payloads
+  double payload_scale = 0;  // what the payloads add to the stored manifest, per payload byte
+};
 double tensor_file_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx, uint64_t chunks_start,
-                         double manifest_ratio);
+                         const ManifestShares& shares);
+// Bytes of t's record that are inline parts' coded payloads (and their
+// 4-byte sizes).
+uint64_t coded_inline_bytes(const TensorRecord& t);
+// The shares of manifest m, whose encoding is `raw` bytes and its zstd frame
+// `stored` bytes: the manifest is compressed again without the coded inline
+// payloads (at the writer's level), and the difference is theirs, the
+// mixing of incompressible payloads with the rest included.
+ManifestShares manifest_shares(const Manifest& m, uint64_t raw, uint64_t stored);
 // `major`, `minor`: the file's version (paths as file names need 1.1 or 2.0;
 // lossy tensors 2.0).
 Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base_offset, const ManifestCheck& check,

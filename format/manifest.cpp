@@ -8,6 +8,8 @@
 
 #include "format/bytes.h"
 #include "format/container.h"
+#include "format/writer.h"
+#include "format/zframe.h"
 #include "format/names.h"
 
 namespace wc {
@@ -178,7 +180,10 @@ static void encode_tensor(ByteWriter& w, const TensorRecord& t) {
     w.u16(static_cast<uint16_t>(q.params.size()));
     w.bytes(q.params.data(), q.params.size());
     w.u64(q.items);
-    if (q.layout == PartLayout::inline_items) w.bytes(q.data.data(), q.data.size());
+    if (q.layout == PartLayout::inline_items) {
+      if (q.codec != 0) w.u32(static_cast<uint32_t>(q.data.size()));  // 2.3: the payload's size
+      w.bytes(q.data.data(), q.data.size());
+    }
   }
   for (const auto& l : t.levels) {
     w.u64(l.xxh3);
@@ -196,9 +201,36 @@ uint64_t tensor_record_size(const TensorRecord& t) {
   return w.buf.size();
 }
 
+uint64_t coded_inline_bytes(const TensorRecord& t) {
+  uint64_t n = 0;
+  for (const auto& q : t.parts)
+    if (q.layout == PartLayout::inline_items && q.codec != 0) n += 4 + q.data.size();
+  return n;
+}
+
+ManifestShares manifest_shares(const Manifest& m, uint64_t raw, uint64_t stored) {
+  ManifestShares s;
+  uint64_t coded = 0;
+  for (const auto& t : m.tensors) coded += coded_inline_bytes(t);
+  if (coded == 0 || raw <= coded) {
+    s.ratio = raw ? double(stored) / double(raw) : 1.0;
+    return s;
+  }
+  Manifest base = m;  // the same records, payloads empty
+  for (auto& t : base.tensors)
+    for (auto& q : t.parts)
+      if (q.layout == PartLayout::inline_items && q.codec != 0) q.data.clear();
+  const auto braw = encode_manifest(base);
+  const uint64_t bstored = zframe_compress(braw, meta_zstd_level(raw)).size();
+  s.ratio = braw.empty() ? 1.0 : double(bstored) / double(braw.size());
+  s.payload_scale = stored > bstored ? double(stored - bstored) / double(coded) : 0.0;
+  return s;
+}
+
 double tensor_file_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx, uint64_t chunks_start,
-                         double manifest_ratio) {
-  double n = double(tensor_record_size(t) - t.name.size()) * manifest_ratio;
+                         const ManifestShares& shares) {
+  const uint64_t coded = coded_inline_bytes(t);
+  double n = double(tensor_record_size(t) - t.name.size() - coded) * shares.ratio + double(coded) * shares.payload_scale;
   for (uint32_t c = 0; c < t.chunk_count; ++c) {
     const uint32_t g = t.global_chunk(c);
     const uint64_t prev_end = g == 0 ? chunks_start : idx[g - 1].offset + idx[g - 1].stored_size;
@@ -335,10 +367,14 @@ static void decode_lossy(ByteReader& r, TensorRecord& t, uint64_t at) {
         if (q.items > kMaxChunkSize / ib) bad_part("a tensor-wide part exceeds 2^28 bytes");
         break;
       case PartLayout::inline_items: {
-        if (q.codec != 0) bad_part("an inline part's codec must be 0");
         if (q.items > kMaxInlinePart / ib) bad_part("an inline part exceeds 65536 bytes");
-        const uint8_t* d = r.bytes(q.items * ib);
-        q.data.assign(d, d + q.items * ib);
+        uint64_t n = q.items * ib;
+        if (q.codec != 0) {  // 2.3: a codec's payload, at most the chunk bound of its items' bytes
+          n = r.u32();
+          if (n > max_stored_size(q.items * ib)) bad_part("an inline part's payload exceeds the bound of its items");
+        }
+        const uint8_t* d = r.bytes(n);
+        q.data.assign(d, d + n);
         break;
       }
     }

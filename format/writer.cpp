@@ -1,5 +1,7 @@
 #include "format/writer.h"
 
+#include <algorithm>
+
 #include "format/hash.h"
 
 #include "format/bytes.h"
@@ -38,8 +40,11 @@ void ContainerWriter::begin(const Manifest& m) {
   for (const auto& t : m.tensors) mixed |= !t.lossy() && t.codec >= kCodecFirst13;
   if (major_ == kVersionMajorLossy) {
     minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
-    for (const auto& t : m.tensors)
-      if (t.repr >= kReprFirst22) minor_ = kVersionMinorLossyOutliers;
+    for (const auto& t : m.tensors) {
+      if (t.repr >= kReprFirst22) minor_ = std::max(minor_, kVersionMinorLossyOutliers);
+      for (const auto& q : t.parts)
+        if (q.layout == PartLayout::inline_items && q.codec != 0) minor_ = kVersionMinorLossyInlineCoded;
+    }
   }
   else {
     for (const auto& f : m.files)
@@ -58,7 +63,7 @@ void ContainerWriter::begin(const Manifest& m) {
   put(hb, 64);
   put(stored.data(), stored.size());
   chunks_start_ = pos_;
-  manifest_ratio_ = raw.empty() ? 1.0 : double(stored.size()) / double(raw.size());
+  shares_ = manifest_shares(m, raw.size(), stored.size());
   raw_sizes_.clear();
   for_each_chunk(m, [&](uint32_t, uint32_t t, uint32_t i) { raw_sizes_.push_back(m.tensors[t].chunk_raw_size(i)); });
   index_.clear();

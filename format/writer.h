@@ -25,14 +25,15 @@ class ContainerWriter {
   const std::vector<ChunkEntry>& index() const { return index_; }
   uint64_t chunks_start() const { return chunks_start_; }  // the manifest's end
   // The manifest's stored / raw size.
-  double manifest_ratio() const { return manifest_ratio_; }
+  // how the compressed manifest's bytes are shared (tensor_file_bytes)
+  const ManifestShares& shares() const { return shares_; }
 
  private:
   void put(const void* p, size_t n);
   void zeros(uint64_t n);
   ByteSink& sink_;
   uint64_t pos_ = 0, chunks_start_ = 0;
-  double manifest_ratio_ = 1;
+  ManifestShares shares_;
   uint16_t major_ = kVersionMajor;      // 2.0 only when a tensor is lossy
   uint16_t minor_ = kVersionMinorFlat;  // 1.1 only when a file name has a '/'
   std::vector<uint32_t> raw_sizes_;

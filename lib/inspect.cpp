@@ -47,9 +47,8 @@ namespace {
 // A lossy tensor is listed by its representation; an exact one by its codec.
 std::string label(const TensorRecord& t) { return t.lossy() ? std::string(repr_name(t.repr)) : codec_label(t.codec); }
 
-uint64_t file_bytes(const ContainerReader& r, const TensorRecord& t) {
-  const double ratio = r.header().manifest_raw ? double(r.header().manifest_stored) / double(r.header().manifest_raw) : 1.0;
-  return uint64_t(std::llround(tensor_file_bytes(t, r.index(), r.manifest_end(), ratio)));
+uint64_t file_bytes(const ContainerReader& r, const TensorRecord& t, const ManifestShares& shares) {
+  return uint64_t(std::llround(tensor_file_bytes(t, r.index(), r.manifest_end(), shares)));
 }
 
 }  // namespace
@@ -57,6 +56,7 @@ uint64_t file_bytes(const ContainerReader& r, const TensorRecord& t) {
 void inspect(const std::string& in, bool entropy, InspectSink& out) {
   ContainerReader r(in, kReaderChecks);
   const Manifest& m = r.manifest();
+  const ManifestShares shares = manifest_shares(m, r.header().manifest_raw, r.header().manifest_stored);
   InspectResult res;
   res.path = in;
   res.version_major = r.header().major;
@@ -78,7 +78,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       uint64_t stored = 0;
       for (uint32_t c = 0; c < t.chunk_count; ++c) stored += r.index()[t.global_chunk(c)].stored_size;
       fs.stored_bytes += stored;
-      if (t.lossy()) ++res.lossy_tensors, res.lossy_weights += t.elements(), res.lossy_file_bytes += file_bytes(r, t);
+      if (t.lossy()) ++res.lossy_tensors, res.lossy_weights += t.elements(), res.lossy_file_bytes += file_bytes(r, t, shares);
       const uint64_t el = t.elements();
       if (f.kind == FileKind::safetensors) res.weights += el;
       for (GroupSummary* g : {&group(res.by_dtype, std::string(dtype_name(t.dtype))), &group(res.by_codec, label(t))}) {
@@ -111,7 +111,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       s.bits_per_weight = s.elements ? 8.0 * double(s.stored_bytes) / double(s.elements) : 0;
       s.repr = std::string(repr_name(t.repr));
       s.levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
-      s.file_bytes = file_bytes(r, t);
+      s.file_bytes = file_bytes(r, t, shares);
       s.rel_rmse = s.max_abs = s.snr_db = -1;
       if (t.lossy()) {
         const LevelRecord& top = t.levels.back();

@@ -229,7 +229,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   if (r.lossy_tensors) {  // every byte of the lossy tensors as written (padding included)
     double bytes = 0;
     for (const auto& t : m.tensors)
-      if (t.lossy()) bytes += tensor_file_bytes(t, w.index(), w.chunks_start(), w.manifest_ratio());
+      if (t.lossy()) bytes += tensor_file_bytes(t, w.index(), w.chunks_start(), w.shares());
     r.lossy_bits_per_weight = 8.0 * double(bytes) / double(r.lossy_weights);
   }
   return r;

@@ -75,6 +75,7 @@ struct Candidate {
   std::vector<RatePoint> curve;
   std::vector<uint64_t> sample;  // rows the curve and the rounding's rate table are measured on
   double fixed_bits = 0;
+  uint64_t chunks = 0;  // chunks the tensor takes in the file
   std::shared_ptr<const qrow::Feedback> fb;  // --calib
   // curve points [0, n_plain) are qrow's, the rest qrow-outliers' (its data
   // with the outliers zeroed, their rows' scales and its outlier block)
@@ -162,6 +163,12 @@ void make_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows, cons
   t.levels.assign(1, LevelRecord{});
 }
 
+// Whether t's codes go in its record (FORMAT.md §4.4, 2.3): one tile whose
+// codes take at most an inline part's 2^16 bytes.
+bool codes_inline(const TensorRecord& t) {
+  return t.tile_count() == 1 && t.elements() * t.parts[1].item_bytes() <= kMaxInlinePart;
+}
+
 // Codes of a tile as stored: one or two bytes each.
 void pack_codes(const std::vector<uint16_t>& u, size_t n, DType item, std::vector<uint8_t>& out) {
   out.resize(n * (item == DType::U8 ? 1 : 2));
@@ -241,6 +248,13 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
       },
       [](size_t, uint64_t) {});
   t.parts[1].item = *std::max_element(umax.begin(), umax.end()) <= 255 ? DType::U8 : DType::U16;
+  // A tensor of one tile keeps its codes in its record when they fit (2.3):
+  // no chunk header, padding or index entry (72 bytes a chunk on average,
+  // a few percent of a small tensor at 2 bits per weight).
+  const bool inline_codes = codes_inline(t);
+  PartRecord& cd = t.parts[1];
+  cd.layout = inline_codes ? PartLayout::inline_items : PartLayout::per_element;
+  cd.data.clear();
   std::vector<std::vector<uint8_t>> recon(slots);
   std::vector<std::vector<std::vector<uint8_t>>> chunks(slots);
   std::vector<double> err(slots, 0), sig(slots, 0), mx(slots, 0);
@@ -253,6 +267,10 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
         quantize_tile(t, lt, data, tile, sc[k]);
         reconstruct_tile(t, lt, tile, sc[k], recon[k]);
         encode_quantized_tile(t, lt, tile, chunks[k], sc[k]);
+        if (inline_codes) {  // one tile: this is the only call
+          EncodeOptions eo;
+          encode_chunk(CodecId::float_ans, cd.item, sc[k].bytes.data(), sc[k].bytes.size(), cd.data, eo);
+        }
         const uint64_t n = t.rows_in_tile(tile) * cols;
         std::vector<float> a(n), b(n);
         load_floats(t.dtype, data + tile * t.tile_rows() * cols * (dtype_bits(t.dtype) / 8), n, a.data());
@@ -368,6 +386,7 @@ void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_
     out.emplace_back();
     encode_chunk(CodecId::float_ans, DType::U8, lt.steps.e.data() + r0, rows, out.back(), eo);
   }
+  if (cd.layout == PartLayout::inline_items) return;  // in the record (settle_tensor)
   out.emplace_back();
   encode_chunk(CodecId::float_ans, cd.item, sc.bytes.data(), sc.bytes.size(), out.back(), eo);
 }
@@ -521,7 +540,8 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     TensorRecord probe = t;
     make_record(probe, qrow::choose_steps(c.rms, c.rms_all, c.grid[0]), tile_rows_for(c.rows, c.cols));
     const uint64_t tiles = probe.tile_count();
-    const unsigned per_tile = probe.parts[0].layout == PartLayout::per_row ? 2 : 1;
+    const unsigned per_tile = (probe.parts[0].layout == PartLayout::per_row ? 1 : 0) + (codes_inline(probe) ? 0 : 1);
+    c.chunks = tiles * per_tile;
     c.fixed_bits = 8.0 * (double(tensor_record_size(probe) - probe.name.size()) * kManifestRatioGuess +
                           double(tiles * per_tile) * kChunkOverhead);
   });
@@ -534,10 +554,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   // keep three standard deviations of the total in hand so the written
   // file stays within the budget.
   double chunks_est = 0;
-  for (const auto& c : cs) {  // at most two chunks (steps, codes) per tile
-    const uint64_t tr = tile_rows_for(c.rows, c.cols);
-    chunks_est += 2.0 * double((c.rows + tr - 1) / tr);
-  }
+  for (const auto& c : cs) chunks_est += double(c.chunks);
   const double budget = opt.bits * weights - 8.0 * 3 * 18.5 * std::sqrt(chunks_est);
   double target = budget;
   std::vector<AllocTensor> at(cs.size());
@@ -577,15 +594,18 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   // The real size of an allocation: its tensors' chunks, and their records'
   // share of the manifest as the writer will compress it.
   auto measure = [&](const std::vector<size_t>& choice) {
-    double chunks = 0, records = 0;
+    double chunks = 0, records = 0, coded = 0;
     for (size_t k = 0; k < cs.size(); ++k) {
       const Settled& st = settle(k, choice[k]);
-      chunks += st.chunk_bits, records += st.record_bits;
+      const double c = 8.0 * double(coded_inline_bytes(st.rec));
+      chunks += st.chunk_bits, records += st.record_bits - c, coded += c;
       m.tensors[cs[k].tensor] = st.rec;
     }
     m.derive_chunks();
     const auto raw = encode_manifest(m);
-    return chunks + records * double(zframe_compress(raw, meta_zstd_level(raw.size())).size()) / double(raw.size());
+    const ManifestShares sh =
+        manifest_shares(m, raw.size(), zframe_compress(raw, meta_zstd_level(raw.size())).size());
+    return chunks + coded * sh.payload_scale + records * sh.ratio;
   };
   std::vector<size_t> best;
   double best_bits = -1;

@@ -109,8 +109,14 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
   uint32_t j = 0;
   for (uint32_t p = 0; p < t.parts.size(); ++p) {
     const PartRecord& part = t.parts[p];
-    if (part.layout == PartLayout::inline_items) {
+    if (part.layout == PartLayout::inline_items && part.codec == 0) {
       in.data[p] = part.data.data(), in.size[p] = part.data.size();
+    } else if (part.layout == PartLayout::inline_items) {  // 2.3: a payload in the record
+      const uint64_t n = part.items * part.item_bytes();
+      uint8_t* d = ws.part[p].reserve(n);
+      decode_chunk_or_throw(part.codec, part.item, std::span<const uint8_t>(part.data), d, n,
+                            "inline part " + std::to_string(p), file, t);
+      in.data[p] = d, in.size[p] = n;
     } else if (chunked(part)) {
       const uint64_t n = t.part_bytes(p, u);
       uint8_t* d = ws.part[p].reserve(n);

@@ -30,10 +30,13 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
   if (s.role != PartRole::scales || s.item != DType::U8 ||
       (s.layout != PartLayout::per_row && s.layout != PartLayout::inline_items) || s.items != t.rows())
     bad("part 0 must be the scales: U8, one per row, per-row or inline");
-  if (c.role != PartRole::codes || (c.item != DType::U8 && c.item != DType::U16) || c.layout != PartLayout::per_element)
-    bad("part 1 must be the codes: U8 or U16, per element");
+  if (c.role != PartRole::codes || (c.item != DType::U8 && c.item != DType::U16) ||
+      (c.layout != PartLayout::per_element && !(c.layout == PartLayout::inline_items && t.tile_count() == 1)) ||
+      c.items != t.elements())
+    bad("part 1 must be the codes: U8 or U16, per element, or inline in a tensor of one tile");
+  // an inline part's codec may be 0 (the items) or one that stores them (2.3)
   for (const PartRecord* p : {&s, &c})
-    if (p->layout != PartLayout::inline_items &&
+    if ((p->layout != PartLayout::inline_items || p->codec != 0) &&
         (!codec_id_valid(p->codec) || !codec_supports_part(static_cast<CodecId>(p->codec), p->item)))
       bad("codec " + std::to_string(p->codec) + " cannot store its part");
 }

@@ -395,7 +395,7 @@ TEST_SUITE("gptq") {
       po.calib = calib;
       po.scheme = "quant";  // GPTQ against plain rounding of the same representation
       wc::pack(m, out, po);
-      CHECK(wc::verify(out, "", threads, {}).chunks > 0);
+      CHECK(wc::verify(out, "", threads, {}).files == 1);  // (its codes may lie in the record: no chunk)
       wc::UnpackOptions uo;
       uo.force = true;
       wc::unpack(out, out + ".st", uo);
@@ -489,7 +489,7 @@ TEST_SUITE("gptq") {
       po.force = true;
       po.calib = calib;
       wc::pack(m, out, po);
-      CHECK(wc::verify(out, "", 2, {}).chunks > 0);
+      CHECK(wc::verify(out, "", 2, {}).files == 1);
       return tu::read_file(out);
     };
     const auto plain = pack_with("", t / "plain.wcz");
