@@ -108,6 +108,25 @@ std::vector<Seed> containers() {
     wc::pack(fst, d.path + "/f.wcz", po);
     out.push_back({"fans_every_dtype", read_all(d.path + "/f.wcz")});
   }
+  // Lossy (2.x): one-tile tensors whose codes lie in their records (2.3),
+  // plain and with sparse exact outliers (2.2), beside an exact tensor.
+  {
+    std::vector<stb::StTensor> ts = {{"q.weight", DType::BF16, {24, 64}, weights(DType::BF16, 24 * 64, 30)},
+                                     {"o.weight", DType::F32, {16, 40}, weights(DType::F32, 16 * 40, 31)},
+                                     {"norm", DType::F32, {40}, weights(DType::F32, 40, 32)}};
+    std::string lst = d.path + "/l.safetensors";
+    stb::write_file(lst, stb::build(ts));
+    for (const char* scheme : {"quant", "outliers"}) {
+      wc::PackOptions po;
+      po.threads = 1;
+      po.force = true;
+      po.bits = 3;
+      po.min_elements = 256;
+      po.scheme = scheme;
+      wc::pack(lst, d.path + "/l.wcz", po);
+      out.push_back({std::string("lossy_") + scheme, read_all(d.path + "/l.wcz")});
+    }
+  }
   // An empty model and a sharded one (index.json becomes a blob file).
   std::string e = d.path + "/e.safetensors";
   stb::write_file(e, stb::build({}));
