@@ -167,7 +167,10 @@ TEST_SUITE("vectors") {
     };
     for (const Lossy& l : {Lossy{"lossy_qrow", 4, 12, 0},        // exact, then 3 qrow tensors
                            Lossy{"lossy_mixed", 3, 9, 0},        // exact (zstd), qrow, exact (zstd)
-                           Lossy{"lossy_outliers", 5, 21, 2}}) {  // 2.2: exact, qrow-outliers x 3 and a qrow
+                           Lossy{"lossy_outliers", 5, 21, 2},   // 2.2: exact, qrow-outliers x 3 and a qrow
+                           // 2.3: exact, qrow x 3 and qrow-outliers with inline codes (float-ans, zstd, raw; one
+                           // without any chunk), qrow of 3 tiles with float-ans code chunks and zstd inline scales
+                           Lossy{"lossy_inline23", 6, 7, 3}}) {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
@@ -176,7 +179,9 @@ TEST_SUITE("vectors") {
       CHECK(r.header().minor == l.minor);
       CHECK(r.index().size() == l.chunks);
       std::vector<wc::TensorSummary> listed;
-      CHECK(wc::inspect(wcz, false, &listed).version_major == 2);
+      const wc::InspectResult ir = wc::inspect(wcz, false, &listed);
+      CHECK(ir.version_major == 2);
+      CHECK(ir.version_minor == l.minor);
       CHECK(listed.size() == l.tensors);
       wc::unpack(wcz, t / v, {});
       const auto got = tu::read_file(t / v);
@@ -236,6 +241,33 @@ TEST_SUITE("vectors") {
     wcodec_close(a);
   }
 
+  TEST_CASE("inline-coded parts vector (2.3): each lossy tensor decodes whole and tile by tile") {
+    // lossy_inline23: codes inline (float-ans, zstd, raw) in one-tile tensors, scales inline with a codec
+    // (float-ans in a tensor with no chunk at all, zstd in a tensor of 3 tiles): every tile decodes alone.
+    const std::string wcz = kDir + "/lossy_inline23.wcz";
+    char err[1024] = "";
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+    REQUIRE(wcodec_tensor_count(a) == 6);
+    const std::vector<std::string> reprs = {"exact", "qrow", "qrow", "qrow", "qrow-outliers", "qrow"};
+    for (size_t i = 1; i < wcodec_tensor_count(a); ++i) {
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
+      CAPTURE(info.name);
+      CHECK(std::string(info.representation) == reprs[i]);
+      std::vector<uint8_t> whole(info.byte_size);
+      REQUIRE(wcodec_decode_tensor(a, i, whole.data(), whole.size(), 1, err, sizeof err) == WCODEC_OK);
+      for (uint64_t r0 = 0; r0 < info.rows; r0 += info.chunk_size) {
+        CAPTURE(r0);
+        const uint64_t r1 = std::min<uint64_t>(info.rows, r0 + info.chunk_size);
+        std::vector<uint8_t> part((r1 - r0) * info.row_bytes);
+        REQUIRE(wcodec_decode_rows(a, i, r0, r1, nullptr, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
+        CHECK(std::equal(part.begin(), part.end(), whole.begin() + r0 * info.row_bytes));
+      }
+    }
+    wcodec_close(a);
+  }
+
   TEST_CASE("lossy vector with an unknown representation: inspect lists it, decoding it is refused") {
     // Representation 9 (a tensor-wide part and a part at level 1) between an exact and a qrow tensor; its
     // structure is valid, so it is not a bad vector: only readers that must decode it refuse it.
@@ -273,7 +305,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 131);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 145);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

@@ -10,7 +10,8 @@ Good vectors: NAME.wcz decodes to NAME.expected (or NAME.FILE.expected for
 each file). Bad vectors: bad/NAME.CODE.wcz must be rejected with error CODE;
 most are checksum-valid everywhere and break one rule only (see hostile() and
 lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors(). Version 2.2 (representation
-2, qrow-outliers, spec/OUTLIERS.md): outlier_vectors() and outlier_bad().
+2, qrow-outliers, spec/OUTLIERS.md): outlier_vectors() and outlier_bad(). Version 2.3 (inline parts with a
+codec's payload; qrow's codes inline in one-tile tensors): inline23_vectors() and inline23_bad().
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(), with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -158,6 +159,7 @@ def main(d):
     outlier_vectors(d)
     mixed_vectors(d)
     shift_vectors(d)
+    inline23_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -389,12 +391,24 @@ class Exact:
 
 class Part:
     """A part of a lossy tensor (§4.4). data: all its items, little-endian. items: the record's field
-    (default: what data holds). frame: how a zstd-codec chunk is framed."""
+    (default: what data holds). frame: how a chunk of a codec other than raw is coded (zraw: a zstd frame).
+    An inline part with codec != 0 (2.3) is written as u32 stored_size, then its payload: stored (default
+    frame(data)) and stored_size (default the payload's length) may lie; bare writes the items as they are
+    whatever the codec (an inline part as a 2.0-2.2 writer wrote it)."""
 
-    def __init__(self, role, layout, item, data, codec=0, level=0, items=None, params=b"", reserved=0, frame=zraw):
+    def __init__(self, role, layout, item, data, codec=0, level=0, items=None, params=b"", reserved=0, frame=zraw,
+                 stored=None, stored_size=None, bare=False):
         self.role, self.layout, self.item, self.data, self.codec, self.level = role, layout, item, data, codec, level
         self.items = len(data) * 8 // DTYPES[item][1] if items is None else items
         self.params, self.reserved, self.frame = params, reserved, frame
+        self.stored, self.stored_size, self.bare = stored, stored_size, bare
+
+    def inline(self):
+        """The bytes after `items` in the record of an inline part (§4.4: data, and in 2.3 stored_size)."""
+        if self.codec == 0 or self.bare:
+            return self.data
+        payload = self.frame(self.data) if self.stored is None else self.stored
+        return struct.pack("<I", len(payload) if self.stored_size is None else self.stored_size) + payload
 
 
 class Lossy:
@@ -450,7 +464,7 @@ def tensor_record(t, major):
     rec += struct.pack("<BBH", t.part_count, len(t.levels), t.reserved)
     for p in t.parts:
         rec += struct.pack("<BBBBBBH", p.role, p.level, p.codec, p.layout, DTYPES[p.item][0], p.reserved, len(p.params))
-        rec += p.params + struct.pack("<Q", p.items) + (p.data if p.layout == INLINE else b"")
+        rec += p.params + struct.pack("<Q", p.items) + (p.inline() if p.layout == INLINE else b"")
     return rec + b"".join(struct.pack("<Qff", *lv) for lv in t.levels)
 
 
@@ -548,7 +562,7 @@ def f16_of(b):
 
 
 def qrow(name, dtype, shape, B, e, q, tile_rows, code_item="U8", scales_layout=PER_ROW, scales_codec=0, codes_codec=0,
-         params=None):
+         params=None, codes_layout=PER_ELEMENT, scales_frame=zraw, codes_frame=zraw):
     """A qrow tensor from its base exponent B, row exponents e and signed codes q (row-major), reconstructed
     as QROW.md §2-§3 say; levels[0] holds the XXH3-64 of that and its error against invented originals.
     A B out of range (bad vectors) is reconstructed by the same formulas, unchecked, as a reader that
@@ -593,8 +607,8 @@ def qrow(name, dtype, shape, B, e, q, tile_rows, code_item="U8", scales_layout=P
     levels = [(H(recon), rel, float(np.max(np.abs(d))))]
     scales = bytes(e)
     codes = b"".join(struct.pack("<H" if code_item == "U16" else "<B", zigzag(x)) for x in q)
-    parts = [Part(SCALES, scales_layout, "U8", scales, codec=scales_codec),
-             Part(CODES, PER_ELEMENT, code_item, codes, codec=codes_codec)]
+    parts = [Part(SCALES, scales_layout, "U8", scales, codec=scales_codec, frame=scales_frame),
+             Part(CODES, codes_layout, code_item, codes, codec=codes_codec, frame=codes_frame)]
     t = Lossy(name, dtype, shape, recon, tile_rows, struct.pack("<h", B) if params is None else params, parts, levels)
     t.bits, t.f32_bits = bits, out
     return t
@@ -737,7 +751,7 @@ def lossy_bad(ts):
 
     def inline_scales(codec, items=None):
         def f(t):
-            setattrs(t.parts[0], layout=INLINE, codec=codec)
+            setattrs(t.parts[0], layout=INLINE, codec=codec, bare=True)
             if items is not None:
                 setattrs(t.parts[0], data=t.parts[0].data + b"\x00" * (items - len(t.parts[0].data)), items=items)
         return f
@@ -769,7 +783,9 @@ def lossy_bad(ts):
         "part_level_1.corrupt": lie(level_1_part),  # a part's level >= the tensor's level_count (1)
         "part_reserved.corrupt": lie(lambda t: setattr(t.parts[1], "reserved", 1)),
         "part_items.corrupt": lie(lambda t: setattr(t.parts[1], "items", t.parts[1].items + 1)),  # != rows x cols
-        "part_inline_codec_zstd.corrupt": lie(inline_scales(1)),  # inline parts: codec 0
+        # 2.0-2.2: inline parts take codec 0. The items follow as they are, so a 2.3 reader reads the first
+        # four (0x00 0x13 0x26 0x39) as a stored_size far past the bound of 4 bytes (§5): still corrupt.
+        "part_inline_codec_zstd.corrupt": lie(inline_scales(1)),
         "part_count_0.corrupt": lie(lambda t: setattrs(t, parts=[], part_count=0)),
         "lossy_codec_nonzero.corrupt": lie(lambda t: setattr(t, "codec", 1)),  # a lossy tensor's codec: 0
         "lossy_reserved.corrupt": lie(lambda t: setattr(t, "reserved", 1)),
@@ -1132,7 +1148,8 @@ def outlier_bad():
         "outliers_role_codes.corrupt": lie(part(role=CODES)),
         "outliers_layout_tensor_wide.corrupt": lie(part(layout=TENSOR_WIDE)),  # the block as a chunk of its own
         "outliers_item_u16.corrupt": lie(part(item="U16")),  # the same bytes as U16 items
-        "outliers_codec_zstd.corrupt": lie(part(codec=1)),  # (inline parts take codec 0 in any representation)
+        "outliers_codec_zstd.corrupt": lie(part(codec=1, bare=True)),  # the block as it is (2.2: inline parts
+        # take codec 0; OUTLIERS.md §1: the block's codec 0 still); inline_outliers_codec_zstd frames it as 2.3 does
         "outliers_level_1.corrupt": lie(level_1),  # (and 2 levels: qrow-outliers has 1)
         "outliers_dtype_i32.corrupt": one(base(dtype="I32")),  # qrow's dtypes
     }
@@ -1163,7 +1180,8 @@ def outlier_bad():
 # vectors of tests/vectors/float_ans; every chunk written below is decoded by it (so each good vector is
 # right by construction) and each bad one must fail it on the rule it breaks.
 
-GEOM = {"F8_E5M2": (8, 5, 2), "F8_E4M3": (8, 4, 3), "F16": (16, 5, 10), "BF16": (16, 8, 7), "F32": (32, 8, 23)}  # W, E, m (§1)
+GEOM = {"F8_E5M2": (8, 5, 2), "F8_E4M3": (8, 4, 3), "F16": (16, 5, 10), "BF16": (16, 8, 7), "F32": (32, 8, 23),
+        "U8": (8, 4, 3), "U16": (16, 5, 10)}  # W, E, m (§1; U8 and U16 items as F8_E4M3 and F16)
 TRIM, MODE_SHIFT = 3, b"\x03"
 RANS_L = 1 << 16
 QW = (32768, 35734, 38968, 42495, 46341, 50535, 55109, 60097)  # §5
@@ -1815,6 +1833,186 @@ def shift_bad():
     for codec, name, minor in ((FANS, "fans_mode3", 0), (TRIM, "trim_mode3", 2)):
         fails(c0, "BF16", 2 * n0, codec, "mode byte 3 under codec %d" % codec)
         out[name + ".codec"] = container_of(bf16(good, codec), minor)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.3: inline parts with a codec (FORMAT.md §4.4: u32 stored_size, then the payload, at most §5's
+# bound for items x item bytes, decoding to exactly those bytes) and qrow's codes inline when the tensor has
+# one tile (QROW.md §1). The float-ans payloads of U8 and U16 items come from fans_encode above (FLOAT_ANS.md
+# §1: the geometry of F8_E4M3 and F16) and are decoded back by chunk_decode.
+
+def fans_frame(item, **kw):
+    """A codec-2 (float-ans) payload of the items raw: mode 1, z = 0 (codec 2 has no trim)."""
+    opt = dict(k=1, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1)
+    opt.update(kw)
+
+    def f(raw):
+        p = fans_encode(to_vals(raw, item), item, z=0, **opt)
+        assert chunk_decode(p, item, len(raw), FANS) == raw
+        return p
+    return f
+
+
+def zstd_padded(data, size):
+    """A zstd frame of data (content size declared) padded with empty raw blocks to at least size bytes: a
+    valid frame (RFC 8878: a raw block may hold 0 bytes), as long as anyone wants."""
+    head = struct.pack("<IB", 0xFD2FB528, 0xE0) + struct.pack("<Q", len(data))
+    last = struct.pack("<I", (len(data) << 3) | 1)[:3] + data
+    n = max(0, -(-(size - len(head) - len(last)) // 3))
+    f = head + struct.pack("<I", 0)[:3] * n + last
+    assert zstd_content(f) == data and len(f) >= size
+    return f
+
+
+def bound(raw):
+    return raw + raw // 8 + 4096  # §5
+
+
+def inline23_vectors(d):
+    """lossy_inline23 (2.3): an exact tensor; one-tile qrow tensors whose codes are inline: U8 float-ans
+    (tile_rows past the rows), U16 zstd with float-ans scales inline too (the tensor has no chunk at all),
+    U8 raw (codec 0, items as they are); a one-tile qrow-outliers tensor with inline float-ans codes; and a
+    qrow tensor of 3 tiles whose codes are float-ans chunks (per element), its scales inline with zstd."""
+    norm = Exact("norm.weight", "F32", [6], np.array([1, -0.5, 2.5, 0, 3e-3, -7], dtype="<f4").tobytes(), codec=1)
+    # a: BF16 [6, 16], tile_rows 8 > rows (one tile of 6 rows); U8 codes inline, float-ans; scales per row (raw).
+    qa = [((i * 53) % 255) - 127 for i in range(96)]
+    qa[:6] = [0, 1, -1, 127, -128, 0]
+    a = qrow("a.weight", "BF16", [6, 16], -18, [0x00, 0x21, 0x4F, 0x13, 0x08, 0x30], qa, 8,
+             codes_layout=INLINE, codes_codec=FANS, codes_frame=fans_frame("U8"))
+    # b: F16 [4, 2, 5], tile_rows 4 = rows; U16 codes inline, zstd; scales inline, float-ans. No chunk.
+    qb = [((i * 1237) % 4001) - 2000 for i in range(40)]
+    qb[:4] = [32767, -32768, 0, -1]
+    b = qrow("b.weight", "F16", [4, 2, 5], -24, [0x10, 0x00, 0x7F, 0x35], qb, 4, code_item="U16",
+             scales_layout=INLINE, scales_codec=FANS, scales_frame=fans_frame("U8", k=0), codes_layout=INLINE,
+             codes_codec=1)
+    # c: F32 [3, 7], one tile; U8 codes inline with codec 0 (the items as they are: valid in 2.3 as in 2.0);
+    # scales per row, zstd.
+    c = qrow("c.weight", "F32", [3, 7], 90, [0xFF, 0x00, 0x8A],
+             [-128, 127, 0, 1, -1, 2, 55, -66, 77, -3, 100, 9, 4, 4, -4, 0, 31, -32, 64, -65, 7], 3,
+             codes_layout=INLINE, scales_codec=1)
+    # d: qrow-outliers BF16 [5, 8], one tile (row lists); U8 codes inline, float-ans; outliers inline (codec 0).
+    qd = [((i * 29) % 61) - 30 for i in range(40)]
+    d_out = {(0, 3): 0x4049, (2, 7): 0xC2F7, (4, 0): 0x0001, (4, 1): 0x8000}
+    dt = qrow_outliers("d.weight", "BF16", [5, 8], -12, [0x05, 0x40, 0x1F, 0x00, 0x33], qd, 5, d_out, [1],
+                       codes_layout=INLINE, codes_codec=FANS, codes_frame=fans_frame("U8", joint=1))
+    # e: BF16 [7, 12], 3 tiles of 3 rows (the last 1); codes per element, float-ans chunks (for contrast);
+    # scales inline, zstd.
+    qe = [((i * 37) % 255) - 127 for i in range(84)]
+    e = qrow("e.weight", "BF16", [7, 12], -20, [0x13, 0x26, 0x39, 0x4C, 0x5F, 0x72, 0x85], qe, 3,
+             scales_layout=INLINE, scales_codec=1, codes_codec=FANS, codes_frame=fans_frame("U8", k=2))
+    ts = [norm, a, b, c, dt, e]
+    inl = [(t.name, p.role, p.codec) for t in ts if isinstance(t, Lossy) for p in t.parts if p.layout == INLINE]
+    assert inl == [("a.weight", CODES, FANS), ("b.weight", SCALES, FANS), ("b.weight", CODES, 1),
+                   ("c.weight", CODES, 0), ("d.weight", CODES, FANS), ("d.weight", OUTLIERS, 0),
+                   ("e.weight", SCALES, 1)]
+    for t in ts:  # every coded inline payload within §5's bound, and decoding to its items
+        for p in (t.parts if isinstance(t, Lossy) else []):
+            if p.layout == INLINE and p.codec:
+                pl = p.frame(p.data)
+                assert len(pl) <= bound(len(p.data))
+                assert (zstd_content(pl) if p.codec == 1 else chunk_decode(pl, p.item, len(p.data), FANS)) == p.data
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=3)
+    assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 1 + 0 + 1 + 1 + 3  # norm a b c d e
+    open(os.path.join(d, "lossy_inline23.wcz"), "wb").write(wcz)
+    open(os.path.join(d, "lossy_inline23.expected"), "wb").write(fb)
+    for name, v in inline23_bad().items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+
+
+def inline23_bad():
+    """2.3 files every reader must reject, checksum-valid everywhere, each breaking one rule of an inline
+    part with a codec. *.corrupt: §4.4's record rules and QROW.md §1, seen when the manifest is decoded;
+    *.codec: a payload that does not decode to exactly items x item bytes, seen when the tile is decoded.
+    The level hash stays the intended reconstruction's, so a reader that skips the rule but decodes what was
+    meant still fails (or, for the record rules, accepts), and only the rule names the fault."""
+    rows, cols = 4, 6
+    q = [((i * 37) % 255) - 127 for i in range(rows * cols)]
+    e = [(0x13 * r) & 0xFF for r in range(rows)]
+
+    def base(tile_rows=4, **kw):
+        """An exact F32 tensor, then a qrow tensor of one tile whose U8 codes are inline, float-ans (the
+        codes part is the manifest's last part)."""
+        opt = dict(codes_layout=INLINE, codes_codec=FANS, codes_frame=fans_frame("U8"))
+        opt.update(kw)
+        t = qrow("w.weight", "BF16", [rows, cols], -20, e, q, tile_rows, **opt)
+        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+
+    def one(tensors):
+        fb, plen = st_file(tensors)
+        return container2([(0, "model.safetensors", fb, plen, tensors)], minor=3)
+
+    def lie(f, **kw):
+        t = base(**kw)
+        f(t[1])
+        return one(t)
+
+    def codes(**kw):
+        def f(t):
+            for k, v in kw.items():
+                setattr(t.parts[1], k, v)
+        return f
+
+    codes_raw = base()[1].parts[1].data
+    assert len(codes_raw) == 24 and base()[1].parts[1].inline()[4:] == fans_frame("U8")(codes_raw)
+    fans = fans_frame("U8")(codes_raw)
+    u16 = dict(code_item="U16", codes_codec=1, codes_frame=zraw)  # U16 codes inline, zstd
+    c16 = base(**u16)[1].parts[1].data
+    assert len(c16) == 48 and bound(48) == 4150
+    # a damaged float-ans stream: its last word's low byte (the plane, ceil(24 x w / 8) bytes, follows)
+    w = 2 + 1  # k = 1: r = 2 raw mantissa bits, and the sign (joint = 0)
+    at = len(fans) - (24 * w + 7) // 8 - 2
+    damaged = fans[:at] + bytes([fans[at] ^ 0x5A]) + fans[at + 1:]
+    long_fans = fans_frame("U8")(codes_raw + b"\x07")  # 25 codes for 24
+    for pl, why in ((damaged, "group"), (long_fans, "")):
+        try:
+            chunk_decode(pl, "U8", 24, FANS)
+            raise AssertionError("decodes: " + why)
+        except Invalid as x:
+            assert why in str(x), (why, str(x))
+    scales_fans = fans_frame("U8", k=0)(bytes(e))
+    try:
+        chunk_decode(scales_fans[:-1], "U8", 4, FANS)
+        raise AssertionError("decodes: truncated scales")
+    except Invalid:
+        pass
+    out = {
+        # QROW.md §1: codes inline only when the tensor has exactly one tile (here 2 tiles of 2 rows).
+        "inline_codes_two_tiles.corrupt": one(base(tile_rows=2)),
+        # §4.4: a part's codec MUST NOT be 4, inline or not (a codec-4 reader reads this mode-1 payload as
+        # codec 3 would: only the rule refuses it).
+        "inline_codec_4.corrupt": lie(codes(codec=MIXED)),
+        # An unknown codec id on a qrow part: QROW.md §1 allows the byte codecs that support the item type and
+        # rejects a record that breaks it (corrupt, at open), as for a chunked part; the record still parses
+        # (codec != 0: stored_size and the payload follow), so inspect could list it.
+        "inline_codec_9.corrupt": lie(codes(codec=9)),
+        # §4.4: stored_size at most §5's bound for items x item bytes: 48 bytes of U16 codes, a valid zstd frame
+        # of them padded with empty raw blocks to 4153 > 4150 bytes (it decodes: only the bound refuses it).
+        "inline_stored_size_bound.corrupt": lie(codes(stored=zstd_padded(c16, bound(48) + 1)), **u16),
+        # §4.4: the payload runs past its record and past the manifest's end (stored_size 64 more than there
+        # is, within the bound; the codes part is the manifest's last part).
+        "inline_stored_size_past_manifest.corrupt": lie(codes(stored_size=len(fans) + 64)),
+        # §4.4: the payload decodes to exactly items x item bytes (U16 zstd: one code fewer, one more).
+        "inline_codes_zstd_short.codec": lie(codes(stored=zraw(c16[:-2])), **u16),
+        "inline_codes_zstd_long.codec": lie(codes(stored=zraw(c16 + b"\x07\x00")), **u16),
+        # float-ans: a payload of 25 codes for 24, and a damaged word stream.
+        "inline_codes_fans_long.codec": lie(codes(stored=long_fans)),
+        "inline_codes_fans_damaged.codec": lie(codes(stored=damaged)),
+        # inline scales with a codec (float-ans), their payload one byte short.
+        "inline_scales_fans_truncated.codec": one(base(scales_layout=INLINE, scales_codec=FANS,
+                                                       scales_frame=lambda raw: scales_fans[:-1])),
+    }
+    # §4.4: a tensor with no chunk at all (scales and codes inline) still checks its level's XXH3-64.
+    t = base(scales_layout=INLINE, scales_codec=FANS, scales_frame=fans_frame("U8", k=0))
+    t[1].levels = [(t[1].levels[0][0] ^ 1,) + t[1].levels[0][1:]]
+    out["level_xxh3_no_chunk.checksum"] = one(t)
+    # OUTLIERS.md §1: the outlier block's codec is 0; here a well-formed 2.3 inline part of codec 1 (a
+    # stored_size and a zstd frame of the block).
+    t = qrow_outliers("w.weight", "BF16", [rows, cols], -20, e, q, 4, {(1, 2): 0x4049, (3, 5): 0x8001}, [2],
+                      codes_layout=INLINE, codes_codec=FANS, codes_frame=fans_frame("U8"))
+    t.parts[2].codec = 1
+    out["inline_outliers_codec_zstd.corrupt"] = one(base()[:1] + [t])
     return out
 
 
