@@ -465,7 +465,8 @@ int main(int argc, char** argv) {
   pk->add_option("--keep", o.keep, "Lossy: tensors whose name matches this regex stay exact");
   pk->add_option("--scheme", o.scheme,
                  "Lossy representation: auto (default: per tensor, whichever gives the least model error), quant "
-                 "(qrow: per-row step, entropy-coded codes), outliers (quant plus sparse exact outliers)");
+                 "(qrow: per-row step, entropy-coded codes), outliers (quant plus sparse exact outliers), codebook "
+                 "(vector codebooks, 2 bits and below)");
   pk->add_option("--sensitivity", o.sensitivity,
                  "Lossy: safetensors file of F32 scalars per tensor name (measured sensitivities)");
   pk->add_option("--calib", o.calib,

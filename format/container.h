@@ -57,6 +57,10 @@ inline constexpr uint16_t kVersionMinorLossyOutliers = 2;
 // Inline parts with a codec (their payload in the record, no chunk) are new
 // in 2.3: a file with one says so.
 inline constexpr uint16_t kVersionMinorLossyInlineCoded = 3;
+// Part layout 4 (per group of elements) and representation 3 (vq) are new in
+// 2.4.
+inline constexpr uint16_t kVersionMinorLossyVq = 4;
+inline constexpr uint8_t kReprFirst24 = 3;
 inline constexpr size_t kMaxParts = 16;          // parts of a lossy tensor
 inline constexpr unsigned kMaxLevels = 255;
 inline constexpr uint64_t kMaxInlinePart = 1u << 16;  // bytes of an inline part
@@ -81,8 +85,8 @@ struct FileRecord {
 // (tensor-wide), or stored in the manifest (inline).
 enum class PartRole : uint8_t { codes = 0, scales = 1, codebook = 2, outliers = 3, residual = 4, exact_top = 5 };
 inline constexpr uint8_t kPartRoleCount = 6;
-enum class PartLayout : uint8_t { per_element = 0, per_row = 1, tensor_wide = 2, inline_items = 3 };
-inline constexpr uint8_t kPartLayoutCount = 4;
+enum class PartLayout : uint8_t { per_element = 0, per_row = 1, tensor_wide = 2, inline_items = 3, per_group = 4 };
+inline constexpr uint8_t kPartLayoutCount = 5;
 
 struct PartRecord {
   PartRole role = PartRole::codes;
@@ -95,7 +99,12 @@ struct PartRecord {
   // inline parts: the items (codec 0), or the codec's payload that decodes
   // to them (2.3; the reader of the tile decodes it)
   std::vector<uint8_t> data;
-  bool tiled() const { return layout == PartLayout::per_element || layout == PartLayout::per_row; }
+  // per_group (2.4): one item per `group` consecutive elements of a row (the
+  // part record's reserved byte); 0 for the other layouts
+  uint8_t group = 0;
+  bool tiled() const {
+    return layout == PartLayout::per_element || layout == PartLayout::per_row || layout == PartLayout::per_group;
+  }
   unsigned item_bytes() const { return dtype_bits(item) / 8; }
 };
 

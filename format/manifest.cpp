@@ -36,6 +36,7 @@ uint64_t TensorRecord::part_bytes(uint32_t p, uint64_t tile) const {
   switch (q.layout) {
     case PartLayout::per_element: return rows_in_tile(tile) * cols() * q.item_bytes();
     case PartLayout::per_row: return rows_in_tile(tile) * q.item_bytes();
+    case PartLayout::per_group: return rows_in_tile(tile) * (cols() / q.group) * q.item_bytes();
     default: return q.items * q.item_bytes();
   }
 }
@@ -176,7 +177,7 @@ static void encode_tensor(ByteWriter& w, const TensorRecord& t) {
     w.u8(q.codec);
     w.u8(static_cast<uint8_t>(q.layout));
     w.u8(static_cast<uint8_t>(q.item));
-    w.u8(0);
+    w.u8(q.layout == PartLayout::per_group ? q.group : 0);
     w.u16(static_cast<uint16_t>(q.params.size()));
     w.bytes(q.params.data(), q.params.size());
     w.u64(q.items);
@@ -335,7 +336,8 @@ static void decode_lossy(ByteReader& r, TensorRecord& t, uint64_t at) {
     q.level = r.u8();
     q.codec = r.u8();
     const uint8_t layout = r.u8(), item = r.u8();
-    must_be_zero(r.u8(), pat + 5, "part.reserved");
+    if (layout == uint8_t(PartLayout::per_group)) q.group = r.u8();  // 2.4: the group size
+    else must_be_zero(r.u8(), pat + 5, "part.reserved");
     const uint16_t plen = r.u16();
     const uint8_t* pb = r.bytes(plen);
     q.params.assign(pb, pb + plen);
@@ -362,6 +364,12 @@ static void decode_lossy(ByteReader& r, TensorRecord& t, uint64_t at) {
       case PartLayout::per_row:
         if (q.items != rows) bad_part("a per-row part must have one item per row");
         if (mul_checked(tile_rows, ib) > kMaxChunkSize) bad_part("a tile's chunk exceeds 2^28 bytes");
+        break;
+      case PartLayout::per_group:
+        if (q.group < 2 || cols % q.group != 0) bad_part("a per-group part's group must be >= 2 and divide the columns");
+        if (q.items != rows * (cols / q.group)) bad_part("a per-group part must have one item per group of a row");
+        if (mul_checked(mul_checked(tile_rows, cols / q.group), ib) > kMaxChunkSize)
+          bad_part("a tile's chunk exceeds 2^28 bytes");
         break;
       case PartLayout::tensor_wide:
         if (q.items > kMaxChunkSize / ib) bad_part("a tensor-wide part exceeds 2^28 bytes");

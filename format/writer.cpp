@@ -43,7 +43,11 @@ void ContainerWriter::begin(const Manifest& m) {
     for (const auto& t : m.tensors) {
       if (t.repr >= kReprFirst22) minor_ = std::max(minor_, kVersionMinorLossyOutliers);
       for (const auto& q : t.parts)
-        if (q.layout == PartLayout::inline_items && q.codec != 0) minor_ = kVersionMinorLossyInlineCoded;
+        if (q.layout == PartLayout::inline_items && (q.codec != 0 || q.role == PartRole::codes))
+          minor_ = std::max(minor_, kVersionMinorLossyInlineCoded);
+      if (t.repr >= kReprFirst24) minor_ = kVersionMinorLossyVq;
+      for (const auto& q : t.parts)
+        if (q.layout == PartLayout::per_group) minor_ = kVersionMinorLossyVq;
     }
   }
   else {

@@ -14,6 +14,7 @@
 #include "lib/api.h"
 #include "lib/thread_pool.h"
 #include "quant/qrow.h"
+#include "quant/vq.h"
 
 namespace wc {
 
@@ -30,6 +31,10 @@ struct LossyTensor {
   // plain qrow
   std::shared_ptr<const std::vector<uint8_t>> zeroed;
   std::vector<uint8_t> block;
+  // vq (spec/VQ.md): the codebook (steps: each row's RMS); null for qrow;
+  // imp: the input channels' importances its distances weigh (may be empty)
+  std::shared_ptr<const vq::Codebook> vq;
+  std::shared_ptr<const std::vector<float>> imp;
   const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }
 };
 

@@ -360,8 +360,6 @@ void decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, 
   else rows_by_out<uint16_t>(base_exp, e, codes, n, cols, out, dst);
 }
 
-namespace {
-
 double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* distinct) {
   double h = 0;
   size_t d = 0;
@@ -371,7 +369,30 @@ double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* disti
   return h;
 }
 
-}  // namespace
+double error2(const float* H, uint64_t cols, const std::vector<double>& d, uint64_t ns) {
+  double err = 0;
+  if (!H) {
+    for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * d[k];
+    return err;
+  }
+  // dᵀ H d per row (H read once for all), scaled so that isotropic errors
+  // count as in weight space
+  double trh = 0;
+  for (uint64_t c = 0; c < cols; ++c) trh += double(H[c * cols + c]);
+  const uint64_t groups = (ns + 7) / 8, ld = groups * 8;
+  std::vector<double> dt(cols * ld, 0.0), hd(cols * ld, 0.0);  // d by column, and -H d
+  for (uint64_t k = 0; k < ns; ++k)
+    for (uint64_t j = 0; j < cols; ++j) dt[j * ld + k] = d[k * cols + j];
+#if defined(__x86_64__)
+  if (simd::simd_level() >= 1) hess_avx2(H, cols, dt.data(), groups, hd.data());
+  else
+#endif
+    hess_sse(H, cols, dt.data(), groups, hd.data());
+  for (uint64_t k = 0; k < ns; ++k)
+    for (uint64_t i = 0; i < cols; ++i) err += d[k * cols + i] * -hd[i * ld + k];
+  if (trh > 0) err *= double(cols) / trh;
+  return err;
+}
 
 Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
                double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows, const Feedback* fb,
@@ -388,9 +409,6 @@ Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const
   const size_t eb = dtype_bits(t) / 8;
   double err = 0, sig = 0;
   std::vector<double> d(ns * cols);
-  double trh = 0;
-  if (H)
-    for (uint64_t c = 0; c < cols; ++c) trh += double(H[c * cols + c]);
   for (uint64_t k = 0; k < ns; ++k) {
     const uint64_t r = sample_rows[k];
     load_floats(t, data + r * cols * eb, cols, w.data());
@@ -403,22 +421,7 @@ Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const
       sig += double(w[c]) * w[c];
     }
   }
-  if (!H) {
-    for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * d[k];
-  } else {  // dᵀ H d per row (H read once for all), scaled below so that isotropic errors count as in weight space
-    const uint64_t groups = (ns + 7) / 8, ld = groups * 8;
-    std::vector<double> dt(cols * ld, 0.0), hd(cols * ld, 0.0);  // d by column, and -H d
-    for (uint64_t k = 0; k < ns; ++k)
-      for (uint64_t j = 0; j < cols; ++j) dt[j * ld + k] = d[k * cols + j];
-#if defined(__x86_64__)
-    if (simd::simd_level() >= 1) hess_avx2(H, cols, dt.data(), groups, hd.data());
-    else
-#endif
-      hess_sse(H, cols, dt.data(), groups, hd.data());
-    for (uint64_t k = 0; k < ns; ++k)
-      for (uint64_t i = 0; i < cols; ++i) err += d[k * cols + i] * -hd[i * ld + k];
-  }
-  if (H && trh > 0) err *= double(cols) / trh;
+  err = error2(H, cols, d, ns);
   const uint64_t ne = ns * cols;
   size_t distinct = 0;
   Point pt;

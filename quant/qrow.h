@@ -75,6 +75,15 @@ void decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, 
 struct Point {
   double bits = 0, relerr2 = 0;
 };
+// Order-0 entropy in bits of n symbols with histogram hist (distinct: the
+// symbols present).
+double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* distinct);
+
+// Squared error of ns rows of errors d (row-major, cols each): the sum of
+// squares, or with H (the layer's input covariance [cols, cols]) the output
+// error sum dᵀ H d over tr(H) / cols (isotropic errors count as in weight space).
+double error2(const float* H, uint64_t cols, const std::vector<double>& d, uint64_t ns);
+
 // The rounding's rate table is trained on the sample (train_rd, 2 passes).
 // With calibration (fb, and H the tensor's input covariance [cols, cols]),
 // the codes are GPTQ's and the error is the one the layer's outputs see,

@@ -2,6 +2,7 @@
 
 #include "quant/outliers_repr.h"
 #include "quant/qrow_repr.h"
+#include "quant/vq_repr.h"
 
 namespace wc {
 
@@ -12,6 +13,7 @@ namespace {
 constexpr Repr kReprs[] = {
     {1, "qrow", qrow_check, qrow_decode_tile},
     {2, "qrow-outliers", qrow_outliers_check, qrow_outliers_decode_tile},
+    {3, "vq", vq_check, vq_decode_tile},
 };
 
 }  // namespace

@@ -268,7 +268,7 @@ typedef struct {
   /* Added after the first release (read only when struct_size covers them): */
   const char* calib;       /* lossy: a calibration file (spec/CALIB.md): GPTQ, importances, sensitivities (NULL: none) */
   int no_act_order;        /* lossy, with calib: quantize columns in their order, not by input energy */
-  const char* scheme;      /* lossy: "auto" (NULL; per tensor), "quant", "outliers" (spec/OUTLIERS.md) */
+  const char* scheme;      /* lossy: "auto" (NULL; per tensor), "quant", "outliers" (spec/OUTLIERS.md), "codebook" (spec/VQ.md) */
 } wcodec_pack_options;
 #define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 

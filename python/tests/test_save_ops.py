@@ -150,5 +150,10 @@ def test_pack_lossy_scheme(tmp_path):
         exact = back[large] == w[large]
         assert exact.all() == (scheme == "outliers")
     assert reprs == {"quant": "qrow", "outliers": "qrow-outliers"}
-    with pytest.raises(wcodec.UsageError, match="codebook"):
-        wcodec.pack(src, tmp_path / "c.wcz", bits=4, scheme="codebook")
+    wcodec.pack(src, tmp_path / "c.wcz", bits=2, scheme="codebook")
+    with wcodec.Container(tmp_path / "c.wcz") as c:
+        assert c.tensors[0].representation == "vq"
+    back = wcodec.numpy.load_file(tmp_path / "c.wcz")["w"]
+    assert back.shape == w.shape and np.isfinite(back).all()
+    with pytest.raises(wcodec.UsageError, match="nope"):
+        wcodec.pack(src, tmp_path / "x.wcz", bits=4, scheme="nope")

@@ -23,7 +23,7 @@ class TensorInfo:
     file: int             # index into Container.files
     rows: int             # shape[0] (1 for a scalar)
     row_bytes: int        # bytes of one row (0 when rows are not whole bytes)
-    representation: str   # "exact", or a lossy one ("qrow", "qrow-outliers")
+    representation: str   # "exact", or a lossy one ("qrow", "qrow-outliers", "vq")
     codec: str
     stored_size: int
     chunks: int
@@ -296,7 +296,8 @@ def pack(src, dst=None, **options) -> dict:
     sensitivity (a file), min_elements, calib (a calibration file,
     spec/CALIB.md: GPTQ error feedback, importances, sensitivities) and
     act_order (with calib; default True), scheme ("auto", the default: per
-    tensor; "quant"; "outliers": sparse exact outliers, spec/OUTLIERS.md).
+    tensor; "quant"; "outliers": sparse exact outliers, spec/OUTLIERS.md;
+    "codebook": vector codebooks, spec/VQ.md).
     Returns the sizes written."""
     return _wcodec.pack(os.fspath(src), os.fspath(dst) if dst is not None else None, *_pack_args(**options))
 

@@ -1,0 +1,168 @@
+#include "quant/vq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "quant/float_load.h"
+#include "quant/qrow_math.h"
+#include "quant/vq_math.h"
+
+namespace wc::vq {
+
+namespace {
+
+// Per-column weights normalised to mean 1 (all 1 without importances).
+std::vector<float> column_weights(uint64_t cols, const float* imp) {
+  std::vector<float> w(cols, 1.0f);
+  if (!imp) return w;
+  double mean = 0;
+  for (uint64_t c = 0; c < cols; ++c) mean += double(imp[c]);
+  mean /= double(cols);
+  if (mean > 0)
+    for (uint64_t c = 0; c < cols; ++c) w[c] = float(std::max(double(imp[c]) / mean, 1e-6));
+  return w;
+}
+
+// Nearest entry of v (d values, column weights w) in cb.
+uint32_t nearest(const float* v, const float* w, const Codebook& cb) {
+  uint32_t best = 0;
+  float bd = std::numeric_limits<float>::infinity();
+  for (uint32_t j = 0; j < cb.k; ++j) {
+    const float* e = &cb.c[size_t(j) * cb.d];
+    float dist = 0;
+    for (uint32_t q = 0; q < cb.d; ++q) {
+      const float x = v[q] - e[q];
+      dist += w[q] * x * x;
+    }
+    if (dist < bd) bd = dist, best = j;
+  }
+  return best;
+}
+
+double uniform(std::mt19937_64& g) { return double(g() >> 11) * 0x1.0p-53; }
+
+}  // namespace
+
+qrow::Steps row_steps(const std::vector<double>& rms, double rms_all) {
+  qrow::Plan p;
+  p.c = 1.0;
+  p.alpha = 1.0;
+  return qrow::choose_steps(rms, rms_all, p);
+}
+
+Codebook train(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s, const std::vector<uint64_t>& rows,
+               uint32_t d, uint32_t k, const float* imp, int iters) {
+  const std::vector<float> cw = column_weights(cols, imp);
+  const size_t eb = dtype_bits(t) / 8;
+  const uint64_t gpr = cols / d;
+  // the sampled vectors, normalised, and their columns' weights
+  std::vector<float> v, w;
+  std::vector<float> x(cols);
+  for (uint64_t r : rows) {
+    load_floats(t, data + r * cols * eb, cols, x.data());
+    const float inv = 1.0f / qrow::step_of(s.base_exp, s.e[r]);
+    for (uint64_t c = 0; c < gpr * d; ++c) v.push_back(x[c] * inv), w.push_back(cw[c]);
+  }
+  const size_t n = v.size() / d;
+  Codebook cb;
+  cb.d = d;
+  cb.k = uint32_t(std::min<size_t>(k, std::max<size_t>(n, 1)));
+  cb.c.assign(size_t(cb.k) * d, 0.0f);
+  if (n == 0) return cb;
+  // k-means++: the first centre uniform, each next by D^2 sampling
+  std::mt19937_64 g(0x5EEDC0DEull + 131 * k + d);
+  std::vector<float> dist(n, std::numeric_limits<float>::infinity());
+  size_t pick = size_t(uniform(g) * double(n)) % n;
+  for (uint32_t j = 0; j < cb.k; ++j) {
+    std::copy(&v[pick * d], &v[pick * d] + d, &cb.c[size_t(j) * d]);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      float dd = 0;
+      for (uint32_t q = 0; q < d; ++q) {
+        const float y = v[i * d + q] - cb.c[size_t(j) * d + q];
+        dd += w[i * d + q] * y * y;
+      }
+      dist[i] = std::min(dist[i], dd);
+      total += dist[i];
+    }
+    if (total <= 0) break;  // fewer distinct vectors than entries: the rest repeat
+    double r = uniform(g) * total;
+    pick = n - 1;
+    for (size_t i = 0; i < n; ++i) {
+      r -= dist[i];
+      if (r < 0) {
+        pick = i;
+        break;
+      }
+    }
+  }
+  // Lloyd iterations: weighted means per dimension; an empty entry keeps its place
+  std::vector<uint32_t> a(n);
+  std::vector<double> sum(size_t(cb.k) * d), wsum(size_t(cb.k) * d);
+  for (int it = 0; it < iters; ++it) {
+    for (size_t i = 0; i < n; ++i) a[i] = nearest(&v[i * d], &w[i * d], cb);
+    std::fill(sum.begin(), sum.end(), 0.0);
+    std::fill(wsum.begin(), wsum.end(), 0.0);
+    for (size_t i = 0; i < n; ++i)
+      for (uint32_t q = 0; q < d; ++q) {
+        sum[size_t(a[i]) * d + q] += double(w[i * d + q]) * v[i * d + q];
+        wsum[size_t(a[i]) * d + q] += double(w[i * d + q]);
+      }
+    for (size_t j = 0; j < sum.size(); ++j)
+      if (wsum[j] > 0) cb.c[j] = float(sum[j] / wsum[j]);
+  }
+  return cb;
+}
+
+void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const qrow::Steps& s,
+                 const Codebook& cb, const float* imp, uint16_t* u) {
+  const std::vector<float> cw = column_weights(cols, imp);
+  const size_t eb = dtype_bits(t) / 8;
+  const uint64_t gpr = cols / cb.d;
+  std::vector<float> x(cols);
+  for (uint64_t r = r0; r < r0 + n; ++r) {
+    load_floats(t, data + r * cols * eb, cols, x.data());
+    const float inv = 1.0f / qrow::step_of(s.base_exp, s.e[r]);
+    for (uint64_t c = 0; c < cols; ++c) x[c] *= inv;
+    for (uint64_t gi = 0; gi < gpr; ++gi) u[(r - r0) * gpr + gi] = uint16_t(nearest(&x[gi * cb.d], &cw[gi * cb.d], cb));
+  }
+}
+
+qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s,
+                     const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H) {
+  const uint64_t ns = sample_rows.size(), gpr = cols / cb.d;
+  const size_t eb = dtype_bits(t) / 8;
+  std::vector<uint16_t> u(gpr);
+  std::vector<float> x(cols);
+  std::vector<double> d(ns * cols);
+  std::vector<uint64_t> hist(cb.k, 0);
+  double sig = 0;
+  for (uint64_t k = 0; k < ns; ++k) {
+    const uint64_t r = sample_rows[k];
+    encode_rows(t, data, cols, r, 1, s, cb, imp, u.data());
+    load_floats(t, data + r * cols * eb, cols, x.data());
+    const float step = qrow::step_of(s.base_exp, s.e[r]);
+    for (uint64_t gi = 0; gi < gpr; ++gi) {
+      ++hist[u[gi]];
+      for (uint32_t q = 0; q < cb.d; ++q) {
+        const uint64_t c = gi * cb.d + q;
+        d[k * cols + c] = double(x[c]) - double(value_of(step, cb.c[size_t(u[gi]) * cb.d + q]));
+      }
+    }
+    for (uint64_t c = 0; c < cols; ++c) sig += double(x[c]) * x[c];
+  }
+  qrow::Point pt;
+  size_t distinct = 0;
+  const uint64_t ng = ns * gpr;
+  pt.bits = qrow::entropy_bits(hist, ng, &distinct) * double(rows * gpr) / double(ng) + (distinct * 1.5 + 16) * 8;
+  pt.bits += 32.0 * double(cb.k) * cb.d;  // the codebook (F32, inline)
+  std::vector<uint64_t> eh(256, 0);
+  for (uint8_t e : s.e) ++eh[e];
+  pt.bits += qrow::entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;
+  pt.relerr2 = sig > 0 ? qrow::error2(H, cols, d, ns) / sig : 0;
+  return pt;
+}
+
+}  // namespace wc::vq

@@ -1,0 +1,38 @@
+// vq's encoder (spec/VQ.md §3): a codebook of k vectors of d values learned
+// by k-means on a tensor's normalised row vectors, the codes of its rows,
+// and a rate-distortion point. The decoders are in quant/vq_repr.h.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "format/dtype.h"
+#include "quant/qrow.h"
+
+namespace wc::vq {
+
+struct Codebook {
+  uint32_t d = 0, k = 0;
+  std::vector<float> c;  // k x d values, entry j at c[j * d ..]
+};
+
+// The rows' steps: each row's root mean square on qrow's grid.
+qrow::Steps row_steps(const std::vector<double>& rms, double rms_all);
+
+// k-means on the vectors of the sampled rows (elements divided by their
+// row's step): k-means++ start from a fixed seed, `iters` Lloyd iterations,
+// distances weighted per column by imp (null: 1). One thread: the result
+// depends on nothing but the data and the arguments.
+Codebook train(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s, const std::vector<uint64_t>& rows,
+               uint32_t d, uint32_t k, const float* imp, int iters = 8);
+
+// Codes (nearest entries) of rows [r0, r0 + n), one per group of d, row-major.
+void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const qrow::Steps& s,
+                 const Codebook& cb, const float* imp, uint16_t* u);
+
+// Bits of the codes (order-0 entropy, scaled to the tensor, and the coder's
+// table), the steps and the codebook, and the relative squared error (the
+// output error with H, as qrow::evaluate), on the sampled rows.
+qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s,
+                     const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H);
+
+}  // namespace wc::vq

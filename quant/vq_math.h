@@ -1,0 +1,40 @@
+// vq per-element arithmetic (spec/VQ.md §2), shared by the CPU decoders
+// (quant/vq_repr.cpp) and the CUDA kernel (gpu/vq_kernel_body.h): the row's
+// step (qrow's grid) times one codebook value, one binary32 multiplication.
+#pragma once
+#include "quant/qrow_math.h"
+
+namespace wc::vq {
+
+using qrow::kBF16;
+using qrow::kF16;
+using qrow::kF32;
+
+// Codebook value j (F32, little-endian; any alignment).
+WC_QHD float cb_value(const uint8_t* cb, size_t j) {
+  const uint8_t* p = cb + 4 * j;
+  return qrow::f32_from_bits(uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
+}
+
+// y = step * cb, rounded to nearest even (no contraction on the device).
+WC_QHD float value_of(float step, float cbv) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(step, cbv);
+#else
+  return step * cbv;
+#endif
+}
+
+// Element (r, c) of rows [0, n) of a tile into dst (dtype out): e the rows'
+// step exponents, codes (code_bytes 1 or 2, one per group of d), codebook cb
+// of k entries (k x d F32 values). False when the element's code is not below k.
+WC_QHD bool element(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const uint8_t* cb,
+                    uint32_t k, uint32_t d, uint64_t cols, uint64_t i, uint32_t out, uint8_t* dst) {
+  const uint64_t r = i / cols, c = i - r * cols, g = r * (cols / d) + c / d;
+  const uint32_t u = code_bytes == 1 ? uint32_t(codes[g]) : uint32_t(codes[2 * g] | codes[2 * g + 1] << 8);
+  if (u >= k) return false;
+  qrow::store(out, value_of(qrow::step_of(base_exp, e[r]), cb_value(cb, size_t(u) * d + c % d)), dst, size_t(i));
+  return true;
+}
+
+}  // namespace wc::vq

@@ -1,0 +1,110 @@
+#include "quant/vq_repr.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "codec/codec.h"
+#include "format/bytes.h"
+#include "quant/qrow_math.h"
+#include "quant/qrow_repr.h"
+#include "quant/vq_math.h"
+
+namespace wc {
+
+uint32_t vq_dim(const TensorRecord& t) { return t.params.size() == 4 ? t.params[2] : 0; }
+
+void vq_check(const TensorRecord& t) {
+  auto bad = [&](const std::string& why) {
+    Error e(Errc::corrupt, "vq: " + why);
+    e.at_tensor(t.name);
+    throw e;
+  };
+  if (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32) bad("dtype must be BF16, F16 or F32");
+  if (t.params.size() != 4 || t.params[3] != 0) bad("parameters must be 4 bytes (base exponent, d, 0)");
+  const int32_t b = qrow_base_exp(t);
+  if (b < qrow::kMinBaseExp || b > qrow::kMaxBaseExp) bad("base exponent " + std::to_string(b) + " is out of range");
+  const uint32_t d = vq_dim(t);
+  if (d != 2 && d != 4 && d != 8) bad("d must be 2, 4 or 8");
+  if (t.cols() % d != 0) bad("the columns must be a multiple of d");
+  if (t.levels.size() != 1) bad("must have exactly one level");
+  if (t.parts.size() != 3) bad("must have exactly three parts (scales, codes, codebook)");
+  const PartRecord& s = t.parts[0];
+  const PartRecord& c = t.parts[1];
+  const PartRecord& cb = t.parts[2];
+  if (s.role != PartRole::scales || s.item != DType::U8 ||
+      (s.layout != PartLayout::per_row && s.layout != PartLayout::inline_items) || s.items != t.rows())
+    bad("part 0 must be the scales: U8, one per row, per-row or inline");
+  const uint64_t groups = t.rows() * (t.cols() / d);
+  const bool per_group = c.layout == PartLayout::per_group && c.group == d;
+  if (c.role != PartRole::codes || (c.item != DType::U8 && c.item != DType::U16) || c.items != groups ||
+      !(per_group || (c.layout == PartLayout::inline_items && t.tile_count() == 1)))
+    bad("part 1 must be the codes: U8 or U16, one per group of d, per group or inline in a tensor of one tile");
+  if (cb.role != PartRole::codebook || cb.item != DType::F32 || cb.layout != PartLayout::inline_items ||
+      cb.codec != 0 || cb.items == 0 || cb.items % d != 0)
+    bad("part 2 must be the codebook: F32, inline, codec 0, K x d values");
+  for (const PartRecord* p : {&s, &c})
+    if ((p->layout != PartLayout::inline_items || p->codec != 0) &&
+        (!codec_id_valid(p->codec) || !codec_supports_part(static_cast<CodecId>(p->codec), p->item)))
+      bad("codec " + std::to_string(p->codec) + " cannot store its part");
+  for (size_t p : {size_t(0), size_t(1), size_t(2)})
+    if (t.parts[p].level != 0) bad("every part is at level 0");
+}
+
+namespace vq {
+
+namespace {
+uint32_t out_id(DType out) { return uint32_t(out); }
+}  // namespace
+
+bool decode_rows_ref(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const uint8_t* cb,
+                     uint32_t k, uint32_t d, uint64_t n, uint64_t cols, DType out, uint8_t* dst) {
+  for (uint64_t i = 0; i < n * cols; ++i)
+    if (!element(base_exp, e, codes, code_bytes, cb, k, d, cols, i, out_id(out), dst)) return false;
+  return true;
+}
+
+bool decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const uint8_t* cb,
+                      uint32_t k, uint32_t d, uint64_t n, uint64_t cols, DType out, uint8_t* dst) {
+  const uint64_t gpr = cols / d;
+  const uint32_t o = out_id(out);
+  for (uint64_t r = 0; r < n; ++r) {
+    const float step = qrow::step_of(base_exp, e[r]);
+    for (uint64_t g = 0; g < gpr; ++g) {
+      const uint64_t gi = r * gpr + g;
+      const uint32_t u = code_bytes == 1 ? uint32_t(codes[gi]) : uint32_t(codes[2 * gi] | codes[2 * gi + 1] << 8);
+      if (u >= k) return false;
+      const uint64_t i0 = r * cols + g * d;
+      for (uint32_t j = 0; j < d; ++j) qrow::store(o, value_of(step, cb_value(cb, size_t(u) * d + j)), dst, size_t(i0 + j));
+    }
+  }
+  return true;
+}
+
+}  // namespace vq
+
+Errc vq_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
+                    uint8_t* dst) {
+  (void)level;
+  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols();
+  const uint32_t d = vq_dim(t);
+  const uint8_t* e = in.data[0];
+  size_t e_n = in.size[0];
+  if (t.parts[0].layout == PartLayout::inline_items) {
+    const uint64_t first = uint64_t(tile) * t.tile_rows();
+    if (first + rows > e_n) return Errc::codec;
+    e += first, e_n = rows;
+  }
+  const unsigned cb_bytes = t.parts[1].item_bytes();
+  if (e_n != rows || in.size[1] != rows * (cols / d) * cb_bytes) return Errc::codec;
+  const size_t kd = in.size[2] / 4;
+  for (size_t j = 0; j < kd; ++j)
+    if (!std::isfinite(vq::cb_value(in.data[2], j))) return Errc::codec;
+  return vq::decode_rows_fast(qrow_base_exp(t), e, in.data[1], cb_bytes, in.data[2], uint32_t(kd / d), d, rows, cols,
+                              out, dst)
+             ? Errc::ok
+             : Errc::codec;
+}
+
+}  // namespace wc
