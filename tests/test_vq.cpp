@@ -33,8 +33,9 @@ std::vector<uint8_t> f32_bytes(const std::vector<float>& v) {
 
 }  // namespace
 
-TEST_SUITE("vq") {
-  TEST_CASE("decoders: reference, fast and the kernel's threads write the same bytes; a code past K is refused") {
+// The kernel's emulation runs with the other kernels' (ctest -L gpu_emulation).
+TEST_SUITE("gpu_emulation") {
+  TEST_CASE("vq decoders: reference, fast and the kernel's threads write the same bytes; a code past K is refused") {
     std::mt19937_64 rng(11);
     struct Shape {
       uint64_t rows, cols;
@@ -100,6 +101,9 @@ TEST_SUITE("vq") {
         }
     CHECK(runs > 50);
   }
+}
+
+TEST_SUITE("vq") {
 
   TEST_CASE("k-means: a fixed seed gives the same codebook every time; it fits the data better than its start") {
     const uint64_t rows = 64, cols = 64;
