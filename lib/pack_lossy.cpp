@@ -199,7 +199,7 @@ bool codes_inline(const TensorRecord& t) {
 }
 
 // Codes of a tile as stored: one or two bytes each.
-void pack_codes(const std::vector<uint16_t>& u, size_t n, DType item, std::vector<uint8_t>& out) {
+void pack_codes(const uint16_t* u, size_t n, DType item, std::vector<uint8_t>& out) {
   out.resize(n * (item == DType::U8 ? 1 : 2));
   if (item == DType::U8)
     for (size_t i = 0; i < n; ++i) out[i] = uint8_t(u[i]);
@@ -225,13 +225,13 @@ void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* 
     sc.codes.resize(n);
     vq::encode_rows(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, lt.imp ? lt.imp->data() : nullptr,
                     sc.codes.data());
-    pack_codes(sc.codes, n, t.parts[1].item, sc.bytes);
+    pack_codes(sc.codes.data(), n, t.parts[1].item, sc.bytes);
     return;
   }
   sc.codes.resize(rows * cols);
   qrow::quantize_rows(t.dtype, lt.source(data), cols, r0, rows, lt.steps, lt.plan, lt.rd, 2, sc.codes.data(),
                       lt.fb.get());
-  pack_codes(sc.codes, rows * cols, t.parts[1].item, sc.bytes);
+  pack_codes(sc.codes.data(), rows * cols, t.parts[1].item, sc.bytes);
 }
 
 namespace {
@@ -280,19 +280,23 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
   std::vector<LossyScratch> sc(slots);
   std::vector<uint32_t> umax(slots, 0);
   const uint64_t cols = t.cols();
-  // codes of one byte when every code fits
+  // codes of one byte when every code fits; qrow's codes are kept for the
+  // pass below (2 bytes a weight of this tensor, instead of quantizing twice)
   t.parts[1].item = DType::U16;
-  if (lt.vq) umax[0] = lt.vq->k - 1;
-  else
-  for_tiles(
-      t, pool, slots,
-      [&](size_t k, uint64_t tile) {
-        const uint64_t rows = t.rows_in_tile(tile);
-        sc[k].codes.resize(rows * cols);
-        umax[k] = std::max(umax[k], qrow::quantize_rows(t.dtype, lt.source(data), cols, tile * t.tile_rows(), rows,
-                                                        lt.steps, lt.plan, lt.rd, 2, sc[k].codes.data(), lt.fb.get()));
-      },
-      [](size_t, uint64_t) {});
+  std::vector<uint16_t> codes;
+  if (lt.vq) {
+    umax[0] = lt.vq->k - 1;
+  } else {
+    codes.resize(t.elements());
+    for_tiles(
+        t, pool, slots,
+        [&](size_t k, uint64_t tile) {
+          const uint64_t rows = t.rows_in_tile(tile), r0 = tile * t.tile_rows();
+          umax[k] = std::max(umax[k], qrow::quantize_rows(t.dtype, lt.source(data), cols, r0, rows, lt.steps, lt.plan,
+                                                          lt.rd, 2, codes.data() + r0 * cols, lt.fb.get()));
+        },
+        [](size_t, uint64_t) {});
+  }
   t.parts[1].item = *std::max_element(umax.begin(), umax.end()) <= 255 ? DType::U8 : DType::U16;
   // A tensor of one tile keeps its codes in its record when they fit (2.3):
   // no chunk header, padding or index entry (72 bytes a chunk on average,
@@ -311,7 +315,8 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
   for_tiles(
       t, pool, slots,
       [&](size_t k, uint64_t tile) {
-        quantize_tile(t, lt, data, tile, sc[k]);
+        if (lt.vq) quantize_tile(t, lt, data, tile, sc[k]);
+        else pack_codes(codes.data() + tile * t.tile_rows() * cols, t.rows_in_tile(tile) * cols, cd.item, sc[k].bytes);
         reconstruct_tile(t, lt, tile, sc[k], recon[k]);
         encode_quantized_tile(t, lt, tile, chunks[k], sc[k]);
         if (inline_codes) {  // one tile: this is the only call
