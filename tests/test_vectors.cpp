@@ -170,7 +170,10 @@ TEST_SUITE("vectors") {
                            Lossy{"lossy_outliers", 5, 21, 2},   // 2.2: exact, qrow-outliers x 3 and a qrow
                            // 2.3: exact, qrow x 3 and qrow-outliers with inline codes (float-ans, zstd, raw; one
                            // without any chunk), qrow of 3 tiles with float-ans code chunks and zstd inline scales
-                           Lossy{"lossy_inline23", 6, 7, 3}}) {
+                           Lossy{"lossy_inline23", 6, 7, 3},
+                           // 2.4: exact, vq (BF16, U8 codes per group, float-ans, 3 tiles), qrow, vq (F16, U16
+                           // codes inline, float-ans), vq (F32, codes and scales inline, codec 0: no chunk)
+                           Lossy{"lossy_vq", 5, 12, 4}}) {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
@@ -268,6 +271,54 @@ TEST_SUITE("vectors") {
     wcodec_close(a);
   }
 
+  TEST_CASE("vq vector (2.4): each vq tensor in every output dtype, whole and tile by tile") {
+    // lossy_vq.as_dtypes.expected: each vq tensor decoded in BF16, F16 and F32 in turn, as make_vectors.py
+    // computes them from VQ.md §2 (one binary32 product) and QROW.md §3 (the output dtype from its bits).
+    const std::string wcz = kDir + "/lossy_vq.wcz";
+    std::vector<wc::TensorSummary> listed;
+    CHECK(wc::inspect(wcz, false, &listed).version_minor == 4);
+    REQUIRE(listed.size() == 5);
+    const std::vector<std::string> reprs = {"exact", "vq", "qrow", "vq", "vq"};
+    for (size_t i = 0; i < listed.size(); ++i) CHECK(listed[i].repr == reprs[i]);
+    char err[1024] = "";
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+    REQUIRE(wcodec_tensor_count(a) == 5);
+    const auto want = tu::read_file(kDir + "/lossy_vq.as_dtypes.expected");
+    std::vector<uint8_t> got;
+    size_t vq_tensors = 0;
+    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
+      CAPTURE(info.name);
+      CHECK(std::string(info.representation) == reprs[i]);
+      if (std::string(info.representation) != "vq") continue;
+      ++vq_tensors;
+      const uint64_t elems = info.byte_size / (std::string(info.dtype) == "F32" ? 4 : 2);
+      const uint64_t row_elems = elems / info.rows;
+      for (const char* dt : {"BF16", "F16", "F32"}) {
+        CAPTURE(dt);
+        const uint64_t esize = std::string(dt) == "F32" ? 4 : 2;
+        std::vector<uint8_t> whole(elems * esize);
+        REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt, whole.data(), whole.size(), 1, err, sizeof err) ==
+                WCODEC_OK);
+        got.insert(got.end(), whole.begin(), whole.end());
+        // Each tile alone (its own scales and codes chunks, or the inline parts) gives the same rows.
+        for (uint64_t r0 = 0; r0 < info.rows; r0 += info.chunk_size) {
+          CAPTURE(r0);
+          const uint64_t r1 = std::min<uint64_t>(info.rows, r0 + info.chunk_size);
+          std::vector<uint8_t> part((r1 - r0) * row_elems * esize);
+          REQUIRE(wcodec_decode_rows(a, i, r0, r1, dt, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
+          CHECK(std::equal(part.begin(), part.end(), whole.begin() + r0 * row_elems * esize));
+        }
+      }
+    }
+    CHECK(vq_tensors == 3);
+    CHECK(got.size() == want.size());
+    CHECK(got == want);
+    wcodec_close(a);
+  }
+
   TEST_CASE("lossy vector with an unknown representation: inspect lists it, decoding it is refused") {
     // Representation 9 (a tensor-wide part and a part at level 1) between an exact and a qrow tensor; its
     // structure is valid, so it is not a bad vector: only readers that must decode it refuse it.
@@ -305,7 +356,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 145);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 168);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

@@ -11,7 +11,8 @@ each file). Bad vectors: bad/NAME.CODE.wcz must be rejected with error CODE;
 most are checksum-valid everywhere and break one rule only (see hostile() and
 lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors(). Version 2.2 (representation
 2, qrow-outliers, spec/OUTLIERS.md): outlier_vectors() and outlier_bad(). Version 2.3 (inline parts with a
-codec's payload; qrow's codes inline in one-tile tensors): inline23_vectors() and inline23_bad().
+codec's payload; qrow's codes inline in one-tile tensors): inline23_vectors() and inline23_bad(). Version 2.4
+(part layout 4, per group, and representation 3, vq, spec/VQ.md): vq_vectors() and vq_bad().
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(), with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -160,6 +161,7 @@ def main(d):
     mixed_vectors(d)
     shift_vectors(d)
     inline23_vectors(d)
+    vq_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -374,7 +376,7 @@ def container_patch_dtype(fb, plen, ts):
 DTYPES = {"BOOL": (0, 8), "U8": (1, 8), "I8": (2, 8), "F8_E5M2": (3, 8), "F8_E4M3": (4, 8), "I16": (6, 16), "U16": (7, 16), "F16": (8, 16), "BF16": (9, 16),
           "I32": (10, 32), "U32": (11, 32), "F32": (12, 32), "F64": (13, 64), "I64": (14, 64), "U64": (15, 64), "F4": (16, 4)}
 CODES, SCALES, CODEBOOK, OUTLIERS, RESIDUAL = 0, 1, 2, 3, 4  # part roles (§4.4)
-PER_ELEMENT, PER_ROW, TENSOR_WIDE, INLINE = 0, 1, 2, 3  # part layouts (§4.4)
+PER_ELEMENT, PER_ROW, TENSOR_WIDE, INLINE, PER_GROUP = 0, 1, 2, 3, 4  # part layouts (§4.4; 4: 2.4)
 
 
 class Exact:
@@ -446,8 +448,11 @@ def tensor_chunks(t):
         for i in range(tiles):
             r0, r1 = i * t.tile_rows, min(rows, (i + 1) * t.tile_rows)
             for p in t.parts:
-                if p.level == level and p.layout in (PER_ELEMENT, PER_ROW):
-                    per = (cols if p.layout == PER_ELEMENT else 1) * DTYPES[p.item][1] // 8
+                if p.level == level and p.layout in (PER_ELEMENT, PER_ROW, PER_GROUP):
+                    # per group (2.4): cols / g items a row; g is the record's group byte (`reserved`) unless a
+                    # bad vector lies about it (chunk_group: the g its data is cut by)
+                    per = (cols if p.layout == PER_ELEMENT else 1 if p.layout == PER_ROW
+                           else cols // getattr(p, "chunk_group", p.reserved)) * DTYPES[p.item][1] // 8
                     out.append(enc(p, p.data[r0 * per:r1 * per]))
     return out
 
@@ -2013,6 +2018,292 @@ def inline23_bad():
                       codes_layout=INLINE, codes_codec=FANS, codes_frame=fans_frame("U8"))
     t.parts[2].codec = 1
     out["inline_outliers_codec_zstd.corrupt"] = one(base()[:1] + [t])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.4: part layout 4, per group (FORMAT.md §4.4: one item per g consecutive elements of a row, g in the
+# part's group byte, formerly reserved), and representation 3, vq (VQ.md): per tensor a codebook of K vectors
+# of d values (F32, inline, codec 0), codes per group of d (or inline in a one-tile tensor), qrow's row steps.
+# Value (VQ.md §2): y = binary32(step x cb[u x d + c mod d]), one binary32 multiplication; output dtype as
+# QROW.md §3.
+
+def step_of(B, e):
+    """QROW.md §2: the binary32 (1 + (e AND 15)/16) x 2^(B + (e >> 4)), from its bits."""
+    E = B + (e >> 4)
+    return np.array([((E + 127) << 23) | ((e & 15) << 19)], dtype=np.uint32).view(np.float32)[0]
+
+
+def bf16_direct(x):
+    """x (a float64, normal in binary32's range) rounded once, to nearest even, to BF16's 8 significant bits."""
+    b = int(np.array([x], dtype=np.float64).view(np.uint64)[0])
+    return float(np.array([(b + (1 << 44) - 1 + ((b >> 45) & 1)) >> 45 << 45], dtype=np.uint64).view(np.float64)[0])
+
+
+def double_rounding(step, targets, out):
+    """A float32 codebook value v such that y = binary32(step x v) lies exactly halfway between two values of
+    dtype out (BF16 or F16) while step x v does not: y then rounds to even, and the product rounded once to
+    out would differ (VQ.md §2 then QROW.md §3 round twice, as a decoder must). targets: candidate ties."""
+    for t in targets:
+        v0 = np.float32(t / float(step))
+        for k in range(-4, 5):
+            v = np.float32(v0 + np.float32(k) * np.spacing(v0))
+            exact = float(v) * float(step)  # exact in binary64 (24 x 5 significant bits)
+            y = np.float32(exact)
+            b = f32_bits(y)
+            if out == "BF16" and b & 0xFFFF == 0x8000 and exact != float(y) and \
+                    float(np.array([bf16_of(b) << 16], dtype=np.uint32).view(np.float32)[0]) != bf16_direct(exact):
+                return v
+            if out == "F16" and f16_of(b)[1] and exact != float(y) and \
+                    np.float16(exact) != np.array([f16_of(b)[0]], dtype=np.uint16).view(np.float16)[0]:
+                return v
+    raise AssertionError("no double-rounding case")
+
+
+def vq(name, dtype, shape, B, d, e, u, cb, tile_rows, code_item="U8", scales_layout=PER_ROW, scales_codec=0,
+       codes_layout=PER_GROUP, codes_codec=0, scales_frame=zraw, codes_frame=zraw, params=None):
+    """A vq tensor from its base exponent B, group size d, row exponents e, codes u (one per group, row-major)
+    and codebook cb (K x d values, made float32), reconstructed as VQ.md §2 and QROW.md §3 say; levels[0]
+    holds the XXH3-64 of that and its error against invented originals. A record the rules refuse (bad
+    vectors: d not in 2, 4, 8, ...) is reconstructed by the same formulas, unchecked."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    G = cols // d
+    cb32 = np.array(cb, dtype=np.float32)
+    K = len(cb32) // d
+    ok = -126 <= B <= 96 and d in (2, 4, 8) and cols % d == 0 and len(cb32) == K * d and K >= 1
+    assert len(e) == rows and len(u) == rows * G and all(0 <= x < K for x in u) and np.all(np.isfinite(cb32))
+    out = []
+    for r in range(rows):
+        step = step_of(B, e[r])
+        assert float(step) == (1 + (e[r] & 15) / 16) * 2.0 ** (B + (e[r] >> 4)) or not ok
+        v = np.array([cb32[u[r * G + c // d] * d + c % d] for c in range(cols)], dtype=np.float32)
+        y = v * step  # one binary32 multiplication each (numpy float32: round to nearest even, no flush)
+        assert y.dtype == np.float32
+        # the same product rounded once from its exact value (binary64 holds 24 x 5 significant bits exactly)
+        ref = (v.astype(np.float64) * float(step)).astype(np.float32)
+        assert np.array_equal(y.view(np.uint32), ref.view(np.uint32))
+        assert np.all(np.isfinite(y)) or not ok  # an encoder keeps the products finite (VQ.md §2)
+        out += [int(b) for b in y.view(np.uint32)]
+    if dtype == "F32":
+        bits = np.array(out, dtype=np.uint32)
+        vals = bits.view(np.float32)
+    elif dtype == "BF16":
+        bits = np.array([bf16_of(b) for b in out], dtype=np.uint16)
+        vals = (bits.astype(np.uint32) << 16).view(np.float32)
+    else:
+        assert dtype == "F16"
+        bits = np.array(out, dtype=np.uint32).view(np.float32).astype(np.float16).view(np.uint16)  # IEEE RNE
+        assert [int(x) for x in bits] == [f16_of(b)[0] for b in out]
+        vals = bits.view(np.float16).astype(np.float32)
+    recon = bits.astype("<u%d" % bits.itemsize).tobytes()
+    # Invented originals: each value moved by up to 0.45 of its row's step (the error figures are informative).
+    w = np.array([float(vals[i]) + (((i * 7 + 3) % 11) - 5) / 11.0 * float(step_of(B, e[i // cols]))
+                  for i in range(rows * cols)])
+    dd = w - vals.astype(np.float64)
+    rel = math.sqrt(float(np.sum(dd * dd)) / float(np.sum(w * w))) if np.any(w) else 0.0
+    levels = [(H(recon), rel, float(np.max(np.abs(dd))))]
+    codes = b"".join(struct.pack("<H" if code_item == "U16" else "<B", x) for x in u)
+    parts = [Part(SCALES, scales_layout, "U8", bytes(e), codec=scales_codec, frame=scales_frame),
+             Part(CODES, codes_layout, code_item, codes, codec=codes_codec, frame=codes_frame,
+                  reserved=d if codes_layout == PER_GROUP else 0),
+             Part(CODEBOOK, INLINE, "F32", cb32.astype("<f4").tobytes())]
+    t = Lossy(name, dtype, shape, recon, tile_rows, struct.pack("<hBB", B, d, 0) if params is None else params,
+              parts, levels, repr=3)
+    t.bits, t.f32_bits, t.K = bits, out, K
+    return t
+
+
+def vq_vectors(d):
+    """lossy_vq (2.4): an exact tensor; a BF16 vq tensor (d 2, K 16, U8 codes per group coded float-ans,
+    3 tiles, per-row scales in zstd chunks); a plain qrow tensor; an F16 vq tensor (d 8, K 300, U16 codes
+    inline in its one tile, float-ans; per-row scales in a raw chunk); an F32 vq tensor (d 4, K 5, codes and
+    scales inline, codec 0: no chunk). lossy_vq.as_dtypes.expected: each vq tensor decoded in BF16, F16 and
+    F32 in turn (QROW.md §3 from the binary32 products)."""
+    norm = Exact("norm.weight", "F32", [6], np.array([1, -0.5, 2.5, 0, 3e-3, -7], dtype="<f4").tobytes(), codec=1)
+    f32 = lambda x: float(np.float32(x))
+    # a: BF16 [7, 12], B = -8, d = 2, 3 tiles of 3 rows (the last 1). Row steps 1, 1.5, 1.5 x 2^-4, 4.75,
+    # 128, 2^-8, 1.3125 x 2^-3. Entry 0: +0, -0; entry 1 (step 1): BF16 ties, to even down (1 + 2^-8) and up
+    # (1 + 3 x 2^-8); entry 2 (step 1.5): a product that binary32 rounds onto a BF16 tie (then to even),
+    # which rounded once would go the other way; entry 3: 600, -1000 (x 128: past F16's 65504, +-inf when
+    # decoded as F16); the rest pseudo-random, full mantissas.
+    ea = [0x80, 0x88, 0x48, 0xA3, 0xF0, 0x00, 0x55]
+    dr = double_rounding(step_of(-8, 0x88), [1 + (2 * j + 1) * 2.0 ** -8 for j in range(128)], "BF16")
+    cba = [0.0, -0.0, 1 + 2.0 ** -8, 1 + 3 * 2.0 ** -8, float(dr), -float(dr), 600.0, -1000.0]
+    cba += [f32(((k * 37) % 101 - 50) / 17.3) for k in range(24)]
+    ua = [((i * 5 + i // 6) % 16) for i in range(42)]
+    ua[0:6] = [1, 0, 2, 1, 3, 5]  # row 0 (step 1)
+    ua[6:12] = [2, 2, 1, 0, 7, 15]  # row 1 (step 1.5)
+    ua[24:30] = [3, 3, 0, 9, 12, 1]  # row 4 (step 128)
+    a = vq("a.weight", "BF16", [7, 12], -8, 2, ea, ua, cba, 3, scales_codec=1, codes_codec=FANS,
+           codes_frame=fans_frame("U8"))
+    ab = a.f32_bits
+    assert ab[0] == 0x3F808000 and a.bits[0] == 0x3F80 and ab[1] == 0x3F818000 and a.bits[1] == 0x3F82  # ties
+    assert a.bits[2] == 0 and a.bits[3] == 0x8000  # +0 and -0
+    assert ab[12] & 0xFFFF == 0x8000 and float(dr) * 1.5 != float(np.uint32(ab[12]).view(np.float32))
+    assert any(f16_of(b)[0] & 0x7FFF == 0x7C00 for b in ab)  # +-inf as F16
+    # p: plain qrow, BF16 [2, 4], 2 tiles.
+    p = qrow("p.weight", "BF16", [2, 4], -4, [0x10, 0x03], [1, -2, 3, 0, 5, -6, 7, -8], 1)
+    # b: F16 [6, 4, 8] (cols 32), B = -22, d = 8, K = 300 (U16 codes, 0 to 299: 255, 256 and 299 used), one
+    # tile of 6 rows: codes inline, float-ans. Row 0 (step 2^-22, F16's least subnormal 2^-24 = step / 4) with
+    # entry 1: subnormal results, ties among them (0.625 -> 2.5 x 2^-24 -> 2, 0.875 -> 3.5 -> 4, 0.125 -> 0.5
+    # -> +0) and -0 (-0.1, -0.0625); entry 2 (row 2, step 1.5 x 2^-10): an F16 double-rounding case.
+    eb = [0x00, 0x08, 0xC8, 0xF3, 0x9C, 0x5A]
+    drf = double_rounding(step_of(-22, 0xC8), [(1 + (2 * j + 1) * 2.0 ** -11) * 2.0 ** -9 for j in range(1024)], "F16")
+    rng = Rng(0x7E4)
+    cbb = [0.0] * 8 + [1.0, 0.3, 0.625, 0.875, -0.1, -0.0625, 0.125, 0.1875]
+    cbb += [float(drf), -float(drf), 1.0, -2.5, 0.75, f32(1 / 3), -f32(2 / 3), 3.0]
+    cbb += [f32((rng(24) - (1 << 23)) / float(1 << 22)) for _ in range(297 * 8)]
+    ub = [1, 0, 299, 256, 1, 255, 2, 7, 2, 299, 1, 100] + [rng(16) % 300 for _ in range(12)]
+    b = vq("b.weight", "F16", [6, 4, 8], -22, 8, eb, ub, cbb, 6, code_item="U16", codes_layout=INLINE,
+           codes_codec=FANS, codes_frame=fans_frame("U16"))
+    assert b.K == 300 and len(b.parts[2].data) <= 1 << 16
+    row0 = [int(x) for x in b.bits[0:8]]  # row 0, group 0: entry 1
+    assert row0 == [0x0004, 0x0001, 0x0002, 0x0004, 0x8000, 0x8000, 0x0000, 0x0001], [hex(x) for x in row0]
+    assert any(0 < h & 0x7FFF < 0x400 for h in b.bits[32:64])  # subnormals in row 1 too
+    assert f16_of(b.f32_bits[64 + 0])[1] and b.f32_bits[64] & 0x1FFF == 0x1000  # row 2 group 0: entry 2's tie
+    # c: F32 [3, 8], B = -10, d = 4, K = 5, one tile, codes (U8) and scales inline with codec 0. Entry 0 with
+    # step 1.5 x 2^-10: binary32 ties, to even up (1 + 2^-23) and down (1 + 3 x 2^-23), -0 and +0; entry 1:
+    # binary32 subnormal products (2^-120 x 2^-10 and others), a subnormal codebook value 2^-140 (x 2^-10:
+    # 2^-150, a tie -> +0; x 1.25 x 2^5: 1.25 x 2^-135, subnormal and non-zero); entry 2: large values (+-inf
+    # as F16); entries 3 and 4 pseudo-random.
+    ec = [0x08, 0x00, 0xF4]
+    cbc = [1 + 2.0 ** -23, 1 + 3 * 2.0 ** -23, -0.0, 0.0,
+           2.0 ** -120, -3 * 2.0 ** -121, f32(1.1 * 2.0 ** -118), 2.0 ** -140,
+           2.0 ** 100, -f32(1.3 * 2.0 ** 110), 3.0, -7.25]
+    cbc += [f32((rng(24) - (1 << 23)) / float(1 << 20)) for _ in range(8)]
+    uc = [0, 3, 1, 4, 1, 2]
+    c = vq("c.weight", "F32", [3, 8], -10, 4, ec, uc, cbc, 3, scales_layout=INLINE, codes_layout=INLINE)
+    cf = c.f32_bits
+    one5 = f32_bits(1.5 * 2.0 ** -10)
+    assert cf[0] == one5 + 2 and cf[1] == one5 + 4 and cf[2] == 0x80000000 and cf[3] == 0  # ties, -0, +0
+    assert 0 < cf[8] < 0x00800000 and 0 < cf[9] & 0x7FFFFFFF < 0x00800000  # row 1: subnormal products
+    assert cf[11] == 0 and 0 < cf[16 + 3] < 0x00800000  # 2^-150 -> +0; 1.25 x 2^-135
+    ts = [norm, a, p, b, c]
+    kinds = [(t.name, [(q.layout, q.codec) for q in t.parts]) for t in ts if isinstance(t, Lossy) and t.repr == 3]
+    assert kinds == [("a.weight", [(PER_ROW, 1), (PER_GROUP, FANS), (INLINE, 0)]),
+                     ("b.weight", [(PER_ROW, 0), (INLINE, FANS), (INLINE, 0)]),
+                     ("c.weight", [(INLINE, 0), (INLINE, 0), (INLINE, 0)])]
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=4)
+    assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 6 + 4 + 1 + 0  # norm a p b c
+    open(os.path.join(d, "lossy_vq.wcz"), "wb").write(wcz)
+    open(os.path.join(d, "lossy_vq.expected"), "wb").write(fb)
+    for t in (a, b, c):
+        assert decode_as(t, t.dtype) == t.recon
+    conv = b"".join(decode_as(t, dt) for t in (a, b, c) for dt in ("BF16", "F16", "F32"))
+    open(os.path.join(d, "lossy_vq.as_dtypes.expected"), "wb").write(conv)
+    for name, v in vq_bad().items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+
+
+def vq_bad():
+    """2.4 files every reader must reject, checksum-valid everywhere, each breaking one rule of part layout 4
+    (FORMAT.md §4.4) or of VQ.md §1 (or as few as the rule allows). *.corrupt: record rules, seen when the
+    manifest is decoded; *.codec: a code >= K or a non-finite codebook value, seen when a tile is decoded
+    (the level hash is the intended reconstruction's, so only the rule names the fault)."""
+    rows, cols, d, K = 6, 12, 2, 8
+    e = [0x83, 0x90, 0x7A, 0x88, 0xA1, 0x65]
+    cb = [((k * 37) % 29 - 14) / 8.0 for k in range(K * d)]
+    u = [(i * 3) % 7 for i in range(rows * cols // d)]  # entry 7 unused
+    assert max(u) == K - 2
+
+    def base(d=d, u=u, cb=cb, tile_rows=4, **kw):
+        """An exact F32 tensor, then a vq tensor of 2 tiles (4 and 2 rows): scales per row (raw), U8 codes
+        per group in zstd chunks, the codebook inline."""
+        opt = dict(codes_codec=1)
+        opt.update(kw)
+        t = vq("w.weight", "BF16", [rows, cols], -6, d, e, u, cb, tile_rows, **opt)
+        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+
+    def one(tensors):
+        fb, plen = st_file(tensors)
+        return container2([(0, "model.safetensors", fb, plen, tensors)], minor=4)
+
+    def lie(f, **kw):
+        t = base(**kw)
+        f(t[1])
+        return one(t)
+
+    def part(i, **kw):
+        def f(t):
+            for k, v in kw.items():
+                setattr(t.parts[i], k, v)
+        return f
+
+    def group(g, items=None):  # the codes' group byte g (their data still cut by d = 2)
+        def f(t):
+            part(1, reserved=g, chunk_group=d)(t)
+            if items is not None:
+                t.parts[1].items = items
+        return f
+
+    def per_element(t):  # each code repeated d times: per element everywhere but in vq's rule
+        t.parts[1].data = bytes(x for x in t.parts[1].data for _ in range(d))
+        t.parts[1].layout, t.parts[1].reserved, t.parts[1].items = PER_ELEMENT, 0, rows * cols
+
+    def codebook_f16(t):
+        v = np.frombuffer(t.parts[2].data, dtype="<f4").astype("<f2")
+        assert np.array_equal(v.astype(np.float32), np.frombuffer(t.parts[2].data, dtype="<f4"))  # same values
+        part(2, item="F16", data=v.tobytes())(t)
+
+    def codebook_value(k, v):  # entry k's first value's bits made v (entry 7: no code uses it)
+        def f(t):
+            data = bytearray(t.parts[2].data)
+            data[4 * k * d:4 * k * d + 4] = struct.pack("<I", v)
+            t.parts[2].data = bytes(data)
+        return f
+
+    def code_k(t):  # tile 1's first code (row 4, group 0) made K; the level hash stays the intended one
+        data = bytearray(t.parts[1].data)
+        data[4 * cols // d] = K
+        t.parts[1].data = bytes(data)
+
+    def qrow_group(t):
+        q = qrow("q.weight", "BF16", [2, 4], -4, [0x10, 0x03], [1, -2, 3, 0, 5, -6, 7, -8], 1)
+        q.parts[1].reserved = 2  # a plausible g on a per-element part
+        return q
+
+    qg = base()
+    qg.append(qrow_group(None))
+    assert base()[1].parts[1].items == 36 and base()[1].parts[2].items == K * d
+    out = {
+        # FORMAT.md §4.4, layout 4: g >= 2, cols a multiple of g, items = rows x cols / g. (The codes' group
+        # is vq's d as well, so each of these also differs from d = 2: VQ.md has no other layout-4 part.)
+        "group_0.corrupt": lie(group(0)),
+        "group_1.corrupt": lie(group(1, items=rows * cols)),  # items as g = 1 makes them
+        "group_9_cols_12.corrupt": lie(group(9, items=rows * cols // 9)),  # 72 / 9 = 8 items; 12 / 9 is not whole
+        "group_items.corrupt": lie(part(1, items=rows * cols // d + 1)),
+        # §4.4: the group byte is 0 (reserved) in the other layouts.
+        "group_per_element.corrupt": one(qg),  # a qrow's per-element codes with g = 2, beside a valid vq tensor
+        "group_per_row.corrupt": lie(part(0, reserved=2)),  # the vq tensor's per-row scales
+        "group_inline.corrupt": lie(part(2, reserved=2)),  # its inline codebook
+        # VQ.md §1: params exactly 4 bytes (i16 B, u8 d in 2, 4, 8, u8 0); d = the codes' group.
+        "vq_params_2_bytes.corrupt": one(base(params=struct.pack("<h", -6))),
+        "vq_params_byte3.corrupt": one(base(params=struct.pack("<hBB", -6, 2, 1))),
+        "vq_d_3.corrupt": one(base(d=3, u=[(i * 3) % 7 for i in range(rows * cols // 3)], cb=(cb * 2)[:7 * 3])),  # K = 7
+        "vq_d_ne_group.corrupt": one(base(d=4, u=[(i * 3) % 4 for i in range(rows * cols // 4)], cb=cb,
+                                          params=struct.pack("<hBB", -6, 2, 0))),  # d 2, group 4 (K x 4 values)
+        # VQ.md §1: codes per group (or inline in a one-tile tensor).
+        "vq_codes_per_element.corrupt": lie(per_element),
+        "vq_inline_codes_two_tiles.corrupt": one(base(codes_layout=INLINE, codes_codec=0)),
+        # VQ.md §1: scales exactly as qrow's part 0: inline, items = rows (here one more).
+        "vq_inline_scales_items.corrupt": lie(part(0, data=bytes(e) + b"\x00", items=rows + 1), scales_layout=INLINE),
+        # VQ.md §1: the codebook: F32 items, K x d of them (K >= 1), inline with codec 0; 3 parts.
+        "vq_codebook_f16.corrupt": lie(codebook_f16),
+        "vq_codebook_items.corrupt": lie(part(2, data=base()[1].parts[2].data + struct.pack("<f", 0.5), items=K * d + 1)),
+        "vq_codebook_empty.corrupt": lie(part(2, data=b"", items=0)),
+        "vq_codebook_codec.corrupt": lie(part(2, codec=1)),  # a well-formed 2.3 inline part: stored_size, zstd frame
+        "vq_2_parts.corrupt": lie(lambda t: setattr(t, "parts", t.parts[:2]) or setattr(t, "part_count", 2)),
+        # VQ.md §1: a code >= K, a non-finite codebook value (in entry 7, which no code uses: a reader that
+        # skips the rule decodes the intended tensor): the tile is undecodable.
+        "vq_code_k.codec": lie(code_k),
+        "vq_codebook_inf.codec": lie(codebook_value(7, 0x7F800000)),
+        "vq_codebook_nan.codec": lie(codebook_value(7, 0xFFC00001)),
+    }
+    # a code >= K in inline U16 codes of a one-tile tensor (K 8, code 65535)
+    t = base(tile_rows=rows, code_item="U16", codes_layout=INLINE, codes_codec=0)
+    t[1].parts[1].data = t[1].parts[1].data[:-2] + b"\xff\xff"
+    out["vq_code_65535_inline.codec"] = one(t)
     return out
 
 
