@@ -203,6 +203,7 @@ struct TensorSummary {
   uint64_t file_bytes = 0;
   double rel_rmse = -1, max_abs = -1, snr_db = -1;
   uint64_t outliers = 0;  // qrow-outliers: the elements stored exactly
+  uint32_t codebook_entries = 0, codebook_dim = 0;  // vq: K vectors of d values
 };
 
 struct FileSummary {

@@ -12,6 +12,7 @@
 #include "model/safetensors.h"
 #include "lib/api.h"
 #include "quant/outliers_repr.h"
+#include "quant/vq_repr.h"
 #include "quant/repr.h"
 #include "lib/decode_driver.h"
 
@@ -120,6 +121,11 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
         s.snr_db = top.rel_rmse > 0 ? -20.0 * std::log10(double(top.rel_rmse)) : INFINITY;
       }
       s.outliers = qrow_outlier_count(t);
+      s.codebook_entries = s.codebook_dim = 0;
+      if (t.repr == kReprVq && vq_dim(t) && t.parts.size() == 3) {
+        s.codebook_dim = vq_dim(t);
+        s.codebook_entries = uint32_t(t.parts[2].items / s.codebook_dim);
+      }
       s.h_values = s.h_exp_bound = -1;
       if (entropy && !t.lossy() && fans::supports_float(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
         fans::EntropyCounter ec(t.dtype);
@@ -221,6 +227,9 @@ class JsonWriter : public InspectSink {
       o += ",\"rel_rmse\":" + fmt(t.rel_rmse, 8) + ",\"max_abs_error\":" + fmt(t.max_abs, 8) + ",\"snr_db\":" +
            (std::isfinite(t.snr_db) ? fmt(t.snr_db, 4) : std::string("null"));
     if (t.repr != "exact") o += ",\"outliers\":" + std::to_string(t.outliers);
+    if (t.codebook_dim)
+      o += ",\"codebook\":{\"entries\":" + std::to_string(t.codebook_entries) +
+           ",\"dim\":" + std::to_string(t.codebook_dim) + "}";
     o += "}";
     std::fputs(o.c_str(), f_);
     first_ = false;
@@ -262,7 +271,7 @@ class TextWriter : public InspectSink {
     lossy_ = r.lossy_tensors > 0;
     std::fprintf(f_, "%s %-8s %-18s %-9s %12s %12s %7s%s%s\n", head.c_str(), "dtype", "shape", "codec", "raw", "stored",
                  "bits/w", ent_ ? "  H(values) H(exp)+rest" : "",
-                 lossy_ ? "  levels  rel.RMSE  max|err|  SNR dB  outliers" : "");
+                 lossy_ ? "  levels  rel.RMSE  max|err|  SNR dB  outliers/codebook" : "");
   }
   void tensor(const TensorSummary& t) override {
     std::string head = (multi_ ? padded(t.file, file_w_) + " " : std::string()) + padded(t.name, name_w_);
@@ -271,8 +280,9 @@ class TextWriter : public InspectSink {
     if (t.h_values >= 0) std::fprintf(f_, "  %9.3f %9.3f", t.h_values, t.h_exp_bound);
     else if (ent_ && lossy_) std::fprintf(f_, "  %9s %9s", "-", "-");
     if (lossy_ && t.rel_rmse >= 0)
-      std::fprintf(f_, "  %6u %9.5f %9.3g %7.2f %9llu", t.levels, t.rel_rmse, t.max_abs, t.snr_db,
-                   (unsigned long long)t.outliers);
+      std::fprintf(f_, "  %6u %9.5f %9.3g %7.2f %9s", t.levels, t.rel_rmse, t.max_abs, t.snr_db,
+                   t.codebook_dim ? (std::to_string(t.codebook_entries) + "x" + std::to_string(t.codebook_dim)).c_str()
+                                  : std::to_string(t.outliers).c_str());
     else if (lossy_)
       std::fprintf(f_, "  %6s %9s %9s %7s %9s", "exact", "0", "0", "-", "-");
     std::fputc('\n', f_);

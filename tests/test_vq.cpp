@@ -149,6 +149,12 @@ TEST_SUITE("vq") {
     CHECK(sum[0].repr == "vq");
     CHECK(sum[1].repr == "vq");
     CHECK(sum[2].repr == "qrow");  // 33 columns: no d divides them
+    CHECK(sum[0].codebook_dim >= 2);    // inspect shows the codebook's size
+    CHECK(sum[0].codebook_entries >= 16);
+    CHECK(sum[2].codebook_dim == 0);
+    const auto js = tu::run(tu::cli() + " inspect --json '" + (t / "1.wcz") + "'");
+    CHECK(js.status == 0);
+    CHECK(js.out.find("\"codebook\":{\"entries\":" + std::to_string(sum[0].codebook_entries)) != std::string::npos);
     CHECK(sum[0].rel_rmse > 0);
     CHECK(sum[0].rel_rmse < 0.6);
     CHECK(wc::verify(t / "1.wcz", "", 2, {}).files == 1);  // every reconstruction hash
