@@ -61,6 +61,13 @@ std::vector<uint8_t> encode_both(DType t, const std::vector<uint8_t>& raw, const
   return b;
 }
 
+// The chunk_info of payload enc (n raw bytes of type t); it must parse.
+fans::ChunkInfo info_of(DType t, const std::vector<uint8_t>& enc, size_t n) {
+  fans::ChunkInfo ci{};
+  REQUIRE(fans::chunk_info(t, enc.data(), enc.size(), n, &ci));
+  return ci;
+}
+
 fans::Params coded() {
   fans::Params p;
   p.allow_raw = false;
@@ -230,8 +237,7 @@ TEST_CASE("all 16-bit patterns, every configuration") {
         p.joint = joint;
         p.prob_bits = 14;  // the alphabet is large
         auto enc = roundtrip(t, sh, p);
-        fans::ChunkInfo ci{};
-        REQUIRE(fans::chunk_info(t, enc.data(), enc.size(), sh.size(), &ci));
+        const fans::ChunkInfo ci = info_of(t, enc, sh.size());
         CHECK(ci.mode == 1);
         CHECK(ci.k == unsigned(k));
         CHECK(ci.joint == unsigned(joint));
@@ -391,8 +397,7 @@ TEST_CASE("all 8-bit patterns") {
     p.joint = 1;
     p.sub_bits = 6;
     auto enc = roundtrip(DType::F8_E4M3, part, p);
-    fans::ChunkInfo ci{};
-    REQUIRE(fans::chunk_info(DType::F8_E4M3, enc.data(), enc.size(), part.size(), &ci));
+    const fans::ChunkInfo ci = info_of(DType::F8_E4M3, enc, part.size());
     CHECK(ci.plane_bytes == 0);
     CHECK(ci.nsub < 8);
   }
@@ -469,8 +474,7 @@ TEST_CASE("one exponent value, one value, uniform exponents") {
     raw[2 * i + 1] = uint8_t(v >> 8);
   }
   auto enc = roundtrip(DType::BF16, raw, coded());
-  fans::ChunkInfo ci{};
-  REQUIRE(fans::chunk_info(DType::BF16, enc.data(), enc.size(), raw.size(), &ci));
+  info_of(DType::BF16, enc, raw.size());  // it parses
   // all identical values: a single-symbol table, empty streams
   std::vector<uint8_t> same(50000 * 2);
   for (size_t i = 0; i < 50000; ++i) { same[2 * i] = 0x80; same[2 * i + 1] = 0x3F; }
@@ -479,8 +483,7 @@ TEST_CASE("one exponent value, one value, uniform exponents") {
   pj.k = 5;
   pj.prob_bits = 14;
   auto e1 = roundtrip(DType::BF16, same, pj);
-  fans::ChunkInfo c1{};
-  REQUIRE(fans::chunk_info(DType::BF16, e1.data(), e1.size(), same.size(), &c1));
+  const fans::ChunkInfo c1 = info_of(DType::BF16, e1, same.size());
   CHECK(c1.stream_bytes == 0);                 // one symbol costs nothing
   CHECK(c1.plane_bytes == 50000 * 2 / 8);      // 2 raw mantissa bits left
   auto e2 = roundtrip(DType::BF16, same);
@@ -491,8 +494,7 @@ TEST_CASE("one exponent value, one value, uniform exponents") {
   for (int which : {0, -1}) {
     fans::detail::force_encoder(which);
     auto e3 = roundtrip(DType::BF16, big, coded());
-    fans::ChunkInfo c3{};
-    REQUIRE(fans::chunk_info(DType::BF16, e3.data(), e3.size(), big.size(), &c3));
+    const fans::ChunkInfo c3 = info_of(DType::BF16, e3, big.size());
     CHECK(c3.stream_bytes == 0);
   }
   fans::detail::force_encoder(-1);
@@ -519,8 +521,7 @@ TEST_CASE("sub-stream boundaries") {
       fans::Params p = coded();
       p.sub_bits = b;
       auto enc = roundtrip(DType::BF16, raw, p);
-      fans::ChunkInfo ci{};
-      REQUIRE(fans::chunk_info(DType::BF16, enc.data(), enc.size(), raw.size(), &ci));
+      const fans::ChunkInfo ci = info_of(DType::BF16, enc, raw.size());
       CHECK(ci.nsub == (ne + S - 1) / S);
     }
   }
@@ -746,8 +747,7 @@ TEST_CASE("a payload with the worst table decodes (and a corrupt one is rejected
   std::memcpy(raw.data(), vals.data(), raw.size());  // little-endian host
   const auto adv = one_lane_payload(adversarial_q(), vals);
   const auto flat = one_lane_payload(std::vector<uint8_t>(1u << 14, 1), vals);
-  fans::ChunkInfo ci{};
-  REQUIRE(fans::chunk_info(DType::BF16, adv.data(), adv.size(), raw.size(), &ci));
+  const fans::ChunkInfo ci = info_of(DType::BF16, adv, raw.size());
   CHECK(ci.prob_bits == 14);
   auto bad = adv;  // initial state L - 1 (< L: invalid); it follows the table
   bad[ci.table_bytes] = 0xFF, bad[ci.table_bytes + 1] = 0xFF, bad[ci.table_bytes + 2] = 0, bad[ci.table_bytes + 3] = 0;
@@ -1046,8 +1046,7 @@ TEST_CASE("large chunks: values only outside the counted sample still round-trip
         if (which == 0) first = enc;
         else CHECK(enc == first);  // the fast histogram finds the range beyond the sample's as the portable one
         check_decoders(t, enc, raw);
-        fans::ChunkInfo ci{};
-        REQUIRE(fans::chunk_info(t, enc.data(), enc.size(), raw.size(), &ci));
+        const fans::ChunkInfo ci = info_of(t, enc, raw.size());
         CHECK(ci.mode == 1);
       }
     }

@@ -144,6 +144,34 @@ bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
+// GPTQ's codes (rows x n weights of seed wseed, H from nx inputs of seed
+// xseed, nearest rounding) equal the slow OBS reference, with and without
+// act-order; and feedback changes codes (plain rounding gives others).
+void check_gptq_against_reference(size_t rows, size_t n, uint64_t wseed, size_t nx, uint64_t xseed) {
+  const auto wb = testdata::weights(DType::F32, rows * n, wseed);
+  const auto w = as_floats(wb);
+  const auto h = hessian_of(inputs(nx, n, xseed), n);
+  double rms_all = 0;
+  const auto rms = wc::qrow::row_rms(DType::F32, wb.data(), rows, n, &rms_all);
+  wc::qrow::Plan p;
+  p.c = 0.5;
+  p.mu = 0;  // nearest: the reference's rounding
+  const auto st = wc::qrow::choose_steps(rms, rms_all, p);
+  for (bool act : {false, true}) {
+    CAPTURE(act);
+    const auto fb = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act);
+    std::vector<uint16_t> got(rows * n);
+    wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, got.data(), &fb);
+    const auto want = gptq_reference(w, rows, n, h, st, act);
+    size_t same = 0;
+    for (size_t i = 0; i < got.size(); ++i) same += got[i] == want[i];
+    CHECK(same == got.size());
+    std::vector<uint16_t> plain(rows * n);
+    wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, plain.data());
+    CHECK(plain != got);
+  }
+}
+
 // pack must refuse with a usage error whose message names `file` and, when
 // given, `what`.
 void expect_pack_usage(const std::string& model, const std::string& out, const wc::PackOptions& po,
@@ -306,53 +334,11 @@ TEST_SUITE("gptq") {
   }
 
   TEST_CASE("GPTQ codes equal the OBS reference on a larger matrix (several lazy batches)") {
-    const size_t rows = 6, n = 300;
-    const auto wb = testdata::weights(DType::F32, rows * n, 8);
-    const auto w = as_floats(wb);
-    const auto h = hessian_of(inputs(500, n, 9), n);
-    double rms_all = 0;
-    const auto rms = wc::qrow::row_rms(DType::F32, wb.data(), rows, n, &rms_all);
-    wc::qrow::Plan p;
-    p.c = 0.5;
-    p.mu = 0;
-    const auto st = wc::qrow::choose_steps(rms, rms_all, p);
-    for (bool act : {false, true}) {
-      CAPTURE(act);
-      const auto fb = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act);
-      std::vector<uint16_t> got(rows * n);
-      wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, got.data(), &fb);
-      const auto want = gptq_reference(w, rows, n, h, st, act);
-      size_t same = 0;
-      for (size_t i = 0; i < got.size(); ++i) same += got[i] == want[i];
-      CHECK(same == got.size());
-    }
+    check_gptq_against_reference(6, 300, 8, 500, 9);
   }
 
   TEST_CASE("GPTQ codes equal the OBS reference (with and without act-order)") {
-    const size_t rows = 12, n = 40;
-    const auto wb = testdata::weights(DType::F32, rows * n, 3);
-    const auto w = as_floats(wb);
-    const auto h = hessian_of(inputs(400, n, 4), n);
-    double rms_all = 0;
-    const auto rms = wc::qrow::row_rms(DType::F32, wb.data(), rows, n, &rms_all);
-    wc::qrow::Plan p;
-    p.c = 0.5;
-    p.mu = 0;  // nearest: the reference's rounding
-    const auto st = wc::qrow::choose_steps(rms, rms_all, p);
-    for (bool act : {false, true}) {
-      CAPTURE(act);
-      const auto fb = wc::qrow::make_feedback(h.data(), n, wc::qrow::kGptqDamp, act);
-      std::vector<uint16_t> got(rows * n);
-      wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, got.data(), &fb);
-      const auto want = gptq_reference(w, rows, n, h, st, act);
-      size_t same = 0;
-      for (size_t i = 0; i < got.size(); ++i) same += got[i] == want[i];
-      CHECK(same == got.size());
-      // and feedback changes codes: plain rounding gives others
-      std::vector<uint16_t> plain(rows * n);
-      wc::qrow::quantize_rows(DType::F32, wb.data(), n, 0, rows, st, p, {}, 2, plain.data());
-      CHECK(plain != got);
-    }
+    check_gptq_against_reference(12, 40, 3, 400, 4);
   }
 
   TEST_CASE("a hessian that is not positive definite is refused") {

@@ -107,6 +107,21 @@ Outcome outcome(F&& f) {
   }
   return o;
 }
+// Each tile of tensor i (info.chunk_size rows), decoded alone with
+// wcodec_decode_rows in dtype dt (null: its own; row_bytes a row in it),
+// equals its rows of `whole`.
+void check_tiles(wcodec_archive* a, size_t i, const wcodec_tensor_info& info, const char* dt, uint64_t row_bytes,
+                 const std::vector<uint8_t>& whole) {
+  char err[1024] = "";
+  for (uint64_t r0 = 0; r0 < info.rows; r0 += info.chunk_size) {
+    CAPTURE(r0);
+    const uint64_t r1 = std::min<uint64_t>(info.rows, r0 + info.chunk_size);
+    std::vector<uint8_t> part((r1 - r0) * row_bytes);
+    REQUIRE(wcodec_decode_rows(a, i, r0, r1, dt, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
+    CHECK(std::equal(part.begin(), part.end(), whole.begin() + ptrdiff_t(r0 * row_bytes)));
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("vectors") {
@@ -230,14 +245,7 @@ TEST_SUITE("vectors") {
       // Each tile alone (a section is found through the end table) gives the whole tensor's rows.
       std::vector<uint8_t> whole(info.byte_size);
       REQUIRE(wcodec_decode_tensor(a, i, whole.data(), whole.size(), 1, err, sizeof err) == WCODEC_OK);
-      const uint64_t tile = info.chunk_size;  // rows per tile
-      for (uint64_t r0 = 0; r0 < info.rows; r0 += tile) {
-        CAPTURE(r0);
-        const uint64_t r1 = std::min<uint64_t>(info.rows, r0 + tile);
-        std::vector<uint8_t> part((r1 - r0) * info.row_bytes);
-        REQUIRE(wcodec_decode_rows(a, i, r0, r1, nullptr, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
-        CHECK(std::equal(part.begin(), part.end(), whole.begin() + r0 * info.row_bytes));
-      }
+      check_tiles(a, i, info, nullptr, info.row_bytes, whole);
     }
     CHECK(got.size() == want.size());
     CHECK(got == want);
@@ -260,13 +268,7 @@ TEST_SUITE("vectors") {
       CHECK(std::string(info.representation) == reprs[i]);
       std::vector<uint8_t> whole(info.byte_size);
       REQUIRE(wcodec_decode_tensor(a, i, whole.data(), whole.size(), 1, err, sizeof err) == WCODEC_OK);
-      for (uint64_t r0 = 0; r0 < info.rows; r0 += info.chunk_size) {
-        CAPTURE(r0);
-        const uint64_t r1 = std::min<uint64_t>(info.rows, r0 + info.chunk_size);
-        std::vector<uint8_t> part((r1 - r0) * info.row_bytes);
-        REQUIRE(wcodec_decode_rows(a, i, r0, r1, nullptr, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
-        CHECK(std::equal(part.begin(), part.end(), whole.begin() + r0 * info.row_bytes));
-      }
+      check_tiles(a, i, info, nullptr, info.row_bytes, whole);
     }
     wcodec_close(a);
   }
@@ -304,13 +306,7 @@ TEST_SUITE("vectors") {
                 WCODEC_OK);
         got.insert(got.end(), whole.begin(), whole.end());
         // Each tile alone (its own scales and codes chunks, or the inline parts) gives the same rows.
-        for (uint64_t r0 = 0; r0 < info.rows; r0 += info.chunk_size) {
-          CAPTURE(r0);
-          const uint64_t r1 = std::min<uint64_t>(info.rows, r0 + info.chunk_size);
-          std::vector<uint8_t> part((r1 - r0) * row_elems * esize);
-          REQUIRE(wcodec_decode_rows(a, i, r0, r1, dt, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
-          CHECK(std::equal(part.begin(), part.end(), whole.begin() + r0 * row_elems * esize));
-        }
+        check_tiles(a, i, info, dt, row_elems * esize, whole);
       }
     }
     CHECK(vq_tensors == 3);

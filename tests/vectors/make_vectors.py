@@ -531,6 +531,17 @@ def st_file(tensors, metadata={"format": "pt"}):
     return safetensors([(t.name, t.dtype, t.shape, t.out()) for t in tensors], metadata)
 
 
+def one_file(tensors, **kw):
+    """A 2.x container (container2's keywords) of one model.safetensors holding tensors."""
+    fb, plen = st_file(tensors)
+    return container2([(0, "model.safetensors", fb, plen, tensors)], **kw)
+
+
+def norm_exact():
+    """The exact F32 tensor the bad lossy vectors put before the tensor they break."""
+    return Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes())
+
+
 # qrow arithmetic (QROW.md §2, §3), written from the spec.
 
 def zigzag(q):
@@ -719,11 +730,9 @@ def lossy_bad(ts):
         q = [((i * 37) % 255) - 127 for i in range(rows * cols)]
         e = [(0x13 * r) & 0xFF for r in range(rows)]
         t = qrow("w.weight", dtype, list(shape), B, e, q, tile_rows, codes_codec=1, **kw)
-        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+        return [norm_exact(), t]
 
-    def one(tensors, **kw):
-        fb, plen = st_file(tensors)
-        return container2([(0, "model.safetensors", fb, plen, tensors)], **kw)
+    one = one_file
 
     def lie(f, **kw):
         """base(**kw) with its qrow tensor changed by f (which may return a replacement)."""
@@ -1074,11 +1083,10 @@ def outlier_bad():
     def base(dtype="BF16"):
         """An exact F32 tensor, then a qrow-outliers tensor: tile 0 row lists, tile 1 none, tile 2 a mask."""
         t = qrow_outliers("w.weight", dtype, [rows, cols], -20, e, q, tr, out, [1, 0, 2], codes_codec=1)
-        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+        return [norm_exact(), t]
 
     def one(tensors):
-        fb, plen = st_file(tensors)
-        return container2([(0, "model.safetensors", fb, plen, tensors)], minor=2)
+        return one_file(tensors, minor=2)
 
     def lie(f):
         t = base()
@@ -1942,11 +1950,10 @@ def inline23_bad():
         opt = dict(codes_layout=INLINE, codes_codec=FANS, codes_frame=fans_frame("U8"))
         opt.update(kw)
         t = qrow("w.weight", "BF16", [rows, cols], -20, e, q, tile_rows, **opt)
-        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+        return [norm_exact(), t]
 
     def one(tensors):
-        fb, plen = st_file(tensors)
-        return container2([(0, "model.safetensors", fb, plen, tensors)], minor=3)
+        return one_file(tensors, minor=3)
 
     def lie(f, **kw):
         t = base(**kw)
@@ -2213,11 +2220,10 @@ def vq_bad():
         opt = dict(codes_codec=1)
         opt.update(kw)
         t = vq("w.weight", "BF16", [rows, cols], -6, d, e, u, cb, tile_rows, **opt)
-        return [Exact("norm.weight", "F32", [4], np.array([1, -1, 2, -2], dtype="<f4").tobytes()), t]
+        return [norm_exact(), t]
 
     def one(tensors):
-        fb, plen = st_file(tensors)
-        return container2([(0, "model.safetensors", fb, plen, tensors)], minor=4)
+        return one_file(tensors, minor=4)
 
     def lie(f, **kw):
         t = base(**kw)
