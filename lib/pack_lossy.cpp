@@ -16,7 +16,6 @@
 #include "platform/file_io.h"
 #include "quant/allocate.h"
 #include "quant/float_load.h"
-#include "quant/outlier_math.h"
 #include "quant/outliers.h"
 #include "quant/outliers_repr.h"
 #include "quant/qrow.h"
@@ -251,13 +250,9 @@ void reconstruct_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t til
   }
   qrow::decode_rows_fast(lt.steps.base_exp, lt.steps.e.data() + r0, sc.bytes.data(), t.parts[1].item_bytes(), rows,
                          cols, t.dtype, out.data());
-  if (!lt.block.empty()) {  // the outliers over the codes' values, as every decoder writes them
-    size_t off = 0, len = 0;
-    const bool ok = qrow::outlier_section(lt.block.data(), lt.block.size(), t.tile_count(), tile, off, len) &&
-                    qrow::apply_outlier_section(lt.block.data() + off, len, rows, cols, uint32_t(t.dtype),
-                                                uint32_t(t.dtype), out.data());
-    if (!ok) fail(Errc::codec, "the outlier block written does not decode (an encoder bug)");
-  }
+  // the outliers over the codes' values, as every decoder writes them
+  if (!lt.block.empty() && !apply_outliers(t, uint32_t(tile), lt.block.data(), lt.block.size(), t.dtype, out.data()))
+    fail(Errc::codec, "the outlier block written does not decode (an encoder bug)");
 }
 
 // Runs `work(slot, tile)` over t's tiles in parallel windows and

@@ -16,16 +16,18 @@ void qrow_outliers_check(const TensorRecord& t) {
   }
 }
 
+bool apply_outliers(const TensorRecord& t, uint32_t tile, const uint8_t* block, size_t n, DType out, uint8_t* dst) {
+  size_t off = 0, len = 0;
+  return qrow::outlier_section(block, n, t.tile_count(), tile, off, len) &&
+         qrow::apply_outlier_section(block + off, len, t.rows_in_tile(tile), t.cols(), uint32_t(t.dtype),
+                                     uint32_t(out), dst);
+}
+
 Errc qrow_outliers_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                                uint8_t* dst) {
-  size_t off = 0, len = 0;
-  if (!qrow::outlier_section(in.data[2], in.size[2], t.tile_count(), tile, off, len)) return Errc::codec;
   const Errc rc = qrow_decode_tile(t, tile, level, in, out, dst);
   if (rc != Errc::ok) return rc;
-  if (!qrow::apply_outlier_section(in.data[2] + off, len, t.rows_in_tile(tile), t.cols(), uint32_t(t.dtype),
-                                   uint32_t(out), dst))
-    return Errc::codec;
-  return Errc::ok;
+  return apply_outliers(t, tile, in.data[2], in.size[2], out, dst) ? Errc::ok : Errc::codec;
 }
 
 uint64_t qrow_outlier_count(const TensorRecord& t) {

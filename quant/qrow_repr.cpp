@@ -43,20 +43,25 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
 
 void qrow_check(const TensorRecord& t) { qrow_check_parts(t, 2, "qrow"); }
 
+const uint8_t* qrow_tile_steps(const TensorRecord& t, uint32_t tile, const TileInputs& in) {
+  const uint64_t rows = t.rows_in_tile(tile);
+  const uint8_t* e = in.data[0];
+  size_t e_n = in.size[0];
+  if (t.parts[0].layout == PartLayout::inline_items) {  // the whole tensor's steps; this tile's slice
+    const uint64_t first = uint64_t(tile) * t.tile_rows();
+    if (first + rows > e_n) return nullptr;
+    e += first, e_n = rows;
+  }
+  return e_n == rows ? e : nullptr;
+}
+
 Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst) {
   (void)level;  // one level
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols();
-  const PartRecord& s = t.parts[0];
-  const uint8_t* e = in.data[0];
-  size_t e_n = in.size[0];
-  if (s.layout == PartLayout::inline_items) {  // the whole tensor's steps; this tile's slice
-    const uint64_t first = uint64_t(tile) * t.tile_rows();
-    if (first + rows > e_n) return Errc::codec;
-    e += first, e_n = rows;
-  }
+  const uint8_t* e = qrow_tile_steps(t, tile, in);
   const unsigned cb = t.parts[1].item_bytes();
-  if (e_n != rows || in.size[1] != rows * cols * cb) return Errc::codec;
+  if (!e || in.size[1] != rows * cols * cb) return Errc::codec;
   qrow::decode_rows_fast(qrow_base_exp(t), e, in.data[1], cb, rows, cols, out, dst);
   return Errc::ok;
 }

@@ -14,6 +14,11 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
 Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst);
 
+// The step exponents of tile `tile`'s rows in `in` (part 0: the tile's
+// chunk, or its slice of the inline part); null when there are not exactly
+// that many. qrow, qrow-outliers and vq share part 0.
+const uint8_t* qrow_tile_steps(const TensorRecord& t, uint32_t tile, const TileInputs& in);
+
 // The record's base exponent (params, i16 little-endian).
 int32_t qrow_base_exp(const TensorRecord& t);
 

@@ -89,15 +89,9 @@ Errc vq_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const 
   (void)level;
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols();
   const uint32_t d = vq_dim(t);
-  const uint8_t* e = in.data[0];
-  size_t e_n = in.size[0];
-  if (t.parts[0].layout == PartLayout::inline_items) {
-    const uint64_t first = uint64_t(tile) * t.tile_rows();
-    if (first + rows > e_n) return Errc::codec;
-    e += first, e_n = rows;
-  }
+  const uint8_t* e = qrow_tile_steps(t, tile, in);
   const unsigned cb_bytes = t.parts[1].item_bytes();
-  if (e_n != rows || in.size[1] != rows * (cols / d) * cb_bytes) return Errc::codec;
+  if (!e || in.size[1] != rows * (cols / d) * cb_bytes) return Errc::codec;
   const size_t kd = in.size[2] / 4;
   for (size_t j = 0; j < kd; ++j)
     if (!std::isfinite(vq::cb_value(in.data[2], j))) return Errc::codec;
