@@ -73,8 +73,9 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
             decode_unit(t, j.chunk, spans[k].data(), work[k], t.dtype, raw[k].reserve(unit_out_size(t, j.chunk, t.dtype)),
                         src.name());
           } catch (Error& e) {
-            // where the unit's chunks lie (a tile of inline parts only has none: its record says where)
-            if (unit_chunks(t) > 0) e.at_offset(src.payload_offset(unit_chunk(t, j.chunk, 0)));
+            // where the unit's chunks lie; a tile of inline parts only has none: they lie in the
+            // (compressed) manifest, which starts at kHeaderSize
+            e.at_offset(unit_chunks(t) > 0 ? src.payload_offset(unit_chunk(t, j.chunk, 0)) : kHeaderSize);
             throw;
           }
         },

@@ -115,7 +115,7 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
       const uint64_t n = part.items * part.item_bytes();
       uint8_t* d = ws.part[p].reserve(n);
       decode_chunk_or_throw(part.codec, part.item, std::span<const uint8_t>(part.data), d, n,
-                            "inline part " + std::to_string(p), file, t);
+                            "inline part " + std::to_string(p) + " (in the manifest)", file, t);
       in.data[p] = d, in.size[p] = n;
     } else if (chunked(part)) {
       const uint64_t n = t.part_bytes(p, u);
