@@ -179,7 +179,7 @@ struct Opts {
   // pack
   std::string codec = "auto", name;
   int level = 3;
-  std::string parallel = "cpu";
+  std::string parallel = "cpu", inline_small = "auto";
   double bits = 0;  // lossy: bits per weight (0: lossless)
   std::string keep, scheme = "auto", sensitivity, calib;
   bool no_act_order = false;
@@ -298,6 +298,7 @@ void pack_one(const Opts& o, const std::string& in) {
   po.codec = o.codec;
   po.level = o.level;
   po.parallel = o.parallel;
+  po.inline_small = o.inline_small;
   po.chunk_size = o.chunk;
   po.bits = o.bits;
   po.keep = o.keep;
@@ -459,6 +460,11 @@ int main(int argc, char** argv) {
                  "Decoder to lay float-ans out for: cpu (default) or gpu (8x the independent sub-streams, "
                  "about 0.4% larger)")
       ->check(CLI::IsMember({"cpu", "gpu"}));
+  pk->add_option("--inline", o.inline_small,
+                 "Small tensors (one chunk, at most 16 KiB) stored in the manifest instead of chunks, about 64 bytes "
+                 "saved each (container 1.4/2.5): auto (default: where that saves at least 1/256 of the tensors' "
+                 "bytes), always, never (a file older readers read)")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
   pk->add_option("--bits", o.bits,
                  "Lossy: mean bits per weight over the lossy tensors, every byte they take counted (0.5 to 12); "
                  "spent where the model's error drops most");

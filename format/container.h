@@ -64,6 +64,12 @@ inline constexpr uint8_t kReprFirst24 = 3;
 inline constexpr size_t kMaxParts = 16;          // parts of a lossy tensor
 inline constexpr unsigned kMaxLevels = 255;
 inline constexpr uint64_t kMaxInlinePart = 1u << 16;  // bytes of an inline part
+// An exact tensor stored in its record (1.4, 2.5): its whole coded payload in
+// the manifest instead of chunks, for tensors so small that a chunk's header,
+// padding and index entry (about 70 bytes) would be a large part of them.
+inline constexpr uint16_t kVersionMinorInline = 4;
+inline constexpr uint16_t kVersionMinorLossyInline = 5;
+inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {
   safetensors = 0,  // prefix = the original header bytes, then tensor data
@@ -122,10 +128,13 @@ struct TensorRecord {
   uint8_t repr = 0;               // 0 exact; else a lossy representation (2.0)
   std::vector<uint64_t> shape;
   uint64_t byte_size = 0;
-  uint32_t chunk_size = 0;        // exact: raw bytes per chunk (the last may be shorter); lossy: rows per tile
+  uint32_t chunk_size = 0;        // exact: raw bytes per chunk (the last may be shorter; 0: inline); lossy: rows per tile
   std::vector<uint8_t> params;    // exact: codec parameters; lossy: the representation's
   std::vector<PartRecord> parts;  // lossy only
   std::vector<LevelRecord> levels;  // lossy only
+  // exact tensors stored in their record (1.4, 2.5; chunk_size 0, byte_size
+  // > 0): the codec's payload of the whole tensor
+  std::vector<uint8_t> payload;
   // Derived, not stored:
   uint64_t record_offset = 0;     // where its record was read (errors cite it), as other manifest errors do
   uint32_t first_chunk = 0;       // the first chunk of level 0
@@ -133,6 +142,8 @@ struct TensorRecord {
   std::vector<uint32_t> level_first, level_chunks;  // per level of the tensor
   uint64_t elements() const;
   bool lossy() const { return repr != 0; }
+  // An exact tensor whose bytes lie in its record (1.4, 2.5), not in chunks.
+  bool inline_exact() const { return repr == 0 && byte_size > 0 && chunk_size == 0; }
   // The matrix view of a lossy tensor: shape[0] rows.
   uint64_t rows() const { return shape.empty() ? 1 : shape[0]; }
   uint64_t cols() const;
@@ -263,6 +274,9 @@ struct ManifestShares {
 };
 double tensor_file_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx, uint64_t chunks_start,
                          const ManifestShares& shares);
+// Stored bytes of t: its chunks' payloads (index `idx`) and the bytes its
+// record holds in their place (an inline tensor's payload, inline parts).
+uint64_t tensor_stored_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx);
 // Bytes of t's record that are inline parts' coded payloads (and their
 // 4-byte sizes).
 uint64_t coded_inline_bytes(const TensorRecord& t);

@@ -94,6 +94,7 @@ uint32_t TensorRecord::chunk_of_part(uint32_t p, uint64_t tile) const {
 }
 
 uint32_t TensorRecord::chunk_raw_size(uint32_t i) const {
+  if (inline_exact()) return static_cast<uint32_t>(byte_size);  // its one unit, in the record
   if (!lossy()) {
     uint64_t start = uint64_t(i) * chunk_size;
     return static_cast<uint32_t>(std::min<uint64_t>(chunk_size, byte_size - start));
@@ -115,10 +116,7 @@ void Manifest::derive_chunks() {
     t.level_chunks.clear();
     if (!t.lossy()) {
       uint64_t n = 0;
-      if (t.byte_size > 0) {
-        if (t.chunk_size == 0) fail(Errc::corrupt, "tensor '" + t.name + "' has data but chunk size 0");
-        n = (t.byte_size - 1) / t.chunk_size + 1;
-      }
+      if (t.byte_size > 0 && t.chunk_size > 0) n = (t.byte_size - 1) / t.chunk_size + 1;  // else inline: none
       if (n > kMaxChunks) fail(Errc::limit, "too many chunks");
       t.level_chunks.push_back(static_cast<uint32_t>(n));
       continue;
@@ -167,6 +165,10 @@ static void encode_tensor(ByteWriter& w, const TensorRecord& t) {
   if (t.params.size() > 0xFFFF) fail(Errc::limit, "codec parameters too long");
   w.u16(static_cast<uint16_t>(t.params.size()));
   w.bytes(t.params.data(), t.params.size());
+  if (t.inline_exact()) {  // 1.4, 2.5: the payload in the record
+    w.u32(static_cast<uint32_t>(t.payload.size()));
+    w.bytes(t.payload.data(), t.payload.size());
+  }
   if (!t.lossy()) return;
   w.u8(static_cast<uint8_t>(t.parts.size()));
   w.u8(static_cast<uint8_t>(t.levels.size()));
@@ -202,8 +204,16 @@ uint64_t tensor_record_size(const TensorRecord& t) {
   return w.buf.size();
 }
 
+uint64_t tensor_stored_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx) {
+  uint64_t n = t.payload.size();
+  for (const auto& q : t.parts)
+    if (q.layout == PartLayout::inline_items) n += q.data.size();
+  for (uint32_t c = 0; c < t.chunk_count; ++c) n += idx[t.global_chunk(c)].stored_size;
+  return n;
+}
+
 uint64_t coded_inline_bytes(const TensorRecord& t) {
-  uint64_t n = 0;
+  uint64_t n = t.inline_exact() ? 4 + t.payload.size() : 0;
   for (const auto& q : t.parts)
     if (q.layout == PartLayout::inline_items && q.codec != 0) n += 4 + q.data.size();
   return n;
@@ -218,9 +228,11 @@ ManifestShares manifest_shares(const Manifest& m, uint64_t raw, uint64_t stored)
     return s;
   }
   Manifest base = m;  // the same records, payloads empty
-  for (auto& t : base.tensors)
+  for (auto& t : base.tensors) {
+    t.payload.clear();
     for (auto& q : t.parts)
       if (q.layout == PartLayout::inline_items && q.codec != 0) q.data.clear();
+  }
   const auto braw = encode_manifest(base);
   const uint64_t bstored = zframe_compress(braw, meta_zstd_level(raw)).size();
   s.ratio = braw.empty() ? 1.0 : double(bstored) / double(braw.size());
@@ -490,7 +502,21 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
     }
     if (plen != 0 && t.codec < kCodecIdsWithoutParams)
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': codec " + std::to_string(t.codec) + " takes no parameters");
-    if (t.byte_size > 0 && (t.chunk_size == 0 || t.chunk_size > kMaxChunkSize || t.chunk_size % kAlign != 0))
+    if (t.inline_exact()) {  // 1.4, 2.5: the payload follows
+      if (t.byte_size > kMaxInlineTensor)
+        fail_at(Errc::corrupt, at, "tensor '" + t.name + "': an inline tensor of " + std::to_string(t.byte_size) +
+                                       " bytes exceeds the " + std::to_string(kMaxInlineTensor) + "-byte limit");
+      const uint64_t at_size = r.abs_pos();
+      const uint32_t stored = r.u32();
+      if (stored > max_stored_size(t.byte_size) || (t.codec == 0 && stored != t.byte_size))
+        fail_at(Errc::corrupt, at_size, "tensor '" + t.name + "': inline payload of " + std::to_string(stored) +
+                                            " bytes for " + std::to_string(t.byte_size) + " raw bytes");
+      if (stored > r.remaining()) fail_at(Errc::corrupt, at_size, "tensor '" + t.name + "': inline payload runs past the manifest");
+      auto* pb = r.bytes(stored);
+      t.payload.assign(pb, pb + stored);
+      continue;
+    }
+    if (t.byte_size > 0 && (t.chunk_size > kMaxChunkSize || t.chunk_size % kAlign != 0))
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': invalid chunk size " + std::to_string(t.chunk_size));
     if (t.byte_size == 0 && t.chunk_size != 0)
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': empty tensor with a chunk size");

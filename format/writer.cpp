@@ -36,8 +36,8 @@ void ContainerWriter::begin(const Manifest& m) {
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
-  bool mixed = false;
-  for (const auto& t : m.tensors) mixed |= !t.lossy() && t.codec >= kCodecFirst13;
+  bool mixed = false, inlined = false;
+  for (const auto& t : m.tensors) mixed |= !t.lossy() && t.codec >= kCodecFirst13, inlined |= t.inline_exact();
   if (major_ == kVersionMajorLossy) {
     minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
     for (const auto& t : m.tensors) {
@@ -49,6 +49,7 @@ void ContainerWriter::begin(const Manifest& m) {
       for (const auto& q : t.parts)
         if (q.layout == PartLayout::per_group) minor_ = kVersionMinorLossyVq;
     }
+    if (inlined) minor_ = kVersionMinorLossyInline;
   }
   else {
     for (const auto& f : m.files)
@@ -56,6 +57,7 @@ void ContainerWriter::begin(const Manifest& m) {
     for (const auto& t : m.tensors)
       if (t.codec >= kCodecFirst12) minor_ = kVersionMinorTrim;
     if (mixed) minor_ = kVersionMinorMixed;
+    if (inlined) minor_ = kVersionMinorInline;
   }
   h.major = major_;
   h.minor = minor_;

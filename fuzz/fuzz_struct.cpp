@@ -132,6 +132,9 @@ void check_manifest(const wc::Manifest& m) {
     WC_FUZZ_CHECK(t.first_chunk == chunks);
     if (t.byte_size == 0) {
       WC_FUZZ_CHECK(t.chunk_count == 0 && t.chunk_size == 0);
+    } else if (t.inline_exact()) {  // 1.4: the payload in the record
+      WC_FUZZ_CHECK(t.chunk_count == 0 && t.byte_size <= wc::kMaxInlineTensor);
+      WC_FUZZ_CHECK(t.payload.size() <= wc::max_stored_size(t.byte_size) && (t.codec != 0 || t.payload.size() == t.byte_size));
     } else {
       WC_FUZZ_CHECK(t.chunk_size % wc::kAlign == 0 && t.chunk_size >= wc::kAlign && t.chunk_size <= wc::kMaxChunkSize);
       WC_FUZZ_CHECK(t.chunk_count == (t.byte_size - 1) / t.chunk_size + 1);
@@ -235,10 +238,13 @@ void check_capi(const std::string& path, const wc::ContainerReader& r, const std
       WC_FUZZ_CHECK(std::string(info.dtype) == wc::dtype_name(t.dtype));
       WC_FUZZ_CHECK(info.rank == t.shape.size());
       WC_FUZZ_CHECK(t.shape.empty() || std::memcmp(info.shape, t.shape.data(), 8 * t.shape.size()) == 0);
-      WC_FUZZ_CHECK(info.byte_size == t.byte_size && info.chunk_count == t.chunk_count && info.chunk_size == t.chunk_size);
+      // an inline tensor is one chunk of byte_size bytes to the API
+      const uint32_t api_chunks = t.inline_exact() ? 1 : t.chunk_count;
+      const uint32_t api_chunk_size = t.inline_exact() ? uint32_t(t.byte_size) : t.chunk_size;
+      WC_FUZZ_CHECK(info.byte_size == t.byte_size && info.chunk_count == api_chunks && info.chunk_size == api_chunk_size);
       WC_FUZZ_CHECK(std::string(info.codec) ==
                     (wc::codec_id_valid(t.codec) ? std::string(wc::codec_name(wc::CodecId(t.codec))) : "unknown"));
-      uint64_t stored = 0;
+      uint64_t stored = t.payload.size();
       for (uint32_t c = 0; c < t.chunk_count; ++c) stored += r.index()[t.first_chunk + c].stored_size;
       WC_FUZZ_CHECK(info.stored_size == stored);
       if (t.name.find('\0') == std::string::npos) {
@@ -254,11 +260,11 @@ void check_capi(const std::string& path, const wc::ContainerReader& r, const std
           if (files)
             WC_FUZZ_CHECK(t.byte_size == 0 ||
                           std::memcmp(buf.data(), files->data() + (*starts)[fi] + off, size_t(t.byte_size)) == 0);
-          if (t.chunk_count) {  // the last chunk alone, and with a buffer one byte short
-            const uint32_t c = t.chunk_count - 1, n = t.chunk_raw_size(c);
+          if (api_chunks) {  // the last chunk alone, and with a buffer one byte short
+            const uint32_t c = api_chunks - 1, n = t.chunk_raw_size(c);
             std::vector<uint8_t> cb(n);
             WC_FUZZ_CHECK(wcodec_decode_chunk(a, ti, c, cb.data(), n, err, sizeof err) == WCODEC_OK);
-            WC_FUZZ_CHECK(std::memcmp(cb.data(), buf.data() + uint64_t(c) * t.chunk_size, n) == 0);
+            WC_FUZZ_CHECK(std::memcmp(cb.data(), buf.data() + uint64_t(c) * api_chunk_size, n) == 0);
             WC_FUZZ_CHECK(n == 0 || wcodec_decode_chunk(a, ti, c, cb.data(), n - 1, err, sizeof err) == WCODEC_E_USAGE);
           }
         } else {

@@ -413,6 +413,14 @@ bool parse_layout(const std::vector<uint8_t>& m, MLayout& L) {
     size_t plen = wc::load_u16(p + t.params_at());
     if (!need(m, t.params_at() + 2, plen)) return false;
     pos = t.end = t.params_at() + 2 + plen;
+    t.inline_payload = t.byte_size > 0 && t.chunk_size == 0;
+    if (t.inline_payload) {
+      if (!need(m, pos, 4)) return false;
+      t.payload_len = wc::load_u32(p + pos);
+      t.payload_at = pos + 4;
+      if (!need(m, t.payload_at, t.payload_len)) return false;
+      pos = t.end = t.payload_at + t.payload_len;
+    }
   }
   L.tensors_end = pos;
   return true;
@@ -447,7 +455,8 @@ Assembled assemble(const Description& d) {
       bool ovf = false;
       for (unsigned r = 0; r < t.rank; ++r) ovf |= __builtin_mul_overflow(el, wc::load_u64(m.data() + t.shape_at() + 8 * r), &el);
       ovf |= __builtin_mul_overflow(el, uint64_t(wc::dtype_bits(*dt)), &bits);
-      if (!ovf && bits % 8 == 0) {
+      // (not where it would add or remove an inline payload: the record's length would change)
+      if (!ovf && bits % 8 == 0 && (t.chunk_size != 0 || (t.byte_size == 0) == (bits == 0))) {
         t.byte_size = bits / 8;
         wc::store_u64(m.data() + t.byte_size_at(), t.byte_size);
       }
@@ -487,8 +496,11 @@ Assembled assemble(const Description& d) {
         ovf |= __builtin_mul_overflow(el, uint64_t(wc::dtype_bits(*dt)), &bits);
         if (ovf || bits % 8 != 0 || bits / 8 != t.byte_size) reject("byte size vs shape");
       }
-      if (t.byte_size > 0 && (t.chunk_size == 0 || t.chunk_size > wc::kMaxChunkSize || t.chunk_size % wc::kAlign != 0))
+      if (t.byte_size > 0 && (t.chunk_size > wc::kMaxChunkSize || t.chunk_size % wc::kAlign != 0))
         reject("invalid chunk size");
+      if (t.inline_payload && (t.byte_size > wc::kMaxInlineTensor || t.payload_len > wc::max_stored_size(t.byte_size) ||
+                               (t.codec == 0 && t.payload_len != t.byte_size)))
+        reject("inline payload size");
       if (t.byte_size == 0 && t.chunk_size != 0) reject("empty tensor with a chunk size");
       uint64_t n = t.byte_size > 0 && t.chunk_size > 0 ? (t.byte_size - 1) / t.chunk_size + 1 : 0;
       for (uint64_t j = 0; j < n && refs.size() < list_max; ++j)
@@ -566,22 +578,21 @@ Assembled assemble(const Description& d) {
       XXH3_64bits_reset(hs);
       XXH3_64bits_update(hs, m.data() + f.prefix_at(), size_t(f.prefix_len));
       bool ok = true;
-      while (c < count && refs[c].tensor < f.first) ++c;
-      for (; ok && c < count && refs[c].tensor - f.first < f.count; ++c) {
-        const MTensor& t = L.tensors[refs[c].tensor];
+      // one stored unit: a chunk, or an inline tensor's payload
+      auto add = [&](const MTensor& t, const uint8_t* stored, size_t n, uint64_t raw) {
         auto dt = wc::dtype_from_id(t.dtype);
-        uint32_t raw = refs[c].raw;
-        if (!dt || !wc::codec_id_valid(t.codec) || raw > kMaxDecodeChunk || decoded + raw > kMaxDecodeTotal) {
-          ok = false;
-          break;
-        }
+        if (!dt || !wc::codec_id_valid(t.codec) || raw > kMaxDecodeChunk || decoded + raw > kMaxDecodeTotal) return false;
         decoded += raw;
-        buf.resize(raw);
-        if (wc::decode_chunk(wc::CodecId(t.codec), *dt, chunks[c]->data(), chunks[c]->size(), buf.data(), raw) != wc::Errc::ok) {
-          ok = false;
-          break;
-        }
-        XXH3_64bits_update(hs, buf.data(), raw);
+        buf.resize(size_t(raw));
+        if (wc::decode_chunk(wc::CodecId(t.codec), *dt, stored, n, buf.data(), size_t(raw)) != wc::Errc::ok) return false;
+        XXH3_64bits_update(hs, buf.data(), size_t(raw));
+        return true;
+      };
+      while (c < count && refs[c].tensor < f.first) ++c;
+      for (uint32_t ti = f.first; ok && ti < f.first + f.count; ++ti) {
+        const MTensor& t = L.tensors[ti];
+        if (t.inline_payload) ok = add(t, m.data() + t.payload_at, t.payload_len, t.byte_size);
+        for (; ok && c < count && refs[c].tensor == ti; ++c) ok = add(t, chunks[c]->data(), chunks[c]->size(), refs[c].raw);
       }
       if (ok) wc::store_u64(m.data() + f.xxh_at(), XXH3_64bits_digest(hs));
     }
@@ -643,7 +654,9 @@ Assembled assemble(const Description& d) {
   if (!m_frames.empty()) reject("data after the manifest frame");
   wc::FileHeader h;
   h.major = wc::kVersionMajor;
-  h.minor = path_names ? 1 : 0;  // as a writer does (§3): 1.1 only when a name is a path
+  bool inlined = false;
+  for (const MTensor& t : L.tensors) inlined |= t.inline_payload;
+  h.minor = inlined ? 4 : path_names ? 1 : 0;  // as a writer does (§3): 1.1 only when a name is a path, 1.4 with inline tensors
   h.manifest_stored = mframe.size();
   h.manifest_raw = uint64_t(int64_t(m.size()) + m_raw_delta);
   if (h.manifest_raw != m.size()) reject("manifest_raw");

@@ -136,6 +136,10 @@ struct MTensor {
   uint8_t dtype = 0, codec = 0, rank = 0;
   uint64_t byte_size = 0;
   uint32_t chunk_size = 0;
+  // 1.4: an exact tensor with data and chunk size 0 holds its payload (u32
+  // size, then the bytes) after its params
+  bool inline_payload = false;
+  size_t payload_at = 0, payload_len = 0;
   size_t dtype_at() const { return at + 2 + name_len; }
   size_t shape_at() const { return dtype_at() + 4; }
   size_t byte_size_at() const { return shape_at() + 8 * size_t(rank); }

@@ -37,6 +37,12 @@ struct PackOptions {
   // 2^12, eight times the independent lanes (8 warps per 256 KiB BF16 chunk
   // instead of 1) for GPU decoders, about 0.4% larger (Whisper tiny.en BF16)
   std::string parallel = "cpu";
+  // Small exact tensors (one chunk of at most 16 KiB) stored in their
+  // records, in the manifest (container 1.4/2.5), instead of chunks: "auto"
+  // when that saves at least 1/256 of the tensors' bytes (a chunk's header,
+  // padding and index entry take about 64 bytes), "always", or "never" (a
+  // file older readers read).
+  std::string inline_small = "auto";
   ProgressFn progress;
   // Lossy (container 2.0): bits > 0 asks for a smaller model. `bits` is the
   // mean over the lossy tensors of every byte they take in the file (codes,
@@ -222,7 +228,8 @@ struct GroupSummary {
 struct InspectResult {
   std::string path;
   unsigned version_major = 0, version_minor = 0;
-  // raw_bytes: the original files; stored_payload: chunk payloads only;
+  // raw_bytes: the original files; stored_payload: the tensors' payloads only
+  // (chunks, and the bytes records hold in their place);
   // weights: elements of tensors in safetensors files (blobs are not weights).
   uint64_t file_size = 0, raw_bytes = 0, stored_payload = 0, weights = 0;
   std::vector<FileSummary> files;

@@ -72,6 +72,22 @@ int guarded(char* err, size_t len, F&& f) {
   }
 }
 
+// Chunks of exact tensor t as the API counts them: a tensor stored in its
+// record (1.4, 2.5) has one, its payload in the manifest.
+uint32_t api_chunks(const wc::TensorRecord& t) { return t.inline_exact() ? 1 : t.chunk_count; }
+
+// The stored bytes of chunk `chunk` of exact tensor t (verified when chunk
+// checks are on; an inline tensor's payload was checked with the manifest).
+std::span<const uint8_t> stored_chunk(const wcodec_archive* a, const wc::TensorRecord& t, uint32_t chunk) {
+  return t.inline_exact() ? std::span<const uint8_t>(t.payload) : a->reader->chunk(t.global_chunk(chunk));
+}
+
+// Where chunk `chunk` of exact tensor t lies, for errors: its payload, or
+// the manifest for an inline tensor.
+uint64_t chunk_offset(const wcodec_archive* a, const wc::TensorRecord& t, uint32_t chunk) {
+  return t.inline_exact() ? wc::kHeaderSize : a->reader->index()[t.global_chunk(chunk)].offset;
+}
+
 // The arguments of a call that decodes one chunk of an exact tensor: a usage
 // error (with its message) unless `tensor` is an exact tensor with chunk
 // `chunk` and dst holds that chunk; *out receives the tensor.
@@ -81,7 +97,7 @@ int exact_chunk_args(const wcodec_archive* a, size_t tensor, uint32_t chunk, con
     return usage(err, err_len, "no such tensor, or no destination");
   const auto& t = a->reader->manifest().tensors[tensor];
   if (t.lossy()) return usage(err, err_len, "tensor '" + t.name + "' is lossy: decode it whole (wcodec_decode_tensor_ex)");
-  if (chunk >= t.chunk_count) return usage(err, err_len, "tensor '" + t.name + "' has no chunk " + std::to_string(chunk));
+  if (chunk >= api_chunks(t)) return usage(err, err_len, "tensor '" + t.name + "' has no chunk " + std::to_string(chunk));
   if (dst_len < t.chunk_raw_size(chunk))
     return usage(err, err_len, "a buffer of " + std::to_string(dst_len) + " bytes cannot hold chunk " +
                                    std::to_string(chunk) + " of tensor '" + t.name + "' (" +
@@ -108,9 +124,7 @@ void finish_open(wcodec_archive& a) {
   const auto& m = a.reader->manifest();
   a.stored.reserve(m.tensors.size());
   for (size_t i = 0; i < m.tensors.size(); ++i) {
-    uint64_t s = 0;
-    for (uint32_t c = 0; c < m.tensors[i].chunk_count; ++c) s += a.reader->index()[m.tensors[i].global_chunk(c)].stored_size;
-    a.stored.push_back(s);
+    a.stored.push_back(wc::tensor_stored_bytes(m.tensors[i], a.reader->index()));
   }
   a.file_of.resize(m.tensors.size());
   a.metadata.resize(m.files.size());
@@ -182,10 +196,7 @@ void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsig
     const auto& sp = spans[s];
     wc::check_decodable(*sp.t, a.reader->path());
     if (sp.b0 >= sp.b1) continue;
-    // unit u starts where the units before it end: chunk_size bytes (exact)
-    // or tile_rows rows (lossy)
-    stride[s] = sp.t->lossy() ? uint64_t(sp.t->tile_rows()) * sp.t->cols() * (wc::dtype_bits(sp.out) / 8)
-                              : sp.t->chunk_size;
+    stride[s] = wc::unit_stride(*sp.t, sp.out);
     for (uint64_t u = sp.b0 / stride[s]; u <= (sp.b1 - 1) / stride[s]; ++u) jobs.push_back({s, u});
   }
   auto run = [&](size_t j) {
@@ -197,7 +208,7 @@ void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsig
     std::span<const uint8_t> chunks[wc::kMaxParts];
     const uint32_t nc = wc::unit_chunks(t);
     for (uint32_t c = 0; c < nc; ++c) chunks[c] = a.reader->chunk(wc::unit_chunk(t, u, c));
-    a.chunks_decoded.fetch_add(nc, std::memory_order_relaxed);
+    a.chunks_decoded.fetch_add(t.inline_exact() ? 1 : nc, std::memory_order_relaxed);  // an inline tensor: its one
     if (begin >= sp.b0 && begin + size <= sp.b1) {
       // fresh caller memory: fault its pages in with one call, not one trap
       // a page as the decoder writes (about 15% of loading a new model here)
@@ -264,6 +275,8 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
     p.act_order = o->no_act_order == 0;
   }
   if (o->struct_size >= offsetof(wcodec_pack_options, scheme) + sizeof(o->scheme) && o->scheme) p.scheme = o->scheme;
+  if (o->struct_size >= offsetof(wcodec_pack_options, inline_small) + sizeof(o->inline_small) && o->inline_small)
+    p.inline_small = o->inline_small;
   return p;
 }
 
@@ -363,8 +376,8 @@ int wcodec_get_tensor_info(const wcodec_archive* a, size_t i, wcodec_tensor_info
   full.rank = uint32_t(t.shape.size());
   full.shape = t.shape.data();
   full.byte_size = t.byte_size;
-  full.chunk_count = t.chunk_count;
-  full.chunk_size = t.chunk_size;
+  full.chunk_count = t.lossy() ? t.chunk_count : api_chunks(t);
+  full.chunk_size = t.inline_exact() ? uint32_t(t.byte_size) : t.chunk_size;
   full.codec = wc::codec_id_valid(t.codec) ? wc::codec_name(static_cast<wc::CodecId>(t.codec)).data() : "unknown";
   full.stored_size = a->stored[i];
   full.representation = wc::repr_name(t.repr).data();
@@ -405,7 +418,7 @@ int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, 
   const wc::TensorRecord& t = *tp;
   return guarded(err, err_len, [&] {
     a->chunks_decoded.fetch_add(1, std::memory_order_relaxed);
-    wc::decode_one_chunk(t, chunk, a->reader->chunk(t.first_chunk + chunk), static_cast<uint8_t*>(dst), a->reader->path());
+    wc::decode_one_chunk(t, chunk, stored_chunk(a, t, chunk), static_cast<uint8_t*>(dst), a->reader->path());
   });
 }
 
@@ -510,7 +523,7 @@ int decode_chunk_in(const wcodec_archive* a, const wc::TensorRecord& t, uint32_t
   return guarded(err, err_len, [&] {
     wc::Error e(rc, rc == wc::Errc::usage ? "the workspace is smaller than wcodec_workspace_size()"
                                           : "chunk " + std::to_string(chunk) + " does not decode");
-    e.at_file(a->reader->path()).at_tensor(t.name).at_offset(a->reader->index()[t.global_chunk(chunk)].offset);
+    e.at_file(a->reader->path()).at_tensor(t.name).at_offset(chunk_offset(a, t, chunk));
     throw e;
   });
 }
@@ -523,7 +536,7 @@ int wcodec_decode_chunk_ws(const wcodec_archive* a, size_t tensor, uint32_t chun
   if (const int rc = exact_chunk_args(a, tensor, chunk, dst, dst_len, err, err_len, &tp)) return rc;
   const wc::TensorRecord& t = *tp;
   std::span<const uint8_t> stored;
-  const int rc = guarded(err, err_len, [&] { stored = a->reader->chunk(t.global_chunk(chunk)); });
+  const int rc = guarded(err, err_len, [&] { stored = stored_chunk(a, t, chunk); });
   if (rc != WCODEC_OK) return rc;
   return decode_chunk_in(a, t, chunk, stored.data(), stored.size(), dst, workspace, workspace_len, err, err_len);
 }
@@ -536,6 +549,13 @@ int wcodec_plan_chunks(const wcodec_archive* a, const size_t* tensors, size_t te
     if (tensors[k] >= wcodec_tensor_count(a)) return usage(err, err_len, "no tensor " + std::to_string(tensors[k]));
     const auto& t = a->reader->manifest().tensors[tensors[k]];
     if (t.lossy()) return usage(err, err_len, "tensor '" + t.name + "' is lossy: decode it with wcodec_decode_tensor_ex");
+    if (t.inline_exact()) {  // its bytes lie in the manifest: the archive holds them
+      if (n < capacity)
+        out[n] = wcodec_chunk_desc{tensors[k], 0, t.codec, wc::dtype_name(t.dtype).data(), WCODEC_OFFSET_INLINE,
+                                   t.payload.size(), XXH3_64bits(t.payload.data(), t.payload.size()), 0, t.byte_size};
+      ++n;
+      continue;
+    }
     for (uint32_t c = 0; c < t.chunk_count; ++c, ++n) {
       if (n >= capacity) continue;
       const wc::ChunkEntry& e = a->reader->index()[t.global_chunk(c)];
@@ -554,6 +574,11 @@ int wcodec_decode_desc(const wcodec_archive* a, const wcodec_chunk_desc* d, cons
   const wc::TensorRecord* tp = nullptr;
   if (const int rc = exact_chunk_args(a, d->tensor, d->chunk, dst, dst_len, err, err_len, &tp)) return rc;
   const wc::TensorRecord& t = *tp;
+  if (t.inline_exact()) {  // the archive's own bytes (checked with the manifest)
+    if (stored || stored_len)
+      return usage(err, err_len, "tensor '" + t.name + "' lies in the manifest: pass no stored bytes (NULL, 0)");
+    return decode_chunk_in(a, t, 0, t.payload.data(), t.payload.size(), dst, workspace, workspace_len, err, err_len);
+  }
   const wc::ChunkEntry& e = a->reader->index()[t.global_chunk(d->chunk)];
   if (stored_len != e.stored_size)
     return usage(err, err_len, "tensor '" + t.name + "' chunk " + std::to_string(d->chunk) + " has " +

@@ -11,6 +11,7 @@
 #include "lib/reader_checks.h"
 #include "model/safetensors.h"
 #include "lib/api.h"
+#include "lib/unit_decode.h"
 #include "quant/outliers_repr.h"
 #include "quant/vq_repr.h"
 #include "quant/repr.h"
@@ -76,8 +77,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
     res.raw_bytes += f.size;
     for (uint32_t i = 0; i < f.tensor_count; ++i) {
       const TensorRecord& t = m.tensors[f.first_tensor + i];
-      uint64_t stored = 0;
-      for (uint32_t c = 0; c < t.chunk_count; ++c) stored += r.index()[t.global_chunk(c)].stored_size;
+      const uint64_t stored = tensor_stored_bytes(t, r.index());
       fs.stored_bytes += stored;
       if (t.lossy()) ++res.lossy_tensors, res.lossy_weights += t.elements(), res.lossy_file_bytes += file_bytes(r, t, shares);
       const uint64_t el = t.elements();
@@ -107,8 +107,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       s.elements = t.elements();
       s.raw_bytes = t.byte_size;
       s.chunks = t.chunk_count;
-      s.stored_bytes = 0;
-      for (uint32_t c = 0; c < t.chunk_count; ++c) s.stored_bytes += r.index()[t.global_chunk(c)].stored_size;
+      s.stored_bytes = tensor_stored_bytes(t, r.index());
       s.bits_per_weight = s.elements ? 8.0 * double(s.stored_bytes) / double(s.elements) : 0;
       s.repr = std::string(repr_name(t.repr));
       s.levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
@@ -129,9 +128,10 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       s.h_values = s.h_exp_bound = -1;
       if (entropy && !t.lossy() && fans::supports_float(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
         fans::EntropyCounter ec(t.dtype);
-        for (uint32_t c = 0; c < t.chunk_count; ++c) {
+        for (uint32_t c = 0; c < unit_count(t); ++c) {
           chunk.resize(t.chunk_raw_size(c));
-          decode_one_chunk(t, c, r.chunk(t.first_chunk + c), chunk.data(), r.path());
+          decode_one_chunk(t, c, t.inline_exact() ? std::span<const uint8_t>(t.payload) : r.chunk(t.first_chunk + c),
+                           chunk.data(), r.path());
           ec.add(chunk.data(), chunk.size());
         }
         s.h_values = ec.h_values();
@@ -297,7 +297,7 @@ class TextWriter : public InspectSink {
     }
     std::fprintf(f_,
                  "total: %llu bytes -> %llu bytes (ratio %.4f, %.2f%%); over %llu weights: %.4f bits/weight for the whole "
-                 "file, %.4f for the chunk payloads alone (%llu bytes)\n",
+                 "file, %.4f for the tensors' payloads alone (%llu bytes)\n",
                  (unsigned long long)r.raw_bytes, (unsigned long long)r.file_size,
                  r.raw_bytes ? double(r.file_size) / double(r.raw_bytes) : 0.0,
                  r.raw_bytes ? 100.0 * double(r.file_size) / double(r.raw_bytes) : 0.0, (unsigned long long)r.weights,

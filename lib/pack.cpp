@@ -26,6 +26,15 @@ std::string default_pack_output(const std::string& in) { return default_containe
 
 namespace {
 
+// The largest exact tensor the writer stores in its record (the format
+// allows kMaxInlineTensor): norms and biases of models up to 8192 wide in
+// 16 bits. Larger tensors keep their chunks, so a reader that opens a file
+// does not decompress much tensor data with the manifest.
+constexpr uint64_t kInlineTensorBytes = 16u << 10;
+// What a chunk costs beside its payload: its 16-byte header, 32 bytes of
+// alignment on average, and its index entry once compressed.
+constexpr uint64_t kChunkOverhead = 64;
+
 struct Input {
   std::vector<std::unique_ptr<MappedFile>> maps;
   Manifest manifest;
@@ -129,6 +138,8 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   if (!is_auto && !codec_from_name(opt.codec, &forced)) fail(Errc::usage, "unknown codec '" + opt.codec + "'");
   uint32_t chunk = opt.chunk_size;
   if (chunk < kAlign || chunk > kMaxChunkSize || chunk % kAlign) fail(Errc::usage, "chunk size must be a multiple of 64 up to 256 MiB");
+  if (opt.inline_small != "auto" && opt.inline_small != "always" && opt.inline_small != "never")
+    fail(Errc::usage, "--inline takes auto, always or never, not '" + opt.inline_small + "'");
 
   auto sources = resolve_model_input(in_path);
   {  // -f never replaces an input (the file itself, a link to it, or a file of the folder)
@@ -167,6 +178,40 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
     }
     t.codec = static_cast<uint8_t>(c);
   });
+  // Chunk j of exact tensor i, as its codec plan says.
+  auto encode_exact = [&](size_t i, uint32_t j, std::vector<uint8_t>& dst) {
+    const TensorRecord& t = m.tensors[i];
+    EncodeOptions ce = eo;  // forced float-ans-mixed: every chunk tries both
+    if (!try_zstd[i].empty()) ce.mixed_try_zstd = try_zstd[i][j] != 0;
+    if (!shifts[i].d.empty()) {
+      ce.shift = &shifts[i];
+      ce.first_elem = uint64_t(j) * t.chunk_size / (dtype_bits(t.dtype) / 8);
+    }
+    encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[i] + uint64_t(j) * t.chunk_size, t.chunk_raw_size(j),
+                 dst, ce);
+  };
+  // Tensors of one small chunk go in their records (1.4, 2.5), where a
+  // chunk's header, alignment and index entry would cost them about 64 bytes
+  // each; by default only where that is worth a newer minor version.
+  auto small = [&](const TensorRecord& t) {
+    return !t.lossy() && t.byte_size > 0 && t.byte_size <= kInlineTensorBytes && t.chunk_count == 1;
+  };
+  uint64_t n_small = 0, tensor_bytes = 0;
+  for (const auto& t : m.tensors) n_small += small(t), tensor_bytes += t.byte_size;
+  if (opt.inline_small == "always" || (opt.inline_small == "auto" && n_small * kChunkOverhead * 256 >= tensor_bytes)) {
+    pool.parallel_for(m.tensors.size(), [&](size_t i) {
+      TensorRecord& t = m.tensors[i];
+      if (!small(t)) return;
+      try {
+        encode_exact(i, 0, t.payload);
+      } catch (Error& e) {
+        e.at_file(in.file_of[i]).at_tensor(t.name);
+        throw;
+      }
+      t.chunk_size = 0;
+    });
+    m.derive_chunks();
+  }
 
   std::unique_ptr<ByteSink> sink;
   AtomicFile* file = nullptr;
@@ -193,16 +238,11 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
         try {
           if (t.lossy()) {
             encode_lossy_tile(t, lossy.tensors[j.tensor], in.data[j.tensor], j.chunk, bufs[k], scratch[k]);
+          } else if (t.inline_exact()) {
+            bufs[k].clear();  // its payload is in its record
           } else {
             bufs[k].resize(1);
-            EncodeOptions ce = eo;  // forced float-ans-mixed: every chunk tries both
-            if (!try_zstd[j.tensor].empty()) ce.mixed_try_zstd = try_zstd[j.tensor][j.chunk] != 0;
-            if (!shifts[j.tensor].d.empty()) {
-              ce.shift = &shifts[j.tensor];
-              ce.first_elem = uint64_t(j.chunk) * t.chunk_size / (dtype_bits(t.dtype) / 8);
-            }
-            encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[j.tensor] + uint64_t(j.chunk) * t.chunk_size,
-                         t.chunk_raw_size(j.chunk), bufs[k][0], ce);
+            encode_exact(j.tensor, j.chunk, bufs[k][0]);
           }
         } catch (Error& e) {
           e.at_file(in.file_of[j.tensor]).at_tensor(t.name);

@@ -27,9 +27,13 @@ bool chunked(const PartRecord& p) { return p.tiled(); }
 
 }  // namespace
 
-uint64_t unit_count(const TensorRecord& t) { return t.lossy() ? (t.byte_size ? t.tile_count() : 0) : t.chunk_count; }
+uint64_t unit_count(const TensorRecord& t) {
+  if (t.inline_exact()) return 1;  // the whole tensor, from its record
+  return t.lossy() ? (t.byte_size ? t.tile_count() : 0) : t.chunk_count;
+}
 
 uint32_t unit_chunks(const TensorRecord& t) {
+  if (t.inline_exact()) return 0;
   if (!t.lossy()) return 1;
   uint32_t n = 0;
   for (const auto& p : t.parts) n += chunked(p);
@@ -48,6 +52,11 @@ uint64_t unit_out_size(const TensorRecord& t, uint64_t u, DType out) {
   return t.rows_in_tile(u) * t.cols() * (dtype_bits(out) / 8);
 }
 
+uint64_t unit_stride(const TensorRecord& t, DType out) {
+  if (t.inline_exact()) return t.byte_size;  // one unit
+  return t.lossy() ? uint64_t(t.tile_rows()) * t.cols() * (dtype_bits(out) / 8) : t.chunk_size;
+}
+
 static void decode_chunk_or_throw(uint8_t codec, DType t, std::span<const uint8_t> stored, uint8_t* dst, size_t n,
                                   const std::string& what, const std::string& file, const TensorRecord& rec) {
   Errc rc = codec_id_valid(codec) ? decode_chunk(static_cast<CodecId>(codec), t, stored.data(), stored.size(), dst, n)
@@ -62,7 +71,9 @@ static void decode_chunk_or_throw(uint8_t codec, DType t, std::span<const uint8_
 
 void decode_one_chunk(const TensorRecord& t, uint32_t i, std::span<const uint8_t> stored, uint8_t* dst,
                       const std::string& file) {
-  decode_chunk_or_throw(t.codec, t.dtype, stored, dst, t.chunk_raw_size(i), "chunk " + std::to_string(i), file, t);
+  decode_chunk_or_throw(t.codec, t.dtype, stored, dst, t.chunk_raw_size(i),
+                        t.inline_exact() ? std::string("the inline tensor (in the manifest)") : "chunk " + std::to_string(i),
+                        file, t);
 }
 
 void check_decodable(const TensorRecord& t, const std::string& file) {
@@ -97,6 +108,10 @@ void decode_stored_chunk(const TensorRecord& t, uint32_t global, std::span<const
 
 void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
                  uint8_t* dst, const std::string& file) {
+  if (t.inline_exact()) {
+    decode_one_chunk(t, 0, std::span<const uint8_t>(t.payload), dst, file);
+    return;
+  }
   if (!t.lossy()) {
     decode_one_chunk(t, uint32_t(u), stored[0], dst, file);
     return;

@@ -21,6 +21,9 @@ uint32_t unit_chunks(const TensorRecord& t);
 uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j);
 // Bytes unit u decodes to in dtype `out` (exact tensors: their own dtype).
 uint64_t unit_out_size(const TensorRecord& t, uint64_t u, DType out);
+// Where unit u + 1 starts in the output less where unit u starts: every
+// unit but the last decodes to this many bytes.
+uint64_t unit_stride(const TensorRecord& t, DType out);
 
 // Throws Errc::unsupported_version (file and tensor named) when this build
 // cannot decode t: a representation it does not know. Called before a

@@ -205,9 +205,11 @@ TEST_SUITE("capi") {
     tu::write_file(t / "m.safetensors", file);
     char err[256];
     wcodec_pack_result pr = WCODEC_PACK_RESULT_INIT;
-    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), nullptr, nullptr, &pr, err, sizeof err) == WCODEC_OK);
+    wcodec_pack_options chunked = WCODEC_PACK_OPTIONS_INIT;  // tensors this small would lie in the manifest
+    chunked.inline_small = "never";
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), nullptr, &chunked, &pr, err, sizeof err) == WCODEC_OK);
     CHECK(pr.input_bytes == file.size());
-    REQUIRE(wcodec_pack_memory(file.data(), file.size(), "m.safetensors", (t / "mem.wcz").c_str(), nullptr, nullptr, err,
+    REQUIRE(wcodec_pack_memory(file.data(), file.size(), "m.safetensors", (t / "mem.wcz").c_str(), &chunked, nullptr, err,
                                sizeof err) == WCODEC_OK);
     CHECK(tu::read_file(t / "mem.wcz") == tu::read_file(t / "m.safetensors.wcz"));  // the same bytes as from the file
     CHECK(wcodec_pack_memory(file.data(), file.size(), "m.safetensors", (t / "mem.wcz").c_str(), nullptr, nullptr, err,
@@ -271,7 +273,7 @@ TEST_SUITE("capi") {
           WCODEC_E_USAGE);
     // pack into a folder: the default name inside it, as the tool does
     std::filesystem::create_directory(t / "into");
-    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), (t / "into").c_str(), nullptr, nullptr, err, sizeof err) == WCODEC_OK);
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), (t / "into").c_str(), &chunked, nullptr, err, sizeof err) == WCODEC_OK);
     CHECK(tu::read_file(t / "into/m.safetensors.wcz") == tu::read_file(t / "m.safetensors.wcz"));
     uint64_t chunks = 0, nbytes = 0;
     REQUIRE(wcodec_verify((t / "mem.wcz").c_str(), 2, &chunks, &nbytes, err, sizeof err) == WCODEC_OK);

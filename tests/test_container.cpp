@@ -49,13 +49,22 @@ std::vector<uint8_t> unpack_via_stream_reader(const std::string& container) {
   std::vector<uint8_t> out = m.files.at(0).prefix;
   std::vector<uint8_t> stored;
   wc::ChunkEntry e;
-  for (uint32_t i = 0; r.next_chunk(stored, e); ++i) {
-    const auto& t = r.tensor_of_chunk(i);
-    std::vector<uint8_t> raw(e.raw_size);
-    REQUIRE(wc::decode_chunk(static_cast<wc::CodecId>(t.codec), t.dtype, stored.data(), stored.size(), raw.data(),
+  auto put = [&](const wc::TensorRecord& t, const std::vector<uint8_t>& payload, uint64_t raw_size) {
+    std::vector<uint8_t> raw(raw_size);
+    REQUIRE(wc::decode_chunk(static_cast<wc::CodecId>(t.codec), t.dtype, payload.data(), payload.size(), raw.data(),
                              raw.size()) == wc::Errc::ok);
     out.insert(out.end(), raw.begin(), raw.end());
+  };
+  uint32_t i = 0;
+  for (const auto& t : m.tensors) {
+    if (t.inline_exact()) put(t, t.payload, t.byte_size);  // its bytes came with the manifest
+    for (uint32_t c = 0; c < t.chunk_count; ++c, ++i) {
+      REQUIRE(r.next_chunk(stored, e));
+      CHECK(&r.tensor_of_chunk(i) == &t);
+      put(t, stored, e.raw_size);
+    }
   }
+  CHECK_FALSE(r.next_chunk(stored, e));
   r.finish();
   feeder.join();
   ::close(fds[0]);
@@ -104,6 +113,7 @@ TEST_SUITE("container") {
     wc::PackOptions po;
     po.codec = "raw";
     po.chunk_size = 1024;
+    po.inline_small = "never";
     wc::pack(t / "m.safetensors", t / "m.wcz", po);
     wc::ContainerReader r(t / "m.wcz", wc::kReaderChecks);
     const auto& m = r.manifest();

@@ -69,7 +69,8 @@ typedef struct {
   uint32_t rank;
   const uint64_t* shape;  /* rank entries */
   uint64_t byte_size;     /* bytes wcodec_decode_tensor writes */
-  uint32_t chunk_count;
+  uint32_t chunk_count;   /* an exact tensor stored in the manifest (container 1.4/2.5: small
+                             tensors) has one chunk, of byte_size bytes */
   uint32_t chunk_size;    /* raw bytes per chunk (the last may be shorter) */
   const char* codec;      /* "raw", "zstd", "float-ans" */
   uint64_t stored_size;   /* compressed bytes of all its chunks */
@@ -226,12 +227,15 @@ typedef struct {
                               (spec/FORMAT.md §6; 4: payload byte 0 == 2 is a zstd
                               frame, other payloads are float-ans-trim) */
   const char* dtype;       /* the tensor's dtype */
-  uint64_t file_offset;    /* first stored byte in the container file */
+  uint64_t file_offset;    /* first stored byte in the container file; WCODEC_OFFSET_INLINE:
+                              the bytes lie in the (compressed) manifest, which the archive
+                              holds: a small tensor stored in its record (container 1.4/2.5) */
   uint64_t stored_size;
   uint64_t xxh3;           /* XXH3-64 of the stored bytes */
   uint64_t dst_offset;     /* first decoded byte within the tensor */
   uint64_t dst_size;
 } wcodec_chunk_desc;
+#define WCODEC_OFFSET_INLINE UINT64_MAX
 
 /* The chunks of `tensor_count` exact tensors, in order: *count receives how
  * many there are; at most `capacity` are written to `out` (call with
@@ -246,7 +250,9 @@ WCODEC_API int wcodec_plan_chunks(const wcodec_archive* a, const size_t* tensors
  * d->dst_size bytes), with caller workspace. The chunk's record is taken
  * from the archive, not from `d`: a desc changed by the caller cannot make
  * it read or write out of bounds. The bytes are checked against the stored
- * XXH3-64 unless chunk checks are off. No heap allocation. */
+ * XXH3-64 unless chunk checks are off. A desc whose file_offset is
+ * WCODEC_OFFSET_INLINE takes no stored bytes (stored NULL, stored_len 0):
+ * the archive has them. No heap allocation. */
 WCODEC_API int wcodec_decode_desc(const wcodec_archive* a, const wcodec_chunk_desc* d, const void* stored,
                                   size_t stored_len, void* dst, size_t dst_len, void* workspace,
                                   size_t workspace_len, char* err, size_t err_len);
@@ -269,8 +275,10 @@ typedef struct {
   const char* calib;       /* lossy: a calibration file (spec/CALIB.md): GPTQ, importances, sensitivities (NULL: none) */
   int no_act_order;        /* lossy, with calib: quantize columns in their order, not by input energy */
   const char* scheme;      /* lossy: "auto" (NULL; per tensor), "quant", "outliers" (spec/OUTLIERS.md), "codebook" (spec/VQ.md) */
+  const char* inline_small; /* small exact tensors in the manifest (container 1.4/2.5): "auto" (NULL;
+                               where it saves 1/256 of the tensors' bytes), "always", "never" */
 } wcodec_pack_options;
-#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_result) */
