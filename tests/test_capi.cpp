@@ -84,6 +84,82 @@ TEST_SUITE("capi") {
     CHECK(std::string(wcodec_error_name(WCODEC_E_CHECKSUM)) == "checksum mismatch");
   }
 
+  TEST_CASE("a tensor stored in the manifest is one chunk to the API: info, plan, desc, chunk, rows, batch") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts = {
+        {"w", wc::DType::BF16, {64, 256}, testdata::weights(wc::DType::BF16, 64 * 256, 1)},
+        {"norm", wc::DType::BF16, {8, 64}, testdata::weights(wc::DType::BF16, 8 * 64, 2)},
+        {"ids", wc::DType::I32, {10}, testdata::weights(wc::DType::F32, 10, 3)}};
+    const auto file = stb::build(ts);
+    tu::write_file(t / "m.safetensors", file);
+    char err[256];
+    wcodec_pack_options po = WCODEC_PACK_OPTIONS_INIT;
+    po.inline_small = "always";
+    po.chunk_size = 8192;
+    REQUIRE(wcodec_pack((t / "m.safetensors").c_str(), (t / "m.wcz").c_str(), &po, nullptr, err, sizeof err) == WCODEC_OK);
+    const wc::ContainerReader r(t / "m.wcz", wc::kReaderChecks);
+    CHECK(r.header().minor == 4);
+    CHECK(r.index().size() == 4);  // w only: 32 KiB in 8 KiB chunks
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open((t / "m.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    const size_t all[] = {0, 1, 2};
+    size_t n = 0;
+    REQUIRE(wcodec_plan_chunks(a, all, 3, nullptr, 0, &n, err, sizeof err) == WCODEC_OK);
+    REQUIRE(n == 6);
+    std::vector<wcodec_chunk_desc> plan(n);
+    REQUIRE(wcodec_plan_chunks(a, all, 3, plan.data(), n, &n, err, sizeof err) == WCODEC_OK);
+    const auto stored = tu::read_file(t / "m.wcz");
+    std::vector<uint8_t> ws(wcodec_workspace_size());
+    for (size_t k = 1; k <= 2; ++k) {
+      CAPTURE(k);
+      const wc::TensorRecord& rec = r.manifest().tensors[k];
+      REQUIRE(rec.inline_exact());
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+      REQUIRE(wcodec_get_tensor_info(a, k, &info) == WCODEC_OK);
+      CHECK(info.chunk_count == 1);
+      CHECK(info.chunk_size == info.byte_size);
+      CHECK(info.stored_size == rec.payload.size());
+      const wcodec_chunk_desc& d = plan[4 + k - 1];
+      CHECK(d.tensor == k);
+      CHECK(d.file_offset == WCODEC_OFFSET_INLINE);
+      CHECK(d.stored_size == rec.payload.size());
+      CHECK(d.dst_offset == 0);
+      CHECK(d.dst_size == info.byte_size);
+      const std::vector<uint8_t>& want = ts[k].bytes;
+      std::vector<uint8_t> got(want.size());
+      REQUIRE(wcodec_decode_desc(a, &d, nullptr, 0, got.data(), got.size(), ws.data(), ws.size(), err, sizeof err) ==
+              WCODEC_OK);
+      CHECK(got == want);
+      // bytes offered for it are a caller's mistake: the archive holds them
+      CHECK(wcodec_decode_desc(a, &d, stored.data(), d.stored_size, got.data(), got.size(), ws.data(), ws.size(), err,
+                               sizeof err) == WCODEC_E_USAGE);
+      CHECK(std::string(err).find("manifest") != std::string::npos);
+      std::fill(got.begin(), got.end(), 0);
+      REQUIRE(wcodec_decode_chunk_ws(a, k, 0, got.data(), got.size(), ws.data(), ws.size(), err, sizeof err) == WCODEC_OK);
+      CHECK(got == want);
+      std::fill(got.begin(), got.end(), 0);
+      REQUIRE(wcodec_decode_chunk(a, k, 0, got.data(), got.size(), err, sizeof err) == WCODEC_OK);
+      CHECK(got == want);
+      CHECK(wcodec_decode_chunk(a, k, 1, got.data(), got.size(), err, sizeof err) == WCODEC_E_USAGE);
+      CHECK(wcodec_decode_chunk(a, k, 0, got.data(), got.size() - 1, err, sizeof err) == WCODEC_E_USAGE);
+      // rows 2..5 of it, through the chunk that holds them
+      const uint64_t rb = info.row_bytes;
+      std::vector<uint8_t> rows(3 * rb);
+      REQUIRE(wcodec_decode_rows(a, k, 2, 5, nullptr, rows.data(), rows.size(), 1, err, sizeof err) == WCODEC_OK);
+      CHECK(std::equal(rows.begin(), rows.end(), want.begin() + 2 * rb));
+    }
+    // the whole model in one batch equals the file's tensors
+    std::vector<std::vector<uint8_t>> outs(3);
+    std::vector<wcodec_decode_job> jobs(3);
+    for (size_t k = 0; k < 3; ++k) {
+      outs[k].assign(ts[k].bytes.size(), 0);
+      jobs[k] = wcodec_decode_job{k, outs[k].data(), outs[k].size(), nullptr};
+    }
+    REQUIRE(wcodec_decode_tensors(a, jobs.data(), jobs.size(), 2, err, sizeof err) == WCODEC_OK);
+    for (size_t k = 0; k < 3; ++k) CHECK(outs[k] == ts[k].bytes);
+    wcodec_close(a);
+  }
+
   TEST_CASE("files, metadata, open from memory, struct_size") {
     tu::TempDir t;
     stb::StOptions so;

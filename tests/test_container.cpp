@@ -11,6 +11,7 @@
 #include "lib/api.h"
 #include "st_builder.h"
 #include "test_util.h"
+#include "weights_gen.h"
 
 using wc::DType;
 
@@ -127,6 +128,78 @@ TEST_SUITE("container") {
     }
     CHECK(r.index()[5].raw_size == 6000 - 5 * 1024);
     CHECK(r.file_size() == r.footer().file_size);
+  }
+
+  TEST_CASE("small tensors in the manifest (1.4, 2.5): where they pay, byte for byte through every reader") {
+    tu::TempDir t;
+    // a model of many tiny tensors (cellogpt's shape): auto puts them in the manifest
+    std::vector<stb::StTensor> tiny;
+    for (int i = 0; i < 40; ++i)
+      tiny.push_back({"t" + std::to_string(i), i % 3 ? DType::F32 : DType::BF16, {4, uint64_t(16 + i)},
+                      testdata::weights(i % 3 ? DType::F32 : DType::BF16, 4 * (16 + i), i)});
+    tiny.push_back({"empty", DType::F32, {0}, {}});
+    tiny.push_back({"big", DType::BF16, {256, 256}, testdata::weights(DType::BF16, 256 * 256, 99)});  // 128 KiB: chunks
+    const auto file = stb::build(tiny);
+    tu::write_file(t / "m.safetensors", file);
+    uint64_t size[3] = {};
+    for (const char* mode : {"never", "auto", "always"}) {
+      CAPTURE(mode);
+      wc::PackOptions po;
+      po.inline_small = mode;
+      po.chunk_size = 64 << 10;
+      po.force = true;
+      const auto pr = wc::pack(t / "m.safetensors", t / "m.wcz", po);
+      const int k = std::string(mode) == "never" ? 0 : std::string(mode) == "auto" ? 1 : 2;
+      size[k] = pr.output_bytes;
+      wc::ContainerReader r(t / "m.wcz", wc::kReaderChecks);
+      const auto& m = r.manifest();
+      CHECK(r.header().minor == (k ? 4 : 0));
+      uint64_t inlined = 0, payload = 0;
+      for (const auto& tr : m.tensors) inlined += tr.inline_exact(), payload += tr.payload.size();
+      CHECK(inlined == (k ? 40 : 0));
+      CHECK(m.tensors.back().chunk_count == 2);  // big keeps its chunks
+      CHECK(r.index().size() == (k ? 2 : 42));
+      // the stored bytes inspect reports count the records' payloads
+      uint64_t chunks = 0;
+      for (const auto& e : r.index()) chunks += e.stored_size;
+      CHECK(wc::inspect(t / "m.wcz", false, nullptr).stored_payload == chunks + payload);
+      wc::UnpackOptions uo;
+      uo.force = true;
+      wc::unpack(t / "m.wcz", t / "back.safetensors", uo);
+      CHECK(tu::read_file(t / "back.safetensors") == file);
+      CHECK(unpack_via_stream_reader(t / "m.wcz") == file);
+      CHECK(wc::verify(t / "m.wcz", t / "m.safetensors", 2, {}).compared);
+    }
+    CHECK(size[1] == size[2]);
+    CHECK(size[1] + 40 * 40 < size[0]);  // at least 40 bytes a tensor saved
+    // one bias beside a large tensor: not worth a newer version under auto
+    std::vector<stb::StTensor> few = {{"w", DType::BF16, {1024, 512}, testdata::weights(DType::BF16, 1024 * 512, 5)},
+                                      {"b", DType::BF16, {512}, testdata::weights(DType::BF16, 512, 6)}};
+    tu::write_file(t / "few.safetensors", stb::build(few));
+    wc::pack(t / "few.safetensors", t / "few.wcz", {});
+    CHECK(wc::ContainerReader(t / "few.wcz", wc::kReaderChecks).header().minor == 0);
+    // a lossy file's exact tensors too (2.5)
+    wc::PackOptions lo;
+    lo.bits = 3;
+    lo.min_elements = 1024;
+    lo.inline_small = "always";
+    wc::pack(t / "few.safetensors", t / "lossy.wcz", lo);
+    wc::ContainerReader lr(t / "lossy.wcz", wc::kReaderChecks);
+    CHECK(lr.header().major == 2);
+    CHECK(lr.header().minor == 5);
+    REQUIRE(lr.manifest().tensors.size() == 2);
+    CHECK(lr.manifest().tensors[0].lossy());
+    CHECK(lr.manifest().tensors[1].inline_exact());
+    wc::unpack(t / "lossy.wcz", t / "lossy.safetensors", {});
+    const auto back = tu::read_file(t / "lossy.safetensors");
+    const auto orig = tu::read_file(t / "few.safetensors");
+    REQUIRE(back.size() == orig.size());
+    CHECK(std::equal(back.end() - 1024, back.end(), orig.end() - 1024));  // the bias, exact
+    CHECK(wc::verify(t / "lossy.wcz", "", 2, {}).compared == false);
+    // a bad --inline value is a usage error
+    wc::PackOptions bad;
+    bad.inline_small = "sometimes";
+    CHECK_THROWS_AS(wc::pack(t / "few.safetensors", t / "x.wcz", bad), wc::Error);
   }
 
   TEST_CASE("sharded model: directory and index.json inputs restore every shard") {
