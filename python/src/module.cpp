@@ -161,9 +161,11 @@ wcodec_pack_options pack_options(unsigned threads, bool force, const std::option
                                  const std::optional<std::string>& sensitivity, uint64_t min_elements,
                                  const std::optional<std::string>& parallel,
                                  const std::optional<std::string>& calib, bool act_order,
-                                 const std::optional<std::string>& scheme) {
+                                 const std::optional<std::string>& scheme,
+                                 const std::optional<std::string>& inline_small) {
   wcodec_pack_options o = WCODEC_PACK_OPTIONS_INIT;
   o.scheme = opt_cstr(scheme);
+  o.inline_small = opt_cstr(inline_small);
   o.calib = opt_cstr(calib);
   o.no_act_order = act_order ? 0 : 1;
   o.parallel = opt_cstr(parallel);
@@ -240,10 +242,10 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& codec, int level, uint32_t chunk_size, double bits,
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
-         bool act_order, const std::optional<std::string>& scheme) {
+         bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small) {
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme);
+                         calib, act_order, scheme, inline_small);
         return run_pack([&](wcodec_pack_result* r, char* err, size_t n) {
           return wcodec_pack(src.c_str(), opt_cstr(dst), &o, r, err, n);
         });
@@ -251,7 +253,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("src"), nb::arg("dst").none(), nb::arg("threads"), nb::arg("force"), nb::arg("codec").none(),
       nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
-      nb::arg("act_order"), nb::arg("scheme").none());
+      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none());
 
   m.def(
       "pack_memory",
@@ -259,12 +261,12 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& codec, int level, uint32_t chunk_size, double bits,
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
-         bool act_order, const std::optional<std::string>& scheme) {
+         bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small) {
         Py_buffer view;
         if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw nb::python_error();
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme);
+                         calib, act_order, scheme, inline_small);
         struct Release {  // the buffer goes back on every way out
           Py_buffer* v;
           ~Release() { PyBuffer_Release(v); }
@@ -276,7 +278,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("data"), nb::arg("name"), nb::arg("dst"), nb::arg("threads"), nb::arg("force"),
       nb::arg("codec").none(), nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
-      nb::arg("act_order"), nb::arg("scheme").none());
+      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none());
 
   m.def(
       "unpack",
