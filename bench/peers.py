@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Whole-file size and single-thread decode speed of wcodec beside ZipNN (the
-lossless peer on PyPI) and zstd -3, in the same run, for safetensors files.
+lossless peer on PyPI) and zstd -3, in the same run, for safetensors files;
+and the size beside blosc2 (byte shuffle + zstd level 9, type size of the
+file's dtype) and zstd -19: `best` is wcodec's size over the smallest peer.
 
-    .venv/bin/pip install zipnn     # the peer (optional: its columns say "-" without it)
+    .venv/bin/pip install zipnn blosc2   # the peers (optional: their columns say "-" without them)
     .venv/bin/python bench/peers.py [--build build] [--repeat 3] FILE.safetensors...
 
 wcodec: `wcodec pack` (default options) for the size; the decode time of the
@@ -61,9 +63,14 @@ def main():
     except ImportError:
         zipnn = None
         print("[SKIPPED] zipnn is not installed (pip install zipnn): its columns say '-'")
+    try:
+        import blosc2
+    except ImportError:
+        blosc2 = None
+        print("[SKIPPED] blosc2 is not installed (pip install blosc2): its column says '-'")
     tool = os.path.join(a.build, "wcodec")
-    print(f"{'file':40s} {'bytes':>11s} {'wcodec':>8s} {'zipnn':>8s} {'zstd-3':>8s} "
-          f"{'wc/zipnn':>9s} {'dec wc':>8s} {'dec zipnn':>9s} {'dec zstd':>8s} {'wc/zipnn':>8s} {'wc/zstd':>8s}")
+    print(f"{'file':40s} {'bytes':>11s} {'wcodec':>8s} {'zipnn':>8s} {'blosc2':>8s} {'zstd-19':>8s} {'zstd-3':>8s} "
+          f"{'wc/best':>8s} {'dec wc':>8s} {'dec zipnn':>9s} {'dec zstd':>8s} {'wc/zipnn':>8s} {'wc/zstd':>8s}")
     with tempfile.TemporaryDirectory() as d:
         for path in a.files:
             data = open(path, "rb").read()
@@ -84,11 +91,20 @@ def main():
                 zn_size = len(comp)
                 assert bytes(z.decompress(comp)) == data, "zipnn round trip"
                 t_zn = best_of(a.repeat, lambda: z.decompress(comp))
+            bl_size = None
+            if blosc2 is not None:
+                ts = {"bfloat16": 2, "float16": 2, "float32": 4}[file_dtype(path)]
+                bl = blosc2.compress(data, typesize=ts, clevel=9, filter=blosc2.Filter.SHUFFLE, codec=blosc2.Codec.ZSTD)
+                assert blosc2.decompress(bl) == data, "blosc2 round trip"
+                bl_size = len(bl)
+            z19 = len(subprocess.run(["zstd", "-q", "-19", "-T1", "-c", path], check=True, capture_output=True).stdout)
+            best = min(x for x in (zn_size, bl_size, z19) if x)
             n = len(data)
             gb = lambda t: f"{n / t / 1e9:.2f}" if t else "-"
             pct = lambda s: f"{100 * s / n:.2f}%" if s else "-"
-            print(f"{os.path.basename(path)[:40]:40s} {n:11d} {pct(len(wbytes)):>8s} {pct(zn_size):>8s} {pct(len(z3)):>8s} "
-                  f"{(f'{len(wbytes) / zn_size:.4f}' if zn_size else '-'):>9s} {gb(t_wc):>8s} {gb(t_zn):>9s} {gb(t_z):>8s} "
+            print(f"{os.path.basename(path)[:40]:40s} {n:11d} {pct(len(wbytes)):>8s} {pct(zn_size):>8s} {pct(bl_size):>8s} "
+                  f"{pct(z19):>8s} {pct(len(z3)):>8s} "
+                  f"{len(wbytes) / best:8.4f} {gb(t_wc):>8s} {gb(t_zn):>9s} {gb(t_z):>8s} "
                   f"{(f'{t_zn / t_wc:.2f}x' if t_zn else '-'):>8s} {(f'{t_z / t_wc:.2f}x' if t_z else '-'):>8s}")
     print("dec: GB/s of original bytes on one thread; wc/zipnn and wc/zstd: how many times faster wcodec decodes "
           "(wcodec's figure includes allocating the arrays, whose first touch faults pages in; ZipNN and zstd also return "
