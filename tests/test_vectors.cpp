@@ -127,7 +127,8 @@ void check_tiles(wcodec_archive* a, size_t i, const wcodec_tensor_info& info, co
 TEST_SUITE("vectors") {
   TEST_CASE("single-file vectors decode to the expected bytes") {
     tu::TempDir t;
-    for (std::string v : {"single_raw", "single_zstd", "no_tensors", "float_ans_mixed", "float_ans_shift"}) {
+    for (std::string v : {"single_raw", "single_zstd", "no_tensors", "float_ans_mixed", "float_ans_shift",
+                          "inline_exact"}) {  // 1.4: inline tensors of codecs 0, 1, 2 and 4 between chunked ones
       CAPTURE(v);
       wc::unpack(kDir + "/" + v + ".wcz", t / v, {});
       CHECK(tu::read_file(t / v) == tu::read_file(kDir + "/" + v + ".expected"));
@@ -188,7 +189,9 @@ TEST_SUITE("vectors") {
                            Lossy{"lossy_inline23", 6, 7, 3},
                            // 2.4: exact, vq (BF16, U8 codes per group, float-ans, 3 tiles), qrow, vq (F16, U16
                            // codes inline, float-ans), vq (F32, codes and scales inline, codec 0: no chunk)
-                           Lossy{"lossy_vq", 5, 12, 4}}) {
+                           Lossy{"lossy_vq", 5, 12, 4},
+                           // 2.5: an inline exact norm (raw), qrow (2 tiles), an inline zstd bias, exact (zstd)
+                           Lossy{"lossy_inline_exact", 4, 7, 5}}) {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
@@ -352,7 +355,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 168);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 177);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

@@ -12,7 +12,9 @@ most are checksum-valid everywhere and break one rule only (see hostile() and
 lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors(). Version 2.2 (representation
 2, qrow-outliers, spec/OUTLIERS.md): outlier_vectors() and outlier_bad(). Version 2.3 (inline parts with a
 codec's payload; qrow's codes inline in one-tile tensors): inline23_vectors() and inline23_bad(). Version 2.4
-(part layout 4, per group, and representation 3, vq, spec/VQ.md): vq_vectors() and vq_bad().
+(part layout 4, per group, and representation 3, vq, spec/VQ.md): vq_vectors() and vq_bad(). Versions 1.4
+and 2.5 (inline exact tensors: chunk_size 0, the payload in the record, no chunk): inline_exact_vectors() and
+inline_exact_bad().
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(), with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -75,11 +77,12 @@ def safetensors(tensors, metadata=None, pad=0):
 
 
 def container(files, chunk_size, codecs, major=1, minor=0, params=None,
-              manifest_frame=zraw, index_frame=zraw, chunk_frame=zraw):
+              manifest_frame=zraw, index_frame=zraw, chunk_frame=zraw, inline=()):
     """files: list of (kind, name, file_bytes, prefix_len, [(name, dtype, shape, raw)]).
 
     Names may be bytes (written verbatim). params: per-tensor params bytes (default empty).
-    *_frame: how the manifest, the index and each zstd-codec chunk are framed."""
+    *_frame: how the manifest, the index and each zstd-codec chunk are framed. inline: numbers of the
+    tensors written inline (1.4, §4.2: chunk_size 0, u32 stored_size and the payload, no chunk)."""
     m = b""
     tensors, nchunks, chunks = [], 0, []
     m_files = b""
@@ -91,11 +94,16 @@ def container(files, chunk_size, codecs, major=1, minor=0, params=None,
         tensors += ts
     m_t = b""
     for i, (name, dt, shape, raw) in enumerate(tensors):
-        cs = chunk_size if raw else 0
+        cs = chunk_size if raw and i not in inline else 0
         pm = params[i] if params else b""
         m_t += str16(b_(name)) + struct.pack("<BBBB", DT[dt][0], codecs[i], len(shape), 0)
         m_t += b"".join(struct.pack("<Q", d) for d in shape) + struct.pack("<QIH", len(raw), cs, len(pm)) + pm
         assert codecs[i] in (0, 1) or not raw  # this writer has no float-ans encoder
+        if i in inline:
+            assert raw
+            pl = raw if codecs[i] == 0 else chunk_frame(raw)
+            m_t += struct.pack("<I", len(pl)) + pl
+            continue
         for off in range(0, len(raw), chunk_size):
             c = raw[off:off + chunk_size]
             chunks.append((c if codecs[i] == 0 else chunk_frame(c), len(c)))
@@ -162,6 +170,7 @@ def main(d):
     shift_vectors(d)
     inline23_vectors(d)
     vq_vectors(d)
+    inline_exact_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -382,10 +391,22 @@ PER_ELEMENT, PER_ROW, TENSOR_WIDE, INLINE, PER_GROUP = 0, 1, 2, 3, 4  # part lay
 class Exact:
     """An exact tensor (repr 0): its bytes, cut into chunks of chunk_size (§4.3)."""
 
-    def __init__(self, name, dtype, shape, raw, codec=0, chunk_size=64, params=b"", repr=0, stored=None):
+    def __init__(self, name, dtype, shape, raw, codec=0, chunk_size=64, params=b"", repr=0, stored=None,
+                 inline=False, stored_size=None):
         self.name, self.dtype, self.shape, self.raw, self.codec = name, dtype, list(shape), raw, codec
         self.chunk_size, self.params, self.repr = chunk_size, params, repr
         self.stored = stored  # explicit payloads, one per chunk (codecs this writer cannot frame itself)
+        # 1.4, 2.5 (§4.2): inline: chunk_size 0, then u32 stored_size (the payload's length unless stored_size
+        # lies) and the payload (stored[0], or the raw bytes for codec 0, a zstd frame for codec 1); no chunk
+        self.inline, self.stored_size = inline, stored_size
+
+    def payload(self):
+        """An inline tensor's payload: one chunk of its codec."""
+        if self.stored is not None:
+            assert len(self.stored) == 1
+            return self.stored[0]
+        assert self.codec in (0, 1)
+        return self.raw if self.codec == 0 else zraw(self.raw)
 
     def out(self):
         return self.raw
@@ -432,6 +453,8 @@ def byte_size(dtype, shape):
 
 def tensor_chunks(t):
     """[(level, stored, raw_size)] of tensor t, in its own order within each level (§4.3)."""
+    if isinstance(t, Exact) and t.inline:
+        return []  # 1.4, 2.5: its payload is in its record
     if isinstance(t, Exact) and t.stored is not None:
         pieces = [t.raw[o:o + t.chunk_size] for o in range(0, len(t.raw), t.chunk_size)]
         assert len(pieces) == len(t.stored)
@@ -463,6 +486,11 @@ def tensor_record(t, major):
     size = byte_size(t.dtype, t.shape)
     if isinstance(t, Exact):
         assert size == len(t.raw)
+        if t.inline:
+            assert size > 0
+            pl = t.payload()
+            rec += struct.pack("<QIH", size, 0, len(t.params)) + t.params
+            return rec + struct.pack("<I", len(pl) if t.stored_size is None else t.stored_size) + pl
         return rec + struct.pack("<QIH", size, t.chunk_size if size else 0, len(t.params)) + t.params
     assert major >= 2 and size == len(t.recon)
     rec += struct.pack("<QIH", size, t.tile_rows_field, len(t.params)) + t.params
@@ -2312,6 +2340,108 @@ def vq_bad():
     out["vq_code_65535_inline.codec"] = one(t)
     return out
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions 1.4 and 2.5: inline exact tensors (FORMAT.md §4.2): an exact tensor with byte_size > 0 and
+# chunk_size 0 has, after its params, u32 stored_size and a payload that decodes as one chunk of its codec to
+# its byte_size bytes (at most 2^16); it has no chunk, so the chunk numbering (§4.3) skips it.
+
+def inline_exact_vectors(d):
+    """inline_exact (1.4): one safetensors file of inline tensors of codecs 0 (raw), 1 (zstd), 2 (float-ans,
+    the float-ans vector bf16_3groups) and 4 (float-ans-mixed, mode 2: a zstd frame), between and around
+    chunked tensors and an empty one: chunks 0-2 are b.chunked's, 3-5 g.tail's. lossy_inline_exact (2.5): an
+    inline exact norm (raw), a qrow tensor of 2 tiles, an inline zstd bias and a chunked exact tensor."""
+    fans, fans_raw = fans_vector("bf16_3groups.BF16")
+    assert len(fans_raw) <= 1 << 16 and len(fans) <= bound(len(fans_raw))
+    assert chunk_decode(fans, "BF16", len(fans_raw), FANS) == fans_raw
+    f16 = np.linspace(-2, 2, 8).astype("<f2").tobytes()
+    mixed = MODE_ZSTD + zraw(f16)
+    assert chunk_decode(mixed, "F16", len(f16), MIXED) == f16
+    ts = [Exact("a.raw", "F32", [6], np.array([1, -1, 0.5, 0, -0.0, 3e-3], dtype="<f4").tobytes(), inline=True),
+          Exact("b.chunked", "BF16", [75], bytes((i * 11 + 3) & 255 for i in range(150))),  # chunks 0, 1, 2
+          Exact("c.zstd", "F16", [3, 4], np.arange(-6, 6).astype("<f2").tobytes(), codec=1, inline=True),
+          Exact("d.empty", "F32", [0, 4], b""),
+          Exact("e.fans", "BF16", [len(fans_raw) // 2], fans_raw, codec=FANS, inline=True, stored=[fans]),
+          Exact("f.mixed", "F16", [8], f16, codec=MIXED, inline=True, stored=[mixed]),
+          Exact("g.tail", "F32", [40], np.arange(-20, 20, dtype="<f4").tobytes(), codec=1)]  # chunks 3, 4, 5
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=4)
+    assert struct.unpack("<IIII", zread_manifest(wcz)[:16]) == (1, 7, 6, 0)
+    # the 1.x writer container() writes the same bytes for the tensors it can code (raw and zstd)
+    sub = [t for t in ts if t.codec in (0, 1)]
+    sfb, splen = st_file(sub)
+    assert container([(0, "model.safetensors", sfb, splen, [(t.name, t.dtype, t.shape, t.raw) for t in sub])], 64,
+                     [t.codec for t in sub], minor=4, inline={i for i, t in enumerate(sub) if t.inline}) == \
+        container2([(0, "model.safetensors", sfb, splen, sub)], major=1, minor=4)
+    open(os.path.join(d, "inline_exact.wcz"), "wb").write(wcz)
+    open(os.path.join(d, "inline_exact.expected"), "wb").write(fb)
+    # 2.5: lossy_mixed's qrow tensor between inline exact tensors, then a chunked one.
+    norm = Exact("norm.weight", "F32", [8], np.array([1, 0.5, -2.25, 3e-3, 0, -0.0, 1e30, -7.5], dtype="<f4").tobytes(),
+                 inline=True)
+    mid = qrow("mid.weight", "BF16", [3, 8], -10, [0x45, 0x00, 0x9C],
+               [1, -1, 2, -2, 3, -3, 4, -4, 0, 10, -10, 100, -100, 127, -128, 17, 19, 21, -23, 25, 27, -29, 31, 33], 2)
+    bias = Exact("mid.bias", "F16", [24], np.linspace(-1, 1, 24).astype("<f2").tobytes(), codec=1, inline=True)
+    head = Exact("head.weight", "F32", [40], np.arange(-20, 20, dtype="<f4").tobytes(), codec=1)
+    lts = [norm, mid, bias, head]
+    lfb, lplen = st_file(lts)
+    lwcz = container2([(0, "model.safetensors", lfb, lplen, lts)], minor=5)
+    assert struct.unpack("<IIIBBHI", zread_manifest(lwcz)[:20]) == (1, 4, 4 + 3, 1, 0, 0, 0)  # 2 tiles x 2, 3
+    open(os.path.join(d, "lossy_inline_exact.wcz"), "wb").write(lwcz)
+    open(os.path.join(d, "lossy_inline_exact.expected"), "wb").write(lfb)
+    for name, v in inline_exact_bad().items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+
+
+def inline_exact_bad():
+    """1.4 files every reader must reject, checksum-valid everywhere (the file records' sizes and XXH3-64 are
+    those of the intended files), each lying in one thing about an inline exact tensor, the manifest's last
+    tensor. *.corrupt: §4.2's record rules, seen when the manifest is decoded; *.codec: a payload that does not
+    decode to exactly byte_size bytes, seen when the tensor is decoded."""
+    w = np.array([((i * 37) % 29) - 14 for i in range(12)], dtype="<f4").tobytes()  # F32 [12]: 48 bytes
+    assert bound(48) == 4150
+
+    def one(t):
+        return one_file([norm_exact(), t], major=1, minor=4)
+
+    def w_(**kw):
+        return Exact("w.weight", "F32", [12], w, inline=True, **kw)
+
+    # float-ans: the float-ans vector f16_2groups_joint, its last byte cut
+    fans, fans_raw = fans_vector("f16_2groups_joint.F16")
+    try:
+        chunk_decode(fans[:-1], "F16", len(fans_raw), FANS)
+        raise AssertionError("decodes: truncated float-ans")
+    except Invalid:
+        pass
+    # a frame that declares 48 bytes of content but whose one raw block holds 44
+    fcs_lie = struct.pack("<IB", 0xFD2FB528, 0xE0) + struct.pack("<Q", 48) + raw_blocks(w[:-4])
+    for f in (zraw(w[:-4]), fcs_lie, zraw(w + b"\0" * 4)):
+        try:
+            assert zstd_content(f) != w
+        except Invalid:
+            pass
+    big = bytes((i * 7) & 255 for i in range(65537))
+    return {
+        # §4.2: an inline tensor is at most 2^16 bytes (U8 [65537], raw, its 65537 bytes in the record).
+        "exact_inline_65537.corrupt": one(Exact("w.weight", "U8", [65537], big, inline=True)),
+        # §4.2, §5: stored_size at most byte_size + byte_size / 8 + 4096: 48 bytes as a valid zstd frame padded
+        # with empty raw blocks to 4153 > 4150 bytes (it decodes: only the bound refuses it).
+        "exact_inline_stored_bound.corrupt": one(w_(codec=1, stored=[zstd_padded(w, bound(48) + 1)])),
+        # §4.2: codec 0 stores the bytes as they are, stored_size = byte_size (here 44 and 52 for 48).
+        "exact_inline_raw_short.corrupt": one(w_(stored=[w[:-4]])),
+        "exact_inline_raw_long.corrupt": one(w_(stored=[w + b"\0" * 4])),
+        # §4.2: the payload runs past the manifest: stored_size 64 more than the zstd frame that follows (within
+        # the bound); only the extension count (4 bytes) follows the record.
+        "exact_inline_past_manifest.corrupt": one(w_(codec=1, stored_size=len(zraw(w)) + 64)),
+        # §4.2, §6: the payload decodes to exactly byte_size bytes: a zstd frame of 44 bytes for 48, and one of
+        # 52; a frame that declares 48 but holds 44 (an invalid frame); a float-ans payload one byte short.
+        "exact_inline_zstd_short.codec": one(w_(codec=1, stored=[zraw(w[:-4])])),
+        "exact_inline_zstd_long.codec": one(w_(codec=1, stored=[zraw(w + b"\0" * 4)])),
+        "exact_inline_zstd_size_lie.codec": one(w_(codec=1, stored=[fcs_lie])),
+        "exact_inline_fans_truncated.codec": one(Exact("w.weight", "F16", [len(fans_raw) // 2], fans_raw, codec=FANS,
+                                                       inline=True, stored=[fans[:-1]])),
+    }
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__)))
