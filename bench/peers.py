@@ -46,6 +46,32 @@ def best_of(n, fn):
     return best
 
 
+# ZipNN in a child process: it aborts (a glibc heap assertion) on some files,
+# e.g. the corpus's cellogpt toy model; its columns then say "-".
+_ZIPNN_CHILD = '''
+import json, sys, time, zipnn
+path, dtype, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(path, "rb").read()
+z = zipnn.ZipNN(bytearray_dtype=dtype, threads=1)
+comp = z.compress(bytearray(data))  # (compress reorders its input in place: a copy)
+assert bytes(z.decompress(comp)) == data, "zipnn round trip"
+best = float("inf")
+for _ in range(repeat):
+    t0 = time.perf_counter(); z.decompress(comp); best = min(best, time.perf_counter() - t0)
+print(json.dumps([len(comp), best]))
+'''
+
+
+def zipnn_measure(path, repeat):
+    r = subprocess.run([sys.executable, "-c", _ZIPNN_CHILD, path, file_dtype(path), str(repeat)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"[SKIPPED] zipnn failed on {os.path.basename(path)} (exit {r.returncode}): its columns say '-'")
+        return None, None
+    size, t = json.loads(r.stdout.strip().splitlines()[-1])
+    return size, t
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+")
@@ -86,17 +112,14 @@ def main():
                 t_z = best_of(a.repeat, lambda: dz.decompress(z3, max_output_size=len(data)))
             zn_size, t_zn = None, None
             if zipnn is not None:
-                z = zipnn.ZipNN(bytearray_dtype=file_dtype(path), threads=1)
-                comp = z.compress(bytearray(data))  # (compress reorders its input in place: a copy)
-                zn_size = len(comp)
-                assert bytes(z.decompress(comp)) == data, "zipnn round trip"
-                t_zn = best_of(a.repeat, lambda: z.decompress(comp))
+                zn_size, t_zn = zipnn_measure(path, a.repeat)
             bl_size = None
             if blosc2 is not None:
                 ts = {"bfloat16": 2, "float16": 2, "float32": 4}[file_dtype(path)]
-                bl = blosc2.compress(data, typesize=ts, clevel=9, filter=blosc2.Filter.SHUFFLE, codec=blosc2.Codec.ZSTD)
-                assert blosc2.decompress(bl) == data, "blosc2 round trip"
-                bl_size = len(bl)
+                body = data[: len(data) - len(data) % ts]  # whole elements (the header's length is arbitrary)
+                bl = blosc2.compress(body, typesize=ts, clevel=9, filter=blosc2.Filter.SHUFFLE, codec=blosc2.Codec.ZSTD)
+                assert blosc2.decompress(bl) == body, "blosc2 round trip"
+                bl_size = len(bl) + len(data) % ts
             z19 = len(subprocess.run(["zstd", "-q", "-19", "-T1", "-c", path], check=True, capture_output=True).stdout)
             best = min(x for x in (zn_size, bl_size, z19) if x)
             n = len(data)

@@ -565,62 +565,109 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
         if (m.tensors[i].name == name && given[i] < 0) given[i] = v;
     }
   }
-  // Rate-distortion curve of every candidate (parallel over tensors).
+  // Rate-distortion curve of every candidate, in phases so that a model of
+  // one huge tensor uses every thread as well as one of many small ones:
+  // per tensor (rms, sample, outliers), then each GPTQ factorization on all
+  // threads, then every (tensor, grid point) evaluation as its own job.
+  auto hessian_of = [&](const Candidate& c) -> const float* {
+    const auto h = calib.hessian.find(m.tensors[c.tensor].name);
+    return h == calib.hessian.end() ? nullptr : h->second.data();
+  };
   pool.parallel_for(cs.size(), [&](size_t k) {
     Candidate& c = cs[k];
     const TensorRecord& t = m.tensors[c.tensor];
     c.rms = qrow::row_rms(t.dtype, data[c.tensor], c.rows, c.cols, &c.rms_all);
     if (!std::isfinite(c.rms_all)) return;  // inf or NaN: stays exact
     c.sensitivity = given[c.tensor] >= 0 ? given[c.tensor] : role_sensitivity(tensor_role(t.name), layers);
-    if (auto h = calib.hessian.find(t.name); h != calib.hessian.end())
-      c.fb = std::make_shared<const qrow::Feedback>(
-          qrow::make_feedback(h->second.data(), c.cols, qrow::kGptqDamp, opt.act_order));
-    else if (auto v = calib.importance.find(t.name); v != calib.importance.end())
+    if (auto v = calib.importance.find(t.name); v != calib.importance.end() && !hessian_of(c))
       c.fb = std::make_shared<const qrow::Feedback>(qrow::make_feedback_diag(v->second.data(), c.cols, qrow::kGptqDamp));
-    std::vector<uint64_t>& sample = c.sample;
     const uint64_t want = std::max<uint64_t>(1, kSampleElements / c.cols);
     if (want >= c.rows) {
-      for (uint64_t r = 0; r < c.rows; ++r) sample.push_back(r);
+      for (uint64_t r = 0; r < c.rows; ++r) c.sample.push_back(r);
     } else {
-      for (uint64_t j = 0; j < want; ++j) sample.push_back(j * c.rows / want);
+      for (uint64_t j = 0; j < want; ++j) c.sample.push_back(j * c.rows / want);
     }
-    const auto h = calib.hessian.find(t.name);
-    const float* H = h == calib.hessian.end() ? nullptr : h->second.data();
-    // one curve point per grid step of src (the data, or with outliers zeroed)
-    auto add_curve = [&](const uint8_t* src, const std::vector<double>& rms, double rms_all, double extra_bits,
-                         double err_scale) {
-      for (int g = kGridLo; g <= kGridHi; ++g) {
-        qrow::Plan p = lossy_defaults();
-        p.c = std::exp2(double(g) / kGridDiv);
-        p.mu = rd_mu(opt.bits, c.fb && !c.fb->u.empty());
-        const qrow::Point pt =
-            qrow::evaluate(t.dtype, src, c.rows, c.cols, rms, rms_all, p, sample, c.fb.get(), H);
-        c.grid.push_back(p);
-        c.curve.push_back({pt.bits + extra_bits, pt.relerr2 * err_scale});
-      }
-    };
-    if (plain_ok) add_curve(data[c.tensor], c.rms, c.rms_all, 0, 1);
-    c.n_plain = c.curve.size();
-    if (outliers_ok) {
+  });
+  const qrow::ParallelFor par = [&](size_t n, const std::function<void(size_t)>& fn) { pool.parallel_for(n, fn); };
+  for (Candidate& c : cs)  // one at a time, the factorization's trailing updates on every thread
+    if (const float* H = hessian_of(c); H && std::isfinite(c.rms_all))
+      c.fb = std::make_shared<const qrow::Feedback>(qrow::make_feedback(H, c.cols, qrow::kGptqDamp, opt.act_order, par));
+  if (outliers_ok)
+    pool.parallel_for(cs.size(), [&](size_t k) {
+      Candidate& c = cs[k];
+      const TensorRecord& t = m.tensors[c.tensor];
+      if (!std::isfinite(c.rms_all)) return;
       std::vector<float> imp;  // the input channels' importance: calibration's, or diag H
       if (auto v = calib.importance.find(t.name); v != calib.importance.end()) imp = v->second;
-      else if (H)
+      else if (const float* H = hessian_of(c))
         for (uint64_t j = 0; j < c.cols; ++j) imp.push_back(H[j * c.cols + j]);
-      const uint32_t tr = tile_rows_for(c.rows, c.cols);
-      pick_outliers_for(c, t, data[c.tensor], imp.empty() ? nullptr : imp.data(), tr, !plain_ok);
-      if (!c.block.empty()) {
-        // the curve of the zeroed data, its error against the original's
-        // energy (the outliers' own error is 0), plus the block's bits
-        const double e_scale = sample_energy(t.dtype, c.zeroed->data(), c.cols, sample) /
-                               std::max(sample_energy(t.dtype, data[c.tensor], c.cols, sample), 1e-300);
-        add_curve(c.zeroed->data(), c.rms_z, c.rms_all_z, 8.0 * double(c.block.size()) * kBlockRatioGuess, e_scale);
-      }
-    }
-    if (vq_ok) add_vq_curve(c, t, data[c.tensor], calib, H, opt.scheme == "codebook" && c.curve.empty());
+      pick_outliers_for(c, t, data[c.tensor], imp.empty() ? nullptr : imp.data(), tile_rows_for(c.rows, c.cols),
+                        !plain_ok);
+    });
+  // One curve point per grid step of the data (qrow) and of the data with
+  // its outliers zeroed (qrow-outliers: the error against the original's
+  // energy, the outliers' own being 0, plus the block's bits); points in
+  // that order per tensor.
+  struct Point {
+    size_t cand, slot;
+    bool zeroed;
+    int g;
+  };
+  constexpr size_t kGridPoints = kGridHi - kGridLo + 1;
+  std::vector<Point> points;
+  std::vector<double> e_scale(cs.size(), 1);
+  for (size_t k = 0; k < cs.size(); ++k) {
+    Candidate& c = cs[k];
+    if (!std::isfinite(c.rms_all)) continue;
+    const bool plain = plain_ok, zeroed = outliers_ok && !c.block.empty();
+    size_t slot = 0;
+    for (bool z : {false, true})
+      if (z ? zeroed : plain)
+        for (int g = kGridLo; g <= kGridHi; ++g) points.push_back({k, slot++, z, g});
+    c.grid.resize(slot);
+    c.curve.resize(slot);
+    c.n_plain = plain ? kGridPoints : 0;
+    if (zeroed)
+      e_scale[k] = sample_energy(m.tensors[c.tensor].dtype, c.zeroed->data(), c.cols, c.sample) /
+                   std::max(sample_energy(m.tensors[c.tensor].dtype, data[c.tensor], c.cols, c.sample), 1e-300);
+  }
+  auto plan_at = [&](const Candidate& c, int g) {  // grid step g of c
+    qrow::Plan p = lossy_defaults();
+    p.c = std::exp2(double(g) / kGridDiv);
+    p.mu = rd_mu(opt.bits, c.fb && !c.fb->u.empty());
+    return p;
+  };
+  pool.parallel_for(points.size(), [&](size_t i) {
+    const Point& pt = points[i];
+    Candidate& c = cs[pt.cand];
+    const TensorRecord& t = m.tensors[c.tensor];
+    const qrow::Plan p = plan_at(c, pt.g);
+    const qrow::Point r =
+        pt.zeroed ? qrow::evaluate(t.dtype, c.zeroed->data(), c.rows, c.cols, c.rms_z, c.rms_all_z, p, c.sample,
+                                   c.fb.get(), hessian_of(c))
+                  : qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, c.sample, c.fb.get(),
+                                   hessian_of(c));
+    c.grid[pt.slot] = p;
+    c.curve[pt.slot] = pt.zeroed ? RatePoint{r.bits + 8.0 * double(c.block.size()) * kBlockRatioGuess,
+                                             r.relerr2 * e_scale[pt.cand]}
+                                 : RatePoint{r.bits, r.relerr2};
+  });
+  pool.parallel_for(cs.size(), [&](size_t k) {
+    Candidate& c = cs[k];
+    const TensorRecord& t = m.tensors[c.tensor];
+    if (!std::isfinite(c.rms_all)) return;
+    if (vq_ok) add_vq_curve(c, t, data[c.tensor], calib, hessian_of(c), opt.scheme == "codebook" && c.curve.empty());
     if (c.curve.empty() && opt.scheme == "codebook") {  // no d divides the columns: plain qrow
-      add_curve(data[c.tensor], c.rms, c.rms_all, 0, 1);
+      for (int g = kGridLo; g <= kGridHi; ++g) {
+        const qrow::Plan p = plan_at(c, g);
+        const qrow::Point r = qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, c.sample,
+                                             c.fb.get(), hessian_of(c));
+        c.grid.push_back(p);
+        c.curve.push_back({r.bits, r.relerr2});
+      }
       c.n_plain = c.curve.size();
     }
+    if (c.curve.empty()) return;
     // what the tensor costs whatever its steps: record and chunk overheads
     TensorRecord probe = t;
     make_record(probe, qrow::choose_steps(c.rms, c.rms_all, c.grid[0]), tile_rows_for(c.rows, c.cols));
