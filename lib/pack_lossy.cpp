@@ -607,14 +607,16 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   // One curve point per grid step of the data (qrow) and of the data with
   // its outliers zeroed (qrow-outliers: the error against the original's
   // energy, the outliers' own being 0, plus the block's bits); points in
-  // that order per tensor.
-  struct Point {
-    size_t cand, slot;
+  // that order per tensor. A job evaluates kEvalBatch consecutive steps,
+  // reading the tensor's H once for all of them.
+  constexpr int kEvalBatch = 16;
+  struct Batch {
+    size_t cand, slot;  // the first point's slot in the tensor's curve
     bool zeroed;
-    int g;
+    int g0, count;
   };
   constexpr size_t kGridPoints = kGridHi - kGridLo + 1;
-  std::vector<Point> points;
+  std::vector<Batch> batches;
   std::vector<double> e_scale(cs.size(), 1);
   for (size_t k = 0; k < cs.size(); ++k) {
     Candidate& c = cs[k];
@@ -623,7 +625,11 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     size_t slot = 0;
     for (bool z : {false, true})
       if (z ? zeroed : plain)
-        for (int g = kGridLo; g <= kGridHi; ++g) points.push_back({k, slot++, z, g});
+        for (int g = kGridLo; g <= kGridHi; g += kEvalBatch) {
+          const int count = std::min(kEvalBatch, kGridHi + 1 - g);
+          batches.push_back({k, slot, z, g, count});
+          slot += size_t(count);
+        }
     c.grid.resize(slot);
     c.curve.resize(slot);
     c.n_plain = plain ? kGridPoints : 0;
@@ -637,20 +643,23 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     p.mu = rd_mu(opt.bits, c.fb && !c.fb->u.empty());
     return p;
   };
-  pool.parallel_for(points.size(), [&](size_t i) {
-    const Point& pt = points[i];
-    Candidate& c = cs[pt.cand];
+  pool.parallel_for(batches.size(), [&](size_t i) {
+    const Batch& b = batches[i];
+    Candidate& c = cs[b.cand];
     const TensorRecord& t = m.tensors[c.tensor];
-    const qrow::Plan p = plan_at(c, pt.g);
-    const qrow::Point r =
-        pt.zeroed ? qrow::evaluate(t.dtype, c.zeroed->data(), c.rows, c.cols, c.rms_z, c.rms_all_z, p, c.sample,
-                                   c.fb.get(), hessian_of(c))
-                  : qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, c.sample, c.fb.get(),
-                                   hessian_of(c));
-    c.grid[pt.slot] = p;
-    c.curve[pt.slot] = pt.zeroed ? RatePoint{r.bits + 8.0 * double(c.block.size()) * kBlockRatioGuess,
-                                             r.relerr2 * e_scale[pt.cand]}
-                                 : RatePoint{r.bits, r.relerr2};
+    std::vector<qrow::Plan> plans;
+    for (int j = 0; j < b.count; ++j) plans.push_back(plan_at(c, b.g0 + j));
+    const std::vector<qrow::Point> r =
+        b.zeroed ? qrow::evaluate_plans(t.dtype, c.zeroed->data(), c.rows, c.cols, c.rms_z, c.rms_all_z, plans, c.sample,
+                                        c.fb.get(), hessian_of(c))
+                 : qrow::evaluate_plans(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, plans, c.sample,
+                                        c.fb.get(), hessian_of(c));
+    for (int j = 0; j < b.count; ++j) {
+      c.grid[b.slot + j] = plans[j];
+      c.curve[b.slot + j] = b.zeroed ? RatePoint{r[j].bits + 8.0 * double(c.block.size()) * kBlockRatioGuess,
+                                                 r[j].relerr2 * e_scale[b.cand]}
+                                     : RatePoint{r[j].bits, r[j].relerr2};
+    }
   });
   pool.parallel_for(cs.size(), [&](size_t k) {
     Candidate& c = cs[k];
@@ -658,13 +667,10 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     if (!std::isfinite(c.rms_all)) return;
     if (vq_ok) add_vq_curve(c, t, data[c.tensor], calib, hessian_of(c), opt.scheme == "codebook" && c.curve.empty());
     if (c.curve.empty() && opt.scheme == "codebook") {  // no d divides the columns: plain qrow
-      for (int g = kGridLo; g <= kGridHi; ++g) {
-        const qrow::Plan p = plan_at(c, g);
-        const qrow::Point r = qrow::evaluate(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, p, c.sample,
-                                             c.fb.get(), hessian_of(c));
-        c.grid.push_back(p);
+      for (int g = kGridLo; g <= kGridHi; ++g) c.grid.push_back(plan_at(c, g));
+      for (const qrow::Point& r : qrow::evaluate_plans(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all,
+                                                       c.grid, c.sample, c.fb.get(), hessian_of(c)))
         c.curve.push_back({r.bits, r.relerr2});
-      }
       c.n_plain = c.curve.size();
     }
     if (c.curve.empty()) return;

@@ -123,15 +123,15 @@ void gptq_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const flo
 }
 
 // evaluate's H d for several rows d at once: out[i][k] = -sum_j H[i][j] d[j][k]
-// for i < cols, k < 8 * groups (d: cols x 8 * groups doubles), the sum
+// for i < cols, k < TW * groups (d: cols x TW * groups doubles), the sum
 // subtracted from 0 term by term, j ascending: exactly the negated sum of
-// a plain loop (rounding is symmetric). Rows of H converted to double 4 at
-// a time; tiles of 4 rows by 8 columns.
+// a plain loop (rounding is symmetric), whatever the tile's width TW (8, or
+// 4 for the 4 sample rows of a wide tensor: no padding columns computed).
+// Rows of H converted to double R at a time; tiles of R rows by TW columns.
 template <class V, int R, int NV>
 __attribute__((always_inline)) inline void hess_rows(const float* H, uint64_t cols, const double* d, uint64_t groups,
                                                      double* out) {
   constexpr uint64_t TW = NV * sizeof(V) / sizeof(double);
-  static_assert(TW == 8);
   const uint64_t ld = groups * TW;
   std::vector<double> hr(R * cols);
   for (uint64_t i = 0; i < cols; i += R) {
@@ -150,35 +150,53 @@ __attribute__((always_inline)) inline void hess_rows(const float* H, uint64_t co
 
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) void hess_avx2(const float* H, uint64_t cols, const double* d, uint64_t groups,
-                                               double* out) {
-  hess_rows<simd::v4d, 4, 2>(H, cols, d, groups, out);
+                                               double* out, unsigned tw) {
+  if (tw == 4) hess_rows<simd::v4d, 4, 1>(H, cols, d, groups, out);
+  else hess_rows<simd::v4d, 4, 2>(H, cols, d, groups, out);
 }
 #endif
-void hess_sse(const float* H, uint64_t cols, const double* d, uint64_t groups, double* out) {
-  hess_rows<simd::v2d, 2, 4>(H, cols, d, groups, out);
+void hess_sse(const float* H, uint64_t cols, const double* d, uint64_t groups, double* out, unsigned tw) {
+  if (tw == 4) hess_rows<simd::v2d, 4, 2>(H, cols, d, groups, out);
+  else hess_rows<simd::v2d, 2, 4>(H, cols, d, groups, out);
 }
 
-// quantize_rows on rows idx[0 .. n) (idx null: r0 .. r0 + n - 1).
+// How rows are quantized: their steps, the plan and its rate table.
+struct Rule {
+  const Steps* s;
+  const Plan* p;
+  const RdTable* rd;
+};
+
+// quantize_rows on rows idx[0 .. n) (idx null: r0 .. r0 + n - 1), row i by
+// rule rules[i / per_rule] (rows of several plans in one call: GPTQ then
+// streams its feedback once for all of them; each row's codes are those it
+// gets alone, rows never mixing).
 uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64_t* idx, uint64_t r0, uint64_t n,
-                       const Steps& s, const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u,
-                       const Feedback* fb) {
+                       const Rule* rules, uint64_t per_rule, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
   const auto row_at = [&](uint64_t i) { return idx ? idx[i] : r0 + i; };
   const size_t eb = dtype_bits(t) / 8;
-  const bool use_rd = p.mu > 0 && !rd.bits.empty();
-  const Rounder round{rd, use_rd, rd.bits.size()};
+  std::vector<Rounder> rounders;
+  for (uint64_t k = 0; k < (n + per_rule - 1) / per_rule; ++k) {
+    const RdTable& rd = *rules[k].rd;
+    rounders.push_back(Rounder{rd, rules[k].p->mu > 0 && !rd.bits.empty(), rd.bits.size()});
+  }
   struct Row {
     float step;
     double inv;
     float flim, mu_r;
+    const Rounder* round;
   };
-  auto row_of = [&](uint64_t r) {
+  auto row_of = [&](uint64_t i) {
+    const Rule& rule = rules[i / per_rule];
+    const Rounder& rnd = rounders[i / per_rule];
     Row x;
-    x.step = step_of(s.base_exp, s.e[r]);
+    x.step = step_of(rule.s->base_exp, rule.s->e[row_at(i)]);
     x.inv = 1.0 / double(x.step);
     x.flim = float(max_code(t, x.step, code_bytes));
     // rate in units of the row's distortion weight: cost = d^2 + mu/wr * bits
-    const double wr = use_rd ? (double(x.step) / rd.gm_step) * (double(x.step) / rd.gm_step) : 0;
-    x.mu_r = use_rd ? float(p.mu / wr) : 0.f;
+    const double wr = rnd.use_rd ? (double(x.step) / rule.rd->gm_step) * (double(x.step) / rule.rd->gm_step) : 0;
+    x.mu_r = rnd.use_rd ? float(rule.p->mu / wr) : 0.f;
+    x.round = &rnd;
     return x;
   };
   uint32_t umax = 0;
@@ -187,11 +205,11 @@ uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t r = row_at(i);
       load_floats(t, data + r * cols * eb, cols, buf.data());
-      const Row x = row_of(r);
+      const Row x = row_of(i);
       uint16_t* row = u + i * cols;
       for (uint64_t c = 0; c < cols; ++c) {
         const bool neg = buf[c] < 0;
-        const int32_t q = round(float(std::fabs(double(buf[c])) * x.inv), neg, x.flim, x.mu_r);
+        const int32_t q = (*x.round)(float(std::fabs(double(buf[c])) * x.inv), neg, x.flim, x.mu_r);
         const uint32_t z = zigzag(neg ? -q : q);
         row[c] = uint16_t(z);
         umax = std::max(umax, z);
@@ -211,7 +229,7 @@ uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64
   for (uint64_t i = 0; i < n; ++i) {
     load_floats(t, data + row_at(i) * cols * eb, cols, buf.data());
     for (uint64_t k = 0; k < cols; ++k) w[i * wld + k] = buf[fb->order[k]];
-    rows[i] = row_of(row_at(i));
+    rows[i] = row_of(i);
   }
   if (feed) w0 = w;
   // column k of row i: its code, and its error (0 for a value that is not
@@ -220,7 +238,7 @@ uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64
     const Row& x = rows[i];
     const float v = w[i * wld + k];
     const bool neg = v < 0;
-    const int32_t q = round(float(std::fabs(double(v)) * x.inv), neg, x.flim, x.mu_r / fb->colw[k]);
+    const int32_t q = (*x.round)(float(std::fabs(double(v)) * x.inv), neg, x.flim, x.mu_r / fb->colw[k]);
     const uint32_t z = zigzag(neg ? -q : q);
     u[i * cols + fb->order[k]] = uint16_t(z);
     umax = std::max(umax, z);
@@ -275,7 +293,8 @@ uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64
 
 uint32_t quantize_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const Steps& s,
                        const Plan& p, const RdTable& rd, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
-  return quantize_some(t, data, cols, nullptr, r0, n, s, p, rd, code_bytes, u, fb);
+  const Rule rule{&s, &p, &rd};
+  return quantize_some(t, data, cols, nullptr, r0, n, &rule, std::max<uint64_t>(n, 1), code_bytes, u, fb);
 }
 
 namespace {
@@ -369,70 +388,101 @@ double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* disti
   return h;
 }
 
-double error2(const float* H, uint64_t cols, const std::vector<double>& d, uint64_t ns) {
-  double err = 0;
+std::vector<double> error2_sets(const float* H, uint64_t cols, const std::vector<double>& d,
+                                const std::vector<uint64_t>& ns) {
+  std::vector<double> err(ns.size(), 0.0);
+  uint64_t nv = 0;
+  for (uint64_t n : ns) nv += n;
   if (!H) {
-    for (uint64_t k = 0; k < ns * cols; ++k) err += d[k] * d[k];
+    uint64_t at = 0;
+    for (size_t s = 0; s < ns.size(); ++s)
+      for (uint64_t k = 0; k < ns[s] * cols; ++k, ++at) err[s] += d[at] * d[at];
     return err;
   }
   // dᵀ H d per row (H read once for all), scaled so that isotropic errors
   // count as in weight space
   double trh = 0;
   for (uint64_t c = 0; c < cols; ++c) trh += double(H[c * cols + c]);
-  const uint64_t groups = (ns + 7) / 8, ld = groups * 8;
+  const unsigned tw = nv <= 4 ? 4 : 8;  // tile width: no padding rows for a sample of 4
+  const uint64_t groups = (nv + tw - 1) / tw, ld = groups * tw;
   std::vector<double> dt(cols * ld, 0.0), hd(cols * ld, 0.0);  // d by column, and -H d
-  for (uint64_t k = 0; k < ns; ++k)
+  for (uint64_t k = 0; k < nv; ++k)
     for (uint64_t j = 0; j < cols; ++j) dt[j * ld + k] = d[k * cols + j];
 #if defined(__x86_64__)
-  if (simd::simd_level() >= 1) hess_avx2(H, cols, dt.data(), groups, hd.data());
+  if (simd::simd_level() >= 1) hess_avx2(H, cols, dt.data(), groups, hd.data(), tw);
   else
 #endif
-    hess_sse(H, cols, dt.data(), groups, hd.data());
-  for (uint64_t k = 0; k < ns; ++k)
-    for (uint64_t i = 0; i < cols; ++i) err += d[k * cols + i] * -hd[i * ld + k];
-  if (trh > 0) err *= double(cols) / trh;
+    hess_sse(H, cols, dt.data(), groups, hd.data(), tw);
+  uint64_t k0 = 0;
+  for (size_t s = 0; s < ns.size(); ++s) {
+    for (uint64_t k = k0; k < k0 + ns[s]; ++k)
+      for (uint64_t i = 0; i < cols; ++i) err[s] += d[k * cols + i] * -hd[i * ld + k];
+    if (trh > 0) err[s] *= double(cols) / trh;
+    k0 += ns[s];
+  }
   return err;
+}
+
+double error2(const float* H, uint64_t cols, const std::vector<double>& d, uint64_t ns) {
+  return error2_sets(H, cols, d, {ns})[0];
+}
+
+std::vector<Point> evaluate_plans(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
+                                  const std::vector<double>& rms, double rms_all, const std::vector<Plan>& plans,
+                                  const std::vector<uint64_t>& sample_rows, const Feedback* fb, const float* H) {
+  const uint64_t ns = sample_rows.size();
+  const size_t eb = dtype_bits(t) / 8;
+  std::vector<Point> pts(plans.size());
+  std::vector<double> d(plans.size() * ns * cols), sig(plans.size(), 0.0);
+  std::vector<Steps> steps(plans.size());
+  std::vector<RdTable> rds(plans.size());
+  std::vector<Rule> rules(plans.size());
+  std::vector<uint64_t> idx;
+  for (size_t q = 0; q < plans.size(); ++q) {
+    steps[q] = choose_steps(rms, rms_all, plans[q]);
+    rds[q] = train_rd(t, data, cols, steps[q], plans[q], sample_rows, 2);
+    rules[q] = Rule{&steps[q], &plans[q], &rds[q]};
+    idx.insert(idx.end(), sample_rows.begin(), sample_rows.end());
+  }
+  // every plan's sample codes at once (GPTQ streams its feedback once for
+  // all of them), then their errors, the sums in the same order as row by row
+  std::vector<uint16_t> u(idx.size() * cols);
+  if (ns) quantize_some(t, data, cols, idx.data(), 0, idx.size(), rules.data(), ns, 2, u.data(), fb);
+  std::vector<float> w(cols);
+  std::vector<uint64_t> hist(65536);
+  for (size_t q = 0; q < plans.size(); ++q) {
+    const Steps& s = steps[q];
+    std::fill(hist.begin(), hist.end(), 0);
+    for (uint64_t k = 0; k < ns; ++k) {
+      const uint64_t r = sample_rows[k];
+      load_floats(t, data + r * cols * eb, cols, w.data());
+      const float step = step_of(s.base_exp, s.e[r]);
+      const uint16_t* uk = &u[(q * ns + k) * cols];
+      double* dk = &d[(q * ns + k) * cols];
+      for (uint64_t c = 0; c < cols; ++c) {
+        ++hist[uk[c]];
+        dk[c] = double(w[c]) - double(value_of(uk[c], step));
+        sig[q] += double(w[c]) * w[c];
+      }
+    }
+    const uint64_t ne = ns * cols;
+    size_t distinct = 0;
+    // codes: order-0 entropy scaled to the tensor, plus the coder's table
+    // (about 1.5 bytes a symbol) and header
+    pts[q].bits = entropy_bits(hist, ne, &distinct) * double(rows * cols) / double(ne) + (distinct * 1.5 + 16) * 8;
+    std::vector<uint64_t> eh(256, 0);
+    for (uint8_t e : s.e) ++eh[e];
+    pts[q].bits += entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;
+  }
+  const std::vector<double> err = error2_sets(H, cols, d, std::vector<uint64_t>(plans.size(), ns));
+  for (size_t q = 0; q < plans.size(); ++q) pts[q].relerr2 = sig[q] > 0 ? err[q] / sig[q] : 0;
+  return pts;
 }
 
 Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
                double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows, const Feedback* fb,
                const float* H) {
-  const Steps s = choose_steps(rms, rms_all, p);
-  const RdTable rd = train_rd(t, data, cols, s, p, sample_rows, 2);
-  // the sample's codes at once (GPTQ streams its feedback once for all of
-  // them), then its errors, the sums in the same order as row by row
-  const uint64_t ns = sample_rows.size();
-  std::vector<uint16_t> u(ns * cols);
-  quantize_some(t, data, cols, sample_rows.data(), 0, ns, s, p, rd, 2, u.data(), fb);
-  std::vector<float> w(cols);
-  std::vector<uint64_t> hist(65536, 0);
-  const size_t eb = dtype_bits(t) / 8;
-  double err = 0, sig = 0;
-  std::vector<double> d(ns * cols);
-  for (uint64_t k = 0; k < ns; ++k) {
-    const uint64_t r = sample_rows[k];
-    load_floats(t, data + r * cols * eb, cols, w.data());
-    const float step = step_of(s.base_exp, s.e[r]);
-    const uint16_t* uk = &u[k * cols];
-    double* dk = &d[k * cols];
-    for (uint64_t c = 0; c < cols; ++c) {
-      ++hist[uk[c]];
-      dk[c] = double(w[c]) - double(value_of(uk[c], step));
-      sig += double(w[c]) * w[c];
-    }
-  }
-  err = error2(H, cols, d, ns);
-  const uint64_t ne = ns * cols;
-  size_t distinct = 0;
-  Point pt;
-  // codes: order-0 entropy scaled to the tensor, plus the coder's table
-  // (about 1.5 bytes a symbol) and header
-  pt.bits = entropy_bits(hist, ne, &distinct) * double(rows * cols) / double(ne) + (distinct * 1.5 + 16) * 8;
-  std::vector<uint64_t> eh(256, 0);
-  for (uint8_t e : s.e) ++eh[e];
-  pt.bits += entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;
-  pt.relerr2 = sig > 0 ? err / sig : 0;
-  return pt;
+  return evaluate_plans(t, data, rows, cols, rms, rms_all, {p}, sample_rows, fb, H)[0];
 }
 
 }  // namespace wc::qrow

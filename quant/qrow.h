@@ -83,6 +83,11 @@ double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* disti
 // squares, or with H (the layer's input covariance [cols, cols]) the output
 // error sum dᵀ H d over tr(H) / cols (isotropic errors count as in weight space).
 double error2(const float* H, uint64_t cols, const std::vector<double>& d, uint64_t ns);
+// The same for several sets of rows at once (set s: ns[s] rows, one after
+// another in d), H read once for all: each set's figure is bit for bit what
+// error2 gives it alone.
+std::vector<double> error2_sets(const float* H, uint64_t cols, const std::vector<double>& d,
+                                const std::vector<uint64_t>& ns);
 
 // The rounding's rate table is trained on the sample (train_rd, 2 passes).
 // With calibration (fb, and H the tensor's input covariance [cols, cols]),
@@ -93,5 +98,11 @@ double error2(const float* H, uint64_t cols, const std::vector<double>& d, uint6
 Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const std::vector<double>& rms,
                double rms_all, const Plan& p, const std::vector<uint64_t>& sample_rows,
                const Feedback* fb = nullptr, const float* H = nullptr);
+// evaluate for several plans, H read once for all of them (it is the cost
+// of a wide tensor's evaluation: 822 MB at 14336 inputs): the same points.
+std::vector<Point> evaluate_plans(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
+                                  const std::vector<double>& rms, double rms_all, const std::vector<Plan>& plans,
+                                  const std::vector<uint64_t>& sample_rows, const Feedback* fb = nullptr,
+                                  const float* H = nullptr);
 
 }  // namespace wc::qrow
