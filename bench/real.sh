@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Real weights, side by side with zstd: every file in ../shared/corpus and its
 # converted variants (BF16, F16, F32 via ../shared/tools/convert_dtype.py,
-# which needs numpy: scripts/setup.sh makes .venv with it). For each file:
+# which needs numpy: scripts/setup.sh makes .venv with it; F8_E4M3 and
+# F8_E5M2 of the files of 1 MB or more via bench/fp8_variant.py, which needs
+# ml_dtypes: scripts/setup.sh --python). For each file:
 #   1. the whole tool: `wcodec pack` size against zstd -3 and zstd -19 of the
 #      same file (whole-file percentages);
 #   2. wcodec_bench: bits per weight, encode/decode GB/s at 1 and all threads
@@ -29,6 +31,15 @@ for f in "$C"/*.safetensors; do
     out="$d/${base}__as_${dt,,}.safetensors"
     if "$PY" "$TOOLS/convert_dtype.py" "$f" "$out" --dtype "$dt" >/dev/null 2>&1; then files+=("$out"); fi
   done
+  # FP8 as published (2-D weights scaled per tensor, bench/fp8_variant.py;
+  # needs ml_dtypes) of the files of at least 1 MB
+  if [ "$(stat -c %s "$f")" -ge 1000000 ]; then
+    for dt in F8_E4M3 F8_E5M2; do
+      out="$d/${base}__as_${dt,,}.safetensors"
+      if "$PY" bench/fp8_variant.py "$f" "$out" --dtype "$dt" >/dev/null 2>&1; then files+=("$out")
+      else echo "[SKIPPED] $dt variant of $(basename "$f"): bench/fp8_variant.py needs ml_dtypes (scripts/setup.sh --python)"; fi
+    done
+  fi
 done
 printf '%-52s %10s %8s %8s %8s\n' file bytes wcodec zstd-3 zstd-19
 for f in "${files[@]}"; do
