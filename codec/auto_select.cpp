@@ -1,5 +1,7 @@
 #include "codec/auto_select.h"
 
+#include "codec/trim_patch.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -80,6 +82,27 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       std::copy(ts, ts + 3, fs);
     }
   }
+  // Low bits zero in all but a few elements (F16 of BF16 values but for
+  // their subnormals): codec 5's mode 4 lists those and trims the rest,
+  // where that makes the sample 2% smaller.
+  bool patched = false;
+  bool may_patch = false;
+  for (size_t k = 0; k < npicks && !may_patch; ++k)
+    may_patch = patch::choose(t, data + picks[k] * chunk_size, chunk_at(picks[k]) / (dtype_bits(t) / 8)).z > 0;
+  if (may_patch) {
+    EncodeOptions po = opt;
+    po.mixed_try_zstd = false;
+    uint64_t ps[3] = {}, sum = 0;
+    for (size_t k = 0; k < npicks; ++k) {
+      encode_chunk(CodecId::float_ans_patch, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, po);
+      sum += ps[k] = tmp.size();
+    }
+    if (double(sum) <= 0.98 * double(std::min(fans, zstd))) {
+      patched = true;
+      fans = sum;
+      std::copy(ps, ps + 3, fs);
+    }
+  }
   // A per-channel shift where the sampled chunks say it pays.
   bool shifted = false;
   if (cols) {
@@ -92,7 +115,8 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       uint64_t ss[3] = {}, sum = 0;
       for (size_t k = 0; k < npicks; ++k) {
         so.first_elem = picks[k] * chunk_size / eb;
-        encode_chunk(CodecId::float_ans_mixed, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, so);
+        encode_chunk(patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed, t, data + picks[k] * chunk_size,
+                     size_t(chunk_at(picks[k])), tmp, so);
         sum += ss[k] = tmp.size();
       }
       if (double(sum) <= 0.999 * double(fans)) {
@@ -127,13 +151,13 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   }
   if (missed) std::fill(tz.begin(), tz.end(), uint8_t(1));
   const uint64_t trying = uint64_t(std::count(tz.begin(), tz.end(), uint8_t(1)));
-  if (trying == 0 && !shifted) {
+  if (trying == 0 && !shifted && !patched) {
     plan.codec = family;
   } else if (zstd_all_sampled && (chunks == npicks || (trying == chunks && !missed))) {
     plan.shift = {};
     plan.codec = CodecId::zstd;
   } else {
-    plan.codec = CodecId::float_ans_mixed;
+    plan.codec = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
     plan.try_zstd = std::move(tz);
   }
   return plan;

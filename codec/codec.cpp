@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include "codec/channel_shift.h"
+#include "codec/trim_patch.h"
 #include "codec/float_ans.h"
 #include "format/zframe.h"
 
@@ -22,6 +23,7 @@ std::string_view codec_name(CodecId c) noexcept {
     case CodecId::float_ans: return "float-ans";
     case CodecId::float_ans_trim: return "float-ans-trim";
     case CodecId::float_ans_mixed: return "float-ans-mixed";
+    case CodecId::float_ans_patch: return "float-ans-patch";
   }
   return "?";
 }
@@ -44,13 +46,14 @@ bool codec_supports(CodecId c, DType t) noexcept {
     case CodecId::float_ans:
     case CodecId::float_ans_trim:
     case CodecId::float_ans_mixed:
+    case CodecId::float_ans_patch:
       return fans::supports_float(t);
   }
   return false;
 }
 
 bool codec_supports_part(CodecId c, DType item) noexcept {
-  if (c == CodecId::float_ans_mixed) return false;  // exact tensors only (FORMAT.md §4.4)
+  if (c == CodecId::float_ans_mixed || c == CodecId::float_ans_patch) return false;  // exact tensors only (FORMAT.md §4.4)
   return c == CodecId::float_ans ? fans::supports(item) : codec_supports(c, item);
 }
 
@@ -62,6 +65,7 @@ size_t encode_bound(CodecId c, size_t n) noexcept {
     case CodecId::float_ans_trim:
       return fans::encode_bound(n);
     case CodecId::float_ans_mixed:
+    case CodecId::float_ans_patch:
       return std::max(fans::encode_bound(n), 1 + ZSTD_compressBound(n));
   }
   return n;
@@ -142,6 +146,47 @@ Errc decode_shifted(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, siz
   return Errc::ok;
 }
 
+// Mode 4 (FLOAT_ANS.md §2.2): where a trim of more low bits pays with the
+// few elements that spoil it listed whole, the header and list, then the
+// mode-1 or mode-3 payload of the chunk with those elements' low bits
+// cleared; replaces `out` when smaller.
+void encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
+  const size_t eb = dtype_bits(t) / 8;
+  if (!eb || n % eb) return;
+  const patch::Choice c = patch::choose(t, src, n / eb);
+  if (!c.z) return;
+  thread_local std::vector<uint8_t> cleared, inner, head;
+  cleared.resize(n);
+  patch::clear_listed(t, c, src, cleared.data(), n / eb);
+  if (!encode_shifted(t, cleared.data(), n, inner, opt)) encode_fans(t, cleared.data(), n, inner, opt, true);
+  if (inner.empty() || (inner[0] != fans::layout::kModeRans && inner[0] != shift::kMode)) return;
+  patch::write_head(t, c, src, head);
+  if (head.size() + inner.size() >= out.size()) return;
+  out.assign(head.begin(), head.end());
+  out.insert(out.end(), inner.begin(), inner.end());
+}
+
+// Codec 5: codec 4's modes (a zstd frame through `zd`), and mode 4: its
+// list checked, the inner mode-1 or mode-3 payload decoded, the list's
+// values written.
+Errc decode_patch(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list, void* fans_ws,
+                  ZSTD_DCtx* zd) noexcept {
+  const size_t eb = std::max<size_t>(1, dtype_bits(t) / 8);
+  if (dst_n % eb) return Errc::codec;  // §1, whatever the mode
+  if (src_n && src[0] == kMixedZstdMode) return decode_zstd(zd, src + 1, src_n - 1, dst, dst_n);
+  size_t at = 0;
+  const bool patched = src_n && src[0] == patch::kMode;
+  if (patched && !patch::parse(t, src, src_n, dst_n / eb, &at)) return Errc::codec;
+  const uint8_t* in = src + at;
+  const size_t in_n = src_n - at;
+  Errc e;
+  if (in_n && in[0] == shift::kMode) e = decode_shifted(t, in, in_n, dst, dst_n, list, fans_ws);
+  else e = fans_ws ? fans::decode_with(t, in, in_n, dst, dst_n, true, fans_ws) : fans::decode(t, in, in_n, dst, dst_n, true);
+  if (e != Errc::ok) return e;
+  if (patched) patch::apply(t, src, dst);
+  return Errc::ok;
+}
+
 int16_t* thread_list() noexcept {
   thread_local std::unique_ptr<int16_t[]> list(new (std::nothrow) int16_t[shift::kMaxEntries]);
   return list.get();
@@ -170,8 +215,10 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
     case CodecId::float_ans_trim:
       encode_fans(t, src, n, out, opt, c == CodecId::float_ans_trim);
       return;
-    case CodecId::float_ans_mixed: {
+    case CodecId::float_ans_mixed:
+    case CodecId::float_ans_patch: {
       if (!encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
+      if (c == CodecId::float_ans_patch) encode_patched(t, src, n, out, opt);
       if (!opt.mixed_try_zstd) return;
       thread_local std::vector<uint8_t> z;
       z.assign(1, kMixedZstdMode);
@@ -200,6 +247,8 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
       if (src_n && src[0] == kMixedZstdMode) return decode_zstd(thread_dctx(), src + 1, src_n - 1, dst, dst_n);
       if (src_n && src[0] == shift::kMode) return decode_shifted(t, src, src_n, dst, dst_n, thread_list(), nullptr);
       return fans::decode(t, src, src_n, dst, dst_n, true);
+    case CodecId::float_ans_patch:
+      return decode_patch(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx());
   }
   return Errc::codec;
 }
@@ -225,6 +274,13 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
   switch (c) {
     case CodecId::raw:
       return decode_chunk(c, t, src, src_n, dst, dst_n);
+    case CodecId::float_ans_patch: {
+      uint8_t* zws = base + round_up(fans::tables_size());
+      int16_t* list = reinterpret_cast<int16_t*>(zws + round_up(ZSTD_estimateDCtxSize()));
+      const bool z = src_n && src[0] == kMixedZstdMode;
+      return decode_patch(t, src, src_n, dst, dst_n, list, base,
+                          z ? ZSTD_initStaticDCtx(zws, round_up(ZSTD_estimateDCtxSize())) : nullptr);
+    }
     case CodecId::zstd:
     case CodecId::float_ans_mixed: {
       if (c == CodecId::float_ans_mixed && dst_n % std::max<size_t>(1, dtype_bits(t) / 8)) return Errc::codec;

@@ -25,8 +25,12 @@ enum class CodecId : uint8_t {
   // (spec/FLOAT_ANS.md §2). For tensors whose chunks differ: padding rows,
   // positional tables, values from a small set in part of a tensor.
   float_ans_mixed = 4,
+  // float-ans-mixed plus mode 4 (container 1.5, 2.6): a trim of the low bits
+  // zero in all but a few listed elements (spec/FLOAT_ANS.md §2.2): F16 of
+  // BF16 values, whose smallest values (F16 subnormals) keep no zero bits.
+  float_ans_patch = 5,
 };
-inline constexpr int kCodecCount = 5;
+inline constexpr int kCodecCount = 6;
 
 std::string_view codec_name(CodecId c) noexcept;
 bool codec_from_name(std::string_view s, CodecId* out) noexcept;

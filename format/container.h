@@ -40,9 +40,9 @@ inline constexpr size_t kMaxFileNameLen = 255;   // one path component (NAME_MAX
 inline constexpr size_t kMaxFilePathLen = 4095;  // a whole relative path (PATH_MAX - 1)
 inline constexpr size_t kMaxFilePathDepth = 32;  // components in a relative path
 // Codec ids below this (raw, zstd, float-ans; float-ans-trim since 1.2,
-// float-ans-mixed since 1.3) take no parameters: a record of theirs with
+// float-ans-mixed since 1.3, float-ans-patch since 1.5) take no parameters: a record of theirs with
 // parameters is corrupt.
-inline constexpr uint8_t kCodecIdsWithoutParams = 5;
+inline constexpr uint8_t kCodecIdsWithoutParams = 6;
 // Codec 3 (float-ans-trim) is new in 1.2: a 1.x file using it is 1.2.
 inline constexpr uint8_t kCodecFirst12 = 3;
 inline constexpr uint16_t kVersionMinorTrim = 2;
@@ -69,6 +69,10 @@ inline constexpr uint64_t kMaxInlinePart = 1u << 16;  // bytes of an inline part
 // padding and index entry (about 70 bytes) would be a large part of them.
 inline constexpr uint16_t kVersionMinorInline = 4;
 inline constexpr uint16_t kVersionMinorLossyInline = 5;
+// Codec 5 (float-ans-patch) is new in 1.5 and 2.6.
+inline constexpr uint8_t kCodecFirst15 = 5;
+inline constexpr uint16_t kVersionMinorPatch = 5;
+inline constexpr uint16_t kVersionMinorLossyPatch = 6;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {

@@ -36,8 +36,10 @@ void ContainerWriter::begin(const Manifest& m) {
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
-  bool mixed = false, inlined = false;
-  for (const auto& t : m.tensors) mixed |= !t.lossy() && t.codec >= kCodecFirst13, inlined |= t.inline_exact();
+  bool mixed = false, inlined = false, patched = false;
+  for (const auto& t : m.tensors)
+    mixed |= !t.lossy() && t.codec >= kCodecFirst13, inlined |= t.inline_exact(),
+        patched |= !t.lossy() && t.codec >= kCodecFirst15;
   if (major_ == kVersionMajorLossy) {
     minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
     for (const auto& t : m.tensors) {
@@ -50,6 +52,7 @@ void ContainerWriter::begin(const Manifest& m) {
         if (q.layout == PartLayout::per_group) minor_ = kVersionMinorLossyVq;
     }
     if (inlined) minor_ = kVersionMinorLossyInline;
+    if (patched) minor_ = kVersionMinorLossyPatch;
   }
   else {
     for (const auto& f : m.files)
@@ -58,6 +61,7 @@ void ContainerWriter::begin(const Manifest& m) {
       if (t.codec >= kCodecFirst12) minor_ = kVersionMinorTrim;
     if (mixed) minor_ = kVersionMinorMixed;
     if (inlined) minor_ = kVersionMinorInline;
+    if (patched) minor_ = kVersionMinorPatch;
   }
   h.major = major_;
   h.minor = minor_;

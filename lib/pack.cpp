@@ -173,7 +173,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
       shifts[i] = std::move(p.shift);
     } else {
       c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
-      if (c == CodecId::float_ans_mixed && cols)
+      if ((c == CodecId::float_ans_mixed || c == CodecId::float_ans_patch) && cols)
         shifts[i] = shift::plan(t.dtype, in.data[i], t.byte_size / (dtype_bits(t.dtype) / 8), cols);
     }
     t.codec = static_cast<uint8_t>(c);

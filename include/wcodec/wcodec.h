@@ -223,7 +223,7 @@ WCODEC_API int wcodec_decode_chunk_ws(const wcodec_archive* a, size_t tensor, ui
 typedef struct {
   size_t tensor;
   uint32_t chunk;          /* chunk number within the tensor */
-  uint32_t codec;          /* 0 raw, 1 zstd, 2 float-ans, 3 float-ans-trim, 4 float-ans-mixed
+  uint32_t codec;          /* 0 raw, 1 zstd, 2 float-ans, 3 float-ans-trim, 4 float-ans-mixed, 5 float-ans-patch
                               (spec/FORMAT.md §6; 4: payload byte 0 == 2 is a zstd
                               frame, other payloads are float-ans-trim) */
   const char* dtype;       /* the tensor's dtype */
@@ -263,7 +263,7 @@ typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_options) */
   unsigned threads;        /* 0: all cores */
   int force;               /* replace an existing output */
-  const char* codec;       /* "auto" (NULL), "raw", "zstd", "float-ans", "float-ans-trim", "float-ans-mixed" */
+  const char* codec;       /* "auto" (NULL), "raw", "zstd", "float-ans", "float-ans-trim", "float-ans-mixed", "float-ans-patch" */
   int zstd_level;          /* 0: the default (3) */
   uint32_t chunk_size;     /* raw bytes per chunk; 0: the default (256 KiB) */
   double bits;             /* 0: lossless; else the lossy budget in bits per weight */

@@ -1,0 +1,135 @@
+#include "codec/trim_patch.h"
+
+#include <cstring>
+
+#include "format/bytes.h"
+
+namespace wc::patch {
+
+namespace {
+
+unsigned mantissa_bits(DType t) {
+  switch (t) {
+    case DType::BF16: return 7;
+    case DType::F16: return 10;
+    case DType::F32: return 23;
+    case DType::F8_E4M3: return 3;
+    case DType::F8_E5M2: return 2;
+    default: return 0;
+  }
+}
+
+uint32_t load_elem(const uint8_t* p, unsigned eb) {
+  uint32_t v = 0;
+  std::memcpy(&v, p, eb);  // little-endian hosts (static_assert in codec.cpp)
+  return v;
+}
+
+// What one list entry costs beside its value: a gap of about 2 bytes.
+constexpr uint64_t kGapBytes = 2;
+constexpr unsigned kMaxLeb = 5;  // a u32 gap
+
+}  // namespace
+
+Choice choose(DType t, const uint8_t* src, uint64_t n) {
+  Choice c;
+  const unsigned mb = mantissa_bits(t), eb = dtype_bits(t) / 8;
+  if (!mb || !n || n > UINT32_MAX) return c;
+  // elements by trailing zero bits of the mantissa (mb: all zero)
+  std::vector<uint64_t> at_least(mb + 2, 0);
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint32_t m = load_elem(src + i * eb, eb) & ((1u << mb) - 1u);
+    ++at_least[m ? unsigned(__builtin_ctz(m)) : mb];
+  }
+  for (unsigned z = mb; z-- > 0;) at_least[z] += at_least[z + 1];  // now: elements with >= z zero bits
+  // beyond what plain trim takes (z_all: every element has those bits zero)
+  unsigned z_all = 0;
+  while (z_all < mb && at_least[z_all + 1] == n) ++z_all;
+  unsigned best_z = 0;
+  double best = 0;
+  for (unsigned z = z_all + 1; z <= mb; ++z) {
+    const uint64_t listed = n - at_least[z];
+    const double gain = double(n) * (z - z_all) - 8.0 * double(listed) * double(kGapBytes + eb);
+    if (gain > best) best = gain, best_z = z;
+  }
+  if (!best_z) return c;
+  c.z = best_z;
+  const uint32_t low = (1u << best_z) - 1u;
+  for (uint64_t i = 0; i < n; ++i)
+    if (load_elem(src + i * eb, eb) & low) c.idx.push_back(uint32_t(i));
+  return c;
+}
+
+void clear_listed(DType t, const Choice& c, const uint8_t* src, uint8_t* dst, uint64_t n) {
+  const unsigned eb = dtype_bits(t) / 8;
+  std::memcpy(dst, src, n * eb);
+  for (uint32_t i : c.idx) {
+    const uint32_t v = load_elem(src + uint64_t(i) * eb, eb) & ~((1u << c.z) - 1u);
+    std::memcpy(dst + uint64_t(i) * eb, &v, eb);
+  }
+}
+
+void write_head(DType t, const Choice& c, const uint8_t* src, std::vector<uint8_t>& out) {
+  const unsigned eb = dtype_bits(t) / 8;
+  out.assign({kMode, 0, 0, 0});
+  uint8_t e[4];
+  store_u32(e, uint32_t(c.idx.size()));
+  out.insert(out.end(), e, e + 4);
+  uint32_t next = 0;
+  for (uint32_t i : c.idx) {
+    for (uint32_t g = i - next; ; g >>= 7) {  // LEB128
+      out.push_back(uint8_t((g & 0x7F) | (g > 0x7F ? 0x80 : 0)));
+      if (g <= 0x7F) break;
+    }
+    out.insert(out.end(), src + uint64_t(i) * eb, src + uint64_t(i) * eb + eb);
+    next = i + 1;
+  }
+}
+
+bool parse(DType t, const uint8_t* src, size_t src_n, uint64_t n, size_t* inner) noexcept {
+  const unsigned eb = dtype_bits(t) / 8;
+  if (!mantissa_bits(t) || src_n < kHeaderBytes || src[0] != kMode || src[1] || src[2] || src[3]) return false;
+  const uint32_t count = load_u32(src + 4);
+  if (count == 0 || count > n) return false;
+  size_t at = kHeaderBytes;
+  uint64_t next = 0;
+  for (uint32_t k = 0; k < count; ++k) {
+    uint64_t g = 0;
+    unsigned b = 0;
+    for (;; ++b) {
+      if (b == kMaxLeb || at >= src_n) return false;
+      const uint8_t byte = src[at++];
+      g |= uint64_t(byte & 0x7F) << (7 * b);
+      if (!(byte & 0x80)) break;
+    }
+    const uint64_t idx = next + g;
+    if (idx >= n || src_n - at < eb) return false;
+    at += eb;
+    next = idx + 1;
+  }
+  // the inner payload: a mode-1 or mode-3 one (its own rules checked by its decoder)
+  if (at >= src_n || (src[at] != 1 && src[at] != 3)) return false;
+  *inner = at;
+  return true;
+}
+
+void apply(DType t, const uint8_t* src, uint8_t* dst) noexcept {
+  const unsigned eb = dtype_bits(t) / 8;
+  const uint32_t count = load_u32(src + 4);
+  size_t at = kHeaderBytes;
+  uint64_t next = 0;
+  for (uint32_t k = 0; k < count; ++k) {
+    uint64_t g = 0;
+    for (unsigned b = 0;; ++b) {
+      const uint8_t byte = src[at++];
+      g |= uint64_t(byte & 0x7F) << (7 * b);
+      if (!(byte & 0x80)) break;
+    }
+    const uint64_t idx = next + g;
+    std::memcpy(dst + idx * eb, src + at, eb);
+    at += eb;
+    next = idx + 1;
+  }
+}
+
+}  // namespace wc::patch
