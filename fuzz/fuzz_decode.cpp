@@ -55,6 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (rc == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(ref.data(), dst.data(), dst_n) == 0);
   wc::fans::ChunkInfo info;
   (void)wc::fans::chunk_info(t, src.data(), src.size(), dst_n, &info);
+  // the same bytes as a codec-5 chunk (its mode 4: a list, then an inner payload)
+  std::vector<uint8_t> p5(dst_n + kCanary, 0xA5);
+  const wc::Errc r5 = wc::decode_chunk(wc::CodecId::float_ans_patch, t, src.data(), src.size(), p5.data(), dst_n);
+  WC_FUZZ_CHECK(r5 == wc::Errc::ok || r5 == wc::Errc::codec);
+  for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p5[dst_n + i] == 0xA5);
 #endif
   return 0;
 }

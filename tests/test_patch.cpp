@@ -1,0 +1,159 @@
+// Codec 5, float-ans-patch (spec/FLOAT_ANS.md §2.2): a trim of the low bits
+// that all but a few listed elements have zero. F16 of BF16 values is the
+// case it exists for: the low 3 bits are zero except in F16 subnormals.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "codec/codec.h"
+#include "codec/trim_patch.h"
+#include "format/reader.h"
+#include "lib/api.h"
+#include "lib/reader_checks.h"
+#include "format/bytes.h"
+#include "packed_check.h"
+#include "quant/qrow_math.h"
+#include "st_builder.h"
+#include "test_util.h"
+#include "weights_gen.h"
+
+using wc::CodecId;
+using wc::DType;
+
+namespace {
+
+// F16 bits of BF16-rounded values: weights of scale `sigma`, a fraction of
+// them tiny (F16 subnormals below 2^-16, where the low 3 bits are not zero).
+std::vector<uint8_t> f16_of_bf16(size_t n, double sigma, double tiny, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> g(0.f, float(sigma));
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<uint8_t> out(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    float v = g(rng);
+    if (u(rng) < tiny) v = float(std::ldexp(double(g(rng)) / sigma, -19));  // about 2^-19
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000u;  // BF16, round to nearest even
+    const uint16_t h = wc::qrow::f32_to_f16_rne(b);
+    std::memcpy(&out[2 * i], &h, 2);
+  }
+  return out;
+}
+
+std::vector<uint8_t> enc(CodecId c, DType t, const std::vector<uint8_t>& v) {
+  wc::EncodeOptions o;
+  o.mixed_try_zstd = false;
+  std::vector<uint8_t> out;
+  wc::encode_chunk(c, t, v.data(), v.size(), out, o);
+  return out;
+}
+
+// Decodes with both entry points, from a copy that ends against a PROT_NONE
+// page (an over-read faults).
+wc::Errc dec(CodecId c, DType t, const std::vector<uint8_t>& s, std::vector<uint8_t>& back) {
+  tu::GuardedCopy g(s.data(), s.size());
+  const wc::Errc e = wc::decode_chunk(c, t, g.data, g.size, back.data(), back.size());
+  std::vector<uint8_t> ws(wc::decode_workspace_size()), back2(back.size());
+  CHECK(wc::decode_chunk_ws(c, t, g.data, g.size, back2.data(), back2.size(), ws.data(), ws.size()) == e);
+  if (e == wc::Errc::ok) CHECK(back2 == back);
+  return e;
+}
+
+}  // namespace
+
+TEST_SUITE("patch") {
+  TEST_CASE("mode 4: listed elements restore what the trim leaves out; smaller than codec 4, exact") {
+    const auto v = f16_of_bf16(60000, 0.02, 0.001, 1);
+    const wc::patch::Choice c = wc::patch::choose(DType::F16, v.data(), v.size() / 2);
+    CHECK(c.z == 3);
+    CHECK(!c.idx.empty());
+    CHECK(c.idx.size() < 200);
+    const auto s5 = enc(CodecId::float_ans_patch, DType::F16, v), s4 = enc(CodecId::float_ans_mixed, DType::F16, v);
+    REQUIRE(!s5.empty());
+    CHECK(s5[0] == wc::patch::kMode);
+    CHECK(double(s5.size()) < 0.9 * double(s4.size()));  // 3 of about 13 bits a weight
+    std::vector<uint8_t> back(v.size());
+    REQUIRE(dec(CodecId::float_ans_patch, DType::F16, s5, back) == wc::Errc::ok);
+    CHECK(back == v);
+    // codec 4 does not know mode 4
+    CHECK(dec(CodecId::float_ans_mixed, DType::F16, s5, back) != wc::Errc::ok);
+  }
+
+  TEST_CASE("mode 4 on F32 of BF16 values with a few full-precision ones, and BF16 with few significant bits") {
+    auto f32 = testdata::weights(DType::F32, 40000, 3);
+    for (size_t i = 0; i < f32.size(); i += 4)
+      if ((i / 4) % 997) f32[i] = f32[i + 1] = 0;  // all but 1 in 997: BF16 values
+    std::vector<uint8_t> back(f32.size());
+    const auto s = enc(CodecId::float_ans_patch, DType::F32, f32);
+    CHECK(s[0] == wc::patch::kMode);
+    REQUIRE(dec(CodecId::float_ans_patch, DType::F32, s, back) == wc::Errc::ok);
+    CHECK(back == f32);
+    CHECK(double(s.size()) < 0.7 * double(enc(CodecId::float_ans_mixed, DType::F32, f32).size()));
+    // weights with every low bit in use: mode 4 never pays, codec 4's bytes
+    const auto w = testdata::weights(DType::BF16, 50000, 4);
+    CHECK(enc(CodecId::float_ans_patch, DType::BF16, w) == enc(CodecId::float_ans_mixed, DType::BF16, w));
+  }
+
+  TEST_CASE("mode 4: every rule before the inner payload is checked; no read beyond the payload") {
+    const auto v = f16_of_bf16(5000, 0.02, 0.01, 5);
+    const auto s = enc(CodecId::float_ans_patch, DType::F16, v);
+    REQUIRE(s[0] == wc::patch::kMode);
+    const uint32_t count = wc::load_u32(s.data() + 4);
+    REQUIRE(count >= 2);
+    std::vector<uint8_t> back(v.size());
+    auto refused = [&](std::vector<uint8_t> b) { return dec(CodecId::float_ans_patch, DType::F16, b, back) != wc::Errc::ok; };
+    auto with_count = [&](uint32_t c) {
+      auto b = s;
+      wc::store_u32(b.data() + 4, c);
+      return b;
+    };
+    CHECK(refused(with_count(0)));
+    CHECK(refused(with_count(uint32_t(v.size() / 2 + 1))));  // more than the elements
+    CHECK(refused(with_count(count + 1)));                    // the list swallows the inner payload's bytes
+    for (size_t r = 1; r < 4; ++r) {  // reserved bytes
+      auto b = s;
+      b[r] = 1;
+      CHECK(refused(b));
+    }
+    {  // a gap beyond the last element
+      auto b = s;
+      b[8] = 0xFF, b[9] = 0xFF, b[10] = 0x7F;
+      CHECK(refused(b));
+    }
+    {  // a gap of 6 LEB128 bytes
+      std::vector<uint8_t> b(s.begin(), s.begin() + 8);
+      b.insert(b.end(), {0x80, 0x80, 0x80, 0x80, 0x80, 0x00});
+      b.insert(b.end(), s.begin() + 8, s.end());
+      CHECK(refused(b));
+    }
+    // every truncation: refused, never a read past the end (the guard page)
+    for (size_t cut = 0; cut < s.size(); cut += 1 + cut / 8) CHECK(refused(std::vector<uint8_t>(s.begin(), s.begin() + cut)));
+    // an inner payload of mode 0, 2 or 4
+    size_t at = 0;
+    REQUIRE(wc::patch::parse(DType::F16, s.data(), s.size(), v.size() / 2, &at));
+    for (uint8_t m : {0, 2, 4}) {
+      auto b = s;
+      b[at] = m;
+      CHECK(refused(b));
+    }
+  }
+
+  TEST_CASE("pack --codec auto: F16 of BF16 values gets float-ans-patch, file 1.5; ordinary weights never do") {
+    tu::TempDir t;
+    std::vector<stb::StTensor> ts = {{"w", DType::F16, {512, 512}, f16_of_bf16(512 * 512, 0.02, 0.0005, 7)},
+                                     {"v", DType::F16, {256, 512}, testdata::weights(DType::F16, 256 * 512, 8)}};
+    tu::write_file(t / "m.safetensors", stb::build(ts));
+    wc::PackOptions po;
+    po.chunk_size = 64 << 10;
+    const auto r = wc::pack(t / "m.safetensors", t / "m.wcz", po);
+    tu::check_packed(t / "m.wcz", t / "m.safetensors", 5, {"float-ans-patch", "float-ans"}, t / "back.safetensors");
+    po.codec = "float-ans-mixed";
+    po.force = true;
+    const auto r4 = wc::pack(t / "m.safetensors", t / "m4.wcz", po);
+    CHECK(double(r.output_bytes) < 0.93 * double(r4.output_bytes));
+  }
+}
