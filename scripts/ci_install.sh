@@ -94,7 +94,8 @@ cc -shared -o "$WORK/libpic_probe.so" -Wl,--whole-archive "$LIB/libwcodec.a" -Wl
 
 # --- a sample container ------------------------------------------------------------
 "$BUILD/wcodec_gen_sample" "$WORK/sample.safetensors" --dim 128 --layers 1 --vocab 256 --dtype bf16 >/dev/null
-"$PREFIX/bin/wcodec" pack -q "$WORK/sample.safetensors" -o "$WORK/sample.safetensors.wcz"
+# --inline always: its norms lie in the manifest, so the runtime-style loop meets WCODEC_OFFSET_INLINE descs
+"$PREFIX/bin/wcodec" pack -q --inline always "$WORK/sample.safetensors" -o "$WORK/sample.safetensors.wcz"
 
 # --- (b) the C consumer, shared and static -----------------------------------------
 CWARN=(-std=c99 -Wall -Wextra -Wpedantic -Werror -O2)

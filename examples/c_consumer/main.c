@@ -62,13 +62,16 @@ static int decode_by_plan(wcodec_archive* mem, const unsigned char* bytes, size_
   rc = wcodec_plan_chunks(mem, &i, 1, plan, count, &count, err, err_len);
   for (c = 0; rc == WCODEC_OK && c < count; ++c) {
     const wcodec_chunk_desc* d = &plan[c];
-    if (d->file_offset > nbytes || d->stored_size > nbytes - d->file_offset || d->dst_offset > size ||
-        d->dst_size > size - d->dst_offset) {
+    /* a small tensor stored in the manifest (container 1.4): the archive has its bytes */
+    const int in_manifest = d->file_offset == WCODEC_OFFSET_INLINE;
+    if ((!in_manifest && (d->file_offset > nbytes || d->stored_size > nbytes - d->file_offset)) ||
+        d->dst_offset > size || d->dst_size > size - d->dst_offset) {
       rc = WCODEC_E_CORRUPT;
       break;
     }
-    rc = wcodec_decode_desc(mem, d, bytes + d->file_offset, (size_t)d->stored_size, dst + d->dst_offset,
-                            (size_t)d->dst_size, ws, ws_len, err, err_len);
+    rc = wcodec_decode_desc(mem, d, in_manifest ? NULL : bytes + d->file_offset,
+                            in_manifest ? 0 : (size_t)d->stored_size, dst + d->dst_offset, (size_t)d->dst_size, ws,
+                            ws_len, err, err_len);
   }
   free(plan);
   return rc;
