@@ -13,7 +13,7 @@
 #     original files;
 #   - unpacks the lossy test vectors (tests/vectors/lossy_qrow.wcz,
 #     lossy_mixed.wcz, lossy_outliers.wcz, lossy_inline23.wcz, lossy_vq.wcz, lossy_inline_exact.wcz; and
-#     float_ans_mixed.wcz, float_ans_shift.wcz, inline_exact.wcz) with every build, compares with
+#     float_ans_mixed.wcz, float_ans_shift.wcz, float_ans_patch.wcz, inline_exact.wcz) with every build, compares with
 #     their .expected files, and verifies them with every build.
 # Exits 1 on any difference or failure (after trying everything), 0 otherwise.
 #
@@ -155,7 +155,7 @@ done
 
 # --- the test vectors of lossy tensors and of the adaptive codec ---------------------
 for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_inline_exact float_ans_mixed float_ans_shift \
-  inline_exact; do
+  float_ans_patch inline_exact; do
   check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
 done
 

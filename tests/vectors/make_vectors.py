@@ -16,7 +16,7 @@ codec's payload; qrow's codes inline in one-tile tensors): inline23_vectors() an
 and 2.5 (inline exact tensors: chunk_size 0, the payload in the record, no chunk): inline_exact_vectors() and
 inline_exact_bad().
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
-per-channel shift): shift_vectors(), with a float-ans encoder and decoder written
+per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
 
     .venv/bin/python tests/vectors/make_vectors.py tests/vectors   # any Python 3 with xxhash and numpy
@@ -168,6 +168,7 @@ def main(d):
     outlier_vectors(d)
     mixed_vectors(d)
     shift_vectors(d)
+    patch_vectors(d)
     inline23_vectors(d)
     vq_vectors(d)
     inline_exact_vectors(d)
@@ -1224,6 +1225,7 @@ def outlier_bad():
 GEOM = {"F8_E5M2": (8, 5, 2), "F8_E4M3": (8, 4, 3), "F16": (16, 5, 10), "BF16": (16, 8, 7), "F32": (32, 8, 23),
         "U8": (8, 4, 3), "U16": (16, 5, 10)}  # W, E, m (§1; U8 and U16 items as F8_E4M3 and F16)
 TRIM, MODE_SHIFT = 3, b"\x03"
+PATCH, MODE_PATCH = 5, b"\x04"  # codec 5, float-ans-patch, and its mode 4 (§2.2)
 RANS_L = 1 << 16
 QW = (32768, 35734, 38968, 42495, 46341, 50535, 55109, 60097)  # §5
 
@@ -1514,7 +1516,7 @@ def to_raw(vals, dtype):
 
 
 def chunk_decode(p, dtype, dst_n, codec):
-    """A float-ans chunk payload of codec 2, 3 or 4 (§2) -> its dst_n raw bytes, or Invalid."""
+    """A float-ans chunk payload of codec 2, 3, 4 or 5 (§2) -> its dst_n raw bytes, or Invalid."""
     W, E, m = GEOM[dtype]
     if dst_n % (W // 8):
         raise Invalid("dst_n not a multiple of the element size")
@@ -1526,13 +1528,15 @@ def chunk_decode(p, dtype, dst_n, codec):
             raise Invalid("mode 0 length")
         return p[1:]
     if p[0] == 1:
-        return to_raw(fans_decode(p, dtype, n, codec in (TRIM, MIXED)), dtype)
-    if p[0] == 2 and codec == MIXED:
+        return to_raw(fans_decode(p, dtype, n, codec in (TRIM, MIXED, PATCH)), dtype)
+    if p[0] == 2 and codec in (MIXED, PATCH):
         out = zstd_content(p[1:])
         if len(out) != dst_n:
             raise Invalid("mode 2 content size")
         return out
-    if p[0] != 3 or codec != MIXED:
+    if p[0] == 4 and codec == PATCH:
+        return patch_decode(p, dtype, dst_n)
+    if p[0] != 3 or codec not in (MIXED, PATCH):
         raise Invalid("mode byte %d under codec %d" % (p[0], codec))
     if len(p) < 16:
         raise Invalid("mode 3 header truncated")
@@ -1875,6 +1879,203 @@ def shift_bad():
         fails(c0, "BF16", 2 * n0, codec, "mode byte 3 under codec %d" % codec)
         out[name + ".codec"] = container_of(bf16(good, codec), minor)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Codec 5, float-ans-patch (1.5, 2.6; FORMAT.md §6, FLOAT_ANS.md §2.2): codec 4's payloads, and mode 4: a
+# list of elements stored whole (LEB128 gaps, values) before a mode-1 or mode-3 payload of the chunk with
+# those elements' low z bits cleared. patch_decode() checks every rule of §2.2 (chunk_decode calls it).
+
+def read_leb128(p, pos):
+    """A gap of §2.2: 1 to 5 bytes, 7 bits each, low group first -> (value, position after it)."""
+    v = 0
+    for j in range(5):
+        if pos >= len(p):
+            raise Invalid("list past the payload")
+        v |= (p[pos] & 0x7F) << (7 * j)
+        pos += 1
+        if not p[pos - 1] & 0x80:
+            return v, pos
+    raise Invalid("LEB128 gap longer than 5 bytes")
+
+
+def patch_decode(p, dtype, dst_n):
+    """A mode-4 payload (§2.2) -> the chunk's dst_n raw bytes, or Invalid."""
+    b = GEOM[dtype][0] // 8
+    n = dst_n // b
+    if len(p) < 8:
+        raise Invalid("mode 4 header truncated")
+    if p[1] or struct.unpack_from("<H", p, 2)[0]:
+        raise Invalid("reserved")
+    E = struct.unpack_from("<I", p, 4)[0]
+    if E < 1:
+        raise Invalid("E = 0")
+    if E > n:
+        raise Invalid("E > n")
+    pos, i, listed = 8, -1, []
+    for _ in range(E):
+        gap, pos = read_leb128(p, pos)
+        i += 1 + gap
+        if i >= n:
+            raise Invalid("index >= n")
+        if pos + b > len(p):
+            raise Invalid("list past the payload")
+        listed.append((i, p[pos:pos + b]))
+        pos += b
+    inner = p[pos:]
+    if not inner or inner[0] not in (1, 3):
+        raise Invalid("inner mode byte %s" % (inner[0] if inner else "missing"))
+    out = bytearray(chunk_decode(inner, dtype, dst_n, MIXED))  # modes 1 and 3 as codec 4 reads them
+    for i, v in listed:
+        out[i * b:(i + 1) * b] = v
+    return bytes(out)
+
+
+def patch_head(E, r8=0, r16=0):
+    return MODE_PATCH + struct.pack("<BHI", r8, r16, E)
+
+
+def patch_list(idx, values, dtype, gap_bytes=None):
+    """The entries of §2.2 for elements idx (increasing) taking values; gap_bytes {k: LEB128 length of gap k}."""
+    b, out, prev = GEOM[dtype][0] // 8, b"", -1
+    for k, (i, v) in enumerate(zip(idx, values)):
+        out += leb128(i - prev - 1, (gap_bytes or {}).get(k)) + v.to_bytes(b, "little")
+        prev = i
+    return out
+
+
+def cleared(vals, idx, z):
+    """vals with the low z bits of the elements idx cleared (what the encoder codes in the inner payload)."""
+    s = set(idx)
+    return [v >> z << z if e in s else v for e, v in enumerate(vals)]
+
+
+def must_fail(p, dtype, dst_n, codec, why):
+    try:
+        chunk_decode(p, dtype, dst_n, codec)
+    except Invalid as e:
+        assert why in str(e), (why, str(e))
+        return
+    raise AssertionError("accepted: " + why)
+
+
+def patch_good():
+    """float_ans_patch: an F16 tensor [1051, 12] of codec 5 in chunks of 2528 elements (5056 bytes, a multiple
+    of 64): mode 4 over a mode-1 payload with z = 3 (F16 of BF16 values: the listed elements are F16
+    subnormals, whose low 3 bits the trim leaves out and the list restores), mode 4 over a mode-3 payload
+    (column shift, inner z = 3), mode 1, mode 2, and last (2500 elements) mode 4 over the pinned mode-1 payload
+    float_ans/f16_2groups_joint (z = 0: its list overwrites three elements)."""
+    rng = Rng(0x9A7C5)
+    rows, cols, ce = 1051, 12, 2528
+    fans, raw0 = fans_vector("f16_2groups_joint.F16")
+    assert len(raw0) == 5000 and fans[3] >> 2 == 0
+    v0 = to_vals(raw0, "F16")
+    idx0, new0 = [5, 300, 2499], [0x0001, 0x83FF, 0x7BFF]  # gaps 5, 294 and 2198 (2 LEB128 bytes each)
+    assert all(v0[i] != x for i, x in zip(idx0, new0))
+    for i, x in zip(idx0, new0):
+        v0[i] = x
+    l0 = patch_list(idx0, new0, "F16")
+    p0 = patch_head(3) + l0 + fans
+    col_exp = [((c * 7) % 11) - 5 for c in range(cols)]
+    v = [weight(rng, "F16", col_exp[c % cols], zero_low=3) for c in range(3 * ce)]
+    sub = [0x0001, 0x8007, 0x03F9, 0x8205, 0x0042]  # F16 subnormals (BF16 values below 2^-14) with low bits set
+    v1, v2, v3 = v[:ce], v[ce:2 * ce], v[2 * ce:]
+    idx1 = [17, 18, 700, 2527]  # gaps 17, 0, 681 (2 bytes), 1826 (2 bytes)
+    idx2 = [0, 129, 2499]  # gaps 0, 128 (2 bytes), 2369 (2 bytes)
+    for vv, idx in ((v1, idx1), (v2, idx2)):
+        for k, i in enumerate(idx):
+            vv[i] = sub[(k + i) % len(sub)]
+        assert all(vv[i] & 7 for i in idx)
+    in1 = fans_encode(cleared(v1, idx1, 3), "F16", k=2, joint=1, qshift=2, sub_bits=7, prob_bits=12, egk=1)
+    assert in1[3] >> 2 == 3  # z = 3: the trim the listed elements would spoil
+    l1 = patch_list(idx1, [v1[i] for i in idx1], "F16")
+    p1 = patch_head(4) + l1 + in1
+    L, P, o = column_shift(ce, ce, cols)
+    pt = shift_parts(cleared(v2, idx2, 3), "F16", 2, 1, L, P, o, k=3, joint=0, qshift=2, sub_bits=6, prob_bits=12, egk=0)
+    assert pt["inner"][3] >> 2 == 3 and o == 8 and min(pt["d"]) < 0 < max(pt["d"])
+    l2 = patch_list(idx2, [v2[i] for i in idx2], "F16")
+    p2 = patch_head(3) + l2 + pt["head"] + pt["lst"].bytes() + pt["inner"]
+    p3 = fans_encode(v3, "F16", k=2, joint=0, qshift=1, sub_bits=8, prob_bits=11, egk=2)
+    v4 = [(0x3C00, 0xBC00, 0x0000, 0x3800)[(e // 9) % 4] for e in range(ce)]  # values from a small set
+    p4 = MODE_ZSTD + zraw(to_raw(v4, "F16"))
+    vals = v1 + v2 + v3 + v4 + v0
+    assert len(vals) == rows * cols
+    stored = [p1, p2, p3, p4, p0]
+    for j, p in enumerate(stored):
+        craw = to_raw(vals[j * ce:(j + 1) * ce], "F16")
+        assert chunk_decode(p, "F16", len(craw), PATCH) == craw, j
+        if p[0] == 4:
+            must_fail(p, "F16", len(craw), MIXED, "mode byte 4 under codec 4")
+            inner = p[8 + len({0: l1, 1: l2, 4: l0}[j]):]
+            assert chunk_decode(inner, "F16", len(craw), MIXED) != craw  # the list matters
+    return [Exact("patch.f16", "F16", [rows, cols], to_raw(vals, "F16"), codec=PATCH, chunk_size=2 * ce, stored=stored)]
+
+
+def patch_bad():
+    """Codec-5 files (and one codec-4 file) with a mode-4 chunk that breaks one rule of FLOAT_ANS.md §2.2,
+    checksum-valid everywhere; each must fail chunk_decode on that rule. Where it can, the rest is what a lax
+    decoder would turn into the right bytes, so only the rule catches it."""
+    rng = Rng(0xBAD5)
+    rows, cols = 40, 48
+    vals = [weight(rng, "F16", ((c * 5) % 9) - 4, zero_low=3) for r in range(rows) for c in range(cols)]
+    for e in (3, 200, 1500, 1510, 1910):
+        vals[e] = 0x0007 if e % 2 else 0x8005  # F16 subnormals whose low 3 bits are not zero
+    opt = dict(k=2, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1)
+    n0 = 1024  # chunk 0: a good mode-4 chunk; chunk 1 (896 elements) is the one each vector breaks
+    i0 = [3, 200]
+    c0 = patch_head(2) + patch_list(i0, [vals[i] for i in i0], "F16") + fans_encode(cleared(vals[:n0], i0, 3), "F16", **opt)
+    cv = vals[n0:]
+    n = len(cv)
+    idx = [476, 486, 886]  # gaps 476 (2 LEB128 bytes), 9, 399 (2 bytes)
+    lv = [cv[i] for i in idx]
+    cl = cleared(cv, idx, 3)
+    inner = fans_encode(cl, "F16", **opt)
+    assert inner[3] >> 2 == 3
+    lst = patch_list(idx, lv, "F16")
+    good = patch_head(3) + lst + inner
+    exact = fans_encode(cv, "F16", **opt)  # z = 0: the chunk's bytes without a list
+    assert exact[3] >> 2 == 0
+    assert chunk_decode(c0, "F16", 2 * n0, PATCH) == to_raw(vals[:n0], "F16")
+    assert chunk_decode(good, "F16", 2 * n, PATCH) == to_raw(cv, "F16")
+    chunks = {
+        "patch_E_0": patch_head(0) + exact,  # an empty list before a payload of the exact bytes
+        "patch_E_gt_n": patch_head(n + 1) + lst + inner,  # E = n + 1 (the list that follows has 3 entries)
+        "patch_index_eq_n": patch_head(3) + patch_list(idx[:2] + [n], lv, "F16") + inner,  # i_2 = n (gap 409)
+        "patch_list_past_payload": (patch_head(3) + lst)[:-1],  # the last value cut short, nothing after it
+        "patch_gap_6_bytes": patch_head(3) + patch_list(idx, lv, "F16", gap_bytes={0: 6}) + inner,  # 476 in 6 bytes
+        "patch_reserved_u8": patch_head(3, r8=1) + lst + inner,
+        "patch_reserved_u16": patch_head(3, r16=1) + lst + inner,
+        "patch_inner_mode0": patch_head(3) + lst + MODE_RAW + to_raw(cl, "F16"),
+        "patch_inner_mode2": patch_head(3) + lst + MODE_ZSTD + zraw(to_raw(cl, "F16")),
+        "patch_inner_mode4": patch_head(3) + lst + good,  # a valid mode-4 payload inside
+    }
+    expect = {"patch_E_0": "E = 0", "patch_E_gt_n": "E > n", "patch_index_eq_n": "index >= n",
+              "patch_list_past_payload": "list past the payload", "patch_gap_6_bytes": "longer than 5 bytes",
+              "patch_reserved_u8": "reserved", "patch_reserved_u16": "reserved", "patch_inner_mode0": "inner mode byte 0",
+              "patch_inner_mode2": "inner mode byte 2", "patch_inner_mode4": "inner mode byte 4"}
+
+    def container_of(c1, codec=PATCH, minor=5):
+        ts = [Exact("w.f16", "F16", [rows, cols], to_raw(vals, "F16"), codec=codec, chunk_size=2 * n0, stored=[c0, c1])]
+        fb, plen = st_file(ts)
+        return container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=minor)
+
+    out = {}
+    for name, p in chunks.items():
+        must_fail(p, "F16", 2 * n, PATCH, expect[name])
+        out[name + ".codec"] = container_of(p)
+    # Mode 4 belongs to codec 5 only: the same (valid) chunks under codec 4, float-ans-mixed, in a 1.3 file.
+    must_fail(c0, "F16", 2 * n0, MIXED, "mode byte 4 under codec 4")
+    out["mixed_mode4.codec"] = container_of(good, MIXED, 3)
+    return out
+
+
+def patch_vectors(d):
+    ts = patch_good()
+    fb, plen = st_file(ts)
+    open(os.path.join(d, "float_ans_patch.wcz"), "wb").write(container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=5))
+    open(os.path.join(d, "float_ans_patch.expected"), "wb").write(fb)
+    for name, b in patch_bad().items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
 
 
 # ---------------------------------------------------------------------------------------------
