@@ -238,7 +238,6 @@ bool chunk_of(const Plan& p, uint64_t first, uint64_t n, std::vector<int16_t>& l
 
 Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
   Plan p;
-  if (getenv("NOSHIFT")) return p;
   Geometry G;
   if (!geometry_for(static_cast<uint32_t>(t), &G) || t == DType::U8 || t == DType::U16) return p;
   p.g = std::min<uint32_t>(2, G.m);
