@@ -72,6 +72,18 @@ std::vector<uint8_t> unpack_via_stream_reader(const std::string& container) {
   return out;
 }
 
+// Container `wcz` (in folder t) gives `file` back through every reader:
+// unpack from the mapped file, the stream reader, and verify against the
+// original at t/m.safetensors.
+void check_every_reader(const tu::TempDir& t, const std::string& wcz, const std::vector<uint8_t>& file) {
+  wc::UnpackOptions uo;
+  uo.force = true;
+  wc::unpack(wcz, t / "back.safetensors", uo);
+  CHECK(tu::read_file(t / "back.safetensors") == file);
+  CHECK(unpack_via_stream_reader(wcz) == file);
+  CHECK(wc::verify(wcz, t / "m.safetensors", 2, {}).compared);
+}
+
 }  // namespace
 
 TEST_SUITE("container") {
@@ -97,12 +109,7 @@ TEST_SUITE("container") {
         po.threads = 2;
         auto pr = wc::pack(t / "m.safetensors", t / "m.wcz", po);
         CHECK(pr.input_bytes == file.size());
-        wc::UnpackOptions uo;
-        uo.force = true;
-        wc::unpack(t / "m.wcz", t / "back.safetensors", uo);
-        CHECK(tu::read_file(t / "back.safetensors") == file);
-        CHECK(unpack_via_stream_reader(t / "m.wcz") == file);
-        CHECK(wc::verify(t / "m.wcz", t / "m.safetensors", 2, {}).compared);
+        check_every_reader(t, t / "m.wcz", file);
       }
     }
   }
@@ -163,12 +170,7 @@ TEST_SUITE("container") {
       uint64_t chunks = 0;
       for (const auto& e : r.index()) chunks += e.stored_size;
       CHECK(wc::inspect(t / "m.wcz", false, nullptr).stored_payload == chunks + payload);
-      wc::UnpackOptions uo;
-      uo.force = true;
-      wc::unpack(t / "m.wcz", t / "back.safetensors", uo);
-      CHECK(tu::read_file(t / "back.safetensors") == file);
-      CHECK(unpack_via_stream_reader(t / "m.wcz") == file);
-      CHECK(wc::verify(t / "m.wcz", t / "m.safetensors", 2, {}).compared);
+      check_every_reader(t, t / "m.wcz", file);
     }
     CHECK(size[1] == size[2]);
     CHECK(size[1] + 40 * 40 < size[0]);  // at least 40 bytes a tensor saved

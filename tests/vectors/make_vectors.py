@@ -1773,6 +1773,16 @@ def shift_vectors(d):
         open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
 
 
+def must_fail(p, dtype, dst_n, codec, why):
+    """p, a chunk of codec, must be refused for the reason why (a part of the message)."""
+    try:
+        chunk_decode(p, dtype, dst_n, codec)
+    except Invalid as e:
+        assert why in str(e), (why, str(e))
+        return
+    raise AssertionError("accepted: " + why)
+
+
 def shift_bad():
     """Codec-4 files with a mode-3 chunk that breaks one rule of FLOAT_ANS.md §2.1 (or as few as the rule
     allows), checksum-valid everywhere; each must fail chunk_decode on that rule. Where a lax decoder could
@@ -1849,34 +1859,26 @@ def shift_bad():
     def bf16(c1, codec=MIXED):
         return [Exact("w.bf16", "BF16", [rows, cols], to_raw(vals, "BF16"), codec=codec, chunk_size=2 * n0, stored=[c0, c1])]
 
-    def fails(p, dtype, dst_n, codec, why):
-        try:
-            chunk_decode(p, dtype, dst_n, codec)
-        except Invalid as e:
-            assert why in str(e), (why, str(e))
-            return
-        raise AssertionError("accepted: " + why)
-
     out = {}
     for name, p in chunks.items():
-        fails(p, "BF16", 2 * n, MIXED, expect[name])
+        must_fail(p, "BF16", 2 * n, MIXED, expect[name])
         out[name + ".codec"] = container_of(bf16(p))
     # g > m: F8_E4M3 (m = 3, E + g = 8); E + g > 15: F32 (g = 8 <= m = 23). BF16 and F16 cannot break one alone.
     e4 = [weight(rng, "F8_E4M3", ((c * 3) % 7) - 3) for r in range(20) for c in range(48)]
     p = shift_payload(e4, "F8_E4M3", 3, 1, 1, 48, 0, k=3, joint=0, sub_bits=6)
     assert chunk_decode(p, "F8_E4M3", 960, MIXED) == to_raw(e4, "F8_E4M3")
     p = p[:1] + bytes([p[1] + 1]) + p[2:]  # g = 4
-    fails(p, "F8_E4M3", 960, MIXED, "g > m")
+    must_fail(p, "F8_E4M3", 960, MIXED, "g > m")
     out["shift_g_gt_m.codec"] = container_of([Exact("w.e4m3", "F8_E4M3", [20, 48], to_raw(e4, "F8_E4M3"), codec=MIXED,
                                                     chunk_size=1024, stored=[p])])
     f32 = [weight(rng, "F32", ((c * 3) % 7) - 3) for r in range(8) for c in range(24)]
     p = shift_payload(f32, "F32", 8, 2, 1, 24, 0, k=4, joint=0, sub_bits=6)  # a 16-bit field, s = 15
-    fails(p, "F32", 768, MIXED, "E + g > 15")
+    must_fail(p, "F32", 768, MIXED, "E + g > 15")
     out["shift_f32_e_plus_g_16.codec"] = container_of([Exact("w.f32", "F32", [8, 24], to_raw(f32, "F32"), codec=MIXED,
                                                              chunk_size=768, stored=[p])])
     # Mode 3 belongs to codec 4 only: the same (otherwise valid, z = 0) chunks under codecs 2 and 3.
     for codec, name, minor in ((FANS, "fans_mode3", 0), (TRIM, "trim_mode3", 2)):
-        fails(c0, "BF16", 2 * n0, codec, "mode byte 3 under codec %d" % codec)
+        must_fail(c0, "BF16", 2 * n0, codec, "mode byte 3 under codec %d" % codec)
         out[name + ".codec"] = container_of(bf16(good, codec), minor)
     return out
 
@@ -1948,15 +1950,6 @@ def cleared(vals, idx, z):
     """vals with the low z bits of the elements idx cleared (what the encoder codes in the inner payload)."""
     s = set(idx)
     return [v >> z << z if e in s else v for e, v in enumerate(vals)]
-
-
-def must_fail(p, dtype, dst_n, codec, why):
-    try:
-        chunk_decode(p, dtype, dst_n, codec)
-    except Invalid as e:
-        assert why in str(e), (why, str(e))
-        return
-    raise AssertionError("accepted: " + why)
 
 
 def patch_good():
