@@ -166,16 +166,19 @@ void encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>&
   out.insert(out.end(), inner.begin(), inner.end());
 }
 
-// Codec 5: codec 4's modes (a zstd frame through `zd`), and mode 4: its
-// list checked, the inner mode-1 or mode-3 payload decoded, the list's
-// values written.
-Errc decode_patch(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list, void* fans_ws,
-                  ZSTD_DCtx* zd) noexcept {
+// Codecs 4 and 5: a zstd frame (mode 2, through `zd`), a shifted payload
+// (mode 3, its list in `list`), a float-ans-trim payload (modes 0 and 1,
+// with the workspace `fans_ws` when given), and for codec 5 (`patch`) mode
+// 4: its list checked, the inner mode-1 or mode-3 payload decoded, the
+// list's values written. Under codec 4 a mode byte 4 is float-ans's to
+// refuse.
+Errc decode_mixed(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list, void* fans_ws,
+                  ZSTD_DCtx* zd, bool patch) noexcept {
   const size_t eb = std::max<size_t>(1, dtype_bits(t) / 8);
   if (dst_n % eb) return Errc::codec;  // §1, whatever the mode
   if (src_n && src[0] == kMixedZstdMode) return decode_zstd(zd, src + 1, src_n - 1, dst, dst_n);
   size_t at = 0;
-  const bool patched = src_n && src[0] == patch::kMode;
+  const bool patched = patch && src_n && src[0] == patch::kMode;
   if (patched && !patch::parse(t, src, src_n, dst_n / eb, &at)) return Errc::codec;
   const uint8_t* in = src + at;
   const size_t in_n = src_n - at;
@@ -183,7 +186,7 @@ Errc decode_patch(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_
   if (in_n && in[0] == shift::kMode) e = decode_shifted(t, in, in_n, dst, dst_n, list, fans_ws);
   else e = fans_ws ? fans::decode_with(t, in, in_n, dst, dst_n, true, fans_ws) : fans::decode(t, in, in_n, dst, dst_n, true);
   if (e != Errc::ok) return e;
-  if (patched) patch::apply(t, src, dst);
+  if (patched) patch::apply(t, src, src_n, dst);
   return Errc::ok;
 }
 
@@ -243,12 +246,9 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
     case CodecId::float_ans_trim:
       return fans::decode(t, src, src_n, dst, dst_n, true);
     case CodecId::float_ans_mixed:
-      if (dst_n % std::max<size_t>(1, dtype_bits(t) / 8)) return Errc::codec;  // §1, whatever the mode
-      if (src_n && src[0] == kMixedZstdMode) return decode_zstd(thread_dctx(), src + 1, src_n - 1, dst, dst_n);
-      if (src_n && src[0] == shift::kMode) return decode_shifted(t, src, src_n, dst, dst_n, thread_list(), nullptr);
-      return fans::decode(t, src, src_n, dst, dst_n, true);
     case CodecId::float_ans_patch:
-      return decode_patch(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx());
+      return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(),
+                          c == CodecId::float_ans_patch);
   }
   return Errc::codec;
 }
@@ -274,26 +274,16 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
   switch (c) {
     case CodecId::raw:
       return decode_chunk(c, t, src, src_n, dst, dst_n);
+    case CodecId::zstd:
+    case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch: {
       uint8_t* zws = base + round_up(fans::tables_size());
-      int16_t* list = reinterpret_cast<int16_t*>(zws + round_up(ZSTD_estimateDCtxSize()));
-      const bool z = src_n && src[0] == kMixedZstdMode;
-      return decode_patch(t, src, src_n, dst, dst_n, list, base,
-                          z ? ZSTD_initStaticDCtx(zws, round_up(ZSTD_estimateDCtxSize())) : nullptr);
-    }
-    case CodecId::zstd:
-    case CodecId::float_ans_mixed: {
-      if (c == CodecId::float_ans_mixed && dst_n % std::max<size_t>(1, dtype_bits(t) / 8)) return Errc::codec;
+      // the zstd context is built only for a chunk that is a zstd frame
       const bool z = c == CodecId::zstd || (src_n && src[0] == kMixedZstdMode);
-      uint8_t* zws = base + round_up(fans::tables_size());
-      if (!z && src_n && src[0] == shift::kMode) {
-        int16_t* list = reinterpret_cast<int16_t*>(zws + round_up(ZSTD_estimateDCtxSize()));
-        return decode_shifted(t, src, src_n, dst, dst_n, list, base);
-      }
-      if (!z) return fans::decode_with(t, src, src_n, dst, dst_n, true, base);
-      const size_t skip = c == CodecId::zstd ? 0 : 1;
-      ZSTD_DCtx* d = ZSTD_initStaticDCtx(zws, round_up(ZSTD_estimateDCtxSize()));
-      return decode_zstd(d, src + skip, src_n - skip, dst, dst_n);
+      ZSTD_DCtx* d = z ? ZSTD_initStaticDCtx(zws, round_up(ZSTD_estimateDCtxSize())) : nullptr;
+      if (c == CodecId::zstd) return decode_zstd(d, src, src_n, dst, dst_n);
+      int16_t* list = reinterpret_cast<int16_t*>(zws + round_up(ZSTD_estimateDCtxSize()));
+      return decode_mixed(t, src, src_n, dst, dst_n, list, base, d, c == CodecId::float_ans_patch);
     }
     case CodecId::float_ans:
     case CodecId::float_ans_trim:

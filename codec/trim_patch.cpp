@@ -86,50 +86,50 @@ void write_head(DType t, const Choice& c, const uint8_t* src, std::vector<uint8_
   }
 }
 
+namespace {
+
+// List entry k at *at: its gap (LEB128, at most 5 bytes) after *next, the
+// element index in *idx; *at moves past its value (eb bytes). False when it
+// runs past src_n bytes.
+bool read_entry(const uint8_t* src, size_t src_n, unsigned eb, size_t* at, uint64_t* next, uint64_t* idx) noexcept {
+  uint64_t g = 0;
+  for (unsigned b = 0;; ++b) {
+    if (b == kMaxLeb || *at >= src_n) return false;
+    const uint8_t byte = src[(*at)++];
+    g |= uint64_t(byte & 0x7F) << (7 * b);
+    if (!(byte & 0x80)) break;
+  }
+  *idx = *next + g;
+  if (src_n - *at < eb) return false;
+  *at += eb;
+  *next = *idx + 1;
+  return true;
+}
+
+}  // namespace
+
 bool parse(DType t, const uint8_t* src, size_t src_n, uint64_t n, size_t* inner) noexcept {
   const unsigned eb = dtype_bits(t) / 8;
   if (!mantissa_bits(t) || src_n < kHeaderBytes || src[0] != kMode || src[1] || src[2] || src[3]) return false;
   const uint32_t count = load_u32(src + 4);
   if (count == 0 || count > n) return false;
   size_t at = kHeaderBytes;
-  uint64_t next = 0;
-  for (uint32_t k = 0; k < count; ++k) {
-    uint64_t g = 0;
-    unsigned b = 0;
-    for (;; ++b) {
-      if (b == kMaxLeb || at >= src_n) return false;
-      const uint8_t byte = src[at++];
-      g |= uint64_t(byte & 0x7F) << (7 * b);
-      if (!(byte & 0x80)) break;
-    }
-    const uint64_t idx = next + g;
-    if (idx >= n || src_n - at < eb) return false;
-    at += eb;
-    next = idx + 1;
-  }
+  uint64_t next = 0, idx = 0;
+  for (uint32_t k = 0; k < count; ++k)
+    if (!read_entry(src, src_n, eb, &at, &next, &idx) || idx >= n) return false;
   // the inner payload: a mode-1 or mode-3 one (its own rules checked by its decoder)
   if (at >= src_n || (src[at] != 1 && src[at] != 3)) return false;
   *inner = at;
   return true;
 }
 
-void apply(DType t, const uint8_t* src, uint8_t* dst) noexcept {
+void apply(DType t, const uint8_t* src, size_t src_n, uint8_t* dst) noexcept {
   const unsigned eb = dtype_bits(t) / 8;
   const uint32_t count = load_u32(src + 4);
   size_t at = kHeaderBytes;
-  uint64_t next = 0;
-  for (uint32_t k = 0; k < count; ++k) {
-    uint64_t g = 0;
-    for (unsigned b = 0;; ++b) {
-      const uint8_t byte = src[at++];
-      g |= uint64_t(byte & 0x7F) << (7 * b);
-      if (!(byte & 0x80)) break;
-    }
-    const uint64_t idx = next + g;
-    std::memcpy(dst + idx * eb, src + at, eb);
-    at += eb;
-    next = idx + 1;
-  }
+  uint64_t next = 0, idx = 0;
+  for (uint32_t k = 0; k < count && read_entry(src, src_n, eb, &at, &next, &idx); ++k)
+    std::memcpy(dst + idx * eb, src + at - eb, eb);
 }
 
 }  // namespace wc::patch

@@ -38,6 +38,6 @@ void write_head(DType t, const Choice& c, const uint8_t* src, std::vector<uint8_
 bool parse(DType t, const uint8_t* src, size_t src_n, uint64_t n, size_t* inner) noexcept;
 // After the inner payload decoded into dst: the listed elements' values
 // (the list parse() accepted).
-void apply(DType t, const uint8_t* src, uint8_t* dst) noexcept;
+void apply(DType t, const uint8_t* src, size_t src_n, uint8_t* dst) noexcept;
 
 }  // namespace wc::patch

@@ -35,6 +35,12 @@ class ContainerReader {
   // Verified stored bytes of chunk `i` (global chunk number): its framing
   // and, unless turned off, its XXH3-64.
   std::span<const uint8_t> chunk(uint32_t i) const;
+  // The stored bytes of chunk i of exact tensor t: chunk() of its global
+  // number, or the payload its record holds (an inline tensor, 1.4/2.5:
+  // its one chunk, checked with the manifest).
+  std::span<const uint8_t> exact_chunk(const TensorRecord& t, uint32_t i) const {
+    return t.inline_exact() ? std::span<const uint8_t>(t.payload) : chunk(t.global_chunk(i));
+  }
   // For trusted, already verified files (a runtime's own cache): chunk()
   // skips the payload hash. Offsets and sizes are still checked; set before
   // any chunk is read, not while other threads read.

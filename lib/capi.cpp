@@ -76,12 +76,6 @@ int guarded(char* err, size_t len, F&& f) {
 // record (1.4, 2.5) has one, its payload in the manifest.
 uint32_t api_chunks(const wc::TensorRecord& t) { return t.inline_exact() ? 1 : t.chunk_count; }
 
-// The stored bytes of chunk `chunk` of exact tensor t (verified when chunk
-// checks are on; an inline tensor's payload was checked with the manifest).
-std::span<const uint8_t> stored_chunk(const wcodec_archive* a, const wc::TensorRecord& t, uint32_t chunk) {
-  return t.inline_exact() ? std::span<const uint8_t>(t.payload) : a->reader->chunk(t.global_chunk(chunk));
-}
-
 // Where chunk `chunk` of exact tensor t lies, for errors: its payload, or
 // the manifest for an inline tensor.
 uint64_t chunk_offset(const wcodec_archive* a, const wc::TensorRecord& t, uint32_t chunk) {
@@ -418,7 +412,7 @@ int wcodec_decode_chunk(const wcodec_archive* a, size_t tensor, uint32_t chunk, 
   const wc::TensorRecord& t = *tp;
   return guarded(err, err_len, [&] {
     a->chunks_decoded.fetch_add(1, std::memory_order_relaxed);
-    wc::decode_one_chunk(t, chunk, stored_chunk(a, t, chunk), static_cast<uint8_t*>(dst), a->reader->path());
+    wc::decode_one_chunk(t, chunk, a->reader->exact_chunk(t, chunk), static_cast<uint8_t*>(dst), a->reader->path());
   });
 }
 
@@ -536,7 +530,7 @@ int wcodec_decode_chunk_ws(const wcodec_archive* a, size_t tensor, uint32_t chun
   if (const int rc = exact_chunk_args(a, tensor, chunk, dst, dst_len, err, err_len, &tp)) return rc;
   const wc::TensorRecord& t = *tp;
   std::span<const uint8_t> stored;
-  const int rc = guarded(err, err_len, [&] { stored = stored_chunk(a, t, chunk); });
+  const int rc = guarded(err, err_len, [&] { stored = a->reader->exact_chunk(t, chunk); });
   if (rc != WCODEC_OK) return rc;
   return decode_chunk_in(a, t, chunk, stored.data(), stored.size(), dst, workspace, workspace_len, err, err_len);
 }

@@ -130,8 +130,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
         fans::EntropyCounter ec(t.dtype);
         for (uint32_t c = 0; c < unit_count(t); ++c) {
           chunk.resize(t.chunk_raw_size(c));
-          decode_one_chunk(t, c, t.inline_exact() ? std::span<const uint8_t>(t.payload) : r.chunk(t.first_chunk + c),
-                           chunk.data(), r.path());
+          decode_one_chunk(t, c, r.exact_chunk(t, c), chunk.data(), r.path());
           ec.add(chunk.data(), chunk.size());
         }
         s.h_values = ec.h_values();
