@@ -182,7 +182,7 @@ struct Opts {
   std::string parallel = "cpu", inline_small = "auto";
   double bits = 0;  // lossy: bits per weight (0: lossless)
   std::string keep, scheme = "auto", sensitivity, calib;
-  bool no_act_order = false;
+  bool no_act_order = false, exact = false;
   uint64_t min_elements = 1024;
   uint32_t chunk = wc::kDefaultChunkSize;
   // unpack
@@ -307,6 +307,7 @@ void pack_one(const Opts& o, const std::string& in) {
   po.calib = o.calib;
   po.act_order = !o.no_act_order;
   po.min_elements = o.min_elements;
+  po.exact = o.exact;
   Progress bar("pack", o.progress(out));
   po.progress = bar.fn();
   const auto t0 = Clock::now();
@@ -482,6 +483,9 @@ int main(int argc, char** argv) {
   pk->add_flag("--no-act-order", o.no_act_order,
                "Lossy, with --calib: quantize columns in their order, not by descending input energy");
   pk->add_option("--min-elements", o.min_elements, "Lossy: smaller tensors stay exact (default 1024)");
+  pk->add_flag("--exact", o.exact,
+               "Lossy: add a top level that restores the original bits (spec/EXACT_TOP.md): the file unpacks to the "
+               "original model, and its first part (level 0) is the model of --bits bits per weight");
   pk->add_option("--name", o.name, "File name stored for a model read from standard input (default: the output's name "
                                    "without .wcz, else model.safetensors)");
 

@@ -53,6 +53,8 @@ void ContainerWriter::begin(const Manifest& m) {
     }
     if (inlined) minor_ = kVersionMinorLossyInline;
     if (patched) minor_ = kVersionMinorLossyPatch;
+    for (const auto& t : m.tensors)
+      if (t.levels.size() > 1) minor_ = kVersionMinorLossyExactTop;
   }
   else {
     for (const auto& f : m.files)

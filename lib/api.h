@@ -64,6 +64,11 @@ struct PackOptions {
   std::string calib;
   bool act_order = true;
   uint64_t min_elements = 1024;
+  // --exact (container 2.7, spec/EXACT_TOP.md): each lossy tensor gets a
+  // second level that restores its original bits, so the file unpacks to
+  // the original model and its level 0 (the first bytes, up to where level
+  // 1 begins) is the model of `bits` bits per weight. Plain qrow only.
+  bool exact = false;
 };
 
 struct PackResult {

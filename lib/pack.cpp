@@ -229,32 +229,38 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   uint64_t total = 0, done = 0;
   for (const auto& t : m.tensors) total += t.byte_size;
   // Each unit's stored chunks: an exact tensor's chunk, a lossy tile's parts.
+  // The container is level-major (FORMAT.md §4.3): every tensor's level-0
+  // chunks, then the level-1 chunks of the tensors that have a level 1.
   std::vector<std::vector<std::vector<uint8_t>>> bufs(chunk_slots(pool));
   std::vector<LossyScratch> scratch(chunk_slots(pool));
-  for_chunk_windows(
-      m, 0, uint32_t(m.tensors.size()), pool, [&](size_t, const ChunkJob&) {},
-      [&](size_t k, const ChunkJob& j) {
-        const TensorRecord& t = m.tensors[j.tensor];
-        try {
-          if (t.lossy()) {
-            encode_lossy_tile(t, lossy.tensors[j.tensor], in.data[j.tensor], j.chunk, bufs[k], scratch[k]);
-          } else if (t.inline_exact()) {
-            bufs[k].clear();  // its payload is in its record
-          } else {
-            bufs[k].resize(1);
-            encode_exact(j.tensor, j.chunk, bufs[k][0]);
+  for (unsigned level = 0; level < m.level_count; ++level)
+    for_chunk_windows(
+        m, 0, uint32_t(m.tensors.size()), pool, [&](size_t, const ChunkJob&) {},
+        [&](size_t k, const ChunkJob& j) {
+          const TensorRecord& t = m.tensors[j.tensor];
+          try {
+            if (level >= t.levels.size() && level > 0) {
+              bufs[k].clear();  // an exact tensor, or a lossy one without this level
+            } else if (t.lossy()) {
+              encode_lossy_tile(t, lossy.tensors[j.tensor], in.data[j.tensor], j.chunk, bufs[k], scratch[k], level);
+            } else if (t.inline_exact()) {
+              bufs[k].clear();  // its payload is in its record
+            } else {
+              bufs[k].resize(1);
+              encode_exact(j.tensor, j.chunk, bufs[k][0]);
+            }
+          } catch (Error& e) {
+            e.at_file(in.file_of[j.tensor]).at_tensor(t.name);
+            throw;
           }
-        } catch (Error& e) {
-          e.at_file(in.file_of[j.tensor]).at_tensor(t.name);
-          throw;
-        }
-      },
-      [&](size_t k, const ChunkJob& j) {
-        for (const auto& b : bufs[k]) w.add_chunk(b.data(), b.size());
-        const TensorRecord& t = m.tensors[j.tensor];
-        done += t.lossy() ? t.rows_in_tile(j.chunk) * t.cols() * (dtype_bits(t.dtype) / 8) : t.chunk_raw_size(j.chunk);
-        if (opt.progress) opt.progress(done, total);  // throttled by the caller
-      });
+        },
+        [&](size_t k, const ChunkJob& j) {
+          for (const auto& b : bufs[k]) w.add_chunk(b.data(), b.size());
+          if (level > 0) return;
+          const TensorRecord& t = m.tensors[j.tensor];
+          done += t.lossy() ? t.rows_in_tile(j.chunk) * t.cols() * (dtype_bits(t.dtype) / 8) : t.chunk_raw_size(j.chunk);
+          if (opt.progress) opt.progress(done, total);  // throttled by the caller
+        });
   w.finish();
   if (file) file->commit();
 

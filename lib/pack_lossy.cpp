@@ -341,6 +341,50 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
   return payload + nchunks * kChunkOverhead;
 }
 
+// --exact: t's level 1 (EXACT_TOP.md), whose tables are the symbol counts
+// of the whole tensor; its hash is the original bytes'.
+void add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, ThreadPool& pool) {
+  const size_t slots = size_t(pool.size()) * 2;
+  std::vector<LossyScratch> sc(slots);
+  std::vector<exact::Counts> counts(slots);
+  const uint64_t cols = t.cols();
+  const size_t eb = dtype_bits(t.dtype) / 8;
+  for_tiles(
+      t, pool, slots,
+      [&](size_t k, uint64_t tile) {
+        quantize_tile(t, lt, data, tile, sc[k]);
+        reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
+        const uint64_t r0 = tile * t.tile_rows();
+        exact::count_tile(counts[k], uint32_t(t.dtype), data + r0 * cols * eb, sc[k].recon.data(), sc[k].codes.data(),
+                          lt.steps.e.data() + r0, t.rows_in_tile(tile), cols);
+      },
+      [](size_t, uint64_t) {});
+  for (size_t k = 1; k < slots; ++k) counts[0].add(counts[k]);
+  auto tb = std::make_shared<exact::Tables>();
+  PartRecord tables;
+  tables.role = PartRole::exact_top;
+  tables.level = 1;
+  tables.layout = PartLayout::inline_items;
+  tables.item = DType::U8;
+  tables.codec = 0;  // the manifest's zstd frame compresses it
+  tables.data = exact::build_tables(counts[0], uint32_t(t.dtype), *tb);
+  tables.items = tables.data.size();
+  if (tables.items > kMaxInlinePart) fail(Errc::limit, "exact top layer: the tables exceed an inline part");
+  PartRecord res;
+  res.role = PartRole::exact_top;
+  res.level = 1;
+  res.layout = PartLayout::per_element;
+  res.item = t.dtype == DType::F32 ? DType::U32 : DType::U16;
+  res.codec = exact::kCodecExactResidual;
+  res.items = t.elements();
+  t.parts.push_back(std::move(tables));
+  t.parts.push_back(std::move(res));
+  LevelRecord top;
+  top.xxh3 = XXH3_64bits(data, t.byte_size);
+  t.levels.push_back(top);
+  lt.exact = std::move(tb);
+}
+
 // The files holding lossy tensors, as they will unpack: prefix, then each
 // tensor's bytes (lossy ones reconstructed), hashed in order.
 void hash_files(Manifest& m, const std::vector<const uint8_t*>& data, const LossyPlan& plan, ThreadPool& pool) {
@@ -356,7 +400,7 @@ void hash_files(Manifest& m, const std::vector<const uint8_t*>& data, const Loss
     XXH3_64bits_update(hs.s, f.prefix.data(), f.prefix.size());
     for (uint32_t i = f.first_tensor; i < f.first_tensor + f.tensor_count; ++i) {
       const TensorRecord& t = m.tensors[i];
-      if (!t.lossy()) {
+      if (!t.lossy() || t.levels.size() > 1) {  // exact, or restored exactly at its top level
         XXH3_64bits_update(hs.s, data[i], t.byte_size);
         continue;
       }
@@ -448,9 +492,20 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
 }  // namespace
 
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
-                       std::vector<std::vector<uint8_t>>& out, LossyScratch& sc) {
+                       std::vector<std::vector<uint8_t>>& out, LossyScratch& sc, unsigned level) {
   quantize_tile(t, lt, data, tile, sc);
-  encode_quantized_tile(t, lt, tile, out, sc);
+  if (level == 0) {
+    encode_quantized_tile(t, lt, tile, out, sc);
+    return;
+  }
+  // level 1, the exact top layer: the residuals from level 0 to the data
+  out.clear();
+  if (!lt.exact || level != 1) return;
+  reconstruct_tile(t, lt, tile, sc, sc.recon);
+  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
+  out.emplace_back();
+  exact::encode_tile(*lt.exact, uint32_t(t.dtype), data + r0 * cols * (dtype_bits(t.dtype) / 8), sc.recon.data(),
+                     sc.codes.data(), lt.steps.e.data() + r0, rows, cols, out.back());
 }
 
 void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile,
@@ -472,8 +527,8 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   LossyPlan plan;
   plan.tensors.resize(m.tensors.size());
   if (opt.bits == 0) {  // lossless: the lossy options mean nothing, and a typo must not pass silently
-    if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "auto")
-      fail(Errc::usage, "--keep, --sensitivity, --calib and --scheme apply to lossy packing: give --bits too");
+    if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "auto" || opt.exact)
+      fail(Errc::usage, "--keep, --sensitivity, --calib, --scheme and --exact apply to lossy packing: give --bits too");
     return plan;
   }
   if (!(opt.bits >= kMinBits) || !(opt.bits <= kMaxBits)) {
@@ -482,7 +537,9 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     fail(Errc::usage, std::string("--bits must be 0 (lossless) or between 0.5 and 12 bits per weight (got ") + b + ")");
   }
   const bool plain_ok = opt.scheme == "auto" || opt.scheme == "quant" || opt.scheme == "qrow";
-  const bool outliers_ok = opt.scheme == "auto" || opt.scheme == "outliers";
+  // --exact restores the original over plain qrow only (EXACT_TOP.md)
+  const bool outliers_ok = !opt.exact && (opt.scheme == "auto" || opt.scheme == "outliers");
+  if (opt.exact && !plain_ok) fail(Errc::usage, "--exact works with --scheme auto or quant (qrow) only");
   // Codebooks only when asked: on the corpus model at 2.25 bits auto with
   // them gave KLD 2.38 against 2.01 without (data-free; the allocation's
   // weight-space error favours codebooks the output does not), 1.50 against
@@ -790,6 +847,9 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   }
   plan.lossy_tensors = cs.size();
   plan.lossy_weights = uint64_t(weights);
+  if (opt.exact)
+    for (size_t k = 0; k < cs.size(); ++k)
+      add_exact_top(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor], pool);
   m.derive_chunks();
   hash_files(m, data, plan, pool);
   return plan;

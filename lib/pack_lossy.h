@@ -13,6 +13,7 @@
 #include "format/container.h"
 #include "lib/api.h"
 #include "lib/thread_pool.h"
+#include "quant/exact_top.h"
 #include "quant/qrow.h"
 #include "quant/vq.h"
 
@@ -35,6 +36,8 @@ struct LossyTensor {
   // imp: the input channels' importances its distances weigh (may be empty)
   std::shared_ptr<const vq::Codebook> vq;
   std::shared_ptr<const std::vector<float>> imp;
+  // --exact: the tables of its exact top layer (level 1, EXACT_TOP.md)
+  std::shared_ptr<const exact::Tables> exact;
   const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }
 };
 
@@ -51,14 +54,15 @@ struct LossyPlan {
 // file naming no tensor of the model, an unknown scheme).
 LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const PackOptions& opt, ThreadPool& pool);
 
-// The stored chunks of tile `tile` of lossy tensor t, in container order
-// (its chunked parts). `scratch` is per-slot working memory.
+// The stored chunks of tile `tile` of lossy tensor t at level `level`, in
+// container order (its chunked parts of that level: the container is
+// level-major). `scratch` is per-slot working memory.
 struct LossyScratch {
   std::vector<uint16_t> codes;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> bytes, recon;
 };
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
-                       std::vector<std::vector<uint8_t>>& out, LossyScratch& scratch);
+                       std::vector<std::vector<uint8_t>>& out, LossyScratch& scratch, unsigned level = 0);
 // The two halves of encode_lossy_tile: the tile's codes as stored (into
 // scratch.bytes), and its chunks from them.
 void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,

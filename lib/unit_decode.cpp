@@ -1,16 +1,17 @@
 #include "lib/unit_decode.h"
 
 #include "codec/codec.h"
+#include "quant/exact_top.h"
 #include "quant/repr.h"
 
 namespace wc {
 
 namespace {
 
-// The chunked parts a tile reads: its tiled parts. (qrow, the one
-// representation of 2.0, has one level and no tensor-wide part; the
-// representations that add those will extend this.)
-bool chunked(const PartRecord& p) { return p.tiled(); }
+// The chunked parts a tile reads at level L: its tiled parts of levels up
+// to L. (No representation has a tensor-wide part yet; one that adds them
+// will extend this.)
+bool chunked(const PartRecord& p, unsigned L) { return p.tiled() && p.level <= L; }
 
 [[noreturn]] void fail_tensor(Errc c, const std::string& msg, const std::string& file, const TensorRecord& t) {
   Error e(c, msg);
@@ -32,18 +33,18 @@ uint64_t unit_count(const TensorRecord& t) {
   return t.lossy() ? (t.byte_size ? t.tile_count() : 0) : t.chunk_count;
 }
 
-uint32_t unit_chunks(const TensorRecord& t) {
+uint32_t unit_chunks(const TensorRecord& t, unsigned level) {
   if (t.inline_exact()) return 0;
   if (!t.lossy()) return 1;
   uint32_t n = 0;
-  for (const auto& p : t.parts) n += chunked(p);
+  for (const auto& p : t.parts) n += chunked(p, level);
   return n;
 }
 
-uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j) {
+uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j, unsigned level) {
   if (!t.lossy()) return t.first_chunk + uint32_t(u);
   for (uint32_t p = 0; p < t.parts.size(); ++p)
-    if (chunked(t.parts[p]) && j-- == 0) return t.global_chunk(t.chunk_of_part(p, u));
+    if (chunked(t.parts[p], level) && j-- == 0) return t.global_chunk(t.chunk_of_part(p, u));
   return UINT32_MAX;
 }
 
@@ -102,12 +103,14 @@ void decode_stored_chunk(const TensorRecord& t, uint32_t global, std::span<const
   }
   const TensorRecord::PartChunk pc = t.part_chunk(local);
   const PartRecord& part = t.parts[pc.part];
+  if (part.codec == exact::kCodecExactResidual)  // coded given the level below: a tile decodes it
+    fail_tensor(Errc::usage, "an exact top layer's chunk decodes only with its tile", file, t);
   decode_chunk_or_throw(part.codec, part.item, stored, dst, t.part_bytes(pc.part, pc.tile),
                         "part " + std::to_string(pc.part) + " chunk " + std::to_string(local), file, t);
 }
 
 void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
-                 uint8_t* dst, const std::string& file) {
+                 uint8_t* dst, const std::string& file, unsigned level) {
   if (t.inline_exact()) {
     decode_one_chunk(t, 0, std::span<const uint8_t>(t.payload), dst, file);
     return;
@@ -120,11 +123,18 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
   const Repr* r = find_repr(t.repr);
   if (out != DType::BF16 && out != DType::F16 && out != DType::F32)
     fail_tensor(Errc::usage, "a lossy tensor decodes to BF16, F16 or F32 only", file, t);
+  const unsigned L = level_of(t, level);
+  if (L > 0 && out != t.dtype)
+    fail_tensor(Errc::usage, "an exact top layer decodes to the tensor's own dtype only", file, t);
   TileInputs in;
   uint32_t j = 0;
   for (uint32_t p = 0; p < t.parts.size(); ++p) {
     const PartRecord& part = t.parts[p];
-    if (part.layout == PartLayout::inline_items && part.codec == 0) {
+    if (part.level > L) continue;
+    if (part.codec == exact::kCodecExactResidual && chunked(part, L)) {  // the representation decodes it
+      in.data[p] = stored[j].data(), in.size[p] = stored[j].size();
+      ++j;
+    } else if (part.layout == PartLayout::inline_items && part.codec == 0) {
       in.data[p] = part.data.data(), in.size[p] = part.data.size();
     } else if (part.layout == PartLayout::inline_items) {  // 2.3: a payload in the record
       const uint64_t n = part.items * part.item_bytes();
@@ -132,7 +142,7 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
       decode_chunk_or_throw(part.codec, part.item, std::span<const uint8_t>(part.data), d, n,
                             "inline part " + std::to_string(p) + " (in the manifest)", file, t);
       in.data[p] = d, in.size[p] = n;
-    } else if (chunked(part)) {
+    } else if (chunked(part, L)) {
       const uint64_t n = t.part_bytes(p, u);
       uint8_t* d = ws.part[p].reserve(n);
       decode_chunk_or_throw(part.codec, part.item, stored[j++], d, n,
@@ -142,15 +152,16 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
       fail_tensor(Errc::unsupported_version, "tensor-wide parts are not decoded by this reader", file, t);
     }
   }
-  const Errc rc = r->decode_tile(t, uint32_t(u), unsigned(t.levels.size() - 1), in, out, dst);
+  const Errc rc = r->decode_tile(t, uint32_t(u), L, in, out, dst);
   if (rc != Errc::ok) fail_tensor(rc, "tile " + std::to_string(u) + " does not decode (" + std::string(r->name) + ")", file, t);
 }
 
-void ReconstructionCheck::bytes(const TensorRecord& t, uint64_t u, const uint8_t* p, size_t n, const std::string& file) {
+void ReconstructionCheck::bytes(const TensorRecord& t, uint64_t u, const uint8_t* p, size_t n, const std::string& file,
+                                unsigned level) {
   if (!t.lossy()) return;
   if (u == 0) XXH3_64bits_reset(hs_.s);
   XXH3_64bits_update(hs_.s, p, n);
-  if (u + 1 == unit_count(t) && XXH3_64bits_digest(hs_.s) != t.levels.back().xxh3)
+  if (u + 1 == unit_count(t) && XXH3_64bits_digest(hs_.s) != t.levels[level_of(t, level)].xxh3)
     fail_record(Errc::checksum, "the decoded tensor does not match the reconstruction hash its record stores", file, t);
 }
 

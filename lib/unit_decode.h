@@ -3,6 +3,7 @@
 // decode driver, the extractors and the C API walk units; this is where a
 // unit's chunks are found and turned into the tensor's bytes.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -13,12 +14,20 @@
 
 namespace wc {
 
+// The level a decode asks for: kTopLevel is each tensor's top level (the
+// original bits, or its best reconstruction); a lower level is each lossy
+// tensor's min(level, its top) (exact tensors have level 0 only).
+inline constexpr unsigned kTopLevel = 255;
+inline unsigned level_of(const TensorRecord& t, unsigned level) {
+  return t.levels.empty() ? 0 : std::min<unsigned>(level, unsigned(t.levels.size() - 1));
+}
+
 // Units of tensor t: chunks (exact) or tiles (lossy).
 uint64_t unit_count(const TensorRecord& t);
 // Chunks one unit reads (exact: 1; lossy: its chunked parts at the levels
 // decoded), and the global number of the j-th, in container order.
-uint32_t unit_chunks(const TensorRecord& t);
-uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j);
+uint32_t unit_chunks(const TensorRecord& t, unsigned level = kTopLevel);
+uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j, unsigned level = kTopLevel);
 // Bytes unit u decodes to in dtype `out` (exact tensors: their own dtype).
 uint64_t unit_out_size(const TensorRecord& t, uint64_t u, DType out);
 // Where unit u + 1 starts in the output less where unit u starts: every
@@ -50,7 +59,7 @@ struct UnitWork {
 // Errc::unsupported_version for a codec or representation this build does
 // not know.
 void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
-                 uint8_t* dst, const std::string& file);
+                 uint8_t* dst, const std::string& file, unsigned level = kTopLevel);
 
 // Checks a lossy tensor's decoded bytes against its top level's xxh3 as
 // units arrive in order (exact tensors pass: the file's hash covers them).
@@ -58,7 +67,8 @@ class ReconstructionCheck {
  public:
   // The bytes of unit u of t, in order. Throws Errc::checksum (file and
   // tensor named) after the last unit when the hash differs.
-  void bytes(const TensorRecord& t, uint64_t u, const uint8_t* p, size_t n, const std::string& file);
+  void bytes(const TensorRecord& t, uint64_t u, const uint8_t* p, size_t n, const std::string& file,
+             unsigned level = kTopLevel);
 
  private:
   HashState hs_;

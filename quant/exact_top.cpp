@@ -1,0 +1,292 @@
+#include "quant/exact_top.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "format/bytes.h"
+
+namespace wc::exact {
+
+namespace {
+
+uint32_t load_bits(const uint8_t* p, uint64_t i, unsigned wb) {
+  return wb == 4 ? load_u32(p + 4 * i) : load_u16(p + 2 * i);
+}
+void store_bits(uint8_t* p, uint64_t i, unsigned wb, uint32_t v) {
+  if (wb == 4) store_u32(p + 4 * i, v);
+  else store_u16(p + 2 * i, uint16_t(v));
+}
+uint32_t load_code(const uint8_t* codes, uint64_t i, unsigned cb) { return cb == 1 ? codes[i] : load_u16(codes + 2 * i); }
+
+// uvar (§4): LEB128 of at most 4 bytes.
+bool read_uvar(const uint8_t*& p, const uint8_t* end, uint32_t& v) {
+  v = 0;
+  for (unsigned i = 0; i < 4; ++i) {
+    if (p == end) return false;
+    const uint8_t b = *p++;
+    v |= uint32_t(b & 0x7F) << (7 * i);
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+void put_uvar(std::vector<uint8_t>& o, uint32_t v) {
+  while (v >= 0x80) o.push_back(uint8_t(v | 0x80)), v >>= 7;
+  o.push_back(uint8_t(v));
+}
+
+struct Elem {
+  unsigned ctx;
+  Split s;
+};
+
+// Symbol, raw bits and clamped context of element i of a tile.
+Elem element(uint32_t dt, unsigned C, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
+             const uint8_t* e, uint64_t cols, uint64_t i) {
+  const unsigned wb = width(dt) / 8;
+  const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
+  const unsigned raw = raw_context(qrow::unzigzag(codes[i]), e[i / cols]);
+  Elem el;
+  el.ctx = std::min(raw, C - 1);
+  el.s = split(residual(load_bits(recon, i, wb), load_bits(orig, i, wb), h, mask), el.ctx, dt);
+  return el;
+}
+
+}  // namespace
+
+bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
+  if (n < 4) return false;
+  const uint8_t* end = p + n;
+  tb.C = p[0], tb.P = p[1];
+  if (tb.C < 1 || tb.C > kMaxContexts || tb.P < 8 || tb.P > 15 || p[2] || p[3]) return false;
+  p += 4;
+  for (unsigned c = 0; c < tb.C; ++c) {
+    Context& x = tb.ctx[c];
+    x.sym.clear(), x.freq.clear(), x.cum.assign(1, 0);
+    const uint32_t a = alphabet(c, dt);
+    uint32_t cnt;
+    if (!read_uvar(p, end, cnt) || cnt > a) return false;
+    uint64_t next = 0, total = 0;  // the least symbol the next may be
+    for (uint32_t j = 0; j < cnt; ++j) {
+      uint32_t gap, fm1;
+      if (!read_uvar(p, end, gap) || !read_uvar(p, end, fm1)) return false;
+      const uint64_t s = next + gap;
+      if (s >= a || fm1 >= (1u << tb.P)) return false;
+      total += uint64_t(fm1) + 1;
+      if (total > (1u << tb.P)) return false;
+      x.sym.push_back(uint32_t(s)), x.freq.push_back(fm1 + 1), x.cum.push_back(uint32_t(total));
+      next = s + 1;
+    }
+    if (cnt && total != (1u << tb.P)) return false;
+  }
+  return p == end;
+}
+
+Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, const uint8_t* codes, unsigned cb,
+                const uint8_t* e, uint64_t rows, uint64_t cols, uint8_t* dst) {
+  const unsigned wb = width(dt) / 8;
+  const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
+  const uint64_t count = rows * cols;
+  if (n < 1) return Errc::codec;
+  if (pl[0] == 0) {  // the residuals as they are
+    if (n != 1 + count * wb) return Errc::codec;
+    for (uint64_t i = 0; i < count; ++i)
+      store_bits(dst, i, wb, restore(load_bits(dst, i, wb), load_bits(pl + 1, i, wb), h, mask));
+    return Errc::ok;
+  }
+  if (pl[0] != 1 || n < 8 || pl[1] || load_u16(pl + 2)) return Errc::codec;
+  const uint64_t ans = load_u32(pl + 4);
+  if (ans < 16 || ans % 2 || ans > n - 8) return Errc::codec;
+  const uint8_t* words = pl + 8 + 16;
+  const uint8_t* wend = pl + 8 + ans;
+  uint32_t x[4];
+  for (unsigned j = 0; j < 4; ++j) {
+    x[j] = load_u32(pl + 8 + 4 * j);
+    if (x[j] < kStateLow) return Errc::codec;
+  }
+  const uint8_t* rb = wend;  // the raw-bit stream
+  const uint8_t* rend = pl + n;
+  uint64_t acc = 0;
+  unsigned have = 0;
+  const uint32_t pmask = (1u << tb.P) - 1;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint32_t& s = x[i & 3];
+    const unsigned c = std::min(raw_context(qrow::unzigzag(load_code(codes, i, cb)), e[i / cols]), tb.C - 1);
+    const Context& t = tb.ctx[c];
+    if (t.sym.empty()) return Errc::codec;
+    const uint32_t slot = s & pmask;
+    // the symbol whose range holds slot: the last cum <= slot
+    const size_t k = size_t(std::upper_bound(t.cum.begin() + 1, t.cum.end() - 1, slot) - (t.cum.begin() + 1));
+    s = t.freq[k] * (s >> tb.P) + slot - t.cum[k];
+    if (s < kStateLow) {
+      if (words == wend) return Errc::codec;
+      s = (s << 16) | load_u16(words);
+      words += 2;
+    }
+    const uint32_t sym = t.sym[k];
+    const unsigned nr = raw_bits(sym, c, dt);
+    uint32_t raw = 0;
+    if (nr) {
+      while (have < nr) {
+        if (rb == rend) return Errc::codec;
+        acc |= uint64_t(*rb++) << have;
+        have += 8;
+      }
+      raw = uint32_t(acc & ((uint64_t(1) << nr) - 1));
+      acc >>= nr, have -= nr;
+    }
+    store_bits(dst, i, wb, restore(load_bits(dst, i, wb), join(sym, raw, c, dt), h, mask));
+  }
+  if (words != wend || rb != rend || acc != 0 || have >= 8) return Errc::codec;
+  for (uint32_t s : x)
+    if (s != kStateLow) return Errc::codec;
+  return Errc::ok;
+}
+
+void Counts::add(const Counts& o) {
+  for (unsigned x = 0; x < kRawContexts; ++x) {
+    if (o.c[x].size() > c[x].size()) c[x].resize(o.c[x].size(), 0);
+    for (size_t s = 0; s < o.c[x].size(); ++s) c[x][s] += o.c[x][s];
+  }
+}
+
+void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
+                const uint8_t* e, uint64_t rows, uint64_t cols) {
+  for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(alphabet(c, dt), 0);
+  for (uint64_t i = 0; i < rows * cols; ++i) {
+    const Elem el = element(dt, kRawContexts + 1, orig, recon, codes, e, cols, i);
+    ++k.c[el.ctx][el.s.sym];
+  }
+}
+
+namespace {
+
+double entropy_bits(const std::vector<uint64_t>& v) {
+  uint64_t t = 0;
+  for (uint64_t x : v) t += x;
+  double b = 0;
+  for (uint64_t x : v)
+    if (x) b -= double(x) * std::log2(double(x) / double(t));
+  return b;
+}
+
+// Frequencies summing to 2^P, at least 1 for every counted symbol.
+std::vector<uint32_t> normalise(const std::vector<uint64_t>& cnt, unsigned P) {
+  uint64_t t = 0;
+  for (uint64_t x : cnt) t += x;
+  std::vector<uint32_t> f(cnt.size(), 0);
+  if (!t) return f;
+  const int64_t target = int64_t(1) << P;
+  int64_t sum = 0;
+  for (size_t s = 0; s < cnt.size(); ++s)
+    if (cnt[s]) {
+      f[s] = uint32_t(std::max<int64_t>(1, std::llround(double(cnt[s]) * double(target) / double(t))));
+      sum += f[s];
+    }
+  while (sum != target) {  // the largest frequencies absorb the difference (their cost changes least)
+    const size_t big = size_t(std::max_element(f.begin(), f.end()) - f.begin());
+    if (sum < target) {
+      f[big] += uint32_t(target - sum), sum = target;
+    } else {
+      const int64_t take = std::min<int64_t>(sum - target, int64_t(f[big]) - 1 - int64_t(f[big]) / 2);
+      if (take <= 0) {  // spread over every symbol above 1
+        for (auto& v : f)
+          if (v > 1 && sum > target) --v, --sum;
+      } else {
+        f[big] -= uint32_t(take), sum -= take;
+      }
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb) {
+  // The counts of contexts c >= C - 1 merged into C - 1.
+  auto merged = [&](unsigned C) {
+    std::vector<std::vector<uint64_t>> m(C);
+    for (unsigned c = 0; c < kRawContexts; ++c) {
+      auto& d = m[std::min(c, C - 1)];
+      d.resize(std::max(d.size(), k.c[c].size()), 0);
+      for (size_t s = 0; s < k.c[c].size(); ++s) d[s] += k.c[c][s];
+    }
+    return m;
+  };
+  // Cost of C contexts: the order-0 bits of each, and about 3 bytes a
+  // table entry (the manifest's zstd takes some of that back).
+  unsigned best_c = 1;
+  double best = INFINITY;
+  for (unsigned C = 1; C <= kMaxContexts; ++C) {
+    double bits = 0;
+    for (const auto& v : merged(C)) {
+      bits += entropy_bits(v);
+      for (uint64_t x : v) bits += x ? 24.0 : 0.0;
+    }
+    if (bits < best) best = bits, best_c = C;
+  }
+  std::vector<uint8_t> out{uint8_t(best_c), uint8_t(kProbBits), 0, 0};
+  const auto m = merged(best_c);
+  for (unsigned c = 0; c < best_c; ++c) {
+    const auto f = normalise(m[c], kProbBits);
+    uint32_t n = 0;
+    for (uint32_t v : f) n += v > 0;
+    put_uvar(out, n);
+    uint32_t next = 0;
+    for (uint32_t s = 0; s < f.size(); ++s)
+      if (f[s]) put_uvar(out, s - next), put_uvar(out, f[s] - 1), next = s + 1;
+  }
+  if (!parse_tables(out.data(), out.size(), dt, tb)) throw Error(Errc::codec, "exact top layer: tables do not parse");
+  return out;
+}
+
+void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
+                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out) {
+  const unsigned wb = width(dt) / 8;
+  const uint64_t count = rows * cols;
+  std::vector<Elem> el(count);
+  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, tb.C, orig, recon, codes, e, cols, i);
+  // rANS, backwards (§6): the decoder reads forwards
+  uint32_t x[4] = {kStateLow, kStateLow, kStateLow, kStateLow};
+  std::vector<uint16_t> words;
+  bool ok = true;
+  for (uint64_t i = count; i-- > 0 && ok;) {
+    const Context& t = tb.ctx[el[i].ctx];
+    const auto it = std::lower_bound(t.sym.begin(), t.sym.end(), el[i].s.sym);
+    if (it == t.sym.end() || *it != el[i].s.sym) {
+      ok = false;  // not in the tensor's tables: an encoder bug, caught below
+      break;
+    }
+    const size_t k = size_t(it - t.sym.begin());
+    const uint32_t f = t.freq[k];
+    uint32_t& s = x[i & 3];
+    // (64-bit: a context of one symbol has f = 2^P, and f << (32 - P) = 2^32)
+    if (uint64_t(s) >= (uint64_t(f) << (32 - tb.P))) words.push_back(uint16_t(s)), s >>= 16;
+    s = ((s / f) << tb.P) + (s % f) + t.cum[k];
+  }
+  if (!ok) throw Error(Errc::codec, "exact top layer: a symbol outside its tables");
+  const uint64_t ans = 16 + 2 * uint64_t(words.size());
+  out.assign(8, 0);
+  out[0] = 1;
+  store_u32(out.data() + 4, uint32_t(ans));
+  out.resize(8 + 16);
+  for (unsigned j = 0; j < 4; ++j) store_u32(out.data() + 8 + 4 * j, x[j]);
+  for (size_t w = words.size(); w-- > 0;) out.push_back(uint8_t(words[w])), out.push_back(uint8_t(words[w] >> 8));
+  uint64_t acc = 0;
+  unsigned have = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (!el[i].s.nraw) continue;
+    acc |= uint64_t(el[i].s.raw) << have;
+    have += el[i].s.nraw;
+    while (have >= 8) out.push_back(uint8_t(acc)), acc >>= 8, have -= 8;
+  }
+  if (have) out.push_back(uint8_t(acc));
+  if (out.size() >= 1 + count * wb) {  // mode 0: the residuals as they are
+    out.assign(1 + count * wb, 0);
+    const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
+    for (uint64_t i = 0; i < count; ++i)
+      store_bits(out.data() + 1, i, wb, residual(load_bits(recon, i, wb), load_bits(orig, i, wb), h, mask));
+  }
+}
+
+}  // namespace wc::exact

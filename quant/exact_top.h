@@ -1,0 +1,55 @@
+// The exact top layer of a qrow tensor (spec/EXACT_TOP.md): per element the
+// residual from the level-0 value to the original bits, coded with tables
+// chosen by the element's level-0 code. Tables (part 2, inline) are parsed
+// and checked here; tiles (part 3, codec 6) are decoded onto the level-0
+// reconstruction in place, and encoded.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "platform/error.h"
+#include "quant/exact_top_math.h"
+
+namespace wc::exact {
+
+// Part 3's codec id: valid for the exact top layer's residuals only.
+inline constexpr uint8_t kCodecExactResidual = 6;
+inline constexpr unsigned kProbBits = 12;  // the encoder's P
+
+struct Context {
+  std::vector<uint32_t> sym, freq, cum;  // symbols with a frequency, ascending; cum has n + 1 entries
+};
+struct Tables {
+  unsigned C = 0, P = 0;
+  Context ctx[kMaxContexts];
+};
+
+// Parses and checks part 2's bytes (§4) for a tensor of dtype `dt` (qrow's
+// ids: F16 8, BF16 9, F32 12). False when a rule is broken.
+bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& out);
+
+// Tile decode (§5): dst holds the tile's level-0 bits in dtype dt (rows ×
+// cols elements) and receives the original bits. codes: the tile's qrow
+// codes (code_bytes each), e: its rows' step bytes. Errc::codec when the
+// payload is not valid.
+Errc apply_tile(const Tables& tb, const uint8_t* payload, size_t n, uint32_t dt, const uint8_t* codes,
+                unsigned code_bytes, const uint8_t* e, uint64_t rows, uint64_t cols, uint8_t* dst);
+
+// Encoder. Symbol counts per raw context (0..32) over a whole tensor.
+struct Counts {
+  std::vector<uint64_t> c[kRawContexts];
+  void add(const Counts& o);
+};
+// Counts a tile: original and level-0 bits (dtype dt), codes (zigzag, one
+// per element) and row step bytes.
+void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
+                const uint8_t* e, uint64_t rows, uint64_t cols);
+// Chooses the context count and frequencies for the counts; returns part
+// 2's bytes and fills tb as parse_tables would.
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb);
+// One tile's payload (§5): mode 1, or mode 0 when that is not smaller.
+void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
+                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out);
+
+}  // namespace wc::exact

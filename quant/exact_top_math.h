@@ -1,0 +1,105 @@
+// The exact top layer's per-element arithmetic (spec/EXACT_TOP.md §2-3):
+// the order map of float bit patterns, an element's context and the split
+// of a residual into symbol and raw bits. Integer operations only, so every
+// decoder (CPU, a CUDA port) restores the same bits; compiles as C++ and
+// CUDA like quant/qrow_math.h.
+#pragma once
+#include <stdint.h>
+
+#include "quant/qrow_math.h"
+
+namespace wc::exact {
+
+inline constexpr unsigned kMaxContexts = 32;
+inline constexpr unsigned kRawContexts = 33;  // contexts 0..32 before the clamp to C - 1
+inline constexpr uint32_t kStateLow = 1u << 16;
+
+WC_QHD unsigned bit_length(uint32_t v) {
+  unsigned n = 0;
+  while (v) ++n, v >>= 1;
+  return n;
+}
+
+// ord (§2): an involution on W-bit patterns that orders them by value as
+// two's-complement integers. `h` = 2^(W-1).
+WC_QHD uint32_t ord(uint32_t x, uint32_t h) { return x >= h ? x ^ (h - 1) : x; }
+
+// Original bits from level-0 bits y and residual d (W-bit, mask = 2^W - 1).
+WC_QHD uint32_t restore(uint32_t y, uint32_t d, uint32_t h, uint32_t mask) {
+  const uint32_t o = ord(y, h);
+  return ord((y >= h ? o - d : o + d) & mask, h);
+}
+// Its inverse for the encoder: the residual that restores w from y.
+WC_QHD uint32_t residual(uint32_t y, uint32_t w, uint32_t h, uint32_t mask) {
+  const uint32_t dw = ord(w, h) - ord(y, h);
+  return (y >= h ? 0u - dw : dw) & mask;
+}
+
+// The raw context (0..32) of an element of signed code q in a row of step
+// byte e (§3); the tables clamp it to C - 1.
+WC_QHD unsigned raw_context(int32_t q, uint32_t e) {
+  if (q == 0) return 0;
+  const uint32_t a = uint32_t(q < 0 ? -q : q);
+  const uint32_t v = a * (16u + (e & 15u));
+  const unsigned nb = bit_length(v);
+  return 1u + 2u * (nb - 5u) + ((v >> (nb - 2u)) & 1u);
+}
+
+// Mantissa width of the dtype (ids as qrow_math.h: F16 8, BF16 9, F32 12).
+WC_QHD unsigned mant_bits(uint32_t dt) { return dt == qrow::kF32 ? 23u : dt == qrow::kF16 ? 10u : 7u; }
+WC_QHD unsigned width(uint32_t dt) { return dt == qrow::kF32 ? 32u : 16u; }
+
+// Alphabet of context c (§3).
+WC_QHD uint32_t alphabet(unsigned c, uint32_t dt) {
+  const unsigned w = width(dt);
+  return c == 0 ? 1u << (w - (mant_bits(dt) - 2u)) : 8u * (w - 2u);
+}
+
+struct Split {
+  uint32_t sym, raw;  // symbol, raw bits' value
+  unsigned nraw;      // raw bit count
+};
+
+// The symbol and raw bits of residual d (a W-bit pattern) in context c.
+WC_QHD Split split(uint32_t d, unsigned c, uint32_t dt) {
+  const unsigned w = width(dt);
+  const uint32_t h = 1u << (w - 1);
+  const uint32_t s = (d & h) ? 1u : 0u;
+  const uint32_t mask = w == 32 ? 0xFFFFFFFFu : (1u << w) - 1u;
+  const uint32_t m = s ? ((0u - d) & mask) - 1u : d;  // |d| - s
+  Split o;
+  if (c == 0) {
+    const unsigned r = mant_bits(dt) - 2u;
+    o.sym = ((m >> r) << 1) | s, o.raw = m & ((1u << r) - 1u), o.nraw = r;
+  } else if (m < 4) {
+    o.sym = (m << 1) | s, o.raw = 0, o.nraw = 0;
+  } else {
+    const unsigned n = bit_length(m), r = n - 3u;
+    o.sym = ((4u + 4u * (n - 3u) + ((m >> r) & 3u)) << 1) | s, o.raw = m & ((1u << r) - 1u), o.nraw = r;
+  }
+  return o;
+}
+
+// Raw bit count of symbol `sym` in context c.
+WC_QHD unsigned raw_bits(uint32_t sym, unsigned c, uint32_t dt) {
+  if (c == 0) return mant_bits(dt) - 2u;
+  const uint32_t k = sym >> 1;
+  return k < 4 ? 0u : (k - 4u) / 4u;
+}
+
+// The residual from a symbol and its raw bits (the inverse of split).
+WC_QHD uint32_t join(uint32_t sym, uint32_t raw, unsigned c, uint32_t dt) {
+  const unsigned w = width(dt);
+  const uint32_t mask = w == 32 ? 0xFFFFFFFFu : (1u << w) - 1u;
+  const uint32_t s = sym & 1u, k = sym >> 1;
+  uint32_t m;
+  if (c == 0) m = (k << (mant_bits(dt) - 2u)) | raw;
+  else if (k < 4) m = k;
+  else {
+    const unsigned r = (k - 4u) / 4u;
+    m = ((4u + (k - 4u) % 4u) << r) | raw;
+  }
+  return s ? (0u - (m + 1u)) & mask : m;
+}
+
+}  // namespace wc::exact
