@@ -14,7 +14,8 @@ lossy_bad()). Version 2.0 (lossy tensors, spec/QROW.md): see lossy_vectors(). Ve
 codec's payload; qrow's codes inline in one-tile tensors): inline23_vectors() and inline23_bad(). Version 2.4
 (part layout 4, per group, and representation 3, vq, spec/VQ.md): vq_vectors() and vq_bad(). Versions 1.4
 and 2.5 (inline exact tensors: chunk_size 0, the payload in the record, no chunk): inline_exact_vectors() and
-inline_exact_bad().
+inline_exact_bad(). Version 2.7 (the exact top layer of a qrow tensor: level 1, codec 6 exact-residual,
+spec/EXACT_TOP.md): exact_top_vectors() and exact_top_bad().
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -172,6 +173,7 @@ def main(d):
     inline23_vectors(d)
     vq_vectors(d)
     inline_exact_vectors(d)
+    exact_top_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -477,7 +479,11 @@ def tensor_chunks(t):
                     # bad vector lies about it (chunk_group: the g its data is cut by)
                     per = (cols if p.layout == PER_ELEMENT else 1 if p.layout == PER_ROW
                            else cols // getattr(p, "chunk_group", p.reserved)) * DTYPES[p.item][1] // 8
-                    out.append(enc(p, p.data[r0 * per:r1 * per]))
+                    raw = p.data[r0 * per:r1 * per]
+                    # codec 6 (2.7, EXACT_TOP.md §5): each tile's payload is coded with the tensor's tables and
+                    # contexts, so the tensor gives it (tile_stored) rather than a frame of the bytes alone
+                    ts_ = getattr(p, "tile_stored", None)
+                    out.append((p.level, ts_[i], len(raw)) if ts_ is not None else enc(p, raw))
     return out
 
 
@@ -2636,6 +2642,625 @@ def inline_exact_bad():
         "exact_inline_fans_truncated.codec": one(Exact("w.weight", "F16", [len(fans_raw) // 2], fans_raw, codec=FANS,
                                                        inline=True, stored=[fans[:-1]])),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.7: the exact top layer of a qrow tensor (EXACT_TOP.md). A qrow tensor of level_count 2 has, after
+# qrow's scales and codes (level 0), part 2: the tables (role 5, level 1, inline, U8; codec 0 or a codec's
+# payload, 2.3) and part 3: the residuals d (role 5, level 1, per element, U16 for BF16/F16, U32 for F32, codec 6
+# exact-residual: per tile mode 0, the residuals as they are, or mode 1, 4-state interleaved rANS of a
+# symbol per element with its raw bits after). Level 0 is qrow's reconstruction y; level 1 the original bits w,
+# w = ord(ord(y) +- d). Written from EXACT_TOP.md alone: et_parse_tables() and et_decode_tile() check every rule
+# of its §4 and §5, every good payload here is decoded back by them to the residuals it was made from, and every
+# bad one fails on the rule it breaks.
+#
+# EXACT_TOP.md §3 gives the alphabet of contexts >= 1 as A = 8 + 8 x (W - 4) (104, 232), but its classes
+# (n = bit length of m, 3 .. W - 1) need 8 + 8 x (W - 3) symbols (112, 240): a residual of magnitude
+# 2^(W-2) or more in a context >= 1 (an Inf or a NaN at a non-zero code, a sign flip of a normal value) has a
+# symbol of 104 .. 111 (W = 16) or 232 .. 239 (W = 32). lossy_exact_top keeps every such symbol below 104 / 232,
+# so it is valid under either reading; lossy_exact_top_wide uses them (valid only if A is 112 / 240).
+
+EXACT_TOP, EXACT_CODEC, EXACT_P = 5, 6, 12  # part role 5, codec 6 (EXACT_TOP.md §1), P as §6's writer chooses
+MANT = {"BF16": 7, "F16": 10, "F32": 23}
+
+
+def et_ord(x, W):
+    """§2: an involution on W-bit patterns putting them in the order of their values (two's complement)."""
+    h = 1 << (W - 1)
+    return x ^ (h - 1) if x >= h else x
+
+
+def et_residual(w, y, W):
+    """The residual d (a W-bit pattern) taking the level-0 bits y to the original bits w (§2 solved for d)."""
+    d = et_ord(w, W) - et_ord(y, W) if y < 1 << (W - 1) else et_ord(y, W) - et_ord(w, W)
+    return d & ((1 << W) - 1)
+
+
+def et_apply(y, d, W):
+    """§2: the original bits from the level-0 bits y and the residual d (both W-bit patterns)."""
+    t = et_ord(y, W) + d if y < 1 << (W - 1) else et_ord(y, W) - d
+    return et_ord(t & ((1 << W) - 1), W)
+
+
+def et_context(q, e):
+    """§3: the context of an element before the clamp to C - 1: 0 for a code of 0, else 1 .. 32."""
+    if q == 0:
+        return 0
+    v = abs(q) * (16 + (e & 15))
+    nb = v.bit_length()
+    assert 5 <= nb <= 20
+    return 1 + 2 * (nb - 5) + ((v >> (nb - 2)) & 1)
+
+
+def et_alphabet(ctx, dtype, wide=False):
+    """§3: A0 = 2^(W - R) in context 0; A = 8 + 8 x (W - 4) in the others (wide: 8 + 8 x (W - 3), see above)."""
+    W = DTYPES[dtype][1]
+    return 1 << (W - (MANT[dtype] - 2)) if ctx == 0 else 8 + 8 * (W - (3 if wide else 4))
+
+
+def et_split(d, ctx, dtype):
+    """§3: the residual d (a W-bit pattern) as (sym, r, raw): a symbol, and r raw bits of value raw."""
+    W = DTYPES[dtype][1]
+    d = d - (1 << W) if d >> (W - 1) else d  # two's complement
+    s = 1 if d < 0 else 0
+    m = abs(d) - s
+    if ctx == 0:
+        R = MANT[dtype] - 2
+        return 2 * (m >> R) + s, R, m & ((1 << R) - 1)
+    if m < 4:
+        return 2 * m + s, 0, 0
+    n = m.bit_length()
+    return 2 * (4 + 4 * (n - 3) + ((m >> (n - 3)) & 3)) + s, n - 3, m & ((1 << (n - 3)) - 1)
+
+
+def et_raw_bits(sym, ctx, dtype):
+    """§3: how many raw bits follow symbol sym in context ctx."""
+    k = sym >> 1
+    return MANT[dtype] - 2 if ctx == 0 else 0 if k < 4 else (k - 4) // 4
+
+
+def et_join(sym, ctx, raw, dtype):
+    """§3, the decoder's side: the residual (a W-bit pattern) from its symbol and raw bits."""
+    W, s, k = DTYPES[dtype][1], sym & 1, sym >> 1
+    if ctx == 0:
+        m = (k << (MANT[dtype] - 2)) | raw
+    elif k < 4:
+        m = k
+    else:
+        n = 3 + (k - 4) // 4
+        m = ((4 + (k - 4) % 4) << (n - 3)) | raw
+    return (-(m + 1) if s else m) & ((1 << W) - 1)
+
+
+def et_normalise(counts, P):
+    """Frequencies summing to 2^P, each present symbol at least 1 (any such normalisation is valid, §4):
+    proportional, rounded down, the shortfall given to the most frequent symbol, an excess (from the
+    symbols raised to 1) taken one at a time from the most frequent ones."""
+    M, total = 1 << P, sum(counts.values())
+    assert 1 <= len(counts) <= M
+    f = {s: max(1, c * M // total) for s, c in counts.items()}
+    order = sorted(counts, key=lambda s: (-counts[s], s))
+    f[order[0]] += max(0, M - sum(f.values()))
+    while sum(f.values()) > M:
+        for s in order:
+            if f[s] > 1 and sum(f.values()) > M:
+                f[s] -= 1
+    assert sum(f.values()) == M and min(f.values()) >= 1
+    return sorted(f.items())
+
+
+def et_cum(tables):
+    """Per context {sym: (f, cum)} of tables [(sym, f)] (what et_parse_tables returns, unchecked)."""
+    out = []
+    for entries in tables:
+        t, cum = {}, 0
+        for sym, f in entries:
+            t[sym] = (f, cum)
+            cum += f
+        out.append(t)
+    return out
+
+
+def et_table_bytes(tables, C, P, reserved=0, uvar=None):
+    """§4: u8 C, u8 P, u16 reserved, then per context n and n x (gap, f - 1) as uvar (LEB128). tables: per
+    context [(sym, f)] in symbol order, written as given (bad vectors give wrong ones); uvar(value) may write a
+    value its own way."""
+    uv = uvar or leb128
+    out = struct.pack("<BBH", C, P, reserved)
+    for entries in tables:
+        out += uv(len(entries))
+        prev = -1
+        for sym, f in entries:
+            out += uv(sym - prev - 1) + uv(f - 1)
+            prev = sym
+    return out
+
+
+def et_uvar(b, pos):
+    """§4: an unsigned LEB128 of at most 4 bytes."""
+    v = 0
+    for i in range(4):
+        if pos + i >= len(b):
+            raise Invalid("uvar past the end of the tables")
+        v |= (b[pos + i] & 0x7F) << (7 * i)
+        if not b[pos + i] & 0x80:
+            return v, pos + i + 1
+    raise Invalid("uvar of more than 4 bytes")
+
+
+def et_parse_tables(b, dtype, wide=False):
+    """§4, every rule: returns (C, P, [per context {sym: (f, cum)} in symbol order, {} when unused])."""
+    if len(b) < 4:
+        raise Invalid("tables shorter than their head")
+    C, P, reserved = struct.unpack_from("<BBH", b)
+    if not 1 <= C <= 32:
+        raise Invalid("context count C not in 1 .. 32")
+    if not 8 <= P <= 15:
+        raise Invalid("probability bits P not in 8 .. 15")
+    if reserved:
+        raise Invalid("tables: reserved field not zero")
+    pos, tables = 4, []
+    for c in range(C):
+        A = et_alphabet(c, dtype, wide)
+        n, pos = et_uvar(b, pos)
+        if n > A:
+            raise Invalid("more symbols than the alphabet")
+        sym, t, cum = -1, {}, 0
+        for _ in range(n):
+            gap, pos = et_uvar(b, pos)
+            fm1, pos = et_uvar(b, pos)
+            sym += 1 + gap
+            if sym >= A:
+                raise Invalid("symbol beyond the alphabet")
+            t[sym] = (fm1 + 1, cum)
+            cum += fm1 + 1
+        if n and cum != 1 << P:
+            raise Invalid("frequencies do not sum to 2^P")
+        tables.append(t)
+    if pos != len(b):
+        raise Invalid("bytes after the last context")
+    return C, P, tables
+
+
+def et_encode_tile(elems, tables, P, start=(1 << 16,) * 4):
+    """§5 mode 1, encoded as §6 says: elems [(ctx, sym, r, raw)] in row-major order, element i on state
+    i mod 4; each state starts at 2^16 (start may lie) and the elements are walked backwards, a state's low
+    16 bits emitted before it would reach f << (32 - P). The decoder reads the words forwards, so the stream
+    holds them in the reverse of their emission."""
+    x, words = list(start), []
+    for i in range(len(elems) - 1, -1, -1):
+        ctx, sym, _, _ = elems[i]
+        f, cum = tables[ctx][sym]
+        j = i & 3
+        if x[j] >= f << (32 - P):
+            words.append(x[j] & 0xFFFF)
+            x[j] >>= 16
+        x[j] = ((x[j] // f) << P) + x[j] % f + cum
+        assert 1 << 16 <= x[j] < 1 << 32
+    ans = struct.pack("<4I", *x) + b"".join(struct.pack("<H", w) for w in reversed(words))
+    bits = Bits()
+    for _, _, r, raw in elems:
+        bits.put(raw, r)
+    return b"\x01\x00" + struct.pack("<HI", 0, len(ans)) + ans + bits.bytes()
+
+
+def et_decode_tile(p, ctxs, tables, P, dtype):
+    """§5, every rule: the residuals (W-bit patterns) of the tile whose elements have contexts ctxs."""
+    W, n = DTYPES[dtype][1], len(ctxs)
+    if not p:
+        raise Invalid("empty payload")
+    if p[0] == 0:
+        if len(p) != 1 + n * W // 8:
+            raise Invalid("mode 0 payload not 1 + the raw size")
+        return [int.from_bytes(p[1 + i * W // 8:1 + (i + 1) * W // 8], "little") for i in range(n)]
+    if p[0] != 1:
+        raise Invalid("mode not 0 or 1")
+    if len(p) < 8:
+        raise Invalid("mode 1 head past the payload")
+    r8, r16, ans = struct.unpack_from("<BHI", p, 1)
+    if r8 or r16:
+        raise Invalid("mode 1: reserved field not zero")
+    if ans % 2 or ans < 16:
+        raise Invalid("ans_bytes odd or below 16")
+    if 8 + ans > len(p):
+        raise Invalid("ans_bytes beyond the payload")
+    x = list(struct.unpack_from("<4I", p, 8))
+    if min(x) < 1 << 16:
+        raise Invalid("a state below 2^16")
+    pos, end, M, syms = 24, 8 + ans, 1 << P, []
+    for i, ctx in enumerate(ctxs):
+        t, j = tables[ctx], i & 3
+        if not t:
+            raise Invalid("an element in an unused context")
+        slot = x[j] & (M - 1)
+        sym = next(s for s, (f, cum) in t.items() if cum <= slot < cum + f)
+        f, cum = t[sym]
+        x[j] = f * (x[j] >> P) + slot - cum
+        if x[j] < 1 << 16:
+            if pos + 2 > end:
+                raise Invalid("a word missing from the rANS stream")
+            x[j] = (x[j] << 16) | struct.unpack_from("<H", p, pos)[0]
+            pos += 2
+        syms.append(sym)
+    if pos != end:
+        raise Invalid("words left in the rANS stream")
+    if x != [1 << 16] * 4:
+        raise Invalid("a final state not 2^16")
+    rs = [et_raw_bits(s, c, dtype) for s, c in zip(syms, ctxs)]
+    if len(p) - end != (sum(rs) + 7) // 8:
+        raise Invalid("raw-bit stream not ceil(total bits / 8) bytes")
+    br = BitReader(p, end)
+    out = [et_join(s, c, br.get(r), dtype) for s, c, r in zip(syms, ctxs, rs)]
+    br.end()  # non-zero padding bits
+    return out
+
+
+def et_must_fail(t, why, tile=None, tables=None):
+    """The exact-top tensor t (tables as its part 2 holds them unless given) must be refused for the reason
+    why: its tables, or a tile's payload (tile: its number; all tiles when None)."""
+    try:
+        C, P, tabs = et_parse_tables(t.parts[2].data if tables is None else tables, t.dtype, t.et_wide)
+        for i, p in enumerate(t.parts[3].tile_stored):
+            if tile is None or i == tile:
+                et_decode_tile(p, [min(c, C - 1) for c in t.et_ctx[i]], tabs, P, t.dtype)
+    except Invalid as e:
+        assert why in str(e), (why, str(e))
+        return
+    raise AssertionError("accepted: " + why)
+
+
+def et_bits(dtype, vals):
+    """Bit patterns of dtype nearest the float64 values vals (via binary32; Inf past the range)."""
+    with np.errstate(over="ignore"):
+        f32 = [f32_bits(np.float32(v)) for v in vals]
+    return [convert(b, dtype) for b in f32]
+
+
+def et_value(b, dtype):
+    return float(np.array([widen(b, dtype)], dtype=np.uint32).view(np.float32)[0])
+
+
+def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mode0=(), wide=False,
+              start=(1 << 16,) * 4):
+    """Gives the qrow tensor t (from qrow()) an exact top layer restoring the original bits orig (row-major
+    W-bit patterns): parts 2 and 3 at level 1, level 1's XXH3-64 that of orig, and orig as what unpack writes
+    (t.level0: the bytes at level 0). C: the tables' context count (default: the highest context used + 1, at
+    most 32), P: their probability bits; tables_codec 0 or 1 (zstd, tables_frame); mode0: tiles stored in mode
+    0 (others too where mode 1 is not smaller, as §6's writer does); start: the rANS states' start (bad
+    vectors). t.et_ctx, t.et_d: each tile's unclamped contexts and residuals, for the bad vectors."""
+    dtype, W = t.dtype, DTYPES[t.dtype][1]
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
+    e = t.parts[0].data
+    isz = DTYPES[t.parts[1].item][1] // 8
+    q = [unzigzag(int.from_bytes(t.parts[1].data[i * isz:(i + 1) * isz], "little")) for i in range(rows * cols)]
+    y, orig = [int(b) for b in t.bits], [int(w) for w in orig]
+    assert len(orig) == len(y) and all(0 <= w < 1 << W for w in orig)
+    d = [et_residual(w, yy, W) for w, yy in zip(orig, y)]
+    assert all(et_apply(yy, dd, W) == w for yy, dd, w in zip(y, d, orig))
+    c = [et_context(q[i], e[i // cols]) for i in range(rows * cols)]
+    C = min(32, max(c) + 1) if C is None else C
+    ctx = [min(x, C - 1) for x in c]
+    split = [et_split(dd, cc, dtype) for dd, cc in zip(d, ctx)]
+    assert all(et_join(s, cc, raw, dtype) == dd for (s, _, raw), cc, dd in zip(split, ctx, d))
+    hist = [{} for _ in range(C)]
+    for cc, (s, _, _) in zip(ctx, split):
+        hist[cc][s] = hist[cc].get(s, 0) + 1
+    tables = [et_normalise(h, P) if h else [] for h in hist]  # a context no element uses: n = 0
+    tb = et_table_bytes(tables, C, P)
+    parsed = et_cum(tables)
+    if 8 <= P <= 15:  # (bad vectors code tiles with a P out of range)
+        assert et_parse_tables(tb, dtype, wide) == (C, P, parsed)
+    tiles = -(-rows // t.tile_rows)
+    payloads, t.et_ctx, t.et_d = [], [], []
+    for i in range(tiles):
+        a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
+        raw = b"".join(dd.to_bytes(W // 8, "little") for dd in d[a:b])
+        p = et_encode_tile([(cc,) + sp for cc, sp in zip(ctx[a:b], split[a:b])], parsed, P, start)
+        if i in mode0 or len(p) >= len(raw):  # §6: not smaller than the raw residuals: mode 0
+            p = b"\x00" + raw
+            # §4 does not say whether an element in an unused context (n = 0) spoils a mode-0 tile too; none does
+            # here, so the vector is valid either way
+            assert all(parsed[cc] for cc in ctx[a:b])
+        assert len(p) <= bound(len(raw))
+        if start == (1 << 16,) * 4:
+            assert et_decode_tile(p, ctx[a:b], parsed, P, dtype) == d[a:b]
+        payloads.append(p)
+        t.et_ctx.append(c[a:b])
+        t.et_d.append(d[a:b])
+    res = Part(EXACT_TOP, PER_ELEMENT, "U16" if W == 16 else "U32",
+               b"".join(dd.to_bytes(W // 8, "little") for dd in d), codec=EXACT_CODEC, level=1)
+    res.tile_stored = payloads
+    t.parts += [Part(EXACT_TOP, INLINE, "U8", tb, codec=tables_codec, level=1, frame=tables_frame), res]
+    t.part_count = 4
+    t.level0, t.recon = t.recon, dtype_values(orig, dtype)
+    # informative error figures of level 0 against the finite originals; level 1 is exact
+    pairs = [(et_value(w, dtype), et_value(yy, dtype)) for w, yy in zip(orig, y)]
+    pairs = [(a, b) for a, b in pairs if math.isfinite(a)]
+    err = [abs(a - b) for a, b in pairs]
+    s2 = sum(a * a for a, _ in pairs)
+    rel = math.sqrt(sum(x * x for x in err) / s2) if s2 else 0.0
+    t.levels = [(H(t.level0), min(rel, 3e38), min(max(err, default=0.0), 3e38)), (H(t.recon), 0.0, 0.0)]
+    t.et_wide, t.et_C, t.et_P, t.et_tables, t.et_mode = wide, C, P, tables, [p[0] for p in payloads]
+    t.et_split = split
+    return t
+
+
+def et_codes(rng, n, top, zero=6):
+    """n signed codes: 1 in `zero` is 0, the others of random sign and a magnitude log-uniform in 1 .. top
+    (so |q| x (16 + (e AND 15)) spans many bit lengths: many contexts)."""
+    out = []
+    for _ in range(n):
+        if rng(16) % zero == 0:
+            out.append(0)
+            continue
+        m = min(top, max(1, int(round(2.0 ** (rng(24) / 2 ** 24 * math.log2(top))))))
+        out.append(-m if rng(1) else m)
+    return out
+
+
+def et_originals(t, rng, specials=None):
+    """Invented originals of the qrow tensor t: each element's level-0 value moved by up to half its row's step
+    (rounded to the dtype; a code of 0 gives a small value of either sign), then specials {element: bits}."""
+    cols, B = math.prod(t.shape[1:]), struct.unpack("<h", t.params)[0]
+    e = t.parts[0].data
+    vals = [et_value(int(y), t.dtype) + (rng(20) / 2 ** 20 - 0.5) * float(step_of(B, e[i // cols]))
+            for i, y in enumerate(t.bits)]
+    out = et_bits(t.dtype, vals)
+    for i, b in (specials or {}).items():
+        out[i] = b
+    return out
+
+
+def et_codes_at(q, at):
+    """q with the codes {element: code} set."""
+    q = list(q)
+    for i, v in at.items():
+        q[i] = v
+    return q
+
+
+def exact_top_vectors(d):
+    """lossy_exact_top (2.7): an exact F32 norm; a: BF16 [6, 40] with an exact top, 3 tiles of 2 rows (tile 1
+    in mode 0), U16 codes, tables codec 0 with C = 32 (contexts 0 .. 31 used, 32 clamped to 31); a plain qrow
+    tensor (its top is level 0); b: F16 [4, 24] with an exact top, 2 tiles, U16 codes, tables zstd (an inline
+    part with a codec's payload, 2.3) with an unused context (n = 0) below C - 1; c: F32 [5, 16] with an exact
+    top (U32 residuals), 2 tiles, U8 codes, C = 6 (contexts 6 .. 16 clamped to 5). The originals hold +-0,
+    subnormals, +-Inf, NaNs with payloads, the largest and smallest values, at codes of 0 (context 0: the
+    residual is the original's bits) and at non-zero codes (far from the level-0 value: raw bits). Unpacked:
+    the originals (.expected); at level 0: each qrow reconstruction (.level0.expected)."""
+    rng = Rng(0xE7AC7)
+    norm = Exact("norm.weight", "F32", [6], np.array([1, -0.5, 2.5, 0, -0.0, 3e-3], dtype="<f4").tobytes())
+    # a: rows 0 and 4 fine steps (values ~2^-20 x q), row 5 coarse (E = -5: |y| up to ~1600, so an Inf or a NaN
+    # at a large code is within 2^14 representable values: symbol < 104); rows 3 and 5 reach context 32.
+    ca, ea = 40, [0x05, 0x17, 0x2A, 0x3F, 0x00, 0xF9]
+    qa = et_codes(rng, 6 * ca, 32767)
+    zero_a = {3: 0x0000, 17: 0x8000, 29: 0x0001, 44: 0x807F, 58: 0x0080, 71: 0x7F80, 83: 0xFF80, 99: 0x7FC0,
+              105: 0x7F81, 126: 0xFFFF, 140: 0xFFC1, 151: 0x7F7F, 167: 0xFF7F, 183: 0x0100, 199: 0x3F80, 238: 0xC2F7}
+    big_a = {201: 32767, 202: -32768, 203: 30000, 204: -29000, 205: 26000, 206: -31000, 130: 32767, 131: -32768}
+    qa = et_codes_at(et_codes_at(qa, {i: 0 for i in zero_a}), big_a)
+    qa = et_codes_at(qa, {5: 20000, 6: 12, 7: 300, 8: 1, 9: 1})  # row 0, for the far values below
+    a = qrow("a.weight", "BF16", [6, 5, 8], -20, ea, qa, 2, code_item="U16")
+    far_a = {201: 0x7F80, 203: 0x7FA5, 202: 0xFF80, 204: 0xFFF0, 206: 0xFFFF,  # +-Inf, NaNs near |y| ~ 1000
+             5: int(a.bits[5]) + 30 * 128, 6: int(a.bits[6]) - 40 * 128,  # 2^30 x y and 2^-40 x y (an octave: 128)
+             7: 0x0000, 8: 0x8000, 9: 0x0003}  # +0, -0 and a subnormal at codes 300, 1, 1 (y ~ 2^-20)
+    oa = et_originals(a, rng, {**zero_a, **far_a})
+    exact_top(a, oa, C=32, mode0=(1,))
+    # b: F16; row 0 fine (y = q x 2^-20 < 2^-5: a sign flip is < 2^14 values away), row 3 coarse (E = -5).
+    cb, eb = 24, [0x00, 0x1C, 0x83, 0xF0]
+    qb = et_codes(rng, 4 * cb, 32767)
+    zero_b = {1: 0x0000, 10: 0x8000, 20: 0x0001, 30: 0x83FF, 40: 0x7C00, 50: 0xFC00, 60: 0x7E00, 70: 0x7C01,
+              80: 0xFFFF, 90: 0x7BFF, 93: 0x0400}
+    qb = et_codes_at(et_codes_at(qb, {i: 0 for i in zero_b}), {2: 3000, 3: -77, 4: 5, 72: 30000, 73: -31000,
+                                                                 74: 28000, 75: -32768})
+    b = qrow("b.weight", "F16", [4, 24], -20, eb, qb, 2, code_item="U16")
+    far_b = {2: int(b.bits[2]) ^ 0x8000, 3: int(b.bits[3]) ^ 0x8000, 4: 0x8001,  # sign flips, a -subnormal
+             72: 0x7C00, 73: 0xFE3A, 74: 0x7D23, 75: 0xFC00}  # Inf, NaNs (payloads), -Inf near |y| ~ 1000
+    ob = et_originals(b, rng, {**zero_b, **far_b})
+    exact_top(b, ob, tables_codec=1)
+    # c: F32, U8 codes, C = 6.
+    cc, ec = 16, [0x10, 0x3A, 0x00, 0x7F, 0x25]
+    qc = et_codes(rng, 5 * cc, 127)
+    zero_c = {0: 0x00000000, 9: 0x80000000, 18: 0x00000001, 27: 0x807FFFFF, 36: 0x7F800000, 45: 0xFF800000,
+              54: 0x7FC00001, 63: 0xFFBADBAD, 72: 0x7F7FFFFF, 79: 0x00800000}
+    qc = et_codes_at(et_codes_at(qc, {i: 0 for i in zero_c}), {1: 127, 2: -128, 3: 1, 4: 2})
+    c = qrow("c.weight", "F32", [5, 16], -30, ec, qc, 3)
+    far_c = {1: int(c.bits[1]) + (10 << 23), 2: int(c.bits[2]) - (12 << 23), 3: 0x00000005, 4: 0x7F7FFFFF - (1 << 30)}
+    oc = et_originals(c, rng, {**zero_c, **far_c})
+    exact_top(c, oc, C=6)
+    plain = qrow("plain.weight", "BF16", [2, 8], -12, [0x31, 0x07], [((i * 29) % 61) - 30 for i in range(16)], 2)
+    ts = [norm, a, plain, b, c]
+    # what the vector holds, as the docstring says
+    assert a.et_mode == [1, 0, 1] and b.et_mode == [1, 1] and 1 in c.et_mode and b.parts[2].codec == 1
+    assert set(min(x, 31) for tile in a.et_ctx for x in tile) == set(range(32)) and 32 in sum(a.et_ctx, [])
+    assert max(sum(c.et_ctx, [])) > c.et_C - 1 == 5 and [] in b.et_tables[:-1]
+    for t in (a, b, c):
+        assert any(r for _, r, _ in t.et_split) and max(s for s, _, _ in t.et_split) >= 2 * 4
+        assert t.recon != t.level0 and len(t.parts[3].tile_stored) == -(-t.shape[0] // t.tile_rows)
+    # symbols past the literal alphabet (see above) are not used here; the wide vector uses them
+    assert all(s < et_alphabet(1, t.dtype) for t in (a, b, c) for (s, _, _), x in zip(t.et_split, sum(t.et_ctx, []))
+               if x)
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=7)
+    head = struct.unpack("<IIIBBHII", zread_manifest(wcz)[:24])
+    # level 0: norm, a's 3 tiles x (scales, codes), plain's 1, b's 2 and c's 2; level 1 (from chunk 17): a tile
+    # of residuals each (the tables are inline)
+    assert head == (1, 5, 1 + 3 * 2 + 2 + 2 * 2 + 2 * 2 + 3 + 2 + 2, 2, 0, 0, 0, 17)
+    open(os.path.join(d, "lossy_exact_top.wcz"), "wb").write(wcz)
+    open(os.path.join(d, "lossy_exact_top.expected"), "wb").write(fb)
+    lv0 = fb[:plen] + b"".join(getattr(t, "level0", None) or t.out() for t in ts)
+    assert len(lv0) == len(fb)
+    open(os.path.join(d, "lossy_exact_top.level0.expected"), "wb").write(lv0)
+    # lossy_exact_top_wide: residuals of 2^(W-2) and more in contexts >= 1 (Inf, NaN and sign flips at small
+    # non-zero codes), whose symbols are 104 .. 111 (BF16) and 232 .. 239 (F32): valid only if §3's alphabet of
+    # contexts >= 1 is 8 + 8 x (W - 3) (see above); the literal 104 / 232 refuses its tables.
+    wb = qrow("w.weight", "BF16", [2, 16], -20, [0x00, 0x48], [((i * 7) % 23) - 11 for i in range(32)], 2)
+    wbo = et_originals(wb, rng, {0: 0x7F80, 1: 0xFFC1, 2: 0x7FC0, 3: int(wb.bits[3]) ^ 0x8000, 17: 0xFF80,
+                                 18: int(wb.bits[18]) ^ 0x8000})
+    exact_top(wb, wbo, wide=True)
+    wf = qrow("wf.weight", "F32", [2, 8], -20, [0x00, 0x12], [((i * 5) % 13) - 6 for i in range(16)], 1)
+    wfo = et_originals(wf, rng, {0: int(wf.bits[0]) ^ 0x80000000, 9: 0x7F800000, 10: 0xFFC0FFEE})
+    exact_top(wf, wfo, wide=True)
+    for t, lo in ((wb, 104), (wf, 232)):
+        assert any(s >= lo for (s, _, _), x in zip(t.et_split, sum(t.et_ctx, [])) if x)
+        try:
+            et_parse_tables(t.parts[2].data, t.dtype)
+            raise AssertionError("the literal alphabet accepts " + t.name)
+        except Invalid as x:
+            assert "alphabet" in str(x)
+    wts = [norm, wb, wf]
+    wfb, wplen = st_file(wts)
+    open(os.path.join(d, "lossy_exact_top_wide.wcz"), "wb").write(container2([(0, "model.safetensors", wfb, wplen, wts)],
+                                                                               minor=7))
+    open(os.path.join(d, "lossy_exact_top_wide.expected"), "wb").write(wfb)
+    open(os.path.join(d, "lossy_exact_top_wide.level0.expected"), "wb").write(
+        wfb[:wplen] + b"".join(getattr(t, "level0", None) or t.out() for t in wts))
+    for name, v in exact_top_bad().items():
+        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+
+
+def exact_top_bad():
+    """2.7 files every reader must reject, checksum-valid everywhere, each lying in one thing about the exact top
+    layer of a qrow tensor (the manifest's last tensor, after an exact F32 one; the level hashes are the honest
+    ones). *.corrupt: §1's record rules, seen when the manifest is decoded (§1: "when the manifest is decoded").
+    *.codec: §4's tables and §5's tile payloads: §5 names Errc codec for a tile and says when (a tile is decoded);
+    §4 names neither, and its tables may be an inline part with a codec whose payload FORMAT.md §4.4 checks "when a
+    tile of the tensor is decoded", so every table rule is taken as found then, as the tile's. Each table and
+    payload here fails et_parse_tables / et_decode_tile on its rule."""
+    rows, cols = 4, 32
+    n = 2 * cols  # elements a tile
+
+    def base(dtype="BF16", **kw):
+        """An exact F32 tensor, then a qrow tensor of 2 tiles (U8 codes, raw) with an exact top (tables codec 0),
+        every tile in mode 1."""
+        rng = Rng(0xBAD7)
+        q = [((i * 37) % 255) - 127 for i in range(rows * cols)]
+        q[5] = q[12] = q[21] = q[30] = 0
+        t = qrow("w.weight", dtype, [rows, cols], -20, [(0x13 * r) & 0xFF for r in range(rows)], q, 2)
+        exact_top(t, et_originals(t, rng), **kw)
+        assert t.et_mode == [1, 1]
+        return t
+
+    def one(t):
+        return one_file([norm_exact(), t], minor=7)
+
+    def tables(t, data, why):
+        """t with its tables replaced by data (the tiles as they were), refused for the reason why."""
+        t.parts[2].data, t.parts[2].items = data, len(data)
+        et_must_fail(t, why)
+        return one(t)
+
+    def tile(t, f, why, i=0):
+        """t with tile i's payload replaced by f(payload), refused for the reason why."""
+        t.parts[3].tile_stored[i] = f(t.parts[3].tile_stored[i])
+        et_must_fail(t, why, i)
+        return one(t)
+
+    def field(p, at, fmt, v):
+        """Payload p with the field of struct format fmt at offset `at` set to v."""
+        return p[:at] + struct.pack(fmt, v) + p[at + struct.calcsize(fmt):]
+
+    def ans_bytes(p):
+        return struct.unpack_from("<I", p, 4)[0]
+
+    def extra(p, at, b):
+        """p with bytes b inserted at offset at."""
+        return p[:at] + b + p[at:]
+
+    t0 = base()
+    assert et_decode_tile(t0.parts[3].tile_stored[0], t0.et_ctx[0], et_cum(t0.et_tables), 12, "BF16") == t0.et_d[0]
+    C, tabs = t0.et_C, t0.et_tables
+    rb = [sum(r for _, r, _ in t0.et_split[k * n:(k + 1) * n]) for k in range(2)]
+    assert ans_bytes(t0.parts[3].tile_stored[0]) > 16  # tile 0's stream has words
+    pad_tile = next(k for k in range(2) if rb[k] % 8)  # a tile whose raw bits end within a byte
+    used0 = min(t0.et_ctx[0])  # a context tile 0 uses
+    ctx1 = next(c for c in range(1, C) if tabs[c])
+    out = {}
+
+    # §1: codec 6 is valid for part 3 only; part 3 is codec 6, U16 for BF16/F16 and U32 for F32; part 2 is at
+    # level 1, inline; 4 parts.
+    t = base()
+    t.parts[1].codec, t.parts[1].frame = EXACT_CODEC, lambda raw: b"\x00" + raw  # codes: a mode-0-like payload
+    out["exact_top_codec6_codes.corrupt"] = one(t)
+    t = base()
+    t.parts[2].codec, t.parts[2].frame = EXACT_CODEC, lambda raw: b"\x00" + raw  # tables: stored_size, payload
+    out["exact_top_codec6_tables.corrupt"] = one(t)
+    t = qrow("w.weight", "BF16", [rows, cols], -20, [1, 2, 3, 4], [i % 33 - 16 for i in range(rows * cols)], 2, codes_codec=EXACT_CODEC,
+             codes_frame=lambda raw: b"\x00" + raw)
+    out["exact_top_codec6_plain_qrow.corrupt"] = one(t)  # a qrow tensor without an exact top, in a 2.7 file
+    t = base("F32")
+    res = t.parts[3]
+    low = [x & 0xFFFF for x in sum(t.et_d, [])]
+    res.item, res.data = "U16", b"".join(struct.pack("<H", x) for x in low)
+    res.tile_stored = [b"\x00" + res.data[k * 2 * n:(k + 1) * 2 * n] for k in range(2)]  # mode 0 of the low halves
+    out["exact_top_residuals_u16_f32.corrupt"] = one(t)
+    t = base()
+    t.parts[3].codec, t.parts[3].tile_stored = 1, None  # the residuals as zstd frames (codec 1)
+    out["exact_top_residuals_zstd.corrupt"] = one(t)
+    t = base()
+    t.parts[2].level = 0  # the tables at level 0 (listed after the codes, levels still non-decreasing)
+    out["exact_top_tables_level0.corrupt"] = one(t)
+    t = base()
+    t.parts[2].layout = TENSOR_WIDE  # the tables as a chunk (level 1's first) instead of inline
+    out["exact_top_tables_chunked.corrupt"] = one(t)
+    t = base()
+    del t.parts[2]  # level_count 2, parts scales, codes, residuals
+    t.part_count = 3
+    out["exact_top_no_tables.corrupt"] = one(t)
+
+    # §4 (codec): C, P, reserved; frequencies, symbols, trailing bytes, uvar length.
+    out["exact_top_tables_c0.codec"] = tables(base(), struct.pack("<BBH", 0, 12, 0), "context count")
+    out["exact_top_tables_c33.codec"] = tables(base(), et_table_bytes(tabs + [[]] * (33 - C), 33, 12), "context count")
+    out["exact_top_tables_p7.codec"] = tables(base(P=7), base(P=7).parts[2].data, "probability bits")  # tiles coded at 7
+    out["exact_top_tables_p16.codec"] = tables(base(P=16), base(P=16).parts[2].data, "probability bits")
+    out["exact_top_tables_reserved.codec"] = tables(base(), et_table_bytes(tabs, C, 12, reserved=1), "reserved")
+    bump = [list(x) for x in tabs]
+    bump[ctx1][0] = (bump[ctx1][0][0], bump[ctx1][0][1] + 1)  # 2^12 + 1
+    out["exact_top_tables_sum.codec"] = tables(base(), et_table_bytes(bump, C, 12), "sum to 2^P")
+    past0 = [list(x) for x in tabs]
+    past0[0][-1] = (2048, past0[0][-1][1])  # context 0 of BF16: A0 = 2048
+    out["exact_top_tables_symbol_ctx0.codec"] = tables(base(), et_table_bytes(past0, C, 12), "beyond the alphabet")
+    past1 = [list(x) for x in tabs]
+    past1[ctx1][-1] = (112, past1[ctx1][-1][1])  # past 104 and 112 (either reading of §3)
+    out["exact_top_tables_symbol_112.codec"] = tables(base(), et_table_bytes(past1, C, 12), "beyond the alphabet")
+    out["exact_top_tables_trailing_byte.codec"] = tables(base(), et_table_bytes(tabs, C, 12) + b"\x00", "bytes after")
+    first = [True]
+
+    def uvar5(v):  # the first uvar (context 0's n) in 5 bytes: 4 continuation bytes, then 0
+        if first[0]:
+            first[0] = False
+            return leb128(v, nbytes=5)
+        return leb128(v)
+    out["exact_top_tables_uvar_5_bytes.codec"] = tables(base(), et_table_bytes(tabs, C, 12, uvar=uvar5), "more than 4")
+    unused = [list(x) for x in tabs]
+    unused[used0] = []
+    out["exact_top_tile_unused_context.codec"] = tables(base(), et_table_bytes(unused, C, 12), "unused context")
+
+    # §5 (codec): a tile payload (tile 0 unless said).
+    out["exact_top_tile_mode2.codec"] = tile(base(), lambda p: b"\x02" + p[1:], "mode not 0 or 1")
+    out["exact_top_tile_reserved.codec"] = tile(base(), lambda p: field(p, 1, "<B", 1), "reserved")
+    out["exact_top_tile_ans_odd.codec"] = tile(base(), lambda p: extra(field(p, 4, "<I", ans_bytes(p) + 1), 8 + ans_bytes(p),
+                                                                    b"\x00"), "odd or below 16")
+    out["exact_top_tile_ans_below_16.codec"] = tile(base(), lambda p: field(p, 4, "<I", 14), "odd or below 16")
+    out["exact_top_tile_ans_past_payload.codec"] = tile(base(), lambda p: field(p, 4, "<I", len(p) - 8 + 2), "beyond")
+    out["exact_top_tile_state_low.codec"] = tile(base(), lambda p: field(p, 8, "<I", 0xFFFF), "below 2^16")
+    out["exact_top_tile_word_missing.codec"] = tile(base(), lambda p: field(p[:6 + ans_bytes(p)] + p[8 + ans_bytes(p):], 4, "<I",
+                                                                         ans_bytes(p) - 2), "missing")
+    out["exact_top_tile_word_left.codec"] = tile(base(), lambda p: extra(field(p, 4, "<I", ans_bytes(p) + 2), 8 + ans_bytes(p),
+                                                                      b"\x5A\xA5"), "words left")
+    # state 0 started at 2^16 + 1 by the encoder: every word read, x0 ends at 2^16 + 1
+    t = base(start=((1 << 16) + 1,) + (1 << 16,) * 3)
+    out["exact_top_tile_final_state.codec"] = tile(t, lambda p: p, "final state")
+    out["exact_top_tile_raw_long.codec"] = tile(base(), lambda p: p + b"\x00", "ceil(total bits / 8)")
+    out["exact_top_tile_padding_bits.codec"] = tile(base(), lambda p: p[:-1] + bytes([p[-1] | 0x80]), "padding", pad_tile)
+    out["exact_top_tile_mode0_short.codec"] = tile(base(), lambda p: b"\x00" + b"".join(
+        x.to_bytes(2, "little") for x in t0.et_d[0][:-1]), "mode 0")
+
+    # §4.4: level 1's XXH3-64 (the original bytes) wrong; level 0's is right.
+    t = base()
+    t.levels[1] = (t.levels[1][0] ^ 1,) + t.levels[1][1:]
+    out["level_xxh3_exact_top.checksum"] = one(t)
+    return out
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__)))
