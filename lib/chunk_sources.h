@@ -1,5 +1,7 @@
 // ChunkSource over a mapped container and over a container stream.
 #pragma once
+#include <map>
+
 #include "format/reader.h"
 #include "format/stream_reader.h"
 #include "lib/decode_driver.h"
@@ -18,13 +20,42 @@ class FileChunkSource : public ChunkSource {
   const ContainerReader& r_;
 };
 
+// A stream yields chunks in container order. Decoding a multi-level file at
+// its top level (an exact top layer, EXACT_TOP.md) needs each tile's
+// level-1 chunk beside its level-0 ones, which the level-major order puts
+// after every level-0 chunk: the chunks skipped to reach it are kept (their
+// stored bytes, up to kMaxStreamStash) until they are asked for.
+inline constexpr uint64_t kMaxStreamStash = uint64_t(4) << 30;
+
 class StreamChunkSource : public ChunkSource {
  public:
   StreamChunkSource(ContainerStreamReader& r, std::string name) : r_(r), name_(std::move(name)) {}
   bool random_access() const override { return false; }
   std::span<const uint8_t> get(uint32_t i, std::vector<uint8_t>& buf) override {
     ChunkEntry e;
-    if (i != r_.chunks_read() || !r_.next_chunk(buf, e)) fail(Errc::usage, "stream chunks requested out of order");
+    if (i < r_.chunks_read()) {  // skipped earlier on the way to a later level
+      auto it = stash_.find(i);
+      if (it == stash_.end()) fail(Errc::usage, "stream chunks requested out of order");
+      buf.swap(it->second);
+      stashed_ -= buf.size();
+      stash_.erase(it);
+      return {buf.data(), buf.size()};
+    }
+    while (r_.chunks_read() < i) {
+      const uint32_t c = r_.chunks_read();
+      std::vector<uint8_t> kept;
+      if (!r_.next_chunk(kept, e)) fail(Errc::usage, "stream chunks requested out of order");
+      stashed_ += kept.size();
+      if (stashed_ > kMaxStreamStash) {
+        Error err(Errc::limit, "decoding this multi-level container from a stream keeps more than " +
+                                   std::to_string(kMaxStreamStash >> 30) +
+                                   " GiB of its lower level's chunks: read it from a file, or decode level 0");
+        err.at_file(name_);
+        throw err;
+      }
+      stash_.emplace(c, std::move(kept));
+    }
+    if (!r_.next_chunk(buf, e)) fail(Errc::usage, "stream chunks requested out of order");
     return {buf.data(), buf.size()};
   }
   const std::string& name() const override { return name_; }
@@ -33,6 +64,8 @@ class StreamChunkSource : public ChunkSource {
  private:
   ContainerStreamReader& r_;
   std::string name_;
+  std::map<uint32_t, std::vector<uint8_t>> stash_;
+  uint64_t stashed_ = 0;
 };
 
 }  // namespace wc

@@ -4,6 +4,7 @@
 
 #include "codec/codec.h"
 #include "format/bytes.h"
+#include "quant/exact_top.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 
@@ -11,7 +12,7 @@ namespace wc {
 
 int32_t qrow_base_exp(const TensorRecord& t) { return int16_t(load_u16(t.params.data())); }
 
-void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name) {
+void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name, size_t level_count) {
   auto bad = [&](const std::string& why) {
     Error e(Errc::corrupt, std::string(name) + ": " + why);
     e.at_tensor(t.name);
@@ -21,12 +22,15 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
   if (t.params.size() != 2) bad("parameters must be 2 bytes (the base exponent)");
   const int32_t b = qrow_base_exp(t);
   if (b < qrow::kMinBaseExp || b > qrow::kMaxBaseExp) bad("base exponent " + std::to_string(b) + " is out of range");
-  if (t.levels.size() != 1) bad("must have exactly one level");
+  if (t.levels.size() != level_count)
+    bad(level_count == 1 ? "must have exactly one level" : "must have exactly two levels");
   if (t.parts.size() != part_count)
-    bad(part_count == 2 ? "must have exactly two parts (scales, codes)"
-                        : "must have exactly three parts (scales, codes, outliers)");
+    bad(part_count == 2   ? "must have exactly two parts (scales, codes)"
+        : part_count == 3 ? "must have exactly three parts (scales, codes, outliers)"
+                          : "must have exactly four parts (scales, codes, exact-top tables, residuals)");
   const PartRecord& s = t.parts[0];
   const PartRecord& c = t.parts[1];
+  if (s.level != 0 || c.level != 0) bad("parts 0 and 1 must be at level 0");
   if (s.role != PartRole::scales || s.item != DType::U8 ||
       (s.layout != PartLayout::per_row && s.layout != PartLayout::inline_items) || s.items != t.rows())
     bad("part 0 must be the scales: U8, one per row, per-row or inline");
@@ -41,7 +45,31 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
       bad("codec " + std::to_string(p->codec) + " cannot store its part");
 }
 
-void qrow_check(const TensorRecord& t) { qrow_check_parts(t, 2, "qrow"); }
+void qrow_check(const TensorRecord& t) {
+  if (t.levels.size() != 2) {
+    qrow_check_parts(t, 2, "qrow");
+    return;
+  }
+  // 2.7: an exact top layer (spec/EXACT_TOP.md §1)
+  qrow_check_parts(t, 4, "qrow", 2);
+  auto bad = [&](const std::string& why) {
+    Error e(Errc::corrupt, "qrow: " + why);
+    e.at_tensor(t.name);
+    throw e;
+  };
+  const PartRecord& tb = t.parts[2];
+  const PartRecord& rs = t.parts[3];
+  if (tb.role != PartRole::exact_top || tb.level != 1 || tb.layout != PartLayout::inline_items || tb.item != DType::U8 ||
+      (tb.codec != 0 && (!codec_id_valid(tb.codec) || !codec_supports_part(static_cast<CodecId>(tb.codec), tb.item))))
+    bad("part 2 must be the exact top layer's tables: level 1, inline, U8, codec 0 or one that stores U8 items");
+  const DType want = t.dtype == DType::F32 ? DType::U32 : DType::U16;
+  if (rs.role != PartRole::exact_top || rs.level != 1 || rs.layout != PartLayout::per_element || rs.item != want ||
+      rs.codec != exact::kCodecExactResidual || !rs.params.empty() || rs.items != t.elements())
+    bad(std::string("part 3 must be the exact top layer's residuals: level 1, per element, ") +
+        (want == DType::U32 ? "U32" : "U16") + ", codec 6");
+  for (size_t p = 0; p < 3; ++p)
+    if (t.parts[p].codec == exact::kCodecExactResidual) bad("codec 6 stores the exact top layer's residuals only");
+}
 
 const uint8_t* qrow_tile_steps(const TensorRecord& t, uint32_t tile, const TileInputs& in) {
   const uint64_t rows = t.rows_in_tile(tile);
@@ -57,13 +85,19 @@ const uint8_t* qrow_tile_steps(const TensorRecord& t, uint32_t tile, const TileI
 
 Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst) {
-  (void)level;  // one level
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols();
   const uint8_t* e = qrow_tile_steps(t, tile, in);
   const unsigned cb = t.parts[1].item_bytes();
   if (!e || in.size[1] != rows * cols * cb) return Errc::codec;
   qrow::decode_rows_fast(qrow_base_exp(t), e, in.data[1], cb, rows, cols, out, dst);
-  return Errc::ok;
+  if (level == 0) return Errc::ok;
+  // level 1, the exact top layer (EXACT_TOP.md): the original bits, onto
+  // level 0's in the tensor's own dtype (the reader asks for no other)
+  if (out != t.dtype) return Errc::usage;
+  const uint32_t dt = uint32_t(t.dtype);
+  exact::Tables tb;
+  if (!exact::parse_tables(in.data[2], in.size[2], dt, tb)) return Errc::codec;
+  return exact::apply_tile(tb, in.data[3], in.size[3], dt, in.data[1], cb, e, rows, cols, dst);
 }
 
 }  // namespace wc

@@ -10,7 +10,7 @@ inline constexpr uint8_t kReprQrow = 1;
 void qrow_check(const TensorRecord& t);
 // qrow's rules on parts 0 and 1 (and everything but the parts after them) for
 // a record of part_count parts; errors say `name`. Throws Errc::corrupt.
-void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name);
+void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name, size_t level_count = 1);
 Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst);
 

@@ -192,7 +192,12 @@ TEST_SUITE("vectors") {
                            // codes inline, float-ans), vq (F32, codes and scales inline, codec 0: no chunk)
                            Lossy{"lossy_vq", 5, 12, 4},
                            // 2.5: an inline exact norm (raw), qrow (2 tiles), an inline zstd bias, exact (zstd)
-                           Lossy{"lossy_inline_exact", 4, 7, 5}}) {
+                           Lossy{"lossy_inline_exact", 4, 7, 5},
+                           // 2.7: an exact norm, qrow BF16 / F16 / F32 with exact top layers (3, 2 and 1
+                           // tiles; a tile of mode 0; tables of codec 0 and zstd; C = 32 and 6), a plain qrow
+                           Lossy{"lossy_exact_top", 5, 24, 7},
+                           // the same with residual symbols beyond 104 (16-bit) and 232 (F32) in contexts >= 1
+                           Lossy{"lossy_exact_top_wide", 3, 10, 7}}) {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
