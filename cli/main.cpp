@@ -187,6 +187,7 @@ struct Opts {
   uint32_t chunk = wc::kDefaultChunkSize;
   // unpack
   std::string file, tensor;
+  unsigned decode_level = 255;
   // verify
   std::string against;
   // inspect
@@ -335,6 +336,7 @@ wc::UnpackOptions unpack_options(const Opts& o, const Progress& bar) {
   uo.threads = o.threads;
   uo.force = o.force;
   uo.progress = bar.fn();
+  uo.level = o.decode_level;
   return uo;
 }
 
@@ -493,6 +495,10 @@ int main(int argc, char** argv) {
   up->add_option("input", o.inputs, "Containers (*.wcz), or '-' (standard input)")->required();
   add_common(up, o, true);
   up->add_option("--file", o.file, "Restore only this file (its stored name) of the container");
+  up->add_option("--level", o.decode_level,
+                 "Decode each lossy tensor at this level (0: the --bits model of a file packed with --exact; "
+                 "default: the top, the original bits where the file has them)")
+      ->check(CLI::Range(0, 255));
   up->add_option("--tensor", o.tensor, "Write only this tensor, as a NumPy .npy file (default TENSOR.npy)");
 
   auto* in_cmd = app.add_subcommand("inspect", "List the tensors, codecs and sizes in a container");

@@ -85,6 +85,11 @@ struct UnpackOptions {
   unsigned threads = 0;
   bool force = false;
   ProgressFn progress;
+  // The level to decode each lossy tensor at: min(level, its top level);
+  // 255 (the default) is the top: the original bits where a tensor has an
+  // exact top layer (EXACT_TOP.md), else its reconstruction. Level 0 of a
+  // file packed with --exact is the lossy model of its --bits.
+  unsigned level = 255;
 };
 
 // `in`: a container path or "-" (standard input, read front to back).

@@ -167,6 +167,7 @@ struct Span {
   wc::DType out;
   uint64_t b0, b1;
   uint8_t* dst;
+  unsigned level = wc::kTopLevel;  // a lossy tensor's level (min(level, its top))
 };
 
 // Decodes spans on one set of threads: every unit (chunk or tile) any span
@@ -200,18 +201,18 @@ void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsig
     const wc::TensorRecord& t = *sp.t;
     const uint64_t u = jobs[j].unit, begin = u * stride[jobs[j].span], size = wc::unit_out_size(t, u, sp.out);
     std::span<const uint8_t> chunks[wc::kMaxParts];
-    const uint32_t nc = wc::unit_chunks(t);
-    for (uint32_t c = 0; c < nc; ++c) chunks[c] = a.reader->chunk(wc::unit_chunk(t, u, c));
+    const uint32_t nc = wc::unit_chunks(t, sp.level);
+    for (uint32_t c = 0; c < nc; ++c) chunks[c] = a.reader->chunk(wc::unit_chunk(t, u, c, sp.level));
     a.chunks_decoded.fetch_add(t.inline_exact() ? 1 : nc, std::memory_order_relaxed);  // an inline tensor: its one
     if (begin >= sp.b0 && begin + size <= sp.b1) {
       // fresh caller memory: fault its pages in with one call, not one trap
       // a page as the decoder writes (about 15% of loading a new model here)
       if (size >= kPrefaultMin) wc::prefault_for_write(sp.dst + (begin - sp.b0), size);
-      wc::decode_unit(t, u, chunks, ws, sp.out, sp.dst + (begin - sp.b0), a.reader->path());
+      wc::decode_unit(t, u, chunks, ws, sp.out, sp.dst + (begin - sp.b0), a.reader->path(), sp.level);
       return;
     }
     part.resize(size);
-    wc::decode_unit(t, u, chunks, ws, sp.out, part.data(), a.reader->path());
+    wc::decode_unit(t, u, chunks, ws, sp.out, part.data(), a.reader->path(), sp.level);
     const uint64_t lo = std::max(begin, sp.b0), hi = std::min(begin + size, sp.b1);
     std::memcpy(sp.dst + (lo - sp.b0), part.data() + (lo - begin), hi - lo);
   };
@@ -243,7 +244,7 @@ void decode_spans(const wcodec_archive& a, const std::vector<Span>& spans, unsig
   for (const auto& sp : spans) {
     const wc::TensorRecord& t = *sp.t;
     if (t.lossy() && sp.out == t.dtype && sp.b0 == 0 && sp.b1 == output_bytes(t, sp.out) &&
-        XXH3_64bits(sp.dst, sp.b1) != t.levels.back().xxh3) {
+        XXH3_64bits(sp.dst, sp.b1) != t.levels[wc::level_of(t, sp.level)].xxh3) {
       wc::Error e(wc::Errc::checksum, "the decoded tensor does not match the reconstruction hash its record stores");
       e.at_file(a.reader->path()).at_tensor(t.name).at_offset(t.record_offset);
       throw e;
@@ -421,22 +422,10 @@ int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void* dst, size
   return wcodec_decode_tensor_ex(a, tensor, WCODEC_LEVEL_TOP, nullptr, dst, dst_len, threads, err, err_len);
 }
 
-int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
-                            size_t dst_len, unsigned threads, char* err, size_t err_len) {
-  if (!a || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor");
-  const auto& t = a->reader->manifest().tensors[tensor];
-  const uint32_t levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
-  // one level in every 2.0 representation
-  if (level != WCODEC_LEVEL_TOP && level + 1 != levels)
-    return usage(err, err_len, "tensor '" + t.name + "' has no level " + std::to_string(level) + " to decode alone");
-  wcodec_decode_job job{tensor, dst, dst_len, dtype};
-  return wcodec_decode_tensors(a, &job, 1, threads, err, err_len);
-}
-
 namespace {
 
 int decode_jobs(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count, unsigned threads,
-                Executor exec, char* err, size_t err_len) {
+                Executor exec, char* err, size_t err_len, unsigned level = wc::kTopLevel) {
   if (!a || (!jobs && job_count)) return usage(err, err_len, "no archive or no jobs");
   std::vector<Span> spans;
   try {
@@ -456,12 +445,23 @@ int decode_jobs(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t j
     if (jobs[j].dst_len < need || (!jobs[j].dst && need))
       return usage(err, err_len, "a buffer of " + std::to_string(jobs[j].dst_len) + " bytes cannot hold tensor '" +
                                      t.name + "' (" + std::to_string(need) + " bytes)");
-    spans.push_back({&t, out, 0, need, static_cast<uint8_t*>(jobs[j].dst)});
+    spans.push_back({&t, out, 0, need, static_cast<uint8_t*>(jobs[j].dst), level});
   }
   return guarded(err, err_len, [&] { decode_spans(*a, spans, threads, exec); });
 }
 
 }  // namespace
+
+int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
+                            size_t dst_len, unsigned threads, char* err, size_t err_len) {
+  if (!a || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor");
+  const auto& t = a->reader->manifest().tensors[tensor];
+  const uint32_t levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+  if (level != WCODEC_LEVEL_TOP && level >= levels)
+    return usage(err, err_len, "tensor '" + t.name + "' has no level " + std::to_string(level));
+  wcodec_decode_job job{tensor, dst, dst_len, dtype};
+  return decode_jobs(a, &job, 1, threads, {}, err, err_len, level == WCODEC_LEVEL_TOP ? wc::kTopLevel : level);
+}
 
 int wcodec_decode_tensors(const wcodec_archive* a, const wcodec_decode_job* jobs, size_t job_count, unsigned threads,
                           char* err, size_t err_len) {

@@ -18,12 +18,12 @@ constexpr uint64_t kMaxShardIndexSize = 64u << 20;
 }  // namespace
 
 void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, ThreadPool& pool,
-                  const ProgressFn& progress) {
-  decode_files(m, 0, uint32_t(m.files.size()), src, dst, pool, progress);
+                  const ProgressFn& progress, unsigned level) {
+  decode_files(m, 0, uint32_t(m.files.size()), src, dst, pool, progress, level);
 }
 
 void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource& src, AssemblyTarget& dst,
-                  ThreadPool& pool, const ProgressFn& progress) {
+                  ThreadPool& pool, const ProgressFn& progress, unsigned level) {
   if (!src.random_access() && (first != 0 || count != m.files.size()))
     fail(Errc::usage, "a stream decodes every file in order");
   uint64_t total = 0, done = 0;
@@ -57,9 +57,9 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
     auto fetch = [&](size_t k, const ChunkJob& j) {
       const TensorRecord& t = m.tensors[j.tensor];
       if (j.chunk == 0) check_decodable(t, src.name());
-      const uint32_t n = unit_chunks(t);
+      const uint32_t n = unit_chunks(t, level);
       stored[k].resize(n), spans[k].resize(n);
-      for (uint32_t c = 0; c < n; ++c) spans[k][c] = src.get(unit_chunk(t, j.chunk, c), stored[k][c]);
+      for (uint32_t c = 0; c < n; ++c) spans[k][c] = src.get(unit_chunk(t, j.chunk, c, level), stored[k][c]);
     };
     for_chunk_windows(
         m, f.first_tensor, f.tensor_count, pool,
@@ -71,7 +71,7 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
           if (src.random_access()) fetch(k, j);
           try {
             decode_unit(t, j.chunk, spans[k].data(), work[k], t.dtype, raw[k].reserve(unit_out_size(t, j.chunk, t.dtype)),
-                        src.name());
+                        src.name(), level);
           } catch (Error& e) {
             // where the unit's chunks lie; a tile of inline parts only has none: they lie in the
             // (compressed) manifest, which starts at kHeaderSize
@@ -81,14 +81,17 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
         },
         [&](size_t k, const ChunkJob& j) {
           const TensorRecord& t = m.tensors[j.tensor];
-          recon.bytes(t, j.chunk, raw[k].data(), raw[k].size(), src.name());
+          recon.bytes(t, j.chunk, raw[k].data(), raw[k].size(), src.name(), level);
           if (is_index) shard_index.insert(shard_index.end(), raw[k].data(), raw[k].data() + raw[k].size());
           dst.bytes(raw[k].data(), raw[k].size());
           XXH3_64bits_update(hs.s, raw[k].data(), raw[k].size());
           done += raw[k].size();
           if (progress) progress(done, total);  // throttled by the caller
         });
-    if (XXH3_64bits_digest(hs.s) != f.xxh3) {
+    bool top = true;  // every tensor of the file at its top level: the file's own hash applies
+    for (uint32_t i = f.first_tensor; i < f.first_tensor + f.tensor_count; ++i)
+      top &= m.tensors[i].levels.size() <= 1 || level_of(m.tensors[i], level) + 1 == m.tensors[i].levels.size();
+    if (top && XXH3_64bits_digest(hs.s) != f.xxh3) {
       Error e(Errc::checksum, "decoded file '" + f.name + "' does not match the checksum of the original");
       e.at_file(src.name());
       throw e;

@@ -63,12 +63,16 @@ struct HashState {
   HashState& operator=(const HashState&) = delete;
 };
 
+// `level`: each lossy tensor at min(level, its top level) (lib/unit_decode.h
+// kTopLevel: the top). A file whose tensors are all at their top levels is
+// checked against its XXH3-64; below, each lossy tensor against its
+// level's (exact tensors against their chunks').
 void decode_model(const Manifest& m, ChunkSource& src, AssemblyTarget& dst, ThreadPool& pool,
-                  const ProgressFn& progress);
+                  const ProgressFn& progress, unsigned level = 255);
 // The same for files [first, first + count) only (a random-access source;
 // a stream decodes every file): unpack --file.
 void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource& src, AssemblyTarget& dst,
-                  ThreadPool& pool, const ProgressFn& progress);
+                  ThreadPool& pool, const ProgressFn& progress, unsigned level = 255);
 
 // Decodes one chunk of exact tensor `t` into dst (exactly t.chunk_raw_size(i)
 // bytes); throws naming the tensor and chunk (lib/unit_decode.cpp, beside

@@ -27,7 +27,8 @@ namespace {
 // Decodes tensors [first, first + count) of the container, chunks in
 // parallel windows, handing each chunk's bytes to emit() strictly in order.
 template <class Emit>
-void decode_tensors(const ContainerReader& r, uint32_t first, uint32_t count, ThreadPool& pool, Emit&& emit) {
+void decode_tensors(const ContainerReader& r, uint32_t first, uint32_t count, ThreadPool& pool, unsigned level,
+                    Emit&& emit) {
   const Manifest& m = r.manifest();
   const size_t slots = chunk_slots(pool);
   std::vector<RawBuffer> raw(slots);
@@ -39,13 +40,13 @@ void decode_tensors(const ContainerReader& r, uint32_t first, uint32_t count, Th
       m, first, count, pool, [](size_t, const ChunkJob&) {},
       [&](size_t k, const ChunkJob& j) {
         const TensorRecord& t = m.tensors[j.tensor];
-        spans[k].resize(unit_chunks(t));
-        for (uint32_t c = 0; c < spans[k].size(); ++c) spans[k][c] = r.chunk(unit_chunk(t, j.chunk, c));
+        spans[k].resize(unit_chunks(t, level));
+        for (uint32_t c = 0; c < spans[k].size(); ++c) spans[k][c] = r.chunk(unit_chunk(t, j.chunk, c, level));
         decode_unit(t, j.chunk, spans[k].data(), work[k], t.dtype, raw[k].reserve(unit_out_size(t, j.chunk, t.dtype)),
-                    r.path());
+                    r.path(), level);
       },
       [&](size_t k, const ChunkJob& j) {
-        recon.bytes(m.tensors[j.tensor], j.chunk, raw[k].data(), raw[k].size(), r.path());
+        recon.bytes(m.tensors[j.tensor], j.chunk, raw[k].data(), raw[k].size(), r.path(), level);
         emit(raw[k].data(), raw[k].size());
       });
 }
@@ -191,7 +192,7 @@ std::string unpack_file(const std::string& in, const std::string& name, const st
   } target;
   target.s = sink.sink;
   FileChunkSource src(r);
-  decode_files(m, uint32_t(f - m.files.data()), 1, src, target, pool, opt.progress);
+  decode_files(m, uint32_t(f - m.files.data()), 1, src, target, pool, opt.progress, opt.level);
   sink.commit();
   return dest;
 }
@@ -240,7 +241,7 @@ NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, cons
   const std::string h = npy_header(res.descr, res.shape);
   sink.sink->write(h.data(), h.size());
   uint64_t done = 0;
-  decode_tensors(r, found[0], 1, pool, [&](const uint8_t* p, size_t n) {
+  decode_tensors(r, found[0], 1, pool, opt.level, [&](const uint8_t* p, size_t n) {
     sink.sink->write(p, n);
     done += n;
     if (opt.progress) opt.progress(done, t.byte_size);

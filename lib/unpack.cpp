@@ -258,8 +258,15 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
   // not exist yet: made as a folder container's is
   MadeFolder folder(single_file(r.manifest()) && !out.empty() && out.back() == '/' ? out : std::string());
   OutputFiles dst(r.manifest(), dest, opt.force);
-  decode_model(r.manifest(), src, dst, pool, opt.progress);
-  if constexpr (std::is_same_v<Reader, ContainerStreamReader>) r.finish();
+  decode_model(r.manifest(), src, dst, pool, opt.progress, opt.level);
+  if constexpr (std::is_same_v<Reader, ContainerStreamReader>) {
+    // the chunks of levels above the one decoded are read (and checked) to reach the index
+    std::vector<uint8_t> skip;
+    ChunkEntry e;
+    while (r.next_chunk(skip, e)) {
+    }
+    r.finish();
+  }
   dst.commit();
   folder.keep();
   return dest;
