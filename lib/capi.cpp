@@ -272,6 +272,7 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
   if (o->struct_size >= offsetof(wcodec_pack_options, scheme) + sizeof(o->scheme) && o->scheme) p.scheme = o->scheme;
   if (o->struct_size >= offsetof(wcodec_pack_options, inline_small) + sizeof(o->inline_small) && o->inline_small)
     p.inline_small = o->inline_small;
+  if (o->struct_size >= offsetof(wcodec_pack_options, exact) + sizeof(o->exact)) p.exact = o->exact != 0;
   return p;
 }
 
@@ -643,6 +644,46 @@ int wcodec_verify(const char* in, unsigned threads, uint64_t* chunks, uint64_t* 
 
 uint64_t wcodec_chunks_decoded(const wcodec_archive* a) {
   return a ? a->chunks_decoded.load(std::memory_order_relaxed) : 0;
+}
+
+int wcodec_upgrade_tensor(const wcodec_archive* a, size_t tensor, uint32_t from, uint32_t to, void* dst,
+                          size_t dst_len, unsigned threads, char* err, size_t err_len) {
+  if (!a || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor");
+  const auto& t = a->reader->manifest().tensors[tensor];
+  const uint32_t levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+  if (to == WCODEC_LEVEL_TOP) to = levels - 1;
+  if (from >= to || to >= levels)
+    return usage(err, err_len, "tensor '" + t.name + "' has no level " + std::to_string(to) + " above level " +
+                                   std::to_string(from));
+  if (dst_len < t.byte_size || !dst)
+    return usage(err, err_len, "a buffer of " + std::to_string(dst_len) + " bytes cannot hold tensor '" + t.name +
+                                   "' (" + std::to_string(t.byte_size) + " bytes)");
+  return guarded(err, err_len, [&] {
+    wc::check_decodable(t, a->reader->path());
+    const uint64_t units = wc::unit_count(t), stride = wc::unit_stride(t, t.dtype);
+    auto* out = static_cast<uint8_t*>(dst);
+    auto run = [&](size_t u) {
+      thread_local wc::UnitWork ws;
+      std::span<const uint8_t> chunks[wc::kMaxParts];
+      const uint32_t nc = wc::unit_chunks_in(t, from + 1, to);
+      for (uint32_t c = 0; c < nc; ++c) chunks[c] = a->reader->chunk(wc::unit_chunk_in(t, u, c, from + 1, to));
+      a->chunks_decoded.fetch_add(nc, std::memory_order_relaxed);
+      wc::upgrade_unit(t, u, from, to, chunks, ws, out + u * stride, a->reader->path());
+    };
+    const unsigned n = std::min<uint64_t>(threads ? threads : wc::default_threads(), std::max<uint64_t>(units, 1));
+    if (n == 1) {
+      for (uint64_t u = 0; u < units; ++u) run(u);
+    } else {
+      wc::ThreadPool pool(n);
+      pool.parallel_for(units, run);
+    }
+    if (XXH3_64bits(out, t.byte_size) != t.levels[to].xxh3) {
+      wc::Error e(wc::Errc::checksum, "the upgraded tensor does not match level " + std::to_string(to) +
+                                          "'s hash (was dst the tensor at level " + std::to_string(from) + "?)");
+      e.at_file(a->reader->path()).at_tensor(t.name).at_offset(t.record_offset);
+      throw e;
+    }
+  });
 }
 
 }  // extern "C"

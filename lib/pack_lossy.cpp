@@ -90,7 +90,26 @@ struct Candidate {
   std::vector<std::shared_ptr<const vq::Codebook>> vq;
   qrow::Steps vq_steps;
   std::shared_ptr<const std::vector<float>> imp;
+  // --exact, a tensor with Inf or NaN values: the tensor with them set to 0,
+  // which level 0 quantizes (its top layer restores them)
+  std::shared_ptr<const std::vector<uint8_t>> finite;
+  const uint8_t* plain(const uint8_t* data) const { return finite ? finite->data() : data; }
 };
+
+// The tensor with its non-finite elements (exponent field all ones) set to +0.
+std::shared_ptr<const std::vector<uint8_t>> finite_copy(DType t, const uint8_t* data, uint64_t n) {
+  auto out = std::make_shared<std::vector<uint8_t>>(data, data + n * (dtype_bits(t) / 8));
+  uint8_t* p = out->data();
+  for (uint64_t i = 0; i < n; ++i) {
+    if (t == DType::F32) {
+      if ((load_u32(p + 4 * i) & 0x7F800000u) == 0x7F800000u) store_u32(p + 4 * i, 0);
+    } else {
+      const uint16_t e = t == DType::F16 ? 0x7C00 : 0x7F80;
+      if ((load_u16(p + 2 * i) & e) == e) store_u16(p + 2 * i, 0);
+    }
+  }
+  return out;
+}
 
 uint32_t tile_rows_for(uint64_t rows, uint64_t cols) {
   return uint32_t(std::clamp<uint64_t>(kTileElements / std::max<uint64_t>(cols, 1), 1, std::min<uint64_t>(rows, 1u << 30)));
@@ -324,6 +343,7 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
         load_floats(t.dtype, recon[k].data(), n, b.data());
         double e = 0, s2 = 0, m2 = 0;
         for (uint64_t i = 0; i < n; ++i) {
+          if (!std::isfinite(a[i])) continue;  // --exact's Inf and NaN: restored by the top layer, not counted
           const double d = double(a[i]) - double(b[i]);
           e += d * d, s2 += double(a[i]) * a[i], m2 = std::max(m2, std::fabs(d));
         }
@@ -355,7 +375,7 @@ void add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, Thread
         quantize_tile(t, lt, data, tile, sc[k]);
         reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
         const uint64_t r0 = tile * t.tile_rows();
-        exact::count_tile(counts[k], uint32_t(t.dtype), data + r0 * cols * eb, sc[k].recon.data(), sc[k].codes.data(),
+        exact::count_tile(counts[k], uint32_t(t.dtype), data + r0 * cols * eb, sc[k].recon.data(), lt.steps.base_exp,
                           lt.steps.e.data() + r0, t.rows_in_tile(tile), cols);
       },
       [](size_t, uint64_t) {});
@@ -505,7 +525,7 @@ void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
   out.emplace_back();
   exact::encode_tile(*lt.exact, uint32_t(t.dtype), data + r0 * cols * (dtype_bits(t.dtype) / 8), sc.recon.data(),
-                     sc.codes.data(), lt.steps.e.data() + r0, rows, cols, out.back());
+                     lt.steps.base_exp, lt.steps.e.data() + r0, rows, cols, out.back());
 }
 
 void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile,
@@ -634,6 +654,10 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     Candidate& c = cs[k];
     const TensorRecord& t = m.tensors[c.tensor];
     c.rms = qrow::row_rms(t.dtype, data[c.tensor], c.rows, c.cols, &c.rms_all);
+    if (!std::isfinite(c.rms_all) && opt.exact) {  // the top layer restores the Inf and NaN values
+      c.finite = finite_copy(t.dtype, data[c.tensor], c.rows * c.cols);
+      c.rms = qrow::row_rms(t.dtype, c.finite->data(), c.rows, c.cols, &c.rms_all);
+    }
     if (!std::isfinite(c.rms_all)) return;  // inf or NaN: stays exact
     c.sensitivity = given[c.tensor] >= 0 ? given[c.tensor] : role_sensitivity(tensor_role(t.name), layers);
     if (auto v = calib.importance.find(t.name); v != calib.importance.end() && !hessian_of(c))
@@ -709,7 +733,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     const std::vector<qrow::Point> r =
         b.zeroed ? qrow::evaluate_plans(t.dtype, c.zeroed->data(), c.rows, c.cols, c.rms_z, c.rms_all_z, plans, c.sample,
                                         c.fb.get(), hessian_of(c))
-                 : qrow::evaluate_plans(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all, plans, c.sample,
+                 : qrow::evaluate_plans(t.dtype, c.plain(data[c.tensor]), c.rows, c.cols, c.rms, c.rms_all, plans, c.sample,
                                         c.fb.get(), hessian_of(c));
     for (int j = 0; j < b.count; ++j) {
       c.grid[b.slot + j] = plans[j];
@@ -725,7 +749,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     if (vq_ok) add_vq_curve(c, t, data[c.tensor], calib, hessian_of(c), opt.scheme == "codebook" && c.curve.empty());
     if (c.curve.empty() && opt.scheme == "codebook") {  // no d divides the columns: plain qrow
       for (int g = kGridLo; g <= kGridHi; ++g) c.grid.push_back(plan_at(c, g));
-      for (const qrow::Point& r : qrow::evaluate_plans(t.dtype, data[c.tensor], c.rows, c.cols, c.rms, c.rms_all,
+      for (const qrow::Point& r : qrow::evaluate_plans(t.dtype, c.plain(data[c.tensor]), c.rows, c.cols, c.rms, c.rms_all,
                                                        c.grid, c.sample, c.fb.get(), hessian_of(c)))
         c.curve.push_back({r.bits, r.relerr2});
       c.n_plain = c.curve.size();
@@ -788,6 +812,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     st.lt.steps = with_outliers ? qrow::choose_steps(c.rms_z, c.rms_all_z, st.lt.plan)
                                 : qrow::choose_steps(c.rms, c.rms_all, st.lt.plan);
     if (with_outliers) st.lt.zeroed = c.zeroed, st.lt.block = c.block;
+    else st.lt.zeroed = c.finite;  // (null but for --exact's tensors with Inf or NaN)
     st.lt.rd = qrow::train_rd(st.rec.dtype, st.lt.source(data[c.tensor]), c.cols, st.lt.steps, st.lt.plan, c.sample, 3);
     st.lt.fb = c.fb;
     make_record(st.rec, st.lt.steps, tile_rows_for(c.rows, c.cols), st.lt.block);

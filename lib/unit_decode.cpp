@@ -11,7 +11,7 @@ namespace {
 // The chunked parts a tile reads at level L: its tiled parts of levels up
 // to L. (No representation has a tensor-wide part yet; one that adds them
 // will extend this.)
-bool chunked(const PartRecord& p, unsigned L) { return p.tiled() && p.level <= L; }
+bool chunked(const PartRecord& p, unsigned lo, unsigned hi) { return p.tiled() && p.level >= lo && p.level <= hi; }
 
 [[noreturn]] void fail_tensor(Errc c, const std::string& msg, const std::string& file, const TensorRecord& t) {
   Error e(c, msg);
@@ -33,18 +33,24 @@ uint64_t unit_count(const TensorRecord& t) {
   return t.lossy() ? (t.byte_size ? t.tile_count() : 0) : t.chunk_count;
 }
 
-uint32_t unit_chunks(const TensorRecord& t, unsigned level) {
+uint32_t unit_chunks(const TensorRecord& t, unsigned level) { return unit_chunks_in(t, 0, level); }
+
+uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j, unsigned level) {
+  return unit_chunk_in(t, u, j, 0, level);
+}
+
+uint32_t unit_chunks_in(const TensorRecord& t, unsigned lo, unsigned hi) {
   if (t.inline_exact()) return 0;
-  if (!t.lossy()) return 1;
+  if (!t.lossy()) return lo == 0 ? 1 : 0;
   uint32_t n = 0;
-  for (const auto& p : t.parts) n += chunked(p, level);
+  for (const auto& p : t.parts) n += chunked(p, lo, hi);
   return n;
 }
 
-uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j, unsigned level) {
+uint32_t unit_chunk_in(const TensorRecord& t, uint64_t u, uint32_t j, unsigned lo, unsigned hi) {
   if (!t.lossy()) return t.first_chunk + uint32_t(u);
   for (uint32_t p = 0; p < t.parts.size(); ++p)
-    if (chunked(t.parts[p], level) && j-- == 0) return t.global_chunk(t.chunk_of_part(p, u));
+    if (chunked(t.parts[p], lo, hi) && j-- == 0) return t.global_chunk(t.chunk_of_part(p, u));
   return UINT32_MAX;
 }
 
@@ -109,6 +115,11 @@ void decode_stored_chunk(const TensorRecord& t, uint32_t global, std::span<const
                         "part " + std::to_string(pc.part) + " chunk " + std::to_string(local), file, t);
 }
 
+// The bytes of t's parts of levels lo..hi for tile u (tiled parts from
+// `stored`, in order; inline parts from the record, decoded when coded).
+static void gather_inputs(const TensorRecord& t, uint64_t u, unsigned lo, unsigned hi,
+                          const std::span<const uint8_t>* stored, UnitWork& ws, TileInputs& in, const std::string& file);
+
 void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
                  uint8_t* dst, const std::string& file, unsigned level) {
   if (t.inline_exact()) {
@@ -127,11 +138,32 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
   if (L > 0 && out != t.dtype)
     fail_tensor(Errc::usage, "an exact top layer decodes to the tensor's own dtype only", file, t);
   TileInputs in;
+  gather_inputs(t, u, 0, L, stored, ws, in, file);
+  const Errc rc = r->decode_tile(t, uint32_t(u), L, in, out, dst);
+  if (rc != Errc::ok) fail_tensor(rc, "tile " + std::to_string(u) + " does not decode (" + std::string(r->name) + ")", file, t);
+}
+
+void upgrade_unit(const TensorRecord& t, uint64_t u, unsigned from, unsigned to, const std::span<const uint8_t>* stored,
+                  UnitWork& ws, uint8_t* dst, const std::string& file) {
+  check_decodable(t, file);
+  const Repr* r = find_repr(t.repr);
+  if (!t.lossy() || !r->upgrade_tile || from >= to || to >= t.levels.size())
+    fail_tensor(Errc::usage, "no level " + std::to_string(to) + " above level " + std::to_string(from) + " to apply",
+                file, t);
+  TileInputs in;
+  gather_inputs(t, u, from + 1, to, stored, ws, in, file);
+  const Errc rc = r->upgrade_tile(t, uint32_t(u), from, to, in, dst);
+  if (rc != Errc::ok)
+    fail_tensor(rc, "tile " + std::to_string(u) + " does not upgrade (" + std::string(r->name) + ")", file, t);
+}
+
+static void gather_inputs(const TensorRecord& t, uint64_t u, unsigned lo, unsigned hi,
+                          const std::span<const uint8_t>* stored, UnitWork& ws, TileInputs& in, const std::string& file) {
   uint32_t j = 0;
   for (uint32_t p = 0; p < t.parts.size(); ++p) {
     const PartRecord& part = t.parts[p];
-    if (part.level > L) continue;
-    if (part.codec == exact::kCodecExactResidual && chunked(part, L)) {  // the representation decodes it
+    if (part.level < lo || part.level > hi) continue;
+    if (part.codec == exact::kCodecExactResidual && chunked(part, lo, hi)) {  // the representation decodes it
       in.data[p] = stored[j].data(), in.size[p] = stored[j].size();
       ++j;
     } else if (part.layout == PartLayout::inline_items && part.codec == 0) {
@@ -142,7 +174,7 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
       decode_chunk_or_throw(part.codec, part.item, std::span<const uint8_t>(part.data), d, n,
                             "inline part " + std::to_string(p) + " (in the manifest)", file, t);
       in.data[p] = d, in.size[p] = n;
-    } else if (chunked(part, L)) {
+    } else if (chunked(part, lo, hi)) {
       const uint64_t n = t.part_bytes(p, u);
       uint8_t* d = ws.part[p].reserve(n);
       decode_chunk_or_throw(part.codec, part.item, stored[j++], d, n,
@@ -152,8 +184,6 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
       fail_tensor(Errc::unsupported_version, "tensor-wide parts are not decoded by this reader", file, t);
     }
   }
-  const Errc rc = r->decode_tile(t, uint32_t(u), L, in, out, dst);
-  if (rc != Errc::ok) fail_tensor(rc, "tile " + std::to_string(u) + " does not decode (" + std::string(r->name) + ")", file, t);
 }
 
 void ReconstructionCheck::bytes(const TensorRecord& t, uint64_t u, const uint8_t* p, size_t n, const std::string& file,

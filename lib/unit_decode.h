@@ -28,6 +28,10 @@ uint64_t unit_count(const TensorRecord& t);
 // decoded), and the global number of the j-th, in container order.
 uint32_t unit_chunks(const TensorRecord& t, unsigned level = kTopLevel);
 uint32_t unit_chunk(const TensorRecord& t, uint64_t u, uint32_t j, unsigned level = kTopLevel);
+// The same for the parts of levels lo..hi only (an upgrade reads the new
+// levels' chunks and nothing else).
+uint32_t unit_chunks_in(const TensorRecord& t, unsigned lo, unsigned hi);
+uint32_t unit_chunk_in(const TensorRecord& t, uint64_t u, uint32_t j, unsigned lo, unsigned hi);
 // Bytes unit u decodes to in dtype `out` (exact tensors: their own dtype).
 uint64_t unit_out_size(const TensorRecord& t, uint64_t u, DType out);
 // Where unit u + 1 starts in the output less where unit u starts: every
@@ -60,6 +64,13 @@ struct UnitWork {
 // not know.
 void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_t>* stored, UnitWork& ws, DType out,
                  uint8_t* dst, const std::string& file, unsigned level = kTopLevel);
+
+// Brings unit u of lossy tensor t, held at level `from` in its own dtype in
+// dst, to level `to` in place from the stored chunks of levels from+1..to
+// (stored[j], j < unit_chunks_in(t, from + 1, to)). Throws as decode_unit;
+// Errc::usage when t has no such levels or its representation none above.
+void upgrade_unit(const TensorRecord& t, uint64_t u, unsigned from, unsigned to, const std::span<const uint8_t>* stored,
+                  UnitWork& ws, uint8_t* dst, const std::string& file);
 
 // Checks a lossy tensor's decoded bytes against its top level's xxh3 as
 // units arrive in order (exact tensors pass: the file's hash covers them).

@@ -17,7 +17,6 @@ void store_bits(uint8_t* p, uint64_t i, unsigned wb, uint32_t v) {
   if (wb == 4) store_u32(p + 4 * i, v);
   else store_u16(p + 2 * i, uint16_t(v));
 }
-uint32_t load_code(const uint8_t* codes, uint64_t i, unsigned cb) { return cb == 1 ? codes[i] : load_u16(codes + 2 * i); }
 
 // uvar (§4): LEB128 of at most 4 bytes.
 bool read_uvar(const uint8_t*& p, const uint8_t* end, uint32_t& v) {
@@ -40,15 +39,18 @@ struct Elem {
   Split s;
 };
 
+// The step exponent of a row (QROW.md §2).
+int32_t row_exp(int32_t base_exp, uint8_t e) { return base_exp + int32_t(e >> 4); }
+
 // Symbol, raw bits and clamped context of element i of a tile.
-Elem element(uint32_t dt, unsigned C, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
-             const uint8_t* e, uint64_t cols, uint64_t i) {
+Elem element(uint32_t dt, unsigned C, const uint8_t* orig, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
+             uint64_t cols, uint64_t i) {
   const unsigned wb = width(dt) / 8;
   const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
-  const unsigned raw = raw_context(qrow::unzigzag(codes[i]), e[i / cols]);
+  const uint32_t y = load_bits(recon, i, wb);
   Elem el;
-  el.ctx = std::min(raw, C - 1);
-  el.s = split(residual(load_bits(recon, i, wb), load_bits(orig, i, wb), h, mask), el.ctx, dt);
+  el.ctx = std::min(raw_context(y, dt, row_exp(base_exp, e[i / cols])), C - 1);
+  el.s = split(residual(y, load_bits(orig, i, wb), h, mask), el.ctx, dt);
   return el;
 }
 
@@ -82,8 +84,8 @@ bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
   return p == end;
 }
 
-Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, const uint8_t* codes, unsigned cb,
-                const uint8_t* e, uint64_t rows, uint64_t cols, uint8_t* dst) {
+Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int32_t base_exp, uint64_t rows,
+                uint64_t cols, uint8_t* dst) {
   const unsigned wb = width(dt) / 8;
   const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
   const uint64_t count = rows * cols;
@@ -96,12 +98,15 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, cons
   }
   if (pl[0] != 1 || n < 8 || pl[1] || load_u16(pl + 2)) return Errc::codec;
   const uint64_t ans = load_u32(pl + 4);
-  if (ans < 16 || ans % 2 || ans > n - 8) return Errc::codec;
-  const uint8_t* words = pl + 8 + 16;
-  const uint8_t* wend = pl + 8 + ans;
+  if (n - 8 < rows) return Errc::codec;
+  const uint8_t* e = pl + 8;  // the rows' step bytes
+  const uint8_t* st = e + rows;
+  if (ans < 16 || ans % 2 || ans > n - 8 - rows) return Errc::codec;
+  const uint8_t* words = st + 16;
+  const uint8_t* wend = st + ans;
   uint32_t x[4];
   for (unsigned j = 0; j < 4; ++j) {
-    x[j] = load_u32(pl + 8 + 4 * j);
+    x[j] = load_u32(st + 4 * j);
     if (x[j] < kStateLow) return Errc::codec;
   }
   const uint8_t* rb = wend;  // the raw-bit stream
@@ -111,7 +116,8 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, cons
   const uint32_t pmask = (1u << tb.P) - 1;
   for (uint64_t i = 0; i < count; ++i) {
     uint32_t& s = x[i & 3];
-    const unsigned c = std::min(raw_context(qrow::unzigzag(load_code(codes, i, cb)), e[i / cols]), tb.C - 1);
+    const uint32_t y = load_bits(dst, i, wb);
+    const unsigned c = std::min(raw_context(y, dt, row_exp(base_exp, e[i / cols])), tb.C - 1);
     const Context& t = tb.ctx[c];
     if (t.sym.empty()) return Errc::codec;
     const uint32_t slot = s & pmask;
@@ -135,7 +141,7 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, cons
       raw = uint32_t(acc & ((uint64_t(1) << nr) - 1));
       acc >>= nr, have -= nr;
     }
-    store_bits(dst, i, wb, restore(load_bits(dst, i, wb), join(sym, raw, c, dt), h, mask));
+    store_bits(dst, i, wb, restore(y, join(sym, raw, c, dt), h, mask));
   }
   if (words != wend || rb != rend || acc != 0 || have >= 8) return Errc::codec;
   for (uint32_t s : x)
@@ -150,11 +156,11 @@ void Counts::add(const Counts& o) {
   }
 }
 
-void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
-                const uint8_t* e, uint64_t rows, uint64_t cols) {
+void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
+                uint64_t rows, uint64_t cols) {
   for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(alphabet(c, dt), 0);
   for (uint64_t i = 0; i < rows * cols; ++i) {
-    const Elem el = element(dt, kRawContexts + 1, orig, recon, codes, e, cols, i);
+    const Elem el = element(dt, kRawContexts + 1, orig, recon, base_exp, e, cols, i);
     ++k.c[el.ctx][el.s.sym];
   }
 }
@@ -240,12 +246,12 @@ std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb) {
   return out;
 }
 
-void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
+void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
                  const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out) {
   const unsigned wb = width(dt) / 8;
   const uint64_t count = rows * cols;
   std::vector<Elem> el(count);
-  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, tb.C, orig, recon, codes, e, cols, i);
+  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, tb.C, orig, recon, base_exp, e, cols, i);
   // rANS, backwards (§6): the decoder reads forwards
   uint32_t x[4] = {kStateLow, kStateLow, kStateLow, kStateLow};
   std::vector<uint16_t> words;
@@ -269,8 +275,10 @@ void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8
   out.assign(8, 0);
   out[0] = 1;
   store_u32(out.data() + 4, uint32_t(ans));
-  out.resize(8 + 16);
-  for (unsigned j = 0; j < 4; ++j) store_u32(out.data() + 8 + 4 * j, x[j]);
+  out.insert(out.end(), e, e + rows);
+  const size_t st = out.size();
+  out.resize(st + 16);
+  for (unsigned j = 0; j < 4; ++j) store_u32(out.data() + st + 4 * j, x[j]);
   for (size_t w = words.size(); w-- > 0;) out.push_back(uint8_t(words[w])), out.push_back(uint8_t(words[w] >> 8));
   uint64_t acc = 0;
   unsigned have = 0;

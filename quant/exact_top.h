@@ -30,26 +30,26 @@ struct Tables {
 bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& out);
 
 // Tile decode (§5): dst holds the tile's level-0 bits in dtype dt (rows ×
-// cols elements) and receives the original bits. codes: the tile's qrow
-// codes (code_bytes each), e: its rows' step bytes. Errc::codec when the
-// payload is not valid.
-Errc apply_tile(const Tables& tb, const uint8_t* payload, size_t n, uint32_t dt, const uint8_t* codes,
-                unsigned code_bytes, const uint8_t* e, uint64_t rows, uint64_t cols, uint8_t* dst);
+// cols elements) and receives the original bits; base_exp is the tensor's
+// (qrow's params). Needs nothing of level 0 but its values: the payload
+// carries the rows' step bytes. Errc::codec when the payload is not valid.
+Errc apply_tile(const Tables& tb, const uint8_t* payload, size_t n, uint32_t dt, int32_t base_exp, uint64_t rows,
+                uint64_t cols, uint8_t* dst);
 
 // Encoder. Symbol counts per raw context (0..32) over a whole tensor.
 struct Counts {
   std::vector<uint64_t> c[kRawContexts];
   void add(const Counts& o);
 };
-// Counts a tile: original and level-0 bits (dtype dt), codes (zigzag, one
-// per element) and row step bytes.
-void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
-                const uint8_t* e, uint64_t rows, uint64_t cols);
+// Counts a tile: original and level-0 bits (dtype dt), the tensor's base
+// exponent and the rows' step bytes.
+void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
+                uint64_t rows, uint64_t cols);
 // Chooses the context count and frequencies for the counts; returns part
 // 2's bytes and fills tb as parse_tables would.
 std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb);
 // One tile's payload (§5): mode 1, or mode 0 when that is not smaller.
-void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, const uint16_t* codes,
+void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
                  const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out);
 
 }  // namespace wc::exact

@@ -35,19 +35,33 @@ WC_QHD uint32_t residual(uint32_t y, uint32_t w, uint32_t h, uint32_t mask) {
   return (y >= h ? 0u - dw : dw) & mask;
 }
 
-// The raw context (0..32) of an element of signed code q in a row of step
-// byte e (§3); the tables clamp it to C - 1.
-WC_QHD unsigned raw_context(int32_t q, uint32_t e) {
-  if (q == 0) return 0;
-  const uint32_t a = uint32_t(q < 0 ? -q : q);
-  const uint32_t v = a * (16u + (e & 15u));
-  const unsigned nb = bit_length(v);
-  return 1u + 2u * (nb - 5u) + ((v >> (nb - 2u)) & 1u);
-}
-
 // Mantissa width of the dtype (ids as qrow_math.h: F16 8, BF16 9, F32 12).
 WC_QHD unsigned mant_bits(uint32_t dt) { return dt == qrow::kF32 ? 23u : dt == qrow::kF16 ? 10u : 7u; }
 WC_QHD unsigned width(uint32_t dt) { return dt == qrow::kF32 ? 32u : 16u; }
+
+// The raw context (0..32) of an element whose level-0 bits are y, in a row
+// whose step is 2^E times (1 + (e & 15) / 16) (§3): 0 for a level-0 value of
+// ±0, else by half-octaves of |y| / 2^E, which is about |q| times the step's
+// mantissa, so a context gathers elements whose level-0 bins hold about as
+// many values of the dtype. The tables clamp it to C - 1. Only y and the
+// row's step are needed: a runtime holding level 0 applies level 1 onto it.
+WC_QHD unsigned raw_context(uint32_t y, uint32_t dt, int32_t E) {
+  const unsigned m = mant_bits(dt), w = width(dt);
+  const uint32_t mag = y & ((1u << (w - 1)) - 1u);
+  if (mag == 0) return 0;
+  const int32_t bias = dt == qrow::kF16 ? 15 : 127;
+  const uint32_t x = mag >> m, f = mag & ((1u << m) - 1u);
+  int32_t L;   // floor(log2 |y|)
+  uint32_t t;  // the bit below the leading one
+  if (x) {
+    L = int32_t(x) - bias, t = (f >> (m - 1u)) & 1u;
+  } else {  // subnormal
+    const unsigned n = bit_length(f);
+    L = int32_t(n) - int32_t(m) - bias, t = n >= 2 ? (f >> (n - 2u)) & 1u : 0u;
+  }
+  const int32_t c = 1 + 2 * (L - E) + int32_t(t);
+  return unsigned(c < 1 ? 1 : c > 32 ? 32 : c);
+}
 
 // Alphabet of context c (§3).
 WC_QHD uint32_t alphabet(unsigned c, uint32_t dt) {

@@ -94,10 +94,16 @@ Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, cons
   // level 1, the exact top layer (EXACT_TOP.md): the original bits, onto
   // level 0's in the tensor's own dtype (the reader asks for no other)
   if (out != t.dtype) return Errc::usage;
+  return qrow_upgrade_tile(t, tile, 0, 1, in, dst);
+}
+
+Errc qrow_upgrade_tile(const TensorRecord& t, uint32_t tile, unsigned from, unsigned to, const TileInputs& in,
+                       uint8_t* dst) {
+  if (from != 0 || to != 1 || t.levels.size() != 2) return Errc::usage;
   const uint32_t dt = uint32_t(t.dtype);
   exact::Tables tb;
   if (!exact::parse_tables(in.data[2], in.size[2], dt, tb)) return Errc::codec;
-  return exact::apply_tile(tb, in.data[3], in.size[3], dt, in.data[1], cb, e, rows, cols, dst);
+  return exact::apply_tile(tb, in.data[3], in.size[3], dt, qrow_base_exp(t), t.rows_in_tile(tile), t.cols(), dst);
 }
 
 }  // namespace wc

@@ -14,6 +14,10 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
 Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst);
 
+// Level 0 to 1 of a qrow tensor with an exact top layer (EXACT_TOP.md).
+Errc qrow_upgrade_tile(const TensorRecord& t, uint32_t tile, unsigned from, unsigned to, const TileInputs& in,
+                       uint8_t* dst);
+
 // The step exponents of tile `tile`'s rows in `in` (part 0: the tile's
 // chunk, or its slice of the inline part); null when there are not exactly
 // that many. qrow, qrow-outliers and vq share part 0.

@@ -11,7 +11,7 @@ namespace {
 // The representations this build knows, by id (spec/FORMAT.md §4.4). A new
 // representation is a file and a line here.
 constexpr Repr kReprs[] = {
-    {1, "qrow", qrow_check, qrow_decode_tile},
+    {1, "qrow", qrow_check, qrow_decode_tile, qrow_upgrade_tile},
     {2, "qrow-outliers", qrow_outliers_check, qrow_outliers_decode_tile},
     {3, "vq", vq_check, vq_decode_tile},
 };

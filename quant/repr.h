@@ -31,6 +31,11 @@ struct Repr {
   // Errc::codec when the parts' bytes are not valid for the record.
   Errc (*decode_tile)(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst);
+  // Rows of tile `tile` held at level `from` in the tensor's dtype (dst)
+  // brought to level `to` in place, from the parts of levels from+1..to
+  // only (in holds those). Null where a representation has one level.
+  Errc (*upgrade_tile)(const TensorRecord& t, uint32_t tile, unsigned from, unsigned to, const TileInputs& in,
+                       uint8_t* dst) = nullptr;
 };
 
 // nullptr for an id this build does not know (the tensor is listed, and

@@ -277,8 +277,10 @@ typedef struct {
   const char* scheme;      /* lossy: "auto" (NULL; per tensor), "quant", "outliers" (spec/OUTLIERS.md), "codebook" (spec/VQ.md) */
   const char* inline_small; /* small exact tensors in the manifest (container 1.4/2.5): "auto" (NULL;
                                where it saves 1/256 of the tensors' bytes), "always", "never" */
+  int exact;               /* lossy: add an exact top layer (container 2.7, spec/EXACT_TOP.md): the file
+                              unpacks to the original, its level 0 is the model of `bits` */
 } wcodec_pack_options;
-#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_result) */
@@ -325,6 +327,15 @@ WCODEC_API int wcodec_verify(const char* in, unsigned threads, uint64_t* chunks,
  * for tests and tools that check that a lazy read touched only what it
  * needed. */
 WCODEC_API uint64_t wcodec_chunks_decoded(const wcodec_archive* a);
+/* Brings a lossy tensor held at level `from` in its own dtype (dst, as
+ * wcodec_decode_tensor_ex wrote it) to level `to` (or WCODEC_LEVEL_TOP) in
+ * place, reading and decoding only the chunks of levels from+1 .. to: a
+ * runtime that gains memory loads only the new blocks (a file packed with
+ * --exact: level 0 to the original bits). The result is checked against
+ * level `to`'s stored hash; a dst that did not hold level `from` fails that
+ * check (WCODEC_E_CHECKSUM) or the new level's stream (WCODEC_E_CODEC). */
+WCODEC_API int wcodec_upgrade_tensor(const wcodec_archive* a, size_t tensor, uint32_t from, uint32_t to, void* dst,
+                                     size_t dst_len, unsigned threads, char* err, size_t err_len);
 #endif
 
 #ifdef __cplusplus

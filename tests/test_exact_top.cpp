@@ -1,0 +1,264 @@
+// The exact top layer (container 2.7, spec/EXACT_TOP.md): pack --bits B
+// --exact unpacks to the original bytes (special values included), its level
+// 0 is the --bits model, a held level 0 is upgraded in place from level 1's
+// chunks alone, and hostile payloads are refused.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "format/bytes.h"
+#include "format/reader.h"
+#include "lib/api.h"
+#include "lib/reader_checks.h"
+#include "quant/exact_top.h"
+#include "quant/qrow_math.h"
+#include "st_builder.h"
+#include "test_util.h"
+#define WCODEC_EXPERIMENTAL
+#include "wcodec/wcodec.h"
+
+using wc::DType;
+
+namespace {
+
+// xorshift64*: weight-like values (normal / sqrt(chi2_5 / 5), Student t(5))
+// with per-row scales 0.02 x 2^[-2, 2).
+struct Rng {
+  uint64_t x;
+  explicit Rng(uint64_t seed) : x(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  uint64_t next() {
+    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+    return x * 0x2545F4914F6CDD1Dull;
+  }
+  double uni() { return double(next() >> 11) / double(1ull << 53); }
+  double normal() { return std::sqrt(-2.0 * std::log(1.0 - uni())) * std::cos(6.283185307179586 * uni()); }
+};
+
+std::vector<uint8_t> weights(DType t, uint64_t rows, uint64_t cols, uint64_t seed) {
+  Rng g(seed);
+  std::vector<uint8_t> out(rows * cols * (wc::dtype_bits(t) / 8));
+  for (uint64_t r = 0; r < rows; ++r) {
+    const double scale = 0.02 * std::exp2(4.0 * g.uni() - 2.0);
+    for (uint64_t c = 0; c < cols; ++c) {
+      double chi = 0;
+      for (int k = 0; k < 5; ++k) chi += std::pow(g.normal(), 2);
+      const float v = float(g.normal() / std::sqrt(chi / 5.0) * scale);
+      uint32_t b;
+      std::memcpy(&b, &v, 4);
+      const uint64_t i = r * cols + c;
+      if (t == DType::F32) wc::store_u32(out.data() + 4 * i, b);
+      else wc::store_u16(out.data() + 2 * i, t == DType::BF16 ? wc::qrow::f32_to_bf16_rne(b) : wc::qrow::f32_to_f16_rne(b));
+    }
+  }
+  return out;
+}
+
+// Every kind of value the dtype has, at scattered places: ±0, the smallest
+// and largest subnormals, the largest finite, ±Inf, quiet and signalling
+// NaNs with payloads.
+void add_specials(DType t, std::vector<uint8_t>& v) {
+  const std::vector<uint32_t> s =
+      t == DType::F32 ? std::vector<uint32_t>{0x00000000, 0x80000000, 0x00000001, 0x807FFFFF, 0x7F7FFFFF, 0xFF7FFFFF,
+                                              0x7F800000, 0xFF800000, 0x7FC00001, 0xFFC12345, 0x7F800001, 0xFFBFFFFF}
+      : t == DType::F16 ? std::vector<uint32_t>{0x0000, 0x8000, 0x0001, 0x83FF, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00,
+                                                0x7E01, 0xFE55, 0x7C01, 0xFDFF}
+                        : std::vector<uint32_t>{0x0000, 0x8000, 0x0001, 0x807F, 0x7F7F, 0xFF7F, 0x7F80, 0xFF80,
+                                                0x7FC1, 0xFFC5, 0x7F81, 0xFFBF};
+  const size_t eb = wc::dtype_bits(t) / 8, n = v.size() / eb;
+  for (size_t k = 0; k < 3 * s.size(); ++k) {
+    const size_t i = (k * 7919 + 13) % n;
+    if (eb == 4) wc::store_u32(v.data() + 4 * i, s[k % s.size()]);
+    else wc::store_u16(v.data() + 2 * i, uint16_t(s[k % s.size()]));
+  }
+}
+
+wc::PackOptions exact_options(double bits) {
+  wc::PackOptions o;
+  o.bits = bits;
+  o.exact = true;
+  o.min_elements = 256;
+  o.threads = 2;
+  return o;
+}
+
+}  // namespace
+
+TEST_SUITE("exact_top") {
+  TEST_CASE("pack --exact: every dtype, special values included, unpacks (file and pipe) to the original bytes") {
+    tu::TempDir d;
+    std::vector<stb::StTensor> ts;
+    uint64_t seed = 1;
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      auto w = weights(t, 96, 160, seed++);
+      add_specials(t, w);
+      ts.push_back({std::string(wc::dtype_name(t)) + ".w", t, {96, 160}, w});
+      ts.push_back({std::string(wc::dtype_name(t)) + ".plain", t, {48, 64}, weights(t, 48, 64, seed++)});
+    }
+    ts.push_back({"norm", DType::F32, {160}, {}});
+    const std::string src = d / "m.safetensors", wcz = d / "m.wcz";
+    tu::write_file(src, stb::build(ts));
+    wc::pack(src, wcz, exact_options(4.25));
+    wc::ContainerReader r(wcz, wc::kReaderChecks);
+    CHECK(r.header().major == 2);
+    CHECK(r.header().minor == 7);
+    CHECK(r.manifest().level_count == 2);
+    unsigned two_level = 0;
+    for (const auto& t : r.manifest().tensors)
+      if (t.lossy()) {
+        two_level += t.levels.size() == 2;
+        CHECK(t.levels[0].rel_rmse > 0);  // level 0 is lossy, level 1 exact
+        CHECK(t.levels[1].rel_rmse == 0);
+      }
+    CHECK(two_level == 6);  // the tensors with Inf and NaN too
+    wc::unpack(wcz, d / "out.safetensors", {});
+    CHECK(tu::read_file(d / "out.safetensors") == tu::read_file(src));
+    CHECK(wc::verify(wcz, src, 2, {}).compared);
+    const auto pipe = tu::run("cat " + wcz + " | " + tu::cli() + " unpack - -o " + (d / "pipe.safetensors") + " -q");
+    CHECK(pipe.status == 0);
+    CHECK(tu::read_file(d / "pipe.safetensors") == tu::read_file(src));
+  }
+
+  TEST_CASE("level 0 of an --exact file is the --bits model: the same bytes as --scheme quant packs, from file and pipe") {
+    tu::TempDir d;
+    std::vector<stb::StTensor> ts = {{"a.weight", DType::BF16, {128, 192}, weights(DType::BF16, 128, 192, 7)},
+                                     {"b.weight", DType::F16, {64, 96}, weights(DType::F16, 64, 96, 8)},
+                                     {"c.weight", DType::F32, {40, 64}, weights(DType::F32, 40, 64, 9)}};
+    const std::string src = d / "m.safetensors";
+    tu::write_file(src, stb::build(ts));
+    wc::pack(src, d / "x.wcz", exact_options(3.5));
+    wc::PackOptions q = exact_options(3.5);
+    q.exact = false;
+    q.scheme = "quant";
+    wc::pack(src, d / "q.wcz", q);
+    wc::unpack(d / "q.wcz", d / "q.safetensors", {});
+    wc::UnpackOptions l0;
+    l0.level = 0;
+    wc::unpack(d / "x.wcz", d / "x0.safetensors", l0);
+    const auto lossy = tu::read_file(d / "q.safetensors");
+    CHECK(lossy != tu::read_file(src));
+    CHECK(tu::read_file(d / "x0.safetensors") == lossy);
+    const auto pipe = tu::run("cat " + (d / "x.wcz") + " | " + tu::cli() + " unpack - --level 0 -o " +
+                              (d / "p0.safetensors") + " -q");
+    CHECK(pipe.status == 0);
+    CHECK(tu::read_file(d / "p0.safetensors") == lossy);
+    // the level-0 prefix is what a --bits file costs, plus the exact layer's tables in the manifest
+    wc::ContainerReader x(d / "x.wcz", wc::kReaderChecks);
+    const uint64_t prefix = x.index().at(x.manifest().level_first_chunk[1]).offset;
+    CHECK(prefix < tu::read_file(d / "q.wcz").size() * 13 / 10);
+    CHECK(prefix < tu::read_file(d / "x.wcz").size() / 2);
+  }
+
+  TEST_CASE("upgrade in place: level 0 held by a runtime becomes the original, reading level 1's chunks only") {
+    tu::TempDir d;
+    std::vector<stb::StTensor> ts = {{"w", DType::BF16, {300, 256}, weights(DType::BF16, 300, 256, 3)},
+                                     {"v", DType::F32, {64, 128}, weights(DType::F32, 64, 128, 4)}};
+    const std::string src = d / "m.safetensors";
+    const auto file = stb::build(ts);
+    tu::write_file(src, file);
+    wc::pack(src, d / "x.wcz", exact_options(4));
+    wcodec_archive* a = nullptr;
+    char err[512];
+    REQUIRE(wcodec_open((d / "x.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    wc::ContainerReader r(d / "x.wcz", wc::kReaderChecks);
+    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
+      const auto& t = r.manifest().tensors[i];
+      CAPTURE(t.name);
+      REQUIRE(t.levels.size() == 2);
+      std::vector<uint8_t> held(t.byte_size), fresh(t.byte_size);
+      REQUIRE(wcodec_decode_tensor_ex(a, i, 0, nullptr, held.data(), held.size(), 1, err, sizeof err) == WCODEC_OK);
+      const auto level0 = held;
+      const uint64_t before = wcodec_chunks_decoded(a);
+      REQUIRE(wcodec_upgrade_tensor(a, i, 0, WCODEC_LEVEL_TOP, held.data(), held.size(), 2, err, sizeof err) ==
+              WCODEC_OK);
+      CHECK(wcodec_chunks_decoded(a) - before == t.tile_count());  // one level-1 chunk a tile, nothing of level 0
+      REQUIRE(wcodec_decode_tensor(a, i, fresh.data(), fresh.size(), 1, err, sizeof err) == WCODEC_OK);
+      CHECK(held == fresh);
+      CHECK(held != level0);
+      // the original bytes (the safetensors data section holds w, then v)
+      const uint64_t off = file.size() - (i == 0 ? ts[0].bytes.size() + ts[1].bytes.size() : ts[1].bytes.size());
+      CHECK(std::equal(held.begin(), held.end(), file.begin() + ptrdiff_t(off)));
+      // a buffer that did not hold level 0 is refused (its contexts do not fit the stream, or the level's hash
+      // differs), and there is no level 2
+      std::vector<uint8_t> wrong(t.byte_size, 0);
+      const int rc = wcodec_upgrade_tensor(a, i, 0, 1, wrong.data(), wrong.size(), 1, err, sizeof err);
+      CHECK((rc == WCODEC_E_CHECKSUM || rc == WCODEC_E_CODEC));
+      CHECK(wcodec_upgrade_tensor(a, i, 0, 2, held.data(), held.size(), 1, err, sizeof err) == WCODEC_E_USAGE);
+      CHECK(wcodec_upgrade_tensor(a, i, 1, 1, held.data(), held.size(), 1, err, sizeof err) == WCODEC_E_USAGE);
+    }
+    wcodec_close(a);
+  }
+
+  TEST_CASE("hostile tile payloads: every mutation decodes or is refused, never read or written out of bounds") {
+    // one tile coded by the encoder, then bytes flipped, cut and appended
+    const uint64_t rows = 8, cols = 64;
+    const auto orig = weights(DType::BF16, rows, cols, 5);
+    std::vector<uint8_t> recon(orig.size());
+    std::vector<uint8_t> e(rows);
+    for (uint64_t i = 0; i < rows * cols; ++i)  // a crude level 0: the top 5 bits of each value
+      wc::store_u16(recon.data() + 2 * i, uint16_t(wc::load_u16(orig.data() + 2 * i) & 0xFFC0));
+    for (uint64_t r = 0; r < rows; ++r) e[r] = uint8_t(16 * r + 3);
+    const uint32_t dt = uint32_t(DType::BF16);
+    const int32_t base = -12;
+    wc::exact::Counts k;
+    wc::exact::count_tile(k, dt, orig.data(), recon.data(), base, e.data(), rows, cols);
+    wc::exact::Tables tb;
+    const auto tables = wc::exact::build_tables(k, dt, tb);
+    std::vector<uint8_t> payload;
+    wc::exact::encode_tile(tb, dt, orig.data(), recon.data(), base, e.data(), rows, cols, payload);
+    REQUIRE(payload[0] == 1);
+    auto dst = recon;
+    REQUIRE(wc::exact::apply_tile(tb, payload.data(), payload.size(), dt, base, rows, cols, dst.data()) == wc::Errc::ok);
+    CHECK(dst == orig);
+    Rng g(11);
+    unsigned refused = 0;
+    for (int trial = 0; trial < 3000; ++trial) {
+      std::vector<uint8_t> p = payload;
+      const int kind = trial % 3;
+      if (kind == 0) p[g.next() % p.size()] ^= uint8_t(1u << (g.next() % 8));
+      else if (kind == 1) p.resize(g.next() % p.size());
+      else p.push_back(uint8_t(g.next()));
+      // heap copies of exactly their size, so a sanitizer sees any stray access
+      std::vector<uint8_t> buf(p.begin(), p.end()), out = recon;
+      const wc::Errc rc = wc::exact::apply_tile(tb, buf.data(), buf.size(), dt, base, rows, cols, out.data());
+      CHECK((rc == wc::Errc::ok || rc == wc::Errc::codec));
+      if (kind != 0) CHECK(rc == wc::Errc::codec);  // a cut or an extra byte: the end-of-stream rules see it
+      refused += rc != wc::Errc::ok;
+    }
+    CHECK(refused > 2000);  // a flipped raw bit decodes (to other values), most other flips do not
+    // tables: cut or flipped, parsed or refused
+    for (size_t cut = 0; cut < tables.size(); ++cut) {
+      wc::exact::Tables t2;
+      std::vector<uint8_t> b(tables.begin(), tables.begin() + ptrdiff_t(cut));
+      CHECK_FALSE(wc::exact::parse_tables(b.data(), b.size(), dt, t2));
+    }
+  }
+
+  TEST_CASE("--exact needs --bits and plain qrow") {
+    tu::TempDir d;
+    const std::string src = d / "m.safetensors";
+    tu::write_file(src, stb::build({{"w", DType::BF16, {64, 64}, weights(DType::BF16, 64, 64, 1)}}));
+    wc::PackOptions o;
+    o.exact = true;
+    CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
+    o = exact_options(3);
+    o.scheme = "codebook";
+    CHECK_THROWS_AS(wc::pack(src, d / "b.wcz", o), wc::Error);
+    CHECK_FALSE(wc::path_exists(d / "a.wcz"));
+    CHECK_FALSE(wc::path_exists(d / "b.wcz"));
+  }
+
+  TEST_CASE("determinism: the same --exact container on one thread and on two") {
+    tu::TempDir d;
+    const std::string src = d / "m.safetensors";
+    tu::write_file(src, stb::build({{"w", DType::F16, {200, 96}, weights(DType::F16, 200, 96, 2)}}));
+    wc::PackOptions o = exact_options(4.25);
+    o.threads = 1;
+    wc::pack(src, d / "one.wcz", o);
+    o.threads = 2;
+    wc::pack(src, d / "two.wcz", o);
+    CHECK(tu::read_file(d / "one.wcz") == tu::read_file(d / "two.wcz"));
+  }
+}
