@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "lib/api.h"
+#include "lib/levels.h"
+#include "lib/reader_checks.h"
 
 namespace {
 
@@ -188,6 +190,7 @@ struct Opts {
   // unpack
   std::string file, tensor;
   unsigned decode_level = 255;
+  std::string budget;
   // verify
   std::string against;
   // inspect
@@ -340,10 +343,23 @@ wc::UnpackOptions unpack_options(const Opts& o, const Progress& bar) {
   return uo;
 }
 
+// --budget as bytes for container `in` (bits per weight need its weights).
+void apply_budget(const Opts& o, const std::string& in, wc::UnpackOptions& uo) {
+  if (o.budget.empty()) return;
+  if (in == "-") throw Usage{"--budget needs a container file (a stream's levels are known only at its end): use --level"};
+  const wc::ContainerReader r(in, wc::kReaderChecks);
+  uint64_t weights = 0;
+  for (const auto& f : r.manifest().files)
+    if (f.kind == wc::FileKind::safetensors)
+      for (uint32_t i = 0; i < f.tensor_count; ++i) weights += r.manifest().tensors[f.first_tensor + i].elements();
+  uo.level = wc::level_for_budget(r, wc::parse_budget(o.budget, weights));  // also for --file and --tensor
+}
+
 void unpack_part(const Opts& o, const std::string& in) {
   const std::string& out = o.out;
   Progress bar("unpack", o.progress(out));
-  const wc::UnpackOptions uo = unpack_options(o, bar);
+  wc::UnpackOptions uo = unpack_options(o, bar);
+  apply_budget(o, in, uo);
   const auto t0 = Clock::now();
   if (!o.tensor.empty()) {
     auto r = with_progress(bar, [&] { return wc::unpack_tensor_npy(in, o.file, o.tensor, out, uo); });
@@ -375,7 +391,8 @@ void unpack_one(const Opts& o, const std::string& in) {
       throw Failure{in + ": unknown suffix -- ignored (name the output with -o)"};
   }
   Progress bar("unpack", o.progress(out));
-  const wc::UnpackOptions uo = unpack_options(o, bar);
+  wc::UnpackOptions uo = unpack_options(o, bar);
+  apply_budget(o, in, uo);
   const auto t0 = Clock::now();
   out = with_progress(bar, [&] { return wc::unpack(in, out, uo); });  // the path written
   bar.finish();
@@ -499,6 +516,9 @@ int main(int argc, char** argv) {
                  "Decode each lossy tensor at this level (0: the --bits model of a file packed with --exact; "
                  "default: the top, the original bits where the file has them)")
       ->check(CLI::Range(0, 255));
+  up->add_option("--budget", o.budget,
+                 "Decode the highest level whose part of the file fits: bytes (512MB, 2GiB) or bits per weight "
+                 "(4.25bpw); see inspect's levels");
   up->add_option("--tensor", o.tensor, "Write only this tensor, as a NumPy .npy file (default TENSOR.npy)");
 
   auto* in_cmd = app.add_subcommand("inspect", "List the tensors, codecs and sizes in a container");

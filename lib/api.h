@@ -81,6 +81,17 @@ struct PackResult {
 // directory holding one. `out`: a path, or "-" for standard output.
 PackResult pack(const std::string& in, const std::string& out, const PackOptions& opt);
 
+// A level of a multi-level container (pack --exact): its first `bytes`
+// bytes, to the end of the level's last chunk, hold the model at that
+// level; bits per weight over every weight of the model; the relative RMS
+// error of its lossy tensors (each one's rel. RMSE, the mean square weighted
+// by its elements).
+struct LevelPoint {
+  unsigned level = 0;
+  uint64_t bytes = 0;
+  double bits_per_weight = 0, rel_rmse = 0;
+};
+
 struct UnpackOptions {
   unsigned threads = 0;
   bool force = false;
@@ -90,6 +101,10 @@ struct UnpackOptions {
   // exact top layer (EXACT_TOP.md), else its reconstruction. Level 0 of a
   // file packed with --exact is the lossy model of its --bits.
   unsigned level = 255;
+  // --budget: the highest level whose prefix (LevelPoint::bytes) is at most
+  // this many bytes (overrides `level`; a container file only); 0: none.
+  // Errc::usage when even level 0 is larger.
+  uint64_t budget_bytes = 0;
 };
 
 // `in`: a container path or "-" (standard input, read front to back).
@@ -246,6 +261,12 @@ struct InspectResult {
   std::vector<GroupSummary> by_dtype, by_codec;  // in order of first appearance
   uint64_t tensor_count = 0;
   uint64_t lossy_tensors = 0, lossy_weights = 0, lossy_file_bytes = 0;  // over the lossy tensors
+  // A multi-level file (pack --exact): per level, the file's first `bytes`
+  // bytes (up to where the next level's chunks begin) hold the model at that
+  // level; bits per weight over every weight, and the relative RMS error of
+  // the lossy tensors (each tensor's rel. RMSE, mean square weighted by its
+  // elements). Empty for a file of one level.
+  std::vector<LevelPoint> levels;
   size_t name_width = 0;  // widest tensor name as shown (escaped), for aligned columns
 };
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "lib/levels.h"
 #include "model/json.h"
 #include "platform/text.h"
 #include "format/reader.h"
@@ -93,6 +94,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
     res.stored_payload += fs.stored_bytes;
     res.files.push_back(std::move(fs));
   }
+  res.levels = level_points(r);
   out.begin(res);
   std::vector<uint8_t> chunk;
   TensorSummary s;
@@ -200,7 +202,12 @@ class JsonWriter : public InspectSink {
                     ",\"bits_per_weight\":" + fmt(bpw(r.file_size, r.weights), 6) +
                     ",\"payload_bits_per_weight\":" + fmt(bpw(r.stored_payload, r.weights), 6) +
                     ",\"lossy_tensors\":" + std::to_string(r.lossy_tensors) +
-                    ",\"lossy_bits_per_weight\":" + fmt(bpw(r.lossy_file_bytes, r.lossy_weights), 6) + ",\"files\":[";
+                    ",\"lossy_bits_per_weight\":" + fmt(bpw(r.lossy_file_bytes, r.lossy_weights), 6) + ",\"levels\":[";
+    for (size_t i = 0; i < r.levels.size(); ++i)
+      o += std::string(i ? "," : "") + "{\"level\":" + std::to_string(r.levels[i].level) +
+           ",\"bytes\":" + std::to_string(r.levels[i].bytes) + ",\"bits_per_weight\":" +
+           fmt(r.levels[i].bits_per_weight, 6) + ",\"rel_rmse\":" + fmt(r.levels[i].rel_rmse, 8) + "}";
+    o += "],\"files\":[";
     for (size_t i = 0; i < r.files.size(); ++i) {
       const auto& fs = r.files[i];
       o += std::string(i ? "," : "") + "{\"name\":\"" + json_escape(fs.name) + "\",\"kind\":\"" + fs.kind +
@@ -305,6 +312,11 @@ class TextWriter : public InspectSink {
       std::fprintf(f_, "lossy: %llu tensor(s), %llu weights, %.4f bits/weight, every byte they take in the file counted\n",
                    (unsigned long long)r.lossy_tensors, (unsigned long long)r.lossy_weights,
                    bpw(r.lossy_file_bytes, r.lossy_weights));
+    if (!r.levels.empty()) std::fprintf(f_, "levels (the file's first bytes, to where the next level begins, hold a model):\n");
+    for (const auto& p : r.levels)
+      std::fprintf(f_, "  level %u: %llu bytes (%.2f%%), %.4f bits/weight, rel. RMSE %.5f\n", p.level,
+                   (unsigned long long)p.bytes, r.raw_bytes ? 100.0 * double(p.bytes) / double(r.raw_bytes) : 0.0,
+                   p.bits_per_weight, p.rel_rmse);
   }
 
  private:

@@ -8,6 +8,7 @@
 
 #include "platform/file_io.h"
 #include "lib/api.h"
+#include "lib/levels.h"
 #include "lib/chunk_sources.h"
 #include "model/file_check.h"
 #include "lib/reader_checks.h"
@@ -252,13 +253,16 @@ namespace {
 template <class Reader, class Source>
 std::string unpack_with(const std::string& in, const std::string& out, const UnpackOptions& opt, Reader& r, Source& src) {
   ThreadPool pool(opt.threads ? opt.threads : default_threads());
+  unsigned level = opt.level;  // before any output exists: a budget no level fits leaves nothing behind
+  if constexpr (std::is_same_v<Reader, ContainerReader>)
+    if (opt.budget_bytes) level = level_for_budget(r, opt.budget_bytes);
   const std::string dest = out.empty() ? default_output_for(in, r.manifest()) : unpack_destination(r.manifest(), out);
   refuse_overwriting_container(r.manifest(), dest, in);
   // a one-file container into a folder named with a trailing '/' that does
   // not exist yet: made as a folder container's is
   MadeFolder folder(single_file(r.manifest()) && !out.empty() && out.back() == '/' ? out : std::string());
   OutputFiles dst(r.manifest(), dest, opt.force);
-  decode_model(r.manifest(), src, dst, pool, opt.progress, opt.level);
+  decode_model(r.manifest(), src, dst, pool, opt.progress, level);
   if constexpr (std::is_same_v<Reader, ContainerStreamReader>) {
     // the chunks of levels above the one decoded are read (and checked) to reach the index
     std::vector<uint8_t> skip;
@@ -275,6 +279,8 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
 
 std::string unpack(const std::string& in, const std::string& out, const UnpackOptions& opt) {
   if (in == "-") {
+    if (opt.budget_bytes)  // where each level ends is in the index, at a stream's end
+      fail(Errc::usage, "--budget needs a container file (a stream's levels are known only at its end): use --level");
     StreamIn sin(0, "<stdin>");
     ContainerStreamReader r(sin, kReaderChecks);
     StreamChunkSource src(r, "<stdin>");

@@ -12,6 +12,7 @@
 #include "format/bytes.h"
 #include "format/reader.h"
 #include "lib/api.h"
+#include "lib/levels.h"
 #include "lib/reader_checks.h"
 #include "quant/exact_top.h"
 #include "quant/qrow_math.h"
@@ -123,7 +124,7 @@ TEST_SUITE("exact_top") {
 
   TEST_CASE("level 0 of an --exact file is the --bits model: the same bytes as --scheme quant packs, from file and pipe") {
     tu::TempDir d;
-    std::vector<stb::StTensor> ts = {{"a.weight", DType::BF16, {128, 192}, weights(DType::BF16, 128, 192, 7)},
+    std::vector<stb::StTensor> ts = {{"a.weight", DType::BF16, {1024, 192}, weights(DType::BF16, 1024, 192, 7)},
                                      {"b.weight", DType::F16, {64, 96}, weights(DType::F16, 64, 96, 8)},
                                      {"c.weight", DType::F32, {40, 64}, weights(DType::F32, 40, 64, 9)}};
     const std::string src = d / "m.safetensors";
@@ -146,9 +147,34 @@ TEST_SUITE("exact_top") {
     CHECK(tu::read_file(d / "p0.safetensors") == lossy);
     // the level-0 prefix is what a --bits file costs, plus the exact layer's tables in the manifest
     wc::ContainerReader x(d / "x.wcz", wc::kReaderChecks);
-    const uint64_t prefix = x.index().at(x.manifest().level_first_chunk[1]).offset;
+    // level 0's last chunk's end (the manifest's when all of level 0 lies in records)
+    const uint32_t first1 = x.manifest().level_first_chunk[1];
+    const uint64_t prefix = first1 ? x.index().at(first1 - 1).offset + x.index().at(first1 - 1).stored_size
+                                   : 64 + x.header().manifest_stored;
     CHECK(prefix < tu::read_file(d / "q.wcz").size() * 13 / 10);
     CHECK(prefix < tu::read_file(d / "x.wcz").size() / 2);
+    // inspect's budget curve, and unpack --budget picking the level that fits
+    const wc::InspectResult ir = wc::inspect(d / "x.wcz", false, nullptr);
+    REQUIRE(ir.levels.size() == 2);
+    CHECK(ir.levels[0].bytes == prefix);
+    CHECK(ir.levels[1].bytes == ir.file_size);
+    CHECK(ir.levels[0].rel_rmse > 0.01);
+    CHECK(ir.levels[1].rel_rmse == 0);
+    CHECK(ir.levels[0].bits_per_weight == doctest::Approx(8.0 * double(prefix) / double(ir.weights)));
+    wc::UnpackOptions b;
+    b.budget_bytes = prefix;
+    wc::unpack(d / "x.wcz", d / "b0.safetensors", b);
+    CHECK(tu::read_file(d / "b0.safetensors") == lossy);
+    b.budget_bytes = ir.file_size;
+    wc::unpack(d / "x.wcz", d / "b1.safetensors", b);
+    CHECK(tu::read_file(d / "b1.safetensors") == tu::read_file(src));
+    b.budget_bytes = prefix - 1;
+    CHECK_THROWS_AS(wc::unpack(d / "x.wcz", d / "none.safetensors", b), wc::Error);
+    CHECK_FALSE(wc::path_exists(d / "none.safetensors"));
+    const auto cli = tu::run(tu::cli() + " unpack " + (d / "x.wcz") + " --budget " +
+                             std::to_string(ir.levels[0].bits_per_weight + 0.001) + "bpw -o " + (d / "c.safetensors") + " -q");
+    CHECK(cli.status == 0);
+    CHECK(tu::read_file(d / "c.safetensors") == lossy);
   }
 
   TEST_CASE("upgrade in place: level 0 held by a runtime becomes the original, reading level 1's chunks only") {
