@@ -24,8 +24,6 @@
 #include <vector>
 
 #include "lib/api.h"
-#include "lib/levels.h"
-#include "lib/reader_checks.h"
 
 namespace {
 
@@ -347,12 +345,7 @@ wc::UnpackOptions unpack_options(const Opts& o, const Progress& bar) {
 void apply_budget(const Opts& o, const std::string& in, wc::UnpackOptions& uo) {
   if (o.budget.empty()) return;
   if (in == "-") throw Usage{"--budget needs a container file (a stream's levels are known only at its end): use --level"};
-  const wc::ContainerReader r(in, wc::kReaderChecks);
-  uint64_t weights = 0;
-  for (const auto& f : r.manifest().files)
-    if (f.kind == wc::FileKind::safetensors)
-      for (uint32_t i = 0; i < f.tensor_count; ++i) weights += r.manifest().tensors[f.first_tensor + i].elements();
-  uo.level = wc::level_for_budget(r, wc::parse_budget(o.budget, weights));  // also for --file and --tensor
+  uo.level = wc::budget_level(in, o.budget);  // also for --file and --tensor
 }
 
 void unpack_part(const Opts& o, const std::string& in) {

@@ -92,6 +92,12 @@ struct LevelPoint {
   double bits_per_weight = 0, rel_rmse = 0;
 };
 
+// unpack --budget: the level of container `in` (a file) whose prefix fits
+// `budget`: bytes with an optional unit ("512MB", "2GiB", "123456") or bits
+// per weight of the model ("4.25bpw"). Errc::usage for a budget that does
+// not parse or that no level fits (the least one named).
+unsigned budget_level(const std::string& in, const std::string& budget);
+
 struct UnpackOptions {
   unsigned threads = 0;
   bool force = false;

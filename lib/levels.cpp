@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "lib/reader_checks.h"
+
 namespace wc {
 
 std::vector<LevelPoint> level_points(const ContainerReader& r) {
@@ -79,6 +81,15 @@ uint64_t parse_budget(const std::string& s, uint64_t weights) {
     }
   bad();
   return 0;
+}
+
+unsigned budget_level(const std::string& in, const std::string& budget) {
+  const ContainerReader r(in, kReaderChecks);
+  uint64_t weights = 0;
+  for (const auto& f : r.manifest().files)
+    if (f.kind == FileKind::safetensors)
+      for (uint32_t i = 0; i < f.tensor_count; ++i) weights += r.manifest().tensors[f.first_tensor + i].elements();
+  return level_for_budget(r, parse_budget(budget, weights));
 }
 
 }  // namespace wc
