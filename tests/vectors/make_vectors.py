@@ -613,11 +613,12 @@ def f16_of(b):
 
 
 def qrow(name, dtype, shape, B, e, q, tile_rows, code_item="U8", scales_layout=PER_ROW, scales_codec=0, codes_codec=0,
-         params=None, codes_layout=PER_ELEMENT, scales_frame=zraw, codes_frame=zraw):
+         params=None, codes_layout=PER_ELEMENT, scales_frame=zraw, codes_frame=zraw, f16_inf=False):
     """A qrow tensor from its base exponent B, row exponents e and signed codes q (row-major), reconstructed
     as QROW.md §2-§3 say; levels[0] holds the XXH3-64 of that and its error against invented originals.
     A B out of range (bad vectors) is reconstructed by the same formulas, unchecked, as a reader that
-    forgot the rule would."""
+    forgot the rule would. f16_inf: an F16 value may overflow to +-Inf (QROW.md §3: past 65504, after rounding;
+    the exact-top vectors use it), otherwise every value is finite."""
     ok = -126 <= B <= 96
     rows, cols = shape[0], math.prod(shape[1:])
     assert len(e) == rows and len(q) == rows * cols
@@ -642,19 +643,21 @@ def qrow(name, dtype, shape, B, e, q, tile_rows, code_item="U8", scales_layout=P
         bits = np.array([bf16_of(b) for b in out], dtype=np.uint16)
         vals = (bits.astype(np.uint32) << 16).view(np.float32)
     elif dtype == "F16":
-        bits = np.array(out, dtype=np.uint32).view(np.float32).astype(np.float16).view(np.uint16)  # IEEE RNE
+        with np.errstate(over="ignore"):  # (f16_inf: past 65504, Inf)
+            bits = np.array(out, dtype=np.uint32).view(np.float32).astype(np.float16).view(np.uint16)  # IEEE RNE
         assert [int(x) for x in bits] == [f16_of(b)[0] for b in out]  # numpy agrees with the spec's integers
         vals = bits.view(np.float16).astype(np.float32)
     else:  # a bad vector's dtype: the record is rejected before any value is made
         bits = np.array(out, dtype=np.uint32)
         vals = bits.view(np.float32)
     recon = bits.astype("<u%d" % bits.itemsize).tobytes()
-    assert np.all(np.isfinite(vals))
+    assert np.all(np.isfinite(vals)) or f16_inf and dtype == "F16" and not np.any(np.isnan(vals))
     # Invented originals: each value moved by up to 0.45 of its row's step (the error figures are informative).
     w = np.array([float(vals[i]) + (((i * 7 + 3) % 11) - 5) / 11.0 * (1 + (e[i // cols] & 15) / 16)
                   * 2.0 ** (B + (e[i // cols] >> 4)) for i in range(rows * cols)])
-    d = w - vals.astype(np.float64)
-    rel = math.sqrt(float(np.sum(d * d)) / float(np.sum(w * w))) if np.any(w) else 0.0
+    with np.errstate(invalid="ignore"):  # (f16_inf: Inf - Inf; exact_top() replaces these figures)
+        d = w - vals.astype(np.float64)
+        rel = math.sqrt(float(np.sum(d * d)) / float(np.sum(w * w))) if np.any(w) else 0.0
     levels = [(H(recon), rel, float(np.max(np.abs(d))))]
     scales = bytes(e)
     codes = b"".join(struct.pack("<H" if code_item == "U16" else "<B", zigzag(x)) for x in q)
@@ -2649,16 +2652,16 @@ def inline_exact_bad():
 # qrow's scales and codes (level 0), part 2: the tables (role 5, level 1, inline, U8; codec 0 or a codec's
 # payload, 2.3) and part 3: the residuals d (role 5, level 1, per element, U16 for BF16/F16, U32 for F32, codec 6
 # exact-residual: per tile mode 0, the residuals as they are, or mode 1, 4-state interleaved rANS of a
-# symbol per element with its raw bits after). Level 0 is qrow's reconstruction y; level 1 the original bits w,
-# w = ord(ord(y) +- d). Written from EXACT_TOP.md alone: et_parse_tables() and et_decode_tile() check every rule
-# of its §4 and §5, every good payload here is decoded back by them to the residuals it was made from, and every
-# bad one fails on the rule it breaks.
+# symbol per element with its raw bits after; a mode-1 tile carries its rows' step bytes e). Level 0 is qrow's
+# reconstruction y; level 1 the original bits w, w = ord(ord(y) +- d). An element's context comes from its level-0
+# bits y and its row's step exponent E = B + (e >> 4) (§3), the e of a mode-1 tile's own payload (§5). Written
+# from EXACT_TOP.md alone: et_parse_tables() and et_decode_tile() check every rule of its §4 and §5, every good
+# payload here is decoded back by them to the residuals it was made from, and every bad one fails on the rule
+# it breaks.
 #
-# EXACT_TOP.md §3 gives the alphabet of contexts >= 1 as A = 8 + 8 x (W - 4) (104, 232), but its classes
-# (n = bit length of m, 3 .. W - 1) need 8 + 8 x (W - 3) symbols (112, 240): a residual of magnitude
-# 2^(W-2) or more in a context >= 1 (an Inf or a NaN at a non-zero code, a sign flip of a normal value) has a
-# symbol of 104 .. 111 (W = 16) or 232 .. 239 (W = 32). lossy_exact_top keeps every such symbol below 104 / 232,
-# so it is valid under either reading; lossy_exact_top_wide uses them (valid only if A is 112 / 240).
+# The alphabet of contexts >= 1 is A = 8 x (W - 2) (112, 240: classes k of n = bit length of m, 3 .. W - 1);
+# lossy_exact_top_wide uses its top symbols, 104 .. 111 (W = 16) and 232 .. 239 (W = 32): residuals of
+# magnitude 2^(W-2) and more in contexts >= 1 (an Inf or a NaN at a non-zero level-0 value, a sign flip).
 
 EXACT_TOP, EXACT_CODEC, EXACT_P = 5, 6, 12  # part role 5, codec 6 (EXACT_TOP.md §1), P as §6's writer chooses
 MANT = {"BF16": 7, "F16": 10, "F32": 23}
@@ -2682,20 +2685,30 @@ def et_apply(y, d, W):
     return et_ord(t & ((1 << W) - 1), W)
 
 
-def et_context(q, e):
-    """§3: the context of an element before the clamp to C - 1: 0 for a code of 0, else 1 .. 32."""
-    if q == 0:
+def et_context(y, E, dtype):
+    """§3: the context of an element before the clamp to C - 1, from its level-0 bits y (dtype's) and its row's
+    step exponent E = B + (e >> 4): 0 for y = +-0, else clamp(1 + 2 x (L - E) + t, 1, 32) with L = floor(log2 |y|)
+    and t the bit below |y|'s leading one, both from the bits (an exponent field of all ones, F16's +-Inf, by
+    the normal rule: L = 31 - 15 = 16, t = 0)."""
+    W, mant = DTYPES[dtype][1], MANT[dtype]
+    bias = 15 if dtype == "F16" else 127
+    a = y & ((1 << (W - 1)) - 1)
+    if a == 0:
         return 0
-    v = abs(q) * (16 + (e & 15))
-    nb = v.bit_length()
-    assert 5 <= nb <= 20
-    return 1 + 2 * (nb - 5) + ((v >> (nb - 2)) & 1)
+    X, f = a >> mant, a & ((1 << mant) - 1)
+    if X:  # normal (or Inf)
+        L, t = X - bias, (f >> (mant - 1)) & 1
+    else:  # subnormal: f of bit length n
+        n = f.bit_length()
+        L, t = n - mant - bias, (f >> (n - 2)) & 1 if n >= 2 else 0
+    assert X == 0 or X == (1 << (W - 1 - mant)) - 1 or 2.0 ** L <= abs(et_value(y, dtype)) < 2.0 ** (L + 1)
+    return min(32, max(1, 1 + 2 * (L - E) + t))
 
 
-def et_alphabet(ctx, dtype, wide=False):
-    """§3: A0 = 2^(W - R) in context 0; A = 8 + 8 x (W - 4) in the others (wide: 8 + 8 x (W - 3), see above)."""
+def et_alphabet(ctx, dtype):
+    """§3: A0 = 2^(W - R) in context 0; A = 8 x (W - 2) in the others."""
     W = DTYPES[dtype][1]
-    return 1 << (W - (MANT[dtype] - 2)) if ctx == 0 else 8 + 8 * (W - (3 if wide else 4))
+    return 1 << (W - (MANT[dtype] - 2)) if ctx == 0 else 8 * (W - 2)
 
 
 def et_split(d, ctx, dtype):
@@ -2788,7 +2801,7 @@ def et_uvar(b, pos):
     raise Invalid("uvar of more than 4 bytes")
 
 
-def et_parse_tables(b, dtype, wide=False):
+def et_parse_tables(b, dtype):
     """§4, every rule: returns (C, P, [per context {sym: (f, cum)} in symbol order, {} when unused])."""
     if len(b) < 4:
         raise Invalid("tables shorter than their head")
@@ -2801,7 +2814,7 @@ def et_parse_tables(b, dtype, wide=False):
         raise Invalid("tables: reserved field not zero")
     pos, tables = 4, []
     for c in range(C):
-        A = et_alphabet(c, dtype, wide)
+        A = et_alphabet(c, dtype)
         n, pos = et_uvar(b, pos)
         if n > A:
             raise Invalid("more symbols than the alphabet")
@@ -2822,11 +2835,12 @@ def et_parse_tables(b, dtype, wide=False):
     return C, P, tables
 
 
-def et_encode_tile(elems, tables, P, start=(1 << 16,) * 4):
+def et_encode_tile(elems, e, tables, P, start=(1 << 16,) * 4):
     """§5 mode 1, encoded as §6 says: elems [(ctx, sym, r, raw)] in row-major order, element i on state
-    i mod 4; each state starts at 2^16 (start may lie) and the elements are walked backwards, a state's low
-    16 bits emitted before it would reach f << (32 - P). The decoder reads the words forwards, so the stream
-    holds them in the reverse of their emission."""
+    i mod 4; e: the step bytes of the tile's rows (the payload carries them after its head); each state starts
+    at 2^16 (start may lie) and the elements are walked backwards, a state's low 16 bits emitted when
+    x >= f << (32 - P) before coding a symbol of frequency f into x. The decoder reads the words forwards, so
+    the stream holds them in the reverse of their emission."""
     x, words = list(start), []
     for i in range(len(elems) - 1, -1, -1):
         ctx, sym, _, _ = elems[i]
@@ -2841,12 +2855,17 @@ def et_encode_tile(elems, tables, P, start=(1 << 16,) * 4):
     bits = Bits()
     for _, _, r, raw in elems:
         bits.put(raw, r)
-    return b"\x01\x00" + struct.pack("<HI", 0, len(ans)) + ans + bits.bytes()
+    return b"\x01\x00" + struct.pack("<HI", 0, len(ans)) + bytes(e) + ans + bits.bytes()
 
 
-def et_decode_tile(p, ctxs, tables, P, dtype):
-    """§5, every rule: the residuals (W-bit patterns) of the tile whose elements have contexts ctxs."""
-    W, n = DTYPES[dtype][1], len(ctxs)
+def et_decode_tile(p, ys, cols, B, tables, P, dtype):
+    """§5, every rule: the residuals (W-bit patterns) of the tile whose elements have the level-0 bits ys
+    (row-major, cols a row; B the record's base exponent), with the tables (C - 1 + 1 of them, {} when unused).
+    Mode 0 consults neither the tables nor the contexts; mode 1 takes each element's context from its y and
+    the step byte of its row in the payload's e (§3, §5)."""
+    W, n, C = DTYPES[dtype][1], len(ys), len(tables)
+    rows = n // cols
+    assert rows * cols == n
     if not p:
         raise Invalid("empty payload")
     if p[0] == 0:
@@ -2860,14 +2879,18 @@ def et_decode_tile(p, ctxs, tables, P, dtype):
     r8, r16, ans = struct.unpack_from("<BHI", p, 1)
     if r8 or r16:
         raise Invalid("mode 1: reserved field not zero")
+    if len(p) < 8 + rows:
+        raise Invalid("the rows' step bytes past the payload")
+    e = p[8:8 + rows]
+    ctxs = [min(et_context(ys[i], B + (e[i // cols] >> 4), dtype), C - 1) for i in range(n)]
     if ans % 2 or ans < 16:
         raise Invalid("ans_bytes odd or below 16")
-    if 8 + ans > len(p):
+    if 8 + rows + ans > len(p):
         raise Invalid("ans_bytes beyond the payload")
-    x = list(struct.unpack_from("<4I", p, 8))
+    x = list(struct.unpack_from("<4I", p, 8 + rows))
     if min(x) < 1 << 16:
         raise Invalid("a state below 2^16")
-    pos, end, M, syms = 24, 8 + ans, 1 << P, []
+    pos, end, M, syms = 8 + rows + 16, 8 + rows + ans, 1 << P, []
     for i, ctx in enumerate(ctxs):
         t, j = tables[ctx], i & 3
         if not t:
@@ -2899,10 +2922,10 @@ def et_must_fail(t, why, tile=None, tables=None):
     """The exact-top tensor t (tables as its part 2 holds them unless given) must be refused for the reason
     why: its tables, or a tile's payload (tile: its number; all tiles when None)."""
     try:
-        C, P, tabs = et_parse_tables(t.parts[2].data if tables is None else tables, t.dtype, t.et_wide)
+        C, P, tabs = et_parse_tables(t.parts[2].data if tables is None else tables, t.dtype)
         for i, p in enumerate(t.parts[3].tile_stored):
             if tile is None or i == tile:
-                et_decode_tile(p, [min(c, C - 1) for c in t.et_ctx[i]], tabs, P, t.dtype)
+                et_decode_tile(p, t.et_y[i], t.et_cols, t.et_B, tabs, P, t.dtype)
     except Invalid as e:
         assert why in str(e), (why, str(e))
         return
@@ -2920,53 +2943,58 @@ def et_value(b, dtype):
     return float(np.array([widen(b, dtype)], dtype=np.uint32).view(np.float32)[0])
 
 
-def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mode0=(), wide=False,
-              start=(1 << 16,) * 4):
+def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mode0=(), start=(1 << 16,) * 4,
+              count_mode0=True, keep_mode1=False):
     """Gives the qrow tensor t (from qrow()) an exact top layer restoring the original bits orig (row-major
     W-bit patterns): parts 2 and 3 at level 1, level 1's XXH3-64 that of orig, and orig as what unpack writes
     (t.level0: the bytes at level 0). C: the tables' context count (default: the highest context used + 1, at
     most 32), P: their probability bits; tables_codec 0 or 1 (zstd, tables_frame); mode0: tiles stored in mode
-    0 (others too where mode 1 is not smaller, as §6's writer does); start: the rANS states' start (bad
-    vectors). t.et_ctx, t.et_d: each tile's unclamped contexts and residuals, for the bad vectors."""
+    0 (others too where mode 1 is not smaller, as §6's writer does); count_mode0 False: the tables count only
+    the other tiles' elements (any tables are valid; mode 0 consults none, §5), so a mode-0 tile may hold
+    elements in unused contexts and symbols no table has; keep_mode1: every other tile in mode 1 even where
+    it is not smaller (§6 is the writer's choice); start: the rANS states' start (bad vectors).
+    t.et_ctx, t.et_d, t.et_y: each tile's unclamped contexts, residuals and level-0 bits, for the bad vectors."""
     dtype, W = t.dtype, DTYPES[t.dtype][1]
     rows, cols = t.shape[0], math.prod(t.shape[1:])
-    e = t.parts[0].data
-    isz = DTYPES[t.parts[1].item][1] // 8
-    q = [unzigzag(int.from_bytes(t.parts[1].data[i * isz:(i + 1) * isz], "little")) for i in range(rows * cols)]
+    e, B = t.parts[0].data, struct.unpack("<h", t.params)[0]
     y, orig = [int(b) for b in t.bits], [int(w) for w in orig]
     assert len(orig) == len(y) and all(0 <= w < 1 << W for w in orig)
     d = [et_residual(w, yy, W) for w, yy in zip(orig, y)]
     assert all(et_apply(yy, dd, W) == w for yy, dd, w in zip(y, d, orig))
-    c = [et_context(q[i], e[i // cols]) for i in range(rows * cols)]
+    c = [et_context(y[i], B + (e[i // cols] >> 4), dtype) for i in range(rows * cols)]  # §3: from y and E
     C = min(32, max(c) + 1) if C is None else C
     ctx = [min(x, C - 1) for x in c]
     split = [et_split(dd, cc, dtype) for dd, cc in zip(d, ctx)]
     assert all(et_join(s, cc, raw, dtype) == dd for (s, _, raw), cc, dd in zip(split, ctx, d))
+    tiles = -(-rows // t.tile_rows)
+    span = [(i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols) for i in range(tiles)]
     hist = [{} for _ in range(C)]
-    for cc, (s, _, _) in zip(ctx, split):
-        hist[cc][s] = hist[cc].get(s, 0) + 1
+    for i, (a, b) in enumerate(span):
+        if count_mode0 or i not in mode0:
+            for cc, (s, _, _) in zip(ctx[a:b], split[a:b]):
+                hist[cc][s] = hist[cc].get(s, 0) + 1
     tables = [et_normalise(h, P) if h else [] for h in hist]  # a context no element uses: n = 0
     tb = et_table_bytes(tables, C, P)
     parsed = et_cum(tables)
     if 8 <= P <= 15:  # (bad vectors code tiles with a P out of range)
-        assert et_parse_tables(tb, dtype, wide) == (C, P, parsed)
-    tiles = -(-rows // t.tile_rows)
-    payloads, t.et_ctx, t.et_d = [], [], []
-    for i in range(tiles):
-        a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
+        assert et_parse_tables(tb, dtype) == (C, P, parsed)
+    payloads, t.et_ctx, t.et_d, t.et_y = [], [], [], []
+    for i, (a, b) in enumerate(span):
         raw = b"".join(dd.to_bytes(W // 8, "little") for dd in d[a:b])
-        p = et_encode_tile([(cc,) + sp for cc, sp in zip(ctx[a:b], split[a:b])], parsed, P, start)
-        if i in mode0 or len(p) >= len(raw):  # §6: not smaller than the raw residuals: mode 0
+        if i in mode0:
             p = b"\x00" + raw
-            # §4 does not say whether an element in an unused context (n = 0) spoils a mode-0 tile too; none does
-            # here, so the vector is valid either way
-            assert all(parsed[cc] for cc in ctx[a:b])
+        else:
+            p = et_encode_tile([(cc,) + sp for cc, sp in zip(ctx[a:b], split[a:b])], e[a // cols:b // cols], parsed, P,
+                               start)
+            if len(p) >= len(raw) and not keep_mode1:  # §6: not smaller than the raw residuals: mode 0
+                p = b"\x00" + raw
         assert len(p) <= bound(len(raw))
         if start == (1 << 16,) * 4:
-            assert et_decode_tile(p, ctx[a:b], parsed, P, dtype) == d[a:b]
+            assert et_decode_tile(p, y[a:b], cols, B, parsed, P, dtype) == d[a:b]
         payloads.append(p)
         t.et_ctx.append(c[a:b])
         t.et_d.append(d[a:b])
+        t.et_y.append(y[a:b])
     res = Part(EXACT_TOP, PER_ELEMENT, "U16" if W == 16 else "U32",
                b"".join(dd.to_bytes(W // 8, "little") for dd in d), codec=EXACT_CODEC, level=1)
     res.tile_stored = payloads
@@ -2979,9 +3007,10 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
     err = [abs(a - b) for a, b in pairs]
     s2 = sum(a * a for a, _ in pairs)
     rel = math.sqrt(sum(x * x for x in err) / s2) if s2 else 0.0
-    t.levels = [(H(t.level0), min(rel, 3e38), min(max(err, default=0.0), 3e38)), (H(t.recon), 0.0, 0.0)]
-    t.et_wide, t.et_C, t.et_P, t.et_tables, t.et_mode = wide, C, P, tables, [p[0] for p in payloads]
-    t.et_split = split
+    fig = [x if math.isfinite(x) else 3e38 for x in (rel, max(err, default=0.0))]
+    t.levels = [(H(t.level0), min(fig[0], 3e38), min(fig[1], 3e38)), (H(t.recon), 0.0, 0.0)]
+    t.et_C, t.et_P, t.et_tables, t.et_mode = C, P, tables, [p[0] for p in payloads]
+    t.et_split, t.et_B, t.et_cols, t.et_parsed = split, B, cols, parsed
     return t
 
 
@@ -3019,42 +3048,62 @@ def et_codes_at(q, at):
     return q
 
 
+def et_f16_kinds(t):
+    """Of the F16 exact-top tensor t's level 0: (the contexts of +Inf, of -Inf, the bit lengths of its subnormals'
+    mantissas, {(y, q)} of its +-0 values y at non-zero codes q)."""
+    ys, cs = sum(t.et_y, []), sum(t.et_ctx, [])
+    isz = DTYPES[t.parts[1].item][1] // 8
+    q = [unzigzag(int.from_bytes(t.parts[1].data[i * isz:(i + 1) * isz], "little")) for i in range(len(ys))]
+    return ({c for y, c in zip(ys, cs) if y == 0x7C00}, {c for y, c in zip(ys, cs) if y == 0xFC00},
+            {(y & 0x3FF).bit_length() for y in ys if y & 0x7C00 == 0 and y & 0x3FF},
+            {(y, x) for y, x in zip(ys, q) if y & 0x7FFF == 0 and x})
+
+
 def exact_top_vectors(d):
     """lossy_exact_top (2.7): an exact F32 norm; a: BF16 [6, 40] with an exact top, 3 tiles of 2 rows (tile 1
-    in mode 0), U16 codes, tables codec 0 with C = 32 (contexts 0 .. 31 used, 32 clamped to 31); a plain qrow
-    tensor (its top is level 0); b: F16 [4, 24] with an exact top, 2 tiles, U16 codes, tables zstd (an inline
-    part with a codec's payload, 2.3) with an unused context (n = 0) below C - 1; c: F32 [5, 16] with an exact
-    top (U32 residuals), 2 tiles, U8 codes, C = 6 (contexts 6 .. 16 clamped to 5). The originals hold +-0,
-    subnormals, +-Inf, NaNs with payloads, the largest and smallest values, at codes of 0 (context 0: the
-    residual is the original's bits) and at non-zero codes (far from the level-0 value: raw bits). Unpacked:
-    the originals (.expected); at level 0: each qrow reconstruction (.level0.expected)."""
+    in mode 0, its elements not counted in the tables: symbols no table has and an unused context, which mode 0
+    never looks up, §5), U16 codes, tables codec 0 with C = 32 (contexts 0 .. 31 used, 32 clamped to 31), symbols
+    104 .. 111 in contexts >= 1; a plain qrow tensor (its top is level 0); b: F16 [4, 24] with an exact top, 2
+    tiles, U16 codes, tables zstd (an inline part with a codec's payload, 2.3) with unused contexts (n = 0) below
+    C - 1, B = -27: level-0 subnormals of 1, 2 .. 10 bits and level-0 +0 and -0 at non-zero codes (context 0);
+    c: F32 [5, 16] with an exact top (U32 residuals), 2 tiles, U8 codes, C = 6 (contexts 6 .. 16 clamped to 5).
+    The originals hold +-0, subnormals, +-Inf, NaNs with payloads, the largest and smallest values, at level-0
+    values of 0 (context 0: the residual is the original's bits, or counted down from ord(-0)) and at non-zero
+    ones (far from the level-0 value: raw bits). Unpacked: the originals (.expected); at level 0: each qrow
+    reconstruction (.level0.expected). lossy_exact_top_wide: an F16 tensor whose level 0 overflows to +-Inf,
+    and an F32 one, with symbols at the top of the alphabet of contexts >= 1 (below)."""
     rng = Rng(0xE7AC7)
     norm = Exact("norm.weight", "F32", [6], np.array([1, -0.5, 2.5, 0, -0.0, 3e-3], dtype="<f4").tobytes())
     # a: rows 0 and 4 fine steps (values ~2^-20 x q), row 5 coarse (E = -5: |y| up to ~1600, so an Inf or a NaN
-    # at a large code is within 2^14 representable values: symbol < 104); rows 3 and 5 reach context 32.
+    # at a large code is within 2^14 representable values); rows 3 and 5 reach context 32.
     ca, ea = 40, [0x05, 0x17, 0x2A, 0x3F, 0x00, 0xF9]
     qa = et_codes(rng, 6 * ca, 32767)
     zero_a = {3: 0x0000, 17: 0x8000, 29: 0x0001, 44: 0x807F, 58: 0x0080, 71: 0x7F80, 83: 0xFF80, 99: 0x7FC0,
               105: 0x7F81, 126: 0xFFFF, 140: 0xFFC1, 151: 0x7F7F, 167: 0xFF7F, 183: 0x0100, 199: 0x3F80, 238: 0xC2F7}
     big_a = {201: 32767, 202: -32768, 203: 30000, 204: -29000, 205: 26000, 206: -31000, 130: 32767, 131: -32768}
     qa = et_codes_at(et_codes_at(qa, {i: 0 for i in zero_a}), big_a)
-    qa = et_codes_at(qa, {5: 20000, 6: 12, 7: 300, 8: 1, 9: 1})  # row 0, for the far values below
+    qa = et_codes_at(qa, {5: 20000, 6: 12, 7: 300, 8: 1, 9: 1, 10: 50, 11: -60})  # row 0, for the far values below
     a = qrow("a.weight", "BF16", [6, 5, 8], -20, ea, qa, 2, code_item="U16")
     far_a = {201: 0x7F80, 203: 0x7FA5, 202: 0xFF80, 204: 0xFFF0, 206: 0xFFFF,  # +-Inf, NaNs near |y| ~ 1000
              5: int(a.bits[5]) + 30 * 128, 6: int(a.bits[6]) - 40 * 128,  # 2^30 x y and 2^-40 x y (an octave: 128)
-             7: 0x0000, 8: 0x8000, 9: 0x0003}  # +0, -0 and a subnormal at codes 300, 1, 1 (y ~ 2^-20)
+             7: 0x0000, 8: 0x8000, 9: 0x0003,  # +0, -0 and a subnormal at codes 300, 1, 1 (y ~ 2^-20)
+             10: int(a.bits[10]) ^ 0x8000, 11: 0x7FC0}  # a sign flip and a NaN at y ~ 2^-14: symbols 104 .. 111
     oa = et_originals(a, rng, {**zero_a, **far_a})
-    exact_top(a, oa, C=32, mode0=(1,))
-    # b: F16; row 0 fine (y = q x 2^-20 < 2^-5: a sign flip is < 2^14 values away), row 3 coarse (E = -5).
+    exact_top(a, oa, C=32, mode0=(1,), count_mode0=False)
+    # b: F16, B = -27; row 0 (step 2^-27) rounds |q| <= 4 to +-0 (4: a tie, to even), 5 .. 11 to 2^-24 (a
+    # subnormal of one bit: t = 0), larger to wider subnormals (12: a tie, to 2 x 2^-24; up to 2^-15 .. 2^-14,
+    # ten bits); row 1 (E = -26) subnormals and normals; rows 2 and 3 (E = -19, -12) normals.
     cb, eb = 24, [0x00, 0x1C, 0x83, 0xF0]
     qb = et_codes(rng, 4 * cb, 32767)
     zero_b = {1: 0x0000, 10: 0x8000, 20: 0x0001, 30: 0x83FF, 40: 0x7C00, 50: 0xFC00, 60: 0x7E00, 70: 0x7C01,
               80: 0xFFFF, 90: 0x7BFF, 93: 0x0400}
     qb = et_codes_at(et_codes_at(qb, {i: 0 for i in zero_b}), {2: 3000, 3: -77, 4: 5, 72: 30000, 73: -31000,
                                                                  74: 28000, 75: -32768})
-    b = qrow("b.weight", "F16", [4, 24], -20, eb, qb, 2, code_item="U16")
+    qb = et_codes_at(qb, {5: 1, 6: -1, 7: 4, 8: -4, 9: 12, 11: -11, 12: 6000, 13: -7, 14: 300})
+    b = qrow("b.weight", "F16", [4, 24], -27, eb, qb, 2, code_item="U16")
     far_b = {2: int(b.bits[2]) ^ 0x8000, 3: int(b.bits[3]) ^ 0x8000, 4: 0x8001,  # sign flips, a -subnormal
-             72: 0x7C00, 73: 0xFE3A, 74: 0x7D23, 75: 0xFC00}  # Inf, NaNs (payloads), -Inf near |y| ~ 1000
+             5: 0x0003, 6: 0x0000, 7: 0x8002, 8: 0x7C00,  # at level-0 +0, -0, +0, -0 of codes 1, -1, 4, -4
+             72: 0x7C00, 73: 0xFE3A, 74: 0x7D23, 75: 0xFC00}  # Inf, NaNs (payloads), -Inf near |y| ~ 7
     ob = et_originals(b, rng, {**zero_b, **far_b})
     exact_top(b, ob, tables_codec=1)
     # c: F32, U8 codes, C = 6.
@@ -3073,12 +3122,18 @@ def exact_top_vectors(d):
     assert a.et_mode == [1, 0, 1] and b.et_mode == [1, 1] and 1 in c.et_mode and b.parts[2].codec == 1
     assert set(min(x, 31) for tile in a.et_ctx for x in tile) == set(range(32)) and 32 in sum(a.et_ctx, [])
     assert max(sum(c.et_ctx, [])) > c.et_C - 1 == 5 and [] in b.et_tables[:-1]
+    # a's tile 1 (mode 0) holds elements the tables cannot code (an unused context, or a symbol its table lacks)
+    assert any(not a.et_parsed[min(x, 31)] or s not in a.et_parsed[min(x, 31)]
+               for x, (s, _, _) in zip(a.et_ctx[1], a.et_split[2 * ca:4 * ca]))
     for t in (a, b, c):
         assert any(r for _, r, _ in t.et_split) and max(s for s, _, _ in t.et_split) >= 2 * 4
         assert t.recon != t.level0 and len(t.parts[3].tile_stored) == -(-t.shape[0] // t.tile_rows)
-    # symbols past the literal alphabet (see above) are not used here; the wide vector uses them
-    assert all(s < et_alphabet(1, t.dtype) for t in (a, b, c) for (s, _, _), x in zip(t.et_split, sum(t.et_ctx, []))
-               if x)
+    # a: symbols at the top of the alphabet of contexts >= 1 (104 .. 111)
+    assert any(s >= 104 for (s, _, _), x in zip(a.et_split, sum(a.et_ctx, [])) if x)
+    # b: level-0 subnormals of 1, 2 and 10 bits, and level-0 +0 and -0 of non-zero codes (context 0)
+    _, _, bsub, bzero = et_f16_kinds(b)
+    assert {1, 2, 10} <= bsub and {y for y, _ in bzero} == {0x0000, 0x8000}, (bsub, bzero)
+    assert all(c == 0 for y, c in zip(sum(b.et_y, []), sum(b.et_ctx, [])) if y & 0x7FFF == 0)
     fb, plen = st_file(ts)
     wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=7)
     head = struct.unpack("<IIIBBHII", zread_manifest(wcz)[:24])
@@ -3090,23 +3145,30 @@ def exact_top_vectors(d):
     lv0 = fb[:plen] + b"".join(getattr(t, "level0", None) or t.out() for t in ts)
     assert len(lv0) == len(fb)
     open(os.path.join(d, "lossy_exact_top.level0.expected"), "wb").write(lv0)
-    # lossy_exact_top_wide: residuals of 2^(W-2) and more in contexts >= 1 (Inf, NaN and sign flips at small
-    # non-zero codes), whose symbols are 104 .. 111 (BF16) and 232 .. 239 (F32): valid only if §3's alphabet of
-    # contexts >= 1 is 8 + 8 x (W - 3) (see above); the literal 104 / 232 refuses its tables.
-    wb = qrow("w.weight", "BF16", [2, 16], -20, [0x00, 0x48], [((i * 7) % 23) - 11 for i in range(32)], 2)
-    wbo = et_originals(wb, rng, {0: 0x7F80, 1: 0xFFC1, 2: 0x7FC0, 3: int(wb.bits[3]) ^ 0x8000, 17: 0xFF80,
-                                 18: int(wb.bits[18]) ^ 0x8000})
-    exact_top(wb, wbo, wide=True)
+    # lossy_exact_top_wide: residuals of 2^(W-2) and more in contexts >= 1, whose symbols are 104 .. 111 (16-bit)
+    # and 232 .. 239 (F32), the top of §3's alphabet of contexts >= 1, 8 x (W - 2). w: F16, B = 1, whose level 0
+    # overflows to +-Inf (QROW.md §3: past 65504, after rounding): row 0 (E = 1, step 2) from |q| = 32760 (65520,
+    # a tie, to even: Inf; context 31), row 1 (E = 15) at every |q| >= 2 (context 3; |q| = 1: 2^15, context 1).
+    # Originals at +-Inf: +-0 (the whole range away, symbol 111), 0.5 (105), 1.0 (103), 65504 and NaNs (1 away).
+    qw = [32767, -32768, 32760, 32751, -32760, 100, -5000, 20000, -31000, 7, 0, 32000, -32767, 1, 0, 32764,
+          1, -1, 2, -3, 0, 5, 300, -32768, 4, 1, -2, 9, 0, -1, 32767, 3]
+    wb = qrow("w.weight", "F16", [2, 16], 1, [0x00, 0xE0], qw, 2, code_item="U16", f16_inf=True)
+    wy = [int(x) for x in wb.bits]
+    pinf = [i for i, y in enumerate(wy) if y == 0x7C00]
+    ninf = [i for i, y in enumerate(wy) if y == 0xFC00]
+    assert 0 in pinf and 1 in ninf and 3 not in pinf and 18 in pinf and 19 in ninf and wy[16] == 0x7800
+    wbo = et_originals(wb, rng, {0: 0x0000, 1: 0x8000, 2: 0x7BFF, 4: 0xFC01, 18: 0x3800, 19: 0xBC00, 21: 0x7E00,
+                                 22: 0x7C01, 23: 0xFBFF, 3: 0x7C00, 16: 0xF800})
+    exact_top(wb, wbo)
+    wp, wn, _, _ = et_f16_kinds(wb)
+    assert wp == {31, 3} and wn == {31, 3} and 1 in wb.et_ctx[0], (wp, wn)
     wf = qrow("wf.weight", "F32", [2, 8], -20, [0x00, 0x12], [((i * 5) % 13) - 6 for i in range(16)], 1)
     wfo = et_originals(wf, rng, {0: int(wf.bits[0]) ^ 0x80000000, 9: 0x7F800000, 10: 0xFFC0FFEE})
-    exact_top(wf, wfo, wide=True)
+    exact_top(wf, wfo, keep_mode1=True)  # tiles of 8 elements: mode 1 is larger than mode 0, but valid
+    assert wb.et_mode == [1] and wf.et_mode == [1, 1]
     for t, lo in ((wb, 104), (wf, 232)):
         assert any(s >= lo for (s, _, _), x in zip(t.et_split, sum(t.et_ctx, [])) if x)
-        try:
-            et_parse_tables(t.parts[2].data, t.dtype)
-            raise AssertionError("the literal alphabet accepts " + t.name)
-        except Invalid as x:
-            assert "alphabet" in str(x)
+    assert any(s == 111 for (s, _, _), x in zip(wb.et_split, sum(wb.et_ctx, [])) if x)
     wts = [norm, wb, wf]
     wfb, wplen = st_file(wts)
     open(os.path.join(d, "lossy_exact_top_wide.wcz"), "wb").write(container2([(0, "model.safetensors", wfb, wplen, wts)],
@@ -3122,10 +3184,9 @@ def exact_top_bad():
     """2.7 files every reader must reject, checksum-valid everywhere, each lying in one thing about the exact top
     layer of a qrow tensor (the manifest's last tensor, after an exact F32 one; the level hashes are the honest
     ones). *.corrupt: §1's record rules, seen when the manifest is decoded (§1: "when the manifest is decoded").
-    *.codec: §4's tables and §5's tile payloads: §5 names Errc codec for a tile and says when (a tile is decoded);
-    §4 names neither, and its tables may be an inline part with a codec whose payload FORMAT.md §4.4 checks "when a
-    tile of the tensor is decoded", so every table rule is taken as found then, as the tile's. Each table and
-    payload here fails et_parse_tables / et_decode_tile on its rule."""
+    *.codec: §4's tables (checked "when a tile of level 1 is decoded (Errc codec)") and §5's tile payloads (Errc
+    codec). Each table and payload here fails et_parse_tables / et_decode_tile on its rule. A mode-1 payload is
+    u8 1, u8 0, u16 0, u32 ans_bytes, u8 e[rows] (rows: the tile's, 2 here), the rANS stream, the raw bits."""
     rows, cols = 4, 32
     n = 2 * cols  # elements a tile
 
@@ -3162,12 +3223,17 @@ def exact_top_bad():
     def ans_bytes(p):
         return struct.unpack_from("<I", p, 4)[0]
 
+    R = 2  # rows a tile: the e bytes after the 8-byte head; the rANS stream from 8 + R
+
     def extra(p, at, b):
         """p with bytes b inserted at offset at."""
         return p[:at] + b + p[at:]
 
     t0 = base()
-    assert et_decode_tile(t0.parts[3].tile_stored[0], t0.et_ctx[0], et_cum(t0.et_tables), 12, "BF16") == t0.et_d[0]
+    assert t0.tile_rows == R and all(len(y) == R * cols for y in t0.et_y)
+    assert t0.parts[3].tile_stored[0][8:8 + R] == t0.parts[0].data[:R]  # tile 0's e bytes: rows 0 and 1's steps
+    assert et_decode_tile(t0.parts[3].tile_stored[0], t0.et_y[0], cols, -20, et_cum(t0.et_tables), 12,
+                          "BF16") == t0.et_d[0]
     C, tabs = t0.et_C, t0.et_tables
     rb = [sum(r for _, r, _ in t0.et_split[k * n:(k + 1) * n]) for k in range(2)]
     assert ans_bytes(t0.parts[3].tile_stored[0]) > 16  # tile 0's stream has words
@@ -3220,7 +3286,7 @@ def exact_top_bad():
     past0[0][-1] = (2048, past0[0][-1][1])  # context 0 of BF16: A0 = 2048
     out["exact_top_tables_symbol_ctx0.codec"] = tables(base(), et_table_bytes(past0, C, 12), "beyond the alphabet")
     past1 = [list(x) for x in tabs]
-    past1[ctx1][-1] = (112, past1[ctx1][-1][1])  # past 104 and 112 (either reading of §3)
+    past1[ctx1][-1] = (112, past1[ctx1][-1][1])  # 112: the alphabet of contexts >= 1 is 0 .. 111
     out["exact_top_tables_symbol_112.codec"] = tables(base(), et_table_bytes(past1, C, 12), "beyond the alphabet")
     out["exact_top_tables_trailing_byte.codec"] = tables(base(), et_table_bytes(tabs, C, 12) + b"\x00", "bytes after")
     first = [True]
@@ -3238,15 +3304,28 @@ def exact_top_bad():
     # §5 (codec): a tile payload (tile 0 unless said).
     out["exact_top_tile_mode2.codec"] = tile(base(), lambda p: b"\x02" + p[1:], "mode not 0 or 1")
     out["exact_top_tile_reserved.codec"] = tile(base(), lambda p: field(p, 1, "<B", 1), "reserved")
-    out["exact_top_tile_ans_odd.codec"] = tile(base(), lambda p: extra(field(p, 4, "<I", ans_bytes(p) + 1), 8 + ans_bytes(p),
-                                                                    b"\x00"), "odd or below 16")
+    # ans_bytes odd: one byte more, a 0 inserted after the stream (the raw bits follow it unchanged)
+    out["exact_top_tile_ans_odd.codec"] = tile(base(), lambda p: extra(field(p, 4, "<I", ans_bytes(p) + 1),
+                                                                    8 + R + ans_bytes(p), b"\x00"), "odd or below 16")
     out["exact_top_tile_ans_below_16.codec"] = tile(base(), lambda p: field(p, 4, "<I", 14), "odd or below 16")
-    out["exact_top_tile_ans_past_payload.codec"] = tile(base(), lambda p: field(p, 4, "<I", len(p) - 8 + 2), "beyond")
-    out["exact_top_tile_state_low.codec"] = tile(base(), lambda p: field(p, 8, "<I", 0xFFFF), "below 2^16")
-    out["exact_top_tile_word_missing.codec"] = tile(base(), lambda p: field(p[:6 + ans_bytes(p)] + p[8 + ans_bytes(p):], 4, "<I",
+    # ans_bytes 2 past the payload's end (counted after the head and the e bytes)
+    out["exact_top_tile_ans_past_payload.codec"] = tile(base(), lambda p: field(p, 4, "<I", len(p) - 8 - R + 2),
+                                                        "beyond")
+    out["exact_top_tile_state_low.codec"] = tile(base(), lambda p: field(p, 8 + R, "<I", 0xFFFF), "below 2^16")
+    # the stream's last word cut out (ans_bytes 2 less): the decoder runs out of words
+    out["exact_top_tile_word_missing.codec"] = tile(base(), lambda p: field(p[:8 + R + ans_bytes(p) - 2]
+                                                                         + p[8 + R + ans_bytes(p):], 4, "<I",
                                                                          ans_bytes(p) - 2), "missing")
-    out["exact_top_tile_word_left.codec"] = tile(base(), lambda p: extra(field(p, 4, "<I", ans_bytes(p) + 2), 8 + ans_bytes(p),
-                                                                      b"\x5A\xA5"), "words left")
+    out["exact_top_tile_word_left.codec"] = tile(base(), lambda p: extra(field(p, 4, "<I", ans_bytes(p) + 2),
+                                                                      8 + R + ans_bytes(p), b"\x5A\xA5"), "words left")
+    # §5: the payload cut inside its e bytes: 8 + 1 bytes of a tile of 2 rows
+    out["exact_top_tile_e_short.codec"] = tile(base(), lambda p: p[:8 + R - 1], "step bytes past the payload")
+    # §5, §4: tile 0's e byte of row 0 changed (part 0 keeps it): element 0's context (from its y and the
+    # payload's e) is one the tables leave unused (n = 0); it is the tile's first element, so the decoder meets
+    # it before anything else
+    eb = next(x for x in range(256) if not t0.et_parsed[min(et_context(t0.et_y[0][0], -20 + (x >> 4), "BF16"), C - 1)])
+    assert eb != t0.parts[0].data[0]
+    out["exact_top_tile_e_unused_context.codec"] = tile(base(), lambda p: field(p, 8, "<B", eb), "unused context")
     # state 0 started at 2^16 + 1 by the encoder: every word read, x0 ends at 2^16 + 1
     t = base(start=((1 << 16) + 1,) + (1 << 16,) * 3)
     out["exact_top_tile_final_state.codec"] = tile(t, lambda p: p, "final state")
