@@ -215,6 +215,12 @@ TEST_SUITE("vectors") {
       CHECK(!got.empty());
       CHECK(got == tu::read_file(kDir + "/" + v + ".expected"));
       CHECK(wc::verify(wcz, "", 1, {}).chunks == l.chunks);  // every chunk, every level's and file's XXH3-64
+      if (l.minor >= 7) {  // 2.7: the exact top layer's level 0, the lossy model under it
+        wc::UnpackOptions l0;
+        l0.level = 0;
+        wc::unpack(wcz, t / (v + ".level0"), l0);
+        CHECK(tu::read_file(t / (v + ".level0")) == tu::read_file(kDir + "/" + v + ".level0.expected"));
+      }
     }
   }
 
