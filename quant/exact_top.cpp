@@ -64,7 +64,7 @@ bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
   p += 4;
   for (unsigned c = 0; c < tb.C; ++c) {
     Context& x = tb.ctx[c];
-    x.sym.clear(), x.freq.clear(), x.cum.assign(1, 0);
+    x.sym.clear(), x.freq.clear(), x.cum.assign(1, 0), x.dec.clear();
     const uint32_t a = alphabet(c, dt);
     uint32_t cnt;
     if (!read_uvar(p, end, cnt) || cnt > a) return false;
@@ -77,12 +77,114 @@ bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
       total += uint64_t(fm1) + 1;
       if (total > (1u << tb.P)) return false;
       x.sym.push_back(uint32_t(s)), x.freq.push_back(fm1 + 1), x.cum.push_back(uint32_t(total));
+      const unsigned nr = raw_bits(uint32_t(s), c, dt);
+      // join() with no raw bits and no sign gives the magnitude's upper bits
+      const uint32_t base = join(uint32_t(s) & ~1u, 0, c, dt);
+      x.dec.push_back({base, uint16_t(fm1 + 1), uint16_t(total - fm1 - 1), uint8_t(nr),
+                       uint8_t(s & 1)});
       next = s + 1;
     }
     if (cnt && total != (1u << tb.P)) return false;
   }
   return p == end;
 }
+
+namespace {
+
+// Mode 1's element loop (§5) for a dtype of W bits and `mant` mantissa bits:
+// row by row (one step exponent each), a slot-to-symbol table per context
+// built when the tile first meets it, the raw bits from a 64-bit window.
+template <unsigned W, unsigned kMant>
+Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t cols, const uint8_t* e, uint32_t* x,
+                     const uint8_t* words, const uint8_t* wend, const uint8_t* rb, const uint8_t* rend, uint8_t* dst) {
+  constexpr unsigned wb = W / 8;
+  constexpr uint32_t h = 1u << (W - 1), mask = W == 32 ? 0xFFFFFFFFu : (1u << W) - 1u;
+  constexpr uint32_t dt = W == 32 ? qrow::kF32 : kMant == 10 ? qrow::kF16 : qrow::kBF16;
+  const uint32_t pmask = (1u << tb.P) - 1;
+  // Per context, slot -> the index of the symbol whose range holds it: built
+  // for a context when the tile first meets it (a tile of 2^18 elements uses
+  // about half of its contexts), in a per-thread buffer.
+  thread_local std::vector<uint16_t> lut;
+  lut.resize(size_t(tb.C) << tb.P);
+  uint16_t* const lutp = lut.data();
+  bool built[kMaxContexts] = {};
+  // Two passes, so that the raw-bit reader's serial chain does not wait on
+  // each symbol's table loads: the symbols first (four rANS states in
+  // flight), each element's table entry kept; then the raw bits.
+  thread_local std::vector<const Context::Entry*> ent;
+  ent.resize(rows * cols);
+  const Context::Entry** const entp = ent.data();
+  bool overrun = false;
+  uint64_t i = 0;
+  for (uint64_t r = 0; r < rows; ++r) {
+    const int32_t E = row_exp(base_exp, e[r]);
+    for (uint64_t j = 0; j < cols; ++j, ++i) {
+      uint32_t& s = x[i & 3];
+      const uint8_t* p = dst + wb * i;
+      const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
+      const unsigned c = std::min(raw_context(y, dt, E), tb.C - 1);
+      const Context& t = tb.ctx[c];
+      uint16_t* l = lutp + (size_t(c) << tb.P);
+      if (!built[c]) [[unlikely]] {
+        if (t.sym.empty()) return Errc::codec;
+        for (size_t k = 0; k < t.sym.size(); ++k) std::fill(l + t.cum[k], l + t.cum[k + 1], uint16_t(k));
+        built[c] = true;
+      }
+      const uint32_t slot = s & pmask;
+      const Context::Entry* en = t.dec.data() + l[slot];
+      entp[i] = en;
+      s = uint32_t(en->freq) * (s >> tb.P) + slot - en->cum;
+      // renormalise without a branch (whether a word is due depends on the
+      // data); a word due past the stream's end marks the tile invalid
+      const bool need = s < kStateLow, have_word = words != wend;
+      const uint32_t word = have_word ? load_u16(words) : 0u;
+      overrun |= need && !have_word;
+      s = need ? (s << 16) | word : s;
+      words += (need && have_word) ? 2 : 0;
+    }
+  }
+  if (overrun || words != wend) return Errc::codec;
+  for (unsigned j = 0; j < 4; ++j)
+    if (x[j] != kStateLow) return Errc::codec;
+  uint64_t acc = 0;
+  unsigned have = 0;
+  const uint64_t count = rows * cols;
+  for (i = 0; i < count; ++i) {
+    const Context::Entry& en = *entp[i];
+    const unsigned nr = en.nraw;  // 0 to 28
+    if (rend - rb >= 8) {  // refill whole bytes from one 8-byte load: at least 56 bits held
+      acc |= load_u64(rb) << have;
+      rb += (63 - have) >> 3;
+      have |= 56;
+    } else {
+      while (have < nr) {
+        if (rb == rend) return Errc::codec;
+        acc |= uint64_t(*rb++) << have;
+        have += 8;
+      }
+    }
+    const uint32_t m = en.base | uint32_t(acc & ((uint64_t(1) << nr) - 1));
+    acc >>= nr, have -= nr;
+    uint8_t* p = dst + wb * i;
+    const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
+    const uint32_t d = en.sign ? (0u - (m + 1u)) & mask : m;
+    const uint32_t w = restore(y, d, h, mask);
+    if (wb == 4) store_u32(p, w);
+    else store_u16(p, uint16_t(w));
+  }
+  if (rb != rend || acc != 0 || have >= 8) return Errc::codec;
+  return Errc::ok;
+}
+
+Errc decode_coded(const Tables& tb, uint32_t dt, int32_t base_exp, uint64_t rows, uint64_t cols, const uint8_t* e,
+                  uint32_t* x, const uint8_t* words, const uint8_t* wend, const uint8_t* rb, const uint8_t* rend,
+                  uint8_t* dst) {
+  if (dt == qrow::kF32) return decode_elements<32, 23>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+  if (dt == qrow::kF16) return decode_elements<16, 10>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+  return decode_elements<16, 7>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+}
+
+}  // namespace
 
 Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int32_t base_exp, uint64_t rows,
                 uint64_t cols, uint8_t* dst) {
@@ -109,44 +211,7 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int3
     x[j] = load_u32(st + 4 * j);
     if (x[j] < kStateLow) return Errc::codec;
   }
-  const uint8_t* rb = wend;  // the raw-bit stream
-  const uint8_t* rend = pl + n;
-  uint64_t acc = 0;
-  unsigned have = 0;
-  const uint32_t pmask = (1u << tb.P) - 1;
-  for (uint64_t i = 0; i < count; ++i) {
-    uint32_t& s = x[i & 3];
-    const uint32_t y = load_bits(dst, i, wb);
-    const unsigned c = std::min(raw_context(y, dt, row_exp(base_exp, e[i / cols])), tb.C - 1);
-    const Context& t = tb.ctx[c];
-    if (t.sym.empty()) return Errc::codec;
-    const uint32_t slot = s & pmask;
-    // the symbol whose range holds slot: the last cum <= slot
-    const size_t k = size_t(std::upper_bound(t.cum.begin() + 1, t.cum.end() - 1, slot) - (t.cum.begin() + 1));
-    s = t.freq[k] * (s >> tb.P) + slot - t.cum[k];
-    if (s < kStateLow) {
-      if (words == wend) return Errc::codec;
-      s = (s << 16) | load_u16(words);
-      words += 2;
-    }
-    const uint32_t sym = t.sym[k];
-    const unsigned nr = raw_bits(sym, c, dt);
-    uint32_t raw = 0;
-    if (nr) {
-      while (have < nr) {
-        if (rb == rend) return Errc::codec;
-        acc |= uint64_t(*rb++) << have;
-        have += 8;
-      }
-      raw = uint32_t(acc & ((uint64_t(1) << nr) - 1));
-      acc >>= nr, have -= nr;
-    }
-    store_bits(dst, i, wb, restore(y, join(sym, raw, c, dt), h, mask));
-  }
-  if (words != wend || rb != rend || acc != 0 || have >= 8) return Errc::codec;
-  for (uint32_t s : x)
-    if (s != kStateLow) return Errc::codec;
-  return Errc::ok;
+  return decode_coded(tb, dt, base_exp, rows, cols, e, x, words, wend, wend, pl + n, dst);
 }
 
 void Counts::add(const Counts& o) {

@@ -19,6 +19,14 @@ inline constexpr unsigned kProbBits = 12;  // the encoder's P
 
 struct Context {
   std::vector<uint32_t> sym, freq, cum;  // symbols with a frequency, ascending; cum has n + 1 entries
+  // per symbol, for the decoder: the magnitude's bits above the raw ones,
+  // the raw bit count and the sign (§3), so join() is an OR
+  struct Entry {
+    uint32_t base;
+    uint16_t freq, cum;
+    uint8_t nraw, sign;
+  };
+  std::vector<Entry> dec;
 };
 struct Tables {
   unsigned C = 0, P = 0;

@@ -22,12 +22,14 @@ WC_QHD unsigned bit_length(uint32_t v) {
 
 // ord (§2): an involution on W-bit patterns that orders them by value as
 // two's-complement integers. `h` = 2^(W-1).
-WC_QHD uint32_t ord(uint32_t x, uint32_t h) { return x >= h ? x ^ (h - 1) : x; }
+// (Branch-free: the sign of a weight is a coin toss a branch would miss.)
+WC_QHD uint32_t ord(uint32_t x, uint32_t h) { return x ^ ((0u - uint32_t(x >= h)) & (h - 1)); }
 
-// Original bits from level-0 bits y and residual d (W-bit, mask = 2^W - 1).
+// Original bits from level-0 bits y and residual d (W-bit, mask = 2^W - 1):
+// ord(ord(y) + d) for y >= 0, ord(ord(y) - d) for a negative y.
 WC_QHD uint32_t restore(uint32_t y, uint32_t d, uint32_t h, uint32_t mask) {
-  const uint32_t o = ord(y, h);
-  return ord((y >= h ? o - d : o + d) & mask, h);
+  const uint32_t neg = 0u - uint32_t(y >= h);  // all ones for a negative y
+  return ord((ord(y, h) + ((d ^ neg) - neg)) & mask, h);
 }
 // Its inverse for the encoder: the residual that restores w from y.
 WC_QHD uint32_t residual(uint32_t y, uint32_t w, uint32_t h, uint32_t mask) {
@@ -48,19 +50,17 @@ WC_QHD unsigned width(uint32_t dt) { return dt == qrow::kF32 ? 32u : 16u; }
 WC_QHD unsigned raw_context(uint32_t y, uint32_t dt, int32_t E) {
   const unsigned m = mant_bits(dt), w = width(dt);
   const uint32_t mag = y & ((1u << (w - 1)) - 1u);
-  if (mag == 0) return 0;
   const int32_t bias = dt == qrow::kF16 ? 15 : 127;
   const uint32_t x = mag >> m, f = mag & ((1u << m) - 1u);
-  int32_t L;   // floor(log2 |y|)
-  uint32_t t;  // the bit below the leading one
-  if (x) {
-    L = int32_t(x) - bias, t = (f >> (m - 1u)) & 1u;
-  } else {  // subnormal
+  int32_t L = int32_t(x) - bias;         // floor(log2 |y|) of a normal y (or ±Inf)
+  uint32_t t = (f >> (m - 1u)) & 1u;     // the bit below the leading one
+  if (mag - 1u < (1u << m) - 1u) {       // subnormal: 0 < mag < 2^m (rare; zero, common, is chosen below without a branch)
     const unsigned n = bit_length(f);
     L = int32_t(n) - int32_t(m) - bias, t = n >= 2 ? (f >> (n - 2u)) & 1u : 0u;
   }
-  const int32_t c = 1 + 2 * (L - E) + int32_t(t);
-  return unsigned(c < 1 ? 1 : c > 32 ? 32 : c);
+  int32_t c = 1 + 2 * (L - E) + int32_t(t);
+  c = c < 1 ? 1 : c > 32 ? 32 : c;
+  return mag ? unsigned(c) : 0u;
 }
 
 // Alphabet of context c (§3).
