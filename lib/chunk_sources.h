@@ -33,12 +33,17 @@ class StreamChunkSource : public ChunkSource {
   bool random_access() const override { return false; }
   std::span<const uint8_t> get(uint32_t i, std::vector<uint8_t>& buf) override {
     ChunkEntry e;
+    if (auto k = kept_.find(i); k != kept_.end()) {  // a tensor-wide part's chunk, read by every tile
+      buf = k->second;
+      return {buf.data(), buf.size()};
+    }
     if (i < r_.chunks_read()) {  // skipped earlier on the way to a later level
       auto it = stash_.find(i);
       if (it == stash_.end()) fail(Errc::usage, "stream chunks requested out of order");
       buf.swap(it->second);
       stashed_ -= buf.size();
       stash_.erase(it);
+      keep(i, buf);
       return {buf.data(), buf.size()};
     }
     while (r_.chunks_read() < i) {
@@ -56,6 +61,7 @@ class StreamChunkSource : public ChunkSource {
       stash_.emplace(c, std::move(kept));
     }
     if (!r_.next_chunk(buf, e)) fail(Errc::usage, "stream chunks requested out of order");
+    keep(i, buf);
     return {buf.data(), buf.size()};
   }
   const std::string& name() const override { return name_; }
@@ -64,7 +70,23 @@ class StreamChunkSource : public ChunkSource {
  private:
   ContainerStreamReader& r_;
   std::string name_;
-  std::map<uint32_t, std::vector<uint8_t>> stash_;
+  // A chunk of a tensor-wide part is asked for by each tile of its tensor:
+  // a copy is kept (these are small: the exact top layer's tables, at most
+  // 2^16 bytes raw).
+  void keep(uint32_t i, const std::vector<uint8_t>& b) {
+    const TensorRecord& t = r_.tensor_of_chunk(i);
+    if (!t.lossy()) return;
+    uint32_t local = 0;
+    for (size_t L = 0; L < t.level_chunks.size(); ++L) {
+      if (i >= t.level_first[L] && i - t.level_first[L] < t.level_chunks[L]) {
+        local += i - t.level_first[L];
+        if (t.parts[t.part_chunk(local).part].layout == PartLayout::tensor_wide) kept_.emplace(i, b);
+        return;
+      }
+      local += t.level_chunks[L];
+    }
+  }
+  std::map<uint32_t, std::vector<uint8_t>> stash_, kept_;
   uint64_t stashed_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <regex>
 
+#include "codec/auto_select.h"
 #include "codec/codec.h"
 #include "format/bytes.h"
 #include "format/hash.h"
@@ -363,7 +364,8 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
 
 // --exact: t's level 1 (EXACT_TOP.md), whose tables are the symbol counts
 // of the whole tensor; its hash is the original bytes'.
-void add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, ThreadPool& pool) {
+// Returns the estimated bytes of the level (tables and chunks).
+double add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, ThreadPool& pool) {
   const size_t slots = size_t(pool.size()) * 2;
   std::vector<LossyScratch> sc(slots);
   std::vector<exact::Counts> counts(slots);
@@ -384,12 +386,15 @@ void add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, Thread
   PartRecord tables;
   tables.role = PartRole::exact_top;
   tables.level = 1;
-  tables.layout = PartLayout::inline_items;
+  // a chunk of level 1, not the manifest: a reader of level 0 does not fetch them
+  tables.layout = PartLayout::tensor_wide;
   tables.item = DType::U8;
-  tables.codec = 0;  // the manifest's zstd frame compresses it
-  tables.data = exact::build_tables(counts[0], uint32_t(t.dtype), *tb);
-  tables.items = tables.data.size();
-  if (tables.items > kMaxInlinePart) fail(Errc::limit, "exact top layer: the tables exceed an inline part");
+  tables.codec = uint8_t(CodecId::zstd);
+  double bits = 0;
+  auto bytes = std::make_shared<std::vector<uint8_t>>(exact::build_tables(counts[0], uint32_t(t.dtype), *tb, &bits));
+  tables.items = bytes->size();
+  if (tables.items > kMaxInlinePart) fail(Errc::limit, "exact top layer: the tables exceed 65536 bytes");
+  lt.exact_tables = std::move(bytes);
   PartRecord res;
   res.role = PartRole::exact_top;
   res.level = 1;
@@ -403,6 +408,27 @@ void add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, Thread
   top.xxh3 = XXH3_64bits(data, t.byte_size);
   t.levels.push_back(top);
   lt.exact = std::move(tb);
+  return bits / 8 + double(t.tile_count() + 1) * kChunkOverhead + double(t.rows());
+}
+
+// What the lossless codec makes of tensor t (an exact record): its chunks
+// coded as pack codes them, in parallel.
+uint64_t lossless_bytes(const TensorRecord& t, const uint8_t* data, ThreadPool& pool) {
+  const EncodeOptions eo;
+  const uint64_t cols = t.shape.size() >= 2 ? t.shape.back() : 0;
+  const CodecPlan p = plan_codec(t.dtype, data, t.byte_size, t.chunk_size, eo, cols);
+  std::vector<uint64_t> size(t.chunk_count, 0);
+  pool.parallel_for(t.chunk_count, [&](size_t j) {
+    EncodeOptions ce = eo;
+    if (!p.try_zstd.empty()) ce.mixed_try_zstd = p.try_zstd[j] != 0;
+    if (!p.shift.d.empty()) ce.shift = &p.shift, ce.first_elem = uint64_t(j) * t.chunk_size / (dtype_bits(t.dtype) / 8);
+    std::vector<uint8_t> out;
+    encode_chunk(p.codec, t.dtype, data + uint64_t(j) * t.chunk_size, t.chunk_raw_size(uint32_t(j)), out, ce);
+    size[j] = out.size();
+  });
+  uint64_t n = 0;
+  for (uint64_t s : size) n += s + uint64_t(kChunkOverhead);
+  return n;
 }
 
 // The files holding lossy tensors, as they will unpack: prefix, then each
@@ -523,6 +549,13 @@ void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8
   if (!lt.exact || level != 1) return;
   reconstruct_tile(t, lt, tile, sc, sc.recon);
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
+  if (tile == 0 && t.parts[2].layout == PartLayout::tensor_wide) {  // the level's tensor-wide chunk comes first
+    out.emplace_back();
+    EncodeOptions eo;
+    eo.zstd_level = 19;
+    encode_chunk(static_cast<CodecId>(t.parts[2].codec), DType::U8, lt.exact_tables->data(), lt.exact_tables->size(),
+                 out.back(), eo);
+  }
   out.emplace_back();
   exact::encode_tile(*lt.exact, uint32_t(t.dtype), data + r0 * cols * (dtype_bits(t.dtype) / 8), sc.recon.data(),
                      lt.steps.base_exp, lt.steps.e.data() + r0, rows, cols, out.back());
@@ -873,8 +906,22 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   plan.lossy_tensors = cs.size();
   plan.lossy_weights = uint64_t(weights);
   if (opt.exact)
-    for (size_t k = 0; k < cs.size(); ++k)
-      add_exact_top(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor], pool);
+    for (size_t k = 0; k < cs.size(); ++k) {
+      const Settled& st = settle(k, best[k]);
+      const double base = (st.chunk_bits + st.record_bits) / 8;
+      const double top = add_exact_top(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor], pool);
+      // A tensor the lossless codec stores in less than its two levels, and
+      // in not much more than its level 0 (a sinusoidal position table:
+      // 5.8 bits a weight lossless, 4.6 + 4.9 in two levels), stays exact:
+      // smaller whole, and level 0 a little larger but exact.
+      const double lossless = double(lossless_bytes(exact[k], data[cs[k].tensor], pool));
+      if (lossless <= base + top && lossless <= 1.5 * base) {
+        m.tensors[cs[k].tensor] = exact[k];
+        plan.tensors[cs[k].tensor] = LossyTensor{};
+        --plan.lossy_tensors;
+        plan.lossy_weights -= m.tensors[cs[k].tensor].elements();
+      }
+    }
   m.derive_chunks();
   hash_files(m, data, plan, pool);
   return plan;

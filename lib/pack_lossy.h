@@ -36,8 +36,10 @@ struct LossyTensor {
   // imp: the input channels' importances its distances weigh (may be empty)
   std::shared_ptr<const vq::Codebook> vq;
   std::shared_ptr<const std::vector<float>> imp;
-  // --exact: the tables of its exact top layer (level 1, EXACT_TOP.md)
+  // --exact: the tables of its exact top layer (level 1, EXACT_TOP.md), and
+  // their bytes (part 2, a tensor-wide chunk before tile 0's residuals)
   std::shared_ptr<const exact::Tables> exact;
+  std::shared_ptr<const std::vector<uint8_t>> exact_tables;
   const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }
 };
 

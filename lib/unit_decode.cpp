@@ -8,10 +8,12 @@ namespace wc {
 
 namespace {
 
-// The chunked parts a tile reads at level L: its tiled parts of levels up
-// to L. (No representation has a tensor-wide part yet; one that adds them
-// will extend this.)
-bool chunked(const PartRecord& p, unsigned lo, unsigned hi) { return p.tiled() && p.level >= lo && p.level <= hi; }
+// The chunked parts a tile reads at levels lo..hi: its tiled parts of those
+// levels, and their tensor-wide parts (one chunk each, which every tile
+// reads: the exact top layer's tables, 2.7).
+bool chunked(const PartRecord& p, unsigned lo, unsigned hi) {
+  return (p.tiled() || (p.layout == PartLayout::tensor_wide && p.items > 0)) && p.level >= lo && p.level <= hi;
+}
 
 [[noreturn]] void fail_tensor(Errc c, const std::string& msg, const std::string& file, const TensorRecord& t) {
   Error e(c, msg);
@@ -180,8 +182,8 @@ static void gather_inputs(const TensorRecord& t, uint64_t u, unsigned lo, unsign
       decode_chunk_or_throw(part.codec, part.item, stored[j++], d, n,
                             "part " + std::to_string(p) + " of tile " + std::to_string(u), file, t);
       in.data[p] = d, in.size[p] = n;
-    } else {
-      fail_tensor(Errc::unsupported_version, "tensor-wide parts are not decoded by this reader", file, t);
+    } else {  // a tensor-wide part of no items: no chunk
+      in.data[p] = nullptr, in.size[p] = 0;
     }
   }
 }

@@ -273,7 +273,7 @@ std::vector<uint32_t> normalise(const std::vector<uint64_t>& cnt, unsigned P) {
 
 }  // namespace
 
-std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb) {
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb, double* coded_bits) {
   // The counts of contexts c >= C - 1 merged into C - 1.
   auto merged = [&](unsigned C) {
     std::vector<std::vector<uint64_t>> m(C);
@@ -295,6 +295,12 @@ std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb) {
       for (uint64_t x : v) bits += x ? 24.0 : 0.0;
     }
     if (bits < best) best = bits, best_c = C;
+  }
+  if (coded_bits) {
+    double raw = 0;
+    for (unsigned c = 0; c < kRawContexts; ++c)
+      for (size_t s = 0; s < k.c[c].size(); ++s) raw += double(k.c[c][s]) * raw_bits(uint32_t(s), c, dt);
+    *coded_bits = best + raw;
   }
   std::vector<uint8_t> out{uint8_t(best_c), uint8_t(kProbBits), 0, 0};
   const auto m = merged(best_c);

@@ -54,8 +54,9 @@ struct Counts {
 void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
                 uint64_t rows, uint64_t cols);
 // Chooses the context count and frequencies for the counts; returns part
-// 2's bytes and fills tb as parse_tables would.
-std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb);
+// 2's bytes and fills tb as parse_tables would. *coded_bits (if given): the
+// estimated size of the tensor's level 1 (order-0 bits, raw bits, tables).
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb, double* coded_bits = nullptr);
 // One tile's payload (§5): mode 1, or mode 0 when that is not smaller.
 void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
                  const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out);

@@ -59,9 +59,13 @@ void qrow_check(const TensorRecord& t) {
   };
   const PartRecord& tb = t.parts[2];
   const PartRecord& rs = t.parts[3];
-  if (tb.role != PartRole::exact_top || tb.level != 1 || tb.layout != PartLayout::inline_items || tb.item != DType::U8 ||
-      (tb.codec != 0 && (!codec_id_valid(tb.codec) || !codec_supports_part(static_cast<CodecId>(tb.codec), tb.item))))
-    bad("part 2 must be the exact top layer's tables: level 1, inline, U8, codec 0 or one that stores U8 items");
+  const bool wide = tb.layout == PartLayout::tensor_wide;
+  if (tb.role != PartRole::exact_top || tb.level != 1 || (tb.layout != PartLayout::inline_items && !wide) ||
+      tb.item != DType::U8 || (wide && (tb.items == 0 || tb.items > kMaxInlinePart)) ||
+      ((tb.codec != 0 || wide) &&
+       (!codec_id_valid(tb.codec) || !codec_supports_part(static_cast<CodecId>(tb.codec), tb.item))))
+    bad("part 2 must be the exact top layer's tables: level 1, U8, inline (codec 0 or one that stores U8 items) or "
+        "tensor-wide (1 to 65536 bytes, such a codec)");
   const DType want = t.dtype == DType::F32 ? DType::U32 : DType::U16;
   if (rs.role != PartRole::exact_top || rs.level != 1 || rs.layout != PartLayout::per_element || rs.item != want ||
       rs.codec != exact::kCodecExactResidual || !rs.params.empty() || rs.items != t.elements())

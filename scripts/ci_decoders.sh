@@ -155,7 +155,7 @@ done
 
 # --- the test vectors of lossy tensors and of the adaptive codec ---------------------
 for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_inline_exact float_ans_mixed float_ans_shift \
-  float_ans_patch inline_exact; do
+  float_ans_patch inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw; do
   check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
 done
 

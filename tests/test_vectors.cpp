@@ -196,6 +196,8 @@ TEST_SUITE("vectors") {
                            // 2.7: an exact norm, qrow BF16 / F16 / F32 with exact top layers (3, 2 and 1
                            // tiles; a tile of mode 0; tables of codec 0 and zstd; C = 32 and 6), a plain qrow
                            Lossy{"lossy_exact_top", 5, 24, 7},
+                           // the same with the tables as tensor-wide chunks of level 1 (the writer's layout)
+                           Lossy{"lossy_exact_top_tw", 5, 27, 7},
                            // the same with residual symbols beyond 104 (16-bit) and 232 (F32) in contexts >= 1
                            Lossy{"lossy_exact_top_wide", 3, 10, 7}}) {
       const std::string& v = l.name;

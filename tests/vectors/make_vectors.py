@@ -3145,6 +3145,19 @@ def exact_top_vectors(d):
     lv0 = fb[:plen] + b"".join(getattr(t, "level0", None) or t.out() for t in ts)
     assert len(lv0) == len(fb)
     open(os.path.join(d, "lossy_exact_top.level0.expected"), "wb").write(lv0)
+    # lossy_exact_top_tw: the same tensors with their tables as a tensor-wide part (EXACT_TOP.md §1, the writer's
+    # layout: a chunk at level 1, before the tensor's tile chunks there, so a reader of level 0 fetches none of
+    # it): a's and c's raw (codec 0), b's zstd. Same bytes unpacked, at either level.
+    for t in (a, b, c):
+        t.parts[2].layout = TENSOR_WIDE
+    tw = container2([(0, "model.safetensors", fb, plen, ts)], minor=7)
+    head = struct.unpack("<IIIBBHII", zread_manifest(tw)[:24])
+    assert head == (1, 5, 1 + 3 * 2 + 2 + 2 * 2 + 2 * 2 + 3 + 2 + 2 + 3, 2, 0, 0, 0, 17)  # three chunks more
+    open(os.path.join(d, "lossy_exact_top_tw.wcz"), "wb").write(tw)
+    open(os.path.join(d, "lossy_exact_top_tw.expected"), "wb").write(fb)
+    open(os.path.join(d, "lossy_exact_top_tw.level0.expected"), "wb").write(lv0)
+    for t in (a, b, c):
+        t.parts[2].layout = INLINE
     # lossy_exact_top_wide: residuals of 2^(W-2) and more in contexts >= 1, whose symbols are 104 .. 111 (16-bit)
     # and 232 .. 239 (F32), the top of §3's alphabet of contexts >= 1, 8 x (W - 2). w: F16, B = 1, whose level 0
     # overflows to +-Inf (QROW.md §3: past 65504, after rounding): row 0 (E = 1, step 2) from |q| = 32760 (65520,
@@ -3266,8 +3279,9 @@ def exact_top_bad():
     t.parts[2].level = 0  # the tables at level 0 (listed after the codes, levels still non-decreasing)
     out["exact_top_tables_level0.corrupt"] = one(t)
     t = base()
-    t.parts[2].layout = TENSOR_WIDE  # the tables as a chunk (level 1's first) instead of inline
-    out["exact_top_tables_chunked.corrupt"] = one(t)
+    t.parts[2].layout = PER_ROW  # the tables as a tiled part (a tensor-wide chunk or inline are the valid layouts)
+    t.parts[2].items = rows
+    out["exact_top_tables_per_row.corrupt"] = one(t)
     t = base()
     del t.parts[2]  # level_count 2, parts scales, codes, residuals
     t.part_count = 3
