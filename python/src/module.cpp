@@ -93,7 +93,8 @@ class Archive {
     return out;
   }
 
-  // [(name, dtype, shape, byte_size, file, rows, row_bytes, representation, codec, stored_size, chunk_count)]
+  // [(name, dtype, shape, byte_size, file, rows, row_bytes, representation, codec, stored_size, chunk_count,
+  //   levels)]
   nb::list tensors() const {
     nb::list out;
     for (size_t i = 0; i < wcodec_tensor_count(live()); ++i) {
@@ -103,7 +104,7 @@ class Archive {
       for (uint32_t d = 0; d < t.rank; ++d) shape.append(t.shape[d]);
       out.append(nb::make_tuple(nb::str(t.name), nb::str(t.dtype), nb::tuple(shape), t.byte_size, t.file, t.rows,
                                 t.row_bytes, nb::str(t.representation), nb::str(t.codec), t.stored_size,
-                                t.chunk_count));
+                                t.chunk_count, t.levels));
     }
     return out;
   }
@@ -162,8 +163,9 @@ wcodec_pack_options pack_options(unsigned threads, bool force, const std::option
                                  const std::optional<std::string>& parallel,
                                  const std::optional<std::string>& calib, bool act_order,
                                  const std::optional<std::string>& scheme,
-                                 const std::optional<std::string>& inline_small) {
+                                 const std::optional<std::string>& inline_small, bool exact) {
   wcodec_pack_options o = WCODEC_PACK_OPTIONS_INIT;
+  o.exact = exact ? 1 : 0;
   o.scheme = opt_cstr(scheme);
   o.inline_small = opt_cstr(inline_small);
   o.calib = opt_cstr(calib);
@@ -242,10 +244,11 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& codec, int level, uint32_t chunk_size, double bits,
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
-         bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small) {
+         bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
+         bool exact) {
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small);
+                         calib, act_order, scheme, inline_small, exact);
         return run_pack([&](wcodec_pack_result* r, char* err, size_t n) {
           return wcodec_pack(src.c_str(), opt_cstr(dst), &o, r, err, n);
         });
@@ -253,7 +256,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("src"), nb::arg("dst").none(), nb::arg("threads"), nb::arg("force"), nb::arg("codec").none(),
       nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
-      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none());
+      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"));
 
   m.def(
       "pack_memory",
@@ -261,12 +264,13 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& codec, int level, uint32_t chunk_size, double bits,
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
-         bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small) {
+         bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
+         bool exact) {
         Py_buffer view;
         if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw nb::python_error();
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small);
+                         calib, act_order, scheme, inline_small, exact);
         struct Release {  // the buffer goes back on every way out
           Py_buffer* v;
           ~Release() { PyBuffer_Release(v); }
@@ -278,7 +282,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("data"), nb::arg("name"), nb::arg("dst"), nb::arg("threads"), nb::arg("force"),
       nb::arg("codec").none(), nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
-      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none());
+      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"));
 
   m.def(
       "unpack",

@@ -79,3 +79,19 @@ def test_lossy_get_slice_reads_one_tile(tmp_path):
         part = f.get_slice("w")[4100:4110]
         assert c.chunks_decoded() - before == per_tile
         np.testing.assert_array_equal(part, whole[4100:4110])
+
+
+def test_exact_top_loads_the_original(tmp_path):
+    # pack(bits=..., exact=True): level 0 is the lossy model, the file as a whole the original (spec/EXACT_TOP.md)
+    t = {"w": weights((8192, 64), 6), "v": weights((300, 96), 7).astype(np.float16)}
+    t["w"][3, :5] = [np.inf, -np.inf, np.nan, 0.0, -0.0]
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file(t, str(src))
+    wcodec.pack(src, bits=4, exact=True)
+    got = wcodec.numpy.load_file(str(src) + ".wcz")
+    for k, v in t.items():
+        assert got[k].dtype == v.dtype
+        assert got[k].tobytes() == v.tobytes()  # bit for bit, the NaN included
+    with wcodec.safe_open(str(src) + ".wcz", "np") as f:
+        assert f.container.tensor("w").levels == 2
+        assert f.get_slice("w")[4100:4110].tobytes() == t["w"][4100:4110].tobytes()

@@ -27,6 +27,7 @@ class TensorInfo:
     codec: str
     stored_size: int
     chunks: int
+    levels: int           # 1; 2 for a lossy tensor with an exact top layer (pack(..., exact=True))
 
 
 @dataclass(frozen=True)
@@ -280,10 +281,10 @@ class SafeOpen:
 
 def _pack_args(threads=0, force=False, codec=None, level=0, chunk_size=0, bits=None, keep=None,
                sensitivity=None, min_elements=0, parallel=None, calib=None, act_order=True,
-               scheme=None, inline=None) -> tuple:
+               scheme=None, inline=None, exact=False) -> tuple:
     return (int(threads), bool(force), codec, int(level), int(chunk_size), float(bits or 0), keep,
             os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements), parallel,
-            os.fspath(calib) if calib is not None else None, bool(act_order), scheme, inline)
+            os.fspath(calib) if calib is not None else None, bool(act_order), scheme, inline, bool(exact))
 
 
 def pack(src, dst=None, **options) -> dict:
@@ -299,8 +300,10 @@ def pack(src, dst=None, **options) -> dict:
     tensor; "quant"; "outliers": sparse exact outliers, spec/OUTLIERS.md;
     "codebook": vector codebooks, spec/VQ.md), inline ("auto", the default:
     small tensors stored in the manifest where that saves 1/256 of the
-    bytes, container 1.4; "always"; "never": a file older readers read).
-    Returns the sizes written."""
+    bytes, container 1.4; "always"; "never": a file older readers read),
+    exact (with bits: a second level restoring the original bits,
+    spec/EXACT_TOP.md: the file unpacks to the original model and its level
+    0 is the model of `bits`). Returns the sizes written."""
     return _wcodec.pack(os.fspath(src), os.fspath(dst) if dst is not None else None, *_pack_args(**options))
 
 
