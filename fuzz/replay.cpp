@@ -35,6 +35,7 @@ WC_DECLARE(decode_fans)
 WC_DECLARE(roundtrip_raw)
 WC_DECLARE(roundtrip_zstd)
 WC_DECLARE(roundtrip_fans)
+WC_DECLARE(exact_top)
 
 namespace {
 
@@ -50,6 +51,7 @@ const Target kTargets[] = {
     {"decode_raw", wcfuzz_entry_decode_raw},     {"decode_zstd", wcfuzz_entry_decode_zstd},
     {"decode_fans", wcfuzz_entry_decode_fans},   {"roundtrip_raw", wcfuzz_entry_roundtrip_raw},
     {"roundtrip_zstd", wcfuzz_entry_roundtrip_zstd}, {"roundtrip_fans", wcfuzz_entry_roundtrip_fans},
+    {"exact_top", wcfuzz_entry_exact_top},
 };
 
 char g_label[512];

@@ -16,6 +16,7 @@
 #include "fuzz/fuzz_common.h"
 #include "fuzz/struct_assembler.h"
 #include "lib/api.h"
+#include "quant/exact_top.h"
 #include "st_builder.h"
 #include "weights_gen.h"
 
@@ -346,13 +347,49 @@ std::vector<Seed> roundtrip_seeds(int codec) {
   return out;
 }
 
+// exact_top: a valid tile of each dtype (tables, then a mode-1 payload made by
+// the encoder over weights and their level 0 with low bits cut), and the
+// same weights as round-trip inputs (see fuzz_exact_top.cpp).
+std::vector<Seed> exact_top_seeds() {
+  std::vector<Seed> out;
+  const uint8_t rows = 6, cols = 40, base_byte = 32;  // base exponent -8
+  const uint32_t ids[] = {9, 8, 12};
+  for (uint8_t sel = 0; sel < 3; ++sel) {
+    const DType t = sel == 0 ? DType::BF16 : sel == 1 ? DType::F16 : DType::F32;
+    const size_t wb = wc::dtype_bits(t) / 8, n = size_t(rows) * cols;
+    const auto orig = weights(t, n, 40 + sel);
+    std::vector<uint8_t> recon(orig);
+    for (size_t i = 0; i < n; ++i) recon[i * wb] = 0, recon[i * wb + 1] &= uint8_t(wb == 4 ? 0xFF : 0xF0);
+    std::vector<uint8_t> e(rows);
+    for (uint8_t r = 0; r < rows; ++r) e[r] = uint8_t(0x20 + 5 * r);
+    wc::exact::Counts k;
+    wc::exact::count_tile(k, ids[sel], orig.data(), recon.data(), -8, e.data(), rows, cols);
+    wc::exact::Tables tb;
+    const auto tables = wc::exact::build_tables(k, ids[sel], tb);
+    std::vector<uint8_t> payload;
+    wc::exact::encode_tile(tb, ids[sel], orig.data(), recon.data(), -8, e.data(), rows, cols, payload);
+    Seed d{std::string(wc::dtype_name(t)) + "_tile", {sel, base_byte, uint8_t(rows - 1), uint8_t(cols - 1),
+                                                      uint8_t(tables.size()), uint8_t(tables.size() >> 8)}};
+    d.bytes.insert(d.bytes.end(), tables.begin(), tables.end());
+    d.bytes.insert(d.bytes.end(), payload.begin(), payload.end());
+    out.push_back(std::move(d));
+    Seed r{std::string(wc::dtype_name(t)) + "_roundtrip", {uint8_t(0x80 | sel), base_byte, uint8_t(rows - 1),
+                                                           uint8_t(cols - 1)}};
+    r.bytes.insert(r.bytes.end(), orig.begin(), orig.end());
+    r.bytes.insert(r.bytes.end(), recon.begin(), recon.end());
+    r.bytes.insert(r.bytes.end(), e.begin(), e.end());
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string>& target_names() {
   static const std::vector<std::string> names = {
       "container",     "stream",         "container_struct", "stream_struct",
       "safetensors",   "shard_index",    "decode_raw",       "decode_zstd",
-      "decode_fans",   "roundtrip_raw",  "roundtrip_zstd",   "roundtrip_fans"};
+      "decode_fans",   "roundtrip_raw",  "roundtrip_zstd",   "roundtrip_fans", "exact_top"};
   return names;
 }
 
@@ -367,6 +404,7 @@ std::vector<Seed> make_seeds(const std::string& t) {
   if (t == "roundtrip_raw") return roundtrip_seeds(0);
   if (t == "roundtrip_zstd") return roundtrip_seeds(1);
   if (t == "roundtrip_fans") return roundtrip_seeds(2);
+  if (t == "exact_top") return exact_top_seeds();
   return {};
 }
 

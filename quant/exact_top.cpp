@@ -286,9 +286,15 @@ std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb, doub
   };
   // Cost of C contexts: the order-0 bits of each, and about 3 bytes a
   // table entry (the manifest's zstd takes some of that back).
+  // Context 0's symbols are not those of the others (§3): contexts >= 1 may
+  // share a table, never context 0's, so C = 1 only when every element is in
+  // context 0.
+  bool only_zero = true;
+  for (unsigned c = 1; c < kRawContexts; ++c)
+    for (uint64_t x : k.c[c]) only_zero &= x == 0;
   unsigned best_c = 1;
   double best = INFINITY;
-  for (unsigned C = 1; C <= kMaxContexts; ++C) {
+  for (unsigned C = only_zero ? 1 : 2; C <= kMaxContexts; ++C) {
     double bits = 0;
     for (const auto& v : merged(C)) {
       bits += entropy_bits(v);
