@@ -188,6 +188,7 @@ struct Opts {
   // unpack
   std::string file, tensor;
   unsigned decode_level = 255;
+  bool partial = false;
   std::string budget;
   // verify
   std::string against;
@@ -338,6 +339,7 @@ wc::UnpackOptions unpack_options(const Opts& o, const Progress& bar) {
   uo.force = o.force;
   uo.progress = bar.fn();
   uo.level = o.decode_level;
+  uo.partial = o.partial;
   return uo;
 }
 
@@ -509,6 +511,9 @@ int main(int argc, char** argv) {
                  "Decode each lossy tensor at this level (0: the --bits model of a file packed with --exact; "
                  "default: the top, the original bits where the file has them)")
       ->check(CLI::Range(0, 255));
+  up->add_flag("--partial", o.partial,
+               "The input may be a prefix of a container (a partial download): decode the highest level it holds "
+               "whole (a file packed with --exact holds its --bits model once level 0 is in)");
   up->add_option("--budget", o.budget,
                  "Decode the highest level whose part of the file fits: bytes (512MB, 2GiB) or bits per weight "
                  "(4.25bpw); see inspect's levels");

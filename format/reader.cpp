@@ -44,6 +44,84 @@ ContainerReader::ContainerReader(const std::string& path, const ManifestCheck& c
   open(check);
 }
 
+ContainerReader::ContainerReader(const std::string& path, const ManifestCheck& check, Prefix) : name_(path) {
+  try {
+    file_ = std::make_unique<MappedFile>(path);
+  } catch (Error& e) {
+    e.at_file(path);
+    throw;
+  }
+  data_ = file_->data();
+  size_ = file_->size();
+  try {
+    open_prefix(check);
+  } catch (Error& e) {
+    e.at_file(name_);
+    throw;
+  }
+}
+
+ContainerReader::ContainerReader(const uint8_t* data, uint64_t size, std::string name, const ManifestCheck& check,
+                                 Prefix)
+    : data_(data), size_(size), name_(std::move(name)) {
+  try {
+    open_prefix(check);
+  } catch (Error& e) {
+    e.at_file(name_);
+    throw;
+  }
+}
+
+void ContainerReader::open_prefix(const ManifestCheck& check) {
+  const uint8_t* p = data_;
+  const uint64_t n = size_;
+  if (n < kHeaderSize) {
+    if (n >= 8 && std::memcmp(p, kHeadMagic, 8) != 0) fail_not_container(p, n);
+    fail_at(Errc::truncated, n, "file is too short to be a wcodec container");
+  }
+  header_ = read_file_header(p, n);
+  const uint64_t mend = add_checked(kHeaderSize, header_.manifest_stored);
+  if (mend > n) fail_at(Errc::truncated, n, "the file ends inside the manifest");
+  if (XXH3_64bits(p + kHeaderSize, header_.manifest_stored) != header_.manifest_xxh3)
+    fail_at(Errc::checksum, kHeaderSize, "manifest");
+  {
+    auto mraw = zframe_decompress(p + kHeaderSize, header_.manifest_stored, header_.manifest_raw, "manifest", kHeaderSize);
+    manifest_ = decode_manifest(mraw.data(), mraw.size(), kHeaderSize, check, header_.minor, header_.major);
+  }
+  // the chunks wholly in the file, each header checked as a stream reader checks it
+  uint64_t end = mend;
+  ChunkCursor cursor(manifest_);
+  uint32_t ti, i;
+  for (uint32_t c = 0; cursor.next(&ti, &i); ++c) {
+    const uint64_t off = next_payload_offset(end);
+    if (off > n) break;
+    const uint64_t h = off - kChunkHeaderSize;
+    for (uint64_t k = end; k < h; ++k)
+      if (p[k] != 0) fail_at(Errc::corrupt, k, "padding byte is not zero");
+    ChunkEntry e;
+    e.offset = off;
+    e.stored_size = load_u32(p + h);
+    e.raw_size = manifest_.tensors[ti].chunk_raw_size(i);
+    e.xxh3 = load_u64(p + h + 8);
+    if (load_u32(p + h + 4) != c) fail_at(Errc::corrupt, h + 4, "chunk header sequence number is not " + std::to_string(c));
+    if (e.stored_size > max_stored_size(e.raw_size)) fail_at(Errc::corrupt, h, "chunk header claims an implausible size");
+    if (off + e.stored_size > n) break;
+    index_.push_back(e);
+    end = off + e.stored_size;
+  }
+  const uint32_t have = uint32_t(index_.size());
+  if (have < manifest_.chunk_count) {
+    const auto& first = manifest_.level_first_chunk;
+    if (first.size() < 2 || have < first[1])
+      fail_at(Errc::truncated, n,
+              "the file ends inside level 0 (" + std::to_string(have) + " of its chunks are whole): no model to decode");
+    complete_level_ = 0;
+    while (complete_level_ + 2 < first.size() && have >= first[complete_level_ + 2]) ++complete_level_;
+  }
+  chunk_tensor_.resize(manifest_.chunk_count);
+  for_each_chunk(manifest_, [&](uint32_t g, uint32_t t, uint32_t) { chunk_tensor_[g] = t; });
+}
+
 ContainerReader::ContainerReader(const uint8_t* data, uint64_t size, std::string name, const ManifestCheck& check)
     : data_(data), size_(size), name_(std::move(name)) {
   open(check);

@@ -24,6 +24,18 @@ class ContainerReader {
   ContainerReader(const std::string& path, const ManifestCheck& check);
   // Over bytes the caller keeps alive (fuzzing, embedded use); errors name `name`.
   ContainerReader(const uint8_t* data, uint64_t size, std::string name, const ManifestCheck& check);
+  // A prefix of a container (a partial download of a file packed with
+  // levels, spec/FORMAT.md §4.3): the header and manifest, then the chunks
+  // whose headers and payloads lie wholly in the file, walked front to back
+  // as a stream reader walks them (each header against the layout rule and
+  // the manifest's raw sizes; payload hashes when read); no footer or index
+  // is needed. complete_level() is the highest level all of whose chunks
+  // are there (kMaxLevels for a file that holds them all). Errc::truncated
+  // when level 0 is not complete.
+  struct Prefix {};
+  ContainerReader(const std::string& path, const ManifestCheck& check, Prefix);
+  ContainerReader(const uint8_t* data, uint64_t size, std::string name, const ManifestCheck& check, Prefix);
+  unsigned complete_level() const { return complete_level_; }
   const Manifest& manifest() const { return manifest_; }
   const std::vector<ChunkEntry>& index() const { return index_; }
   const FileHeader& header() const { return header_; }
@@ -54,6 +66,8 @@ class ContainerReader {
 
  private:
   void open(const ManifestCheck& check);
+  void open_prefix(const ManifestCheck& check);
+  unsigned complete_level_ = kMaxLevels;
   std::unique_ptr<MappedFile> file_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;

@@ -107,6 +107,11 @@ struct UnpackOptions {
   // exact top layer (EXACT_TOP.md), else its reconstruction. Level 0 of a
   // file packed with --exact is the lossy model of its --bits.
   unsigned level = 255;
+  // --partial: `in` may be a prefix of a container (a partial download, cut
+  // anywhere after level 0's chunks): the highest level it holds whole is
+  // decoded (at most `level`). Standard input is read whole first (memory:
+  // the bytes read). Without it, a cut container is an error (truncated).
+  bool partial = false;
   // --budget: the highest level whose prefix (LevelPoint::bytes) is at most
   // this many bytes (overrides `level`; a container file only); 0: none.
   // Errc::usage when even level 0 is larger.

@@ -16,12 +16,13 @@ std::vector<LevelPoint> level_points(const ContainerReader& r) {
     if (f.kind == FileKind::safetensors)
       for (uint32_t i = 0; i < f.tensor_count; ++i) weights += m.tensors[f.first_tensor + i].elements();
   for (unsigned L = 0; m.level_count > 1 && L < m.level_count; ++L) {
+    if (L > r.complete_level()) break;  // a prefix of a file (--partial) holds the levels up to this one
     LevelPoint p;
     p.level = L;
     // to the end of the level's last chunk (of the manifest when no chunk
     // comes before the next level), or the whole file at the top
     if (L + 1 == m.level_count) {
-      p.bytes = r.file_size();
+      p.bytes = r.complete_level() < kMaxLevels ? r.index().back().offset + r.index().back().stored_size : r.file_size();
     } else {
       const uint32_t next = m.level_first_chunk[L + 1];
       p.bytes = next == 0 ? kHeaderSize + r.header().manifest_stored

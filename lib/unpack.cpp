@@ -278,6 +278,27 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
 }  // namespace
 
 std::string unpack(const std::string& in, const std::string& out, const UnpackOptions& opt) {
+  if (opt.partial) {  // a prefix: the levels it holds whole (FORMAT.md §4.3), read at random
+    std::vector<uint8_t> bytes;
+    std::unique_ptr<ContainerReader> r;
+    if (in == "-") {
+      StreamIn sin(0, "<stdin>");
+      for (;;) {  // grows with the bytes read
+        const size_t at = bytes.size();
+        bytes.resize(at + (1u << 20));
+        const size_t n = sin.read_some(bytes.data() + at, 1u << 20);
+        bytes.resize(at + n);
+        if (n == 0) break;
+      }
+      r = std::make_unique<ContainerReader>(bytes.data(), bytes.size(), "<stdin>", kReaderChecks, ContainerReader::Prefix{});
+    } else {
+      r = std::make_unique<ContainerReader>(in, kReaderChecks, ContainerReader::Prefix{});
+    }
+    UnpackOptions o = opt;
+    if (r->complete_level() < kMaxLevels) o.level = std::min(opt.level, r->complete_level());
+    FileChunkSource src(*r);
+    return unpack_with(in, out, o, *r, src);
+  }
   if (in == "-") {
     if (opt.budget_bytes)  // where each level ends is in the index, at a stream's end
       fail(Errc::usage, "--budget needs a container file (a stream's levels are known only at its end): use --level");

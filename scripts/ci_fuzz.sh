@@ -7,7 +7,7 @@
 # $WCODEC_FUZZ_OUT/artifacts (add it to fuzz/regressions/TARGET/ with the fix).
 #
 # Environment:
-#   WCODEC_FUZZ_SECONDS   seconds per target (default 21: 12 targets, 2 at once, ~2 min)
+#   WCODEC_FUZZ_SECONDS   seconds per target (default 21: 13 targets, 2 at once, ~2.5 min)
 #   WCODEC_FUZZ_JOBS      targets run at once (default: number of cores, at most 2)
 #   WCODEC_FUZZ_BUILD     build directory (default build-fuzz)
 #   WCODEC_FUZZ_BUILD_TYPE  CMake build type (default RelWithDebInfo)
@@ -22,7 +22,7 @@ NPROC=$(nproc 2>/dev/null || echo 2)
 JOBS=${WCODEC_FUZZ_JOBS:-$(( NPROC < 2 ? 1 : 2 ))}
 BUILD=${WCODEC_FUZZ_BUILD:-build-fuzz}
 OUT=${WCODEC_FUZZ_OUT:-$BUILD/fuzz-run}
-TARGETS=${WCODEC_FUZZ_TARGETS:-"container stream container_struct stream_struct safetensors shard_index decode_raw decode_zstd decode_fans roundtrip_raw roundtrip_zstd roundtrip_fans"}
+TARGETS=${WCODEC_FUZZ_TARGETS:-"container stream container_struct stream_struct safetensors shard_index decode_raw decode_zstd decode_fans roundtrip_raw roundtrip_zstd roundtrip_fans exact_top"}
 
 # libFuzzer comes with clang's runtime; install both when missing.
 if ! command -v clang++ >/dev/null || ! dpkg -s libclang-rt-dev >/dev/null 2>&1; then

@@ -184,6 +184,56 @@ TEST_SUITE("exact_top") {
     CHECK(tu::read_file(d / "c.safetensors") == lossy);
   }
 
+  TEST_CASE("--partial: a prefix of an --exact file decodes to the highest level it holds whole, from file and pipe") {
+    tu::TempDir d;
+    std::vector<stb::StTensor> ts = {{"a.weight", DType::BF16, {1024, 192}, weights(DType::BF16, 1024, 192, 17)},
+                                     {"b.weight", DType::F16, {512, 128}, weights(DType::F16, 512, 128, 18)},
+                                     {"norm", DType::F32, {192}, {}}};
+    const std::string src = d / "m.safetensors";
+    tu::write_file(src, stb::build(ts));
+    wc::pack(src, d / "x.wcz", exact_options(3.5));
+    wc::UnpackOptions l0;
+    l0.level = 0;
+    wc::unpack(d / "x.wcz", d / "ref0.safetensors", l0);
+    const auto level0 = tu::read_file(d / "ref0.safetensors");
+    const auto whole = tu::read_file(d / "x.wcz");
+    const wc::InspectResult ir = wc::inspect(d / "x.wcz", false, nullptr);
+    REQUIRE(ir.levels.size() == 2);
+    const uint64_t end0 = ir.levels[0].bytes;
+    wc::UnpackOptions part;
+    part.partial = true;
+    part.force = true;
+    // at level 0's end, inside level 1, and the whole file (its top)
+    for (uint64_t cut : {end0, end0 + (whole.size() - end0) / 2, uint64_t(whole.size())}) {
+      CAPTURE(cut);
+      const std::string c = d / "cut.wcz";
+      tu::write_file(c, std::vector<uint8_t>(whole.begin(), whole.begin() + ptrdiff_t(cut)));
+      wc::unpack(c, d / "p.safetensors", part);
+      const auto want = cut == whole.size() ? tu::read_file(src) : level0;
+      CHECK(tu::read_file(d / "p.safetensors") == want);
+      const auto pipe = tu::run("cat " + c + " | " + tu::cli() + " unpack - --partial -o " + (d / "q.safetensors") + " -q -f");
+      CHECK(pipe.status == 0);
+      CHECK(tu::read_file(d / "q.safetensors") == want);
+      if (cut < whole.size()) {  // without --partial: refused, nothing written
+        CHECK_THROWS_AS(wc::unpack(c, d / "r.safetensors", {}), wc::Error);
+        CHECK_FALSE(wc::path_exists(d / "r.safetensors"));
+        const auto np = tu::run("cat " + c + " | " + tu::cli() + " unpack - -o " + (d / "s.safetensors") + " -q");
+        CHECK(np.status != 0);
+        CHECK_FALSE(wc::path_exists(d / "s.safetensors"));
+      }
+    }
+    // inside level 0: no model, an error either way
+    tu::write_file(d / "short.wcz", std::vector<uint8_t>(whole.begin(), whole.begin() + ptrdiff_t(end0 - 100)));
+    try {
+      wc::unpack(d / "short.wcz", d / "t.safetensors", part);
+      FAIL("a cut inside level 0 decoded");
+    } catch (const wc::Error& e) {
+      CHECK(e.code() == wc::Errc::truncated);
+      CHECK(std::string(e.what()).find("level 0") != std::string::npos);
+    }
+    CHECK_FALSE(wc::path_exists(d / "t.safetensors"));
+  }
+
   TEST_CASE("upgrade in place: level 0 held by a runtime becomes the original, reading level 1's chunks only") {
     tu::TempDir d;
     std::vector<stb::StTensor> ts = {{"w", DType::BF16, {300, 256}, weights(DType::BF16, 300, 256, 3)},
