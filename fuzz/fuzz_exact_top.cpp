@@ -41,9 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < n * wb; ++i) orig[i] = byte_at(p, m, i), recon[i] = byte_at(p, m, n * wb + i);
     for (uint64_t r = 0; r < rows; ++r) e[r] = byte_at(p, m, 2 * n * wb + r);
     wc::exact::Counts k;
-    wc::exact::count_tile(k, dt, orig.data(), recon.data(), base, e.data(), rows, cols);
+    const unsigned z = wc::exact::trim_bits(dt, orig.data(), orig.size() / (wc::dtype_bits(wc::DType(dt)) / 8));
+    wc::exact::count_tile(k, dt, z, orig.data(), recon.data(), base, e.data(), rows, cols);
     wc::exact::Tables tb;
-    const auto tables = wc::exact::build_tables(k, dt, tb);
+    const auto tables = wc::exact::build_tables(k, dt, z, tb);
     wc::exact::Tables again;
     WC_FUZZ_CHECK(wc::exact::parse_tables(tables.data(), tables.size(), dt, again));
     std::vector<uint8_t> payload;

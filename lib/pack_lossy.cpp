@@ -371,13 +371,15 @@ double add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, Thre
   std::vector<exact::Counts> counts(slots);
   const uint64_t cols = t.cols();
   const size_t eb = dtype_bits(t.dtype) / 8;
+  // low mantissa bits zero in every original (an F32 tensor of F16 values) are not coded
+  const unsigned z = exact::trim_bits(uint32_t(t.dtype), data, t.elements());
   for_tiles(
       t, pool, slots,
       [&](size_t k, uint64_t tile) {
         quantize_tile(t, lt, data, tile, sc[k]);
         reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
         const uint64_t r0 = tile * t.tile_rows();
-        exact::count_tile(counts[k], uint32_t(t.dtype), data + r0 * cols * eb, sc[k].recon.data(), lt.steps.base_exp,
+        exact::count_tile(counts[k], uint32_t(t.dtype), z, data + r0 * cols * eb, sc[k].recon.data(), lt.steps.base_exp,
                           lt.steps.e.data() + r0, t.rows_in_tile(tile), cols);
       },
       [](size_t, uint64_t) {});
@@ -391,7 +393,7 @@ double add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, Thre
   tables.item = DType::U8;
   tables.codec = uint8_t(CodecId::zstd);
   double bits = 0;
-  auto bytes = std::make_shared<std::vector<uint8_t>>(exact::build_tables(counts[0], uint32_t(t.dtype), *tb, &bits));
+  auto bytes = std::make_shared<std::vector<uint8_t>>(exact::build_tables(counts[0], uint32_t(t.dtype), z, *tb, &bits));
   tables.items = bytes->size();
   if (tables.items > kMaxInlinePart) fail(Errc::limit, "exact top layer: the tables exceed 65536 bytes");
   lt.exact_tables = std::move(bytes);

@@ -42,15 +42,19 @@ struct Elem {
 // The step exponent of a row (QROW.md §2).
 int32_t row_exp(int32_t base_exp, uint8_t e) { return base_exp + int32_t(e >> 4); }
 
-// Symbol, raw bits and clamped context of element i of a tile.
-Elem element(uint32_t dt, unsigned C, const uint8_t* orig, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
-             uint64_t cols, uint64_t i) {
+// The residual of element i (§2: on patterns with the low z bits cut).
+uint32_t residual_of(uint32_t dt, Geom g, const uint8_t* orig, const uint8_t* recon, uint64_t i) {
   const unsigned wb = width(dt) / 8;
-  const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
-  const uint32_t y = load_bits(recon, i, wb);
+  return residual(load_bits(recon, i, wb) >> g.z, load_bits(orig, i, wb) >> g.z, 1u << (g.w - 1), low_mask(g.w));
+}
+
+// Symbol, raw bits and clamped context of element i of a tile.
+Elem element(uint32_t dt, Geom g, unsigned C, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
+             const uint8_t* e, uint64_t cols, uint64_t i) {
+  const uint32_t y = load_bits(recon, i, width(dt) / 8);
   Elem el;
   el.ctx = std::min(raw_context(y, dt, row_exp(base_exp, e[i / cols])), C - 1);
-  el.s = split(residual(y, load_bits(orig, i, wb), h, mask), el.ctx, dt);
+  el.s = split(residual_of(dt, g, orig, recon, i), el.ctx, g);
   return el;
 }
 
@@ -59,13 +63,14 @@ Elem element(uint32_t dt, unsigned C, const uint8_t* orig, const uint8_t* recon,
 bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
   if (n < 4) return false;
   const uint8_t* end = p + n;
-  tb.C = p[0], tb.P = p[1];
-  if (tb.C < 1 || tb.C > kMaxContexts || tb.P < 8 || tb.P > 15 || p[2] || p[3]) return false;
+  tb.C = p[0], tb.P = p[1], tb.Z = p[2];
+  if (tb.C < 1 || tb.C > kMaxContexts || tb.P < 8 || tb.P > 15 || tb.Z > mant_bits(dt) - 2 || p[3]) return false;
+  const Geom g = geom(dt, tb.Z);
   p += 4;
   for (unsigned c = 0; c < tb.C; ++c) {
     Context& x = tb.ctx[c];
     x.sym.clear(), x.freq.clear(), x.cum.assign(1, 0), x.dec.clear();
-    const uint32_t a = alphabet(c, dt);
+    const uint32_t a = alphabet(c, g);
     uint32_t cnt;
     if (!read_uvar(p, end, cnt) || cnt > a) return false;
     uint64_t next = 0, total = 0;  // the least symbol the next may be
@@ -77,9 +82,9 @@ bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
       total += uint64_t(fm1) + 1;
       if (total > (1u << tb.P)) return false;
       x.sym.push_back(uint32_t(s)), x.freq.push_back(fm1 + 1), x.cum.push_back(uint32_t(total));
-      const unsigned nr = raw_bits(uint32_t(s), c, dt);
+      const unsigned nr = raw_bits(uint32_t(s), c, g);
       // join() with no raw bits and no sign gives the magnitude's upper bits
-      const uint32_t base = join(uint32_t(s) & ~1u, 0, c, dt);
+      const uint32_t base = join(uint32_t(s) & ~1u, 0, c, g);
       x.dec.push_back({base, uint16_t(fm1 + 1), uint16_t(total - fm1 - 1), uint8_t(nr),
                        uint8_t(s & 1)});
       next = s + 1;
@@ -98,8 +103,9 @@ template <unsigned W, unsigned kMant>
 Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t cols, const uint8_t* e, uint32_t* x,
                      const uint8_t* words, const uint8_t* wend, const uint8_t* rb, const uint8_t* rend, uint8_t* dst) {
   constexpr unsigned wb = W / 8;
-  constexpr uint32_t h = 1u << (W - 1), mask = W == 32 ? 0xFFFFFFFFu : (1u << W) - 1u;
   constexpr uint32_t dt = W == 32 ? qrow::kF32 : kMant == 10 ? qrow::kF16 : qrow::kBF16;
+  const unsigned z = tb.Z;  // the residuals' patterns: the dtype's with z low bits cut
+  const uint32_t h = 1u << (W - 1 - z), mask = low_mask(W - z);
   const uint32_t pmask = (1u << tb.P) - 1;
   // Per context, slot -> the index of the symbol whose range holds it: built
   // for a context when the tile first meets it (a tile of 2^18 elements uses
@@ -168,7 +174,7 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
     uint8_t* p = dst + wb * i;
     const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
     const uint32_t d = en.sign ? (0u - (m + 1u)) & mask : m;
-    const uint32_t w = restore(y, d, h, mask);
+    const uint32_t w = restore(y >> z, d, h, mask) << z;
     if (wb == 4) store_u32(p, w);
     else store_u16(p, uint16_t(w));
   }
@@ -192,10 +198,15 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int3
   const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
   const uint64_t count = rows * cols;
   if (n < 1) return Errc::codec;
-  if (pl[0] == 0) {  // the residuals as they are
+  if (pl[0] == 0) {  // the residuals as they are: (W - Z)-bit patterns in W-bit items
     if (n != 1 + count * wb) return Errc::codec;
-    for (uint64_t i = 0; i < count; ++i)
-      store_bits(dst, i, wb, restore(load_bits(dst, i, wb), load_bits(pl + 1, i, wb), h, mask));
+    const unsigned z = tb.Z;
+    const uint32_t hz = h >> z, mz = mask >> z;
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint32_t d = load_bits(pl + 1, i, wb);
+      if (d > mz) return Errc::codec;
+      store_bits(dst, i, wb, restore(load_bits(dst, i, wb) >> z, d, hz, mz) << z);
+    }
     return Errc::ok;
   }
   if (pl[0] != 1 || n < 8 || pl[1] || load_u16(pl + 2)) return Errc::codec;
@@ -221,11 +232,22 @@ void Counts::add(const Counts& o) {
   }
 }
 
-void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
-                uint64_t rows, uint64_t cols) {
-  for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(alphabet(c, dt), 0);
+unsigned trim_bits(uint32_t dt, const uint8_t* orig, uint64_t n) {
+  const unsigned wb = width(dt) / 8;
+  const uint32_t mag = (1u << (width(dt) - 1)) - 1u;
+  uint32_t any = 0;  // the magnitude bits set in some element
+  for (uint64_t i = 0; i < n; ++i) any |= load_bits(orig, i, wb) & mag;
+  unsigned z = 0;
+  while (z < mant_bits(dt) - 2 && !(any & (1u << z))) ++z;
+  return z;
+}
+
+void count_tile(Counts& k, uint32_t dt, unsigned z, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
+                const uint8_t* e, uint64_t rows, uint64_t cols) {
+  const Geom g = geom(dt, z);
+  for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(alphabet(c, g), 0);
   for (uint64_t i = 0; i < rows * cols; ++i) {
-    const Elem el = element(dt, kRawContexts + 1, orig, recon, base_exp, e, cols, i);
+    const Elem el = element(dt, g, kRawContexts + 1, orig, recon, base_exp, e, cols, i);
     ++k.c[el.ctx][el.s.sym];
   }
 }
@@ -273,7 +295,8 @@ std::vector<uint32_t> normalise(const std::vector<uint64_t>& cnt, unsigned P) {
 
 }  // namespace
 
-std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb, double* coded_bits) {
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, Tables& tb, double* coded_bits) {
+  const Geom g = geom(dt, z);
   // The counts of contexts c >= C - 1 merged into C - 1.
   auto merged = [&](unsigned C) {
     std::vector<std::vector<uint64_t>> m(C);
@@ -305,10 +328,10 @@ std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb, doub
   if (coded_bits) {
     double raw = 0;
     for (unsigned c = 0; c < kRawContexts; ++c)
-      for (size_t s = 0; s < k.c[c].size(); ++s) raw += double(k.c[c][s]) * raw_bits(uint32_t(s), c, dt);
+      for (size_t s = 0; s < k.c[c].size(); ++s) raw += double(k.c[c][s]) * raw_bits(uint32_t(s), c, g);
     *coded_bits = best + raw;
   }
-  std::vector<uint8_t> out{uint8_t(best_c), uint8_t(kProbBits), 0, 0};
+  std::vector<uint8_t> out{uint8_t(best_c), uint8_t(kProbBits), uint8_t(z), 0};
   const auto m = merged(best_c);
   for (unsigned c = 0; c < best_c; ++c) {
     const auto f = normalise(m[c], kProbBits);
@@ -328,7 +351,8 @@ void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8
   const unsigned wb = width(dt) / 8;
   const uint64_t count = rows * cols;
   std::vector<Elem> el(count);
-  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, tb.C, orig, recon, base_exp, e, cols, i);
+  const Geom g = geom(dt, tb.Z);
+  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, g, tb.C, orig, recon, base_exp, e, cols, i);
   // rANS, backwards (§6): the decoder reads forwards
   uint32_t x[4] = {kStateLow, kStateLow, kStateLow, kStateLow};
   std::vector<uint16_t> words;
@@ -368,9 +392,7 @@ void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8
   if (have) out.push_back(uint8_t(acc));
   if (out.size() >= 1 + count * wb) {  // mode 0: the residuals as they are
     out.assign(1 + count * wb, 0);
-    const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
-    for (uint64_t i = 0; i < count; ++i)
-      store_bits(out.data() + 1, i, wb, residual(load_bits(recon, i, wb), load_bits(orig, i, wb), h, mask));
+    for (uint64_t i = 0; i < count; ++i) store_bits(out.data() + 1, i, wb, residual_of(dt, g, orig, recon, i));
   }
 }
 

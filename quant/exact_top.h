@@ -29,7 +29,7 @@ struct Context {
   std::vector<Entry> dec;
 };
 struct Tables {
-  unsigned C = 0, P = 0;
+  unsigned C = 0, P = 0, Z = 0;  // contexts, probability bits, trim (§4)
   Context ctx[kMaxContexts];
 };
 
@@ -49,14 +49,18 @@ struct Counts {
   std::vector<uint64_t> c[kRawContexts];
   void add(const Counts& o);
 };
-// Counts a tile: original and level-0 bits (dtype dt), the tensor's base
-// exponent and the rows' step bytes.
-void count_tile(Counts& k, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
-                uint64_t rows, uint64_t cols);
+// The trim of n originals (§4): how many low bits are zero in every one's
+// magnitude, at most the mantissa's width less 2 (an F32 tensor of F16
+// values: 13). A tensor's is the least of its tiles'.
+unsigned trim_bits(uint32_t dt, const uint8_t* orig, uint64_t n);
+// Counts a tile: original and level-0 bits (dtype dt), the tensor's trim,
+// base exponent and the rows' step bytes.
+void count_tile(Counts& k, uint32_t dt, unsigned z, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
+                const uint8_t* e, uint64_t rows, uint64_t cols);
 // Chooses the context count and frequencies for the counts; returns part
 // 2's bytes and fills tb as parse_tables would. *coded_bits (if given): the
 // estimated size of the tensor's level 1 (order-0 bits, raw bits, tables).
-std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, Tables& tb, double* coded_bits = nullptr);
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, Tables& tb, double* coded_bits = nullptr);
 // One tile's payload (§5): mode 1, or mode 0 when that is not smaller.
 void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
                  const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out);

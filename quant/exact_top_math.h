@@ -41,6 +41,18 @@ WC_QHD uint32_t residual(uint32_t y, uint32_t w, uint32_t h, uint32_t mask) {
 WC_QHD unsigned mant_bits(uint32_t dt) { return dt == qrow::kF32 ? 23u : dt == qrow::kF16 ? 10u : 7u; }
 WC_QHD unsigned width(uint32_t dt) { return dt == qrow::kF32 ? 32u : 16u; }
 
+// The patterns the residuals are taken on (§2): the dtype's with the low Z
+// mantissa bits cut (Z: the tables' trim, low bits that are zero in every
+// original of the tensor: an F32 tensor of F16 or BF16 values).
+struct Geom {
+  unsigned w, mant, z;  // coded width and mantissa width (the dtype's less z), z
+};
+WC_QHD Geom geom(uint32_t dt, unsigned z) { return Geom{width(dt) - z, mant_bits(dt) - z, z}; }
+WC_QHD uint32_t low_mask(unsigned w) { return w == 32 ? 0xFFFFFFFFu : (1u << w) - 1u; }
+
+// A W-bit pattern with its low z magnitude bits cut is a (W - z)-bit one
+// with the sign still on top: x >> z; and back, x << z (the cut bits zero).
+
 // The raw context (0..32) of an element whose level-0 bits are y, in a row
 // whose step is 2^E times (1 + (e & 15) / 16) (§3): 0 for a level-0 value of
 // ±0, else by half-octaves of |y| / 2^E, which is about |q| times the step's
@@ -64,26 +76,22 @@ WC_QHD unsigned raw_context(uint32_t y, uint32_t dt, int32_t E) {
 }
 
 // Alphabet of context c (§3).
-WC_QHD uint32_t alphabet(unsigned c, uint32_t dt) {
-  const unsigned w = width(dt);
-  return c == 0 ? 1u << (w - (mant_bits(dt) - 2u)) : 8u * (w - 2u);
-}
+WC_QHD uint32_t alphabet(unsigned c, Geom g) { return c == 0 ? 1u << (g.w - (g.mant - 2u)) : 8u * (g.w - 2u); }
 
 struct Split {
   uint32_t sym, raw;  // symbol, raw bits' value
   unsigned nraw;      // raw bit count
 };
 
-// The symbol and raw bits of residual d (a W-bit pattern) in context c.
-WC_QHD Split split(uint32_t d, unsigned c, uint32_t dt) {
-  const unsigned w = width(dt);
-  const uint32_t h = 1u << (w - 1);
+// The symbol and raw bits of residual d (a g.w-bit pattern) in context c.
+WC_QHD Split split(uint32_t d, unsigned c, Geom g) {
+  const uint32_t h = 1u << (g.w - 1);
   const uint32_t s = (d & h) ? 1u : 0u;
-  const uint32_t mask = w == 32 ? 0xFFFFFFFFu : (1u << w) - 1u;
+  const uint32_t mask = low_mask(g.w);
   const uint32_t m = s ? ((0u - d) & mask) - 1u : d;  // |d| - s
   Split o;
   if (c == 0) {
-    const unsigned r = mant_bits(dt) - 2u;
+    const unsigned r = g.mant - 2u;
     o.sym = ((m >> r) << 1) | s, o.raw = m & ((1u << r) - 1u), o.nraw = r;
   } else if (m < 4) {
     o.sym = (m << 1) | s, o.raw = 0, o.nraw = 0;
@@ -95,19 +103,18 @@ WC_QHD Split split(uint32_t d, unsigned c, uint32_t dt) {
 }
 
 // Raw bit count of symbol `sym` in context c.
-WC_QHD unsigned raw_bits(uint32_t sym, unsigned c, uint32_t dt) {
-  if (c == 0) return mant_bits(dt) - 2u;
+WC_QHD unsigned raw_bits(uint32_t sym, unsigned c, Geom g) {
+  if (c == 0) return g.mant - 2u;
   const uint32_t k = sym >> 1;
   return k < 4 ? 0u : (k - 4u) / 4u;
 }
 
 // The residual from a symbol and its raw bits (the inverse of split).
-WC_QHD uint32_t join(uint32_t sym, uint32_t raw, unsigned c, uint32_t dt) {
-  const unsigned w = width(dt);
-  const uint32_t mask = w == 32 ? 0xFFFFFFFFu : (1u << w) - 1u;
+WC_QHD uint32_t join(uint32_t sym, uint32_t raw, unsigned c, Geom g) {
+  const uint32_t mask = low_mask(g.w);
   const uint32_t s = sym & 1u, k = sym >> 1;
   uint32_t m;
-  if (c == 0) m = (k << (mant_bits(dt) - 2u)) | raw;
+  if (c == 0) m = (k << (g.mant - 2u)) | raw;
   else if (k < 4) m = k;
   else {
     const unsigned r = (k - 4u) / 4u;

@@ -4,12 +4,15 @@
 // chunks alone, and hostile payloads are refused.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "codec/codec.h"
 #include "format/bytes.h"
 #include "format/reader.h"
 #include "lib/api.h"
@@ -287,9 +290,10 @@ TEST_SUITE("exact_top") {
     const uint32_t dt = uint32_t(DType::BF16);
     const int32_t base = -12;
     wc::exact::Counts k;
-    wc::exact::count_tile(k, dt, orig.data(), recon.data(), base, e.data(), rows, cols);
+    const unsigned z = wc::exact::trim_bits(dt, orig.data(), orig.size() / (wc::dtype_bits(wc::DType(dt)) / 8));
+    wc::exact::count_tile(k, dt, z, orig.data(), recon.data(), base, e.data(), rows, cols);
     wc::exact::Tables tb;
-    const auto tables = wc::exact::build_tables(k, dt, tb);
+    const auto tables = wc::exact::build_tables(k, dt, z, tb);
     std::vector<uint8_t> payload;
     wc::exact::encode_tile(tb, dt, orig.data(), recon.data(), base, e.data(), rows, cols, payload);
     REQUIRE(payload[0] == 1);
@@ -317,6 +321,46 @@ TEST_SUITE("exact_top") {
       wc::exact::Tables t2;
       std::vector<uint8_t> b(tables.begin(), tables.begin() + ptrdiff_t(cut));
       CHECK_FALSE(wc::exact::parse_tables(b.data(), b.size(), dt, t2));
+    }
+  }
+
+  TEST_CASE("an F32 model of F16 or BF16 values: the exact layer codes none of the zero low bits (the tables' trim)") {
+    tu::TempDir d;
+    for (DType narrow : {DType::F16, DType::BF16}) {
+      CAPTURE(wc::dtype_name(narrow));
+      const std::string sub = d / std::string(wc::dtype_name(narrow));
+      ::mkdir(sub.c_str(), 0700);
+      // F16 / BF16 values, stored as F32 (exact upcasts)
+      const auto w = weights(narrow, 512, 256, 31);
+      std::vector<uint8_t> f32(w.size() * 2);
+      for (size_t i = 0; i < w.size() / 2; ++i) {
+        const uint16_t h = wc::load_u16(w.data() + 2 * i);
+        uint32_t b;
+        if (narrow == DType::BF16) {
+          b = uint32_t(h) << 16;
+        } else {  // F16 to F32 (normals and zeros; these weights have no subnormals or specials)
+          const uint32_t s = uint32_t(h & 0x8000) << 16, e = (h >> 10) & 31, m = h & 0x3FF;
+          b = e == 0 ? s : s | ((e + 112) << 23) | (m << 13);
+        }
+        wc::store_u32(f32.data() + 4 * i, b);
+      }
+      const std::string src = sub + "/m.safetensors", ll = sub + "/ll.wcz", x = sub + "/x.wcz";
+      tu::write_file(src, stb::build({{"w", DType::F32, {512, 256}, f32}}));
+      wc::pack(src, ll, {});
+      wc::pack(src, x, exact_options(4.25));
+      wc::ContainerReader r(x, wc::kReaderChecks);
+      const auto& t = r.manifest().tensors[0];
+      REQUIRE(t.levels.size() == 2);
+      // the tables' chunk (tensor-wide, zstd): its third byte is the trim
+      std::vector<uint8_t> tables(t.parts[2].items);
+      REQUIRE(wc::decode_chunk(wc::CodecId(t.parts[2].codec), DType::U8, r.chunk(t.global_chunk(t.chunk_of_part(2, 0))).data(),
+                               r.chunk(t.global_chunk(t.chunk_of_part(2, 0))).size(), tables.data(), tables.size()) ==
+              wc::Errc::ok);
+      CHECK(tables[2] == (narrow == DType::F16 ? 13 : 16));
+      // about what the lossless codec's trim gives (without it: 2x)
+      CHECK(tu::read_file(x).size() < tu::read_file(ll).size() * 108 / 100);
+      wc::unpack(x, sub + "/out.safetensors", {});
+      CHECK(tu::read_file(sub + "/out.safetensors") == tu::read_file(src));
     }
   }
 
