@@ -557,8 +557,8 @@ int main(int argc, char** argv) {
     if (*vf && !o.against.empty() && o.inputs.size() > 1) throw Usage{"--against takes one container"};
     if (*pk && pk->count("--bits") && o.bits == 0)
       throw Usage{"--bits 0: give 0.5 to 12 bits per weight, or leave --bits out for a lossless container"};
-    if (*pk && o.rm && o.bits > 0)
-      throw Usage{"--rm with --bits: a lossy container does not hold the original, which would be lost"};
+    if (*pk && o.rm && o.bits > 0 && !o.exact)
+      throw Usage{"--rm with --bits: a lossy container does not hold the original, which would be lost (--exact keeps it)"};
     const unsigned cap = std::min(256u, 4 * cores());
     if (o.threads > cap) {
       o.note("-T %u is more than 4 threads per core (%u cores); using %u", o.threads, cores(), cap);

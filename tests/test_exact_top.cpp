@@ -364,6 +364,22 @@ TEST_SUITE("exact_top") {
     }
   }
 
+  TEST_CASE("pack --bits --exact --rm: the input goes once the container is verified against it") {
+    tu::TempDir d;
+    const std::string src = d / "m.safetensors";
+    const auto file = stb::build({{"w", DType::BF16, {256, 128}, weights(DType::BF16, 256, 128, 41)}});
+    tu::write_file(src, file);
+    const auto r = tu::run(tu::cli() + " pack " + src + " --bits 4 --exact --rm -q");
+    CHECK(r.status == 0);
+    CHECK_FALSE(wc::path_exists(src));
+    wc::unpack(src + ".wcz", d / "back.safetensors", {});
+    CHECK(tu::read_file(d / "back.safetensors") == file);
+    tu::write_file(src, file);  // without --exact, --rm with --bits is refused
+    const auto no = tu::run(tu::cli() + " pack " + src + " -o " + (d / "l.wcz") + " --bits 4 --rm -q");
+    CHECK(no.status == 2);
+    CHECK(wc::path_exists(src));
+  }
+
   TEST_CASE("--exact needs --bits and plain qrow") {
     tu::TempDir d;
     const std::string src = d / "m.safetensors";
