@@ -199,7 +199,8 @@ TEST_SUITE("vectors") {
                            // the same with the tables as tensor-wide chunks of level 1 (the writer's layout)
                            Lossy{"lossy_exact_top_tw", 5, 27, 7},
                            // the same with residual symbols beyond 104 (16-bit) and 232 (F32) in contexts >= 1
-                           Lossy{"lossy_exact_top_wide", 3, 10, 7}}) {
+                           Lossy{"lossy_exact_top_wide", 3, 10, 7},
+                           Lossy{"lossy_exact_top_trim", 4, 22, 7}}) {  // tables' trim Z: 13, 16, 5 (EXACT_TOP.md §2)
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";

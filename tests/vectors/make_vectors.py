@@ -2653,13 +2653,15 @@ def inline_exact_bad():
 # payload, 2.3) and part 3: the residuals d (role 5, level 1, per element, U16 for BF16/F16, U32 for F32, codec 6
 # exact-residual: per tile mode 0, the residuals as they are, or mode 1, 4-state interleaved rANS of a
 # symbol per element with its raw bits after; a mode-1 tile carries its rows' step bytes e). Level 0 is qrow's
-# reconstruction y; level 1 the original bits w, w = ord(ord(y) +- d). An element's context comes from its level-0
-# bits y and its row's step exponent E = B + (e >> 4) (§3), the e of a mode-1 tile's own payload (§5). Written
+# reconstruction y; level 1 the original bits w, w = ord(ord(y) +- d). The tables' trim Z (§2, §4; 0 but in
+# lossy_exact_top_trim and a few bad vectors) cuts the low Z bits, zero in every original: w = ord(ord(y >> Z) +- d)
+# << Z on W = width - Z bits. An element's context comes from its level-0
+# bits y (uncut) and its row's step exponent E = B + (e >> 4) (§3), the e of a mode-1 tile's own payload (§5). Written
 # from EXACT_TOP.md alone: et_parse_tables() and et_decode_tile() check every rule of its §4 and §5, every good
 # payload here is decoded back by them to the residuals it was made from, and every bad one fails on the rule
 # it breaks.
 #
-# The alphabet of contexts >= 1 is A = 8 x (W - 2) (112, 240: classes k of n = bit length of m, 3 .. W - 1);
+# The alphabet of contexts >= 1 is A = 8 x (W - 2) (Z = 0: 112, 240: classes k of n = bit length of m, 3 .. W - 1);
 # lossy_exact_top_wide uses its top symbols, 104 .. 111 (W = 16) and 232 .. 239 (W = 32): residuals of
 # magnitude 2^(W-2) and more in contexts >= 1 (an Inf or a NaN at a non-zero level-0 value, a sign flip).
 
@@ -2705,20 +2707,27 @@ def et_context(y, E, dtype):
     return min(32, max(1, 1 + 2 * (L - E) + t))
 
 
-def et_alphabet(ctx, dtype):
-    """§3: A0 = 2^(W - R) in context 0; A = 8 x (W - 2) in the others."""
-    W = DTYPES[dtype][1]
-    return 1 << (W - (MANT[dtype] - 2)) if ctx == 0 else 8 * (W - 2)
+def et_width(dtype, Z=0):
+    """§2: W, the dtype's width less the tables' trim Z (the residuals are W-bit patterns)."""
+    assert 0 <= Z <= MANT[dtype] - 2
+    return DTYPES[dtype][1] - Z
 
 
-def et_split(d, ctx, dtype):
+def et_alphabet(ctx, dtype, Z=0):
+    """§3: A0 = 2^(W - R) in context 0 (R = mant - Z - 2); A = 8 x (W - 2) in the others (W = width - Z)."""
+    W = et_width(dtype, Z)
+    return 1 << (W - (MANT[dtype] - Z - 2)) if ctx == 0 else 8 * (W - 2)
+
+
+def et_split(d, ctx, dtype, Z=0):
     """§3: the residual d (a W-bit pattern) as (sym, r, raw): a symbol, and r raw bits of value raw."""
-    W = DTYPES[dtype][1]
+    W = et_width(dtype, Z)
+    assert 0 <= d < 1 << W
     d = d - (1 << W) if d >> (W - 1) else d  # two's complement
     s = 1 if d < 0 else 0
     m = abs(d) - s
     if ctx == 0:
-        R = MANT[dtype] - 2
+        R = MANT[dtype] - Z - 2
         return 2 * (m >> R) + s, R, m & ((1 << R) - 1)
     if m < 4:
         return 2 * m + s, 0, 0
@@ -2726,17 +2735,17 @@ def et_split(d, ctx, dtype):
     return 2 * (4 + 4 * (n - 3) + ((m >> (n - 3)) & 3)) + s, n - 3, m & ((1 << (n - 3)) - 1)
 
 
-def et_raw_bits(sym, ctx, dtype):
-    """§3: how many raw bits follow symbol sym in context ctx."""
+def et_raw_bits(sym, ctx, dtype, Z=0):
+    """§3: how many raw bits follow symbol sym in context ctx (context 0: R = mant - Z - 2)."""
     k = sym >> 1
-    return MANT[dtype] - 2 if ctx == 0 else 0 if k < 4 else (k - 4) // 4
+    return MANT[dtype] - Z - 2 if ctx == 0 else 0 if k < 4 else (k - 4) // 4
 
 
-def et_join(sym, ctx, raw, dtype):
+def et_join(sym, ctx, raw, dtype, Z=0):
     """§3, the decoder's side: the residual (a W-bit pattern) from its symbol and raw bits."""
-    W, s, k = DTYPES[dtype][1], sym & 1, sym >> 1
+    W, s, k = et_width(dtype, Z), sym & 1, sym >> 1
     if ctx == 0:
-        m = (k << (MANT[dtype] - 2)) | raw
+        m = (k << (MANT[dtype] - Z - 2)) | raw
     elif k < 4:
         m = k
     else:
@@ -2774,12 +2783,12 @@ def et_cum(tables):
     return out
 
 
-def et_table_bytes(tables, C, P, reserved=0, uvar=None):
-    """§4: u8 C, u8 P, u16 reserved, then per context n and n x (gap, f - 1) as uvar (LEB128). tables: per
-    context [(sym, f)] in symbol order, written as given (bad vectors give wrong ones); uvar(value) may write a
-    value its own way."""
+def et_table_bytes(tables, C, P, reserved=0, uvar=None, Z=0):
+    """§4: u8 C, u8 P, u8 Z (the trim, §2), u8 reserved, then per context n and n x (gap, f - 1) as uvar
+    (LEB128). tables: per context [(sym, f)] in symbol order, written as given (bad vectors give wrong ones);
+    uvar(value) may write a value its own way."""
     uv = uvar or leb128
-    out = struct.pack("<BBH", C, P, reserved)
+    out = struct.pack("<BBBB", C, P, Z, reserved)
     for entries in tables:
         out += uv(len(entries))
         prev = -1
@@ -2802,19 +2811,21 @@ def et_uvar(b, pos):
 
 
 def et_parse_tables(b, dtype):
-    """§4, every rule: returns (C, P, [per context {sym: (f, cum)} in symbol order, {} when unused])."""
+    """§4, every rule: returns (C, P, Z, [per context {sym: (f, cum)} in symbol order, {} when unused])."""
     if len(b) < 4:
         raise Invalid("tables shorter than their head")
-    C, P, reserved = struct.unpack_from("<BBH", b)
+    C, P, Z, reserved = struct.unpack_from("<BBBB", b)
     if not 1 <= C <= 32:
         raise Invalid("context count C not in 1 .. 32")
     if not 8 <= P <= 15:
         raise Invalid("probability bits P not in 8 .. 15")
+    if Z > MANT[dtype] - 2:
+        raise Invalid("trim Z not in 0 .. mant - 2")
     if reserved:
         raise Invalid("tables: reserved field not zero")
     pos, tables = 4, []
     for c in range(C):
-        A = et_alphabet(c, dtype)
+        A = et_alphabet(c, dtype, Z)
         n, pos = et_uvar(b, pos)
         if n > A:
             raise Invalid("more symbols than the alphabet")
@@ -2832,7 +2843,7 @@ def et_parse_tables(b, dtype):
         tables.append(t)
     if pos != len(b):
         raise Invalid("bytes after the last context")
-    return C, P, tables
+    return C, P, Z, tables
 
 
 def et_encode_tile(elems, e, tables, P, start=(1 << 16,) * 4):
@@ -2858,20 +2869,24 @@ def et_encode_tile(elems, e, tables, P, start=(1 << 16,) * 4):
     return b"\x01\x00" + struct.pack("<HI", 0, len(ans)) + bytes(e) + ans + bits.bytes()
 
 
-def et_decode_tile(p, ys, cols, B, tables, P, dtype):
-    """§5, every rule: the residuals (W-bit patterns) of the tile whose elements have the level-0 bits ys
-    (row-major, cols a row; B the record's base exponent), with the tables (C - 1 + 1 of them, {} when unused).
-    Mode 0 consults neither the tables nor the contexts; mode 1 takes each element's context from its y and
-    the step byte of its row in the payload's e (§3, §5)."""
-    W, n, C = DTYPES[dtype][1], len(ys), len(tables)
+def et_decode_tile(p, ys, cols, B, tables, P, dtype, Z=0):
+    """§5, every rule: the residuals (W-bit patterns, W = the dtype's width less the trim Z) of the tile whose
+    elements have the level-0 bits ys (the dtype's, uncut; row-major, cols a row; B the record's base exponent),
+    with the tables (C - 1 + 1 of them, {} when unused). Mode 0 consults neither the tables nor the contexts
+    (each residual in an item of the dtype's width, below 2^W); mode 1 takes each element's context from its y
+    and the step byte of its row in the payload's e (§3, §5)."""
+    W, isz, n, C = et_width(dtype, Z), DTYPES[dtype][1] // 8, len(ys), len(tables)
     rows = n // cols
     assert rows * cols == n
     if not p:
         raise Invalid("empty payload")
     if p[0] == 0:
-        if len(p) != 1 + n * W // 8:
+        if len(p) != 1 + n * isz:
             raise Invalid("mode 0 payload not 1 + the raw size")
-        return [int.from_bytes(p[1 + i * W // 8:1 + (i + 1) * W // 8], "little") for i in range(n)]
+        out = [int.from_bytes(p[1 + i * isz:1 + (i + 1) * isz], "little") for i in range(n)]
+        if max(out) >> W:
+            raise Invalid("mode 0: a residual not below 2^W")
+        return out
     if p[0] != 1:
         raise Invalid("mode not 0 or 1")
     if len(p) < 8:
@@ -2909,11 +2924,11 @@ def et_decode_tile(p, ys, cols, B, tables, P, dtype):
         raise Invalid("words left in the rANS stream")
     if x != [1 << 16] * 4:
         raise Invalid("a final state not 2^16")
-    rs = [et_raw_bits(s, c, dtype) for s, c in zip(syms, ctxs)]
+    rs = [et_raw_bits(s, c, dtype, Z) for s, c in zip(syms, ctxs)]
     if len(p) - end != (sum(rs) + 7) // 8:
         raise Invalid("raw-bit stream not ceil(total bits / 8) bytes")
     br = BitReader(p, end)
-    out = [et_join(s, c, br.get(r), dtype) for s, c, r in zip(syms, ctxs, rs)]
+    out = [et_join(s, c, br.get(r), dtype, Z) for s, c, r in zip(syms, ctxs, rs)]
     br.end()  # non-zero padding bits
     return out
 
@@ -2922,10 +2937,10 @@ def et_must_fail(t, why, tile=None, tables=None):
     """The exact-top tensor t (tables as its part 2 holds them unless given) must be refused for the reason
     why: its tables, or a tile's payload (tile: its number; all tiles when None)."""
     try:
-        C, P, tabs = et_parse_tables(t.parts[2].data if tables is None else tables, t.dtype)
+        C, P, Z, tabs = et_parse_tables(t.parts[2].data if tables is None else tables, t.dtype)
         for i, p in enumerate(t.parts[3].tile_stored):
             if tile is None or i == tile:
-                et_decode_tile(p, t.et_y[i], t.et_cols, t.et_B, tabs, P, t.dtype)
+                et_decode_tile(p, t.et_y[i], t.et_cols, t.et_B, tabs, P, t.dtype, Z)
     except Invalid as e:
         assert why in str(e), (why, str(e))
         return
@@ -2944,28 +2959,33 @@ def et_value(b, dtype):
 
 
 def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mode0=(), start=(1 << 16,) * 4,
-              count_mode0=True, keep_mode1=False):
+              count_mode0=True, keep_mode1=False, Z=0):
     """Gives the qrow tensor t (from qrow()) an exact top layer restoring the original bits orig (row-major
-    W-bit patterns): parts 2 and 3 at level 1, level 1's XXH3-64 that of orig, and orig as what unpack writes
+    bit patterns of the dtype): parts 2 and 3 at level 1, level 1's XXH3-64 that of orig, and orig as what unpack writes
     (t.level0: the bytes at level 0). C: the tables' context count (default: the highest context used + 1, at
     most 32), P: their probability bits; tables_codec 0 or 1 (zstd, tables_frame); mode0: tiles stored in mode
     0 (others too where mode 1 is not smaller, as §6's writer does); count_mode0 False: the tables count only
     the other tiles' elements (any tables are valid; mode 0 consults none, §5), so a mode-0 tile may hold
     elements in unused contexts and symbols no table has; keep_mode1: every other tile in mode 1 even where
-    it is not smaller (§6 is the writer's choice); start: the rANS states' start (bad vectors).
-    t.et_ctx, t.et_d, t.et_y: each tile's unclamped contexts, residuals and level-0 bits, for the bad vectors."""
-    dtype, W = t.dtype, DTYPES[t.dtype][1]
+    it is not smaller (§6 is the writer's choice); start: the rANS states' start (bad vectors). Z: the tables'
+    trim (§2, §4): every original has its low Z bits zero, and the residuals d are W-bit patterns (W = the
+    dtype's width less Z) taking y >> Z (y: the level-0 bits) to w >> Z; the contexts still come from y uncut
+    (§3); each residual is stored in an item of the dtype's width (§1, §5).
+    t.et_ctx, t.et_d, t.et_y: each tile's unclamped contexts, residuals and level-0 bits (the dtype's, uncut),
+    for the bad vectors."""
+    dtype, W, isz = t.dtype, et_width(t.dtype, Z), DTYPES[t.dtype][1] // 8
     rows, cols = t.shape[0], math.prod(t.shape[1:])
     e, B = t.parts[0].data, struct.unpack("<h", t.params)[0]
     y, orig = [int(b) for b in t.bits], [int(w) for w in orig]
-    assert len(orig) == len(y) and all(0 <= w < 1 << W for w in orig)
-    d = [et_residual(w, yy, W) for w, yy in zip(orig, y)]
-    assert all(et_apply(yy, dd, W) == w for yy, dd, w in zip(y, d, orig))
+    assert len(orig) == len(y) and all(0 <= w < 1 << (8 * isz) for w in orig)
+    assert all(w & ((1 << Z) - 1) == 0 for w in orig), "an original with a low bit set under the trim Z"
+    d = [et_residual(w >> Z, yy >> Z, W) for w, yy in zip(orig, y)]
+    assert all(et_apply(yy >> Z, dd, W) << Z == w for yy, dd, w in zip(y, d, orig))
     c = [et_context(y[i], B + (e[i // cols] >> 4), dtype) for i in range(rows * cols)]  # §3: from y and E
     C = min(32, max(c) + 1) if C is None else C
     ctx = [min(x, C - 1) for x in c]
-    split = [et_split(dd, cc, dtype) for dd, cc in zip(d, ctx)]
-    assert all(et_join(s, cc, raw, dtype) == dd for (s, _, raw), cc, dd in zip(split, ctx, d))
+    split = [et_split(dd, cc, dtype, Z) for dd, cc in zip(d, ctx)]
+    assert all(et_join(s, cc, raw, dtype, Z) == dd for (s, _, raw), cc, dd in zip(split, ctx, d))
     tiles = -(-rows // t.tile_rows)
     span = [(i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols) for i in range(tiles)]
     hist = [{} for _ in range(C)]
@@ -2974,13 +2994,13 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
             for cc, (s, _, _) in zip(ctx[a:b], split[a:b]):
                 hist[cc][s] = hist[cc].get(s, 0) + 1
     tables = [et_normalise(h, P) if h else [] for h in hist]  # a context no element uses: n = 0
-    tb = et_table_bytes(tables, C, P)
+    tb = et_table_bytes(tables, C, P, Z=Z)
     parsed = et_cum(tables)
     if 8 <= P <= 15:  # (bad vectors code tiles with a P out of range)
-        assert et_parse_tables(tb, dtype) == (C, P, parsed)
+        assert et_parse_tables(tb, dtype) == (C, P, Z, parsed)
     payloads, t.et_ctx, t.et_d, t.et_y = [], [], [], []
     for i, (a, b) in enumerate(span):
-        raw = b"".join(dd.to_bytes(W // 8, "little") for dd in d[a:b])
+        raw = b"".join(dd.to_bytes(isz, "little") for dd in d[a:b])
         if i in mode0:
             p = b"\x00" + raw
         else:
@@ -2990,13 +3010,13 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
                 p = b"\x00" + raw
         assert len(p) <= bound(len(raw))
         if start == (1 << 16,) * 4:
-            assert et_decode_tile(p, y[a:b], cols, B, parsed, P, dtype) == d[a:b]
+            assert et_decode_tile(p, y[a:b], cols, B, parsed, P, dtype, Z) == d[a:b]
         payloads.append(p)
         t.et_ctx.append(c[a:b])
         t.et_d.append(d[a:b])
         t.et_y.append(y[a:b])
-    res = Part(EXACT_TOP, PER_ELEMENT, "U16" if W == 16 else "U32",
-               b"".join(dd.to_bytes(W // 8, "little") for dd in d), codec=EXACT_CODEC, level=1)
+    res = Part(EXACT_TOP, PER_ELEMENT, "U16" if isz == 2 else "U32",
+               b"".join(dd.to_bytes(isz, "little") for dd in d), codec=EXACT_CODEC, level=1)
     res.tile_stored = payloads
     t.parts += [Part(EXACT_TOP, INLINE, "U8", tb, codec=tables_codec, level=1, frame=tables_frame), res]
     t.part_count = 4
@@ -3010,7 +3030,7 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
     fig = [x if math.isfinite(x) else 3e38 for x in (rel, max(err, default=0.0))]
     t.levels = [(H(t.level0), min(fig[0], 3e38), min(fig[1], 3e38)), (H(t.recon), 0.0, 0.0)]
     t.et_C, t.et_P, t.et_tables, t.et_mode = C, P, tables, [p[0] for p in payloads]
-    t.et_split, t.et_B, t.et_cols, t.et_parsed = split, B, cols, parsed
+    t.et_split, t.et_B, t.et_cols, t.et_parsed, t.et_Z = split, B, cols, parsed, Z
     return t
 
 
@@ -3189,8 +3209,95 @@ def exact_top_vectors(d):
     open(os.path.join(d, "lossy_exact_top_wide.expected"), "wb").write(wfb)
     open(os.path.join(d, "lossy_exact_top_wide.level0.expected"), "wb").write(
         wfb[:wplen] + b"".join(getattr(t, "level0", None) or t.out() for t in wts))
+    exact_top_trim_vectors(d)
     for name, v in exact_top_bad().items():
         open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+
+
+def et_narrow(bits, dtype):
+    """F32 bit patterns rounded to dtype (BF16 or F16, QROW.md §3's conversion) and widened back exactly: F32
+    patterns whose low 16 (BF16) or 13 (F16) bits are zero."""
+    return [widen(convert(b, dtype), dtype) for b in bits]
+
+
+def exact_top_trim_vectors(d):
+    """lossy_exact_top_trim (2.7): exact top layers whose tables have a trim Z (EXACT_TOP.md §2, §4): the
+    residuals are taken on the patterns with the low Z bits cut (y >> Z to w >> Z, W = the dtype's width less
+    Z, context 0's R = mant - Z - 2), the contexts still from the level-0 bits uncut (§3), every residual in an
+    item of the dtype's width (§1, §5). The tables are tensor-wide chunks of level 1 (layout 2, the writer's).
+    An exact F32 norm; f: F32 [4, 24] of F16 values (Z = 13; W = 19, R = 8; 2 tiles, U16 codes, tables raw):
+    +-0, F16 subnormals upcast, 65504, +-Inf, NaNs whose payloads have their low 13 bits zero (quiet and
+    signalling), at level-0 values of 0 and not; g: F32 [3, 16] of BF16 values (Z = 16; W = 16, R = 5; 2 tiles,
+    tables zstd), with +-0, a BF16 subnormal, the largest BF16, -Inf and a NaN; h: BF16 [4, 16] whose values
+    have at most 2 mantissa bits (Z = 5; W = 11, R = 0: context 0's symbol is the whole magnitude; 2 tiles,
+    tile 1 in mode 0, holding residuals of both signs as 11-bit patterns in U16 items, tables zstd)."""
+    rng = Rng(0x7E1A)
+    norm = Exact("norm.weight", "F32", [5], np.array([0.5, -1, 3, 0, -0.0], dtype="<f4").tobytes())
+    # f: row 0 (E = -30) and row 1 (E = -23) at the F16 subnormals (2^-24 .. 2^-14), rows 2 and 3 normal.
+    cf, ef = 24, [0x00, 0x73, 0xE5, 0xFA]
+    qf = et_codes(rng, 4 * cf, 4000)
+    zero_f = {0: 0x00000000, 7: 0x80000000, 13: 0x33800000, 26: 0xB87FC000, 31: 0x7F800000, 44: 0xFF800000,
+              50: 0x7FC00000, 62: 0x7F802000, 75: 0xFFFFE000, 83: 0x477FE000, 95: 0x38800000}
+    qf = et_codes_at(et_codes_at(qf, {i: 0 for i in zero_f}), {1: 3, 2: -5, 3: 700, 48: 3000, 49: -2000, 51: 1,
+                                                                 52: 2, 90: 4000, 91: -3999})
+    f = qrow("f.weight", "F32", [4, cf], -30, ef, qf, 2, code_item="U16")
+    far_f = {1: 0x80000000, 2: 0x00000000, 3: 0x33800000,  # +-0 and 2^-24 at small non-zero level-0 values
+             48: 0x7F800000, 49: 0xFFA02000, 51: 0x7FFFE000, 52: 0xB3800000,  # Inf and NaNs far from level 0
+             90: 0x477FE000, 91: 0xC77FE000}  # +-65504
+    of = et_narrow(et_originals(f, rng), "F16")
+    for i, b in {**zero_f, **far_f}.items():
+        of[i] = b
+    exact_top(f, of, Z=13)
+    # g: rows of E = -14, 0, 9 (tiles of 2 rows: 2 tiles).
+    cg, eg = 16, [0x14, 0xE0, 0xF7]
+    qg = et_codes(rng, 3 * cg, 127)
+    zero_g = {0: 0x00000000, 5: 0x80000000, 17: 0x00010000, 23: 0x7F7F0000, 34: 0xFF800000, 40: 0x7FC10000}
+    qg = et_codes_at(et_codes_at(qg, {i: 0 for i in zero_g}), {1: 100, 2: -3, 33: 127})
+    g = qrow("g.weight", "F32", [3, cg], -30, eg, qg, 2)
+    og = et_narrow(et_originals(g, rng), "BF16")
+    for i, b in {**zero_g, 1: 0xFF800000, 2: 0x80000000, 33: 0x7FA50000}.items():
+        og[i] = b
+    exact_top(g, og, Z=16, tables_codec=1)
+    # h: BF16, originals with their low 5 bits cut (at most 2 mantissa bits); tile 1 in mode 0.
+    ch, eh = 16, [0x30, 0x4C, 0x61, 0xB2]
+    qh = et_codes(rng, 4 * ch, 127)
+    zero_h = {0: 0x0000, 9: 0x8000, 20: 0x0020, 33: 0x7F80, 41: 0xFFC0, 47: 0x80E0, 58: 0x3FE0}
+    qh = et_codes_at(qh, {i: 0 for i in zero_h})
+    h = qrow("h.weight", "BF16", [4, ch], -20, eh, qh, 2)
+    oh = [b & 0xFFE0 for b in et_originals(h, rng)]
+    for i, b in {**zero_h, 35: 0xFF80, 36: 0x7FE0, 50: int(h.bits[50]) & 0xFFE0 ^ 0x8000}.items():
+        oh[i] = b
+    exact_top(h, oh, Z=5, mode0=(1,), tables_codec=1)
+    ts = [norm, f, g, h]
+    # what the vector holds, as the docstring says
+    assert (f.et_Z, g.et_Z, h.et_Z) == (13, 16, 5) and h.et_mode == [1, 0] and 1 in f.et_mode and 1 in g.et_mode
+    assert f.parts[3].item == g.parts[3].item == "U32" and h.parts[3].item == "U16"
+    for t in (f, g, h):
+        ys, cs = sum(t.et_y, []), sum(t.et_ctx, [])
+        assert 0 in cs and any(c >= 1 for c in cs) and any(r for _, r, _ in t.et_split)
+        assert t.recon != t.level0 and len(t.parts[3].tile_stored) == 2
+        assert any(y & ((1 << t.et_Z) - 1) for y in ys)  # level-0 bits the cut drops (the contexts keep them)
+        W = et_width(t.dtype, t.et_Z)
+        assert all(x < 1 << W for x in sum(t.et_d, [])) and any(x >> (W - 1) for x in sum(t.et_d, []))
+    fo = [int(x) for x in np.frombuffer(f.recon, dtype="<u4")]
+    assert {0x00000000, 0x80000000, 0x7F800000, 0xFF800000} <= set(fo)
+    assert any(0x33800000 <= x & 0x7FFFFFFF < 0x38800000 for x in fo)  # F16 subnormals, upcast
+    assert {0x7FC00000, 0x7F802000, 0xFFFFE000} <= set(fo)  # NaNs, quiet and signalling
+    hm0 = h.et_d[1]  # the mode-0 tile: residuals of both signs, as 11-bit patterns
+    assert any(x >= 1 << 10 for x in hm0) and any(0 < x < 1 << 10 for x in hm0)
+    for t in (f, g, h):
+        t.parts[2].layout = TENSOR_WIDE
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=7)
+    head = struct.unpack("<IIIBBHII", zread_manifest(wcz)[:24])
+    # level 0: norm, then (scales, codes) a tile: 2 + 2 + 2 tiles; level 1 (from chunk 13): per tensor its
+    # tables, then its 2 tiles of residuals
+    assert head == (1, 4, 1 + 3 * 2 * 2 + 3 * 3, 2, 0, 0, 0, 13), head
+    open(os.path.join(d, "lossy_exact_top_trim.wcz"), "wb").write(wcz)
+    open(os.path.join(d, "lossy_exact_top_trim.expected"), "wb").write(fb)
+    lv0 = fb[:plen] + b"".join(getattr(t, "level0", None) or t.out() for t in ts)
+    assert len(lv0) == len(fb)
+    open(os.path.join(d, "lossy_exact_top_trim.level0.expected"), "wb").write(lv0)
 
 
 def exact_top_bad():
@@ -3287,12 +3394,22 @@ def exact_top_bad():
     t.part_count = 3
     out["exact_top_no_tables.corrupt"] = one(t)
 
-    # §4 (codec): C, P, reserved; frequencies, symbols, trailing bytes, uvar length.
+    # §4 (codec): C, P, Z, reserved; frequencies, symbols, trailing bytes, uvar length.
     out["exact_top_tables_c0.codec"] = tables(base(), struct.pack("<BBH", 0, 12, 0), "context count")
     out["exact_top_tables_c33.codec"] = tables(base(), et_table_bytes(tabs + [[]] * (33 - C), 33, 12), "context count")
     out["exact_top_tables_p7.codec"] = tables(base(P=7), base(P=7).parts[2].data, "probability bits")  # tiles coded at 7
     out["exact_top_tables_p16.codec"] = tables(base(P=16), base(P=16).parts[2].data, "probability bits")
     out["exact_top_tables_reserved.codec"] = tables(base(), et_table_bytes(tabs, C, 12, reserved=1), "reserved")
+    # §4: Z (byte 2) in 0 .. mant - 2: mant - 1 (BF16 6, F32 22) is out, the tiles as they were (coded for Z = 0)
+    out["exact_top_tables_trim_bf16_6.codec"] = tables(base(), et_table_bytes(tabs, C, 12, Z=6), "trim Z")
+    tf = base("F32")
+    out["exact_top_tables_trim_f32_22.codec"] = tables(tf, et_table_bytes(tf.et_tables, tf.et_C, 12, Z=22), "trim Z")
+    # Z = 1 (valid) in tables whose tiles are coded for Z = 0; tile 0 has elements in context 0, whose raw bits
+    # are R = mant - Z - 2 = 4 with Z = 1, 5 as coded: its raw-bit stream is not the length it must be (§5)
+    assert any(x == 0 for x in t0.et_ctx[0]) and all(s < 104 for (s, _, _), x in zip(t0.et_split, sum(t0.et_ctx, []))
+                                                     if x)  # (symbols within the alphabet of W = 15)
+    out["exact_top_tables_trim_lie_ctx0.codec"] = tables(base(), et_table_bytes(tabs, C, 12, Z=1),
+                                                         "ceil(total bits / 8)")
     bump = [list(x) for x in tabs]
     bump[ctx1][0] = (bump[ctx1][0][0], bump[ctx1][0][1] + 1)  # 2^12 + 1
     out["exact_top_tables_sum.codec"] = tables(base(), et_table_bytes(bump, C, 12), "sum to 2^P")
@@ -3348,10 +3465,50 @@ def exact_top_bad():
     out["exact_top_tile_mode0_short.codec"] = tile(base(), lambda p: b"\x00" + b"".join(
         x.to_bytes(2, "little") for x in t0.et_d[0][:-1]), "mode 0")
 
+    # §5: a mode-0 residual MUST be below 2^W, W the dtype's width less Z: BF16 of Z = 5 (W = 11) and F32 of Z =
+    # 16 (W = 16), the originals with their low Z bits zero, tile 1 in mode 0; one residual there with bit W set
+    # (it restores the right bits if bit W is dropped, so only the rule refuses it).
+    for dtype, Z in (("BF16", 5), ("F32", 16)):
+        rng = Rng(0xBAD7)
+        q = [((i * 37) % 255) - 127 for i in range(rows * cols)]
+        q[5] = q[12] = q[70] = 0
+        t = qrow("w.weight", dtype, [rows, cols], -20, [(0x13 * r) & 0xFF for r in range(rows)], q, 2)
+        exact_top(t, [b >> Z << Z for b in et_originals(t, rng)], Z=Z, mode0=(1,))
+        assert t.et_mode == [1, 0] and t.et_Z == Z
+        isz, k = DTYPES[dtype][1] // 8, 3
+        assert t.et_d[1][k] < 1 << (DTYPES[dtype][1] - Z)
+        out["exact_top_tile_mode0_trim_range_%s.codec" % dtype.lower()] = tile(
+            t, lambda p: p[:1 + k * isz] + (t.et_d[1][k] | 1 << (DTYPES[dtype][1] - Z)).to_bytes(isz, "little")
+            + p[1 + (k + 1) * isz:], "not below 2^W", 1)
+
     # §4.4: level 1's XXH3-64 (the original bytes) wrong; level 0's is right.
     t = base()
     t.levels[1] = (t.levels[1][0] ^ 1,) + t.levels[1][1:]
     out["level_xxh3_exact_top.checksum"] = one(t)
+    # §2, §4.4: tables that say Z = 1 (valid for BF16) over tiles coded for Z = 0, everything else honest (level
+    # 1's hash that of the originals). No element is in context 0 (no code is 0) and no symbol of contexts >= 1
+    # reaches 104 (the alphabet of W = 15), so the tables and both mode-1 tiles pass every rule of §4 and §5 and
+    # decode to the residuals coded (contexts >= 1 split the same way whatever W; §3); applied as §2 says with
+    # Z = 1 they restore other bits than the originals': only level 1's XXH3-64 tells (checksum). (A reader that
+    # ignores Z restores the originals and accepts the file.)
+    rng = Rng(0xBAD7)
+    q = [((i * 37) % 255) - 127 or 1 for i in range(rows * cols)]
+    t = qrow("w.weight", "BF16", [rows, cols], -20, [(0x13 * r) & 0xFF for r in range(rows)], q, 2)
+    orig = et_originals(t, rng)
+    exact_top(t, orig)
+    assert t.et_mode == [1, 1] and 0 not in sum(t.et_ctx, []) and max(s for s, _, _ in t.et_split) < 104
+    lie = et_table_bytes(t.et_tables, t.et_C, 12, Z=1)
+    C1, P1, Z1, tabs1 = et_parse_tables(lie, "BF16")
+    assert Z1 == 1 and t.levels[1][0] == H(dtype_values(orig, "BF16"))
+    got = []
+    for i, p in enumerate(t.parts[3].tile_stored):
+        dd = et_decode_tile(p, t.et_y[i], cols, t.et_B, tabs1, P1, "BF16", Z1)
+        sgn = [x - (1 << W) if x >> (W - 1) else x for W, xs in ((15, dd), (16, t.et_d[i])) for x in xs]
+        assert sgn[:len(dd)] == sgn[len(dd):]  # the same residuals (as integers), in 15 bits now
+        got += [et_apply(y >> 1, x, 15) << 1 for y, x in zip(t.et_y[i], dd)]
+    assert got != orig and H(dtype_values(got, "BF16")) != t.levels[1][0]
+    t.parts[2].data, t.parts[2].items = lie, len(lie)
+    out["level_xxh3_exact_top_trim_lie.checksum"] = one(t)
     return out
 
 
