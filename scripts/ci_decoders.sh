@@ -3,7 +3,8 @@
 # (target wcodec_cli only, no CUDA) again with other compilers and flags, each
 # in its own build-cc-NAME folder, then:
 #   - packs the corpus model stories260K (F32, BF16, F16) at --bits 4.25 and
-#     2.25 with the default build's tool (build/wcodec), unpacks each container
+#     2.25, and at 3.25 with --exact (whose unpacked file must be the original),
+#     with the default build's tool (build/wcodec), unpacks each container
 #     with every build (the default one included) and compares the outputs
 #     byte for byte (cmp), and runs `wcodec verify` with every build (it checks
 #     the stored reconstruction hashes); prints "[SKIPPED] no corpus" for this
@@ -12,7 +13,8 @@
 #     zstd chunks and per-channel shifts) and checks the same, against the
 #     original files;
 #   - unpacks the lossy test vectors (tests/vectors/lossy_qrow.wcz,
-#     lossy_mixed.wcz, lossy_outliers.wcz, lossy_inline23.wcz, lossy_vq.wcz, lossy_inline_exact.wcz; and
+#     lossy_mixed.wcz, lossy_outliers.wcz, lossy_inline23.wcz, lossy_vq.wcz, lossy_inline_exact.wcz,
+#     lossy_exact_top*.wcz; and
 #     float_ans_mixed.wcz, float_ans_shift.wcz, float_ans_patch.wcz, inline_exact.wcz) with every build, compares with
 #     their .expected files, and verifies them with every build.
 # Exits 1 on any difference or failure (after trying everything), 0 otherwise.
@@ -133,6 +135,14 @@ if [ "$have_corpus" = 1 ]; then
       fi
       check_all "$wcz" "$what"
     done
+    # --exact (container 2.7): the top level is the original, decoded by every build
+    wcz=$TMP/stories260K_$m-exact.wcz
+    what="stories260K ${m^^} --bits 3.25 --exact"
+    if "${TOOLS[0]}" pack -q --bits 3.25 --exact "$src" -o "$wcz"; then
+      check_all "$wcz" "$what" "$src"
+    else
+      bad "$what: pack failed"
+    fi
   done
 else
   echo "[SKIPPED] no corpus ($CORPUS): the stories260K containers are not checked"
@@ -155,7 +165,7 @@ done
 
 # --- the test vectors of lossy tensors and of the adaptive codec ---------------------
 for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_inline_exact float_ans_mixed float_ans_shift \
-  float_ans_patch inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw; do
+  float_ans_patch inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw lossy_exact_top_trim; do
   check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
 done
 
