@@ -389,15 +389,19 @@ void unpack_one(const Opts& o, const std::string& in) {
   wc::UnpackOptions uo = unpack_options(o, bar);
   apply_budget(o, in, uo);
   const auto t0 = Clock::now();
+  unsigned level = 255;
+  uo.decoded_level = &level;
   out = with_progress(bar, [&] { return wc::unpack(in, out, uo); });  // the path written
   bar.finish();
   if (o.summary(out)) {
+    // a container of levels (pack --exact) says which one was written
+    const std::string at = level == 255 ? "" : " (level " + std::to_string(level) + ")";
     if (in == "-")
-      std::fprintf(stderr, "%s: %llu bytes restored from <stdin>, every checksum matches\n", shown_name(out),
-                   (unsigned long long)bar.total());
+      std::fprintf(stderr, "%s: %llu bytes restored from <stdin>%s, every checksum matches\n", shown_name(out),
+                   (unsigned long long)bar.total(), at.c_str());
     else
-      std::fprintf(stderr, "%s: %llu -> %llu bytes, every checksum matches\n", shown_name(out),
-                   (unsigned long long)file_size(in), (unsigned long long)bar.total());
+      std::fprintf(stderr, "%s: %llu -> %llu bytes%s, every checksum matches\n", shown_name(out),
+                   (unsigned long long)file_size(in), (unsigned long long)bar.total(), at.c_str());
   }
   verbose_detail(o, (in == "-" ? std::string("<stdin>") : in).c_str(), bar.total(), seconds_since(t0));
   if (o.rm) {

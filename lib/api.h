@@ -116,6 +116,9 @@ struct UnpackOptions {
   // this many bytes (overrides `level`; a container file only); 0: none.
   // Errc::usage when even level 0 is larger.
   uint64_t budget_bytes = 0;
+  // When set: receives the level decoded when the container has several
+  // (the highest of its lossy tensors, at most its top), else 255.
+  unsigned* decoded_level = nullptr;
 };
 
 // `in`: a container path or "-" (standard input, read front to back).

@@ -263,6 +263,8 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
   MadeFolder folder(single_file(r.manifest()) && !out.empty() && out.back() == '/' ? out : std::string());
   OutputFiles dst(r.manifest(), dest, opt.force);
   decode_model(r.manifest(), src, dst, pool, opt.progress, level);
+  if (opt.decoded_level)
+    *opt.decoded_level = r.manifest().level_count > 1 ? std::min<unsigned>(level, r.manifest().level_count - 1u) : 255u;
   if constexpr (std::is_same_v<Reader, ContainerStreamReader>) {
     // the chunks of levels above the one decoded are read (and checked) to reach the index
     std::vector<uint8_t> skip;
