@@ -72,8 +72,9 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
 void upgrade_unit(const TensorRecord& t, uint64_t u, unsigned from, unsigned to, const std::span<const uint8_t>* stored,
                   UnitWork& ws, uint8_t* dst, const std::string& file);
 
-// Checks a lossy tensor's decoded bytes against its top level's xxh3 as
-// units arrive in order (exact tensors pass: the file's hash covers them).
+// Checks a lossy tensor's decoded bytes against the xxh3 of the level
+// decoded (its top by default) as units arrive in order (exact tensors pass:
+// the file's hash and the chunks' cover them).
 class ReconstructionCheck {
  public:
   // The bytes of unit u of t, in order. Throws Errc::checksum (file and

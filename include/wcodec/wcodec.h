@@ -160,7 +160,9 @@ WCODEC_API int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void
  * TOP in their own dtype only. A lossy tensor decoded in its own dtype is
  * checked against its stored reconstruction hash (WCODEC_E_CHECKSUM). The
  * arithmetic is spec'd to the bit (spec/QROW.md): every decoder writes the
- * same bytes. */
+ * same bytes. A tensor with an exact top layer (levels = 2, container 2.7,
+ * spec/EXACT_TOP.md) gives its original bits at level 1 (TOP), in its own
+ * dtype only (WCODEC_E_USAGE otherwise), and the lossy model at level 0. */
 WCODEC_API int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
                             size_t dst_len, unsigned threads, char* err, size_t err_len);
 
