@@ -112,15 +112,25 @@ class Archive {
   // Decodes jobs [(tensor, address, bytes, dtype or None)] on the library's
   // threads. The caller (wcodec/_core.py) made each destination exactly the
   // tensor's size and keeps it alive across the call.
+  // level: none, every tensor at its top; else each at that level (the
+  // caller passes one its tensor has), one tensor at a time on the threads
   void decode_many(const std::vector<std::tuple<size_t, uintptr_t, size_t, std::optional<std::string>>>& jobs,
-                   unsigned threads) const {
+                   unsigned threads, std::optional<std::vector<uint32_t>> levels) const {
     live();
-    std::vector<wcodec_decode_job> js;
-    js.reserve(jobs.size());
-    for (const auto& [t, p, n, dt] : jobs) js.push_back({t, reinterpret_cast<void*>(p), n, opt_cstr(dt)});
     char err[kErrLen] = {0};
-    int rc;
-    {
+    int rc = WCODEC_OK;
+    if (levels) {
+      if (levels->size() != jobs.size()) throw CallError{WCODEC_E_USAGE, "usage: one level a job"};
+      nb::gil_scoped_release nogil;
+      for (size_t j = 0; j < jobs.size() && rc == WCODEC_OK; ++j) {
+        const auto& [t, p, n, dt] = jobs[j];
+        rc = wcodec_decode_tensor_ex(a_, t, (*levels)[j], opt_cstr(dt), reinterpret_cast<void*>(p), n, threads, err,
+                                     sizeof err);
+      }
+    } else {
+      std::vector<wcodec_decode_job> js;
+      js.reserve(jobs.size());
+      for (const auto& [t, p, n, dt] : jobs) js.push_back({t, reinterpret_cast<void*>(p), n, opt_cstr(dt)});
       nb::gil_scoped_release nogil;
       rc = wcodec_decode_tensors(a_, js.data(), js.size(), threads, err, sizeof err);
     }
@@ -232,7 +242,8 @@ NB_MODULE(_wcodec, m) {
       .def_prop_ro("closed", &Archive::closed)
       .def("files", &Archive::files)
       .def("tensors", &Archive::tensors)
-      .def("decode_many", &Archive::decode_many, nb::arg("jobs"), nb::arg("threads") = 0)
+      .def("decode_many", &Archive::decode_many, nb::arg("jobs"), nb::arg("threads") = 0,
+           nb::arg("levels").none() = nb::none())
       .def("decode_rows", &Archive::decode_rows, nb::arg("tensor"), nb::arg("row_begin"), nb::arg("row_end"),
            nb::arg("dst"), nb::arg("nbytes"), nb::arg("dtype").none() = nb::none(), nb::arg("threads") = 0)
       .def("chunks_decoded", &Archive::chunks_decoded)

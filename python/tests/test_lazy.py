@@ -95,3 +95,12 @@ def test_exact_top_loads_the_original(tmp_path):
     with wcodec.safe_open(str(src) + ".wcz", "np") as f:
         assert f.container.tensor("w").levels == 2
         assert f.get_slice("w")[4100:4110].tobytes() == t["w"][4100:4110].tobytes()
+    # level 0: the lossy model, what pack(bits=4, scheme="quant") gives (the Inf/NaN row aside, kept by exact=True)
+    small = wcodec.numpy.load_file(str(src) + ".wcz", level=0)
+    for k, v in t.items():
+        assert small[k].dtype == v.dtype and small[k].shape == v.shape
+        assert small[k].tobytes() != v.tobytes()
+        finite = np.isfinite(v.astype(np.float32))
+        err = np.abs(small[k].astype(np.float64) - v.astype(np.float64))[finite]
+        assert np.sqrt((err ** 2).mean()) < 0.2 * np.sqrt((v.astype(np.float64)[finite] ** 2).mean())
+    assert wcodec.numpy.load_file(str(src) + ".wcz", level=5)["w"].tobytes() == t["w"].tobytes()  # min(5, top)

@@ -108,10 +108,14 @@ class Container:
         return out
 
     # -- decoding ---------------------------------------------------------------
-    def decode_into(self, jobs: Sequence[tuple[TensorInfo, int, int, str | None]], threads: int = 0) -> None:
+    def decode_into(self, jobs: Sequence[tuple[TensorInfo, int, int, str | None]], threads: int = 0,
+                    level: int | None = None) -> None:
         """Decodes [(tensor, address, nbytes, dtype)] into memory the caller
-        owns and keeps alive, on the library's threads, GIL released."""
-        self._a.decode_many([(t.index, p, n, dt) for t, p, n, dt in jobs], threads)
+        owns and keeps alive, on the library's threads, GIL released.
+        `level`: each tensor at min(level, its top) (a container packed with
+        exact=True: 0 is the lossy model); None: every tensor at its top."""
+        levels = None if level is None else [min(int(level), t.levels - 1) for t, _, _, _ in jobs]
+        self._a.decode_many([(t.index, p, n, dt) for t, p, n, dt in jobs], threads, levels)
 
     def decode_rows_into(self, t: TensorInfo, r0: int, r1: int, address: int, nbytes: int,
                          dtype: str | None = None, threads: int = 0) -> None:
@@ -148,7 +152,7 @@ class Backend:
 
 
 def load(container: Container, backend: Backend, tensors: Iterable[TensorInfo], device: Any = "cpu",
-         threads: int = 0) -> dict:
+         threads: int = 0, level: int | None = None) -> dict:
     """Decodes `tensors` into new framework tensors: every destination is
     allocated first, then one library call decodes them all in parallel."""
     out, jobs = {}, []
@@ -156,7 +160,7 @@ def load(container: Container, backend: Backend, tensors: Iterable[TensorInfo], 
         obj, addr, nbytes = backend.empty(t.shape, t.dtype)
         out[t.name] = obj
         jobs.append((t, addr, nbytes, None))
-    container.decode_into(jobs, threads)
+    container.decode_into(jobs, threads, level)
     if device not in (None, "cpu"):
         out = {k: backend.to_device(v, device) for k, v in out.items()}
     return out

@@ -42,12 +42,14 @@ BACKEND = _Torch()
 
 
 def load_file(filename, device: str | int | torch.device = "cpu", *, file: str | None = None,
-              threads: int = 0) -> dict[str, torch.Tensor]:
+              threads: int = 0, level: int | None = None) -> dict[str, torch.Tensor]:
     """Every tensor of the container (of its stored safetensors file `file`,
     when it holds several whose names collide), decoded in parallel on the
-    CPU straight into new tensors, then moved to `device`."""
+    CPU straight into new tensors, then moved to `device`. `level`: a
+    container of levels (packed with exact=True) at that level (0: the lossy
+    model); default its top (the original)."""
     with _core.Container(filename) as c:
-        return _core.load(c, BACKEND, c.model_tensors(file), device, threads)
+        return _core.load(c, BACKEND, c.model_tensors(file), device, threads, level)
 
 
 def load(data: bytes, device: str | int | torch.device = "cpu", *, file: str | None = None,
