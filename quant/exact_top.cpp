@@ -117,9 +117,9 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
   // Two passes, so that the raw-bit reader's serial chain does not wait on
   // each symbol's table loads: the symbols first (four rANS states in
   // flight), each element's table entry kept; then the raw bits.
-  thread_local std::vector<const Context::Entry*> ent;
+  thread_local std::vector<uint64_t> ent;  // per element: magnitude bits, raw bit count, sign
   ent.resize(rows * cols);
-  const Context::Entry** const entp = ent.data();
+  uint64_t* const entp = ent.data();
   bool overrun = false;
   uint64_t i = 0;
   for (uint64_t r = 0; r < rows; ++r) {
@@ -138,7 +138,7 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
       }
       const uint32_t slot = s & pmask;
       const Context::Entry* en = t.dec.data() + l[slot];
-      entp[i] = en;
+      entp[i] = uint64_t(en->base) | uint64_t(en->nraw) << 32 | uint64_t(en->sign) << 40;
       s = uint32_t(en->freq) * (s >> tb.P) + slot - en->cum;
       // renormalise without a branch (whether a word is due depends on the
       // data); a word due past the stream's end marks the tile invalid
@@ -156,8 +156,8 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
   unsigned have = 0;
   const uint64_t count = rows * cols;
   for (i = 0; i < count; ++i) {
-    const Context::Entry& en = *entp[i];
-    const unsigned nr = en.nraw;  // 0 to 28
+    const uint64_t en = entp[i];
+    const unsigned nr = unsigned(en >> 32) & 63;  // 0 to 28
     if (rend - rb >= 8) {  // refill whole bytes from one 8-byte load: at least 56 bits held
       acc |= load_u64(rb) << have;
       rb += (63 - have) >> 3;
@@ -169,11 +169,11 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
         have += 8;
       }
     }
-    const uint32_t m = en.base | uint32_t(acc & ((uint64_t(1) << nr) - 1));
+    const uint32_t m = uint32_t(en) | uint32_t(acc & ((uint64_t(1) << nr) - 1));
     acc >>= nr, have -= nr;
     uint8_t* p = dst + wb * i;
     const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
-    const uint32_t d = en.sign ? (0u - (m + 1u)) & mask : m;
+    const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & mask : m;
     const uint32_t w = restore(y >> z, d, h, mask) << z;
     if (wb == 4) store_u32(p, w);
     else store_u16(p, uint16_t(w));
