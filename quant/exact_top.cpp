@@ -114,19 +114,23 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
   lut.resize(size_t(tb.C) << tb.P);
   uint16_t* const lutp = lut.data();
   bool built[kMaxContexts] = {};
-  // Two passes, so that the raw-bit reader's serial chain does not wait on
-  // each symbol's table loads: the symbols first (four rANS states in
-  // flight), each element's table entry kept; then the raw bits.
+  // Two passes a row, so that the raw-bit reader's serial chain does not wait
+  // on each symbol's table loads: the row's symbols first (four rANS states
+  // in flight), each element's entry kept (a row's worth: in L1); then its
+  // raw bits.
   thread_local std::vector<uint64_t> ent;  // per element: magnitude bits, raw bit count, sign
-  ent.resize(rows * cols);
+  ent.resize(cols);
   uint64_t* const entp = ent.data();
   bool overrun = false;
+  uint64_t acc = 0;
+  unsigned have = 0;
   uint64_t i = 0;
   for (uint64_t r = 0; r < rows; ++r) {
     const int32_t E = row_exp(base_exp, e[r]);
+    uint8_t* const row = dst + wb * i;
     for (uint64_t j = 0; j < cols; ++j, ++i) {
       uint32_t& s = x[i & 3];
-      const uint8_t* p = dst + wb * i;
+      const uint8_t* p = row + wb * j;
       const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
       const unsigned c = std::min(raw_context(y, dt, E), tb.C - 1);
       const Context& t = tb.ctx[c];
@@ -138,7 +142,7 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
       }
       const uint32_t slot = s & pmask;
       const Context::Entry* en = t.dec.data() + l[slot];
-      entp[i] = uint64_t(en->base) | uint64_t(en->nraw) << 32 | uint64_t(en->sign) << 40;
+      entp[j] = uint64_t(en->base) | uint64_t(en->nraw) << 32 | uint64_t(en->sign) << 40;
       s = uint32_t(en->freq) * (s >> tb.P) + slot - en->cum;
       // renormalise without a branch (whether a word is due depends on the
       // data); a word due past the stream's end marks the tile invalid
@@ -148,36 +152,33 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
       s = need ? (s << 16) | word : s;
       words += (need && have_word) ? 2 : 0;
     }
+    for (uint64_t j = 0; j < cols; ++j) {
+      const uint64_t en = entp[j];
+      const unsigned nr = unsigned(en >> 32) & 63;  // 0 to 28
+      if (rend - rb >= 8) {  // refill whole bytes from one 8-byte load: at least 56 bits held
+        acc |= load_u64(rb) << have;
+        rb += (63 - have) >> 3;
+        have |= 56;
+      } else {
+        while (have < nr) {
+          if (rb == rend) return Errc::codec;
+          acc |= uint64_t(*rb++) << have;
+          have += 8;
+        }
+      }
+      const uint32_t m = uint32_t(en) | uint32_t(acc & ((uint64_t(1) << nr) - 1));
+      acc >>= nr, have -= nr;
+      uint8_t* p = row + wb * j;
+      const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
+      const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & mask : m;
+      const uint32_t w = restore(y >> z, d, h, mask) << z;
+      if (wb == 4) store_u32(p, w);
+      else store_u16(p, uint16_t(w));
+    }
   }
   if (overrun || words != wend) return Errc::codec;
   for (unsigned j = 0; j < 4; ++j)
     if (x[j] != kStateLow) return Errc::codec;
-  uint64_t acc = 0;
-  unsigned have = 0;
-  const uint64_t count = rows * cols;
-  for (i = 0; i < count; ++i) {
-    const uint64_t en = entp[i];
-    const unsigned nr = unsigned(en >> 32) & 63;  // 0 to 28
-    if (rend - rb >= 8) {  // refill whole bytes from one 8-byte load: at least 56 bits held
-      acc |= load_u64(rb) << have;
-      rb += (63 - have) >> 3;
-      have |= 56;
-    } else {
-      while (have < nr) {
-        if (rb == rend) return Errc::codec;
-        acc |= uint64_t(*rb++) << have;
-        have += 8;
-      }
-    }
-    const uint32_t m = uint32_t(en) | uint32_t(acc & ((uint64_t(1) << nr) - 1));
-    acc >>= nr, have -= nr;
-    uint8_t* p = dst + wb * i;
-    const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
-    const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & mask : m;
-    const uint32_t w = restore(y >> z, d, h, mask) << z;
-    if (wb == 4) store_u32(p, w);
-    else store_u16(p, uint16_t(w));
-  }
   if (rb != rend || acc != 0 || have >= 8) return Errc::codec;
   return Errc::ok;
 }
