@@ -44,6 +44,17 @@ unsigned repeat_rate(DType t, const uint8_t* data, size_t n) {
   return unsigned(uint64_t(repeats) * 1024 / samples);
 }
 
+EncodeOptions chunk_options(const EncodeOptions& base, const std::vector<uint8_t>& try_zstd, const shift::Plan& shift,
+                            DType t, uint32_t chunk_size, uint32_t j) {
+  EncodeOptions ce = base;
+  if (!try_zstd.empty()) ce.mixed_try_zstd = try_zstd[j] != 0;
+  if (!shift.d.empty()) {
+    ce.shift = &shift;
+    ce.first_elem = uint64_t(j) * chunk_size / (dtype_bits(t) / 8);
+  }
+  return ce;
+}
+
 CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt,
                      uint64_t cols) {
   CodecPlan plan;

@@ -50,4 +50,10 @@ struct CodecPlan {
 CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t chunk_size, const EncodeOptions& opt,
                      uint64_t cols = 0);
 
+// The options chunk j (of chunk_size raw bytes, dtype t) is encoded with:
+// `base`, with the plan's per-chunk zstd flag (when it has flags) and its
+// shift (when it has one), placed at the chunk's first element.
+EncodeOptions chunk_options(const EncodeOptions& base, const std::vector<uint8_t>& try_zstd, const shift::Plan& shift,
+                            DType t, uint32_t chunk_size, uint32_t j);
+
 }  // namespace wc

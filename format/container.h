@@ -159,6 +159,9 @@ struct TensorRecord {
   // Chunk i of the tensor (its chunks numbered level by level): global number
   // and raw size.
   uint32_t global_chunk(uint32_t i) const;
+  // Its inverse: the tensor's chunk number of global chunk g, or UINT32_MAX
+  // when g is not one of the tensor's.
+  uint32_t local_chunk(uint32_t g) const;
   uint32_t chunk_raw_size(uint32_t i) const;
   // Lossy: which part (and tile, for a tiled part) chunk i holds.
   struct PartChunk {
@@ -182,6 +185,8 @@ struct Manifest {
   // Fills the derived fields (level-major order in 2.0); throws on limits.
   void derive_chunks();
   bool has_lossy() const;
+  // Elements of the tensors of its safetensors files (blobs are not weights).
+  uint64_t weights() const;
 };
 
 // Walks the chunks in container order (level-major, §4.3) without a table:

@@ -49,6 +49,15 @@ uint32_t TensorRecord::global_chunk(uint32_t i) const {
   return UINT32_MAX;
 }
 
+uint32_t TensorRecord::local_chunk(uint32_t g) const {
+  uint32_t before = 0;  // the tensor's chunks of the levels below
+  for (size_t L = 0; L < level_chunks.size(); ++L) {
+    if (g >= level_first[L] && g - level_first[L] < level_chunks[L]) return before + (g - level_first[L]);
+    before += level_chunks[L];
+  }
+  return UINT32_MAX;
+}
+
 namespace {
 
 // A lossy tensor's chunks at level L (§4.3): its tensor-wide parts of that
@@ -101,6 +110,14 @@ uint32_t TensorRecord::chunk_raw_size(uint32_t i) const {
   }
   const PartChunk pc = part_chunk(i);
   return static_cast<uint32_t>(part_bytes(pc.part, pc.tile));
+}
+
+uint64_t Manifest::weights() const {
+  uint64_t n = 0;
+  for (const auto& f : files)
+    if (f.kind == FileKind::safetensors)
+      for (uint32_t i = 0; i < f.tensor_count; ++i) n += tensors[f.first_tensor + i].elements();
+  return n;
 }
 
 bool Manifest::has_lossy() const {

@@ -32,7 +32,7 @@ uint64_t check_index_layout(const Manifest& m, const std::vector<ChunkEntry>& id
   return end;
 }
 
-ContainerReader::ContainerReader(const std::string& path, const ManifestCheck& check) : name_(path) {
+void ContainerReader::map(const std::string& path) {
   try {
     file_ = std::make_unique<MappedFile>(path);
   } catch (Error& e) {
@@ -41,38 +41,34 @@ ContainerReader::ContainerReader(const std::string& path, const ManifestCheck& c
   }
   data_ = file_->data();
   size_ = file_->size();
+}
+
+ContainerReader::ContainerReader(const std::string& path, const ManifestCheck& check) : name_(path) {
+  map(path);
   open(check);
 }
 
 ContainerReader::ContainerReader(const std::string& path, const ManifestCheck& check, Prefix) : name_(path) {
-  try {
-    file_ = std::make_unique<MappedFile>(path);
-  } catch (Error& e) {
-    e.at_file(path);
-    throw;
-  }
-  data_ = file_->data();
-  size_ = file_->size();
-  try {
-    open_prefix(check);
-  } catch (Error& e) {
-    e.at_file(name_);
-    throw;
-  }
+  map(path);
+  open_prefix(check);
 }
 
 ContainerReader::ContainerReader(const uint8_t* data, uint64_t size, std::string name, const ManifestCheck& check,
                                  Prefix)
     : data_(data), size_(size), name_(std::move(name)) {
+  open_prefix(check);
+}
+
+void ContainerReader::open_prefix(const ManifestCheck& check) {
   try {
-    open_prefix(check);
+    walk_prefix(check);
   } catch (Error& e) {
     e.at_file(name_);
     throw;
   }
 }
 
-void ContainerReader::open_prefix(const ManifestCheck& check) {
+void ContainerReader::walk_prefix(const ManifestCheck& check) {
   const uint8_t* p = data_;
   const uint64_t n = size_;
   if (n < kHeaderSize) {

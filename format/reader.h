@@ -66,7 +66,9 @@ class ContainerReader {
 
  private:
   void open(const ManifestCheck& check);
+  void map(const std::string& path);  // maps the file; errors name it
   void open_prefix(const ManifestCheck& check);
+  void walk_prefix(const ManifestCheck& check);
   unsigned complete_level_ = kMaxLevels;
   std::unique_ptr<MappedFile> file_;
   const uint8_t* data_ = nullptr;

@@ -668,7 +668,12 @@ int wcodec_upgrade_tensor(const wcodec_archive* a, size_t tensor, uint32_t from,
       const uint32_t nc = wc::unit_chunks_in(t, from + 1, to);
       for (uint32_t c = 0; c < nc; ++c) chunks[c] = a->reader->chunk(wc::unit_chunk_in(t, u, c, from + 1, to));
       a->chunks_decoded.fetch_add(nc, std::memory_order_relaxed);
-      wc::upgrade_unit(t, u, from, to, chunks, ws, out + u * stride, a->reader->path());
+      try {
+        wc::upgrade_unit(t, u, from, to, chunks, ws, out + u * stride, a->reader->path());
+      } catch (wc::Error& e) {  // where the tile's new chunks lie
+        if (nc) e.at_offset(a->reader->index()[wc::unit_chunk_in(t, u, 0, from + 1, to)].offset);
+        throw;
+      }
     };
     const unsigned n = std::min<uint64_t>(threads ? threads : wc::default_threads(), std::max<uint64_t>(units, 1));
     if (n == 1) {

@@ -55,7 +55,7 @@ class StreamChunkSource : public ChunkSource {
         Error err(Errc::limit, "decoding this multi-level container from a stream keeps more than " +
                                    std::to_string(kMaxStreamStash >> 30) +
                                    " GiB of its lower level's chunks: read it from a file, or decode level 0");
-        err.at_file(name_);
+        err.at_file(name_).at_tensor(r_.tensor_of_chunk(c).name).at_offset(r_.payload_offset(c));
         throw err;
       }
       stash_.emplace(c, std::move(kept));
@@ -75,16 +75,7 @@ class StreamChunkSource : public ChunkSource {
   // 2^16 bytes raw).
   void keep(uint32_t i, const std::vector<uint8_t>& b) {
     const TensorRecord& t = r_.tensor_of_chunk(i);
-    if (!t.lossy()) return;
-    uint32_t local = 0;
-    for (size_t L = 0; L < t.level_chunks.size(); ++L) {
-      if (i >= t.level_first[L] && i - t.level_first[L] < t.level_chunks[L]) {
-        local += i - t.level_first[L];
-        if (t.parts[t.part_chunk(local).part].layout == PartLayout::tensor_wide) kept_.emplace(i, b);
-        return;
-      }
-      local += t.level_chunks[L];
-    }
+    if (t.lossy() && t.parts[t.part_chunk(t.local_chunk(i)).part].layout == PartLayout::tensor_wide) kept_.emplace(i, b);
   }
   std::map<uint32_t, std::vector<uint8_t>> stash_, kept_;
   uint64_t stashed_ = 0;

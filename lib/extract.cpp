@@ -15,41 +15,14 @@
 #include "format/reader.h"
 #include "lib/api.h"
 #include "lib/chunk_sources.h"
-#include "lib/chunk_windows.h"
 #include "lib/decode_driver.h"
+#include "lib/tensor_decode.h"
 #include "lib/thread_pool.h"
 #include "lib/unit_decode.h"
 
 namespace wc {
 
 namespace {
-
-// Decodes tensors [first, first + count) of the container, chunks in
-// parallel windows, handing each chunk's bytes to emit() strictly in order.
-template <class Emit>
-void decode_tensors(const ContainerReader& r, uint32_t first, uint32_t count, ThreadPool& pool, unsigned level,
-                    Emit&& emit) {
-  const Manifest& m = r.manifest();
-  const size_t slots = chunk_slots(pool);
-  std::vector<RawBuffer> raw(slots);
-  std::vector<UnitWork> work(slots);
-  std::vector<std::vector<std::span<const uint8_t>>> spans(slots);
-  ReconstructionCheck recon;
-  for (uint32_t i = first; i < first + count; ++i) check_decodable(m.tensors[i], r.path());
-  for_chunk_windows(
-      m, first, count, pool, [](size_t, const ChunkJob&) {},
-      [&](size_t k, const ChunkJob& j) {
-        const TensorRecord& t = m.tensors[j.tensor];
-        spans[k].resize(unit_chunks(t, level));
-        for (uint32_t c = 0; c < spans[k].size(); ++c) spans[k][c] = r.chunk(unit_chunk(t, j.chunk, c, level));
-        decode_unit(t, j.chunk, spans[k].data(), work[k], t.dtype, raw[k].reserve(unit_out_size(t, j.chunk, t.dtype)),
-                    r.path(), level);
-      },
-      [&](size_t k, const ChunkJob& j) {
-        recon.bytes(m.tensors[j.tensor], j.chunk, raw[k].data(), raw[k].size(), r.path(), level);
-        emit(raw[k].data(), raw[k].size());
-      });
-}
 
 // The output path: `out`; FOLDER/<name> for a folder-like `out`; <name>
 // beside the container when `out` is empty.

@@ -11,10 +11,7 @@ namespace wc {
 std::vector<LevelPoint> level_points(const ContainerReader& r) {
   const Manifest& m = r.manifest();
   std::vector<LevelPoint> out;
-  uint64_t weights = 0;
-  for (const auto& f : m.files)
-    if (f.kind == FileKind::safetensors)
-      for (uint32_t i = 0; i < f.tensor_count; ++i) weights += m.tensors[f.first_tensor + i].elements();
+  const uint64_t weights = m.weights();
   for (unsigned L = 0; m.level_count > 1 && L < m.level_count; ++L) {
     if (L > r.complete_level()) break;  // a prefix of a file (--partial) holds the levels up to this one
     LevelPoint p;
@@ -86,11 +83,7 @@ uint64_t parse_budget(const std::string& s, uint64_t weights) {
 
 unsigned budget_level(const std::string& in, const std::string& budget) {
   const ContainerReader r(in, kReaderChecks);
-  uint64_t weights = 0;
-  for (const auto& f : r.manifest().files)
-    if (f.kind == FileKind::safetensors)
-      for (uint32_t i = 0; i < f.tensor_count; ++i) weights += r.manifest().tensors[f.first_tensor + i].elements();
-  return level_for_budget(r, parse_budget(budget, weights));
+  return level_for_budget(r, parse_budget(budget, r.manifest().weights()));
 }
 
 }  // namespace wc

@@ -181,12 +181,8 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   // Chunk j of exact tensor i, as its codec plan says.
   auto encode_exact = [&](size_t i, uint32_t j, std::vector<uint8_t>& dst) {
     const TensorRecord& t = m.tensors[i];
-    EncodeOptions ce = eo;  // forced float-ans-mixed: every chunk tries both
-    if (!try_zstd[i].empty()) ce.mixed_try_zstd = try_zstd[i][j] != 0;
-    if (!shifts[i].d.empty()) {
-      ce.shift = &shifts[i];
-      ce.first_elem = uint64_t(j) * t.chunk_size / (dtype_bits(t.dtype) / 8);
-    }
+    // (forced float-ans-mixed has no flags: every chunk tries both)
+    const EncodeOptions ce = chunk_options(eo, try_zstd[i], shifts[i], t.dtype, t.chunk_size, j);
     encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[i] + uint64_t(j) * t.chunk_size, t.chunk_raw_size(j),
                  dst, ce);
   };
@@ -267,9 +263,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   PackResult r;
   for (const auto& f : m.files) r.input_bytes += f.size;
   r.output_bytes = w.bytes_written();
-  for (const auto& f : m.files)
-    if (f.kind == FileKind::safetensors)
-      for (uint32_t i = 0; i < f.tensor_count; ++i) r.weights += m.tensors[f.first_tensor + i].elements();
+  r.weights = m.weights();
   r.lossy_tensors = lossy.lossy_tensors;
   r.lossy_weights = lossy.lossy_weights;
   if (r.lossy_tensors) {  // every byte of the lossy tensors as written (padding included)

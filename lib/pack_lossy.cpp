@@ -421,11 +421,9 @@ uint64_t lossless_bytes(const TensorRecord& t, const uint8_t* data, ThreadPool& 
   const CodecPlan p = plan_codec(t.dtype, data, t.byte_size, t.chunk_size, eo, cols);
   std::vector<uint64_t> size(t.chunk_count, 0);
   pool.parallel_for(t.chunk_count, [&](size_t j) {
-    EncodeOptions ce = eo;
-    if (!p.try_zstd.empty()) ce.mixed_try_zstd = p.try_zstd[j] != 0;
-    if (!p.shift.d.empty()) ce.shift = &p.shift, ce.first_elem = uint64_t(j) * t.chunk_size / (dtype_bits(t.dtype) / 8);
     std::vector<uint8_t> out;
-    encode_chunk(p.codec, t.dtype, data + uint64_t(j) * t.chunk_size, t.chunk_raw_size(uint32_t(j)), out, ce);
+    encode_chunk(p.codec, t.dtype, data + uint64_t(j) * t.chunk_size, t.chunk_raw_size(uint32_t(j)), out,
+                 chunk_options(eo, p.try_zstd, p.shift, t.dtype, t.chunk_size, uint32_t(j)));
     size[j] = out.size();
   });
   uint64_t n = 0;

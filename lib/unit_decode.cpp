@@ -94,17 +94,8 @@ void check_decodable(const TensorRecord& t, const std::string& file) {
 
 void decode_stored_chunk(const TensorRecord& t, uint32_t global, std::span<const uint8_t> stored, uint8_t* dst,
                          const std::string& file) {
-  uint32_t local = 0;
-  bool found = false;
-  for (size_t L = 0; L < t.level_chunks.size() && !found; ++L) {
-    if (global >= t.level_first[L] && global - t.level_first[L] < t.level_chunks[L]) {
-      local += global - t.level_first[L];
-      found = true;
-    } else {
-      local += t.level_chunks[L];
-    }
-  }
-  if (!found) fail_tensor(Errc::usage, "chunk " + std::to_string(global) + " is not the tensor's", file, t);
+  const uint32_t local = t.local_chunk(global);
+  if (local == UINT32_MAX) fail_tensor(Errc::usage, "chunk " + std::to_string(global) + " is not the tensor's", file, t);
   if (!t.lossy()) {
     decode_one_chunk(t, local, stored, dst, file);
     return;

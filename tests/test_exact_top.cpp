@@ -272,6 +272,9 @@ TEST_SUITE("exact_top") {
       std::vector<uint8_t> wrong(t.byte_size, 0);
       const int rc = wcodec_upgrade_tensor(a, i, 0, 1, wrong.data(), wrong.size(), 1, err, sizeof err);
       CHECK((rc == WCODEC_E_CHECKSUM || rc == WCODEC_E_CODEC));
+      CHECK(std::string(err).find("x.wcz") != std::string::npos);  // the file, tensor and offset named
+      CHECK(std::string(err).find("'" + t.name + "'") != std::string::npos);
+      CHECK(std::string(err).find("offset") != std::string::npos);
       CHECK(wcodec_upgrade_tensor(a, i, 0, 2, held.data(), held.size(), 1, err, sizeof err) == WCODEC_E_USAGE);
       CHECK(wcodec_upgrade_tensor(a, i, 1, 1, held.data(), held.size(), 1, err, sizeof err) == WCODEC_E_USAGE);
     }

@@ -30,6 +30,25 @@ H = lambda b: xxhash.xxh3_64_intdigest(b)
 DT = {"BOOL": (0, 8), "U8": (1, 8), "BF16": (9, 16), "F16": (8, 16), "F32": (12, 32), "I64": (14, 64), "F4": (16, 4)}
 
 
+def put(d, name, data):
+    """Writes a vector file: `name` under the folder d."""
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def put_single(d, name, ts, minor):
+    """d/NAME.wcz: one safetensors file of tensors ts in a 1.MINOR container; d/NAME.expected: that file."""
+    fb, plen = st_file(ts)
+    put(d, name + ".wcz", container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=minor))
+    put(d, name + ".expected", fb)
+
+
+def put_bad(d, vectors):
+    """Writes {CASE.CODE: bytes} as d/bad/CASE.CODE.wcz."""
+    for name, b in vectors.items():
+        put(d, os.path.join("bad", name + ".wcz"), b)
+
+
 def zraw(data: bytes) -> bytes:
     # Frame header: magic, descriptor (single segment, 8-byte content size), size.
     return struct.pack("<IB", 0xFD2FB528, 0xE0) + struct.pack("<Q", len(data)) + raw_blocks(data)
@@ -141,14 +160,14 @@ def main(d):
               (0, "unet/diffusion_pytorch_model.safetensors", s2, p2, ts[3:])]
     vectors["folder"] = container(folder, 64, [1, 0, 0, 0, 1, 0, 0], minor=1)
     for name, v in vectors.items():
-        open(os.path.join(d, name + ".wcz"), "wb").write(v)
+        put(d, name + ".wcz", v)
     for _, n, b, _, _ in folder:
-        open(os.path.join(d, "folder." + n.replace("/", "__") + ".expected"), "wb").write(b)
-    open(os.path.join(d, "single_raw.expected"), "wb").write(fb)
-    open(os.path.join(d, "single_zstd.expected"), "wb").write(fb)
-    open(os.path.join(d, "no_tensors.expected"), "wb").write(empty)
+        put(d, "folder." + n.replace("/", "__") + ".expected", b)
+    put(d, "single_raw.expected", fb)
+    put(d, "single_zstd.expected", fb)
+    put(d, "no_tensors.expected", empty)
     for n, b in (("model.safetensors.index.json", idx), ("a.safetensors", s1), ("b.safetensors", s2)):
-        open(os.path.join(d, "sharded." + n + ".expected"), "wb").write(b)
+        put(d, "sharded." + n + ".expected", b)
     # Files every reader must reject: name.<expected error code name>.wcz
     good = vectors["single_raw"]
     bad = {
@@ -161,8 +180,7 @@ def main(d):
         "unknown_dtype.corrupt": container_patch_dtype(fb, plen, ts),
     }
     bad.update(hostile(ts, good, (s1, p1, ts[:2]), (s2, p2, ts[3:])))
-    for name, b in bad.items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
+    put_bad(d, bad)
     assert container2([(0, "model.safetensors", fb, plen, [Exact(*t, codec=c) for t, c in zip(ts, [1, 1, 0, 1, 1])])],
                       major=1) == vectors["single_zstd"]  # the 2.0 writer below writes 1.x as the one above
     lossy_vectors(d, ts)
@@ -203,10 +221,7 @@ def mixed_tensors(zstd_frame=zraw, mode2=MODE_ZSTD, fans_codec=MIXED):
 
 
 def mixed_vectors(d):
-    ts = mixed_tensors()
-    fb, plen = st_file(ts)
-    open(os.path.join(d, "float_ans_mixed.wcz"), "wb").write(container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=3))
-    open(os.path.join(d, "float_ans_mixed.expected"), "wb").write(fb)
+    put_single(d, "float_ans_mixed", mixed_tensors(), 3)
 
     def one(ts, **kw):
         fb, plen = st_file(ts)
@@ -227,8 +242,7 @@ def mixed_vectors(d):
         # codec 4 takes no parameters
         "params_float_ans_mixed.corrupt": one(with_params(mixed_tensors())),
     }
-    for name, b in bad.items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
+    put_bad(d, bad)
 
 
 # Checksum-valid hostile containers. XXH3 is no defence against an attacker, who recomputes
@@ -716,7 +730,7 @@ def lossy_vectors(d, ts):
     qts = [norm, a, b, c]
     fb, plen = st_file(qts)
     good = {"lossy_qrow": container2([(0, "model.safetensors", fb, plen, qts)])}
-    open(os.path.join(d, "lossy_qrow.expected"), "wb").write(fb)
+    put(d, "lossy_qrow.expected", fb)
     # Exact (zstd, 3 chunks), lossy (2 tiles: scales, codes, scales, codes), exact (zstd, 2 chunks).
     embed = Exact("embed.weight", "F32", [40], np.arange(-20, 20, dtype="<f4").tobytes(), codec=1)
     mid = qrow("mid.weight", "BF16", [3, 8], -10, [0x45, 0x00, 0x9C],
@@ -726,7 +740,7 @@ def lossy_vectors(d, ts):
     mfb, mplen = st_file(mts)
     good["lossy_mixed"] = container2([(0, "model.safetensors", mfb, mplen, mts)])
     assert struct.unpack("<I", zread_manifest(good["lossy_mixed"])[8:12])[0] == 3 + 4 + 2
-    open(os.path.join(d, "lossy_mixed.expected"), "wb").write(mfb)
+    put(d, "lossy_mixed.expected", mfb)
     # An unknown representation (9) between an exact and a qrow tensor, with a tensor-wide part and a part
     # at level 1: its structure is valid (§4.4), so inspect lists it; a reader that must decode it refuses.
     # Its bytes in the file record (and the level hashes) are invented: no reader can make them.
@@ -743,9 +757,8 @@ def lossy_vectors(d, ts):
     good["lossy_unknown_repr"] = container2([(0, "model.safetensors", ufb, uplen, uts)])
     assert struct.unpack("<IIIBBHII", zread_manifest(good["lossy_unknown_repr"])[:24]) == (1, 3, 10, 2, 0, 0, 0, 8)
     for name, v in good.items():
-        open(os.path.join(d, name + ".wcz"), "wb").write(v)
-    for name, v in lossy_bad(ts).items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+        put(d, name + ".wcz", v)
+    put_bad(d, lossy_bad(ts))
 
 
 def zread_manifest(wcz):
@@ -1095,15 +1108,14 @@ def outlier_vectors(d):
     fb, plen = st_file(ts)
     wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=2)
     assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 8 + 4 + 2 + 6
-    open(os.path.join(d, "lossy_outliers.wcz"), "wb").write(wcz)
-    open(os.path.join(d, "lossy_outliers.expected"), "wb").write(fb)
+    put(d, "lossy_outliers.wcz", wcz)
+    put(d, "lossy_outliers.expected", fb)
     assert decode_as(p, "BF16") == p.recon
     conv = b"".join(decode_as(t, dt) for t in ts if isinstance(t, Lossy) for dt in ("BF16", "F16", "F32"))
     assert decode_as(c, "F16")[2 * 3:2 * 4] == b"\x00\x7c"  # 1e30 stored as F16: +infinity
     assert decode_as(b, "BF16")[2 * 79:2 * 80] == b"\x80\x47"  # 65504 stored as BF16 rounds up to 2^16
-    open(os.path.join(d, "lossy_outliers.as_dtypes.expected"), "wb").write(conv)
-    for name, v in outlier_bad().items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+    put(d, "lossy_outliers.as_dtypes.expected", conv)
+    put_bad(d, outlier_bad())
 
 
 def outlier_bad():
@@ -1774,12 +1786,8 @@ def shift_vectors(d):
         raise AssertionError("mixed_mode3 decodes")
     except Invalid as e:
         assert "reserved" in str(e)
-    ts = shift_good()
-    fb, plen = st_file(ts)
-    open(os.path.join(d, "float_ans_shift.wcz"), "wb").write(container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=3))
-    open(os.path.join(d, "float_ans_shift.expected"), "wb").write(fb)
-    for name, b in shift_bad().items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
+    put_single(d, "float_ans_shift", shift_good(), 3)
+    put_bad(d, shift_bad())
 
 
 def must_fail(p, dtype, dst_n, codec, why):
@@ -2072,12 +2080,8 @@ def patch_bad():
 
 
 def patch_vectors(d):
-    ts = patch_good()
-    fb, plen = st_file(ts)
-    open(os.path.join(d, "float_ans_patch.wcz"), "wb").write(container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=5))
-    open(os.path.join(d, "float_ans_patch.expected"), "wb").write(fb)
-    for name, b in patch_bad().items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(b)
+    put_single(d, "float_ans_patch", patch_good(), 5)
+    put_bad(d, patch_bad())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2159,10 +2163,9 @@ def inline23_vectors(d):
     fb, plen = st_file(ts)
     wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=3)
     assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 1 + 0 + 1 + 1 + 3  # norm a b c d e
-    open(os.path.join(d, "lossy_inline23.wcz"), "wb").write(wcz)
-    open(os.path.join(d, "lossy_inline23.expected"), "wb").write(fb)
-    for name, v in inline23_bad().items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+    put(d, "lossy_inline23.wcz", wcz)
+    put(d, "lossy_inline23.expected", fb)
+    put_bad(d, inline23_bad())
 
 
 def inline23_bad():
@@ -2424,14 +2427,13 @@ def vq_vectors(d):
     fb, plen = st_file(ts)
     wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=4)
     assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 6 + 4 + 1 + 0  # norm a p b c
-    open(os.path.join(d, "lossy_vq.wcz"), "wb").write(wcz)
-    open(os.path.join(d, "lossy_vq.expected"), "wb").write(fb)
+    put(d, "lossy_vq.wcz", wcz)
+    put(d, "lossy_vq.expected", fb)
     for t in (a, b, c):
         assert decode_as(t, t.dtype) == t.recon
     conv = b"".join(decode_as(t, dt) for t in (a, b, c) for dt in ("BF16", "F16", "F32"))
-    open(os.path.join(d, "lossy_vq.as_dtypes.expected"), "wb").write(conv)
-    for name, v in vq_bad().items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+    put(d, "lossy_vq.as_dtypes.expected", conv)
+    put_bad(d, vq_bad())
 
 
 def vq_bad():
@@ -2577,8 +2579,8 @@ def inline_exact_vectors(d):
     assert container([(0, "model.safetensors", sfb, splen, [(t.name, t.dtype, t.shape, t.raw) for t in sub])], 64,
                      [t.codec for t in sub], minor=4, inline={i for i, t in enumerate(sub) if t.inline}) == \
         container2([(0, "model.safetensors", sfb, splen, sub)], major=1, minor=4)
-    open(os.path.join(d, "inline_exact.wcz"), "wb").write(wcz)
-    open(os.path.join(d, "inline_exact.expected"), "wb").write(fb)
+    put(d, "inline_exact.wcz", wcz)
+    put(d, "inline_exact.expected", fb)
     # 2.5: lossy_mixed's qrow tensor between inline exact tensors, then a chunked one.
     norm = Exact("norm.weight", "F32", [8], np.array([1, 0.5, -2.25, 3e-3, 0, -0.0, 1e30, -7.5], dtype="<f4").tobytes(),
                  inline=True)
@@ -2590,10 +2592,9 @@ def inline_exact_vectors(d):
     lfb, lplen = st_file(lts)
     lwcz = container2([(0, "model.safetensors", lfb, lplen, lts)], minor=5)
     assert struct.unpack("<IIIBBHI", zread_manifest(lwcz)[:20]) == (1, 4, 4 + 3, 1, 0, 0, 0)  # 2 tiles x 2, 3
-    open(os.path.join(d, "lossy_inline_exact.wcz"), "wb").write(lwcz)
-    open(os.path.join(d, "lossy_inline_exact.expected"), "wb").write(lfb)
-    for name, v in inline_exact_bad().items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+    put(d, "lossy_inline_exact.wcz", lwcz)
+    put(d, "lossy_inline_exact.expected", lfb)
+    put_bad(d, inline_exact_bad())
 
 
 def inline_exact_bad():
@@ -3160,11 +3161,11 @@ def exact_top_vectors(d):
     # level 0: norm, a's 3 tiles x (scales, codes), plain's 1, b's 2 and c's 2; level 1 (from chunk 17): a tile
     # of residuals each (the tables are inline)
     assert head == (1, 5, 1 + 3 * 2 + 2 + 2 * 2 + 2 * 2 + 3 + 2 + 2, 2, 0, 0, 0, 17)
-    open(os.path.join(d, "lossy_exact_top.wcz"), "wb").write(wcz)
-    open(os.path.join(d, "lossy_exact_top.expected"), "wb").write(fb)
+    put(d, "lossy_exact_top.wcz", wcz)
+    put(d, "lossy_exact_top.expected", fb)
     lv0 = fb[:plen] + b"".join(getattr(t, "level0", None) or t.out() for t in ts)
     assert len(lv0) == len(fb)
-    open(os.path.join(d, "lossy_exact_top.level0.expected"), "wb").write(lv0)
+    put(d, "lossy_exact_top.level0.expected", lv0)
     # lossy_exact_top_tw: the same tensors with their tables as a tensor-wide part (EXACT_TOP.md §1, the writer's
     # layout: a chunk at level 1, before the tensor's tile chunks there, so a reader of level 0 fetches none of
     # it): a's and c's raw (codec 0), b's zstd. Same bytes unpacked, at either level.
@@ -3173,9 +3174,9 @@ def exact_top_vectors(d):
     tw = container2([(0, "model.safetensors", fb, plen, ts)], minor=7)
     head = struct.unpack("<IIIBBHII", zread_manifest(tw)[:24])
     assert head == (1, 5, 1 + 3 * 2 + 2 + 2 * 2 + 2 * 2 + 3 + 2 + 2 + 3, 2, 0, 0, 0, 17)  # three chunks more
-    open(os.path.join(d, "lossy_exact_top_tw.wcz"), "wb").write(tw)
-    open(os.path.join(d, "lossy_exact_top_tw.expected"), "wb").write(fb)
-    open(os.path.join(d, "lossy_exact_top_tw.level0.expected"), "wb").write(lv0)
+    put(d, "lossy_exact_top_tw.wcz", tw)
+    put(d, "lossy_exact_top_tw.expected", fb)
+    put(d, "lossy_exact_top_tw.level0.expected", lv0)
     for t in (a, b, c):
         t.parts[2].layout = INLINE
     # lossy_exact_top_wide: residuals of 2^(W-2) and more in contexts >= 1, whose symbols are 104 .. 111 (16-bit)
@@ -3204,14 +3205,12 @@ def exact_top_vectors(d):
     assert any(s == 111 for (s, _, _), x in zip(wb.et_split, sum(wb.et_ctx, [])) if x)
     wts = [norm, wb, wf]
     wfb, wplen = st_file(wts)
-    open(os.path.join(d, "lossy_exact_top_wide.wcz"), "wb").write(container2([(0, "model.safetensors", wfb, wplen, wts)],
-                                                                               minor=7))
-    open(os.path.join(d, "lossy_exact_top_wide.expected"), "wb").write(wfb)
-    open(os.path.join(d, "lossy_exact_top_wide.level0.expected"), "wb").write(
+    put(d, "lossy_exact_top_wide.wcz", container2([(0, "model.safetensors", wfb, wplen, wts)], minor=7))
+    put(d, "lossy_exact_top_wide.expected", wfb)
+    put(d, "lossy_exact_top_wide.level0.expected",
         wfb[:wplen] + b"".join(getattr(t, "level0", None) or t.out() for t in wts))
     exact_top_trim_vectors(d)
-    for name, v in exact_top_bad().items():
-        open(os.path.join(d, "bad", name + ".wcz"), "wb").write(v)
+    put_bad(d, exact_top_bad())
 
 
 def et_narrow(bits, dtype):
@@ -3293,11 +3292,11 @@ def exact_top_trim_vectors(d):
     # level 0: norm, then (scales, codes) a tile: 2 + 2 + 2 tiles; level 1 (from chunk 13): per tensor its
     # tables, then its 2 tiles of residuals
     assert head == (1, 4, 1 + 3 * 2 * 2 + 3 * 3, 2, 0, 0, 0, 13), head
-    open(os.path.join(d, "lossy_exact_top_trim.wcz"), "wb").write(wcz)
-    open(os.path.join(d, "lossy_exact_top_trim.expected"), "wb").write(fb)
+    put(d, "lossy_exact_top_trim.wcz", wcz)
+    put(d, "lossy_exact_top_trim.expected", fb)
     lv0 = fb[:plen] + b"".join(getattr(t, "level0", None) or t.out() for t in ts)
     assert len(lv0) == len(fb)
-    open(os.path.join(d, "lossy_exact_top_trim.level0.expected"), "wb").write(lv0)
+    put(d, "lossy_exact_top_trim.level0.expected", lv0)
 
 
 def exact_top_bad():
