@@ -183,6 +183,7 @@ struct Opts {
   double bits = 0;  // lossy: bits per weight (0: lossless)
   std::string keep, scheme = "auto", sensitivity, calib;
   bool no_act_order = false, exact = false;
+  unsigned refine = 0;
   uint64_t min_elements = 1024;
   uint32_t chunk = wc::kDefaultChunkSize;
   // unpack
@@ -311,6 +312,7 @@ void pack_one(const Opts& o, const std::string& in) {
   po.act_order = !o.no_act_order;
   po.min_elements = o.min_elements;
   po.exact = o.exact;
+  po.refine = o.refine;
   Progress bar("pack", o.progress(out));
   po.progress = bar.fn();
   const auto t0 = Clock::now();
@@ -504,6 +506,9 @@ int main(int argc, char** argv) {
   pk->add_flag("--exact", o.exact,
                "Lossy: add a top level that restores the original bits (spec/EXACT_TOP.md): the file unpacks to the "
                "original model, and its first part (level 0) is the model of --bits bits per weight");
+  pk->add_option("--refine", o.refine,
+                 "Lossy: add R refinement levels above the --bits model (spec/REFINE.md), each a step three times "
+                 "finer (about 1.3 to 1.6 bits per weight more): one file, a model at each level's prefix (0 to 8)");
   pk->add_option("--name", o.name, "File name stored for a model read from standard input (default: the output's name "
                                    "without .wcz, else model.safetensors)");
 

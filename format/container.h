@@ -75,6 +75,8 @@ inline constexpr uint16_t kVersionMinorPatch = 5;
 inline constexpr uint16_t kVersionMinorLossyPatch = 6;
 // A qrow tensor's exact top layer (level 1, spec/EXACT_TOP.md) is new in 2.7.
 inline constexpr uint16_t kVersionMinorLossyExactTop = 7;
+// Refinement levels of a qrow tensor (role 4 parts, spec/REFINE.md) are new in 2.8.
+inline constexpr uint16_t kVersionMinorLossyRefine = 8;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {

@@ -54,7 +54,10 @@ void ContainerWriter::begin(const Manifest& m) {
     if (inlined) minor_ = kVersionMinorLossyInline;
     if (patched) minor_ = kVersionMinorLossyPatch;
     for (const auto& t : m.tensors)
-      if (t.levels.size() > 1) minor_ = kVersionMinorLossyExactTop;
+      if (t.levels.size() > 1) minor_ = std::max(minor_, kVersionMinorLossyExactTop);
+    for (const auto& t : m.tensors)
+      for (const auto& q : t.parts)
+        if (q.role == PartRole::residual) minor_ = kVersionMinorLossyRefine;
   }
   else {
     for (const auto& f : m.files)

@@ -42,9 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (uint64_t r = 0; r < rows; ++r) e[r] = byte_at(p, m, 2 * n * wb + r);
     wc::exact::Counts k;
     const unsigned z = wc::exact::trim_bits(dt, orig.data(), orig.size() / (wc::dtype_bits(wc::DType(dt)) / 8));
-    wc::exact::count_tile(k, dt, z, orig.data(), recon.data(), base, e.data(), rows, cols);
+    wc::exact::count_tile(k, dt, z, 0, orig.data(), recon.data(), base, e.data(), rows, cols);
     wc::exact::Tables tb;
-    const auto tables = wc::exact::build_tables(k, dt, z, tb);
+    const auto tables = wc::exact::build_tables(k, dt, z, 0, tb);
     wc::exact::Tables again;
     WC_FUZZ_CHECK(wc::exact::parse_tables(tables.data(), tables.size(), dt, again));
     std::vector<uint8_t> payload;

@@ -366,9 +366,9 @@ std::vector<Seed> exact_top_seeds() {
     for (uint8_t r = 0; r < rows; ++r) e[r] = uint8_t(0x20 + 5 * r);
     wc::exact::Counts k;
     const unsigned z = wc::exact::trim_bits(ids[sel], orig.data(), orig.size() / (wc::dtype_bits(wc::DType(ids[sel])) / 8));
-    wc::exact::count_tile(k, ids[sel], z, orig.data(), recon.data(), -8, e.data(), rows, cols);
+    wc::exact::count_tile(k, ids[sel], z, 0, orig.data(), recon.data(), -8, e.data(), rows, cols);
     wc::exact::Tables tb;
-    const auto tables = wc::exact::build_tables(k, ids[sel], z, tb);
+    const auto tables = wc::exact::build_tables(k, ids[sel], z, 0, tb);
     std::vector<uint8_t> payload;
     wc::exact::encode_tile(tb, ids[sel], orig.data(), recon.data(), -8, e.data(), rows, cols, payload);
     Seed d{std::string(wc::dtype_name(t)) + "_tile", {sel, base_byte, uint8_t(rows - 1), uint8_t(cols - 1),

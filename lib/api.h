@@ -69,6 +69,10 @@ struct PackOptions {
   // the original model and its level 0 (the first bytes, up to where level
   // 1 begins) is the model of `bits` bits per weight. Plain qrow only.
   bool exact = false;
+  // --refine R (container 2.8, spec/REFINE.md): R refinement levels above
+  // the --bits model (each a step three times finer, about 1.3 to 1.6 bits
+  // per weight more), below --exact's top layer when given. Plain qrow only.
+  unsigned refine = 0;
 };
 
 struct PackResult {

@@ -65,6 +65,8 @@ constexpr double kMinBits = 0.5;
 // Largest: beyond it the codes need more than 16 bits, and lossless coding
 // of a BF16 or F16 model (10-12 bits) is the better choice anyway.
 constexpr double kMaxBits = 12;
+// --refine: refinement levels at most (3^8 keeps codes' steps well within binary32)
+constexpr unsigned kMaxRefine = 8;
 
 struct Candidate {
   uint32_t tensor = 0;
@@ -362,55 +364,154 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
   return payload + nchunks * kChunkOverhead;
 }
 
-// --exact: t's level 1 (EXACT_TOP.md), whose tables are the symbol counts
-// of the whole tensor; its hash is the original bytes'.
-// Returns the estimated bytes of the level (tables and chunks).
-double add_exact_top(TensorRecord& t, LossyTensor& lt, const uint8_t* data, ThreadPool& pool) {
+// Refinement level k's step divisor (REFINE.md §5: 3^k), and the context
+// shift of level k (refinement or exact top): floor(log2) of the divisor of
+// the level below (1 for level 0).
+uint32_t refine_divisor(unsigned k) {
+  static const uint32_t f = getenv("WC_REFINE_M") ? uint32_t(atoi(getenv("WC_REFINE_M"))) : 3;
+  uint32_t m = 1;
+  while (k--) m *= f;
+  return m;
+}
+unsigned context_shift(unsigned k) { return exact::bit_length(refine_divisor(k - 1)) - 1; }
+
+// Tile `tile`'s target values as binary32 (what refinement levels approach:
+// --exact's Inf and NaN set to 0, as level 0 has them).
+void tile_floats(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, std::vector<float>& x) {
+  const uint64_t n = t.rows_in_tile(tile) * t.cols();
+  x.resize(n);
+  load_floats(t.dtype, lt.source(data) + tile * t.tile_rows() * t.cols() * (dtype_bits(t.dtype) / 8), n, x.data());
+}
+
+// Refinement level k of a tile onto its bits below (`below`, the tile's
+// level k - 1): the codes into sc.d, the level's bits into `above`.
+void refine_step(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, unsigned k, LossyScratch& sc,
+                 const uint8_t* below, uint8_t* above) {
+  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols();
+  sc.d.resize(rows * cols);
+  exact::refine_codes(uint32_t(t.dtype), sc.x.data(), below, lt.steps.base_exp, lt.steps.e.data() + tile * t.tile_rows(),
+                      lt.upper[k - 1].tables->M, rows, cols, sc.d.data(), above);
+}
+
+// sc.recon: tile `tile` at refinement level `level` (its codes quantized
+// and sc.x loaded by the caller).
+void refine_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, unsigned level, LossyScratch& sc) {
+  for (unsigned k = 1; k <= level; ++k) refine_step(t, lt, tile, k, sc, sc.recon.data(), sc.recon.data());
+}
+
+bool has_exact_top(const LossyTensor& lt) { return !lt.upper.empty() && lt.upper.back().tables->M == 0; }
+
+// --refine, --exact: t's levels above 0 (REFINE.md, EXACT_TOP.md), R
+// refinement levels and then, with `top`, the exact top layer, whose tables
+// are the symbol counts of the whole tensor. Each level's hash and error
+// figures are those of the tensor reconstructed at it (the exact top's:
+// the original bytes). Returns the estimated bytes of the levels.
+double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, unsigned R, bool top,
+                        ThreadPool& pool) {
   const size_t slots = size_t(pool.size()) * 2;
-  std::vector<LossyScratch> sc(slots);
-  std::vector<exact::Counts> counts(slots);
+  const unsigned L = R + (top ? 1 : 0);
+  const uint32_t dt = uint32_t(t.dtype);
   const uint64_t cols = t.cols();
   const size_t eb = dtype_bits(t.dtype) / 8;
+  // the levels' divisors first: refine_step reads them from lt.upper
+  lt.upper.assign(L, LossyTensor::Upper{});
+  for (unsigned k = 1; k <= R; ++k) {
+    auto tb = std::make_shared<exact::Tables>();
+    tb->M = refine_divisor(k);
+    lt.upper[k - 1].tables = std::move(tb);
+  }
   // low mantissa bits zero in every original (an F32 tensor of F16 values) are not coded
-  const unsigned z = exact::trim_bits(uint32_t(t.dtype), data, t.elements());
+  const unsigned z = top ? exact::trim_bits(dt, data, t.elements()) : 0;
+  struct Slot {
+    LossyScratch sc;
+    std::vector<exact::Counts> counts;
+    std::vector<std::vector<uint8_t>> level;  // the tile at levels 1..R
+    std::vector<double> err, sig, mx;
+    std::vector<float> orig, got;
+  };
+  std::vector<Slot> sl(slots);
+  for (auto& x : sl) x.counts.resize(L), x.level.resize(R), x.err.assign(R, 0), x.sig.assign(R, 0), x.mx.assign(R, 0);
+  std::vector<HashState> hs(R);
+  for (auto& h : hs) XXH3_64bits_reset(h.s);
+  std::vector<double> e_all(R, 0), s_all(R, 0), m_all(R, 0);
   for_tiles(
       t, pool, slots,
       [&](size_t k, uint64_t tile) {
-        quantize_tile(t, lt, data, tile, sc[k]);
-        reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
-        const uint64_t r0 = tile * t.tile_rows();
-        exact::count_tile(counts[k], uint32_t(t.dtype), z, data + r0 * cols * eb, sc[k].recon.data(), lt.steps.base_exp,
-                          lt.steps.e.data() + r0, t.rows_in_tile(tile), cols);
+        Slot& x = sl[k];
+        quantize_tile(t, lt, data, tile, x.sc);
+        reconstruct_tile(t, lt, tile, x.sc, x.sc.recon);
+        tile_floats(t, lt, data, tile, x.sc.x);
+        const uint64_t rows = t.rows_in_tile(tile), r0 = tile * t.tile_rows(), n = rows * cols;
+        const uint8_t* e = lt.steps.e.data() + r0;
+        x.orig.resize(n), x.got.resize(n);
+        load_floats(t.dtype, data + r0 * cols * eb, n, x.orig.data());
+        const uint8_t* below = x.sc.recon.data();
+        for (unsigned j = 1; j <= R; ++j) {
+          x.level[j - 1].resize(n * eb);
+          refine_step(t, lt, tile, j, x.sc, below, x.level[j - 1].data());
+          exact::count_codes(x.counts[j - 1], dt, context_shift(j), below, lt.steps.base_exp, e, rows, cols, x.sc.d.data());
+          below = x.level[j - 1].data();
+          load_floats(t.dtype, below, n, x.got.data());
+          double er = 0, sg = 0, m2 = 0;
+          for (uint64_t i = 0; i < n; ++i) {
+            if (!std::isfinite(x.orig[i])) continue;  // --exact's Inf and NaN: restored by the top layer, not counted
+            const double d = double(x.orig[i]) - double(x.got[i]);
+            er += d * d, sg += double(x.orig[i]) * x.orig[i], m2 = std::max(m2, std::fabs(d));
+          }
+          x.err[j - 1] = er, x.sig[j - 1] = sg, x.mx[j - 1] = m2;
+        }
+        if (top)
+          exact::count_tile(x.counts[R], dt, z, context_shift(R + 1), data + r0 * cols * eb, below, lt.steps.base_exp,
+                            e, rows, cols);
       },
-      [](size_t, uint64_t) {});
-  for (size_t k = 1; k < slots; ++k) counts[0].add(counts[k]);
-  auto tb = std::make_shared<exact::Tables>();
-  PartRecord tables;
-  tables.role = PartRole::exact_top;
-  tables.level = 1;
-  // a chunk of level 1, not the manifest: a reader of level 0 does not fetch them
-  tables.layout = PartLayout::tensor_wide;
-  tables.item = DType::U8;
-  tables.codec = uint8_t(CodecId::zstd);
-  double bits = 0;
-  auto bytes = std::make_shared<std::vector<uint8_t>>(exact::build_tables(counts[0], uint32_t(t.dtype), z, *tb, &bits));
-  tables.items = bytes->size();
-  if (tables.items > kMaxInlinePart) fail(Errc::limit, "exact top layer: the tables exceed 65536 bytes");
-  lt.exact_tables = std::move(bytes);
-  PartRecord res;
-  res.role = PartRole::exact_top;
-  res.level = 1;
-  res.layout = PartLayout::per_element;
-  res.item = t.dtype == DType::F32 ? DType::U32 : DType::U16;
-  res.codec = exact::kCodecExactResidual;
-  res.items = t.elements();
-  t.parts.push_back(std::move(tables));
-  t.parts.push_back(std::move(res));
-  LevelRecord top;
-  top.xxh3 = XXH3_64bits(data, t.byte_size);
-  t.levels.push_back(top);
-  lt.exact = std::move(tb);
-  return bits / 8 + double(t.tile_count() + 1) * kChunkOverhead + double(t.rows());
+      [&](size_t k, uint64_t) {
+        for (unsigned j = 0; j < R; ++j) {
+          XXH3_64bits_update(hs[j].s, sl[k].level[j].data(), sl[k].level[j].size());
+          e_all[j] += sl[k].err[j], s_all[j] += sl[k].sig[j], m_all[j] = std::max(m_all[j], sl[k].mx[j]);
+        }
+      });
+  for (size_t k = 1; k < slots; ++k)
+    for (unsigned j = 0; j < L; ++j) sl[0].counts[j].add(sl[k].counts[j]);
+  double bytes = 0;
+  for (unsigned k = 1; k <= L; ++k) {
+    const bool exact_top = top && k == L;
+    auto tb = std::make_shared<exact::Tables>();
+    double bits = 0;
+    auto tables = std::make_shared<std::vector<uint8_t>>(
+        exact_top ? exact::build_tables(sl[0].counts[k - 1], dt, z, context_shift(k), *tb, &bits)
+                  : exact::build_refine_tables(sl[0].counts[k - 1], context_shift(k), refine_divisor(k), *tb, &bits));
+    const PartRole role = exact_top ? PartRole::exact_top : PartRole::residual;
+    PartRecord tp;
+    tp.role = role;
+    tp.level = uint8_t(k);
+    // a chunk of level k, not the manifest: a reader of the levels below does not fetch them
+    tp.layout = PartLayout::tensor_wide;
+    tp.item = DType::U8;
+    tp.codec = uint8_t(CodecId::zstd);
+    tp.items = tables->size();
+    if (tp.items > kMaxInlinePart) fail(Errc::limit, "level " + std::to_string(k) + ": the tables exceed 65536 bytes");
+    PartRecord res;
+    res.role = role;
+    res.level = uint8_t(k);
+    res.layout = PartLayout::per_element;
+    res.item = exact_top && t.dtype == DType::F32 ? DType::U32 : DType::U16;
+    res.codec = exact::kCodecExactResidual;
+    res.items = t.elements();
+    t.parts.push_back(std::move(tp));
+    t.parts.push_back(std::move(res));
+    LevelRecord lr;
+    if (exact_top) {
+      lr.xxh3 = XXH3_64bits(data, t.byte_size);
+    } else {
+      lr.xxh3 = XXH3_64bits_digest(hs[k - 1].s);
+      lr.rel_rmse = float(s_all[k - 1] > 0 ? std::sqrt(e_all[k - 1] / s_all[k - 1]) : 0.0);
+      lr.max_abs = float(m_all[k - 1]);
+    }
+    t.levels.push_back(lr);
+    lt.upper[k - 1] = {std::move(tb), std::move(tables)};
+    bytes += bits / 8 + double(t.tile_count() + 1) * kChunkOverhead + double(t.rows());
+  }
+  return bytes;
 }
 
 // What the lossless codec makes of tensor t (an exact record): its chunks
@@ -446,15 +547,19 @@ void hash_files(Manifest& m, const std::vector<const uint8_t*>& data, const Loss
     XXH3_64bits_update(hs.s, f.prefix.data(), f.prefix.size());
     for (uint32_t i = f.first_tensor; i < f.first_tensor + f.tensor_count; ++i) {
       const TensorRecord& t = m.tensors[i];
-      if (!t.lossy() || t.levels.size() > 1) {  // exact, or restored exactly at its top level
+      const LossyTensor& lt = plan.tensors[i];
+      if (!t.lossy() || has_exact_top(lt)) {  // exact, or restored exactly at its top level
         XXH3_64bits_update(hs.s, data[i], t.byte_size);
         continue;
       }
       for_tiles(
           t, pool, slots,
-          [&](size_t k, uint64_t tile) {
-            quantize_tile(t, plan.tensors[i], data[i], tile, sc[k]);
-            reconstruct_tile(t, plan.tensors[i], tile, sc[k], recon[k]);
+          [&](size_t k, uint64_t tile) {  // at its top level
+            quantize_tile(t, lt, data[i], tile, sc[k]);
+            reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
+            if (!lt.upper.empty()) tile_floats(t, lt, data[i], tile, sc[k].x);
+            refine_tile(t, lt, tile, unsigned(lt.upper.size()), sc[k]);
+            recon[k].swap(sc[k].recon);
           },
           [&](size_t k, uint64_t) { XXH3_64bits_update(hs.s, recon[k].data(), recon[k].size()); });
     }
@@ -544,21 +649,36 @@ void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8
     encode_quantized_tile(t, lt, tile, out, sc);
     return;
   }
-  // level 1, the exact top layer: the residuals from level 0 to the data
+  // a level above 0 (REFINE.md, EXACT_TOP.md): the codes or residuals from
+  // the level below, which is rebuilt from level 0
   out.clear();
-  if (!lt.exact || level != 1) return;
+  if (level > lt.upper.size()) return;
+  const LossyTensor::Upper& u = lt.upper[level - 1];
   reconstruct_tile(t, lt, tile, sc, sc.recon);
+  tile_floats(t, lt, data, tile, sc.x);
+  refine_tile(t, lt, tile, level - 1, sc);
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
-  if (tile == 0 && t.parts[2].layout == PartLayout::tensor_wide) {  // the level's tensor-wide chunk comes first
+  const PartRecord& tp = t.parts[2 * level];
+  if (tile == 0 && tp.layout == PartLayout::tensor_wide) {  // the level's tensor-wide chunk comes first
     out.emplace_back();
     EncodeOptions eo;
     eo.zstd_level = 19;
-    encode_chunk(static_cast<CodecId>(t.parts[2].codec), DType::U8, lt.exact_tables->data(), lt.exact_tables->size(),
-                 out.back(), eo);
+    encode_chunk(static_cast<CodecId>(tp.codec), DType::U8, u.bytes->data(), u.bytes->size(), out.back(), eo);
   }
   out.emplace_back();
-  exact::encode_tile(*lt.exact, uint32_t(t.dtype), data + r0 * cols * (dtype_bits(t.dtype) / 8), sc.recon.data(),
-                     lt.steps.base_exp, lt.steps.e.data() + r0, rows, cols, out.back());
+  const uint8_t* e = lt.steps.e.data() + r0;
+  if (u.tables->M) {
+    sc.above.resize(sc.recon.size());
+    refine_step(t, lt, tile, level, sc, sc.recon.data(), sc.above.data());
+    exact::encode_codes(*u.tables, uint32_t(t.dtype), sc.recon.data(), lt.steps.base_exp, e, rows, cols, sc.d.data(),
+                        out.back());
+  } else {
+    exact::encode_tile(*u.tables, uint32_t(t.dtype), data + r0 * cols * (dtype_bits(t.dtype) / 8), sc.recon.data(),
+                       lt.steps.base_exp, e, rows, cols, out.back());
+  }
+  if (out.back().size() > max_stored_size(t.part_bytes(2 * level + 1, tile)))
+    fail(Errc::limit, "level " + std::to_string(level) + " of tile " + std::to_string(tile) +
+                          ": the coded residuals exceed the stored-size bound (a tensor of very few columns)");
 }
 
 void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile,
@@ -580,8 +700,10 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   LossyPlan plan;
   plan.tensors.resize(m.tensors.size());
   if (opt.bits == 0) {  // lossless: the lossy options mean nothing, and a typo must not pass silently
-    if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "auto" || opt.exact)
-      fail(Errc::usage, "--keep, --sensitivity, --calib, --scheme and --exact apply to lossy packing: give --bits too");
+    if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "auto" || opt.exact ||
+        opt.refine)
+      fail(Errc::usage,
+           "--keep, --sensitivity, --calib, --scheme, --refine and --exact apply to lossy packing: give --bits too");
     return plan;
   }
   if (!(opt.bits >= kMinBits) || !(opt.bits <= kMaxBits)) {
@@ -590,9 +712,13 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     fail(Errc::usage, std::string("--bits must be 0 (lossless) or between 0.5 and 12 bits per weight (got ") + b + ")");
   }
   const bool plain_ok = opt.scheme == "auto" || opt.scheme == "quant" || opt.scheme == "qrow";
-  // --exact restores the original over plain qrow only (EXACT_TOP.md)
-  const bool outliers_ok = !opt.exact && (opt.scheme == "auto" || opt.scheme == "outliers");
-  if (opt.exact && !plain_ok) fail(Errc::usage, "--exact works with --scheme auto or quant (qrow) only");
+  // --exact and --refine build on plain qrow only (EXACT_TOP.md, REFINE.md)
+  const bool levels = opt.exact || opt.refine > 0;
+  const bool outliers_ok = !levels && (opt.scheme == "auto" || opt.scheme == "outliers");
+  if (levels && !plain_ok) fail(Errc::usage, "--exact and --refine work with --scheme auto or quant (qrow) only");
+  if (opt.refine > kMaxRefine)
+    fail(Errc::usage, "--refine takes 0 to " + std::to_string(kMaxRefine) + " levels (got " +
+                          std::to_string(opt.refine) + ")");
   // Codebooks only when asked: on the corpus model at 2.25 bits auto with
   // them gave KLD 2.38 against 2.01 without (data-free; the allocation's
   // weight-space error favours codebooks the output does not), 1.50 against
@@ -905,15 +1031,17 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   }
   plan.lossy_tensors = cs.size();
   plan.lossy_weights = uint64_t(weights);
-  if (opt.exact)
+  if (levels)
     for (size_t k = 0; k < cs.size(); ++k) {
       const Settled& st = settle(k, best[k]);
       const double base = (st.chunk_bits + st.record_bits) / 8;
-      const double top = add_exact_top(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor], pool);
-      // A tensor the lossless codec stores in less than its two levels, and
-      // in not much more than its level 0 (a sinusoidal position table:
-      // 5.8 bits a weight lossless, 4.6 + 4.9 in two levels), stays exact:
-      // smaller whole, and level 0 a little larger but exact.
+      const double top = add_upper_levels(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor],
+                                          opt.refine, opt.exact, pool);
+      // With --exact, a tensor the lossless codec stores in less than its
+      // levels, and in not much more than its level 0 (a sinusoidal position
+      // table: 5.8 bits a weight lossless, 4.6 + 4.9 in two levels), stays
+      // exact: smaller whole, and level 0 a little larger but exact.
+      if (!opt.exact) continue;
       const double lossless = double(lossless_bytes(exact[k], data[cs[k].tensor], pool));
       if (lossless <= base + top && lossless <= 1.5 * base) {
         m.tensors[cs[k].tensor] = exact[k];

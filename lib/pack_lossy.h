@@ -36,10 +36,14 @@ struct LossyTensor {
   // imp: the input channels' importances its distances weigh (may be empty)
   std::shared_ptr<const vq::Codebook> vq;
   std::shared_ptr<const std::vector<float>> imp;
-  // --exact: the tables of its exact top layer (level 1, EXACT_TOP.md), and
-  // their bytes (part 2, a tensor-wide chunk before tile 0's residuals)
-  std::shared_ptr<const exact::Tables> exact;
-  std::shared_ptr<const std::vector<uint8_t>> exact_tables;
+  // Levels above 0, in order: --refine's refinement levels (REFINE.md),
+  // then --exact's top layer (EXACT_TOP.md; its tables' M is 0). Each has
+  // its tables and their bytes (a tensor-wide chunk before tile 0's codes).
+  struct Upper {
+    std::shared_ptr<const exact::Tables> tables;
+    std::shared_ptr<const std::vector<uint8_t>> bytes;
+  };
+  std::vector<Upper> upper;
   const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }
 };
 
@@ -60,8 +64,9 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
 // container order (its chunked parts of that level: the container is
 // level-major). `scratch` is per-slot working memory.
 struct LossyScratch {
-  std::vector<uint16_t> codes;
-  std::vector<uint8_t> bytes, recon;
+  std::vector<uint16_t> codes, d;
+  std::vector<uint8_t> bytes, recon, above;
+  std::vector<float> x;
 };
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
                        std::vector<std::vector<uint8_t>>& out, LossyScratch& scratch, unsigned level = 0);

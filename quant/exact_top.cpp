@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "format/bytes.h"
+#include "quant/refine_math.h"
 
 namespace wc::exact {
 
@@ -48,29 +49,48 @@ uint32_t residual_of(uint32_t dt, Geom g, const uint8_t* orig, const uint8_t* re
   return residual(load_bits(recon, i, wb) >> g.z, load_bits(orig, i, wb) >> g.z, 1u << (g.w - 1), low_mask(g.w));
 }
 
-// Symbol, raw bits and clamped context of element i of a tile.
-Elem element(uint32_t dt, Geom g, unsigned C, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
-             const uint8_t* e, uint64_t cols, uint64_t i) {
+// The clamped context of element i of a tile whose bits below are `recon`.
+unsigned context_of(uint32_t dt, unsigned C, unsigned shift, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
+                    uint64_t cols, uint64_t i) {
   const uint32_t y = load_bits(recon, i, width(dt) / 8);
+  return std::min(raw_context(y, dt, row_exp(base_exp, e[i / cols]) - int32_t(shift)), C - 1);
+}
+
+// Symbol, raw bits and clamped context of element i of a tile: the exact
+// top layer's residual, or a refinement level's code d[i].
+Elem element(uint32_t dt, Geom g, unsigned C, unsigned shift, const uint8_t* orig, const uint8_t* recon,
+             int32_t base_exp, const uint8_t* e, uint64_t cols, uint64_t i) {
   Elem el;
-  el.ctx = std::min(raw_context(y, dt, row_exp(base_exp, e[i / cols])), C - 1);
+  el.ctx = context_of(dt, C, shift, recon, base_exp, e, cols, i);
   el.s = split(residual_of(dt, g, orig, recon, i), el.ctx, g);
   return el;
 }
+Elem code_element(uint32_t dt, unsigned C, unsigned shift, const uint8_t* below, int32_t base_exp, const uint8_t* e,
+                  uint64_t cols, uint64_t i, const uint16_t* d) {
+  Elem el;
+  el.ctx = context_of(dt, C, shift, below, base_exp, e, cols, i);
+  el.s = split(d[i], refine::kSymbolClass, refine::code_geom());
+  return el;
+}
+
+// The symbols of context c: the exact top layer's own (context 0 differs
+// from the rest, EXACT_TOP.md §3), a refinement level's those of contexts
+// >= 1 on 16-bit codes (REFINE.md §2).
+unsigned symbol_class(const Tables& tb, unsigned c) { return tb.M ? refine::kSymbolClass : c; }
+Geom symbol_geom(const Tables& tb, uint32_t dt) { return tb.M ? refine::code_geom() : geom(dt, tb.Z); }
 
 }  // namespace
 
-bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
-  if (n < 4) return false;
-  const uint8_t* end = p + n;
-  tb.C = p[0], tb.P = p[1], tb.Z = p[2];
-  if (tb.C < 1 || tb.C > kMaxContexts || tb.P < 8 || tb.P > 15 || tb.Z > mant_bits(dt) - 2 || p[3]) return false;
-  const Geom g = geom(dt, tb.Z);
-  p += 4;
+namespace {
+
+// The per-context lists (§4) from p to end, for tables whose header is read.
+bool parse_contexts(const uint8_t* p, const uint8_t* end, uint32_t dt, Tables& tb) {
+  const Geom g = symbol_geom(tb, dt);
   for (unsigned c = 0; c < tb.C; ++c) {
     Context& x = tb.ctx[c];
     x.sym.clear(), x.freq.clear(), x.cum.assign(1, 0), x.dec.clear();
-    const uint32_t a = alphabet(c, g);
+    const unsigned cls = symbol_class(tb, c);
+    const uint32_t a = alphabet(cls, g);
     uint32_t cnt;
     if (!read_uvar(p, end, cnt) || cnt > a) return false;
     uint64_t next = 0, total = 0;  // the least symbol the next may be
@@ -82,11 +102,10 @@ bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
       total += uint64_t(fm1) + 1;
       if (total > (1u << tb.P)) return false;
       x.sym.push_back(uint32_t(s)), x.freq.push_back(fm1 + 1), x.cum.push_back(uint32_t(total));
-      const unsigned nr = raw_bits(uint32_t(s), c, g);
+      const unsigned nr = raw_bits(uint32_t(s), cls, g);
       // join() with no raw bits and no sign gives the magnitude's upper bits
-      const uint32_t base = join(uint32_t(s) & ~1u, 0, c, g);
-      x.dec.push_back({base, uint16_t(fm1 + 1), uint16_t(total - fm1 - 1), uint8_t(nr),
-                       uint8_t(s & 1)});
+      const uint32_t base = join(uint32_t(s) & ~1u, 0, cls, g);
+      x.dec.push_back({base, uint16_t(fm1 + 1), uint16_t(total - fm1 - 1), uint8_t(nr), uint8_t(s & 1)});
       next = s + 1;
     }
     if (cnt && total != (1u << tb.P)) return false;
@@ -94,12 +113,43 @@ bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
   return p == end;
 }
 
+}  // namespace
+
+bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& tb) {
+  if (n < 4) return false;
+  tb.C = p[0], tb.P = p[1], tb.Z = p[2], tb.S = p[3], tb.M = 0;
+  if (tb.C < 1 || tb.C > kMaxContexts || tb.P < 8 || tb.P > 15 || tb.Z > mant_bits(dt) - 2 ||
+      tb.S > refine::kMaxShift)
+    return false;
+  return parse_contexts(p + 4, p + n, dt, tb);
+}
+
+bool parse_refine_tables(const uint8_t* p, size_t n, Tables& tb) {
+  if (n < 8) return false;
+  tb.C = p[0], tb.P = p[1], tb.Z = 0, tb.S = p[3], tb.M = load_u32(p + 4);
+  if (tb.C < 1 || tb.C > kMaxContexts || tb.P < 8 || tb.P > 15 || p[2] || tb.S > refine::kMaxShift || tb.M < 2 ||
+      tb.M > refine::kMaxDivisor)
+    return false;
+  return parse_contexts(p + 8, p + n, qrow::kBF16, tb);
+}
+
 namespace {
+
+// A refinement level's value of an element (REFINE.md §2) from its bits
+// below y and its code d, with the row's code step s; false when not finite.
+template <uint32_t dt>
+bool refine_element(uint8_t* p, uint32_t y, uint32_t d, float s) {
+  constexpr unsigned w = width(dt);
+  const float v = refine::apply(qrow::f32_from_bits(refine::f32_bits_of(y, dt)), refine::signed_code(d, y >> (w - 1)), s);
+  qrow::store(dt, v, p, 0);
+  return refine::finite(v);
+}
 
 // Mode 1's element loop (§5) for a dtype of W bits and `mant` mantissa bits:
 // row by row (one step exponent each), a slot-to-symbol table per context
 // built when the tile first meets it, the raw bits from a 64-bit window.
-template <unsigned W, unsigned kMant>
+// kRefine: the symbols are a refinement level's codes (REFINE.md).
+template <unsigned W, unsigned kMant, bool kRefine>
 Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t cols, const uint8_t* e, uint32_t* x,
                      const uint8_t* words, const uint8_t* wend, const uint8_t* rb, const uint8_t* rend, uint8_t* dst) {
   constexpr unsigned wb = W / 8;
@@ -121,12 +171,13 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
   thread_local std::vector<uint64_t> ent;  // per element: magnitude bits, raw bit count, sign
   ent.resize(cols);
   uint64_t* const entp = ent.data();
-  bool overrun = false;
+  bool overrun = false, bad = false;
   uint64_t acc = 0;
   unsigned have = 0;
   uint64_t i = 0;
   for (uint64_t r = 0; r < rows; ++r) {
-    const int32_t E = row_exp(base_exp, e[r]);
+    const int32_t E = row_exp(base_exp, e[r]) - int32_t(tb.S);
+    const float step = kRefine ? refine::code_step(base_exp, e[r], tb.M) : 0.0f;
     uint8_t* const row = dst + wb * i;
     for (uint64_t j = 0; j < cols; ++j, ++i) {
       uint32_t& s = x[i & 3];
@@ -170,13 +221,18 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
       acc >>= nr, have -= nr;
       uint8_t* p = row + wb * j;
       const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
-      const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & mask : m;
-      const uint32_t w = restore(y >> z, d, h, mask) << z;
-      if (wb == 4) store_u32(p, w);
-      else store_u16(p, uint16_t(w));
+      if constexpr (kRefine) {
+        const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & 0xFFFFu : m;
+        bad |= !refine_element<dt>(p, y, d, step);
+      } else {
+        const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & mask : m;
+        const uint32_t w = restore(y >> z, d, h, mask) << z;
+        if (wb == 4) store_u32(p, w);
+        else store_u16(p, uint16_t(w));
+      }
     }
   }
-  if (overrun || words != wend) return Errc::codec;
+  if (overrun || bad || words != wend) return Errc::codec;
   for (unsigned j = 0; j < 4; ++j)
     if (x[j] != kStateLow) return Errc::codec;
   if (rb != rend || acc != 0 || have >= 8) return Errc::codec;
@@ -186,9 +242,29 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
 Errc decode_coded(const Tables& tb, uint32_t dt, int32_t base_exp, uint64_t rows, uint64_t cols, const uint8_t* e,
                   uint32_t* x, const uint8_t* words, const uint8_t* wend, const uint8_t* rb, const uint8_t* rend,
                   uint8_t* dst) {
-  if (dt == qrow::kF32) return decode_elements<32, 23>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
-  if (dt == qrow::kF16) return decode_elements<16, 10>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
-  return decode_elements<16, 7>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+  if (tb.M) {
+    if (dt == qrow::kF32)
+      return decode_elements<32, 23, true>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+    if (dt == qrow::kF16)
+      return decode_elements<16, 10, true>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+    return decode_elements<16, 7, true>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+  }
+  if (dt == qrow::kF32) return decode_elements<32, 23, false>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+  if (dt == qrow::kF16) return decode_elements<16, 10, false>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+  return decode_elements<16, 7, false>(tb, base_exp, rows, cols, e, x, words, wend, rb, rend, dst);
+}
+
+// Mode 0 of a refinement level: the codes as they are, U16 items.
+template <uint32_t dt>
+Errc apply_codes(const Tables& tb, const uint8_t* d, int32_t base_exp, const uint8_t* e, uint64_t rows, uint64_t cols,
+                 uint8_t* dst) {
+  constexpr unsigned wb = width(dt) / 8;
+  bool bad = false;
+  for (uint64_t r = 0, i = 0; r < rows; ++r) {
+    const float step = refine::code_step(base_exp, e[r], tb.M);
+    for (uint64_t j = 0; j < cols; ++j, ++i) bad |= !refine_element<dt>(dst + wb * i, load_bits(dst, i, wb), load_u16(d + 2 * i), step);
+  }
+  return bad ? Errc::codec : Errc::ok;
 }
 
 }  // namespace
@@ -199,6 +275,13 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int3
   const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
   const uint64_t count = rows * cols;
   if (n < 1) return Errc::codec;
+  if (pl[0] == 0 && tb.M) {  // a refinement level's codes as they are, after the rows' step bytes
+    if (n != 1 + rows + count * 2) return Errc::codec;
+    const uint8_t* e = pl + 1;
+    if (dt == qrow::kF32) return apply_codes<qrow::kF32>(tb, e + rows, base_exp, e, rows, cols, dst);
+    if (dt == qrow::kF16) return apply_codes<qrow::kF16>(tb, e + rows, base_exp, e, rows, cols, dst);
+    return apply_codes<qrow::kBF16>(tb, e + rows, base_exp, e, rows, cols, dst);
+  }
   if (pl[0] == 0) {  // the residuals as they are: (W - Z)-bit patterns in W-bit items
     if (n != 1 + count * wb) return Errc::codec;
     const unsigned z = tb.Z;
@@ -243,13 +326,52 @@ unsigned trim_bits(uint32_t dt, const uint8_t* orig, uint64_t n) {
   return z;
 }
 
-void count_tile(Counts& k, uint32_t dt, unsigned z, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
-                const uint8_t* e, uint64_t rows, uint64_t cols) {
+void count_tile(Counts& k, uint32_t dt, unsigned z, unsigned shift, const uint8_t* orig, const uint8_t* recon,
+                int32_t base_exp, const uint8_t* e, uint64_t rows, uint64_t cols) {
   const Geom g = geom(dt, z);
   for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(alphabet(c, g), 0);
   for (uint64_t i = 0; i < rows * cols; ++i) {
-    const Elem el = element(dt, g, kRawContexts + 1, orig, recon, base_exp, e, cols, i);
+    const Elem el = element(dt, g, kRawContexts + 1, shift, orig, recon, base_exp, e, cols, i);
     ++k.c[el.ctx][el.s.sym];
+  }
+}
+
+void count_codes(Counts& k, uint32_t dt, unsigned shift, const uint8_t* below, int32_t base_exp, const uint8_t* e,
+                 uint64_t rows, uint64_t cols, const uint16_t* d) {
+  const uint32_t a = alphabet(refine::kSymbolClass, refine::code_geom());
+  for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(a, 0);
+  for (uint64_t i = 0; i < rows * cols; ++i) {
+    const Elem el = code_element(dt, kRawContexts + 1, shift, below, base_exp, e, cols, i, d);
+    ++k.c[el.ctx][el.s.sym];
+  }
+}
+
+void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t base_exp, const uint8_t* e, uint32_t M,
+                  uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above) {
+  const unsigned wb = width(dt) / 8;
+  const uint32_t sign = 1u << (width(dt) - 1);
+  const uint32_t inf = dt == qrow::kF32 ? 0x7F800000u : dt == qrow::kF16 ? 0x7C00u : 0x7F80u;
+  for (uint64_t r = 0, i = 0; r < rows; ++r) {
+    const float s = refine::code_step(base_exp, e[r], M);
+    for (uint64_t j = 0; j < cols; ++j, ++i) {
+      const uint32_t y = load_bits(below, i, wb);
+      const bool neg = (y & sign) != 0;
+      const float f = qrow::f32_from_bits(refine::f32_bits_of(y, dt));
+      // the nearest code, within the 16-bit patterns either sign can use
+      const double q = s > 0 ? (double(x[i]) - double(f)) / double(s) : 0.0;
+      int32_t c = std::isfinite(q) ? int32_t(std::llround(std::clamp(q, -32767.0, 32767.0))) : 0;
+      // kept finite in the dtype (a value near the top of F16): halved toward 0
+      uint8_t out[4];
+      for (;;) {
+        const float v = refine::apply(f, c, s);
+        qrow::store(dt, v, out, 0);
+        if (c == 0 || (refine::finite(v) && (load_bits(out, 0, wb) & inf) != inf)) break;
+        c /= 2;
+      }
+      if (c == 0) qrow::store(dt, refine::apply(f, 0, s), out, 0);
+      d[i] = uint16_t(neg ? -c : c);
+      store_bits(above, i, wb, load_bits(out, 0, wb));
+    }
   }
 }
 
@@ -296,8 +418,15 @@ std::vector<uint32_t> normalise(const std::vector<uint64_t>& cnt, unsigned P) {
 
 }  // namespace
 
-std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, Tables& tb, double* coded_bits) {
-  const Geom g = geom(dt, z);
+namespace {
+
+// The context lists of tables for counts k (§4): the context count C that
+// minimises the coded size plus the tables', appended to `out` (whose
+// header the caller wrote, C in its first byte). `refine`: every context
+// has the same symbols (REFINE.md §2); else context 0's differ from the
+// rest (EXACT_TOP.md §3), so contexts >= 1 may share a table but never
+// context 0's, and C = 1 only when every element is in context 0.
+void build_contexts(const Counts& k, Geom g, bool refine, std::vector<uint8_t>& out, double* coded_bits) {
   // The counts of contexts c >= C - 1 merged into C - 1.
   auto merged = [&](unsigned C) {
     std::vector<std::vector<uint64_t>> m(C);
@@ -310,15 +439,12 @@ std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, Tabl
   };
   // Cost of C contexts: the order-0 bits of each, and about 3 bytes a
   // table entry (the manifest's zstd takes some of that back).
-  // Context 0's symbols are not those of the others (§3): contexts >= 1 may
-  // share a table, never context 0's, so C = 1 only when every element is in
-  // context 0.
   bool only_zero = true;
   for (unsigned c = 1; c < kRawContexts; ++c)
     for (uint64_t x : k.c[c]) only_zero &= x == 0;
   unsigned best_c = 1;
   double best = INFINITY;
-  for (unsigned C = only_zero ? 1 : 2; C <= kMaxContexts; ++C) {
+  for (unsigned C = only_zero || refine ? 1 : 2; C <= kMaxContexts; ++C) {
     double bits = 0;
     for (const auto& v : merged(C)) {
       bits += entropy_bits(v);
@@ -329,10 +455,11 @@ std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, Tabl
   if (coded_bits) {
     double raw = 0;
     for (unsigned c = 0; c < kRawContexts; ++c)
-      for (size_t s = 0; s < k.c[c].size(); ++s) raw += double(k.c[c][s]) * raw_bits(uint32_t(s), c, g);
+      for (size_t s = 0; s < k.c[c].size(); ++s)
+        raw += double(k.c[c][s]) * raw_bits(uint32_t(s), refine ? refine::kSymbolClass : c, g);
     *coded_bits = best + raw;
   }
-  std::vector<uint8_t> out{uint8_t(best_c), uint8_t(kProbBits), uint8_t(z), 0};
+  out[0] = uint8_t(best_c);
   const auto m = merged(best_c);
   for (unsigned c = 0; c < best_c; ++c) {
     const auto f = normalise(m[c], kProbBits);
@@ -343,28 +470,21 @@ std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, Tabl
     for (uint32_t s = 0; s < f.size(); ++s)
       if (f[s]) put_uvar(out, s - next), put_uvar(out, f[s] - 1), next = s + 1;
   }
-  if (!parse_tables(out.data(), out.size(), dt, tb)) throw Error(Errc::codec, "exact top layer: tables do not parse");
-  return out;
 }
 
-void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
-                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out) {
-  const unsigned wb = width(dt) / 8;
-  const uint64_t count = rows * cols;
-  std::vector<Elem> el(count);
-  const Geom g = geom(dt, tb.Z);
-  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, g, tb.C, orig, recon, base_exp, e, cols, i);
+// One tile's mode-1 payload (§5) for its elements el (row-major; e: the
+// rows' step bytes). Throws when a symbol is not in its tables.
+void encode_elements(const Tables& tb, const std::vector<Elem>& el, const uint8_t* e, uint64_t rows,
+                     std::vector<uint8_t>& out) {
+  const uint64_t count = el.size();
   // rANS, backwards (§6): the decoder reads forwards
   uint32_t x[4] = {kStateLow, kStateLow, kStateLow, kStateLow};
   std::vector<uint16_t> words;
-  bool ok = true;
-  for (uint64_t i = count; i-- > 0 && ok;) {
+  for (uint64_t i = count; i-- > 0;) {
     const Context& t = tb.ctx[el[i].ctx];
     const auto it = std::lower_bound(t.sym.begin(), t.sym.end(), el[i].s.sym);
-    if (it == t.sym.end() || *it != el[i].s.sym) {
-      ok = false;  // not in the tensor's tables: an encoder bug, caught below
-      break;
-    }
+    if (it == t.sym.end() || *it != el[i].s.sym)  // not in the tensor's tables: an encoder bug
+      throw Error(Errc::codec, "level residuals: a symbol outside its tables");
     const size_t k = size_t(it - t.sym.begin());
     const uint32_t f = t.freq[k];
     uint32_t& s = x[i & 3];
@@ -372,7 +492,6 @@ void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8
     if (uint64_t(s) >= (uint64_t(f) << (32 - tb.P))) words.push_back(uint16_t(s)), s >>= 16;
     s = ((s / f) << tb.P) + (s % f) + t.cum[k];
   }
-  if (!ok) throw Error(Errc::codec, "exact top layer: a symbol outside its tables");
   const uint64_t ans = 16 + 2 * uint64_t(words.size());
   out.assign(8, 0);
   out[0] = 1;
@@ -391,9 +510,51 @@ void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8
     while (have >= 8) out.push_back(uint8_t(acc)), acc >>= 8, have -= 8;
   }
   if (have) out.push_back(uint8_t(acc));
+}
+
+}  // namespace
+
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, unsigned shift, Tables& tb,
+                                  double* coded_bits) {
+  std::vector<uint8_t> out{0, uint8_t(kProbBits), uint8_t(z), uint8_t(shift)};
+  build_contexts(k, geom(dt, z), false, out, coded_bits);
+  if (!parse_tables(out.data(), out.size(), dt, tb)) throw Error(Errc::codec, "exact top layer: tables do not parse");
+  return out;
+}
+
+std::vector<uint8_t> build_refine_tables(const Counts& k, unsigned shift, uint32_t M, Tables& tb, double* coded_bits) {
+  std::vector<uint8_t> out{0, uint8_t(kProbBits), 0, uint8_t(shift), 0, 0, 0, 0};
+  store_u32(out.data() + 4, M);
+  build_contexts(k, refine::code_geom(), true, out, coded_bits);
+  if (!parse_refine_tables(out.data(), out.size(), tb)) throw Error(Errc::codec, "refinement level: tables do not parse");
+  return out;
+}
+
+void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
+                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out) {
+  const unsigned wb = width(dt) / 8;
+  const uint64_t count = rows * cols;
+  std::vector<Elem> el(count);
+  const Geom g = geom(dt, tb.Z);
+  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, g, tb.C, tb.S, orig, recon, base_exp, e, cols, i);
+  encode_elements(tb, el, e, rows, out);
   if (out.size() >= 1 + count * wb) {  // mode 0: the residuals as they are
     out.assign(1 + count * wb, 0);
     for (uint64_t i = 0; i < count; ++i) store_bits(out.data() + 1, i, wb, residual_of(dt, g, orig, recon, i));
+  }
+}
+
+void encode_codes(const Tables& tb, uint32_t dt, const uint8_t* below, int32_t base_exp, const uint8_t* e,
+                  uint64_t rows, uint64_t cols, const uint16_t* d, std::vector<uint8_t>& out) {
+  const uint64_t count = rows * cols;
+  std::vector<Elem> el(count);
+  for (uint64_t i = 0; i < count; ++i) el[i] = code_element(dt, tb.C, tb.S, below, base_exp, e, cols, i, d);
+  encode_elements(tb, el, e, rows, out);
+  if (out.size() >= 1 + rows + count * 2) {  // mode 0: the rows' step bytes and the codes as they are
+    out.assign(1, 0);
+    out.insert(out.end(), e, e + rows);
+    out.resize(1 + rows + count * 2);
+    for (uint64_t i = 0; i < count; ++i) store_u16(out.data() + 1 + rows + 2 * i, d[i]);
   }
 }
 

@@ -1,8 +1,10 @@
-// The exact top layer of a qrow tensor (spec/EXACT_TOP.md): per element the
-// residual from the level-0 value to the original bits, coded with tables
-// chosen by the element's level-0 code. Tables (part 2, inline) are parsed
-// and checked here; tiles (part 3, codec 6) are decoded onto the level-0
-// reconstruction in place, and encoded.
+// The residual coder of a qrow tensor's levels above 0: the exact top layer
+// (spec/EXACT_TOP.md: per element the residual from the value below to the
+// original bits) and refinement levels (spec/REFINE.md: per element a code
+// of a finer step). Both code per element a symbol chosen by the value
+// below, with the same tables and tile payloads (codec 6); tables are
+// parsed and checked here, tiles decoded onto the level below in place, and
+// encoded.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,17 +32,22 @@ struct Context {
 };
 struct Tables {
   unsigned C = 0, P = 0, Z = 0;  // contexts, probability bits, trim (§4)
+  unsigned S = 0;                // context shift (REFINE.md §3; 0 over level 0)
+  uint32_t M = 0;                // a refinement level's step divisor; 0: the exact top layer
   Context ctx[kMaxContexts];
 };
 
-// Parses and checks part 2's bytes (§4) for a tensor of dtype `dt` (qrow's
-// ids: F16 8, BF16 9, F32 12). False when a rule is broken.
+// Parses and checks the exact top layer's tables (§4) for a tensor of dtype
+// `dt` (qrow's ids: F16 8, BF16 9, F32 12). False when a rule is broken.
 bool parse_tables(const uint8_t* p, size_t n, uint32_t dt, Tables& out);
+// The same for a refinement level's tables (REFINE.md §3).
+bool parse_refine_tables(const uint8_t* p, size_t n, Tables& out);
 
-// Tile decode (§5): dst holds the tile's level-0 bits in dtype dt (rows ×
-// cols elements) and receives the original bits; base_exp is the tensor's
-// (qrow's params). Needs nothing of level 0 but its values: the payload
-// carries the rows' step bytes. Errc::codec when the payload is not valid.
+// Tile decode (§5): dst holds the tile's bits at the level below in dtype dt
+// (rows × cols elements) and receives the level's (the original bits, or
+// REFINE.md §2's); base_exp is the tensor's (qrow's params). Needs nothing
+// of the level below but its values: the payload carries the rows' step
+// bytes. Errc::codec when the payload is not valid.
 Errc apply_tile(const Tables& tb, const uint8_t* payload, size_t n, uint32_t dt, int32_t base_exp, uint64_t rows,
                 uint64_t cols, uint8_t* dst);
 
@@ -53,16 +60,31 @@ struct Counts {
 // magnitude, at most the mantissa's width less 2 (an F32 tensor of F16
 // values: 13). A tensor's is the least of its tiles'.
 unsigned trim_bits(uint32_t dt, const uint8_t* orig, uint64_t n);
-// Counts a tile: original and level-0 bits (dtype dt), the tensor's trim,
-// base exponent and the rows' step bytes.
-void count_tile(Counts& k, uint32_t dt, unsigned z, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
-                const uint8_t* e, uint64_t rows, uint64_t cols);
-// Chooses the context count and frequencies for the counts; returns part
-// 2's bytes and fills tb as parse_tables would. *coded_bits (if given): the
-// estimated size of the tensor's level 1 (order-0 bits, raw bits, tables).
-std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, Tables& tb, double* coded_bits = nullptr);
+// Counts a tile: original bits and those of the level below (dtype dt),
+// the tensor's trim, the context shift, base exponent and the rows' step
+// bytes.
+void count_tile(Counts& k, uint32_t dt, unsigned z, unsigned shift, const uint8_t* orig, const uint8_t* recon,
+                int32_t base_exp, const uint8_t* e, uint64_t rows, uint64_t cols);
+// Chooses the context count and frequencies for the counts; returns the
+// tables' bytes and fills tb as parse_tables would. *coded_bits (if given):
+// the estimated size of the level (order-0 bits, raw bits, tables).
+std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, unsigned shift, Tables& tb,
+                                  double* coded_bits = nullptr);
 // One tile's payload (§5): mode 1, or mode 0 when that is not smaller.
 void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
                  const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out);
+
+// Refinement levels (REFINE.md). The codes of a tile for step divisor M:
+// x the target values, `below` the level below's bits (dtype dt); d gets
+// each element's code (the nearest, kept finite) and `above` (may be
+// `below`) the level's bits.
+void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t base_exp, const uint8_t* e, uint32_t M,
+                  uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above);
+void count_codes(Counts& k, uint32_t dt, unsigned shift, const uint8_t* below, int32_t base_exp, const uint8_t* e,
+                 uint64_t rows, uint64_t cols, const uint16_t* d);
+std::vector<uint8_t> build_refine_tables(const Counts& k, unsigned shift, uint32_t M, Tables& tb,
+                                         double* coded_bits = nullptr);
+void encode_codes(const Tables& tb, uint32_t dt, const uint8_t* below, int32_t base_exp, const uint8_t* e,
+                  uint64_t rows, uint64_t cols, const uint16_t* d, std::vector<uint8_t>& out);
 
 }  // namespace wc::exact

@@ -38,8 +38,8 @@ WC_QHD uint32_t residual(uint32_t y, uint32_t w, uint32_t h, uint32_t mask) {
 }
 
 // Mantissa width of the dtype (ids as qrow_math.h: F16 8, BF16 9, F32 12).
-WC_QHD unsigned mant_bits(uint32_t dt) { return dt == qrow::kF32 ? 23u : dt == qrow::kF16 ? 10u : 7u; }
-WC_QHD unsigned width(uint32_t dt) { return dt == qrow::kF32 ? 32u : 16u; }
+WC_QHD constexpr unsigned mant_bits(uint32_t dt) { return dt == qrow::kF32 ? 23u : dt == qrow::kF16 ? 10u : 7u; }
+WC_QHD constexpr unsigned width(uint32_t dt) { return dt == qrow::kF32 ? 32u : 16u; }
 
 // The patterns the residuals are taken on (§2): the dtype's with the low Z
 // mantissa bits cut (Z: the tables' trim, low bits that are zero in every

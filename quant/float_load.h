@@ -5,21 +5,12 @@
 #include <cstring>
 
 #include "format/dtype.h"
+#include "quant/qrow_math.h"
 
 namespace wc {
 
 inline float f16_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16, ex = (h >> 10) & 31u, man = h & 0x3FFu;
-  uint32_t b;
-  if (ex == 31) b = sign | 0x7F800000u | (man << 13);
-  else if (ex != 0) b = sign | ((ex + 112u) << 23) | (man << 13);
-  else if (man == 0) b = sign;
-  else {  // subnormal: normalise
-    int e = -1;
-    uint32_t m = man;
-    do ++e, m <<= 1; while (!(m & 0x400u));
-    b = sign | (uint32_t(112 - e) << 23) | ((m & 0x3FFu) << 13);
-  }
+  const uint32_t b = qrow::f16_to_f32_bits(h);
   float f;
   std::memcpy(&f, &b, 4);
   return f;

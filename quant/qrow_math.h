@@ -84,6 +84,20 @@ WC_QHD uint16_t f32_to_f16_rne(uint32_t b) {
   return uint16_t(sign | r);
 }
 
+// binary16 bits -> binary32 bits, exact (every binary16 value is a binary32
+// value; subnormals normalised, Inf and NaN payloads kept).
+WC_QHD uint32_t f16_to_f32_bits(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16, ex = (h >> 10) & 31u, man = h & 0x3FFu;
+  if (ex == 31) return sign | 0x7F800000u | (man << 13);
+  if (ex != 0) return sign | ((ex + 112u) << 23) | (man << 13);
+  if (man == 0) return sign;
+  int e = -1;  // subnormal: normalise
+  uint32_t m = man;
+  do ++e, m <<= 1;
+  while (!(m & 0x400u));
+  return sign | (uint32_t(112 - e) << 23) | ((m & 0x3FFu) << 13);
+}
+
 // Writes y in dtype `dt` (little-endian) at element index i of dst.
 WC_QHD void store(uint32_t dt, float y, uint8_t* dst, size_t i) {
   const uint32_t b = f32_bits(y);

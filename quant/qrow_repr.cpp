@@ -7,6 +7,7 @@
 #include "quant/exact_top.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
+#include "quant/refine_math.h"
 
 namespace wc {
 
@@ -22,12 +23,12 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
   if (t.params.size() != 2) bad("parameters must be 2 bytes (the base exponent)");
   const int32_t b = qrow_base_exp(t);
   if (b < qrow::kMinBaseExp || b > qrow::kMaxBaseExp) bad("base exponent " + std::to_string(b) + " is out of range");
-  if (t.levels.size() != level_count)
-    bad(level_count == 1 ? "must have exactly one level" : "must have exactly two levels");
+  if (t.levels.size() != level_count) bad("must have exactly one level");
   if (t.parts.size() != part_count)
     bad(part_count == 2   ? "must have exactly two parts (scales, codes)"
         : part_count == 3 ? "must have exactly three parts (scales, codes, outliers)"
-                          : "must have exactly four parts (scales, codes, exact-top tables, residuals)");
+                          : "must have two parts a level: scales and codes, then tables and residuals of each level "
+                            "above 0");
   const PartRecord& s = t.parts[0];
   const PartRecord& c = t.parts[1];
   if (s.level != 0 || c.level != 0) bad("parts 0 and 1 must be at level 0");
@@ -46,33 +47,44 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
 }
 
 void qrow_check(const TensorRecord& t) {
-  if (t.levels.size() != 2) {
+  const size_t L = t.levels.size();
+  if (L == 1) {
     qrow_check_parts(t, 2, "qrow");
     return;
   }
-  // 2.7: an exact top layer (spec/EXACT_TOP.md §1)
-  qrow_check_parts(t, 4, "qrow", 2);
   auto bad = [&](const std::string& why) {
     Error e(Errc::corrupt, "qrow: " + why);
     e.at_tensor(t.name);
     throw e;
   };
-  const PartRecord& tb = t.parts[2];
-  const PartRecord& rs = t.parts[3];
-  const bool wide = tb.layout == PartLayout::tensor_wide;
-  if (tb.role != PartRole::exact_top || tb.level != 1 || (tb.layout != PartLayout::inline_items && !wide) ||
-      tb.item != DType::U8 || (wide && (tb.items == 0 || tb.items > kMaxInlinePart)) ||
-      ((tb.codec != 0 || wide) &&
-       (!codec_id_valid(tb.codec) || !codec_supports_part(static_cast<CodecId>(tb.codec), tb.item))))
-    bad("part 2 must be the exact top layer's tables: level 1, U8, inline (codec 0 or one that stores U8 items) or "
-        "tensor-wide (1 to 65536 bytes, such a codec)");
-  const DType want = t.dtype == DType::F32 ? DType::U32 : DType::U16;
-  if (rs.role != PartRole::exact_top || rs.level != 1 || rs.layout != PartLayout::per_element || rs.item != want ||
-      rs.codec != exact::kCodecExactResidual || !rs.params.empty() || rs.items != t.elements())
-    bad(std::string("part 3 must be the exact top layer's residuals: level 1, per element, ") +
-        (want == DType::U32 ? "U32" : "U16") + ", codec 6");
-  for (size_t p = 0; p < 3; ++p)
-    if (t.parts[p].codec == exact::kCodecExactResidual) bad("codec 6 stores the exact top layer's residuals only");
+  if (L > refine::kMaxLevels) bad("has more than 16 levels");
+  // levels above 0: refinement levels (2.8, REFINE.md §1), the last of them
+  // possibly the exact top layer (2.7, EXACT_TOP.md §1); two parts each
+  qrow_check_parts(t, 2 * L, "qrow", L);
+  for (size_t k = 1; k < L; ++k) {
+    const PartRecord& tb = t.parts[2 * k];
+    const PartRecord& rs = t.parts[2 * k + 1];
+    const bool top = k + 1 == L && tb.role == PartRole::exact_top;
+    const PartRole role = top ? PartRole::exact_top : PartRole::residual;
+    const std::string lv = "level " + std::to_string(k);
+    const bool wide = tb.layout == PartLayout::tensor_wide;
+    if (tb.role != role || tb.level != k || (tb.layout != PartLayout::inline_items && !wide) ||
+        tb.item != DType::U8 || (wide && (tb.items == 0 || tb.items > kMaxInlinePart)) ||
+        ((tb.codec != 0 || wide) &&
+         (!codec_id_valid(tb.codec) || !codec_supports_part(static_cast<CodecId>(tb.codec), tb.item))))
+      bad("part " + std::to_string(2 * k) + " must be " + lv + "'s tables (" +
+          (top ? "the exact top layer" : "a refinement level, role 4") +
+          "): U8, inline (codec 0 or one that stores U8 items) or tensor-wide (1 to 65536 bytes, such a codec)");
+    const DType want = !top ? DType::U16 : t.dtype == DType::F32 ? DType::U32 : DType::U16;
+    if (rs.role != role || rs.level != k || rs.layout != PartLayout::per_element || rs.item != want ||
+        rs.codec != exact::kCodecExactResidual || !rs.params.empty() || rs.items != t.elements())
+      bad("part " + std::to_string(2 * k + 1) + " must be " + lv + "'s " +
+          (top ? "exact top layer residuals" : "refinement codes") + ": per element, " +
+          (want == DType::U32 ? "U32" : "U16") + ", codec 6");
+  }
+  for (size_t p = 0; p < t.parts.size(); p += p < 2 ? 1 : 2)
+    if (t.parts[p].codec == exact::kCodecExactResidual)
+      bad("codec 6 stores the residuals of levels above 0 only");
 }
 
 const uint8_t* qrow_tile_steps(const TensorRecord& t, uint32_t tile, const TileInputs& in) {
@@ -95,19 +107,28 @@ Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, cons
   if (!e || in.size[1] != rows * cols * cb) return Errc::codec;
   qrow::decode_rows_fast(qrow_base_exp(t), e, in.data[1], cb, rows, cols, out, dst);
   if (level == 0) return Errc::ok;
-  // level 1, the exact top layer (EXACT_TOP.md): the original bits, onto
-  // level 0's in the tensor's own dtype (the reader asks for no other)
+  // levels above 0 (REFINE.md, EXACT_TOP.md) apply onto level 0's values in
+  // the tensor's own dtype (the reader asks for no other)
   if (out != t.dtype) return Errc::usage;
-  return qrow_upgrade_tile(t, tile, 0, 1, in, dst);
+  return qrow_upgrade_tile(t, tile, 0, level, in, dst);
 }
 
 Errc qrow_upgrade_tile(const TensorRecord& t, uint32_t tile, unsigned from, unsigned to, const TileInputs& in,
                        uint8_t* dst) {
-  if (from != 0 || to != 1 || t.levels.size() != 2) return Errc::usage;
+  if (from >= to || to >= t.levels.size()) return Errc::usage;
   const uint32_t dt = uint32_t(t.dtype);
-  exact::Tables tb;
-  if (!exact::parse_tables(in.data[2], in.size[2], dt, tb)) return Errc::codec;
-  return exact::apply_tile(tb, in.data[3], in.size[3], dt, qrow_base_exp(t), t.rows_in_tile(tile), t.cols(), dst);
+  // (thread-local: the tables' vectors keep their memory from tile to tile)
+  thread_local exact::Tables tb;
+  for (unsigned k = from + 1; k <= to; ++k) {
+    const unsigned p = 2 * k;
+    const bool ok = t.parts[p].role == PartRole::exact_top ? exact::parse_tables(in.data[p], in.size[p], dt, tb)
+                                                           : exact::parse_refine_tables(in.data[p], in.size[p], tb);
+    if (!ok) return Errc::codec;
+    const Errc rc =
+        exact::apply_tile(tb, in.data[p + 1], in.size[p + 1], dt, qrow_base_exp(t), t.rows_in_tile(tile), t.cols(), dst);
+    if (rc != Errc::ok) return rc;
+  }
+  return Errc::ok;
 }
 
 }  // namespace wc

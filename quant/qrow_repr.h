@@ -14,7 +14,8 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
 Errc qrow_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const TileInputs& in, DType out,
                       uint8_t* dst);
 
-// Level 0 to 1 of a qrow tensor with an exact top layer (EXACT_TOP.md).
+// Levels from+1..to of a qrow tensor: refinement levels (REFINE.md) and its
+// exact top layer (EXACT_TOP.md), applied in turn.
 Errc qrow_upgrade_tile(const TensorRecord& t, uint32_t tile, unsigned from, unsigned to, const TileInputs& in,
                        uint8_t* dst);
 

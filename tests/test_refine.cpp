@@ -1,0 +1,339 @@
+// Refinement levels (container 2.8, spec/REFINE.md): pack --bits B --refine
+// R gives one file whose every level decodes (file, pipe, prefix), whose
+// error falls with every level of every tensor, whose level 0 is the --bits
+// model, and whose held levels upgrade in place from the new levels' chunks
+// alone; hostile payloads are refused.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "format/bytes.h"
+#include "format/reader.h"
+#include "lib/api.h"
+#include "lib/reader_checks.h"
+#include "quant/exact_top.h"
+#include "quant/float_load.h"
+#include "quant/qrow_math.h"
+#include "quant/refine_math.h"
+#include "st_builder.h"
+#include "test_util.h"
+#include "level_weights.h"
+#define WCODEC_EXPERIMENTAL
+#include "wcodec/wcodec.h"
+
+using wc::DType;
+using wgen::weights;
+
+namespace {
+
+wc::PackOptions refine_options(double bits, unsigned refine, bool exact) {
+  wc::PackOptions o = wgen::exact_options(bits);
+  o.exact = exact;
+  o.refine = refine;
+  return o;
+}
+
+// Sum of squared differences between two tensors' values (finite originals only).
+double sq_error(DType t, const uint8_t* a, const uint8_t* b, uint64_t n) {
+  std::vector<float> x(n), y(n);
+  wc::load_floats(t, a, n, x.data());
+  wc::load_floats(t, b, n, y.data());
+  double e = 0;
+  for (uint64_t i = 0; i < n; ++i)
+    if (std::isfinite(x[i])) e += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+  return e;
+}
+
+std::vector<stb::StTensor> model(uint64_t seed) {
+  std::vector<stb::StTensor> ts;
+  for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+    ts.push_back({std::string(wc::dtype_name(t)) + ".w", t, {300, 160}, weights(t, 300, 160, seed++)});
+    // ±0, subnormals, the largest finite values, ±Inf, NaNs: restored by an exact top layer
+    auto w = weights(t, 64, 96, seed++);
+    wgen::add_specials(t, w);
+    ts.push_back({std::string(wc::dtype_name(t)) + ".special", t, {64, 96}, w});
+    ts.push_back({std::string(wc::dtype_name(t)) + ".small", t, {48, 64}, weights(t, 48, 64, seed++)});
+  }
+  ts.push_back({"norm", DType::F32, {160}, {}});
+  return ts;
+}
+
+}  // namespace
+
+TEST_SUITE("refine") {
+  TEST_CASE("--refine 3 --exact: five levels, every tensor's error falls with each, the top is the original") {
+    tu::TempDir d;
+    const auto ts = model(1);
+    const std::string src = d / "m.safetensors", wcz = d / "m.wcz";
+    tu::write_file(src, stb::build(ts));
+    wc::pack(src, wcz, refine_options(2.5, 3, true));
+    wc::ContainerReader r(wcz, wc::kReaderChecks);
+    CHECK(r.header().minor == 8);
+    CHECK(r.manifest().level_count == 5);
+    std::vector<std::vector<uint8_t>> level(5);
+    for (unsigned k = 0; k < 5; ++k) {
+      wc::UnpackOptions o;
+      o.level = int(k);
+      wc::unpack(wcz, d / ("l" + std::to_string(k) + ".safetensors"), o);
+      level[k] = tu::read_file(d / ("l" + std::to_string(k) + ".safetensors"));
+      // the same bytes from a pipe
+      const auto pipe = tu::run("cat " + wcz + " | " + tu::cli() + " unpack - --level " + std::to_string(k) + " -o " +
+                                (d / "p.safetensors") + " -q -f");
+      CHECK(pipe.status == 0);
+      CHECK(tu::read_file(d / "p.safetensors") == level[k]);
+    }
+    CHECK(level[4] == tu::read_file(src));
+    const auto orig = tu::read_file(src);
+    unsigned refined = 0;
+    for (const auto& t : r.manifest().tensors) {
+      if (!t.lossy()) continue;
+      CAPTURE(t.name);
+      REQUIRE(t.levels.size() == 5);
+      ++refined;
+      const uint64_t off = orig.size() - t.byte_size - [&] {  // where the tensor lies in the file (the data section's tail)
+        uint64_t after = 0;
+        bool seen = false;
+        for (const auto& u : r.manifest().tensors) {
+          if (seen) after += u.byte_size;
+          seen |= &u == &t;
+        }
+        return after;
+      }();
+      // Every level removes error, the top all of it. A tensor holding the
+      // dtype's largest values has its error in them, out of the codes'
+      // reach below the top: there it does not grow.
+      const bool special = t.name.find("special") != std::string::npos;
+      double prev = INFINITY;
+      for (unsigned k = 0; k < 5; ++k) {
+        const double e = sq_error(t.dtype, orig.data() + off, level[k].data() + off, t.elements());
+        CAPTURE(k);
+        if (special) CHECK(e <= prev);
+        else CHECK(e < prev);
+        if (k < 4 && !special) CHECK(t.levels[k].rel_rmse > t.levels[k + 1].rel_rmse);
+        prev = e;
+      }
+      CHECK(prev == 0);
+      if (!special) CHECK(t.levels[1].rel_rmse < t.levels[0].rel_rmse / 2);  // a step three times finer
+    }
+    CHECK(refined == 9);
+    CHECK(wc::verify(wcz, src, 2, {}).compared);
+  }
+
+  TEST_CASE("level 0 of a --refine file is the --bits model; its levels are budgets, and --partial cuts decode") {
+    tu::TempDir d;
+    const auto ts = model(11);
+    const std::string src = d / "m.safetensors", wcz = d / "r.wcz";
+    tu::write_file(src, stb::build(ts));
+    wc::pack(src, wcz, refine_options(3, 2, false));
+    wc::PackOptions q = refine_options(3, 0, false);
+    q.scheme = "quant";
+    wc::pack(src, d / "q.wcz", q);
+    wc::unpack(d / "q.wcz", d / "q.safetensors", {});
+    wc::UnpackOptions l0;
+    l0.level = 0;
+    wc::unpack(wcz, d / "r0.safetensors", l0);
+    CHECK(tu::read_file(d / "r0.safetensors") == tu::read_file(d / "q.safetensors"));
+    // without --exact the top level is the last refinement: unpack writes it, verify checks every level
+    wc::unpack(wcz, d / "top.safetensors", {});
+    wc::UnpackOptions l2;
+    l2.level = 2;
+    wc::unpack(wcz, d / "r2.safetensors", l2);
+    CHECK(tu::read_file(d / "top.safetensors") == tu::read_file(d / "r2.safetensors"));
+    CHECK(tu::read_file(d / "top.safetensors") != tu::read_file(src));
+    CHECK(wc::verify(wcz, "", 2, {}).chunks > 0);
+    const wc::InspectResult ir = wc::inspect(wcz, false, nullptr);
+    REQUIRE(ir.levels.size() == 3);
+    const auto whole = tu::read_file(wcz);
+    std::vector<std::vector<uint8_t>> want(3);
+    for (unsigned k = 0; k < 3; ++k) {
+      CHECK(ir.levels[k].rel_rmse > 0);
+      if (k) CHECK(ir.levels[k].bytes > ir.levels[k - 1].bytes);
+      if (k) CHECK(ir.levels[k].rel_rmse < ir.levels[k - 1].rel_rmse);
+      wc::UnpackOptions o;
+      o.level = int(k);
+      wc::unpack(wcz, d / "w.safetensors", wc::UnpackOptions(o));
+      want[k] = tu::read_file(d / "w.safetensors");
+      std::remove((d / "w.safetensors").c_str());
+      // --budget of exactly the level's prefix gives that level
+      wc::UnpackOptions b;
+      b.budget_bytes = ir.levels[k].bytes;
+      wc::unpack(wcz, d / "b.safetensors", b);
+      CHECK(tu::read_file(d / "b.safetensors") == want[k]);
+      std::remove((d / "b.safetensors").c_str());
+    }
+    // a cut at each boundary and inside each level above 0
+    wc::UnpackOptions part;
+    part.partial = true;
+    part.force = true;
+    for (unsigned k = 0; k < 3; ++k)
+      for (uint64_t cut : {ir.levels[k].bytes, k < 2 ? ir.levels[k].bytes + (ir.levels[k + 1].bytes - ir.levels[k].bytes) / 2
+                                                     : ir.levels[k].bytes}) {
+        CAPTURE(k);
+        CAPTURE(cut);
+        const std::string c = d / "cut.wcz";
+        tu::write_file(c, std::vector<uint8_t>(whole.begin(), whole.begin() + ptrdiff_t(cut)));
+        wc::unpack(c, d / "p.safetensors", part);
+        CHECK(tu::read_file(d / "p.safetensors") == want[k]);
+        const auto pipe =
+            tu::run("cat " + c + " | " + tu::cli() + " unpack - --partial -o " + (d / "s.safetensors") + " -q -f");
+        CHECK(pipe.status == 0);
+        CHECK(tu::read_file(d / "s.safetensors") == want[k]);
+        if (cut < whole.size()) {
+          CHECK_THROWS_AS(wc::unpack(c, d / "n.safetensors", {}), wc::Error);
+          CHECK_FALSE(wc::path_exists(d / "n.safetensors"));
+        }
+      }
+  }
+
+  TEST_CASE("upgrade in place: a runtime holding level k reaches level k + j from the new levels' chunks only") {
+    tu::TempDir d;
+    std::vector<stb::StTensor> ts = {{"w", DType::BF16, {600, 256}, weights(DType::BF16, 600, 256, 3)},
+                                     {"v", DType::F16, {64, 128}, weights(DType::F16, 64, 128, 4)},
+                                     {"u", DType::F32, {96, 96}, weights(DType::F32, 96, 96, 5)}};
+    const std::string src = d / "m.safetensors";
+    tu::write_file(src, stb::build(ts));
+    wc::pack(src, d / "x.wcz", refine_options(2.5, 2, true));
+    wcodec_archive* a = nullptr;
+    char err[512];
+    REQUIRE(wcodec_open((d / "x.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    wc::ContainerReader r(d / "x.wcz", wc::kReaderChecks);
+    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
+      const auto& t = r.manifest().tensors[i];
+      CAPTURE(t.name);
+      REQUIRE(t.levels.size() == 4);
+      for (unsigned from = 0; from < 3; ++from)
+        for (unsigned to = from + 1; to < 4; ++to) {
+          CAPTURE(from);
+          CAPTURE(to);
+          std::vector<uint8_t> held(t.byte_size), fresh(t.byte_size);
+          REQUIRE(wcodec_decode_tensor_ex(a, i, from, nullptr, held.data(), held.size(), 1, err, sizeof err) ==
+                  WCODEC_OK);
+          const auto before_bytes = held;
+          const uint64_t before = wcodec_chunks_decoded(a);
+          REQUIRE(wcodec_upgrade_tensor(a, i, from, to, held.data(), held.size(), 2, err, sizeof err) == WCODEC_OK);
+          // per new level: each tile's codes and the level's tables (a tensor-wide chunk); nothing below
+          CHECK(wcodec_chunks_decoded(a) - before == (to - from) * (t.tile_count() + 1));
+          REQUIRE(wcodec_decode_tensor_ex(a, i, to, nullptr, fresh.data(), fresh.size(), 1, err, sizeof err) ==
+                  WCODEC_OK);
+          CHECK(held == fresh);
+          CHECK(held != before_bytes);
+        }
+    }
+    wcodec_close(a);
+  }
+
+  TEST_CASE("refinement tiles: the coder's round trip, hostile payloads refused, values kept finite") {
+    const uint64_t rows = 8, cols = 64;
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      CAPTURE(wc::dtype_name(t));
+      const uint32_t dt = uint32_t(t);
+      const auto orig = weights(t, rows, cols, 21);
+      const size_t eb = wc::dtype_bits(t) / 8;
+      std::vector<float> x(rows * cols);
+      wc::load_floats(t, orig.data(), rows * cols, x.data());
+      std::vector<uint8_t> e(rows), below(orig.size(), 0), above(orig.size());
+      for (uint64_t r = 0; r < rows; ++r) e[r] = uint8_t(16 * 2 + r);  // steps about 2^(base + 2)
+      const int32_t base = -10;
+      // level 0: the values rounded to a coarse grid (what refine_codes starts from need not be qrow's)
+      std::vector<uint16_t> d0(rows * cols), d(rows * cols);
+      wc::exact::refine_codes(dt, x.data(), below.data(), base, e.data(), 3, rows, cols, d0.data(),
+                              below.data());
+      wc::exact::refine_codes(dt, x.data(), below.data(), base, e.data(), 9, rows, cols, d.data(), above.data());
+      CHECK(sq_error(t, orig.data(), above.data(), rows * cols) < sq_error(t, orig.data(), below.data(), rows * cols));
+      wc::exact::Counts k;
+      wc::exact::count_codes(k, dt, 1, below.data(), base, e.data(), rows, cols, d.data());
+      wc::exact::Tables tb;
+      const auto tables = wc::exact::build_refine_tables(k, 1, 9, tb);
+      CHECK(tb.M == 9);
+      CHECK(tb.S == 1);
+      std::vector<uint8_t> payload;
+      wc::exact::encode_codes(tb, dt, below.data(), base, e.data(), rows, cols, d.data(), payload);
+      REQUIRE(payload[0] == 1);
+      auto out = below;
+      REQUIRE(wc::exact::apply_tile(tb, payload.data(), payload.size(), dt, base, rows, cols, out.data()) ==
+              wc::Errc::ok);
+      CHECK(out == above);
+      // mode 0: the step bytes and the codes as they are
+      std::vector<uint8_t> m0(1, 0);
+      m0.insert(m0.end(), e.begin(), e.end());
+      for (uint16_t c : d) m0.push_back(uint8_t(c)), m0.push_back(uint8_t(c >> 8));
+      out = below;
+      REQUIRE(wc::exact::apply_tile(tb, m0.data(), m0.size(), dt, base, rows, cols, out.data()) == wc::Errc::ok);
+      CHECK(out == above);
+      m0.pop_back();
+      CHECK(wc::exact::apply_tile(tb, m0.data(), m0.size(), dt, base, rows, cols, out.data()) == wc::Errc::codec);
+      wgen::Rng g(7);
+      unsigned refused = 0;
+      for (int trial = 0; trial < 1500; ++trial) {
+        std::vector<uint8_t> p = payload;
+        const int kind = trial % 3;
+        if (kind == 0) p[g.next() % p.size()] ^= uint8_t(1u << (g.next() % 8));
+        else if (kind == 1) p.resize(g.next() % p.size());
+        else p.push_back(uint8_t(g.next()));
+        std::vector<uint8_t> buf(p.begin(), p.end());
+        out = below;
+        const wc::Errc rc = wc::exact::apply_tile(tb, buf.data(), buf.size(), dt, base, rows, cols, out.data());
+        CHECK((rc == wc::Errc::ok || rc == wc::Errc::codec));
+        if (kind != 0) CHECK(rc == wc::Errc::codec);
+        refused += rc != wc::Errc::ok;
+      }
+      CHECK(refused > 900);
+      for (size_t cut = 0; cut < tables.size(); ++cut) {
+        wc::exact::Tables t2;
+        std::vector<uint8_t> b(tables.begin(), tables.begin() + ptrdiff_t(cut));
+        CHECK_FALSE(wc::exact::parse_refine_tables(b.data(), b.size(), t2));
+      }
+      // header rules: M of 1 or above 2^24, a shift above 24, the reserved byte
+      for (int which = 0; which < 4; ++which) {
+        auto b = tables;
+        if (which == 0) wc::store_u32(b.data() + 4, 1);
+        if (which == 1) wc::store_u32(b.data() + 4, (1u << 24) + 1);
+        if (which == 2) b[3] = 25;
+        if (which == 3) b[2] = 1;
+        wc::exact::Tables t2;
+        CHECK_FALSE(wc::exact::parse_refine_tables(b.data(), b.size(), t2));
+      }
+      // a value driven past the dtype's binary32 range: refused, not written as Inf
+      std::vector<uint8_t> big(eb * rows * cols, 0);
+      const uint32_t huge = t == DType::F32 ? 0x7F7FFFFFu : t == DType::BF16 ? 0x7F7Fu : 0x7BFFu;
+      for (uint64_t i = 0; i < rows * cols; ++i) {
+        if (eb == 4) wc::store_u32(big.data() + 4 * i, huge);
+        else wc::store_u16(big.data() + 2 * i, uint16_t(huge));
+      }
+      std::vector<uint8_t> ev(rows, 0xFF), m1(1, 0);  // the largest step there is
+      m1.insert(m1.end(), ev.begin(), ev.end());
+      for (uint64_t i = 0; i < rows * cols; ++i) m1.push_back(0xFF), m1.push_back(0x7F);  // code 32767
+      const wc::Errc rc = wc::exact::apply_tile(tb, m1.data(), m1.size(), dt, 96, rows, cols, big.data());
+      if (t == DType::F16) CHECK(rc == wc::Errc::ok);  // binary32 holds it; F16 stores it as Inf, as QROW.md §3
+      else CHECK(rc == wc::Errc::codec);
+    }
+  }
+
+  TEST_CASE("--refine needs --bits and plain qrow, and takes 0 to 8 levels; one thread and two write the same file") {
+    tu::TempDir d;
+    std::vector<stb::StTensor> ts = {{"w", DType::BF16, {256, 128}, weights(DType::BF16, 256, 128, 9)}};
+    const std::string src = d / "m.safetensors";
+    tu::write_file(src, stb::build(ts));
+    wc::PackOptions o = refine_options(0, 2, false);
+    CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
+    o = refine_options(3, 9, false);
+    CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
+    o = refine_options(3, 2, false);
+    o.scheme = "outliers";
+    CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
+    CHECK_FALSE(wc::path_exists(d / "a.wcz"));
+    o = refine_options(3, 2, true);
+    o.threads = 1;
+    wc::pack(src, d / "one.wcz", o);
+    o.threads = 2;
+    wc::pack(src, d / "two.wcz", o);
+    CHECK(tu::read_file(d / "one.wcz") == tu::read_file(d / "two.wcz"));
+    const auto cli = tu::run(tu::cli() + " pack " + src + " -o " + (d / "c.wcz") + " --bits 3 --refine 2 --exact -q");
+    CHECK(cli.status == 0);
+    CHECK(tu::read_file(d / "c.wcz") == tu::read_file(d / "two.wcz"));
+  }
+}
