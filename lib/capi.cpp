@@ -273,6 +273,7 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
   if (o->struct_size >= offsetof(wcodec_pack_options, inline_small) + sizeof(o->inline_small) && o->inline_small)
     p.inline_small = o->inline_small;
   if (o->struct_size >= offsetof(wcodec_pack_options, exact) + sizeof(o->exact)) p.exact = o->exact != 0;
+  if (o->struct_size >= offsetof(wcodec_pack_options, refine) + sizeof(o->refine)) p.refine = o->refine;
   return p;
 }
 

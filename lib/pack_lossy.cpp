@@ -368,9 +368,8 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
 // shift of level k (refinement or exact top): floor(log2) of the divisor of
 // the level below (1 for level 0).
 uint32_t refine_divisor(unsigned k) {
-  static const uint32_t f = getenv("WC_REFINE_M") ? uint32_t(atoi(getenv("WC_REFINE_M"))) : 3;
   uint32_t m = 1;
-  while (k--) m *= f;
+  while (k--) m *= 3;
   return m;
 }
 unsigned context_shift(unsigned k) { return exact::bit_length(refine_divisor(k - 1)) - 1; }

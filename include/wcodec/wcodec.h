@@ -162,7 +162,9 @@ WCODEC_API int wcodec_decode_tensor(const wcodec_archive* a, size_t tensor, void
  * arithmetic is spec'd to the bit (spec/QROW.md): every decoder writes the
  * same bytes. A tensor with an exact top layer (levels = 2, container 2.7,
  * spec/EXACT_TOP.md) gives its original bits at level 1 (TOP), in its own
- * dtype only (WCODEC_E_USAGE otherwise), and the lossy model at level 0. */
+ * dtype only (WCODEC_E_USAGE otherwise), and the lossy model at level 0;
+ * one with refinement levels (container 2.8, spec/REFINE.md) gives a finer
+ * model at each level above 0, also in its own dtype only. */
 WCODEC_API int wcodec_decode_tensor_ex(const wcodec_archive* a, size_t tensor, uint32_t level, const char* dtype, void* dst,
                             size_t dst_len, unsigned threads, char* err, size_t err_len);
 
@@ -281,8 +283,10 @@ typedef struct {
                                where it saves 1/256 of the tensors' bytes), "always", "never" */
   int exact;               /* lossy: add an exact top layer (container 2.7, spec/EXACT_TOP.md): the file
                               unpacks to the original, its level 0 is the model of `bits` */
+  unsigned refine;         /* lossy: refinement levels above level 0 (container 2.8, spec/REFINE.md), 0 to 8:
+                              each a step three times finer; below the exact top layer when `exact` */
 } wcodec_pack_options;
-#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_result) */

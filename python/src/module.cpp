@@ -173,9 +173,11 @@ wcodec_pack_options pack_options(unsigned threads, bool force, const std::option
                                  const std::optional<std::string>& parallel,
                                  const std::optional<std::string>& calib, bool act_order,
                                  const std::optional<std::string>& scheme,
-                                 const std::optional<std::string>& inline_small, bool exact) {
+                                 const std::optional<std::string>& inline_small, bool exact,
+                                 unsigned refine) {
   wcodec_pack_options o = WCODEC_PACK_OPTIONS_INIT;
   o.exact = exact ? 1 : 0;
+  o.refine = refine;
   o.scheme = opt_cstr(scheme);
   o.inline_small = opt_cstr(inline_small);
   o.calib = opt_cstr(calib);
@@ -256,10 +258,10 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
          bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
-         bool exact) {
+         bool exact, unsigned refine) {
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small, exact);
+                         calib, act_order, scheme, inline_small, exact, refine);
         return run_pack([&](wcodec_pack_result* r, char* err, size_t n) {
           return wcodec_pack(src.c_str(), opt_cstr(dst), &o, r, err, n);
         });
@@ -267,7 +269,8 @@ NB_MODULE(_wcodec, m) {
       nb::arg("src"), nb::arg("dst").none(), nb::arg("threads"), nb::arg("force"), nb::arg("codec").none(),
       nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
-      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"));
+      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"),
+      nb::arg("refine"));
 
   m.def(
       "pack_memory",
@@ -276,12 +279,12 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
          bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
-         bool exact) {
+         bool exact, unsigned refine) {
         Py_buffer view;
         if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw nb::python_error();
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small, exact);
+                         calib, act_order, scheme, inline_small, exact, refine);
         struct Release {  // the buffer goes back on every way out
           Py_buffer* v;
           ~Release() { PyBuffer_Release(v); }
@@ -293,7 +296,8 @@ NB_MODULE(_wcodec, m) {
       nb::arg("data"), nb::arg("name"), nb::arg("dst"), nb::arg("threads"), nb::arg("force"),
       nb::arg("codec").none(), nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
-      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"));
+      nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"),
+      nb::arg("refine"));
 
   m.def(
       "unpack",

@@ -104,3 +104,20 @@ def test_exact_top_loads_the_original(tmp_path):
         err = np.abs(small[k].astype(np.float64) - v.astype(np.float64))[finite]
         assert np.sqrt((err ** 2).mean()) < 0.2 * np.sqrt((v.astype(np.float64)[finite] ** 2).mean())
     assert wcodec.numpy.load_file(str(src) + ".wcz", level=5)["w"].tobytes() == t["w"].tobytes()  # min(5, top)
+
+
+def test_refinement_levels_load_finer_models(tmp_path):
+    # pack(bits=..., refine=2, exact=True): four levels, the error falling with each, the top the original
+    # (spec/REFINE.md)
+    t = {"w": weights((2048, 64), 8), "v": weights((300, 96), 9).astype(np.float16)}
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file(t, str(src))
+    wcodec.pack(src, bits=3, refine=2, exact=True)
+    with wcodec.safe_open(str(src) + ".wcz", "np") as f:
+        assert f.container.tensor("w").levels == 4
+    for k, v in t.items():
+        ref = v.astype(np.float64)
+        errs = [np.sqrt(((wcodec.numpy.load_file(str(src) + ".wcz", level=lv)[k].astype(np.float64) - ref) ** 2).mean())
+                for lv in range(4)]
+        assert errs[0] > errs[1] > errs[2] > errs[3] == 0, errs
+        assert errs[1] < errs[0] / 2

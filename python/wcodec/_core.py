@@ -27,7 +27,7 @@ class TensorInfo:
     codec: str
     stored_size: int
     chunks: int
-    levels: int           # 1; 2 for a lossy tensor with an exact top layer (pack(..., exact=True))
+    levels: int           # 1; more for a lossy tensor with refinement levels or an exact top layer (pack(..., refine=R, exact=True))
 
 
 @dataclass(frozen=True)
@@ -285,10 +285,11 @@ class SafeOpen:
 
 def _pack_args(threads=0, force=False, codec=None, level=0, chunk_size=0, bits=None, keep=None,
                sensitivity=None, min_elements=0, parallel=None, calib=None, act_order=True,
-               scheme=None, inline=None, exact=False) -> tuple:
+               scheme=None, inline=None, exact=False, refine=0) -> tuple:
     return (int(threads), bool(force), codec, int(level), int(chunk_size), float(bits or 0), keep,
             os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements), parallel,
-            os.fspath(calib) if calib is not None else None, bool(act_order), scheme, inline, bool(exact))
+            os.fspath(calib) if calib is not None else None, bool(act_order), scheme, inline, bool(exact),
+            int(refine))
 
 
 def pack(src, dst=None, **options) -> dict:
@@ -307,7 +308,9 @@ def pack(src, dst=None, **options) -> dict:
     bytes, container 1.4; "always"; "never": a file older readers read),
     exact (with bits: a second level restoring the original bits,
     spec/EXACT_TOP.md: the file unpacks to the original model and its level
-    0 is the model of `bits`). Returns the sizes written."""
+    0 is the model of `bits`), refine (with bits: that many refinement
+    levels above level 0, spec/REFINE.md, each a step three times finer,
+    below the exact top layer when exact). Returns the sizes written."""
     return _wcodec.pack(os.fspath(src), os.fspath(dst) if dst is not None else None, *_pack_args(**options))
 
 
