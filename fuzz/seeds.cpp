@@ -17,6 +17,7 @@
 #include "fuzz/struct_assembler.h"
 #include "lib/api.h"
 #include "quant/exact_top.h"
+#include "quant/float_load.h"
 #include "st_builder.h"
 #include "weights_gen.h"
 
@@ -381,7 +382,29 @@ std::vector<Seed> exact_top_seeds() {
     r.bytes.insert(r.bytes.end(), orig.begin(), orig.end());
     r.bytes.insert(r.bytes.end(), recon.begin(), recon.end());
     r.bytes.insert(r.bytes.end(), e.begin(), e.end());
+    out.push_back(r);
+    // a refinement level (REFINE.md): the round trip with divisor 2 + 7, shift 3, and a coded tile of it
+    r.name = std::string(wc::dtype_name(t)) + "_refine_roundtrip";
+    r.bytes[0] = uint8_t(0xC0 | sel);
+    r.bytes.push_back(7), r.bytes.push_back(3);
     out.push_back(std::move(r));
+    std::vector<float> x(n);
+    wc::load_floats(t, orig.data(), n, x.data());
+    std::vector<uint8_t> below(n * wb, 0), above(n * wb);
+    std::vector<uint16_t> codes(n);
+    wc::exact::refine_codes(ids[sel], x.data(), below.data(), -8, e.data(), 9, rows, cols, codes.data(), above.data());
+    wc::exact::Counts kr;
+    wc::exact::count_codes(kr, ids[sel], 3, below.data(), -8, e.data(), rows, cols, codes.data());
+    wc::exact::Tables tr;
+    const auto rt = wc::exact::build_refine_tables(kr, 3, 9, tr);
+    std::vector<uint8_t> rp;
+    wc::exact::encode_codes(tr, ids[sel], below.data(), -8, e.data(), rows, cols, codes.data(), rp);
+    Seed rs{std::string(wc::dtype_name(t)) + "_refine_tile", {uint8_t(0x40 | sel), base_byte, uint8_t(rows - 1),
+                                                              uint8_t(cols - 1), uint8_t(rt.size()),
+                                                              uint8_t(rt.size() >> 8)}};
+    rs.bytes.insert(rs.bytes.end(), rt.begin(), rt.end());
+    rs.bytes.insert(rs.bytes.end(), rp.begin(), rp.end());
+    out.push_back(std::move(rs));
   }
   return out;
 }
