@@ -3,7 +3,8 @@
 # (target wcodec_cli only, no CUDA) again with other compilers and flags, each
 # in its own build-cc-NAME folder, then:
 #   - packs the corpus model stories260K (F32, BF16, F16) at --bits 4.25 and
-#     2.25, and at 3.25 with --exact (whose unpacked file must be the original),
+#     2.25, at 3.25 with --exact (whose unpacked file must be the original), and at 2.25 with
+#     --refine 2 (every level checked by verify) without and with --exact,
 #     with the default build's tool (build/wcodec), unpacks each container
 #     with every build (the default one included) and compares the outputs
 #     byte for byte (cmp), and runs `wcodec verify` with every build (it checks
@@ -143,6 +144,18 @@ if [ "$have_corpus" = 1 ]; then
     else
       bad "$what: pack failed"
     fi
+    # --refine (container 2.8): the top is the last refinement level, which every build must
+    # write alike (verify checks every level below it against its hash in every build); with
+    # --exact above refinements, the original again
+    for extra in "" "--exact"; do
+      wcz=$TMP/stories260K_$m-refine$extra.wcz
+      what="stories260K ${m^^} --bits 2.25 --refine 2 $extra"
+      if "${TOOLS[0]}" pack -q --bits 2.25 --refine 2 $extra "$src" -o "$wcz"; then
+        if [ -n "$extra" ]; then check_all "$wcz" "$what" "$src"; else check_all "$wcz" "$what"; fi
+      else
+        bad "$what: pack failed"
+      fi
+    done
   done
 else
   echo "[SKIPPED] no corpus ($CORPUS): the stories260K containers are not checked"
