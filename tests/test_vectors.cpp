@@ -200,7 +200,15 @@ TEST_SUITE("vectors") {
                            Lossy{"lossy_exact_top_tw", 5, 27, 7},
                            // the same with residual symbols beyond 104 (16-bit) and 232 (F32) in contexts >= 1
                            Lossy{"lossy_exact_top_wide", 3, 10, 7},
-                           Lossy{"lossy_exact_top_trim", 4, 22, 7}}) {  // tables' trim Z: 13, 16, 5 (EXACT_TOP.md §2)
+                           Lossy{"lossy_exact_top_trim", 4, 22, 7},  // tables' trim Z: 13, 16, 5 (EXACT_TOP.md §2)
+                           // 2.8: an exact norm, qrow BF16 with 2 refinement levels (REFINE.md; M = 3, 7; a tile of
+                           // mode 0; codes +-32767, -32768), F16 with 1 (M = 2, S = 24, results stored as +-Inf),
+                           // BF16 of tiny steps (M = 5, subnormal results), F32 (M = 7; no FMA, binary32(1/M)),
+                           // a plain qrow
+                           Lossy{"lossy_refine", 6, 33, 8},
+                           // 2.8: refinement levels under an exact top layer (its tables' S = 1, 2): F32 (M = 2^24,
+                           // 3), F16 (M = 2, 7; -0 below), F16 (M = 2, +-Inf below the exact top)
+                           Lossy{"lossy_refine_exact", 4, 28, 8}}) {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
@@ -218,12 +226,23 @@ TEST_SUITE("vectors") {
       CHECK(!got.empty());
       CHECK(got == tu::read_file(kDir + "/" + v + ".expected"));
       CHECK(wc::verify(wcz, "", 1, {}).chunks == l.chunks);  // every chunk, every level's and file's XXH3-64
-      if (l.minor >= 7) {  // 2.7: the exact top layer's level 0, the lossy model under it
-        wc::UnpackOptions l0;
-        l0.level = 0;
-        wc::unpack(wcz, t / (v + ".level0"), l0);
-        CHECK(tu::read_file(t / (v + ".level0")) == tu::read_file(kDir + "/" + v + ".level0.expected"));
+      // every level below the top that the vector gives (NAME.levelK.expected): 2.7, the exact top layer's
+      // level 0; 2.8, each refinement level (a tensor of fewer levels at its own top)
+      size_t below = 0;
+      for (const auto& f : list(kDir, ".expected")) {
+        const std::string pre = v + ".level";
+        if (!starts_with(f, pre)) continue;
+        const std::string k = f.substr(pre.size(), f.size() - pre.size() - std::string(".expected").size());
+        if (k.empty() || k.find_first_not_of("0123456789") != std::string::npos) continue;
+        CAPTURE(f);
+        wc::UnpackOptions lo;
+        lo.level = unsigned(std::stoul(k));
+        CHECK(lo.level + 1u < r.manifest().level_count);
+        wc::unpack(wcz, t / (v + ".level" + k), lo);
+        CHECK(tu::read_file(t / (v + ".level" + k)) == tu::read_file(kDir + "/" + f));
+        ++below;
       }
+      if (l.minor >= 7) CHECK(below + 1u == r.manifest().level_count);  // every level below the top
     }
   }
 
@@ -370,7 +389,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 188);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 262);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

@@ -15,7 +15,12 @@ codec's payload; qrow's codes inline in one-tile tensors): inline23_vectors() an
 (part layout 4, per group, and representation 3, vq, spec/VQ.md): vq_vectors() and vq_bad(). Versions 1.4
 and 2.5 (inline exact tensors: chunk_size 0, the payload in the record, no chunk): inline_exact_vectors() and
 inline_exact_bad(). Version 2.7 (the exact top layer of a qrow tensor: level 1, codec 6 exact-residual,
-spec/EXACT_TOP.md): exact_top_vectors() and exact_top_bad().
+spec/EXACT_TOP.md): exact_top_vectors() and exact_top_bad(). Version 2.8 (refinement levels of a qrow tensor,
+role 4 parts at levels 1..R under an optional exact top layer at R + 1, spec/REFINE.md; the exact top layer's
+tables' fourth byte is its context shift S): refine_vectors() writes lossy_refine and lossy_refine_exact, with
+NAME.levelK.expected (unpack --level K) for every level K below the top, from a reference decoder of REFINE.md
+§2-§4 (rf_value, rf_parse_tables, rf_decode); refine_bad() the 2.8 bad vectors (refine_*, exact_top_tables_s25,
+level_xxh3_refine*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -23,6 +28,7 @@ from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans chec
     .venv/bin/python tests/vectors/make_vectors.py tests/vectors   # any Python 3 with xxhash and numpy
 """
 import json, math, os, struct, sys
+from fractions import Fraction
 import numpy as np
 import xxhash
 
@@ -192,6 +198,7 @@ def main(d):
     vq_vectors(d)
     inline_exact_vectors(d)
     exact_top_vectors(d)
+    refine_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -2785,9 +2792,9 @@ def et_cum(tables):
 
 
 def et_table_bytes(tables, C, P, reserved=0, uvar=None, Z=0):
-    """§4: u8 C, u8 P, u8 Z (the trim, §2), u8 reserved, then per context n and n x (gap, f - 1) as uvar
-    (LEB128). tables: per context [(sym, f)] in symbol order, written as given (bad vectors give wrong ones);
-    uvar(value) may write a value its own way."""
+    """§4: u8 C, u8 P, u8 Z (the trim, §2), u8 reserved (2.8: S, the context shift), then per context n and
+    n x (gap, f - 1) as uvar (LEB128). tables: per context [(sym, f)] in symbol order, written as given (bad
+    vectors give wrong ones); uvar(value) may write a value its own way."""
     uv = uvar or leb128
     out = struct.pack("<BBBB", C, P, Z, reserved)
     for entries in tables:
@@ -2812,21 +2819,28 @@ def et_uvar(b, pos):
 
 
 def et_parse_tables(b, dtype):
-    """§4, every rule: returns (C, P, Z, [per context {sym: (f, cum)} in symbol order, {} when unused])."""
+    """§4, every rule: returns (C, P, Z, S, [per context {sym: (f, cum)} in symbol order, {} when unused]). S: the
+    fourth byte, reserved (0) in 2.7, the context shift in 2.8 (REFINE.md §3: 0 .. 24)."""
     if len(b) < 4:
         raise Invalid("tables shorter than their head")
-    C, P, Z, reserved = struct.unpack_from("<BBBB", b)
+    C, P, Z, S = struct.unpack_from("<BBBB", b)
     if not 1 <= C <= 32:
         raise Invalid("context count C not in 1 .. 32")
     if not 8 <= P <= 15:
         raise Invalid("probability bits P not in 8 .. 15")
     if Z > MANT[dtype] - 2:
         raise Invalid("trim Z not in 0 .. mant - 2")
-    if reserved:
-        raise Invalid("tables: reserved field not zero")
-    pos, tables = 4, []
+    if S > 24:
+        raise Invalid("context shift S not in 0 .. 24")
+    return (C, P, Z, S, et_parse_contexts(b, 4, C, P, lambda c: et_alphabet(c, dtype, Z)))
+
+
+def et_parse_contexts(b, pos, C, P, alphabet):
+    """§4: the C context lists from b[pos:] to its end (nothing may follow), each context c's symbols below
+    alphabet(c); [per context {sym: (f, cum)}, {} when unused]."""
+    tables = []
     for c in range(C):
-        A = et_alphabet(c, dtype, Z)
+        A = alphabet(c)
         n, pos = et_uvar(b, pos)
         if n > A:
             raise Invalid("more symbols than the alphabet")
@@ -2844,7 +2858,7 @@ def et_parse_tables(b, dtype):
         tables.append(t)
     if pos != len(b):
         raise Invalid("bytes after the last context")
-    return C, P, Z, tables
+    return tables
 
 
 def et_encode_tile(elems, e, tables, P, start=(1 << 16,) * 4):
@@ -2870,17 +2884,23 @@ def et_encode_tile(elems, e, tables, P, start=(1 << 16,) * 4):
     return b"\x01\x00" + struct.pack("<HI", 0, len(ans)) + bytes(e) + ans + bits.bytes()
 
 
-def et_decode_tile(p, ys, cols, B, tables, P, dtype, Z=0):
+def et_decode_tile(p, ys, cols, B, tables, P, dtype, Z=0, S=0, refine=False):
     """§5, every rule: the residuals (W-bit patterns, W = the dtype's width less the trim Z) of the tile whose
     elements have the level-0 bits ys (the dtype's, uncut; row-major, cols a row; B the record's base exponent),
     with the tables (C - 1 + 1 of them, {} when unused). Mode 0 consults neither the tables nor the contexts
     (each residual in an item of the dtype's width, below 2^W); mode 1 takes each element's context from its y
-    and the step byte of its row in the payload's e (§3, §5)."""
+    and the step byte of its row in the payload's e (§3, §5), E = B + (e >> 4) - S (2.8: S, the tables' shift).
+    refine: a refinement level's codes (REFINE.md §2-§3; 16-bit patterns, every context split as EXACT_TOP.md
+    §3's contexts >= 1 with W = 16; mode 0: u8 0, the rows' step bytes, the codes)."""
     W, isz, n, C = et_width(dtype, Z), DTYPES[dtype][1] // 8, len(ys), len(tables)
     rows = n // cols
     assert rows * cols == n
     if not p:
         raise Invalid("empty payload")
+    if p[0] == 0 and refine:
+        if len(p) != 1 + rows + 2 * n:
+            raise Invalid("refinement mode 0 payload not 1 + rows + 2 x elements")
+        return [int.from_bytes(p[1 + rows + 2 * i:3 + rows + 2 * i], "little") for i in range(n)]
     if p[0] == 0:
         if len(p) != 1 + n * isz:
             raise Invalid("mode 0 payload not 1 + the raw size")
@@ -2898,7 +2918,7 @@ def et_decode_tile(p, ys, cols, B, tables, P, dtype, Z=0):
     if len(p) < 8 + rows:
         raise Invalid("the rows' step bytes past the payload")
     e = p[8:8 + rows]
-    ctxs = [min(et_context(ys[i], B + (e[i // cols] >> 4), dtype), C - 1) for i in range(n)]
+    ctxs = [min(et_context(ys[i], B + (e[i // cols] >> 4) - S, dtype), C - 1) for i in range(n)]
     if ans % 2 or ans < 16:
         raise Invalid("ans_bytes odd or below 16")
     if 8 + rows + ans > len(p):
@@ -2925,11 +2945,13 @@ def et_decode_tile(p, ys, cols, B, tables, P, dtype, Z=0):
         raise Invalid("words left in the rANS stream")
     if x != [1 << 16] * 4:
         raise Invalid("a final state not 2^16")
-    rs = [et_raw_bits(s, c, dtype, Z) for s, c in zip(syms, ctxs)]
+    # REFINE.md §2: a refinement code is split as contexts >= 1 split 16-bit patterns, whatever its context
+    sc, sdt, sz = (lambda c: 1, "BF16", 0) if refine else (lambda c: c, dtype, Z)
+    rs = [et_raw_bits(s, sc(c), sdt, sz) for s, c in zip(syms, ctxs)]
     if len(p) - end != (sum(rs) + 7) // 8:
         raise Invalid("raw-bit stream not ceil(total bits / 8) bytes")
     br = BitReader(p, end)
-    out = [et_join(s, c, br.get(r), dtype, Z) for s, c, r in zip(syms, ctxs, rs)]
+    out = [et_join(s, sc(c), br.get(r), sdt, sz) for s, c, r in zip(syms, ctxs, rs)]
     br.end()  # non-zero padding bits
     return out
 
@@ -2938,10 +2960,10 @@ def et_must_fail(t, why, tile=None, tables=None):
     """The exact-top tensor t (tables as its part 2 holds them unless given) must be refused for the reason
     why: its tables, or a tile's payload (tile: its number; all tiles when None)."""
     try:
-        C, P, Z, tabs = et_parse_tables(t.parts[2].data if tables is None else tables, t.dtype)
+        C, P, Z, S, tabs = et_parse_tables(t.parts[2].data if tables is None else tables, t.dtype)
         for i, p in enumerate(t.parts[3].tile_stored):
             if tile is None or i == tile:
-                et_decode_tile(p, t.et_y[i], t.et_cols, t.et_B, tabs, P, t.dtype, Z)
+                et_decode_tile(p, t.et_y[i], t.et_cols, t.et_B, tabs, P, t.dtype, Z, S)
     except Invalid as e:
         assert why in str(e), (why, str(e))
         return
@@ -2960,7 +2982,7 @@ def et_value(b, dtype):
 
 
 def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mode0=(), start=(1 << 16,) * 4,
-              count_mode0=True, keep_mode1=False, Z=0):
+              count_mode0=True, keep_mode1=False, Z=0, S=0):
     """Gives the qrow tensor t (from qrow()) an exact top layer restoring the original bits orig (row-major
     bit patterns of the dtype): parts 2 and 3 at level 1, level 1's XXH3-64 that of orig, and orig as what unpack writes
     (t.level0: the bytes at level 0). C: the tables' context count (default: the highest context used + 1, at
@@ -2973,7 +2995,9 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
     dtype's width less Z) taking y >> Z (y: the level-0 bits) to w >> Z; the contexts still come from y uncut
     (§3); each residual is stored in an item of the dtype's width (§1, §5).
     t.et_ctx, t.et_d, t.et_y: each tile's unclamped contexts, residuals and level-0 bits (the dtype's, uncut),
-    for the bad vectors."""
+    for the bad vectors. 2.8 (REFINE.md §1, §3): over a tensor with refinement levels (refine()), "level 0" is
+    the level below (t.bits, its top), the layer is level R + 1, and S (the tables' fourth byte) shifts the
+    contexts' E = B + (e >> 4) - S."""
     dtype, W, isz = t.dtype, et_width(t.dtype, Z), DTYPES[t.dtype][1] // 8
     rows, cols = t.shape[0], math.prod(t.shape[1:])
     e, B = t.parts[0].data, struct.unpack("<h", t.params)[0]
@@ -2982,7 +3006,7 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
     assert all(w & ((1 << Z) - 1) == 0 for w in orig), "an original with a low bit set under the trim Z"
     d = [et_residual(w >> Z, yy >> Z, W) for w, yy in zip(orig, y)]
     assert all(et_apply(yy >> Z, dd, W) << Z == w for yy, dd, w in zip(y, d, orig))
-    c = [et_context(y[i], B + (e[i // cols] >> 4), dtype) for i in range(rows * cols)]  # §3: from y and E
+    c = [et_context(y[i], B + (e[i // cols] >> 4) - S, dtype) for i in range(rows * cols)]  # §3: from y and E
     C = min(32, max(c) + 1) if C is None else C
     ctx = [min(x, C - 1) for x in c]
     split = [et_split(dd, cc, dtype, Z) for dd, cc in zip(d, ctx)]
@@ -2995,10 +3019,10 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
             for cc, (s, _, _) in zip(ctx[a:b], split[a:b]):
                 hist[cc][s] = hist[cc].get(s, 0) + 1
     tables = [et_normalise(h, P) if h else [] for h in hist]  # a context no element uses: n = 0
-    tb = et_table_bytes(tables, C, P, Z=Z)
+    tb = et_table_bytes(tables, C, P, reserved=S, Z=Z)
     parsed = et_cum(tables)
     if 8 <= P <= 15:  # (bad vectors code tiles with a P out of range)
-        assert et_parse_tables(tb, dtype) == (C, P, Z, parsed)
+        assert et_parse_tables(tb, dtype) == (C, P, Z, S, parsed)
     payloads, t.et_ctx, t.et_d, t.et_y = [], [], [], []
     for i, (a, b) in enumerate(span):
         raw = b"".join(dd.to_bytes(isz, "little") for dd in d[a:b])
@@ -3011,17 +3035,20 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
                 p = b"\x00" + raw
         assert len(p) <= bound(len(raw))
         if start == (1 << 16,) * 4:
-            assert et_decode_tile(p, y[a:b], cols, B, parsed, P, dtype, Z) == d[a:b]
+            assert et_decode_tile(p, y[a:b], cols, B, parsed, P, dtype, Z, S) == d[a:b]
         payloads.append(p)
         t.et_ctx.append(c[a:b])
         t.et_d.append(d[a:b])
         t.et_y.append(y[a:b])
+    top = len(t.levels)  # the layer's level: 1, or R + 1 over R refinement levels (2.8)
     res = Part(EXACT_TOP, PER_ELEMENT, "U16" if isz == 2 else "U32",
-               b"".join(dd.to_bytes(isz, "little") for dd in d), codec=EXACT_CODEC, level=1)
+               b"".join(dd.to_bytes(isz, "little") for dd in d), codec=EXACT_CODEC, level=top)
     res.tile_stored = payloads
-    t.parts += [Part(EXACT_TOP, INLINE, "U8", tb, codec=tables_codec, level=1, frame=tables_frame), res]
-    t.part_count = 4
+    t.parts += [Part(EXACT_TOP, INLINE, "U8", tb, codec=tables_codec, level=top, frame=tables_frame), res]
+    t.part_count = len(t.parts)
     t.level0, t.recon = t.recon, dtype_values(orig, dtype)
+    if hasattr(t, "level_bytes"):  # refine(): the bytes at every level
+        t.level_bytes.append(t.recon)
     # informative error figures of level 0 against the finite originals; level 1 is exact
     pairs = [(et_value(w, dtype), et_value(yy, dtype)) for w, yy in zip(orig, y)]
     pairs = [(a, b) for a, b in pairs if math.isfinite(a)]
@@ -3029,9 +3056,9 @@ def exact_top(t, orig, C=None, P=EXACT_P, tables_codec=0, tables_frame=zraw, mod
     s2 = sum(a * a for a, _ in pairs)
     rel = math.sqrt(sum(x * x for x in err) / s2) if s2 else 0.0
     fig = [x if math.isfinite(x) else 3e38 for x in (rel, max(err, default=0.0))]
-    t.levels = [(H(t.level0), min(fig[0], 3e38), min(fig[1], 3e38)), (H(t.recon), 0.0, 0.0)]
+    t.levels = t.levels[:-1] + [(H(t.level0), min(fig[0], 3e38), min(fig[1], 3e38)), (H(t.recon), 0.0, 0.0)]
     t.et_C, t.et_P, t.et_tables, t.et_mode = C, P, tables, [p[0] for p in payloads]
-    t.et_split, t.et_B, t.et_cols, t.et_parsed, t.et_Z = split, B, cols, parsed, Z
+    t.et_split, t.et_B, t.et_cols, t.et_parsed, t.et_Z, t.et_S = split, B, cols, parsed, Z, S
     return t
 
 
@@ -3398,7 +3425,10 @@ def exact_top_bad():
     out["exact_top_tables_c33.codec"] = tables(base(), et_table_bytes(tabs + [[]] * (33 - C), 33, 12), "context count")
     out["exact_top_tables_p7.codec"] = tables(base(P=7), base(P=7).parts[2].data, "probability bits")  # tiles coded at 7
     out["exact_top_tables_p16.codec"] = tables(base(P=16), base(P=16).parts[2].data, "probability bits")
-    out["exact_top_tables_reserved.codec"] = tables(base(), et_table_bytes(tabs, C, 12, reserved=1), "reserved")
+    # (2.7's reserved byte 3 = 1. In 2.8 that byte is the context shift S (REFINE.md §3), and 1 is valid: the tiles,
+    # coded for S = 0, are decoded with every context of a non-zero element 2 higher (E one less), and tile 0's rANS
+    # stream then ends in a state not 2^16 (§5): still Errc codec, no longer for the byte itself.)
+    out["exact_top_tables_reserved.codec"] = tables(base(), et_table_bytes(tabs, C, 12, reserved=1), "final state")
     # §4: Z (byte 2) in 0 .. mant - 2: mant - 1 (BF16 6, F32 22) is out, the tiles as they were (coded for Z = 0)
     out["exact_top_tables_trim_bf16_6.codec"] = tables(base(), et_table_bytes(tabs, C, 12, Z=6), "trim Z")
     tf = base("F32")
@@ -3497,17 +3527,705 @@ def exact_top_bad():
     exact_top(t, orig)
     assert t.et_mode == [1, 1] and 0 not in sum(t.et_ctx, []) and max(s for s, _, _ in t.et_split) < 104
     lie = et_table_bytes(t.et_tables, t.et_C, 12, Z=1)
-    C1, P1, Z1, tabs1 = et_parse_tables(lie, "BF16")
+    C1, P1, Z1, S1, tabs1 = et_parse_tables(lie, "BF16")
     assert Z1 == 1 and t.levels[1][0] == H(dtype_values(orig, "BF16"))
     got = []
     for i, p in enumerate(t.parts[3].tile_stored):
-        dd = et_decode_tile(p, t.et_y[i], cols, t.et_B, tabs1, P1, "BF16", Z1)
+        dd = et_decode_tile(p, t.et_y[i], cols, t.et_B, tabs1, P1, "BF16", Z1, S1)
         sgn = [x - (1 << W) if x >> (W - 1) else x for W, xs in ((15, dd), (16, t.et_d[i])) for x in xs]
         assert sgn[:len(dd)] == sgn[len(dd):]  # the same residuals (as integers), in 15 bits now
         got += [et_apply(y >> 1, x, 15) << 1 for y, x in zip(t.et_y[i], dd)]
     assert got != orig and H(dtype_values(got, "BF16")) != t.levels[1][0]
     t.parts[2].data, t.parts[2].items = lie, len(lie)
     out["level_xxh3_exact_top_trim_lie.checksum"] = one(t)
+    return out
+
+
+# Refinement levels of a qrow tensor (container 2.8, spec/REFINE.md), written from the spec: rf_value() is §2's
+# arithmetic (binary32 with numpy's float32, each step checked against exact rationals rounded once by f32_round),
+# rf_table_bytes() / rf_parse_tables() §3's tables, et_decode_tile(..., refine=True) the tiles (EXACT_TOP.md §5
+# with §3's symbols of contexts >= 1, W = 16, and REFINE.md §3's mode 0), rf_decode() a whole tensor at a level
+# (refinement levels, then an exact top layer), from its parts as this writer wrote them.
+
+REFINE_P = 12  # P as EXACT_TOP.md §6's writer chooses; any 8 .. 15 is valid
+REFINE_ALPHABET = 112  # REFINE.md §2: EXACT_TOP.md §3's alphabet of contexts >= 1 with W = 16, in every context
+
+
+def f32_round(x):
+    """The binary32 bits nearest the rational x, ties to even, subnormals included, +-Inf past the largest finite
+    value (IEEE 754 round-to-nearest-even). x = 0 gives +0 (the caller decides a zero's sign)."""
+    sign = 0x80000000 if x < 0 else 0
+    a = abs(Fraction(x))
+    if a == 0:
+        return 0
+    e = a.numerator.bit_length() - a.denominator.bit_length()  # 2^e <= a < 2^(e+1), after the fix below
+    while Fraction(2) ** e > a:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= a:
+        e += 1
+    lsb = max(e, -126) - 23  # the result's last place (subnormals: 2^-149)
+    q = a / Fraction(2) ** lsb
+    n = q.numerator // q.denominator
+    rem = q - n
+    n += 1 if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and n & 1) else 0
+    if n == 0:
+        return sign
+    if n == 1 << 24:  # a carry into the next binade
+        n, lsb = n >> 1, lsb + 1
+    if n < 1 << 23:  # subnormal (lsb = -149)
+        return sign | n
+    E = lsb + 23 + 127
+    return sign | (0x7F800000 if E >= 255 else (E << 23) | (n - (1 << 23)))
+
+
+def f32_frac(b):
+    """The exact value of finite binary32 bits b."""
+    v = float(np.array([b], dtype=np.uint32).view(np.float32)[0])
+    assert math.isfinite(v)
+    return Fraction(v)
+
+
+def f32_of(b):
+    return np.array([b], dtype=np.uint32).view(np.float32)[0]
+
+
+def rf_finite(y, dtype):
+    """y (bits of dtype) is finite: its exponent field is not all ones."""
+    ex = {"BF16": 0x7F80, "F16": 0x7C00, "F32": 0x7F800000}[dtype]
+    return y & ex != ex
+
+
+def rf_step(B, e, M):
+    """§2: s = step x binary32(1 / M), each operation one binary32 rounding (RNE)."""
+    inv = np.float32(1) / np.float32(M)
+    s = np.float32(step_of(B, e) * inv)
+    assert f32_bits(inv) == f32_round(Fraction(1, M))
+    assert f32_bits(s) == f32_round(f32_frac(f32_bits(step_of(B, e))) * f32_frac(f32_bits(inv)))
+    return s
+
+
+def rf_code(d, y, dtype):
+    """§2: r, the 16-bit pattern d as two's complement, negated when y's sign bit is set."""
+    r = d - (1 << 16) if d >> 15 else d
+    return -r if y >> (DTYPES[dtype][1] - 1) else r
+
+
+def rf_value(y, d, dtype, B, e, M, lenient=False):
+    """§2: (the element's bits at the level in dtype (QROW.md §3), v's binary32 bits) from its bits y below, its
+    code d and its row's step byte e; Invalid when y or v is not finite. v = f + binary32(r) x s, a multiplication
+    then an addition, each rounded to nearest even (numpy's float32; checked against exact rationals). lenient:
+    what a reader that skipped the rule would store instead of Invalid (bad vectors' level hashes)."""
+    if not rf_finite(y, dtype):
+        if not lenient:
+            raise Invalid("a value below that is not finite")
+        with np.errstate(invalid="ignore"):
+            v = np.float32(f32_of(widen(y, dtype)) + np.float32(np.float32(rf_code(d, y, dtype)) * rf_step(B, e, M)))
+        return convert(f32_bits(v), dtype), f32_bits(v)
+    fb = widen(y, dtype)
+    f, s, r = f32_of(fb), rf_step(B, e, M), rf_code(d, y, dtype)
+    with np.errstate(over="ignore"):
+        p = np.float32(np.float32(r) * s)
+        v = np.float32(f + p)
+    vb = f32_bits(v)
+    exact_p = Fraction(r) * f32_frac(f32_bits(s))
+    assert exact_p == 0 and f32_bits(p) & 0x7FFFFFFF == 0 or f32_bits(p) == f32_round(exact_p)
+    exact_v = f32_frac(fb) + f32_frac(f32_bits(p))
+    assert exact_v == 0 and vb & 0x7FFFFFFF == 0 or vb == f32_round(exact_v)
+    if exact_v == 0:  # IEEE 754 §6.3: an exact zero sum is +0 (RNE) unless both addends are -0
+        assert vb == (0x80000000 if fb == 0x80000000 and f32_bits(p) == 0x80000000 else 0)
+    if not rf_finite(vb, "F32") and not lenient:
+        raise Invalid("v not finite")
+    return convert(vb, dtype), vb
+
+
+def rf_table_bytes(tables, C, P, S, M, reserved=0, uvar=None):
+    """§3: u8 C, u8 P, u8 reserved (0), u8 S, u32 M, then per context n and n x (gap, f - 1) as uvar, as EXACT_TOP.md
+    §4 (written as given: bad vectors give wrong ones)."""
+    b = et_table_bytes(tables, C, P, reserved=S, uvar=uvar, Z=reserved)
+    return b[:4] + struct.pack("<I", M) + b[4:]
+
+
+def rf_parse_tables(b):
+    """§3, every rule: (C, P, S, M, [per context {sym: (f, cum)}, {} when unused])."""
+    if len(b) < 8:
+        raise Invalid("refinement tables shorter than their head")
+    C, P, reserved, S, M = struct.unpack_from("<BBBBI", b)
+    if not 1 <= C <= 32:
+        raise Invalid("context count C not in 1 .. 32")
+    if not 8 <= P <= 15:
+        raise Invalid("probability bits P not in 8 .. 15")
+    if reserved:
+        raise Invalid("refinement tables: reserved field not zero")
+    if S > 24:
+        raise Invalid("context shift S not in 0 .. 24")
+    if not 2 <= M <= 1 << 24:
+        raise Invalid("step divisor M not in 2 .. 2^24")
+    return C, P, S, M, et_parse_contexts(b, 8, C, P, lambda c: REFINE_ALPHABET)
+
+
+def rf_split(d):
+    """§2: the code d's (sym, r, raw): EXACT_TOP.md §3's split of contexts >= 1 on 16-bit patterns."""
+    return et_split(d, 1, "BF16")
+
+
+def rf_decode_tile(p, ys, cols, B, tables, P, S, dtype):
+    """The codes and the rows' step bytes of a refinement tile's payload p (§3; EXACT_TOP.md §5)."""
+    rows = len(ys) // cols
+    d = et_decode_tile(p, ys, cols, B, tables, P, dtype, S=S, refine=True)
+    return d, bytes(p[1:1 + rows] if p[0] == 0 else p[8:8 + rows])
+
+
+def refine(t, M, target, S=0, C=None, P=REFINE_P, at=None, tables_layout=TENSOR_WIDE, tables_codec=1, mode0=(),
+           count_mode0=True, keep_mode1=False, lenient=False):
+    """Gives the qrow tensor t (qrow(), perhaps refined already) a refinement level k = len(t.levels) (REFINE.md):
+    parts 2k (tables, role 4, U8: tables_layout TENSOR_WIDE or INLINE, tables_codec 0 or 1, zstd) and 2k + 1 (the
+    codes, role 4, per element, U16, codec 6), level k's XXH3-64 that of the tensor at level k, and that as what
+    unpack writes. target: a float per element (row-major) the codes approach as §5's writer does (r the nearest
+    code to (x - f) / s, stored negated when the value below is negative, clamped to the int16 range); at:
+    {element: the stored code as an int16} instead. C: the context count (default: the highest context used + 1,
+    at most 32; contexts above C - 1 share its table); mode0: tiles in mode 0 (others too where mode 1 is not
+    smaller, unless keep_mode1); count_mode0 False: the tables count only the other tiles' elements (mode 0
+    consults no table, EXACT_TOP.md §5). t.bits becomes level k's bits; t.level_bytes every level's bytes; t.rf[k - 1]
+    what the bad vectors and the checks below need. lenient: a value that is not finite (v, or y) is stored as a
+    reader that skipped §2's rule would (bad vectors)."""
+    dtype, isz = t.dtype, DTYPES[t.dtype][1] // 8
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
+    n = rows * cols
+    e, B = t.parts[0].data, struct.unpack("<h", t.params)[0]
+    k = len(t.levels)
+    if not hasattr(t, "level_bytes"):
+        t.level_bytes, t.rf = [t.recon], []
+    assert len(t.level_bytes) == k and len(t.parts) == 2 * k
+    y = [int(b) for b in t.bits]
+    codes = []
+    for i in range(n):
+        if at and i in at:
+            c = at[i]
+        else:
+            f, s = float(f32_of(widen(y[i], dtype))), float(rf_step(B, e[i // cols], M))
+            r = round((target[i] - f) / s) if s else 0
+            c = max(-32768, min(32767, -r if y[i] >> (8 * isz - 1) else r))
+        assert -32768 <= c <= 32767
+        codes.append(c & 0xFFFF)
+    new, v32 = zip(*[rf_value(y[i], codes[i], dtype, B, e[i // cols], M, lenient) for i in range(n)])
+    raw_ctx = [et_context(y[i], B + (e[i // cols] >> 4) - S, dtype) for i in range(n)]  # §2: E = B + (e >> 4) - S
+    C = min(32, max(raw_ctx) + 1) if C is None else C
+    ctx = [min(x, C - 1) for x in raw_ctx]
+    split = [rf_split(d) for d in codes]
+    assert all(et_join(sy, 1, raw, "BF16") == d for (sy, _, raw), d in zip(split, codes))
+    tiles = -(-rows // t.tile_rows)
+    span = [(i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols) for i in range(tiles)]
+    hist = [{} for _ in range(C)]
+    for i, (a, b) in enumerate(span):
+        if count_mode0 or i not in mode0:
+            for cc, (sy, _, _) in zip(ctx[a:b], split[a:b]):
+                hist[cc][sy] = hist[cc].get(sy, 0) + 1
+    tables = [et_normalise(h, P) if h else [] for h in hist]
+    tb = rf_table_bytes(tables, C, P, S, M)
+    parsed = et_cum(tables)
+    assert rf_parse_tables(tb) == (C, P, S, M, parsed)
+    payloads = []
+    for i, (a, b) in enumerate(span):
+        er = bytes(e[a // cols:b // cols])
+        raw = b"".join(d.to_bytes(2, "little") for d in codes[a:b])
+        m0 = b"\x00" + er + raw  # §3: u8 0, the rows' step bytes, the codes
+        if i in mode0:
+            p = m0
+        else:
+            p = et_encode_tile([(cc,) + sp for cc, sp in zip(ctx[a:b], split[a:b])], er, parsed, P)
+            if len(p) >= len(m0) and not keep_mode1:
+                p = m0
+        assert len(p) <= bound(len(raw))
+        assert rf_decode_tile(p, y[a:b], cols, B, parsed, P, S, dtype) == (codes[a:b], er)
+        payloads.append(p)
+    res = Part(RESIDUAL, PER_ELEMENT, "U16", b"".join(d.to_bytes(2, "little") for d in codes), codec=EXACT_CODEC,
+               level=k)
+    res.tile_stored = payloads
+    t.parts += [Part(RESIDUAL, tables_layout, "U8", tb, codec=tables_codec, level=k), res]
+    t.part_count = len(t.parts)
+    t.rf.append(dict(M=M, S=S, C=C, P=P, codes=codes, ctx=raw_ctx, split=split, y=y, v32=list(v32),
+                     mode=[p[0] for p in payloads], tables=tables, parsed=parsed, span=span))
+    t.bits = np.array(new, dtype=np.uint32 if isz == 4 else np.uint16)
+    t.recon = dtype_values(new, dtype)
+    t.level_bytes.append(t.recon)
+    # informative error figures against the target (the finite values; an F16 Inf counts as 3e38)
+    got = [et_value(b, dtype) for b in new]
+    err = [abs(w - g) if math.isfinite(g) else 3e38 for w, g in zip(target, got)]
+    s2 = sum(w * w for w in target)
+    rel = math.sqrt(sum(min(x, 1e30) ** 2 for x in err) / s2) if s2 else 0.0
+    t.levels = t.levels + [(H(t.recon), min(rel, 3e38), min(max(err), 3e38))]
+    return t
+
+
+def rf_decode(t, K):
+    """The bytes of tensor t (a Lossy qrow) at level K, decoded from its parts as a reader would (REFINE.md §4):
+    level 0 (QROW.md, from t.level_bytes[0], which qrow() computed), then each level's tables parsed and each
+    tile's payload decoded and applied; the exact top layer by EXACT_TOP.md §2. Invalid on a broken rule."""
+    dtype, isz = t.dtype, DTYPES[t.dtype][1] // 8
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
+    e, B = t.parts[0].data, struct.unpack("<h", t.params)[0]
+    y = [int.from_bytes(t.level_bytes[0][i * isz:(i + 1) * isz], "little") for i in range(rows * cols)]
+    tiles = -(-rows // t.tile_rows)
+    for k in range(1, K + 1):
+        tp, cp = t.parts[2 * k], t.parts[2 * k + 1]
+        if tp.role == EXACT_TOP:
+            C, P, Z, S, tabs = et_parse_tables(tp.data, dtype)
+            W = et_width(dtype, Z)
+            for i in range(tiles):
+                a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
+                d = et_decode_tile(cp.tile_stored[i], y[a:b], cols, B, tabs, P, dtype, Z, S)
+                y[a:b] = [et_apply(yy >> Z, dd, W) << Z for yy, dd in zip(y[a:b], d)]
+            continue
+        assert tp.role == RESIDUAL
+        C, P, S, M, tabs = rf_parse_tables(tp.data)
+        for i in range(tiles):
+            a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
+            d, er = rf_decode_tile(cp.tile_stored[i], y[a:b], cols, B, tabs, P, S, dtype)
+            y[a:b] = [rf_value(yy, dd, dtype, B, er[j // cols], M)[0] for j, (yy, dd) in enumerate(zip(y[a:b], d))]
+    return dtype_values(y, dtype)
+
+
+def rf_must_fail(t, why, K=None):
+    """Tensor t must be refused at level K (default: its top) for the reason why."""
+    try:
+        rf_decode(t, len(t.levels) - 1 if K is None else K)
+    except Invalid as x:
+        assert why in str(x), (why, str(x))
+        return
+    raise AssertionError("accepted: " + why)
+
+
+def level_out(t, K):
+    """What unpack --level K writes of tensor t: its bytes at level min(K, its top) (FORMAT.md §4.3)."""
+    lb = getattr(t, "level_bytes", None) or ([t.level0, t.recon] if hasattr(t, "level0") else [t.out()])
+    return lb[min(K, len(lb) - 1)]
+
+
+def put_levels(d, name, files):
+    """NAME.wcz's NAME.expected (the top level) and NAME.levelK.expected for every level K below the top of its one
+    file; each tensor's bytes at every level checked against rf_decode and its level's XXH3-64."""
+    (_, _, fb, plen, ts), = files
+    top = max(len(t.levels) - 1 for t in ts if isinstance(t, Lossy))
+    for t in ts:
+        if isinstance(t, Lossy):
+            for K in range(len(t.levels)):
+                assert H(level_out(t, K)) == t.levels[K][0]
+                if hasattr(t, "level_bytes"):
+                    assert rf_decode(t, K) == t.level_bytes[K]
+    put(d, name + ".expected", fb)
+    for K in range(top):
+        lv = fb[:plen] + b"".join(level_out(t, K) if isinstance(t, Lossy) else t.out() for t in ts)
+        assert len(lv) == len(fb) and (K == top or lv != fb)
+        put(d, "%s.level%d.expected" % (name, K), lv)
+
+
+def rf_weights(rng, B, e, cols, spread, zero=8):
+    """Invented weights of a qrow tensor of rows with step bytes e: each a random sign times its row's step times a
+    magnitude log-uniform in 1 .. spread (1 in `zero` below 0.4 of a step: a code of 0), jittered."""
+    out = []
+    for r, er in enumerate(e):
+        st = float(step_of(B, er))
+        for _ in range(cols):
+            if rng(16) % zero == 0:
+                m = (rng(20) / 2 ** 20 - 0.5) * 0.8
+            else:
+                m = 2.0 ** (rng(24) / 2 ** 24 * math.log2(spread)) * (1 + (rng(20) / 2 ** 20 - 0.5) * 0.3)
+                m = -m if rng(1) else m
+            out.append(m * st)
+    return out
+
+
+def rf_q(x, B, e, cols, top):
+    """Level 0's codes: the nearest to each x / step, clamped to +-top."""
+    return [max(-top, min(top, round(v / float(step_of(B, e[i // cols]))))) for i, v in enumerate(x)]
+
+
+def rf_stats(ts):
+    """Of the refinement levels of tensors ts: the elements (tensor, level, element) whose stored bits a decoder
+    would get wrong with a fused multiply-add (f + r x s rounded once), and those it would get wrong with s = step / M
+    rounded once (no binary32(1 / M) first); the M and S values; the v that are binary32 subnormals."""
+    fma, inv, Ms, Ss, sub = [], [], set(), set(), 0
+    for t in ts:
+        cols, B, e = math.prod(t.shape[1:]), struct.unpack("<h", t.params)[0], t.parts[0].data
+        for k, lv in enumerate(t.rf):
+            Ms.add(lv["M"])
+            Ss.add(lv["S"])
+            for i, (y, d, vb) in enumerate(zip(lv["y"], lv["codes"], lv["v32"])):
+                st = f32_frac(f32_bits(step_of(B, e[i // cols])))
+                s = f32_frac(f32_bits(rf_step(B, e[i // cols], lv["M"])))
+                s1 = f32_frac(f32_round(st / lv["M"]))
+                f, r = f32_frac(widen(y, t.dtype)), rf_code(d, y, t.dtype)
+                stored = convert(vb, t.dtype)
+                fused = f32_round(f + r * s)
+                if fused & 0x7FFFFFFF and convert(fused, t.dtype) != stored:
+                    fma.append((t.name, k + 1, i))
+                once = f32_round(f + f32_frac(f32_round(r * s1)) if r * s1 else f)
+                if once & 0x7FFFFFFF and convert(once, t.dtype) != stored:
+                    inv.append((t.name, k + 1, i))
+                sub += vb & 0x7F800000 == 0 and vb & 0x7FFFFF != 0
+    return fma, inv, Ms, Ss, sub
+
+
+def refine_vectors(d):
+    """lossy_refine (2.8, REFINE.md): an exact F32 norm; a: BF16 [8, 4, 6] with 2 refinement levels, 3 tiles of 3,
+    3 and 2 rows, U8 codes; level 1 M = 3, S = 0, its tables a tensor-wide zstd chunk (the writer's layout), tile 1
+    in mode 0 (u8 0, the rows' step bytes, the codes) and not counted in the tables (a code there no table has);
+    level 2 M = 7 (binary32(1/7) rounds: s is not step / 7 rounded once), S = 1, C = 6 (higher contexts clamped
+    to 5), P = 11, tables a tensor-wide zstd chunk; codes 32767, -32768 and -32767 in mode-1 tiles of both
+    levels, values near zero of both signs (level-0 codes 0 and +-1, level codes that cross zero, so that the
+    sign folding of §2 meets negative values below); b: F16 [4, 16], 1 level, M = 2, S = 24 (every context
+    clamped to C - 1 = 2 but those of +-0), tables inline (codec 0), results past 65504 stored as +-Inf (QROW.md
+    §3; v itself is finite); k: BF16 [2, 8] with B = -126 (tiny steps), 1 level of M = 5 whose s is a binary32
+    subnormal, results that are binary32 subnormals (stored as BF16 subnormals), tables inline zstd (2.3); c: F32
+    [3, 8], 1 level (M = 7, S = 2, codes up to +-30000) where a decoder that fused f + r x s into one rounding, or
+    rounded step / M once instead of step x binary32(1/M), would store other bits (rf_stats); a plain qrow tensor
+    (its top is level 0). Unpacked: each tensor at its top level (.expected); lossy_refine.level0 and
+    .level1.expected: at levels 0 and 1 (a tensor of fewer levels at its own top).
+
+    lossy_refine_exact: refinement levels under an exact top layer (level R + 1, EXACT_TOP.md, its tables' S).
+    f: F32 [6, 8], B = -126, 2 tiles; level 1 M = 2^24 (row 0's s = 2^-150 rounds to 0, row 1's to 2^-149:
+    subnormal results), S = 0, tables tensor-wide zstd; level 2 M = 3, S = 24, C = 8, tables inline raw; exact top
+    S = 1, tables tensor-wide zstd. g: F16 [4, 12], B = -30, 2 tiles, level 1 M = 2 (tables tensor-wide raw), level
+    2 M = 7, S = 1 (tables inline zstd), exact top S = 2: F16 -0 at levels 0 and 1 (tiny negative values), so that
+    level 1 and 2 meet y = -0 (sign bit set: the code negated; f = -0 plus a code of 0 is +0), F16 subnormals.
+    h: F16 [2, 8], 1 level (M = 2) whose results overflow F16 to +-Inf, an exact top (S = 1) restoring 65504,
+    NaNs and finite values there. The originals hold +-0, subnormals, +-Inf and NaNs with payloads: .expected are
+    the original bytes; .level0, .level1 and .level2.expected the levels below."""
+    rng = Rng(0x2EF1E)
+    norm = Exact("norm.weight", "F32", [6], np.array([1, -0.25, 2.5, 0, -0.0, 7e-3], dtype="<f4").tobytes())
+    # a: BF16, rows of E = -20 .. -5.
+    ea, ca, Ba = [0x05, 0x17, 0x2A, 0x3F, 0x00, 0x4C, 0x63, 0xF9], 24, -20
+    xa = rf_weights(rng, Ba, ea, ca, 60)
+    # near zero: level-0 codes +1, -1 and 0 at elements 2 .. 7 (row 0), 30 .. 33 (row 1), 150 .. 153 (row 6)
+    near = {2: 1, 3: -1, 4: 0, 5: 1, 6: -1, 7: 0, 30: 1, 31: -1, 32: 0, 33: 0, 150: 1, 151: -1, 152: 0, 153: -1}
+    for i, q in near.items():
+        xa[i] = (q + 0.3 * (1 if i % 2 else -1)) * float(step_of(Ba, ea[i // ca]))
+    qa = rf_q(xa, Ba, ea, ca, 127)
+    assert all(qa[i] == q for i, q in near.items())
+    a = qrow("a.weight", "BF16", [8, 4, 6], Ba, ea, qa, 3)
+    # level 1 (M = 3): codes that cross zero (a y of +step with -4: -step / 3; -step with -4, stored: +step / 3,
+    # r = +4; +0 with -2 and +2), the int16 extremes in tiles 0 and 2 (mode 1) and 1 (mode 0; 20000 only there)
+    at1 = {2: -4, 3: -4, 4: -2, 5: -2, 6: 2, 7: 2, 150: -5, 151: -5, 152: 1, 153: 4,
+           10: 32767, 11: -32768, 12: -32767, 40: 20000, 41: -32768, 170: 32767, 171: -32768, 172: -32767}
+    a.level1_at = at1
+    refine(a, 3, xa, at=at1, mode0=(1,), count_mode0=False)
+    # level 2 (M = 7, S = 1, C = 6, P = 11): codes crossing zero again on the values level 1 made negative
+    at2 = {2: 5, 3: -5, 4: 3, 5: -1, 150: 6, 151: -6, 13: 32767, 14: -32768, 15: -32767, 160: -32768}
+    refine(a, 7, xa, S=1, C=6, P=11, at=at2)
+    # b: F16, B = -5: row 0 (E = -5) near zero, row 3 (E = 10, step 1024) near 65504.
+    eb, cb, Bb = [0x00, 0x31, 0x97, 0xF0], 16, -5
+    xb = rf_weights(rng, Bb, eb, cb, 40)
+    qb = rf_q(xb, Bb, eb, cb, 127)
+    qb = et_codes_at(qb, {48: 63, 49: -63, 50: 63, 51: 62, 52: -62, 53: 63, 54: 60, 55: -60, 0: 1, 1: -1, 2: 0})
+    b = qrow("b.weight", "F16", [4, 16], Bb, eb, qb, 2, code_item="U16")
+    # 64512 + 2 x 512 = 65536: +Inf; -64512 - 2 x 512 (a code of 2 on a negative value): -Inf; 63488 + 3 x 512 =
+    # 65024: finite; 64512 - 32768 x 512: -Inf; 61440 + 32767 x 512: +Inf; -61440 + 32767 x 512 (r = -32767): -Inf
+    atb = {48: 2, 49: 2, 50: 1, 51: 3, 52: -3, 53: -32768, 54: 32767, 55: 32767, 0: -3, 1: -3, 2: -1}
+    refine(b, 2, xb, S=24, C=3, at=atb, tables_layout=INLINE, tables_codec=0)
+    # k: BF16, B = -126: step 2^-126 and 1.1875 x 2^-126; s = step x binary32(1/5), a binary32 subnormal.
+    ek, ck, Bk = [0x00, 0x03], 8, -126
+    qk = [0, 1, -1, 2, 0, 3, -2, 0, 1, 0, -1, 0, 2, -3, 0, 1]
+    xk = [(q + 0.2 * ((i % 5) - 2)) * float(step_of(Bk, ek[i // ck])) for i, q in enumerate(qk)]
+    kt = qrow("k.weight", "BF16", [2, 8], Bk, ek, qk, 2)
+    refine(kt, 5, xk, at={0: 3, 4: -7, 7: 1, 9: 32767, 11: -32768, 14: -2}, tables_layout=INLINE, tables_codec=1)
+    # c: F32 (its stored bits are v's): 1 level, M = 7, S = 2, codes up to +-30000, rows whose step has mantissa
+    # bits, so that a decoder fusing f + r x s, or dividing step / M once, stores other bits (rf_stats below).
+    ec, cc, Bc = [0x13, 0x27, 0x3B], 8, -10
+    xc = rf_weights(rng, Bc, ec, cc, 1000)
+    c = qrow("c.weight", "F32", [3, cc], Bc, ec, rf_q(xc, Bc, ec, cc, 32767), 2, code_item="U16")
+    refine(c, 7, xc, S=2, at={i: (i * 7919) % 60001 - 30000 for i in range(0, 3 * cc, 2)})
+    plain = qrow("plain.weight", "BF16", [2, 8], -12, [0x31, 0x07], [((i * 29) % 61) - 30 for i in range(16)], 2)
+    ts = [norm, a, b, kt, c, plain]
+    # what the vector holds, as the docstring says
+    assert a.rf[0]["mode"] == [1, 0, 1] and 1 in a.rf[1]["mode"] and b.rf[0]["mode"] and kt.rf[0]["mode"]
+    span1 = a.rf[0]["span"][1]
+    assert any(not a.rf[0]["parsed"][min(c, a.rf[0]["C"] - 1)] or s not in a.rf[0]["parsed"][min(c, a.rf[0]["C"] - 1)]
+               for c, (s, _, _) in zip(a.rf[0]["ctx"][span1[0]:span1[1]], a.rf[0]["split"][span1[0]:span1[1]]))
+    for lv in a.rf:  # the int16 extremes in mode-1 tiles
+        m1 = [dd for ti, (s0, s1) in enumerate(lv["span"]) if lv["mode"][ti] == 1 for dd in lv["codes"][s0:s1]]
+        assert {0x7FFF, 0x8000, 0x8001} <= set(m1)
+    assert max(a.rf[1]["ctx"]) > a.rf[1]["C"] - 1 == 5 and set(b.rf[0]["ctx"]) == {0, 32} and b.rf[0]["C"] == 3
+    # sign folding: negative values below with non-zero codes, and values whose sign a level changed
+    for lv in a.rf:
+        assert any(y >> 15 and dd for y, dd in zip(lv["y"], lv["codes"]))
+    lv0 = [int(x) for x in np.frombuffer(a.level_bytes[0], dtype="<u2")]
+    lv1 = [int(x) for x in np.frombuffer(a.level_bytes[1], dtype="<u2")]
+    lv2 = [int(x) for x in np.frombuffer(a.level_bytes[2], dtype="<u2")]
+    assert lv0[2] >> 15 == 0 and lv1[2] >> 15 == 1 and lv0[3] >> 15 == 1 and lv1[3] >> 15 == 0
+    assert any(x >> 15 != y >> 15 and x & 0x7FFF and y & 0x7FFF for x, y in zip(lv1, lv2))
+    bt = [int(x) for x in b.bits]
+    assert {0x7C00, 0xFC00} <= set(bt) and all(rf_finite(v, "F32") for v in b.rf[0]["v32"])
+    assert any(v & 0x7F800000 == 0 and v & 0x7FFFFF for v in kt.rf[0]["v32"])
+    assert any(x & 0x7F80 == 0 and x & 0x7F for x in (int(v) for v in kt.bits))  # BF16 subnormals stored
+    assert f32_bits(rf_step(Bk, 0x00, 5)) & 0x7F800000 == 0
+    fma, inv, Ms, Ss, _ = rf_stats([a, b, kt, c])
+    assert fma and inv and Ms == {3, 7, 2, 5} and Ss == {0, 1, 2, 24}, (fma, inv, Ms, Ss)
+    fb, plen = st_file(ts)
+    files = [(0, "model.safetensors", fb, plen, ts)]
+    wcz = container2(files, minor=8)
+    head = struct.unpack("<IIIBB", zread_manifest(wcz)[:14])
+    # level 0: norm, a's 3 tiles x 2, b's 2 x 2, k's 1 x 2, c's 2 x 2, plain 1 x 2; level 1: a's tables and 3 tiles,
+    # b's 2 tiles (tables inline), k's 1, c's tables and 2 tiles; level 2: a's tables and 3 tiles
+    assert head == (1, 6, 1 + 6 + 4 + 2 + 4 + 2 + 4 + 2 + 1 + 3 + 4, 3, 0), head
+    put(d, "lossy_refine.wcz", wcz)
+    put_levels(d, "lossy_refine", files)
+
+    # lossy_refine_exact
+    rng = Rng(0x2EF1E7)
+    norm = Exact("norm.weight", "F32", [4], np.array([0.5, -2, 0, 1e-3], dtype="<f4").tobytes())
+    # f: F32, B = -126, rows of E = -126 (s = 0 at level 1), -126 (1.0625: s = 2^-149), -125, -124, -119, -111.
+    ef, cf, Bf = [0x00, 0x01, 0x10, 0x25, 0x7A, 0xF3], 8, -126
+    xf = rf_weights(rng, Bf, ef, cf, 300)
+    xf[0] = xf[9] = 0.0
+    qf = rf_q(xf, Bf, ef, cf, 32767)
+    qf = et_codes_at(qf, {1: 0, 2: 1, 8: 0, 10: -1, 11: 0})
+    f = qrow("f.weight", "F32", [6, 8], Bf, ef, qf, 3, code_item="U16")
+    refine(f, 1 << 24, xf, at={0: 5, 1: -7, 2: -3, 8: 1, 9: -1, 10: 4, 11: -32768, 12: 32767}, tables_codec=1)
+    refine(f, 3, xf, S=24, C=8, at={1: 2, 8: -2, 11: 5, 20: -32768}, tables_layout=INLINE, tables_codec=0)
+    spec_f = {3: 0x00000000, 4: 0x80000000, 5: 0x00000001, 6: 0x807FFFFF, 13: 0x7F800000, 14: 0xFF800000,
+              21: 0x7FC00001, 22: 0xFFBADBAD, 23: 0x7F800001, 30: 0x7F7FFFFF, 31: 0x00800000, 40: 0x80000001}
+    of = et_bits("F32", xf)
+    for i, v in spec_f.items():
+        of[i] = v
+    exact_top(f, of, S=1, tables_codec=1)
+    f.parts[-2].layout = TENSOR_WIDE
+    # g: F16, B = -30, rows of E = -30, -28, -24, -15: values below 2^-25 store as +-0, then F16 subnormals.
+    eg, cg, Bg = [0x00, 0x2C, 0x61, 0xF8], 12, -30
+    xg = rf_weights(rng, Bg, eg, cg, 100)
+    qg = rf_q(xg, Bg, eg, cg, 127)
+    qg = et_codes_at(qg, {0: -3, 1: 3, 2: -40, 3: 48, 4: 32, 5: 0, 6: -1, 12: -2, 13: 5})
+    g = qrow("g.weight", "F16", [4, 12], Bg, eg, qg, 2)
+    # level 1 (M = 2, s = 2^-31): -0 (y) + 0 = +0; -0 with code 3 (stored): r = -3, a tiny negative: -0 again;
+    # +0 with -3: -0; 2^-25 x 48 ... (a subnormal) moved by codes
+    refine(g, 2, xg, at={0: 0, 1: -3, 2: 3, 3: -20, 5: -5, 6: 0, 12: 40, 13: 7}, tables_codec=0)
+    refine(g, 7, xg, S=1, at={0: 2, 1: 2, 2: -2, 5: 0, 6: 100}, tables_layout=INLINE, tables_codec=1)
+    spec_g = {7: 0x0000, 8: 0x8000, 9: 0x0001, 10: 0x83FF, 20: 0x7C00, 21: 0xFC00, 30: 0x7E01, 31: 0xFD55,
+              40: 0x7BFF, 41: 0xFBFF}
+    og = et_bits("F16", xg)
+    for i, v in spec_g.items():
+        og[i] = v
+    exact_top(g, og, S=2)
+    # h: F16, B = 0, rows of E = 9 (step 512) and 10 (1024); level 1 (M = 2) past 65504: +-Inf.
+    eh, ch = [0x90, 0xA0], 8
+    qh = [127, -127, 120, 3, 0, -5, 100, 126, 63, -63, 62, -62, 1, 0, 60, -1]
+    xh = [q * float(step_of(0, eh[i // ch])) + 100.0 for i, q in enumerate(qh)]
+    h = qrow("h.weight", "F16", [2, 8], 0, eh, qh, 2, code_item="U16")
+    refine(h, 2, xh, at={0: 2, 1: 2, 2: 15, 7: 1, 8: 2, 9: 2, 10: 3, 11: 3, 14: 32767, 15: -32768},
+           tables_layout=INLINE, tables_codec=0)
+    hb = [int(x) for x in h.bits]
+    oh = et_bits("F16", xh)
+    for i, v in {0: 0x7BFF, 1: 0xFC00, 8: 0x7E00, 9: 0xFBFF, 2: 0x7C00, 13: 0x8000, 14: 0x7C01}.items():
+        oh[i] = v
+    exact_top(h, oh, S=1, keep_mode1=True)  # 16 elements: mode 1 is larger than mode 0, but valid
+    ets = [norm, f, g, h]
+    # what the vector holds, as the docstring says
+    assert len(f.levels) == len(g.levels) == 4 and len(h.levels) == 3 and f.et_S == 1 and g.et_S == 2
+    assert f.parts[-1].level == 3 and h.parts[-1].level == 2 and f.rf[1]["S"] == 24 and g.rf[1]["S"] == 1
+    assert f32_bits(rf_step(Bf, 0x00, 1 << 24)) == 0 and f32_bits(rf_step(Bf, 0x01, 1 << 24)) == 1
+    assert any(v & 0x7F800000 == 0 and v & 0x7FFFFF for v in f.rf[0]["v32"])  # binary32 subnormal results
+    assert g.rf[0]["y"][0] == 0x8000 and g.rf[1]["y"][0] == 0x0000  # -0, code 0: +0
+    assert 0x8000 in g.rf[1]["y"] and any(y == 0x8000 and dd for y, dd in zip(g.rf[1]["y"], g.rf[1]["codes"]))
+    assert any(y & 0x7C00 == 0 and y & 0x3FF for y in g.rf[1]["y"])  # F16 subnormals below level 2
+    assert {0x7C00, 0xFC00} <= set(hb) and all(rf_finite(v, "F32") for v in h.rf[0]["v32"])
+    fma, inv, Ms, Ss, sub = rf_stats([f, g, h])
+    assert inv and Ms == {1 << 24, 3, 2, 7} and Ss == {0, 1, 24} and sub, (fma, inv, Ms, Ss)  # (fma: lossy_refine)
+    for t in (f, g, h):
+        assert t.recon != t.level0 and 1 in t.et_mode, (t.name, t.et_mode, [lv["mode"] for lv in t.rf])
+    fb, plen = st_file(ets)
+    files = [(0, "model.safetensors", fb, plen, ets)]
+    wcz = container2(files, minor=8)
+    head = struct.unpack("<IIIBB", zread_manifest(wcz)[:14])
+    # level 0: norm, f 2 x 2, g 2 x 2, h 1 x 2; level 1: f tables + 2, g tables + 2, h 1; level 2: f 2, g 2, h's exact
+    # top (tables inline) 1; level 3: f's exact tables + 2, g 2
+    assert head == (1, 4, 1 + 4 + 4 + 2 + 3 + 3 + 1 + 2 + 2 + 1 + 3 + 2, 4, 0), head
+    put(d, "lossy_refine_exact.wcz", wcz)
+    put_levels(d, "lossy_refine_exact", files)
+    put_bad(d, refine_bad())
+
+
+def refine_bad():
+    """2.8 files every reader must reject, checksum-valid everywhere, each lying in one thing about the refinement
+    levels of a qrow tensor (the manifest's last tensor, after an exact F32 one). *.corrupt: REFINE.md §1's record
+    rules (and FORMAT.md §4.2's part count), seen when the manifest is decoded. *.codec: §3's tables (checked
+    whenever a tile of the level is decoded, EXACT_TOP.md §4) and the tiles (§2: v and y finite; §3's mode 0;
+    EXACT_TOP.md §5). Level hashes are the honest ones; where a rule leaves no honest value (v or y not finite),
+    the hash of what a reader that skipped the rule would write (the value stored as QROW.md §3 stores it), so that
+    only the rule refuses the file. Each table and payload here fails rf_decode on its rule."""
+    rows, cols = 4, 32
+
+    def base(levels=1, dtype="BF16", **kw):
+        """An exact F32 tensor, then a BF16 qrow tensor of 2 tiles (U8 codes, raw) with `levels` refinement levels
+        (M = 3, 9, ...; S = floor(log2) of the M below; tables inline, codec 0), every tile in mode 1."""
+        rng = Rng(0xBAD8)
+        e = [(0x13 * r) & 0xFF for r in range(rows)]
+        x = rf_weights(rng, -20, e, cols, 100)
+        t = qrow("w.weight", dtype, [rows, cols], -20, e, rf_q(x, -20, e, cols, 127), 2)
+        for k in range(levels):
+            refine(t, 3 ** (k + 1), x, S=[0, 1, 3, 4][k], tables_layout=INLINE, tables_codec=0, keep_mode1=True, **kw)
+            assert t.rf[-1]["mode"] == [1, 1]
+        t.x = x
+        return t
+
+    def one(t):
+        return one_file([norm_exact(), t], minor=8)
+
+    def tables(t, data, why, k=1):
+        """t with level k's tables replaced by data (the tiles as they were), refused for the reason why."""
+        t.parts[2 * k].data, t.parts[2 * k].items = data, len(data)
+        rf_must_fail(t, why)
+        return one(t)
+
+    def tile(t, p, why, k=1, i=0):
+        """t with level k's tile i's payload replaced by p, refused for the reason why."""
+        t.parts[2 * k + 1].tile_stored[i] = p
+        rf_must_fail(t, why)
+        return one(t)
+
+    t0 = base()
+    lv = t0.rf[0]
+    C, P, tabs = lv["C"], lv["P"], lv["tables"]
+    e0 = bytes(t0.parts[0].data[:2])
+    codes0 = lv["codes"][:2 * cols]
+    assert tabs[0] and max(lv["ctx"]) > 1
+    out = {}
+
+    # §3 (codec): the head's fields and the context lists
+    out["refine_tables_m1.codec"] = tables(base(), rf_table_bytes(tabs, C, P, 0, 1), "step divisor M")
+    out["refine_tables_m0.codec"] = tables(base(), rf_table_bytes(tabs, C, P, 0, 0), "step divisor M")
+    out["refine_tables_m_2p24_plus_1.codec"] = tables(base(), rf_table_bytes(tabs, C, P, 0, (1 << 24) + 1),
+                                                      "step divisor M")
+    out["refine_tables_s25.codec"] = tables(base(), rf_table_bytes(tabs, C, P, 25, 3), "context shift S")
+    out["refine_tables_reserved.codec"] = tables(base(), rf_table_bytes(tabs, C, P, 0, 3, reserved=1), "reserved")
+    out["refine_tables_p16.codec"] = tables(base(), rf_table_bytes(tabs, C, 16, 0, 3), "probability bits")
+    out["refine_tables_c33.codec"] = tables(base(), rf_table_bytes(tabs + [[]] * (33 - C), 33, P, 0, 3),
+                                            "context count")
+    out["refine_tables_head_short.codec"] = tables(base(), rf_table_bytes(tabs, C, P, 0, 3)[:7], "shorter than")
+    # the tables of 2.7's exact top layer (a 4-byte head, no M): the lists read from byte 8 then fail
+    out["refine_tables_exact_head.codec"] = tables(base(), et_table_bytes(tabs, C, P), "")
+    # the last uvar (the last symbol's f - 1) written in 2 bytes (valid) and its second byte cut: it ends unfinished
+    n_uv = sum(1 + 2 * len(x) for x in tabs)
+    count = [0]
+
+    def last2(v):
+        count[0] += 1
+        return leb128(v, nbytes=2) if count[0] == n_uv else leb128(v)
+    cut = rf_table_bytes(tabs, C, P, 0, 3, uvar=last2)
+    assert count[0] == n_uv and cut[-2] & 0x80
+    out["refine_tables_uvar_truncated.codec"] = tables(base(), cut[:-1], "uvar past the end")
+    # context 0's alphabet is 112 too (REFINE.md §2; the exact top layer's context 0 has 2048 symbols in BF16)
+    past = [list(x) for x in tabs]
+    past[0][-1] = (112, past[0][-1][1])
+    out["refine_tables_symbol_112_ctx0.codec"] = tables(base(), rf_table_bytes(past, C, P, 0, 3), "beyond the alphabet")
+    unused = [list(x) for x in tabs]
+    unused[min(lv["ctx"][0], C - 1)] = []  # the context of tile 0's first element
+    out["refine_tile_unused_context.codec"] = tables(base(), rf_table_bytes(unused, C, P, 0, 3), "unused context")
+
+    # §3 (codec): the tables are checked whenever a tile of the level is decoded, whatever its mode: both tiles in
+    # mode 0 (which consults no context list), one list's frequencies summing to 2^P + 1 (M and the head valid)
+    t = base()
+    for i in range(2):
+        t.parts[3].tile_stored[i] = b"\x00" + bytes(t.parts[0].data[2 * i:2 * i + 2]) + b"".join(
+            x.to_bytes(2, "little") for x in lv["codes"][i * 2 * cols:(i + 1) * 2 * cols])
+    assert rf_decode(t, 1) == t.level_bytes[1]
+    bump = [list(x) for x in tabs]
+    c1 = next(c for c in range(C) if bump[c])
+    bump[c1][0] = (bump[c1][0][0], bump[c1][0][1] + 1)
+    out["refine_tables_sum_mode0_tiles.codec"] = tables(t, rf_table_bytes(bump, C, P, 0, 3), "sum to 2^P")
+
+    # §3 (codec): mode 0 is u8 0, the rows' step bytes, the codes: exactly 1 + rows + 2 x elements bytes
+    m0 = b"\x00" + e0 + b"".join(x.to_bytes(2, "little") for x in codes0)
+    out["refine_tile_mode0_short.codec"] = tile(base(), m0[:-1], "refinement mode 0")
+    out["refine_tile_mode0_long.codec"] = tile(base(), m0 + b"\x00", "refinement mode 0")
+    out["refine_tile_mode0_no_steps.codec"] = tile(base(), b"\x00" + m0[1 + len(e0):], "refinement mode 0")
+    out["refine_tile_mode2.codec"] = tile(base(), b"\x02" + base().parts[3].tile_stored[0][1:], "mode not 0 or 1")
+
+    # §2 (codec): v not finite. F32 [1, 4], B = 96, E = 111 (step 1.9375 x 2^111), codes 32767: three levels of M = 2
+    # each add 32767 x 1.9375 x 2^110; levels 1 and 2 stay finite (level 2 just below 2^128), level 3 overflows.
+    t = qrow("w.weight", "F32", [1, 4], 96, [0xFF], [32767, -32768, 5, 0], 1, code_item="U16")
+    x = [3e38, -3e38, 0.0, 0.0]
+    for k in range(3):
+        refine(t, 2, x, S=1 if k else 0, at={0: 32767, 1: 32767 if k < 2 else 0}, tables_layout=INLINE,
+               tables_codec=0, lenient=k == 2)
+    assert rf_finite(t.rf[1]["v32"][0], "F32") and t.rf[1]["v32"][0] >> 23 == 254  # level 2: in [2^127, 2^128)
+    assert not rf_finite(t.rf[2]["v32"][0], "F32") and all(rf_finite(v, "F32") for v in t.rf[2]["v32"][1:])
+    rf_must_fail(t, "v not finite")
+    out["refine_tile_v_overflow.codec"] = one(t)
+    # §2 (codec): y not finite. F16 whose level 1 stores 64512 + 2 x 512 = 65536 as +Inf (valid: the top of a
+    # 1-level tensor) and whose level 2 then meets that y.
+    t = qrow("w.weight", "F16", [2, 4], -5, [0xF0, 0x00], [63, -63, 1, 0, 2, -2, 0, 1], 2)
+    x = [64512.0, -64512.0, 1024.0, 0.0, 0.0625, -0.0625, 0.0, 0.03125]
+    refine(t, 2, x, at={0: 2}, tables_layout=INLINE, tables_codec=0)
+    assert t.bits[0] == 0x7C00 and len(t.levels) == 2
+    refine(t, 3, x, S=1, at={0: 0}, tables_layout=INLINE, tables_codec=0, lenient=True)
+    rf_decode(t, 1)
+    rf_must_fail(t, "a value below that is not finite")
+    out["refine_tile_y_inf.codec"] = one(t)
+
+    # EXACT_TOP.md §4 as 2.8 has it: the exact top layer's S (its tables' fourth byte) is 0 .. 24
+    t = base()
+    exact_top(t, et_bits("BF16", t.x), S=2)
+    tb = bytearray(t.parts[4].data)
+    tb[3] = 25
+    t.parts[4].data = bytes(tb)
+    rf_must_fail(t, "context shift S")
+    out["exact_top_tables_s25.codec"] = one(t)
+
+    # §1 (corrupt): the record's parts
+    t = base(2)
+    t.parts[4].level = 1  # level 2's tables at level 1 (levels non-decreasing, every level has a part)
+    out["refine_tables_wrong_level.corrupt"] = one(t)
+    t = base(2)
+    t.parts[3].level = 2  # level 1's codes at level 2
+    out["refine_codes_wrong_level.corrupt"] = one(t)
+    t = base()
+    cp = t.parts[3]
+    cp.item, cp.data = "U32", b"".join(x.to_bytes(4, "little") for x in lv["codes"])
+    cp.tile_stored = [b"\x00" + bytes(t.parts[0].data[2 * i:2 * i + 2])
+                      + cp.data[i * 4 * 2 * cols:(i + 1) * 4 * 2 * cols] for i in range(2)]
+    out["refine_codes_u32.corrupt"] = one(t)
+    t = base()
+    t.parts[3].codec, t.parts[3].tile_stored = 1, None  # the codes as zstd frames
+    out["refine_codes_zstd.corrupt"] = one(t)
+    t = base()
+    t.parts[3].codec, t.parts[3].tile_stored = 0, None  # the codes as they are (codec 0)
+    out["refine_codes_raw.corrupt"] = one(t)
+    t = base()
+    t.parts[2].codec, t.parts[2].frame = EXACT_CODEC, lambda raw: b"\x00" + raw  # tables of codec 6
+    out["refine_tables_codec6.corrupt"] = one(t)
+    t = base()
+    t.parts[2].layout, t.parts[2].items = PER_ROW, rows  # the tables tiled
+    out["refine_tables_per_row.corrupt"] = one(t)
+    t = base()
+    t.parts[3].layout, t.parts[3].tile_stored = TENSOR_WIDE, None  # the codes one tensor-wide chunk
+    t.parts[3].codec = 0
+    out["refine_codes_tensor_wide.corrupt"] = one(t)
+    t = base(2)
+    t.parts[2].role = t.parts[3].role = EXACT_TOP  # an exact top layer below a refinement level
+    out["refine_role5_below.corrupt"] = one(t)
+    t = base()
+    t.parts[3].role = EXACT_TOP  # level 1: tables of role 4, codes of role 5
+    out["refine_roles_mixed.corrupt"] = one(t)
+    t = base()
+    t.parts[1].codec, t.parts[1].frame = EXACT_CODEC, lambda raw: b"\x00" + raw  # level 0's codes of codec 6
+    out["refine_codec6_level0.corrupt"] = one(t)
+    # level_count 17 (REFINE.md §1: at most 16): 16 refinement levels of a [1, 4] F32 tensor, 34 parts (FORMAT.md
+    # §4.2 allows 16, so a reader may refuse the part count first: corrupt either way)
+    t = qrow("w.weight", "F32", [1, 4], -10, [0x20], [3, -2, 0, 1], 1)
+    for k in range(16):
+        refine(t, 2 + k, [3.1, -2.2, 0.01, 0.9], S=k, tables_layout=INLINE, tables_codec=0)
+    assert len(t.levels) == 17 and len(t.parts) == 34
+    out["refine_level_count_17.corrupt"] = one(t)
+
+    # §1, FORMAT.md §4.4 (checksum): the top level's XXH3-64 (level 1's) wrong
+    t = base()
+    t.levels[1] = (t.levels[1][0] ^ 1,) + t.levels[1][1:]
+    out["level_xxh3_refine.checksum"] = one(t)
+    # §2 (checksum): tables whose M (9) is not the M (3) the level was made with, everything else honest: the tiles
+    # decode (the contexts and symbols do not depend on M) to other values than level 1's hash
+    t = base()
+    t.parts[2].data = rf_table_bytes(tabs, C, P, 0, 9)
+    assert rf_decode(t, 1) != t.level_bytes[1]
+    out["level_xxh3_refine_m_lie.checksum"] = one(t)
     return out
 
 
