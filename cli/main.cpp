@@ -508,7 +508,7 @@ int main(int argc, char** argv) {
                "original model, and its first part (level 0) is the model of --bits bits per weight");
   pk->add_option("--refine", o.refine,
                  "Lossy: add R refinement levels above the --bits model (spec/REFINE.md), each a step three times "
-                 "finer (about 1.3 to 1.6 bits per weight more): one file, a model at each level's prefix (0 to 8)");
+                 "finer (about 1.3 to 1.6 bits per weight more): one file, a model at each level's prefix (0 to 6)");
   pk->add_option("--name", o.name, "File name stored for a model read from standard input (default: the output's name "
                                    "without .wcz, else model.safetensors)");
 

@@ -65,8 +65,9 @@ constexpr double kMinBits = 0.5;
 // Largest: beyond it the codes need more than 16 bits, and lossless coding
 // of a BF16 or F16 model (10-12 bits) is the better choice anyway.
 constexpr double kMaxBits = 12;
-// --refine: refinement levels at most (3^8 keeps codes' steps well within binary32)
-constexpr unsigned kMaxRefine = 8;
+// --refine: refinement levels at most (with --exact, 8 levels: two parts
+// each and a record's 16 parts)
+constexpr unsigned kMaxRefine = 6;
 
 struct Candidate {
   uint32_t tensor = 0;

@@ -57,7 +57,7 @@ void qrow_check(const TensorRecord& t) {
     e.at_tensor(t.name);
     throw e;
   };
-  if (L > refine::kMaxLevels) bad("has more than 16 levels");
+  if (L > refine::kMaxLevels) bad("has more than 8 levels");
   // levels above 0: refinement levels (2.8, REFINE.md §1), the last of them
   // possibly the exact top layer (2.7, EXACT_TOP.md §1); two parts each
   qrow_check_parts(t, 2 * L, "qrow", L);

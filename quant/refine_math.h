@@ -12,7 +12,7 @@
 
 namespace wc::refine {
 
-inline constexpr unsigned kMaxLevels = 16;          // a tensor's level_count at most
+inline constexpr unsigned kMaxLevels = 8;           // a tensor's level_count at most (two parts a level, 16 parts)
 inline constexpr uint32_t kMaxDivisor = 1u << 24;   // M: exact in binary32
 inline constexpr unsigned kMaxShift = 24;           // S
 // The codes' symbols: EXACT_TOP.md §3's of contexts >= 1 on 16-bit patterns.

@@ -313,14 +313,14 @@ TEST_SUITE("refine") {
     }
   }
 
-  TEST_CASE("--refine needs --bits and plain qrow, and takes 0 to 8 levels; one thread and two write the same file") {
+  TEST_CASE("--refine needs --bits and plain qrow, and takes 0 to 6 levels; one thread and two write the same file") {
     tu::TempDir d;
     std::vector<stb::StTensor> ts = {{"w", DType::BF16, {256, 128}, weights(DType::BF16, 256, 128, 9)}};
     const std::string src = d / "m.safetensors";
     tu::write_file(src, stb::build(ts));
     wc::PackOptions o = refine_options(0, 2, false);
     CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
-    o = refine_options(3, 9, false);
+    o = refine_options(3, 7, false);
     CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
     o = refine_options(3, 2, false);
     o.scheme = "outliers";

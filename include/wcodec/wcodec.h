@@ -283,7 +283,7 @@ typedef struct {
                                where it saves 1/256 of the tensors' bytes), "always", "never" */
   int exact;               /* lossy: add an exact top layer (container 2.7, spec/EXACT_TOP.md): the file
                               unpacks to the original, its level 0 is the model of `bits` */
-  unsigned refine;         /* lossy: refinement levels above level 0 (container 2.8, spec/REFINE.md), 0 to 8:
+  unsigned refine;         /* lossy: refinement levels above level 0 (container 2.8, spec/REFINE.md), 0 to 6:
                               each a step three times finer; below the exact top layer when `exact` */
 } wcodec_pack_options;
 #define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}

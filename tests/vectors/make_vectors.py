@@ -4208,7 +4208,7 @@ def refine_bad():
     t = base()
     t.parts[1].codec, t.parts[1].frame = EXACT_CODEC, lambda raw: b"\x00" + raw  # level 0's codes of codec 6
     out["refine_codec6_level0.corrupt"] = one(t)
-    # level_count 17 (REFINE.md §1: at most 16): 16 refinement levels of a [1, 4] F32 tensor, 34 parts (FORMAT.md
+    # level_count 17 (REFINE.md §1: at most 8, FORMAT.md §4.4: 16 parts): 16 refinement levels of a [1, 4] F32 tensor, 34 parts (FORMAT.md
     # §4.2 allows 16, so a reader may refuse the part count first: corrupt either way)
     t = qrow("w.weight", "F32", [1, 4], -10, [0x20], [3, -2, 0, 1], 1)
     for k in range(16):
