@@ -100,10 +100,15 @@ def main():
             row = {"level": k, "bpw": bpw, "rel": r}
             sep_ok = bpw <= 12 and r > 0
             if sep_ok:  # part 1 at the same size (the whole file's bits per weight, as the prefix counts them)
+                # --bits counts the lossy tensors, the prefix the whole file: aim --bits so that the separate
+                # file's whole-file bits per weight meet the prefix's (two corrections)
                 sep = os.path.join(t, "s.wcz")
-                lossy_target = lv.get("lossy_bits_per_weight", bpw)
-                run(a.wcodec, "pack", a.model, "-o", sep, "--bits", str(lossy_target), "--scheme", "quant", "-q", "-f")
-                sbpw = json.loads(run(a.wcodec, "inspect", sep, "--json"))["levels"][0]["bits_per_weight"]
+                target = bpw
+                for _ in range(3):
+                    run(a.wcodec, "pack", a.model, "-o", sep, "--bits", f"{target:.4f}", "--scheme", "quant", "-q",
+                        "-f")
+                    sbpw = json.loads(run(a.wcodec, "inspect", sep, "--json"))["bits_per_weight"]
+                    target += bpw - sbpw
                 sout = os.path.join(t, "s.safetensors")
                 run(a.wcodec, "unpack", sep, "-o", sout, "-q", "-f")
                 row.update(sep_bpw=sbpw, sep_rel=rel_rmse(ref, load(sout)))

@@ -271,10 +271,19 @@ Errc apply_codes(const Tables& tb, const uint8_t* d, int32_t base_exp, const uin
 
 Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int32_t base_exp, uint64_t rows,
                 uint64_t cols, uint8_t* dst) {
+  Tables unused;
+  return apply_tile(tb, TileContext{}, unused, pl, n, dt, base_exp, rows, cols, dst);
+}
+
+Errc apply_tile(const Tables& part_tb, const TileContext& cx, Tables& scratch, const uint8_t* pl, size_t n, uint32_t dt,
+                int32_t base_exp, uint64_t rows, uint64_t cols, uint8_t* dst) {
+  const Tables& tb = part_tb;
   const unsigned wb = width(dt) / 8;
   const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
   const uint64_t count = rows * cols;
   if (n < 1) return Errc::codec;
+  // mode 0 reads the tables' M or Z: a level whose tables ride in its payload has mode-1 tiles only
+  if (pl[0] == 0 && cx.tables_in_payload) return Errc::codec;
   if (pl[0] == 0 && tb.M) {  // a refinement level's codes as they are, after the rows' step bytes
     if (n != 1 + rows + count * 2) return Errc::codec;
     const uint8_t* e = pl + 1;
@@ -293,12 +302,29 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int3
     }
     return Errc::ok;
   }
-  if (pl[0] != 1 || n < 8 || pl[1] || load_u16(pl + 2)) return Errc::codec;
+  if (pl[0] != 1 || n < 8 || load_u16(pl + 2)) return Errc::codec;
+  // flags (2.8): 1, the step bytes are part 0's (in the record); 2, the tables precede them
+  const uint8_t flags = pl[1];
+  if ((flags & ~3u) || ((flags & 1) && !cx.steps) || bool(flags & 2) != cx.tables_in_payload) return Errc::codec;
   const uint64_t ans = load_u32(pl + 4);
-  if (n - 8 < rows) return Errc::codec;
-  const uint8_t* e = pl + 8;  // the rows' step bytes
-  const uint8_t* st = e + rows;
-  if (ans < 16 || ans % 2 || ans > n - 8 - rows) return Errc::codec;
+  const uint8_t* p = pl + 8;
+  const uint8_t* const end = pl + n;
+  const Tables* use = &tb;
+  if (flags & 2) {
+    if (end - p < 2 || uint64_t(end - p - 2) < load_u16(p)) return Errc::codec;
+    const size_t tn = load_u16(p);
+    if (!(cx.refine ? parse_refine_tables(p + 2, tn, scratch) : parse_tables(p + 2, tn, dt, scratch)))
+      return Errc::codec;
+    use = &scratch;
+    p += 2 + tn;
+  }
+  const uint8_t* e = cx.steps;  // the rows' step bytes
+  if (!(flags & 1)) {
+    if (uint64_t(end - p) < rows) return Errc::codec;
+    e = p, p += rows;
+  }
+  const uint8_t* st = p;
+  if (ans < 16 || ans % 2 || ans > uint64_t(end - st)) return Errc::codec;
   const uint8_t* words = st + 16;
   const uint8_t* wend = st + ans;
   uint32_t x[4];
@@ -306,7 +332,7 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int3
     x[j] = load_u32(st + 4 * j);
     if (x[j] < kStateLow) return Errc::codec;
   }
-  return decode_coded(tb, dt, base_exp, rows, cols, e, x, words, wend, wend, pl + n, dst);
+  return decode_coded(*use, dt, base_exp, rows, cols, e, x, words, wend, wend, pl + n, dst);
 }
 
 void Counts::add(const Counts& o) {
@@ -475,7 +501,7 @@ void build_contexts(const Counts& k, Geom g, bool refine, std::vector<uint8_t>& 
 // One tile's mode-1 payload (§5) for its elements el (row-major; e: the
 // rows' step bytes). Throws when a symbol is not in its tables.
 void encode_elements(const Tables& tb, const std::vector<Elem>& el, const uint8_t* e, uint64_t rows,
-                     std::vector<uint8_t>& out) {
+                     const PayloadLayout& lay, std::vector<uint8_t>& out) {
   const uint64_t count = el.size();
   // rANS, backwards (§6): the decoder reads forwards
   uint32_t x[4] = {kStateLow, kStateLow, kStateLow, kStateLow};
@@ -495,8 +521,14 @@ void encode_elements(const Tables& tb, const std::vector<Elem>& el, const uint8_
   const uint64_t ans = 16 + 2 * uint64_t(words.size());
   out.assign(8, 0);
   out[0] = 1;
+  out[1] = uint8_t((lay.omit_steps ? 1 : 0) | (lay.tables ? 2 : 0));
   store_u32(out.data() + 4, uint32_t(ans));
-  out.insert(out.end(), e, e + rows);
+  if (lay.tables) {
+    if (lay.tables->size() > 0xFFFF) throw Error(Errc::limit, "level residuals: tables of more than 65535 bytes");
+    out.push_back(uint8_t(lay.tables->size())), out.push_back(uint8_t(lay.tables->size() >> 8));
+    out.insert(out.end(), lay.tables->begin(), lay.tables->end());
+  }
+  if (!lay.omit_steps) out.insert(out.end(), e, e + rows);
   const size_t st = out.size();
   out.resize(st + 16);
   for (unsigned j = 0; j < 4; ++j) store_u32(out.data() + st + 4 * j, x[j]);
@@ -531,26 +563,26 @@ std::vector<uint8_t> build_refine_tables(const Counts& k, unsigned shift, uint32
 }
 
 void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
-                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out) {
+                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out, const PayloadLayout& lay) {
   const unsigned wb = width(dt) / 8;
   const uint64_t count = rows * cols;
   std::vector<Elem> el(count);
   const Geom g = geom(dt, tb.Z);
   for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, g, tb.C, tb.S, orig, recon, base_exp, e, cols, i);
-  encode_elements(tb, el, e, rows, out);
-  if (out.size() >= 1 + count * wb) {  // mode 0: the residuals as they are
+  encode_elements(tb, el, e, rows, lay, out);
+  if (out.size() >= 1 + count * wb && !lay.tables) {  // mode 0: the residuals as they are
     out.assign(1 + count * wb, 0);
     for (uint64_t i = 0; i < count; ++i) store_bits(out.data() + 1, i, wb, residual_of(dt, g, orig, recon, i));
   }
 }
 
 void encode_codes(const Tables& tb, uint32_t dt, const uint8_t* below, int32_t base_exp, const uint8_t* e,
-                  uint64_t rows, uint64_t cols, const uint16_t* d, std::vector<uint8_t>& out) {
+                  uint64_t rows, uint64_t cols, const uint16_t* d, std::vector<uint8_t>& out, const PayloadLayout& lay) {
   const uint64_t count = rows * cols;
   std::vector<Elem> el(count);
   for (uint64_t i = 0; i < count; ++i) el[i] = code_element(dt, tb.C, tb.S, below, base_exp, e, cols, i, d);
-  encode_elements(tb, el, e, rows, out);
-  if (out.size() >= 1 + rows + count * 2) {  // mode 0: the rows' step bytes and the codes as they are
+  encode_elements(tb, el, e, rows, lay, out);
+  if (out.size() >= 1 + rows + count * 2 && !lay.tables) {  // mode 0: the rows' step bytes and the codes as they are
     out.assign(1, 0);
     out.insert(out.end(), e, e + rows);
     out.resize(1 + rows + count * 2);

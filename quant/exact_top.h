@@ -50,6 +50,17 @@ bool parse_refine_tables(const uint8_t* p, size_t n, Tables& out);
 // bytes. Errc::codec when the payload is not valid.
 Errc apply_tile(const Tables& tb, const uint8_t* payload, size_t n, uint32_t dt, int32_t base_exp, uint64_t rows,
                 uint64_t cols, uint8_t* dst);
+// What a mode-1 payload may leave to its tensor (2.8, its flags byte):
+// steps, part 0's step bytes of the tile when part 0 is inline as they are
+// (flag 1: the payload has none); tables_in_payload, the level's tables
+// part has no items, so they ride in the payload (flag 2), of the kind
+// `refine` says, parsed into `scratch` (then `tb` is not read).
+struct TileContext {
+  const uint8_t* steps = nullptr;
+  bool tables_in_payload = false, refine = false;
+};
+Errc apply_tile(const Tables& tb, const TileContext& cx, Tables& scratch, const uint8_t* payload, size_t n,
+                uint32_t dt, int32_t base_exp, uint64_t rows, uint64_t cols, uint8_t* dst);
 
 // Encoder. Symbol counts per raw context (0..32) over a whole tensor.
 struct Counts {
@@ -70,9 +81,16 @@ void count_tile(Counts& k, uint32_t dt, unsigned z, unsigned shift, const uint8_
 // the estimated size of the level (order-0 bits, raw bits, tables).
 std::vector<uint8_t> build_tables(const Counts& k, uint32_t dt, unsigned z, unsigned shift, Tables& tb,
                                   double* coded_bits = nullptr);
+// What a payload leaves out (TileContext): its step bytes (omit_steps) and,
+// with `tables`, the level's tables it carries (mode 1 then, always).
+struct PayloadLayout {
+  bool omit_steps = false;
+  const std::vector<uint8_t>* tables = nullptr;
+};
 // One tile's payload (§5): mode 1, or mode 0 when that is not smaller.
 void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8_t* recon, int32_t base_exp,
-                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out);
+                 const uint8_t* e, uint64_t rows, uint64_t cols, std::vector<uint8_t>& out,
+                 const PayloadLayout& lay = {});
 
 // Refinement levels (REFINE.md). The codes of a tile for step divisor M:
 // x the target values, `below` the level below's bits (dtype dt); d gets
@@ -85,6 +103,7 @@ void count_codes(Counts& k, uint32_t dt, unsigned shift, const uint8_t* below, i
 std::vector<uint8_t> build_refine_tables(const Counts& k, unsigned shift, uint32_t M, Tables& tb,
                                          double* coded_bits = nullptr);
 void encode_codes(const Tables& tb, uint32_t dt, const uint8_t* below, int32_t base_exp, const uint8_t* e,
-                  uint64_t rows, uint64_t cols, const uint16_t* d, std::vector<uint8_t>& out);
+                  uint64_t rows, uint64_t cols, const uint16_t* d, std::vector<uint8_t>& out,
+                  const PayloadLayout& lay = {});
 
 }  // namespace wc::exact

@@ -75,6 +75,10 @@ void qrow_check(const TensorRecord& t) {
       bad("part " + std::to_string(2 * k) + " must be " + lv + "'s tables (" +
           (top ? "the exact top layer" : "a refinement level, role 4") +
           "): U8, inline (codec 0 or one that stores U8 items) or tensor-wide (1 to 65536 bytes, such a codec)");
+    // 2.8: no items, inline as they are, in a tensor of one tile: the tables ride in its payload
+    if (tb.layout == PartLayout::inline_items && tb.items == 0 && (tb.codec != 0 || t.tile_count() != 1))
+      bad("part " + std::to_string(2 * k) + ": tables of no items (carried by the tile's payload) must be inline, "
+          "codec 0, in a tensor of one tile");
     const DType want = !top ? DType::U16 : t.dtype == DType::F32 ? DType::U32 : DType::U16;
     if (rs.role != role || rs.level != k || rs.layout != PartLayout::per_element || rs.item != want ||
         rs.codec != exact::kCodecExactResidual || !rs.params.empty() || rs.items != t.elements())
@@ -118,14 +122,23 @@ Errc qrow_upgrade_tile(const TensorRecord& t, uint32_t tile, unsigned from, unsi
   if (from >= to || to >= t.levels.size()) return Errc::usage;
   const uint32_t dt = uint32_t(t.dtype);
   // (thread-local: the tables' vectors keep their memory from tile to tile)
-  thread_local exact::Tables tb;
+  thread_local exact::Tables tb, scratch;
+  // part 0 inline as they are (in the record): a payload may leave its step bytes to it
+  exact::TileContext cx;
+  const PartRecord& s = t.parts[0];
+  const uint64_t rows = t.rows_in_tile(tile), first = uint64_t(tile) * t.tile_rows();
+  if (s.layout == PartLayout::inline_items && s.codec == 0 && s.data.size() >= first + rows) cx.steps = s.data.data() + first;
   for (unsigned k = from + 1; k <= to; ++k) {
     const unsigned p = 2 * k;
-    const bool ok = t.parts[p].role == PartRole::exact_top ? exact::parse_tables(in.data[p], in.size[p], dt, tb)
-                                                           : exact::parse_refine_tables(in.data[p], in.size[p], tb);
-    if (!ok) return Errc::codec;
-    const Errc rc =
-        exact::apply_tile(tb, in.data[p + 1], in.size[p + 1], dt, qrow_base_exp(t), t.rows_in_tile(tile), t.cols(), dst);
+    cx.refine = t.parts[p].role != PartRole::exact_top;
+    cx.tables_in_payload = t.parts[p].items == 0;
+    if (!cx.tables_in_payload) {
+      const bool ok = cx.refine ? exact::parse_refine_tables(in.data[p], in.size[p], tb)
+                                : exact::parse_tables(in.data[p], in.size[p], dt, tb);
+      if (!ok) return Errc::codec;
+    }
+    const Errc rc = exact::apply_tile(tb, cx, scratch, in.data[p + 1], in.size[p + 1], dt, qrow_base_exp(t), rows,
+                                      t.cols(), dst);
     if (rc != Errc::ok) return rc;
   }
   return Errc::ok;
