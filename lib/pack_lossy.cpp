@@ -65,6 +65,13 @@ constexpr double kMinBits = 0.5;
 // Largest: beyond it the codes need more than 16 bits, and lossless coding
 // of a BF16 or F16 model (10-12 bits) is the better choice anyway.
 constexpr double kMaxBits = 12;
+// --refine: the factors by which a level may make a tensor's step finer
+// (the encoder chooses per tensor and level, REFINE.md §5), and the one
+// whose cost everywhere is a level's budget
+constexpr uint32_t kRefineFactors[] = {2, 3, 4, 5, 6};
+constexpr uint32_t kRefineDefault = 3;
+// Tiles a factor's rate and error are measured on, spread over the tensor
+constexpr uint64_t kRefineSampleTiles = 8;
 // --refine: refinement levels at most (with --exact, 8 levels: two parts
 // each and a record's 16 parts)
 constexpr unsigned kMaxRefine = 6;
@@ -365,15 +372,14 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
   return payload + nchunks * kChunkOverhead;
 }
 
-// Refinement level k's step divisor (REFINE.md §5: 3^k), and the context
-// shift of level k (refinement or exact top): floor(log2) of the divisor of
-// the level below (1 for level 0).
-uint32_t refine_divisor(unsigned k) {
-  uint32_t m = 1;
-  while (k--) m *= 3;
-  return m;
+// The step divisor of refinement level k of lt (REFINE.md §2; 1 for level
+// 0 and for the exact top layer's level below when there is no refinement),
+// and the context shift of level k (refinement or exact top): floor(log2)
+// of the divisor of the level below.
+uint32_t divisor_of(const LossyTensor& lt, unsigned k) {
+  return k == 0 || k > lt.upper.size() || !lt.upper[k - 1].tables ? 1 : lt.upper[k - 1].tables->M;
 }
-unsigned context_shift(unsigned k) { return exact::bit_length(refine_divisor(k - 1)) - 1; }
+unsigned context_shift(const LossyTensor& lt, unsigned k) { return exact::bit_length(divisor_of(lt, k - 1)) - 1; }
 
 // Tile `tile`'s target values as binary32 (what refinement levels approach:
 // --exact's Inf and NaN set to 0, as level 0 has them).
@@ -413,11 +419,16 @@ double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, u
   const uint32_t dt = uint32_t(t.dtype);
   const uint64_t cols = t.cols();
   const size_t eb = dtype_bits(t.dtype) / 8;
-  // the levels' divisors first: refine_step reads them from lt.upper
+  // the levels' divisors first (chosen by choose_refinements; else a step
+  // three times finer a level): refine_step reads them from lt.upper
+  std::vector<uint32_t> M(R);
+  for (unsigned k = 1; k <= R; ++k) M[k - 1] = k <= lt.upper.size() && lt.upper[k - 1].tables ? divisor_of(lt, k) : 0;
+  for (unsigned k = 1; k <= R; ++k)
+    if (!M[k - 1]) M[k - 1] = (k == 1 ? 1 : M[k - 2]) * kRefineDefault;
   lt.upper.assign(L, LossyTensor::Upper{});
   for (unsigned k = 1; k <= R; ++k) {
     auto tb = std::make_shared<exact::Tables>();
-    tb->M = refine_divisor(k);
+    tb->M = M[k - 1];
     lt.upper[k - 1].tables = std::move(tb);
   }
   // low mantissa bits zero in every original (an F32 tensor of F16 values) are not coded
@@ -449,7 +460,7 @@ double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, u
         for (unsigned j = 1; j <= R; ++j) {
           x.level[j - 1].resize(n * eb);
           refine_step(t, lt, tile, j, x.sc, below, x.level[j - 1].data());
-          exact::count_codes(x.counts[j - 1], dt, context_shift(j), below, lt.steps.base_exp, e, rows, cols, x.sc.d.data());
+          exact::count_codes(x.counts[j - 1], dt, context_shift(lt, j), below, lt.steps.base_exp, e, rows, cols, x.sc.d.data());
           below = x.level[j - 1].data();
           load_floats(t.dtype, below, n, x.got.data());
           double er = 0, sg = 0, m2 = 0;
@@ -461,7 +472,7 @@ double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, u
           x.err[j - 1] = er, x.sig[j - 1] = sg, x.mx[j - 1] = m2;
         }
         if (top)
-          exact::count_tile(x.counts[R], dt, z, context_shift(R + 1), data + r0 * cols * eb, below, lt.steps.base_exp,
+          exact::count_tile(x.counts[R], dt, z, context_shift(lt, R + 1), data + r0 * cols * eb, below, lt.steps.base_exp,
                             e, rows, cols);
       },
       [&](size_t k, uint64_t) {
@@ -478,8 +489,8 @@ double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, u
     auto tb = std::make_shared<exact::Tables>();
     double bits = 0;
     auto tables = std::make_shared<std::vector<uint8_t>>(
-        exact_top ? exact::build_tables(sl[0].counts[k - 1], dt, z, context_shift(k), *tb, &bits)
-                  : exact::build_refine_tables(sl[0].counts[k - 1], context_shift(k), refine_divisor(k), *tb, &bits));
+        exact_top ? exact::build_tables(sl[0].counts[k - 1], dt, z, context_shift(lt, k), *tb, &bits)
+                  : exact::build_refine_tables(sl[0].counts[k - 1], context_shift(lt, k), M[k - 1], *tb, &bits));
     const PartRole role = exact_top ? PartRole::exact_top : PartRole::residual;
     PartRecord tp;
     tp.role = role;
@@ -531,6 +542,115 @@ double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, u
     }
   }
   return bytes;
+}
+
+// For each factor of kRefineFactors, refinement level k of t (its levels
+// below already chosen in lt.upper): the estimated bits of its codes (order
+// 0 in each context and the tables, scaled from the sampled tiles to the
+// tensor) and the relative squared error it leaves.
+struct RefinePoint {
+  double bits = 0, err2 = 0;
+};
+std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, unsigned k,
+                                      ThreadPool& pool) {
+  constexpr size_t F = std::size(kRefineFactors);
+  const uint64_t tiles = t.tile_count(), stride = std::max<uint64_t>(1, tiles / kRefineSampleTiles);
+  std::vector<uint64_t> sample;
+  for (uint64_t i = 0; i < tiles && sample.size() < kRefineSampleTiles; i += stride) sample.push_back(i);
+  struct Slot {
+    LossyScratch sc;
+    exact::Counts counts[F];
+    double err[F] = {}, sig = 0;
+    uint64_t n = 0;
+  };
+  std::vector<Slot> sl(sample.size());
+  const uint32_t below = divisor_of(lt, k - 1);
+  const unsigned shift = context_shift(lt, k);
+  pool.parallel_for(sample.size(), [&](size_t i) {
+    Slot& x = sl[i];
+    const uint64_t tile = sample[i], rows = t.rows_in_tile(tile), cols = t.cols(), n = rows * cols;
+    quantize_tile(t, lt, data, tile, x.sc);
+    reconstruct_tile(t, lt, tile, x.sc, x.sc.recon);
+    tile_floats(t, lt, data, tile, x.sc.x);
+    refine_tile(t, lt, tile, k - 1, x.sc);
+    const uint8_t* e = lt.steps.e.data() + tile * t.tile_rows();
+    std::vector<float> got(n);
+    x.sc.above.resize(x.sc.recon.size());
+    for (size_t f = 0; f < F; ++f) {
+      x.sc.d.resize(n);
+      exact::refine_codes(uint32_t(t.dtype), x.sc.x.data(), x.sc.recon.data(), lt.steps.base_exp, e,
+                          below * kRefineFactors[f], rows, cols, x.sc.d.data(), x.sc.above.data());
+      exact::count_codes(x.counts[f], uint32_t(t.dtype), shift, x.sc.recon.data(), lt.steps.base_exp, e, rows, cols,
+                         x.sc.d.data());
+      load_floats(t.dtype, x.sc.above.data(), n, got.data());
+      double er = 0;
+      for (uint64_t j = 0; j < n; ++j) er += (double(x.sc.x[j]) - got[j]) * (double(x.sc.x[j]) - got[j]);
+      x.err[f] = er;
+    }
+    for (uint64_t j = 0; j < n; ++j) x.sig += double(x.sc.x[j]) * x.sc.x[j];
+    x.n = n;
+  });
+  std::vector<RefinePoint> out(F);
+  double sig = 0, n = 0;
+  for (const auto& x : sl) sig += x.sig, n += double(x.n);
+  for (size_t f = 0; f < F; ++f) {
+    exact::Counts c;
+    double err = 0;
+    for (auto& x : sl) c.add(x.counts[f]), err += x.err[f];
+    exact::Tables tb;
+    double bits = 0;
+    exact::build_refine_tables(c, shift, below * kRefineFactors[f], tb, &bits);
+    out[f].bits = bits * double(t.elements()) / std::max(n, 1.0);
+    out[f].err2 = sig > 0 ? err / sig : 0;
+  }
+  return out;
+}
+
+// --refine: each lossy tensor's factor at each level (into its lt.upper's
+// tables' M): level by level, the factors that minimise the model's
+// sensitivity-weighted error for the bits a factor of 3 everywhere would
+// take (one Lagrange multiplier, bisected), so that a level refines the
+// tensors where a bit removes the most error.
+void choose_refinements(const std::vector<size_t>& tensors, const std::vector<double>& sensitivity, Manifest& m,
+                        LossyPlan& plan, const std::vector<const uint8_t*>& data, unsigned R, ThreadPool& pool) {
+  constexpr size_t F = std::size(kRefineFactors);
+  const size_t def = size_t(std::find(std::begin(kRefineFactors), std::end(kRefineFactors), kRefineDefault) -
+                            std::begin(kRefineFactors));
+  for (size_t i : tensors) plan.tensors[i].upper.assign(R, LossyTensor::Upper{});
+  for (unsigned k = 1; k <= R; ++k) {
+    std::vector<std::vector<RefinePoint>> curve(tensors.size());
+    double budget = 0;
+    for (size_t j = 0; j < tensors.size(); ++j) {
+      curve[j] = refine_curve(m.tensors[tensors[j]], plan.tensors[tensors[j]], data[tensors[j]], k, pool);
+      budget += curve[j][def].bits;
+    }
+    std::vector<size_t> pick(tensors.size(), def);
+    auto choose = [&](double lambda) {
+      double bits = 0;
+      for (size_t j = 0; j < tensors.size(); ++j) {
+        double best = INFINITY;
+        for (size_t f = 0; f < F; ++f) {
+          const double c = sensitivity[j] * curve[j][f].err2 + lambda * curve[j][f].bits;
+          if (c < best) best = c, pick[j] = f;
+        }
+        bits += curve[j][pick[j]].bits;
+      }
+      return bits;
+    };
+    // the smallest multiplier whose choice fits the budget (a larger one spends fewer bits)
+    double lo = 1e-30, hi = 1e10;
+    for (int it = 0; it < 100 && hi / lo > 1.0001; ++it) {
+      const double mid = std::sqrt(lo * hi);
+      (choose(mid) <= budget ? hi : lo) = mid;
+    }
+    if (choose(hi) > budget) std::fill(pick.begin(), pick.end(), def);  // (cannot happen: def everywhere fits)
+    for (size_t j = 0; j < tensors.size(); ++j) {
+      LossyTensor& lt = plan.tensors[tensors[j]];
+      auto tb = std::make_shared<exact::Tables>();
+      tb->M = divisor_of(lt, k - 1) * kRefineFactors[pick[j]];
+      lt.upper[k - 1].tables = std::move(tb);
+    }
+  }
 }
 
 // What the lossless codec makes of tensor t (an exact record): its chunks
@@ -1058,6 +1178,12 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   }
   plan.lossy_tensors = cs.size();
   plan.lossy_weights = uint64_t(weights);
+  if (opt.refine) {
+    std::vector<size_t> ts(cs.size());
+    std::vector<double> sens(cs.size());
+    for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
+    choose_refinements(ts, sens, m, plan, data, opt.refine, pool);
+  }
   if (levels)
     for (size_t k = 0; k < cs.size(); ++k) {
       const Settled& st = settle(k, best[k]);
