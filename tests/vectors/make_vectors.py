@@ -20,7 +20,10 @@ role 4 parts at levels 1..R under an optional exact top layer at R + 1, spec/REF
 tables' fourth byte is its context shift S): refine_vectors() writes lossy_refine and lossy_refine_exact, with
 NAME.levelK.expected (unpack --level K) for every level K below the top, from a reference decoder of REFINE.md
 §2-§4 (rf_value, rf_parse_tables, rf_decode); refine_bad() the 2.8 bad vectors (refine_*, exact_top_tables_s25,
-level_xxh3_refine*).
+level_xxh3_refine*). 2.8's flags of a mode-1 tile payload (EXACT_TOP.md §5 "Flags": the step bytes left to an inline
+part 0, the tables in the payload of a tensor of one tile): flag_vectors() writes lossy_refine_flags (with
+.levelK.expected), flag_bad() its bad vectors (refine_flag*, refine_tables_empty_*, exact_top_flag*,
+exact_top_tables_empty_*); fl_tile() and fl_record() read the flags for rf_decode.
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -199,6 +202,7 @@ def main(d):
     inline_exact_vectors(d)
     exact_top_vectors(d)
     refine_vectors(d)
+    flag_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -3766,21 +3770,21 @@ def rf_decode(t, K):
     e, B = t.parts[0].data, struct.unpack("<h", t.params)[0]
     y = [int.from_bytes(t.level_bytes[0][i * isz:(i + 1) * isz], "little") for i in range(rows * cols)]
     tiles = -(-rows // t.tile_rows)
+    fl_record(t)  # 2.8: a tables part of no items (corrupt, seen with the manifest)
     for k in range(1, K + 1):
         tp, cp = t.parts[2 * k], t.parts[2 * k + 1]
-        if tp.role == EXACT_TOP:
-            C, P, Z, S, tabs = et_parse_tables(tp.data, dtype)
-            W = et_width(dtype, Z)
-            for i in range(tiles):
-                a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
-                d = et_decode_tile(cp.tile_stored[i], y[a:b], cols, B, tabs, P, dtype, Z, S)
-                y[a:b] = [et_apply(yy >> Z, dd, W) << Z for yy, dd in zip(y[a:b], d)]
-            continue
-        assert tp.role == RESIDUAL
-        C, P, S, M, tabs = rf_parse_tables(tp.data)
-        for i in range(tiles):
+        for i in range(tiles):  # (the tables, the same for every tile, parsed before the first tile is decoded)
             a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
-            d, er = rf_decode_tile(cp.tile_stored[i], y[a:b], cols, B, tabs, P, S, dtype)
+            p, tb = fl_tile(t, k, i)  # the payload as a flag-0 one, and the tables the tile uses (2.8: flags)
+            if tp.role == EXACT_TOP:
+                C, P, Z, S, tabs = et_parse_tables(tb, dtype)
+                W = et_width(dtype, Z)
+                d = et_decode_tile(p, y[a:b], cols, B, tabs, P, dtype, Z, S)
+                y[a:b] = [et_apply(yy >> Z, dd, W) << Z for yy, dd in zip(y[a:b], d)]
+                continue
+            assert tp.role == RESIDUAL
+            C, P, S, M, tabs = rf_parse_tables(tb)
+            d, er = rf_decode_tile(p, y[a:b], cols, B, tabs, P, S, dtype)
             y[a:b] = [rf_value(yy, dd, dtype, B, er[j // cols], M)[0] for j, (yy, dd) in enumerate(zip(y[a:b], d))]
     return dtype_values(y, dtype)
 
@@ -4226,6 +4230,288 @@ def refine_bad():
     t.parts[2].data = rf_table_bytes(tabs, C, P, 0, 9)
     assert rf_decode(t, 1) != t.level_bytes[1]
     out["level_xxh3_refine_m_lie.checksum"] = one(t)
+    return out
+
+
+
+# 2.8, a mode-1 tile payload's flags (EXACT_TOP.md §5 "Flags", REFINE.md §3), for refinement levels (role 4) and
+# the exact top layer (role 5) alike: its second byte, 0 in 2.7. Flag 1: the payload has no step bytes, the
+# tile's are part 0's slice (part 0 MUST be inline, codec 0). Flag 2: u16 tables_len and the level's tables (of the
+# level's kind) follow the 8-byte head, before the step bytes; a level's tiles carry it iff its tables part has no
+# items (inline, codec 0, 0 items: only in a tensor of one tile, else the record is corrupt), and such a level's
+# tile MUST be mode 1. Any other bit: the tile is invalid. fl_tile() reads a payload by these rules (into the flag-0
+# payload et_decode_tile reads, and the tables the tile uses), fl_record() the record's rule; rf_decode() uses both.
+
+FLAG_STEPS, FLAG_TABLES = 1, 2
+
+
+def fl_record(t):
+    """The record rule of 2.8's flag 2 (EXACT_TOP.md §5, FORMAT.md §4.4): a tables part (parts 2, 4, ...) of no
+    items is inline, codec 0, in a tensor of one tile; Invalid("corrupt: ...") otherwise."""
+    tiles = -(-t.shape[0] // t.tile_rows)
+    for tp in t.parts[2::2]:
+        if tp.role in (RESIDUAL, EXACT_TOP) and tp.items == 0:
+            if tp.layout != INLINE or tp.codec != 0:
+                raise Invalid("corrupt: a tables part of no items that is not inline with codec 0")
+            if tiles != 1:
+                raise Invalid("corrupt: a tables part of no items in a tensor of more than one tile")
+
+
+def fl_tile(t, k, i):
+    """Tile i's payload of level k of tensor t read by EXACT_TOP.md §5's flags (2.8): (the payload as a flag-0 one,
+    which et_decode_tile reads by every other rule, and the bytes of the tables the tile uses: its level's tables
+    part's, or with flag 2 the payload's). Invalid on a broken flag rule."""
+    tp, cp, p0 = t.parts[2 * k], t.parts[2 * k + 1], t.parts[0]
+    r0, r1 = i * t.tile_rows, min(t.shape[0], (i + 1) * t.tile_rows)
+    p, in_payload = cp.tile_stored[i], tp.items == 0
+    if not p or p[0] != 1:
+        if in_payload and p[:1] == b"\x00":
+            raise Invalid("mode 0 on a level whose tables are in its payload")
+        return p, tp.data
+    if len(p) < 8:
+        raise Invalid("mode 1 head past the payload")
+    flags = p[1]
+    if flags & ~(FLAG_STEPS | FLAG_TABLES):
+        raise Invalid("unknown flag")
+    if bool(flags & FLAG_TABLES) != in_payload:
+        raise Invalid("flag 2 and a tables part of no items disagree")
+    pos, tb = 8, tp.data
+    if flags & FLAG_TABLES:
+        if pos + 2 > len(p):
+            raise Invalid("tables_len past the payload")
+        n = struct.unpack_from("<H", p, pos)[0]
+        if pos + 2 + n > len(p):
+            raise Invalid("tables_len beyond the payload")
+        tb, pos = bytes(p[pos + 2:pos + 2 + n]), pos + 2 + n
+    if flags & FLAG_STEPS:
+        if p0.layout != INLINE or p0.codec != 0:
+            raise Invalid("flag 1 while part 0 is not inline with codec 0")
+        e = bytes(p0.data[r0:r1])
+    else:
+        if pos + r1 - r0 > len(p):
+            raise Invalid("the rows' step bytes past the payload")
+        e, pos = bytes(p[pos:pos + r1 - r0]), pos + r1 - r0
+    return b"\x01\x00" + bytes(p[2:8]) + e + bytes(p[pos:]), tb
+
+
+def fl_payload(p, flags, tables=b"", rows=0, tables_len=None):
+    """The flag-0 mode-1 payload p (et_encode_tile's) written with the flags byte `flags`: with flag 2, u16 tables_len
+    (default: the tables' length; bad vectors lie) and the tables after the 8-byte head; with flag 1, without its
+    `rows` step bytes. Other bits are written as given (bad vectors)."""
+    assert p[:2] == b"\x01\x00"
+    head = b"\x01" + bytes([flags]) + bytes(p[2:8])
+    if flags & FLAG_TABLES:
+        head += struct.pack("<H", len(tables) if tables_len is None else tables_len) + tables
+    return head + (bytes(p[8 + rows:]) if flags & FLAG_STEPS else bytes(p[8:]))
+
+
+def set_flags(t, k, flags, empty=None, check=True):
+    """Level k of tensor t (its tiles all mode 1, flag 0, as refine() or exact_top() made them) rewritten with the
+    flags byte `flags` in every tile: flag 2 carries the level's tables in each payload, and (unless empty is False)
+    its tables part becomes inline, codec 0, 0 items; flag 1 drops the step bytes. check: the tensor decodes at
+    level k (rf_decode) to the bytes the level was made with."""
+    tp, cp = t.parts[2 * k], t.parts[2 * k + 1]
+    tb = tp.data
+    if flags & FLAG_TABLES if empty is None else empty:
+        tp.layout, tp.codec, tp.data, tp.items = INLINE, 0, b"", 0
+    rows = t.shape[0]
+    cp.tile_stored = [fl_payload(p, flags, tb, min(rows, (i + 1) * t.tile_rows) - i * t.tile_rows)
+                      for i, p in enumerate(cp.tile_stored)]
+    if check:
+        assert rf_decode(t, k) == t.level_bytes[k]
+    return t
+
+
+def flag_vectors(d):
+    """lossy_refine_flags (2.8): the flags of a mode-1 payload (EXACT_TOP.md §5, REFINE.md §3). Every qrow tensor has
+    its part 0 (the step bytes) inline with codec 0. An exact F32 norm; a: BF16 [4, 16], one tile, U8 codes per
+    element, 2 refinement levels (M = 3, S = 0; M = 9, S = 1) and an exact top layer (S = 3), every level's tile in
+    mode 1 with flags 3 (its tables, refinement or exact-top, in the payload after u16 tables_len; its tables part
+    inline, codec 0, 0 items; no step bytes: part 0's); b: F16 [3, 10], one tile, codes inline (codec 0: the tensor
+    has no chunk at level 0), 1 level (M = 2) with flag 2 only (tables in the payload, step bytes still there);
+    c: F16 [4, 8], one tile, 1 level (M = 3, tables inline codec 0 with items) with flag 1 only; e: F32 [3, 8], one
+    tile, 1 level (M = 3, S = 0) with flags 0 (its tables a tensor-wide zstd chunk) under an exact top layer (S = 1)
+    with flag 1 (its tables a tensor-wide zstd chunk); g: BF16 [6, 8] of two tiles (4 and 2 rows), every row's step
+    byte different, 1 level (M = 3, tables a tensor-wide zstd chunk) with flag 1 in both tiles: tile 1's steps are
+    part 0's items 4 and 5 (a decoder that took items 0 and 1 gets other values, and level 1's hash fails).
+    .expected: the top of each tensor; .level0 .. .level2.expected: the levels below (a tensor at its own top when
+    it has fewer)."""
+    rng = Rng(0xF1A65)
+    norm = Exact("norm.weight", "F32", [3], np.array([0.75, -1.5, 0], dtype="<f4").tobytes())
+    # a: BF16, 2 refinement levels and an exact top layer, flags 3 everywhere
+    ea, ca, Ba = [0x05, 0x2A, 0x47, 0x13], 16, -14
+    xa = rf_weights(rng, Ba, ea, ca, 60)
+    a = qrow("a.weight", "BF16", [4, ca], Ba, ea, rf_q(xa, Ba, ea, ca, 127), 4, scales_layout=INLINE)
+    refine(a, 3, xa, tables_layout=INLINE, tables_codec=0, keep_mode1=True)
+    refine(a, 9, xa, S=1, tables_layout=INLINE, tables_codec=0, keep_mode1=True)
+    oa = et_bits("BF16", xa)
+    for i, v in {5: 0x7F80, 6: 0xFFC1, 7: 0x8000, 20: 0x0001}.items():  # +Inf, a NaN, -0, a subnormal
+        oa[i] = v
+    exact_top(a, oa, S=3, keep_mode1=True)
+    for k in (1, 2, 3):
+        set_flags(a, k, 3)
+    # b: F16, codes inline, 1 level with flag 2 only
+    eb, cb, Bb = [0x10, 0x3C, 0x22], 10, -10
+    xb = rf_weights(rng, Bb, eb, cb, 40)
+    b = qrow("b.weight", "F16", [3, cb], Bb, eb, rf_q(xb, Bb, eb, cb, 127), 3, scales_layout=INLINE,
+             codes_layout=INLINE)
+    refine(b, 2, xb, tables_layout=INLINE, tables_codec=0, keep_mode1=True)
+    set_flags(b, 1, 2)
+    # c: F16, 1 level with flag 1 only (tables inline, codec 0, with items)
+    ec, cc, Bc = [0x00, 0x31, 0x57, 0x1F], 8, -8
+    xc = rf_weights(rng, Bc, ec, cc, 50)
+    c = qrow("c.weight", "F16", [4, cc], Bc, ec, rf_q(xc, Bc, ec, cc, 127), 4, scales_layout=INLINE)
+    refine(c, 3, xc, tables_layout=INLINE, tables_codec=0, keep_mode1=True)
+    set_flags(c, 1, 1)
+    # e: F32, a level of flags 0 under an exact top layer of flag 1 with tensor-wide zstd tables
+    ee, ce, Be = [0x08, 0x3B, 0x61], 8, -6
+    xe = rf_weights(rng, Be, ee, ce, 200)
+    e = qrow("e.weight", "F32", [3, ce], Be, ee, rf_q(xe, Be, ee, ce, 2000), 3, code_item="U16",
+             scales_layout=INLINE)
+    refine(e, 3, xe, keep_mode1=True)  # tables: tensor-wide zstd (refine's default)
+    oe = et_bits("F32", xe)
+    oe[3], oe[10] = 0x7FC00001, 0x80000000
+    exact_top(e, oe, S=1, tables_codec=1, keep_mode1=True)
+    e.parts[-2].layout = TENSOR_WIDE
+    set_flags(e, 2, 1)
+    # g: BF16 of two tiles, flag 1 in both: each tile's slice of part 0
+    eg, cg, Bg = [0x01, 0x12, 0x23, 0x34, 0x45, 0x56], 8, -16
+    xg = rf_weights(rng, Bg, eg, cg, 80)
+    g = qrow("g.weight", "BF16", [6, cg], Bg, eg, rf_q(xg, Bg, eg, cg, 127), 4, scales_layout=INLINE)
+    refine(g, 3, xg, keep_mode1=True)
+    set_flags(g, 1, 1)
+    ts = [norm, a, b, c, e, g]
+    # what the vector holds, as the docstring says
+    flags = lambda t, k: [p[1] for p in t.parts[2 * k + 1].tile_stored]
+    assert [flags(a, k) for k in (1, 2, 3)] == [[3]] * 3 and flags(b, 1) == [2] and flags(c, 1) == [1]
+    assert flags(e, 1) == [0] and flags(e, 2) == [1] and flags(g, 1) == [1, 1]
+    assert all(a.parts[2 * k].items == 0 for k in (1, 2, 3)) and b.parts[2].items == 0 and c.parts[2].items > 0
+    assert [a.parts[2 * k].role for k in (1, 2, 3)] == [RESIDUAL, RESIDUAL, EXACT_TOP]
+    assert e.parts[4].layout == TENSOR_WIDE
+    assert all(t.parts[0].layout == INLINE and t.parts[0].codec == 0 for t in (a, b, c, e, g))
+    assert len(a.levels) == 4 and len(e.levels) == 3 and a.rf[1]["S"] == 1 and a.et_S == 3 and e.et_S == 1
+    assert all(p[0] == 1 for t in (a, b, c, e, g) for q in t.parts[3::2] for p in q.tile_stored)
+    # g's tile 1 read with the steps of tile 0: other contexts (its stream then fails) or values (the vector tells
+    # the slices apart)
+    g.parts[0].data, keep = bytes(eg[:2] + eg[2:4] + eg[:2]), g.parts[0].data
+    try:
+        assert rf_decode(g, 1) != g.level_bytes[1]
+    except Invalid:
+        pass
+    g.parts[0].data = keep
+    fb, plen = st_file(ts)
+    files = [(0, "model.safetensors", fb, plen, ts)]
+    wcz = container2(files, minor=8)
+    head = struct.unpack("<IIIBB", zread_manifest(wcz)[:14])
+    # level 0: norm, a's codes, c's codes, e's codes, g's 2 tiles of codes (b's inline; every part 0 inline);
+    # level 1: a, b, c 1 tile each, e's tables and tile, g's tables and 2 tiles; level 2: a 1, e's tables and 1;
+    # level 3: a 1
+    assert head == (1, 6, 1 + 1 + 1 + 1 + 2 + 1 + 1 + 1 + 2 + 3 + 1 + 2 + 1, 4, 0), head
+    put(d, "lossy_refine_flags.wcz", wcz)
+    put_levels(d, "lossy_refine_flags", files)
+    put_bad(d, flag_bad())
+
+
+
+def flag_bad():
+    """2.8 files every reader must reject for the flags of a mode-1 payload (EXACT_TOP.md §5 "Flags", REFINE.md §3),
+    checksum-valid everywhere, the level hashes the honest ones: an exact F32 tensor, then a BF16 qrow tensor [4, 16]
+    of one tile (part 0 inline, codec 0) with a refinement level (M = 3) and, in some, an exact top layer (S = 1),
+    each lying in one thing. *.codec: a tile the flags make invalid (seen when it is decoded); *.corrupt: a tables
+    part of no items where the record does not allow one (seen when the manifest is decoded). Each fails rf_decode
+    on its rule."""
+    rows, cols = 4, 16
+
+    def base(tiles=1, exact=False, scales_layout=INLINE, scales_codec=0):
+        rng = Rng(0xBAD28)
+        e = [(0x15 * r + 3) & 0xFF for r in range(rows)]
+        x = rf_weights(rng, -18, e, cols, 80)
+        t = qrow("w.weight", "BF16", [rows, cols], -18, e, rf_q(x, -18, e, cols, 127), rows if tiles == 1 else 2,
+                 scales_layout=scales_layout, scales_codec=scales_codec)
+        refine(t, 3, x, tables_layout=INLINE, tables_codec=0, keep_mode1=True)
+        if exact:
+            exact_top(t, et_bits("BF16", x), S=1, keep_mode1=True)
+        assert all(p[0] == 1 for q in t.parts[3::2] for p in q.tile_stored)
+        return t
+
+    def one(t, why):
+        rf_must_fail(t, why)
+        return one_file([norm_exact(), t], minor=8)
+
+    def patch(t, k, f, i=0):
+        """Level k's tile i's payload p replaced by f(bytearray(p))."""
+        cp = t.parts[2 * k + 1]
+        cp.tile_stored[i] = bytes(f(bytearray(cp.tile_stored[i])))
+        return t
+
+    def setb(at, v):
+        def f(p):
+            p[at] = v
+            return p
+        return f
+
+    out = {}
+    # a flag bit other than 1 and 2 (codec): 4 on a refinement level's tile of flags 3, 128 on an exact top layer's
+    # of flag 1 (its tables a part with items)
+    out["refine_flags_bit4.codec"] = one(patch(set_flags(base(), 1, 3), 1, setb(1, 7)), "unknown flag")
+    out["exact_top_flags_bit7.codec"] = one(patch(set_flags(base(exact=True), 2, 1), 2, setb(1, 0x81)),
+                                            "unknown flag")
+    # flag 1 (codec): part 0 not inline with codec 0: per row (its own chunk), or inline zstd (2.3)
+    out["refine_flag1_scales_per_row.codec"] = one(set_flags(base(scales_layout=PER_ROW), 1, 1, check=False),
+                                                   "flag 1 while part 0")
+    out["refine_flag1_scales_zstd.codec"] = one(set_flags(base(scales_codec=1), 1, 3, check=False),
+                                                "flag 1 while part 0")
+    out["exact_top_flag1_scales_per_row.codec"] = one(
+        set_flags(base(exact=True, scales_layout=PER_ROW), 2, 1, check=False), "flag 1 while part 0")
+    # flag 2 iff the tables part has no items (codec): flag 2 while the tables part has them (the payload's tables
+    # are the same); a tables part of no items and a tile without flag 2 (flag 1: no tables anywhere); and such a
+    # level's tile in mode 0 (refinement: u8 0, the step bytes, the codes; exact top: u8 0, the residuals)
+    out["refine_flag2_tables_items.codec"] = one(set_flags(base(), 1, 3, empty=False, check=False), "disagree")
+    out["exact_top_flag2_tables_items.codec"] = one(set_flags(base(exact=True), 2, 2, empty=False, check=False),
+                                                    "disagree")
+    out["refine_tables_empty_no_flag2.codec"] = one(set_flags(base(), 1, 1, empty=True, check=False), "disagree")
+    t = set_flags(base(), 1, 3)
+    lv = t.rf[0]
+    t.parts[3].tile_stored[0] = b"\x00" + bytes(t.parts[0].data) + b"".join(x.to_bytes(2, "little")
+                                                                            for x in lv["codes"])
+    out["refine_tables_empty_mode0.codec"] = one(t, "mode 0 on a level")
+    t = set_flags(set_flags(base(exact=True), 1, 3), 2, 3)
+    t.parts[5].tile_stored[0] = b"\x00" + b"".join(x.to_bytes(2, "little") for x in t.et_d[0])
+    out["exact_top_tables_empty_mode0.codec"] = one(t, "mode 0 on a level")
+    # tables_len beyond the payload (codec): by one byte; 0xFFFF
+    t = set_flags(base(), 1, 3)
+    n = len(t.parts[3].tile_stored[0]) - 10 + 1
+    out["refine_flag2_tables_len_past.codec"] = one(patch(t, 1, lambda p: p[:8] + struct.pack("<H", n) + p[10:]),
+                                                    "tables_len beyond")
+    t = set_flags(set_flags(base(exact=True), 1, 3), 2, 3)
+    out["exact_top_flag2_tables_len_ffff.codec"] = one(patch(t, 2, lambda p: p[:8] + b"\xff\xff" + p[10:]),
+                                                       "tables_len beyond")
+    # flag 2's tables of the other kind (codec): a refinement level carrying exact-top tables (a 4-byte head, the
+    # lists read from byte 8: its M, 3 contexts' bytes, is out of range) and an exact top layer carrying refinement
+    # tables (M's bytes read as lists: frequencies that do not sum to 2^P)
+    t = base()
+    lv = t.rf[0]
+    t.parts[2].data = et_table_bytes(lv["tables"], lv["C"], lv["P"])
+    out["refine_flag2_exact_tables.codec"] = one(set_flags(t, 1, 3, check=False), "step divisor M")
+    t = base(exact=True)
+    t.parts[4].data = rf_table_bytes(t.et_tables, t.et_C, t.et_P, 1, 3)
+    out["exact_top_flag2_refine_tables.codec"] = one(set_flags(t, 2, 3, check=False), "sum to 2^P")
+    # a tables part of no items (corrupt) in a tensor of two tiles (each tile with flag 2 and the tables), tensor-wide
+    # (no chunk), or inline with codec 1 (2.3: a zstd frame of no bytes)
+    out["refine_tables_empty_two_tiles.corrupt"] = one(set_flags(base(tiles=2), 1, 3, check=False),
+                                                       "more than one tile")
+    out["exact_top_tables_empty_two_tiles.corrupt"] = one(set_flags(base(tiles=2, exact=True), 2, 2, check=False),
+                                                          "more than one tile")
+    t = set_flags(base(), 1, 3)
+    t.parts[2].layout = TENSOR_WIDE
+    out["refine_tables_empty_tensor_wide.corrupt"] = one(t, "not inline with codec 0")
+    t = set_flags(base(), 1, 3)
+    t.parts[2].codec = 1
+    assert t.parts[2].inline() == struct.pack("<I", len(zraw(b""))) + zraw(b"")
+    out["refine_tables_empty_zstd.corrupt"] = one(t, "not inline with codec 0")
+    t = set_flags(base(exact=True), 2, 3)
+    t.parts[4].layout = TENSOR_WIDE
+    out["exact_top_tables_empty_tensor_wide.corrupt"] = one(t, "not inline with codec 0")
     return out
 
 
