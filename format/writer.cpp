@@ -55,9 +55,14 @@ void ContainerWriter::begin(const Manifest& m) {
     if (patched) minor_ = kVersionMinorLossyPatch;
     for (const auto& t : m.tensors)
       if (t.levels.size() > 1) minor_ = std::max(minor_, kVersionMinorLossyExactTop);
+    // 2.8: refinement levels, or a level above 0 whose tiles' payloads carry
+    // flags (a tensor of one tile: part 0 inline, the tables in the payload)
     for (const auto& t : m.tensors)
       for (const auto& q : t.parts)
-        if (q.role == PartRole::residual) minor_ = kVersionMinorLossyRefine;
+        if (q.role == PartRole::residual ||
+            (q.level > 0 && t.parts[0].layout == PartLayout::inline_items && t.parts[0].codec == 0) ||
+            (q.level > 0 && q.layout == PartLayout::inline_items && q.items == 0))
+          minor_ = kVersionMinorLossyRefine;
   }
   else {
     for (const auto& f : m.files)

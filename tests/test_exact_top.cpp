@@ -49,7 +49,10 @@ TEST_SUITE("exact_top") {
     wc::pack(src, wcz, exact_options(4.25));
     wc::ContainerReader r(wcz, wc::kReaderChecks);
     CHECK(r.header().major == 2);
-    CHECK(r.header().minor == 7);
+    // 2.7, or 2.8 where a tensor of one tile leaves its step bytes to its record (the payload's flags)
+    bool flagged = false;
+    for (const auto& t : r.manifest().tensors) flagged |= t.levels.size() > 1 && t.tile_count() == 1;
+    CHECK(r.header().minor == (flagged ? 8 : 7));
     CHECK(r.manifest().level_count == 2);
     unsigned two_level = 0;
     for (const auto& t : r.manifest().tensors)
