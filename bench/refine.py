@@ -12,7 +12,7 @@ of the 2-D tensors (sqrt(sum err^2 / sum w^2)) of both, and with --kld the KL
 divergence of each against MODEL (../shared/tools/kld_eval.py, a llama model
 only) and the ratio progressive / separate (issue target: at most 1.25). With
 --png, a plot of KLD (or relative RMSE) against bits per weight, llama.cpp's
-imatrix points (issue 10) beside.
+imatrix points (issue 10) beside (needs matplotlib: .venv/bin/pip install matplotlib).
 """
 import argparse
 import json
