@@ -478,8 +478,17 @@ int wcodec_decode_tensors_exec(const wcodec_archive* a, const wcodec_decode_job*
 
 int wcodec_decode_rows(const wcodec_archive* a, size_t tensor, uint64_t row_begin, uint64_t row_end, const char* dtype,
                        void* dst, size_t dst_len, unsigned threads, char* err, size_t err_len) {
+  return wcodec_decode_rows_ex(a, tensor, WCODEC_LEVEL_TOP, row_begin, row_end, dtype, dst, dst_len, threads, err,
+                               err_len);
+}
+
+int wcodec_decode_rows_ex(const wcodec_archive* a, size_t tensor, uint32_t level, uint64_t row_begin, uint64_t row_end,
+                          const char* dtype, void* dst, size_t dst_len, unsigned threads, char* err, size_t err_len) {
   if (!a || tensor >= wcodec_tensor_count(a)) return usage(err, err_len, "no such tensor");
   const auto& t = a->reader->manifest().tensors[tensor];
+  const uint32_t levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+  if (level != WCODEC_LEVEL_TOP && level >= levels)
+    return usage(err, err_len, "tensor '" + t.name + "' has no level " + std::to_string(level));
   wc::DType out;
   if (!output_dtype(t, dtype, &out))
     return usage(err, err_len, "tensor '" + t.name + "' (" + std::string(wc::dtype_name(t.dtype)) +
@@ -495,7 +504,10 @@ int wcodec_decode_rows(const wcodec_archive* a, size_t tensor, uint64_t row_begi
     return usage(err, err_len, "a buffer of " + std::to_string(dst_len) + " bytes cannot hold " +
                                    std::to_string(row_end - row_begin) + " rows of tensor '" + t.name + "'");
   return guarded(err, err_len, [&] {
-    decode_spans(*a, {Span{&t, out, row_begin * rb, row_end * rb, static_cast<uint8_t*>(dst)}}, threads);
+    decode_spans(*a,
+                 {Span{&t, out, row_begin * rb, row_end * rb, static_cast<uint8_t*>(dst),
+                       level == WCODEC_LEVEL_TOP ? wc::kTopLevel : level}},
+                 threads);
   });
 }
 

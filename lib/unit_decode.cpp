@@ -129,7 +129,7 @@ void decode_unit(const TensorRecord& t, uint64_t u, const std::span<const uint8_
     fail_tensor(Errc::usage, "a lossy tensor decodes to BF16, F16 or F32 only", file, t);
   const unsigned L = level_of(t, level);
   if (L > 0 && out != t.dtype)
-    fail_tensor(Errc::usage, "an exact top layer decodes to the tensor's own dtype only", file, t);
+    fail_tensor(Errc::usage, "levels above 0 decode to the tensor's own dtype only", file, t);
   TileInputs in;
   gather_inputs(t, u, 0, L, stored, ws, in, file);
   const Errc rc = r->decode_tile(t, uint32_t(u), L, in, out, dst);

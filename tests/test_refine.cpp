@@ -243,6 +243,23 @@ TEST_SUITE("refine") {
           CHECK(held == fresh);
           CHECK(held != before_bytes);
         }
+      // rows at a level: what the whole tensor holds there, from the tiles that hold them
+      const uint64_t rb = t.byte_size / t.rows(), r0 = t.rows() / 3, r1 = t.rows() - 2;
+      for (uint32_t level : {0u, 1u, 3u, uint32_t(WCODEC_LEVEL_TOP)}) {
+        CAPTURE(level);
+        std::vector<uint8_t> whole(t.byte_size), rows((r1 - r0) * rb);
+        REQUIRE(wcodec_decode_tensor_ex(a, i, level, nullptr, whole.data(), whole.size(), 1, err, sizeof err) ==
+                WCODEC_OK);
+        REQUIRE(wcodec_decode_rows_ex(a, i, level, r0, r1, nullptr, rows.data(), rows.size(), 2, err, sizeof err) ==
+                WCODEC_OK);
+        CHECK(std::equal(rows.begin(), rows.end(), whole.begin() + ptrdiff_t(r0 * rb)));
+      }
+      std::vector<uint8_t> one(t.byte_size / t.rows());
+      CHECK(wcodec_decode_rows_ex(a, i, 4, 0, 1, nullptr, one.data(), one.size(), 1, err, sizeof err) ==
+            WCODEC_E_USAGE);
+      if (t.dtype != DType::F32)  // above level 0, the tensor's own dtype only
+        CHECK(wcodec_decode_rows_ex(a, i, 1, 0, 1, "F32", std::vector<uint8_t>(4 * t.cols()).data(), 4 * t.cols(), 1,
+                                    err, sizeof err) == WCODEC_E_USAGE);
     }
     wcodec_close(a);
   }

@@ -340,6 +340,14 @@ WCODEC_API uint64_t wcodec_chunks_decoded(const wcodec_archive* a);
  * --exact: level 0 to the original bits). The result is checked against
  * level `to`'s stored hash; a dst that did not hold level `from` fails that
  * check (WCODEC_E_CHECKSUM) or the new level's stream (WCODEC_E_CODEC). */
+/* wcodec_decode_rows at a level of a lossy tensor (as wcodec_decode_tensor_ex:
+ * `level` or WCODEC_LEVEL_TOP; above level 0 in its own dtype only): rows
+ * [row_begin, row_end) from the tiles that hold them, reading the chunks of
+ * levels 0 .. level only (a runtime that keeps a small model and pages rows
+ * of it). Exact tensors have one level, 0. */
+WCODEC_API int wcodec_decode_rows_ex(const wcodec_archive* a, size_t tensor, uint32_t level, uint64_t row_begin,
+                                     uint64_t row_end, const char* dtype, void* dst, size_t dst_len, unsigned threads,
+                                     char* err, size_t err_len);
 WCODEC_API int wcodec_upgrade_tensor(const wcodec_archive* a, size_t tensor, uint32_t from, uint32_t to, void* dst,
                                      size_t dst_len, unsigned threads, char* err, size_t err_len);
 #endif

@@ -138,14 +138,14 @@ class Archive {
   }
 
   void decode_rows(size_t tensor, uint64_t r0, uint64_t r1, uintptr_t dst, size_t len,
-                   const std::optional<std::string>& dtype, unsigned threads) const {
+                   const std::optional<std::string>& dtype, unsigned threads, std::optional<uint32_t> level) const {
     live();
     char err[kErrLen] = {0};
     int rc;
     {
       nb::gil_scoped_release nogil;
-      rc = wcodec_decode_rows(a_, tensor, r0, r1, opt_cstr(dtype), reinterpret_cast<void*>(dst), len, threads, err,
-                              sizeof err);
+      rc = wcodec_decode_rows_ex(a_, tensor, level ? *level : WCODEC_LEVEL_TOP, r0, r1, opt_cstr(dtype),
+                                 reinterpret_cast<void*>(dst), len, threads, err, sizeof err);
     }
     check(rc, err);
   }
@@ -247,7 +247,8 @@ NB_MODULE(_wcodec, m) {
       .def("decode_many", &Archive::decode_many, nb::arg("jobs"), nb::arg("threads") = 0,
            nb::arg("levels").none() = nb::none())
       .def("decode_rows", &Archive::decode_rows, nb::arg("tensor"), nb::arg("row_begin"), nb::arg("row_end"),
-           nb::arg("dst"), nb::arg("nbytes"), nb::arg("dtype").none() = nb::none(), nb::arg("threads") = 0)
+           nb::arg("dst"), nb::arg("nbytes"), nb::arg("dtype").none() = nb::none(), nb::arg("threads") = 0,
+           nb::arg("level").none() = nb::none())
       .def("chunks_decoded", &Archive::chunks_decoded)
       .def("set_verify_chunks", &Archive::set_verify_chunks, nb::arg("on"));
 

@@ -121,3 +121,10 @@ def test_refinement_levels_load_finer_models(tmp_path):
                 for lv in range(4)]
         assert errs[0] > errs[1] > errs[2] > errs[3] == 0, errs
         assert errs[1] < errs[0] / 2
+    # lazily, at a level: a row range decodes from its tiles alone, equal to the whole tensor's rows there
+    for lv in (0, 1, 2, 9):
+        whole = wcodec.numpy.load_file(str(src) + ".wcz", level=lv)
+        with wcodec.safe_open(str(src) + ".wcz", "np", level=lv) as f:
+            for k in t:
+                np.testing.assert_array_equal(f.get_slice(k)[5:40], whole[k][5:40])
+                np.testing.assert_array_equal(f.get_tensor(k), whole[k])

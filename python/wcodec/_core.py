@@ -118,8 +118,11 @@ class Container:
         self._a.decode_many([(t.index, p, n, dt) for t, p, n, dt in jobs], threads, levels)
 
     def decode_rows_into(self, t: TensorInfo, r0: int, r1: int, address: int, nbytes: int,
-                         dtype: str | None = None, threads: int = 0) -> None:
-        self._a.decode_rows(t.index, r0, r1, address, nbytes, dtype, threads)
+                         dtype: str | None = None, threads: int = 0, level: int | None = None) -> None:
+        """Rows [r0, r1) of tensor t; `level`: a lossy tensor at min(level, its top), default its top."""
+        if level is not None:
+            level = min(int(level), t.levels - 1)
+        self._a.decode_rows(t.index, r0, r1, address, nbytes, dtype, threads, level)
 
     def chunks_decoded(self) -> int:
         """Stored chunks decoded since the container was opened (a debug
@@ -192,8 +195,8 @@ class Slice:
     """A lazy view of one tensor (safetensors' get_slice): indexing it decodes
     only the chunks that hold the rows the first index selects."""
 
-    def __init__(self, container: Container, backend: Backend, t: TensorInfo):
-        self._c, self._b, self._t = container, backend, t
+    def __init__(self, container: Container, backend: Backend, t: TensorInfo, level: int | None = None):
+        self._c, self._b, self._t, self._level = container, backend, t, level
 
     def get_shape(self) -> list:
         return list(self._t.shape)
@@ -222,7 +225,7 @@ class Slice:
     def _rows(self, r0: int, r1: int, shape: tuple):
         obj, addr, nbytes = self._b.empty(shape, self._t.dtype)
         if r1 > r0:
-            self._c.decode_rows_into(self._t, r0, r1, addr, nbytes)
+            self._c.decode_rows_into(self._t, r0, r1, addr, nbytes, level=self._level)
         return obj
 
 
@@ -231,10 +234,12 @@ class SafeOpen:
     f.get_tensor(name), f.get_slice(name)[a:b]. Nothing is decoded until a
     tensor (or a row range of one) is asked for."""
 
-    def __init__(self, path, backend: Backend, device: Any = "cpu", file: str | None = None):
+    def __init__(self, path, backend: Backend, device: Any = "cpu", file: str | None = None,
+                 level: int | None = None):
         self._c = Container(path)
         self._b = backend
         self._device = device
+        self._level = level
         try:
             self._tensors = {t.name: t for t in self._c.model_tensors(file)}
             st_files = [f for f in self._c.files if f.kind == "safetensors"]
@@ -262,10 +267,10 @@ class SafeOpen:
 
     def get_tensor(self, name: str):
         t = self._info(name)
-        return load(self._c, self._b, [t], self._device)[name]
+        return load(self._c, self._b, [t], self._device, level=self._level)[name]
 
     def get_slice(self, name: str) -> Slice:
-        return Slice(self._c, self._b, self._info(name))
+        return Slice(self._c, self._b, self._info(name), self._level)
 
     @property
     def container(self) -> Container:
