@@ -77,6 +77,9 @@ inline constexpr uint16_t kVersionMinorLossyPatch = 6;
 inline constexpr uint16_t kVersionMinorLossyExactTop = 7;
 // Refinement levels of a qrow tensor (role 4 parts, spec/REFINE.md) are new in 2.8.
 inline constexpr uint16_t kVersionMinorLossyRefine = 8;
+// Chunk order 1 (steps: every tensor's levels above 0 ordered model-wide,
+// spec/FORMAT.md §4.3) is new in 2.9.
+inline constexpr uint16_t kVersionMinorLossyOrder = 9;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {
@@ -148,6 +151,9 @@ struct TensorRecord {
   uint32_t first_chunk = 0;       // the first chunk of level 0
   uint32_t chunk_count = 0;       // chunks at every level
   std::vector<uint32_t> level_first, level_chunks;  // per level of the tensor
+  // The model level (step) at which each of its levels arrives (2.9, chunk
+  // order 1, §4.3): level_step[0] = 0, increasing; level-major: L itself.
+  std::vector<uint8_t> level_step;
   uint64_t elements() const;
   bool lossy() const { return repr != 0; }
   // An exact tensor whose bytes lie in its record (1.4, 2.5), not in chunks.
@@ -182,7 +188,8 @@ struct Manifest {
   std::vector<FileRecord> files;
   std::vector<TensorRecord> tensors;
   uint32_t chunk_count = 0;
-  uint8_t level_count = 1;                 // 2.0: levels of the model
+  uint8_t level_count = 1;                 // 2.0: levels (chunk order 1: steps) of the model
+  uint8_t chunk_order = 0;                 // 0 level-major; 1 (2.9) steps: each tensor's level_step
   std::vector<uint32_t> level_first_chunk;  // 2.0: first chunk of each level
   // Fills the derived fields (level-major order in 2.0); throws on limits.
   void derive_chunks();
@@ -204,9 +211,16 @@ class ChunkCursor {
         continue;
       }
       const TensorRecord& r = m_.tensors[t_];
-      if (level_ < r.level_chunks.size() && j_ < r.level_chunks[level_]) {
+      // the tensor's level that arrives at this model level (level-major:
+      // that level; chunk order 1: the one its level_step puts there)
+      unsigned L = level_;
+      if (!r.level_step.empty()) {
+        L = 0;
+        while (L < r.level_step.size() && r.level_step[L] != level_) ++L;
+      }
+      if (L < r.level_chunks.size() && j_ < r.level_chunks[L]) {
         uint32_t i0 = 0;
-        for (unsigned k = 0; k < level_; ++k) i0 += r.level_chunks[k];
+        for (unsigned k = 0; k < L; ++k) i0 += r.level_chunks[k];
         *tensor = t_, *i = i0 + j_++;
         return true;
       }

@@ -148,18 +148,34 @@ void Manifest::derive_chunks() {
     }
     levels = std::max<unsigned>(levels, unsigned(t.levels.size()));
   }
-  level_count = static_cast<uint8_t>(levels);
-  level_first_chunk.assign(levels, 0);
+  // Level-major: a tensor's level L arrives at model level L. Chunk order 1
+  // (2.9): at the step its level_step gives (checked by the reader).
+  unsigned steps = levels;
+  if (chunk_order == 0) {
+    for (auto& t : tensors) {
+      t.level_step.resize(t.level_chunks.size());
+      for (size_t L = 0; L < t.level_step.size(); ++L) t.level_step[L] = uint8_t(L);
+    }
+  } else {
+    steps = 1;
+    for (auto& t : tensors) {
+      if (t.level_step.size() != t.level_chunks.size()) fail(Errc::corrupt, "a tensor's steps do not match its levels");
+      for (uint8_t s : t.level_step) steps = std::max<unsigned>(steps, unsigned(s) + 1);
+    }
+  }
+  level_count = static_cast<uint8_t>(steps);
+  level_first_chunk.assign(steps, 0);
   uint64_t total = 0;
   for (auto& t : tensors) t.level_first.assign(t.level_chunks.size(), 0);
-  for (unsigned L = 0; L < levels; ++L) {
-    level_first_chunk[L] = static_cast<uint32_t>(total);
-    for (auto& t : tensors) {
-      if (L >= t.level_chunks.size()) continue;
-      t.level_first[L] = static_cast<uint32_t>(total);
-      total += t.level_chunks[L];
-      if (total > kMaxChunks) fail(Errc::limit, "too many chunks");
-    }
+  for (unsigned K = 0; K < steps; ++K) {
+    level_first_chunk[K] = static_cast<uint32_t>(total);
+    for (auto& t : tensors)
+      for (size_t L = 0; L < t.level_step.size(); ++L) {
+        if (t.level_step[L] != K) continue;
+        t.level_first[L] = static_cast<uint32_t>(total);
+        total += t.level_chunks[L];
+        if (total > kMaxChunks) fail(Errc::limit, "too many chunks");
+      }
   }
   for (auto& t : tensors) {
     t.first_chunk = t.level_first.empty() ? 0 : t.level_first[0];
@@ -278,9 +294,16 @@ std::vector<uint8_t> encode_manifest(const Manifest& m) {
     w.u32(0);  // reserved
   } else {
     w.u8(m.level_count);
-    w.u8(0);   // chunk order: level-major
-    w.u16(0);  // reserved
+    w.u8(m.chunk_order);  // 0 level-major; 1 (2.9) steps, listed below
+    w.u16(0);             // reserved
     for (uint32_t c : m.level_first_chunk) w.u32(c);
+    if (m.chunk_order == 1) {  // each multi-level tensor's steps of its levels above 0, in tensor order
+      uint32_t n = 0;
+      for (const auto& t : m.tensors) n += t.levels.size() > 1 ? uint32_t(t.levels.size() - 1) : 0;
+      w.u32(n);
+      for (const auto& t : m.tensors)
+        for (size_t L = 1; L < t.levels.size(); ++L) w.u8(t.level_step[L]);
+    }
   }
   for (const auto& f : m.files) {
     w.u8(static_cast<uint8_t>(f.kind));
@@ -434,16 +457,26 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
   m.major = major;
   uint32_t nfiles = r.u32(), ntensors = r.u32(), nchunks = r.u32();
   std::vector<uint32_t> level_first;
+  std::vector<uint8_t> step_bytes;
+  uint64_t steps_at = 0;
   if (major == kVersionMajor) {
     must_be_zero(r.u32(), r.abs_pos() - 4, "manifest.reserved");
   } else {
     const unsigned levels = r.u8();
     if (levels == 0) fail_at(Errc::corrupt, base + 12, "manifest level count is 0");
     const unsigned order = r.u8();
-    if (order != 0) fail_at(Errc::corrupt, base + 13, "unknown chunk order " + std::to_string(order));
+    if (order > 1) fail_at(Errc::corrupt, base + 13, "unknown chunk order " + std::to_string(order));
+    m.chunk_order = uint8_t(order);
     must_be_zero(r.u16(), base + 14, "manifest.reserved");
     level_first.resize(levels);
     for (auto& c : level_first) c = r.u32();
+    if (order == 1) {  // 2.9: the steps of every multi-level tensor's levels above 0
+      steps_at = r.abs_pos();
+      const uint32_t count = r.u32();
+      if (count > r.remaining()) fail_at(Errc::corrupt, steps_at, "the step list exceeds the manifest");
+      const uint8_t* s = r.bytes(count);
+      step_bytes.assign(s, s + count);
+    }
   }
   if (nfiles > kMaxFiles) fail_at(Errc::limit, base, "file count " + std::to_string(nfiles) + " exceeds limit");
   if (ntensors > kMaxTensors) fail_at(Errc::limit, base + 4, "tensor count " + std::to_string(ntensors) + " exceeds limit");
@@ -554,6 +587,27 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
     uint64_t sz = f.prefix.size();
     for (uint32_t i = 0; i < f.tensor_count; ++i) sz = add_checked(sz, m.tensors[f.first_tensor + i].byte_size);
     if (sz != f.size) fail_at(Errc::corrupt, base, "file '" + f.name + "': size does not match its tensors");
+  }
+  if (m.chunk_order == 1) {  // each tensor's steps: 0, then rising, below the model's level count
+    size_t at = 0;
+    std::vector<uint32_t> held(level_first.size(), 0);
+    for (auto& t : m.tensors) {
+      t.level_step.assign(1, 0);
+      if (t.levels.size() <= 1) continue;
+      for (size_t L = 1; L < t.levels.size(); ++L) {
+        if (at == step_bytes.size()) fail_at(Errc::corrupt, steps_at, "the step list is shorter than the tensors' levels");
+        const uint8_t s = step_bytes[at++];
+        if (s <= t.level_step.back() || s >= level_first.size())
+          fail_at(Errc::corrupt, steps_at + 4 + at - 1,
+                  "tensor '" + t.name + "': level " + std::to_string(L) + " arrives at step " + std::to_string(s) +
+                      " (steps rise from 1 and stay below the level count)");
+        t.level_step.push_back(s);
+        ++held[s];
+      }
+    }
+    if (at != step_bytes.size()) fail_at(Errc::corrupt, steps_at, "the step list is longer than the tensors' levels");
+    for (size_t K = 1; K < held.size(); ++K)
+      if (!held[K]) fail_at(Errc::corrupt, steps_at, "step " + std::to_string(K) + " holds no tensor's level");
   }
   m.derive_chunks();
   if (m.chunk_count != nchunks) fail_at(Errc::corrupt, base + 8, "chunk count does not match the tensors");

@@ -63,6 +63,7 @@ void ContainerWriter::begin(const Manifest& m) {
             (q.level > 0 && t.parts[0].layout == PartLayout::inline_items && t.parts[0].codec == 0) ||
             (q.level > 0 && q.layout == PartLayout::inline_items && q.items == 0))
           minor_ = kVersionMinorLossyRefine;
+    if (m.chunk_order == 1) minor_ = kVersionMinorLossyOrder;
   }
   else {
     for (const auto& f : m.files)

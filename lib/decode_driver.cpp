@@ -57,9 +57,10 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
     auto fetch = [&](size_t k, const ChunkJob& j) {
       const TensorRecord& t = m.tensors[j.tensor];
       if (j.chunk == 0) check_decodable(t, src.name());
-      const uint32_t n = unit_chunks(t, level);
+      const unsigned L = level_at(t, level);  // the model's level: this tensor's
+      const uint32_t n = unit_chunks(t, L);
       stored[k].resize(n), spans[k].resize(n);
-      for (uint32_t c = 0; c < n; ++c) spans[k][c] = src.get(unit_chunk(t, j.chunk, c, level), stored[k][c]);
+      for (uint32_t c = 0; c < n; ++c) spans[k][c] = src.get(unit_chunk(t, j.chunk, c, L), stored[k][c]);
     };
     for_chunk_windows(
         m, f.first_tensor, f.tensor_count, pool,
@@ -71,7 +72,7 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
           if (src.random_access()) fetch(k, j);
           try {
             decode_unit(t, j.chunk, spans[k].data(), work[k], t.dtype, raw[k].reserve(unit_out_size(t, j.chunk, t.dtype)),
-                        src.name(), level);
+                        src.name(), level_at(t, level));
           } catch (Error& e) {
             // where the unit's chunks lie; a tile of inline parts only has none: they lie in the
             // (compressed) manifest, which starts at kHeaderSize
@@ -81,7 +82,7 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
         },
         [&](size_t k, const ChunkJob& j) {
           const TensorRecord& t = m.tensors[j.tensor];
-          recon.bytes(t, j.chunk, raw[k].data(), raw[k].size(), src.name(), level);
+          recon.bytes(t, j.chunk, raw[k].data(), raw[k].size(), src.name(), level_at(t, level));
           if (is_index) shard_index.insert(shard_index.end(), raw[k].data(), raw[k].data() + raw[k].size());
           dst.bytes(raw[k].data(), raw[k].size());
           XXH3_64bits_update(hs.s, raw[k].data(), raw[k].size());
@@ -90,7 +91,7 @@ void decode_files(const Manifest& m, uint32_t first, uint32_t count, ChunkSource
         });
     bool top = true;  // every tensor of the file at its top level: the file's own hash applies
     for (uint32_t i = f.first_tensor; i < f.first_tensor + f.tensor_count; ++i)
-      top &= m.tensors[i].levels.size() <= 1 || level_of(m.tensors[i], level) + 1 == m.tensors[i].levels.size();
+      top &= m.tensors[i].levels.size() <= 1 || level_at(m.tensors[i], level) + 1 == m.tensors[i].levels.size();
     if (top && XXH3_64bits_digest(hs.s) != f.xxh3) {
       Error e(Errc::checksum, "decoded file '" + f.name + "' does not match the checksum of the original");
       e.at_file(src.name());

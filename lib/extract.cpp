@@ -214,7 +214,7 @@ NpyResult unpack_tensor_npy(const std::string& in, const std::string& file, cons
   const std::string h = npy_header(res.descr, res.shape);
   sink.sink->write(h.data(), h.size());
   uint64_t done = 0;
-  decode_tensors(r, found[0], 1, pool, opt.level, [&](const uint8_t* p, size_t n) {
+  decode_tensors(r, found[0], 1, pool, level_at(t, opt.level), [&](const uint8_t* p, size_t n) {
     sink.sink->write(p, n);
     done += n;
     if (opt.progress) opt.progress(done, t.byte_size);

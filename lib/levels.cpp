@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "lib/reader_checks.h"
+#include "lib/unit_decode.h"
 
 namespace wc {
 
@@ -29,7 +30,7 @@ std::vector<LevelPoint> level_points(const ContainerReader& r) {
     double e2 = 0, n = 0;
     for (const auto& t : m.tensors)
       if (t.lossy()) {
-        const double rel = t.levels[std::min<size_t>(L, t.levels.size() - 1)].rel_rmse;
+        const double rel = t.levels[level_at(t, L)].rel_rmse;
         e2 += rel * rel * double(t.elements()), n += double(t.elements());
       }
     p.rel_rmse = n > 0 ? std::sqrt(e2 / n) : 0;

@@ -225,18 +225,22 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   uint64_t total = 0, done = 0;
   for (const auto& t : m.tensors) total += t.byte_size;
   // Each unit's stored chunks: an exact tensor's chunk, a lossy tile's parts.
-  // The container is level-major (FORMAT.md §4.3): every tensor's level-0
-  // chunks, then the level-1 chunks of the tensors that have a level 1.
+  // The container goes by model level (FORMAT.md §4.3): every tensor's
+  // level-0 chunks, then at each next model level (level-major: level L;
+  // chunk order 1: a step) the chunks of the tensors' levels that arrive then.
   std::vector<std::vector<std::vector<uint8_t>>> bufs(chunk_slots(pool));
   std::vector<LossyScratch> scratch(chunk_slots(pool));
-  for (unsigned level = 0; level < m.level_count; ++level)
+  for (unsigned step = 0; step < m.level_count; ++step)
     for_chunk_windows(
         m, 0, uint32_t(m.tensors.size()), pool, [&](size_t, const ChunkJob&) {},
         [&](size_t k, const ChunkJob& j) {
           const TensorRecord& t = m.tensors[j.tensor];
+          // the tensor's level arriving at this step, or none
+          unsigned level = 0;
+          while (level < t.level_step.size() && t.level_step[level] != step) ++level;
           try {
-            if (level >= t.levels.size() && level > 0) {
-              bufs[k].clear();  // an exact tensor, or a lossy one without this level
+            if (level >= t.level_step.size() || (level >= t.levels.size() && level > 0)) {
+              bufs[k].clear();  // an exact tensor, or a lossy one without a level at this step
             } else if (t.lossy()) {
               encode_lossy_tile(t, lossy.tensors[j.tensor], in.data[j.tensor], j.chunk, bufs[k], scratch[k], level);
             } else if (t.inline_exact()) {
@@ -252,7 +256,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
         },
         [&](size_t k, const ChunkJob& j) {
           for (const auto& b : bufs[k]) w.add_chunk(b.data(), b.size());
-          if (level > 0) return;
+          if (step > 0) return;
           const TensorRecord& t = m.tensors[j.tensor];
           done += t.lossy() ? t.rows_in_tile(j.chunk) * t.cols() * (dtype_bits(t.dtype) / 8) : t.chunk_raw_size(j.chunk);
           if (opt.progress) opt.progress(done, total);  // throttled by the caller

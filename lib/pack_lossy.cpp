@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <queue>
 #include <regex>
 
 #include "codec/auto_select.h"
@@ -411,9 +412,9 @@ bool has_exact_top(const LossyTensor& lt) { return !lt.upper.empty() && lt.upper
 // refinement levels and then, with `top`, the exact top layer, whose tables
 // are the symbol counts of the whole tensor. Each level's hash and error
 // figures are those of the tensor reconstructed at it (the exact top's:
-// the original bytes). Returns the estimated bytes of the levels.
-double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, unsigned R, bool top,
-                        ThreadPool& pool) {
+// the original bytes). Returns the estimated bytes of each level (1..).
+std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, unsigned R, bool top,
+                                     ThreadPool& pool) {
   const size_t slots = size_t(pool.size()) * 2;
   const unsigned L = R + (top ? 1 : 0);
   const uint32_t dt = uint32_t(t.dtype);
@@ -483,7 +484,7 @@ double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, u
       });
   for (size_t k = 1; k < slots; ++k)
     for (unsigned j = 0; j < L; ++j) sl[0].counts[j].add(sl[k].counts[j]);
-  double bytes = 0;
+  std::vector<double> bytes(L, 0);
   for (unsigned k = 1; k <= L; ++k) {
     const bool exact_top = top && k == L;
     auto tb = std::make_shared<exact::Tables>();
@@ -520,7 +521,7 @@ double add_upper_levels(TensorRecord& t, LossyTensor& lt, const uint8_t* data, u
     }
     t.levels.push_back(lr);
     lt.upper[k - 1] = {std::move(tb), std::move(tables)};
-    bytes += bits / 8 + double(t.tile_count() + 1) * kChunkOverhead + double(t.rows());
+    bytes[k - 1] = bits / 8 + double(t.tile_count() + 1) * kChunkOverhead + double(t.rows());
   }
   // A tensor of one tile: each level's tables ride in its tile's payload,
   // and the payload leaves the rows' step bytes to the record (2.8) — a
@@ -651,6 +652,62 @@ void choose_refinements(const std::vector<size_t>& tensors, const std::vector<do
       lt.upper[k - 1].tables = std::move(tb);
     }
   }
+}
+
+// --refine: every tensor's levels above 0 in one model-wide order (chunk
+// order 1, FORMAT.md §4.3), by the model error each removes per byte —
+// sensitivity × (relative squared error before − after) / its estimated
+// bytes — a tensor's levels in their own order (the best next level of any
+// tensor first), so that every prefix of the file at a step is about the
+// best model of its size. A step per level when they fit the 255 model
+// levels a file may have; else runs of levels of about equal bytes.
+void order_levels(Manifest& m, const std::vector<size_t>& tensors, const std::vector<double>& sensitivity,
+                  const std::vector<std::vector<double>>& level_bytes) {
+  for (auto& t : m.tensors) t.level_step.assign(1, 0);
+  struct Next {
+    double gain;
+    size_t j;
+    unsigned level;
+    bool operator<(const Next& o) const { return gain < o.gain || (gain == o.gain && j > o.j); }
+  };
+  auto next_of = [&](size_t j, unsigned L) {
+    const TensorRecord& t = m.tensors[tensors[j]];
+    const double before = double(t.levels[L - 1].rel_rmse), after = double(t.levels[L].rel_rmse);
+    const double gain = sensitivity[j] * (before * before - after * after) / std::max(level_bytes[j][L - 1], 1.0);
+    return Next{gain, j, L};
+  };
+  std::priority_queue<Next> q;
+  size_t blocks = 0;
+  double total = 0;
+  for (size_t j = 0; j < tensors.size(); ++j) {
+    const TensorRecord& t = m.tensors[tensors[j]];
+    if (t.levels.size() < 2 || level_bytes[j].size() + 1 != t.levels.size()) continue;
+    q.push(next_of(j, 1));
+    blocks += t.levels.size() - 1;
+    for (double b : level_bytes[j]) total += b;
+  }
+  if (!blocks) return;
+  const double per_step = blocks <= 254 ? 0.0 : total / 254.0;
+  unsigned step = 1;
+  double in_step = 0;
+  std::vector<unsigned> last(tensors.size(), 0);  // the step of each tensor's latest level
+  bool any = false;
+  while (!q.empty()) {
+    const Next n = q.top();
+    q.pop();
+    // a new step after each level (or once a run holds its share of bytes),
+    // and always before a tensor's second level in one step
+    if (any && (per_step == 0 || in_step >= per_step || last[n.j] == step)) ++step, in_step = 0;
+    TensorRecord& t = m.tensors[tensors[n.j]];
+    t.level_step.push_back(uint8_t(step));
+    last[n.j] = step, in_step += level_bytes[n.j][n.level - 1], any = true;
+    if (n.level + 1 < t.levels.size()) q.push(next_of(n.j, n.level + 1));
+  }
+  if (step > 254) {  // (runs cut short by a tensor's next level: more steps than a file has) level-major
+    for (auto& t : m.tensors) t.level_step.clear();
+    return;
+  }
+  m.chunk_order = 1;
 }
 
 // What the lossless codec makes of tensor t (an exact record): its chunks
@@ -1184,12 +1241,15 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
     choose_refinements(ts, sens, m, plan, data, opt.refine, pool);
   }
+  std::vector<std::vector<double>> level_bytes(cs.size());
   if (levels)
     for (size_t k = 0; k < cs.size(); ++k) {
       const Settled& st = settle(k, best[k]);
       const double base = (st.chunk_bits + st.record_bits) / 8;
-      const double top = add_upper_levels(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor],
-                                          opt.refine, opt.exact, pool);
+      level_bytes[k] = add_upper_levels(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor],
+                                        opt.refine, opt.exact, pool);
+      double top = 0;
+      for (double b : level_bytes[k]) top += b;
       // With --exact, a tensor the lossless codec stores in less than its
       // levels, and in not much more than its level 0 (a sinusoidal position
       // table: 5.8 bits a weight lossless, 4.6 + 4.9 in two levels), stays
@@ -1201,8 +1261,15 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
         plan.tensors[cs[k].tensor] = LossyTensor{};
         --plan.lossy_tensors;
         plan.lossy_weights -= m.tensors[cs[k].tensor].elements();
+        level_bytes[k].clear();
       }
     }
+  if (opt.refine) {
+    std::vector<double> sens(cs.size());
+    std::vector<size_t> ts(cs.size());
+    for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
+    order_levels(m, ts, sens, level_bytes);
+  }
   m.derive_chunks();
   hash_files(m, data, plan, pool);
   return plan;

@@ -21,6 +21,16 @@ inline constexpr unsigned kTopLevel = 255;
 inline unsigned level_of(const TensorRecord& t, unsigned level) {
   return t.levels.empty() ? 0 : std::min<unsigned>(level, unsigned(t.levels.size() - 1));
 }
+// The tensor's level in the model at model level (step) K: the highest of
+// its levels that has arrived by then (FORMAT.md §4.3: level-major, min(K,
+// its top); chunk order 1, its levels' steps). The decode functions below
+// take tensor levels; the drivers of whole models map theirs with this.
+inline unsigned level_at(const TensorRecord& t, unsigned K) {
+  if (t.level_step.size() <= 1) return level_of(t, K);
+  unsigned L = 0;
+  while (L + 1 < t.level_step.size() && L + 1 < t.levels.size() && t.level_step[L + 1] <= K) ++L;
+  return L;
+}
 
 // Units of tensor t: chunks (exact) or tiles (lossy).
 uint64_t unit_count(const TensorRecord& t);

@@ -65,61 +65,90 @@ std::vector<stb::StTensor> model(uint64_t seed) {
 }  // namespace
 
 TEST_SUITE("refine") {
-  TEST_CASE("--refine 3 --exact: five levels, every tensor's error falls with each, the top is the original") {
+  TEST_CASE("--refine 3 --exact: every tensor's levels in one model-wide order; each step lowers one tensor's error") {
     tu::TempDir d;
     const auto ts = model(1);
     const std::string src = d / "m.safetensors", wcz = d / "m.wcz";
     tu::write_file(src, stb::build(ts));
     wc::pack(src, wcz, refine_options(2.5, 3, true));
     wc::ContainerReader r(wcz, wc::kReaderChecks);
-    CHECK(r.header().minor == 8);
-    CHECK(r.manifest().level_count == 5);
-    std::vector<std::vector<uint8_t>> level(5);
-    for (unsigned k = 0; k < 5; ++k) {
+    const wc::Manifest& m = r.manifest();
+    // chunk order 1 (2.9): a model level (step) per tensor level above 0
+    CHECK(r.header().minor == 9);
+    CHECK(m.chunk_order == 1);
+    unsigned blocks = 0;
+    for (const auto& t : m.tensors) blocks += t.lossy() ? unsigned(t.levels.size() - 1) : 0;
+    CHECK(blocks == 9 * 4);
+    REQUIRE(m.level_count == 1 + blocks);
+    std::vector<std::vector<uint8_t>> step(m.level_count);
+    for (unsigned k = 0; k < m.level_count; ++k) {
       wc::UnpackOptions o;
       o.level = int(k);
-      wc::unpack(wcz, d / ("l" + std::to_string(k) + ".safetensors"), o);
-      level[k] = tu::read_file(d / ("l" + std::to_string(k) + ".safetensors"));
-      // the same bytes from a pipe
-      const auto pipe = tu::run("cat " + wcz + " | " + tu::cli() + " unpack - --level " + std::to_string(k) + " -o " +
-                                (d / "p.safetensors") + " -q -f");
-      CHECK(pipe.status == 0);
-      CHECK(tu::read_file(d / "p.safetensors") == level[k]);
+      wc::unpack(wcz, d / "l.safetensors", o);
+      step[k] = tu::read_file(d / "l.safetensors");
+      std::remove((d / "l.safetensors").c_str());
+      if (k % 7 == 0 || k + 1 == m.level_count) {  // the same bytes from a pipe
+        const auto pipe = tu::run("cat " + wcz + " | " + tu::cli() + " unpack - --level " + std::to_string(k) + " -o " +
+                                  (d / "p.safetensors") + " -q -f");
+        CHECK(pipe.status == 0);
+        CHECK(tu::read_file(d / "p.safetensors") == step[k]);
+      }
     }
-    CHECK(level[4] == tu::read_file(src));
     const auto orig = tu::read_file(src);
+    CHECK(step.back() == orig);
     unsigned refined = 0;
-    for (const auto& t : r.manifest().tensors) {
+    std::vector<unsigned> arrivals(m.level_count, 0);
+    for (const auto& t : m.tensors) {
       if (!t.lossy()) continue;
       CAPTURE(t.name);
       REQUIRE(t.levels.size() == 5);
+      REQUIRE(t.level_step.size() == 5);
       ++refined;
       const uint64_t off = orig.size() - t.byte_size - [&] {  // where the tensor lies in the file (the data section's tail)
         uint64_t after = 0;
         bool seen = false;
-        for (const auto& u : r.manifest().tensors) {
+        for (const auto& u : m.tensors) {
           if (seen) after += u.byte_size;
           seen |= &u == &t;
         }
         return after;
       }();
-      // Every level removes error, the top all of it. A tensor holding the
-      // dtype's largest values has its error in them, out of the codes'
+      // Its error falls at each step where one of its levels arrives and
+      // stays put at the others; the top removes all of it. A tensor holding
+      // the dtype's largest values has its error in them, out of the codes'
       // reach below the top: there it does not grow.
       const bool special = t.name.find("special") != std::string::npos;
       double prev = INFINITY;
-      for (unsigned k = 0; k < 5; ++k) {
-        const double e = sq_error(t.dtype, orig.data() + off, level[k].data() + off, t.elements());
+      unsigned level = 0;
+      for (unsigned k = 0; k < m.level_count; ++k) {
+        const double e = sq_error(t.dtype, orig.data() + off, step[k].data() + off, t.elements());
         CAPTURE(k);
-        if (special) CHECK(e <= prev);
-        else CHECK(e < prev);
-        if (k < 4 && !special) CHECK(t.levels[k].rel_rmse > t.levels[k + 1].rel_rmse);
+        const bool arrives = level + 1 < t.levels.size() && t.level_step[level + 1] == k;
+        if (k == 0) {
+          CHECK(e > 0);
+        } else if (arrives) {
+          ++level, ++arrivals[k];
+          if (special) CHECK(e <= prev);
+          else CHECK(e < prev);
+        } else {
+          CHECK(e == prev);
+        }
         prev = e;
       }
+      CHECK(level == 4);
       CHECK(prev == 0);
-      if (!special) CHECK(t.levels[1].rel_rmse < t.levels[0].rel_rmse / 2);  // a step three times finer
+      for (unsigned k = 0; k + 1 < 5 && !special; ++k) CHECK(t.levels[k].rel_rmse > t.levels[k + 1].rel_rmse);
+      if (!special) CHECK(t.levels[1].rel_rmse < t.levels[0].rel_rmse / 2);  // a step about three times finer
     }
     CHECK(refined == 9);
+    for (unsigned k = 1; k < m.level_count; ++k) CHECK(arrivals[k] == 1);  // one tensor's level a step
+    // the budget curve: each step's prefix longer, the model's error lower
+    const wc::InspectResult ir = wc::inspect(wcz, false, nullptr);
+    REQUIRE(ir.levels.size() == m.level_count);
+    for (unsigned k = 1; k < ir.levels.size(); ++k) {
+      CHECK(ir.levels[k].bytes > ir.levels[k - 1].bytes);
+      CHECK(ir.levels[k].rel_rmse <= ir.levels[k - 1].rel_rmse);
+    }
     CHECK(wc::verify(wcz, src, 2, {}).compared);
   }
 
@@ -140,7 +169,11 @@ TEST_SUITE("refine") {
     // less precise
     const auto orig = tu::read_file(src), r0 = tu::read_file(d / "r0.safetensors"), q0 = tu::read_file(d / "q.safetensors");
     const wc::InspectResult qi = wc::inspect(d / "q.wcz", false, nullptr), ri = wc::inspect(wcz, false, nullptr);
-    REQUIRE(ri.levels.size() == 3);
+    unsigned blocks = 0;  // a step per tensor level above 0 (chunk order 1); without --exact, Inf and NaN stay exact
+    const wc::ContainerReader rr(wcz, wc::kReaderChecks);
+    for (const auto& t : rr.manifest().tensors) blocks += t.lossy() ? unsigned(t.levels.size() - 1) : 0;
+    CHECK(blocks == 6 * 2);
+    REQUIRE(ri.levels.size() == 1 + blocks);
     CHECK(double(ri.levels[0].bytes) < 1.05 * double(qi.file_size));
     double er = 0, eq = 0;
     uint64_t end = orig.size();  // the data section holds the tensors in order: walk it from its end
@@ -155,19 +188,21 @@ TEST_SUITE("refine") {
     }
     CHECK(er > 0);
     CHECK(er < 1.3 * eq);
-    // without --exact the top level is the last refinement: unpack writes it, verify checks every level
+    // without --exact the top is each tensor's last refinement: unpack writes it, verify checks every level
+    const wc::InspectResult ir = wc::inspect(wcz, false, nullptr);
+    const unsigned steps = unsigned(ir.levels.size());
+    REQUIRE(steps == 1 + blocks);
     wc::unpack(wcz, d / "top.safetensors", {});
-    wc::UnpackOptions l2;
-    l2.level = 2;
-    wc::unpack(wcz, d / "r2.safetensors", l2);
-    CHECK(tu::read_file(d / "top.safetensors") == tu::read_file(d / "r2.safetensors"));
+    wc::UnpackOptions last;
+    last.level = int(steps - 1);
+    wc::unpack(wcz, d / "rl.safetensors", last);
+    CHECK(tu::read_file(d / "top.safetensors") == tu::read_file(d / "rl.safetensors"));
     CHECK(tu::read_file(d / "top.safetensors") != tu::read_file(src));
     CHECK(wc::verify(wcz, "", 2, {}).chunks > 0);
-    const wc::InspectResult ir = wc::inspect(wcz, false, nullptr);
-    REQUIRE(ir.levels.size() == 3);
     const auto whole = tu::read_file(wcz);
-    std::vector<std::vector<uint8_t>> want(3);
-    for (unsigned k = 0; k < 3; ++k) {
+    std::vector<std::vector<uint8_t>> want(steps);
+    for (unsigned k = 0; k < steps; ++k) {
+      CAPTURE(k);
       CHECK(ir.levels[k].rel_rmse > 0);
       if (k) CHECK(ir.levels[k].bytes > ir.levels[k - 1].bytes);
       if (k) CHECK(ir.levels[k].rel_rmse < ir.levels[k - 1].rel_rmse);
@@ -176,30 +211,39 @@ TEST_SUITE("refine") {
       wc::unpack(wcz, d / "w.safetensors", wc::UnpackOptions(o));
       want[k] = tu::read_file(d / "w.safetensors");
       std::remove((d / "w.safetensors").c_str());
-      // --budget of exactly the level's prefix gives that level
+      if (k) CHECK(want[k] != want[k - 1]);
+      // --budget of exactly the step's prefix gives that step; a byte less, the one before
       wc::UnpackOptions b;
       b.budget_bytes = ir.levels[k].bytes;
       wc::unpack(wcz, d / "b.safetensors", b);
       CHECK(tu::read_file(d / "b.safetensors") == want[k]);
       std::remove((d / "b.safetensors").c_str());
+      if (k) {
+        b.budget_bytes = ir.levels[k].bytes - 1;
+        wc::unpack(wcz, d / "b.safetensors", b);
+        CHECK(tu::read_file(d / "b.safetensors") == want[k - 1]);
+        std::remove((d / "b.safetensors").c_str());
+      }
     }
-    // a cut at each boundary and inside each level above 0
+    // a cut at each boundary and inside each step above 0 (from a file every step, from a pipe some)
     wc::UnpackOptions part;
     part.partial = true;
     part.force = true;
-    for (unsigned k = 0; k < 3; ++k)
-      for (uint64_t cut : {ir.levels[k].bytes, k < 2 ? ir.levels[k].bytes + (ir.levels[k + 1].bytes - ir.levels[k].bytes) / 2
-                                                     : ir.levels[k].bytes}) {
+    for (unsigned k = 0; k < steps; ++k)
+      for (uint64_t cut : {ir.levels[k].bytes, k + 1 < steps ? ir.levels[k].bytes + (ir.levels[k + 1].bytes - ir.levels[k].bytes) / 2
+                                                             : ir.levels[k].bytes}) {
         CAPTURE(k);
         CAPTURE(cut);
         const std::string c = d / "cut.wcz";
         tu::write_file(c, std::vector<uint8_t>(whole.begin(), whole.begin() + ptrdiff_t(cut)));
         wc::unpack(c, d / "p.safetensors", part);
         CHECK(tu::read_file(d / "p.safetensors") == want[k]);
-        const auto pipe =
-            tu::run("cat " + c + " | " + tu::cli() + " unpack - --partial -o " + (d / "s.safetensors") + " -q -f");
-        CHECK(pipe.status == 0);
-        CHECK(tu::read_file(d / "s.safetensors") == want[k]);
+        if (k % 5 == 0 || k + 1 == steps) {
+          const auto pipe =
+              tu::run("cat " + c + " | " + tu::cli() + " unpack - --partial -o " + (d / "s.safetensors") + " -q -f");
+          CHECK(pipe.status == 0);
+          CHECK(tu::read_file(d / "s.safetensors") == want[k]);
+        }
         if (cut < whole.size()) {
           CHECK_THROWS_AS(wc::unpack(c, d / "n.safetensors", {}), wc::Error);
           CHECK_FALSE(wc::path_exists(d / "n.safetensors"));
