@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Refinement levels (spec/REFINE.md) against separate single-budget encodes, in one run.
 
-  bench/refine.py MODEL.safetensors [--bits 2.25] [--refine 3] [--exact] [--kld] [--png OUT.png] [--wcodec PATH]
+  bench/refine.py MODEL.safetensors [--bits 2.25] [--refine 3] [--exact] [--kld] [--points 8] [--png OUT.png]
+                  [--wcodec PATH]
 
 Packs MODEL once with `--bits B --refine R` (the progressive file) and reads
-each level's prefix size from `inspect --json`; for every level decodes it
+each level's prefix size from `inspect --json` (a --refine file's levels are
+steps, one tensor level each: --points of them, evenly spread by bytes, the
+first and the last included); for each decodes it
 (`unpack --level K`) and, at the same bits per weight, packs a separate file
 with `--scheme quant --bits` (part 1's single-budget encode). Reports per
 level: bits per weight (all-in, the prefix), the weight-space relative RMSE
@@ -77,6 +80,7 @@ def main():
     ap.add_argument("--refine", type=int, default=3)
     ap.add_argument("--exact", action="store_true")
     ap.add_argument("--kld", action="store_true")
+    ap.add_argument("--points", type=int, default=8)
     ap.add_argument("--png")
     ap.add_argument("--wcodec", default=os.path.join(ROOT, "build", "wcodec"))
     a = ap.parse_args()
@@ -88,10 +92,18 @@ def main():
         run(a.wcodec, "pack", a.model, "-o", prog, "--bits", str(a.bits), "--refine", str(a.refine), "-q", *extra)
         info = json.loads(run(a.wcodec, "inspect", prog, "--json"))
         levels = info["levels"]
+        if len(levels) > a.points:  # steps: points evenly spread by bytes
+            lo, hi = levels[0]["bytes"], levels[-1]["bytes"]
+            keep = {0, len(levels) - 1}
+            for i in range(1, a.points - 1):
+                target = lo + (hi - lo) * i / (a.points - 1)
+                keep.add(min(range(len(levels)), key=lambda k: abs(levels[k]["bytes"] - target)))
+            levels = [levels[k] for k in sorted(keep)]
         rows = []
         print(f"{'level':>5} {'bpw':>7} {'relRMSE':>9} {'sep relRMSE':>11} {'ratio':>6}" +
               (f" {'KLD':>9} {'sep KLD':>9} {'ratio':>6}" if a.kld else ""))
-        for k, lv in enumerate(levels):
+        for lv in levels:
+            k = lv["level"]
             bpw = lv["bits_per_weight"]
             out = os.path.join(t, f"l{k}.safetensors")
             run(a.wcodec, "unpack", prog, "-o", out, "--level", str(k), "-q", "-f")

@@ -516,10 +516,15 @@ int main(int argc, char** argv) {
   up->add_option("input", o.inputs, "Containers (*.wcz), or '-' (standard input)")->required();
   add_common(up, o, true);
   up->add_option("--file", o.file, "Restore only this file (its stored name) of the container");
-  up->add_option("--level", o.decode_level,
-                 "Decode each lossy tensor at this level (0: the --bits model of a file packed with --exact; "
-                 "default: the top, the original bits where the file has them)")
-      ->check(CLI::Range(0, 255));
+  auto* lv = up->add_option("--level", o.decode_level,
+                             "Decode the model at this level (0: the --bits model of a file packed with --exact or "
+                             "--refine; a --refine file's levels are steps, one tensor's level each: see inspect; "
+                             "default: the top, the original bits where the file has them)")
+                  ->check(CLI::Range(0, 255));
+  up->add_option("--blocks", o.decode_level,
+                 "The model of the first K blocks above level 0 (a step each in a --refine file): --level K")
+      ->check(CLI::Range(0, 255))
+      ->excludes(lv);
   up->add_flag("--partial", o.partial,
                "The input may be a prefix of a container (a partial download): decode the highest level it holds "
                "whole (a file packed with --exact holds its --bits model once level 0 is in)");
