@@ -177,7 +177,7 @@ for src in "$CORPUS/stories260K_llama_hf_bf16.safetensors" "$CORPUS/whisper_tiny
 done
 
 # --- the test vectors of lossy tensors and of the adaptive codec ---------------------
-for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_inline_exact lossy_refine lossy_refine_exact lossy_refine_flags float_ans_mixed float_ans_shift \
+for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_inline_exact lossy_refine lossy_refine_exact lossy_refine_flags lossy_order float_ans_mixed float_ans_shift \
   float_ans_patch inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw lossy_exact_top_trim; do
   check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
 done

@@ -23,7 +23,9 @@ NAME.levelK.expected (unpack --level K) for every level K below the top, from a 
 level_xxh3_refine*). 2.8's flags of a mode-1 tile payload (EXACT_TOP.md §5 "Flags": the step bytes left to an inline
 part 0, the tables in the payload of a tensor of one tile): flag_vectors() writes lossy_refine_flags (with
 .levelK.expected), flag_bad() its bad vectors (refine_flag*, refine_tables_empty_*, exact_top_flag*,
-exact_top_tables_empty_*); fl_tile() and fl_record() read the flags for rf_decode.
+exact_top_tables_empty_*); fl_tile() and fl_record() read the flags for rf_decode. Version 2.9 (chunk order 1,
+FORMAT.md §4, §4.3: the model's levels are steps listed in the manifest; container2(steps=...)): order_vectors()
+writes lossy_order (with .levelK.expected, the model at each step K), order_bad() its bad vectors (order_*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
@@ -203,6 +205,7 @@ def main(d):
     exact_top_vectors(d)
     refine_vectors(d)
     flag_vectors(d)
+    order_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -534,22 +537,49 @@ def tensor_record(t, major):
 
 
 def container2(files, major=2, minor=0, level_count=None, chunk_order=0, reserved=0, level_first_chunk=None,
-               file_xxh3=None, index_edit=None):
+               file_xxh3=None, index_edit=None, steps=None, step_list=None, step_count=None):
     """files: [(kind, name, file_bytes, prefix_len, [Exact | Lossy])]. major 1 writes the 1.x manifest head
     (exact tensors only). The manifest head (level_count, level_first_chunk) is derived from the parts
-    unless given; file_xxh3 {file number: value} and index_edit(seq, (offset, stored, raw, xxh3)) lie."""
+    unless given; file_xxh3 {file number: value} and index_edit(seq, (offset, stored, raw, xxh3)) lie.
+    steps (2.9, chunk order 1, FORMAT.md §4, §4.3): {tensor name: [the step of each of its levels 1 .. levels - 1]}
+    for the tensors of more than one level (level 0 arrives at step 0): the chunks are in step order (for each step
+    K, in tensor order, the chunks of the tensor levels arriving at K, each as tensor_chunks lays a level out),
+    level_count is 1 + the highest step, level_first_chunk[K] the chunks before step K, and after it u32 step_count
+    and the step list (each tensor of more than one level in tensor order, its levels' steps). step_list (the bytes)
+    and step_count (an int, or f(bytes after the count field)) lie; chunk_order is written as given."""
     tensors = [t for f in files for t in f[4]]
     per_tensor = [tensor_chunks(t) for t in tensors]
     levels = 1 + max([p.level for t in tensors if isinstance(t, Lossy) for p in t.parts], default=0)
     chunks, lfc = [], []
-    for level in range(levels):  # level-major (§4.3)
-        lfc.append(len(chunks))
-        chunks += [(stored, raw) for tc in per_tensor for (lv, stored, raw) in tc if lv == level]
+    if steps is None:
+        for level in range(levels):  # level-major (§4.3)
+            lfc.append(len(chunks))
+            chunks += [(stored, raw) for tc in per_tensor for (lv, stored, raw) in tc if lv == level]
+    else:  # 2.9: step order (§4.3)
+        arrive = []  # per tensor: the step of each of its levels
+        for t in tensors:
+            nl = len(t.levels) if isinstance(t, Lossy) else 1
+            arrive.append([0] + list(steps[t.name]) if nl > 1 else [0])
+            assert len(arrive[-1]) == nl and (nl > 1 or t.name not in steps), t.name
+        levels = 1 + max(s for a in arrive for s in a)
+        for K in range(levels):
+            lfc.append(len(chunks))
+            for a, tc in zip(arrive, per_tensor):
+                for L, s in enumerate(a):
+                    if s == K:
+                        chunks += [(stored, raw) for (lv, stored, raw) in tc if lv == L]
+        assert len(chunks) == sum(len(tc) for tc in per_tensor)
+        listed = bytes(s for a in arrive for s in a[1:])
+        step_list = listed if step_list is None else bytes(step_list)
     if major >= 2:
         lc = levels if level_count is None else level_count
         lfc = lfc if level_first_chunk is None else level_first_chunk
         head = struct.pack("<IIIBBH", len(files), len(tensors), len(chunks), lc, chunk_order, reserved)
         head += b"".join(struct.pack("<I", c) for c in lfc)
+        if steps is not None:
+            head += struct.pack("<I", len(step_list) if step_count is None or callable(step_count) else step_count)
+            count_at = len(head) - 4
+            head += step_list
     else:
         head = struct.pack("<IIII", len(files), len(tensors), len(chunks), 0)
     m, first = head, 0
@@ -560,6 +590,8 @@ def container2(files, major=2, minor=0, level_count=None, chunk_order=0, reserve
         m += struct.pack("<Q", plen) + fb[:plen]
         first += len(ts)
     m += b"".join(tensor_record(t, major) for t in tensors) + struct.pack("<I", 0)
+    if steps is not None and callable(step_count):  # a count from the bytes that follow it
+        m = m[:count_at] + struct.pack("<I", step_count(len(m) - count_at - 4)) + m[count_at + 4:]
     return assemble(m, chunks, major, minor, index_edit)
 
 
@@ -871,6 +903,8 @@ def lossy_bad(ts):
         "level_first_chunk_1.corrupt": one(base(), level_first_chunk=[1]),  # level 0 starts at chunk 0
         "manifest_level_count_2.corrupt": one(base(), level_count=2, level_first_chunk=[0, 5]),  # parts: 1 level
         "manifest_level_count_2_lfc.corrupt": one(base(), level_count=2, level_first_chunk=[0, 3]),  # and lfc wrong
+        # (a 2.0 head with chunk order 1 and no step list: since 2.9 a reader reads the file record's first four
+        # bytes, 00 00 11 00, as a step_count of 0x110000, past the manifest's end: still corrupt; order_bad())
         "chunk_order_1.corrupt": one(base(), chunk_order=1),
         "manifest_reserved.corrupt": one(base(), reserved=1),
         # §7: raw sizes against §4.3 (a tile's items x item bytes).
@@ -4512,6 +4546,180 @@ def flag_bad():
     t = set_flags(base(exact=True), 2, 3)
     t.parts[4].layout = TENSOR_WIDE
     out["exact_top_tables_empty_tensor_wide.corrupt"] = one(t, "not inline with codec 0")
+    return out
+
+
+# Version 2.9: chunk order 1 (FORMAT.md §4, §4.3): the model's levels are steps, each bringing one tensor level or a
+# few; the manifest lists, for each tensor of more than one level, the step of each of its levels above 0.
+
+ORDER_STEPS = {"a.weight": [3, 4], "b.weight": [1, 2], "c.weight": [3, 5]}  # lossy_order's steps
+
+
+def step_level(arrive, K):
+    """The level of a tensor whose levels arrive at steps `arrive` (level 0 at 0) in the model at step K: the highest
+    of its levels arrived by K (FORMAT.md §4.3)."""
+    return max(L for L, s in enumerate(arrive) if s <= K)
+
+
+def order_read(wcz, ts):
+    """Reads back the 2.9 head of wcz (a one-file container of tensors ts, the manifest's tensor order) as a reader
+    would, and checks the chunks against it: each tensor's levels' steps from the list (rising from 1, below
+    level_count, every step held), then for each step K, level_first_chunk[K] and, in tensor order, the chunks of the
+    tensor levels arriving at K (the stored bytes at those positions of the index: tensor_chunks of that level).
+    Returns {tensor name: its levels' steps} and level_count."""
+    m = zread_manifest(wcz)
+    nchunks, lc, order = struct.unpack("<IBB", m[8:14])
+    assert order == 1 and struct.unpack("<H", m[14:16])[0] == 0
+    lfc = list(struct.unpack("<%dI" % lc, m[16:16 + 4 * lc]))
+    pos = 16 + 4 * lc
+    count = struct.unpack("<I", m[pos:pos + 4])[0]
+    lst = list(m[pos + 4:pos + 4 + count])
+    arrive, at = {}, 0
+    for t in ts:
+        nl = len(t.levels) if isinstance(t, Lossy) else 1
+        arrive[t.name] = [0] + lst[at:at + nl - 1]
+        at += nl - 1
+        a = arrive[t.name]
+        assert all(x < y for x, y in zip(a, a[1:])) and a[-1] < lc, (t.name, a)
+    assert at == count
+    assert {s for a in arrive.values() for s in a[1:]} == set(range(1, lc))  # every step holds a tensor level
+    # the chunks as the index places them
+    io, ist = struct.unpack("<QQ", wcz[-64:-48])
+    index = zstd_content(wcz[io:io + ist])
+    assert struct.unpack("<Q", index[:8])[0] == nchunks
+    stored = []
+    for seq in range(nchunks):
+        off, sz, raw, _ = struct.unpack("<QIIQ", index[8 + 24 * seq:32 + 24 * seq])
+        assert struct.unpack("<I", wcz[off - 16:off - 12])[0] == sz and struct.unpack("<I", wcz[off - 12:off - 8])[0] == seq
+        stored.append((wcz[off:off + sz], raw))
+    n = 0
+    for K in range(lc):
+        assert lfc[K] == n, (K, lfc, n)
+        for t in ts:
+            for L, s in enumerate(arrive[t.name]):
+                if s == K:
+                    want = [(st, raw) for lv, st, raw in tensor_chunks(t) if lv == L]
+                    assert stored[n:n + len(want)] == want, (t.name, L, K)
+                    n += len(want)
+    assert n == nchunks
+    return arrive, lc
+
+
+def order_tensors():
+    """lossy_order's tensors: an exact F32 norm; a: BF16 [6, 8], 2 tiles of 3 rows, 2 refinement levels (M = 3, S = 0;
+    M = 7, S = 1; tables tensor-wide zstd chunks); p: a plain qrow BF16 [2, 8] (one level: no steps); b: F16 [2, 8],
+    one tile, 1 refinement level (M = 2, tables inline codec 0) and an exact top layer (S = 1, tables inline, its tile in mode 1) over it;
+    c: F32 [4, 6], 2 tiles of 2 rows, 2 refinement levels (M = 3, S = 2; M = 7, S = 0; tables tensor-wide zstd)."""
+    rng = Rng(0x0D3E9)
+    norm = Exact("norm.weight", "F32", [5], np.array([1, -0.5, 0, 3.25, -2e-3], dtype="<f4").tobytes())
+    ea, ca, Ba = [0x07, 0x1C, 0x33, 0x00, 0x48, 0x2E], 8, -18
+    xa = rf_weights(rng, Ba, ea, ca, 60)
+    a = qrow("a.weight", "BF16", [6, ca], Ba, ea, rf_q(xa, Ba, ea, ca, 127), 3)
+    refine(a, 3, xa)
+    refine(a, 7, xa, S=1)
+    p = qrow("p.weight", "BF16", [2, 8], -12, [0x21, 0x09], [((i * 23) % 51) - 25 for i in range(16)], 2)
+    eb, cb, Bb = [0x14, 0x3A], 8, -12
+    xb = rf_weights(rng, Bb, eb, cb, 40)
+    b = qrow("b.weight", "F16", [2, cb], Bb, eb, rf_q(xb, Bb, eb, cb, 127), 2)
+    refine(b, 2, xb, tables_layout=INLINE, tables_codec=0)
+    ob = et_bits("F16", xb)
+    ob[3], ob[12] = 0x8000, 0x7E01  # -0 and a NaN the levels below do not hold
+    exact_top(b, ob, S=1, keep_mode1=True)
+    ec, cc, Bc = [0x13, 0x27, 0x3B, 0x05], 6, -10
+    xc = rf_weights(rng, Bc, ec, cc, 1000)
+    c = qrow("c.weight", "F32", [4, cc], Bc, ec, rf_q(xc, Bc, ec, cc, 2000), 2, code_item="U16")
+    refine(c, 3, xc, S=2)
+    refine(c, 7, xc)
+    return [norm, a, p, b, c]
+
+
+def order_vectors(d):
+    """lossy_order (2.9, chunk order 1): order_tensors() with the steps ORDER_STEPS: b's level 1 at step 1 and its
+    exact top (level 2) at step 2, before a's and c's level 1, which share step 3 (a's chunks, then c's); a's level 2
+    at 4, c's level 2 at 5 (level_count 6; the step list 3 4 1 2 3 5: a, b, c in tensor order, p of one level has
+    none). .expected: the model at step 5 (every tensor at its top); .level0 .. .level4.expected: the model at each
+    step below (each tensor at the highest of its levels arrived by then)."""
+    ts = order_tensors()
+    norm, a, p, b, c = ts
+    assert [len(t.levels) for t in (a, p, b, c)] == [3, 1, 3, 3] and b.parts[-1].role == EXACT_TOP
+    assert [-(-t.shape[0] // t.tile_rows) for t in (a, b, c)] == [2, 1, 2]  # tiles
+    fb, plen = st_file(ts)
+    files = [(0, "model.safetensors", fb, plen, ts)]
+    wcz = container2(files, minor=9, chunk_order=1, steps=ORDER_STEPS)
+    arrive, lc = order_read(wcz, ts)
+    assert lc == 6 and {k: v[1:] for k, v in arrive.items() if len(v) > 1} == ORDER_STEPS
+    head = struct.unpack("<IIIBB", zread_manifest(wcz)[:14])
+    # step 0: norm 1, a 2 tiles x 2, p 1 x 2, b 1 x 2, c 2 x 2; step 1: b's level 1 (tables inline) 1; step 2: b's exact
+    # top (tables inline) 1; step 3: a's tables and 2 tiles, c's tables and 2 tiles; step 4: a 3; step 5: c 3
+    assert head == (1, 5, 13 + 1 + 1 + 6 + 3 + 3, 6, 1), head
+    # a tensor's level 2 (b's) before another's level 1 (a's, c's): not level-major
+    assert arrive["b.weight"][2] < arrive["a.weight"][1]
+    put(d, "lossy_order.wcz", wcz)
+    for t in ts:
+        if isinstance(t, Lossy):
+            for L in range(len(t.levels)):
+                assert H(level_out(t, L)) == t.levels[L][0]
+                assert not hasattr(t, "level_bytes") or rf_decode(t, L) == t.level_bytes[L]
+    put(d, "lossy_order.expected", fb)
+    prev = None
+    for K in range(lc - 1):
+        lv = fb[:plen] + b"".join(level_out(t, step_level(arrive[t.name], K)) for t in ts)
+        assert len(lv) == len(fb) and lv != fb and lv != prev  # each step changes the model
+        put(d, "lossy_order.level%d.expected" % K, lv)
+        prev = lv
+    put_bad(d, order_bad(ts))
+
+
+def order_bad(ts):
+    """2.9 files every reader must reject (corrupt, seen when the manifest is decoded), checksum-valid everywhere,
+    each lying in one thing about chunk order 1 (FORMAT.md §4, §4.3); ts: lossy_order's tensors (order_tensors()),
+    whose chunks are in the order of the steps given (level_count and level_first_chunk derived from them) unless
+    the case lies there."""
+    fb, plen = st_file(ts)
+    files = [(0, "model.safetensors", fb, plen, ts)]
+
+    def one(steps=None, **kw):
+        st = dict(ORDER_STEPS)
+        st.update(steps or {})
+        return container2(files, minor=9, chunk_order=kw.pop("chunk_order", 1), steps=st, **kw)
+
+    good = list(bytes(s for n in ("a.weight", "b.weight", "c.weight") for s in ORDER_STEPS[n]))
+    assert good == [3, 4, 1, 2, 3, 5]
+    # the level_first_chunk of 6 steps in a level-major spirit (every level 1 before every level 2: a's level 1 at 1,
+    # b's and c's at 2; a's level 2 at 3, b's at 4, c's at 5), put in lossy_order (its steps and chunks)
+    by_level = {"a.weight": [1, 3], "b.weight": [2, 4], "c.weight": [2, 5]}
+    lfc_lm = list(struct.unpack("<6I", zread_manifest(container2(files, minor=9, chunk_order=1, steps=by_level))[16:40]))
+    honest = list(struct.unpack("<6I", zread_manifest(one())[16:40]))
+    assert honest == [0, 13, 14, 15, 21, 24] and lfc_lm == [0, 13, 16, 20, 23, 24], (honest, lfc_lm)
+    one_level = [t for t in ts if not isinstance(t, Lossy) or len(t.levels) == 1]
+    ofb, oplen = st_file(one_level)
+    out = {
+        "order_chunk_order_2.corrupt": one(chunk_order=2),  # reserved
+        # the list one byte short (its count says so: c's level 2 has no step) and one byte long (a step no level has)
+        "order_steps_short.corrupt": one(step_list=good[:-1]),
+        "order_steps_long.corrupt": one(step_list=good + [5]),
+        # step_count past the manifest: the bytes after the count field + 1, and 2^32 - 1
+        "order_step_count_past_end.corrupt": one(step_count=lambda rest: rest + 1),
+        "order_step_count_max.corrupt": one(step_count=0xFFFFFFFF),
+        # a tensor's steps not rising: a's levels 1 and 2 both at step 4 (step 3: c's level 1), or 4 then 3
+        "order_steps_equal.corrupt": one({"a.weight": [4, 4]}),
+        "order_steps_falling.corrupt": one({"a.weight": [4, 3]}),
+        # b's level 1 at step 0 (a's level 1 at 1 keeps every step held)
+        "order_step_0.corrupt": one({"a.weight": [1, 4], "b.weight": [0, 2]}),
+        # c's level 2 at step 6 in a file of level_count 6 (level_first_chunk: the first 6 of the 7 the steps give)
+        "order_step_level_count.corrupt": one({"c.weight": [3, 6]}, level_count=6,
+                                              level_first_chunk=honest),
+        # c's level 2 at step 6 (level_count 7): step 5 holds no tensor level
+        "order_step_empty.corrupt": one({"c.weight": [3, 6]}),
+        # level_first_chunk: the numbers of the level-by-level steps above, or lossy_order's with step 4's start one
+        # chunk late
+        "order_lfc_level_major.corrupt": one(level_first_chunk=lfc_lm),
+        "order_lfc_off.corrupt": one(level_first_chunk=honest[:4] + [honest[4] + 1] + honest[5:]),
+        # chunk order 1 in a file of tensors of one level each (no step listed) with level_count 2: step 1 is empty
+        "order_one_level_empty.corrupt": container2([(0, "model.safetensors", ofb, oplen, one_level)], minor=9,
+                                                    chunk_order=1, steps={}, level_count=2,
+                                                    level_first_chunk=[0, 3]),
+    }
     return out
 
 
