@@ -507,8 +507,9 @@ int main(int argc, char** argv) {
                "Lossy: add a top level that restores the original bits (spec/EXACT_TOP.md): the file unpacks to the "
                "original model, and its first part (level 0) is the model of --bits bits per weight");
   pk->add_option("--refine", o.refine,
-                 "Lossy: add R refinement levels above the --bits model (spec/REFINE.md), each a step three times "
-                 "finer (about 1.3 to 1.6 bits per weight more): one file, a model at each level's prefix (0 to 6)");
+                 "Lossy: add R refinement levels above the --bits model (spec/REFINE.md), each a step 2 to 6 times "
+                 "finer per tensor (3 typically: about 1.6 bits per weight more), ordered model-wide by error removed "
+                 "per byte: one file, a model at each step's prefix (0 to 6)");
   pk->add_option("--name", o.name, "File name stored for a model read from standard input (default: the output's name "
                                    "without .wcz, else model.safetensors)");
 

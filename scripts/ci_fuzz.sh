@@ -7,7 +7,7 @@
 # $WCODEC_FUZZ_OUT/artifacts (add it to fuzz/regressions/TARGET/ with the fix).
 #
 # Environment:
-#   WCODEC_FUZZ_SECONDS   seconds per target (default 16: 13 targets, 2 at once, ~2 min; keeps .ci/run near 30 min)
+#   WCODEC_FUZZ_SECONDS   seconds per target (default 12: 13 targets, 2 at once, ~80 s; keeps .ci/run under 30 min)
 #   WCODEC_FUZZ_JOBS      targets run at once (default: number of cores, at most 2)
 #   WCODEC_FUZZ_BUILD     build directory (default build-fuzz)
 #   WCODEC_FUZZ_BUILD_TYPE  CMake build type (default RelWithDebInfo)
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SECONDS_PER=${WCODEC_FUZZ_SECONDS:-16}
+SECONDS_PER=${WCODEC_FUZZ_SECONDS:-12}
 NPROC=$(nproc 2>/dev/null || echo 2)
 JOBS=${WCODEC_FUZZ_JOBS:-$(( NPROC < 2 ? 1 : 2 ))}
 BUILD=${WCODEC_FUZZ_BUILD:-build-fuzz}
