@@ -154,6 +154,14 @@ struct TensorRecord {
   // The model level (step) at which each of its levels arrives (2.9, chunk
   // order 1, §4.3): level_step[0] = 0, increasing; level-major: L itself.
   std::vector<uint8_t> level_step;
+  // The level of the tensor that arrives at model level (step) K, or
+  // UINT32_MAX when none does (level_step empty: level-major, K itself).
+  uint32_t level_arriving(unsigned K) const {
+    if (level_step.empty()) return K;
+    for (uint32_t L = 0; L < level_step.size(); ++L)
+      if (level_step[L] == K) return L;
+    return UINT32_MAX;
+  }
   uint64_t elements() const;
   bool lossy() const { return repr != 0; }
   // An exact tensor whose bytes lie in its record (1.4, 2.5), not in chunks.
@@ -213,11 +221,7 @@ class ChunkCursor {
       const TensorRecord& r = m_.tensors[t_];
       // the tensor's level that arrives at this model level (level-major:
       // that level; chunk order 1: the one its level_step puts there)
-      unsigned L = level_;
-      if (!r.level_step.empty()) {
-        L = 0;
-        while (L < r.level_step.size() && r.level_step[L] != level_) ++L;
-      }
+      const uint32_t L = r.level_arriving(level_);
       if (L < r.level_chunks.size() && j_ < r.level_chunks[L]) {
         uint32_t i0 = 0;
         for (unsigned k = 0; k < L; ++k) i0 += r.level_chunks[k];

@@ -235,11 +235,9 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
         m, 0, uint32_t(m.tensors.size()), pool, [&](size_t, const ChunkJob&) {},
         [&](size_t k, const ChunkJob& j) {
           const TensorRecord& t = m.tensors[j.tensor];
-          // the tensor's level arriving at this step, or none
-          unsigned level = 0;
-          while (level < t.level_step.size() && t.level_step[level] != step) ++level;
+          const uint32_t level = t.level_arriving(step);  // or none
           try {
-            if (level >= t.level_step.size() || (level >= t.levels.size() && level > 0)) {
+            if (level == UINT32_MAX || (level >= t.levels.size() && level > 0)) {
               bufs[k].clear();  // an exact tensor, or a lossy one without a level at this step
             } else if (t.lossy()) {
               encode_lossy_tile(t, lossy.tensors[j.tensor], in.data[j.tensor], j.chunk, bufs[k], scratch[k], level);

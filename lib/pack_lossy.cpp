@@ -298,6 +298,22 @@ void for_tiles(const TensorRecord& t, ThreadPool& pool, size_t slots, Work&& wor
   }
 }
 
+// A reconstruction's error against the originals: squared error, the
+// originals' energy, the largest |error|. --exact's Inf and NaN originals
+// are restored by the top layer and not counted.
+struct ErrorSums {
+  double err = 0, sig = 0, max = 0;
+};
+ErrorSums error_sums(const float* orig, const float* got, uint64_t n) {
+  ErrorSums s;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(orig[i])) continue;
+    const double d = double(orig[i]) - double(got[i]);
+    s.err += d * d, s.sig += double(orig[i]) * orig[i], s.max = std::max(s.max, std::fabs(d));
+  }
+  return s;
+}
+
 // Settles t's record on the whole tensor: the codes' item type, the
 // reconstruction hash and error figures. Returns the bytes its chunks will
 // take in the file (payloads encoded here; alignment padding estimated).
@@ -353,13 +369,8 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
         std::vector<float> a(n), b(n);
         load_floats(t.dtype, data + tile * t.tile_rows() * cols * (dtype_bits(t.dtype) / 8), n, a.data());
         load_floats(t.dtype, recon[k].data(), n, b.data());
-        double e = 0, s2 = 0, m2 = 0;
-        for (uint64_t i = 0; i < n; ++i) {
-          if (!std::isfinite(a[i])) continue;  // --exact's Inf and NaN: restored by the top layer, not counted
-          const double d = double(a[i]) - double(b[i]);
-          e += d * d, s2 += double(a[i]) * a[i], m2 = std::max(m2, std::fabs(d));
-        }
-        err[k] = e, sig[k] = s2, mx[k] = m2;
+        const ErrorSums es = error_sums(a.data(), b.data(), n);
+        err[k] = es.err, sig[k] = es.sig, mx[k] = es.max;
       },
       [&](size_t k, uint64_t) {
         XXH3_64bits_update(hs.s, recon[k].data(), recon[k].size());
@@ -464,13 +475,8 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
           exact::count_codes(x.counts[j - 1], dt, context_shift(lt, j), below, lt.steps.base_exp, e, rows, cols, x.sc.d.data());
           below = x.level[j - 1].data();
           load_floats(t.dtype, below, n, x.got.data());
-          double er = 0, sg = 0, m2 = 0;
-          for (uint64_t i = 0; i < n; ++i) {
-            if (!std::isfinite(x.orig[i])) continue;  // --exact's Inf and NaN: restored by the top layer, not counted
-            const double d = double(x.orig[i]) - double(x.got[i]);
-            er += d * d, sg += double(x.orig[i]) * x.orig[i], m2 = std::max(m2, std::fabs(d));
-          }
-          x.err[j - 1] = er, x.sig[j - 1] = sg, x.mx[j - 1] = m2;
+          const ErrorSums es = error_sums(x.orig.data(), x.got.data(), n);
+          x.err[j - 1] = es.err, x.sig[j - 1] = es.sig, x.mx[j - 1] = es.max;
         }
         if (top)
           exact::count_tile(x.counts[R], dt, z, context_shift(lt, R + 1), data + r0 * cols * eb, below, lt.steps.base_exp,
@@ -533,13 +539,20 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
     std::vector<std::vector<uint8_t>> in_payload, apart;
     for (unsigned k = 1; k <= L; ++k) {
       PartRecord& tp = t.parts[2 * k];
-      tp.layout = PartLayout::inline_items, tp.codec = 0, tp.items = 0;
-      encode_lossy_tile(t, lt, data, 0, in_payload, sc1, k);
-      tp.layout = PartLayout::tensor_wide, tp.codec = uint8_t(CodecId::zstd), tp.items = lt.upper[k - 1].bytes->size();
-      encode_lossy_tile(t, lt, data, 0, apart, sc1, k);
+      auto carry = [&] { tp.layout = PartLayout::inline_items, tp.codec = 0, tp.items = 0; };
+      encode_lossy_tile(t, lt, data, 0, apart, sc1, k);  // the tables apart: their chunk, then the tile's
       double sep = double(kChunkOverhead);
       for (const auto& c : apart) sep += double(c.size());
-      if (double(in_payload.back().size()) <= sep) tp.layout = PartLayout::inline_items, tp.codec = 0, tp.items = 0;
+      // carried, the same mode-1 payload with the tables' length and bytes
+      // after its header; a tile apart in mode 0 is coded again to see
+      double in = double(apart.back().size() + 2 + lt.upper[k - 1].bytes->size());
+      if (apart.back()[0] != 1) {
+        carry();
+        encode_lossy_tile(t, lt, data, 0, in_payload, sc1, k);
+        in = double(in_payload.back().size());
+        tp.layout = PartLayout::tensor_wide, tp.codec = uint8_t(CodecId::zstd), tp.items = lt.upper[k - 1].bytes->size();
+      }
+      if (in <= sep) carry();
     }
   }
   return bytes;
@@ -584,11 +597,9 @@ std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& 
       exact::count_codes(x.counts[f], uint32_t(t.dtype), shift, x.sc.recon.data(), lt.steps.base_exp, e, rows, cols,
                          x.sc.d.data());
       load_floats(t.dtype, x.sc.above.data(), n, got.data());
-      double er = 0;
-      for (uint64_t j = 0; j < n; ++j) er += (double(x.sc.x[j]) - got[j]) * (double(x.sc.x[j]) - got[j]);
-      x.err[f] = er;
+      const ErrorSums es = error_sums(x.sc.x.data(), got.data(), n);
+      x.err[f] = es.err, x.sig = es.sig;
     }
-    for (uint64_t j = 0; j < n; ++j) x.sig += double(x.sc.x[j]) * x.sc.x[j];
     x.n = n;
   });
   std::vector<RefinePoint> out(F);
@@ -644,7 +655,7 @@ void choose_refinements(const std::vector<size_t>& tensors, const std::vector<do
       const double mid = std::sqrt(lo * hi);
       (choose(mid) <= budget ? hi : lo) = mid;
     }
-    if (choose(hi) > budget) std::fill(pick.begin(), pick.end(), def);  // (cannot happen: def everywhere fits)
+    choose(hi);  // pick: hi's choice, which fits (the bisection's bound, or every tensor at the default's bits)
     for (size_t j = 0; j < tensors.size(); ++j) {
       LossyTensor& lt = plan.tensors[tensors[j]];
       auto tb = std::make_shared<exact::Tables>();

@@ -275,9 +275,8 @@ Errc apply_tile(const Tables& tb, const uint8_t* pl, size_t n, uint32_t dt, int3
   return apply_tile(tb, TileContext{}, unused, pl, n, dt, base_exp, rows, cols, dst);
 }
 
-Errc apply_tile(const Tables& part_tb, const TileContext& cx, Tables& scratch, const uint8_t* pl, size_t n, uint32_t dt,
+Errc apply_tile(const Tables& tb, const TileContext& cx, Tables& scratch, const uint8_t* pl, size_t n, uint32_t dt,
                 int32_t base_exp, uint64_t rows, uint64_t cols, uint8_t* dst) {
-  const Tables& tb = part_tb;
   const unsigned wb = width(dt) / 8;
   const uint32_t h = 1u << (width(dt) - 1), mask = wb == 4 ? 0xFFFFFFFFu : 0xFFFFu;
   const uint64_t count = rows * cols;

@@ -126,8 +126,12 @@ Errc qrow_upgrade_tile(const TensorRecord& t, uint32_t tile, unsigned from, unsi
   // part 0 inline as they are (in the record): a payload may leave its step bytes to it
   exact::TileContext cx;
   const PartRecord& s = t.parts[0];
-  const uint64_t rows = t.rows_in_tile(tile), first = uint64_t(tile) * t.tile_rows();
-  if (s.layout == PartLayout::inline_items && s.codec == 0 && s.data.size() >= first + rows) cx.steps = s.data.data() + first;
+  if (s.layout == PartLayout::inline_items && s.codec == 0) {
+    TileInputs p0;
+    p0.data[0] = s.data.data(), p0.size[0] = s.data.size();
+    cx.steps = qrow_tile_steps(t, tile, p0);
+  }
+  const uint64_t rows = t.rows_in_tile(tile);
   for (unsigned k = from + 1; k <= to; ++k) {
     const unsigned p = 2 * k;
     cx.refine = t.parts[p].role != PartRole::exact_top;
