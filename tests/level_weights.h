@@ -76,4 +76,21 @@ inline wc::PackOptions exact_options(double bits) {
   return o;
 }
 
+// Hostile versions of a coded payload, in turn a flipped bit (kind 0), a cut
+// (1) and an extra byte (2), each in a heap buffer of exactly its size so that
+// a sanitizer sees any stray access: f(buf, kind) for each of `trials`.
+template <class F>
+void for_mutations(const std::vector<uint8_t>& payload, uint64_t seed, int trials, F&& f) {
+  Rng g(seed);
+  for (int trial = 0; trial < trials; ++trial) {
+    std::vector<uint8_t> p = payload;
+    const int kind = trial % 3;
+    if (kind == 0) p[g.next() % p.size()] ^= uint8_t(1u << (g.next() % 8));
+    else if (kind == 1) p.resize(g.next() % p.size());
+    else p.push_back(uint8_t(g.next()));
+    std::vector<uint8_t> buf(p.begin(), p.end());
+    f(buf, kind);
+  }
+}
+
 }  // namespace wgen

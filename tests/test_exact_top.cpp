@@ -27,7 +27,6 @@
 #include "wcodec/wcodec.h"
 
 using wc::DType;
-using wgen::Rng;
 using wgen::weights;
 using wgen::add_specials;
 using wgen::exact_options;
@@ -247,21 +246,14 @@ TEST_SUITE("exact_top") {
     auto dst = recon;
     REQUIRE(wc::exact::apply_tile(tb, payload.data(), payload.size(), dt, base, rows, cols, dst.data()) == wc::Errc::ok);
     CHECK(dst == orig);
-    Rng g(11);
     unsigned refused = 0;
-    for (int trial = 0; trial < 3000; ++trial) {
-      std::vector<uint8_t> p = payload;
-      const int kind = trial % 3;
-      if (kind == 0) p[g.next() % p.size()] ^= uint8_t(1u << (g.next() % 8));
-      else if (kind == 1) p.resize(g.next() % p.size());
-      else p.push_back(uint8_t(g.next()));
-      // heap copies of exactly their size, so a sanitizer sees any stray access
-      std::vector<uint8_t> buf(p.begin(), p.end()), out = recon;
+    wgen::for_mutations(payload, 11, 3000, [&](const std::vector<uint8_t>& buf, int kind) {
+      std::vector<uint8_t> out = recon;
       const wc::Errc rc = wc::exact::apply_tile(tb, buf.data(), buf.size(), dt, base, rows, cols, out.data());
       CHECK((rc == wc::Errc::ok || rc == wc::Errc::codec));
       if (kind != 0) CHECK(rc == wc::Errc::codec);  // a cut or an extra byte: the end-of-stream rules see it
       refused += rc != wc::Errc::ok;
-    }
+    });
     CHECK(refused > 2000);  // a flipped raw bit decodes (to other values), most other flips do not
     // tables: cut or flipped, parsed or refused
     for (size_t cut = 0; cut < tables.size(); ++cut) {
