@@ -1,5 +1,6 @@
 #include "codec/auto_select.h"
 
+#include "codec/byte_groups.h"
 #include "codec/trim_patch.h"
 
 #include <algorithm>
@@ -44,12 +45,12 @@ unsigned repeat_rate(DType t, const uint8_t* data, size_t n) {
   return unsigned(uint64_t(repeats) * 1024 / samples);
 }
 
-EncodeOptions chunk_options(const EncodeOptions& base, const std::vector<uint8_t>& try_zstd, const shift::Plan& shift,
-                            DType t, uint32_t chunk_size, uint32_t j) {
+EncodeOptions chunk_options(const EncodeOptions& base, const CodecPlan& plan, DType t, uint32_t chunk_size, uint32_t j) {
   EncodeOptions ce = base;
-  if (!try_zstd.empty()) ce.mixed_try_zstd = try_zstd[j] != 0;
-  if (!shift.d.empty()) {
-    ce.shift = &shift;
+  if (!plan.try_zstd.empty()) ce.mixed_try_zstd = plan.try_zstd[j] != 0;
+  ce.try_patch = plan.try_patch;
+  if (!plan.shift.d.empty()) {
+    ce.shift = &plan.shift;
     ce.first_elem = uint64_t(j) * chunk_size / (dtype_bits(t) / 8);
   }
   return ce;
@@ -139,23 +140,50 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       }
     }
   }
-  if (raw <= std::min(fans, zstd)) {  // incompressible (float-ans would add its mode byte)
+  // Byte groups + zstd (codec 7's mode 5) on the sampled chunks where zstd
+  // comes within kGroupsTry of float-ans: near-duplicate rows, where the
+  // planes let zstd match what the low bytes' noise hides (elsewhere zstd
+  // trails float-ans by more, and the trial would halve the encode speed).
+  // Codec 7 where that makes the sample at least kGroupsGain smaller than
+  // the best of float-ans and zstd (each of its chunks that tries zstd then
+  // codes the planes too: about half the encode speed there).
+  uint64_t gs[3] = {};
+  bool groups_won = false;
+  if (groups::supports(t)) {
+    uint64_t without = 0, with = 0;
+    for (size_t k = 0; k < npicks; ++k) {
+      gs[k] = UINT64_MAX;
+      if (double(zs[k]) <= kGroupsTry * double(fs[k])) {
+        encode_byte_groups(t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, opt);
+        gs[k] = tmp.size();
+      }
+      without += std::min(zs[k], fs[k]);
+      with += std::min({zs[k], fs[k], gs[k]});
+    }
+    groups_won = double(with) <= (1.0 - kGroupsGain) * double(without);
+  }
+  // The sampled chunks as the chosen codec codes them where not float-ans:
+  // zstd, or under codec 7 the smaller of zstd and the planes.
+  uint64_t alt[3] = {}, alts = 0;
+  for (size_t k = 0; k < npicks; ++k) alts += alt[k] = groups_won ? std::min(zs[k], gs[k]) : zs[k];
+  if (raw <= std::min(fans, alts)) {  // incompressible (float-ans would add its mode byte)
     plan.shift = {};
     plan.codec = CodecId::raw;
     return plan;
   }
-  // Which chunks may gain from zstd: the sampled ones where it won, the
-  // others where they repeat themselves.
+  // Which chunks may gain from zstd (and the planes): the sampled ones where
+  // it won, the others where they repeat themselves. The repeat flag answers
+  // for zstd's repeats only: a sampled chunk only the planes win (repeats
+  // hidden by noisy low bytes) does not say the flag missed.
   std::vector<uint8_t> tz(chunks);
   bool zstd_all_sampled = true, missed = false;
   for (uint64_t c = 0; c < chunks; ++c) {
     const size_t k = size_t(std::find(picks, picks + npicks, c) - picks);
     const bool flagged = repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c))) >= kRepeatTryZstd;
     if (k < npicks) {
-      const bool won = zs[k] + 1 < fs[k];  // mixed pays a mode byte for zstd
-      tz[c] = won;
-      zstd_all_sampled &= zs[k] < fs[k];
-      missed |= won && !flagged;
+      tz[c] = alt[k] + 1 < fs[k];  // mixed pays a mode byte for zstd
+      zstd_all_sampled &= alt[k] < fs[k];
+      missed |= zs[k] + 1 < fs[k] && !flagged;
     } else {
       tz[c] = flagged;
     }
@@ -164,12 +192,13 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   const uint64_t trying = uint64_t(std::count(tz.begin(), tz.end(), uint8_t(1)));
   if (trying == 0 && !shifted && !patched) {
     plan.codec = family;
-  } else if (zstd_all_sampled && (chunks == npicks || (trying == chunks && !missed))) {
+  } else if (zstd_all_sampled && !groups_won && (chunks == npicks || (trying == chunks && !missed))) {
     plan.shift = {};
     plan.codec = CodecId::zstd;
   } else {
-    plan.codec = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
+    plan.codec = groups_won ? CodecId::float_ans_groups : patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
     plan.try_zstd = std::move(tz);
+    plan.try_patch = patched;
   }
   return plan;
 }

@@ -23,6 +23,10 @@ bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size);
 unsigned repeat_rate(DType t, const uint8_t* data, size_t n);
 // A chunk repeating at least this much tries zstd as well (float-ans-mixed).
 inline constexpr unsigned kRepeatTryZstd = 32;  // 1/32
+// Codec 7 (float-ans-groups) for a tensor whose sampled chunks it codes at
+// least kGroupsGain smaller than the best of float-ans and zstd
+// (kGroupsTry, the chunks that try the planes, is in codec.h).
+inline constexpr double kGroupsGain = 0.01;
 
 struct CodecPlan {
   CodecId codec = CodecId::raw;
@@ -32,6 +36,8 @@ struct CodecPlan {
   // float-ans-mixed only: the per-channel shift every chunk carries (mode 3),
   // empty `d` for none
   shift::Plan shift;
+  // float-ans-patch and -groups: whether chunks try mode 4
+  bool try_patch = true;
 };
 
 // The codec of one exact tensor. Up to three chunks spread over the tensor
@@ -51,9 +57,9 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
                      uint64_t cols = 0);
 
 // The options chunk j (of chunk_size raw bytes, dtype t) is encoded with:
-// `base`, with the plan's per-chunk zstd flag (when it has flags) and its
-// shift (when it has one), placed at the chunk's first element.
-EncodeOptions chunk_options(const EncodeOptions& base, const std::vector<uint8_t>& try_zstd, const shift::Plan& shift,
-                            DType t, uint32_t chunk_size, uint32_t j);
+// `base`, with the plan's per-chunk zstd flag (when it has flags), its
+// shift (when it has one), placed at the chunk's first element, and its
+// patch flag.
+EncodeOptions chunk_options(const EncodeOptions& base, const CodecPlan& plan, DType t, uint32_t chunk_size, uint32_t j);
 
 }  // namespace wc

@@ -9,6 +9,7 @@
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_initStaticDCtx: a context in caller memory
 #include <zstd.h>
 
+#include "codec/byte_groups.h"
 #include "codec/channel_shift.h"
 #include "codec/trim_patch.h"
 #include "codec/float_ans.h"
@@ -24,20 +25,25 @@ std::string_view codec_name(CodecId c) noexcept {
     case CodecId::float_ans_trim: return "float-ans-trim";
     case CodecId::float_ans_mixed: return "float-ans-mixed";
     case CodecId::float_ans_patch: return "float-ans-patch";
+    case CodecId::float_ans_groups: return "float-ans-groups";
   }
   return "?";
 }
 
 bool codec_from_name(std::string_view s, CodecId* out) noexcept {
-  for (int i = 0; i < kCodecCount; ++i)
-    if (codec_name(static_cast<CodecId>(i)) == s) {
-      *out = static_cast<CodecId>(i);
+  for (CodecId c : kCodecs)
+    if (codec_name(c) == s) {
+      *out = c;
       return true;
     }
   return false;
 }
 
-bool codec_id_valid(uint8_t id) noexcept { return id < kCodecCount; }
+bool codec_id_valid(uint8_t id) noexcept {
+  for (CodecId c : kCodecs)
+    if (uint8_t(c) == id) return true;
+  return false;
+}
 
 bool codec_supports(CodecId c, DType t) noexcept {
   switch (c) {
@@ -47,13 +53,15 @@ bool codec_supports(CodecId c, DType t) noexcept {
     case CodecId::float_ans_trim:
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
+    case CodecId::float_ans_groups:
       return fans::supports_float(t);
   }
   return false;
 }
 
 bool codec_supports_part(CodecId c, DType item) noexcept {
-  if (c == CodecId::float_ans_mixed || c == CodecId::float_ans_patch) return false;  // exact tensors only (FORMAT.md §4.4)
+  if (c == CodecId::float_ans_mixed || c == CodecId::float_ans_patch || c == CodecId::float_ans_groups)
+    return false;  // exact tensors only (FORMAT.md §4.4)
   return c == CodecId::float_ans ? fans::supports(item) : codec_supports(c, item);
 }
 
@@ -66,6 +74,7 @@ size_t encode_bound(CodecId c, size_t n) noexcept {
       return fans::encode_bound(n);
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
+    case CodecId::float_ans_groups:
       return std::max(fans::encode_bound(n), 1 + ZSTD_compressBound(n));
   }
   return n;
@@ -105,6 +114,45 @@ Errc decode_zstd(ZSTD_DCtx* d, const uint8_t* src, size_t src_n, uint8_t* dst, s
   size_t r = ZSTD_decompressDCtx(d, dst, dst_n, src, src_n);
   if (ZSTD_isError(r) || r != dst_n) return Errc::codec;
   return Errc::ok;
+}
+
+// Mode 5 (FLOAT_ANS.md §2.3): the mode byte, then per block of
+// groups::kBlockElems elements one zstd frame per byte plane.
+void encode_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, int level) {
+  const unsigned eb = dtype_bits(t) / 8;
+  const size_t count = n / eb;
+  thread_local std::vector<uint8_t> pl;
+  out.assign(1, groups::kMode);
+  for (size_t s = 0; s < count; s += groups::kBlockElems) {
+    const size_t m = std::min(groups::kBlockElems, count - s);
+    pl.resize(m);
+    for (unsigned k = 0; k < eb; ++k) {
+      groups::plane(src + s * eb, m, eb, k, pl.data());
+      encode_zstd(pl.data(), m, out, out.size(), level);
+    }
+  }
+}
+
+// Each frame decodes into its plane of the block's scratch, then the block
+// goes to dst in element order; the frames must end exactly at src_n.
+Errc decode_groups(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, ZSTD_DCtx* zd,
+                   uint8_t* scratch) noexcept {
+  if (!groups::supports(t)) return Errc::codec;
+  const unsigned eb = dtype_bits(t) / 8;
+  const size_t count = dst_n / eb;
+  size_t at = 1;
+  for (size_t s = 0; s < count; s += groups::kBlockElems) {
+    const size_t m = std::min(groups::kBlockElems, count - s);
+    for (unsigned k = 0; k < eb; ++k) {
+      const size_t f = ZSTD_findFrameCompressedSize(src + at, src_n - at);
+      if (ZSTD_isError(f)) return Errc::codec;
+      const Errc e = decode_zstd(zd, src + at, f, scratch + k * m, m);
+      if (e != Errc::ok) return e;
+      at += f;
+    }
+    groups::interleave(scratch, m, eb, dst + s * eb);
+  }
+  return at == src_n ? Errc::ok : Errc::codec;
 }
 
 // Mode 3 (FLOAT_ANS.md §2.1): the header and list, then a float-ans-trim
@@ -166,17 +214,20 @@ void encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>&
   out.insert(out.end(), inner.begin(), inner.end());
 }
 
-// Codecs 4 and 5: a zstd frame (mode 2, through `zd`), a shifted payload
+// Codecs 4, 5 and 7: a zstd frame (mode 2, through `zd`), a shifted payload
 // (mode 3, its list in `list`), a float-ans-trim payload (modes 0 and 1,
-// with the workspace `fans_ws` when given), and for codec 5 (`patch`) mode
-// 4: its list checked, the inner mode-1 or mode-3 payload decoded, the
-// list's values written. Under codec 4 a mode byte 4 is float-ans's to
-// refuse.
+// with the workspace `fans_ws` when given), for codecs 5 and 7 (`patch`)
+// mode 4: its list checked, the inner mode-1 or mode-3 payload decoded, the
+// list's values written, and for codec 7 (`groups_scratch` given) mode 5:
+// the byte planes through `zd`, regrouped through the scratch. Under codec
+// 4 a mode byte 4, and under codecs 4 and 5 a mode byte 5, is float-ans's
+// to refuse.
 Errc decode_mixed(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list, void* fans_ws,
-                  ZSTD_DCtx* zd, bool patch) noexcept {
+                  ZSTD_DCtx* zd, bool patch, uint8_t* groups_scratch) noexcept {
   const size_t eb = std::max<size_t>(1, dtype_bits(t) / 8);
   if (dst_n % eb) return Errc::codec;  // §1, whatever the mode
   if (src_n && src[0] == kMixedZstdMode) return decode_zstd(zd, src + 1, src_n - 1, dst, dst_n);
+  if (groups_scratch && src_n && src[0] == groups::kMode) return decode_groups(t, src, src_n, dst, dst_n, zd, groups_scratch);
   size_t at = 0;
   const bool patched = patch && src_n && src[0] == patch::kMode;
   if (patched && !patch::parse(t, src, src_n, dst_n / eb, &at)) return Errc::codec;
@@ -193,6 +244,11 @@ Errc decode_mixed(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_
 int16_t* thread_list() noexcept {
   thread_local std::unique_ptr<int16_t[]> list(new (std::nothrow) int16_t[shift::kMaxEntries]);
   return list.get();
+}
+
+uint8_t* thread_groups_scratch() noexcept {
+  thread_local std::unique_ptr<uint8_t[]> s(new (std::nothrow) uint8_t[groups::kScratchBytes]);
+  return s.get();
 }
 
 ZSTD_DCtx* thread_dctx() noexcept {
@@ -219,18 +275,33 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       encode_fans(t, src, n, out, opt, c == CodecId::float_ans_trim);
       return;
     case CodecId::float_ans_mixed:
-    case CodecId::float_ans_patch: {
+    case CodecId::float_ans_patch:
+    case CodecId::float_ans_groups: {
       if (!encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
-      if (c == CodecId::float_ans_patch) encode_patched(t, src, n, out, opt);
+      if (c != CodecId::float_ans_mixed && opt.try_patch) encode_patched(t, src, n, out, opt);
       if (!opt.mixed_try_zstd) return;
       thread_local std::vector<uint8_t> z;
       z.assign(1, kMixedZstdMode);
       encode_zstd(src, n, z, 1, opt.zstd_level);
+      // the planes where zstd came close (as the writer's plan prices them):
+      // where zstd trails float-ans by more, they rarely win and would
+      // halve the encode speed
+      const bool planes = c == CodecId::float_ans_groups && groups::supports(t) &&
+                          double(z.size()) <= kGroupsTry * double(out.size());
       if (z.size() < out.size()) out.swap(z);
+      if (planes) {
+        encode_groups(t, src, n, z, opt.zstd_level);
+        if (z.size() < out.size()) out.swap(z);
+      }
       return;
     }
   }
   fail(Errc::codec, "unknown codec id " + std::to_string(int(c)));
+}
+
+void encode_byte_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
+  if (!groups::supports(t)) fail(Errc::usage, "byte groups: a 16- or 32-bit float dtype only");
+  encode_groups(t, src, n, out, opt.zstd_level);
 }
 
 Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n) noexcept {
@@ -248,14 +319,19 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
       return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(),
-                          c == CodecId::float_ans_patch);
+                          c == CodecId::float_ans_patch, nullptr);
+    case CodecId::float_ans_groups: {
+      uint8_t* scratch = thread_groups_scratch();
+      if (!scratch) return Errc::codec;  // no memory for it: refused rather than misread
+      return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(), true, scratch);
+    }
   }
   return Errc::codec;
 }
 
 namespace {
-// The workspace: [float-ans tables][zstd context], each 64-byte aligned from
-// wherever the caller's block starts.
+// The workspace: [float-ans tables][zstd context][shift list][byte groups'
+// scratch], each 64-byte aligned from wherever the caller's block starts.
 constexpr size_t kWsAlign = 64;
 size_t round_up(size_t n) { return (n + kWsAlign - 1) / kWsAlign * kWsAlign; }
 }  // namespace
@@ -263,7 +339,7 @@ size_t round_up(size_t n) { return (n + kWsAlign - 1) / kWsAlign * kWsAlign; }
 size_t decode_workspace_size() noexcept {
   static_assert(kWsAlign % alignof(std::max_align_t) == 0);
   return kWsAlign + round_up(fans::tables_size()) + round_up(ZSTD_estimateDCtxSize()) +
-         round_up(shift::kMaxEntries * sizeof(int16_t));
+         round_up(shift::kMaxEntries * sizeof(int16_t)) + round_up(groups::kScratchBytes);
 }
 
 Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, void* ws,
@@ -276,14 +352,18 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
       return decode_chunk(c, t, src, src_n, dst, dst_n);
     case CodecId::zstd:
     case CodecId::float_ans_mixed:
-    case CodecId::float_ans_patch: {
+    case CodecId::float_ans_patch:
+    case CodecId::float_ans_groups: {
       uint8_t* zws = base + round_up(fans::tables_size());
+      const bool grouped = c == CodecId::float_ans_groups;
       // the zstd context is built only for a chunk that is a zstd frame
-      const bool z = c == CodecId::zstd || (src_n && src[0] == kMixedZstdMode);
+      const bool z = c == CodecId::zstd || (src_n && (src[0] == kMixedZstdMode || (grouped && src[0] == groups::kMode)));
       ZSTD_DCtx* d = z ? ZSTD_initStaticDCtx(zws, round_up(ZSTD_estimateDCtxSize())) : nullptr;
       if (c == CodecId::zstd) return decode_zstd(d, src, src_n, dst, dst_n);
-      int16_t* list = reinterpret_cast<int16_t*>(zws + round_up(ZSTD_estimateDCtxSize()));
-      return decode_mixed(t, src, src_n, dst, dst_n, list, base, d, c == CodecId::float_ans_patch);
+      uint8_t* after = zws + round_up(ZSTD_estimateDCtxSize());
+      int16_t* list = reinterpret_cast<int16_t*>(after);
+      uint8_t* scratch = grouped ? after + round_up(shift::kMaxEntries * sizeof(int16_t)) : nullptr;
+      return decode_mixed(t, src, src_n, dst, dst_n, list, base, d, c != CodecId::float_ans_mixed, scratch);
     }
     case CodecId::float_ans:
     case CodecId::float_ans_trim:

@@ -29,8 +29,16 @@ enum class CodecId : uint8_t {
   // zero in all but a few listed elements (spec/FLOAT_ANS.md §2.2): F16 of
   // BF16 values, whose smallest values (F16 subnormals) keep no zero bits.
   float_ans_patch = 5,
+  // (6 is exact-residual, a lossy part's codec: quant/exact_top.h)
+  // float-ans-patch plus mode 5 (container 1.6, 2.10): byte groups, the
+  // chunk's byte planes in one zstd frame (spec/FLOAT_ANS.md §2.3), for
+  // chunks of near-duplicate rows: the untrained rows of a token embedding.
+  float_ans_groups = 7,
 };
-inline constexpr int kCodecCount = 6;
+// The codec ids of exact tensors, in id order.
+inline constexpr CodecId kCodecs[] = {CodecId::raw,           CodecId::zstd,           CodecId::float_ans,
+                                      CodecId::float_ans_trim, CodecId::float_ans_mixed, CodecId::float_ans_patch,
+                                      CodecId::float_ans_groups};
 
 std::string_view codec_name(CodecId c) noexcept;
 bool codec_from_name(std::string_view s, CodecId* out) noexcept;
@@ -43,13 +51,17 @@ struct EncodeOptions {
   // small cost in size; 0: the codec's default (2^12)
   int substream_bits = 0;
   // float-ans-mixed: whether this chunk tries zstd as well (the writer's
-  // plan says which chunks may gain; true: every chunk tries both)
+  // plan says which chunks may gain; true: every chunk tries both), and
+  // under float-ans-groups byte groups + zstd (mode 5) too
   bool mixed_try_zstd = true;
   // float-ans-mixed: the tensor's per-channel shift (mode 3) when the
   // writer's plan found one that pays, and the chunk's first element in the
   // tensor (where the chunk lies in the shift's pattern)
   const shift::Plan* shift = nullptr;
   uint64_t first_elem = 0;
+  // float-ans-patch and -groups: whether the chunk tries mode 4 (a patched
+  // trim; the writer's plan says whether the tensor's samples gained)
+  bool try_patch = true;
 };
 
 // Whether `c` can encode tensors of `t` (raw and zstd take everything).
@@ -62,6 +74,16 @@ bool codec_supports_part(CodecId c, DType item) noexcept;
 // `out` with the stored bytes. Throws wc::Error on failure.
 void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out,
                   const EncodeOptions& opt);
+
+// A float-ans-groups chunk that tries zstd tries the byte planes (mode 5)
+// as well when zstd codes it at most this much larger than float-ans: the
+// planes beat float-ans where zstd comes close, rarely elsewhere.
+inline constexpr double kGroupsTry = 1.05;
+
+// The float-ans-groups mode-5 payload of a chunk alone (its byte planes'
+// zstd frames), which encode_chunk keeps where it is the smallest: the
+// writer's plan prices it on sampled chunks. t: a 16- or 32-bit float.
+void encode_byte_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt);
 
 // Decodes one chunk into exactly `dst_n` bytes the caller owns. Never reads
 // outside [src, src+src_n) or writes outside [dst, dst+dst_n), whatever the

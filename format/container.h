@@ -41,7 +41,7 @@ inline constexpr size_t kMaxFilePathLen = 4095;  // a whole relative path (PATH_
 inline constexpr size_t kMaxFilePathDepth = 32;  // components in a relative path
 // Codec ids below this (raw, zstd, float-ans; float-ans-trim since 1.2,
 // float-ans-mixed since 1.3, float-ans-patch since 1.5) take no parameters: a record of theirs with
-// parameters is corrupt.
+// parameters is corrupt. So does codec 7 (float-ans-groups, 1.6).
 inline constexpr uint8_t kCodecIdsWithoutParams = 6;
 // Codec 3 (float-ans-trim) is new in 1.2: a 1.x file using it is 1.2.
 inline constexpr uint8_t kCodecFirst12 = 3;
@@ -73,6 +73,10 @@ inline constexpr uint16_t kVersionMinorLossyInline = 5;
 inline constexpr uint8_t kCodecFirst15 = 5;
 inline constexpr uint16_t kVersionMinorPatch = 5;
 inline constexpr uint16_t kVersionMinorLossyPatch = 6;
+// Codec 7 (float-ans-groups) is new in 1.6 and 2.10.
+inline constexpr uint8_t kCodecGroups = 7;
+inline constexpr uint16_t kVersionMinorGroups = 6;
+inline constexpr uint16_t kVersionMinorLossyGroups = 10;
 // A qrow tensor's exact top layer (level 1, spec/EXACT_TOP.md) is new in 2.7.
 inline constexpr uint16_t kVersionMinorLossyExactTop = 7;
 // Refinement levels of a qrow tensor (role 4 parts, spec/REFINE.md) are new in 2.8.

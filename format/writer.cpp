@@ -36,10 +36,10 @@ void ContainerWriter::begin(const Manifest& m) {
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
-  bool mixed = false, inlined = false, patched = false;
+  bool mixed = false, inlined = false, patched = false, grouped = false;
   for (const auto& t : m.tensors)
     mixed |= !t.lossy() && t.codec >= kCodecFirst13, inlined |= t.inline_exact(),
-        patched |= !t.lossy() && t.codec >= kCodecFirst15;
+        patched |= !t.lossy() && t.codec >= kCodecFirst15, grouped |= !t.lossy() && t.codec == kCodecGroups;
   if (major_ == kVersionMajorLossy) {
     minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
     for (const auto& t : m.tensors) {
@@ -64,6 +64,7 @@ void ContainerWriter::begin(const Manifest& m) {
             (q.level > 0 && q.layout == PartLayout::inline_items && q.items == 0))
           minor_ = kVersionMinorLossyRefine;
     if (m.chunk_order == 1) minor_ = kVersionMinorLossyOrder;
+    if (grouped) minor_ = kVersionMinorLossyGroups;
   }
   else {
     for (const auto& f : m.files)
@@ -73,6 +74,7 @@ void ContainerWriter::begin(const Manifest& m) {
     if (mixed) minor_ = kVersionMinorMixed;
     if (inlined) minor_ = kVersionMinorInline;
     if (patched) minor_ = kVersionMinorPatch;
+    if (grouped) minor_ = kVersionMinorGroups;
   }
   h.major = major_;
   h.minor = minor_;

@@ -60,6 +60,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const wc::Errc r5 = wc::decode_chunk(wc::CodecId::float_ans_patch, t, src.data(), src.size(), p5.data(), dst_n);
   WC_FUZZ_CHECK(r5 == wc::Errc::ok || r5 == wc::Errc::codec);
   for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p5[dst_n + i] == 0xA5);
+  // and as a codec-7 chunk (its mode 5: byte planes in zstd frames), by
+  // both entry points, which agree
+  std::vector<uint8_t> p7(dst_n + kCanary, 0xA5), w7(dst_n + kCanary, 0xA5), ws(wc::decode_workspace_size());
+  const wc::Errc r7 = wc::decode_chunk(wc::CodecId::float_ans_groups, t, src.data(), src.size(), p7.data(), dst_n);
+  WC_FUZZ_CHECK(r7 == wc::Errc::ok || r7 == wc::Errc::codec);
+  WC_FUZZ_CHECK(wc::decode_chunk_ws(wc::CodecId::float_ans_groups, t, src.data(), src.size(), w7.data(), dst_n,
+                                    ws.data(), ws.size()) == r7);
+  for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p7[dst_n + i] == 0xA5 && w7[dst_n + i] == 0xA5);
+  if (r7 == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(p7.data(), w7.data(), dst_n) == 0);
 #endif
   return 0;
 }

@@ -66,6 +66,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                   wc::Errc::ok);
     WC_FUZZ_CHECK(out[n] == 0xA5 && (n == 0 || std::memcmp(out.data(), raw.data(), n) == 0));
   }
+  // codec 7 (float-ans-groups): mode 5, the byte planes, where they are smallest
+  wc::encode_chunk(wc::CodecId::float_ans_groups, t, raw.data(), n, stored, eo);
+  WC_FUZZ_CHECK(stored.size() <= wc::max_stored_size(n));
+  {
+    std::vector<uint8_t> exact(stored), out(n + 1, 0xA5);
+    WC_FUZZ_CHECK(wc::decode_chunk(wc::CodecId::float_ans_groups, t, exact.data(), exact.size(), out.data(), n) ==
+                  wc::Errc::ok);
+    WC_FUZZ_CHECK(out[n] == 0xA5 && (n == 0 || std::memcmp(out.data(), raw.data(), n) == 0));
+  }
   if (opt != 0) {
     // Explicit encoder parameters within their documented ranges.
     wc::fans::Params p;

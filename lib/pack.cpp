@@ -158,31 +158,29 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   // Codec per exact tensor (and, for float-ans-mixed, which chunks try zstd).
   // float-ans-mixed's per-channel shifts (mode 3): the plan's, or with the
   // codec forced, whatever shift::plan expects to pay.
-  std::vector<std::vector<uint8_t>> try_zstd(m.tensors.size());
-  std::vector<shift::Plan> shifts(m.tensors.size());
+  std::vector<CodecPlan> plans(m.tensors.size());
   pool.parallel_for(m.tensors.size(), [&](size_t i) {
     TensorRecord& t = m.tensors[i];
     if (t.lossy()) return;
     const uint64_t cols = t.shape.size() >= 2 ? t.shape.back() : 0;
-    CodecId c;
-    if (t.byte_size == 0) c = CodecId::raw;
-    else if (is_auto) {
-      CodecPlan p = plan_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo, cols);
-      c = p.codec;
-      try_zstd[i] = std::move(p.try_zstd);
-      shifts[i] = std::move(p.shift);
+    CodecPlan& p = plans[i];
+    if (t.byte_size == 0) {
+      p.codec = CodecId::raw;
+    } else if (is_auto) {
+      p = plan_codec(t.dtype, in.data[i], t.byte_size, t.chunk_size, eo, cols);
     } else {
-      c = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
-      if ((c == CodecId::float_ans_mixed || c == CodecId::float_ans_patch) && cols)
-        shifts[i] = shift::plan(t.dtype, in.data[i], t.byte_size / (dtype_bits(t.dtype) / 8), cols);
+      p.codec = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
+      if ((p.codec == CodecId::float_ans_mixed || p.codec == CodecId::float_ans_patch ||
+           p.codec == CodecId::float_ans_groups) && cols)
+        p.shift = shift::plan(t.dtype, in.data[i], t.byte_size / (dtype_bits(t.dtype) / 8), cols);
     }
-    t.codec = static_cast<uint8_t>(c);
+    t.codec = static_cast<uint8_t>(p.codec);
   });
   // Chunk j of exact tensor i, as its codec plan says.
   auto encode_exact = [&](size_t i, uint32_t j, std::vector<uint8_t>& dst) {
     const TensorRecord& t = m.tensors[i];
     // (forced float-ans-mixed has no flags: every chunk tries both)
-    const EncodeOptions ce = chunk_options(eo, try_zstd[i], shifts[i], t.dtype, t.chunk_size, j);
+    const EncodeOptions ce = chunk_options(eo, plans[i], t.dtype, t.chunk_size, j);
     encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[i] + uint64_t(j) * t.chunk_size, t.chunk_raw_size(j),
                  dst, ce);
   };

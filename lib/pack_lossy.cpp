@@ -731,7 +731,7 @@ uint64_t lossless_bytes(const TensorRecord& t, const uint8_t* data, ThreadPool& 
   pool.parallel_for(t.chunk_count, [&](size_t j) {
     std::vector<uint8_t> out;
     encode_chunk(p.codec, t.dtype, data + uint64_t(j) * t.chunk_size, t.chunk_raw_size(uint32_t(j)), out,
-                 chunk_options(eo, p.try_zstd, p.shift, t.dtype, t.chunk_size, uint32_t(j)));
+                 chunk_options(eo, p, t.dtype, t.chunk_size, uint32_t(j)));
     size[j] = out.size();
   });
   uint64_t n = 0;
