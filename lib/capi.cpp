@@ -11,6 +11,7 @@
 
 #include "format/reader.h"
 #include "model/file_check.h"
+#include "lib/levels.h"
 #include "lib/reader_checks.h"
 #include "lib/unit_decode.h"
 #include "quant/repr.h"
@@ -702,6 +703,31 @@ int wcodec_upgrade_tensor(const wcodec_archive* a, size_t tensor, uint32_t from,
       throw e;
     }
   });
+}
+
+uint32_t wcodec_step_count(const wcodec_archive* a) { return a ? a->reader->manifest().level_count : 0; }
+
+int wcodec_budget_step(const wcodec_archive* a, const char* budget, uint32_t* step, uint64_t* bytes, char* err,
+                       size_t err_len) {
+  if (!a || !budget) return usage(err, err_len, "no archive or no budget");
+  return guarded(err, err_len, [&] {
+    const wc::ContainerReader& r = *a->reader;
+    const unsigned k = wc::level_for_budget(r, wc::parse_budget(budget, r.manifest().weights()));
+    const auto pts = wc::level_points(r);
+    uint32_t s = 0;
+    uint64_t n = r.file_size();
+    if (!pts.empty())
+      for (const auto& p : pts)
+        if (p.level == k) s = p.level, n = p.bytes;
+    if (step) *step = s;
+    if (bytes) *bytes = n;
+  });
+}
+
+uint32_t wcodec_tensor_level_at(const wcodec_archive* a, size_t tensor, uint32_t step) {
+  if (!a || tensor >= wcodec_tensor_count(a)) return 0;
+  const auto& t = a->reader->manifest().tensors[tensor];
+  return t.lossy() ? wc::level_at(t, step) : 0;
 }
 
 }  // extern "C"

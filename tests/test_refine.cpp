@@ -251,6 +251,98 @@ TEST_SUITE("refine") {
       }
   }
 
+  TEST_CASE("C API budgets: the step a budget affords, each tensor's level there, the model unpack --budget writes; "
+            "a later step by upgrades") {
+    tu::TempDir d;
+    const auto ts = model(21);
+    const std::string src = d / "m.safetensors", wcz = d / "r.wcz";
+    tu::write_file(src, stb::build(ts));
+    wc::pack(src, wcz, refine_options(3, 2, false));
+    const wc::InspectResult ir = wc::inspect(wcz, false, nullptr);
+    const uint32_t steps = uint32_t(ir.levels.size());
+    REQUIRE(steps > 2);
+    wcodec_archive* a = nullptr;
+    char err[512];
+    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+    CHECK(wcodec_step_count(a) == steps);
+    const size_t n = wcodec_tensor_count(a);
+    // the model at step k: every tensor at its level there, in file order
+    auto model_at = [&](uint32_t k, std::vector<std::vector<uint8_t>>& held) {
+      held.assign(n, {});
+      std::vector<uint8_t> all;
+      for (size_t i = 0; i < n; ++i) {
+        wcodec_tensor_info ti = WCODEC_TENSOR_INFO_INIT;
+        REQUIRE(wcodec_get_tensor_info(a, i, &ti) == WCODEC_OK);
+        held[i].resize(ti.byte_size);
+        REQUIRE(wcodec_decode_tensor_ex(a, i, wcodec_tensor_level_at(a, i, k), nullptr, held[i].data(), held[i].size(), 1,
+                                        err, sizeof err) == WCODEC_OK);
+        all.insert(all.end(), held[i].begin(), held[i].end());
+      }
+      return all;
+    };
+    std::vector<std::vector<uint8_t>> held, fresh;
+    for (uint32_t k = 0; k < steps; ++k) {
+      CAPTURE(k);
+      uint32_t step = 99;
+      uint64_t bytes = 0;
+      REQUIRE(wcodec_budget_step(a, std::to_string(ir.levels[k].bytes).c_str(), &step, &bytes, err, sizeof err) ==
+              WCODEC_OK);
+      CHECK(step == k);
+      CHECK(bytes == ir.levels[k].bytes);
+      if (k) {  // a byte less: the step before
+        REQUIRE(wcodec_budget_step(a, std::to_string(ir.levels[k].bytes - 1).c_str(), &step, nullptr, err,
+                                   sizeof err) == WCODEC_OK);
+        CHECK(step == k - 1);
+      }
+      // the same model as unpack --budget of that many bytes
+      wc::UnpackOptions b;
+      b.budget_bytes = ir.levels[k].bytes;
+      wc::unpack(wcz, d / "b.safetensors", b);
+      const auto want = tu::read_file(d / "b.safetensors");
+      std::remove((d / "b.safetensors").c_str());
+      const auto got = model_at(k, fresh);
+      REQUIRE(want.size() >= got.size());
+      CHECK(std::equal(got.begin(), got.end(), want.end() - ptrdiff_t(got.size())));
+      // from the step before, by upgrading only the tensors whose level rose
+      if (k) {
+        for (size_t i = 0; i < n; ++i) {
+          const uint32_t from = wcodec_tensor_level_at(a, i, k - 1), to = wcodec_tensor_level_at(a, i, k);
+          CHECK(from <= to);
+          if (to > from)
+            REQUIRE(wcodec_upgrade_tensor(a, i, from, to, held[i].data(), held[i].size(), 2, err, sizeof err) ==
+                    WCODEC_OK);
+        }
+        CHECK(held == fresh);
+      }
+      held = fresh;
+    }
+    // past the last step: the last step's levels; an exact tensor is always at 0
+    for (size_t i = 0; i < n; ++i) CHECK(wcodec_tensor_level_at(a, i, 1000) == wcodec_tensor_level_at(a, i, steps - 1));
+    CHECK(wcodec_tensor_level_at(a, n, 0) == 0);
+    // bits per weight; budgets that do not parse or fit nothing: usage errors that say why
+    uint32_t step = 0;
+    REQUIRE(wcodec_budget_step(a, "64bpw", &step, nullptr, err, sizeof err) == WCODEC_OK);
+    CHECK(step == steps - 1);
+    CHECK(wcodec_budget_step(a, "1", &step, nullptr, err, sizeof err) == WCODEC_E_USAGE);
+    CHECK(std::string(err).find("needs") != std::string::npos);
+    CHECK(wcodec_budget_step(a, "lots", &step, nullptr, err, sizeof err) == WCODEC_E_USAGE);
+    CHECK(wcodec_budget_step(a, nullptr, &step, nullptr, err, sizeof err) == WCODEC_E_USAGE);
+    wcodec_close(a);
+    // a file without levels: one step, 0, which its whole size affords
+    wc::PackOptions lossless;
+    wc::pack(src, d / "e.wcz", lossless);
+    REQUIRE(wcodec_open((d / "e.wcz").c_str(), &a, err, sizeof err) == WCODEC_OK);
+    CHECK(wcodec_step_count(a) == 1);
+    uint64_t bytes = 0;
+    const uint64_t size = tu::read_file(d / "e.wcz").size();
+    REQUIRE(wcodec_budget_step(a, "1GiB", &step, &bytes, err, sizeof err) == WCODEC_OK);
+    CHECK(step == 0);
+    CHECK(bytes == size);
+    CHECK(wcodec_budget_step(a, std::to_string(size - 1).c_str(), &step, &bytes, err, sizeof err) == WCODEC_E_USAGE);
+    CHECK(wcodec_tensor_level_at(a, 0, 5) == 0);
+    wcodec_close(a);
+  }
+
   TEST_CASE("upgrade in place: a runtime holding level k reaches level k + j from the new levels' chunks only") {
     tu::TempDir d;
     std::vector<stb::StTensor> ts = {{"w", DType::BF16, {600, 256}, weights(DType::BF16, 600, 256, 3)},

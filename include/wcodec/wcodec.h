@@ -335,13 +335,6 @@ WCODEC_API int wcodec_verify(const char* in, unsigned threads, uint64_t* chunks,
  * for tests and tools that check that a lazy read touched only what it
  * needed. */
 WCODEC_API uint64_t wcodec_chunks_decoded(const wcodec_archive* a);
-/* Brings a lossy tensor held at level `from` in its own dtype (dst, as
- * wcodec_decode_tensor_ex wrote it) to level `to` (or WCODEC_LEVEL_TOP) in
- * place, reading and decoding only the chunks of levels from+1 .. to: a
- * runtime that gains memory loads only the new blocks (a file packed with
- * --exact: level 0 to the original bits). The result is checked against
- * level `to`'s stored hash; a dst that did not hold level `from` fails that
- * check (WCODEC_E_CHECKSUM) or the new level's stream (WCODEC_E_CODEC). */
 /* wcodec_decode_rows at a level of a lossy tensor (as wcodec_decode_tensor_ex:
  * `level` or WCODEC_LEVEL_TOP; above level 0 in its own dtype only): rows
  * [row_begin, row_end) from the tiles that hold them, reading the chunks of
@@ -350,8 +343,40 @@ WCODEC_API uint64_t wcodec_chunks_decoded(const wcodec_archive* a);
 WCODEC_API int wcodec_decode_rows_ex(const wcodec_archive* a, size_t tensor, uint32_t level, uint64_t row_begin,
                                      uint64_t row_end, const char* dtype, void* dst, size_t dst_len, unsigned threads,
                                      char* err, size_t err_len);
+/* Brings a lossy tensor held at level `from` in its own dtype (dst, as
+ * wcodec_decode_tensor_ex wrote it) to level `to` (or WCODEC_LEVEL_TOP) in
+ * place, reading and decoding only the chunks of levels from+1 .. to: a
+ * runtime that gains memory loads only the new blocks (a file packed with
+ * --exact: level 0 to the original bits). The result is checked against
+ * level `to`'s stored hash; a dst that did not hold level `from` fails that
+ * check (WCODEC_E_CHECKSUM) or the new level's stream (WCODEC_E_CODEC). */
 WCODEC_API int wcodec_upgrade_tensor(const wcodec_archive* a, size_t tensor, uint32_t from, uint32_t to, void* dst,
                                      size_t dst_len, unsigned threads, char* err, size_t err_len);
+
+/* Budgets. A file packed with levels (pack --bits B --refine R, --exact;
+ * spec/REFINE.md, FORMAT.md §4.3) is a sequence of model steps: its first
+ * bytes up to the end of step K hold the model at step K, in which each
+ * tensor has the levels that arrived by then. A runtime picks the step its
+ * memory or download affords (wcodec_budget_step), decodes each tensor at
+ * its level there (wcodec_tensor_level_at, then wcodec_decode_tensor_ex),
+ * and when it gains memory, moves to a later step with
+ * wcodec_upgrade_tensor from each tensor's old level to its new one (the
+ * tensors whose level did not change need nothing). A file without levels
+ * has one step, 0. */
+/* The model's steps: 1 for a file without levels. 0 for a NULL archive. */
+WCODEC_API uint32_t wcodec_step_count(const wcodec_archive* a);
+/* The last step whose prefix fits `budget`: bytes with an optional unit
+ * ("512MB", "2GiB", "123456") or bits per weight of the model's tensors
+ * ("4.25bpw"), as unpack --budget reads it. *step receives it and *bytes
+ * (either may be NULL) the prefix's size: the file's bytes a reader of that
+ * step reads. WCODEC_E_USAGE for a budget that does not parse or that even
+ * step 0 does not fit (the message says what step 0 needs). */
+WCODEC_API int wcodec_budget_step(const wcodec_archive* a, const char* budget, uint32_t* step, uint64_t* bytes,
+                                  char* err, size_t err_len);
+/* Tensor `tensor`'s level in the model at `step` (steps beyond the last
+ * read as the last): the level to pass to wcodec_decode_tensor_ex. 0 for an
+ * exact tensor, and for a tensor or archive that does not exist. */
+WCODEC_API uint32_t wcodec_tensor_level_at(const wcodec_archive* a, size_t tensor, uint32_t step);
 #endif
 
 #ifdef __cplusplus

@@ -150,6 +150,18 @@ class Archive {
     check(rc, err);
   }
 
+  // Budgets (wcodec.h): the model's steps, the step a budget affords and
+  // its prefix's bytes, a tensor's level at a step.
+  uint32_t step_count() const { return wcodec_step_count(live()); }
+  std::tuple<uint32_t, uint64_t> budget_step(const std::string& budget) const {
+    char err[kErrLen] = {0};
+    uint32_t step = 0;
+    uint64_t bytes = 0;
+    check(wcodec_budget_step(live(), budget.c_str(), &step, &bytes, err, sizeof err), err);
+    return {step, bytes};
+  }
+  uint32_t tensor_level_at(size_t tensor, uint32_t step) const { return wcodec_tensor_level_at(live(), tensor, step); }
+
   uint64_t chunks_decoded() const { return wcodec_chunks_decoded(live()); }
   void set_verify_chunks(bool on) { check(wcodec_set_verify_chunks(live(), on), nullptr); }
 
@@ -249,6 +261,9 @@ NB_MODULE(_wcodec, m) {
       .def("decode_rows", &Archive::decode_rows, nb::arg("tensor"), nb::arg("row_begin"), nb::arg("row_end"),
            nb::arg("dst"), nb::arg("nbytes"), nb::arg("dtype").none() = nb::none(), nb::arg("threads") = 0,
            nb::arg("level").none() = nb::none())
+      .def("step_count", &Archive::step_count)
+      .def("budget_step", &Archive::budget_step, nb::arg("budget"))
+      .def("tensor_level_at", &Archive::tensor_level_at, nb::arg("tensor"), nb::arg("step"))
       .def("chunks_decoded", &Archive::chunks_decoded)
       .def("set_verify_chunks", &Archive::set_verify_chunks, nb::arg("on"));
 

@@ -128,3 +128,53 @@ def test_refinement_levels_load_finer_models(tmp_path):
             for k in t:
                 np.testing.assert_array_equal(f.get_slice(k)[5:40], whole[k][5:40])
                 np.testing.assert_array_equal(f.get_tensor(k), whole[k])
+
+
+
+def test_budgets_load_the_model_of_a_prefix(tmp_path):
+    # a container of levels is a sequence of steps (spec/REFINE.md, FORMAT.md §4.3): budget= loads the model of
+    # the longest prefix that fits, step= the model at a step, each tensor at its level there
+    t = {"w": weights((1024, 64), 18), "v": weights((300, 96), 19).astype(np.float16)}
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file(t, str(src))
+    wcz = str(src) + ".wcz"
+    wcodec.pack(src, bits=3, refine=2)
+    with wcodec.Container(wcz) as c:
+        steps = c.steps
+        assert steps == 1 + 2 * 2  # a step per tensor level above 0
+        levels = [[c.level_of(ti, step=k) for ti in c.tensors] for k in range(steps)]
+        # each step's prefix: the bytes the budget of the whole file reports for the last step, and for each
+        # step the least budget that still gives it (a byte less gives the step before)
+        top, size = c.budget_step("64bpw")
+        assert top == steps - 1
+        prefix = {top: size}
+        for k in range(steps - 1, 0, -1):
+            step, nbytes = c.budget_step(prefix[k] - 1)
+            assert step == k - 1 and nbytes < prefix[k]
+            prefix[k - 1] = nbytes
+            assert c.budget_step(nbytes) == (k - 1, nbytes)
+        with pytest.raises(wcodec.UsageError):
+            c.budget_step(prefix[0] - 1)
+    # each step raises one tensor's level by one
+    for k in range(1, steps):
+        assert sum(levels[k]) == sum(levels[k - 1]) + 1
+        assert all(a >= b for a, b in zip(levels[k], levels[k - 1]))
+    ref = {n: v.astype(np.float64) for n, v in t.items()}
+    err = []
+    for k in range(steps):
+        got = wcodec.numpy.load_file(wcz, step=k)
+        assert all(np.array_equal(got[n], b) for n, b in wcodec.numpy.load_file(wcz, budget=prefix[k]).items())
+        err.append(sum(((got[n].astype(np.float64) - ref[n]) ** 2).sum() for n in t))
+        # lazily: the same tensors, and a row range from its tiles alone
+        with wcodec.safe_open(wcz, "np", budget=f"{prefix[k]}") as f:
+            assert f.step == k
+            for n in t:
+                np.testing.assert_array_equal(f.get_tensor(n), got[n])
+                np.testing.assert_array_equal(f.get_slice(n)[3:30], got[n][3:30])
+    assert all(a > b for a, b in zip(err, err[1:])), err
+    with pytest.raises(wcodec.UsageError):
+        wcodec.numpy.load_file(wcz, budget="lots")
+    with pytest.raises(wcodec.UsageError):
+        wcodec.numpy.load_file(wcz, budget="1GiB", step=1)
+    with pytest.raises(wcodec.UsageError):
+        wcodec.safe_open(wcz, "np", level=1, step=1)

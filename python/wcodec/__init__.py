@@ -29,12 +29,15 @@ __all__ = [
 ]
 
 
-def safe_open(filename, framework: str = "pt", device="cpu", *, file: str | None = None, level: int | None = None):
+def safe_open(filename, framework: str = "pt", device="cpu", *, file: str | None = None, level: int | None = None,
+              step: int | None = None, budget: str | int | None = None):
     """Opens a container lazily, as ``safetensors.safe_open``: keys(),
     metadata(), get_tensor(name), get_slice(name)[a:b]. `framework`: "pt"
-    (or "torch") or "np" (or "numpy"). `level`: a container of levels
-    (pack(..., refine=R) or exact=True) read at that level (each tensor at
-    min(level, its top)); default every tensor at its top."""
+    (or "torch") or "np" (or "numpy"). A container of levels (pack(...,
+    refine=R) or exact=True) is read at the step `budget` affords ("512MB",
+    "4.25bpw": the model of the longest prefix that fits), at model step
+    `step`, or with each tensor at min(`level`, its top); default every
+    tensor at its top."""
     from ._core import SafeOpen
     if framework in ("pt", "torch"):
         from .torch import BACKEND
@@ -42,4 +45,4 @@ def safe_open(filename, framework: str = "pt", device="cpu", *, file: str | None
         from .numpy import BACKEND
     else:
         raise UsageError(f"framework {framework!r} is not supported (use 'pt' or 'np')", 11)
-    return SafeOpen(filename, BACKEND, device, file, level)
+    return SafeOpen(filename, BACKEND, device, file, level, step, budget)

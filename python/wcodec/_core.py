@@ -107,22 +107,46 @@ class Container:
                 out.append(t)
         return out
 
+    # -- levels and budgets -------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        """The model's steps: a container packed with levels (pack(..., refine=R)
+        or exact=True) is a sequence of steps, each bringing levels of some
+        tensors, and its first bytes up to a step's end hold the model at that
+        step; 1 for a container without levels."""
+        return self._a.step_count()
+
+    def budget_step(self, budget: str | int) -> tuple[int, int]:
+        """The last step whose prefix fits `budget` (bytes, with an optional
+        unit: "512MB", "2GiB"; or bits per weight: "4.25bpw"), and the bytes of
+        that prefix. wcodec.UsageError when it does not parse or fits no step."""
+        return tuple(self._a.budget_step(str(budget)))
+
+    def level_of(self, t: TensorInfo, level: int | None = None, step: int | None = None) -> int | None:
+        """Tensor t's level: at model step `step`, or min(level, its top);
+        None (its top) when neither is given."""
+        if step is not None:
+            if level is not None:
+                raise UsageError("give a level or a step (or a budget), not both", 11)
+            return self._a.tensor_level_at(t.index, int(step))
+        return None if level is None else min(int(level), t.levels - 1)
+
     # -- decoding ---------------------------------------------------------------
     def decode_into(self, jobs: Sequence[tuple[TensorInfo, int, int, str | None]], threads: int = 0,
-                    level: int | None = None) -> None:
+                    level: int | None = None, step: int | None = None) -> None:
         """Decodes [(tensor, address, nbytes, dtype)] into memory the caller
         owns and keeps alive, on the library's threads, GIL released.
         `level`: each tensor at min(level, its top) (a container packed with
-        exact=True: 0 is the lossy model); None: every tensor at its top."""
-        levels = None if level is None else [min(int(level), t.levels - 1) for t, _, _, _ in jobs]
+        exact=True: 0 is the lossy model); `step`: each at its level at that
+        model step (Container.steps); neither: every tensor at its top."""
+        levels = None if level is None and step is None else [self.level_of(t, level, step) for t, _, _, _ in jobs]
         self._a.decode_many([(t.index, p, n, dt) for t, p, n, dt in jobs], threads, levels)
 
     def decode_rows_into(self, t: TensorInfo, r0: int, r1: int, address: int, nbytes: int,
-                         dtype: str | None = None, threads: int = 0, level: int | None = None) -> None:
-        """Rows [r0, r1) of tensor t; `level`: a lossy tensor at min(level, its top), default its top."""
-        if level is not None:
-            level = min(int(level), t.levels - 1)
-        self._a.decode_rows(t.index, r0, r1, address, nbytes, dtype, threads, level)
+                         dtype: str | None = None, threads: int = 0, level: int | None = None,
+                         step: int | None = None) -> None:
+        """Rows [r0, r1) of tensor t; `level` / `step` as decode_into, default its top."""
+        self._a.decode_rows(t.index, r0, r1, address, nbytes, dtype, threads, self.level_of(t, level, step))
 
     def chunks_decoded(self) -> int:
         """Stored chunks decoded since the container was opened (a debug
@@ -154,8 +178,17 @@ class Backend:
         return obj
 
 
+def resolve_step(container: Container, step: int | None, budget: str | int | None) -> int | None:
+    """The model step a caller asked for: `step`, or the one `budget` affords."""
+    if budget is None:
+        return step
+    if step is not None:
+        raise UsageError("give a step or a budget, not both", 11)
+    return container.budget_step(budget)[0]
+
+
 def load(container: Container, backend: Backend, tensors: Iterable[TensorInfo], device: Any = "cpu",
-         threads: int = 0, level: int | None = None) -> dict:
+         threads: int = 0, level: int | None = None, step: int | None = None) -> dict:
     """Decodes `tensors` into new framework tensors: every destination is
     allocated first, then one library call decodes them all in parallel."""
     out, jobs = {}, []
@@ -163,7 +196,7 @@ def load(container: Container, backend: Backend, tensors: Iterable[TensorInfo], 
         obj, addr, nbytes = backend.empty(t.shape, t.dtype)
         out[t.name] = obj
         jobs.append((t, addr, nbytes, None))
-    container.decode_into(jobs, threads, level)
+    container.decode_into(jobs, threads, level, step)
     if device not in (None, "cpu"):
         out = {k: backend.to_device(v, device) for k, v in out.items()}
     return out
@@ -235,12 +268,15 @@ class SafeOpen:
     tensor (or a row range of one) is asked for."""
 
     def __init__(self, path, backend: Backend, device: Any = "cpu", file: str | None = None,
-                 level: int | None = None):
+                 level: int | None = None, step: int | None = None, budget: str | int | None = None):
         self._c = Container(path)
         self._b = backend
         self._device = device
         self._level = level
         try:
+            self._step = resolve_step(self._c, step, budget)
+            if self._step is not None and level is not None:
+                raise UsageError("give a level or a step (or a budget), not both", 11)
             self._tensors = {t.name: t for t in self._c.model_tensors(file)}
             st_files = [f for f in self._c.files if f.kind == "safetensors"]
             self._meta = (self._c.file(file) if file else (st_files[0] if st_files else None))
@@ -267,10 +303,16 @@ class SafeOpen:
 
     def get_tensor(self, name: str):
         t = self._info(name)
-        return load(self._c, self._b, [t], self._device, level=self._level)[name]
+        return load(self._c, self._b, [t], self._device, level=self._level, step=self._step)[name]
 
     def get_slice(self, name: str) -> Slice:
-        return Slice(self._c, self._b, self._info(name), self._level)
+        t = self._info(name)
+        return Slice(self._c, self._b, t, self._c.level_of(t, self._level, self._step))
+
+    @property
+    def step(self) -> int | None:
+        """The model step read (given, or the budget's); None: every tensor at its top."""
+        return self._step
 
     @property
     def container(self) -> Container:

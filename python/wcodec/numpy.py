@@ -42,14 +42,16 @@ class _Numpy(_core.Backend):
 BACKEND = _Numpy()
 
 
-def load_file(filename, *, file: str | None = None, threads: int = 0,
-              level: int | None = None) -> dict[str, np.ndarray]:
+def load_file(filename, *, file: str | None = None, threads: int = 0, level: int | None = None,
+              step: int | None = None, budget: str | int | None = None) -> dict[str, np.ndarray]:
     """Every tensor of the container (of its stored safetensors file `file`,
     when it holds several whose names collide), decoded in parallel straight
-    into new arrays. `level`: a container of levels (packed with exact=True)
-    at that level (0: the lossy model); default its top (the original)."""
+    into new arrays. `level`, `step`, `budget`: as wcodec.torch.load_file
+    (a container of levels read at a budget, a step or a level); default
+    every tensor at its top (the original)."""
     with _core.Container(filename) as c:
-        return _core.load(c, BACKEND, c.model_tensors(file), threads=threads, level=level)
+        return _core.load(c, BACKEND, c.model_tensors(file), threads=threads, level=level,
+                          step=_core.resolve_step(c, step, budget))
 
 
 def load(data: bytes, *, file: str | None = None, threads: int = 0) -> dict[str, np.ndarray]:

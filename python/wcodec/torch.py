@@ -42,14 +42,18 @@ BACKEND = _Torch()
 
 
 def load_file(filename, device: str | int | torch.device = "cpu", *, file: str | None = None,
-              threads: int = 0, level: int | None = None) -> dict[str, torch.Tensor]:
+              threads: int = 0, level: int | None = None, step: int | None = None,
+              budget: str | int | None = None) -> dict[str, torch.Tensor]:
     """Every tensor of the container (of its stored safetensors file `file`,
     when it holds several whose names collide), decoded in parallel on the
-    CPU straight into new tensors, then moved to `device`. `level`: a
-    container of levels (packed with exact=True) at that level (0: the lossy
-    model); default its top (the original)."""
+    CPU straight into new tensors, then moved to `device`. A container of
+    levels (pack(..., refine=R) or exact=True): `budget` ("512MB", "2GiB",
+    "4.25bpw") loads the model of the longest prefix that fits it, `step`
+    the model at that step, `level` each tensor at min(level, its top) (0:
+    the lossy model); default every tensor at its top."""
     with _core.Container(filename) as c:
-        return _core.load(c, BACKEND, c.model_tensors(file), device, threads, level)
+        return _core.load(c, BACKEND, c.model_tensors(file), device, threads, level,
+                          _core.resolve_step(c, step, budget))
 
 
 def load(data: bytes, device: str | int | torch.device = "cpu", *, file: str | None = None,
