@@ -19,9 +19,17 @@ unsigned mantissa_bits(DType t) {
   }
 }
 
-uint32_t load_elem(const uint8_t* p, unsigned eb) {
-  uint32_t v = 0;
-  std::memcpy(&v, p, eb);  // little-endian hosts (static_assert in codec.cpp)
+// little-endian hosts (static_assert in codec.cpp); fixed-size loads, as a
+// memcpy of a run-time size is a call per element
+inline uint32_t load_elem(const uint8_t* p, unsigned eb) {
+  if (eb == 1) return p[0];
+  if (eb == 2) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+  }
+  uint32_t v;
+  std::memcpy(&v, p, 4);
   return v;
 }
 
@@ -36,11 +44,14 @@ Choice choose(DType t, const uint8_t* src, uint64_t n) {
   const unsigned mb = mantissa_bits(t), eb = dtype_bits(t) / 8;
   if (!mb || !n || n > UINT32_MAX) return c;
   // elements by trailing zero bits of the mantissa (mb: all zero)
-  std::vector<uint64_t> at_least(mb + 2, 0);
+  // four histograms in turn: most elements fall in one bin, and one
+  // histogram would make each increment wait for the last
+  std::vector<uint64_t> at_least(mb + 2, 0), h(4 * (mb + 2), 0);
   for (uint64_t i = 0; i < n; ++i) {
     const uint32_t m = load_elem(src + i * eb, eb) & ((1u << mb) - 1u);
-    ++at_least[m ? unsigned(__builtin_ctz(m)) : mb];
+    ++h[(i & 3) * (mb + 2) + (m ? unsigned(__builtin_ctz(m)) : mb)];
   }
+  for (unsigned z = 0; z < mb + 2; ++z) at_least[z] = h[z] + h[mb + 2 + z] + h[2 * (mb + 2) + z] + h[3 * (mb + 2) + z];
   for (unsigned z = mb; z-- > 0;) at_least[z] += at_least[z + 1];  // now: elements with >= z zero bits
   // beyond what plain trim takes (z_all: every element has those bits zero)
   unsigned z_all = 0;
