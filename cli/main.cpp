@@ -194,7 +194,7 @@ struct Opts {
   // verify
   std::string against;
   // inspect
-  bool json = false, entropy = false;
+  bool json = false, entropy = false, steps = false;
 
   // As zstd: with the output on standard output, no summary and no progress
   // unless -v (the data has the terminal's attention, or a pipe's).
@@ -540,6 +540,9 @@ int main(int argc, char** argv) {
   in_cmd->add_option("input", inspect_in, "Container")->required();
   in_cmd->add_flag("--json", o.json, "Machine-readable output");
   in_cmd->add_flag("--entropy", o.entropy, "Also decode float tensors and report their entropy bounds");
+  in_cmd->add_flag("--steps", o.steps,
+                   "List every level of a file of many steps (--refine); by default those at each quarter bit per "
+                   "weight (--json lists every one)");
 
   auto* vf = app.add_subcommand("verify", "Decode every chunk and check every checksum");
   vf->add_option("input", o.inputs, "Containers")->required();
@@ -585,7 +588,7 @@ int main(int argc, char** argv) {
 
   if (*in_cmd)
     return guarded([&] {
-      auto w = o.json ? wc::inspect_json_writer(stdout) : wc::inspect_text_writer(stdout, o.entropy);
+      auto w = o.json ? wc::inspect_json_writer(stdout) : wc::inspect_text_writer(stdout, o.entropy, o.steps);
       wc::inspect(inspect_in, o.entropy, *w);
     });
   // Every input is tried; the exit status is the worst.

@@ -303,7 +303,10 @@ class InspectSink {
 void inspect(const std::string& in, bool entropy, InspectSink& out);
 // The human table and the JSON document (shape: see inspect.cpp), streamed
 // to `f`.
-std::unique_ptr<InspectSink> inspect_text_writer(std::FILE* f, bool entropy);
+// all_steps: every level of a file of many steps (chunk order 1); else the
+// steps at each quarter bit per weight (kInspectStepsShown at most in full).
+std::unique_ptr<InspectSink> inspect_text_writer(std::FILE* f, bool entropy, bool all_steps = false);
+inline constexpr size_t kInspectStepsShown = 24;
 std::unique_ptr<InspectSink> inspect_json_writer(std::FILE* f);
 // Convenience for small containers (tests, tools): every summary collected.
 InspectResult inspect(const std::string& in, bool entropy, std::vector<TensorSummary>* tensors);

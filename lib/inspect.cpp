@@ -260,7 +260,7 @@ std::string padded(const std::string& s, size_t w) {
 // cursor or rewrite what the user sees; columns sized to the widest name.
 class TextWriter : public InspectSink {
  public:
-  TextWriter(std::FILE* f, bool entropy) : f_(f), ent_(entropy) {}
+  TextWriter(std::FILE* f, bool entropy, bool all_steps) : f_(f), ent_(entropy), all_(all_steps) {}
   void begin(const InspectResult& r) override {
     multi_ = r.files.size() > 1;
     name_w_ = std::max<size_t>(r.name_width, 6);
@@ -312,22 +312,37 @@ class TextWriter : public InspectSink {
       std::fprintf(f_, "lossy: %llu tensor(s), %llu weights, %.4f bits/weight, every byte they take in the file counted\n",
                    (unsigned long long)r.lossy_tensors, (unsigned long long)r.lossy_weights,
                    bpw(r.lossy_file_bytes, r.lossy_weights));
-    if (!r.levels.empty()) std::fprintf(f_, "levels (the file's first bytes, to where the next level begins, hold a model):\n");
-    for (const auto& p : r.levels)
+    if (r.levels.empty()) return;
+    // A file of many steps (--refine: one a tensor level) shows the last
+    // step at or below each quarter bit per weight, and its first and last.
+    const bool some = !all_ && r.levels.size() > kInspectStepsShown;
+    std::fprintf(f_, "levels (the file's first bytes, to where the next level begins, hold a model)%s:\n",
+                 some ? (": " + std::to_string(r.levels.size()) +
+                         " steps, those at each quarter bit per weight shown (inspect --steps lists every one)")
+                            .c_str()
+                      : "");
+    for (size_t i = 0; i < r.levels.size(); ++i) {
+      const auto& p = r.levels[i];
+      if (some && i > 0 && i + 1 < r.levels.size() &&
+          std::floor(4 * r.levels[i + 1].bits_per_weight) == std::floor(4 * p.bits_per_weight))
+        continue;  // the next step is in the same quarter
       std::fprintf(f_, "  level %u: %llu bytes (%.2f%%), %.4f bits/weight, rel. RMSE %.5f\n", p.level,
                    (unsigned long long)p.bytes, r.raw_bytes ? 100.0 * double(p.bytes) / double(r.raw_bytes) : 0.0,
                    p.bits_per_weight, p.rel_rmse);
+    }
   }
 
  private:
   std::FILE* f_;
-  bool ent_, multi_ = false, lossy_ = false;
+  bool ent_, all_, multi_ = false, lossy_ = false;
   size_t name_w_ = 6, file_w_ = 4;
 };
 
 }  // namespace
 
-std::unique_ptr<InspectSink> inspect_text_writer(std::FILE* f, bool entropy) { return std::make_unique<TextWriter>(f, entropy); }
+std::unique_ptr<InspectSink> inspect_text_writer(std::FILE* f, bool entropy, bool all_steps) {
+  return std::make_unique<TextWriter>(f, entropy, all_steps);
+}
 std::unique_ptr<InspectSink> inspect_json_writer(std::FILE* f) { return std::make_unique<JsonWriter>(f); }
 
 }  // namespace wc

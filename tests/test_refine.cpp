@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cmath>
 #include <string>
+#include <set>
 #include <vector>
 
 #include "format/bytes.h"
@@ -341,6 +342,44 @@ TEST_SUITE("refine") {
     CHECK(wcodec_budget_step(a, std::to_string(size - 1).c_str(), &step, &bytes, err, sizeof err) == WCODEC_E_USAGE);
     CHECK(wcodec_tensor_level_at(a, 0, 5) == 0);
     wcodec_close(a);
+  }
+
+  TEST_CASE("inspect shows a file of many steps at each quarter bit per weight, and every step with --steps") {
+    tu::TempDir d;
+    const std::string src = d / "m.safetensors", wcz = d / "r.wcz";
+    tu::write_file(src, stb::build(model(31)));
+    wc::pack(src, wcz, refine_options(2, 5, false));
+    const wc::InspectResult ir = wc::inspect(wcz, false, nullptr);
+    REQUIRE(ir.levels.size() > wc::kInspectStepsShown);
+    auto shown = [&](bool all) {
+      char* buf = nullptr;
+      size_t len = 0;
+      std::FILE* f = open_memstream(&buf, &len);
+      wc::inspect(wcz, false, *wc::inspect_text_writer(f, false, all));
+      std::fclose(f);
+      std::string text(buf, len);
+      std::free(buf);
+      std::vector<unsigned> levels;
+      for (size_t at = text.find("\n  level "); at != std::string::npos; at = text.find("\n  level ", at + 1))
+        levels.push_back(unsigned(std::stoul(text.substr(at + 9))));
+      return levels;
+    };
+    const auto all = shown(true), some = shown(false);
+    CHECK(all.size() == ir.levels.size());
+    REQUIRE(some.size() >= 2);
+    CHECK(some.size() < all.size());
+    CHECK(some.front() == 0);
+    CHECK(some.back() == ir.levels.size() - 1);
+    // each shown step is the last of its quarter bit per weight (the first and last steps aside)
+    for (size_t i = 1; i + 1 < some.size(); ++i) {
+      const unsigned k = some[i];
+      CHECK(std::floor(4 * ir.levels[k + 1].bits_per_weight) != std::floor(4 * ir.levels[k].bits_per_weight));
+    }
+    // and every quarter the curve passes through has its step
+    std::set<double> quarters, seen;
+    for (const auto& p : ir.levels) quarters.insert(std::floor(4 * p.bits_per_weight));
+    for (unsigned k : some) seen.insert(std::floor(4 * ir.levels[k].bits_per_weight));
+    CHECK(seen == quarters);
   }
 
   TEST_CASE("upgrade in place: a runtime holding level k reaches level k + j from the new levels' chunks only") {
