@@ -128,7 +128,8 @@ TEST_SUITE("vectors") {
   TEST_CASE("single-file vectors decode to the expected bytes") {
     tu::TempDir t;
     for (std::string v : {"single_raw", "single_zstd", "no_tensors", "float_ans_mixed", "float_ans_shift",
-                          "float_ans_patch",  // 1.5: codec 5, mode 4 over mode-1 and mode-3 payloads
+                          "float_ans_patch",   // 1.5: codec 5, mode 4 over mode-1 and mode-3 payloads
+                          "float_ans_groups",  // 1.6: codec 7, mode 5 (F16 of 2 blocks, F32, inline BF16) and modes 1, 2, 4
                           "inline_exact"}) {  // 1.4: inline tensors of codecs 0, 1, 2 and 4 between chunked ones
       CAPTURE(v);
       wc::unpack(kDir + "/" + v + ".wcz", t / v, {});

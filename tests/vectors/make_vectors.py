@@ -3,8 +3,9 @@
 
 An independent writer of the format (it shares no code with the C++ library),
 so the vectors pin the spec, not the implementation. zstd frames are written
-by hand as single raw blocks, which any zstd decoder accepts, so the bytes do
-not depend on a zstd version. Needs the `xxhash` and `numpy` Python packages.
+by hand as raw blocks (codec 7's mode-5 frames also as RLE blocks, zframe()),
+which any zstd decoder accepts, so the bytes do not depend on a zstd version.
+Needs the `xxhash` and `numpy` Python packages.
 
 Good vectors: NAME.wcz decodes to NAME.expected (or NAME.FILE.expected for
 each file). Bad vectors: bad/NAME.CODE.wcz must be rejected with error CODE;
@@ -27,7 +28,8 @@ exact_top_tables_empty_*); fl_tile() and fl_record() read the flags for rf_decod
 FORMAT.md §4, §4.3: the model's levels are steps listed in the manifest; container2(steps=...)): order_vectors()
 writes lossy_order (with .levelK.expected, the model at each step K), order_bad() its bad vectors (order_*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
-per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); with a float-ans encoder and decoder written
+per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); codec 7 (float-ans-groups, 1.6, its mode 5, byte
+planes as zstd frames: §2.3): groups_vectors(); with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
 
     .venv/bin/python tests/vectors/make_vectors.py tests/vectors   # any Python 3 with xxhash and numpy
@@ -199,6 +201,7 @@ def main(d):
     mixed_vectors(d)
     shift_vectors(d)
     patch_vectors(d)
+    groups_vectors(d)
     inline23_vectors(d)
     vq_vectors(d)
     inline_exact_vectors(d)
@@ -1292,6 +1295,7 @@ GEOM = {"F8_E5M2": (8, 5, 2), "F8_E4M3": (8, 4, 3), "F16": (16, 5, 10), "BF16": 
         "U8": (8, 4, 3), "U16": (16, 5, 10)}  # W, E, m (§1; U8 and U16 items as F8_E4M3 and F16)
 TRIM, MODE_SHIFT = 3, b"\x03"
 PATCH, MODE_PATCH = 5, b"\x04"  # codec 5, float-ans-patch, and its mode 4 (§2.2)
+GROUPS, MODE_GROUPS = 7, b"\x05"  # codec 7, float-ans-groups, and its mode 5 (§2.3)
 RANS_L = 1 << 16
 QW = (32768, 35734, 38968, 42495, 46341, 50535, 55109, 60097)  # §5
 
@@ -1582,7 +1586,7 @@ def to_raw(vals, dtype):
 
 
 def chunk_decode(p, dtype, dst_n, codec):
-    """A float-ans chunk payload of codec 2, 3, 4 or 5 (§2) -> its dst_n raw bytes, or Invalid."""
+    """A float-ans chunk payload of codec 2, 3, 4, 5 or 7 (§2) -> its dst_n raw bytes, or Invalid."""
     W, E, m = GEOM[dtype]
     if dst_n % (W // 8):
         raise Invalid("dst_n not a multiple of the element size")
@@ -1594,15 +1598,17 @@ def chunk_decode(p, dtype, dst_n, codec):
             raise Invalid("mode 0 length")
         return p[1:]
     if p[0] == 1:
-        return to_raw(fans_decode(p, dtype, n, codec in (TRIM, MIXED, PATCH)), dtype)
-    if p[0] == 2 and codec in (MIXED, PATCH):
+        return to_raw(fans_decode(p, dtype, n, codec in (TRIM, MIXED, PATCH, GROUPS)), dtype)
+    if p[0] == 2 and codec in (MIXED, PATCH, GROUPS):
         out = zstd_content(p[1:])
         if len(out) != dst_n:
             raise Invalid("mode 2 content size")
         return out
-    if p[0] == 4 and codec == PATCH:
+    if p[0] == 4 and codec in (PATCH, GROUPS):
         return patch_decode(p, dtype, dst_n)
-    if p[0] != 3 or codec not in (MIXED, PATCH):
+    if p[0] == 5 and codec == GROUPS:
+        return groups_decode(p, dtype, dst_n)
+    if p[0] != 3 or codec not in (MIXED, PATCH, GROUPS):
         raise Invalid("mode byte %d under codec %d" % (p[0], codec))
     if len(p) < 16:
         raise Invalid("mode 3 header truncated")
@@ -2127,6 +2133,337 @@ def patch_bad():
 def patch_vectors(d):
     put_single(d, "float_ans_patch", patch_good(), 5)
     put_bad(d, patch_bad())
+
+
+# ---------------------------------------------------------------------------------------------
+# Codec 7, float-ans-groups (1.6, 2.10; FORMAT.md §6, FLOAT_ANS.md §2.3): codec 5's payloads (modes 0 to 4, read as
+# codec 5 reads them), and mode 5: per block of K = 16384 elements (the last block shorter), per byte plane k = 0 ..
+# b - 1 (byte k of each element, little-endian), exactly one zstd frame whose content is the plane, frames back to
+# back, nothing after the last. The frames are written by hand (raw and RLE blocks, the frame header's every
+# content-size form, or none), so the vectors do not depend on a zstd version; zstd_frame_at() reads one frame of
+# RFC 8878 (raw and RLE blocks only: the frames this writer makes) and groups_decode() checks every rule of §2.3.
+
+GROUPS_K = 16384  # §2.3: elements per block
+
+
+def zframe(data, fcs=8, rle=None):
+    """One zstd frame (RFC 8878 §3.1.1) of data in raw blocks, and RLE blocks for runs of at least `rle` equal bytes.
+    fcs: the Frame_Content_Size field's bytes, 8, 4, 2 or 1 (a single-segment frame: its window is its content
+    size), or 0: no content size (the window descriptor then says 128 KiB, as zraw_unsized's)."""
+    n = len(data)
+    if fcs == 0:
+        head = struct.pack("<IBB", 0xFD2FB528, 0x00, 7 << 3)
+    else:
+        flag, v = {8: (3, n), 4: (2, n), 2: (1, n - 256), 1: (0, n)}[fcs]
+        assert 0 <= v < 1 << (8 * fcs)
+        head = struct.pack("<IB", 0xFD2FB528, flag << 6 | 1 << 5) + v.to_bytes(fcs, "little")
+    pieces, pos = [], 0  # (type, size, content): type 0 raw, 1 RLE
+    while pos < n:
+        run = 1
+        while pos + run < n and data[pos + run] == data[pos]:
+            run += 1
+        if rle and run >= rle:
+            pieces.append((1, run, data[pos:pos + 1]))
+            pos += run
+            continue
+        end = pos + 1
+        while end < n:  # up to the next run worth an RLE block
+            r = 1
+            while end + r < n and data[end + r] == data[end]:
+                r += 1
+            if rle and r >= rle:
+                break
+            end += r
+        pieces.append((0, end - pos, data[pos:end]))
+        pos = end
+    out = b""
+    pieces = [(t, min(sz - o, 1 << 16), c if t else c[o:o + (1 << 16)]) for t, sz, c in pieces
+              for o in range(0, sz, 1 << 16)] or [(0, 0, b"")]
+    for j, (t, sz, c) in enumerate(pieces):
+        out += struct.pack("<I", sz << 3 | t << 1 | (j == len(pieces) - 1))[:3] + c
+    return head + out
+
+
+def zstd_frame_at(p, pos):
+    """The zstd frame that starts at p[pos] (RFC 8878 §3.1.1) -> (content, the position after it), or Invalid.
+    A skippable frame is Invalid (§2.3: not a skippable frame); so are the blocks this writer does not make
+    (compressed blocks) and a frame that asks for a dictionary (there is none)."""
+    if pos >= len(p):
+        raise Invalid("frame missing: the payload ends before it")
+    if pos + 4 > len(p):
+        raise Invalid("zstd frame truncated")
+    magic = struct.unpack_from("<I", p, pos)[0]
+    if magic & 0xFFFFFFF0 == 0x184D2A50:
+        raise Invalid("skippable frame")
+    if magic != 0xFD2FB528:
+        raise Invalid("not a zstd frame")
+    pos += 4
+    if pos >= len(p):
+        raise Invalid("zstd frame truncated")
+    fhd = p[pos]
+    pos += 1
+    fcs_flag, single, reserved, checksum, dict_flag = fhd >> 6, fhd >> 5 & 1, fhd >> 3 & 1, fhd >> 2 & 1, fhd & 3
+    if reserved:
+        raise Invalid("zstd frame header's reserved bit")
+    window = None
+    if not single:
+        if pos >= len(p):
+            raise Invalid("zstd frame truncated")
+        wd = p[pos]
+        pos += 1
+        base = 1 << (10 + (wd >> 3))
+        window = base + (base >> 3) * (wd & 7)
+    dict_len = (0, 1, 2, 4)[dict_flag]
+    fcs_len = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if pos + dict_len + fcs_len > len(p):
+        raise Invalid("zstd frame truncated")
+    if int.from_bytes(p[pos:pos + dict_len], "little"):
+        raise Invalid("zstd frame asks for a dictionary")
+    pos += dict_len
+    size = int.from_bytes(p[pos:pos + fcs_len], "little") + (256 if fcs_len == 2 else 0) if fcs_len else None
+    pos += fcs_len
+    if single:
+        window = size
+    block_max = min(window, 1 << 17)
+    out = bytearray()
+    while True:
+        if pos + 3 > len(p):
+            raise Invalid("zstd frame truncated")
+        bh = int.from_bytes(p[pos:pos + 3], "little")
+        last, btype, bsize = bh & 1, bh >> 1 & 3, bh >> 3
+        pos += 3
+        if btype >= 2:
+            raise Invalid("zstd block type %d (this writer reads raw and RLE blocks only)" % btype)
+        if bsize > block_max:
+            raise Invalid("zstd block larger than the frame's maximum")
+        take = bsize if btype == 0 else 1
+        if pos + take > len(p):
+            raise Invalid("zstd frame truncated")
+        out += p[pos:pos + bsize] if btype == 0 else p[pos:pos + 1] * bsize
+        pos += take
+        if size is not None and len(out) > size:
+            raise Invalid("zstd frame holds more than its declared content size")
+        if last:
+            break
+    if size is not None and len(out) != size:
+        raise Invalid("zstd frame holds less than its declared content size")
+    if checksum:
+        if pos + 4 > len(p):
+            raise Invalid("zstd frame truncated")
+        if struct.unpack_from("<I", p, pos)[0] != xxhash.xxh64_intdigest(bytes(out)) & 0xFFFFFFFF:
+            raise Invalid("zstd content checksum")
+        pos += 4
+    return bytes(out), pos
+
+
+def groups_decode(p, dtype, dst_n):
+    """A mode-5 payload (§2.3) -> the chunk's dst_n raw bytes, or Invalid."""
+    W = GEOM[dtype][0]
+    b = W // 8
+    if b == 1:
+        raise Invalid("mode 5 for an 8-bit dtype")
+    if dtype not in ("BF16", "F16", "F32"):
+        raise Invalid("mode 5 for %s" % dtype)
+    n = dst_n // b
+    out, pos = bytearray(), 1
+    for s in range(0, n, GROUPS_K):
+        m = min(GROUPS_K, n - s)
+        planes = []
+        for k in range(b):
+            c, pos = zstd_frame_at(p, pos)
+            if len(c) != m:
+                raise Invalid("content of plane %d of block %d: %d bytes, not m = %d" % (k, s // GROUPS_K, len(c), m))
+            planes.append(c)
+        for i in range(m):
+            out += bytes(pl[i] for pl in planes)
+    if pos != len(p):
+        raise Invalid("bytes after the last frame")
+    return bytes(out)
+
+
+def groups_planes(raw, dtype):
+    """[per block: [plane 0, ..., plane b - 1]] of the chunk raw (§2.3)."""
+    b = GEOM[dtype][0] // 8
+    n = len(raw) // b
+    return [[raw[s * b + k:(s + min(GROUPS_K, n - s)) * b:b] for k in range(b)] for s in range(0, n, GROUPS_K)]
+
+
+def groups_payload(raw, dtype, frame=lambda pl, j, k: zraw(pl)):
+    """A mode-5 payload of the chunk raw; frame(plane, block j, plane number k) -> that plane's frame."""
+    return MODE_GROUPS + b"".join(frame(pl, j, k) for j, planes in enumerate(groups_planes(raw, dtype))
+                                  for k, pl in enumerate(planes))
+
+
+def near_rows(rng, dtype, rows, cols, scale, ulps):
+    """rows copies of one row of weights, each element moved by a few units in the last place (0 to ulps - 1,
+    either way; the sign kept): the untrained rows of a token embedding."""
+    W = GEOM[dtype][0]
+    top, sign = (0x7BFF if dtype == "F16" else 0x7F7F if dtype == "BF16" else 0x7F7FFFFF), 1 << (W - 1)
+    base = [weight(rng, dtype, scale) for _ in range(cols)]
+    out = []
+    for _ in range(rows):
+        for v in base:
+            d = rng(8) % (2 * ulps - 1) - (ulps - 1)
+            out.append(v & sign | max(0, min(top, (v & (sign - 1)) + d)))
+    return out
+
+
+def groups_good():
+    """float_ans_groups (1.6): three tensors of codec 7.
+    tok.f16 [1300, 32] F16 in chunks of 20480 elements: rows 0-899 one row with up to 3 ulps of noise (rows 560-599
+    zero: padding tokens), rows 900-1299 random. Chunk 0 (rows 0-639): mode 5, two blocks (16384 elements, then a
+    partial one of 4096), frames with 8-, 4- and 2-byte content sizes, RLE blocks over the zero rows; chunk 1 (rows
+    640-1279): mode 1; chunk 2 (rows 1280-1299, 640 elements): mode 5, one partial block, frames without a content size.
+    w.f32 [48, 96] F32 in chunks of 2048 elements: mode 5 (4 planes; near-duplicate rows), mode 4 (BF16 values with
+    three listed exceptions over a mode-1 payload with z = 16), mode 2 (values from a small set; 512 elements).
+    norm.bf16 [200] BF16, inline (1.4): mode 5, two planes of 200 bytes in frames with a 1-byte content size."""
+    rng = Rng(0x6C7)
+    rows, cols, ce = 1300, 32, 20480
+    v = near_rows(rng, "F16", 900, cols, -3, 4) + [weight(rng, "F16", -3 + (c % 5) - 2) for c in range(400 * cols)]
+    for e in range(560 * cols, 600 * cols):
+        v[e] = 0
+    raw = to_raw(v, "F16")
+    c0, c1, c2 = raw[:2 * ce], raw[2 * ce:4 * ce], raw[4 * ce:]
+    p0 = groups_payload(c0, "F16", lambda pl, j, k: zframe(pl, fcs=(8, 4)[k] if j == 0 else (2, 8)[k], rle=64))
+    p1 = fans_encode(to_vals(c1, "F16"), "F16", k=2, joint=0, qshift=2, sub_bits=11, prob_bits=12, egk=1)
+    p2 = groups_payload(c2, "F16", lambda pl, j, k: zframe(pl, fcs=0))
+    assert [len(x) for x in groups_planes(c0, "F16")[1]] == [4096, 4096] and len(groups_planes(c2, "F16")) == 1
+    assert p0.count(b"\x28\xb5\x2f\xfd") == 4 and len(p0) < len(c0) - 2 * 1200  # 4 frames; RLE blocks of the zero rows
+    f16 = Exact("tok.f16", "F16", [rows, cols], raw, codec=GROUPS, chunk_size=2 * ce, stored=[p0, p1, p2])
+    # F32: rows of one row with noise in the low mantissa byte; then BF16 values; then a small set of values
+    rng = Rng(0xF32)
+    fr, fc, fce = 48, 96, 2048
+    w0 = near_rows(rng, "F32", 22, fc, -2, 100)[:fce]
+    w1 = [weight(rng, "F32", (c % 7) - 3) >> 16 << 16 for c in range(fce)]
+    idx1 = [5, 1000, 2047]
+    for i in idx1:
+        w1[i] |= 0x1234 + i  # F32 values BF16 cannot hold
+    w2 = [(0x3F800000, 0xBF800000, 0, 0x3E800000)[(e // 5) % 4] for e in range(fr * fc - 2 * fce)]
+    in1 = fans_encode(cleared(w1, idx1, 16), "F32", k=3, joint=1, qshift=1, sub_bits=8, prob_bits=12, egk=0)
+    assert in1[3] >> 2 == 16  # z = 16: what the three listed elements would spoil
+    q0 = groups_payload(to_raw(w0, "F32"), "F32")
+    q1 = patch_head(3) + patch_list(idx1, [w1[i] for i in idx1], "F32") + in1
+    q2 = MODE_ZSTD + zraw(to_raw(w2, "F32"))
+    f32 = Exact("w.f32", "F32", [fr, fc], to_raw(w0 + w1 + w2, "F32"), codec=GROUPS, chunk_size=4 * fce, stored=[q0, q1, q2])
+    # BF16, inline: values near 1 and -0.5 (7 mantissa bits: noise of up to 2 ulps)
+    nb = [(0x3F80, 0xBF00)[e % 2] + (rng(8) % 3) for e in range(200)]
+    braw = to_raw(nb, "BF16")
+    r0 = groups_payload(braw, "BF16", lambda pl, j, k: zframe(pl, fcs=1))
+    assert len(r0) <= bound(len(braw))
+    bf16 = Exact("norm.bf16", "BF16", [200], braw, codec=GROUPS, inline=True, stored=[r0])
+    ts = [f16, f32, bf16]
+    for t in ts:
+        chunks = [t.raw[o:o + t.chunk_size] for o in range(0, len(t.raw), t.chunk_size)] if not t.inline else [t.raw]
+        assert len(chunks) == len(t.stored)
+        for j, (p, craw) in enumerate(zip(t.stored, chunks)):
+            assert chunk_decode(p, t.dtype, len(craw), GROUPS) == craw, (t.name, j)
+            if p[0] == 5:
+                must_fail(p, t.dtype, len(craw), PATCH, "mode byte 5 under codec 5")
+            elif p[0] in (1, 2, 4):
+                assert chunk_decode(p, t.dtype, len(craw), PATCH) == craw  # codec 7 reads them as codec 5 does
+    return ts
+
+
+def groups_bad():
+    """Codec-7 files (and codec-5, -4 and -2 ones) with a mode-5 chunk that breaks one rule of FLOAT_ANS.md §2.3,
+    checksum-valid everywhere; each must fail chunk_decode on that rule. Most are a tensor whose chunk 0 is a good
+    mode-5 chunk (1024 elements) and whose chunk 1 (896 elements) is the broken one; where a frame lies, the planes it
+    should hold are there, so that only the rule catches it. Those about blocks are a tensor of one chunk of two
+    blocks (16384 elements and 256)."""
+    rng = Rng(0xBAD7)
+    rows, cols = 40, 48
+    vals = near_rows(rng, "F16", rows, cols, -2, 3)
+    n0 = 1024
+    raw0, raw1 = to_raw(vals[:n0], "F16"), to_raw(vals[n0:], "F16")
+    n, m = len(raw1) // 2, len(raw1) // 2  # chunk 1: one block of 896 elements
+    c0 = groups_payload(raw0, "F16")
+    good = groups_payload(raw1, "F16")
+    [[pl0, pl1]] = groups_planes(raw1, "F16")
+    assert chunk_decode(c0, "F16", 2 * n0, GROUPS) == raw0 and chunk_decode(good, "F16", 2 * n, GROUPS) == raw1
+    f0, f1 = zraw(pl0), zraw(pl1)
+    assert good == MODE_GROUPS + f0 + f1
+    chunks = {
+        "groups_frame_short": MODE_GROUPS + zraw(pl0[:-1]) + f1,  # plane 0 one byte short (m - 1)
+        "groups_frame_long": MODE_GROUPS + f0 + zraw(pl1 + b"\x00"),  # plane 1 and one byte more (m + 1)
+        "groups_frame_short_unsized": MODE_GROUPS + zframe(pl0[:-1], fcs=0) + f1,  # the same without a content size
+        "groups_frame_long_unsized": MODE_GROUPS + f0 + zframe(pl1 + b"\x00", fcs=0),
+        "groups_trailing_byte": good + b"\x00",
+        "groups_trailing_frame": good + zraw(b""),  # an empty frame after the last
+        "groups_skippable": MODE_GROUPS + f0 + skippable(pl1),  # plane 1 in a skippable frame instead
+        "groups_skippable_between": MODE_GROUPS + f0 + skippable(b"#!/bin/sh\n") + f1,
+        "groups_planes_merged": MODE_GROUPS + zraw(pl0 + pl1),  # the block's two planes in one frame
+        "groups_elements_one_frame": MODE_GROUPS + zraw(raw1),  # the elements in order in one frame (mode 2's content)
+        "groups_missing_last_frame": MODE_GROUPS + f0,  # the payload ends before plane 1's frame
+        "groups_last_frame_cut": good[:-1],  # plane 1's frame without its last byte
+        "groups_fcs_lies": (MODE_GROUPS + f0 + struct.pack("<IBQ", 0xFD2FB528, 0xE0, m + 1)
+                            + raw_blocks(pl1)),  # a frame declaring m + 1 bytes that holds plane 1's m
+        "groups_mode6": b"\x06" + good[1:],  # modes above 5 are invalid
+        "groups_patch_inner_mode5": patch_head(1) + patch_list([7], [vals[n0 + 7]], "F16") + good,  # mode 4's inner
+        "groups_shift_inner_mode5": (MODE_SHIFT + struct.pack("<BHIII", 2 | 1 << 4, 0, 1, cols, n0 % cols)
+                                     + shift_parts(vals[n0:], "F16", 2, 1, 1, cols, n0 % cols, k=2, joint=0)["lst"].bytes()
+                                     + good),  # mode 3's inner
+    }
+    expect = {"groups_frame_short": "content of plane 0 of block 0: 895 bytes", "groups_frame_long": "plane 1 of block 0: 897",
+              "groups_frame_short_unsized": "plane 0 of block 0: 895", "groups_frame_long_unsized": "plane 1 of block 0: 897",
+              "groups_trailing_byte": "bytes after the last frame", "groups_trailing_frame": "bytes after the last frame",
+              "groups_skippable": "skippable frame", "groups_skippable_between": "skippable frame",
+              "groups_planes_merged": "plane 0 of block 0: 1792", "groups_elements_one_frame": "plane 0 of block 0: 1792",
+              "groups_missing_last_frame": "frame missing", "groups_last_frame_cut": "zstd frame truncated",
+              "groups_fcs_lies": "less than its declared content size", "groups_mode6": "mode byte 6 under codec 7",
+              "groups_patch_inner_mode5": "inner mode byte 5", "groups_shift_inner_mode5": "inner mode byte 5"}
+
+    def container_of(ts, minor=6):
+        fb, plen = st_file(ts)
+        return container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=minor)
+
+    def f16(c1, codec=GROUPS, first=c0):
+        return [Exact("w.f16", "F16", [rows, cols], raw0 + raw1, codec=codec, chunk_size=2 * n0, stored=[first, c1])]
+
+    out = {}
+    for name, p in chunks.items():
+        must_fail(p, "F16", 2 * n, GROUPS, expect[name])
+        out[name + ".codec"] = container_of(f16(p))
+    # Mode 5 belongs to codec 7 only: the (valid) mode-5 chunk 1 under codec 5 (1.5), 4 (1.3) and 2 (1.0), after a
+    # chunk 0 of mode 1 with z = 0 that each of them reads.
+    m1 = fans_encode(vals[:n0], "F16", k=2, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1, z=0)
+    for codec, name, minor in ((PATCH, "groups_mode5_in_codec5", 5), (MIXED, "groups_mode5_in_codec4", 3),
+                               (FANS, "groups_mode5_in_codec2", 0)):
+        assert chunk_decode(m1, "F16", 2 * n0, codec) == raw0
+        must_fail(good, "F16", 2 * n, codec, "mode byte 5 under codec %d" % codec)
+        out[name + ".codec"] = container_of(f16(good, codec, m1), minor)
+    # Mode 5 is for BF16, F16 and F32 only: an F8_E4M3 chunk of one plane, in a frame of its 960 bytes.
+    e4 = [weight(rng, "F8_E4M3", ((c * 3) % 7) - 3) for r in range(20) for c in range(48)]
+    p = groups_payload(to_raw(e4, "F8_E4M3"), "F8_E4M3")
+    assert p == MODE_GROUPS + zraw(to_raw(e4, "F8_E4M3"))
+    must_fail(p, "F8_E4M3", 960, GROUPS, "mode 5 for an 8-bit dtype")
+    out["groups_mode5_f8.codec"] = container_of([Exact("w.e4m3", "F8_E4M3", [20, 48], to_raw(e4, "F8_E4M3"),
+                                                       codec=GROUPS, chunk_size=1024, stored=[p])])
+    # Blocks: a chunk of 16640 elements is a block of 16384 and one of m = 256.
+    br, bc = 520, 32
+    bv = near_rows(rng, "F16", br, bc, -3, 2)
+    braw = to_raw(bv, "F16")
+    (a0, a1), (b0, b1) = groups_planes(braw, "F16")
+    assert (len(a0), len(b0)) == (GROUPS_K, 256)
+    assert chunk_decode(groups_payload(braw, "F16"), "F16", len(braw), GROUPS) == braw
+    whole = [braw[k::2] for k in range(2)]
+    blocks = {
+        "groups_one_block": MODE_GROUPS + zraw(whole[0]) + zraw(whole[1]),  # no cut at K: frames of 16640 bytes
+        "groups_plane_major": MODE_GROUPS + zraw(a0) + zraw(b0) + zraw(a1) + zraw(b1),  # block 0's plane 0, block 1's ...
+        "groups_last_block_long": MODE_GROUPS + zraw(a0) + zraw(a1) + zraw(b0) + zraw(b1 + b"\x00"),  # m + 1 (< K)
+        "groups_last_block_missing": MODE_GROUPS + zraw(a0) + zraw(a1),  # the partial block left out
+    }
+    bexpect = {"groups_one_block": "plane 0 of block 0: 16640", "groups_plane_major": "plane 1 of block 0: 256",
+               "groups_last_block_long": "plane 1 of block 1: 257 bytes, not m = 256", "groups_last_block_missing": "frame missing"}
+    for name, p in blocks.items():
+        must_fail(p, "F16", len(braw), GROUPS, bexpect[name])
+        out[name + ".codec"] = container_of([Exact("big.f16", "F16", [br, bc], braw, codec=GROUPS, chunk_size=len(braw),
+                                                   stored=[p])])
+    return out
+
+
+def groups_vectors(d):
+    put_single(d, "float_ans_groups", groups_good(), 6)
+    put_bad(d, groups_bad())
 
 
 # ---------------------------------------------------------------------------------------------
