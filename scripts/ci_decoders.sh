@@ -16,7 +16,7 @@
 #   - unpacks the lossy test vectors (tests/vectors/lossy_qrow.wcz,
 #     lossy_mixed.wcz, lossy_outliers.wcz, lossy_inline23.wcz, lossy_vq.wcz, lossy_inline_exact.wcz,
 #     lossy_exact_top*.wcz; and
-#     float_ans_mixed.wcz, float_ans_shift.wcz, float_ans_patch.wcz, inline_exact.wcz) with every build, compares with
+#     float_ans_mixed.wcz, float_ans_shift.wcz, float_ans_patch.wcz, float_ans_groups.wcz, inline_exact.wcz) with every build, compares with
 #     their .expected files, and verifies them with every build.
 # Exits 1 on any difference or failure (after trying everything), 0 otherwise.
 #
@@ -162,7 +162,7 @@ else
 fi
 
 # --- lossless with the adaptive codec (float-ans-mixed: zstd chunks, per-channel
-# shifts) on real weights, packed by the default build ------------------------------
+# shifts; float-ans-groups: byte planes) on real weights, packed by the default build
 for src in "$CORPUS/stories260K_llama_hf_bf16.safetensors" "$CORPUS/whisper_tiny_en_f16.safetensors"; do
   [ -f "$src" ] || { echo "[SKIPPED] no $src"; continue; }
   wcz=$TMP/$(basename "$src").wcz
@@ -173,12 +173,15 @@ for src in "$CORPUS/stories260K_llama_hf_bf16.safetensors" "$CORPUS/whisper_tiny
   if ! listing=$("${TOOLS[0]}" inspect "$wcz") || ! grep -q 'float-ans-mixed' <<<"$listing"; then
     bad "$what: no float-ans-mixed tensor in the container"
   fi
+  if ! grep -q 'float-ans-groups' <<<"$listing"; then  # byte planes (codec 7): the embedding's untrained rows
+    bad "$what: no float-ans-groups tensor in the container"
+  fi
   check_all "$wcz" "$what" "$src"
 done
 
 # --- the test vectors of lossy tensors and of the adaptive codec ---------------------
 for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_inline_exact lossy_refine lossy_refine_exact lossy_refine_flags lossy_order float_ans_mixed float_ans_shift \
-  float_ans_patch inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw lossy_exact_top_trim; do
+  float_ans_patch float_ans_groups inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw lossy_exact_top_trim; do
   check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
 done
 
