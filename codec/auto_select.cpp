@@ -140,13 +140,12 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       }
     }
   }
-  // Byte groups + zstd (codec 7's mode 5) on the sampled chunks where zstd
-  // comes within kGroupsTry of float-ans: near-duplicate rows, where the
-  // planes let zstd match what the low bytes' noise hides (elsewhere zstd
-  // trails float-ans by more, and the trial would halve the encode speed).
-  // Codec 7 where that makes the sample at least kGroupsGain smaller than
-  // the best of float-ans and zstd (each of its chunks that tries zstd then
-  // codes the planes too: about half the encode speed there).
+  // Byte groups + zstd (codec 7's mode 5), priced on the sampled chunks
+  // where zstd comes within kGroupsTry of float-ans (near-duplicate rows,
+  // whose repeats the planes show zstd; elsewhere the planes rarely win and
+  // the trial costs two zstd encodes of the chunk). Codec 7 where that makes
+  // the sample at least kGroupsGain smaller than the best of float-ans and
+  // zstd.
   uint64_t gs[3] = {};
   bool groups_won = false;
   if (groups::supports(t)) {

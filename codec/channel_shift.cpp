@@ -244,20 +244,7 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
   Field f;
   if (cols < 2 || n / cols < 2 || n % cols || !field_of(t, p.g, &f)) return p;
   const uint64_t rows = n / cols, eb = G.W / 8;
-  // fixed-size loads (a memcpy of a run-time size is a call per element:
-  // the sampling loops below took 40% of pack's time)
-  auto at = [&](uint64_t r, uint64_t c) -> uint32_t {
-    const uint8_t* q = data + (r * cols + c) * eb;
-    if (eb == 1) return q[0];
-    if (eb == 2) {
-      uint16_t v;
-      std::memcpy(&v, q, 2);
-      return v;
-    }
-    uint32_t v;
-    std::memcpy(&v, q, 4);
-    return v;
-  };
+  auto at = [&](uint64_t r, uint64_t c) { return load_elem(data + (r * cols + c) * eb, unsigned(eb)); };
   // Mean field (the log-magnitude in 2^-g octaves) per column over up to 256
   // rows spread over the tensor, per row over up to max(16, 2^20 / rows)
   // columns; zeros (field 0) left out.

@@ -19,20 +19,6 @@ unsigned mantissa_bits(DType t) {
   }
 }
 
-// little-endian hosts (static_assert in codec.cpp); fixed-size loads, as a
-// memcpy of a run-time size is a call per element
-inline uint32_t load_elem(const uint8_t* p, unsigned eb) {
-  if (eb == 1) return p[0];
-  if (eb == 2) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-  }
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 // What one list entry costs beside its value: a gap of about 2 bytes.
 constexpr uint64_t kGapBytes = 2;
 constexpr unsigned kMaxLeb = 5;  // a u32 gap

@@ -22,6 +22,11 @@ inline uint64_t load_u64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); 
 inline void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 inline void store_u32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
 inline void store_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
+// An element of `bytes` (1, 2 or 4) bytes: fixed-size loads, since a memcpy
+// of a run-time size is a call per element in a hot loop.
+inline uint32_t load_elem(const uint8_t* p, unsigned bytes) {
+  return bytes == 1 ? p[0] : bytes == 2 ? load_u16(p) : load_u32(p);
+}
 
 // Checked arithmetic: throws Errc::limit on overflow.
 inline uint64_t add_checked(uint64_t a, uint64_t b) {

@@ -712,15 +712,9 @@ int wcodec_budget_step(const wcodec_archive* a, const char* budget, uint32_t* st
   if (!a || !budget) return usage(err, err_len, "no archive or no budget");
   return guarded(err, err_len, [&] {
     const wc::ContainerReader& r = *a->reader;
-    const unsigned k = wc::level_for_budget(r, wc::parse_budget(budget, r.manifest().weights()));
-    const auto pts = wc::level_points(r);
-    uint32_t s = 0;
-    uint64_t n = r.file_size();
-    if (!pts.empty())
-      for (const auto& p : pts)
-        if (p.level == k) s = p.level, n = p.bytes;
-    if (step) *step = s;
-    if (bytes) *bytes = n;
+    const wc::LevelPoint p = wc::point_for_budget(r, wc::parse_budget(budget, r.manifest().weights()));
+    if (step) *step = p.level == 255 ? 0 : p.level;  // a one-level file: its one step
+    if (bytes) *bytes = p.bytes;
   });
 }
 

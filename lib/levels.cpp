@@ -39,20 +39,25 @@ std::vector<LevelPoint> level_points(const ContainerReader& r) {
   return out;
 }
 
-unsigned level_for_budget(const ContainerReader& r, uint64_t budget) {
+LevelPoint point_for_budget(const ContainerReader& r, uint64_t budget) {
   const auto pts = level_points(r);
   if (pts.empty()) {
-    if (r.file_size() <= budget) return 255;
+    if (r.file_size() <= budget) {
+      LevelPoint whole;
+      whole.level = 255;
+      whole.bytes = r.file_size();
+      return whole;
+    }
     fail_file(Errc::usage, r.path(), "has one level, " + std::to_string(r.file_size()) + " bytes: more than the budget of " +
                                          std::to_string(budget));
   }
-  unsigned best = 256;
+  const LevelPoint* best = nullptr;
   for (const auto& p : pts)
-    if (p.bytes <= budget) best = p.level;
-  if (best == 256)
+    if (p.bytes <= budget) best = &p;
+  if (!best)
     fail_file(Errc::usage, r.path(), "its smallest level needs " + std::to_string(pts[0].bytes) +
                                          " bytes, more than the budget of " + std::to_string(budget));
-  return best;
+  return *best;
 }
 
 uint64_t parse_budget(const std::string& s, uint64_t weights) {
@@ -84,7 +89,7 @@ uint64_t parse_budget(const std::string& s, uint64_t weights) {
 
 unsigned budget_level(const std::string& in, const std::string& budget) {
   const ContainerReader r(in, kReaderChecks);
-  return level_for_budget(r, parse_budget(budget, r.manifest().weights()));
+  return point_for_budget(r, parse_budget(budget, r.manifest().weights())).level;
 }
 
 }  // namespace wc

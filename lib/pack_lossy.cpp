@@ -1246,12 +1246,12 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   }
   plan.lossy_tensors = cs.size();
   plan.lossy_weights = uint64_t(weights);
-  if (opt.refine) {
-    std::vector<size_t> ts(cs.size());
-    std::vector<double> sens(cs.size());
-    for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
-    choose_refinements(ts, sens, m, plan, data, opt.refine, pool);
-  }
+  // --refine: the lossy tensors and their sensitivities, for each level's
+  // factor and then the model-wide order of the levels
+  std::vector<size_t> ts(cs.size());
+  std::vector<double> sens(cs.size());
+  for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
+  if (opt.refine) choose_refinements(ts, sens, m, plan, data, opt.refine, pool);
   std::vector<std::vector<double>> level_bytes(cs.size());
   if (levels)
     for (size_t k = 0; k < cs.size(); ++k) {
@@ -1275,12 +1275,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
         level_bytes[k].clear();
       }
     }
-  if (opt.refine) {
-    std::vector<double> sens(cs.size());
-    std::vector<size_t> ts(cs.size());
-    for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
-    order_levels(m, ts, sens, level_bytes);
-  }
+  if (opt.refine) order_levels(m, ts, sens, level_bytes);
   m.derive_chunks();
   hash_files(m, data, plan, pool);
   return plan;

@@ -255,7 +255,7 @@ std::string unpack_with(const std::string& in, const std::string& out, const Unp
   ThreadPool pool(opt.threads ? opt.threads : default_threads());
   unsigned level = opt.level;  // before any output exists: a budget no level fits leaves nothing behind
   if constexpr (std::is_same_v<Reader, ContainerReader>)
-    if (opt.budget_bytes) level = level_for_budget(r, opt.budget_bytes);
+    if (opt.budget_bytes) level = point_for_budget(r, opt.budget_bytes).level;
   const std::string dest = out.empty() ? default_output_for(in, r.manifest()) : unpack_destination(r.manifest(), out);
   refuse_overwriting_container(r.manifest(), dest, in);
   // a one-file container into a folder named with a trailing '/' that does

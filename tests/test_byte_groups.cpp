@@ -14,6 +14,7 @@
 #include "codec/codec.h"
 #include "format/bytes.h"
 #include "lib/api.h"
+#include "chunk_coding.h"
 #include "packed_check.h"
 #include "quant/qrow_math.h"
 #include "st_builder.h"
@@ -72,24 +73,6 @@ std::vector<uint8_t> embedding(DType t, size_t rows, size_t cols, size_t first_t
   return out;
 }
 
-std::vector<uint8_t> enc(CodecId c, DType t, const std::vector<uint8_t>& v, bool try_zstd = true) {
-  wc::EncodeOptions o;
-  o.mixed_try_zstd = try_zstd;
-  std::vector<uint8_t> out;
-  wc::encode_chunk(c, t, v.data(), v.size(), out, o);
-  return out;
-}
-
-// Decodes with both entry points, from a copy that ends against a PROT_NONE
-// page (an over-read faults); both must agree.
-wc::Errc dec(CodecId c, DType t, const std::vector<uint8_t>& s, std::vector<uint8_t>& back) {
-  tu::GuardedCopy g(s.data(), s.size());
-  const wc::Errc e = wc::decode_chunk(c, t, g.data, g.size, back.data(), back.size());
-  std::vector<uint8_t> ws(wc::decode_workspace_size()), back2(back.size());
-  CHECK(wc::decode_chunk_ws(c, t, g.data, g.size, back2.data(), back2.size(), ws.data(), ws.size()) == e);
-  if (e == wc::Errc::ok) CHECK(back2 == back);
-  return e;
-}
 
 }  // namespace
 
@@ -115,39 +98,41 @@ TEST_SUITE("byte_groups") {
     for (DType t : {DType::F16, DType::BF16, DType::F32}) {
       CAPTURE(wc::dtype_name(t));
       const auto v = embedding(t, 625, 64, 400, 11);
-      const auto s7 = enc(CodecId::float_ans_groups, t, v), s5 = enc(CodecId::float_ans_patch, t, v);
+      const auto s7 = tu::encode_chunk(CodecId::float_ans_groups, t, v),
+                 s5 = tu::encode_chunk(CodecId::float_ans_patch, t, v);
       REQUIRE(!s7.empty());
       CHECK(s7[0] == wc::groups::kMode);
       CHECK(double(s7.size()) < 0.97 * double(s5.size()));
       std::vector<uint8_t> back(v.size());
-      REQUIRE(dec(CodecId::float_ans_groups, t, s7, back) == wc::Errc::ok);
+      REQUIRE(tu::decode_both(CodecId::float_ans_groups, t, s7, back) == wc::Errc::ok);
       CHECK(back == v);
       // codecs 4 and 5 do not know mode 5
-      CHECK(dec(CodecId::float_ans_patch, t, s7, back) != wc::Errc::ok);
-      CHECK(dec(CodecId::float_ans_mixed, t, s7, back) != wc::Errc::ok);
+      CHECK(tu::decode_both(CodecId::float_ans_patch, t, s7, back) != wc::Errc::ok);
+      CHECK(tu::decode_both(CodecId::float_ans_mixed, t, s7, back) != wc::Errc::ok);
     }
   }
 
   TEST_CASE("codec 7 keeps codec 5's bytes where the planes do not win; no planes without the zstd trial") {
     const auto w = testdata::weights(DType::BF16, 50000, 4);
-    CHECK(enc(CodecId::float_ans_groups, DType::BF16, w) == enc(CodecId::float_ans_patch, DType::BF16, w));
+    CHECK(tu::encode_chunk(CodecId::float_ans_groups, DType::BF16, w) ==
+          tu::encode_chunk(CodecId::float_ans_patch, DType::BF16, w));
     const auto v = embedding(DType::F16, 300, 64, 200, 12);
-    const auto s = enc(CodecId::float_ans_groups, DType::F16, v, false);
+    const auto s = tu::encode_chunk(CodecId::float_ans_groups, DType::F16, v, false);
     CHECK(s[0] != wc::groups::kMode);
-    CHECK(s == enc(CodecId::float_ans_patch, DType::F16, v, false));
+    CHECK(s == tu::encode_chunk(CodecId::float_ans_patch, DType::F16, v, false));
     // FP8 never takes mode 5 (one plane)
     const auto f8 = testdata::weights(DType::F8_E4M3, 20000, 5);
-    CHECK(enc(CodecId::float_ans_groups, DType::F8_E4M3, f8)[0] != wc::groups::kMode);
+    CHECK(tu::encode_chunk(CodecId::float_ans_groups, DType::F8_E4M3, f8)[0] != wc::groups::kMode);
   }
 
   TEST_CASE("mode 5: every rule is checked; no read beyond the payload") {
     const auto v = embedding(DType::F16, 400, 64, 300, 13);  // 25600 elements: two blocks
-    const auto s = enc(CodecId::float_ans_groups, DType::F16, v);
+    const auto s = tu::encode_chunk(CodecId::float_ans_groups, DType::F16, v);
     REQUIRE(s[0] == wc::groups::kMode);
     std::vector<uint8_t> back(v.size());
     auto refused = [&](const std::vector<uint8_t>& b, DType t = DType::F16, size_t n = 0) {
       std::vector<uint8_t> out(n ? n : back.size());
-      return dec(CodecId::float_ans_groups, t, b, out) != wc::Errc::ok;
+      return tu::decode_both(CodecId::float_ans_groups, t, b, out) != wc::Errc::ok;
     };
     CHECK(!refused(s));
     {  // a byte after the last frame
@@ -156,7 +141,8 @@ TEST_SUITE("byte_groups") {
       CHECK(refused(b));
     }
     // every truncation
-    for (size_t cut = 0; cut < s.size(); cut += 1 + cut / 16) CHECK(refused(std::vector<uint8_t>(s.begin(), s.begin() + cut)));
+    for (size_t cut = 0; cut < s.size(); cut += 1 + cut / 16)
+      CHECK(refused(std::vector<uint8_t>(s.begin(), s.begin() + cut)));
     // the frames' contents do not match the chunk: one element fewer or more
     CHECK(refused(s, DType::F16, v.size() - 2));
     CHECK(refused(s, DType::F16, v.size() + 2));
@@ -175,7 +161,7 @@ TEST_SUITE("byte_groups") {
         auto b = s;
         b[at] ^= 0x5A;
         std::vector<uint8_t> out(v.size());
-        (void)dec(CodecId::float_ans_groups, DType::F16, b, out);
+        (void)tu::decode_both(CodecId::float_ans_groups, DType::F16, b, out);
       }
     }
     // zero elements: the mode byte alone, nothing after it
@@ -184,7 +170,8 @@ TEST_SUITE("byte_groups") {
     CHECK(wc::decode_chunk(CodecId::float_ans_groups, DType::F16, s.data(), 2, none.data(), 0) != wc::Errc::ok);
   }
 
-  TEST_CASE("pack --codec auto: an embedding with untrained rows gets float-ans-groups, file 1.6; ordinary weights never") {
+  TEST_CASE("pack --codec auto: an embedding with untrained rows gets float-ans-groups, file 1.6; "
+            "ordinary weights never") {
     tu::TempDir t;
     std::vector<stb::StTensor> ts = {{"emb", DType::F16, {1024, 128}, embedding(DType::F16, 1024, 128, 600, 21)},
                                      {"w", DType::F16, {256, 512}, testdata::weights(DType::F16, 256 * 512, 22)}};
@@ -192,7 +179,8 @@ TEST_SUITE("byte_groups") {
     wc::PackOptions po;
     wc::pack(t / "m.safetensors", t / "m.wcz", po);
     const auto s7 =
-        tu::check_packed(t / "m.wcz", t / "m.safetensors", 6, {"float-ans-groups", "float-ans"}, t / "back.safetensors");
+        tu::check_packed(t / "m.wcz", t / "m.safetensors", 6, {"float-ans-groups", "float-ans"},
+                         t / "back.safetensors");
     // the embedding: smaller than codec 5 with every chunk trying zstd
     po.codec = "float-ans-patch";
     po.force = true;

@@ -12,6 +12,7 @@
 #include "codec/auto_select.h"
 #include "codec/channel_shift.h"
 #include "codec/codec.h"
+#include "chunk_coding.h"
 #include "lib/api.h"
 #include "packed_check.h"
 #include "st_builder.h"
@@ -35,31 +36,23 @@ std::vector<uint8_t> bf16_with_dup_rows(size_t rows, size_t dup_lo, size_t dup_h
   return w;
 }
 
-std::vector<uint8_t> enc(CodecId c, DType t, const std::vector<uint8_t>& v, bool try_zstd = true) {
-  wc::EncodeOptions o;
-  o.mixed_try_zstd = try_zstd;
-  std::vector<uint8_t> out;
-  wc::encode_chunk(c, t, v.data(), v.size(), out, o);
-  return out;
-}
-
 }  // namespace
 
 TEST_SUITE("mixed") {
   TEST_CASE("codec 4 keeps the smaller of zstd (mode 2) and float-ans-trim per chunk, and decodes both") {
     const auto dup = bf16_with_dup_rows(128, 0, 128, 7);
     const auto w = testdata::weights(DType::BF16, 128 * kCols, 8);
-    const auto s_dup = enc(CodecId::float_ans_mixed, DType::BF16, dup);
-    const auto s_w = enc(CodecId::float_ans_mixed, DType::BF16, w);
+    const auto s_dup = tu::encode_chunk(CodecId::float_ans_mixed, DType::BF16, dup);
+    const auto s_w = tu::encode_chunk(CodecId::float_ans_mixed, DType::BF16, w);
     REQUIRE(!s_dup.empty());
     REQUIRE(!s_w.empty());
     CHECK(s_dup[0] == 2);  // zstd frame
     CHECK(s_w[0] != 2);    // float-ans-trim payload
-    CHECK(s_dup.size() <= enc(CodecId::zstd, DType::BF16, dup).size() + 1);
-    CHECK(s_dup.size() < enc(CodecId::float_ans, DType::BF16, dup).size() / 4);
-    CHECK(s_w.size() <= enc(CodecId::float_ans_trim, DType::BF16, w).size());
+    CHECK(s_dup.size() <= tu::encode_chunk(CodecId::zstd, DType::BF16, dup).size() + 1);
+    CHECK(s_dup.size() < tu::encode_chunk(CodecId::float_ans, DType::BF16, dup).size() / 4);
+    CHECK(s_w.size() <= tu::encode_chunk(CodecId::float_ans_trim, DType::BF16, w).size());
     // not asked to try zstd: float-ans-trim even where zstd would win
-    const auto s_no = enc(CodecId::float_ans_mixed, DType::BF16, dup, false);
+    const auto s_no = tu::encode_chunk(CodecId::float_ans_mixed, DType::BF16, dup, false);
     REQUIRE(!s_no.empty());
     CHECK(s_no[0] != 2);
 

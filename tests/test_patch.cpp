@@ -14,6 +14,7 @@
 #include "lib/api.h"
 #include "lib/reader_checks.h"
 #include "format/bytes.h"
+#include "chunk_coding.h"
 #include "packed_check.h"
 #include "quant/qrow_math.h"
 #include "st_builder.h"
@@ -44,24 +45,6 @@ std::vector<uint8_t> f16_of_bf16(size_t n, double sigma, double tiny, uint64_t s
   return out;
 }
 
-std::vector<uint8_t> enc(CodecId c, DType t, const std::vector<uint8_t>& v) {
-  wc::EncodeOptions o;
-  o.mixed_try_zstd = false;
-  std::vector<uint8_t> out;
-  wc::encode_chunk(c, t, v.data(), v.size(), out, o);
-  return out;
-}
-
-// Decodes with both entry points, from a copy that ends against a PROT_NONE
-// page (an over-read faults).
-wc::Errc dec(CodecId c, DType t, const std::vector<uint8_t>& s, std::vector<uint8_t>& back) {
-  tu::GuardedCopy g(s.data(), s.size());
-  const wc::Errc e = wc::decode_chunk(c, t, g.data, g.size, back.data(), back.size());
-  std::vector<uint8_t> ws(wc::decode_workspace_size()), back2(back.size());
-  CHECK(wc::decode_chunk_ws(c, t, g.data, g.size, back2.data(), back2.size(), ws.data(), ws.size()) == e);
-  if (e == wc::Errc::ok) CHECK(back2 == back);
-  return e;
-}
 
 }  // namespace
 
@@ -72,15 +55,16 @@ TEST_SUITE("patch") {
     CHECK(c.z == 3);
     CHECK(!c.idx.empty());
     CHECK(c.idx.size() < 200);
-    const auto s5 = enc(CodecId::float_ans_patch, DType::F16, v), s4 = enc(CodecId::float_ans_mixed, DType::F16, v);
+    const auto s5 = tu::encode_chunk(CodecId::float_ans_patch, DType::F16, v, false),
+               s4 = tu::encode_chunk(CodecId::float_ans_mixed, DType::F16, v, false);
     REQUIRE(!s5.empty());
     CHECK(s5[0] == wc::patch::kMode);
     CHECK(double(s5.size()) < 0.9 * double(s4.size()));  // 3 of about 13 bits a weight
     std::vector<uint8_t> back(v.size());
-    REQUIRE(dec(CodecId::float_ans_patch, DType::F16, s5, back) == wc::Errc::ok);
+    REQUIRE(tu::decode_both(CodecId::float_ans_patch, DType::F16, s5, back) == wc::Errc::ok);
     CHECK(back == v);
     // codec 4 does not know mode 4
-    CHECK(dec(CodecId::float_ans_mixed, DType::F16, s5, back) != wc::Errc::ok);
+    CHECK(tu::decode_both(CodecId::float_ans_mixed, DType::F16, s5, back) != wc::Errc::ok);
   }
 
   TEST_CASE("mode 4 on F32 of BF16 values with a few full-precision ones, and BF16 with few significant bits") {
@@ -88,24 +72,27 @@ TEST_SUITE("patch") {
     for (size_t i = 0; i < f32.size(); i += 4)
       if ((i / 4) % 997) f32[i] = f32[i + 1] = 0;  // all but 1 in 997: BF16 values
     std::vector<uint8_t> back(f32.size());
-    const auto s = enc(CodecId::float_ans_patch, DType::F32, f32);
+    const auto s = tu::encode_chunk(CodecId::float_ans_patch, DType::F32, f32, false);
     CHECK(s[0] == wc::patch::kMode);
-    REQUIRE(dec(CodecId::float_ans_patch, DType::F32, s, back) == wc::Errc::ok);
+    REQUIRE(tu::decode_both(CodecId::float_ans_patch, DType::F32, s, back) == wc::Errc::ok);
     CHECK(back == f32);
-    CHECK(double(s.size()) < 0.7 * double(enc(CodecId::float_ans_mixed, DType::F32, f32).size()));
+    CHECK(double(s.size()) < 0.7 * double(tu::encode_chunk(CodecId::float_ans_mixed, DType::F32, f32, false).size()));
     // weights with every low bit in use: mode 4 never pays, codec 4's bytes
     const auto w = testdata::weights(DType::BF16, 50000, 4);
-    CHECK(enc(CodecId::float_ans_patch, DType::BF16, w) == enc(CodecId::float_ans_mixed, DType::BF16, w));
+    CHECK(tu::encode_chunk(CodecId::float_ans_patch, DType::BF16, w, false) ==
+          tu::encode_chunk(CodecId::float_ans_mixed, DType::BF16, w, false));
   }
 
   TEST_CASE("mode 4: every rule before the inner payload is checked; no read beyond the payload") {
     const auto v = f16_of_bf16(5000, 0.02, 0.01, 5);
-    const auto s = enc(CodecId::float_ans_patch, DType::F16, v);
+    const auto s = tu::encode_chunk(CodecId::float_ans_patch, DType::F16, v, false);
     REQUIRE(s[0] == wc::patch::kMode);
     const uint32_t count = wc::load_u32(s.data() + 4);
     REQUIRE(count >= 2);
     std::vector<uint8_t> back(v.size());
-    auto refused = [&](std::vector<uint8_t> b) { return dec(CodecId::float_ans_patch, DType::F16, b, back) != wc::Errc::ok; };
+    auto refused = [&](std::vector<uint8_t> b) {
+      return tu::decode_both(CodecId::float_ans_patch, DType::F16, b, back) != wc::Errc::ok;
+    };
     auto with_count = [&](uint32_t c) {
       auto b = s;
       wc::store_u32(b.data() + 4, c);

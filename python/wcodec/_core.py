@@ -125,9 +125,8 @@ class Container:
     def level_of(self, t: TensorInfo, level: int | None = None, step: int | None = None) -> int | None:
         """Tensor t's level: at model step `step`, or min(level, its top);
         None (its top) when neither is given."""
+        _level_or_step(level, step)
         if step is not None:
-            if level is not None:
-                raise UsageError("give a level or a step (or a budget), not both", 11)
             return self._a.tensor_level_at(t.index, int(step))
         return None if level is None else min(int(level), t.levels - 1)
 
@@ -176,6 +175,11 @@ class Backend:
 
     def to_device(self, obj, device):
         return obj
+
+
+def _level_or_step(level: int | None, step: int | None) -> None:
+    if level is not None and step is not None:
+        raise UsageError("give a level or a step (or a budget), not both", 11)
 
 
 def resolve_step(container: Container, step: int | None, budget: str | int | None) -> int | None:
@@ -275,8 +279,7 @@ class SafeOpen:
         self._level = level
         try:
             self._step = resolve_step(self._c, step, budget)
-            if self._step is not None and level is not None:
-                raise UsageError("give a level or a step (or a budget), not both", 11)
+            _level_or_step(level, self._step)  # now, not at the first tensor
             self._tensors = {t.name: t for t in self._c.model_tensors(file)}
             st_files = [f for f in self._c.files if f.kind == "safetensors"]
             self._meta = (self._c.file(file) if file else (st_files[0] if st_files else None))
