@@ -10,9 +10,16 @@
 
 namespace wc::vq {
 
+// One codebook for the tensor (shift 0), or one per group of 2^shift rows
+// (row r uses codebook r >> shift; spec/VQ.md, params byte 3): books() x k x
+// d values, entry j of book b at c[(b * k + j) * d ..].
 struct Codebook {
   uint32_t d = 0, k = 0;
-  std::vector<float> c;  // k x d values, entry j at c[j * d ..]
+  uint32_t shift = 0;
+  std::vector<float> c;
+  uint64_t books() const { return k && d ? c.size() / (size_t(k) * d) : 0; }
+  uint64_t book_of(uint64_t row) const { return shift ? row >> shift : 0; }
+  const float* entry(uint64_t row, uint32_t j) const { return &c[(book_of(row) * k + j) * d]; }
 };
 
 // The rows' steps: each row's root mean square on qrow's grid.
