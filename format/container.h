@@ -84,6 +84,9 @@ inline constexpr uint16_t kVersionMinorLossyRefine = 8;
 // Chunk order 1 (steps: every tensor's levels above 0 ordered model-wide,
 // spec/FORMAT.md §4.3) is new in 2.9.
 inline constexpr uint16_t kVersionMinorLossyOrder = 9;
+// vq (representation 3) with d = 1 (scalar palettes), one codebook per group
+// of rows, or a tensor-wide codebook part (K up to 2^16) is new in 2.11.
+inline constexpr uint16_t kVersionMinorLossyVqBooks = 11;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {

@@ -16,18 +16,18 @@ inline constexpr uint32_t kThreadsPerBlock = 256;
 
 struct VqArgs {
   int32_t base_exp;
-  uint32_t code_bytes, k, d, out_dt;
+  uint32_t code_bytes, out_dt;
+  Books books;  // the codebook(s) and where the tile's rows start
   uint64_t rows, cols, n;
   const uint8_t* e;
   const uint8_t* codes;
-  const uint8_t* cb;  // k x d F32, little-endian
   uint8_t* dst;
   uint32_t* status;   // set to 1 when a code is out of range (never cleared)
 };
 
 WC_QHD void vq_thread(const VqArgs& a, uint64_t thread_index, uint64_t thread_count) {
   for (uint64_t i = thread_index; i < a.n; i += thread_count)
-    if (!element(a.base_exp, a.e, a.codes, a.code_bytes, a.cb, a.k, a.d, a.cols, i, a.out_dt, a.dst)) *a.status = 1;
+    if (!element(a.base_exp, a.e, a.codes, a.code_bytes, a.books, a.cols, i, a.out_dt, a.dst)) *a.status = 1;
 }
 
 // Blocks: one element a thread, at most max_blocks, at least 1.

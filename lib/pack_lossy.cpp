@@ -273,9 +273,10 @@ void reconstruct_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t til
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
   out.resize(rows * cols * (dtype_bits(t.dtype) / 8));
   if (lt.vq) {
-    const auto& cb = t.parts[2].data;
-    if (!vq::decode_rows_fast(lt.steps.base_exp, lt.steps.e.data() + r0, sc.bytes.data(), t.parts[1].item_bytes(),
-                              cb.data(), lt.vq->k, lt.vq->d, rows, cols, t.dtype, out.data()))
+    // the codebook's floats as the part stores them (F32, little-endian: make_vq_record)
+    const vq::Books b{reinterpret_cast<const uint8_t*>(lt.vq->c.data()), lt.vq->k, lt.vq->d, lt.vq->shift, r0};
+    if (!vq::decode_rows_fast(lt.steps.base_exp, lt.steps.e.data() + r0, sc.bytes.data(), t.parts[1].item_bytes(), b,
+                              rows, cols, t.dtype, out.data()))
       fail(Errc::codec, "the vq codes written do not decode (an encoder bug)");
     return;
   }

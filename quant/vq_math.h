@@ -25,15 +25,30 @@ WC_QHD float value_of(float step, float cbv) {
 #endif
 }
 
-// Element (r, c) of rows [0, n) of a tile into dst (dtype out): e the rows'
-// step exponents, codes (code_bytes 1 or 2, one per group of d), codebook cb
-// of k entries (k x d F32 values). False when the element's code is not below k.
-WC_QHD bool element(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const uint8_t* cb,
-                    uint32_t k, uint32_t d, uint64_t cols, uint64_t i, uint32_t out, uint8_t* dst) {
-  const uint64_t r = i / cols, c = i - r * cols, g = r * (cols / d) + c / d;
+// Where a tile's rows find their codebook (VQ.md §1-2): the codebook part
+// holds books x k entries of d values; tile row r (row row0 + r of the
+// tensor) uses book (row0 + r) >> shift when shift > 0, else book 0.
+struct Books {
+  const uint8_t* cb;  // F32, little-endian, any alignment
+  uint32_t k, d, shift;
+  uint64_t row0;
+};
+
+// Value j of entry u of the book of tile row r.
+WC_QHD float book_value(const Books& b, uint64_t r, uint32_t u, uint32_t j) {
+  const uint64_t book = b.shift ? (b.row0 + r) >> b.shift : 0;
+  return cb_value(b.cb, size_t((book * b.k + u) * b.d + j));
+}
+
+// Element i = (r, c) of rows [0, n) of a tile into dst (dtype out): e the
+// rows' step exponents, codes (code_bytes 1 or 2, one per group of d). False
+// when the element's code is not below k.
+WC_QHD bool element(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const Books& b,
+                    uint64_t cols, uint64_t i, uint32_t out, uint8_t* dst) {
+  const uint64_t r = i / cols, c = i - r * cols, g = r * (cols / b.d) + c / b.d;
   const uint32_t u = code_bytes == 1 ? uint32_t(codes[g]) : uint32_t(codes[2 * g] | codes[2 * g + 1] << 8);
-  if (u >= k) return false;
-  qrow::store(out, value_of(qrow::step_of(base_exp, e[r]), cb_value(cb, size_t(u) * d + c % d)), dst, size_t(i));
+  if (u >= b.k) return false;
+  qrow::store(out, value_of(qrow::step_of(base_exp, e[r]), book_value(b, r, u, uint32_t(c % b.d))), dst, size_t(i));
   return true;
 }
 

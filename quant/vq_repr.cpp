@@ -14,6 +14,15 @@
 namespace wc {
 
 uint32_t vq_dim(const TensorRecord& t) { return t.params.size() == 4 ? t.params[2] : 0; }
+uint32_t vq_shift(const TensorRecord& t) { return t.params.size() == 4 ? t.params[3] : 0; }
+uint64_t vq_books(const TensorRecord& t) {
+  const uint32_t s = vq_shift(t);
+  return s == 0 ? 1 : (t.rows() >> s) + ((t.rows() & ((uint64_t(1) << s) - 1)) != 0);
+}
+uint64_t vq_entries(const TensorRecord& t) {
+  const uint64_t per = vq_books(t) * vq_dim(t);
+  return per && t.parts.size() == 3 ? t.parts[2].items / per : 0;
+}
 
 void vq_check(const TensorRecord& t) {
   auto bad = [&](const std::string& why) {
@@ -22,12 +31,13 @@ void vq_check(const TensorRecord& t) {
     throw e;
   };
   if (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32) bad("dtype must be BF16, F16 or F32");
-  if (t.params.size() != 4 || t.params[3] != 0) bad("parameters must be 4 bytes (base exponent, d, 0)");
+  if (t.params.size() != 4) bad("parameters must be 4 bytes (base exponent, d, book shift)");
   const int32_t b = qrow_base_exp(t);
   if (b < qrow::kMinBaseExp || b > qrow::kMaxBaseExp) bad("base exponent " + std::to_string(b) + " is out of range");
   const uint32_t d = vq_dim(t);
-  if (d != 2 && d != 4 && d != 8) bad("d must be 2, 4 or 8");
+  if (d != 1 && d != 2 && d != 4 && d != 8) bad("d must be 1, 2, 4 or 8");
   if (t.cols() % d != 0) bad("the columns must be a multiple of d");
+  if (vq_shift(t) > kMaxVqShift) bad("the book shift must be at most " + std::to_string(kMaxVqShift));
   if (t.levels.size() != 1) bad("must have exactly one level");
   if (t.parts.size() != 3) bad("must have exactly three parts (scales, codes, codebook)");
   const PartRecord& s = t.parts[0];
@@ -37,14 +47,19 @@ void vq_check(const TensorRecord& t) {
       (s.layout != PartLayout::per_row && s.layout != PartLayout::inline_items) || s.items != t.rows())
     bad("part 0 must be the scales: U8, one per row, per-row or inline");
   const uint64_t groups = t.rows() * (t.cols() / d);
-  const bool per_group = c.layout == PartLayout::per_group && c.group == d;
+  // d = 1 (a scalar palette): one code per element, layout 0 (layout 4 needs g >= 2)
+  const bool tiled = d == 1 ? c.layout == PartLayout::per_element : c.layout == PartLayout::per_group && c.group == d;
   if (c.role != PartRole::codes || (c.item != DType::U8 && c.item != DType::U16) || c.items != groups ||
-      !(per_group || (c.layout == PartLayout::inline_items && t.tile_count() == 1)))
-    bad("part 1 must be the codes: U8 or U16, one per group of d, per group or inline in a tensor of one tile");
-  if (cb.role != PartRole::codebook || cb.item != DType::F32 || cb.layout != PartLayout::inline_items ||
-      cb.codec != 0 || cb.items == 0 || cb.items % d != 0)
-    bad("part 2 must be the codebook: F32, inline, codec 0, K x d values");
-  for (const PartRecord* p : {&s, &c})
+      !(tiled || (c.layout == PartLayout::inline_items && t.tile_count() == 1)))
+    bad("part 1 must be the codes: U8 or U16, one per group of d, per group (per element when d = 1) or inline in a "
+        "tensor of one tile");
+  const uint64_t per_k = vq_books(t) * d;
+  if (cb.role != PartRole::codebook || cb.item != DType::F32 ||
+      !(cb.layout == PartLayout::inline_items || cb.layout == PartLayout::tensor_wide) ||
+      (cb.layout == PartLayout::inline_items && cb.codec != 0) || cb.items == 0 || cb.items % per_k != 0 ||
+      cb.items / per_k > kMaxVqEntries)
+    bad("part 2 must be the codebook: F32, inline (codec 0) or tensor-wide, books x K x d values, 1 <= K <= 65536");
+  for (const PartRecord* p : {&s, &c, &cb})
     if ((p->layout != PartLayout::inline_items || p->codec != 0) &&
         (!codec_id_valid(p->codec) || !codec_supports_part(static_cast<CodecId>(p->codec), p->item)))
       bad("codec " + std::to_string(p->codec) + " cannot store its part");
@@ -58,19 +73,22 @@ namespace {
 uint32_t out_id(DType out) { return uint32_t(out); }
 }  // namespace
 
-bool decode_rows_ref(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const uint8_t* cb,
-                     uint32_t k, uint32_t d, uint64_t n, uint64_t cols, DType out, uint8_t* dst) {
+bool decode_rows_ref(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const Books& b,
+                     uint64_t n, uint64_t cols, DType out, uint8_t* dst) {
   for (uint64_t i = 0; i < n * cols; ++i)
-    if (!element(base_exp, e, codes, code_bytes, cb, k, d, cols, i, out_id(out), dst)) return false;
+    if (!element(base_exp, e, codes, code_bytes, b, cols, i, out_id(out), dst)) return false;
   return true;
 }
 
-bool decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const uint8_t* cb,
-                      uint32_t k, uint32_t d, uint64_t n, uint64_t cols, DType out, uint8_t* dst) {
+bool decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, const Books& b,
+                      uint64_t n, uint64_t cols, DType out, uint8_t* dst) {
+  const uint32_t d = b.d, k = b.k;
   const uint64_t gpr = cols / d;
   const uint32_t o = out_id(out);
   for (uint64_t r = 0; r < n; ++r) {
     const float step = qrow::step_of(base_exp, e[r]);
+    const uint64_t book = b.shift ? (b.row0 + r) >> b.shift : 0;
+    const uint8_t* cb = b.cb + book * k * d * 4;  // this row's book
     for (uint64_t g = 0; g < gpr; ++g) {
       const uint64_t gi = r * gpr + g;
       const uint32_t u = code_bytes == 1 ? uint32_t(codes[gi]) : uint32_t(codes[2 * gi] | codes[2 * gi + 1] << 8);
@@ -92,13 +110,13 @@ Errc vq_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const 
   const uint8_t* e = qrow_tile_steps(t, tile, in);
   const unsigned cb_bytes = t.parts[1].item_bytes();
   if (!e || in.size[1] != rows * (cols / d) * cb_bytes) return Errc::codec;
-  const size_t kd = in.size[2] / 4;
-  for (size_t j = 0; j < kd; ++j)
+  // the codebook part (inline, or a tensor-wide chunk) holds every book
+  if (!in.data[2] || in.size[2] != t.parts[2].items * 4) return Errc::codec;
+  for (size_t j = 0; j < t.parts[2].items; ++j)
     if (!std::isfinite(vq::cb_value(in.data[2], j))) return Errc::codec;
-  return vq::decode_rows_fast(qrow_base_exp(t), e, in.data[1], cb_bytes, in.data[2], uint32_t(kd / d), d, rows, cols,
-                              out, dst)
-             ? Errc::ok
-             : Errc::codec;
+  const vq::Books b{in.data[2], uint32_t(vq_entries(t)), d, vq_shift(t), uint64_t(tile) * t.tile_rows()};
+  return vq::decode_rows_fast(qrow_base_exp(t), e, in.data[1], cb_bytes, b, rows, cols, out, dst) ? Errc::ok
+                                                                                                   : Errc::codec;
 }
 
 }  // namespace wc
