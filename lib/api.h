@@ -253,6 +253,7 @@ struct TensorSummary {
   double rel_rmse = -1, max_abs = -1, snr_db = -1;
   uint64_t outliers = 0;  // qrow-outliers: the elements stored exactly
   uint32_t codebook_entries = 0, codebook_dim = 0;  // vq: K vectors of d values
+  uint32_t codebook_books = 0;  // vq: books of K entries (one per group of rows, 2.11)
 };
 
 struct FileSummary {

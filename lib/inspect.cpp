@@ -122,10 +122,11 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
         s.snr_db = top.rel_rmse > 0 ? -20.0 * std::log10(double(top.rel_rmse)) : INFINITY;
       }
       s.outliers = qrow_outlier_count(t);
-      s.codebook_entries = s.codebook_dim = 0;
+      s.codebook_entries = s.codebook_dim = s.codebook_books = 0;
       if (t.repr == kReprVq && vq_dim(t) && t.parts.size() == 3) {
         s.codebook_dim = vq_dim(t);
-        s.codebook_entries = uint32_t(t.parts[2].items / s.codebook_dim);
+        s.codebook_entries = uint32_t(vq_entries(t));
+        s.codebook_books = uint32_t(vq_books(t));
       }
       s.h_values = s.h_exp_bound = -1;
       if (entropy && !t.lossy() && fans::supports_float(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
@@ -157,6 +158,13 @@ InspectResult inspect(const std::string& in, bool entropy, std::vector<TensorSum
   c.v = tensors;
   inspect(in, entropy, c);
   return c.r;
+}
+
+// A vq tensor's codebook column: K x d, and "/G" for G books (one per group of rows).
+static std::string codebook_str(const TensorSummary& t) {
+  std::string o = std::to_string(t.codebook_entries) + "x" + std::to_string(t.codebook_dim);
+  if (t.codebook_books > 1) o += "/" + std::to_string(t.codebook_books);
+  return o;
 }
 
 static std::string shape_str(const std::vector<uint64_t>& s) {
@@ -235,7 +243,7 @@ class JsonWriter : public InspectSink {
     if (t.repr != "exact") o += ",\"outliers\":" + std::to_string(t.outliers);
     if (t.codebook_dim)
       o += ",\"codebook\":{\"entries\":" + std::to_string(t.codebook_entries) +
-           ",\"dim\":" + std::to_string(t.codebook_dim) + "}";
+           ",\"dim\":" + std::to_string(t.codebook_dim) + ",\"books\":" + std::to_string(t.codebook_books) + "}";
     o += "}";
     std::fputs(o.c_str(), f_);
     first_ = false;
@@ -287,8 +295,7 @@ class TextWriter : public InspectSink {
     else if (ent_ && lossy_) std::fprintf(f_, "  %9s %9s", "-", "-");
     if (lossy_ && t.rel_rmse >= 0)
       std::fprintf(f_, "  %6u %9.5f %9.3g %7.2f %9s", t.levels, t.rel_rmse, t.max_abs, t.snr_db,
-                   t.codebook_dim ? (std::to_string(t.codebook_entries) + "x" + std::to_string(t.codebook_dim)).c_str()
-                                  : std::to_string(t.outliers).c_str());
+                   t.codebook_dim ? codebook_str(t).c_str() : std::to_string(t.outliers).c_str());
     else if (lossy_)
       std::fprintf(f_, "  %6s %9s %9s %7s %9s", "exact", "0", "0", "-", "-");
     std::fputc('\n', f_);

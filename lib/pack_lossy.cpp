@@ -207,18 +207,24 @@ void make_vq_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows, c
   t.params.assign(4, 0);
   store_u16(t.params.data(), uint16_t(int16_t(s.base_exp)));
   t.params[2] = uint8_t(cb.d);
+  t.params[3] = uint8_t(cb.shift);
   PartRecord& cd = t.parts[1];
-  cd.layout = PartLayout::per_group;
-  cd.group = uint8_t(cb.d);
+  cd.layout = cb.d == 1 ? PartLayout::per_element : PartLayout::per_group;
+  cd.group = cb.d == 1 ? 0 : uint8_t(cb.d);
   cd.items = t.rows() * (t.cols() / cb.d);
   PartRecord b;
   b.role = PartRole::codebook;
-  b.layout = PartLayout::inline_items;
   b.item = DType::F32;
-  b.codec = 0;
   b.items = cb.c.size();
-  b.data.resize(cb.c.size() * 4);
-  std::memcpy(b.data.data(), cb.c.data(), b.data.size());
+  if (b.items * 4 <= kMaxInlinePart) {  // in the record
+    b.layout = PartLayout::inline_items;
+    b.codec = 0;
+    b.data.resize(cb.c.size() * 4);
+    std::memcpy(b.data.data(), cb.c.data(), b.data.size());
+  } else {  // (2.11) a chunk of level 0 before the tiles' (encode_quantized_tile)
+    b.layout = PartLayout::tensor_wide;
+    b.codec = uint8_t(CodecId::float_ans);
+  }
   t.parts.push_back(std::move(b));
 }
 
@@ -346,7 +352,9 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
   // a few percent of a small tensor at 2 bits per weight).
   const bool inline_codes = codes_inline(t);
   PartRecord& cd = t.parts[1];
-  cd.layout = inline_codes ? PartLayout::inline_items : lt.vq ? PartLayout::per_group : PartLayout::per_element;
+  cd.layout = inline_codes                ? PartLayout::inline_items
+              : lt.vq && lt.vq->d > 1 ? PartLayout::per_group
+                                      : PartLayout::per_element;
   cd.group = cd.layout == PartLayout::per_group ? uint8_t(lt.vq->d) : 0;
   cd.data.clear();
   std::vector<std::vector<uint8_t>> recon(slots);
@@ -818,16 +826,31 @@ void pick_outliers_for(Candidate& c, const TensorRecord& t, const uint8_t* data,
   }
 }
 
-// vq's candidates (spec/VQ.md §3): (d, K) where d divides the columns, the
-// codebook fits an inline part and the tensor has at least 4 vectors an
-// entry; one curve point each, measured on the sampled rows. `always`
-// (--scheme codebook) keeps the smallest codebook even where K exceeds that.
+// vq's candidates (spec/VQ.md §3), one curve point each, measured on the
+// sampled rows:
+// - one codebook per tensor, (d, K) where d divides the columns and the
+//   tensor has at least 4 vectors an entry: scalar palettes (d = 1) and
+//   vector codebooks; `always` (--scheme codebook) keeps the smallest even
+//   where K exceeds that;
+// - large codebooks (K >= 1024, a tensor-wide part, 2.11) only where the
+//   codebook costs at most kVqBookShare bits per weight;
+// - one codebook per group of 2^s rows (2.11), s the smallest that keeps the
+//   books under kVqBooksShare bits per weight, where there are 2 groups or more.
+constexpr double kVqBookShare = 0.25, kVqBooksShare = 1.0 / 16;
+// training vectors an entry for the large codebooks (the sample's 2^16
+// elements hold too few), and per book
+constexpr uint64_t kVqTrainPerEntry = 8, kVqTrainPerBook = 1u << 13;
+
 void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, const Calibration& calib, const float* H,
                   bool always) {
   struct DK {
     uint32_t d, k;
+    bool books;
   };
-  constexpr DK kDk[] = {{2, 16}, {2, 64}, {2, 256}, {4, 16}, {4, 256}, {8, 256}};
+  constexpr DK kDk[] = {{1, 4, false},   {1, 8, false},    {1, 16, false},   {2, 16, false}, {2, 64, false},
+                        {2, 256, false}, {4, 16, false},   {4, 256, false},  {8, 256, false}, {4, 1024, false},
+                        {8, 1024, false}, {8, 4096, false}, {1, 4, true},    {1, 8, true},    {1, 16, true},
+                        {2, 16, true}};
   std::vector<float> imp;
   if (auto v = calib.importance.find(t.name); v != calib.importance.end()) imp = v->second;
   else if (H)
@@ -836,10 +859,26 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
   const float* ip = c.imp ? c.imp->data() : nullptr;
   c.vq_steps = vq::row_steps(c.rms, c.rms_all);
   c.n_vq0 = c.curve.size();
+  const double elements = double(c.rows) * double(c.cols);
   for (const DK& x : kDk) {
-    if (c.cols % x.d != 0 || uint64_t(x.k) * x.d * 4 > kMaxInlinePart) continue;
-    if (uint64_t(x.k) * 4 > c.rows * (c.cols / x.d) && !(always && c.vq.empty() && x.k == 16)) continue;
-    auto cb = std::make_shared<const vq::Codebook>(vq::train(t.dtype, data, c.cols, c.vq_steps, c.sample, x.d, x.k, ip));
+    if (c.cols % x.d != 0) continue;
+    const uint64_t vectors = c.rows * (c.cols / x.d);
+    std::shared_ptr<const vq::Codebook> cb;
+    if (x.books) {
+      uint32_t shift = 1;
+      while (shift < 31 && double(uint64_t(1) << shift) * double(c.cols) * kVqBooksShare < 32.0 * x.k * x.d) ++shift;
+      if ((uint64_t(1) << shift) >= c.rows) continue;  // one group: the tensor's own codebook
+      cb = std::make_shared<const vq::Codebook>(vq::train_books(t.dtype, data, c.rows, c.cols, c.vq_steps, x.d, x.k,
+                                                                shift, kVqTrainPerBook, ip));
+    } else if (x.k >= 1024) {
+      if (32.0 * x.k * x.d > kVqBookShare * elements || uint64_t(x.k) * 4 > vectors) continue;
+      const auto rows = vq::spaced_rows(0, c.rows, c.cols, x.d, uint64_t(x.k) * kVqTrainPerEntry);
+      cb = std::make_shared<const vq::Codebook>(vq::train(t.dtype, data, c.cols, c.vq_steps, rows, x.d, x.k, ip));
+    } else {
+      if (uint64_t(x.k) * x.d * 4 > kMaxInlinePart) continue;
+      if (uint64_t(x.k) * 4 > vectors && !(always && c.vq.empty() && x.k == 4)) continue;
+      cb = std::make_shared<const vq::Codebook>(vq::train(t.dtype, data, c.cols, c.vq_steps, c.sample, x.d, x.k, ip));
+    }
     const qrow::Point pt = vq::evaluate(t.dtype, data, c.rows, c.cols, c.vq_steps, *cb, c.sample, ip, H);
     c.vq.push_back(cb);
     c.grid.push_back(qrow::Plan{});
@@ -898,6 +937,11 @@ void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_
   const PartRecord& cd = t.parts[1];
   out.clear();
   EncodeOptions eo;
+  if (tile == 0 && lt.vq && t.parts[2].layout == PartLayout::tensor_wide) {  // the codebook's chunk comes first
+    out.emplace_back();
+    encode_chunk(static_cast<CodecId>(t.parts[2].codec), DType::F32,
+                 reinterpret_cast<const uint8_t*>(lt.vq->c.data()), lt.vq->c.size() * 4, out.back(), eo);
+  }
   if (t.parts[0].layout == PartLayout::per_row) {
     out.emplace_back();
     encode_chunk(CodecId::float_ans, DType::U8, lt.steps.e.data() + r0, rows, out.back(), eo);

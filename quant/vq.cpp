@@ -25,14 +25,17 @@ std::vector<float> column_weights(uint64_t cols, const float* imp) {
   return w;
 }
 
-// Nearest entry of v (d values, column weights w) in cb.
-uint32_t nearest(const float* v, const float* w, const Codebook& cb) {
+// Nearest entry of v (D values, column weights w) among the k entries of
+// book (D values each); ties to the lowest index. D fixed at compile time:
+// the distance loop unrolls, which the large codebooks (K up to 4096) need.
+template <uint32_t D>
+uint32_t nearest_d(const float* v, const float* w, const float* book, uint32_t k) {
   uint32_t best = 0;
   float bd = std::numeric_limits<float>::infinity();
-  for (uint32_t j = 0; j < cb.k; ++j) {
-    const float* e = &cb.c[size_t(j) * cb.d];
+  for (uint32_t j = 0; j < k; ++j) {
+    const float* e = book + size_t(j) * D;
     float dist = 0;
-    for (uint32_t q = 0; q < cb.d; ++q) {
+    for (uint32_t q = 0; q < D; ++q) {
       const float x = v[q] - e[q];
       dist += w[q] * x * x;
     }
@@ -40,6 +43,18 @@ uint32_t nearest(const float* v, const float* w, const Codebook& cb) {
   }
   return best;
 }
+
+uint32_t nearest_in(const float* v, const float* w, const float* book, uint32_t k, uint32_t d) {
+  switch (d) {
+    case 1: return nearest_d<1>(v, w, book, k);
+    case 2: return nearest_d<2>(v, w, book, k);
+    case 4: return nearest_d<4>(v, w, book, k);
+    default: return nearest_d<8>(v, w, book, k);
+  }
+}
+
+// Nearest entry of v in book 0 of cb (training works on one book).
+uint32_t nearest(const float* v, const float* w, const Codebook& cb) { return nearest_in(v, w, cb.c.data(), cb.k, cb.d); }
 
 double uniform(std::mt19937_64& g) { return double(g() >> 11) * 0x1.0p-53; }
 
@@ -116,6 +131,37 @@ Codebook train(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s
   return cb;
 }
 
+std::vector<uint64_t> spaced_rows(uint64_t r0, uint64_t rows, uint64_t cols, uint32_t d, uint64_t vectors) {
+  const uint64_t per_row = std::max<uint64_t>(cols / d, 1);
+  const uint64_t want = std::max<uint64_t>(1, (vectors + per_row - 1) / per_row);
+  std::vector<uint64_t> out;
+  if (want >= rows)
+    for (uint64_t r = 0; r < rows; ++r) out.push_back(r0 + r);
+  else
+    for (uint64_t j = 0; j < want; ++j) out.push_back(r0 + j * rows / want);
+  return out;
+}
+
+Codebook train_books(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s, uint32_t d,
+                     uint32_t k, uint32_t shift, uint64_t per_book, const float* imp, const qrow::ParallelFor& par,
+                     int iters) {
+  const uint64_t span = uint64_t(1) << shift, books = (rows + span - 1) / span;
+  Codebook cb;
+  cb.d = d, cb.k = k, cb.shift = shift;
+  cb.c.assign(books * k * d, 0.0f);
+  auto one = [&](size_t b) {
+    const uint64_t r0 = b * span, n = std::min(span, rows - r0);
+    const Codebook x = train(t, data, cols, s, spaced_rows(r0, n, cols, d, per_book), d, k, imp, iters);
+    float* dst = &cb.c[b * k * d];
+    for (uint32_t j = 0; j < k; ++j)  // fewer vectors than entries: the last entry repeats
+      std::copy_n(&x.c[size_t(std::min(j, x.k - 1)) * d], d, dst + size_t(j) * d);
+  };
+  if (par) par(size_t(books), one);
+  else
+    for (size_t b = 0; b < books; ++b) one(b);
+  return cb;
+}
+
 void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const qrow::Steps& s,
                  const Codebook& cb, const float* imp, uint16_t* u) {
   const std::vector<float> cw = column_weights(cols, imp);
@@ -126,7 +172,9 @@ void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint6
     load_floats(t, data + r * cols * eb, cols, x.data());
     const float inv = 1.0f / qrow::step_of(s.base_exp, s.e[r]);
     for (uint64_t c = 0; c < cols; ++c) x[c] *= inv;
-    for (uint64_t gi = 0; gi < gpr; ++gi) u[(r - r0) * gpr + gi] = uint16_t(nearest(&x[gi * cb.d], &cw[gi * cb.d], cb));
+    const float* book = cb.entry(r, 0);
+    for (uint64_t gi = 0; gi < gpr; ++gi)
+      u[(r - r0) * gpr + gi] = uint16_t(nearest_in(&x[gi * cb.d], &cw[gi * cb.d], book, cb.k, cb.d));
   }
 }
 
@@ -148,7 +196,7 @@ qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
       ++hist[u[gi]];
       for (uint32_t q = 0; q < cb.d; ++q) {
         const uint64_t c = gi * cb.d + q;
-        d[k * cols + c] = double(x[c]) - double(value_of(step, cb.c[size_t(u[gi]) * cb.d + q]));
+        d[k * cols + c] = double(x[c]) - double(value_of(step, cb.entry(r, u[gi])[q]));
       }
     }
     for (uint64_t c = 0; c < cols; ++c) sig += double(x[c]) * x[c];
@@ -157,7 +205,7 @@ qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
   size_t distinct = 0;
   const uint64_t ng = ns * gpr;
   pt.bits = qrow::entropy_bits(hist, ng, &distinct) * double(rows * gpr) / double(ng) + (distinct * 1.5 + 16) * 8;
-  pt.bits += 32.0 * double(cb.k) * cb.d;  // the codebook (F32, inline)
+  pt.bits += 32.0 * double(cb.c.size());  // the codebook(s), F32
   std::vector<uint64_t> eh(256, 0);
   for (uint8_t e : s.e) ++eh[e];
   pt.bits += qrow::entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;

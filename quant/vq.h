@@ -32,12 +32,25 @@ qrow::Steps row_steps(const std::vector<double>& rms, double rms_all);
 Codebook train(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s, const std::vector<uint64_t>& rows,
                uint32_t d, uint32_t k, const float* imp, int iters = 8);
 
+// One codebook per group of 2^shift rows (shift >= 1), each trained as
+// `train` on up to `per_book` vectors of its own rows (evenly spaced rows).
+// Every book has k entries: a book whose rows hold fewer distinct vectors
+// repeats its last one. `par` runs fn(b) for every book (empty: in order);
+// the result does not depend on it.
+Codebook train_books(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s, uint32_t d,
+                     uint32_t k, uint32_t shift, uint64_t per_book, const float* imp, const qrow::ParallelFor& par = {},
+                     int iters = 8);
+
+// Rows spaced evenly over [0, rows) holding about `vectors` groups of d of
+// cols columns (all rows when they hold fewer).
+std::vector<uint64_t> spaced_rows(uint64_t r0, uint64_t rows, uint64_t cols, uint32_t d, uint64_t vectors);
+
 // Codes (nearest entries) of rows [r0, r0 + n), one per group of d, row-major.
 void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const qrow::Steps& s,
                  const Codebook& cb, const float* imp, uint16_t* u);
 
 // Bits of the codes (order-0 entropy, scaled to the tensor, and the coder's
-// table), the steps and the codebook, and the relative squared error (the
+// table), the steps and the codebook(s), and the relative squared error (the
 // output error with H, as qrow::evaluate), on the sampled rows.
 qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s,
                      const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H);
