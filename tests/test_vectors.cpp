@@ -182,6 +182,7 @@ TEST_SUITE("vectors") {
       std::string name;
       size_t tensors, chunks;
       uint16_t minor;
+      uint8_t chunk_order = 0;
     };
     for (const Lossy& l : {Lossy{"lossy_qrow", 4, 12, 0},        // exact, then 3 qrow tensors
                            Lossy{"lossy_mixed", 3, 9, 0},        // exact (zstd), qrow, exact (zstd)
@@ -192,6 +193,11 @@ TEST_SUITE("vectors") {
                            // 2.4: exact, vq (BF16, U8 codes per group, float-ans, 3 tiles), qrow, vq (F16, U16
                            // codes inline, float-ans), vq (F32, codes and scales inline, codec 0: no chunk)
                            Lossy{"lossy_vq", 5, 12, 4},
+                           // 2.11: exact, vq BF16 d = 1 (palette, 2 books of 4 rows, 3 tiles of 3 rows), vq F16 d = 2
+                           // (3 books of 2 rows, the last partial), vq F32 d = 8 K = 2100 (tensor-wide zstd
+                           // codebook), vq BF16 d = 4 (3 books, tensor-wide float-ans codebook, codes inline), vq
+                           // BF16 d = 1 K = 65536 (tensor-wide zstd codebook), qrow
+                           Lossy{"lossy_vq211", 7, 25, 11},
                            // 2.5: an inline exact norm (raw), qrow (2 tiles), an inline zstd bias, exact (zstd)
                            Lossy{"lossy_inline_exact", 4, 7, 5},
                            // 2.7: an exact norm, qrow BF16 / F16 / F32 with exact top layers (3, 2 and 1
@@ -218,14 +224,14 @@ TEST_SUITE("vectors") {
                            // 2.9: chunk order 1 (steps): an exact norm, BF16 with 2 refinement levels (2 tiles), a
                            // plain qrow, F16 with 1 and an exact top (1 tile), F32 with 2 (2 tiles); steps 3 4 | 1 2 |
                            // 3 5: F16's top before the others' level 1, BF16's and F32's level 1 sharing step 3
-                           Lossy{"lossy_order", 5, 27, 9}}) {
+                           Lossy{"lossy_order", 5, 27, 9, 1}}) {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
       wc::ContainerReader r(wcz, wc::kReaderChecks);
       CHECK(r.header().major == 2);
       CHECK(r.header().minor == l.minor);
-      CHECK(r.manifest().chunk_order == (l.minor >= 9 ? 1 : 0));
+      CHECK(r.manifest().chunk_order == l.chunk_order);
       CHECK(r.index().size() == l.chunks);
       std::vector<wc::TensorSummary> listed;
       const wc::InspectResult ir = wc::inspect(wcz, false, &listed);
@@ -363,6 +369,56 @@ TEST_SUITE("vectors") {
     wcodec_close(a);
   }
 
+  TEST_CASE("vq vector (2.11): palettes, books per group of rows, tensor-wide codebooks; every dtype, every tile") {
+    // lossy_vq211.as_dtypes.expected: each vq tensor decoded in BF16, F16 and F32 in turn (make_vectors.py, from
+    // VQ.md §2: row r's book r >> s, one binary32 product; QROW.md §3). Tiles that start inside a book group (a's
+    // rows 3 and 6, b's row 3) decode alone only when the book is taken from the row in the tensor.
+    const std::string wcz = kDir + "/lossy_vq211.wcz";
+    std::vector<wc::TensorSummary> listed;
+    CHECK(wc::inspect(wcz, false, &listed).version_minor == 11);
+    REQUIRE(listed.size() == 7);
+    const std::vector<std::string> reprs = {"exact", "vq", "vq", "vq", "vq", "vq", "qrow"};
+    const std::vector<uint32_t> ks = {0, 5, 6, 2100, 3, 65536, 0}, ds = {0, 1, 2, 8, 4, 1, 0}, books = {0, 2, 3, 1, 3, 1, 0};
+    for (size_t i = 0; i < listed.size(); ++i) {
+      CAPTURE(listed[i].name);
+      CHECK(listed[i].repr == reprs[i]);
+      if (reprs[i] != "vq") continue;
+      CHECK(listed[i].codebook_entries == ks[i]);
+      CHECK(listed[i].codebook_dim == ds[i]);
+      CHECK(listed[i].codebook_books == books[i]);
+    }
+    char err[1024] = "";
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+    REQUIRE(wcodec_tensor_count(a) == 7);
+    const auto want = tu::read_file(kDir + "/lossy_vq211.as_dtypes.expected");
+    std::vector<uint8_t> got;
+    size_t vq_tensors = 0;
+    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
+      CAPTURE(info.name);
+      CHECK(std::string(info.representation) == reprs[i]);
+      if (std::string(info.representation) != "vq") continue;
+      ++vq_tensors;
+      const uint64_t elems = info.byte_size / (std::string(info.dtype) == "F32" ? 4 : 2);
+      const uint64_t row_elems = elems / info.rows;
+      for (const char* dt : {"BF16", "F16", "F32"}) {
+        CAPTURE(dt);
+        const uint64_t esize = std::string(dt) == "F32" ? 4 : 2;
+        std::vector<uint8_t> whole(elems * esize);
+        REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt, whole.data(), whole.size(), 1, err, sizeof err) ==
+                WCODEC_OK);
+        got.insert(got.end(), whole.begin(), whole.end());
+        check_tiles(a, i, info, dt, row_elems * esize, whole);
+      }
+    }
+    CHECK(vq_tensors == 5);
+    CHECK(got.size() == want.size());
+    CHECK(got == want);
+    wcodec_close(a);
+  }
+
   TEST_CASE("lossy vector with an unknown representation: inspect lists it, decoding it is refused") {
     // Representation 9 (a tensor-wide part and a part at level 1) between an exact and a qrow tensor; its
     // structure is valid, so it is not a bad vector: only readers that must decode it refuse it.
@@ -400,7 +456,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 294);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 335);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

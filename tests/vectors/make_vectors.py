@@ -27,6 +27,9 @@ part 0, the tables in the payload of a tensor of one tile): flag_vectors() write
 exact_top_tables_empty_*); fl_tile() and fl_record() read the flags for rf_decode. Version 2.9 (chunk order 1,
 FORMAT.md §4, §4.3: the model's levels are steps listed in the manifest; container2(steps=...)): order_vectors()
 writes lossy_order (with .levelK.expected, the model at each step K), order_bad() its bad vectors (order_*).
+Version 2.11 (vq's scalar palettes, d = 1; one codebook per group of 2^s rows, params byte 3; the codebook as a
+tensor-wide part with a codec, K up to 65536; spec/VQ.md): vq_books_vectors() writes lossy_vq211 (with
+.as_dtypes.expected), vq_books_bad() its bad vectors (vq211_*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); codec 7 (float-ans-groups, 1.6, its mode 5, byte
 planes as zstd frames: §2.3): groups_vectors(); with a float-ans encoder and decoder written
@@ -204,6 +207,7 @@ def main(d):
     groups_vectors(d)
     inline23_vectors(d)
     vq_vectors(d)
+    vq_books_vectors(d)
     inline_exact_vectors(d)
     exact_top_vectors(d)
     refine_vectors(d)
@@ -2684,22 +2688,29 @@ def double_rounding(step, targets, out):
 
 
 def vq(name, dtype, shape, B, d, e, u, cb, tile_rows, code_item="U8", scales_layout=PER_ROW, scales_codec=0,
-       codes_layout=PER_GROUP, codes_codec=0, scales_frame=zraw, codes_frame=zraw, params=None):
+       codes_layout=PER_GROUP, codes_codec=0, scales_frame=zraw, codes_frame=zraw, params=None, s=0,
+       cb_layout=INLINE, cb_codec=0, cb_frame=zraw):
     """A vq tensor from its base exponent B, group size d, row exponents e, codes u (one per group, row-major)
-    and codebook cb (K x d values, made float32), reconstructed as VQ.md §2 and QROW.md §3 say; levels[0]
+    and codebook cb (books x K x d values, made float32), reconstructed as VQ.md §2 and QROW.md §3 say; levels[0]
     holds the XXH3-64 of that and its error against invented originals. A record the rules refuse (bad
-    vectors: d not in 2, 4, 8, ...) is reconstructed by the same formulas, unchecked."""
+    vectors: d not in 1, 2, 4, 8, ...) is reconstructed by the same formulas, unchecked. 2.11 (VQ.md §1): s, the
+    book shift (params byte 3): books = ceil(rows / 2^s) when s >= 1 (row r uses book r >> s), else 1; d = 1 (a
+    scalar palette: the caller passes codes_layout PER_ELEMENT); the codebook part's layout (INLINE, or
+    TENSOR_WIDE: one chunk of level 0 before the tiles' chunks, FORMAT.md §4.3), codec and frame."""
     rows, cols = shape[0], math.prod(shape[1:])
-    G = cols // d
+    G = cols // d  # groups per row
+    books = 1 if s == 0 else (rows + (1 << s) - 1) >> s
     cb32 = np.array(cb, dtype=np.float32)
-    K = len(cb32) // d
-    ok = -126 <= B <= 96 and d in (2, 4, 8) and cols % d == 0 and len(cb32) == K * d and K >= 1
+    K = len(cb32) // (books * d)
+    ok = (-126 <= B <= 96 and d in (1, 2, 4, 8) and cols % d == 0 and len(cb32) == books * K * d and
+          1 <= K <= 65536 and 0 <= s <= 31)
     assert len(e) == rows and len(u) == rows * G and all(0 <= x < K for x in u) and np.all(np.isfinite(cb32))
     out = []
     for r in range(rows):
         step = step_of(B, e[r])
         assert float(step) == (1 + (e[r] & 15) / 16) * 2.0 ** (B + (e[r] >> 4)) or not ok
-        v = np.array([cb32[u[r * G + c // d] * d + c % d] for c in range(cols)], dtype=np.float32)
+        b = 0 if s == 0 else r >> s  # the row's book (VQ.md §2)
+        v = np.array([cb32[(b * K + u[r * G + c // d]) * d + c % d] for c in range(cols)], dtype=np.float32)
         y = v * step  # one binary32 multiplication each (numpy float32: round to nearest even, no flush)
         assert y.dtype == np.float32
         # the same product rounded once from its exact value (binary64 holds 24 x 5 significant bits exactly)
@@ -2729,10 +2740,10 @@ def vq(name, dtype, shape, B, d, e, u, cb, tile_rows, code_item="U8", scales_lay
     parts = [Part(SCALES, scales_layout, "U8", bytes(e), codec=scales_codec, frame=scales_frame),
              Part(CODES, codes_layout, code_item, codes, codec=codes_codec, frame=codes_frame,
                   reserved=d if codes_layout == PER_GROUP else 0),
-             Part(CODEBOOK, INLINE, "F32", cb32.astype("<f4").tobytes())]
-    t = Lossy(name, dtype, shape, recon, tile_rows, struct.pack("<hBB", B, d, 0) if params is None else params,
+             Part(CODEBOOK, cb_layout, "F32", cb32.astype("<f4").tobytes(), codec=cb_codec, frame=cb_frame)]
+    t = Lossy(name, dtype, shape, recon, tile_rows, struct.pack("<hBB", B, d, s) if params is None else params,
               parts, levels, repr=3)
-    t.bits, t.f32_bits, t.K = bits, out, K
+    t.bits, t.f32_bits, t.K, t.books = bits, out, K, books
     return t
 
 
@@ -2926,6 +2937,220 @@ def vq_bad():
     t[1].parts[1].data = t[1].parts[1].data[:-2] + b"\xff\xff"
     out["vq_code_65535_inline.codec"] = one(t)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.11: vq widened (VQ.md §1-2; FORMAT.md §4.4, §10): d = 1 (a scalar palette; the codes per element,
+# layout 0), params byte 3 = s, the book shift (s >= 1: G = ceil(rows / 2^s) books, row r uses book r >> s, the
+# codebook part holds G x K x d values, entry k of book b at (b x K + k) x d), and the codebook as a tensor-wide part
+# (layout 2: one chunk of level 0 before the tensor's tiled chunks, FORMAT.md §4.3) with any codec that stores F32
+# items, K up to 65536. Value: y = binary32(step x cb[(b x K + u) x d + c mod d]); a file with such a tensor is 2.11.
+
+def vq_books_vectors(d):
+    """lossy_vq211 (2.11): an exact tensor (zstd); a: BF16 d = 1 (palette, K 5), s = 2 (2 books), codes per element
+    (U8, zstd chunks), 3 tiles of 3 rows, so tile 1 starts inside book 0 (rows 3 | 4 5) and tile 2 (row 6) inside
+    book 1; b: F16 d = 2, s = 1, 5 rows (3 books, the last of one row), codes per group (raw chunks), 2 tiles of 3
+    rows (tile 1: rows 3, 4 of books 1 and 2); c: F32 d = 8, K = 2100 (67,200 bytes: no inline part holds it),
+    the codebook tensor-wide and zstd, U16 codes per group (zstd), scales inline, 2 tiles; e: BF16 d = 4, s = 1
+    (3 books of K 3), the codebook tensor-wide and float-ans, codes inline (one tile); f: BF16 d = 1, K = 65536
+    (the most), the codebook tensor-wide in a zstd frame of RLE blocks, U16 codes (65535 used), 2 tiles; then a
+    plain qrow. lossy_vq211.as_dtypes.expected: each vq tensor decoded in BF16, F16 and F32 in turn."""
+    norm = Exact("norm.weight", "F32", [6], np.array([1, -0.5, 2.5, 0, 3e-3, -7], dtype="<f4").tobytes(), codec=1)
+    f32 = lambda x: float(np.float32(x))
+    rng = Rng(0x211)
+    rnd = lambda n, scale=20: [f32((rng(24) - (1 << 23)) / float(1 << scale)) for _ in range(n)]
+
+    # a: BF16 [7, 6], B = -8, d = 1, s = 2 (rows 0-3: book 0, rows 4-6: book 1), K = 5, tile_rows 3. Row steps 1,
+    # 2, 1.5 x 2^-4, 1.75 x 2^-1, 4.75, 1.5, 1.3125 x 2^-3. Book 0: +0, BF16 ties with step 1 (1 + 2^-8 to even down,
+    # -(1 + 3 x 2^-8) to even up), two more; book 1: a value whose product with step 1.5 (row 5) binary32 rounds
+    # onto a BF16 tie (then to even; rounded once it would go the other way), -0, three more. Every entry of
+    # book 1 differs from the same entry of book 0, so a decoder that takes the book of the row within its tile
+    # (rows 4, 5 and 6 are the tiles' rows 1, 2 and 0: book 0) gets other values.
+    ea = [0x80, 0x90, 0x48, 0x7C, 0xA3, 0x88, 0x55]
+    dr = double_rounding(step_of(-8, 0x88), [1 + (2 * j + 1) * 2.0 ** -8 for j in range(128)], "BF16")
+    book0 = [0.0, 1 + 2.0 ** -8, -(1 + 3 * 2.0 ** -8), 0.8125, -3.3]
+    book1 = [float(dr), -0.0, 2.75, -f32(1 / 3), 5.5]
+    assert all(f32(x) != f32(y) for x, y in zip(book0, book1))
+    ua = [(i * 3 + i // 6) % 5 for i in range(42)]
+    ua[0:6] = [1, 2, 0, 3, 4, 1]  # row 0 (step 1, book 0): the ties and +0
+    ua[30:36] = [0, 1, 4, 0, 2, 3]  # row 5 (step 1.5, book 1): the double-rounding case and -0
+    a = vq("a.weight", "BF16", [7, 6], -8, 1, ea, ua, book0 + book1, 3, codes_layout=PER_ELEMENT, codes_codec=1, s=2)
+    assert a.K == 5 and a.books == 2 and a.params == struct.pack("<hBB", -8, 1, 2)
+    assert a.parts[1].layout == PER_ELEMENT and a.parts[1].reserved == 0 and a.parts[1].items == 42
+    assert [int(x) for x in a.bits[0:3]] == [0x3F80, 0xBF82, 0x0000]  # ties to even (down, up), +0
+    assert a.f32_bits[0] == 0x3F808000 and a.f32_bits[1] == 0xBF818000
+    r5 = a.f32_bits[30]  # row 5, code 0: y lies on a BF16 tie that the exact product does not
+    assert r5 & 0xFFFF == 0x8000 and float(dr) * 1.5 != float(np.uint32(r5).view(np.float32))
+    assert a.bits[31] == 0x8000  # -0
+    # b: F16 [5, 8], B = -22, d = 2, s = 1 (rows 0-1: book 0, 2-3: book 1, 4: book 2), K = 6, tile_rows 3. Row
+    # steps 2^-14, 1.5 x 2^-10, 2^-22 (F16's least subnormal 2^-24 = step / 4), 1.25 x 2^-7, 2^-12. Book 0 entry 0:
+    # an F16 double-rounding case for row 1; book 1 entries 0 and 1 (row 2): subnormal results and ties among them
+    # (0.625 -> 2.5 x 2^-24 -> 2, 0.875 -> 3.5 -> 4, 0.125 -> 0.5 -> +0, -0.1 -> -0); the rest pseudo-random.
+    eb = [0x80, 0xC8, 0x00, 0xF4, 0xA0]
+    drf = double_rounding(step_of(-22, 0xC8), [(1 + (2 * j + 1) * 2.0 ** -11) * 2.0 ** -9 for j in range(1024)], "F16")
+    cbb = [float(drf), -float(drf), 0.5, -1.25, 3.0, 0.0, -0.0, 7.5] + rnd(4)  # book 0
+    cbb += [0.625, 0.875, 0.125, -0.1] + rnd(8)  # book 1
+    cbb += rnd(12, 18)  # book 2 (values up to 32)
+    ub = [1, 2, 3, 5, 0, 4, 0, 3, 0, 1, 1, 0] + [(i * 5 + 1) % 6 for i in range(8)]
+    b = vq("b.weight", "F16", [5, 8], -22, 2, eb, ub, cbb, 3, scales_codec=1, s=1)
+    assert b.K == 6 and b.books == 3 and b.parts[2].items == 36 and b.parts[1].reserved == 2
+    assert f16_of(b.f32_bits[8])[1] and b.f32_bits[8] & 0x1FFF == 0x1000  # row 1, group 0: the F16 tie
+    assert [int(x) for x in b.bits[16:20]] == [0x0002, 0x0004, 0x0000, 0x8000]  # row 2: subnormals, ties, +0, -0
+    # c: F32 [3, 2, 8] (cols 16), B = -10, d = 8, K = 2100, one book, tile_rows 2. Entry 2099 with row 0's step
+    # 1.5 x 2^-10: binary32 ties (1 + 2^-23 to even up, 1 + 3 x 2^-23 down), -0, +0, a subnormal product, a
+    # subnormal codebook value 2^-140 (x 1.5 x 2^-10: 1.5 x 2^-150, rounded to 2^-149); entries 0, 2047, 2048, 1777,
+    # 256 pseudo-random.
+    ec = [0x08, 0x73, 0xA0]
+    cbc = rnd(2099 * 8) + [1 + 2.0 ** -23, 1 + 3 * 2.0 ** -23, -0.0, 0.0, 2.0 ** -120, 2.0 ** -140, 3.0, -7.25]
+    uc = [2099, 0, 2048, 2047, 1777, 256]
+    c = vq("c.weight", "F32", [3, 2, 8], -10, 8, ec, uc, cbc, 2, code_item="U16", scales_layout=INLINE,
+           codes_codec=1, cb_layout=TENSOR_WIDE, cb_codec=1)
+    assert c.K == 2100 and len(c.parts[2].data) == 67200 > 1 << 16
+    one5 = f32_bits(1.5 * 2.0 ** -10)
+    cf = c.f32_bits
+    assert cf[0:4] == [one5 + 2, one5 + 4, 0x80000000, 0] and 0 < cf[4] < 0x00800000 and cf[5] == 1
+    # e: BF16 [6, 4], B = -6, d = 4, s = 1 (3 books), K = 3, one tile: codes inline (U8, codec 0), the codebook
+    # tensor-wide and float-ans (codec 2).
+    ee = [0x60, 0x64, 0x5C, 0x70, 0x68, 0x61]
+    cbe = rnd(36)
+    ue = [0, 2, 1, 1, 2, 0]
+    e = vq("e.weight", "BF16", [6, 4], -6, 4, ee, ue, cbe, 6, codes_layout=INLINE, s=1, cb_layout=TENSOR_WIDE,
+           cb_codec=FANS, cb_frame=fans_frame("F32"))
+    assert e.K == 3 and e.books == 3
+    # f: BF16 [2, 4], B = -4, d = 1, K = 65536 (the most, VQ.md §1), tile_rows 1: U16 codes per element (raw
+    # chunks); the codebook (256 KiB, +0 but for the entries used) tensor-wide in a zstd frame of RLE blocks.
+    cbf = [0.0] * 65536
+    uf = [65535, 0, 40000, 255, 256, 65535, 1, 32768]
+    for k, v in zip(sorted(set(uf)), [1.5, -0.75, 2.25, -3.0, 0.625, 1.0625, -6.5]):
+        cbf[k] = v
+    f = vq("f.weight", "BF16", [2, 4], -4, 1, [0x40, 0x47], uf, cbf, 1, code_item="U16", codes_layout=PER_ELEMENT,
+           cb_layout=TENSOR_WIDE, cb_codec=1, cb_frame=lambda raw: zframe(raw, rle=16))
+    assert f.K == 65536 and len(f.parts[2].frame(f.parts[2].data)) < 2048
+    p = qrow("p.weight", "BF16", [2, 4], -4, [0x10, 0x03], [1, -2, 3, 0, 5, -6, 7, -8], 1)
+    ts = [norm, a, b, c, e, f, p]
+    kinds = [(t.name, [(q.layout, q.codec) for q in t.parts]) for t in ts if isinstance(t, Lossy) and t.repr == 3]
+    assert kinds == [("a.weight", [(PER_ROW, 0), (PER_ELEMENT, 1), (INLINE, 0)]),
+                     ("b.weight", [(PER_ROW, 1), (PER_GROUP, 0), (INLINE, 0)]),
+                     ("c.weight", [(INLINE, 0), (PER_GROUP, 1), (TENSOR_WIDE, 1)]),
+                     ("e.weight", [(PER_ROW, 0), (INLINE, 0), (TENSOR_WIDE, FANS)]),
+                     ("f.weight", [(PER_ROW, 0), (PER_ELEMENT, 0), (TENSOR_WIDE, 1)])]
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=11)
+    # norm 1; a 3 tiles x 2; b 2 x 2; c the codebook + 2 tiles' codes; e the codebook + 1 tile's scales; f the
+    # codebook + 2 x 2; p 2 x 2
+    assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 6 + 4 + 3 + 2 + 5 + 4
+    put(d, "lossy_vq211.wcz", wcz)
+    put(d, "lossy_vq211.expected", fb)
+    vqs = (a, b, c, e, f)
+    for t in vqs:
+        assert decode_as(t, t.dtype) == t.recon
+    put(d, "lossy_vq211.as_dtypes.expected", b"".join(decode_as(t, dt) for t in vqs for dt in ("BF16", "F16", "F32")))
+    put_bad(d, vq_books_bad())
+
+
+def vq_books_bad():
+    """2.11 files every reader must reject, checksum-valid everywhere, each breaking one rule of VQ.md §1 (or as
+    few as the rule allows). The base: an exact F32 tensor, then a BF16 vq tensor [6, 8], d = 2, s = 1 (3 books:
+    rows 0-1, 2-3, 4-5), K = 4 (entry 3 of every book unused), 2 tiles (4 and 2 rows), U8 codes per group in zstd
+    chunks. *.corrupt: record rules (the manifest); *.codec: a code >= K, a non-finite codebook value, a codebook
+    chunk of the wrong size (a tile; the level hash is the intended reconstruction's)."""
+    rows, cols, d, s, K = 6, 8, 2, 1, 4
+    G = 3
+    e = [0x83, 0x90, 0x7A, 0x88, 0xA1, 0x65]
+    cb = [((k * 37) % 29 - 14) / 8.0 for k in range(G * K * d)]
+    u = [(i * 5) % 3 for i in range(rows * cols // d)]
+    assert max(u) == K - 2
+
+    def base(d=d, u=u, cb=cb, s=s, **kw):
+        opt = dict(codes_codec=1)
+        opt.update(kw)
+        return [norm_exact(), vq("w.weight", "BF16", [rows, cols], -6, d, e, u, cb, 4, s=s, **opt)]
+
+    def one(tensors, **kw):
+        return one_file(tensors, minor=11, **kw)
+
+    def lie(f, **kw):
+        t = base(**kw)
+        f(t[1])
+        return one(t)
+
+    def code_k(row, per_row=cols // d):  # row's first code made K (flat: entry 0 of the next book, or past the end)
+        def f(t):
+            data = bytearray(t.parts[1].data)
+            data[row * per_row] = K
+            t.parts[1].data = bytes(data)
+        return f
+
+    def cb_value(book, k, j, bits):  # value j of entry k of book `book` made the binary32 bits
+        def f(t):
+            data = bytearray(t.parts[2].data)
+            at = ((book * K + k) * d + j) * 4
+            data[at:at + 4] = struct.pack("<I", bits)
+            t.parts[2].data = bytes(data)
+        return f
+
+    def setattrs(obj, **kw):
+        for k, v in kw.items():
+            setattr(obj, k, v)
+
+    tw = dict(cb_layout=TENSOR_WIDE, cb_codec=1)  # the codebook a tensor-wide zstd chunk (chunk 1: before the tiles')
+    # d = 1: 48 codes, one per element, values 0-3 (a palette of 4 per book)
+    u1 = [(i * 5) % 3 for i in range(rows * cols)]
+    cb1 = cb[:G * K]
+
+    def d1_group(g):  # d = 1, the codes per group (layout 4) of g, their items rows x cols / g (the data cut by g)
+        def f(t):
+            setattrs(t.parts[1], layout=PER_GROUP, reserved=g, items=rows * cols // g,
+                     data=t.parts[1].data[:rows * cols // g])
+        return f
+
+    def cb_raw_size(seq, entry):  # chunk 1, the codebook's: its index raw size 4 bytes more than G x K x d x 4
+        return entry[:2] + (entry[2] + 4,) + entry[3:] if seq == 1 else entry
+
+    assert base()[1].parts[2].items == G * K * d == 24 and base()[1].books == G
+    assert base(d=1, u=u1, cb=cb1, codes_layout=PER_ELEMENT)[1].K == K
+    return {
+        # VQ.md §1: 0 <= s <= 31. With s = 32 (or 255) there would be one book (ceil(6 / 2^32) = 1) of 12 entries,
+        # which the 24 values fit: only the shift's range is broken.
+        "vq211_shift_32.corrupt": one(base(params=struct.pack("<hBB", -6, d, 32))),
+        "vq211_shift_255.corrupt": one(base(params=struct.pack("<hBB", -6, d, 255))),
+        # VQ.md §1: items a multiple of G x d (= 6): 26 is a multiple of d (K = 13 if there were one book), not of 6.
+        "vq211_codebook_items_books.corrupt": lie(lambda t: setattrs(t.parts[2], data=t.parts[2].data + b"\0" * 8,
+                                                                      items=26)),
+        # the same with the codebook tensor-wide (zstd), and a tensor-wide codebook of 0 items (K = 0; no chunk)
+        "vq211_codebook_tw_items_books.corrupt": lie(lambda t: setattrs(t.parts[2], data=t.parts[2].data + b"\0" * 8,
+                                                                         items=26), **tw),
+        "vq211_codebook_tw_empty.corrupt": lie(lambda t: setattrs(t.parts[2], data=b"", items=0), **tw),
+        # VQ.md §1: K <= 65536: d = 1, one book of 65537 values (tensor-wide, a zstd frame of RLE blocks)
+        "vq211_codebook_k_65537.corrupt": one(base(d=1, u=u1, s=0, cb=cb1 + [0.0] * (65537 - len(cb1)),
+                                                   codes_layout=PER_ELEMENT, cb_layout=TENSOR_WIDE, cb_codec=1,
+                                                   cb_frame=lambda raw: zframe(raw, rle=16))),
+        # VQ.md §1: a tensor-wide codebook with a codec that does not store F32 parts (codec 4: exact tensors only)
+        "vq211_codebook_tw_codec_4.corrupt": one(base(cb_layout=TENSOR_WIDE, cb_codec=MIXED,
+                                                      cb_frame=lambda raw: MODE_RAW + raw)),
+        # FORMAT.md §7 against §4.3: the codebook chunk's index raw size 4 bytes more than its items x 4
+        "vq211_codebook_tw_index_raw_size.corrupt": one(base(**tw), index_edit=cb_raw_size),
+        # VQ.md §1: d = 1 takes codes per element (layout 0): per group of 1 (g >= 2 anyway, §4.4) or of 2 (48 / 2
+        # items: one per 2 elements)
+        "vq211_d1_codes_group_1.corrupt": one(base(d=1, u=u1, cb=cb1, codes_layout=PER_GROUP)),
+        "vq211_d1_codes_group_2.corrupt": lie(d1_group(2), d=1, u=u1, cb=cb1, codes_layout=PER_ELEMENT),
+        # VQ.md §1: a code u >= K in a book: row 0 (book 0; the flat index 4 is book 1's entry 0), row 5 (the last
+        # book; the flat index 12 is past the codebook)
+        "vq211_code_k_book0.codec": lie(code_k(0)),
+        "vq211_code_k_last_book.codec": lie(code_k(5)),
+        # d = 1: a code K in row 2 (book 1), codes per element
+        "vq211_d1_code_k.codec": lie(code_k(2, per_row=cols), d=1, u=u1, cb=cb1, codes_layout=PER_ELEMENT),
+        # VQ.md §1: every codebook value finite: +inf in book 1's entry 3 (no code uses it), inline; NaN in the
+        # last book's, tensor-wide
+        "vq211_codebook_inf_book1.codec": lie(cb_value(1, 3, 1, 0x7F800000)),
+        "vq211_codebook_tw_nan_book2.codec": lie(cb_value(2, 3, 0, 0x7FC00000), **tw),
+        # FORMAT.md §4.4, VQ.md §1: the tensor-wide codebook chunk (zstd) decodes to 4 bytes fewer, or more, than
+        # its G x K x d x 4 bytes (its index raw size is the record's)
+        "vq211_codebook_tw_short.codec": one(base(cb_layout=TENSOR_WIDE, cb_codec=1,
+                                                  cb_frame=lambda raw: zraw(raw[:-4]))),
+        "vq211_codebook_tw_long.codec": one(base(cb_layout=TENSOR_WIDE, cb_codec=1,
+                                                 cb_frame=lambda raw: zraw(raw + raw[:4]))),
+    }
 
 
 
