@@ -23,6 +23,7 @@
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 #include "quant/qrow_repr.h"
+#include "quant/vq_gptq.h"
 #include "quant/vq_repr.h"
 #include "lib/calibration.h"
 #include "quant/sensitivity.h"
@@ -101,6 +102,7 @@ struct Candidate {
   size_t n_vq0 = SIZE_MAX;
   std::vector<std::shared_ptr<const vq::Codebook>> vq;
   qrow::Steps vq_steps;
+  std::shared_ptr<const qrow::Feedback> vq_fb;  // GPTQ for the codes (a hessian): identity order
   std::shared_ptr<const std::vector<float>> imp;
   // --exact, a tensor with Inf or NaN values: the tensor with them set to 0,
   // which level 0 quantizes (its top layer restores them)
@@ -259,8 +261,10 @@ void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* 
   if (lt.vq) {  // one code per group of d
     const uint64_t n = rows * (cols / lt.vq->d);
     sc.codes.resize(n);
-    vq::encode_rows(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, lt.imp ? lt.imp->data() : nullptr,
-                    sc.codes.data());
+    if (lt.vq_fb) vq::encode_rows_gptq(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, *lt.vq_fb, sc.codes.data());
+    else
+      vq::encode_rows(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, lt.imp ? lt.imp->data() : nullptr,
+                      sc.codes.data());
     pack_codes(sc.codes.data(), n, t.parts[1].item, sc.bytes);
     return;
   }
@@ -842,7 +846,7 @@ constexpr double kVqBookShare = 0.25, kVqBooksShare = 1.0 / 16;
 constexpr uint64_t kVqTrainPerEntry = 8, kVqTrainPerBook = 1u << 13;
 
 void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, const Calibration& calib, const float* H,
-                  bool always) {
+                  bool always, bool act_order) {
   struct DK {
     uint32_t d, k;
     bool books;
@@ -859,6 +863,11 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
   const float* ip = c.imp ? c.imp->data() : nullptr;
   c.vq_steps = vq::row_steps(c.rms, c.rms_all);
   c.n_vq0 = c.curve.size();
+  // GPTQ feedback for the codes: qrow's when its columns are in order, else
+  // its own (act order would split a group's columns)
+  if (H) c.vq_fb = act_order || !c.fb ? std::make_shared<const qrow::Feedback>(
+                                            qrow::make_feedback(H, c.cols, qrow::kGptqDamp, false))
+                                      : c.fb;
   const double elements = double(c.rows) * double(c.cols);
   for (const DK& x : kDk) {
     if (c.cols % x.d != 0) continue;
@@ -879,7 +888,7 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
       if (uint64_t(x.k) * 4 > vectors && !(always && c.vq.empty() && x.k == 4)) continue;
       cb = std::make_shared<const vq::Codebook>(vq::train(t.dtype, data, c.cols, c.vq_steps, c.sample, x.d, x.k, ip));
     }
-    const qrow::Point pt = vq::evaluate(t.dtype, data, c.rows, c.cols, c.vq_steps, *cb, c.sample, ip, H);
+    const qrow::Point pt = vq::evaluate(t.dtype, data, c.rows, c.cols, c.vq_steps, *cb, c.sample, ip, H, c.vq_fb.get());
     c.vq.push_back(cb);
     c.grid.push_back(qrow::Plan{});
     c.curve.push_back({pt.bits, pt.relerr2});
@@ -1165,7 +1174,9 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     Candidate& c = cs[k];
     const TensorRecord& t = m.tensors[c.tensor];
     if (!std::isfinite(c.rms_all)) return;
-    if (vq_ok) add_vq_curve(c, t, data[c.tensor], calib, hessian_of(c), opt.scheme == "codebook" && c.curve.empty());
+    if (vq_ok)
+      add_vq_curve(c, t, data[c.tensor], calib, hessian_of(c), opt.scheme == "codebook" && c.curve.empty(),
+                   opt.act_order);
     if (c.curve.empty() && opt.scheme == "codebook") {  // no d divides the columns: plain qrow
       for (int g = kGridLo; g <= kGridHi; ++g) c.grid.push_back(plan_at(c, g));
       for (const qrow::Point& r : qrow::evaluate_plans(t.dtype, c.plain(data[c.tensor]), c.rows, c.cols, c.rms, c.rms_all,
@@ -1220,6 +1231,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     if (choice >= c.n_vq0) {  // a codebook
       st.lt.vq = c.vq[choice - c.n_vq0];
       st.lt.imp = c.imp;
+      st.lt.vq_fb = c.vq_fb;
       st.lt.steps = c.vq_steps;
       make_vq_record(st.rec, st.lt.steps, tile_rows_for(c.rows, c.cols), *st.lt.vq);
       st.chunk_bits = 8.0 * settle_tensor(st.rec, st.lt, data[c.tensor], pool);

@@ -35,6 +35,9 @@ struct LossyTensor {
   // vq (spec/VQ.md): the codebook (steps: each row's RMS); null for qrow;
   // imp: the input channels' importances its distances weigh (may be empty)
   std::shared_ptr<const vq::Codebook> vq;
+  // vq with --calib's hessian: GPTQ feedback in the identity order (a
+  // group's d columns stay together); null: nearest entries
+  std::shared_ptr<const qrow::Feedback> vq_fb;
   std::shared_ptr<const std::vector<float>> imp;
   // Levels above 0, in order: --refine's refinement levels (REFINE.md),
   // then --exact's top layer (EXACT_TOP.md; its tables' M is 0). Each has

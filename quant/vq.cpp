@@ -7,7 +7,9 @@
 
 #include "quant/float_load.h"
 #include "quant/qrow_math.h"
+#include "quant/vq_gptq.h"
 #include "quant/vq_math.h"
+#include "quant/vq_nearest.h"
 
 namespace wc::vq {
 
@@ -24,37 +26,6 @@ std::vector<float> column_weights(uint64_t cols, const float* imp) {
     for (uint64_t c = 0; c < cols; ++c) w[c] = float(std::max(double(imp[c]) / mean, 1e-6));
   return w;
 }
-
-// Nearest entry of v (D values, column weights w) among the k entries of
-// book (D values each); ties to the lowest index. D fixed at compile time:
-// the distance loop unrolls, which the large codebooks (K up to 4096) need.
-template <uint32_t D>
-uint32_t nearest_d(const float* v, const float* w, const float* book, uint32_t k) {
-  uint32_t best = 0;
-  float bd = std::numeric_limits<float>::infinity();
-  for (uint32_t j = 0; j < k; ++j) {
-    const float* e = book + size_t(j) * D;
-    float dist = 0;
-    for (uint32_t q = 0; q < D; ++q) {
-      const float x = v[q] - e[q];
-      dist += w[q] * x * x;
-    }
-    if (dist < bd) bd = dist, best = j;
-  }
-  return best;
-}
-
-uint32_t nearest_in(const float* v, const float* w, const float* book, uint32_t k, uint32_t d) {
-  switch (d) {
-    case 1: return nearest_d<1>(v, w, book, k);
-    case 2: return nearest_d<2>(v, w, book, k);
-    case 4: return nearest_d<4>(v, w, book, k);
-    default: return nearest_d<8>(v, w, book, k);
-  }
-}
-
-// Nearest entry of v in book 0 of cb (training works on one book).
-uint32_t nearest(const float* v, const float* w, const Codebook& cb) { return nearest_in(v, w, cb.c.data(), cb.k, cb.d); }
 
 double uniform(std::mt19937_64& g) { return double(g() >> 11) * 0x1.0p-53; }
 
@@ -116,8 +87,11 @@ Codebook train(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s
   // Lloyd iterations: weighted means per dimension; an empty entry keeps its place
   std::vector<uint32_t> a(n);
   std::vector<double> sum(size_t(cb.k) * d), wsum(size_t(cb.k) * d);
+  const NearestFn nearest = nearest_fn();
+  std::vector<float> dist_k(cb.k);
   for (int it = 0; it < iters; ++it) {
-    for (size_t i = 0; i < n; ++i) a[i] = nearest(&v[i * d], &w[i * d], cb);
+    const std::vector<float> bt = column_major(cb.c.data(), 1, cb.k, d);
+    for (size_t i = 0; i < n; ++i) a[i] = nearest(&v[i * d], &w[i * d], bt.data(), d, cb.k, dist_k.data());
     std::fill(sum.begin(), sum.end(), 0.0);
     std::fill(wsum.begin(), wsum.end(), 0.0);
     for (size_t i = 0; i < n; ++i)
@@ -167,19 +141,25 @@ void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint6
   const std::vector<float> cw = column_weights(cols, imp);
   const size_t eb = dtype_bits(t) / 8;
   const uint64_t gpr = cols / cb.d;
-  std::vector<float> x(cols);
+  if (n == 0) return;
+  const NearestFn nearest = nearest_fn();
+  // the rows' books, column-major (the search runs over entries side by side)
+  const uint64_t b0 = cb.book_of(r0), nb = cb.book_of(r0 + n - 1) - b0 + 1;
+  const std::vector<float> bt = column_major(cb.entry(r0, 0), nb, cb.k, cb.d);
+  std::vector<float> x(cols), dist(cb.k);
   for (uint64_t r = r0; r < r0 + n; ++r) {
     load_floats(t, data + r * cols * eb, cols, x.data());
     const float inv = 1.0f / qrow::step_of(s.base_exp, s.e[r]);
     for (uint64_t c = 0; c < cols; ++c) x[c] *= inv;
-    const float* book = cb.entry(r, 0);
+    const float* book = &bt[(cb.book_of(r) - b0) * cb.k * cb.d];
     for (uint64_t gi = 0; gi < gpr; ++gi)
-      u[(r - r0) * gpr + gi] = uint16_t(nearest_in(&x[gi * cb.d], &cw[gi * cb.d], book, cb.k, cb.d));
+      u[(r - r0) * gpr + gi] = uint16_t(nearest(&x[gi * cb.d], &cw[gi * cb.d], book, cb.d, cb.k, dist.data()));
   }
 }
 
 qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s,
-                     const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H) {
+                     const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H,
+                     const qrow::Feedback* gptq) {
   const uint64_t ns = sample_rows.size(), gpr = cols / cb.d;
   const size_t eb = dtype_bits(t) / 8;
   std::vector<uint16_t> u(gpr);
@@ -189,7 +169,8 @@ qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
   double sig = 0;
   for (uint64_t k = 0; k < ns; ++k) {
     const uint64_t r = sample_rows[k];
-    encode_rows(t, data, cols, r, 1, s, cb, imp, u.data());
+    if (gptq) encode_rows_gptq(t, data, cols, r, 1, s, cb, *gptq, u.data());
+    else encode_rows(t, data, cols, r, 1, s, cb, imp, u.data());
     load_floats(t, data + r * cols * eb, cols, x.data());
     const float step = qrow::step_of(s.base_exp, s.e[r]);
     for (uint64_t gi = 0; gi < gpr; ++gi) {

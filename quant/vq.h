@@ -52,7 +52,10 @@ void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint6
 // Bits of the codes (order-0 entropy, scaled to the tensor, and the coder's
 // table), the steps and the codebook(s), and the relative squared error (the
 // output error with H, as qrow::evaluate), on the sampled rows.
+// With gptq (a full feedback in the identity order), the codes are
+// encode_rows_gptq's (quant/vq_gptq.h), as the tensor will be written.
 qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s,
-                     const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H);
+                     const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H,
+                     const qrow::Feedback* gptq = nullptr);
 
 }  // namespace wc::vq

@@ -10,6 +10,7 @@
 #include "quant/qrow_math.h"
 #include "quant/simd_tile.h"
 #include "quant/vq_math.h"
+#include "quant/vq_nearest.h"
 
 namespace wc::vq {
 
@@ -51,38 +52,6 @@ void feedback_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const
   update_sse(n, K, a, lda, b, slabs, c, ldc);
 }
 
-// The entry of a transformed book t (d columns of k values: column j's at
-// t + j * k) nearest to v under the weights cw: per entry, the distance
-// summed column by column as vq's nearest() does (the same operations
-// whatever the vector width); ties and NaN distances: the lowest index, 0.
-__attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const float* cw, const float* t, uint32_t d,
-                                                         uint32_t k, float* dist) {
-  for (uint32_t c = 0; c < k; ++c) dist[c] = 0.f;
-  for (uint32_t j = 0; j < d; ++j) {
-    const float vj = v[j], wj = cw[j];
-    const float* tj = t + size_t(j) * k;
-    for (uint32_t c = 0; c < k; ++c) {
-      const float x = vj - tj[c];
-      dist[c] += wj * x * x;
-    }
-  }
-  uint32_t best = 0;
-  float bd = std::numeric_limits<float>::infinity();
-  for (uint32_t c = 0; c < k; ++c)
-    if (dist[c] < bd) bd = dist[c], best = c;
-  return best;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) uint32_t nearest_avx2(const float* v, const float* cw, const float* t, uint32_t d,
-                                                      uint32_t k, float* dist) {
-  return nearest_t(v, cw, t, d, k, dist);
-}
-#endif
-uint32_t nearest_sse(const float* v, const float* cw, const float* t, uint32_t d, uint32_t k, float* dist) {
-  return nearest_t(v, cw, t, d, k, dist);
-}
-
 }  // namespace
 
 void encode_rows_gptq(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const qrow::Steps& s,
@@ -99,11 +68,7 @@ void encode_rows_gptq(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, 
   const uint64_t gpr = cols / d;
   const size_t eb = dtype_bits(t) / 8;
   const bool feed = !fb.u.empty();
-#if defined(__x86_64__)
-  const auto nearest = simd::simd_level() >= 1 ? nearest_avx2 : nearest_sse;
-#else
-  const auto nearest = nearest_sse;
-#endif
+  const NearestFn nearest = nearest_fn();
   std::vector<float> step(n), inv(n);
   for (uint64_t i = 0; i < n; ++i) step[i] = qrow::step_of(s.base_exp, s.e[r0 + i]), inv[i] = 1.0f / step[i];
   // the current group's books, column-major per book (tb[(b * d + j) * K + c]),

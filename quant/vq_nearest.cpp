@@ -1,0 +1,59 @@
+#include "quant/vq_nearest.h"
+
+#include <limits>
+
+#include "quant/simd_tile.h"
+
+namespace wc::vq {
+
+namespace {
+
+// The loops of NearestFn's contract; compiled once per target below (the
+// distance loop over the k entries vectorizes; the order over j does not
+// change).
+__attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const float* w, const float* t, uint32_t d,
+                                                         uint32_t k, float* dist) {
+  for (uint32_t c = 0; c < k; ++c) dist[c] = 0.f;
+  for (uint32_t j = 0; j < d; ++j) {
+    const float vj = v[j], wj = w[j];
+    const float* tj = t + size_t(j) * k;
+    for (uint32_t c = 0; c < k; ++c) {
+      const float x = vj - tj[c];
+      dist[c] += wj * x * x;
+    }
+  }
+  uint32_t best = 0;
+  float bd = std::numeric_limits<float>::infinity();
+  for (uint32_t c = 0; c < k; ++c)
+    if (dist[c] < bd) bd = dist[c], best = c;
+  return best;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) uint32_t nearest_avx2(const float* v, const float* w, const float* t, uint32_t d,
+                                                      uint32_t k, float* dist) {
+  return nearest_t(v, w, t, d, k, dist);
+}
+#endif
+uint32_t nearest_base(const float* v, const float* w, const float* t, uint32_t d, uint32_t k, float* dist) {
+  return nearest_t(v, w, t, d, k, dist);
+}
+
+}  // namespace
+
+NearestFn nearest_fn() {
+#if defined(__x86_64__)
+  if (simd::simd_level() >= 1) return nearest_avx2;
+#endif
+  return nearest_base;
+}
+
+std::vector<float> column_major(const float* books, uint64_t nbooks, uint32_t k, uint32_t d) {
+  std::vector<float> out(nbooks * k * d);
+  for (uint64_t b = 0; b < nbooks; ++b)
+    for (uint32_t e = 0; e < k; ++e)
+      for (uint32_t j = 0; j < d; ++j) out[(b * d + j) * k + e] = books[(b * k + e) * d + j];
+  return out;
+}
+
+}  // namespace wc::vq
