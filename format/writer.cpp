@@ -65,10 +65,10 @@ void ContainerWriter::begin(const Manifest& m) {
           minor_ = kVersionMinorLossyRefine;
     if (m.chunk_order == 1) minor_ = kVersionMinorLossyOrder;
     if (grouped) minor_ = kVersionMinorLossyGroups;
-    // 2.11: vq's d = 1, books per group of rows (params byte 3), a tensor-wide codebook
+    // 2.11: vq's d = 1, books per group of rows (params byte 3), additive books (6 params bytes), a tensor-wide codebook
     for (const auto& t : m.tensors)
-      if (t.repr == kReprFirst24 && t.params.size() == 4 &&
-          (t.params[2] == 1 || t.params[3] != 0 ||
+      if (t.repr == kReprFirst24 &&
+          (t.params.size() == 6 || (t.params.size() == 4 && (t.params[2] == 1 || t.params[3] != 0)) ||
            (t.parts.size() == 3 && t.parts[2].layout == PartLayout::tensor_wide)))
         minor_ = kVersionMinorLossyVqBooks;
   }

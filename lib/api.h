@@ -252,8 +252,9 @@ struct TensorSummary {
   uint64_t file_bytes = 0;
   double rel_rmse = -1, max_abs = -1, snr_db = -1;
   uint64_t outliers = 0;  // qrow-outliers: the elements stored exactly
-  uint32_t codebook_entries = 0, codebook_dim = 0;  // vq: K vectors of d values
-  uint32_t codebook_books = 0;  // vq: books of K entries (one per group of rows, 2.11)
+  uint32_t codebook_entries = 0, codebook_dim = 0;  // vq: K codes (vectors of d values)
+  uint32_t codebook_books = 0;   // vq: books (one per group of rows, 2.11)
+  uint32_t codebook_second = 0;  // vq: additive books (2.11): K2, K = K1 x K2 codes; 0: flat
 };
 
 struct FileSummary {

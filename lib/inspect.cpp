@@ -122,11 +122,12 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
         s.snr_db = top.rel_rmse > 0 ? -20.0 * std::log10(double(top.rel_rmse)) : INFINITY;
       }
       s.outliers = qrow_outlier_count(t);
-      s.codebook_entries = s.codebook_dim = s.codebook_books = 0;
+      s.codebook_entries = s.codebook_dim = s.codebook_books = s.codebook_second = 0;
       if (t.repr == kReprVq && vq_dim(t) && t.parts.size() == 3) {
         s.codebook_dim = vq_dim(t);
-        s.codebook_entries = uint32_t(vq_entries(t));
+        s.codebook_entries = uint32_t(vq_codes(t));
         s.codebook_books = uint32_t(vq_books(t));
+        s.codebook_second = vq_second(t);
       }
       s.h_values = s.h_exp_bound = -1;
       if (entropy && !t.lossy() && fans::supports_float(t.dtype) && t.byte_size > 0) {  // a chunk in memory at a time
@@ -160,9 +161,13 @@ InspectResult inspect(const std::string& in, bool entropy, std::vector<TensorSum
   return c.r;
 }
 
-// A vq tensor's codebook column: K x d, and "/G" for G books (one per group of rows).
+// A vq tensor's codebook column: K x d (additive: K1+K2 x d), and "/G" for
+// G books (one per group of rows).
 static std::string codebook_str(const TensorSummary& t) {
-  std::string o = std::to_string(t.codebook_entries) + "x" + std::to_string(t.codebook_dim);
+  std::string o = (t.codebook_second ? std::to_string(t.codebook_entries / t.codebook_second) + "+" +
+                                           std::to_string(t.codebook_second)
+                                     : std::to_string(t.codebook_entries)) +
+                  "x" + std::to_string(t.codebook_dim);
   if (t.codebook_books > 1) o += "/" + std::to_string(t.codebook_books);
   return o;
 }
@@ -243,7 +248,11 @@ class JsonWriter : public InspectSink {
     if (t.repr != "exact") o += ",\"outliers\":" + std::to_string(t.outliers);
     if (t.codebook_dim)
       o += ",\"codebook\":{\"entries\":" + std::to_string(t.codebook_entries) +
-           ",\"dim\":" + std::to_string(t.codebook_dim) + ",\"books\":" + std::to_string(t.codebook_books) + "}";
+           ",\"dim\":" + std::to_string(t.codebook_dim) + ",\"books\":" + std::to_string(t.codebook_books) +
+           (t.codebook_second ? ",\"additive\":[" + std::to_string(t.codebook_entries / t.codebook_second) + "," +
+                                    std::to_string(t.codebook_second) + "]"
+                              : std::string()) +
+           "}";
     o += "}";
     std::fputs(o.c_str(), f_);
     first_ = false;

@@ -206,10 +206,11 @@ void make_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows, cons
 void make_vq_record(TensorRecord& t, const qrow::Steps& s, uint32_t tile_rows, const vq::Codebook& cb) {
   make_record(t, s, tile_rows);
   t.repr = kReprVq;
-  t.params.assign(4, 0);
+  t.params.assign(cb.k2 ? 6 : 4, 0);
   store_u16(t.params.data(), uint16_t(int16_t(s.base_exp)));
   t.params[2] = uint8_t(cb.d);
   t.params[3] = uint8_t(cb.shift);
+  if (cb.k2) store_u16(t.params.data() + 4, uint16_t(cb.k2));  // additive: the second codebook's size
   PartRecord& cd = t.parts[1];
   cd.layout = cb.d == 1 ? PartLayout::per_element : PartLayout::per_group;
   cd.group = cb.d == 1 ? 0 : uint8_t(cb.d);
@@ -261,7 +262,7 @@ void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* 
   if (lt.vq) {  // one code per group of d
     const uint64_t n = rows * (cols / lt.vq->d);
     sc.codes.resize(n);
-    if (lt.vq_fb) vq::encode_rows_gptq(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, *lt.vq_fb, sc.codes.data());
+    if (lt.vq_fb && !lt.vq->k2) vq::encode_rows_gptq(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, *lt.vq_fb, sc.codes.data());
     else
       vq::encode_rows(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, lt.imp ? lt.imp->data() : nullptr,
                       sc.codes.data());
@@ -284,7 +285,8 @@ void reconstruct_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t til
   out.resize(rows * cols * (dtype_bits(t.dtype) / 8));
   if (lt.vq) {
     // the codebook's floats as the part stores them (F32, little-endian: make_vq_record)
-    const vq::Books b{reinterpret_cast<const uint8_t*>(lt.vq->c.data()), lt.vq->k, lt.vq->d, lt.vq->shift, r0};
+    const vq::Books b{reinterpret_cast<const uint8_t*>(lt.vq->c.data()), lt.vq->k, lt.vq->d, lt.vq->shift, r0,
+                      lt.vq->k2};
     if (!vq::decode_rows_fast(lt.steps.base_exp, lt.steps.e.data() + r0, sc.bytes.data(), t.parts[1].item_bytes(), b,
                               rows, cols, t.dtype, out.data()))
       fail(Errc::codec, "the vq codes written do not decode (an encoder bug)");
@@ -850,11 +852,12 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
   struct DK {
     uint32_t d, k;
     bool books;
+    uint32_t k2 = 0;  // additive: k = k1 x k2 codes from k1 + k2 entries
   };
-  constexpr DK kDk[] = {{1, 4, false},   {1, 8, false},    {1, 16, false},   {2, 16, false}, {2, 64, false},
-                        {2, 256, false}, {4, 16, false},   {4, 256, false},  {8, 256, false}, {4, 1024, false},
-                        {8, 1024, false}, {8, 4096, false}, {1, 4, true},    {1, 8, true},    {1, 16, true},
-                        {2, 16, true}};
+  constexpr DK kDk[] = {{1, 4, false},   {1, 8, false},     {1, 16, false},   {2, 16, false},    {2, 64, false},
+                        {2, 256, false}, {4, 16, false},    {4, 256, false},  {8, 256, false},   {4, 1024, false},
+                        {8, 1024, false}, {8, 4096, false}, {1, 4, true},     {1, 8, true},      {1, 16, true},
+                        {2, 16, true},   {8, 4096, false, 64}, {8, 65536, false, 256}, {4, 1024, false, 32}};
   std::vector<float> imp;
   if (auto v = calib.importance.find(t.name); v != calib.importance.end()) imp = v->second;
   else if (H)
@@ -879,6 +882,12 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
       if ((uint64_t(1) << shift) >= c.rows) continue;  // one group: the tensor's own codebook
       cb = std::make_shared<const vq::Codebook>(vq::train_books(t.dtype, data, c.rows, c.cols, c.vq_steps, x.d, x.k,
                                                                 shift, kVqTrainPerBook, ip));
+    } else if (x.k2) {  // additive (2.11): k1 + k2 entries of d values
+      const uint32_t k1 = x.k / x.k2;
+      if (32.0 * (k1 + x.k2) * x.d > kVqBookShare * elements || uint64_t(k1 + x.k2) * 16 > vectors) continue;
+      const auto rows = vq::spaced_rows(0, c.rows, c.cols, x.d, std::max<uint64_t>(uint64_t(k1 + x.k2) * 64, 1u << 15));
+      cb = std::make_shared<const vq::Codebook>(
+          vq::train_additive(t.dtype, data, c.cols, c.vq_steps, rows, x.d, k1, x.k2, ip));
     } else if (x.k >= 1024) {
       if (32.0 * x.k * x.d > kVqBookShare * elements || uint64_t(x.k) * 4 > vectors) continue;
       const auto rows = vq::spaced_rows(0, c.rows, c.cols, x.d, uint64_t(x.k) * kVqTrainPerEntry);
@@ -888,7 +897,8 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
       if (uint64_t(x.k) * 4 > vectors && !(always && c.vq.empty() && x.k == 4)) continue;
       cb = std::make_shared<const vq::Codebook>(vq::train(t.dtype, data, c.cols, c.vq_steps, c.sample, x.d, x.k, ip));
     }
-    const qrow::Point pt = vq::evaluate(t.dtype, data, c.rows, c.cols, c.vq_steps, *cb, c.sample, ip, H, c.vq_fb.get());
+    const qrow::Point pt = vq::evaluate(t.dtype, data, c.rows, c.cols, c.vq_steps, *cb, c.sample, ip, H,
+                                        cb->k2 ? nullptr : c.vq_fb.get());
     c.vq.push_back(cb);
     c.grid.push_back(qrow::Plan{});
     c.curve.push_back({pt.bits, pt.relerr2});
@@ -1231,7 +1241,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     if (choice >= c.n_vq0) {  // a codebook
       st.lt.vq = c.vq[choice - c.n_vq0];
       st.lt.imp = c.imp;
-      st.lt.vq_fb = c.vq_fb;
+      st.lt.vq_fb = st.lt.vq->k2 ? nullptr : c.vq_fb;  // additive: the beam search
       st.lt.steps = c.vq_steps;
       make_vq_record(st.rec, st.lt.steps, tile_rows_for(c.rows, c.cols), *st.lt.vq);
       st.chunk_bits = 8.0 * settle_tensor(st.rec, st.lt, data[c.tensor], pool);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <random>
 
 #include "quant/float_load.h"
@@ -38,19 +39,83 @@ qrow::Steps row_steps(const std::vector<double>& rms, double rms_all) {
   return qrow::choose_steps(rms, rms_all, p);
 }
 
-Codebook train(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s, const std::vector<uint64_t>& rows,
-               uint32_t d, uint32_t k, const float* imp, int iters) {
+namespace {
+
+// The rows' vectors of d values, each divided by its row's step, and their
+// columns' weights (v and w alike: n x d floats).
+void row_vectors(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s, const std::vector<uint64_t>& rows,
+                 uint32_t d, const float* imp, std::vector<float>& v, std::vector<float>& w) {
   const std::vector<float> cw = column_weights(cols, imp);
   const size_t eb = dtype_bits(t) / 8;
   const uint64_t gpr = cols / d;
-  // the sampled vectors, normalised, and their columns' weights
-  std::vector<float> v, w;
   std::vector<float> x(cols);
+  v.clear(), w.clear();
   for (uint64_t r : rows) {
     load_floats(t, data + r * cols * eb, cols, x.data());
     const float inv = 1.0f / qrow::step_of(s.base_exp, s.e[r]);
     for (uint64_t c = 0; c < gpr * d; ++c) v.push_back(x[c] * inv), w.push_back(cw[c]);
   }
+}
+
+// Additive codes (Codebook's k2 > 0) of vectors by beam search. A book is
+// prepared once (its two codebooks column-major for the search, and as
+// stored for the exact distance); code() then takes the kBeam entries of the
+// first nearest v (ties: the lower index), for each the second's entry
+// nearest v minus it, and returns the pair whose sum is nearest v (the
+// distance summed over the d values in order, as nearest()'s; ties: the
+// lower code).
+class AdditiveCoder {
+ public:
+  AdditiveCoder(const float* book, uint32_t k1, uint32_t k2, uint32_t d)
+      : a_(book), b_(book + size_t(k1) * d), k1_(k1), k2_(k2), d_(d), at_(column_major(a_, 1, k1, d)),
+        bt_(column_major(b_, 1, k2, d)), dist_(std::max(k1, k2)), idx_(k1), r_(d), dists_(distances_fn()),
+        nearest_(nearest_fn()) {}
+  uint32_t code(const float* v, const float* w) {
+    dists_(v, w, at_.data(), d_, k1_, dist_.data());
+    for (uint32_t i = 0; i < k1_; ++i) idx_[i] = i;
+    const uint32_t beam = std::min(kBeam, k1_);
+    auto key = [&](uint32_t x) { return std::isnan(dist_[x]) ? std::numeric_limits<float>::infinity() : dist_[x]; };
+    auto less = [&](uint32_t x, uint32_t y) { return key(x) < key(y) || (key(x) == key(y) && x < y); };
+    std::partial_sort(idx_.begin(), idx_.begin() + beam, idx_.end(), less);
+    uint32_t best = 0;
+    float bd = std::numeric_limits<float>::infinity();
+    for (uint32_t t = 0; t < beam; ++t) {
+      const uint32_t i = idx_[t];
+      const float* ai = a_ + size_t(i) * d_;
+      for (uint32_t q = 0; q < d_; ++q) r_[q] = v[q] - ai[q];
+      const uint32_t j = nearest_(r_.data(), w, bt_.data(), d_, k2_, dist_.data());
+      const float* bj = b_ + size_t(j) * d_;
+      float dd = 0;
+      for (uint32_t q = 0; q < d_; ++q) {
+        const float x = v[q] - (ai[q] + bj[q]);
+        dd += w[q] * x * x;
+      }
+      const uint32_t u = i * k2_ + j;
+      if (dd < bd || (dd == bd && u < best)) bd = dd, best = u;
+    }
+    return best;
+  }
+
+ private:
+  const float *a_, *b_;
+  uint32_t k1_, k2_, d_;
+  std::vector<float> at_, bt_, dist_;
+  std::vector<uint32_t> idx_;
+  std::vector<float> r_;
+  DistFn dists_;
+  NearestFn nearest_;
+};
+
+}  // namespace
+
+Codebook train(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s, const std::vector<uint64_t>& rows,
+               uint32_t d, uint32_t k, const float* imp, int iters) {
+  std::vector<float> v, w;
+  row_vectors(t, data, cols, s, rows, d, imp, v, w);
+  return kmeans(v, w, d, k, iters);
+}
+
+Codebook kmeans(const std::vector<float>& v, const std::vector<float>& w, uint32_t d, uint32_t k, int iters) {
   const size_t n = v.size() / d;
   Codebook cb;
   cb.d = d;
@@ -116,6 +181,56 @@ std::vector<uint64_t> spaced_rows(uint64_t r0, uint64_t rows, uint64_t cols, uin
   return out;
 }
 
+Codebook train_additive(DType t, const uint8_t* data, uint64_t cols, const qrow::Steps& s,
+                        const std::vector<uint64_t>& rows, uint32_t d, uint32_t k1, uint32_t k2, const float* imp,
+                        int rounds) {
+  std::vector<float> v, w;
+  row_vectors(t, data, cols, s, rows, d, imp, v, w);
+  const size_t n = v.size() / d;
+  Codebook cb;
+  cb.d = d, cb.k = k1 * k2, cb.k2 = k2;
+  cb.c.assign(size_t(k1 + k2) * d, 0.0f);
+  if (n == 0) return cb;
+  // the first codebook by k-means, the second by k-means on its residuals
+  const Codebook a = kmeans(v, w, d, k1);
+  std::vector<float> res(v.size());
+  {
+    const std::vector<float> at = column_major(a.c.data(), 1, a.k, d);
+    std::vector<float> dist(a.k);
+    const NearestFn nearest = nearest_fn();
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t e = nearest(&v[i * d], &w[i * d], at.data(), d, a.k, dist.data());
+      for (uint32_t q = 0; q < d; ++q) res[i * d + q] = v[i * d + q] - a.c[size_t(e) * d + q];
+    }
+  }
+  const Codebook b = kmeans(res, w, d, k2);
+  for (uint32_t j = 0; j < k1; ++j)  // fewer vectors than entries: the last entry repeats
+    std::copy_n(&a.c[size_t(std::min(j, a.k - 1)) * d], d, &cb.c[size_t(j) * d]);
+  for (uint32_t j = 0; j < k2; ++j) std::copy_n(&b.c[size_t(std::min(j, b.k - 1)) * d], d, &cb.c[size_t(k1 + j) * d]);
+  // rounds: code every vector, then refit each codebook to what the other
+  // leaves (weighted means per dimension; an unused entry keeps its place)
+  std::vector<uint32_t> u(n);
+  for (int it = 0; it < rounds; ++it) {
+    AdditiveCoder coder(cb.c.data(), k1, k2, d);
+    for (size_t i = 0; i < n; ++i) u[i] = coder.code(&v[i * d], &w[i * d]);
+    for (int half = 0; half < 2; ++half) {
+      const uint32_t kk = half ? k2 : k1, off = half ? k1 : 0;
+      std::vector<double> sum(size_t(kk) * d, 0.0), wsum(size_t(kk) * d, 0.0);
+      for (size_t i = 0; i < n; ++i) {
+        const uint32_t mine = half ? u[i] % k2 : u[i] / k2, other = half ? u[i] / k2 : k1 + u[i] % k2;
+        for (uint32_t q = 0; q < d; ++q) {
+          const double x = double(v[i * d + q]) - double(cb.c[size_t(other) * d + q]);
+          sum[size_t(mine) * d + q] += double(w[i * d + q]) * x;
+          wsum[size_t(mine) * d + q] += double(w[i * d + q]);
+        }
+      }
+      for (size_t j = 0; j < sum.size(); ++j)
+        if (wsum[j] > 0) cb.c[size_t(off) * d + j] = float(sum[j] / wsum[j]);
+    }
+  }
+  return cb;
+}
+
 Codebook train_books(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s, uint32_t d,
                      uint32_t k, uint32_t shift, uint64_t per_book, const float* imp, const qrow::ParallelFor& par,
                      int iters) {
@@ -142,6 +257,21 @@ void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint6
   const size_t eb = dtype_bits(t) / 8;
   const uint64_t gpr = cols / cb.d;
   if (n == 0) return;
+  if (cb.k2) {  // additive: beam search, book by book
+    std::vector<float> x(cols);
+    std::unique_ptr<AdditiveCoder> coder;
+    uint64_t coder_book = UINT64_MAX;
+    for (uint64_t r = r0; r < r0 + n; ++r) {
+      if (cb.book_of(r) != coder_book)
+        coder_book = cb.book_of(r), coder = std::make_unique<AdditiveCoder>(cb.entry(r, 0), cb.k / cb.k2, cb.k2, cb.d);
+      load_floats(t, data + r * cols * eb, cols, x.data());
+      const float inv = 1.0f / qrow::step_of(s.base_exp, s.e[r]);
+      for (uint64_t c = 0; c < cols; ++c) x[c] *= inv;
+      for (uint64_t gi = 0; gi < gpr; ++gi)
+        u[(r - r0) * gpr + gi] = uint16_t(coder->code(&x[gi * cb.d], &cw[gi * cb.d]));
+    }
+    return;
+  }
   const NearestFn nearest = nearest_fn();
   // the rows' books, column-major (the search runs over entries side by side)
   const uint64_t b0 = cb.book_of(r0), nb = cb.book_of(r0 + n - 1) - b0 + 1;
@@ -169,7 +299,7 @@ qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
   double sig = 0;
   for (uint64_t k = 0; k < ns; ++k) {
     const uint64_t r = sample_rows[k];
-    if (gptq) encode_rows_gptq(t, data, cols, r, 1, s, cb, *gptq, u.data());
+    if (gptq && !cb.k2) encode_rows_gptq(t, data, cols, r, 1, s, cb, *gptq, u.data());
     else encode_rows(t, data, cols, r, 1, s, cb, imp, u.data());
     load_floats(t, data + r * cols * eb, cols, x.data());
     const float step = qrow::step_of(s.base_exp, s.e[r]);
@@ -177,7 +307,7 @@ qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
       ++hist[u[gi]];
       for (uint32_t q = 0; q < cb.d; ++q) {
         const uint64_t c = gi * cb.d + q;
-        d[k * cols + c] = double(x[c]) - double(value_of(step, cb.entry(r, u[gi])[q]));
+        d[k * cols + c] = double(x[c]) - double(value_of(step, cb.value(r, u[gi], q)));
       }
     }
     for (uint64_t c = 0; c < cols; ++c) sig += double(x[c]) * x[c];

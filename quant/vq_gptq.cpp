@@ -60,6 +60,7 @@ void encode_rows_gptq(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, 
     fail(Errc::usage, "calibration: a hessian's size is not the tensor's column count");
   for (uint64_t k = 0; k < cols; ++k)
     if (fb.order[k] != k) fail(Errc::usage, "vq with GPTQ: the feedback must keep the columns' order (no act-order)");
+  if (cb.k2) fail(Errc::usage, "vq with GPTQ: additive codebooks are coded by their beam search (encode_rows)");
   const uint32_t d = cb.d, K = cb.k;
   if (d == 0 || K == 0 || cols % d) fail(Errc::usage, "vq with GPTQ: the column count is not a multiple of d");
   if (n == 0) return;

@@ -11,8 +11,8 @@ namespace {
 // The loops of NearestFn's contract; compiled once per target below (the
 // distance loop over the k entries vectorizes; the order over j does not
 // change).
-__attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const float* w, const float* t, uint32_t d,
-                                                         uint32_t k, float* dist) {
+__attribute__((always_inline)) inline void distances_t(const float* v, const float* w, const float* t, uint32_t d,
+                                                      uint32_t k, float* dist) {
   for (uint32_t c = 0; c < k; ++c) dist[c] = 0.f;
   for (uint32_t j = 0; j < d; ++j) {
     const float vj = v[j], wj = w[j];
@@ -22,6 +22,11 @@ __attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const f
       dist[c] += wj * x * x;
     }
   }
+}
+
+__attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const float* w, const float* t, uint32_t d,
+                                                         uint32_t k, float* dist) {
+  distances_t(v, w, t, d, k, dist);
   uint32_t best = 0;
   float bd = std::numeric_limits<float>::infinity();
   for (uint32_t c = 0; c < k; ++c)
@@ -30,6 +35,10 @@ __attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const f
 }
 
 #if defined(__x86_64__)
+__attribute__((target("avx2"))) void distances_avx2(const float* v, const float* w, const float* t, uint32_t d,
+                                                    uint32_t k, float* dist) {
+  distances_t(v, w, t, d, k, dist);
+}
 __attribute__((target("avx2"))) uint32_t nearest_avx2(const float* v, const float* w, const float* t, uint32_t d,
                                                       uint32_t k, float* dist) {
   return nearest_t(v, w, t, d, k, dist);
@@ -37,6 +46,9 @@ __attribute__((target("avx2"))) uint32_t nearest_avx2(const float* v, const floa
 #endif
 uint32_t nearest_base(const float* v, const float* w, const float* t, uint32_t d, uint32_t k, float* dist) {
   return nearest_t(v, w, t, d, k, dist);
+}
+void distances_base(const float* v, const float* w, const float* t, uint32_t d, uint32_t k, float* dist) {
+  distances_t(v, w, t, d, k, dist);
 }
 
 }  // namespace
@@ -46,6 +58,13 @@ NearestFn nearest_fn() {
   if (simd::simd_level() >= 1) return nearest_avx2;
 #endif
   return nearest_base;
+}
+
+DistFn distances_fn() {
+#if defined(__x86_64__)
+  if (simd::simd_level() >= 1) return distances_avx2;
+#endif
+  return distances_base;
 }
 
 std::vector<float> column_major(const float* books, uint64_t nbooks, uint32_t k, uint32_t d) {

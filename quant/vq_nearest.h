@@ -14,8 +14,12 @@ namespace wc::vq {
 // ties and NaN distances: the lowest index. dist: scratch of k floats.
 using NearestFn = uint32_t (*)(const float* v, const float* w, const float* t, uint32_t d, uint32_t k, float* dist);
 
-// The widest variant this machine runs (quant/simd_tile.h's simd_level()).
+// The distances alone (dist[e] for every entry e, the same arithmetic).
+using DistFn = void (*)(const float* v, const float* w, const float* t, uint32_t d, uint32_t k, float* dist);
+
+// The widest variants this machine runs (quant/simd_tile.h's simd_level()).
 NearestFn nearest_fn();
+DistFn distances_fn();
 
 // books (k entries of d values each, entry-major, as Codebook::c) column-major
 // per book: out[(b * d + j) * k + e] = books[(b * k + e) * d + j].

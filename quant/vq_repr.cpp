@@ -13,8 +13,9 @@
 
 namespace wc {
 
-uint32_t vq_dim(const TensorRecord& t) { return t.params.size() == 4 ? t.params[2] : 0; }
-uint32_t vq_shift(const TensorRecord& t) { return t.params.size() == 4 ? t.params[3] : 0; }
+uint32_t vq_dim(const TensorRecord& t) { return t.params.size() == 4 || t.params.size() == 6 ? t.params[2] : 0; }
+uint32_t vq_shift(const TensorRecord& t) { return t.params.size() == 4 || t.params.size() == 6 ? t.params[3] : 0; }
+uint32_t vq_second(const TensorRecord& t) { return t.params.size() == 6 ? load_u16(t.params.data() + 4) : 0; }
 uint64_t vq_books(const TensorRecord& t) {
   const uint32_t s = vq_shift(t);
   return s == 0 ? 1 : (t.rows() >> s) + ((t.rows() & ((uint64_t(1) << s) - 1)) != 0);
@@ -22,6 +23,10 @@ uint64_t vq_books(const TensorRecord& t) {
 uint64_t vq_entries(const TensorRecord& t) {
   const uint64_t per = vq_books(t) * vq_dim(t);
   return per && t.parts.size() == 3 ? t.parts[2].items / per : 0;
+}
+uint64_t vq_codes(const TensorRecord& t) {
+  const uint64_t e = vq_entries(t), k2 = vq_second(t);
+  return k2 ? (e > k2 ? (e - k2) * k2 : 0) : e;
 }
 
 void vq_check(const TensorRecord& t) {
@@ -31,7 +36,9 @@ void vq_check(const TensorRecord& t) {
     throw e;
   };
   if (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32) bad("dtype must be BF16, F16 or F32");
-  if (t.params.size() != 4) bad("parameters must be 4 bytes (base exponent, d, book shift)");
+  if (t.params.size() != 4 && t.params.size() != 6)
+    bad("parameters must be 4 bytes (base exponent, d, book shift) or 6 (and the second codebook's size)");
+  if (t.params.size() == 6 && vq_second(t) == 0) bad("the second codebook's size must be at least 1");
   const int32_t b = qrow_base_exp(t);
   if (b < qrow::kMinBaseExp || b > qrow::kMaxBaseExp) bad("base exponent " + std::to_string(b) + " is out of range");
   const uint32_t d = vq_dim(t);
@@ -59,6 +66,8 @@ void vq_check(const TensorRecord& t) {
       (cb.layout == PartLayout::inline_items && cb.codec != 0) || cb.items == 0 || cb.items % per_k != 0 ||
       cb.items / per_k > kMaxVqEntries)
     bad("part 2 must be the codebook: F32, inline (codec 0) or tensor-wide, books x K x d values, 1 <= K <= 65536");
+  if (const uint64_t k2 = vq_second(t); k2 && (vq_entries(t) <= k2 || vq_codes(t) > kMaxVqEntries))
+    bad("additive codebooks: each book must hold K1 >= 1 entries, then K2, with K1 x K2 <= 65536");
   for (const PartRecord* p : {&s, &c, &cb})
     if ((p->layout != PartLayout::inline_items || p->codec != 0) &&
         (!codec_id_valid(p->codec) || !codec_supports_part(static_cast<CodecId>(p->codec), p->item)))
@@ -88,13 +97,22 @@ bool decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, 
   for (uint64_t r = 0; r < n; ++r) {
     const float step = qrow::step_of(base_exp, e[r]);
     const uint64_t book = b.shift ? (b.row0 + r) >> b.shift : 0;
-    const uint8_t* cb = b.cb + book * k * d * 4;  // this row's book
+    const uint8_t* cb = b.cb + book * book_entries(b) * d * 4;  // this row's book
+    const uint8_t* cb2 = b.k2 ? cb + size_t(k / b.k2) * d * 4 : nullptr;  // additive: the second codebook
     for (uint64_t g = 0; g < gpr; ++g) {
       const uint64_t gi = r * gpr + g;
       const uint32_t u = code_bytes == 1 ? uint32_t(codes[gi]) : uint32_t(codes[2 * gi] | codes[2 * gi + 1] << 8);
       if (u >= k) return false;
       const uint64_t i0 = r * cols + g * d;
-      for (uint32_t j = 0; j < d; ++j) qrow::store(o, value_of(step, cb_value(cb, size_t(u) * d + j)), dst, size_t(i0 + j));
+      if (cb2) {
+        const uint32_t i = u / b.k2, m = u - i * b.k2;
+        for (uint32_t j = 0; j < d; ++j)
+          qrow::store(o, value_of(step, sum_of(cb_value(cb, size_t(i) * d + j), cb_value(cb2, size_t(m) * d + j))),
+                      dst, size_t(i0 + j));
+      } else {
+        for (uint32_t j = 0; j < d; ++j)
+          qrow::store(o, value_of(step, cb_value(cb, size_t(u) * d + j)), dst, size_t(i0 + j));
+      }
     }
   }
   return true;
@@ -114,7 +132,7 @@ Errc vq_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const 
   if (!in.data[2] || in.size[2] != t.parts[2].items * 4) return Errc::codec;
   for (size_t j = 0; j < t.parts[2].items; ++j)
     if (!std::isfinite(vq::cb_value(in.data[2], j))) return Errc::codec;
-  const vq::Books b{in.data[2], uint32_t(vq_entries(t)), d, vq_shift(t), uint64_t(tile) * t.tile_rows()};
+  const vq::Books b{in.data[2], uint32_t(vq_codes(t)), d, vq_shift(t), uint64_t(tile) * t.tile_rows(), vq_second(t)};
   return vq::decode_rows_fast(qrow_base_exp(t), e, in.data[1], cb_bytes, b, rows, cols, out, dst) ? Errc::ok
                                                                                                    : Errc::codec;
 }

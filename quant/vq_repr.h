@@ -18,9 +18,13 @@ Errc vq_decode_tile(const TensorRecord& t, uint32_t tile, unsigned level, const 
 // one codebook per 2^s rows; 0: one for the tensor).
 uint32_t vq_dim(const TensorRecord& t);
 uint32_t vq_shift(const TensorRecord& t);
-// Its number of codebooks, and entries per codebook (K).
+// Its number of books (one per group of rows), entries per book, the second
+// codebook's size K2 of an additive book (params bytes 4-5; 0: flat), and
+// the number of valid codes (flat: the entries; additive: K1 x K2).
 uint64_t vq_books(const TensorRecord& t);
 uint64_t vq_entries(const TensorRecord& t);
+uint32_t vq_second(const TensorRecord& t);
+uint64_t vq_codes(const TensorRecord& t);
 
 namespace vq {
 // Decoders of rows [0, n) of a tile (e: their steps; codes: one per group of

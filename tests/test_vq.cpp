@@ -46,8 +46,11 @@ TEST_SUITE("gpu_emulation") {
     for (const Shape& sh : shapes)
       for (uint32_t k : {1u, 16u, 300u})
         for (unsigned cbytes : {1u, 2u})
-          for (uint32_t shift : {0u, 1u, 2u}) {  // one book, or one per 2 or 4 rows (2.11)
+          for (uint32_t shift : {0u, 1u, 2u})  // one book, or one per 2 or 4 rows (2.11)
+           for (bool additive : {false, true}) {  // (2.11) k = k1 x k2 codes from k1 + k2 entries
             if (k > 256 && cbytes == 1) continue;
+            const uint32_t k2 = additive ? (k == 1 ? 1 : k == 16 ? 4 : 20) : 0;
+            const uint32_t per_book = k2 ? k / k2 + k2 : k;
             const uint64_t row0 = shift ? 5 : 0;  // a tile that starts inside a group of rows
             const uint64_t books = shift ? ((row0 + sh.rows - 1) >> shift) + 1 : 1;
             const uint64_t groups = sh.rows * (sh.cols / sh.d);
@@ -58,11 +61,11 @@ TEST_SUITE("gpu_emulation") {
               codes[g * cbytes] = uint8_t(u);
               if (cbytes == 2) codes[g * 2 + 1] = uint8_t(u >> 8);
             }
-            std::vector<float> cbv(books * k * sh.d);
+            std::vector<float> cbv(books * per_book * sh.d);
             std::normal_distribution<float> nd(0.f, 2.f);
             for (auto& x : cbv) x = nd(rng);
             const auto cb = f32_bytes(cbv);
-            const wc::vq::Books bk{cb.data(), k, sh.d, shift, row0};
+            const wc::vq::Books bk{cb.data(), k, sh.d, shift, row0, k2};
             for (DType out : {DType::BF16, DType::F16, DType::F32})
               for (int32_t B : {-20, -126, 0}) {
                 CAPTURE(sh.rows);
@@ -71,6 +74,7 @@ TEST_SUITE("gpu_emulation") {
                 CAPTURE(k);
                 CAPTURE(cbytes);
                 CAPTURE(shift);
+                CAPTURE(k2);
                 CAPTURE(B);
                 const size_t n = sh.rows * sh.cols * (wc::dtype_bits(out) / 8);
                 std::vector<uint8_t> ref(n, 1), fast(n, 2), emu(n, 3);
@@ -108,6 +112,28 @@ TEST_SUITE("gpu_emulation") {
     CHECK(runs > 50);
   }
 
+  TEST_CASE("vq additive books: code u is the binary32 sum of entry u / k2 of the first codebook and u mod k2 of the second") {
+    // one book: k1 = 3 entries, then k2 = 2; d = 2; F32 out, step 1 (B = 0, e = 0)
+    const std::vector<float> book = {1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 0.25f, 0.5f, 1e-8f, -7.f};
+    const auto cb = f32_bytes(book);
+    std::vector<uint8_t> codes;
+    for (uint8_t u = 0; u < 6; ++u) codes.push_back(u);
+    const std::vector<uint8_t> e(1, 0);
+    std::vector<uint8_t> out(6 * 2 * 4);
+    const wc::vq::Books b{cb.data(), 6, 2, 0, 0, 2};
+    REQUIRE(wc::vq::decode_rows_ref(0, e.data(), codes.data(), 1, b, 1, 12, DType::F32, out.data()));
+    std::vector<float> v(12);
+    std::memcpy(v.data(), out.data(), out.size());
+    const float step = wc::qrow::step_of(0, 0);
+    for (uint32_t u = 0; u < 6; ++u)
+      for (uint32_t q = 0; q < 2; ++q) {
+        const float sum = book[(u / 2) * 2 + q] + book[(3 + u % 2) * 2 + q];
+        CHECK(v[u * 2 + q] == step * sum);
+      }
+    codes[0] = 6;  // k1 x k2 = 6 codes: 6 is past them, though 5 entries are stored
+    CHECK_FALSE(wc::vq::decode_rows_fast(0, e.data(), codes.data(), 1, b, 1, 12, DType::F32, out.data()));
+  }
+
   TEST_CASE("vq books: each row decodes through its own book (shift), the tile's first row counted from row0") {
     // 4 rows, d = 1, K = 2, one book per 2 rows; every code 1: row r's value is book (row0 + r) >> 1's entry 1
     const std::vector<float> books = {0.f, 1.f, 0.f, 2.f, 0.f, 3.f, 0.f, 4.f};
@@ -115,7 +141,7 @@ TEST_SUITE("gpu_emulation") {
     const std::vector<uint8_t> e(4, 0), codes(4, 1);
     for (uint64_t row0 : {0u, 2u}) {
       std::vector<uint8_t> out(16);
-      REQUIRE(wc::vq::decode_rows_fast(0, e.data(), codes.data(), 1, wc::vq::Books{cb.data(), 2, 1, 1, row0}, 4, 1,
+      REQUIRE(wc::vq::decode_rows_fast(0, e.data(), codes.data(), 1, wc::vq::Books{cb.data(), 2, 1, 1, row0, 0}, 4, 1,
                                        DType::F32, out.data()));
       float v[4];
       std::memcpy(v, out.data(), 16);
@@ -192,6 +218,93 @@ TEST_SUITE("vq") {
     wc::unpack(t / "1.wcz", t / "back.safetensors", uo);
   }
 
+  TEST_CASE("additive books (2.11): weights that are sums of two codebooks' vectors come back nearly exact; the beam search finds the exhaustive search's codes") {
+    // 1024 x 256 F32: each group of 8 is A[i] + B[j] (64 entries each), times the row's scale
+    const uint64_t rows = 1024, cols = 256;
+    std::mt19937_64 rng(5);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> A(64 * 8), Bv(64 * 8), w(rows * cols);
+    for (auto& x : A) x = nd(rng);
+    for (auto& x : Bv) x = 0.3f * nd(rng);
+    for (uint64_t r = 0; r < rows; ++r) {
+      const float scale = 0.02f * std::exp2(float(r % 7) / 4);
+      for (uint64_t g = 0; g < cols / 8; ++g) {
+        const uint64_t i = rng() % 64, j = rng() % 64;
+        for (uint64_t q = 0; q < 8; ++q) w[r * cols + g * 8 + q] = scale * (A[i * 8 + q] + Bv[j * 8 + q]);
+      }
+    }
+    const auto bytes = f32_bytes(w);
+    double rms_all = 0;
+    const auto rms = wc::qrow::row_rms(DType::F32, bytes.data(), rows, cols, &rms_all);
+    const auto st = wc::vq::row_steps(rms, rms_all);
+    std::vector<uint64_t> all(rows);
+    for (uint64_t r = 0; r < rows; ++r) all[r] = r;
+    const auto cb = wc::vq::train_additive(DType::F32, bytes.data(), cols, st, all, 8, 64, 64, nullptr);
+    CHECK(cb.k == 4096);
+    CHECK(cb.per_book() == 128);
+    CHECK(cb.c == wc::vq::train_additive(DType::F32, bytes.data(), cols, st, all, 8, 64, 64, nullptr).c);
+    const auto pt = wc::vq::evaluate(DType::F32, bytes.data(), rows, cols, st, cb, all, nullptr, nullptr);
+    MESSAGE("additive 64+64 x8 on additive data: rel. squared error " << pt.relerr2);
+    CHECK(pt.relerr2 < 0.02);
+    // the beam search against the exhaustive search over the 4096 sums, on 64 rows
+    std::vector<uint16_t> u(64 * (cols / 8));
+    wc::vq::encode_rows(DType::F32, bytes.data(), cols, 0, 64, st, cb, nullptr, u.data());
+    size_t same = 0;
+    for (uint64_t r = 0; r < 64; ++r) {
+      const float step = wc::qrow::step_of(st.base_exp, st.e[r]);
+      for (uint64_t g = 0; g < cols / 8; ++g) {
+        float bd = INFINITY;
+        uint32_t best = 0;
+        for (uint32_t c = 0; c < cb.k; ++c) {
+          float dd = 0;
+          for (uint32_t q = 0; q < 8; ++q) {
+            const float x = w[r * cols + g * 8 + q] / step - cb.value(r, c, q);
+            dd += x * x;
+          }
+          if (dd < bd) bd = dd, best = c;
+        }
+        same += u[r * (cols / 8) + g] == best;
+      }
+    }
+    MESSAGE("beam search = exhaustive search on " << same << " of " << 64 * (cols / 8) << " groups");
+    CHECK(same >= 64 * (cols / 8) * 95 / 100);
+  }
+
+  TEST_CASE("--scheme codebook picks additive books where they win, and the file decodes to its hashes") {
+    tu::TempDir t;
+    const uint64_t rows = 1024, cols = 256;
+    std::mt19937_64 rng(9);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> A(64 * 8), Bv(64 * 8), w(rows * cols);
+    for (auto& x : A) x = nd(rng);
+    for (auto& x : Bv) x = 0.3f * nd(rng);
+    for (uint64_t r = 0; r < rows; ++r)
+      for (uint64_t g = 0; g < cols / 8; ++g) {
+        const uint64_t i = rng() % 64, j = rng() % 64;
+        for (uint64_t q = 0; q < 8; ++q) w[r * cols + g * 8 + q] = 0.05f * (A[i * 8 + q] + Bv[j * 8 + q]);
+      }
+    const std::string m = t / "m.safetensors";
+    tu::write_file(m, stb::build({{"w.weight", DType::F32, {rows, cols}, f32_bytes(w)}}));
+    wc::PackOptions po;
+    po.bits = 1.75;
+    po.threads = 2;
+    po.force = true;
+    po.scheme = "codebook";
+    wc::pack(m, t / "a.wcz", po);
+    std::vector<wc::TensorSummary> sum;
+    const auto ir = wc::inspect(t / "a.wcz", false, &sum);
+    REQUIRE(sum.size() == 1);
+    CHECK(sum[0].repr == "vq");
+    CHECK(sum[0].codebook_second == 64);  // 64 + 64 entries, 4096 codes
+    CHECK(sum[0].codebook_entries == 4096);
+    CHECK(sum[0].rel_rmse < 0.15);
+    CHECK(ir.version_minor == 11);
+    CHECK(wc::verify(t / "a.wcz", "", 2, {}).files == 1);
+    po.threads = 1;
+    wc::pack(m, t / "b.wcz", po);
+    CHECK(tu::read_file(t / "a.wcz") == tu::read_file(t / "b.wcz"));
+  }
+
   TEST_CASE("record rules: each broken alone is refused when the manifest is read") {
     wc::TensorRecord t;
     t.name = "w";
@@ -222,6 +335,12 @@ TEST_SUITE("vq") {
       b.parts[2].layout = wc::PartLayout::tensor_wide, b.parts[2].codec = 2, b.parts[2].data.clear();
       b.parts[2].items = 2u << 16;  // K = 65536 in each of 2 books
       CHECK_NOTHROW(wc::vq_check(b));
+      b.params = {0xF6, 0xFF, 1, 1, 0, 1};  // additive: each book 256 + 256 entries, K1 x K2 = 65536 codes
+      b.parts[2].items = 2 * 512;
+      CHECK_NOTHROW(wc::vq_check(b));
+      CHECK(wc::vq_codes(b) == 65536);
+      b.parts[2].items = 2 * 514;  // 258 + 256: 66048 codes, past 65536
+      CHECK_THROWS_AS(wc::vq_check(b), wc::Error);
     }
     auto refused = [&](auto edit, const char* why) {
       CAPTURE(why);
@@ -231,6 +350,9 @@ TEST_SUITE("vq") {
     };
     refused([](wc::TensorRecord& b) { b.params[2] = 3; }, "d = 3");
     refused([](wc::TensorRecord& b) { b.params[3] = 32; }, "book shift past 31");
+    refused([](wc::TensorRecord& b) { b.params = {0xF6, 0xFF, 4, 0, 0, 0}; }, "additive with K2 = 0");
+    refused([](wc::TensorRecord& b) { b.params = {0xF6, 0xFF, 4, 0, 2, 0}; }, "additive: K2 = 2 leaves K1 = 0");
+    refused([](wc::TensorRecord& b) { b.params.resize(5); }, "5 parameter bytes");
     refused([](wc::TensorRecord& b) { b.params[3] = 1; b.parts[2].items = 12; b.parts[2].data.assign(48, 0); },
             "two books of 4 values each need a multiple of 8 values");
     refused([](wc::TensorRecord& b) { b.params[2] = 1; }, "d = 1 with codes per group");
