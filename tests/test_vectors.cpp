@@ -198,6 +198,10 @@ TEST_SUITE("vectors") {
                            // codebook), vq BF16 d = 4 (3 books, tensor-wide float-ans codebook, codes inline), vq
                            // BF16 d = 1 K = 65536 (tensor-wide zstd codebook), qrow
                            Lossy{"lossy_vq211", 7, 25, 11},
+                           // 2.11, additive books: exact, vq BF16 d = 8 K1 x K2 = 3 x 5 (2 tiles, inline codebook), vq
+                           // F16 d = 2 2 x 3 (2 books, the last partial), vq F32 d = 4 256 x 256 (tensor-wide zstd
+                           // codebook), vq BF16 d = 1 1 x 4 (2 books), vq F16 d = 4 4 x 1 (every part inline)
+                           Lossy{"lossy_vq211_additive", 6, 18, 11},
                            // 2.5: an inline exact norm (raw), qrow (2 tiles), an inline zstd bias, exact (zstd)
                            Lossy{"lossy_inline_exact", 4, 7, 5},
                            // 2.7: an exact norm, qrow BF16 / F16 / F32 with exact top layers (3, 2 and 1
@@ -419,6 +423,64 @@ TEST_SUITE("vectors") {
     wcodec_close(a);
   }
 
+  TEST_CASE("vq vector (2.11): additive books; every dtype, every tile") {
+    // lossy_vq211_additive.as_dtypes.expected: each vq tensor decoded in BF16, F16 and F32 in turn (make_vectors.py,
+    // from VQ.md §2: the binary32 sum of entry u div K2 of the first codebook and entry K1 + u mod K2 of the row's
+    // book, then one binary32 product; QROW.md §3). b's element (0, 0) is an F16 tie only when the sum is rounded
+    // before the product: a fused multiply-add (or a wider sum) gives 0x3E05 instead of 0x3E04.
+    const std::string wcz = kDir + "/lossy_vq211_additive.wcz";
+    std::vector<wc::TensorSummary> listed;
+    CHECK(wc::inspect(wcz, false, &listed).version_minor == 11);
+    REQUIRE(listed.size() == 6);
+    const std::vector<std::string> reprs = {"exact", "vq", "vq", "vq", "vq", "vq"};
+    // codebook_entries: the codes (K1 x K2); codebook_second: K2
+    const std::vector<uint32_t> ks = {0, 15, 6, 65536, 4, 4}, ds = {0, 8, 2, 4, 1, 4}, books = {0, 1, 2, 1, 2, 1},
+                                k2s = {0, 5, 3, 256, 4, 1};
+    for (size_t i = 0; i < listed.size(); ++i) {
+      CAPTURE(listed[i].name);
+      CHECK(listed[i].repr == reprs[i]);
+      if (reprs[i] != "vq") continue;
+      CHECK(listed[i].codebook_entries == ks[i]);
+      CHECK(listed[i].codebook_dim == ds[i]);
+      CHECK(listed[i].codebook_books == books[i]);
+      CHECK(listed[i].codebook_second == k2s[i]);
+    }
+    char err[1024] = "";
+    wcodec_archive* a = nullptr;
+    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+    REQUIRE(wcodec_tensor_count(a) == 6);
+    const auto want = tu::read_file(kDir + "/lossy_vq211_additive.as_dtypes.expected");
+    std::vector<uint8_t> got;
+    size_t vq_tensors = 0;
+    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
+      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
+      CAPTURE(info.name);
+      CHECK(std::string(info.representation) == reprs[i]);
+      if (std::string(info.representation) != "vq") continue;
+      ++vq_tensors;
+      const uint64_t elems = info.byte_size / (std::string(info.dtype) == "F32" ? 4 : 2);
+      const uint64_t row_elems = elems / info.rows;
+      for (const char* dt : {"BF16", "F16", "F32"}) {
+        CAPTURE(dt);
+        const uint64_t esize = std::string(dt) == "F32" ? 4 : 2;
+        std::vector<uint8_t> whole(elems * esize);
+        REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt, whole.data(), whole.size(), 1, err, sizeof err) ==
+                WCODEC_OK);
+        got.insert(got.end(), whole.begin(), whole.end());
+        check_tiles(a, i, info, dt, row_elems * esize, whole);
+        if (i == 2 && std::string(dt) == "F16") {  // b, element (0, 0): the FMA case, to even 0x3E04
+          CHECK(whole[0] == 0x04);
+          CHECK(whole[1] == 0x3E);
+        }
+      }
+    }
+    CHECK(vq_tensors == 5);
+    CHECK(got.size() == want.size());
+    CHECK(got == want);
+    wcodec_close(a);
+  }
+
   TEST_CASE("lossy vector with an unknown representation: inspect lists it, decoding it is refused") {
     // Representation 9 (a tensor-wide part and a part at level 1) between an exact and a qrow tensor; its
     // structure is valid, so it is not a bad vector: only readers that must decode it refuse it.
@@ -456,7 +518,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 335);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 347);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

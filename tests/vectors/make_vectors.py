@@ -29,7 +29,9 @@ FORMAT.md §4, §4.3: the model's levels are steps listed in the manifest; conta
 writes lossy_order (with .levelK.expected, the model at each step K), order_bad() its bad vectors (order_*).
 Version 2.11 (vq's scalar palettes, d = 1; one codebook per group of 2^s rows, params byte 3; the codebook as a
 tensor-wide part with a codec, K up to 65536; spec/VQ.md): vq_books_vectors() writes lossy_vq211 (with
-.as_dtypes.expected), vq_books_bad() its bad vectors (vq211_*).
+.as_dtypes.expected), vq_books_bad() its bad vectors (vq211_*). 2.11's additive books (params 6 bytes, u16 K2: two
+codebooks, a code the binary32 sum of one entry of each): vq_additive_vectors() writes lossy_vq211_additive (with
+.as_dtypes.expected), vq_additive_bad() its bad vectors (vq211_add_*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); codec 7 (float-ans-groups, 1.6, its mode 5, byte
 planes as zstd frames: §2.3): groups_vectors(); with a float-ans encoder and decoder written
@@ -208,6 +210,7 @@ def main(d):
     inline23_vectors(d)
     vq_vectors(d)
     vq_books_vectors(d)
+    vq_additive_vectors(d)
     inline_exact_vectors(d)
     exact_top_vectors(d)
     refine_vectors(d)
@@ -2689,28 +2692,45 @@ def double_rounding(step, targets, out):
 
 def vq(name, dtype, shape, B, d, e, u, cb, tile_rows, code_item="U8", scales_layout=PER_ROW, scales_codec=0,
        codes_layout=PER_GROUP, codes_codec=0, scales_frame=zraw, codes_frame=zraw, params=None, s=0,
-       cb_layout=INLINE, cb_codec=0, cb_frame=zraw):
+       cb_layout=INLINE, cb_codec=0, cb_frame=zraw, k2=0):
     """A vq tensor from its base exponent B, group size d, row exponents e, codes u (one per group, row-major)
     and codebook cb (books x K x d values, made float32), reconstructed as VQ.md §2 and QROW.md §3 say; levels[0]
     holds the XXH3-64 of that and its error against invented originals. A record the rules refuse (bad
     vectors: d not in 1, 2, 4, 8, ...) is reconstructed by the same formulas, unchecked. 2.11 (VQ.md §1): s, the
     book shift (params byte 3): books = ceil(rows / 2^s) when s >= 1 (row r uses book r >> s), else 1; d = 1 (a
     scalar palette: the caller passes codes_layout PER_ELEMENT); the codebook part's layout (INLINE, or
-    TENSOR_WIDE: one chunk of level 0 before the tiles' chunks, FORMAT.md §4.3), codec and frame."""
+    TENSOR_WIDE: one chunk of level 0 before the tiles' chunks, FORMAT.md §4.3), codec and frame. k2 >= 1 (2.11):
+    additive books (params 6 bytes, u16 K2): each book's E entries are K1 = E - K2 of the first codebook, then K2
+    of the second; code u stands for entry u div K2 plus entry K1 + u mod K2, one binary32 addition (VQ.md §2);
+    t.K is then K1 x K2 (the codes), t.E the entries of a book."""
     rows, cols = shape[0], math.prod(shape[1:])
     G = cols // d  # groups per row
     books = 1 if s == 0 else (rows + (1 << s) - 1) >> s
     cb32 = np.array(cb, dtype=np.float32)
-    K = len(cb32) // (books * d)
-    ok = (-126 <= B <= 96 and d in (1, 2, 4, 8) and cols % d == 0 and len(cb32) == books * K * d and
-          1 <= K <= 65536 and 0 <= s <= 31)
+    E = len(cb32) // (books * d)  # entries of a book
+    K = (E - k2) * k2 if k2 else E  # codes (additive: K1 x K2)
+    ok = (-126 <= B <= 96 and d in (1, 2, 4, 8) and cols % d == 0 and len(cb32) == books * E * d and
+          1 <= E <= 65536 and 0 <= s <= 31 and (not k2 or (E > k2 and K <= 65536)))
     assert len(e) == rows and len(u) == rows * G and all(0 <= x < K for x in u) and np.all(np.isfinite(cb32))
     out = []
     for r in range(rows):
         step = step_of(B, e[r])
         assert float(step) == (1 + (e[r] & 15) / 16) * 2.0 ** (B + (e[r] >> 4)) or not ok
         b = 0 if s == 0 else r >> s  # the row's book (VQ.md §2)
-        v = np.array([cb32[(b * K + u[r * G + c // d]) * d + c % d] for c in range(cols)], dtype=np.float32)
+        if k2:  # additive: one binary32 addition (numpy float32: round to nearest even), checked against the
+            # exact sum rounded once (f32_round; a zero sum: +0 unless both are -0, IEEE 754 §6.3)
+            x1 = np.array([cb32[(b * E + u[r * G + c // d] // k2) * d + c % d] for c in range(cols)], dtype=np.float32)
+            x2 = np.array([cb32[(b * E + E - k2 + u[r * G + c // d] % k2) * d + c % d] for c in range(cols)],
+                          dtype=np.float32)
+            v = x1 + x2
+            assert v.dtype == np.float32
+            for p_, q_, w_ in zip(x1, x2, v):
+                want = f32_round(Fraction(float(p_)) + Fraction(float(q_)))
+                if want == 0 and math.copysign(1, p_) < 0 and math.copysign(1, q_) < 0:
+                    want = 0x80000000
+                assert f32_bits(w_) == want, (float(p_), float(q_))
+        else:
+            v = np.array([cb32[(b * E + u[r * G + c // d]) * d + c % d] for c in range(cols)], dtype=np.float32)
         y = v * step  # one binary32 multiplication each (numpy float32: round to nearest even, no flush)
         assert y.dtype == np.float32
         # the same product rounded once from its exact value (binary64 holds 24 x 5 significant bits exactly)
@@ -2741,9 +2761,9 @@ def vq(name, dtype, shape, B, d, e, u, cb, tile_rows, code_item="U8", scales_lay
              Part(CODES, codes_layout, code_item, codes, codec=codes_codec, frame=codes_frame,
                   reserved=d if codes_layout == PER_GROUP else 0),
              Part(CODEBOOK, cb_layout, "F32", cb32.astype("<f4").tobytes(), codec=cb_codec, frame=cb_frame)]
-    t = Lossy(name, dtype, shape, recon, tile_rows, struct.pack("<hBB", B, d, s) if params is None else params,
-              parts, levels, repr=3)
-    t.bits, t.f32_bits, t.K, t.books = bits, out, K, books
+    own = struct.pack("<hBB", B, d, s) + (struct.pack("<H", k2) if k2 else b"")
+    t = Lossy(name, dtype, shape, recon, tile_rows, own if params is None else params, parts, levels, repr=3)
+    t.bits, t.f32_bits, t.K, t.books, t.E, t.k2 = bits, out, K, books, E, k2
     return t
 
 
@@ -3152,6 +3172,219 @@ def vq_books_bad():
                                                  cb_frame=lambda raw: zraw(raw + raw[:4]))),
     }
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.11, additive books (VQ.md §1-2; AQLM's two codebooks): params exactly 6 bytes, i16 B, u8 d, u8 s, u16 K2
+# (K2 >= 1). Each book's E = items / (G x d) entries are K1 = E - K2 (>= 1) of the first codebook, then K2 of the
+# second; K = K1 x K2 codes (<= 65536). Code u of row r (book b): v = cb[(b E + u div K2) d + j] + cb[(b E + K1 +
+# u mod K2) d + j], one binary32 addition (RNE), then y = binary32(step x v); the output dtype as QROW.md §3. A code
+# u >= K1 x K2 (even one below E) or a non-finite codebook value (used or not) makes the tiles undecodable.
+
+def mul_add_variants(step, x1, x2):
+    """The binary32 bits of step x (x1 + x2) as a decoder that fuses or reorders would compute them, each rounded
+    as IEEE 754 says (f32_round of the exact value): the exact value rounded once (no rounding of the sum),
+    fma(step, x1, step x x2), fma(step, x2, step x x1), and step x x1 + step x x2 (three roundings)."""
+    s, a, b = Fraction(float(step)), Fraction(float(x1)), Fraction(float(x2))
+    sa, sb = f32_frac(f32_round(s * a)), f32_frac(f32_round(s * b))
+    return [f32_round(s * (a + b)), f32_round(s * a + sb), f32_round(s * b + sa), f32_round(sa + sb)]
+
+
+def vq_additive_vectors(d):
+    """lossy_vq211_additive (2.11, additive books): an exact tensor (zstd); a: BF16 [6, 24], d = 8, K1 = 3, K2 = 5
+    (E = 8 entries, 15 codes, all used), U8 codes per group (zstd chunks), 2 tiles of 3 rows, the codebook inline;
+    b: F16 [3, 8], d = 2, s = 1 (2 books, the last of one row), K1 = 2, K2 = 3, 2 tiles of 2 rows (tile 1: book 1),
+    sums that binary32 rounds and an element that a fused multiply-add would change; c: F32 [2, 16], d = 4,
+    K1 = K2 = 256 (65536 codes, the most; 65535 and 0 used), U16 codes per group (zstd), the codebook tensor-wide
+    (zstd), 2 tiles of 1 row; e: BF16 [4, 6], d = 1, s = 1, K1 = 1, K2 = 4 (K = E - 1), codes per element, 2 tiles
+    (tile 1 starts inside book 1); f: F16 [2, 8], d = 4, K1 = 4, K2 = 1 (K = E - 1), every part inline (no chunk).
+    lossy_vq211_additive.as_dtypes.expected: each vq tensor decoded in BF16, F16 and F32 in turn."""
+    norm = Exact("norm.weight", "F32", [6], np.array([1, -0.5, 2.5, 0, 3e-3, -7], dtype="<f4").tobytes(), codec=1)
+    f32 = lambda x: float(np.float32(x))
+    rng = Rng(0x2111)
+    rnd = lambda n, scale=21: [f32((rng(24) - (1 << 23)) / float(1 << scale)) for _ in range(n)]
+
+    # a: BF16 [6, 24] (3 groups of 8 a row), B = -8, K1 = 3 (entries 0-2), K2 = 5 (entries 3-7), tile_rows 3. Row
+    # steps 1, 1.5, 1.5 x 2^-4, 4.75, 2^-1, 1.3125 x 2. Row 0, group 0 is code 0 (entries 0 and 3): value 0,
+    # (1 + 2^-8) + 2^-30 -> binary32 1 + 2^-8 (2^-30 is below half its last place), a BF16 tie -> 0x3F80 (to even),
+    # where the exact sum rounded once to BF16 (binary64 arithmetic) would give 0x3F81 (with step 1 every binary32
+    # product is exact, so a fused multiply-add gives the spec's value here: b's row 0 is the FMA case); value 1,
+    # 1 + 2^-24 -> 1 (a binary32 tie, to even down); value 2, (1 + 2^-23) + 2^-24 -> 1 + 2^-22 (a tie, to even up;
+    # seen in F32). The rest pseudo-random; every one of the 15 codes is used, so a decoder that splits u by K1
+    # (u mod K1, u div K1) or reads the book flat (entry u) gets other values.
+    ea = [0x80, 0x88, 0x48, 0xA3, 0x70, 0x95]
+    cba = rnd(64)
+    cba[0:3] = [1 + 2.0 ** -8, 1.0, 1 + 2.0 ** -23]  # entry 0 (first codebook, entry 0)
+    cba[24:27] = [2.0 ** -30, 2.0 ** -24, 2.0 ** -24]  # entry 3 (second codebook, entry 0)
+    ua = [0, 14, 7, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 9, 0, 14]
+    a = vq("a.weight", "BF16", [6, 24], -8, 8, ea, ua, cba, 3, codes_codec=1, k2=5)
+    assert a.K == 15 and a.E == 8 and a.params == struct.pack("<hBBH", -8, 8, 0, 5)
+    assert sorted(set(ua)) == list(range(15))
+    assert a.parts[1].layout == PER_GROUP and a.parts[1].reserved == 8 and a.parts[2].items == 64
+    assert a.f32_bits[0:3] == [0x3F808000, 0x3F800000, 0x3F800002] and a.bits[0] == 0x3F80
+    assert bf16_direct(cba[0] + cba[24]) == 1 + 2.0 ** -7  # the exact sum rounded once to BF16: up (0x3F81)
+    # b: F16 [3, 8] (4 groups of 2), B = -8, s = 1 (rows 0-1: book 0, row 2: book 1), K1 = 2, K2 = 3 (E = 5, 6
+    # codes), tile_rows 2. Row steps 1.5, 1, 1.75 x 2^-2. Book 0: entry 0 = (1 + 3 x 2^-10 - 2^-20, 1 + 2^-23),
+    # entry 1 = (1 + 2^-11, 1), entries 2-4 (the second codebook) = (135 x 2^-27, 2^-24), (2^-25, 2^-24), (-0.25,
+    # 0.375). Book 1: entry 0 = (-0, 0.5), entry 2 = (-0, -0.5), the rest pseudo-random (every value differs from
+    # book 0's: a decoder that takes row 2's book from its row in tile 1 gets other values).
+    # The element that proves no fused multiply-add: row 0, column 0 (code 0: entries 0 and 2). The binary32 sum
+    # (1 + 3 x 2^-10 - 2^-20) + 135 x 2^-27 = 1 + 3 x 2^-10 + 7 x 2^-27 rounds to v = 1 + 3 x 2^-10 (7/16 of its
+    # last place), and 1.5 x v = 1.5 + 9 x 2^-11 exactly: an F16 tie, to even 0x3E04. fma(step, x1, step x x2),
+    # fma(step, x2, step x x1), step x x1 + step x x2 and the exact product all give 1.5 + 9 x 2^-11 + 2^-23
+    # (1.5 x 7/16 = 21/32 of a last place rounds up) and F16 0x3E05. Row 0, column 1: (1 + 2^-23) + 2^-24 -> 1 +
+    # 2^-22 (a binary32 tie, to even up), x 1.5 = 1.5 + 3 x 2^-23 (F32). Row 1, column 0 (code 4: entries 1 and
+    # 3): (1 + 2^-11) + 2^-25 -> 1 + 2^-11, an F16 tie -> 0x3C00 (the exact sum rounded once to F16: 0x3C01);
+    # column 1: 1 + 2^-24 -> 1 (a binary32 tie, to even down). Row 2, group 0 (code 0 of book 1): -0 + -0 = -0,
+    # 0.5 + -0.5 = +0.
+    eb = [0x88, 0x80, 0x6C]
+    book0 = [1 + 3 * 2.0 ** -10 - 2.0 ** -20, 1 + 2.0 ** -23, 1 + 2.0 ** -11, 1.0,
+             135 * 2.0 ** -27, 2.0 ** -24, 2.0 ** -25, 2.0 ** -24, -0.25, 0.375]
+    book1 = [-0.0, 0.5] + rnd(2) + [-0.0, -0.5] + rnd(4)
+    assert all(f32(x) != f32(y) for x, y in zip(book0, book1))
+    ub = [0, 1, 5, 2, 4, 3, 0, 1, 0, 5, 4, 2]
+    b = vq("b.weight", "F16", [3, 8], -8, 2, eb, ub, book0 + book1, 2, scales_codec=1, s=1, k2=3)
+    assert b.K == 6 and b.E == 5 and b.books == 2 and b.parts[2].items == 20
+    step0 = step_of(-8, 0x88)
+    assert float(step0) == 1.5
+    assert b.f32_bits[0] == f32_bits(1.5 + 9 * 2.0 ** -11) and b.bits[0] == 0x3E04 and f16_of(b.f32_bits[0])[1]
+    assert f32_round(Fraction(book0[0]) + Fraction(book0[4])) == f32_bits(1 + 3 * 2.0 ** -10)  # the sum rounds
+    alt = mul_add_variants(step0, book0[0], book0[4])
+    assert alt == [b.f32_bits[0] + 1] * 4 and all(f16_of(v)[0] == 0x3E05 for v in alt), [hex(v) for v in alt]
+    assert b.f32_bits[1] == f32_bits(1.5 + 3 * 2.0 ** -23)
+    assert b.f32_bits[8] == f32_bits(1 + 2.0 ** -11) and b.bits[8] == 0x3C00 and b.f32_bits[9] == 0x3F800000
+    assert int(np.float64(book0[2] + book0[6]).astype(np.float16).view(np.uint16)) == 0x3C01  # rounded once
+    assert [int(x) for x in b.bits[16:18]] == [0x8000, 0x0000]  # -0, +0
+    # c: F32 [2, 16] (4 groups of 4), B = -10, K1 = K2 = 256 (E = 512 entries, 65536 codes), the codebook
+    # tensor-wide (one zstd chunk before the tiles'), U16 codes per group (zstd), tile_rows 1. Codes 65535 (entries
+    # 255 and 511), 0 (0 and 256), 256, 255, 32768, 12345, 65280, 511. Code 65535 with row 0's step 1.5 x 2^-2:
+    # 1 + 2^-24 -> 1, (1 + 2^-23) + 2^-24 -> 1 + 2^-22 (binary32 ties, to even), x 0.375.
+    ec = [0x88, 0xA5]
+    cbc = rnd(512 * 4)
+    cbc[255 * 4:255 * 4 + 2] = [1.0, 1 + 2.0 ** -23]
+    cbc[511 * 4:511 * 4 + 2] = [2.0 ** -24, 2.0 ** -24]
+    uc = [65535, 0, 256, 255, 32768, 12345, 65280, 511]
+    c = vq("c.weight", "F32", [2, 16], -10, 4, ec, uc, cbc, 1, code_item="U16", codes_codec=1,
+           cb_layout=TENSOR_WIDE, cb_codec=1, k2=256)
+    assert c.K == 65536 and c.E == 512 and c.parts[2].items == 2048
+    assert c.f32_bits[0:2] == [f32_bits(0.375), f32_bits(0.375 * (1 + 2.0 ** -22))]
+    # e: BF16 [4, 6], B = -6, d = 1 (codes per element, U8 raw chunks), s = 1 (2 books of 2 rows), K1 = 1, K2 = 4
+    # (E = 5, K = 4: code u is entry 0 plus entry 1 + u), tile_rows 3 (tile 1, row 3, inside book 1).
+    ee = [0x60, 0x64, 0x5C, 0x70]
+    cbe = rnd(10, 20)
+    ue = [(i * 3 + i // 6) % 4 for i in range(24)]
+    e = vq("e.weight", "BF16", [4, 6], -6, 1, ee, ue, cbe, 3, codes_layout=PER_ELEMENT, s=1, k2=4)
+    assert e.K == 4 and e.E == 5 and e.books == 2 and e.parts[1].items == 24 and sorted(set(ue)) == [0, 1, 2, 3]
+    # f: F16 [2, 8], B = -12, d = 4, K1 = 4, K2 = 1 (E = 5, K = 4: code u is entry u plus entry 4), one tile: the
+    # scales and the codes (U8) inline with codec 0, the codebook inline: no chunk.
+    cbf = rnd(20, 22)
+    f = vq("f.weight", "F16", [2, 8], -12, 4, [0x90, 0xA7], [3, 0, 1, 2], cbf, 2, scales_layout=INLINE,
+           codes_layout=INLINE, k2=1)
+    assert f.K == 4 and f.E == 5
+    ts = [norm, a, b, c, e, f]
+    kinds = [(t.name, t.params[4:], [(q.layout, q.codec) for q in t.parts]) for t in ts if isinstance(t, Lossy)]
+    assert kinds == [("a.weight", b"\x05\x00", [(PER_ROW, 0), (PER_GROUP, 1), (INLINE, 0)]),
+                     ("b.weight", b"\x03\x00", [(PER_ROW, 1), (PER_GROUP, 0), (INLINE, 0)]),
+                     ("c.weight", b"\x00\x01", [(PER_ROW, 0), (PER_GROUP, 1), (TENSOR_WIDE, 1)]),
+                     ("e.weight", b"\x04\x00", [(PER_ROW, 0), (PER_ELEMENT, 0), (INLINE, 0)]),
+                     ("f.weight", b"\x01\x00", [(INLINE, 0), (INLINE, 0), (INLINE, 0)])]
+    fb, plen = st_file(ts)
+    wcz = container2([(0, "model.safetensors", fb, plen, ts)], minor=11)
+    # norm 1; a 2 tiles x 2; b 2 x 2; c the codebook + 2 x 2; e 2 x 2; f none
+    assert struct.unpack("<I", zread_manifest(wcz)[8:12])[0] == 1 + 4 + 4 + 5 + 4 + 0
+    put(d, "lossy_vq211_additive.wcz", wcz)
+    put(d, "lossy_vq211_additive.expected", fb)
+    vqs = (a, b, c, e, f)
+    for t in vqs:
+        assert decode_as(t, t.dtype) == t.recon
+    put(d, "lossy_vq211_additive.as_dtypes.expected",
+        b"".join(decode_as(t, dt) for t in vqs for dt in ("BF16", "F16", "F32")))
+    put_bad(d, vq_additive_bad())
+
+
+def vq_additive_bad():
+    """2.11 files with additive books every reader must reject, checksum-valid everywhere, each breaking one rule of
+    VQ.md §1. The base: an exact F32 tensor, then a BF16 vq tensor [6, 8], d = 2, s = 1 (3 books: rows 0-1, 2-3,
+    4-5), K1 = 2, K2 = 3 (E = 5 entries a book, 6 codes), 2 tiles (4 and 2 rows), U8 codes per group in zstd chunks,
+    the codebook inline. Its codes are 0, 1, 3 and 4 only: below E (so a reader that took the book as flat would
+    still find them in range), and never u mod 3 = 2 (no code uses a book's entry K1 + 2, the second codebook's
+    last). *.corrupt: record rules (the manifest); *.codec: a code >= K1 x K2, a non-finite codebook value (a tile;
+    the level hash is the intended reconstruction's, so only the rule names the fault)."""
+    rows, cols, d, s, k1, k2 = 6, 8, 2, 1, 2, 3
+    G, E = 3, k1 + k2
+    e = [0x83, 0x90, 0x7A, 0x88, 0xA1, 0x65]
+    cb = [((k * 37) % 29 - 14) / 8.0 for k in range(G * E * d)]
+    u = [(0, 1, 3, 4)[(i * 5) % 4] for i in range(rows * cols // d)]
+    assert sorted(set(u)) == [0, 1, 3, 4] and all(x % k2 != 2 for x in u)
+
+    def base(d=d, u=u, cb=cb, s=s, k2=k2, **kw):
+        opt = dict(codes_codec=1)
+        opt.update(kw)
+        return [norm_exact(), vq("w.weight", "BF16", [rows, cols], -6, d, e, u, cb, 4, s=s, k2=k2, **opt)]
+
+    def one(tensors, **kw):
+        return one_file(tensors, minor=11, **kw)
+
+    def lie(f, **kw):
+        t = base(**kw)
+        f(t[1])
+        return one(t)
+
+    def params(*fields, fmt="<hBBH"):
+        return struct.pack(fmt, -6, d, s, *fields) if fields or fmt != "<hBBH" else None
+
+    def code(row, v, per_row=cols // d):  # row's first code made v
+        def f(t):
+            data = bytearray(t.parts[1].data)
+            data[row * per_row] = v
+            t.parts[1].data = bytes(data)
+        return f
+
+    def cb_value(book, k, j, bits, E=E):  # value j of entry k of book `book` made the binary32 bits
+        def f(t):
+            data = bytearray(t.parts[2].data)
+            at = ((book * E + k) * d + j) * 4
+            data[at:at + 4] = struct.pack("<I", bits)
+            t.parts[2].data = bytes(data)
+        return f
+
+    b0 = base()[1]
+    assert b0.K == 6 and b0.E == 5 and b0.books == G and b0.parts[2].items == G * E * d == 30
+    assert b0.params == struct.pack("<hBBH", -6, d, s, k2)
+    # K1 = 1 and K2 = 1: K = E - 1, so the code K is an entry of the book (below E) but not a code
+    u3 = [min(x, 3) for x in u]
+    # K = 80000: E = 600, K2 = 200, K1 = 400 (one book, d = 2: 1200 values, inline)
+    cb600 = [((k * 37) % 29 - 14) / 8.0 for k in range(600 * d)]
+    # K = 65538, just past the most: d = 1, one book of E = 32771 entries (tensor-wide, a zstd frame of RLE blocks),
+    # K2 = 32769, K1 = 2; codes per element, U8
+    u1 = [(i * 5) % 4 for i in range(rows * cols)]
+    cbk = cb[:8] + [0.0] * (32771 - 8)
+    return {
+        # VQ.md §1: params exactly 4 or 6 bytes: 5 (K2 cut to its low byte) and 7 (a byte after K2)
+        "vq211_add_params_5.corrupt": one(base(params=params(k2, fmt="<hBBB"))),
+        "vq211_add_params_7.corrupt": one(base(params=params(k2, 0, fmt="<hBBHB"))),
+        # VQ.md §1: 1 <= K2. With K2 = 0 the book would be flat (5 entries, codes 0-4 all below 5): only that rule
+        # is broken
+        "vq211_add_k2_0.corrupt": one(base(params=params(0))),
+        # VQ.md §1: K1 = E - K2 >= 1: K2 = E = 5 (K1 = 0), K2 = 65535 (past E)
+        "vq211_add_k2_e.corrupt": one(base(params=params(E))),
+        "vq211_add_k2_65535.corrupt": one(base(params=params(65535))),
+        # VQ.md §1: K1 x K2 <= 65536 (E <= 65536 holds): 400 x 200 = 80000, and 2 x 32769 = 65538
+        "vq211_add_k_80000.corrupt": one(base(s=0, cb=cb600, k2=200)),
+        "vq211_add_k_65538.corrupt": one(base(d=1, u=u1, s=0, cb=cbk, k2=32769, codes_layout=PER_ELEMENT,
+                                              cb_layout=TENSOR_WIDE, cb_codec=1,
+                                              cb_frame=lambda raw: zframe(raw, rle=16))),
+        # VQ.md §1: a code u >= K1 x K2 (not E): row 0's first code made 6 (book 0; 6 div 3 = 2 is the second
+        # codebook's entry 0, inside the codebook); with K1 = 4, K2 = 1 (E = 5, K = 4) row 5's made 4, and with K1 =
+        # 1, K2 = 4 row 2's made 4: both an entry of their book (4 < E), not a code
+        "vq211_add_code_k.codec": lie(code(0, 6)),
+        "vq211_add_code_k_k2_1.codec": lie(code(5, 4), u=u3, k2=1),
+        "vq211_add_code_k_k1_1.codec": lie(code(2, 4), u=u3, k2=4),
+        # VQ.md §1: every codebook value finite, used or not: NaN in book 1's second codebook, its entry 2 (the
+        # book's entry K1 + 2 = 4, which no code uses), inline; -inf in book 2's, the codebook tensor-wide (zstd)
+        "vq211_add_nan_second.codec": lie(cb_value(1, k1 + 2, 1, 0x7FC00000)),
+        "vq211_add_tw_inf_second.codec": lie(cb_value(2, k1 + 2, 0, 0xFF800000), cb_layout=TENSOR_WIDE, cb_codec=1),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
