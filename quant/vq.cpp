@@ -124,18 +124,16 @@ Codebook kmeans(const std::vector<float>& v, const std::vector<float>& w, uint32
   if (n == 0) return cb;
   // k-means++: the first centre uniform, each next by D^2 sampling
   std::mt19937_64 g(0x5EEDC0DEull + 131 * k + d);
-  std::vector<float> dist(n, std::numeric_limits<float>::infinity());
+  std::vector<float> dist(n, std::numeric_limits<float>::infinity()), dd(n);
+  // the points column-major: each centre's distances to all of them side by side
+  const std::vector<float> vt = column_major(v.data(), 1, uint32_t(n), d), wt = column_major(w.data(), 1, uint32_t(n), d);
   size_t pick = size_t(uniform(g) * double(n)) % n;
   for (uint32_t j = 0; j < cb.k; ++j) {
     std::copy(&v[pick * d], &v[pick * d] + d, &cb.c[size_t(j) * d]);
+    point_distances(&cb.c[size_t(j) * d], vt.data(), wt.data(), d, n, dd.data());
     double total = 0;
     for (size_t i = 0; i < n; ++i) {
-      float dd = 0;
-      for (uint32_t q = 0; q < d; ++q) {
-        const float y = v[i * d + q] - cb.c[size_t(j) * d + q];
-        dd += w[i * d + q] * y * y;
-      }
-      dist[i] = std::min(dist[i], dd);
+      dist[i] = std::min(dist[i], dd[i]);
       total += dist[i];
     }
     if (total <= 0) break;  // fewer distinct vectors than entries: the rest repeat

@@ -51,7 +51,38 @@ void distances_base(const float* v, const float* w, const float* t, uint32_t d, 
   distances_t(v, w, t, d, k, dist);
 }
 
+__attribute__((always_inline)) inline void point_distances_t(const float* c, const float* vt, const float* wt, uint32_t d,
+                                                            size_t n, float* dd) {
+  for (size_t i = 0; i < n; ++i) dd[i] = 0.f;
+  for (uint32_t j = 0; j < d; ++j) {
+    const float cj = c[j];
+    const float* vj = vt + j * n;
+    const float* wj = wt + j * n;
+    for (size_t i = 0; i < n; ++i) {
+      const float x = vj[i] - cj;
+      dd[i] += wj[i] * x * x;
+    }
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void point_distances_avx2(const float* c, const float* vt, const float* wt, uint32_t d,
+                                                          size_t n, float* dd) {
+  point_distances_t(c, vt, wt, d, n, dd);
+}
+#endif
+void point_distances_base(const float* c, const float* vt, const float* wt, uint32_t d, size_t n, float* dd) {
+  point_distances_t(c, vt, wt, d, n, dd);
+}
+
 }  // namespace
+
+void point_distances(const float* c, const float* vt, const float* wt, uint32_t d, size_t n, float* dd) {
+#if defined(__x86_64__)
+  if (simd::simd_level() >= 1) return point_distances_avx2(c, vt, wt, d, n, dd);
+#endif
+  point_distances_base(c, vt, wt, d, n, dd);
+}
 
 NearestFn nearest_fn() {
 #if defined(__x86_64__)
