@@ -23,7 +23,6 @@
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 #include "quant/qrow_repr.h"
-#include "quant/vq_gptq.h"
 #include "quant/vq_repr.h"
 #include "lib/calibration.h"
 #include "quant/sensitivity.h"
@@ -262,10 +261,8 @@ void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* 
   if (lt.vq) {  // one code per group of d
     const uint64_t n = rows * (cols / lt.vq->d);
     sc.codes.resize(n);
-    if (lt.vq_fb && !lt.vq->k2) vq::encode_rows_gptq(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, *lt.vq_fb, sc.codes.data());
-    else
-      vq::encode_rows(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, lt.imp ? lt.imp->data() : nullptr,
-                      sc.codes.data());
+    vq::encode_rows_as_written(t.dtype, data, cols, r0, rows, lt.steps, *lt.vq, lt.imp ? lt.imp->data() : nullptr,
+                               lt.vq_fb.get(), sc.codes.data());
     pack_codes(sc.codes.data(), n, t.parts[1].item, sc.bytes);
     return;
   }
@@ -897,8 +894,7 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
       if (uint64_t(x.k) * 4 > vectors && !(always && c.vq.empty() && x.k == 4)) continue;
       cb = std::make_shared<const vq::Codebook>(vq::train(t.dtype, data, c.cols, c.vq_steps, c.sample, x.d, x.k, ip));
     }
-    const qrow::Point pt = vq::evaluate(t.dtype, data, c.rows, c.cols, c.vq_steps, *cb, c.sample, ip, H,
-                                        cb->k2 ? nullptr : c.vq_fb.get());
+    const qrow::Point pt = vq::evaluate(t.dtype, data, c.rows, c.cols, c.vq_steps, *cb, c.sample, ip, H, c.vq_fb.get());
     c.vq.push_back(cb);
     c.grid.push_back(qrow::Plan{});
     c.curve.push_back({pt.bits, pt.relerr2});
@@ -1245,7 +1241,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     if (choice >= c.n_vq0) {  // a codebook
       st.lt.vq = c.vq[choice - c.n_vq0];
       st.lt.imp = c.imp;
-      st.lt.vq_fb = st.lt.vq->k2 ? nullptr : c.vq_fb;  // additive: the beam search
+      st.lt.vq_fb = c.vq_fb;
       st.lt.steps = c.vq_steps;
       make_vq_record(st.rec, st.lt.steps, tile_rows_for(c.rows, c.cols), *st.lt.vq);
       st.chunk_bits = 8.0 * settle_tensor(st.rec, st.lt, data[c.tensor], pool);

@@ -36,7 +36,8 @@ struct LossyTensor {
   // imp: the input channels' importances its distances weigh (may be empty)
   std::shared_ptr<const vq::Codebook> vq;
   // vq with --calib's hessian: GPTQ feedback in the identity order (a
-  // group's d columns stay together); null: nearest entries
+  // group's d columns stay together; vq::encode_rows_as_written); null:
+  // nearest entries
   std::shared_ptr<const qrow::Feedback> vq_fb;
   std::shared_ptr<const std::vector<float>> imp;
   // Levels above 0, in order: --refine's refinement levels (REFINE.md),

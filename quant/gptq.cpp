@@ -6,6 +6,7 @@
 
 #include "platform/error.h"
 #include "quant/linalg.h"
+#include "quant/simd_tile.h"
 
 namespace wc::qrow {
 
@@ -19,7 +20,45 @@ void set_colw(Feedback& fb, const std::vector<double>& w) {
   for (size_t k = 0; k < w.size(); ++k) fb.colw[k] = float(w[k] / mean);
 }
 
+// GPTQ's lazy batch update: rows i < n of c (ldc apart) lose, column by
+// column, sum_k a[i][k] * b(k, j) for k = 0 .. K-1 in order (quant/simd_tile.h:
+// the same bits as the plain loop), where b is `slabs` slabs of 16 columns,
+// kBlock rows 16 floats apart, one after the other (Feedback::u's panels).
+// Each slab (8 KB) stays in L1 across the rows; tiles of R rows by 16
+// columns (AVX2: 6 rows, 12 accumulators).
+template <class V, int R, int NV>
+__attribute__((always_inline)) inline void update_rows(uint64_t n, uint64_t K, const float* a, uint64_t lda,
+                                                       const float* b, uint64_t slabs, float* c, uint64_t ldc) {
+  constexpr uint64_t S = Feedback::kSlab, SB = Feedback::kBlock * S;
+  static_assert(NV * sizeof(V) / sizeof(float) == S);
+  for (uint64_t s = 0; s < slabs; ++s, b += SB, c += S) {
+    uint64_t i = 0;
+    for (; i + R <= n; i += R) simd::tile<float, V, R, NV>(K, a + i * lda, lda, b, S, c + i * ldc, ldc);
+    if (R > 3 && i + 3 <= n) simd::tile<float, V, 3, NV>(K, a + i * lda, lda, b, S, c + i * ldc, ldc), i += 3;
+    for (; i < n; ++i) simd::tile<float, V, 1, NV>(K, a + i * lda, lda, b, S, c + i * ldc, ldc);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void update_avx2(uint64_t n, uint64_t K, const float* a, uint64_t lda,
+                                                 const float* b, uint64_t slabs, float* c, uint64_t ldc) {
+  update_rows<simd::v8f, 6, 2>(n, K, a, lda, b, slabs, c, ldc);
+}
+#endif
+void update_sse(uint64_t n, uint64_t K, const float* a, uint64_t lda, const float* b, uint64_t slabs, float* c,
+                uint64_t ldc) {
+  update_rows<simd::v4f, 2, 4>(n, K, a, lda, b, slabs, c, ldc);
+}
+
 }  // namespace
+
+void gptq_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const float* b, uint64_t slabs, float* c,
+                 uint64_t ldc) {
+#if defined(__x86_64__)
+  if (simd::simd_level() >= 1) return update_avx2(n, K, a, lda, b, slabs, c, ldc);
+#endif
+  update_sse(n, K, a, lda, b, slabs, c, ldc);
+}
 
 Feedback make_feedback(const float* H, uint64_t n, double damp, bool act_order, const ParallelFor& par) {
   Feedback fb;

@@ -81,4 +81,12 @@ Feedback make_feedback_diag(const float* importance, uint64_t n, double damp);
 
 inline constexpr double kGptqDamp = 0.01;  // GPTQ's default dampening
 
+// GPTQ's lazy batch update, shared by qrow's and vq's GPTQ: rows i < n of c
+// (ldc apart) lose, column by column, sum_k a[i][k] * b(k, j) for k = 0 ..
+// K-1 in order, where b is `slabs` slabs of kSlab columns, kBlock rows kSlab
+// floats apart (Feedback::u's panels). quant/simd_tile.h: the same bits as
+// the plain loop, whatever the machine.
+void gptq_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const float* b, uint64_t slabs, float* c,
+                 uint64_t ldc);
+
 }  // namespace wc::qrow

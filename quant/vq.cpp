@@ -230,22 +230,18 @@ Codebook train_additive(DType t, const uint8_t* data, uint64_t cols, const qrow:
 }
 
 Codebook train_books(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s, uint32_t d,
-                     uint32_t k, uint32_t shift, uint64_t per_book, const float* imp, const qrow::ParallelFor& par,
-                     int iters) {
+                     uint32_t k, uint32_t shift, uint64_t per_book, const float* imp, int iters) {
   const uint64_t span = uint64_t(1) << shift, books = (rows + span - 1) / span;
   Codebook cb;
   cb.d = d, cb.k = k, cb.shift = shift;
   cb.c.assign(books * k * d, 0.0f);
-  auto one = [&](size_t b) {
+  for (uint64_t b = 0; b < books; ++b) {
     const uint64_t r0 = b * span, n = std::min(span, rows - r0);
     const Codebook x = train(t, data, cols, s, spaced_rows(r0, n, cols, d, per_book), d, k, imp, iters);
     float* dst = &cb.c[b * k * d];
     for (uint32_t j = 0; j < k; ++j)  // fewer vectors than entries: the last entry repeats
       std::copy_n(&x.c[size_t(std::min(j, x.k - 1)) * d], d, dst + size_t(j) * d);
-  };
-  if (par) par(size_t(books), one);
-  else
-    for (size_t b = 0; b < books; ++b) one(b);
+  }
   return cb;
 }
 
@@ -285,6 +281,13 @@ void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint6
   }
 }
 
+void encode_rows_as_written(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n,
+                            const qrow::Steps& s, const Codebook& cb, const float* imp, const qrow::Feedback* gptq,
+                            uint16_t* u) {
+  if (gptq && !cb.k2) encode_rows_gptq(t, data, cols, r0, n, s, cb, *gptq, u);
+  else encode_rows(t, data, cols, r0, n, s, cb, imp, u);
+}
+
 qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s,
                      const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H,
                      const qrow::Feedback* gptq) {
@@ -297,8 +300,7 @@ qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols,
   double sig = 0;
   for (uint64_t k = 0; k < ns; ++k) {
     const uint64_t r = sample_rows[k];
-    if (gptq && !cb.k2) encode_rows_gptq(t, data, cols, r, 1, s, cb, *gptq, u.data());
-    else encode_rows(t, data, cols, r, 1, s, cb, imp, u.data());
+    encode_rows_as_written(t, data, cols, r, 1, s, cb, imp, gptq, u.data());
     load_floats(t, data + r * cols * eb, cols, x.data());
     const float step = qrow::step_of(s.base_exp, s.e[r]);
     for (uint64_t gi = 0; gi < gpr; ++gi) {

@@ -60,11 +60,9 @@ Codebook train_additive(DType t, const uint8_t* data, uint64_t cols, const qrow:
 // One codebook per group of 2^shift rows (shift >= 1), each trained as
 // `train` on up to `per_book` vectors of its own rows (evenly spaced rows).
 // Every book has k entries: a book whose rows hold fewer distinct vectors
-// repeats its last one. `par` runs fn(b) for every book (empty: in order);
-// the result does not depend on it.
+// repeats its last one.
 Codebook train_books(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s, uint32_t d,
-                     uint32_t k, uint32_t shift, uint64_t per_book, const float* imp, const qrow::ParallelFor& par = {},
-                     int iters = 8);
+                     uint32_t k, uint32_t shift, uint64_t per_book, const float* imp, int iters = 8);
 
 // Rows spaced evenly over [0, rows) holding about `vectors` groups of d of
 // cols columns (all rows when they hold fewer).
@@ -77,11 +75,17 @@ std::vector<uint64_t> spaced_rows(uint64_t r0, uint64_t rows, uint64_t cols, uin
 void encode_rows(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n, const qrow::Steps& s,
                  const Codebook& cb, const float* imp, uint16_t* u);
 
+// The codes the writer stores: with gptq (--calib's hessian: a feedback in
+// the identity order) GPTQ's (encode_rows_gptq, quant/vq_gptq.h), except for
+// additive books, which keep their beam search; else encode_rows'.
+void encode_rows_as_written(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, uint64_t n,
+                            const qrow::Steps& s, const Codebook& cb, const float* imp, const qrow::Feedback* gptq,
+                            uint16_t* u);
+
 // Bits of the codes (order-0 entropy, scaled to the tensor, and the coder's
 // table), the steps and the codebook(s), and the relative squared error (the
 // output error with H, as qrow::evaluate), on the sampled rows.
-// With gptq (a full feedback in the identity order), the codes are
-// encode_rows_gptq's (quant/vq_gptq.h), as the tensor will be written.
+// The codes are encode_rows_as_written's (gptq: null or a feedback).
 qrow::Point evaluate(DType t, const uint8_t* data, uint64_t rows, uint64_t cols, const qrow::Steps& s,
                      const Codebook& cb, const std::vector<uint64_t>& sample_rows, const float* imp, const float* H,
                      const qrow::Feedback* gptq = nullptr);

@@ -8,7 +8,6 @@
 #include "platform/error.h"
 #include "quant/float_load.h"
 #include "quant/qrow_math.h"
-#include "quant/simd_tile.h"
 #include "quant/vq_math.h"
 #include "quant/vq_nearest.h"
 
@@ -17,40 +16,6 @@ namespace wc::vq {
 namespace {
 
 constexpr uint64_t kB = qrow::Feedback::kBlock, kS = qrow::Feedback::kSlab;
-
-// The lazy batch update (as qrow's, quant/qrow.cpp): rows i < n of c (ldc
-// apart) lose, column by column, sum_k a[i][k] * b(k, j) for k = 0 .. K-1 in
-// order, b being `slabs` slabs of kSlab columns, kBlock rows kSlab floats
-// apart (Feedback::u's panels); quant/simd_tile.h: the bits of the plain loop.
-template <class V, int R, int NV>
-__attribute__((always_inline)) inline void update_rows(uint64_t n, uint64_t K, const float* a, uint64_t lda,
-                                                       const float* b, uint64_t slabs, float* c, uint64_t ldc) {
-  static_assert(NV * sizeof(V) / sizeof(float) == kS);
-  for (uint64_t s = 0; s < slabs; ++s, b += kB * kS, c += kS) {
-    uint64_t i = 0;
-    for (; i + R <= n; i += R) simd::tile<float, V, R, NV>(K, a + i * lda, lda, b, kS, c + i * ldc, ldc);
-    for (; i < n; ++i) simd::tile<float, V, 1, NV>(K, a + i * lda, lda, b, kS, c + i * ldc, ldc);
-  }
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) void update_avx2(uint64_t n, uint64_t K, const float* a, uint64_t lda,
-                                                 const float* b, uint64_t slabs, float* c, uint64_t ldc) {
-  update_rows<simd::v8f, 6, 2>(n, K, a, lda, b, slabs, c, ldc);
-}
-#endif
-void update_sse(uint64_t n, uint64_t K, const float* a, uint64_t lda, const float* b, uint64_t slabs, float* c,
-                uint64_t ldc) {
-  update_rows<simd::v4f, 2, 4>(n, K, a, lda, b, slabs, c, ldc);
-}
-
-void feedback_update(uint64_t n, uint64_t K, const float* a, uint64_t lda, const float* b, uint64_t slabs, float* c,
-                     uint64_t ldc) {
-#if defined(__x86_64__)
-  if (simd::simd_level() >= 1) return update_avx2(n, K, a, lda, b, slabs, c, ldc);
-#endif
-  update_sse(n, K, a, lda, b, slabs, c, ldc);
-}
 
 }  // namespace
 
@@ -172,11 +137,11 @@ void encode_rows_gptq(DType t, const uint8_t* data, uint64_t cols, uint64_t r0, 
         }
       }
       if (s1 < k1)
-        feedback_update(n, s1 - s0, &err[s0 - k0], kB, panel + (s1 - k0) / kS * kB * kS + (s0 - k0) * kS,
+        qrow::gptq_update(n, s1 - s0, &err[s0 - k0], kB, panel + (s1 - k0) / kS * kB * kS + (s0 - k0) * kS,
                         (k1 - s1 + kS - 1) / kS, &w[s1], wld);
     }
     if (k1 < cols)
-      feedback_update(n, k1 - k0, err.data(), kB, panel + kB / kS * kB * kS, (cols - k1 + kS - 1) / kS, &w[k1], wld);
+      qrow::gptq_update(n, k1 - k0, err.data(), kB, panel + kB / kS * kB * kS, (cols - k1 + kS - 1) / kS, &w[k1], wld);
   }
 }
 
