@@ -8,6 +8,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "format/reader.h"
 #include "model/file_check.h"
@@ -120,6 +121,45 @@ void check_tiles(wcodec_archive* a, size_t i, const wcodec_tensor_info& info, co
     REQUIRE(wcodec_decode_rows(a, i, r0, r1, dt, part.data(), part.size(), 1, err, sizeof err) == WCODEC_OK);
     CHECK(std::equal(part.begin(), part.end(), whole.begin() + ptrdiff_t(r0 * row_bytes)));
   }
+}
+
+// The vq vectors' NAME.as_dtypes.expected: every vq tensor of the container
+// decoded in BF16, F16 and F32 in turn (make_vectors.py's order), each whole
+// and tile by tile (check_tiles: a tile's own chunks or inline parts give
+// the same rows). reprs: each tensor's representation, checked. Returns the
+// bytes and the number of vq tensors; `seen` gets each whole (tensor, dtype).
+std::vector<uint8_t> vq_in_every_dtype(const std::string& wcz, const std::vector<std::string>& reprs,
+                                       size_t* vq_tensors,
+                                       const std::function<void(size_t, const std::string&,
+                                                                const std::vector<uint8_t>&)>& seen = {}) {
+  char err[1024] = "";
+  wcodec_archive* a = nullptr;
+  REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+  REQUIRE(wcodec_tensor_count(a) == reprs.size());
+  std::vector<uint8_t> got;
+  *vq_tensors = 0;
+  for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
+    wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
+    REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
+    CAPTURE(info.name);
+    CHECK(std::string(info.representation) == reprs[i]);
+    if (std::string(info.representation) != "vq") continue;
+    ++*vq_tensors;
+    const uint64_t elems = info.byte_size / (std::string(info.dtype) == "F32" ? 4 : 2);
+    const uint64_t row_elems = elems / info.rows;
+    for (const std::string dt : {"BF16", "F16", "F32"}) {
+      CAPTURE(dt);
+      const uint64_t esize = dt == "F32" ? 4 : 2;
+      std::vector<uint8_t> whole(elems * esize);
+      REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt.c_str(), whole.data(), whole.size(), 1, err,
+                                      sizeof err) == WCODEC_OK);
+      got.insert(got.end(), whole.begin(), whole.end());
+      check_tiles(a, i, info, dt.c_str(), row_elems * esize, whole);
+      if (seen) seen(i, dt, whole);
+    }
+  }
+  wcodec_close(a);
+  return got;
 }
 
 }  // namespace
@@ -340,37 +380,12 @@ TEST_SUITE("vectors") {
     REQUIRE(listed.size() == 5);
     const std::vector<std::string> reprs = {"exact", "vq", "qrow", "vq", "vq"};
     for (size_t i = 0; i < listed.size(); ++i) CHECK(listed[i].repr == reprs[i]);
-    char err[1024] = "";
-    wcodec_archive* a = nullptr;
-    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
-    REQUIRE(wcodec_tensor_count(a) == 5);
-    const auto want = tu::read_file(kDir + "/lossy_vq.as_dtypes.expected");
-    std::vector<uint8_t> got;
     size_t vq_tensors = 0;
-    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
-      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
-      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
-      CAPTURE(info.name);
-      CHECK(std::string(info.representation) == reprs[i]);
-      if (std::string(info.representation) != "vq") continue;
-      ++vq_tensors;
-      const uint64_t elems = info.byte_size / (std::string(info.dtype) == "F32" ? 4 : 2);
-      const uint64_t row_elems = elems / info.rows;
-      for (const char* dt : {"BF16", "F16", "F32"}) {
-        CAPTURE(dt);
-        const uint64_t esize = std::string(dt) == "F32" ? 4 : 2;
-        std::vector<uint8_t> whole(elems * esize);
-        REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt, whole.data(), whole.size(), 1, err, sizeof err) ==
-                WCODEC_OK);
-        got.insert(got.end(), whole.begin(), whole.end());
-        // Each tile alone (its own scales and codes chunks, or the inline parts) gives the same rows.
-        check_tiles(a, i, info, dt, row_elems * esize, whole);
-      }
-    }
+    const auto got = vq_in_every_dtype(wcz, reprs, &vq_tensors);
+    const auto want = tu::read_file(kDir + "/lossy_vq.as_dtypes.expected");
     CHECK(vq_tensors == 3);
     CHECK(got.size() == want.size());
     CHECK(got == want);
-    wcodec_close(a);
   }
 
   TEST_CASE("vq vector (2.11): palettes, books per group of rows, tensor-wide codebooks; every dtype, every tile") {
@@ -391,36 +406,12 @@ TEST_SUITE("vectors") {
       CHECK(listed[i].codebook_dim == ds[i]);
       CHECK(listed[i].codebook_books == books[i]);
     }
-    char err[1024] = "";
-    wcodec_archive* a = nullptr;
-    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
-    REQUIRE(wcodec_tensor_count(a) == 7);
-    const auto want = tu::read_file(kDir + "/lossy_vq211.as_dtypes.expected");
-    std::vector<uint8_t> got;
     size_t vq_tensors = 0;
-    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
-      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
-      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
-      CAPTURE(info.name);
-      CHECK(std::string(info.representation) == reprs[i]);
-      if (std::string(info.representation) != "vq") continue;
-      ++vq_tensors;
-      const uint64_t elems = info.byte_size / (std::string(info.dtype) == "F32" ? 4 : 2);
-      const uint64_t row_elems = elems / info.rows;
-      for (const char* dt : {"BF16", "F16", "F32"}) {
-        CAPTURE(dt);
-        const uint64_t esize = std::string(dt) == "F32" ? 4 : 2;
-        std::vector<uint8_t> whole(elems * esize);
-        REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt, whole.data(), whole.size(), 1, err, sizeof err) ==
-                WCODEC_OK);
-        got.insert(got.end(), whole.begin(), whole.end());
-        check_tiles(a, i, info, dt, row_elems * esize, whole);
-      }
-    }
+    const auto got = vq_in_every_dtype(wcz, reprs, &vq_tensors);
+    const auto want = tu::read_file(kDir + "/lossy_vq211.as_dtypes.expected");
     CHECK(vq_tensors == 5);
     CHECK(got.size() == want.size());
     CHECK(got == want);
-    wcodec_close(a);
   }
 
   TEST_CASE("vq vector (2.11): additive books; every dtype, every tile") {
@@ -445,40 +436,19 @@ TEST_SUITE("vectors") {
       CHECK(listed[i].codebook_books == books[i]);
       CHECK(listed[i].codebook_second == k2s[i]);
     }
-    char err[1024] = "";
-    wcodec_archive* a = nullptr;
-    REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
-    REQUIRE(wcodec_tensor_count(a) == 6);
-    const auto want = tu::read_file(kDir + "/lossy_vq211_additive.as_dtypes.expected");
-    std::vector<uint8_t> got;
-    size_t vq_tensors = 0;
-    for (size_t i = 0; i < wcodec_tensor_count(a); ++i) {
-      wcodec_tensor_info info = WCODEC_TENSOR_INFO_INIT;
-      REQUIRE(wcodec_get_tensor_info(a, i, &info) == WCODEC_OK);
-      CAPTURE(info.name);
-      CHECK(std::string(info.representation) == reprs[i]);
-      if (std::string(info.representation) != "vq") continue;
-      ++vq_tensors;
-      const uint64_t elems = info.byte_size / (std::string(info.dtype) == "F32" ? 4 : 2);
-      const uint64_t row_elems = elems / info.rows;
-      for (const char* dt : {"BF16", "F16", "F32"}) {
-        CAPTURE(dt);
-        const uint64_t esize = std::string(dt) == "F32" ? 4 : 2;
-        std::vector<uint8_t> whole(elems * esize);
-        REQUIRE(wcodec_decode_tensor_ex(a, i, WCODEC_LEVEL_TOP, dt, whole.data(), whole.size(), 1, err, sizeof err) ==
-                WCODEC_OK);
-        got.insert(got.end(), whole.begin(), whole.end());
-        check_tiles(a, i, info, dt, row_elems * esize, whole);
-        if (i == 2 && std::string(dt) == "F16") {  // b, element (0, 0): the FMA case, to even 0x3E04
-          CHECK(whole[0] == 0x04);
+    size_t vq_tensors = 0, fma_checked = 0;
+    const auto got =
+        vq_in_every_dtype(wcz, reprs, &vq_tensors, [&](size_t i, const std::string& dt, const std::vector<uint8_t>& whole) {
+          if (i != 2 || dt != "F16") return;
+          CHECK(whole[0] == 0x04);  // b, element (0, 0): the FMA case, to even 0x3E04
           CHECK(whole[1] == 0x3E);
-        }
-      }
-    }
+          ++fma_checked;
+        });
+    const auto want = tu::read_file(kDir + "/lossy_vq211_additive.as_dtypes.expected");
+    CHECK(fma_checked == 1);
     CHECK(vq_tensors == 5);
     CHECK(got.size() == want.size());
     CHECK(got == want);
-    wcodec_close(a);
   }
 
   TEST_CASE("lossy vector with an unknown representation: inspect lists it, decoding it is refused") {
