@@ -18,6 +18,7 @@
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
 #include "st_builder.h"
+#include "gptq_ref.h"
 #include "test_util.h"
 #include "weights_gen.h"
 
@@ -36,31 +37,9 @@ std::vector<uint8_t> as_bytes(const std::vector<float>& f) {
   return b;
 }
 
-// Inputs x (n_samples x n) with correlated channels of different energy, and
-// H = mean of x xᵀ.
-std::vector<float> inputs(size_t samples, size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> g;
-  std::vector<double> scale(n), mix(n);
-  for (size_t j = 0; j < n; ++j) scale[j] = std::exp(g(rng)), mix[j] = 0.6 * g(rng);
-  std::vector<float> x(samples * n);
-  for (size_t s = 0; s < samples; ++s) {
-    const double common = g(rng);
-    for (size_t j = 0; j < n; ++j) x[s * n + j] = float(scale[j] * (g(rng) + mix[j] * common));
-  }
-  return x;
-}
-std::vector<float> hessian_of(const std::vector<float>& x, size_t n) {
-  const size_t samples = x.size() / n;
-  std::vector<float> h(n * n);
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (size_t k = 0; k < samples; ++k) s += double(x[k * n + i]) * x[k * n + j];
-      h[i * n + j] = float(s / double(samples));
-    }
-  return h;
-}
+// Inputs with correlated channels of different energy, and their H (gptq_ref.h).
+using gref::hessian_of;
+using gref::inputs;
 
 // GPTQ as the OBS recursion states it, in double: quantize column k of the
 // remaining set, move the others by -e * Hinv[k][j] / Hinv[k][k], and remove
@@ -75,25 +54,12 @@ std::vector<uint16_t> gptq_reference(const std::vector<float>& w, size_t rows, s
   for (size_t i = 0; i < n; ++i) mean += h[i * n + i];
   mean /= double(n);
   // Hinv of the dampened H (Gauss-Jordan)
-  std::vector<double> a(n * n), inv(n * n, 0);
+  std::vector<double> a(n * n);
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = 0; j < n; ++j) a[i * n + j] = h[i * n + j];
     a[i * n + i] += wc::qrow::kGptqDamp * mean;
-    inv[i * n + i] = 1;
   }
-  for (size_t c = 0; c < n; ++c) {
-    size_t p = c;
-    for (size_t r = c + 1; r < n; ++r)
-      if (std::fabs(a[r * n + c]) > std::fabs(a[p * n + c])) p = r;
-    for (size_t j = 0; j < n; ++j) std::swap(a[c * n + j], a[p * n + j]), std::swap(inv[c * n + j], inv[p * n + j]);
-    const double d = a[c * n + c];
-    for (size_t j = 0; j < n; ++j) a[c * n + j] /= d, inv[c * n + j] /= d;
-    for (size_t r = 0; r < n; ++r)
-      if (r != c) {
-        const double f = a[r * n + c];
-        for (size_t j = 0; j < n; ++j) a[r * n + j] -= f * a[c * n + j], inv[r * n + j] -= f * inv[c * n + j];
-      }
-  }
+  const std::vector<double> inv = gref::inverse(std::move(a), n);
   std::vector<uint16_t> codes(rows * n);
   for (size_t r = 0; r < rows; ++r) {
     std::vector<double> x(w.begin() + ptrdiff_t(r * n), w.begin() + ptrdiff_t((r + 1) * n));

@@ -20,6 +20,7 @@
 #include "quant/vq.h"
 #include "quant/vq_gptq.h"
 #include "quant/vq_math.h"
+#include "gptq_ref.h"
 #include "weights_gen.h"
 
 using wc::DType;
@@ -29,26 +30,10 @@ using wc::vq::Codebook;
 
 namespace {
 
-// Inputs (samples x n) with channels of different energy sharing a common
-// component, and H = their mean x xᵀ: a correlated covariance.
+// A correlated covariance: H of inputs whose channels of different energy
+// share a common component (gptq_ref.h).
 std::vector<float> correlated_h(size_t n, size_t samples, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> g;
-  std::vector<double> scale(n), mix(n);
-  for (size_t j = 0; j < n; ++j) scale[j] = std::exp(0.7 * g(rng)), mix[j] = 0.8 * g(rng);
-  std::vector<double> x(samples * n);
-  for (size_t s = 0; s < samples; ++s) {
-    const double common = g(rng);
-    for (size_t j = 0; j < n; ++j) x[s * n + j] = scale[j] * (g(rng) + mix[j] * common);
-  }
-  std::vector<float> h(n * n);
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (size_t k = 0; k < samples; ++k) s += x[k * n + i] * x[k * n + j];
-      h[i * n + j] = float(s / double(samples));
-    }
-  return h;
+  return gref::hessian_of(gref::inputs(samples, n, seed, 0.7, 0.8), n);
 }
 
 // The rows of a matrix of dtype t as floats.
@@ -114,25 +99,6 @@ std::vector<uint16_t> reference_definition(const std::vector<float>& w, size_t r
   return codes;
 }
 
-// Inverse of an n x n matrix (Gauss-Jordan, partial pivoting).
-std::vector<double> inverse(std::vector<double> a, size_t n) {
-  std::vector<double> inv(n * n, 0.0);
-  for (size_t i = 0; i < n; ++i) inv[i * n + i] = 1;
-  for (size_t c = 0; c < n; ++c) {
-    size_t p = c;
-    for (size_t r = c + 1; r < n; ++r)
-      if (std::fabs(a[r * n + c]) > std::fabs(a[p * n + c])) p = r;
-    for (size_t j = 0; j < n; ++j) std::swap(a[c * n + j], a[p * n + j]), std::swap(inv[c * n + j], inv[p * n + j]);
-    const double piv = a[c * n + c];
-    for (size_t j = 0; j < n; ++j) a[c * n + j] /= piv, inv[c * n + j] /= piv;
-    for (size_t r = 0; r < n; ++r)
-      if (r != c) {
-        const double f = a[r * n + c];
-        for (size_t j = 0; j < n; ++j) a[r * n + j] -= f * a[c * n + j], inv[r * n + j] -= f * inv[c * n + j];
-      }
-  }
-  return inv;
-}
 
 // From H alone (dampened as make_feedback does): group by group, the entry
 // whose errors, with the earlier groups' errors fixed and the later columns
@@ -149,13 +115,13 @@ std::vector<uint16_t> reference_from_h(const std::vector<float>& w, size_t rows,
   for (size_t i = 0; i < cols; ++i)
     for (size_t j = 0; j < cols; ++j) hd[i * cols + j] = 0.5 * (double(h[i * cols + j]) + h[j * cols + i]);
   for (size_t i = 0; i < cols; ++i) hd[i * cols + i] += wc::qrow::kGptqDamp * mean;
-  const auto hinv = inverse(hd, cols);
+  const auto hinv = gref::inverse(hd, cols);
   std::vector<std::vector<double>> schur;  // per group: ((H^-1)_AA)^-1
   for (size_t m = d; m <= cols; m += d) {
     std::vector<double> a(m * m);
     for (size_t i = 0; i < m; ++i)
       for (size_t j = 0; j < m; ++j) a[i * m + j] = hinv[i * cols + j];
-    schur.push_back(inverse(a, m));
+    schur.push_back(gref::inverse(a, m));
   }
   std::vector<uint16_t> codes(rows * cols / d);
   for (size_t r = 0; r < rows; ++r) {
