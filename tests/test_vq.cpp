@@ -4,7 +4,9 @@
 // layout and the record rules.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -29,6 +31,25 @@ std::vector<uint8_t> f32_bytes(const std::vector<float>& v) {
   std::vector<uint8_t> b(v.size() * 4);
   std::memcpy(b.data(), v.data(), b.size());
   return b;
+}
+
+// rows x cols F32 weights made for additive books: each group of 8 is
+// A[i] + B[j] (64 random entries each, i and j random), times row r's scale.
+std::vector<float> sums_of_two_codebooks(uint64_t rows, uint64_t cols, uint64_t seed,
+                                         const std::function<float(uint64_t)>& scale) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> A(64 * 8), B(64 * 8), w(rows * cols);
+  for (auto& x : A) x = nd(rng);
+  for (auto& x : B) x = 0.3f * nd(rng);
+  for (uint64_t r = 0; r < rows; ++r) {
+    const float sc = scale(r);
+    for (uint64_t g = 0; g < cols / 8; ++g) {
+      const uint64_t i = rng() % 64, j = rng() % 64;
+      for (uint64_t q = 0; q < 8; ++q) w[r * cols + g * 8 + q] = sc * (A[i * 8 + q] + B[j * 8 + q]);
+    }
+  }
+  return w;
 }
 
 }  // namespace
@@ -220,20 +241,9 @@ TEST_SUITE("vq") {
   }
 
   TEST_CASE("additive books (2.11): weights that are sums of two codebooks' vectors come back nearly exact; the beam search finds the exhaustive search's codes") {
-    // 1024 x 256 F32: each group of 8 is A[i] + B[j] (64 entries each), times the row's scale
+    // 1024 x 256 F32, rows of different scales
     const uint64_t rows = 1024, cols = 256;
-    std::mt19937_64 rng(5);
-    std::normal_distribution<float> nd(0.f, 1.f);
-    std::vector<float> A(64 * 8), Bv(64 * 8), w(rows * cols);
-    for (auto& x : A) x = nd(rng);
-    for (auto& x : Bv) x = 0.3f * nd(rng);
-    for (uint64_t r = 0; r < rows; ++r) {
-      const float scale = 0.02f * std::exp2(float(r % 7) / 4);
-      for (uint64_t g = 0; g < cols / 8; ++g) {
-        const uint64_t i = rng() % 64, j = rng() % 64;
-        for (uint64_t q = 0; q < 8; ++q) w[r * cols + g * 8 + q] = scale * (A[i * 8 + q] + Bv[j * 8 + q]);
-      }
-    }
+    const auto w = sums_of_two_codebooks(rows, cols, 5, [](uint64_t r) { return 0.02f * std::exp2(float(r % 7) / 4); });
     const auto bytes = f32_bytes(w);
     double rms_all = 0;
     const auto rms = wc::qrow::row_rms(DType::F32, bytes.data(), rows, cols, &rms_all);
@@ -275,16 +285,7 @@ TEST_SUITE("vq") {
   TEST_CASE("--scheme codebook picks additive books where they win, and the file decodes to its hashes") {
     tu::TempDir t;
     const uint64_t rows = 640, cols = 256;  // 64 + 64 entries of 8 values: under 1/4 bit a weight
-    std::mt19937_64 rng(9);
-    std::normal_distribution<float> nd(0.f, 1.f);
-    std::vector<float> A(64 * 8), Bv(64 * 8), w(rows * cols);
-    for (auto& x : A) x = nd(rng);
-    for (auto& x : Bv) x = 0.3f * nd(rng);
-    for (uint64_t r = 0; r < rows; ++r)
-      for (uint64_t g = 0; g < cols / 8; ++g) {
-        const uint64_t i = rng() % 64, j = rng() % 64;
-        for (uint64_t q = 0; q < 8; ++q) w[r * cols + g * 8 + q] = 0.05f * (A[i * 8 + q] + Bv[j * 8 + q]);
-      }
+    const auto w = sums_of_two_codebooks(rows, cols, 9, [](uint64_t) { return 0.05f; });
     const std::string m = t / "m.safetensors";
     tu::write_file(m, stb::build({{"w.weight", DType::F32, {rows, cols}, f32_bytes(w)}}));
     wc::PackOptions po;
