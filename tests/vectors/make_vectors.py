@@ -3068,6 +3068,20 @@ def vq_books_vectors(d):
     put_bad(d, vq_books_bad())
 
 
+def vq211_file(tensors, **kw):
+    """A 2.11 file of these tensors (the bad vectors of vq_books_bad and vq_additive_bad)."""
+    return one_file(tensors, minor=11, **kw)
+
+
+def vq211_lie(base):
+    """lie(f, **kw): the 2.11 file of base(**kw) with its vq tensor (the second) edited by f."""
+    def lie(f, **kw):
+        t = base(**kw)
+        f(t[1])
+        return vq211_file(t)
+    return lie
+
+
 def vq_books_bad():
     """2.11 files every reader must reject, checksum-valid everywhere, each breaking one rule of VQ.md §1 (or as
     few as the rule allows). The base: an exact F32 tensor, then a BF16 vq tensor [6, 8], d = 2, s = 1 (3 books:
@@ -3086,13 +3100,7 @@ def vq_books_bad():
         opt.update(kw)
         return [norm_exact(), vq("w.weight", "BF16", [rows, cols], -6, d, e, u, cb, 4, s=s, **opt)]
 
-    def one(tensors, **kw):
-        return one_file(tensors, minor=11, **kw)
-
-    def lie(f, **kw):
-        t = base(**kw)
-        f(t[1])
-        return one(t)
+    one, lie = vq211_file, vq211_lie(base)
 
     def code_k(row, per_row=cols // d):  # row's first code made K (flat: entry 0 of the next book, or past the end)
         def f(t):
@@ -3322,13 +3330,7 @@ def vq_additive_bad():
         opt.update(kw)
         return [norm_exact(), vq("w.weight", "BF16", [rows, cols], -6, d, e, u, cb, 4, s=s, k2=k2, **opt)]
 
-    def one(tensors, **kw):
-        return one_file(tensors, minor=11, **kw)
-
-    def lie(f, **kw):
-        t = base(**kw)
-        f(t[1])
-        return one(t)
+    one, lie = vq211_file, vq211_lie(base)
 
     def params(*fields, fmt="<hBBH"):
         return struct.pack(fmt, -6, d, s, *fields) if fields or fmt != "<hBBH" else None
