@@ -87,6 +87,10 @@ inline constexpr uint16_t kVersionMinorLossyOrder = 9;
 // vq (representation 3) with d = 1 (scalar palettes), one codebook per group
 // of rows, or a tensor-wide codebook part (K up to 2^16) is new in 2.11.
 inline constexpr uint16_t kVersionMinorLossyVqBooks = 11;
+// The newest minors this reader reads (what --version names): move them with
+// every new minor above.
+inline constexpr uint16_t kVersionMinorNewest = kVersionMinorGroups;
+inline constexpr uint16_t kVersionMinorLossyNewest = kVersionMinorLossyVqBooks;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {

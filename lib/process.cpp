@@ -14,8 +14,8 @@ const char* version_string() {
 }
 
 std::string format_version_string() {
-  return std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinorGroups) + ", " +
-         std::to_string(kVersionMajorLossy) + "." + std::to_string(kVersionMinorLossyVqBooks) + " with lossy tensors";
+  return std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinorNewest) + ", " +
+         std::to_string(kVersionMajorLossy) + "." + std::to_string(kVersionMinorLossyNewest) + " with lossy tensors";
 }
 
 void remove_temporaries_on_signal() noexcept { remove_temporaries_from_signal_handler(); }
