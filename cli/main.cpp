@@ -473,9 +473,9 @@ int main(int argc, char** argv) {
   pk->add_option("input", o.inputs, "model.safetensors, *.safetensors.index.json, a model folder, or '-' (standard input)")
       ->required();
   add_common(pk, o, true);
-  pk->add_option("--codec", o.codec, "auto|raw|zstd|float-ans|float-ans-trim|float-ans-mixed|float-ans-patch|float-ans-groups")
+  pk->add_option("--codec", o.codec, "auto|raw|zstd|float-ans|float-ans-trim|float-ans-mixed|float-ans-patch|float-ans-groups|float-ans-pairs")
       ->check(CLI::IsMember({"auto", "raw", "zstd", "float-ans", "float-ans-trim", "float-ans-mixed", "float-ans-patch",
-                                    "float-ans-groups"}));
+                                    "float-ans-groups", "float-ans-pairs"}));
   pk->add_option("--level", o.level, "zstd level for the zstd codec")->check(CLI::Range(-7, 22));
   pk->add_option("--chunk-size", o.chunk, "Raw bytes per chunk (multiple of 64)");
   pk->add_option("--parallel", o.parallel,

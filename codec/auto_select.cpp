@@ -1,6 +1,7 @@
 #include "codec/auto_select.h"
 
 #include "codec/byte_groups.h"
+#include "codec/fp8_pairs.h"
 #include "codec/trim_patch.h"
 
 #include <algorithm>
@@ -140,6 +141,28 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       }
     }
   }
+  // FP8 pairs (codec 8's mode 6, with the shift the per-element coding
+  // took) where their decode speed costs at most kPairsSlack in size: they
+  // replace the per-element coding (and its patch) on every chunk that does
+  // not take zstd.
+  bool paired = false;
+  if (pairs::supports(t)) {
+    EncodeOptions po = opt;
+    po.mixed_try_zstd = false;
+    if (shifted) po.shift = &plan.shift;
+    uint64_t ps[3] = {}, sum = 0;
+    for (size_t k = 0; k < npicks; ++k) {
+      po.first_elem = picks[k] * chunk_size;  // one byte an element
+      encode_chunk(CodecId::float_ans_pairs, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, po);
+      sum += ps[k] = tmp.size();
+    }
+    if (double(sum) <= (1.0 + kPairsSlack) * double(fans)) {
+      paired = true;
+      patched = false;
+      fans = sum;
+      std::copy(ps, ps + 3, fs);
+    }
+  }
   // Byte groups + zstd (codec 7's mode 5), priced on the sampled chunks
   // where zstd comes within kGroupsTry of float-ans (near-duplicate rows,
   // whose repeats the planes show zstd; elsewhere the planes rarely win and
@@ -176,12 +199,14 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // hidden by noisy low bytes) does not say the flag missed.
   std::vector<uint8_t> tz(chunks);
   bool zstd_all_sampled = true, missed = false;
+  // pairs give way to zstd only where it is kPairsSlack smaller (as codec 8's chunks do)
+  const double bar = paired ? 1.0 - kPairsSlack : 1.0;
   for (uint64_t c = 0; c < chunks; ++c) {
     const size_t k = size_t(std::find(picks, picks + npicks, c) - picks);
     const bool flagged = repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c))) >= kRepeatTryZstd;
     if (k < npicks) {
-      tz[c] = alt[k] + 1 < fs[k];  // mixed pays a mode byte for zstd
-      zstd_all_sampled &= alt[k] < fs[k];
+      tz[c] = double(alt[k] + 1) < bar * double(fs[k]);  // mixed pays a mode byte for zstd
+      zstd_all_sampled &= double(alt[k]) < bar * double(fs[k]);
       missed |= zs[k] + 1 < fs[k] && !flagged;
     } else {
       tz[c] = flagged;
@@ -189,13 +214,16 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   }
   if (missed) std::fill(tz.begin(), tz.end(), uint8_t(1));
   const uint64_t trying = uint64_t(std::count(tz.begin(), tz.end(), uint8_t(1)));
-  if (trying == 0 && !shifted && !patched) {
+  if (trying == 0 && !shifted && !patched && !paired) {
     plan.codec = family;
   } else if (zstd_all_sampled && !groups_won && (chunks == npicks || (trying == chunks && !missed))) {
     plan.shift = {};
     plan.codec = CodecId::zstd;
   } else {
-    plan.codec = groups_won ? CodecId::float_ans_groups : patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
+    plan.codec = paired       ? CodecId::float_ans_pairs
+                 : groups_won ? CodecId::float_ans_groups
+                 : patched    ? CodecId::float_ans_patch
+                              : CodecId::float_ans_mixed;
     plan.try_zstd = std::move(tz);
     plan.try_patch = patched;
   }

@@ -27,6 +27,9 @@ inline constexpr unsigned kRepeatTryZstd = 32;  // 1/32
 // least kGroupsGain smaller than the best of float-ans and zstd
 // (kGroupsTry, the chunks that try the planes, is in codec.h).
 inline constexpr double kGroupsGain = 0.01;
+// Codec 8 (float-ans-pairs) for an FP8 tensor whose sampled chunks it codes
+// at most kPairsSlack (codec.h) larger than float-ans's best per-element
+// coding; zstd then takes a chunk only where it is kPairsSlack smaller.
 
 struct CodecPlan {
   CodecId codec = CodecId::raw;

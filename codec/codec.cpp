@@ -11,6 +11,7 @@
 
 #include "codec/byte_groups.h"
 #include "codec/channel_shift.h"
+#include "codec/fp8_pairs.h"
 #include "codec/trim_patch.h"
 #include "codec/float_ans.h"
 #include "format/zframe.h"
@@ -26,6 +27,7 @@ std::string_view codec_name(CodecId c) noexcept {
     case CodecId::float_ans_mixed: return "float-ans-mixed";
     case CodecId::float_ans_patch: return "float-ans-patch";
     case CodecId::float_ans_groups: return "float-ans-groups";
+    case CodecId::float_ans_pairs: return "float-ans-pairs";
   }
   return "?";
 }
@@ -54,13 +56,15 @@ bool codec_supports(CodecId c, DType t) noexcept {
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
     case CodecId::float_ans_groups:
+    case CodecId::float_ans_pairs:
       return fans::supports_float(t);
   }
   return false;
 }
 
 bool codec_supports_part(CodecId c, DType item) noexcept {
-  if (c == CodecId::float_ans_mixed || c == CodecId::float_ans_patch || c == CodecId::float_ans_groups)
+  if (c == CodecId::float_ans_mixed || c == CodecId::float_ans_patch || c == CodecId::float_ans_groups ||
+      c == CodecId::float_ans_pairs)
     return false;  // exact tensors only (FORMAT.md §4.4)
   return c == CodecId::float_ans ? fans::supports(item) : codec_supports(c, item);
 }
@@ -75,6 +79,7 @@ size_t encode_bound(CodecId c, size_t n) noexcept {
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
     case CodecId::float_ans_groups:
+    case CodecId::float_ans_pairs:
       return std::max(fans::encode_bound(n), 1 + ZSTD_compressBound(n));
   }
   return n;
@@ -96,11 +101,14 @@ void encode_zstd(const uint8_t* src, size_t n, std::vector<uint8_t>& out, size_t
   out.resize(at + r);
 }
 
-void encode_fans(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt, bool trim) {
-  if (opt.substream_bits) {
+// k >= 0: the symbol's mantissa bits forced (FP8 pairs: both exponents)
+void encode_fans(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt, bool trim,
+                 int k = -1) {
+  if (opt.substream_bits || k >= 0) {
     fans::Params p;
-    p.sub_bits = opt.substream_bits;
+    if (opt.substream_bits) p.sub_bits = opt.substream_bits;
     p.trim = trim;
+    p.k = k;
     fans::encode_with(t, src, n, out, p);
   } else {
     fans::encode(t, src, n, out, trim);
@@ -214,20 +222,85 @@ void encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>&
   out.insert(out.end(), inner.begin(), inner.end());
 }
 
-// Codecs 4, 5 and 7: a zstd frame (mode 2, through `zd`), a shifted payload
+// Mode 6 (FLOAT_ANS.md §2.4): the head, the chunk's shift (mode 3's header
+// and list) when the writer's plan has one, then a float-ans-trim payload
+// of the (shifted) chunk's pair words as F16 elements (F16 geometry;
+// any bits are lossless). False (out
+// untouched) where the chunk has no pair or float-ans falls back to its raw
+// mode for them.
+bool encode_pairs(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
+  if (!pairs::supports(t) || n < 2) return false;
+  const size_t words = n / 2;
+  thread_local std::vector<uint8_t> moved, packed, inner, head;
+  thread_local std::vector<int16_t> list;
+  head.assign(pairs::kHeadBytes, 0);
+  shift::Chunk c;
+  const uint8_t* from = src;
+  uint8_t flags = 0;
+  if (opt.shift && shift::chunk_of(*opt.shift, opt.first_elem, n, list, &c)) {
+    moved.resize(n);
+    shift::unapply(t, c, src, moved.data(), n);
+    from = moved.data();
+    flags = pairs::kFlagShift;
+    shift::write_header(c, head);
+  }
+  pairs::write_head(from, n, flags, head.data());
+  packed.resize(2 * words);
+  pairs::pack_all(t, from, n, packed.data());
+  // the symbol: both exponents, F16's exponent field and 2E - 5 bits below
+  // it (on Whisper tiny.en 0.7% smaller than the mantissa bits the sampled
+  // choice stops at, k <= 4; more bits than both exponents only lose)
+  encode_fans(DType::F16, packed.data(), 2 * words, inner, opt, true, int(2 * pairs::exp_bits(t)) - 5);
+  if (inner.empty() || inner[0] != fans::layout::kModeRans) return false;
+  if (head.size() + inner.size() > n) return false;  // float-ans's raw mode is smaller (and encode_bound holds)
+  out.assign(head.begin(), head.end());
+  out.insert(out.end(), inner.begin(), inner.end());
+  return true;
+}
+
+// Mode 6's decode: the head checked, the shift's list parsed into `list`
+// when flagged, the inner mode-1 payload decoded as F16 pair words into dst
+// (with the workspace `fans_ws` when given), the words rewritten in place as
+// elements, the odd tail element, then the shift.
+Errc decode_pairs(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list,
+                  void* fans_ws) noexcept {
+  uint8_t flags = 0;
+  if (!pairs::parse_head(t, src, src_n, dst_n, &flags)) return Errc::codec;
+  size_t at = pairs::kHeadBytes;
+  shift::Chunk c;
+  if (flags & pairs::kFlagShift) {
+    size_t inner = 0;
+    if (!list || !shift::parse(t, src + at, src_n - at, dst_n, list, &c, &inner)) return Errc::codec;
+    at += inner;
+  }
+  const uint8_t* in = src + at;
+  const size_t in_n = src_n - at, words = dst_n / 2;
+  if (in_n == 0 || in[0] != fans::layout::kModeRans) return Errc::codec;  // mode 1 only
+  const Errc e = fans_ws ? fans::decode_with(DType::F16, in, in_n, dst, 2 * words, true, fans_ws)
+                         : fans::decode(DType::F16, in, in_n, dst, 2 * words, true);
+  if (e != Errc::ok) return e;
+  pairs::unpack_all(t, dst, words);
+  if (dst_n % 2) dst[dst_n - 1] = src[1];
+  if (flags & pairs::kFlagShift) shift::apply_owned(t, c, list, dst, dst_n);
+  return Errc::ok;
+}
+
+// Codecs 4, 5, 7 and 8: a zstd frame (mode 2, through `zd`), a shifted payload
 // (mode 3, its list in `list`), a float-ans-trim payload (modes 0 and 1,
 // with the workspace `fans_ws` when given), for codecs 5 and 7 (`patch`)
 // mode 4: its list checked, the inner mode-1 or mode-3 payload decoded, the
 // list's values written, and for codec 7 (`groups_scratch` given) mode 5:
-// the byte planes through `zd`, regrouped through the scratch. Under codec
-// 4 a mode byte 4, and under codecs 4 and 5 a mode byte 5, is float-ans's
-// to refuse.
+// the byte planes through `zd`, regrouped through the scratch, and for
+// codec 8 (`paired`) mode 6: FP8 pairs. Under codec 4 a mode byte 4, under
+// codecs 4 and 5 a mode byte 5, and under codecs 4 to 7 a mode byte 6, is
+// float-ans's to refuse.
 Errc decode_mixed(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list, void* fans_ws,
-                  ZSTD_DCtx* zd, bool patch, uint8_t* groups_scratch) noexcept {
+                  ZSTD_DCtx* zd, bool patch, uint8_t* groups_scratch, bool paired = false) noexcept {
   const size_t eb = std::max<size_t>(1, dtype_bits(t) / 8);
   if (dst_n % eb) return Errc::codec;  // §1, whatever the mode
   if (src_n && src[0] == kMixedZstdMode) return decode_zstd(zd, src + 1, src_n - 1, dst, dst_n);
   if (groups_scratch && src_n && src[0] == groups::kMode) return decode_groups(t, src, src_n, dst, dst_n, zd, groups_scratch);
+  if (paired && src_n && src[0] == pairs::kMode) return decode_pairs(t, src, src_n, dst, dst_n, list, fans_ws);
   size_t at = 0;
   const bool patched = patch && src_n && src[0] == patch::kMode;
   if (patched && !patch::parse(t, src, src_n, dst_n / eb, &at)) return Errc::codec;
@@ -276,9 +349,13 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       return;
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
-    case CodecId::float_ans_groups: {
-      if (!encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
-      if (c != CodecId::float_ans_mixed && opt.try_patch) encode_patched(t, src, n, out, opt);
+    case CodecId::float_ans_groups:
+    case CodecId::float_ans_pairs: {
+      // codec 8 codes FP8 as pairs (the writer chose it for their decode
+      // speed) and everything else as codec 7
+      const bool paired = c == CodecId::float_ans_pairs && encode_pairs(t, src, n, out, opt);
+      if (!paired && !encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
+      if (!paired && c != CodecId::float_ans_mixed && opt.try_patch) encode_patched(t, src, n, out, opt);
       if (!opt.mixed_try_zstd) return;
       thread_local std::vector<uint8_t> z;
       z.assign(1, kMixedZstdMode);
@@ -286,9 +363,11 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       // the planes where zstd came close (as the writer's plan prices them):
       // where zstd trails float-ans by more, they rarely win and would
       // halve the encode speed
-      const bool planes = c == CodecId::float_ans_groups && groups::supports(t) &&
+      const bool planes = c >= CodecId::float_ans_groups && groups::supports(t) &&
                           double(z.size()) <= kGroupsTry * double(out.size());
-      if (z.size() < out.size()) out.swap(z);
+      // pairs give way to zstd only where it is kPairsSlack smaller (their decode speed)
+      const double bar = paired ? 1.0 - kPairsSlack : 1.0;
+      if (double(z.size()) < bar * double(out.size())) out.swap(z);
       if (planes) {
         encode_groups(t, src, n, z, opt.zstd_level);
         if (z.size() < out.size()) out.swap(z);
@@ -320,10 +399,12 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
     case CodecId::float_ans_patch:
       return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(),
                           c == CodecId::float_ans_patch, nullptr);
-    case CodecId::float_ans_groups: {
+    case CodecId::float_ans_groups:
+    case CodecId::float_ans_pairs: {
       uint8_t* scratch = thread_groups_scratch();
       if (!scratch) return Errc::codec;  // no memory for it: refused rather than misread
-      return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(), true, scratch);
+      return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(), true, scratch,
+                          c == CodecId::float_ans_pairs);
     }
   }
   return Errc::codec;
@@ -353,9 +434,10 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
     case CodecId::zstd:
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
-    case CodecId::float_ans_groups: {
+    case CodecId::float_ans_groups:
+    case CodecId::float_ans_pairs: {
       uint8_t* zws = base + round_up(fans::tables_size());
-      const bool grouped = c == CodecId::float_ans_groups;
+      const bool grouped = c >= CodecId::float_ans_groups;
       // the zstd context is built only for a chunk that is a zstd frame
       const bool z = c == CodecId::zstd || (src_n && (src[0] == kMixedZstdMode || (grouped && src[0] == groups::kMode)));
       ZSTD_DCtx* d = z ? ZSTD_initStaticDCtx(zws, round_up(ZSTD_estimateDCtxSize())) : nullptr;
@@ -363,7 +445,8 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
       uint8_t* after = zws + round_up(ZSTD_estimateDCtxSize());
       int16_t* list = reinterpret_cast<int16_t*>(after);
       uint8_t* scratch = grouped ? after + round_up(shift::kMaxEntries * sizeof(int16_t)) : nullptr;
-      return decode_mixed(t, src, src_n, dst, dst_n, list, base, d, c != CodecId::float_ans_mixed, scratch);
+      return decode_mixed(t, src, src_n, dst, dst_n, list, base, d, c != CodecId::float_ans_mixed, scratch,
+                          c == CodecId::float_ans_pairs);
     }
     case CodecId::float_ans:
     case CodecId::float_ans_trim:

@@ -41,7 +41,8 @@ inline constexpr size_t kMaxFilePathLen = 4095;  // a whole relative path (PATH_
 inline constexpr size_t kMaxFilePathDepth = 32;  // components in a relative path
 // Codec ids below this (raw, zstd, float-ans; float-ans-trim since 1.2,
 // float-ans-mixed since 1.3, float-ans-patch since 1.5) take no parameters: a record of theirs with
-// parameters is corrupt. So does codec 7 (float-ans-groups, 1.6).
+// parameters is corrupt. So do codecs 7 (float-ans-groups, 1.6) and 8
+// (float-ans-pairs, 1.7).
 inline constexpr uint8_t kCodecIdsWithoutParams = 6;
 // Codec 3 (float-ans-trim) is new in 1.2: a 1.x file using it is 1.2.
 inline constexpr uint8_t kCodecFirst12 = 3;
@@ -77,6 +78,10 @@ inline constexpr uint16_t kVersionMinorLossyPatch = 6;
 inline constexpr uint8_t kCodecGroups = 7;
 inline constexpr uint16_t kVersionMinorGroups = 6;
 inline constexpr uint16_t kVersionMinorLossyGroups = 10;
+// Codec 8 (float-ans-pairs) is new in 1.7 and 2.12.
+inline constexpr uint8_t kCodecPairs = 8;
+inline constexpr uint16_t kVersionMinorPairs = 7;
+inline constexpr uint16_t kVersionMinorLossyPairs = 12;
 // A qrow tensor's exact top layer (level 1, spec/EXACT_TOP.md) is new in 2.7.
 inline constexpr uint16_t kVersionMinorLossyExactTop = 7;
 // Refinement levels of a qrow tensor (role 4 parts, spec/REFINE.md) are new in 2.8.
@@ -89,8 +94,8 @@ inline constexpr uint16_t kVersionMinorLossyOrder = 9;
 inline constexpr uint16_t kVersionMinorLossyVqBooks = 11;
 // The newest minors this reader reads (what --version names): move them with
 // every new minor above.
-inline constexpr uint16_t kVersionMinorNewest = kVersionMinorGroups;
-inline constexpr uint16_t kVersionMinorLossyNewest = kVersionMinorLossyVqBooks;
+inline constexpr uint16_t kVersionMinorNewest = kVersionMinorPairs;
+inline constexpr uint16_t kVersionMinorLossyNewest = kVersionMinorLossyPairs;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {

@@ -550,7 +550,7 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
       if (check.tensor) check.tensor(t, at);
       continue;
     }
-    if (plen != 0 && (t.codec < kCodecIdsWithoutParams || t.codec == kCodecGroups))
+    if (plen != 0 && (t.codec < kCodecIdsWithoutParams || t.codec == kCodecGroups || t.codec == kCodecPairs))
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': codec " + std::to_string(t.codec) + " takes no parameters");
     if (t.inline_exact()) {  // 1.4, 2.5: the payload follows
       if (t.byte_size > kMaxInlineTensor)

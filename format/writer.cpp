@@ -36,10 +36,11 @@ void ContainerWriter::begin(const Manifest& m) {
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
-  bool mixed = false, inlined = false, patched = false, grouped = false;
+  bool mixed = false, inlined = false, patched = false, grouped = false, paired = false;
   for (const auto& t : m.tensors)
     mixed |= !t.lossy() && t.codec >= kCodecFirst13, inlined |= t.inline_exact(),
-        patched |= !t.lossy() && t.codec >= kCodecFirst15, grouped |= !t.lossy() && t.codec == kCodecGroups;
+        patched |= !t.lossy() && t.codec >= kCodecFirst15, grouped |= !t.lossy() && t.codec >= kCodecGroups,
+        paired |= !t.lossy() && t.codec == kCodecPairs;
   if (major_ == kVersionMajorLossy) {
     minor_ = mixed ? kVersionMinorLossyMixed : kVersionMinorLossy;
     for (const auto& t : m.tensors) {
@@ -71,6 +72,7 @@ void ContainerWriter::begin(const Manifest& m) {
           (t.params.size() == 6 || (t.params.size() == 4 && (t.params[2] == 1 || t.params[3] != 0)) ||
            (t.parts.size() == 3 && t.parts[2].layout == PartLayout::tensor_wide)))
         minor_ = kVersionMinorLossyVqBooks;
+    if (paired) minor_ = kVersionMinorLossyPairs;
   }
   else {
     for (const auto& f : m.files)
@@ -81,6 +83,7 @@ void ContainerWriter::begin(const Manifest& m) {
     if (inlined) minor_ = kVersionMinorInline;
     if (patched) minor_ = kVersionMinorPatch;
     if (grouped) minor_ = kVersionMinorGroups;
+    if (paired) minor_ = kVersionMinorPairs;
   }
   h.major = major_;
   h.minor = minor_;

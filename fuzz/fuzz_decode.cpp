@@ -69,6 +69,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                     ws.data(), ws.size()) == r7);
   for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p7[dst_n + i] == 0xA5 && w7[dst_n + i] == 0xA5);
   if (r7 == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(p7.data(), w7.data(), dst_n) == 0);
+  // and as a codec-8 chunk (its mode 6: FP8 pairs), by both entry points
+  std::vector<uint8_t> p8(dst_n + kCanary, 0xA5), w8(dst_n + kCanary, 0xA5);
+  const wc::Errc r8 = wc::decode_chunk(wc::CodecId::float_ans_pairs, t, src.data(), src.size(), p8.data(), dst_n);
+  WC_FUZZ_CHECK(r8 == wc::Errc::ok || r8 == wc::Errc::codec);
+  WC_FUZZ_CHECK(wc::decode_chunk_ws(wc::CodecId::float_ans_pairs, t, src.data(), src.size(), w8.data(), dst_n,
+                                    ws.data(), ws.size()) == r8);
+  for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p8[dst_n + i] == 0xA5 && w8[dst_n + i] == 0xA5);
+  if (r8 == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(p8.data(), w8.data(), dst_n) == 0);
 #endif
   return 0;
 }

@@ -58,8 +58,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_decodes(codec, t, stored, raw.data(), n);
 #if WC_FUZZ_CODEC == 2
   // codec 5 (float-ans-patch): mode 4 where a listed few spoil a trim;
-  // codec 7 (float-ans-groups): mode 5, the byte planes, where they are smallest
-  for (const wc::CodecId c : {wc::CodecId::float_ans_patch, wc::CodecId::float_ans_groups}) {
+  // codec 7 (float-ans-groups): mode 5, the byte planes, where they are smallest;
+  // codec 8 (float-ans-pairs): mode 6 for FP8
+  for (const wc::CodecId c : {wc::CodecId::float_ans_patch, wc::CodecId::float_ans_groups, wc::CodecId::float_ans_pairs}) {
     wc::encode_chunk(c, t, raw.data(), n, stored, eo);
     WC_FUZZ_CHECK(stored.size() <= wc::max_stored_size(n));
     std::vector<uint8_t> exact(stored), out(n + 1, 0xA5);

@@ -314,6 +314,14 @@ std::vector<Seed> decode_seeds(int codec) {
     // a constant chunk and a random one (likely the raw fallback)
     out.push_back(codec_seed(c, 0, DType::BF16, std::vector<uint8_t>(512, 0x3C), "bf16_const"));
     out.push_back(codec_seed(c, 2, DType::F32, stb::pattern_bytes(1024, 3), "f32_random"));
+    // codec 8's mode 6 (FP8 pairs) payloads, which fuzz_decode also feeds codec 8
+    for (uint8_t sel = 0; sel < 5; ++sel)
+      if (kFansTypes[sel] == DType::F8_E4M3 || kFansTypes[sel] == DType::F8_E5M2)
+        for (size_t n : {size_t(301), size_t(5000)}) {
+          const DType t = kFansTypes[sel];
+          out.push_back(codec_seed(wc::CodecId::float_ans_pairs, sel, t, weights(t, n, n + sel),
+                                   std::string(wc::dtype_name(t)) + "_pairs_" + std::to_string(n)));
+        }
     return out;
   }
   const DType types[] = {DType::U8, DType::BF16, DType::F32, DType::I64, DType::F4};

@@ -171,7 +171,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
     } else {
       p.codec = codec_supports(forced, t.dtype) ? forced : CodecId::zstd;
       if ((p.codec == CodecId::float_ans_mixed || p.codec == CodecId::float_ans_patch ||
-           p.codec == CodecId::float_ans_groups) && cols)
+           p.codec == CodecId::float_ans_groups || p.codec == CodecId::float_ans_pairs) && cols)
         p.shift = shift::plan(t.dtype, in.data[i], t.byte_size / (dtype_bits(t.dtype) / 8), cols);
     }
     t.codec = static_cast<uint8_t>(p.codec);

@@ -228,9 +228,9 @@ typedef struct {
   size_t tensor;
   uint32_t chunk;          /* chunk number within the tensor */
   uint32_t codec;          /* 0 raw, 1 zstd, 2 float-ans, 3 float-ans-trim, 4 float-ans-mixed, 5 float-ans-patch,
-                              7 float-ans-groups (spec/FORMAT.md §6; 4, 5, 7: payload byte 0 == 2 is a zstd
-                              frame, under 7 byte 0 == 5 a zstd frame of byte planes; other payloads are
-                              float-ans, spec/FLOAT_ANS.md §2) */
+                              7 float-ans-groups, 8 float-ans-pairs (spec/FORMAT.md §6; 4, 5, 7, 8: payload
+                              byte 0 == 2 is a zstd frame, under 7 and 8 byte 0 == 5 zstd frames of byte
+                              planes; other payloads are float-ans, spec/FLOAT_ANS.md §2) */
   const char* dtype;       /* the tensor's dtype */
   uint64_t file_offset;    /* first stored byte in the container file; WCODEC_OFFSET_INLINE:
                               the bytes lie in the (compressed) manifest, which the archive
@@ -269,7 +269,7 @@ typedef struct {
   unsigned threads;        /* 0: all cores */
   int force;               /* replace an existing output */
   const char* codec;       /* "auto" (NULL), "raw", "zstd", "float-ans", "float-ans-trim", "float-ans-mixed", "float-ans-patch",
-                              "float-ans-groups" */
+                              "float-ans-groups", "float-ans-pairs" */
   int zstd_level;          /* 0: the default (3) */
   uint32_t chunk_size;     /* raw bytes per chunk; 0: the default (256 KiB) */
   double bits;             /* 0: lossless; else the lossy budget in bits per weight */

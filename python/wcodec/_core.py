@@ -345,7 +345,8 @@ def _pack_args(threads=0, force=False, codec=None, level=0, chunk_size=0, bits=N
 def pack(src, dst=None, **options) -> dict:
     """Packs a .safetensors file, a sharded model's *.index.json or a model
     folder into one container (`dst`, default: SRC.wcz beside it). Options:
-    codec ("auto", "raw", "zstd", "float-ans", "float-ans-trim", "float-ans-mixed", "float-ans-patch", "float-ans-groups"), level (zstd), chunk_size,
+    codec ("auto", "raw", "zstd", "float-ans", "float-ans-trim", "float-ans-mixed", "float-ans-patch", "float-ans-groups",
+    "float-ans-pairs"), level (zstd), chunk_size,
     threads (0: all cores), force (replace an existing output), parallel
     ("cpu", or "gpu": float-ans laid out for GPU decoders), and for a
     lossy model bits (bits per weight), keep (regex of tensors kept exact),
