@@ -12,7 +12,8 @@
 #     part when the corpus is absent;
 #   - packs stories260K BF16 and Whisper tiny.en F16 lossless (float-ans-mixed:
 #     zstd chunks and per-channel shifts) and checks the same, against the
-#     original files;
+#     original files; likewise Whisper cast to F8_E5M2 and F8_E4M3
+#     (float-ans-pairs; bench/fp8_variant.py, with the venv's ml_dtypes);
 #   - unpacks the lossy test vectors (tests/vectors/lossy_qrow.wcz,
 #     lossy_mixed.wcz, lossy_outliers.wcz, lossy_inline23.wcz, lossy_vq.wcz, lossy_vq211*.wcz, lossy_inline_exact.wcz,
 #     lossy_exact_top*.wcz; and
@@ -189,6 +190,27 @@ for src in "$CORPUS/stories260K_llama_hf_bf16.safetensors" "$CORPUS/whisper_tiny
   fi
   check_all "$wcz" "$what" "$src"
 done
+
+# --- FP8 pairs (codec 8) on real weights: Whisper tiny.en cast to F8_E5M2 and
+# F8_E4M3 as FP8 checkpoints are published (bench/fp8_variant.py; needs the
+# venv's ml_dtypes), packed by the default build
+PY=${WCODEC_PYTHON:-$ROOT/.venv/bin/python}
+wh=$CORPUS/whisper_tiny_en_f16.safetensors
+if [ -f "$wh" ] && "$PY" -c 'import ml_dtypes' 2>/dev/null; then
+  for dt in F8_E5M2 F8_E4M3; do
+    src=$TMP/whisper_$dt.safetensors
+    what="Whisper tiny.en as $dt lossless"
+    if ! "$PY" bench/fp8_variant.py "$wh" "$src" --dtype "$dt" >/dev/null || ! "${TOOLS[0]}" pack -q "$src" -o "$src.wcz"; then
+      bad "$what: variant or pack failed"; continue
+    fi
+    if ! listing=$("${TOOLS[0]}" inspect "$src.wcz") || ! grep -q 'float-ans-pairs' <<<"$listing"; then
+      bad "$what: no float-ans-pairs tensor in the container"
+    fi
+    check_all "$src.wcz" "$what" "$src"
+  done
+else
+  echo "[SKIPPED] FP8 pairs on real weights: no $wh or no ml_dtypes in $PY"
+fi
 
 # --- the test vectors of lossy tensors and of the adaptive codec ---------------------
 for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_vq211 lossy_vq211_additive lossy_inline_exact lossy_refine lossy_refine_exact lossy_refine_flags lossy_order float_ans_mixed float_ans_shift \
