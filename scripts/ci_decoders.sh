@@ -17,7 +17,7 @@
 #   - unpacks the lossy test vectors (tests/vectors/lossy_qrow.wcz,
 #     lossy_mixed.wcz, lossy_outliers.wcz, lossy_inline23.wcz, lossy_vq.wcz, lossy_vq211*.wcz, lossy_inline_exact.wcz,
 #     lossy_exact_top*.wcz; and
-#     float_ans_mixed.wcz, float_ans_shift.wcz, float_ans_patch.wcz, float_ans_groups.wcz, inline_exact.wcz) with every build, compares with
+#     float_ans_mixed.wcz, float_ans_shift.wcz, float_ans_patch.wcz, float_ans_groups.wcz, float_ans_pairs.wcz, inline_exact.wcz) with every build, compares with
 #     their .expected files, and verifies them with every build.
 # Exits 1 on any difference or failure (after trying everything), 0 otherwise.
 #
@@ -214,7 +214,7 @@ fi
 
 # --- the test vectors of lossy tensors and of the adaptive codec ---------------------
 for v in lossy_qrow lossy_mixed lossy_outliers lossy_inline23 lossy_vq lossy_vq211 lossy_vq211_additive lossy_inline_exact lossy_refine lossy_refine_exact lossy_refine_flags lossy_order float_ans_mixed float_ans_shift \
-  float_ans_patch float_ans_groups inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw lossy_exact_top_trim; do
+  float_ans_patch float_ans_groups float_ans_pairs inline_exact lossy_exact_top lossy_exact_top_wide lossy_exact_top_tw lossy_exact_top_trim; do
   check_all "tests/vectors/$v.wcz" "vector $v" "tests/vectors/$v.expected"
 done
 

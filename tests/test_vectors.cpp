@@ -170,6 +170,9 @@ TEST_SUITE("vectors") {
     for (std::string v : {"single_raw", "single_zstd", "no_tensors", "float_ans_mixed", "float_ans_shift",
                           "float_ans_patch",   // 1.5: codec 5, mode 4 over mode-1 and mode-3 payloads
                           "float_ans_groups",  // 1.6: codec 7, mode 5 (F16 of 2 blocks, F32, inline BF16) and modes 1, 2, 4
+                          // 1.7: codec 8, mode 6 (E5M2 and E4M3 pairs, with and without a shift block, odd n and
+                          // its tail, every byte value, inline) and modes 0, 1, 2, 3
+                          "float_ans_pairs",
                           "inline_exact"}) {  // 1.4: inline tensors of codecs 0, 1, 2 and 4 between chunked ones
       CAPTURE(v);
       wc::unpack(kDir + "/" + v + ".wcz", t / v, {});
@@ -177,6 +180,21 @@ TEST_SUITE("vectors") {
       auto r = wc::verify(kDir + "/" + v + ".wcz", kDir + "/" + v + ".expected", 1, {});
       CHECK(r.compared);
     }
+  }
+
+  TEST_CASE("float-ans-pairs vector (1.7): codec 8 in every FP8 tensor, one of them inline") {
+    wc::ContainerReader r(kDir + "/float_ans_pairs.wcz", wc::kReaderChecks);
+    CHECK(r.header().major == 1);
+    CHECK(r.header().minor == 7);
+    const auto& ts = r.manifest().tensors;
+    REQUIRE(ts.size() == 5);
+    for (const auto& t : ts) {
+      CAPTURE(t.name);
+      CHECK(t.codec == 8);
+      CHECK((t.dtype == wc::DType::F8_E5M2 || t.dtype == wc::DType::F8_E4M3));
+    }
+    CHECK(ts[4].chunk_size == 0);  // norm.e5m2 is inline
+    CHECK(r.index().size() == 7 + 3 + 1 + 1);  // w.e5m2, w.e4m3 (2109 elements, odd), bytes.e5m2, bytes.e4m3
   }
 
   TEST_CASE("sharded vector restores every file") {
@@ -488,7 +506,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 347);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 379);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

@@ -34,7 +34,8 @@ codebooks, a code the binary32 sum of one entry of each): vq_additive_vectors() 
 .as_dtypes.expected), vq_additive_bad() its bad vectors (vq211_add_*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); codec 7 (float-ans-groups, 1.6, its mode 5, byte
-planes as zstd frames: §2.3): groups_vectors(); with a float-ans encoder and decoder written
+planes as zstd frames: §2.3): groups_vectors(); codec 8 (float-ans-pairs, 1.7, its mode 6, two FP8 elements per
+rANS symbol: §2.4): pairs_vectors(); with a float-ans encoder and decoder written
 from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans check them).
 
     .venv/bin/python tests/vectors/make_vectors.py tests/vectors   # any Python 3 with xxhash and numpy
@@ -207,6 +208,7 @@ def main(d):
     shift_vectors(d)
     patch_vectors(d)
     groups_vectors(d)
+    pairs_vectors(d)
     inline23_vectors(d)
     vq_vectors(d)
     vq_books_vectors(d)
@@ -1303,6 +1305,7 @@ GEOM = {"F8_E5M2": (8, 5, 2), "F8_E4M3": (8, 4, 3), "F16": (16, 5, 10), "BF16": 
 TRIM, MODE_SHIFT = 3, b"\x03"
 PATCH, MODE_PATCH = 5, b"\x04"  # codec 5, float-ans-patch, and its mode 4 (§2.2)
 GROUPS, MODE_GROUPS = 7, b"\x05"  # codec 7, float-ans-groups, and its mode 5 (§2.3)
+PAIRS, MODE_PAIRS = 8, b"\x06"  # codec 8, float-ans-pairs, and its mode 6 (§2.4)
 RANS_L = 1 << 16
 QW = (32768, 35734, 38968, 42495, 46341, 50535, 55109, 60097)  # §5
 
@@ -1592,31 +1595,10 @@ def to_raw(vals, dtype):
     return np.array(vals, dtype="<u%d" % (W // 8)).tobytes()
 
 
-def chunk_decode(p, dtype, dst_n, codec):
-    """A float-ans chunk payload of codec 2, 3, 4, 5 or 7 (§2) -> its dst_n raw bytes, or Invalid."""
+def read_shift(p, dtype, n):
+    """The header and list of a mode-3 payload p (§2.1) for a chunk of n elements -> (g, L, P, o, d, the bytes they
+    take, up to the end of the list's padding), or Invalid. Mode 6's shift block (§2.4) is the same bytes."""
     W, E, m = GEOM[dtype]
-    if dst_n % (W // 8):
-        raise Invalid("dst_n not a multiple of the element size")
-    n = dst_n // (W // 8)
-    if not p:
-        raise Invalid("empty payload")
-    if p[0] == 0:
-        if len(p) != 1 + dst_n:
-            raise Invalid("mode 0 length")
-        return p[1:]
-    if p[0] == 1:
-        return to_raw(fans_decode(p, dtype, n, codec in (TRIM, MIXED, PATCH, GROUPS)), dtype)
-    if p[0] == 2 and codec in (MIXED, PATCH, GROUPS):
-        out = zstd_content(p[1:])
-        if len(out) != dst_n:
-            raise Invalid("mode 2 content size")
-        return out
-    if p[0] == 4 and codec in (PATCH, GROUPS):
-        return patch_decode(p, dtype, dst_n)
-    if p[0] == 5 and codec == GROUPS:
-        return groups_decode(p, dtype, dst_n)
-    if p[0] != 3 or codec not in (MIXED, PATCH, GROUPS):
-        raise Invalid("mode byte %d under codec %d" % (p[0], codec))
     if len(p) < 16:
         raise Invalid("mode 3 header truncated")
     g, egk_d = p[1] & 15, p[1] >> 4
@@ -1641,13 +1623,47 @@ def chunk_decode(p, dtype, dst_n, codec):
     d = [unzigzag(br.eg(egk_d)) for _ in range(P)]
     if any(abs(x) >= 1 << (E + g) for x in d):
         raise Invalid("|d| >= 2^(E+g)")
-    inner = p[16 + br.end():]
+    return g, L, P, o, d, 16 + br.end()
+
+
+def reshift(vals, dtype, g, L, P, o, d):
+    """§2.1's decoding: F = (F(v'_e) + d_i(e)) mod 2^(E+g), the sign and the bits below the field unchanged."""
+    s, mask = field(dtype, g)
+    return [x & ~(mask << s) | ((((x >> s) & mask) + d[entry(o, L, P, e)]) & mask) << s for e, x in enumerate(vals)]
+
+
+def chunk_decode(p, dtype, dst_n, codec):
+    """A float-ans chunk payload of codec 2, 3, 4, 5, 7 or 8 (§2) -> its dst_n raw bytes, or Invalid."""
+    W, E, m = GEOM[dtype]
+    if dst_n % (W // 8):
+        raise Invalid("dst_n not a multiple of the element size")
+    n = dst_n // (W // 8)
+    if not p:
+        raise Invalid("empty payload")
+    if p[0] == 0:
+        if len(p) != 1 + dst_n:
+            raise Invalid("mode 0 length")
+        return p[1:]
+    if p[0] == 1:
+        return to_raw(fans_decode(p, dtype, n, codec in (TRIM, MIXED, PATCH, GROUPS, PAIRS)), dtype)
+    if p[0] == 2 and codec in (MIXED, PATCH, GROUPS, PAIRS):
+        out = zstd_content(p[1:])
+        if len(out) != dst_n:
+            raise Invalid("mode 2 content size")
+        return out
+    if p[0] == 4 and codec in (PATCH, GROUPS, PAIRS):
+        return patch_decode(p, dtype, dst_n)
+    if p[0] == 5 and codec in (GROUPS, PAIRS):
+        return groups_decode(p, dtype, dst_n)
+    if p[0] == 6 and codec == PAIRS:
+        return pairs_decode(p, dtype, dst_n)
+    if p[0] != 3 or codec not in (MIXED, PATCH, GROUPS, PAIRS):
+        raise Invalid("mode byte %d under codec %d" % (p[0], codec))
+    g, L, P, o, d, pos = read_shift(p, dtype, n)
+    inner = p[pos:]
     if not inner or inner[0] != 1:
         raise Invalid("inner mode byte %s" % (inner[0] if inner else "missing"))
-    s, mask = field(dtype, g)
-    v = fans_decode(inner, dtype, n, True)
-    return to_raw([x & ~(mask << s) | ((((x >> s) & mask) + d[entry(o, L, P, e)]) & mask) << s
-                   for e, x in enumerate(v)], dtype)
+    return to_raw(reshift(fans_decode(inner, dtype, n, True), dtype, g, L, P, o, d), dtype)
 
 
 def check_fans_codec():
@@ -2471,6 +2487,350 @@ def groups_bad():
 def groups_vectors(d):
     put_single(d, "float_ans_groups", groups_good(), 6)
     put_bad(d, groups_bad())
+
+
+# ---------------------------------------------------------------------------------------------
+# Codec 8, float-ans-pairs (1.7, 2.12; FORMAT.md §6, FLOAT_ANS.md §2.4): codec 7's payloads (modes 0 to 5, read as
+# codec 7 reads them), and mode 6, for F8_E5M2 and F8_E4M3 only: a 4-byte head (mode 6, the tail element n - 1 when n
+# is odd, else 0; flags, bit 0: a shift block follows; a reserved 0), the shift block when flagged (a mode-3 payload's
+# header and list, §2.1, for the chunk's n elements of its dtype), then a mode-1 payload of F16's geometry (codec 3's
+# rules: z may be non-zero) of the h = floor(n / 2) 16-bit words that pack elements 2i and 2i + 1 each. unpair_word()
+# is §2.4's formula as written; pair_word() its inverse (checked a bijection on all 65536 words); pairs_decode()
+# checks every rule of §2.4 (chunk_decode calls it for mode 6 under codec 8).
+
+def pair_word(a, b, E):
+    """The word P of §2.4 of elements a (even) and b (odd) of E exponent bits: from bit 15 down a's sign, a's
+    exponent, b's exponent, the mantissas' M = 7 - E bits interleaved (a's bit j at 2 + 2j, b's at 1 + 2j), b's sign."""
+    M = 7 - E
+    w = (a >> 7) << 15 | ((a >> M) & ((1 << E) - 1)) << (15 - E) | ((b >> M) & ((1 << E) - 1)) << (15 - 2 * E) | b >> 7
+    for j in range(M):
+        w |= ((a >> j) & 1) << (2 + 2 * j) | ((b >> j) & 1) << (1 + 2 * j)
+    return w
+
+
+def unpair_word(P, E):
+    """§2.4's a_(2i) and a_(2i+1) of the word P, as the spec writes them."""
+    M = 7 - E
+    a = (P >> 15) << 7 | ((P >> (15 - E)) & ((1 << E) - 1)) << M | sum(((P >> (2 + 2 * j)) & 1) << j for j in range(M))
+    b = (P & 1) << 7 | ((P >> (15 - 2 * E)) & ((1 << E) - 1)) << M | sum(((P >> (1 + 2 * j)) & 1) << j for j in range(M))
+    return a, b
+
+
+def check_pairs_map():
+    """unpair_word is a bijection of the 65536 words onto the 65536 pairs of bytes, pair_word its inverse, and the
+    word's top 2E bits are the two exponents (F16's exponent field and the 2E - 5 mantissa bits below it)."""
+    for E in (5, 4):
+        M = 7 - E
+        seen = set()
+        for P in range(1 << 16):
+            a, b = unpair_word(P, E)
+            assert 0 <= a < 256 and 0 <= b < 256 and pair_word(a, b, E) == P
+            assert P >> (15 - 2 * E) & ((1 << 2 * E) - 1) == ((a >> M) & ((1 << E) - 1)) << E | ((b >> M) & ((1 << E) - 1))
+            seen.add((a, b))
+        assert len(seen) == 1 << 16
+    assert pair_word(0x80, 0x01, 5) == 0x8002 and pair_word(0x01, 0x80, 5) == 0x0005  # signs at 15 and 0; mantissa bit 0
+    assert pair_word(0x7C, 0x7C, 5) == 0x7FE0 and pair_word(0x78, 0x78, 4) == 0x7F80  # exponents all ones
+
+
+def pairs_decode(p, dtype, dst_n):
+    """A mode-6 payload (§2.4) -> the chunk's dst_n raw bytes, or Invalid."""
+    if dtype not in ("F8_E5M2", "F8_E4M3"):
+        raise Invalid("mode 6 for %s" % dtype)
+    E = GEOM[dtype][1]
+    n = dst_n
+    if n < 2:
+        raise Invalid("mode 6 with n = %d < 2" % n)
+    if len(p) < 4:
+        raise Invalid("mode 6 head truncated")
+    tail, flags, reserved = p[1], p[2], p[3]
+    if flags & ~1:
+        raise Invalid("mode 6 flags 0x%02x: a bit other than bit 0" % flags)
+    if reserved:
+        raise Invalid("mode 6 reserved byte 3 != 0")
+    if n % 2 == 0 and tail:
+        raise Invalid("mode 6 tail byte 0x%02x with n even" % tail)
+    pos, shift = 4, None
+    if flags & 1:
+        if len(p) <= pos or p[pos] != 3:
+            raise Invalid("shift block's mode byte %s, not 3" % (p[pos] if len(p) > pos else "missing"))
+        *shift, used = read_shift(p[pos:], dtype, n)
+        pos += used
+    inner = p[pos:]
+    if not inner or inner[0] != 1:
+        raise Invalid("inner mode byte %s" % (inner[0] if inner else "missing"))
+    vals = []
+    for w in fans_decode(inner, "F16", n // 2, True):
+        vals += unpair_word(w, E)
+    if n % 2:
+        vals.append(tail)
+    if shift:
+        vals = reshift(vals, dtype, *shift)
+    return to_raw(vals, dtype)
+
+
+def shift_block(g, egk_d, L, P, o, d, reserved=0, pad=0):
+    """A mode-3 payload's header and list (§2.1), padded to a byte boundary (with the bits pad, if given)."""
+    lst = Bits()
+    for x in d:
+        lst.eg(zigzag(x), egk_d)
+    return MODE_SHIFT + struct.pack("<BHIII", g | egk_d << 4, reserved, L, P, o) + lst.bytes(pad), lst.n
+
+
+def pairs_parts(vals, dtype, shift=None, **inner):
+    """The pieces of a mode-6 payload of the n FP8 values vals. shift: (g, egk_d, L, P, o, d or None: shift_list's).
+    Returns dict(head, block, inner, words, vp: the values after the inverse shift, d, tail, listbits)."""
+    E = GEOM[dtype][1]
+    n = len(vals)
+    assert n >= 2 and dtype in ("F8_E5M2", "F8_E4M3")
+    block, vp, d, nbits = b"", vals, None, 0
+    if shift is not None:
+        g, egk_d, L, P, o, d = shift
+        d = shift_list(vals, dtype, g, L, P, o) if d is None else d
+        assert len(d) == P
+        block, nbits = shift_block(g, egk_d, L, P, o, d)
+        vp = unshift(vals, dtype, g, L, P, o, d)
+    words = [pair_word(vp[2 * i], vp[2 * i + 1], E) for i in range(n // 2)]
+    tail = vp[-1] if n % 2 else 0
+    head = MODE_PAIRS + bytes([tail, 1 if shift is not None else 0, 0])
+    return dict(head=head, block=block, inner=fans_encode(words, "F16", **inner), words=words, vp=vp, d=d, tail=tail,
+                listbits=nbits)
+
+
+def pairs_payload(vals, dtype, shift=None, **inner):
+    pt = pairs_parts(vals, dtype, shift, **inner)
+    return pt["head"] + pt["block"] + pt["inner"]
+
+
+def pairs_good():
+    """float_ans_pairs (1.7): five tensors of codec 8.
+    w.e5m2 [120, 320] F8_E5M2 in chunks of 6144 elements, column scales: chunk 0 mode 6 (k = 5, the symbol both
+    exponents; 48 lanes, 2 groups), chunk 1 mode 6 (k = 3, joint: the symbol the even element's sign, its exponent and
+    3 of the odd one's 5 exponent bits), chunk 2 mode 2 (rows 36-59 four rows repeated), chunk 3 mode 1 (one element a
+    symbol), chunk 4 mode 3 (a column shift of the elements, inner mode 1), chunk 5 mode 6 of non-negative values (every
+    word's bit 0 zero: inner z = 1), chunk 6 (1536 elements) mode 0.
+    w.e4m3 [37, 57] F8_E4M3 (2109 elements, odd) in chunks of 1024, every chunk mode 6 with a shift block: a column
+    shift (g = 3, o = 0), a row shift (g = 1, L = 57, P = 19, o = 55), and the last chunk, n = 61 (odd: its tail byte
+    shifted too), a column shift whose P = 57 exceeds the chunk's h = 30 words (P <= n is over elements).
+    bytes.e5m2 [2, 256]: every byte value (zeros, subnormals, Inf, NaNs) at an even and at an odd position, mode 6.
+    bytes.e4m3 [513]: every byte value at both positions and the tail 0x7F (NaN), mode 6 under a shift of L = 3,
+    P = 5, o = 7 (g = 2, d up to +-63 = 2^(E+g) - 1).
+    norm.e5m2 [7, 9] F8_E5M2, inline (1.4), 63 elements: mode 6 with a column shift (g = 2) and a tail."""
+    rng = Rng(0xF8A1)
+    # w.e5m2
+    rows, cols, ce = 120, 320, 6144
+    col_exp = [((c * 7) % 11) - 5 for c in range(cols)]
+    v = [weight(rng, "F8_E5M2", col_exp[c]) for r in range(rows) for c in range(cols)]
+    for r in range(40, 60):  # rows 36-39 repeated: padding-like rows, as the chunks that take mode 2 are
+        v[r * cols:(r + 1) * cols] = v[(36 + r % 4) * cols:(37 + r % 4) * cols]
+    for e in range(5 * ce, 6 * ce):  # rows 96-115: non-negative (the sign bits clear)
+        v[e] &= 0x7F
+    ch = [v[o:o + ce] for o in range(0, len(v), ce)]
+    assert [len(c) for c in ch] == [ce] * 6 + [1536]
+    s0 = pairs_parts(ch[0], "F8_E5M2", k=5, joint=0, qshift=2, sub_bits=6, prob_bits=12, egk=1)
+    p0 = s0["head"] + s0["inner"]
+    assert s0["inner"][3] >> 2 == 0 and lanes(ce // 2, 6)[0] == 48
+    p1 = pairs_payload(ch[1], "F8_E5M2", k=3, joint=1, qshift=3, sub_bits=7, prob_bits=11, egk=0)
+    p2 = MODE_ZSTD + zraw(to_raw(ch[2], "F8_E5M2"))
+    p3 = fans_encode(ch[3], "F8_E5M2", k=2, joint=0, qshift=2, sub_bits=8, prob_bits=12, egk=1)
+    L, P, o = column_shift(4 * ce, ce, cols)
+    p4 = shift_payload(ch[4], "F8_E5M2", 2, 1, L, P, o, k=2, joint=0, qshift=1, sub_bits=7, prob_bits=12, egk=1)
+    assert o == 256 and p4[0] == 3
+    s5 = pairs_parts(ch[5], "F8_E5M2", k=5, joint=0, qshift=2, sub_bits=8, prob_bits=12, egk=2)
+    assert s5["inner"][3] >> 2 == 1  # z = 1: bit 0 of every word (the odd element's sign) is zero
+    p5 = s5["head"] + s5["inner"]
+    p6 = MODE_RAW + to_raw(ch[6], "F8_E5M2")
+    raw = to_raw(v, "F8_E5M2")
+    e5 = Exact("w.e5m2", "F8_E5M2", [rows, cols], raw, codec=PAIRS, chunk_size=ce, stored=[p0, p1, p2, p3, p4, p5, p6])
+    # w.e4m3: column scales but in rows 18-35 (row scales)
+    rows, cols, ce = 37, 57, 1024
+    v = [weight(rng, "F8_E4M3", ((c * 3) % 7) - 3 if not 18 <= r < 36 else ((r * 5) % 7) - 3)
+         for r in range(rows) for c in range(cols)]
+    ch = [v[o:o + ce] for o in range(0, len(v), ce)]
+    assert [len(c) for c in ch] == [1024, 1024, 61]
+    sh = [(3, 1) + column_shift(0, ce, cols), (1, 2) + row_shift(ce, ce, cols), (0, 0) + column_shift(2 * ce, 61, cols)]
+    assert sh[1][2:] == (57, 19, 55) and sh[2][2:] == (1, 57, 53)
+    opts = [dict(k=3, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1), dict(k=3, joint=1, qshift=1, sub_bits=6,
+            prob_bits=12, egk=0), dict(k=2, joint=0, qshift=2, sub_bits=6, prob_bits=10, egk=0)]
+    e4p = [pairs_parts(c, "F8_E4M3", s + (None,), **kw) for c, s, kw in zip(ch, sh, opts)]
+    assert all(min(pt["d"]) < 0 < max(pt["d"]) for pt in e4p)  # lists of both signs
+    assert wraps(ch[0], "F8_E4M3", sh[0][0], *sh[0][2:], e4p[0]["d"])[0] > 0  # zeros shifted below 0, mod 2^7
+    last = e4p[2]
+    assert last["d"][entry(53, 1, 57, 60)] != 0 and last["tail"] != ch[2][60]  # the tail is shifted too
+    assert lanes(30, 6)[0] == 1 and 30 < 57 <= 61
+    e4 = Exact("w.e4m3", "F8_E4M3", [rows, cols], to_raw(v, "F8_E4M3"), codec=PAIRS, chunk_size=ce,
+               stored=[pt["head"] + pt["block"] + pt["inner"] for pt in e4p])
+    # every byte value, at even and at odd positions
+    bv = list(range(256)) + [(i + 1) & 255 for i in range(256)]
+    b5 = Exact("bytes.e5m2", "F8_E5M2", [2, 256], bytes(bv), codec=PAIRS, chunk_size=512,
+               stored=[pairs_payload(bv, "F8_E5M2", k=5, joint=0, qshift=2, sub_bits=6, prob_bits=12, egk=0)])
+    bw = list(range(256)) + list(range(255, -1, -1)) + [0x7F]
+    assert all({x for x in bw[j:512:2]} == set(range(256)) for j in (0, 1))
+    d4 = [-37, 5, 0, 63, -63]
+    b4p = pairs_parts(bw, "F8_E4M3", (2, 0, 3, 5, 7, d4), k=3, joint=1, qshift=2, sub_bits=6, prob_bits=12, egk=1)
+    assert b4p["tail"] == (0x7F & ~(0x3F << 1)) | ((0x3F - d4[entry(7, 3, 5, 512)]) & 0x3F) << 1
+    b4 = Exact("bytes.e4m3", "F8_E4M3", [513], bytes(bw), codec=PAIRS, chunk_size=576,
+               stored=[b4p["head"] + b4p["block"] + b4p["inner"]])
+    # inline: 63 elements, a column shift
+    nv = [weight(rng, "F8_E5M2", (c % 3) - 1) for r in range(7) for c in range(9)]
+    npt = pairs_parts(nv, "F8_E5M2", (2, 1, 1, 9, 0, None), k=5, joint=0, qshift=2, sub_bits=6, prob_bits=10, egk=0)
+    assert any(npt["d"]) and len(npt["words"]) == 31
+    np_ = npt["head"] + npt["block"] + npt["inner"]
+    assert len(np_) <= bound(63)
+    nt = Exact("norm.e5m2", "F8_E5M2", [7, 9], bytes(nv), codec=PAIRS, inline=True, stored=[np_])
+    ts = [e5, e4, b5, b4, nt]
+    for t in ts:
+        chunks = [t.raw[o:o + t.chunk_size] for o in range(0, len(t.raw), t.chunk_size)] if not t.inline else [t.raw]
+        assert len(chunks) == len(t.stored)
+        for j, (p, craw) in enumerate(zip(t.stored, chunks)):
+            assert chunk_decode(p, t.dtype, len(craw), PAIRS) == craw, (t.name, j)
+            if p[0] == 6:
+                must_fail(p, t.dtype, len(craw), GROUPS, "mode byte 6 under codec 7")
+            else:
+                assert chunk_decode(p, t.dtype, len(craw), GROUPS) == craw  # codec 8 reads them as codec 7 does
+    return ts
+
+
+def pairs_bad():
+    """Codec-8 files (and codec-7, -5, -4 and -2 ones) with a chunk that breaks one rule of FLOAT_ANS.md §2.4,
+    checksum-valid everywhere; each must fail chunk_decode on that rule. Most are an F8_E5M2 tensor [40, 48] whose chunk
+    0 is a good mode-6 chunk (1024 elements) and whose chunk 1 (896 elements, even) is the broken one; those about the
+    tail an F8_E4M3 tensor [37, 49] whose chunk 1 has 789 elements (odd), under a column shift. Where it can, the rest
+    is what a lax decoder would turn into the right bytes, so that only the rule catches it."""
+    rng = Rng(0xBAD8)
+    rows, cols, n0 = 40, 48, 1024
+    col_exp = [((c * 5) % 9) - 4 for c in range(cols)]
+    vals = [weight(rng, "F8_E5M2", col_exp[c]) for r in range(rows) for c in range(cols)]
+    opt = dict(k=5, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1)
+    c0 = pairs_payload(vals[:n0], "F8_E5M2", **opt)
+    cv = vals[n0:]
+    n, h = len(cv), len(cv) // 2
+    base = pairs_parts(cv, "F8_E5M2", **opt)
+    good = base["head"] + base["inner"]
+    L, P, o = column_shift(n0, n, cols)
+    sp = pairs_parts(cv, "F8_E5M2", (2, 1, L, P, o, None), **opt)
+    sgood = sp["head"] + sp["block"] + sp["inner"]
+    assert (L, P, o) == (1, 48, 16) and any(sp["d"]) and sp["listbits"] % 8
+    assert chunk_decode(c0, "F8_E5M2", n0, PAIRS) == to_raw(vals[:n0], "F8_E5M2")
+    for p in (good, sgood):
+        assert chunk_decode(p, "F8_E5M2", n, PAIRS) == to_raw(cv, "F8_E5M2")
+    words = base["words"]
+
+    def head(tail=0, flags=0, reserved=0):
+        return MODE_PAIRS + bytes([tail, flags, reserved])
+
+    def with_d(d, L=L, P=P, o=o, reserved=0):
+        """A shift block (g = 2) of list d and the inner payload of the values shifted by d (what a lax decoder undoes)."""
+        vp = unshift(cv, "F8_E5M2", 2, L, P, o, d)
+        ws = [pair_word(vp[2 * i], vp[2 * i + 1], 5) for i in range(h)]
+        return head(flags=1) + shift_block(2, 1, L, P, o, d, reserved)[0] + fans_encode(ws, "F16", **opt)
+
+    big = list(sp["d"])
+    big[5] = 1 << 7  # |d| = 2^(E+g): as d = 0 modulo 2^7
+    wraw = to_raw(words, "F16")
+    wL, wP, wo = column_shift(n0 // 2, h, cols // 2)
+    chunks = {
+        "pairs_tail_even": head(tail=0x3C) + base["inner"],  # n even: the tail byte must be 0
+        "pairs_flags_bit1": head(flags=2) + base["inner"],  # an unknown flag
+        "pairs_flags_bit7_shift": head(flags=0x81) + sp["block"] + sp["inner"],  # the shift flag and an unknown one
+        "pairs_reserved": head(reserved=1) + base["inner"],  # byte 3
+        "pairs_shift_no_block": head(flags=1) + base["inner"],  # the flag without a shift block
+        "pairs_block_no_flag": head() + sp["block"] + sp["inner"],  # a shift block without the flag
+        "pairs_inner_mode0": head() + MODE_RAW + wraw,
+        "pairs_inner_mode2": head() + MODE_ZSTD + zraw(wraw),
+        "pairs_inner_mode3": head() + shift_payload(words, "F16", 2, 1, wL, wP, wo, **opt),  # an F16 column shift
+        "pairs_inner_mode5": head() + groups_payload(wraw, "F16"),
+        "pairs_inner_mode6": head() + good,  # a valid mode-6 payload inside
+        "pairs_inner_short": head() + fans_encode(words[:-1], "F16", **opt),  # h - 1 words: the last pair left out
+        "pairs_inner_long": head() + fans_encode(words + [0], "F16", **opt),  # h + 1 words: a pair of zeros more
+        "pairs_truncated": good[:-1],
+        "pairs_trailing_byte": good + b"\x00",
+        "pairs_shift_truncated": sgood[:4 + 10],  # the payload ends inside the shift block's header
+        "pairs_shift_g_gt_m": head(flags=1) + shift_block(3, 1, L, P, o, sp["d"])[0] + sp["inner"],  # g = 3 > m = 2
+        "pairs_shift_reserved": with_d(sp["d"], reserved=1),
+        "pairs_shift_padding": head(flags=1) + shift_block(2, 1, L, P, o, sp["d"], pad=1)[0] + sp["inner"],
+        "pairs_shift_P_gt_n": with_d([0] * (n + 1), L=1, P=n + 1, o=0),  # P = n + 1 entries, all zero
+        "pairs_shift_d_range": with_d(big),
+        "pairs_mode7": b"\x07" + good[1:],  # modes above 6 are invalid
+    }
+    expect = {"pairs_tail_even": "tail byte 0x3c with n even", "pairs_flags_bit1": "flags 0x02",
+              "pairs_flags_bit7_shift": "flags 0x81", "pairs_reserved": "reserved byte 3",
+              "pairs_shift_no_block": "shift block's mode byte 1", "pairs_block_no_flag": "inner mode byte 3",
+              "pairs_inner_mode0": "inner mode byte 0", "pairs_inner_mode2": "inner mode byte 2",
+              "pairs_inner_mode3": "inner mode byte 3", "pairs_inner_mode5": "inner mode byte 5",
+              "pairs_inner_mode6": "inner mode byte 6", "pairs_inner_short": "group reads past its words", "pairs_inner_long": "payload length",
+              "pairs_truncated": "payload length", "pairs_trailing_byte": "payload length",
+              "pairs_shift_truncated": "mode 3 header truncated", "pairs_shift_g_gt_m": "g > m",
+              "pairs_shift_reserved": "reserved u16", "pairs_shift_padding": "padding", "pairs_shift_P_gt_n": "P > n",
+              "pairs_shift_d_range": "|d|", "pairs_mode7": "mode byte 7 under codec 8"}
+
+    def container_of(ts, minor=7):
+        fb, plen = st_file(ts)
+        return container2([(0, "model.safetensors", fb, plen, ts)], major=1, minor=minor)
+
+    def e5(c1, codec=PAIRS, first=c0):
+        return [Exact("w.e5m2", "F8_E5M2", [rows, cols], to_raw(vals, "F8_E5M2"), codec=codec, chunk_size=n0,
+                      stored=[first, c1])]
+
+    out = {}
+    for name, p in chunks.items():
+        must_fail(p, "F8_E5M2", n, PAIRS, expect[name])
+        out[name + ".codec"] = container_of(e5(p))
+    # The odd tensor: chunk 1 of 789 elements under a column shift (o = 44); its inner payload coded for
+    # ceil(n / 2) = 395 words (the tail paired with a zero) instead of h = 394, the tail byte right.
+    orows, ocols = 37, 49
+    ov = [weight(rng, "F8_E4M3", ((c * 3) % 7) - 3) for r in range(orows) for c in range(ocols)]
+    oopt = dict(k=3, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1)
+    oc0 = pairs_payload(ov[:n0], "F8_E4M3", (3, 1) + column_shift(0, n0, ocols) + (None,), **oopt)
+    ocv = ov[n0:]
+    on = len(ocv)
+    oL, oP, oo = column_shift(n0, on, ocols)
+    opt_ = pairs_parts(ocv, "F8_E4M3", (3, 1, oL, oP, oo, None), **oopt)
+    assert on == 789 and oo == 44 and opt_["tail"]
+    ogood = opt_["head"] + opt_["block"] + opt_["inner"]
+    assert chunk_decode(ogood, "F8_E4M3", on, PAIRS) == to_raw(ocv, "F8_E4M3")
+    assert chunk_decode(oc0, "F8_E4M3", n0, PAIRS) == to_raw(ov[:n0], "F8_E4M3")
+    ceil_words = opt_["words"] + [pair_word(opt_["vp"][-1], 0, 4)]
+    ochunks = {
+        "pairs_odd_inner_ceil": opt_["head"] + opt_["block"] + fans_encode(ceil_words, "F16", **oopt),
+        "pairs_odd_truncated": ogood[:-1],  # the inner payload's raw plane one byte short
+    }
+    for name, p in ochunks.items():
+        must_fail(p, "F8_E4M3", on, PAIRS, "payload length")
+        out[name + ".codec"] = container_of([Exact("w.e4m3", "F8_E4M3", [orows, ocols], to_raw(ov, "F8_E4M3"),
+                                                   codec=PAIRS, chunk_size=n0, stored=[oc0, p])])
+    # n = 1: an F8_E5M2 tensor [1025] whose last chunk is one element: a mode-6 head with that element as its tail and
+    # no inner payload (a lax decoder's h = 0 words and the tail give the right byte).
+    one = vals[:1025]
+    p = head(tail=one[-1])
+    must_fail(p, "F8_E5M2", 1, PAIRS, "n = 1")
+    out["pairs_n1.codec"] = container_of([Exact("w.e5m2", "F8_E5M2", [1025], to_raw(one, "F8_E5M2"), codec=PAIRS,
+                                                chunk_size=1024, stored=[c0, p])])
+    # Mode 6 is for F8_E5M2 and F8_E4M3 only: F16 and BF16 tensors whose one chunk is a mode-6 payload of its bytes
+    # read as F8_E5M2 elements (what a lax decoder would get right).
+    for dt in ("F16", "BF16"):
+        r16 = to_raw([weight(rng, dt, (c % 5) - 2) for c in range(960)], dt)
+        p = pairs_payload(list(r16), "F8_E5M2", **opt)
+        assert chunk_decode(p, "F8_E5M2", len(r16), PAIRS) == r16
+        must_fail(p, dt, len(r16), PAIRS, "mode 6 for " + dt)
+        out["pairs_mode6_%s.codec" % dt.lower()] = container_of([Exact("w." + dt.lower(), dt, [20, 48], r16,
+                                                                       codec=PAIRS, chunk_size=len(r16), stored=[p])])
+    # Mode 6 belongs to codec 8 only: the (valid) mode-6 chunk 1 under codecs 7 (1.6), 5 (1.5), 4 (1.3) and 2 (1.0),
+    # after a chunk 0 of mode 1 with z = 0 that each of them reads.
+    m1 = fans_encode(vals[:n0], "F8_E5M2", k=2, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1, z=0)
+    for codec, minor in ((GROUPS, 6), (PATCH, 5), (MIXED, 3), (FANS, 0)):
+        assert chunk_decode(m1, "F8_E5M2", n0, codec) == to_raw(vals[:n0], "F8_E5M2")
+        for nm, p in (("", good), ("_shift", sgood)):
+            if nm and codec != GROUPS:
+                continue
+            must_fail(p, "F8_E5M2", n, codec, "mode byte 6 under codec %d" % codec)
+            out["pairs_mode6%s_in_codec%d.codec" % (nm, codec)] = container_of(e5(p, codec, m1), minor)
+    return out
+
+
+def pairs_vectors(d):
+    check_pairs_map()
+    put_single(d, "float_ans_pairs", pairs_good(), 7)
+    put_bad(d, pairs_bad())
 
 
 # ---------------------------------------------------------------------------------------------
