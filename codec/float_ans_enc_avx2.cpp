@@ -31,7 +31,7 @@ namespace {
 struct alignas(16) CompactLut {
   uint8_t b[256][16];
 };
-constexpr CompactLut make_lut() {
+constexpr CompactLut make_compact_lut() {
   CompactLut L{};
   for (unsigned m = 0; m < 256; ++m) {
     unsigned c = 0;
@@ -47,7 +47,7 @@ constexpr CompactLut make_lut() {
   }
   return L;
 }
-constexpr CompactLut kLut = make_lut();
+constexpr CompactLut kLut = make_compact_lut();
 
 template <unsigned W>
 __attribute__((target("avx2,bmi2"), always_inline)) inline __m256i load8(const uint8_t* src, uint64_t i) {

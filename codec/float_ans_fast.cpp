@@ -238,7 +238,7 @@ bool group_scalar(const Tab& tabref, const ChunkLayout& L, const uint8_t* src, u
 // pshufb control per need mask m: lane l of m takes word number (popcount of
 // m below l) of 8 words broadcast to both 128-bit halves, zero-extended to 32
 // bits; lanes outside m get 0 (8 KiB)
-constexpr std::array<uint8_t, 256 * 32> make_lut() {
+constexpr std::array<uint8_t, 256 * 32> make_expand_lut() {
   std::array<uint8_t, 256 * 32> t{};
   for (unsigned m = 0; m < 256; ++m) {
     unsigned c = 0;
@@ -253,7 +253,7 @@ constexpr std::array<uint8_t, 256 * 32> make_lut() {
   }
   return t;
 }
-alignas(64) constexpr std::array<uint8_t, 256 * 32> kExpand = make_lut();
+alignas(64) constexpr std::array<uint8_t, 256 * 32> kExpand = make_expand_lut();
 
 // Eight table entries by scalar loads: on Zen 3 a vpgatherdd of 8 takes about
 // 8 cycles of throughput, 8 loads and inserts fewer; a wide table's second
