@@ -27,7 +27,7 @@ std::string sample(const tu::TempDir& t) {
   return t / "model.safetensors";
 }
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using tu::q;
 
 // The sample packed to t/m.wcz, then `wcodec inspect <flags>` of it.
 tu::RunResult inspect_sample(const tu::TempDir& t, const std::string& flags) {

@@ -22,7 +22,7 @@ using wc::DType;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using tu::q;
 std::string cli() { return tu::cli(); }
 // A command whose own redirections apply to it alone: tu::run's 2>&1 then
 // sends its standard error to the captured output, not into a redirected file.
@@ -42,7 +42,7 @@ std::string write_model(const tu::TempDir& t, const std::string& name, uint64_t 
 
 void put(const std::string& path, const std::string& text) { tu::write_file(path, std::vector<uint8_t>(text.begin(), text.end())); }
 
-bool exists(const std::string& p) { return wc::path_exists(p); }
+using tu::exists;
 
 // A model folder: two shards holding a tensor of the same name ("w"), their
 // index, a config in a subfolder.

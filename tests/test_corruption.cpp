@@ -38,7 +38,7 @@ using TmpDir = tu::TempDir;
 
 using tu::read_bytes;
 
-bool exists(const std::string& p) { return wc::path_exists(p); }
+using tu::exists;
 
 using tu::temp_files;
 
@@ -51,7 +51,7 @@ void pwrite_byte(const std::string& p, uint64_t off, uint8_t v) {
 
 using testdata::weights;
 
-std::vector<uint8_t> small_model() {
+std::vector<uint8_t> corruption_model() {
   std::vector<stb::StTensor> ts = {
       {"model.embed_tokens.weight", DType::BF16, {32, 40}, weights(DType::BF16, 1280, 1)},
       {"model.layers.0.self_attn.q_proj.weight", DType::BF16, {24, 24}, weights(DType::BF16, 576, 2)},
@@ -216,7 +216,7 @@ TEST_SUITE("corruption") {
 TEST_CASE("every bit of the fixed structures, a sample of the rest, and every truncation") {
   TmpDir d;
   std::string st = d / "m.safetensors";
-  auto model = small_model();
+  auto model = corruption_model();
   stb::write_file(st, model);
   uint64_t total_tried = 0, total_detected = 0;
   for (const auto& codec : codecs_available()) {
@@ -285,7 +285,7 @@ TEST_CASE("every bit of the fixed structures, a sample of the rest, and every tr
 TEST_CASE("the CLI exits non-zero, names the file and writes nothing (file and stream input)") {
   TmpDir d;
   std::string st = d / "m.safetensors";
-  stb::write_file(st, small_model());
+  stb::write_file(st, corruption_model());
   std::string good = pack_small(d, st, codecs_available().back());
   const auto orig = read_bytes(good);
   auto regions = map_regions(good);

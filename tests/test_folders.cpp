@@ -19,7 +19,7 @@
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using tu::q;
 
 void put(const std::string& path, const std::string& text) {
   tu::write_file(path, std::vector<uint8_t>(text.begin(), text.end()));

@@ -31,8 +31,8 @@ using wc::DType;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
-bool exists(const std::string& p) { return wc::path_exists(p); }
+using tu::q;
+using tu::exists;
 
 // xorshift64* with a uniform in [0, 1) and a standard normal (Box-Muller).
 struct Rng {

@@ -24,6 +24,10 @@
 
 namespace tu {
 
+// A path or argument in single quotes, for a shell command line.
+inline std::string q(const std::string& s) { return "'" + s + "'"; }
+inline bool exists(const std::string& p) { return wc::path_exists(p); }
+
 // A copy of some bytes that ends exactly where an inaccessible page begins,
 // so a decoder reading even one byte past the end faults in every build (not
 // only under AddressSanitizer).
