@@ -36,7 +36,7 @@ namespace {
 constexpr uint64_t kTileElements = 1u << 18;
 // Per chunk beyond its payload: a 16-byte header, on average 32 bytes of
 // alignment padding, a 24-byte index entry. (inspect counts the real ones.)
-constexpr double kChunkOverhead = 16 + 32 + 24;
+constexpr double kLossyChunkOverhead = 16 + 32 + 24;
 // Step multipliers tried per tensor: 2^(k/8) x the row's scale (steps of
 // about 1/8 bit a weight), from about 13 bits a weight down to below 1.
 // (A 1/16 grid measured the same on the corpus model within kld_eval's
@@ -393,7 +393,7 @@ double settle_tensor(TensorRecord& t, const LossyTensor& lt, const uint8_t* data
   top.xxh3 = XXH3_64bits_digest(hs.s);
   top.rel_rmse = float(s_all > 0 ? std::sqrt(e_all / s_all) : 0.0);
   top.max_abs = float(m_all);
-  return payload + nchunks * kChunkOverhead;
+  return payload + nchunks * kLossyChunkOverhead;
 }
 
 // The step divisor of refinement level k of lt (REFINE.md §2; 1 for level
@@ -539,7 +539,7 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
     }
     t.levels.push_back(lr);
     lt.upper[k - 1] = {std::move(tb), std::move(tables)};
-    bytes[k - 1] = bits / 8 + double(t.tile_count() + 1) * kChunkOverhead + double(t.rows());
+    bytes[k - 1] = bits / 8 + double(t.tile_count() + 1) * kLossyChunkOverhead + double(t.rows());
   }
   // A tensor of one tile: each level's tables ride in its tile's payload,
   // and the payload leaves the rows' step bytes to the record (2.8) — a
@@ -553,7 +553,7 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
       PartRecord& tp = t.parts[2 * k];
       auto carry = [&] { tp.layout = PartLayout::inline_items, tp.codec = 0, tp.items = 0; };
       encode_lossy_tile(t, lt, data, 0, apart, sc1, k);  // the tables apart: their chunk, then the tile's
-      double sep = double(kChunkOverhead);
+      double sep = double(kLossyChunkOverhead);
       for (const auto& c : apart) sep += double(c.size());
       // carried, the same mode-1 payload with the tables' length and bytes
       // after its header; a tile apart in mode 0 is coded again to see
@@ -747,7 +747,7 @@ uint64_t lossless_bytes(const TensorRecord& t, const uint8_t* data, ThreadPool& 
     size[j] = out.size();
   });
   uint64_t n = 0;
-  for (uint64_t s : size) n += s + uint64_t(kChunkOverhead);
+  for (uint64_t s : size) n += s + uint64_t(kLossyChunkOverhead);
   return n;
 }
 
@@ -1202,7 +1202,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     const unsigned per_tile = (probe.parts[0].layout == PartLayout::per_row ? 1 : 0) + (codes_inline(probe) ? 0 : 1);
     c.chunks = tiles * per_tile;
     c.fixed_bits = 8.0 * (double(tensor_record_size(probe) - probe.name.size()) * kManifestRatioGuess +
-                          double(tiles * per_tile) * kChunkOverhead);
+                          double(tiles * per_tile) * kLossyChunkOverhead);
   });
   cs.erase(std::remove_if(cs.begin(), cs.end(), [](const Candidate& c) { return c.curve.empty(); }), cs.end());
   if (cs.empty()) return plan;

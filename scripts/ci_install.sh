@@ -45,7 +45,7 @@ mkdir -p "$PREFIX" "$WORK"
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
 cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DWCODEC_TESTS=OFF -DWCODEC_CUDA=OFF \
-  -DWCODEC_WERROR=ON -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_UNITY_BUILD=ON >/dev/null  # unity: as ci_sanitize.sh
+  -DWCODEC_WERROR=ON -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_UNITY_BUILD=ON >/dev/null  # unity: as ci_decoders.sh
 cmake --build "$BUILD" -j "$JOBS"
 t1=$(date +%s)
 cmake --install "$BUILD" --prefix "$PREFIX" >/dev/null
