@@ -22,9 +22,9 @@
 # Exits 1 on any difference or failure (after trying everything), 0 otherwise.
 #
 # Builds (WCODEC_CC_BUILDS, names separated by spaces; default clang-O0,
-# gcc-O3 and clang-O3, which with the default build (g++ -O3) and the
-# sanitizer builds (g++ -O1, -O2) cover both compilers at -O0 and -O3; gcc-O0
-# on request, to keep .ci/run under 30 minutes; empty: the default build alone):
+# gcc-O3 and clang-O3: clang at -O0 and -O3, g++ at -O3 twice, and the
+# sanitizer builds' g++ -O1 and -O2 run the test suites; gcc-O0 on request,
+# left out to keep .ci/run under 30 minutes; empty: the default build alone):
 #   clang-O0  clang++, Debug, -O0 (assertions on)
 #   clang-O3  clang++, Release, -O3
 #   gcc-O0    g++, Debug, -O0
