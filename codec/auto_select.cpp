@@ -199,8 +199,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // hidden by noisy low bytes) does not say the flag missed.
   std::vector<uint8_t> tz(chunks);
   bool zstd_all_sampled = true, missed = false;
-  // pairs give way to zstd only where it is kPairsSlack smaller (as codec 8's chunks do)
-  const double bar = paired ? 1.0 - kPairsSlack : 1.0;
+  const double bar = zstd_bar(paired);  // as codec 8's chunks price zstd
   for (uint64_t c = 0; c < chunks; ++c) {
     const size_t k = size_t(std::find(picks, picks + npicks, c) - picks);
     const bool flagged = repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c))) >= kRepeatTryZstd;

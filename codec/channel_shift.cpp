@@ -6,6 +6,7 @@
 
 #include "codec/bit_writer.h"
 #include "format/bytes.h"
+#include "platform/cpu.h"
 
 namespace wc::shift {
 
@@ -111,13 +112,6 @@ __attribute__((target("avx2"))) void move_avx2(const Field& f, const Chunk& c, c
                                                 uint64_t n, bool pre) {
   move_width<kInPlace, kSign>(f, c, src, dst, n, pre);
 }
-bool has_avx2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return yes;
-}
 #endif
 
 template <bool kInPlace, int kSign>
@@ -125,7 +119,7 @@ void move_any(DType t, const Chunk& c, const uint8_t* src, uint8_t* dst, uint64_
   Field f;
   if (!field_of(t, c.g, &f)) return;
 #if defined(__x86_64__)
-  if (has_avx2()) return move_avx2<kInPlace, kSign>(f, c, src, dst, n, pre);
+  if (cpu_has_avx2()) return move_avx2<kInPlace, kSign>(f, c, src, dst, n, pre);
 #endif
   move_portable<kInPlace, kSign>(f, c, src, dst, n, pre);
 }

@@ -163,27 +163,48 @@ Errc decode_groups(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size
   return at == src_n ? Errc::ok : Errc::codec;
 }
 
+// The chunk (n bytes) with every field moved back by the writer's shift, in
+// a thread-local copy, and the shift's mode-3 header and list appended to
+// `head` (modes 3 and 6 carry it); null where there is no shift or the chunk
+// cannot carry it.
+const uint8_t* unshifted(DType t, const uint8_t* src, size_t n, const EncodeOptions& opt, std::vector<uint8_t>& head) {
+  const size_t eb = dtype_bits(t) / 8;
+  thread_local std::vector<int16_t> list;
+  thread_local std::vector<uint8_t> moved;
+  shift::Chunk c;
+  if (!opt.shift || !eb || !shift::chunk_of(*opt.shift, opt.first_elem, n / eb, list, &c)) return nullptr;
+  moved.resize(n);
+  shift::unapply(t, c, src, moved.data(), n / eb);
+  shift::write_header(c, head);
+  return moved.data();
+}
+
+// out = head + inner, where inner is a mode-1 payload and the whole is no
+// larger than the chunk's n raw bytes (else float-ans's raw mode is smaller,
+// and encode_bound holds); false (out untouched) otherwise.
+bool join_head(const std::vector<uint8_t>& head, const std::vector<uint8_t>& inner, size_t n,
+               std::vector<uint8_t>& out) {
+  if (inner.empty() || inner[0] != fans::layout::kModeRans || head.size() + inner.size() > n) return false;
+  out.assign(head.begin(), head.end());
+  out.insert(out.end(), inner.begin(), inner.end());
+  return true;
+}
+
+// float-ans-trim's decode (codec 3's rules), with the workspace `fans_ws` when given.
+Errc decode_fans_trim(DType t, const uint8_t* in, size_t in_n, uint8_t* dst, size_t dst_n, void* fans_ws) noexcept {
+  return fans_ws ? fans::decode_with(t, in, in_n, dst, dst_n, true, fans_ws) : fans::decode(t, in, in_n, dst, dst_n, true);
+}
+
 // Mode 3 (FLOAT_ANS.md §2.1): the header and list, then a float-ans-trim
 // payload of the shifted elements. False (out untouched) where the chunk
 // cannot carry the shift or float-ans falls back to its raw mode.
 bool encode_shifted(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
-  if (!opt.shift) return false;
-  const size_t eb = dtype_bits(t) / 8;
-  thread_local std::vector<int16_t> list;
-  shift::Chunk c;
-  if (!eb || !shift::chunk_of(*opt.shift, opt.first_elem, n / eb, list, &c)) return false;
-  thread_local std::vector<uint8_t> moved, inner;
-  moved.resize(n);
-  shift::unapply(t, c, src, moved.data(), n / eb);
-  encode_fans(t, moved.data(), n, inner, opt, true);
-  if (inner.empty() || inner[0] != fans::layout::kModeRans) return false;
-  thread_local std::vector<uint8_t> head;
+  thread_local std::vector<uint8_t> head, inner;
   head.clear();
-  shift::write_header(c, head);
-  if (head.size() + inner.size() > n) return false;  // float-ans's raw mode is smaller (and encode_bound holds)
-  out.assign(head.begin(), head.end());
-  out.insert(out.end(), inner.begin(), inner.end());
-  return true;
+  const uint8_t* moved = unshifted(t, src, n, opt, head);
+  if (!moved) return false;
+  encode_fans(t, moved, n, inner, opt, true);
+  return join_head(head, inner, n, out);
 }
 
 // Mode 3's decode: list into `list` (kMaxEntries entries), the inner payload
@@ -195,8 +216,7 @@ Errc decode_shifted(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, siz
   shift::Chunk c;
   size_t at = 0;
   if (!shift::parse(t, src, src_n, dst_n / eb, list, &c, &at)) return Errc::codec;
-  const Errc e = fans_ws ? fans::decode_with(t, src + at, src_n - at, dst, dst_n, true, fans_ws)
-                         : fans::decode(t, src + at, src_n - at, dst, dst_n, true);
+  const Errc e = decode_fans_trim(t, src + at, src_n - at, dst, dst_n, fans_ws);
   if (e != Errc::ok) return e;
   shift::apply_owned(t, c, list, dst, dst_n / eb);
   return Errc::ok;
@@ -231,31 +251,18 @@ void encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>&
 bool encode_pairs(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
   if (!pairs::supports(t) || n < 2) return false;
   const size_t words = n / 2;
-  thread_local std::vector<uint8_t> moved, packed, inner, head;
-  thread_local std::vector<int16_t> list;
+  thread_local std::vector<uint8_t> packed, inner, head;
   head.assign(pairs::kHeadBytes, 0);
-  shift::Chunk c;
-  const uint8_t* from = src;
-  uint8_t flags = 0;
-  if (opt.shift && shift::chunk_of(*opt.shift, opt.first_elem, n, list, &c)) {
-    moved.resize(n);
-    shift::unapply(t, c, src, moved.data(), n);
-    from = moved.data();
-    flags = pairs::kFlagShift;
-    shift::write_header(c, head);
-  }
-  pairs::write_head(from, n, flags, head.data());
+  const uint8_t* moved = unshifted(t, src, n, opt, head);
+  const uint8_t* from = moved ? moved : src;
+  pairs::write_head(from, n, moved ? pairs::kFlagShift : 0, head.data());
   packed.resize(2 * words);
   pairs::pack_all(t, from, n, packed.data());
   // the symbol: both exponents, F16's exponent field and 2E - 5 bits below
   // it (on Whisper tiny.en 0.7% smaller than the mantissa bits the sampled
   // choice stops at, k <= 4; more bits than both exponents only lose)
   encode_fans(DType::F16, packed.data(), 2 * words, inner, opt, true, int(2 * pairs::exp_bits(t)) - 5);
-  if (inner.empty() || inner[0] != fans::layout::kModeRans) return false;
-  if (head.size() + inner.size() > n) return false;  // float-ans's raw mode is smaller (and encode_bound holds)
-  out.assign(head.begin(), head.end());
-  out.insert(out.end(), inner.begin(), inner.end());
-  return true;
+  return join_head(head, inner, n, out);
 }
 
 // Mode 6's decode: the head checked, the shift's list parsed into `list`
@@ -276,8 +283,7 @@ Errc decode_pairs(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_
   const uint8_t* in = src + at;
   const size_t in_n = src_n - at, words = dst_n / 2;
   if (in_n == 0 || in[0] != fans::layout::kModeRans) return Errc::codec;  // mode 1 only
-  const Errc e = fans_ws ? fans::decode_with(DType::F16, in, in_n, dst, 2 * words, true, fans_ws)
-                         : fans::decode(DType::F16, in, in_n, dst, 2 * words, true);
+  const Errc e = decode_fans_trim(DType::F16, in, in_n, dst, 2 * words, fans_ws);
   if (e != Errc::ok) return e;
   pairs::unpack_all(t, dst, words);
   if (dst_n % 2) dst[dst_n - 1] = src[1];
@@ -285,30 +291,31 @@ Errc decode_pairs(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_
   return Errc::ok;
 }
 
-// Codecs 4, 5, 7 and 8: a zstd frame (mode 2, through `zd`), a shifted payload
-// (mode 3, its list in `list`), a float-ans-trim payload (modes 0 and 1,
-// with the workspace `fans_ws` when given), for codecs 5 and 7 (`patch`)
-// mode 4: its list checked, the inner mode-1 or mode-3 payload decoded, the
-// list's values written, and for codec 7 (`groups_scratch` given) mode 5:
-// the byte planes through `zd`, regrouped through the scratch, and for
-// codec 8 (`paired`) mode 6: FP8 pairs. Under codec 4 a mode byte 4, under
-// codecs 4 and 5 a mode byte 5, and under codecs 4 to 7 a mode byte 6, is
-// float-ans's to refuse.
-Errc decode_mixed(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list, void* fans_ws,
-                  ZSTD_DCtx* zd, bool patch, uint8_t* groups_scratch, bool paired = false) noexcept {
+// Codecs 4, 5, 7 and 8 (`c`; each reads the modes of the one before it and
+// one more): a zstd frame (mode 2, through `zd`), a shifted payload (mode 3,
+// its list in `list`), a float-ans-trim payload (modes 0 and 1, with the
+// workspace `fans_ws` when given), from codec 5 on mode 4: its list checked,
+// the inner mode-1 or mode-3 payload decoded, the list's values written,
+// from codec 7 on mode 5: the byte planes through `zd`, regrouped through
+// `groups_scratch`, and under codec 8 mode 6: FP8 pairs. A mode byte the
+// codec does not read is float-ans's to refuse.
+Errc decode_mixed(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t* dst, size_t dst_n, int16_t* list,
+                  void* fans_ws, ZSTD_DCtx* zd, uint8_t* groups_scratch) noexcept {
   const size_t eb = std::max<size_t>(1, dtype_bits(t) / 8);
   if (dst_n % eb) return Errc::codec;  // §1, whatever the mode
-  if (src_n && src[0] == kMixedZstdMode) return decode_zstd(zd, src + 1, src_n - 1, dst, dst_n);
-  if (groups_scratch && src_n && src[0] == groups::kMode) return decode_groups(t, src, src_n, dst, dst_n, zd, groups_scratch);
-  if (paired && src_n && src[0] == pairs::kMode) return decode_pairs(t, src, src_n, dst, dst_n, list, fans_ws);
+  const uint8_t mode = src_n ? src[0] : 0xFF;
+  if (mode == kMixedZstdMode) return decode_zstd(zd, src + 1, src_n - 1, dst, dst_n);
+  if (c >= CodecId::float_ans_groups && mode == groups::kMode)
+    return groups_scratch ? decode_groups(t, src, src_n, dst, dst_n, zd, groups_scratch) : Errc::codec;
+  if (c == CodecId::float_ans_pairs && mode == pairs::kMode) return decode_pairs(t, src, src_n, dst, dst_n, list, fans_ws);
   size_t at = 0;
-  const bool patched = patch && src_n && src[0] == patch::kMode;
+  const bool patched = c != CodecId::float_ans_mixed && mode == patch::kMode;
   if (patched && !patch::parse(t, src, src_n, dst_n / eb, &at)) return Errc::codec;
   const uint8_t* in = src + at;
   const size_t in_n = src_n - at;
   Errc e;
   if (in_n && in[0] == shift::kMode) e = decode_shifted(t, in, in_n, dst, dst_n, list, fans_ws);
-  else e = fans_ws ? fans::decode_with(t, in, in_n, dst, dst_n, true, fans_ws) : fans::decode(t, in, in_n, dst, dst_n, true);
+  else e = decode_fans_trim(t, in, in_n, dst, dst_n, fans_ws);
   if (e != Errc::ok) return e;
   if (patched) patch::apply(t, src, src_n, dst);
   return Errc::ok;
@@ -365,9 +372,7 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       // halve the encode speed
       const bool planes = c >= CodecId::float_ans_groups && groups::supports(t) &&
                           double(z.size()) <= kGroupsTry * double(out.size());
-      // pairs give way to zstd only where it is kPairsSlack smaller (their decode speed)
-      const double bar = paired ? 1.0 - kPairsSlack : 1.0;
-      if (double(z.size()) < bar * double(out.size())) out.swap(z);
+      if (double(z.size()) < zstd_bar(paired) * double(out.size())) out.swap(z);
       if (planes) {
         encode_groups(t, src, n, z, opt.zstd_level);
         if (z.size() < out.size()) out.swap(z);
@@ -397,14 +402,12 @@ Errc decode_chunk(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8_t*
       return fans::decode(t, src, src_n, dst, dst_n, true);
     case CodecId::float_ans_mixed:
     case CodecId::float_ans_patch:
-      return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(),
-                          c == CodecId::float_ans_patch, nullptr);
+      return decode_mixed(c, t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(), nullptr);
     case CodecId::float_ans_groups:
     case CodecId::float_ans_pairs: {
       uint8_t* scratch = thread_groups_scratch();
       if (!scratch) return Errc::codec;  // no memory for it: refused rather than misread
-      return decode_mixed(t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(), true, scratch,
-                          c == CodecId::float_ans_pairs);
+      return decode_mixed(c, t, src, src_n, dst, dst_n, thread_list(), nullptr, thread_dctx(), scratch);
     }
   }
   return Errc::codec;
@@ -445,8 +448,7 @@ Errc decode_chunk_ws(CodecId c, DType t, const uint8_t* src, size_t src_n, uint8
       uint8_t* after = zws + round_up(ZSTD_estimateDCtxSize());
       int16_t* list = reinterpret_cast<int16_t*>(after);
       uint8_t* scratch = grouped ? after + round_up(shift::kMaxEntries * sizeof(int16_t)) : nullptr;
-      return decode_mixed(t, src, src_n, dst, dst_n, list, base, d, c != CodecId::float_ans_mixed, scratch,
-                          c == CodecId::float_ans_pairs);
+      return decode_mixed(c, t, src, src_n, dst, dst_n, list, base, d, scratch);
     }
     case CodecId::float_ans:
     case CodecId::float_ans_trim:

@@ -86,11 +86,14 @@ inline constexpr double kGroupsTry = 1.05;
 
 // Decode speed priced in bytes: FP8 pairs (codec 8's mode 6) decode in
 // half the rANS steps of float-ans's per-element coding (Whisper tiny.en as
-// E5M2: 2.8 against 1.6 GB/s, where zstd -3 decodes 1.7) and about 1.7
-// times as fast as zstd: a codec 8 writer keeps them where they are at most
+// E5M2, whole file, one thread: 1.55-1.67 against 0.98-1.12 GB/s in the
+// same runs, 1.0-1.15 times zstd -3's speed): a codec 8 writer keeps them where they are at most
 // this much larger than per-element coding (the tensor's choice, on
 // sampled chunks) or than zstd (each chunk's).
 inline constexpr double kPairsSlack = 0.05;
+// The fraction of a chunk's coded size zstd must come under to replace it:
+// 1, or against FP8 pairs 1 - kPairsSlack (their decode speed).
+inline double zstd_bar(bool pairs) { return pairs ? 1.0 - kPairsSlack : 1.0; }
 
 // The float-ans-groups mode-5 payload of a chunk alone (its byte planes'
 // zstd frames), which encode_chunk keeps where it is the smallest: the

@@ -17,6 +17,7 @@
 #include "codec/float_ans_hist.h"
 #include "codec/float_ans_internal.h"
 #include "format/bytes.h"
+#include "platform/cpu.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -827,10 +828,6 @@ __attribute__((target("avx2"))) void build_packed_avx2(const uint16_t* f, uint32
     cum += fi;
   }
 }
-bool build_avx2() {
-  static const bool a = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
-  return a;
-}
 #endif
 }  // namespace
 
@@ -838,7 +835,7 @@ void detail::build_packed(const uint16_t* f, uint32_t count, uint32_t lo, const 
   if (count <= 256)
     for (uint32_t i = 0; i < count; ++i) T.val8[i] = symbol_value(s, lo + i) << s.val_shift;
 #if defined(__x86_64__)
-  if (build_avx2()) return build_packed_avx2(f, count, T);
+  if (cpu_has_avx2()) return build_packed_avx2(f, count, T);
 #endif
   const uint32_t fb = T.fbits, bsh = 32 - fb;
   uint32_t cum = 0;

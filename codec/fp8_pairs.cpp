@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "platform/cpu.h"
+
 namespace wc::pairs {
 
 bool supports(DType t) noexcept { return t == DType::F8_E4M3 || t == DType::F8_E5M2; }
@@ -29,7 +31,6 @@ template <unsigned E>
 __attribute__((target("avx2"))) void unpack_words_avx2(uint8_t* dst, size_t words) {
   unpack_loop<E>(dst, words);
 }
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
 #endif
 template <unsigned E>
 void pack_words(const uint8_t* src, size_t words, uint8_t* out) {
@@ -47,7 +48,7 @@ void pack_all(DType t, const uint8_t* src, size_t n, uint8_t* out) noexcept {
 
 void unpack_all(DType t, uint8_t* dst, size_t words) noexcept {
 #if defined(__x86_64__)
-  if (kHaveAvx2) {
+  if (cpu_has_avx2()) {
     if (exp_bits(t) == 5) unpack_words_avx2<5>(dst, words);
     else unpack_words_avx2<4>(dst, words);
     return;

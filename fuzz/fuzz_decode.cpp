@@ -60,23 +60,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const wc::Errc r5 = wc::decode_chunk(wc::CodecId::float_ans_patch, t, src.data(), src.size(), p5.data(), dst_n);
   WC_FUZZ_CHECK(r5 == wc::Errc::ok || r5 == wc::Errc::codec);
   for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p5[dst_n + i] == 0xA5);
-  // and as a codec-7 chunk (its mode 5: byte planes in zstd frames), by
-  // both entry points, which agree
-  std::vector<uint8_t> p7(dst_n + kCanary, 0xA5), w7(dst_n + kCanary, 0xA5), ws(wc::decode_workspace_size());
-  const wc::Errc r7 = wc::decode_chunk(wc::CodecId::float_ans_groups, t, src.data(), src.size(), p7.data(), dst_n);
-  WC_FUZZ_CHECK(r7 == wc::Errc::ok || r7 == wc::Errc::codec);
-  WC_FUZZ_CHECK(wc::decode_chunk_ws(wc::CodecId::float_ans_groups, t, src.data(), src.size(), w7.data(), dst_n,
-                                    ws.data(), ws.size()) == r7);
-  for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p7[dst_n + i] == 0xA5 && w7[dst_n + i] == 0xA5);
-  if (r7 == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(p7.data(), w7.data(), dst_n) == 0);
-  // and as a codec-8 chunk (its mode 6: FP8 pairs), by both entry points
-  std::vector<uint8_t> p8(dst_n + kCanary, 0xA5), w8(dst_n + kCanary, 0xA5);
-  const wc::Errc r8 = wc::decode_chunk(wc::CodecId::float_ans_pairs, t, src.data(), src.size(), p8.data(), dst_n);
-  WC_FUZZ_CHECK(r8 == wc::Errc::ok || r8 == wc::Errc::codec);
-  WC_FUZZ_CHECK(wc::decode_chunk_ws(wc::CodecId::float_ans_pairs, t, src.data(), src.size(), w8.data(), dst_n,
-                                    ws.data(), ws.size()) == r8);
-  for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p8[dst_n + i] == 0xA5 && w8[dst_n + i] == 0xA5);
-  if (r8 == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(p8.data(), w8.data(), dst_n) == 0);
+  // and as a codec-7 chunk (its mode 5: byte planes in zstd frames) and a
+  // codec-8 chunk (its mode 6: FP8 pairs), by both entry points, which agree
+  std::vector<uint8_t> ws(wc::decode_workspace_size());
+  for (const wc::CodecId c : {wc::CodecId::float_ans_groups, wc::CodecId::float_ans_pairs}) {
+    std::vector<uint8_t> p(dst_n + kCanary, 0xA5), w(dst_n + kCanary, 0xA5);
+    const wc::Errc r = wc::decode_chunk(c, t, src.data(), src.size(), p.data(), dst_n);
+    WC_FUZZ_CHECK(r == wc::Errc::ok || r == wc::Errc::codec);
+    WC_FUZZ_CHECK(wc::decode_chunk_ws(c, t, src.data(), src.size(), w.data(), dst_n, ws.data(), ws.size()) == r);
+    for (size_t i = 0; i < kCanary; ++i) WC_FUZZ_CHECK(p[dst_n + i] == 0xA5 && w[dst_n + i] == 0xA5);
+    if (r == wc::Errc::ok) WC_FUZZ_CHECK(std::memcmp(p.data(), w.data(), dst_n) == 0);
+  }
 #endif
   return 0;
 }

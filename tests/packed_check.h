@@ -13,16 +13,22 @@
 
 namespace tu {
 
+// Container `c`'s summaries, after checking its version is major.minor.
+inline std::vector<wc::TensorSummary> check_version(const std::string& c, uint32_t major, uint32_t minor) {
+  std::vector<wc::TensorSummary> sum;
+  const auto ir = wc::inspect(c, false, &sum);
+  CHECK(ir.version_major == major);
+  CHECK(ir.version_minor == minor);
+  return sum;
+}
+
 // Container `c` packed from `model`: version 1.minor, tensor i coded with
 // codecs[i], verify compares every byte with the model; with `back` set,
 // unpack to that path gives the model file back. Returns the summaries.
 inline std::vector<wc::TensorSummary> check_packed(const std::string& c, const std::string& model, uint32_t minor,
                                                    const std::vector<std::string>& codecs,
                                                    const std::string& back = "") {
-  std::vector<wc::TensorSummary> sum;
-  const auto ir = wc::inspect(c, false, &sum);
-  CHECK(ir.version_major == 1);
-  CHECK(ir.version_minor == minor);
+  const std::vector<wc::TensorSummary> sum = check_version(c, 1, minor);
   REQUIRE(sum.size() == codecs.size());
   for (size_t i = 0; i < codecs.size(); ++i) {
     CAPTURE(i);

@@ -231,10 +231,7 @@ TEST_SUITE("fp8_pairs") {
     lo.bits = 4;
     lo.min_elements = 1;
     wc::pack(t / "m.safetensors", t / "l.wcz", lo);
-    std::vector<wc::TensorSummary> sum;
-    const auto ir = wc::inspect(t / "l.wcz", false, &sum);
-    CHECK(ir.version_major == 2);
-    CHECK(ir.version_minor == 12);
+    const auto sum = tu::check_version(t / "l.wcz", 2, 12);
     REQUIRE(sum.size() == 3);
     CHECK(sum[0].codec == "float-ans-pairs");
     CHECK(sum[1].codec == "float-ans-pairs");

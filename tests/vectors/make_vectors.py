@@ -2331,6 +2331,21 @@ def near_rows(rng, dtype, rows, cols, scale, ulps):
     return out
 
 
+def check_over_older(ts, codec, mode, older):
+    """Every chunk of tensors `ts` (codec `codec`) decodes to its raw bytes; one in the codec's new `mode` is refused
+    by the codec before it (`older`), and one in any other mode decodes there alike (each codec reads the modes of
+    the one before it)."""
+    for t in ts:
+        chunks = [t.raw[o:o + t.chunk_size] for o in range(0, len(t.raw), t.chunk_size)] if not t.inline else [t.raw]
+        assert len(chunks) == len(t.stored)
+        for j, (p, craw) in enumerate(zip(t.stored, chunks)):
+            assert chunk_decode(p, t.dtype, len(craw), codec) == craw, (t.name, j)
+            if p[0] == mode:
+                must_fail(p, t.dtype, len(craw), older, f"mode byte {mode} under codec {older}")
+            else:
+                assert chunk_decode(p, t.dtype, len(craw), older) == craw, (t.name, j)
+
+
 def groups_good():
     """float_ans_groups (1.6): three tensors of codec 7.
     tok.f16 [1300, 32] F16 in chunks of 20480 elements: rows 0-899 one row with up to 3 ulps of noise (rows 560-599
@@ -2375,15 +2390,7 @@ def groups_good():
     assert len(r0) <= bound(len(braw))
     bf16 = Exact("norm.bf16", "BF16", [200], braw, codec=GROUPS, inline=True, stored=[r0])
     ts = [f16, f32, bf16]
-    for t in ts:
-        chunks = [t.raw[o:o + t.chunk_size] for o in range(0, len(t.raw), t.chunk_size)] if not t.inline else [t.raw]
-        assert len(chunks) == len(t.stored)
-        for j, (p, craw) in enumerate(zip(t.stored, chunks)):
-            assert chunk_decode(p, t.dtype, len(craw), GROUPS) == craw, (t.name, j)
-            if p[0] == 5:
-                must_fail(p, t.dtype, len(craw), PATCH, "mode byte 5 under codec 5")
-            elif p[0] in (1, 2, 4):
-                assert chunk_decode(p, t.dtype, len(craw), PATCH) == craw  # codec 7 reads them as codec 5 does
+    check_over_older(ts, GROUPS, 5, PATCH)
     return ts
 
 
@@ -2678,15 +2685,7 @@ def pairs_good():
     assert len(np_) <= bound(63)
     nt = Exact("norm.e5m2", "F8_E5M2", [7, 9], bytes(nv), codec=PAIRS, inline=True, stored=[np_])
     ts = [e5, e4, b5, b4, nt]
-    for t in ts:
-        chunks = [t.raw[o:o + t.chunk_size] for o in range(0, len(t.raw), t.chunk_size)] if not t.inline else [t.raw]
-        assert len(chunks) == len(t.stored)
-        for j, (p, craw) in enumerate(zip(t.stored, chunks)):
-            assert chunk_decode(p, t.dtype, len(craw), PAIRS) == craw, (t.name, j)
-            if p[0] == 6:
-                must_fail(p, t.dtype, len(craw), GROUPS, "mode byte 6 under codec 7")
-            else:
-                assert chunk_decode(p, t.dtype, len(craw), GROUPS) == craw  # codec 8 reads them as codec 7 does
+    check_over_older(ts, PAIRS, 6, GROUPS)
     return ts
 
 

@@ -1,0 +1,11 @@
+// What the CPU the program runs on can do, for the kernels built with a
+// target attribute (AVX2) beside a baseline build of the same loop.
+#pragma once
+
+namespace wc {
+
+// Whether the CPU executes AVX2 (cached; __builtin_cpu_init first, so it is
+// right even when called from a static initializer).
+bool cpu_has_avx2() noexcept;
+
+}  // namespace wc
