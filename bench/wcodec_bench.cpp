@@ -7,6 +7,8 @@
 //   --bf16    convert F32 tensors to BF16 (round to nearest even) first
 //   --encode-only N   encode every chunk N times on one thread, print the
 //             stored bytes and the best time, and skip the rest (for profilers)
+//   --plan-only N   run --codec auto's choice for every tensor N times on
+//             one thread, print the best time (for profilers and A/B runs)
 //   --decode-only N   encode once, then decode every chunk N times on this
 //             thread (wcodec, then zstd -3 likewise unless N < 0: |N| times,
 //             wcodec only); print the best thread CPU times as GB/s and their
@@ -82,7 +84,7 @@ uint16_t f32_to_bf16(uint32_t u) {
 int main(int argc, char** argv) {
   bool to_bf16 = false, z19 = false;
   uint32_t chunk = kDefaultChunkSize;
-  int encode_only = 0, decode_only = 0;
+  int encode_only = 0, decode_only = 0, plan_only = 0;
   std::string kernels;  // --decode-only: float-ans kernels to compare, e.g. "2,4"
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
@@ -91,6 +93,7 @@ int main(int argc, char** argv) {
     else if (a == "--zstd19") z19 = true;
     else if (a == "--chunk" && i + 1 < argc) chunk = uint32_t(std::stoul(argv[++i]));
     else if (a == "--encode-only" && i + 1 < argc) encode_only = std::stoi(argv[++i]);
+    else if (a == "--plan-only" && i + 1 < argc) plan_only = std::stoi(argv[++i]);
     else if (a == "--decode-only" && i + 1 < argc) decode_only = std::stoi(argv[++i]);
     else if (a == "--kernels" && i + 1 < argc) kernels = argv[++i];
     else files.push_back(a);
@@ -109,6 +112,9 @@ int main(int argc, char** argv) {
       std::vector<Chunk> chunks;
       std::deque<shift::Plan> shifts;  // stable addresses for the chunks
       uint64_t weights = 0, raw_total = 0;
+      double plan_time = 0;  // --codec auto's choice per tensor (one thread), which pack pays before encoding
+      struct Planned { DType dt; const uint8_t* data; uint64_t n, cols; };
+      std::vector<Planned> planned;
       EncodeOptions eo;
       for (const auto& t : h.tensors) {
         const uint8_t* data = mf.data() + h.data_start + t.begin;
@@ -132,7 +138,10 @@ int main(int argc, char** argv) {
         weights += el;
         raw_total += n;
         const uint64_t cols = t.shape.size() >= 2 ? t.shape.back() : 0;
+        const double p0 = thread_cpu();
         CodecPlan plan = plan_codec(dt, data, n, uint32_t(chunk), eo, cols);
+        plan_time += thread_cpu() - p0;
+        planned.push_back({dt, data, n, cols});
         const shift::Plan* sp = nullptr;
         if (!plan.shift.d.empty()) sp = &shifts.emplace_back(std::move(plan.shift));
         for (uint64_t off = 0, c = 0; off < n; off += chunk, ++c)
@@ -159,6 +168,17 @@ int main(int argc, char** argv) {
             fail(Errc::codec, "decode failed");
         });
       };
+      if (plan_only > 0) {
+        double best = 1e30;
+        for (int r = 0; r < plan_only; ++r) {
+          const double t0 = thread_cpu();
+          for (const auto& q : planned) plan_codec(q.dt, q.data, q.n, uint32_t(chunk), eo, q.cols);
+          best = std::min(best, thread_cpu() - t0);
+        }
+        std::printf("%s: %zu tensors, plan %.4f s, %.2f GB/s (T=1, best of %d)\n", path.c_str(), planned.size(), best,
+                    double(raw_total) / 1e9 / best, plan_only);
+        continue;
+      }
       if (encode_only > 0) {
         double best = 1e30;
         for (int r = 0; r < encode_only; ++r) {
@@ -281,6 +301,8 @@ int main(int argc, char** argv) {
       std::printf(" | wcodec/zstd-3 = %.3f | %llu bytes stored\n", double(stored) / zstored, (unsigned long long)stored);
       std::printf("  encode    wcodec %.2f GB/s (T=1) %.2f GB/s (T=%u) | zstd-3 %.2f / %.2f | x%.2f vs zstd-3 (T=1)\n", gb / e1,
                   gb / ea, all, gb / ze1, gb / zea, ze1 / e1);
+      std::printf("  plan      --codec auto's choice %.3f s (T=1, once, the input's first touch included); with the encode %.2f GB/s (T=1), x%.2f vs zstd-3\n",
+                  plan_time, gb / (plan_time + e1), ze1 / (plan_time + e1));
       std::printf("  decode    wcodec %.2f GB/s (T=1) %.2f GB/s (T=%u) | zstd-3 %.2f / %.2f | x%.2f vs zstd-3 (T=1), scaling x%.2f\n",
                   gb / d1, gb / da, all, gb / zd1, gb / zda, zd1 / d1, d1 / da);
       std::printf("  memcpy    %.2f GB/s (T=1); wcodec decode = %.3f of memcpy\n", gb / mc, mc / d1);
