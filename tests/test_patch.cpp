@@ -144,3 +144,68 @@ TEST_SUITE("patch") {
     CHECK(double(r.output_bytes) < 0.93 * double(r4.output_bytes));
   }
 }
+
+namespace {
+
+// patch::choose by its definition alone (FLOAT_ANS.md §2.2's writer rule as
+// trim_patch.cpp prices it): the z of the largest positive gain over every
+// z above the bits all elements have zero, and the elements it lists.
+wc::patch::Choice choose_by_definition(DType t, const uint8_t* src, uint64_t n) {
+  const unsigned eb = wc::dtype_bits(t) / 8;
+  const unsigned mb = t == DType::F32 ? 23 : t == DType::F16 ? 10 : t == DType::BF16 ? 7 : t == DType::F8_E4M3 ? 3 : 2;
+  auto tz = [&](uint64_t i) {
+    const uint32_t m = wc::load_elem(src + i * eb, eb) & ((1u << mb) - 1u);
+    return m ? unsigned(__builtin_ctz(m)) : mb;
+  };
+  unsigned z_all = mb;
+  for (uint64_t i = 0; i < n; ++i) z_all = std::min(z_all, tz(i));
+  wc::patch::Choice c;
+  double best = 0;
+  for (unsigned z = z_all + 1; z <= mb; ++z) {
+    uint64_t listed = 0;
+    for (uint64_t i = 0; i < n; ++i) listed += tz(i) < z;
+    const double gain = double(n) * (z - z_all) - 8.0 * double(listed) * double(2 + eb);
+    if (gain > best) best = gain, c.z = z;
+  }
+  if (c.z)
+    for (uint64_t i = 0; i < n; ++i)
+      if (tz(i) < c.z) c.idx.push_back(uint32_t(i));
+  return c;
+}
+
+}  // namespace
+
+TEST_SUITE("patch") {
+TEST_CASE("patch::choose equals the search over every z, whatever the share of odd elements (its early stop included)") {
+  // Elements with bit 0 set in a share p around each dtype's bound (8 c0
+  // (2 + eb) >= n mb, where choose stops early), the others with 1 to mb
+  // trailing zero bits; the odd ones at the start, the end or spread.
+  std::mt19937_64 rng(7);
+  int compared = 0, found = 0;
+  for (DType t : {DType::F16, DType::BF16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+    const unsigned eb = wc::dtype_bits(t) / 8;
+    const unsigned mb = t == DType::F32 ? 23 : t == DType::F16 ? 10 : t == DType::BF16 ? 7 : t == DType::F8_E4M3 ? 3 : 2;
+    for (double p : {0.0, 0.001, 0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.32, 0.45, 0.5, 0.6})
+      for (int where = 0; where < 3; ++where)
+        for (uint64_t n : {uint64_t(1), uint64_t(100), uint64_t(5000), uint64_t(20000)}) {
+          std::vector<uint8_t> v(n * eb);
+          std::uniform_real_distribution<double> u(0, 1);
+          for (uint64_t i = 0; i < n; ++i) {
+            const bool odd = where == 0 ? u(rng) < p : where == 1 ? i < uint64_t(p * double(n)) : i >= n - uint64_t(p * double(n));
+            uint32_t x = uint32_t(rng()) & ~((1u << mb) - 1u);  // sign, exponent (and any higher bits of the element)
+            // most even ones with every low bit zero: then a trim pays right up to the bound
+            const unsigned z = odd ? 0 : u(rng) < 0.9 ? mb : 1 + unsigned(rng() % mb);
+            x |= z >= mb ? 0 : ((uint32_t(rng()) | 1u) << z) & ((1u << mb) - 1u);
+            std::memcpy(v.data() + i * eb, &x, eb);
+          }
+          const wc::patch::Choice a = wc::patch::choose(t, v.data(), n), b = choose_by_definition(t, v.data(), n);
+          CHECK(a.z == b.z);
+          CHECK(a.idx == b.idx);
+          ++compared, found += b.z != 0;
+        }
+  }
+  CHECK(compared == 5 * 13 * 3 * 4);
+  CHECK(found > 20);  // the comparison covers trims that pay, not only refusals
+  CHECK(found < compared - 20);
+}
+}
