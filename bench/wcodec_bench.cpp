@@ -5,8 +5,9 @@
 //
 //   wcodec_bench [--bf16] [--zstd19] [--chunk BYTES] FILE.safetensors...
 //   --bf16    convert F32 tensors to BF16 (round to nearest even) first
-//   --encode-only N   encode every chunk N times on one thread, print the
-//             stored bytes and the best time, and skip the rest (for profilers)
+//   --encode-only N   encode every chunk N times on this thread, print the
+//             stored bytes and the best thread CPU time, and skip the rest
+//             (for profilers and A/B runs on a busy machine)
 //   --plan-only N   run --codec auto's choice for every tensor N times on
 //             one thread, print the best time (for profilers and A/B runs)
 //   --decode-only N   encode once, then decode every chunk N times on this
@@ -152,16 +153,15 @@ int main(int argc, char** argv) {
       std::vector<size_t> out_off(chunks.size());
       for (size_t i = 1; i < chunks.size(); ++i) out_off[i] = out_off[i - 1] + chunks[i - 1].n;
 
-      auto encode = [&](ThreadPool& p) {
-        p.parallel_for(chunks.size(), [&](size_t i) {
-          EncodeOptions ce = eo;
-          ce.mixed_try_zstd = chunks[i].try_zstd;
-          ce.try_patch = chunks[i].try_patch;  // as pack: mode 4 only where the plan's samples gained
-          ce.shift = chunks[i].shift;
-          ce.first_elem = chunks[i].first_elem;
-          encode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].raw, chunks[i].n, chunks[i].stored, ce);
-        });
+      auto encode_one = [&](size_t i) {
+        EncodeOptions ce = eo;
+        ce.mixed_try_zstd = chunks[i].try_zstd;
+        ce.try_patch = chunks[i].try_patch;  // as pack: mode 4 only where the plan's samples gained
+        ce.shift = chunks[i].shift;
+        ce.first_elem = chunks[i].first_elem;
+        encode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].raw, chunks[i].n, chunks[i].stored, ce);
       };
+      auto encode = [&](ThreadPool& p) { p.parallel_for(chunks.size(), encode_one); };
       auto decode = [&](ThreadPool& p) {
         p.parallel_for(chunks.size(), [&](size_t i) {
           if (decode_chunk(chunks[i].codec, chunks[i].dtype, chunks[i].stored.data(), chunks[i].stored.size(), out.data() + out_off[i], chunks[i].n) != Errc::ok)
@@ -181,10 +181,10 @@ int main(int argc, char** argv) {
       }
       if (encode_only > 0) {
         double best = 1e30;
-        for (int r = 0; r < encode_only; ++r) {
-          const double t0 = now();
-          encode(p1);
-          best = std::min(best, now() - t0);
+        for (int r = 0; r < encode_only; ++r) {  // on this thread, its CPU time (steadier than wall time here)
+          const double t0 = thread_cpu();
+          for (size_t i = 0; i < chunks.size(); ++i) encode_one(i);
+          best = std::min(best, thread_cpu() - t0);
         }
         uint64_t stored = 0;
         for (auto& c : chunks) stored += c.stored.size();

@@ -101,18 +101,15 @@ void encode_zstd(const uint8_t* src, size_t n, std::vector<uint8_t>& out, size_t
   out.resize(at + r);
 }
 
-// k >= 0: the symbol's mantissa bits forced (FP8 pairs: both exponents)
+// k >= 0: the symbol's mantissa bits forced (FP8 pairs: both exponents);
+// at > 0: the payload after the first `at` bytes of out (a head, kept)
 void encode_fans(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt, bool trim,
-                 int k = -1) {
-  if (opt.substream_bits || k >= 0) {
-    fans::Params p;
-    if (opt.substream_bits) p.sub_bits = opt.substream_bits;
-    p.trim = trim;
-    p.k = k;
-    fans::encode_with(t, src, n, out, p);
-  } else {
-    fans::encode(t, src, n, out, trim);
-  }
+                 int k = -1, size_t at = 0) {
+  fans::Params p;
+  if (opt.substream_bits) p.sub_bits = opt.substream_bits;
+  p.trim = trim;
+  p.k = k;
+  fans::encode_after(t, src, n, out, at, p);
 }
 
 // One zstd frame and nothing else (spec §6), exactly dst_n bytes.
@@ -179,15 +176,12 @@ const uint8_t* unshifted(DType t, const uint8_t* src, size_t n, const EncodeOpti
   return moved.data();
 }
 
-// out = head + inner, where inner is a mode-1 payload and the whole is no
+// Whether out, a head of `at` bytes and then a payload encode_fans() put
+// after it, is what the mode wants: a mode-1 payload, and the whole no
 // larger than the chunk's n raw bytes (else float-ans's raw mode is smaller,
-// and encode_bound holds); false (out untouched) otherwise.
-bool join_head(const std::vector<uint8_t>& head, const std::vector<uint8_t>& inner, size_t n,
-               std::vector<uint8_t>& out) {
-  if (inner.empty() || inner[0] != fans::layout::kModeRans || head.size() + inner.size() > n) return false;
-  out.assign(head.begin(), head.end());
-  out.insert(out.end(), inner.begin(), inner.end());
-  return true;
+// and encode_bound holds).
+bool headed_rans(const std::vector<uint8_t>& out, size_t at, size_t n) {
+  return out.size() > at && out[at] == fans::layout::kModeRans && out.size() <= n;
 }
 
 // float-ans-trim's decode (codec 3's rules), with the workspace `fans_ws` when given.
@@ -196,15 +190,16 @@ Errc decode_fans_trim(DType t, const uint8_t* in, size_t in_n, uint8_t* dst, siz
 }
 
 // Mode 3 (FLOAT_ANS.md §2.1): the header and list, then a float-ans-trim
-// payload of the shifted elements. False (out untouched) where the chunk
-// cannot carry the shift or float-ans falls back to its raw mode.
+// payload of the shifted elements, written in place after the header. False
+// where the chunk cannot carry the shift or float-ans falls back to its raw
+// mode (out then holds anything: the caller codes the chunk otherwise).
 bool encode_shifted(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
-  thread_local std::vector<uint8_t> head, inner;
-  head.clear();
-  const uint8_t* moved = unshifted(t, src, n, opt, head);
+  out.clear();
+  const uint8_t* moved = unshifted(t, src, n, opt, out);
   if (!moved) return false;
-  encode_fans(t, moved, n, inner, opt, true);
-  return join_head(head, inner, n, out);
+  const size_t at = out.size();
+  encode_fans(t, moved, n, out, opt, true, -1, at);
+  return headed_rans(out, at, n);
 }
 
 // Mode 3's decode: list into `list` (kMaxEntries entries), the inner payload
@@ -245,24 +240,25 @@ void encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>&
 // Mode 6 (FLOAT_ANS.md §2.4): the head, the chunk's shift (mode 3's header
 // and list) when the writer's plan has one, then a float-ans-trim payload
 // of the (shifted) chunk's pair words as F16 elements (F16 geometry;
-// any bits are lossless). False (out
-// untouched) where the chunk has no pair or float-ans falls back to its raw
-// mode for them.
+// any bits are lossless), written in place after the head. False where the
+// chunk has no pair or float-ans falls back to its raw mode for them (out
+// then holds anything: the caller codes the chunk otherwise).
 bool encode_pairs(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
   if (!pairs::supports(t) || n < 2) return false;
   const size_t words = n / 2;
-  thread_local std::vector<uint8_t> packed, inner, head;
-  head.assign(pairs::kHeadBytes, 0);
-  const uint8_t* moved = unshifted(t, src, n, opt, head);
+  thread_local std::vector<uint8_t> packed;
+  out.assign(pairs::kHeadBytes, 0);
+  const uint8_t* moved = unshifted(t, src, n, opt, out);
   const uint8_t* from = moved ? moved : src;
-  pairs::write_head(from, n, moved ? pairs::kFlagShift : 0, head.data());
+  pairs::write_head(from, n, moved ? pairs::kFlagShift : 0, out.data());
   packed.resize(2 * words);
   pairs::pack_all(t, from, n, packed.data());
   // the symbol: both exponents, F16's exponent field and 2E - 5 bits below
   // it (on Whisper tiny.en 0.7% smaller than the mantissa bits the sampled
   // choice stops at, k <= 4; more bits than both exponents only lose)
-  encode_fans(DType::F16, packed.data(), 2 * words, inner, opt, true, int(2 * pairs::exp_bits(t)) - 5);
-  return join_head(head, inner, n, out);
+  const size_t at = out.size();
+  encode_fans(DType::F16, packed.data(), 2 * words, out, opt, true, int(2 * pairs::exp_bits(t)) - 5, at);
+  return headed_rans(out, at, n);
 }
 
 // Mode 6's decode: the head checked, the shift's list parsed into `list`

@@ -412,8 +412,10 @@ void pack_plane(const Split& s, const uint8_t* src, uint64_t n, uint8_t* out) {
   }
 }
 
+// The payload goes into `out` after its first `at` bytes (a caller's head,
+// kept), so a head needs no copy of the payload behind it.
 void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t>& out,
-                 const Params& p) {
+                 const Params& p, size_t at = 0) {
   Geometry g;
   if (!geometry_for(static_cast<uint32_t>(t), &g)) fail(Errc::usage, "float_ans: unsupported dtype");
   const uint32_t esize = g.W / 8;
@@ -421,9 +423,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   const uint64_t n = nbytes / esize;
   if (n >= (uint64_t(1) << 32)) fail(Errc::limit, "float_ans: chunk of 2^32 or more elements");
   auto store_raw = [&] {
-    out.resize(nbytes + 1);
-    out[0] = uint8_t(kModeRaw);
-    if (nbytes) std::memcpy(out.data() + 1, src, nbytes);
+    out.resize(at + nbytes + 1);
+    out[at] = uint8_t(kModeRaw);
+    if (nbytes) std::memcpy(out.data() + at + 1, src, nbytes);
   };
   if (n == 0) { store_raw(); return; }
   const uint32_t sub_bits = uint32_t(std::clamp(p.sub_bits, int(kMinSubBits), int(kMaxSubBits)));
@@ -656,8 +658,8 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   for (uint64_t j = 0; j < ngroups; ++j) total_words += wend[j] - wbeg[j];
   const uint64_t plane_n = (n >> 3) * s.w + ((n & 7) * s.w + 7) / 8;
 
-  out.clear();
-  out.reserve(size_t(64 + best.table_bits / 8 + 4 * nsub + 4 * ngroups + 2 * total_words + plane_n));
+  out.resize(at);
+  out.reserve(at + size_t(64 + best.table_bits / 8 + 4 * nsub + 4 * ngroups + 2 * total_words + plane_n));
   out.push_back(uint8_t(kModeRans));
   out.push_back(pack_b1(hd));
   out.push_back(pack_b2(hd));
@@ -694,13 +696,18 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   } else if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
   else if (g.W == 16) s.joint ? pack_plane<16, 1>(s, src, n, o) : pack_plane<16, 0>(s, src, n, o);
   else s.joint ? pack_plane<32, 1>(s, src, n, o) : pack_plane<32, 0>(s, src, n, o);
-  if (p.allow_raw && out.size() >= nbytes + 1) store_raw();
+  if (p.allow_raw && out.size() - at >= nbytes + 1) store_raw();
 }
 
 }  // namespace
 
 void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const Params& p) {
   encode_impl(t, src, n, out, p);
+}
+
+void encode_after(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, size_t at, const Params& p) {
+  if (at > out.size()) fail(Errc::usage, "float_ans: head beyond the output");
+  encode_impl(t, src, n, out, p, at);
 }
 
 void encode(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, bool trim) {

@@ -90,6 +90,10 @@ struct Params {
   bool trim = false;      // float-ans-trim: leave out mantissa bits zero in every element
 };
 void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const Params& p);
+// encode_with() appending the payload to the first `at` bytes of `out` (a
+// head the caller wrote, kept as it is): the same payload bytes, without a
+// copy of them behind the head.
+void encode_after(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, size_t at, const Params& p);
 
 // Reference decoder: decodes every sub-stream with the shared per-thread
 // function (layout::decode_substream), the one the GPU kernel runs.
