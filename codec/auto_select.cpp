@@ -88,17 +88,29 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   const size_t npicks = size_t(std::unique(picks, picks + 3) - picks);
   auto chunk_at = [&](uint64_t c) { return std::min<uint64_t>(chunk_size, byte_size - c * chunk_size); };
   std::vector<uint8_t> tmp;
-  auto coded = [&](CodecId c, uint64_t k) {
-    encode_chunk(c, t, data + k * chunk_size, size_t(chunk_at(k)), tmp, opt);
-    return uint64_t(tmp.size());
+  // Trial k of the picks into `b` (by pick, not chunk index)
+  auto coded_into = [&](CodecId c, size_t k, std::vector<uint8_t>& b, const EncodeOptions& o) {
+    encode_chunk(c, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), b, o);
+    return uint64_t(b.size());
   };
+  // The trials' bytes, kept for the chunks whose final coding is one of
+  // them: zstd's, and the per-element coding's best so far with what coded
+  // it (`fkey`: the codec, whether it tried mode 4, whether it was shifted).
+  struct Key {
+    CodecId c = CodecId::float_ans;
+    bool patch = false, shifted = false;
+  };
+  std::vector<uint8_t> zb[3], fb[3];
+  Key fkey;
   uint64_t raw = 0, zs[3] = {}, zstd = 0;
   for (size_t k = 0; k < npicks; ++k) {
     raw += chunk_at(picks[k]);
-    zstd += zs[k] = coded(CodecId::zstd, picks[k]);
+    zstd += zs[k] = coded_into(CodecId::zstd, k, zb[k], opt);
   }
   if (!codec_supports(CodecId::float_ans, t)) {
     plan.codec = zstd < raw ? CodecId::zstd : CodecId::raw;
+    if (plan.codec == CodecId::zstd)
+      for (size_t k = 0; k < npicks; ++k) plan.samples.push_back({picks[k], std::move(zb[k])});
     return plan;
   }
   // float-ans, or -trim where the low mantissa bits are zero and that pays:
@@ -107,15 +119,21 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // or ones (zero low bits too, and almost nothing to gain) stays float-ans.
   uint64_t fs[3] = {}, fans = 0;
   CodecId family = CodecId::float_ans;
-  for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded(CodecId::float_ans, picks[k]);
+  for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded_into(CodecId::float_ans, k, fb[k], opt);
+  std::vector<uint8_t> vb[3];  // a variant's trial bytes, swapped into fb where it wins
+  auto take_variant = [&](const uint64_t* vs, Key key) {
+    std::copy(vs, vs + 3, fs);
+    for (size_t k = 0; k < npicks; ++k) fb[k].swap(vb[k]);
+    fkey = key;
+  };
   if (low_bits_zero(t, data, byte_size)) {
     uint64_t ts[3] = {}, trim = 0;
-    for (size_t k = 0; k < npicks; ++k) trim += ts[k] = coded(CodecId::float_ans_trim, picks[k]);
+    for (size_t k = 0; k < npicks; ++k) trim += ts[k] = coded_into(CodecId::float_ans_trim, k, vb[k], opt);
     const uint64_t best = std::min(fans, zstd);
     if (trim + 256 <= best && double(trim) <= 0.98 * double(best)) {
       family = CodecId::float_ans_trim;
       fans = trim;
-      std::copy(ts, ts + 3, fs);
+      take_variant(ts, {CodecId::float_ans_trim, false, false});
     }
   }
   // Low bits zero in all but a few elements (F16 of BF16 values but for
@@ -129,14 +147,11 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     EncodeOptions po = opt;
     po.mixed_try_zstd = false;
     uint64_t ps[3] = {}, sum = 0;
-    for (size_t k = 0; k < npicks; ++k) {
-      encode_chunk(CodecId::float_ans_patch, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, po);
-      sum += ps[k] = tmp.size();
-    }
+    for (size_t k = 0; k < npicks; ++k) sum += ps[k] = coded_into(CodecId::float_ans_patch, k, vb[k], po);
     if (double(sum) <= 0.98 * double(std::min(fans, zstd))) {
       patched = true;
       fans = sum;
-      std::copy(ps, ps + 3, fs);
+      take_variant(ps, {CodecId::float_ans_patch, po.try_patch, false});
     }
   }
   // A per-channel shift where the sampled chunks say it pays.
@@ -149,16 +164,15 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       so.shift = &plan.shift;
       so.mixed_try_zstd = false;
       uint64_t ss[3] = {}, sum = 0;
+      const CodecId sc = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
       for (size_t k = 0; k < npicks; ++k) {
         so.first_elem = picks[k] * chunk_size / eb;
-        encode_chunk(patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed, t, data + picks[k] * chunk_size,
-                     size_t(chunk_at(picks[k])), tmp, so);
-        sum += ss[k] = tmp.size();
+        sum += ss[k] = coded_into(sc, k, vb[k], so);
       }
       if (double(sum) <= 0.999 * double(fans)) {
         shifted = true;
         fans = sum;
-        std::copy(ss, ss + 3, fs);
+        take_variant(ss, {sc, so.try_patch, true});
       } else {
         plan.shift = {};
       }
@@ -176,14 +190,13 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     uint64_t ps[3] = {}, sum = 0;
     for (size_t k = 0; k < npicks; ++k) {
       po.first_elem = picks[k] * chunk_size;  // one byte an element
-      encode_chunk(CodecId::float_ans_pairs, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, po);
-      sum += ps[k] = tmp.size();
+      sum += ps[k] = coded_into(CodecId::float_ans_pairs, k, vb[k], po);
     }
     if (double(sum) <= (1.0 + kPairsSlack) * double(fans)) {
       paired = true;
       patched = false;
       fans = sum;
-      std::copy(ps, ps + 3, fs);
+      take_variant(ps, {CodecId::float_ans_pairs, po.try_patch, shifted});
     }
   }
   // Byte groups + zstd (codec 7's mode 5), priced on the sampled chunks
@@ -249,7 +262,60 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     plan.try_zstd = std::move(tz);
     plan.try_patch = patched;
   }
+  // The sampled chunks whose final coding one of the trials made, by the
+  // same call (the same codec, options and bytes in; FLOAT_ANS.md's writer
+  // is deterministic): zstd's trial for codec zstd; the per-element trial
+  // for its own codec; and under codecs 4, 5, 7 and 8 for a chunk that does
+  // not try zstd, a trial whose coding encode_chunk() takes the same way
+  // (pairs or not, mode 4 tried or not, shifted or not; codec 3's coding
+  // is theirs without either).
+  auto base = [](CodecId c, bool try_patch, bool shift) {
+    return Key{c == CodecId::float_ans_pairs ? c : CodecId::float_ans_mixed,
+               c != CodecId::float_ans_mixed && c != CodecId::float_ans_trim && try_patch, shift};
+  };
+  const bool mixed_family = plan.codec == CodecId::float_ans_mixed || plan.codec == CodecId::float_ans_patch ||
+                            plan.codec == CodecId::float_ans_groups || plan.codec == CodecId::float_ans_pairs;
+  // codec 2's trial is codec 3's coding (and so codec 4's unshifted one)
+  // where an element has bit 0 set: trim then leaves no bit out
+  auto odd_element = [&](size_t k) {
+    const uint64_t eb = std::max<uint64_t>(1, dtype_bits(t) / 8), n = chunk_at(picks[k]);
+    const uint8_t* c = data + picks[k] * chunk_size;
+    for (uint64_t i = 0; i + eb <= n; i += eb)
+      if (c[i] & 1u) return true;  // the element's low byte first
+    return false;
+  };
+  // a codec-8 trial that coded pairs (mode 6) never reached mode 4, whether
+  // it could try it or not
+  auto paired_bytes = [](const std::vector<uint8_t>& b) { return !b.empty() && b[0] == pairs::kMode; };
+  const Key fbase = fkey.c == CodecId::float_ans ? base(CodecId::float_ans_trim, false, false)
+                                                 : base(fkey.c, fkey.patch, fkey.shifted);
+  const Key pbase = base(plan.codec, plan.try_patch, !plan.shift.d.empty());
+  for (size_t k = 0; k < npicks; ++k) {
+    std::vector<uint8_t>* b = nullptr;
+    if (plan.codec == CodecId::zstd) b = &zb[k];
+    else if (plan.codec == fkey.c && (plan.codec == CodecId::float_ans || plan.codec == CodecId::float_ans_trim)) b = &fb[k];
+    else if (mixed_family && !plan.try_zstd[picks[k]] && fbase.c == pbase.c && fbase.shifted == pbase.shifted &&
+             (fbase.patch == pbase.patch || paired_bytes(fb[k])) && (fkey.c != CodecId::float_ans || odd_element(k)))
+      b = &fb[k];
+    if (b) plan.samples.push_back({picks[k], std::move(*b)});
+  }
   return plan;
+}
+
+bool take_sample(CodecPlan& plan, uint64_t j, std::vector<uint8_t>& out) {
+  for (auto& s : plan.samples)
+    if (s.chunk == j && !s.bytes.empty()) {
+      out.swap(s.bytes);
+      std::vector<uint8_t>().swap(s.bytes);  // handed out: its memory goes now
+      return true;
+    }
+  return false;
+}
+
+uint64_t sample_bytes(const CodecPlan& plan) {
+  uint64_t n = 0;
+  for (const auto& s : plan.samples) n += s.bytes.size();
+  return n;
 }
 
 }  // namespace wc

@@ -41,6 +41,14 @@ struct CodecPlan {
   shift::Plan shift;
   // float-ans-patch and -groups: whether chunks try mode 4
   bool try_patch = true;
+  // Sampled chunks the plan's trials already coded exactly as
+  // encode_chunk(codec, chunk_options(...)) codes them (take_sample() hands
+  // them out instead of a second encode); empty bytes: code it afresh.
+  struct Sample {
+    uint64_t chunk = 0;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Sample> samples;
 };
 
 // The codec of one exact tensor. Up to three chunks spread over the tensor
@@ -64,5 +72,12 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
 // shift (when it has one), placed at the chunk's first element, and its
 // patch flag.
 EncodeOptions chunk_options(const EncodeOptions& base, const CodecPlan& plan, DType t, uint32_t chunk_size, uint32_t j);
+
+// Chunk j's stored bytes from the plan's trials, moved into `out` (true), or
+// false where chunk j must be encoded. Each sample is handed out once.
+bool take_sample(CodecPlan& plan, uint64_t j, std::vector<uint8_t>& out);
+
+// The bytes the plan's samples hold (to bound memory across many plans).
+uint64_t sample_bytes(const CodecPlan& plan);
 
 }  // namespace wc

@@ -177,7 +177,16 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
     t.codec = static_cast<uint8_t>(p.codec);
   });
   // Chunk j of exact tensor i, as its codec plan says.
+  // The plans' sampled chunks (coded while choosing) are taken instead of
+  // coded again, within a bound on the memory they hold: beyond 256 MiB
+  // over all plans, the later tensors' chunks are coded afresh.
+  {
+    uint64_t held = 0;
+    for (CodecPlan& p : plans)
+      if ((held += sample_bytes(p)) > (uint64_t(256) << 20)) p.samples.clear();
+  }
   auto encode_exact = [&](size_t i, uint32_t j, std::vector<uint8_t>& dst) {
+    if (take_sample(plans[i], j, dst)) return;
     const TensorRecord& t = m.tensors[i];
     // (forced float-ans-mixed has no flags: every chunk tries both)
     const EncodeOptions ce = chunk_options(eo, plans[i], t.dtype, t.chunk_size, j);

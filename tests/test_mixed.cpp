@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -302,5 +303,90 @@ TEST_SUITE("mixed") {
       CHECK(r == (P <= wc::shift::kMaxEntries ? wc::Errc::ok : wc::Errc::codec));
       if (r == wc::Errc::ok) CHECK(back == w);  // zero shifts
     }
+  }
+}
+
+TEST_SUITE("mixed") {
+  TEST_CASE("--codec auto: a sampled chunk the plan hands out is the bytes encode_chunk gives it, for every kind of choice") {
+    // pack takes these instead of coding the chunk again (take_sample); the
+    // file stays the same only if each is exactly what the chunk's own encode
+    // writes. Tensors that lead to each codec auto picks, at two chunk sizes.
+    std::vector<std::pair<DType, std::vector<uint8_t>>> cases;
+    std::vector<uint64_t> colss;
+    auto add = [&](DType t, std::vector<uint8_t> v, uint64_t cols) { cases.push_back({t, std::move(v)}), colss.push_back(cols); };
+    add(DType::BF16, testdata::weights(DType::BF16, 256 * kCols, 1), kCols);                    // float-ans
+    add(DType::BF16, bf16_with_dup_rows(512, 0, 160, 2), kCols);                                 // mixed, some chunks zstd
+    add(DType::BF16, bf16_with_dup_rows(512, 0, 512, 3), kCols);                                 // zstd
+    add(DType::BF16, testdata::weights_channels(DType::BF16, 256, kCols, false, 4), kCols);      // shifted (mode 3)
+    add(DType::F16, testdata::weights_channels(DType::F16, 512, 256, true, 5), 256);             // row shift
+    add(DType::F8_E5M2, testdata::weights_channels(DType::F8_E5M2, 512, 512, false, 6), 512);    // pairs
+    add(DType::F8_E4M3, testdata::weights(DType::F8_E4M3, 300001, 7), 0);                        // odd length
+    {
+      auto v = testdata::weights(DType::F32, 128 * kCols, 8);  // F32 of BF16 values: trim
+      for (size_t i = 0; i < v.size(); i += 4) v[i] = v[i + 1] = 0;
+      add(DType::F32, std::move(v), kCols);
+    }
+    {
+      auto v = testdata::weights(DType::F16, 128 * kCols, 9);  // low 3 bits zero but a few: patch
+      for (size_t i = 0; i < v.size(); i += 2)
+        if (i % 1000) v[i] &= 0xF8;
+      add(DType::F16, std::move(v), kCols);
+    }
+    {
+      std::vector<uint8_t> v(4 * 70000);  // integers: zstd or raw
+      for (size_t i = 0; i < v.size(); i += 4) v[i] = uint8_t(i % 7), v[i + 1] = uint8_t(i / 4000);
+      add(DType::I32, std::move(v), 0);
+    }
+    add(DType::BF16, testdata::weights(DType::BF16, 300, 10), 0);  // one small chunk
+    {
+      auto v = testdata::weights_channels(DType::BF16, 512, kCols, false, 11);  // shifted, the first chunk zstd's
+      const size_t rb = kCols * 2;
+      for (size_t r = 1; r < 128; ++r) std::memcpy(&v[r * rb], &v[(r % 4) * rb], rb);
+      add(DType::BF16, std::move(v), kCols);
+    }
+    {
+      auto v = testdata::weights(DType::F16, 128 * kCols, 12);  // patch, and rows zstd takes
+      for (size_t i = 0; i < v.size(); i += 2)
+        if (i % 1000) v[i] &= 0xF8;
+      for (size_t r = 1; r < 128; ++r) std::memcpy(&v[r * kCols * 2], &v[0], kCols * 2);
+      add(DType::F16, std::move(v), kCols);
+    }
+    {
+      // codec 4 (chunk 2 zstd's) where chunk 0 has bit 0 clear in every
+      // element: its codec-2 trial is not codec 4's coding (which trims it)
+      auto v = bf16_with_dup_rows(512, 256, 384, 13);
+      for (size_t i = 0; i < 128 * kCols * 2; i += 2) v[i] &= 0xFE;
+      add(DType::BF16, std::move(v), kCols);
+    }
+    int samples = 0;
+    std::set<int> codecs;
+    for (uint32_t chunk : {uint32_t(256) << 10, uint32_t(16) << 10})
+      for (size_t c = 0; c < cases.size(); ++c) {
+        const auto& [t, v] = cases[c];
+        wc::EncodeOptions eo;
+        wc::CodecPlan plan = wc::plan_codec(t, v.data(), v.size(), chunk, eo, colss[c]);
+        codecs.insert(int(plan.codec));
+        const auto kept = plan.samples;
+        for (const auto& s : kept) {
+          const int codec_id = int(plan.codec);
+          CAPTURE(c);
+          CAPTURE(chunk);
+          CAPTURE(s.chunk);
+          CAPTURE(codec_id);
+          const uint64_t off = s.chunk * chunk, n = std::min<uint64_t>(chunk, v.size() - off);
+          std::vector<uint8_t> fresh, taken;
+          wc::encode_chunk(plan.codec, t, v.data() + off, size_t(n), fresh,
+                           wc::chunk_options(eo, plan, t, chunk, uint32_t(s.chunk)));
+          CHECK(s.bytes == fresh);
+          CHECK(wc::take_sample(plan, s.chunk, taken));
+          CHECK(taken == fresh);
+          CHECK_FALSE(wc::take_sample(plan, s.chunk, taken));  // handed out once
+          ++samples;
+        }
+      }
+    CHECK(samples >= 30);
+    for (CodecId c : {CodecId::float_ans, CodecId::float_ans_trim, CodecId::zstd, CodecId::float_ans_mixed,
+                      CodecId::float_ans_patch, CodecId::float_ans_pairs})
+      CHECK_MESSAGE(codecs.count(int(c)), "no case led to ", wc::codec_name(c));
   }
 }
