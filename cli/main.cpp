@@ -179,7 +179,7 @@ struct Opts {
   // pack
   std::string codec = "auto", name;
   int level = 3;
-  std::string parallel = "cpu", inline_small = "auto";
+  std::string parallel = "cpu", inline_small = "auto", pool = "auto";
   double bits = 0;  // lossy: bits per weight (0: lossless)
   std::string keep, scheme = "auto", sensitivity, calib;
   bool no_act_order = false, exact = false;
@@ -303,6 +303,7 @@ void pack_one(const Opts& o, const std::string& in) {
   po.level = o.level;
   po.parallel = o.parallel;
   po.inline_small = o.inline_small;
+  po.pool = o.pool;
   po.chunk_size = o.chunk;
   po.bits = o.bits;
   po.keep = o.keep;
@@ -487,6 +488,11 @@ int main(int argc, char** argv) {
                  "saved each (container 1.4/2.5): auto (default: where that saves at least 1/256 of the tensors' "
                  "bytes), always, never (a file older readers read)")
       ->check(CLI::IsMember({"auto", "always", "never"}));
+  pk->add_option("--pool", o.pool,
+                 "Inline tensors of one dtype coded together as one chunk, sharing one table (container 1.8/2.13, "
+                 "with --codec auto): auto (default: where that is at least 1% smaller), never (a file older "
+                 "readers read)")
+      ->check(CLI::IsMember({"auto", "never"}));
   pk->add_option("--bits", o.bits,
                  "Lossy: mean bits per weight over the lossy tensors, every byte they take counted (0.5 to 12); "
                  "spent where the model's error drops most");

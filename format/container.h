@@ -82,6 +82,17 @@ inline constexpr uint16_t kVersionMinorLossyGroups = 10;
 inline constexpr uint8_t kCodecPairs = 8;
 inline constexpr uint16_t kVersionMinorPairs = 7;
 inline constexpr uint16_t kVersionMinorLossyPairs = 12;
+// Pools (FORMAT.md §4.6) are new in 1.8 and 2.13: extension type 1 codes
+// the inline exact tensors of codec 9 of one dtype as one chunk.
+inline constexpr uint8_t kCodecPooled = 9;
+inline constexpr uint16_t kVersionMinorPools = 8;
+inline constexpr uint16_t kVersionMinorLossyPools = 13;
+inline constexpr uint16_t kExtPools = 1;
+inline constexpr uint32_t kMaxPools = 64;
+inline constexpr uint64_t kMaxPoolRaw = uint64_t(1) << 24;
+// A pool decodes to at most this much per stored byte (and 2^16 more): its
+// decoding costs in proportion to the bytes read.
+inline constexpr uint64_t kPoolRawPerStored = 64;
 // A qrow tensor's exact top layer (level 1, spec/EXACT_TOP.md) is new in 2.7.
 inline constexpr uint16_t kVersionMinorLossyExactTop = 7;
 // Refinement levels of a qrow tensor (role 4 parts, spec/REFINE.md) are new in 2.8.
@@ -94,8 +105,8 @@ inline constexpr uint16_t kVersionMinorLossyOrder = 9;
 inline constexpr uint16_t kVersionMinorLossyVqBooks = 11;
 // The newest minors this reader reads (what --version names): move them with
 // every new minor above.
-inline constexpr uint16_t kVersionMinorNewest = kVersionMinorPairs;
-inline constexpr uint16_t kVersionMinorLossyNewest = kVersionMinorLossyPairs;
+inline constexpr uint16_t kVersionMinorNewest = kVersionMinorPools;
+inline constexpr uint16_t kVersionMinorLossyNewest = kVersionMinorLossyPools;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {
@@ -160,8 +171,14 @@ struct TensorRecord {
   std::vector<PartRecord> parts;  // lossy only
   std::vector<LevelRecord> levels;  // lossy only
   // exact tensors stored in their record (1.4, 2.5; chunk_size 0, byte_size
-  // > 0): the codec's payload of the whole tensor
+  // > 0): the codec's payload of the whole tensor. A pool member (codec 9,
+  // 1.8, 2.13) has none in the file; once its pool is decoded (a reader's
+  // ManifestCheck::pools) it holds the member's bytes and its codec is 0.
   std::vector<uint8_t> payload;
+  // Derived: a pool member's pool (Manifest::pools), UINT32_MAX for none, and
+  // its share of the pool's payload (its bytes' part, for inspect's figures).
+  uint32_t pool = UINT32_MAX;
+  uint64_t pool_share = 0;
   // Derived, not stored:
   uint64_t record_offset = 0;     // where its record was read (errors cite it), as other manifest errors do
   uint32_t first_chunk = 0;       // the first chunk of level 0
@@ -207,10 +224,22 @@ struct TensorRecord {
   uint32_t chunk_of_part(uint32_t p, uint64_t tile) const;
 };
 
+// A pool (1.8, 2.13; FORMAT.md §4.6): the bytes of its members (the inline
+// exact tensors of codec 9 and its dtype, in tensor order) as one payload.
+struct PoolRecord {
+  DType dtype = DType::F16;
+  uint8_t codec = 0;
+  std::vector<uint8_t> payload;
+  // Derived: its members' bytes together, and where its extension was read.
+  uint64_t raw_size = 0;
+  uint64_t offset = 0;
+};
+
 struct Manifest {
   uint16_t major = kVersionMajor;  // 2 when a tensor is lossy (set by derive_chunks for writers)
   std::vector<FileRecord> files;
   std::vector<TensorRecord> tensors;
+  std::vector<PoolRecord> pools;  // extension type 1 (1.8, 2.13); none before
   uint32_t chunk_count = 0;
   uint8_t level_count = 1;                 // 2.0: levels (chunk order 1: steps) of the model
   uint8_t chunk_order = 0;                 // 0 level-major; 1 (2.9) steps: each tensor's level_step
@@ -300,7 +329,18 @@ struct ManifestCheck {
   // Each lossy tensor record once read and found well formed by the
   // container's rules (the representation's own rules); `at`: its offset.
   void (*tensor)(const TensorRecord& t, uint64_t at) = nullptr;
+  // The pools (1.8, 2.13), once the whole manifest holds to the container's
+  // rules: decodes each and gives its members their bytes (codec 0), or
+  // throws. Without it a member keeps codec 9 and no payload, which a decoder
+  // refuses as an unknown codec.
+  void (*pools)(Manifest& m) = nullptr;
 };
+
+// The pools' members (1.8, 2.13, §4.6): each codec-9 exact tensor linked to
+// its dtype's pool (TensorRecord::pool, pool_share) and each pool's raw
+// size summed; throws (corrupt) where a rule of §4.6 on them breaks. The
+// reader runs it as it reads the manifest, a writer once its pools are made.
+void link_pools(Manifest& m);
 
 // Serialisation of the manifest and index (raw, before zstd).
 std::vector<uint8_t> encode_manifest(const Manifest& m);

@@ -238,7 +238,7 @@ uint64_t tensor_record_size(const TensorRecord& t) {
 }
 
 uint64_t tensor_stored_bytes(const TensorRecord& t, const std::vector<ChunkEntry>& idx) {
-  uint64_t n = t.payload.size();
+  uint64_t n = t.pool != UINT32_MAX ? t.pool_share : t.payload.size();
   for (const auto& q : t.parts)
     if (q.layout == PartLayout::inline_items) n += q.data.size();
   for (uint32_t c = 0; c < t.chunk_count; ++c) n += idx[t.global_chunk(c)].stored_size;
@@ -246,7 +246,7 @@ uint64_t tensor_stored_bytes(const TensorRecord& t, const std::vector<ChunkEntry
 }
 
 uint64_t coded_inline_bytes(const TensorRecord& t) {
-  uint64_t n = t.inline_exact() ? 4 + t.payload.size() : 0;
+  uint64_t n = !t.inline_exact() ? 0 : t.pool != UINT32_MAX ? 4 + t.pool_share : 4 + t.payload.size();
   for (const auto& q : t.parts)
     if (q.layout == PartLayout::inline_items && q.codec != 0) n += 4 + q.data.size();
   return n;
@@ -261,6 +261,7 @@ ManifestShares manifest_shares(const Manifest& m, uint64_t raw, uint64_t stored)
     return s;
   }
   Manifest base = m;  // the same records, payloads empty
+  for (auto& q : base.pools) q.payload.clear();
   for (auto& t : base.tensors) {
     t.payload.clear();
     for (auto& q : t.parts)
@@ -317,7 +318,24 @@ std::vector<uint8_t> encode_manifest(const Manifest& m) {
     w.bytes(f.prefix.data(), f.prefix.size());
   }
   for (const auto& t : m.tensors) encode_tensor(w, t);
-  w.u32(0);  // extension records (none in 1.0)
+  if (m.pools.empty()) {
+    w.u32(0);  // extension records (none in 1.0)
+  } else {  // the pools (1.8, 2.13): one extension of type 1, not critical
+    ByteWriter x;
+    x.u32(static_cast<uint32_t>(m.pools.size()));
+    for (const auto& p : m.pools) {
+      x.u8(static_cast<uint8_t>(p.dtype));
+      x.u8(p.codec);
+      x.u16(0);
+      x.u32(static_cast<uint32_t>(p.payload.size()));
+      x.bytes(p.payload.data(), p.payload.size());
+    }
+    w.u32(1);
+    w.u16(kExtPools);
+    w.u16(0);
+    w.u32(static_cast<uint32_t>(x.buf.size()));
+    w.bytes(x.buf.data(), x.buf.size());
+  }
   return std::move(w.buf);
 }
 
@@ -450,6 +468,71 @@ static void decode_lossy(ByteReader& r, TensorRecord& t, uint64_t at) {
   }
 }
 
+// The pools extension's data (§4.6), `at` its data's offset: each pool's
+// fields; members are matched by check_pools once every record is read.
+static void decode_pools(const uint8_t* p, size_t n, uint64_t at, Manifest& m) {
+  ByteReader r(p, n, at);
+  const uint32_t count = r.u32();
+  if (count == 0 || count > kMaxPools)
+    fail_at(Errc::corrupt, at, "a pools extension of " + std::to_string(count) + " pools (1 to 64)");
+  for (uint32_t i = 0; i < count; ++i) {
+    PoolRecord q;
+    q.offset = r.abs_pos();
+    const uint8_t dt = r.u8();
+    const auto d = dtype_from_id(dt);
+    if (!d || (*d != DType::BF16 && *d != DType::F16 && *d != DType::F32 && *d != DType::F8_E4M3 &&
+               *d != DType::F8_E5M2))
+      fail_at(Errc::corrupt, q.offset, "a pool of dtype id " + std::to_string(dt) + " (BF16, F16, F32 or FP8 only)");
+    q.dtype = *d;
+    q.codec = r.u8();
+    if (q.codec > kCodecPairs || q.codec == 6)
+      fail_at(Errc::corrupt, q.offset + 1, "a pool of codec " + std::to_string(q.codec) + " (0 to 5, 7 or 8)");
+    must_be_zero(r.u16(), q.offset + 2, "pool.reserved");
+    const uint32_t stored = r.u32();
+    if (stored > r.remaining()) fail_at(Errc::corrupt, q.offset + 4, "a pool's payload runs past its extension");
+    const uint8_t* b = r.bytes(stored);
+    q.payload.assign(b, b + stored);
+    for (const auto& o : m.pools)
+      if (o.dtype == q.dtype) fail_at(Errc::corrupt, q.offset, "two pools of " + std::string(dtype_name(q.dtype)));
+    m.pools.push_back(std::move(q));
+  }
+  if (r.remaining() != 0) fail_at(Errc::corrupt, r.abs_pos(), "bytes after the last pool of the pools extension");
+}
+
+void link_pools(Manifest& m) {
+  for (auto& q : m.pools) q.raw_size = 0;
+  for (uint32_t i = 0; i < m.tensors.size(); ++i) {
+    TensorRecord& t = m.tensors[i];
+    if (t.repr != 0 || t.codec != kCodecPooled) continue;  // (codec 9 off inline tensors is refused as read)
+    uint32_t k = 0;
+    while (k < m.pools.size() && m.pools[k].dtype != t.dtype) ++k;
+    if (k == m.pools.size())
+      fail_at(Errc::corrupt, t.record_offset, "tensor '" + t.name + "': codec 9 but no pool of " + std::string(dtype_name(t.dtype)));
+    t.pool = k;
+    m.pools[k].raw_size += t.byte_size;  // at most 10^7 inline tensors of 2^16 bytes: no overflow
+  }
+  for (const auto& q : m.pools) {
+    const std::string what = "the pool of " + std::string(dtype_name(q.dtype));
+    if (q.raw_size == 0) fail_at(Errc::corrupt, q.offset, what + " has no member");
+    if (q.raw_size > kMaxPoolRaw || q.raw_size > kPoolRawPerStored * q.payload.size() + (uint64_t(1) << 16))
+      fail_at(Errc::corrupt, q.offset, what + ": " + std::to_string(q.raw_size) + " raw bytes from " +
+                                           std::to_string(q.payload.size()) + " stored (at most 2^24 and 64 x stored + 2^16)");
+    if (q.payload.size() > max_stored_size(q.raw_size))
+      fail_at(Errc::corrupt, q.offset + 4, what + ": a payload beyond the stored-size bound of its raw size");
+  }
+  // each member's share of its pool's payload, in proportion to its bytes,
+  // the shares adding up to the payload (the last member takes the rest)
+  std::vector<uint64_t> raw_before(m.pools.size(), 0), given(m.pools.size(), 0);
+  for (auto& t : m.tensors) {
+    if (t.pool == UINT32_MAX) continue;
+    const PoolRecord& q = m.pools[t.pool];
+    raw_before[t.pool] += t.byte_size;
+    const uint64_t upto = uint64_t((unsigned __int128)q.payload.size() * raw_before[t.pool] / q.raw_size);
+    t.pool_share = upto - given[t.pool];
+    given[t.pool] = upto;
+  }
+}
+
 Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const ManifestCheck& check, uint16_t minor,
                          uint16_t major) {
   ByteReader r(p, n, base);
@@ -550,7 +633,8 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
       if (check.tensor) check.tensor(t, at);
       continue;
     }
-    if (plen != 0 && (t.codec < kCodecIdsWithoutParams || t.codec == kCodecGroups || t.codec == kCodecPairs))
+    if (plen != 0 && (t.codec < kCodecIdsWithoutParams || t.codec == kCodecGroups || t.codec == kCodecPairs ||
+                      t.codec == kCodecPooled))
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': codec " + std::to_string(t.codec) + " takes no parameters");
     if (t.inline_exact()) {  // 1.4, 2.5: the payload follows
       if (t.byte_size > kMaxInlineTensor)
@@ -558,7 +642,8 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
                                        " bytes exceeds the " + std::to_string(kMaxInlineTensor) + "-byte limit");
       const uint64_t at_size = r.abs_pos();
       const uint32_t stored = r.u32();
-      if (stored > max_stored_size(t.byte_size) || (t.codec == 0 && stored != t.byte_size))
+      if (stored > max_stored_size(t.byte_size) || (t.codec == 0 && stored != t.byte_size) ||
+          (t.codec == kCodecPooled && stored != 0))
         fail_at(Errc::corrupt, at_size, "tensor '" + t.name + "': inline payload of " + std::to_string(stored) +
                                             " bytes for " + std::to_string(t.byte_size) + " raw bytes");
       if (stored > r.remaining()) fail_at(Errc::corrupt, at_size, "tensor '" + t.name + "': inline payload runs past the manifest");
@@ -566,21 +651,32 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
       t.payload.assign(pb, pb + stored);
       continue;
     }
+    if (t.codec == kCodecPooled)
+      fail_at(Errc::corrupt, at, "tensor '" + t.name + "': codec 9 (a pool member) on a tensor that is not inline");
     if (t.byte_size > 0 && (t.chunk_size > kMaxChunkSize || t.chunk_size % kAlign != 0))
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': invalid chunk size " + std::to_string(t.chunk_size));
     if (t.byte_size == 0 && t.chunk_size != 0)
       fail_at(Errc::corrupt, at, "tensor '" + t.name + "': empty tensor with a chunk size");
   }
   uint32_t next = r.u32();
+  bool pooled = false;
   for (uint32_t i = 0; i < next; ++i) {
     uint64_t at = r.abs_pos();
-    r.u16();  // type: none known in 1.0
+    const uint16_t type = r.u16();
     uint16_t flags = r.u16();
     uint32_t len = r.u32();
-    r.bytes(len);
+    const uint8_t* data = r.bytes(len);
+    if (type == kExtPools) {  // 1.8, 2.13: §4.6
+      if (pooled) fail_at(Errc::corrupt, at, "a second pools extension");
+      if (flags != 0) fail_at(Errc::corrupt, at + 2, "the pools extension's flags are not 0");
+      pooled = true;
+      decode_pools(data, len, at + 8, m);
+      continue;
+    }
     if (flags & 1) fail_at(Errc::unsupported_version, at, "file needs a critical extension this reader does not know");
     if (flags & ~1u) fail_at(Errc::corrupt, at, "reserved extension flags set");
   }
+  link_pools(m);
   if (r.remaining() != 0) fail_at(Errc::corrupt, r.abs_pos(), "trailing bytes after the manifest records");
   // Files' sizes must add up: prefix + tensor bytes.
   for (auto& f : m.files) {
@@ -619,6 +715,7 @@ Manifest decode_manifest(const uint8_t* p, size_t n, uint64_t base, const Manife
   }
   m.major = major;
   check_records(m, base, check);
+  if (check.pools && !m.pools.empty()) check.pools(m);
   return m;
 }
 

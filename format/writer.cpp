@@ -73,6 +73,7 @@ void ContainerWriter::begin(const Manifest& m) {
            (t.parts.size() == 3 && t.parts[2].layout == PartLayout::tensor_wide)))
         minor_ = kVersionMinorLossyVqBooks;
     if (paired) minor_ = kVersionMinorLossyPairs;
+    if (!m.pools.empty()) minor_ = kVersionMinorLossyPools;
   }
   else {
     for (const auto& f : m.files)
@@ -84,6 +85,7 @@ void ContainerWriter::begin(const Manifest& m) {
     if (patched) minor_ = kVersionMinorPatch;
     if (grouped) minor_ = kVersionMinorGroups;
     if (paired) minor_ = kVersionMinorPairs;
+    if (!m.pools.empty()) minor_ = kVersionMinorPools;
   }
   h.major = major_;
   h.minor = minor_;

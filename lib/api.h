@@ -43,6 +43,11 @@ struct PackOptions {
   // padding and index entry take about 64 bytes), "always", or "never" (a
   // file older readers read).
   std::string inline_small = "auto";
+  // Inline tensors of one dtype coded together as one pool (container
+  // 1.8/2.13, with --codec auto): "auto" (default: where the pool is at least
+  // 64 bytes and 1% smaller than their own payloads) or "never" (a file 1.7
+  // and 2.12 readers read whole).
+  std::string pool = "auto";
   ProgressFn progress;
   // Lossy (container 2.0): bits > 0 asks for a smaller model. `bits` is the
   // mean over the lossy tensors of every byte they take in the file (codes,

@@ -48,7 +48,12 @@ size_t shown_width(const std::string& name) {
 namespace {
 
 // A lossy tensor is listed by its representation; an exact one by its codec.
-std::string label(const TensorRecord& t) { return t.lossy() ? std::string(repr_name(t.repr)) : codec_label(t.codec); }
+// A pool member (1.8, 2.13) reads as its pool's codec: "pooled:float-ans".
+std::string label(const Manifest& m, const TensorRecord& t) {
+  if (t.lossy()) return std::string(repr_name(t.repr));
+  if (t.pool < m.pools.size()) return "pooled:" + codec_label(m.pools[t.pool].codec);
+  return codec_label(t.codec);
+}
 
 uint64_t file_bytes(const ContainerReader& r, const TensorRecord& t, const ManifestShares& shares) {
   return uint64_t(std::llround(tensor_file_bytes(t, r.index(), r.manifest_end(), shares)));
@@ -83,7 +88,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       if (t.lossy()) ++res.lossy_tensors, res.lossy_weights += t.elements(), res.lossy_file_bytes += file_bytes(r, t, shares);
       const uint64_t el = t.elements();
       if (f.kind == FileKind::safetensors) res.weights += el;
-      for (GroupSummary* g : {&group(res.by_dtype, std::string(dtype_name(t.dtype))), &group(res.by_codec, label(t))}) {
+      for (GroupSummary* g : {&group(res.by_dtype, std::string(dtype_name(t.dtype))), &group(res.by_codec, label(m, t))}) {
         ++g->tensors;
         g->elements += el;
         g->raw_bytes += t.byte_size;
@@ -104,7 +109,7 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       s.file = f.name;
       s.name = t.name;
       s.dtype = std::string(dtype_name(t.dtype));
-      s.codec = label(t);
+      s.codec = label(m, t);
       s.shape = t.shape;
       s.elements = t.elements();
       s.raw_bytes = t.byte_size;

@@ -15,6 +15,7 @@
 #include "format/reader.h"
 #include "format/writer.h"
 #include "lib/api.h"
+#include "lib/pools.h"
 #include "lib/chunk_windows.h"
 #include "lib/model_source.h"
 #include "lib/pack_lossy.h"
@@ -138,6 +139,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   if (!is_auto && !codec_from_name(opt.codec, &forced)) fail(Errc::usage, "unknown codec '" + opt.codec + "'");
   uint32_t chunk = opt.chunk_size;
   if (chunk < kAlign || chunk > kMaxChunkSize || chunk % kAlign) fail(Errc::usage, "chunk size must be a multiple of 64 up to 256 MiB");
+  if (opt.pool != "auto" && opt.pool != "never") fail(Errc::usage, "--pool takes auto or never, not '" + opt.pool + "'");
   if (opt.inline_small != "auto" && opt.inline_small != "always" && opt.inline_small != "never")
     fail(Errc::usage, "--inline takes auto, always or never, not '" + opt.inline_small + "'");
 
@@ -214,6 +216,8 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
       t.chunk_size = 0;
     });
     m.derive_chunks();
+    // their payloads pooled by dtype where that pays (1.8, 2.13; §4.6)
+    if (is_auto && opt.pool == "auto") make_pools(m, in.data, eo);
   }
 
   std::unique_ptr<ByteSink> sink;

@@ -6,6 +6,8 @@
 
 #include "format/reader.h"
 #include "format/stream_reader.h"
+#include "format/zframe.h"
+#include "wcodec/wcodec.h"
 #include "model/file_check.h"
 #include "lib/reader_checks.h"
 #include "lib/api.h"
@@ -153,6 +155,7 @@ TEST_SUITE("container") {
       CAPTURE(mode);
       wc::PackOptions po;
       po.inline_small = mode;
+      po.pool = "never";  // inline payloads of their own (the pools' test is below)
       po.chunk_size = 64 << 10;
       po.force = true;
       const auto pr = wc::pack(t / "m.safetensors", t / "m.wcz", po);
@@ -260,4 +263,94 @@ TEST_SUITE("container") {
       CHECK(e.offset() == f.size() - 7);
     }
   }
+
+  TEST_CASE("pools (1.8, 2.13): tiny tensors of a dtype coded together, byte for byte through every reader") {
+    tu::TempDir t;
+    // a model of many tiny tensors of every dtype a pool takes, between
+    // tensors no pool takes (I32, U8), an empty one and a chunked one
+    std::vector<stb::StTensor> ts;
+    const DType kinds[] = {DType::F16, DType::BF16, DType::F32, DType::F8_E4M3, DType::F8_E5M2};
+    for (int i = 0; i < 60; ++i) {
+      const DType d = kinds[i % 5];
+      ts.push_back({"t" + std::to_string(i), d, {4, uint64_t(16 + i)}, testdata::weights(d, 4 * (16 + i), 100 + i)});
+      if (i % 17 == 0) ts.push_back({"i" + std::to_string(i), DType::I32, {7}, {}});
+    }
+    ts.push_back({"empty", DType::F16, {0}, {}});
+    ts.push_back({"big", DType::F16, {256, 256}, testdata::weights(DType::F16, 256 * 256, 99)});  // 128 KiB: chunks
+    const auto file = stb::build(ts);
+    tu::write_file(t / "m.safetensors", file);
+    uint64_t size[2] = {};
+    for (const char* mode : {"never", "auto"}) {
+      CAPTURE(mode);
+      const bool pooled = std::string(mode) == "auto";
+      wc::PackOptions po;
+      po.pool = mode;
+      po.chunk_size = 64 << 10;
+      po.force = true;
+      size[pooled] = wc::pack(t / "m.safetensors", t / "m.wcz", po).output_bytes;
+      check_every_reader(t, t / "m.wcz", file);
+      wc::ContainerReader r(t / "m.wcz", wc::kReaderChecks);
+      CHECK(r.header().minor == (pooled ? 8 : 4));  // 1.4: inline tensors
+      // as stored (the container's rules alone, no pool decoded): codec 9,
+      // no payload, one pool per dtype of tiny tensors
+      const auto mb = tu::read_file(t / "m.wcz");
+      const auto raw = wc::zframe_decompress(mb.data() + 64, r.header().manifest_stored, r.header().manifest_raw,
+                                             "manifest", 64);
+      const wc::Manifest stored = wc::decode_manifest(raw.data(), raw.size(), 64, {}, r.header().minor);
+      uint64_t members = 0;
+      for (const auto& tr : stored.tensors)
+        if (tr.codec == wc::kCodecPooled) {
+          ++members;
+          CHECK(tr.inline_exact());
+          CHECK(tr.payload.empty());
+          CHECK(tr.pool < stored.pools.size());
+        }
+      // every tiny tensor of a dtype that has a pool is in it (the FP8 ones,
+      // random bytes here, gain nothing pooled and keep their payloads)
+      uint64_t of_pooled_dtypes = 0;
+      for (const auto& tr : stored.tensors)
+        for (const auto& q : stored.pools) of_pooled_dtypes += tr.inline_exact() && tr.dtype == q.dtype;
+      CHECK(members == of_pooled_dtypes);
+      CHECK(members == (pooled ? 36 : 0));  // F16, BF16 and F32: 12 each
+      CHECK(stored.pools.size() == (pooled ? 3 : 0));
+      // as a reader sees it: every member holds its bytes, its pool linked
+      const auto& m = r.manifest();
+      for (size_t i = 0; i < m.tensors.size(); ++i) {
+        const auto& tr = m.tensors[i];
+        CHECK(tr.codec != wc::kCodecPooled);
+        if (tr.pool == UINT32_MAX) continue;
+        CHECK(tr.codec == 0);
+        CHECK(tr.payload.size() == tr.byte_size);
+        CHECK(m.pools[tr.pool].dtype == tr.dtype);
+      }
+      // inspect names the pool's codec and spreads its payload over the members
+      const auto ins = wc::inspect(t / "m.wcz", false, nullptr);
+      uint64_t chunks = 0, shares = 0, pool_bytes = 0;
+      for (const auto& e : r.index()) chunks += e.stored_size;
+      for (const auto& tr : m.tensors) shares += tr.pool != UINT32_MAX ? tr.pool_share : tr.payload.size();
+      for (const auto& q : m.pools) pool_bytes += q.payload.size();
+      CHECK(ins.stored_payload == chunks + shares);
+      if (pooled) {
+        uint64_t member_shares = 0;
+        for (const auto& tr : m.tensors) member_shares += tr.pool != UINT32_MAX ? tr.pool_share : 0;
+        CHECK(member_shares == pool_bytes);
+        bool named = false;
+        for (const auto& g : ins.by_codec) named |= g.name.rfind("pooled:", 0) == 0;
+        CHECK(named);
+      }
+      // the C API decodes a member as any tensor
+      wcodec_archive* a = nullptr;
+      REQUIRE(wcodec_open(std::string(t / "m.wcz").c_str(), &a, nullptr, 0) == WCODEC_OK);
+      const auto& t7 = ts[8];  // t7 (F32; "i0" is ts[1])
+      std::vector<uint8_t> got(t7.bytes.size());
+      size_t idx = 0;
+      REQUIRE(wcodec_find_tensor(a, t7.name.c_str(), &idx) == WCODEC_OK);
+      CHECK(wcodec_decode_tensor(a, idx, got.data(), got.size(), 1, nullptr, 0) == WCODEC_OK);
+      CHECK(got == t7.bytes);
+      wcodec_close(a);
+    }
+    CHECK(size[1] < size[0]);  // the pools pay
+    MESSAGE("pools: ", size[0], " -> ", size[1], " bytes");
+  }
 }
+
