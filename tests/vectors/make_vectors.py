@@ -32,6 +32,10 @@ tensor-wide part with a codec, K up to 65536; spec/VQ.md): vq_books_vectors() wr
 .as_dtypes.expected), vq_books_bad() its bad vectors (vq211_*). 2.11's additive books (params 6 bytes, u16 K2: two
 codebooks, a code the binary32 sum of one entry of each): vq_additive_vectors() writes lossy_vq211_additive (with
 .as_dtypes.expected), vq_additive_bad() its bad vectors (vq211_add_*).
+Versions 1.8 and 2.13 (pools, FORMAT.md §4.6: extension type 1 codes the inline exact tensors of codec 9 of each dtype
+as one chunk of its codec; codec 9's records have stored_size 0): pool_vectors() writes pooled, pooled_shards,
+pooled_lossy and pooled_bound, read back by pool_read() (a reader of §4.5 and §4.6), and pool_bad() its bad vectors
+(pool_*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); codec 7 (float-ans-groups, 1.6, its mode 5, byte
 planes as zstd frames: §2.3): groups_vectors(); codec 8 (float-ans-pairs, 1.7, its mode 6, two FP8 elements per
@@ -218,6 +222,7 @@ def main(d):
     refine_vectors(d)
     flag_vectors(d)
     order_vectors(d)
+    pool_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -549,7 +554,7 @@ def tensor_record(t, major):
 
 
 def container2(files, major=2, minor=0, level_count=None, chunk_order=0, reserved=0, level_first_chunk=None,
-               file_xxh3=None, index_edit=None, steps=None, step_list=None, step_count=None):
+               file_xxh3=None, index_edit=None, steps=None, step_list=None, step_count=None, extensions=None):
     """files: [(kind, name, file_bytes, prefix_len, [Exact | Lossy])]. major 1 writes the 1.x manifest head
     (exact tensors only). The manifest head (level_count, level_first_chunk) is derived from the parts
     unless given; file_xxh3 {file number: value} and index_edit(seq, (offset, stored, raw, xxh3)) lie.
@@ -558,7 +563,9 @@ def container2(files, major=2, minor=0, level_count=None, chunk_order=0, reserve
     K, in tensor order, the chunks of the tensor levels arriving at K, each as tensor_chunks lays a level out),
     level_count is 1 + the highest step, level_first_chunk[K] the chunks before step K, and after it u32 step_count
     and the step list (each tensor of more than one level in tensor order, its levels' steps). step_list (the bytes)
-    and step_count (an int, or f(bytes after the count field)) lie; chunk_order is written as given."""
+    and step_count (an int, or f(bytes after the count field)) lie; chunk_order is written as given.
+    extensions: the manifest's bytes after the tensor records (u32 extension_count and the extensions, §4.5; 1.8 and
+    2.13: the pools, pool_vectors()), by default none (u32 0)."""
     tensors = [t for f in files for t in f[4]]
     per_tensor = [tensor_chunks(t) for t in tensors]
     levels = 1 + max([p.level for t in tensors if isinstance(t, Lossy) for p in t.parts], default=0)
@@ -601,7 +608,7 @@ def container2(files, major=2, minor=0, level_count=None, chunk_order=0, reserve
         m += struct.pack("<BB", kind, 0) + str16(b_(name)) + struct.pack("<QQII", len(fb), h, first, len(ts))
         m += struct.pack("<Q", plen) + fb[:plen]
         first += len(ts)
-    m += b"".join(tensor_record(t, major) for t in tensors) + struct.pack("<I", 0)
+    m += b"".join(tensor_record(t, major) for t in tensors) + (struct.pack("<I", 0) if extensions is None else extensions)
     if steps is not None and callable(step_count):  # a count from the bytes that follow it
         m = m[:count_at] + struct.pack("<I", step_count(len(m) - count_at - 4)) + m[count_at + 4:]
     return assemble(m, chunks, major, minor, index_edit)
@@ -5877,6 +5884,534 @@ def order_bad(ts):
                                                     level_first_chunk=[0, 3]),
     }
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions 1.8 and 2.13: pools (FORMAT.md §4.5, §4.6, §6 codec 9). The manifest's extension list holds one
+# extension of type 1 (flags 0, length its data's size) whose data is u32 pool_count (1 to 64) and per pool u8 dtype
+# (BF16, F16, F32, F8_E4M3 or F8_E5M2, distinct), u8 codec (0-5, 7 or 8), u16 reserved 0, u32 stored_size and the
+# payload: one chunk of that codec and dtype whose raw bytes are the pool's members' bytes, concatenated in tensor
+# order. The members of a dtype's pool are the inline exact tensors (repr 0, byte_size > 0, chunk_size 0) of codec 9
+# and that dtype, whose records have stored_size 0 and no payload. A pool's raw size is 1 to 2^24 and at most
+# 64 x stored_size + 2^16; its stored_size at most §5's bound. Written from the spec alone: pool_read() below reads a
+# container as the spec says (every rule of §4.5 and §4.6 it names), decodes each pool and rebuilds the files from it;
+# every good vector is read back by it to its expected bytes and every bad one fails it on the rule it breaks.
+
+POOLED, EXT_POOLS = 9, 1  # codec 9 (pooled), extension type 1 (the pools)
+POOL_DTYPES = ("BF16", "F16", "F32", "F8_E4M3", "F8_E5M2")
+POOL_CODECS = (0, 1, FANS, TRIM, MIXED, PATCH, GROUPS, PAIRS)  # 0-5, 7, 8
+DTYPE_OF = {v[0]: k for k, v in DTYPES.items()}
+
+
+def member(name, dtype, shape, raw, **kw):
+    """A pool member (§4.2, §4.6): an inline exact tensor of codec 9, stored_size 0 and no payload."""
+    return Exact(name, dtype, shape, raw, codec=POOLED, inline=True, stored=[b""], **kw)
+
+
+def pool_raw(ts, dtype):
+    """The raw bytes of dtype's pool: its members' bytes in tensor order (§4.6)."""
+    return b"".join(t.raw for t in ts if isinstance(t, Exact) and t.inline and t.codec == POOLED and t.dtype == dtype)
+
+
+def pool_entry(dtype, codec, payload, reserved=0, stored_size=None):
+    """One Pool of extension type 1's data (§4.6); stored_size and reserved may lie."""
+    return struct.pack("<BBHI", DTYPES[dtype][0], codec, reserved, len(payload) if stored_size is None else stored_size) + payload
+
+
+def extension(data, type_=EXT_POOLS, flags=0, length=None):
+    """One Extension (§4.5): u16 type, u16 flags, u32 length (its data's size unless it lies), data."""
+    return struct.pack("<HHI", type_, flags, len(data) if length is None else length) + data
+
+
+def pool_data(pools, count=None):
+    """Extension type 1's data: u32 pool_count (len(pools) unless it lies), then the pools."""
+    return struct.pack("<I", len(pools) if count is None else count) + b"".join(pools)
+
+
+def ext_list(*exts):
+    """The manifest's tail: u32 extension_count and the extensions."""
+    return struct.pack("<I", len(exts)) + b"".join(exts)
+
+
+def pool_payload(raw, dtype, codec, **opt):
+    """A payload of raw as one chunk of codec: 0 the bytes, 1 a zstd frame, 2 float-ans (z = 0), 3 float-ans-trim
+    (z: the zero low mantissa bits), 8 a mode-6 payload (FP8 pairs); each decoded back by pool_decode()."""
+    if codec == 0:
+        p = raw
+    elif codec == 1:
+        p = zraw(raw)
+    elif codec in (FANS, TRIM):
+        o = dict(k=1, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1)
+        o.update(opt)
+        p = fans_encode(to_vals(raw, dtype), dtype, z=0 if codec == FANS else None, **o)
+    else:
+        assert codec == PAIRS
+        o = dict(k=3, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1)
+        o.update(opt)
+        p = pairs_payload(to_vals(raw, dtype), dtype, **o)
+    assert pool_decode(p, dtype, codec, len(raw)) == raw
+    return p
+
+
+def pool_decode(p, dtype, codec, raw_size):
+    """A pool's payload decoded as one chunk of its codec and dtype (§4.6, §6) -> exactly raw_size bytes, or Invalid."""
+    if codec == 0:
+        out = p  # §6: stored_size = raw size
+    elif codec == 1:
+        out, end = zstd_frame_at(p, 0)
+        if end != len(p):
+            raise Invalid("zstd payload: bytes after its one frame")
+    else:
+        out = chunk_decode(p, dtype, raw_size, codec)
+    if len(out) != raw_size:
+        raise Invalid("pool of %s decodes to %d bytes, not its raw size %d" % (dtype, len(out), raw_size))
+    return out
+
+
+class Cur:
+    """A cursor over manifest bytes; reading past the end is Invalid."""
+
+    def __init__(self, b, pos=0, end=None):
+        self.b, self.pos, self.end = b, pos, len(b) if end is None else end
+
+    def take(self, n, what="manifest"):
+        if n > self.end - self.pos:
+            raise Invalid("%s runs past its end" % what)
+        v = self.b[self.pos:self.pos + n]
+        self.pos += n
+        return v
+
+    def u(self, fmt, what="manifest"):
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
+
+
+def pool_read(wcz):
+    """Reads a container (1.x, or 2.x of one level) as FORMAT.md says, with every rule of §4.5 and §4.6: the type-1
+    extension, its pools, codec 9's records; decodes each pool and slices its members' bytes (§4.6), decodes every
+    other exact tensor (inline payloads and chunks, codecs 0-5, 7, 8) and rebuilds each file as its prefix and its
+    tensors' bytes (§4.1), checked against the file record's size and XXH3-64. A lossy tensor's bytes are not
+    decoded (None; its chunks are skipped). Returns dict(major, minor, files: [(name, bytes or None)], tensors:
+    {name: bytes or None}, pools: [(dtype, codec, raw)]), or raises Invalid naming the rule broken."""
+    major, minor = struct.unpack_from("<HH", wcz, 8)
+    ms, mr = struct.unpack_from("<QQ", wcz, 16)
+    assert wcz[:8] == b"\x89WCZ\r\n\x1a\n" and H(wcz[:56]) == struct.unpack_from("<Q", wcz, 56)[0]
+    assert H(wcz[64:64 + ms]) == struct.unpack_from("<Q", wcz, 32)[0]
+    m, end = zstd_frame_at(wcz[64:64 + ms], 0)
+    assert end == ms and len(m) == mr
+    c = Cur(m)
+    if major == 1:
+        nfiles, ntensors, nchunks, res = c.u("IIII")
+        assert res == 0
+    else:
+        nfiles, ntensors, nchunks, lc, order, res = c.u("IIIBBH")
+        assert lc == 1 and order == 0 and res == 0 and c.u("I") == (0,)  # this reader: one level
+    files = []
+    for _ in range(nfiles):
+        kind, _r = c.u("BB")
+        name = c.take(c.u("H")[0]).decode()
+        size, xxh, first, count, plen = c.u("QQIIQ")
+        files.append((name, size, xxh, first, count, c.take(plen)))
+    tensors = []
+    for _ in range(ntensors):
+        t = dict(name=c.take(c.u("H")[0]).decode())
+        did, t["codec"], rank, t["repr"] = c.u("BBBB")
+        t["dtype"] = DTYPE_OF[did]
+        t["shape"] = list(c.u("%dQ" % rank)) if rank else []
+        t["size"], t["chunk_size"], pl = c.u("QIH")
+        assert t["size"] == byte_size(t["dtype"], t["shape"])
+        t["params"] = c.take(pl)
+        t["inline"] = t["repr"] == 0 and t["size"] > 0 and t["chunk_size"] == 0
+        t["parts"] = []
+        if t["inline"]:
+            t["stored"] = c.take(c.u("I")[0], "an inline tensor's payload")
+        elif t["repr"] == 0:
+            t["chunks"] = -(-t["size"] // t["chunk_size"]) if t["size"] else 0
+        else:
+            npart, nlev, res = c.u("BBH")
+            assert nlev == 1 and res == 0
+            rows, cols = t["shape"][0], math.prod(t["shape"][1:])
+            tiles, t["chunks"] = -(-rows // t["chunk_size"]), 0
+            for _ in range(npart):
+                role, lev, codec, layout, item, group, ppl = c.u("BBBBBBH")
+                c.take(ppl)
+                items = c.u("Q")[0]
+                if layout == INLINE:
+                    c.take(items * DTYPES[DTYPE_OF[item]][1] // 8 if codec == 0 else c.u("I")[0])
+                elif layout == TENSOR_WIDE:
+                    t["chunks"] += 1 if items else 0
+                else:
+                    t["chunks"] += tiles
+                t["parts"].append(codec)
+            c.take(16 * nlev)
+        tensors.append(t)
+    # §4.5: the extensions; type 1 (1.8, 2.13): not critical (flags 0), at most one, length = its data's size (§4.6)
+    pools, seen_type1 = [], False
+    for _ in range(c.u("I")[0]):
+        typ, flags, length = c.u("HHI")
+        data = c.take(length, "an extension")
+        if flags & ~1:
+            raise Invalid("extension flags: reserved bits 1-15 set")
+        if typ != EXT_POOLS:
+            if flags & 1:
+                raise Invalid("unknown critical extension")
+            continue
+        if seen_type1:
+            raise Invalid("a second extension of type 1")
+        seen_type1 = True
+        if flags:
+            raise Invalid("extension type 1 is not critical: flags must be 0")
+        pc = Cur(data)
+        count = pc.u("I", "the pool list")[0]
+        if not 1 <= count <= 64:
+            raise Invalid("pool_count %d not in 1..64" % count)
+        for _ in range(count):
+            did, codec, res, stored = pc.u("BBHI", "the pool list")
+            pools.append(dict(dtype=DTYPE_OF.get(did, did), codec=codec, reserved=res,
+                              payload=pc.take(stored, "the pool list")))
+        if pc.pos != len(data):
+            raise Invalid("the pool list ends before the extension's length")
+    if c.pos != len(m):
+        raise Invalid("bytes after the last extension")
+    # §4.6: the pools' fields
+    for p in pools:
+        if p["dtype"] not in POOL_DTYPES:
+            raise Invalid("pool dtype %s is not BF16, F16, F32, F8_E4M3 or F8_E5M2" % p["dtype"])
+        if p["codec"] not in POOL_CODECS:
+            raise Invalid("pool codec %d is not 0-5, 7 or 8" % p["codec"])
+        if p["reserved"]:
+            raise Invalid("pool reserved field not zero")
+    dts = [p["dtype"] for p in pools]
+    if len(set(dts)) != len(dts):
+        raise Invalid("two pools of one dtype")
+    # §4.2, §4.6: codec 9
+    for t in tensors:
+        if 9 in t["parts"]:
+            raise Invalid("codec 9 as a part's codec")
+        if t["codec"] != POOLED:
+            continue
+        if t["repr"] != 0:
+            raise Invalid("codec 9 on a lossy tensor")
+        if t["size"] == 0:
+            raise Invalid("codec 9 tensor of byte_size 0")
+        if not t["inline"]:
+            raise Invalid("codec 9 tensor not inline (chunk_size != 0)")
+        if t["stored"]:
+            raise Invalid("codec 9 tensor with stored_size != 0")
+        if t["dtype"] not in dts:
+            raise Invalid("codec 9 tensor whose dtype %s has no pool" % t["dtype"])
+    out_pools = []
+    for p in pools:
+        ms_ = [t for t in tensors if t["codec"] == POOLED and t["dtype"] == p["dtype"]]
+        raw, stored = sum(t["size"] for t in ms_), len(p["payload"])
+        if raw < 1:
+            raise Invalid("pool of %s has no member" % p["dtype"])
+        if raw > 1 << 24:
+            raise Invalid("pool raw size %d > 2^24" % raw)
+        if raw > 64 * stored + (1 << 16):
+            raise Invalid("pool raw size %d > 64 x stored_size %d + 2^16" % (raw, stored))
+        if stored > bound(raw):
+            raise Invalid("pool stored_size %d beyond the §5 bound %d" % (stored, bound(raw)))
+        # the pools are decoded when the manifest is read
+        dec, pos = pool_decode(p["payload"], p["dtype"], p["codec"], raw), 0
+        for t in ms_:
+            t["bytes"] = dec[pos:pos + t["size"]]
+            pos += t["size"]
+        out_pools.append((p["dtype"], p["codec"], dec))
+    # the chunks, in order (one level: tensor order), as the index places them
+    io, ist = struct.unpack_from("<QQ", wcz, len(wcz) - 64)
+    index = zstd_frame_at(wcz[io:io + ist], 0)[0]
+    assert struct.unpack_from("<Q", index)[0] == nchunks == sum(t.get("chunks", 0) for t in tensors)
+    seq = 0
+    for t in tensors:
+        if t["codec"] == POOLED:
+            continue
+        if t["inline"]:
+            t["bytes"] = pool_decode(t["stored"], t["dtype"], t["codec"], t["size"])
+            continue
+        got = []
+        for j in range(t["chunks"]):
+            off, sz, rawlen, xh = struct.unpack_from("<QIIQ", index, 8 + 24 * seq)
+            assert struct.unpack_from("<IIQ", wcz, off - 16) == (sz, seq, xh) and H(wcz[off:off + sz]) == xh
+            seq += 1
+            if t["repr"] == 0:
+                got.append(pool_decode(wcz[off:off + sz], t["dtype"], t["codec"], rawlen))
+        t["bytes"] = b"".join(got) if t["repr"] == 0 else None
+        assert t["bytes"] is None or len(t["bytes"]) == t["size"]
+    out = []
+    for name, size, xxh, first, count, prefix in files:
+        ts = tensors[first:first + count]
+        fb = None if any(t["bytes"] is None for t in ts) else prefix + b"".join(t["bytes"] for t in ts)
+        assert fb is None or (len(fb), H(fb)) == (size, xxh), name
+        out.append((name, fb))
+    return dict(major=major, minor=minor, files=out, tensors={t["name"]: t["bytes"] for t in tensors}, pools=out_pools)
+
+
+def pool_container(ts, pools, major=1, minor=8, files=None, extensions=None):
+    """A one-file container (or files: container2's list) of tensors ts whose extension list is one type-1 extension of
+    the pools given [(dtype, codec, payload) or the bytes of a Pool], unless extensions (the bytes) say otherwise."""
+    if files is None:
+        fb, plen = st_file(ts)
+        files = [(0, "model.safetensors", fb, plen, ts)]
+    if extensions is None:
+        extensions = ext_list(extension(pool_data([p if isinstance(p, bytes) else pool_entry(*p) for p in pools])))
+    return container2(files, major=major, minor=minor, extensions=extensions)
+
+
+def pool_good():
+    """pooled (1.8): one safetensors file of 16 tensors, in data order (the pools' members in capitals of the table):
+    embed.weight F16 [16, 8] chunked, zstd, 2 chunks of 128 bytes; l0.norm F16 [32] pooled; l0.bias BF16 [6] pooled;
+    l0.scale F32 [4] pooled; l0.inline F16 [12] inline float-ans (an F16 tensor that is not a member); l0.q F8_E4M3 [9]
+    pooled; l1.norm F16 [24] pooled; l1.empty F16 [0] (raw, no chunk); l1.bias BF16 [3] pooled; l1.raw F32 [2] inline
+    raw (not a member); l1.q F8_E5M2 [7] pooled; l1.scale F32 [6] pooled; l1.weight BF16 [4, 32] raw, 4 chunks of 64;
+    head.norm F16 [8] pooled; head.q F8_E4M3 [4] pooled; head.q2 F8_E5M2 [1] pooled. Five pools, listed in the
+    extension as F32 (codec 3, float-ans-trim: BF16 values, z = 16), F16 (codec 2, float-ans, 64 elements), F8_E5M2
+    (codec 0, raw), BF16 (codec 1, zstd) and F8_E4M3 (codec 8, mode 6: 13 elements, 6 pairs and a tail): not in
+    dtype-id order, and each pool's members are not adjacent in the file."""
+    rng = Rng(0x9001)
+    w = lambda dt, n, scale=0, zero_low=0: to_raw([weight(rng, dt, scale, zero_low) for _ in range(n)], dt)
+    f32b = lambda n: w("F32", n, 0, 16)  # F32 values that are BF16 values: the low 16 mantissa bits zero
+    l0_inline = w("F16", 12, -2)
+    ts = [Exact("embed.weight", "F16", [16, 8], w("F16", 128, -3), codec=1, chunk_size=128),
+          member("l0.norm", "F16", [32], w("F16", 32)),
+          member("l0.bias", "BF16", [6], w("BF16", 6, -4)),
+          member("l0.scale", "F32", [4], f32b(4)),
+          Exact("l0.inline", "F16", [12], l0_inline, codec=FANS, inline=True,
+                stored=[pool_payload(l0_inline, "F16", FANS)]),
+          member("l0.q", "F8_E4M3", [9], w("F8_E4M3", 9)),
+          member("l1.norm", "F16", [24], w("F16", 24, 1)),
+          Exact("l1.empty", "F16", [0], b""),
+          member("l1.bias", "BF16", [3], w("BF16", 3, -4)),
+          Exact("l1.raw", "F32", [2], w("F32", 2), inline=True),
+          member("l1.q", "F8_E5M2", [7], w("F8_E5M2", 7)),
+          member("l1.scale", "F32", [6], f32b(6)),
+          Exact("l1.weight", "BF16", [4, 32], w("BF16", 128, -5), chunk_size=64),
+          member("head.norm", "F16", [8], w("F16", 8)),
+          member("head.q", "F8_E4M3", [4], w("F8_E4M3", 4)),
+          member("head.q2", "F8_E5M2", [1], w("F8_E5M2", 1))]
+    codecs = {"F32": TRIM, "F16": FANS, "F8_E5M2": 0, "BF16": 1, "F8_E4M3": PAIRS}
+    pools = []
+    for dt, codec in codecs.items():
+        raw = pool_raw(ts, dt)
+        opt = dict(k=2) if dt == "F32" else {}
+        pools.append((dt, codec, pool_payload(raw, dt, codec, **opt)))
+    assert pools[0][2][3] >> 2 == 16  # the F32 pool's trim z
+    assert [len(pool_raw(ts, dt)) for dt in codecs] == [40, 128, 8, 18, 13]
+    return ts, pools
+
+
+def pool_check(wcz, files, pools, minor):
+    """pool_read() reads wcz back to the files [(name, bytes)] (None: not rebuilt, a lossy tensor) and the pools
+    [(dtype, codec, payload)] given, in a container of that minor version."""
+    r = pool_read(wcz)
+    assert r["minor"] == minor
+    assert [(n, b) for n, b in r["files"]] == files
+    assert [(dt, codec) for dt, codec, _ in r["pools"]] == [(dt, codec) for dt, codec, _ in pools]
+    return r
+
+
+def pool_vectors(d):
+    """pooled (1.8, pool_good()); pooled_shards (1.8): a shard index (blob, zstd) and two shards whose F16 members
+    (codec 2 pool) and BF16 members (codec 0 pool) lie in both, so a pool spans files: a.safetensors x.norm F16 [10]
+    pooled, x.weight F32 [8] raw chunk, x.bias BF16 [4] pooled; b.safetensors y.norm F16 [6] pooled, y.bias BF16 [5]
+    pooled, y.inline F16 [4] inline zstd (not a member). pooled_lossy (2.13): norm.weight F32 [8] pooled, mid.weight
+    qrow BF16 [3, 8] (2 tiles), mid.bias F16 [24] pooled, head.weight F32 [40] zstd chunks of 64, tail.norm F32 [4]
+    pooled; pools F16 (codec 2) then F32 (codec 1). pooled_bound (1.8): an F8_E4M3 pool of two members, [65536] and
+    [1344] zeros (66880 bytes), whose zstd payload (two RLE blocks) is 21 bytes: raw size = 64 x 21 + 2^16 exactly,
+    the most §4.6 allows. Then pool_bad()."""
+    ts, pools = pool_good()
+    fb, plen = st_file(ts)
+    wcz = pool_container(ts, pools)
+    r = pool_check(wcz, [("model.safetensors", fb)], pools, 8)
+    assert all(r["tensors"][t.name] == t.raw for t in ts)
+    m = zread_manifest(wcz)
+    assert struct.unpack("<IIII", m[:16]) == (1, 16, 2 + 4, 0)  # only embed.weight's and l1.weight's chunks
+    put(d, "pooled.wcz", wcz)
+    put(d, "pooled.expected", fb)
+    # pooled_shards: a pool spans files (tensor order is over the whole container)
+    rng = Rng(0x9002)
+    w = lambda dt, n, scale=0: to_raw([weight(rng, dt, scale) for _ in range(n)], dt)
+    y_inline = w("F16", 4)
+    a = [member("x.norm", "F16", [10], w("F16", 10)), Exact("x.weight", "F32", [8], w("F32", 8), chunk_size=64),
+         member("x.bias", "BF16", [4], w("BF16", 4, -3))]
+    b = [member("y.norm", "F16", [6], w("F16", 6, 2)), member("y.bias", "BF16", [5], w("BF16", 5, -3)),
+         Exact("y.inline", "F16", [4], y_inline, codec=1, inline=True)]
+    sa, pa = st_file(a)
+    sb, pb = st_file(b)
+    idx = shard_index({**{t.name: "a.safetensors" for t in a}, **{t.name: "b.safetensors" for t in b}})
+    blob = [Exact("model.safetensors.index.json", "U8", [len(idx)], idx, codec=1, chunk_size=128)]
+    files = [(1, "model.safetensors.index.json", idx, 0, blob), (0, "a.safetensors", sa, pa, a),
+             (0, "b.safetensors", sb, pb, b)]
+    sts = blob + a + b
+    spools = [("F16", FANS, pool_payload(pool_raw(sts, "F16"), "F16", FANS)),
+              ("BF16", 0, pool_payload(pool_raw(sts, "BF16"), "BF16", 0))]
+    assert pool_raw(sts, "F16") == a[0].raw + b[0].raw and pool_raw(sts, "BF16") == a[2].raw + b[1].raw
+    swcz = pool_container(None, spools, files=files)
+    pool_check(swcz, [(f[1], f[2]) for f in files], spools, 8)
+    put(d, "pooled_shards.wcz", swcz)
+    for f in files:
+        put(d, "pooled_shards." + f[1] + ".expected", f[2])
+    # pooled_lossy (2.13)
+    lts = [member("norm.weight", "F32", [8], np.array([1, 0.5, -2.25, 3e-3, 0, -0.0, 1e30, -7.5], dtype="<f4").tobytes()),
+           qrow("mid.weight", "BF16", [3, 8], -10, [0x45, 0x00, 0x9C],
+                [1, -1, 2, -2, 3, -3, 4, -4, 0, 10, -10, 100, -100, 127, -128, 17, 19, 21, -23, 25, 27, -29, 31, 33], 2),
+           member("mid.bias", "F16", [24], np.linspace(-1, 1, 24).astype("<f2").tobytes()),
+           Exact("head.weight", "F32", [40], np.arange(-20, 20, dtype="<f4").tobytes(), codec=1),
+           member("tail.norm", "F32", [4], np.array([1, 2, 3, 4], dtype="<f4").tobytes())]
+    lfb, lplen = st_file(lts)
+    lpools = [("F16", FANS, pool_payload(pool_raw(lts, "F16"), "F16", FANS)),
+              ("F32", 1, pool_payload(pool_raw(lts, "F32"), "F32", 1))]
+    lwcz = pool_container(lts, lpools, major=2, minor=13)
+    r = pool_check(lwcz, [("model.safetensors", None)], lpools, 13)
+    assert all(r["tensors"][t.name] == t.raw for t in lts if isinstance(t, Exact))
+    assert struct.unpack("<IIIBBHI", zread_manifest(lwcz)[:20]) == (1, 5, 4 + 3, 1, 0, 0, 0)  # qrow 2 tiles x 2, head.weight 3
+    put(d, "pooled_lossy.wcz", lwcz)
+    put(d, "pooled_lossy.expected", lfb)
+    # pooled_bound: raw size at the §4.6 limit 64 x stored_size + 2^16
+    bts, bpools = pool_bound(0)
+    bfb, _ = st_file(bts)
+    bwcz = pool_container(bts, bpools)
+    pool_check(bwcz, [("model.safetensors", bfb)], bpools, 8)
+    put(d, "pooled_bound.wcz", bwcz)
+    put(d, "pooled_bound.expected", bfb)
+    put_bad(d, pool_bad())
+
+
+def pool_bound(over):
+    """Two F8_E4M3 members of zeros, [65536] and [1344 + over], and their pool: one zstd frame of two RLE blocks
+    (21 bytes), so the raw size is 64 x 21 + 2^16 + over."""
+    n = 1344 + over
+    ts = [member("big.q", "F8_E4M3", [65536], bytes(65536)), member("small.q", "F8_E4M3", [n], bytes(n))]
+    p = zframe(bytes(65536 + n), rle=2)
+    assert len(p) == 21 and zstd_frame_at(p, 0) == (bytes(65536 + n), 21) and 65536 + n == 64 * 21 + 65536 + over
+    return ts, [("F8_E4M3", 1, p)]
+
+
+def pool_bad():
+    """1.8 files every reader must reject when the manifest is read (corrupt), checksum-valid everywhere (the file
+    records' sizes and XXH3-64 are the intended files'), each breaking one rule of §4.5 or §4.6 (pool_count 65: one
+    pool follows, so the list also runs past the extension); pool_part_codec_9 is 2.13. pool_read() refuses each on that rule. The base file:
+    a.norm F16 [8] pooled, b.weight F32 [16] raw chunk, c.bias BF16 [6] pooled, d.norm F16 [4] pooled; pools F16
+    (codec 2, float-ans) and BF16 (codec 1, zstd)."""
+    rng = Rng(0x9003)
+    w = lambda dt, n, scale=0: to_raw([weight(rng, dt, scale) for _ in range(n)], dt)
+    a, bw, cb, dn = w("F16", 8), w("F32", 16), w("BF16", 6, -3), w("F16", 4)
+    base = [member("a.norm", "F16", [8], a), Exact("b.weight", "F32", [16], bw, chunk_size=64),
+            member("c.bias", "BF16", [6], cb), member("d.norm", "F16", [4], dn)]
+    f16raw, bf16raw = a + dn, cb
+    f16p = pool_payload(f16raw, "F16", FANS)
+    bf16p = zraw(bf16raw)
+    good_pools = [("F16", FANS, f16p), ("BF16", 1, bf16p)]
+    pool_check(pool_container(base, good_pools), [("model.safetensors", st_file(base)[0])], good_pools, 8)
+    data = pool_data([pool_entry(*p) for p in good_pools])
+    out, why = {}, {}
+
+    def one(name, reason, ts=base, pools=good_pools, **kw):
+        out[name] = pool_container(ts, pools, **kw)
+        why[name] = reason
+
+    def with_ext(name, reason, *exts, ts=base):
+        one(name, reason, ts=ts, extensions=ext_list(*exts))
+
+    def t_(i, t):  # base with tensor i replaced
+        return base[:i] + [t] + base[i + 1:]
+
+    # §4.6: a codec-9 tensor whose dtype has no pool (the BF16 pool left out)
+    one("pool_member_without_pool", "has no pool", pools=good_pools[:1])
+    # a pool with no member: an F32 pool (zstd of 0 bytes) where the F32 tensor b.weight is chunked, not codec 9
+    one("pool_without_member", "has no member", pools=good_pools + [("F32", 1, zraw(b""))])
+    # two pools of one dtype (both F16, both coding the F16 members)
+    one("pool_dtype_twice", "two pools of one dtype", pools=good_pools + [("F16", 1, zraw(f16raw))])
+    # pools of dtypes other than BF16, F16, F32, F8_E4M3, F8_E5M2: U8 and I32 members in pools of their own (zstd)
+    u8, i32 = bytes(range(10)), np.arange(-3, 3, dtype="<i4").tobytes()
+    one("pool_dtype_u8", "pool dtype U8", ts=base + [member("e.u8", "U8", [10], u8)], pools=good_pools + [("U8", 1, zraw(u8))])
+    one("pool_dtype_i32", "pool dtype I32", ts=base + [member("e.i32", "I32", [6], i32)],
+        pools=good_pools + [("I32", 1, zraw(i32))])
+    # pool codecs not 0-5, 7 or 8: 6 (exact-residual), 9 (pooled itself), 10 (none): the F16 pool's raw bytes as payload
+    for codec in (6, 9, 10):
+        one("pool_codec_%d" % codec, "pool codec %d" % codec, pools=[("F16", codec, f16raw), good_pools[1]])
+    # the pool's u16 reserved field 1, and 0x8000
+    for res in (1, 0x8000):
+        one("pool_reserved_%x" % res, "reserved", pools=[pool_entry("F16", FANS, f16p, reserved=res), good_pools[1]])
+    # stored_size past §5's bound for the BF16 pool's 12 bytes (12 + 1 + 4096): a valid zstd frame padded with
+    # empty raw blocks to 4110 bytes (it decodes: only the bound refuses it)
+    assert bound(12) == 4109
+    one("pool_stored_bound", "beyond the §5 bound", pools=[good_pools[0], ("BF16", 1, zstd_padded(bf16raw, 4110))])
+    # codec-9 records: stored_size 16 with d.norm's bytes as a raw payload (the pool still codes them); chunked
+    # (chunk_size 64, one raw chunk; then not a member, the F16 pool codes a.norm only); byte_size 0
+    one("pool_member_stored_size", "stored_size != 0", ts=t_(3, Exact("d.norm", "F16", [4], dn, codec=POOLED,
+                                                                      inline=True, stored=[dn])))
+    one("pool_member_chunked", "not inline",
+        ts=t_(3, Exact("d.norm", "F16", [4], dn, codec=POOLED, chunk_size=64, stored=[dn])),
+        pools=[("F16", FANS, pool_payload(a, "F16", FANS)), good_pools[1]])
+    one("pool_member_empty", "byte_size 0", ts=base + [Exact("e.empty", "F16", [0], b"", codec=POOLED)])
+    # §4.5: two type-1 extensions (the same data twice); flags 2 (a reserved bit) and 1 (critical) on type 1
+    with_ext("pool_ext_twice", "second extension of type 1", extension(data), extension(data))
+    with_ext("pool_ext_flags_2", "reserved bits", extension(data, flags=2))
+    with_ext("pool_ext_critical", "not critical", extension(data, flags=1))
+    # length != the data's size: 4 zero bytes after the pool list within the length; and a length 8 bytes short, the
+    # last 8 bytes of the pool list then read as a second extension (type 0x7777, flags 0, length 0: unknown, not
+    # critical, skipped), so the manifest parses and only the pool list runs past its extension. For that, the F16
+    # pool is raw (codec 0) and last, and d.norm's last four values are 0x7777 0 0 0.
+    with_ext("pool_ext_length_long", "ends before the extension's length", extension(data + bytes(4)))
+    dn8 = dn[:-8] + struct.pack("<HHI", 0x7777, 0, 0)
+    ts8 = t_(3, member("d.norm", "F16", [4], dn8))
+    data8 = pool_data([pool_entry("BF16", 1, bf16p), pool_entry("F16", 0, a + dn8)])
+    assert data8[-8:] == struct.pack("<HHI", 0x7777, 0, 0)
+    one("pool_ext_length_short", "the pool list runs past", ts=ts8,
+        extensions=struct.pack("<I", 2) + extension(data8[:-8]) + data8[-8:])
+    # pool_count 0 (no codec-9 tensor: the members inline raw, so no other rule breaks); 65 (one pool follows) and
+    # 2^32 - 1 (the two pools follow)
+    plain = [Exact(t.name, t.dtype, t.shape, t.raw, inline=True) if t.codec == POOLED else t for t in base]
+    with_ext("pool_count_0", "pool_count 0", extension(pool_data([])), ts=plain)
+    with_ext("pool_count_65", "pool_count 65", extension(pool_data([pool_entry(*good_pools[0])], count=65)),
+             ts=base[:2] + base[3:])
+    with_ext("pool_count_max", "pool_count 4294967295", extension(pool_data([pool_entry(*p) for p in good_pools],
+                                                                           count=0xFFFFFFFF)))
+    # raw size past 64 x stored_size + 2^16: two F16 members of 2^16 zero bytes each (2^17) in one zstd frame of two
+    # RLE blocks (21 bytes); and pool_bound(1): one byte past the limit pooled_bound reaches
+    z = [member("z0", "F16", [32768], bytes(65536)), member("z1", "F16", [32768], bytes(65536))]
+    zp = zframe(bytes(1 << 17), rle=2)
+    assert len(zp) == 21 and zstd_frame_at(zp, 0)[0] == bytes(1 << 17)
+    one("pool_raw_past_ratio", "> 64 x stored_size", ts=z, pools=[("F16", 1, zp)])
+    bts, bpools = pool_bound(1)
+    one("pool_raw_past_ratio_by_1", "> 64 x stored_size", ts=bts, pools=bpools)
+    # raw size 2^24 + 1: 256 F8_E4M3 members of 2^16 zeros and one of 1, their zstd frame (RLE blocks) led by empty raw
+    # blocks to 262144 bytes (within the ratio, 64 x 262144 + 2^16 > 2^24 + 1): only the 2^24 limit refuses it
+    big = [member("z%03d" % i, "F8_E4M3", [65536], bytes(65536)) for i in range(256)] + [member("z256", "F8_E4M3", [1], b"\0")]
+    rle = zframe(bytes((1 << 24) + 1), rle=2)
+    head = rle[:13]
+    bp = head + struct.pack("<I", 0)[:3] * (-(-(262144 - len(rle)) // 3)) + rle[13:]
+    assert zstd_frame_at(bp, 0) == (bytes((1 << 24) + 1), len(bp)) and len(bp) >= 262144
+    one("pool_raw_past_2p24", "> 2^24", ts=big, pools=[("F8_E4M3", 1, bp)])
+    # payloads that do not decode to the raw size: a zstd frame of 1 byte less and 1 more (BF16 pool); a float-ans
+    # payload of one element less and one more (F16 pool, 12 elements); a raw (codec 0) payload 2 bytes short
+    one("pool_zstd_short", "decodes to 11 bytes", pools=[good_pools[0], ("BF16", 1, zraw(bf16raw[:-1]))])
+    one("pool_zstd_long", "decodes to 13 bytes", pools=[good_pools[0], ("BF16", 1, zraw(bf16raw + b"\0"))])
+    v16 = to_vals(f16raw, "F16")
+    for nm, vals, err in (("short", v16[:-1], "payload length"), ("long", v16 + [v16[0]], "group does not end")):
+        p = fans_encode(vals, "F16", k=1, joint=0, qshift=2, sub_bits=6, prob_bits=11, egk=1, z=0)
+        assert chunk_decode(p, "F16", 2 * len(vals), FANS) == to_raw(vals, "F16")
+        one("pool_fans_%s" % nm, err, pools=[("F16", FANS, p), good_pools[1]])
+    one("pool_raw_short", "decodes to 22 bytes", pools=[("F16", 0, f16raw[:-2]), good_pools[1]])
+    # payloads that are garbage for their codec: float-ans mode byte 9 then bytes; zstd: no frame magic; a zstd
+    # frame followed by a second (empty) frame
+    one("pool_fans_garbage", "mode byte 9", pools=[("F16", FANS, b"\x09" + bytes(range(30))), good_pools[1]])
+    one("pool_zstd_garbage", "not a zstd frame", pools=[good_pools[0], ("BF16", 1, b"\x28\xb5\x2f\xfe" + bytes(12))])
+    one("pool_zstd_two_frames", "bytes after its one frame", pools=[good_pools[0], ("BF16", 1, bf16p + zraw(b""))])
+    # codec 9 as a part's codec (2.13): a one-tile qrow tensor whose codes part has codec 9 (its chunk the codes as
+    # they are), beside a valid F16 pool
+    q = qrow("q.weight", "BF16", [2, 8], -10, [0x45, 0x00], [((i * 5) % 13) - 6 for i in range(16)], 2)
+    q.parts[1].codec, q.parts[1].frame = POOLED, lambda raw: raw
+    one("pool_part_codec_9", "codec 9 as a part's codec", ts=[base[0], q, base[3]], pools=good_pools[:1], major=2,
+        minor=13)
+    for name, b in out.items():
+        try:
+            pool_read(b)
+        except Invalid as e:
+            assert why[name] in str(e), (name, why[name], str(e))
+            continue
+        raise AssertionError("accepted: " + name)
+    return {k + ".corrupt": v for k, v in out.items()}
 
 
 if __name__ == "__main__":
