@@ -173,6 +173,9 @@ TEST_SUITE("vectors") {
                           // 1.7: codec 8, mode 6 (E5M2 and E4M3 pairs, with and without a shift block, odd n and
                           // its tail, every byte value, inline) and modes 0, 1, 2, 3
                           "float_ans_pairs",
+                          // 1.8: pools (FORMAT.md §4.6) of codecs 0, 1, 2, 3 and 8 beside non-members, and one at
+                          // the raw-size bound (64 x stored + 2^16)
+                          "pooled", "pooled_bound",
                           "inline_exact"}) {  // 1.4: inline tensors of codecs 0, 1, 2 and 4 between chunked ones
       CAPTURE(v);
       wc::unpack(kDir + "/" + v + ".wcz", t / v, {});
@@ -195,6 +198,38 @@ TEST_SUITE("vectors") {
     }
     CHECK(ts[4].chunk_size == 0);  // norm.e5m2 is inline
     CHECK(r.index().size() == 7 + 3 + 1 + 1);  // w.e5m2, w.e4m3 (2109 elements, odd), bytes.e5m2, bytes.e4m3
+  }
+
+  TEST_CASE("pool vectors (1.8, 2.13): every member decodes from its dtype's pool, across files and beside lossy tensors") {
+    {
+      wc::ContainerReader r(kDir + "/pooled.wcz", wc::kReaderChecks);
+      CHECK(r.header().major == 1);
+      CHECK(r.header().minor == 8);
+      const auto& m = r.manifest();
+      REQUIRE(m.pools.size() == 5);
+      uint64_t members = 0;
+      for (const auto& t : m.tensors) {
+        CAPTURE(t.name);
+        CHECK(t.codec != wc::kCodecPooled);  // resolved as the manifest was read
+        if (t.pool == UINT32_MAX) continue;
+        ++members;
+        CHECK(m.pools[t.pool].dtype == t.dtype);
+        CHECK(t.payload.size() == t.byte_size);
+      }
+      CHECK(members == 11);
+    }
+    tu::TempDir t;
+    wc::unpack(kDir + "/pooled_shards.wcz", t / "out", {});
+    for (std::string f : {"model.safetensors.index.json", "a.safetensors", "b.safetensors"}) {
+      CAPTURE(f);
+      CHECK(tu::read_file(t / ("out/" + f)) == tu::read_file(kDir + "/pooled_shards." + f + ".expected"));
+    }
+    CHECK(wc::verify(kDir + "/pooled_shards.wcz", t / "out", 1, {}).compared);
+    wc::ContainerReader lr(kDir + "/pooled_lossy.wcz", wc::kReaderChecks);
+    CHECK(lr.header().major == 2);
+    CHECK(lr.header().minor == 13);
+    wc::unpack(kDir + "/pooled_lossy.wcz", t / "lossy", {});
+    CHECK(tu::read_file(t / "lossy") == tu::read_file(kDir + "/pooled_lossy.expected"));
   }
 
   TEST_CASE("sharded vector restores every file") {
