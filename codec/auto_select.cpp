@@ -103,11 +103,9 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   std::vector<uint8_t> zb[3], fb[3];
   Key fkey;
   uint64_t raw = 0, zs[3] = {}, zstd = 0;
-  for (size_t k = 0; k < npicks; ++k) {
-    raw += chunk_at(picks[k]);
-    zstd += zs[k] = coded_into(CodecId::zstd, k, zb[k], opt);
-  }
+  for (size_t k = 0; k < npicks; ++k) raw += chunk_at(picks[k]);
   if (!codec_supports(CodecId::float_ans, t)) {
+    for (size_t k = 0; k < npicks; ++k) zstd += zs[k] = coded_into(CodecId::zstd, k, zb[k], opt);
     plan.codec = zstd < raw ? CodecId::zstd : CodecId::raw;
     if (plan.codec == CodecId::zstd)
       for (size_t k = 0; k < npicks; ++k) plan.samples.push_back({picks[k], std::move(zb[k])});
@@ -126,9 +124,32 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     for (size_t k = 0; k < npicks; ++k) fb[k].swap(vb[k]);
     fkey = key;
   };
-  if (low_bits_zero(t, data, byte_size)) {
-    uint64_t ts[3] = {}, trim = 0;
+  const bool low_zero = low_bits_zero(t, data, byte_size);
+  uint64_t ts[3] = {}, trim = 0;
+  if (low_zero)
     for (size_t k = 0; k < npicks; ++k) trim += ts[k] = coded_into(CodecId::float_ans_trim, k, vb[k], opt);
+  // zstd's trial at the writer's level, unless, where the low mantissa bits
+  // are zero, zstd at level 1 already codes the chunk kZstdProbeLoses larger
+  // than float-ans-trim: no level gains that much over level 1 on weights,
+  // and on such chunks (F32 of F16 or BF16 values: zero bytes, many short
+  // matches) level 3 is 3x slower than level 1 and the plan's zstd trials
+  // took most of pack's time. Elsewhere levels 1 and 3 run about as fast and
+  // zstd comes closer to float-ans, so the probe would only add work.
+  // Level-1 bytes are never reused (zb is then empty).
+  for (size_t k = 0; k < npicks; ++k) {
+    if (opt.zstd_level > 1 && low_zero) {
+      EncodeOptions fast = opt;
+      fast.zstd_level = 1;
+      const uint64_t z1 = coded_into(CodecId::zstd, k, zb[k], fast);
+      if (double(z1) > kZstdProbeLoses * double(std::min(fs[k], ts[k]))) {
+        zstd += zs[k] = z1;
+        zb[k].clear();
+        continue;
+      }
+    }
+    zstd += zs[k] = coded_into(CodecId::zstd, k, zb[k], opt);
+  }
+  if (low_zero) {
     const uint64_t best = std::min(fans, zstd);
     if (trim + 256 <= best && double(trim) <= 0.98 * double(best)) {
       family = CodecId::float_ans_trim;
@@ -292,7 +313,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   const Key pbase = base(plan.codec, plan.try_patch, !plan.shift.d.empty());
   for (size_t k = 0; k < npicks; ++k) {
     std::vector<uint8_t>* b = nullptr;
-    if (plan.codec == CodecId::zstd) b = &zb[k];
+    if (plan.codec == CodecId::zstd) b = zb[k].empty() ? nullptr : &zb[k];
     else if (plan.codec == fkey.c && (plan.codec == CodecId::float_ans || plan.codec == CodecId::float_ans_trim)) b = &fb[k];
     else if (mixed_family && !plan.try_zstd[picks[k]] && fbase.c == pbase.c && fbase.shifted == pbase.shifted &&
              (fbase.patch == pbase.patch || paired_bytes(fb[k])) && (fkey.c != CodecId::float_ans || odd_element(k)))

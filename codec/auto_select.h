@@ -21,6 +21,10 @@ bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size);
 // out: a pair carries 20 or more bits, so 2048 samples rarely meet twice by
 // chance (BF16 at 10.6 bits per value: about 1 in 2048).
 unsigned repeat_rate(DType t, const uint8_t* data, size_t n);
+// zstd's trial on a sampled chunk whose low mantissa bits are zero runs at
+// the writer's level only where level 1 codes the chunk less than this many
+// times float-ans's size.
+inline constexpr double kZstdProbeLoses = 1.25;
 // A chunk repeating at least this much tries zstd as well (float-ans-mixed).
 inline constexpr unsigned kRepeatTryZstd = 32;  // 1/32
 // Codec 7 (float-ans-groups) for a tensor whose sampled chunks it codes at
