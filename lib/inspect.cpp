@@ -286,6 +286,7 @@ class TextWriter : public InspectSink {
   void begin(const InspectResult& r) override {
     multi_ = r.files.size() > 1;
     name_w_ = std::max<size_t>(r.name_width, 6);
+    for (const auto& g : r.by_codec) codec_w_ = std::max(codec_w_, g.name.size());  // float-ans-groups, pooled:...
     for (const auto& fs : r.files) file_w_ = std::max(file_w_, escape_for_terminal(fs.name).size());
     std::fprintf(f_, "%s: wcodec container v%u.%u, %zu file(s), %llu tensor(s)\n", escape_for_terminal(r.path).c_str(),
                  r.version_major, r.version_minor, r.files.size(), (unsigned long long)r.tensor_count);
@@ -297,14 +298,14 @@ class TextWriter : public InspectSink {
     }
     std::string head = (multi_ ? padded("file", file_w_) + " " : std::string()) + padded("tensor", name_w_);
     lossy_ = r.lossy_tensors > 0;
-    std::fprintf(f_, "%s %-8s %-18s %-9s %12s %12s %7s%s%s\n", head.c_str(), "dtype", "shape", "codec", "raw", "stored",
+    std::fprintf(f_, "%s %-8s %-18s %-*s %12s %12s %7s%s%s\n", head.c_str(), "dtype", "shape", int(codec_w_), "codec", "raw", "stored",
                  "bits/w", ent_ ? "  H(values) H(exp)+rest" : "",
                  lossy_ ? "  levels  rel.RMSE  max|err|  SNR dB  outliers/codebook" : "");
   }
   void tensor(const TensorSummary& t) override {
     std::string head = (multi_ ? padded(t.file, file_w_) + " " : std::string()) + padded(t.name, name_w_);
-    std::fprintf(f_, "%s %-8s %-18s %-9s %12llu %12llu %7.3f", head.c_str(), t.dtype.c_str(), shape_str(t.shape).c_str(),
-                 t.codec.c_str(), (unsigned long long)t.raw_bytes, (unsigned long long)t.stored_bytes, t.bits_per_weight);
+    std::fprintf(f_, "%s %-8s %-18s %-*s %12llu %12llu %7.3f", head.c_str(), t.dtype.c_str(), shape_str(t.shape).c_str(),
+                 int(codec_w_), t.codec.c_str(), (unsigned long long)t.raw_bytes, (unsigned long long)t.stored_bytes, t.bits_per_weight);
     if (t.h_values >= 0) std::fprintf(f_, "  %9.3f %9.3f", t.h_values, t.h_exp_bound);
     else if (ent_ && lossy_) std::fprintf(f_, "  %9s %9s", "-", "-");
     if (lossy_ && t.rel_rmse >= 0)
@@ -356,7 +357,7 @@ class TextWriter : public InspectSink {
  private:
   std::FILE* f_;
   bool ent_, all_, multi_ = false, lossy_ = false;
-  size_t name_w_ = 6, file_w_ = 4;
+  size_t name_w_ = 6, file_w_ = 4, codec_w_ = 9;
 };
 
 }  // namespace
