@@ -9,16 +9,16 @@
 
 namespace wc {
 
-bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size) {
-  if (t != DType::F32 && t != DType::F16 && t != DType::BF16) return false;
-  if (byte_size == 0) return false;
-  // The lowest mantissa bit is bit 0 of each element's first (low) byte.
-  // Blocks of 4 KiB, or-ed as 64-bit words (vectorised), stop at the first
-  // block with the bit set: real weights answer in the first block instead
-  // of a scan of the whole tensor (7 ms of a 32 MiB one).
-  const uint64_t eb = t == DType::F32 ? 4 : 2;
+namespace {
+
+// Whether some element of `eb` bytes (1, 2 or 4) has bit 0 set: the lowest
+// mantissa bit of every float type, bit 0 of the element's first (low) byte.
+// Blocks of 4 KiB, or-ed as 64-bit words (vectorised), stop at the first
+// block with the bit: real weights answer in the first block instead of a
+// scan of the whole tensor (7 ms of a 32 MiB one).
+bool any_bit0(unsigned eb, const uint8_t* data, uint64_t byte_size) {
   const uint64_t n = byte_size / eb * eb;  // whole elements
-  const uint64_t lane = eb == 4 ? 0x0000000100000001ull : 0x0001000100010001ull;  // bit 0 of each element
+  const uint64_t lane = eb == 4 ? 0x0000000100000001ull : eb == 2 ? 0x0001000100010001ull : 0x0101010101010101ull;
   constexpr uint64_t kBlock = 4096;
   for (uint64_t b = 0; b < n; b += kBlock) {
     const uint64_t e = std::min(n, b + kBlock);
@@ -29,9 +29,16 @@ bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size) {
       any |= w;
     }
     for (; i < e; i += eb) any |= data[i];  // (the tail: whole elements, low byte first)
-    if (any & lane) return false;
+    if (any & lane) return true;
   }
-  return true;
+  return false;
+}
+
+}  // namespace
+
+bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size) {
+  if (t != DType::F32 && t != DType::F16 && t != DType::BF16) return false;
+  return byte_size > 0 && !any_bit0(t == DType::F32 ? 4 : 2, data, byte_size);
 }
 
 namespace {
@@ -299,11 +306,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // codec 2's trial is codec 3's coding (and so codec 4's unshifted one)
   // where an element has bit 0 set: trim then leaves no bit out
   auto odd_element = [&](size_t k) {
-    const uint64_t eb = std::max<uint64_t>(1, dtype_bits(t) / 8), n = chunk_at(picks[k]);
-    const uint8_t* c = data + picks[k] * chunk_size;
-    for (uint64_t i = 0; i + eb <= n; i += eb)
-      if (c[i] & 1u) return true;  // the element's low byte first
-    return false;
+    return any_bit0(std::max(1u, dtype_bits(t) / 8), data + picks[k] * chunk_size, chunk_at(picks[k]));
   };
   // a codec-8 trial that coded pairs (mode 6) never reached mode 4, whether
   // it could try it or not

@@ -93,6 +93,15 @@ inline constexpr uint64_t kMaxPoolRaw = uint64_t(1) << 24;
 // A pool decodes to at most this much per stored byte (and 2^16 more): its
 // decoding costs in proportion to the bytes read.
 inline constexpr uint64_t kPoolRawPerStored = 64;
+// The dtypes a pool may hold (float-ans's floats), and its codecs: the exact
+// tensors' (0 to 5, 7, 8); 6 (exact-residual) is a part's, 9 a member's.
+inline constexpr DType kPoolDTypes[] = {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2};
+inline bool pool_dtype(DType t) {
+  for (DType d : kPoolDTypes)
+    if (d == t) return true;
+  return false;
+}
+inline bool pool_codec(uint8_t c) { return c <= kCodecPairs && c != 6; }
 // A qrow tensor's exact top layer (level 1, spec/EXACT_TOP.md) is new in 2.7.
 inline constexpr uint16_t kVersionMinorLossyExactTop = 7;
 // Refinement levels of a qrow tensor (role 4 parts, spec/REFINE.md) are new in 2.8.

@@ -469,7 +469,7 @@ static void decode_lossy(ByteReader& r, TensorRecord& t, uint64_t at) {
 }
 
 // The pools extension's data (§4.6), `at` its data's offset: each pool's
-// fields; members are matched by check_pools once every record is read.
+// fields; members are matched by link_pools once every record is read.
 static void decode_pools(const uint8_t* p, size_t n, uint64_t at, Manifest& m) {
   ByteReader r(p, n, at);
   const uint32_t count = r.u32();
@@ -480,12 +480,11 @@ static void decode_pools(const uint8_t* p, size_t n, uint64_t at, Manifest& m) {
     q.offset = r.abs_pos();
     const uint8_t dt = r.u8();
     const auto d = dtype_from_id(dt);
-    if (!d || (*d != DType::BF16 && *d != DType::F16 && *d != DType::F32 && *d != DType::F8_E4M3 &&
-               *d != DType::F8_E5M2))
+    if (!d || !pool_dtype(*d))
       fail_at(Errc::corrupt, q.offset, "a pool of dtype id " + std::to_string(dt) + " (BF16, F16, F32 or FP8 only)");
     q.dtype = *d;
     q.codec = r.u8();
-    if (q.codec > kCodecPairs || q.codec == 6)
+    if (!pool_codec(q.codec))
       fail_at(Errc::corrupt, q.offset + 1, "a pool of codec " + std::to_string(q.codec) + " (0 to 5, 7 or 8)");
     must_be_zero(r.u16(), q.offset + 2, "pool.reserved");
     const uint32_t stored = r.u32();

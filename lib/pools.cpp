@@ -7,7 +7,7 @@
 namespace wc {
 
 size_t make_pools(Manifest& m, const std::vector<const uint8_t*>& data, const EncodeOptions& eo) {
-  for (DType dt : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+  for (DType dt : kPoolDTypes) {
     std::vector<uint32_t> members;
     std::vector<uint8_t> raw;
     uint64_t own = 0;  // the members' own payloads
@@ -43,25 +43,28 @@ size_t make_pools(Manifest& m, const std::vector<const uint8_t*>& data, const En
 }
 
 void resolve_pools(Manifest& m) {
-  std::vector<uint8_t> raw;
-  for (uint32_t k = 0; k < m.pools.size(); ++k) {
+  // every pool decoded (at most 5 dtypes x 2^24 bytes, link_pools checked),
+  // then one pass hands each member its bytes
+  std::vector<std::vector<uint8_t>> raw(m.pools.size());
+  for (size_t k = 0; k < m.pools.size(); ++k) {
     const PoolRecord& q = m.pools[k];
-    raw.resize(q.raw_size);
-    const Errc e = decode_chunk(static_cast<CodecId>(q.codec), q.dtype, q.payload.data(), q.payload.size(), raw.data(),
-                                raw.size());
+    raw[k].resize(q.raw_size);
+    const Errc e = decode_chunk(static_cast<CodecId>(q.codec), q.dtype, q.payload.data(), q.payload.size(),
+                                raw[k].data(), raw[k].size());
     if (e != Errc::ok) {
       Error err(Errc::corrupt, "the pool of " + std::string(dtype_name(q.dtype)) + " tensors does not decode (codec " +
                                    std::to_string(q.codec) + ") to its members' " + std::to_string(q.raw_size) + " bytes");
       err.at_offset(q.offset);
       throw err;
     }
-    uint64_t at = 0;
-    for (auto& t : m.tensors) {
-      if (t.pool != k) continue;
-      t.payload.assign(raw.begin() + std::ptrdiff_t(at), raw.begin() + std::ptrdiff_t(at + t.byte_size));
-      t.codec = 0;
-      at += t.byte_size;
-    }
+  }
+  std::vector<uint64_t> at(m.pools.size(), 0);
+  for (auto& t : m.tensors) {
+    if (t.pool == UINT32_MAX) continue;
+    const uint8_t* b = raw[t.pool].data() + at[t.pool];
+    t.payload.assign(b, b + t.byte_size);
+    t.codec = 0;
+    at[t.pool] += t.byte_size;
   }
 }
 
