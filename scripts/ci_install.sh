@@ -15,6 +15,11 @@
 #
 # Environment:
 #   WCODEC_INSTALL_BUILD  build directory (default build-install)
+#   WCODEC_INSTALL_REUSE  1: install from WCODEC_INSTALL_BUILD as it is configured
+#                         (.ci/run passes build/, which scripts/test.sh has just
+#                         built: a minute of compiling saved); default 0: a fresh
+#                         Release build with the tests off, as a runtime author
+#                         would configure it
 #   WCODEC_INSTALL_JOBS   parallel build jobs (default 2)
 #   WCODEC_INSTALL_KEEP   1: keep the temporary prefix and work folder
 set -euo pipefail
@@ -44,8 +49,12 @@ mkdir -p "$PREFIX" "$WORK"
 # --- build and install -----------------------------------------------------------
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DWCODEC_TESTS=OFF -DWCODEC_CUDA=OFF \
-  -DWCODEC_WERROR=ON -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_UNITY_BUILD=ON >/dev/null  # unity: as ci_decoders.sh
+if [ "${WCODEC_INSTALL_REUSE:-0}" = 1 ]; then
+  [ -f "$BUILD/CMakeCache.txt" ] || fail "WCODEC_INSTALL_REUSE=1 but $BUILD is not a configured build"
+else
+  cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DWCODEC_TESTS=OFF -DWCODEC_CUDA=OFF \
+    -DWCODEC_WERROR=ON -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_UNITY_BUILD=ON >/dev/null  # unity: as ci_decoders.sh
+fi
 cmake --build "$BUILD" -j "$JOBS"
 t1=$(date +%s)
 cmake --install "$BUILD" --prefix "$PREFIX" >/dev/null
