@@ -7,6 +7,7 @@
 #include "quant/float_load.h"
 #include "platform/error.h"
 #include "quant/qrow_math.h"
+#include "quant/qrow_round.h"
 #include "quant/simd_tile.h"
 
 namespace wc::qrow {
@@ -61,29 +62,6 @@ uint32_t max_code(DType t, float step, unsigned code_bytes) {
 
 namespace {
 
-// The code of one value a = |x| / step (sign apart): to nearest, or the
-// rate-distortion choice among floor - 1 .. floor + 2 (Plan's comment).
-struct Rounder {
-  const RdTable& rd;
-  bool use_rd;
-  size_t nb;
-  float bits(uint32_t z) const { return z < nb ? rd.bits[z] : rd.unseen; }
-  int32_t operator()(float a, bool neg, float flim, float mu_r) const {
-    if (!(a >= 0)) return 0;  // NaN (callers keep such tensors exact; never a code from it)
-    if (!use_rd) return int32_t(std::min(std::floor(a + 0.5f), flim));
-    if (a >= flim) return int32_t(flim);
-    const int32_t f = int32_t(a);
-    float best = INFINITY;
-    int32_t q = 0;
-    for (int32_t k = std::max(0, f - 1); k <= f + 2 && float(k) <= flim; ++k) {
-      const float d = a - float(k);
-      const float cost = d * d + mu_r * bits(zigzag(neg ? -k : k));
-      if (cost < best) best = cost, q = k;
-    }
-    return q;
-  }
-};
-
 // evaluate's H d for several rows d at once: out[i][k] = -sum_j H[i][j] d[j][k]
 // for i < cols, k < TW * groups (d: cols x TW * groups doubles), the sum
 // subtracted from 0 term by term, j ascending: exactly the negated sum of
@@ -129,6 +107,19 @@ struct Rule {
   const RdTable* rd;
 };
 
+// hist[z] += the number of codes z among u[0 .. n), every code below
+// `size` (hist's length). Four tables in turn: runs of one code (most are
+// near 0) would otherwise wait on each other's increment of one counter.
+void count_codes(const uint16_t* u, size_t n, uint64_t* hist, size_t size) {
+  thread_local std::vector<uint32_t> sub;
+  sub.assign(4 * size, 0);
+  uint32_t *h0 = sub.data(), *h1 = h0 + size, *h2 = h1 + size, *h3 = h2 + size;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) ++h0[u[i]], ++h1[u[i + 1]], ++h2[u[i + 2]], ++h3[u[i + 3]];
+  for (; i < n; ++i) ++h0[u[i]];
+  for (size_t z = 0; z < size; ++z) hist[z] += uint64_t(h0[z]) + h1[z] + h2[z] + h3[z];
+}
+
 // quantize_rows on rows idx[0 .. n) (idx null: r0 .. r0 + n - 1), row i by
 // rule rules[i / per_rule] (rows of several plans in one call: GPTQ then
 // streams its feedback once for all of them; each row's codes are those it
@@ -137,28 +128,23 @@ uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64
                        const Rule* rules, uint64_t per_rule, unsigned code_bytes, uint16_t* u, const Feedback* fb) {
   const auto row_at = [&](uint64_t i) { return idx ? idx[i] : r0 + i; };
   const size_t eb = dtype_bits(t) / 8;
-  std::vector<Rounder> rounders;
-  for (uint64_t k = 0; k < (n + per_rule - 1) / per_rule; ++k) {
-    const RdTable& rd = *rules[k].rd;
-    rounders.push_back(Rounder{rd, rules[k].p->mu > 0 && !rd.bits.empty(), rd.bits.size()});
-  }
   struct Row {
     float step;
-    double inv;
-    float flim, mu_r;
-    const Rounder* round;
+    RoundParams rp;
   };
   auto row_of = [&](uint64_t i) {
     const Rule& rule = rules[i / per_rule];
-    const Rounder& rnd = rounders[i / per_rule];
+    const RdTable& rd = *rule.rd;
+    const bool use_rd = rule.p->mu > 0 && !rd.bits.empty();
     Row x;
     x.step = step_of(rule.s->base_exp, rule.s->e[row_at(i)]);
-    x.inv = 1.0 / double(x.step);
-    x.flim = float(max_code(t, x.step, code_bytes));
+    x.rp.inv = 1.0 / double(x.step);
+    x.rp.flim = float(max_code(t, x.step, code_bytes));
     // rate in units of the row's distortion weight: cost = d^2 + mu/wr * bits
-    const double wr = rnd.use_rd ? (double(x.step) / rule.rd->gm_step) * (double(x.step) / rule.rd->gm_step) : 0;
-    x.mu_r = rnd.use_rd ? float(rule.p->mu / wr) : 0.f;
-    x.round = &rnd;
+    const double wr = use_rd ? (double(x.step) / rd.gm_step) * (double(x.step) / rd.gm_step) : 0;
+    x.rp.mu_r = use_rd ? float(rule.p->mu / wr) : 0.f;
+    x.rp.bits = use_rd ? rd.bits.data() : nullptr;
+    x.rp.nb = use_rd ? uint32_t(rd.bits.size() - 1) : 0;
     return x;
   };
   uint32_t umax = 0;
@@ -167,15 +153,7 @@ uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t r = row_at(i);
       load_floats(t, data + r * cols * eb, cols, buf.data());
-      const Row x = row_of(i);
-      uint16_t* row = u + i * cols;
-      for (uint64_t c = 0; c < cols; ++c) {
-        const bool neg = buf[c] < 0;
-        const int32_t q = (*x.round)(float(std::fabs(double(buf[c])) * x.inv), neg, x.flim, x.mu_r);
-        const uint32_t z = zigzag(neg ? -q : q);
-        row[c] = uint16_t(z);
-        umax = std::max(umax, z);
-      }
+      umax = std::max(umax, round_row(buf.data(), cols, row_of(i).rp, u + i * cols));
     }
     return umax;
   }
@@ -200,7 +178,9 @@ uint32_t quantize_some(DType t, const uint8_t* data, uint64_t cols, const uint64
     const Row& x = rows[i];
     const float v = w[i * wld + k];
     const bool neg = v < 0;
-    const int32_t q = (*x.round)(float(std::fabs(double(v)) * x.inv), neg, x.flim, x.mu_r / fb->colw[k]);
+    RoundParams rp = x.rp;
+    rp.mu_r = x.rp.mu_r / fb->colw[k];
+    const int32_t q = round_one(float(std::fabs(double(v)) * rp.inv), neg, rp);
     const uint32_t z = zigzag(neg ? -q : q);
     u[i * cols + fb->order[k]] = uint16_t(z);
     umax = std::max(umax, z);
@@ -274,23 +254,23 @@ RdTable train_rd(DType t, const uint8_t* data, uint64_t cols, const Steps& s, co
   RdTable rd;
   if (!(p.mu > 0)) return rd;
   rd.gm_step = std::exp2(log_gm_step(s));
-  std::vector<uint16_t> u(cols);
+  const Rule rule{&s, &p, &rd};
+  std::vector<uint16_t> u(rows.size() * cols);
   std::vector<uint64_t> hist;
   for (int pass = 0; pass < passes; ++pass) {
-    hist.assign(65536, 0);
-    uint64_t n = 0;
-    for (uint64_t r : rows) {
-      quantize_rows(t, data, cols, r, 1, s, p, rd, 2, u.data());
-      for (uint16_t z : u) ++hist[z];
-      n += cols;
-    }
+    const uint32_t umax = rows.empty() ? 0 : quantize_some(t, data, cols, rows.data(), 0, rows.size(), &rule,
+                                                           std::max<size_t>(rows.size(), 1), 2, u.data(), nullptr);
+    hist.assign(size_t(umax) + 1, 0);
+    count_codes(u.data(), u.size(), hist.data(), hist.size());
     size_t top = 0;
     for (size_t z = 0; z < hist.size(); ++z)
       if (hist[z]) top = z + 1;
-    rd.bits.assign(top, 0);
-    const double ln = std::log2(double(n));
+    rd.bits.clear();
+    if (!top) continue;  // no code: no table (round to nearest)
+    rd.bits.assign(top + 1, 0);
+    const double ln = std::log2(double(u.size()));
     for (size_t z = 0; z < top; ++z) rd.bits[z] = hist[z] ? float(ln - std::log2(double(hist[z]))) : float(ln + 1);
-    rd.unseen = float(ln + 1);  // as if seen half a time
+    rd.bits[top] = float(ln + 1);  // codes past the table: as if seen half a time
   }
   return rd;
 }
@@ -409,23 +389,28 @@ std::vector<Point> evaluate_plans(DType t, const uint8_t* data, uint64_t rows, u
   // every plan's sample codes at once (GPTQ streams its feedback once for
   // all of them), then their errors, the sums in the same order as row by row
   std::vector<uint16_t> u(idx.size() * cols);
-  if (ns) quantize_some(t, data, cols, idx.data(), 0, idx.size(), rules.data(), ns, 2, u.data(), fb);
-  std::vector<float> w(cols);
-  std::vector<uint64_t> hist(65536);
+  const uint32_t umax = ns ? quantize_some(t, data, cols, idx.data(), 0, idx.size(), rules.data(), ns, 2, u.data(), fb) : 0;
+  // the sample rows as binary32, once for every plan, and their energy
+  // (the same sum, in the same order, that each plan would make)
+  std::vector<float> w(ns * cols);
+  double energy = 0;
+  for (uint64_t k = 0; k < ns; ++k) {
+    float* wk = &w[k * cols];
+    load_floats(t, data + sample_rows[k] * cols * eb, cols, wk);
+    for (uint64_t c = 0; c < cols; ++c) energy += double(wk[c]) * wk[c];
+  }
+  std::vector<uint64_t> hist(size_t(umax) + 1);  // codes above umax never occur
   for (size_t q = 0; q < plans.size(); ++q) {
     const Steps& s = steps[q];
     std::fill(hist.begin(), hist.end(), 0);
+    sig[q] = energy;
+    count_codes(&u[q * ns * cols], ns * cols, hist.data(), hist.size());
     for (uint64_t k = 0; k < ns; ++k) {
-      const uint64_t r = sample_rows[k];
-      load_floats(t, data + r * cols * eb, cols, w.data());
-      const float step = step_of(s.base_exp, s.e[r]);
+      const float step = step_of(s.base_exp, s.e[sample_rows[k]]);
+      const float* wk = &w[k * cols];
       const uint16_t* uk = &u[(q * ns + k) * cols];
       double* dk = &d[(q * ns + k) * cols];
-      for (uint64_t c = 0; c < cols; ++c) {
-        ++hist[uk[c]];
-        dk[c] = double(w[c]) - double(value_of(uk[c], step));
-        sig[q] += double(w[c]) * w[c];
-      }
+      for (uint64_t c = 0; c < cols; ++c) dk[c] = double(wk[c]) - double(value_of(uk[c], step));
     }
     const uint64_t ne = ns * cols;
     size_t distinct = 0;

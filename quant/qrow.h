@@ -33,9 +33,10 @@ struct Plan {
 // Code lengths in bits per zigzag code (the rate term of the rounding); an
 // empty table means round to nearest.
 struct RdTable {
-  std::vector<float> bits;  // by zigzag code; codes past the end cost `unseen`
-  float unseen = 0;
-  double gm_step = 1;       // geometric mean of the tensor's steps
+  // by zigzag code 0 .. n - 1, then one entry more: the rate of every code
+  // past them (the layout the rounding loops index, quant/qrow_round.h)
+  std::vector<float> bits;
+  double gm_step = 1;  // geometric mean of the tensor's steps
 };
 
 // Root mean square of each row of a [rows, cols] BF16/F16/F32 matrix, and of

@@ -23,6 +23,8 @@
 #include "model/safetensors.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
+#include "quant/qrow_round.h"
+#include "quant/float_load.h"
 #include "st_builder.h"
 #include "test_util.h"
 #include "wcodec/wcodec.h"
@@ -756,6 +758,75 @@ TEST_SUITE("lossy") {
     wc::unpack(t / "m.wcz", t / "b1.safetensors", u1);
     wc::unpack(t / "m.wcz", t / "b2.safetensors", u2);
     CHECK(tu::read_file(t / "b1.safetensors") == tu::read_file(t / "b2.safetensors"));
+  }
+
+  TEST_CASE("encoder rounding: the row loop (AVX2 where the CPU has it) gives round_one's codes, ties and edges included") {
+    Rng g(7);
+    // rate tables: none (to nearest), a skewed one (rate can beat distance:
+    // codes up to 2 away win), one with equal rates (ties between
+    // candidates at the same distance: the first wins), and a short one
+    // (codes past it priced by the last entry)
+    std::vector<std::vector<float>> tables = {{}, {}, {}, {}};
+    for (int z = 0; z < 40; ++z) tables[1].push_back(float(1 + (z * 7919 % 13)) * 0.75f);
+    tables[1].push_back(20.f);
+    tables[2].assign(41, 3.0f);
+    tables[3] = {0.5f, 6.f, 6.f, 9.f};
+    const float specials[] = {0.f, -0.f, NAN, -NAN, INFINITY, -INFINITY, 1e-40f, -1e-40f, 3.4e38f, -3.4e38f};
+    for (size_t ti = 0; ti < tables.size(); ++ti)
+      for (float flim : {1.f, 7.f, 127.f, 32767.f})
+        for (float mu : {0.f, 0.1f, 0.37f, 4.f}) {
+          wc::qrow::RoundParams p;
+          p.inv = 1.0 / (0.01 + g.uni());
+          p.flim = flim;
+          p.mu_r = mu;
+          if (!tables[ti].empty()) p.bits = tables[ti].data(), p.nb = uint32_t(tables[ti].size() - 1);
+          std::vector<float> x(203);
+          for (size_t i = 0; i < x.size(); ++i) {
+            const double r = g.uni();
+            if (i % 17 == 3) x[i] = specials[i % 10];
+            else if (i % 5 == 1) x[i] = float((std::floor(r * 2 * flim) / 2) / p.inv);  // halves: ties to nearest
+            else x[i] = float((r - 0.5) * 3 * flim / p.inv);  // beyond flim too
+          }
+          std::vector<uint16_t> a(x.size()), b(x.size());
+          for (size_t n : {size_t(0), size_t(5), size_t(8), size_t(203)}) {
+            CAPTURE(ti);
+            CAPTURE(flim);
+            CAPTURE(mu);
+            CAPTURE(n);
+            const uint32_t ma = wc::qrow::round_row(x.data(), n, p, a.data());
+            const uint32_t mb = wc::qrow::round_row_scalar(x.data(), n, p, b.data());
+            CHECK(ma == mb);
+            CHECK(std::equal(a.begin(), a.begin() + long(n), b.begin()));
+            uint32_t m = 0;
+            for (size_t i = 0; i < n; ++i) {  // and both are round_one's, element by element
+              const bool neg = x[i] < 0;
+              const int32_t q = wc::qrow::round_one(float(std::fabs(double(x[i])) * p.inv), neg, p);
+              const uint32_t z = wc::qrow::zigzag(neg ? -q : q);
+              if (a[i] != z) FAIL_CHECK("element " << i << " = " << x[i] << ": " << a[i] << " != " << z);
+              m = std::max(m, z);
+            }
+            CHECK(ma == m);
+          }
+        }
+  }
+
+  TEST_CASE("load_floats: every F16 and BF16 pattern gives the scalar conversion's bits (NaN payloads included)") {
+    std::vector<uint8_t> src(2 * 65536 + 6);
+    for (uint32_t h = 0; h < 65536; ++h) src[2 * h] = uint8_t(h), src[2 * h + 1] = uint8_t(h >> 8);
+    for (DType t : {DType::F16, DType::BF16}) {
+      CAPTURE(wc::dtype_name(t));
+      for (size_t off : {size_t(0), size_t(3)}) {  // misaligned starts and a tail
+        std::vector<float> out(65536 - off);
+        wc::load_floats(t, src.data() + 2 * off, out.size(), out.data());
+        size_t bad = 0;
+        for (size_t i = 0; i < out.size(); ++i) {
+          const uint16_t h = uint16_t(i + off);
+          const float want = t == DType::F16 ? wc::f16_to_f32(h) : wc::bf16_to_f32(h);
+          if (std::memcmp(&out[i], &want, 4) != 0) ++bad;
+        }
+        CHECK(bad == 0);
+      }
+    }
   }
 
   TEST_CASE("qrow decoders: reference and fast agree on random codes, and follow the spec's arithmetic") {
