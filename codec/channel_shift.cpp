@@ -180,7 +180,18 @@ void apply_owned(DType t, Chunk& c, int16_t* list, uint8_t* data, uint64_t n) no
 }
 
 void unapply(DType t, const Chunk& c, const uint8_t* src, uint8_t* out, uint64_t n) {
-  move_any<false, -1>(t, c, src, out, n, false);
+  Field f;
+  if (!field_of(t, c.g, &f)) return;
+  if (f.W > 16) return move_any<false, -1>(t, c, src, out, n, false);
+  // 8- and 16-bit types: the list negated and shifted once, as apply_owned
+  // prepares it, so the element loop is decoding's add (-d << s and
+  // T(-d << s) have the same low W bits)
+  thread_local std::vector<int16_t> list;
+  list.resize(c.P);
+  for (uint32_t i = 0; i < c.P; ++i) list[i] = int16_t(uint16_t(uint32_t(-int32_t(c.d[i])) << f.s));
+  Chunk pc = c;
+  pc.d = list.data();
+  move_any<false, +1>(t, pc, src, out, n, true);
 }
 
 void write_header(const Chunk& c, std::vector<uint8_t>& out) {
