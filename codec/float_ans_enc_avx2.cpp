@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -257,6 +258,14 @@ __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uin
   *mx = b;
 }
 
+// All ones in the 32-bit lanes whose key (< 2^16) has its bit set in `bits`.
+__attribute__((target("avx2"), always_inline)) inline __m256i keys_present(const uint32_t* bits, __m256i key) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i word = _mm256_i32gather_epi32(reinterpret_cast<const int*>(bits), _mm256_srli_epi32(key, 5), 4);
+  return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_srlv_epi32(word, _mm256_and_si256(key, _mm256_set1_epi32(31))), one),
+                            one);
+}
+
 // mark_missing for the elements outside the sample: a vector whose keys all
 // lie in one of the two windows (runs of keys already present) is skipped;
 // the rare others are looked up one by one.
@@ -278,6 +287,17 @@ __attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uin
     lo1 = _mm256_set1_epi32(int(w[2])), hi1 = _mm256_set1_epi32(int(w[3]));
   }
   const __m256i keymask8 = _mm256_set1_epi8(char(0xFFu >> sh));
+  // W = 16: which keys are present, one bit each (kept up to date as keys
+  // are marked)
+  thread_local std::vector<uint32_t> bitmap;
+  uint32_t* bits = nullptr;
+  if constexpr (W == 16) {
+    const uint32_t nkeys = 1u << (16 - sh);
+    bitmap.assign((nkeys + 31) / 32, 0);
+    for (uint32_t key = 0; key < nkeys; ++key)
+      if (top[key]) bitmap[key >> 5] |= 1u << (key & 31);
+    bits = bitmap.data();
+  }
   for (uint64_t i = 0; i < n; i += 64) {
     if (in_sample(i)) continue;
     const uint64_t end = std::min(n, i + 64);
@@ -302,6 +322,17 @@ __attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uin
       // byte is byte l * sizeof(T)
       uint32_t out = ~uint32_t(_mm256_movemask_epi8(in));
       if (!out) continue;
+      if constexpr (W == 16) {
+        // keys outside the windows may still be present (FP8 pairs: the
+        // second value's top bits interleave the keys, so the windows are
+        // short): looked up in the bitmap, eight at a time
+        const __m256i lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(k));
+        const __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(k, 1));
+        const __m256i got =
+            _mm256_permute4x64_epi64(_mm256_packs_epi32(keys_present(bits, lo), keys_present(bits, hi)), 0xD8);
+        out &= ~uint32_t(_mm256_movemask_epi8(got));
+        if (!out) continue;
+      }
       alignas(32) T keys[per];
       _mm256_store_si256(reinterpret_cast<__m256i*>(keys), k);
       if constexpr (W == 16) out &= 0x55555555u;
@@ -309,6 +340,7 @@ __attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uin
       for (; out; out &= out - 1) {
         const T key = keys[unsigned(__builtin_ctz(out)) / sizeof(T)];
         top[key] += top[key] == 0;
+        if constexpr (W == 16) bits[key >> 5] |= 1u << (key & 31);
       }
     }
     for (; j < end; ++j) {
