@@ -309,7 +309,7 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     const uint64_t ex = std::min<uint64_t>(extra > j0 ? extra - j0 : 0, lanes);
     const uint64_t syms = lanes * base + ex;
     uint32_t x[kGroupLanes];
-    for (uint32_t l = 0; l < lanes; ++l) x[l] = kLowerBound;
+    for (uint32_t l = 0; l < kGroupLanes; ++l) x[l] = kLowerBound;  // the vector steps read all
     off += kSlack;
     uint16_t* pp = wbase + off + syms + 2;
     gend[g] = off + syms + 2;
@@ -344,7 +344,7 @@ void encode_streams(const Split& s, uint32_t lo, const ESym* es, const uint8_t* 
     for (uint32_t l = uint32_t(ex); l-- > 0;) enc(l, base * nsub + j0 + l);
     const detail::EncStepsFn vsteps = va ? detail::enc_steps_avx2(W, JOINT, va->big, lanes) : nullptr;
     if (vsteps) {
-      vsteps(*va, src, nsub, base, j0, x, &pp);
+      vsteps(*va, src, nsub, base, j0, lanes, x, &pp);
     } else if (lanes == 1) {
       small(std::integral_constant<uint32_t, 1>{});
     } else if (lanes == 2) {

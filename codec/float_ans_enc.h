@@ -25,9 +25,13 @@ struct VecEncArgs {
 // sub-streams: x[32] the lane states (in/out), *pp the word
 // stack pointer (words are written at [*pp - 8, *pp) before it moves down, so
 // 8 words of slack must lie below the lowest word).
+// All 32 entries of x are read and written (those past `lanes` are scratch).
 using EncStepsFn = void (*)(const VecEncArgs& a, const uint8_t* src, uint64_t nsub, uint64_t base, uint64_t j0,
-                            uint32_t* x, uint16_t** pp);
-// nullptr unless lanes is 8, 16, 24 or 32 (then those lanes are handled by
+                            unsigned lanes, uint32_t* x, uint16_t** pp);
+// Groups of fewer lanes than this run the portable steps, their states in
+// registers (one vector of mostly idle lanes gains nothing there).
+inline constexpr unsigned kMinVecLanes = 5;
+// nullptr for lanes outside kMinVecLanes .. 32 (those lanes are handled by
 // the portable steps).
 EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big, unsigned lanes);
 

@@ -69,10 +69,25 @@ __attribute__((target("avx2,bmi2"), always_inline)) inline __m256i gather_entry(
 
 // BIG: some f > M / 2, so a state can reach 2^31 and needs the unsigned
 // conversion to float.
-// NV: vectors of 8 lanes (a group of 8 * NV lanes).
-template <unsigned W, unsigned JOINT, bool BIG, int NV>
+// NV: vectors of 8 lanes (a group of 8 * NV lanes, or with PART of `lanes`
+// lanes, 8 * (NV - 1) < lanes < 8 * NV: the last vector's lanes from
+// lanes - 8 * (NV - 1) on are idle).
+// An idle lane never emits, so the words of the live lanes are those the
+// portable steps write; its state is garbage and never stored by the
+// caller. It reads the elements that follow the group's (the next step's
+// first sub-streams: this is the chunk's last group), which are the chunk's
+// own values, so their table entries exist; at the first step the group
+// runs (t = base - 1) those may lie past the chunk, and the live lanes'
+// values are copied to a buffer, the idle lanes repeating the first.
+template <unsigned W, unsigned JOINT, bool BIG, int NV, bool PART>
 __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const uint8_t* src, uint64_t nsub,
-                                                    uint64_t base, uint64_t j0, uint32_t* xs, uint16_t** ppp) {
+                                                    uint64_t base, uint64_t j0, unsigned lanes, uint32_t* xs,
+                                                    uint16_t** ppp) {
+  constexpr unsigned kEs = W / 8;
+  const unsigned live = PART ? lanes - 8 * unsigned(NV - 1) : 8;
+  const __m256i live_mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  alignas(32) uint8_t edge[8 * kEs];
   __m256i x[NV];
   for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + 8 * v));
   uint16_t* pp = *ppp;
@@ -92,7 +107,12 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
   // The table lookups depend on the input only: the gathers for step t - 1
   // are issued during step t, off the state's dependency chain.
   auto lookup = [&](uint64_t t, int v) __attribute__((always_inline, target("avx2,bmi2"))) {
-    return gather_entry<W, JOINT>(ta, load8<W>(src, t * nsub + j0 + 8 * unsigned(v)), rcnt, magmask);
+    const uint64_t i = t * nsub + j0 + 8 * unsigned(v);
+    if (PART && v == NV - 1 && t + 1 == base) {
+      for (unsigned l = 0; l < 8; ++l) std::memcpy(edge + l * kEs, src + (i + (l < live ? l : 0)) * kEs, kEs);
+      return gather_entry<W, JOINT>(ta, load8<W>(edge, 0), rcnt, magmask);
+    }
+    return gather_entry<W, JOINT>(ta, load8<W>(src, i), rcnt, magmask);
   };
   __m256i next[NV];
   if (base)
@@ -111,7 +131,8 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
       const __m256i cmpl = _mm256_sub_epi32(mM, f);  // M - f
       const __m256 rf = _mm256_div_ps(one_ps, _mm256_mul_ps(_mm256_cvtepi32_ps(f), bias));
       __m256i xv = x[v];
-      const __m256i emit = _mm256_cmpgt_epi32(_mm256_srl_epi32(xv, ecnt), fm1);
+      __m256i emit = _mm256_cmpgt_epi32(_mm256_srl_epi32(xv, ecnt), fm1);
+      if (PART && v == NV - 1) emit = _mm256_and_si256(emit, live_mask);
       const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(emit)));
       {
         const __m256i p = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(xv, low16), _MM_SHUFFLE(3, 1, 2, 0));
@@ -368,27 +389,31 @@ std::atomic<int> g_force{-1};
 }  // namespace
 
 #if defined(__x86_64__) || defined(__i386__)
-template <int NV>
+template <int NV, bool PART>
 EncStepsFn pick_steps(unsigned W, unsigned joint, bool big) {
   if (big) {
-    if (W == 8) return joint ? enc_steps<8, 1, true, NV> : enc_steps<8, 0, true, NV>;
-    if (W == 16) return joint ? enc_steps<16, 1, true, NV> : enc_steps<16, 0, true, NV>;
-    return joint ? enc_steps<32, 1, true, NV> : enc_steps<32, 0, true, NV>;
+    if (W == 8) return joint ? enc_steps<8, 1, true, NV, PART> : enc_steps<8, 0, true, NV, PART>;
+    if (W == 16) return joint ? enc_steps<16, 1, true, NV, PART> : enc_steps<16, 0, true, NV, PART>;
+    return joint ? enc_steps<32, 1, true, NV, PART> : enc_steps<32, 0, true, NV, PART>;
   }
-  if (W == 8) return joint ? enc_steps<8, 1, false, NV> : enc_steps<8, 0, false, NV>;
-  if (W == 16) return joint ? enc_steps<16, 1, false, NV> : enc_steps<16, 0, false, NV>;
-  return joint ? enc_steps<32, 1, false, NV> : enc_steps<32, 0, false, NV>;
+  if (W == 8) return joint ? enc_steps<8, 1, false, NV, PART> : enc_steps<8, 0, false, NV, PART>;
+  if (W == 16) return joint ? enc_steps<16, 1, false, NV, PART> : enc_steps<16, 0, false, NV, PART>;
+  return joint ? enc_steps<32, 1, false, NV, PART> : enc_steps<32, 0, false, NV, PART>;
+}
+template <int NV>
+EncStepsFn pick_steps(unsigned W, unsigned joint, bool big, unsigned lanes) {
+  return lanes % 8 ? pick_steps<NV, true>(W, joint, big) : pick_steps<NV, false>(W, joint, big);
 }
 #endif
 
 EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big, unsigned lanes) {
 #if defined(__x86_64__) || defined(__i386__)
-  switch (lanes) {
-    case 8: return pick_steps<1>(W, joint, big);
-    case 16: return pick_steps<2>(W, joint, big);
-    case 24: return pick_steps<3>(W, joint, big);
-    case 32: return pick_steps<4>(W, joint, big);
-    default: return nullptr;
+  if (lanes < kMinVecLanes || lanes > 32) return nullptr;
+  switch ((lanes + 7) / 8) {
+    case 1: return pick_steps<1>(W, joint, big, lanes);
+    case 2: return pick_steps<2>(W, joint, big, lanes);
+    case 3: return pick_steps<3>(W, joint, big, lanes);
+    default: return pick_steps<4>(W, joint, big, lanes);
   }
 #else
   (void)W, (void)joint, (void)big, (void)lanes;
