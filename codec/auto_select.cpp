@@ -3,6 +3,7 @@
 #include "codec/byte_groups.h"
 #include "codec/fp8_pairs.h"
 #include "codec/trim_patch.h"
+#include "format/bytes.h"
 
 #include <algorithm>
 #include <cstring>
@@ -12,25 +13,14 @@ namespace wc {
 namespace {
 
 // Whether some element of `eb` bytes (1, 2 or 4) has bit 0 set: the lowest
-// mantissa bit of every float type, bit 0 of the element's first (low) byte.
-// Blocks of 4 KiB, or-ed as 64-bit words (vectorised), stop at the first
-// block with the bit: real weights answer in the first block instead of a
-// scan of the whole tensor (7 ms of a 32 MiB one).
+// mantissa bit of every float type. Blocks of 4 KiB stop at the first block
+// with the bit: real weights answer in the first block instead of a scan of
+// the whole tensor (7 ms of a 32 MiB one).
 bool any_bit0(unsigned eb, const uint8_t* data, uint64_t byte_size) {
   const uint64_t n = byte_size / eb * eb;  // whole elements
-  const uint64_t lane = eb == 4 ? 0x0000000100000001ull : eb == 2 ? 0x0001000100010001ull : 0x0101010101010101ull;
-  constexpr uint64_t kBlock = 4096;
-  for (uint64_t b = 0; b < n; b += kBlock) {
-    const uint64_t e = std::min(n, b + kBlock);
-    uint64_t any = 0, i = b;
-    for (; i + 8 <= e; i += 8) {
-      uint64_t w;
-      std::memcpy(&w, data + i, 8);
-      any |= w;
-    }
-    for (; i < e; i += eb) any |= data[i];  // (the tail: whole elements, low byte first)
-    if (any & lane) return true;
-  }
+  constexpr uint64_t kBlock = 4096;        // a multiple of every eb
+  for (uint64_t b = 0; b < n; b += kBlock)
+    if (or_elements(data + b, std::min(n, b + kBlock) - b, eb) & 1u) return true;
   return false;
 }
 

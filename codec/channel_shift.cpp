@@ -129,10 +129,11 @@ uint32_t eg_bits(uint32_t u, uint32_t k) {
   return 2 * z + 1 + k;
 }
 
-uint32_t read_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;  // little-endian hosts only (format/bytes.h asserts it)
+// A list ready for the element loops of 8- and 16-bit types (f.W <= 16):
+// out[i] = T(sign * d[i] << s), the field's add in the element's width (the
+// low W bits of sign * d << s); out may be d.
+void pre_shift(const Field& f, const int16_t* d, uint32_t P, int sign, int16_t* out) noexcept {
+  for (uint32_t i = 0; i < P; ++i) out[i] = int16_t(uint16_t(uint32_t(sign * int32_t(d[i])) << f.s));
 }
 
 }  // namespace
@@ -144,9 +145,9 @@ bool parse(DType t, const uint8_t* src, size_t src_n, uint64_t n, int16_t* d, Ch
   const uint32_t egk = src[1] >> 4;
   Field f;
   if (egk > kMaxEgk || !field_of(t, c.g, &f) || src[2] != 0 || src[3] != 0) return false;
-  c.L = read_u32(src + 4);
-  c.P = read_u32(src + 8);
-  c.o = read_u32(src + 12);
+  c.L = load_u32(src + 4);
+  c.P = load_u32(src + 8);
+  c.o = load_u32(src + 12);
   if (c.L == 0 || c.P == 0 || c.P > n || c.P > kMaxEntries || uint64_t(c.o) >= uint64_t(c.L) * c.P) return false;
   BitReader br{src + kHeaderBytes, src_n - kHeaderBytes, 0, false};
   for (uint32_t i = 0; i < c.P; ++i) {
@@ -173,8 +174,7 @@ void apply_owned(DType t, Chunk& c, int16_t* list, uint8_t* data, uint64_t n) no
   Field f;
   if (!field_of(t, c.g, &f)) return;
   const bool pre = f.W <= 16;
-  if (pre)  // the list as T(d << s): the shifted field's add, ready in the element's width
-    for (uint32_t i = 0; i < c.P; ++i) list[i] = int16_t(uint16_t(uint32_t(int32_t(list[i])) << f.s));
+  if (pre) pre_shift(f, list, c.P, +1, list);
   c.d = list;
   move_any<true, +1>(t, c, data, data, n, pre);
 }
@@ -183,12 +183,11 @@ void unapply(DType t, const Chunk& c, const uint8_t* src, uint8_t* out, uint64_t
   Field f;
   if (!field_of(t, c.g, &f)) return;
   if (f.W > 16) return move_any<false, -1>(t, c, src, out, n, false);
-  // 8- and 16-bit types: the list negated and shifted once, as apply_owned
-  // prepares it, so the element loop is decoding's add (-d << s and
-  // T(-d << s) have the same low W bits)
+  // 8- and 16-bit types: the list negated and shifted once, so the element
+  // loop is decoding's add
   thread_local std::vector<int16_t> list;
   list.resize(c.P);
-  for (uint32_t i = 0; i < c.P; ++i) list[i] = int16_t(uint16_t(uint32_t(-int32_t(c.d[i])) << f.s));
+  pre_shift(f, c.d, c.P, -1, list.data());
   Chunk pc = c;
   pc.d = list.data();
   move_any<false, +1>(t, pc, src, out, n, true);

@@ -439,23 +439,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   // stored (an F32 tensor of BF16 or F16 values: 16 or 13 of them)
   uint32_t zall = 0;
   if (p.trim) {
-    // OR of every element: 8 bytes at a time, then the lanes folded (the
-    // chunk's bytes hold whole elements, so lane j of a word is element
-    // byte j % esize)
-    uint64_t w8 = 0;
-    size_t i = 0;
-    for (; i + 8 <= nbytes; i += 8) {
-      uint64_t w;
-      std::memcpy(&w, src + i, 8);
-      w8 |= w;
-    }
-    uint32_t any = 0;
-    for (uint32_t j = 0; j < 8; j += esize) any |= uint32_t(w8 >> (8 * j)) & uint32_t((uint64_t(1) << (8 * esize)) - 1);
-    for (; i < nbytes; i += esize) {  // the tail (fewer than 8 bytes: whole elements)
-      uint32_t v = 0;
-      std::memcpy(&v, src + i, esize);
-      any |= v;
-    }
+    uint32_t any = or_elements(src, nbytes, esize);
     any &= (1u << g.m) - 1u;
     zall = any ? uint32_t(__builtin_ctz(any)) : g.m;
     if (zall > 31) zall = 31;

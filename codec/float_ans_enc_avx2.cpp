@@ -308,17 +308,20 @@ __attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uin
     lo1 = _mm256_set1_epi32(int(w[2])), hi1 = _mm256_set1_epi32(int(w[3]));
   }
   const __m256i keymask8 = _mm256_set1_epi8(char(0xFFu >> sh));
-  // W = 16: which keys are present, one bit each (kept up to date as keys
-  // are marked)
+  // W = 16: which keys are present, one bit each, built at the first vector
+  // the windows do not cover and kept up to date as keys are marked
   thread_local std::vector<uint32_t> bitmap;
   uint32_t* bits = nullptr;
-  if constexpr (W == 16) {
-    const uint32_t nkeys = 1u << (16 - sh);
-    bitmap.assign((nkeys + 31) / 32, 0);
-    for (uint32_t key = 0; key < nkeys; ++key)
-      if (top[key]) bitmap[key >> 5] |= 1u << (key & 31);
-    bits = bitmap.data();
-  }
+  auto present_bits = [&] {
+    if (!bits) {
+      const uint32_t nkeys = 1u << (16 - sh);
+      bitmap.assign((nkeys + 31) / 32, 0);
+      for (uint32_t key = 0; key < nkeys; ++key)
+        if (top[key]) bitmap[key >> 5] |= 1u << (key & 31);
+      bits = bitmap.data();
+    }
+    return bits;
+  };
   for (uint64_t i = 0; i < n; i += 64) {
     if (in_sample(i)) continue;
     const uint64_t end = std::min(n, i + 64);
@@ -349,8 +352,9 @@ __attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uin
         // short): looked up in the bitmap, eight at a time
         const __m256i lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(k));
         const __m256i hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(k, 1));
+        const uint32_t* pb = present_bits();
         const __m256i got =
-            _mm256_permute4x64_epi64(_mm256_packs_epi32(keys_present(bits, lo), keys_present(bits, hi)), 0xD8);
+            _mm256_permute4x64_epi64(_mm256_packs_epi32(keys_present(pb, lo), keys_present(pb, hi)), 0xD8);
         out &= ~uint32_t(_mm256_movemask_epi8(got));
         if (!out) continue;
       }

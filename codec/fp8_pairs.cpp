@@ -22,10 +22,6 @@ inline void unpack_loop(uint8_t* dst, size_t words) {
     std::memcpy(dst + 2 * k, &p, 2);
   }
 }
-template <unsigned E>
-void unpack_words(uint8_t* dst, size_t words) {
-  unpack_loop<E>(dst, words);
-}
 #if defined(__x86_64__)
 template <unsigned E>
 __attribute__((target("avx2"))) void unpack_words_avx2(uint8_t* dst, size_t words) {
@@ -38,14 +34,10 @@ template <unsigned E>
 inline void pack_loop(const uint8_t* src, size_t words, uint8_t* out) {
   for (size_t k = 0; k < words; ++k) {
     uint16_t w;
-    std::memcpy(&w, src + 2 * k, 2);  // little-endian hosts (format/bytes.h's assumption)
+    std::memcpy(&w, src + 2 * k, 2);  // little-endian hosts (format/bytes.h's assumption): a, then b
     const uint16_t p = pack<E>(w & 0xFFu, uint32_t(w) >> 8);
     std::memcpy(out + 2 * k, &p, 2);
   }
-}
-template <unsigned E>
-void pack_words(const uint8_t* src, size_t words, uint8_t* out) {
-  pack_loop<E>(src, words, out);
 }
 #if defined(__x86_64__)
 template <unsigned E>
@@ -63,8 +55,8 @@ void pack_all(DType t, const uint8_t* src, size_t n, uint8_t* out) noexcept {
     return;
   }
 #endif
-  if (exp_bits(t) == 5) pack_words<5>(src, n / 2, out);
-  else pack_words<4>(src, n / 2, out);
+  if (exp_bits(t) == 5) pack_loop<5>(src, n / 2, out);
+  else pack_loop<4>(src, n / 2, out);
 }
 
 void unpack_all(DType t, uint8_t* dst, size_t words) noexcept {
@@ -75,8 +67,8 @@ void unpack_all(DType t, uint8_t* dst, size_t words) noexcept {
     return;
   }
 #endif
-  if (exp_bits(t) == 5) unpack_words<5>(dst, words);
-  else unpack_words<4>(dst, words);
+  if (exp_bits(t) == 5) unpack_loop<5>(dst, words);
+  else unpack_loop<4>(dst, words);
 }
 
 void write_head(const uint8_t* src, size_t n, uint8_t flags, uint8_t* head) noexcept {

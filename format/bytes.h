@@ -27,6 +27,18 @@ inline void store_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
 inline uint32_t load_elem(const uint8_t* p, unsigned bytes) {
   return bytes == 1 ? p[0] : bytes == 2 ? load_u16(p) : load_u32(p);
 }
+// The OR of the elements of `bytes` (1, 2 or 4) bytes in p[0 .. n), n a
+// whole number of elements: 8 bytes at a time (vectorised), then the word's
+// lanes folded (lane j of a word is byte j % bytes of an element).
+inline uint32_t or_elements(const uint8_t* p, uint64_t n, unsigned bytes) {
+  uint64_t w8 = 0, i = 0;
+  for (; i + 8 <= n; i += 8) w8 |= load_u64(p + i);
+  const uint32_t mask = uint32_t((uint64_t(1) << (8 * bytes)) - 1);
+  uint32_t any = 0;
+  for (unsigned j = 0; j < 8; j += bytes) any |= uint32_t(w8 >> (8 * j)) & mask;
+  for (; i + bytes <= n; i += bytes) any |= load_elem(p + i, bytes);  // the tail
+  return any;
+}
 
 // Checked arithmetic: throws Errc::limit on overflow.
 inline uint64_t add_checked(uint64_t a, uint64_t b) {

@@ -375,7 +375,7 @@ std::vector<Point> evaluate_plans(DType t, const uint8_t* data, uint64_t rows, u
   const uint64_t ns = sample_rows.size();
   const size_t eb = dtype_bits(t) / 8;
   std::vector<Point> pts(plans.size());
-  std::vector<double> d(plans.size() * ns * cols), sig(plans.size(), 0.0);
+  std::vector<double> d(plans.size() * ns * cols);
   std::vector<Steps> steps(plans.size());
   std::vector<RdTable> rds(plans.size());
   std::vector<Rule> rules(plans.size());
@@ -391,7 +391,7 @@ std::vector<Point> evaluate_plans(DType t, const uint8_t* data, uint64_t rows, u
   std::vector<uint16_t> u(idx.size() * cols);
   const uint32_t umax = ns ? quantize_some(t, data, cols, idx.data(), 0, idx.size(), rules.data(), ns, 2, u.data(), fb) : 0;
   // the sample rows as binary32, once for every plan, and their energy
-  // (the same sum, in the same order, that each plan would make)
+  // (every plan's relative error divides by it)
   std::vector<float> w(ns * cols);
   double energy = 0;
   for (uint64_t k = 0; k < ns; ++k) {
@@ -403,7 +403,6 @@ std::vector<Point> evaluate_plans(DType t, const uint8_t* data, uint64_t rows, u
   for (size_t q = 0; q < plans.size(); ++q) {
     const Steps& s = steps[q];
     std::fill(hist.begin(), hist.end(), 0);
-    sig[q] = energy;
     count_codes(&u[q * ns * cols], ns * cols, hist.data(), hist.size());
     for (uint64_t k = 0; k < ns; ++k) {
       const float step = step_of(s.base_exp, s.e[sample_rows[k]]);
@@ -422,7 +421,7 @@ std::vector<Point> evaluate_plans(DType t, const uint8_t* data, uint64_t rows, u
     pts[q].bits += entropy_bits(eh, rows, &distinct) + (distinct * 1.5 + 8) * 8;
   }
   const std::vector<double> err = error2_sets(H, cols, d, std::vector<uint64_t>(plans.size(), ns));
-  for (size_t q = 0; q < plans.size(); ++q) pts[q].relerr2 = sig[q] > 0 ? err[q] / sig[q] : 0;
+  for (size_t q = 0; q < plans.size(); ++q) pts[q].relerr2 = energy > 0 ? err[q] / energy : 0;
   return pts;
 }
 

@@ -5,8 +5,11 @@
 // the scalar one; both give the codes of round_one, bit for bit (a test
 // compares them on edge values and random rows).
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+
+#include "quant/qrow_math.h"
 
 namespace wc::qrow {
 
@@ -29,16 +32,16 @@ struct RoundParams {
 inline int32_t round_one(float a, bool neg, const RoundParams& p) {
   if (!(a >= 0)) return 0;  // NaN (callers keep such tensors exact; never a code from it)
   if (!p.bits) {
-    const float r = __builtin_floorf(a + 0.5f);
+    const float r = std::floor(a + 0.5f);
     return int32_t(r < p.flim ? r : p.flim);
   }
   if (a >= p.flim) return int32_t(p.flim);
   const int32_t f = int32_t(a);
-  float best = __builtin_inff();
+  float best = INFINITY;
   int32_t q = 0;
   for (int32_t k = f > 0 ? f - 1 : 0; k <= f + 2 && float(k) <= p.flim; ++k) {
     const float d = a - float(k);
-    const uint32_t z = neg && k > 0 ? 2 * uint32_t(k) - 1 : 2 * uint32_t(k);  // zigzag(neg ? -k : k)
+    const uint32_t z = zigzag(neg ? -k : k);
     const float cost = d * d + p.mu_r * p.bits[z < p.nb ? z : p.nb];
     if (cost < best) best = cost, q = k;
   }
