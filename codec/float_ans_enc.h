@@ -38,6 +38,9 @@ EncStepsFn enc_steps_avx2(unsigned W, unsigned joint, bool big, unsigned lanes);
 // Packs the raw plane of n W-bit values: fields value & pmask compressed
 // (pext), w = popcount(pmask) bits each, LSB-first. out holds ceil(n*w/8) bytes.
 void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n, uint8_t* out);
+// The same plane, the fields given as rr bits from bit z on, then (unless
+// joint) the sign bit: AVX2 shifts, no pext.
+void pack_plane_avx2(unsigned W, uint32_t z, uint32_t rr, bool joint, const uint8_t* src, uint64_t n, uint8_t* out);
 
 // Large chunks histogram a sample: the runs of 64 elements whose index r
 // (a multiple of 64) has (r >> 6) % kSampleEvery == 0.
@@ -71,7 +74,11 @@ void force_lazy_k(int k) noexcept;
 // Whether the AVX2/BMI2 encoder kernels are usable on this CPU (and not
 // disabled by force_encoder).
 bool fast_encoder() noexcept;
-// 0 = portable, 1 = fast if available, -1 = auto (default).
+// Whether pack_plane_bmi2 is, too: fast_encoder() on a CPU whose pext is
+// fast (not AMD before Zen 3).
+bool fast_pext() noexcept;
+// 0 = portable, 1 = fast if available, 2 = fast with the pext-free plane
+// packer (for tests on CPUs where pext is fast), -1 = auto (default).
 void force_encoder(int which) noexcept;
 
 }  // namespace wc::fans::detail

@@ -162,18 +162,14 @@ __attribute__((target("avx2,bmi2"))) void enc_steps(const VecEncArgs& a, const u
   *ppp = pp;
 }
 
-template <unsigned W>
-__attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uint8_t* src, uint64_t n,
-                                                        uint8_t* out) {
-  constexpr unsigned per = 64 / W;  // values per 64-bit word
-  uint64_t mask = 0;
-  for (unsigned j = 0; j < per; ++j) mask |= uint64_t(pmask) << (W * j);
-  const unsigned w = unsigned(__builtin_popcount(pmask));
-  const unsigned len = per * w;
+// Appends fields of up to 64 bits to a plane LSB-first, storing whole
+// 64-bit words as they fill (the plane's layout: see pack_plane in
+// codec/float_ans.cpp).
+struct BitSink {
+  uint8_t* out;
   uint64_t acc = 0;
   unsigned nb = 0;
-  // Appends `bits` bits of f to the plane, flushing whole 64-bit words.
-  auto push = [&](uint64_t f, unsigned bits) __attribute__((always_inline)) {
+  __attribute__((always_inline)) void push(uint64_t f, unsigned bits) {
     acc |= f << nb;
     const unsigned tot = nb + bits;
     if (tot >= 64) {
@@ -184,7 +180,24 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
     } else {
       nb = tot;
     }
-  };
+  }
+  void flush() {
+    while (nb > 0) {
+      *out++ = uint8_t(acc);
+      acc >>= 8;
+      nb = nb > 8 ? nb - 8 : 0;
+    }
+  }
+};
+
+template <unsigned W>
+__attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uint8_t* src, uint64_t n,
+                                                        uint8_t* out) {
+  constexpr unsigned per = 64 / W;  // values per 64-bit word
+  uint64_t mask = 0;
+  for (unsigned j = 0; j < per; ++j) mask |= uint64_t(pmask) << (W * j);
+  const unsigned w = unsigned(__builtin_popcount(pmask));
+  const unsigned len = per * w;
   uint64_t i = 0;
   if (w <= 8) {
     // 8 values fill exactly w bytes: each block is one 8-byte store that the
@@ -203,24 +216,82 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
     }
     out += o;
   }
+  BitSink bs{out};
   const uint8_t* p = src + i * (W / 8);
   for (; i + per <= n; i += per, p += 8) {
     uint64_t v;
     std::memcpy(&v, p, 8);
-    push(_pext_u64(v, mask), len);
+    bs.push(_pext_u64(v, mask), len);
   }
   for (; i < n; ++i) {
     uint32_t v;
     if constexpr (W == 8) v = src[i];
     else if constexpr (W == 16) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); v = h; }
     else std::memcpy(&v, src + 4 * i, 4);
-    push(_pext_u32(v, pmask), w);
+    bs.push(_pext_u32(v, pmask), w);
   }
-  while (nb > 0) {
-    *out++ = uint8_t(acc);
-    acc >>= 8;
-    nb = nb > 8 ? nb - 8 : 0;
+  bs.flush();
+}
+
+// The same plane without pext (microcoded on AMD before Zen 3): 32 bytes
+// of values at a time, each value's field ((v >> z) & (2^rr - 1), then the
+// sign above it unless joint) computed in its lane, then neighbouring
+// fields joined by shifts, lanes of W bits into lanes of 2W and so on, up
+// to four 64-bit words of 64 / W fields each.
+template <unsigned W>
+__attribute__((target("avx2,bmi2"))) void pack_plane_vec_t(uint32_t z, uint32_t rr, bool joint, const uint8_t* src,
+                                                            uint64_t n, uint8_t* out) {
+  constexpr unsigned per = 64 / W;  // fields per 64-bit word
+  const unsigned w = rr + (joint ? 0u : 1u);
+  const uint32_t lowmask = (1u << rr) - 1u, signbit = joint ? 0u : 1u;
+  const __m128i zc = _mm_cvtsi32_si128(int(z)), rc = _mm_cvtsi32_si128(int(rr));
+  const __m128i w1 = _mm_cvtsi32_si128(int(w)), w2 = _mm_cvtsi32_si128(int(2 * w)),
+                w4 = _mm_cvtsi32_si128(int(4 * w));
+  BitSink bs{out};
+  uint64_t i = 0;
+  constexpr unsigned vn = 32 / (W / 8);  // values per vector
+  for (; i + vn <= n; i += vn) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * (W / 8)));
+    __m256i f;
+    if constexpr (W == 8) {
+      // 16-bit shifts: the bits a byte takes from its neighbour lie above rr
+      // (rr + z <= 7), masked off with the rest
+      const __m256i m = _mm256_and_si256(_mm256_srl_epi16(v, zc), _mm256_set1_epi8(char(lowmask)));
+      const __m256i sg = _mm256_and_si256(_mm256_srli_epi16(v, 7), _mm256_set1_epi8(char(signbit)));
+      f = _mm256_or_si256(m, _mm256_sll_epi16(sg, rc));
+      const __m256i lo8 = _mm256_set1_epi16(0xFF);
+      f = _mm256_or_si256(_mm256_and_si256(f, lo8), _mm256_sll_epi16(_mm256_srli_epi16(f, 8), w1));
+      const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+      f = _mm256_or_si256(_mm256_and_si256(f, lo16), _mm256_sll_epi32(_mm256_srli_epi32(f, 16), w2));
+      f = _mm256_or_si256(_mm256_and_si256(f, _mm256_set1_epi64x(0xFFFFFFFF)),
+                          _mm256_sll_epi64(_mm256_srli_epi64(f, 32), w4));
+    } else if constexpr (W == 16) {
+      const __m256i m = _mm256_and_si256(_mm256_srl_epi16(v, zc), _mm256_set1_epi16(short(lowmask)));
+      const __m256i sg = _mm256_and_si256(_mm256_srli_epi16(v, 15), _mm256_set1_epi16(short(signbit)));
+      f = _mm256_or_si256(m, _mm256_sll_epi16(sg, rc));
+      const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+      f = _mm256_or_si256(_mm256_and_si256(f, lo16), _mm256_sll_epi32(_mm256_srli_epi32(f, 16), w1));
+      f = _mm256_or_si256(_mm256_and_si256(f, _mm256_set1_epi64x(0xFFFFFFFF)),
+                          _mm256_sll_epi64(_mm256_srli_epi64(f, 32), w2));
+    } else {
+      const __m256i m = _mm256_and_si256(_mm256_srl_epi32(v, zc), _mm256_set1_epi32(int(lowmask)));
+      const __m256i sg = _mm256_and_si256(_mm256_srli_epi32(v, 31), _mm256_set1_epi32(int(signbit)));
+      f = _mm256_or_si256(m, _mm256_sll_epi32(sg, rc));
+      f = _mm256_or_si256(_mm256_and_si256(f, _mm256_set1_epi64x(0xFFFFFFFF)),
+                          _mm256_sll_epi64(_mm256_srli_epi64(f, 32), w1));
+    }
+    alignas(32) uint64_t u[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(u), f);
+    for (unsigned j = 0; j < 4; ++j) bs.push(u[j], per * w);
   }
+  for (; i < n; ++i) {
+    uint32_t v;
+    if constexpr (W == 8) v = src[i];
+    else if constexpr (W == 16) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); v = h; }
+    else std::memcpy(&v, src + 4 * i, 4);
+    bs.push(((v >> z) & lowmask) | ((v >> (W - 1)) & signbit) << rr, w);
+  }
+  bs.flush();
 }
 
 // Counts keys v >> sh into the four sub-histograms and finds the range of
@@ -378,14 +449,18 @@ __attribute__((target("avx2,bmi2"))) void mark_missing_t(const uint8_t* src, uin
 
 bool cpu_ok() {
   __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("bmi2")) return false;
-  // pext/pdep are microcoded (very slow) before Zen 3
-  if (__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2"))) return false;
-  return true;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+}
+// pext is microcoded (about 250 cycles where Zen 3 and Intel take 3) before
+// Zen 3: there the raw plane is packed by the portable loop
+bool pext_ok() {
+  __builtin_cpu_init();
+  return !(__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2")));
 }
 
 #else
 bool cpu_ok() { return false; }
+bool pext_ok() { return false; }
 #endif
 
 std::atomic<int> g_force{-1};
@@ -435,6 +510,16 @@ void pack_plane_bmi2(unsigned W, uint32_t pmask, const uint8_t* src, uint64_t n,
 #endif
 }
 
+void pack_plane_avx2(unsigned W, uint32_t z, uint32_t rr, bool joint, const uint8_t* src, uint64_t n, uint8_t* out) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (W == 8) pack_plane_vec_t<8>(z, rr, joint, src, n, out);
+  else if (W == 16) pack_plane_vec_t<16>(z, rr, joint, src, n, out);
+  else pack_plane_vec_t<32>(z, rr, joint, src, n, out);
+#else
+  (void)W, (void)z, (void)rr, (void)joint, (void)src, (void)n, (void)out;
+#endif
+}
+
 void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, bool sample, uint16_t* const* h,
                        uint32_t* mn, uint32_t* mx) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -461,6 +546,11 @@ bool fast_encoder() noexcept {
   static const bool ok = cpu_ok();
   const int f = g_force.load(std::memory_order_relaxed);
   return ok && f != 0;
+}
+
+bool fast_pext() noexcept {
+  static const bool ok = cpu_ok() && pext_ok();
+  return ok && fast_encoder() && g_force.load(std::memory_order_relaxed) != 2;
 }
 
 void force_encoder(int which) noexcept { g_force.store(which, std::memory_order_relaxed); }

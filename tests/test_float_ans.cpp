@@ -58,6 +58,13 @@ std::vector<uint8_t> encode_both(DType t, const std::vector<uint8_t>& raw, const
   fans::encode_with(t, raw.data(), raw.size(), b, p);
   REQUIRE(a.size() == b.size());
   CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+  // the raw plane packed without pext (the path of AMD CPUs before Zen 3)
+  std::vector<uint8_t> c;
+  fans::detail::force_encoder(2);
+  fans::encode_with(t, raw.data(), raw.size(), c, p);
+  fans::detail::force_encoder(-1);
+  REQUIRE(c.size() == b.size());
+  CHECK(std::memcmp(c.data(), b.data(), c.size()) == 0);
   return b;
 }
 
