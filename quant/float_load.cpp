@@ -48,9 +48,41 @@ __attribute__((target("avx2"))) size_t load_avx2(DType t, const uint8_t* src, si
   }
   return i;
 }
+
+__attribute__((target("avx2,f16c"))) size_t store_avx2(DType t, const float* v, size_t n, uint8_t* dst) {
+  size_t i = 0;
+  if (t == DType::F16) {
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT));
+    return i;
+  }
+  const __m256i one = _mm256_set1_epi32(1), round = _mm256_set1_epi32(0x7FFF);
+  for (; i + 8 <= n; i += 8) {  // BF16: f32_to_bf16_rne's integer steps
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i));
+    const __m256i h = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(b, round), _mm256_and_si256(_mm256_srli_epi32(b, 16), one)), 16);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * i),
+                     _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+  }
+  return i;
+}
 #endif
 
 }  // namespace
+
+void store_floats(DType t, const float* v, size_t n, uint8_t* dst) {
+  if (t == DType::F32) {
+    std::memcpy(dst, v, n * 4);
+    return;
+  }
+  size_t i = 0;
+#if defined(__x86_64__)
+  if (cpu_has_avx2_f16c()) i = store_avx2(t, v, n, dst);
+#endif
+  const uint32_t dt = t == DType::F16 ? qrow::kF16 : qrow::kBF16;
+  for (; i < n; ++i) qrow::store(dt, v[i], dst, i);
+}
 
 void load_floats(DType t, const uint8_t* src, size_t n, float* out) {
   if (t == DType::F32) {

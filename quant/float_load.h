@@ -28,4 +28,10 @@ inline float bf16_to_f32(uint16_t h) {
 // CPU has it: the encoders convert every sampled row of every plan).
 void load_floats(DType t, const uint8_t* src, size_t n, float* out);
 
+// The inverse for decoders: n binary32 values, none of them NaN, as dtype t
+// (BF16, F16 or F32, little-endian) at dst, rounded to nearest even: the
+// bits of qrow::store (an AVX2 + F16C loop where the CPU has it: vcvtps2ph
+// is IEEE's conversion, as qrow::f32_to_f16_rne is for every value but NaN).
+void store_floats(DType t, const float* v, size_t n, uint8_t* dst);
+
 }  // namespace wc

@@ -811,6 +811,36 @@ TEST_SUITE("lossy") {
         }
   }
 
+  TEST_CASE("store_floats: binary32 values to F16, BF16 and F32 give qrow::store's bits") {
+    // every exponent, with mantissas at the rounding boundaries (ties, just
+    // above and below) and random ones; both signs; the F16 subnormal range,
+    // overflow to Inf, Inf itself and zeros included
+    Rng g(7);
+    std::vector<float> v;
+    for (uint32_t ex = 0; ex < 255; ++ex)
+      for (uint32_t man : {0u, 1u, 0xFFFu, 0x1000u, 0x1001u, 0x2000u, 0x7FFFu, 0x8000u, 0x8001u, 0x18000u, 0x7FFFFFu,
+                           uint32_t(g.next() >> 41), uint32_t(g.next() >> 41), uint32_t(g.next() >> 41)})
+        for (uint32_t sign : {0u, 0x80000000u}) {
+          const uint32_t b = sign | ex << 23 | (man & 0x7FFFFFu);
+          float f;
+          std::memcpy(&f, &b, 4);
+          v.push_back(f);
+        }
+    v.push_back(INFINITY), v.push_back(-INFINITY), v.push_back(65520.0f), v.push_back(65519.996f);
+    for (DType t : {DType::F16, DType::BF16, DType::F32}) {
+      CAPTURE(wc::dtype_name(t));
+      const uint32_t dt = t == DType::F16 ? wc::qrow::kF16 : t == DType::BF16 ? wc::qrow::kBF16 : wc::qrow::kF32;
+      const size_t ob = wc::dtype_bits(t) / 8;
+      for (size_t off : {size_t(0), size_t(5)}) {  // a tail past the vector loop either way
+        const size_t n = v.size() - off;
+        std::vector<uint8_t> got(n * ob, 0xAB), want(n * ob, 0xCD);
+        wc::store_floats(t, v.data() + off, n, got.data());
+        for (size_t i = 0; i < n; ++i) wc::qrow::store(dt, v[off + i], want.data(), i);
+        CHECK(got == want);
+      }
+    }
+  }
+
   TEST_CASE("load_floats: every F16 and BF16 pattern gives the scalar conversion's bits (NaN payloads included)") {
     std::vector<uint8_t> src(2 * 65536 + 6);
     for (uint32_t h = 0; h < 65536; ++h) src[2 * h] = uint8_t(h), src[2 * h + 1] = uint8_t(h >> 8);
