@@ -3,12 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #include "quant/float_load.h"
-#include "platform/cpu.h"
 #include "platform/error.h"
 #include "quant/qrow_math.h"
 #include "quant/qrow_round.h"
@@ -290,84 +286,28 @@ void decode_rows_ref(int32_t base_exp, const uint8_t* e, const uint8_t* codes, u
 
 namespace {
 
-// One row in a fixed output type and code width: the loops the compiler
-// vectorises. Same operations as the reference, element by element.
-template <class Code, class Out, class Conv>
-void rows_loop(int32_t base_exp, const uint8_t* e, const uint8_t* codes, uint64_t n, uint64_t cols, uint8_t* dst,
-               Conv conv) {
+// Each row's values as binary32 (a loop the compiler vectorises: the
+// reference's operations element by element), then converted to the output
+// type in one call (store_floats: qrow::store's bits; the element-by-element
+// F16 conversion, with its subnormal branch, does not vectorise and was 70%
+// of unpacking a 4-bit Whisper).
+template <class Code>
+void rows_by_out(int32_t base_exp, const uint8_t* e, const uint8_t* codes, uint64_t n, uint64_t cols, DType out,
+                 uint8_t* dst) {
+  thread_local std::vector<float> vals;
+  vals.resize(size_t(cols));
+  float* const v = vals.data();
+  const size_t ob = dtype_bits(out) / 8;
   for (uint64_t r = 0; r < n; ++r) {
     const float step = step_of(base_exp, e[r]);
     const uint8_t* cp = codes + r * cols * sizeof(Code);
-    uint8_t* op = dst + r * cols * sizeof(Out);
     for (uint64_t c = 0; c < cols; ++c) {
       Code u;
       std::memcpy(&u, cp + c * sizeof(Code), sizeof(Code));
-      const Out o = conv(f32_bits(value_of(u, step)));
-      std::memcpy(op + c * sizeof(Out), &o, sizeof(Out));
+      v[c] = value_of(u, step);
     }
+    store_floats(out, v, size_t(cols), dst + r * cols * ob);  // finite (QROW.md §2)
   }
-}
-
-#if defined(__x86_64__)
-// The same rows eight elements at a time (AVX2, F16C): lane by lane the
-// reference's operations (the exact conversion of q, one binary32 product,
-// no FMA); F16 by vcvtps2ph with round to nearest even, IEEE's conversion,
-// which f32_to_f16_rne is for the finite values a row decodes to (QROW.md
-// §2: y is finite); BF16 by f32_to_bf16_rne's integer steps. (The compiler
-// leaves the scalar F16 conversion, with its subnormal branch, unvectorised:
-// it was 70% of unpacking a 4-bit Whisper.)
-template <class Code, class Out, class Conv>
-__attribute__((target("avx2,f16c"))) void rows_avx2(int32_t base_exp, const uint8_t* e, const uint8_t* codes,
-                                                    uint64_t n, uint64_t cols, uint8_t* dst, DType out, Conv conv) {
-  const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256(), round = _mm256_set1_epi32(0x7FFF);
-  for (uint64_t r = 0; r < n; ++r) {
-    const float step = step_of(base_exp, e[r]);
-    const __m256 sv = _mm256_set1_ps(step);
-    const uint8_t* cp = codes + r * cols * sizeof(Code);
-    uint8_t* op = dst + r * cols * sizeof(Out);
-    uint64_t c = 0;
-    for (; c + 8 <= cols; c += 8) {
-      __m256i u;
-      if constexpr (sizeof(Code) == 1) u = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cp + c)));
-      else u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cp + 2 * c)));
-      const __m256i q = _mm256_xor_si256(_mm256_srli_epi32(u, 1), _mm256_sub_epi32(zero, _mm256_and_si256(u, one)));
-      const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(q), sv);
-      if constexpr (sizeof(Out) == 4) {
-        _mm256_storeu_ps(reinterpret_cast<float*>(op + 4 * c), y);
-      } else if (out == DType::F16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(op + 2 * c), _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT));
-      } else {
-        const __m256i b = _mm256_castps_si256(y);
-        const __m256i h = _mm256_srli_epi32(
-            _mm256_add_epi32(_mm256_add_epi32(b, round), _mm256_and_si256(_mm256_srli_epi32(b, 16), one)), 16);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(op + 2 * c),
-                         _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
-      }
-    }
-    for (; c < cols; ++c) {
-      Code u;
-      std::memcpy(&u, cp + c * sizeof(Code), sizeof(Code));
-      const Out o = conv(f32_bits(value_of(u, step)));
-      std::memcpy(op + c * sizeof(Out), &o, sizeof(Out));
-    }
-  }
-}
-#endif
-
-template <class Code>
-void rows_by_out(int32_t b, const uint8_t* e, const uint8_t* codes, uint64_t n, uint64_t cols, DType out,
-                 uint8_t* dst) {
-#if defined(__x86_64__)
-  if (simd::simd_level() >= 1 && cpu_has_avx2_f16c()) {
-    if (out == DType::F32) rows_avx2<Code, uint32_t>(b, e, codes, n, cols, dst, out, [](uint32_t x) { return x; });
-    else if (out == DType::BF16) rows_avx2<Code, uint16_t>(b, e, codes, n, cols, dst, out, f32_to_bf16_rne);
-    else rows_avx2<Code, uint16_t>(b, e, codes, n, cols, dst, out, f32_to_f16_rne);
-    return;
-  }
-#endif
-  if (out == DType::F32) rows_loop<Code, uint32_t>(b, e, codes, n, cols, dst, [](uint32_t x) { return x; });
-  else if (out == DType::BF16) rows_loop<Code, uint16_t>(b, e, codes, n, cols, dst, f32_to_bf16_rne);
-  else rows_loop<Code, uint16_t>(b, e, codes, n, cols, dst, f32_to_f16_rne);
 }
 
 }  // namespace
