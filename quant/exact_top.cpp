@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "format/bytes.h"
+#include "quant/float_load.h"
 #include "quant/refine_math.h"
 
 namespace wc::exact {
@@ -371,31 +372,69 @@ void count_codes(Counts& k, uint32_t dt, unsigned shift, const uint8_t* below, i
   }
 }
 
+namespace {
+
+// std::llround of a finite q with |q| <= 32767 (half away from zero), without
+// the library call: the truncation and the fraction q - t are exact.
+inline int32_t round_half_away(double q) {
+  const int32_t t = int32_t(q);
+  const double fr = q - double(t);
+  return t + int32_t(fr >= 0.5) - int32_t(fr <= -0.5);
+}
+
+// One element's value the slow way: from its nearest code c, halved toward 0
+// until the value stays finite in the dtype (a value near the top of F16);
+// the value's bits into out, the code it settled on returned.
+int32_t refine_one(uint32_t dt, float f, float s, int32_t c, uint8_t* out) {
+  const unsigned wb = width(dt) / 8;
+  const uint32_t inf = dt == qrow::kF32 ? 0x7F800000u : dt == qrow::kF16 ? 0x7C00u : 0x7F80u;
+  for (;;) {
+    const float v = refine::apply(f, c, s);
+    qrow::store(dt, v, out, 0);
+    if (c == 0 || (refine::finite(v) && (load_bits(out, 0, wb) & inf) != inf)) break;
+    c /= 2;
+  }
+  if (c == 0) qrow::store(dt, refine::apply(f, 0, s), out, 0);
+  return c;
+}
+
+}  // namespace
+
 void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t base_exp, const uint8_t* e, uint32_t M,
                   uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above) {
   const unsigned wb = width(dt) / 8;
-  const uint32_t sign = 1u << (width(dt) - 1);
   const uint32_t inf = dt == qrow::kF32 ? 0x7F800000u : dt == qrow::kF16 ? 0x7C00u : 0x7F80u;
-  for (uint64_t r = 0, i = 0; r < rows; ++r) {
+  const DType t = static_cast<DType>(dt);  // qrow's dtype ids are the container's
+  // A row at a time: the values below as binary32 (load_floats: the bits of
+  // refine::f32_bits_of), every element's nearest code and new value, the
+  // row converted back at once (store_floats: qrow::store's bits; the values
+  // are finite or overflow to Inf, never NaN), then the rare element whose
+  // value is not finite in the dtype redone with its code halved.
+  thread_local std::vector<float> fv, vv;
+  thread_local std::vector<int32_t> cv;
+  fv.resize(size_t(cols)), vv.resize(size_t(cols)), cv.resize(size_t(cols));
+  for (uint64_t r = 0, i = 0; r < rows; ++r, i += cols) {
     const float s = refine::code_step(base_exp, e[r], M);
-    for (uint64_t j = 0; j < cols; ++j, ++i) {
-      const uint32_t y = load_bits(below, i, wb);
-      const bool neg = (y & sign) != 0;
-      const float f = qrow::f32_from_bits(refine::f32_bits_of(y, dt));
+    load_floats(t, below + i * wb, size_t(cols), fv.data());
+    for (uint64_t j = 0; j < cols; ++j) {
       // the nearest code, within the 16-bit patterns either sign can use
-      const double q = s > 0 ? (double(x[i]) - double(f)) / double(s) : 0.0;
-      int32_t c = std::isfinite(q) ? int32_t(std::llround(std::clamp(q, -32767.0, 32767.0))) : 0;
-      // kept finite in the dtype (a value near the top of F16): halved toward 0
-      uint8_t out[4];
-      for (;;) {
-        const float v = refine::apply(f, c, s);
-        qrow::store(dt, v, out, 0);
-        if (c == 0 || (refine::finite(v) && (load_bits(out, 0, wb) & inf) != inf)) break;
-        c /= 2;
+      const double q = s > 0 ? (double(x[i + j]) - double(fv[j])) / double(s) : 0.0;
+      const int32_t c = std::isfinite(q) ? round_half_away(std::clamp(q, -32767.0, 32767.0)) : 0;
+      cv[j] = c;
+      vv[j] = refine::apply(fv[j], c, s);
+    }
+    uint8_t* row = above + i * wb;
+    store_floats(t, vv.data(), size_t(cols), row);
+    for (uint64_t j = 0; j < cols; ++j) {
+      int32_t c = cv[j];
+      if (c != 0 && (!refine::finite(vv[j]) || (load_bits(row, j, wb) & inf) == inf)) {
+        uint8_t out[4];
+        c = refine_one(dt, fv[j], s, c, out);
+        store_bits(row, j, wb, load_bits(out, 0, wb));
       }
-      if (c == 0) qrow::store(dt, refine::apply(f, 0, s), out, 0);
-      d[i] = uint16_t(neg ? -c : c);
-      store_bits(above, i, wb, load_bits(out, 0, wb));
+      // y's sign, which its binary32 value keeps (read from fv: above may be below)
+      const bool neg = (qrow::f32_bits(fv[j]) >> 31) != 0;
+      d[i + j] = uint16_t(neg ? -c : c);
     }
   }
 }

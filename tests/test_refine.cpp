@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <set>
 #include <vector>
@@ -437,6 +438,69 @@ TEST_SUITE("refine") {
                                     err, sizeof err) == WCODEC_E_USAGE);
     }
     wcodec_close(a);
+  }
+
+  TEST_CASE("refine_codes: each element's code and value as REFINE.md §5's writer defines them, halved near the top") {
+    // The element-by-element definition (the nearest code of (x - f) / s in
+    // binary64, rounded half away from zero and clamped to +-32767; halved
+    // toward 0 while the value is not finite in the dtype), against the
+    // row-at-a-time encoder, in place and not, with values near each dtype's
+    // top so that the halving runs.
+    const uint64_t rows = 6, cols = 45;  // a row not a multiple of 8: the conversions' tails
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      CAPTURE(wc::dtype_name(t));
+      const uint32_t dt = uint32_t(t);
+      const size_t eb = wc::dtype_bits(t) / 8;
+      // the top: F16's largest value; for BF16 and F32 binary32's, with the
+      // largest steps there are, so that the nearest code can overshoot it
+      const float top = t == DType::F16 ? 65504.0f : 3.4028235e38f;
+      const auto w = weights(t, rows, cols, 5);
+      std::vector<float> x(rows * cols);
+      wc::load_floats(t, w.data(), rows * cols, x.data());
+      std::vector<uint8_t> below(w.size());
+      for (uint64_t i = 0; i < rows * cols; ++i) {
+        if (i % 7 == 3) x[i] = top * (i % 2 ? 1.0f : -1.0f);  // past the reach of the level's step
+        if (i % 11 == 5) x[i] = NAN;                          // (an --exact tensor's value: code 0)
+      }
+      // the level below: the targets on a coarse grid, the near-top ones at the top
+      std::vector<uint8_t> e(rows);
+      for (uint64_t r = 0; r < rows; ++r) e[r] = uint8_t(t == DType::F16 ? 16 * (r % 3 + 1) + r : 0xF0 + r);
+      const int32_t base = t == DType::F16 ? 8 : 96;
+      std::vector<uint16_t> dref(rows * cols), d(rows * cols), d2(rows * cols);
+      std::vector<uint8_t> ref(w.size()), above(w.size());
+      for (uint64_t i = 0; i < rows * cols; ++i) {
+        const float f = std::isfinite(x[i]) ? std::nearbyint(x[i] / 4.0f) * 4.0f * 0.97f : 1.0f;
+        wc::qrow::store(dt, f, below.data(), i);
+      }
+      const uint32_t inf = t == DType::F32 ? 0x7F800000u : t == DType::F16 ? 0x7C00u : 0x7F80u;
+      size_t halved = 0;
+      for (uint64_t r = 0, i = 0; r < rows; ++r) {
+        const float s = wc::refine::code_step(base, e[r], 3);
+        for (uint64_t j = 0; j < cols; ++j, ++i) {
+          const uint32_t y = eb == 4 ? wc::load_u32(below.data() + 4 * i) : wc::load_u16(below.data() + 2 * i);
+          const float f = wc::qrow::f32_from_bits(wc::refine::f32_bits_of(y, dt));
+          const double q = (double(x[i]) - double(f)) / double(s);
+          int32_t c = std::isfinite(q) ? int32_t(std::llround(std::clamp(q, -32767.0, 32767.0))) : 0;
+          uint8_t o[4];
+          for (;; c /= 2, ++halved) {
+            const float v = wc::refine::apply(f, c, s);
+            wc::qrow::store(dt, v, o, 0);
+            const uint32_t b = eb == 4 ? wc::load_u32(o) : wc::load_u16(o);
+            if (c == 0 || (wc::refine::finite(v) && (b & inf) != inf)) break;
+          }
+          std::memcpy(ref.data() + eb * i, o, eb);
+          dref[i] = uint16_t((y >> (8 * eb - 1)) ? -c : c);
+        }
+      }
+      CHECK(halved > 0);
+      wc::exact::refine_codes(dt, x.data(), below.data(), base, e.data(), 3, rows, cols, d.data(), above.data());
+      CHECK(d == dref);
+      CHECK(above == ref);
+      auto inplace = below;  // above may be below
+      wc::exact::refine_codes(dt, x.data(), inplace.data(), base, e.data(), 3, rows, cols, d2.data(), inplace.data());
+      CHECK(d2 == dref);
+      CHECK(inplace == ref);
+    }
   }
 
   TEST_CASE("refinement tiles: the coder's round trip, hostile payloads refused, values kept finite") {
