@@ -136,14 +136,24 @@ bool parse_refine_tables(const uint8_t* p, size_t n, Tables& tb) {
 
 namespace {
 
-// A refinement level's value of an element (REFINE.md §2) from its bits
-// below y and its code d, with the row's code step s; false when not finite.
-template <uint32_t dt>
-bool refine_element(uint8_t* p, uint32_t y, uint32_t d, float s) {
-  constexpr unsigned w = width(dt);
-  const float v = refine::apply(qrow::f32_from_bits(refine::f32_bits_of(y, dt)), refine::signed_code(d, y >> (w - 1)), s);
-  qrow::store(dt, v, p, 0);
-  return refine::finite(v);
+// A refinement level applied to a row in place (REFINE.md §2): each
+// element's bits below as binary32 (load_floats: refine::f32_bits_of's),
+// its code d with the row's code step s, the row written back at once
+// (store_floats: qrow::store's bits). False, the row left as it was, when a
+// value is not finite (then the tile is invalid).
+bool refine_row(uint32_t dt, uint8_t* row, const uint16_t* d, uint64_t cols, float s) {
+  const DType t = static_cast<DType>(dt);  // qrow's dtype ids are the container's
+  thread_local std::vector<float> fv;
+  fv.resize(size_t(cols));
+  load_floats(t, row, size_t(cols), fv.data());
+  bool finite = true;
+  for (uint64_t j = 0; j < cols; ++j) {
+    const float f = fv[j];
+    fv[j] = refine::apply(f, refine::signed_code(d[j], (qrow::f32_bits(f) >> 31) != 0), s);
+    finite &= refine::finite(fv[j]);
+  }
+  if (finite) store_floats(t, fv.data(), size_t(cols), row);  // no NaN among them
+  return finite;
 }
 
 // Mode 1's element loop (§5) for a dtype of W bits and `mant` mantissa bits:
@@ -171,6 +181,8 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
   // raw bits.
   thread_local std::vector<uint64_t> ent;  // per element: magnitude bits, raw bit count, sign
   ent.resize(cols);
+  thread_local std::vector<uint16_t> codes;  // kRefine: the row's codes, applied at its end
+  if (kRefine) codes.resize(cols);
   uint64_t* const entp = ent.data();
   bool overrun = false, bad = false;
   uint64_t acc = 0;
@@ -220,18 +232,18 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
       }
       const uint32_t m = uint32_t(en) | uint32_t(acc & ((uint64_t(1) << nr) - 1));
       acc >>= nr, have -= nr;
-      uint8_t* p = row + wb * j;
-      const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
       if constexpr (kRefine) {
-        const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & 0xFFFFu : m;
-        bad |= !refine_element<dt>(p, y, d, step);
+        codes[j] = uint16_t((en >> 40) ? (0u - (m + 1u)) & 0xFFFFu : m);
       } else {
+        uint8_t* p = row + wb * j;
+        const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
         const uint32_t d = (en >> 40) ? (0u - (m + 1u)) & mask : m;
         const uint32_t w = restore(y >> z, d, h, mask) << z;
         if (wb == 4) store_u32(p, w);
         else store_u16(p, uint16_t(w));
       }
     }
+    if constexpr (kRefine) bad |= !refine_row(dt, row, codes.data(), cols, step);
   }
   if (overrun || bad || words != wend) return Errc::codec;
   for (unsigned j = 0; j < 4; ++j)
@@ -261,9 +273,11 @@ Errc apply_codes(const Tables& tb, const uint8_t* d, int32_t base_exp, const uin
                  uint8_t* dst) {
   constexpr unsigned wb = width(dt) / 8;
   bool bad = false;
-  for (uint64_t r = 0, i = 0; r < rows; ++r) {
-    const float step = refine::code_step(base_exp, e[r], tb.M);
-    for (uint64_t j = 0; j < cols; ++j, ++i) bad |= !refine_element<dt>(dst + wb * i, load_bits(dst, i, wb), load_u16(d + 2 * i), step);
+  thread_local std::vector<uint16_t> codes;
+  codes.resize(cols);
+  for (uint64_t r = 0, i = 0; r < rows; ++r, i += cols) {
+    for (uint64_t j = 0; j < cols; ++j) codes[j] = load_u16(d + 2 * (i + j));
+    bad |= !refine_row(dt, dst + wb * i, codes.data(), cols, refine::code_step(base_exp, e[r], tb.M));
   }
   return bad ? Errc::codec : Errc::ok;
 }
