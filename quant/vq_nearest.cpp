@@ -1,6 +1,9 @@
 #include "quant/vq_nearest.h"
 
 #include <limits>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "quant/simd_tile.h"
 
@@ -24,9 +27,9 @@ __attribute__((always_inline)) inline void distances_t(const float* v, const flo
   }
 }
 
-__attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const float* w, const float* t, uint32_t d,
-                                                         uint32_t k, float* dist) {
-  distances_t(v, w, t, d, k, dist);
+// The first index of the least distance below +inf (NaN is never less), 0
+// when there is none: the definition, one compare a step.
+inline uint32_t argmin_scalar(const float* dist, uint32_t k) {
   uint32_t best = 0;
   float bd = std::numeric_limits<float>::infinity();
   for (uint32_t c = 0; c < k; ++c)
@@ -34,14 +37,43 @@ __attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const f
   return best;
 }
 
+__attribute__((always_inline)) inline uint32_t nearest_t(const float* v, const float* w, const float* t, uint32_t d,
+                                                         uint32_t k, float* dist) {
+  distances_t(v, w, t, d, k, dist);
+  return argmin_scalar(dist, k);
+}
+
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) void distances_avx2(const float* v, const float* w, const float* t, uint32_t d,
                                                     uint32_t k, float* dist) {
   distances_t(v, w, t, d, k, dist);
 }
+// argmin_scalar's answer eight lanes at a time: the least value first
+// (minps(x, m) is x < m ? x : m, so a NaN never enters m), then the first
+// index holding it. The scalar scan's serial compare-and-select had cost
+// several times the distances themselves (k = 256, d = 2).
+__attribute__((target("avx2"))) uint32_t argmin_avx2(const float* dist, uint32_t k) {
+  __m256 m = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  uint32_t c = 0;
+  for (; c + 8 <= k; c += 8) m = _mm256_min_ps(_mm256_loadu_ps(dist + c), m);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float bd = std::numeric_limits<float>::infinity();
+  for (float x : lanes) bd = x < bd ? x : bd;  // no NaN among them: the order does not matter
+  for (; c < k; ++c) bd = dist[c] < bd ? dist[c] : bd;
+  if (!(bd < std::numeric_limits<float>::infinity())) return 0;
+  const __m256 b = _mm256_set1_ps(bd);
+  for (c = 0; c + 8 <= k; c += 8)
+    if (const unsigned hit = unsigned(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(dist + c), b, _CMP_EQ_OQ))))
+      return c + unsigned(__builtin_ctz(hit));
+  for (; c < k; ++c)
+    if (dist[c] == bd) return c;
+  return 0;  // (not reached: bd is one of the distances)
+}
 __attribute__((target("avx2"))) uint32_t nearest_avx2(const float* v, const float* w, const float* t, uint32_t d,
                                                       uint32_t k, float* dist) {
-  return nearest_t(v, w, t, d, k, dist);
+  distances_t(v, w, t, d, k, dist);
+  return argmin_avx2(dist, k);
 }
 #endif
 uint32_t nearest_base(const float* v, const float* w, const float* t, uint32_t d, uint32_t k, float* dist) {

@@ -17,7 +17,9 @@
 #include "lib/reader_checks.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
+#include "quant/linalg.h"
 #include "quant/vq.h"
+#include "quant/vq_nearest.h"
 #include "quant/vq_repr.h"
 #include "st_builder.h"
 #include "test_util.h"
@@ -173,6 +175,40 @@ TEST_SUITE("gpu_emulation") {
 }
 
 TEST_SUITE("vq") {
+  TEST_CASE("nearest entry: the AVX2 search picks the portable one's entry (ties, NaN and infinite distances)") {
+    std::mt19937_64 rng(3);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const wc::vq::NearestFn fast = wc::vq::nearest_fn();
+    wc::simd::force_simd_level(0);
+    const wc::vq::NearestFn portable = wc::vq::nearest_fn();
+    wc::simd::force_simd_level(-1);
+    size_t checked = 0, nonzero = 0;
+    for (uint32_t d : {1u, 2u, 4u, 8u})
+      for (uint32_t k : {1u, 7u, 8u, 9u, 64u, 256u, 300u})
+        for (int trial = 0; trial < 40; ++trial) {
+          std::vector<float> t(size_t(d) * k), v(d), w(d), dist(k);
+          for (auto& x : t) x = nd(rng);
+          for (auto& x : v) x = nd(rng);
+          for (auto& x : w) x = std::fabs(nd(rng));
+          const uint32_t kind = uint32_t(trial % 5);
+          if (kind == 1 && k > 1)  // ties: entries copied over others, the nearest among them
+            for (uint32_t e = 0; e < k; e += 3)
+              for (uint32_t j = 0; j < d; ++j) t[size_t(j) * k + e] = t[size_t(j) * k + (e + k / 2) % k];
+          if (kind == 2)  // NaN distances
+            for (uint32_t e = 0; e < k; e += 2) t[e] = NAN;
+          if (kind == 3)  // infinite distances (w x^2 overflows)
+            for (uint32_t e = 0; e < k; e += 2) t[e] = 3e38f;
+          if (kind == 4)  // every distance NaN or infinite: entry 0
+            for (uint32_t e = 0; e < k; ++e) t[e] = e % 2 ? NAN : 3e38f;
+          const uint32_t a = fast(v.data(), w.data(), t.data(), d, k, dist.data());
+          const uint32_t b = portable(v.data(), w.data(), t.data(), d, k, dist.data());
+          CHECK(a == b);
+          ++checked, nonzero += b != 0;
+        }
+    CHECK(checked == 4 * 7 * 40);
+    CHECK(nonzero > checked / 2);  // the answers are not all entry 0
+  }
+
 
   TEST_CASE("k-means: a fixed seed gives the same codebook every time; it fits the data better than its start") {
     const uint64_t rows = 64, cols = 64;
