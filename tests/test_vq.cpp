@@ -183,7 +183,7 @@ TEST_SUITE("vq") {
     const wc::vq::NearestFn portable = wc::vq::nearest_fn();
     wc::simd::force_simd_level(-1);
     size_t checked = 0, nonzero = 0;
-    for (uint32_t d : {1u, 2u, 4u, 8u})
+    for (uint32_t d : {1u, 2u, 3u, 4u, 8u})  // 3: the loop over any d
       for (uint32_t k : {1u, 7u, 8u, 9u, 64u, 256u, 300u})
         for (int trial = 0; trial < 40; ++trial) {
           std::vector<float> t(size_t(d) * k), v(d), w(d), dist(k);
@@ -205,7 +205,7 @@ TEST_SUITE("vq") {
           CHECK(a == b);
           ++checked, nonzero += b != 0;
         }
-    CHECK(checked == 4 * 7 * 40);
+    CHECK(checked == 5 * 7 * 40);
     CHECK(nonzero > checked / 2);  // the answers are not all entry 0
   }
 
