@@ -682,15 +682,12 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   pos = out.size();
   out.resize(pos + plane_n);
   o = out.data() + pos;
-  if (fast) {
-    if (s.w == 0) {
-    } else if (detail::fast_pext()) {
-      detail::pack_plane_bmi2(g.W, (((1u << s.r) - 1u) & ~((1u << s.z) - 1u)) | (s.joint ? 0u : 1u << (g.W - 1)), src,
-                              n, o);
-    } else {
-      detail::pack_plane_avx2(g.W, s.z, s.rr, s.joint != 0, src, n, o);
-    }
-  } else if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
+  // (with no raw bits, the portable loops below return at once)
+  if (fast && s.w && detail::fast_pext())
+    detail::pack_plane_bmi2(g.W, (((1u << s.r) - 1u) & ~((1u << s.z) - 1u)) | (s.joint ? 0u : 1u << (g.W - 1)), src,
+                            n, o);
+  else if (fast && s.w) detail::pack_plane_avx2(g.W, s.z, s.rr, s.joint != 0, src, n, o);
+  else if (g.W == 8) s.joint ? pack_plane<8, 1>(s, src, n, o) : pack_plane<8, 0>(s, src, n, o);
   else if (g.W == 16) s.joint ? pack_plane<16, 1>(s, src, n, o) : pack_plane<16, 0>(s, src, n, o);
   else s.joint ? pack_plane<32, 1>(s, src, n, o) : pack_plane<32, 0>(s, src, n, o);
   if (p.allow_raw && out.size() - at >= nbytes + 1) store_raw();

@@ -22,6 +22,7 @@
 #endif
 
 #include "codec/float_ans_enc.h"
+#include "codec/float_ans_hist.h"
 
 namespace wc::fans::detail {
 
@@ -223,13 +224,7 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_t(uint32_t pmask, const uin
     std::memcpy(&v, p, 8);
     bs.push(_pext_u64(v, mask), len);
   }
-  for (; i < n; ++i) {
-    uint32_t v;
-    if constexpr (W == 8) v = src[i];
-    else if constexpr (W == 16) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); v = h; }
-    else std::memcpy(&v, src + 4 * i, 4);
-    bs.push(_pext_u32(v, pmask), w);
-  }
+  for (; i < n; ++i) bs.push(_pext_u32(load_val<W>(src, i), pmask), w);
   bs.flush();
 }
 
@@ -285,10 +280,7 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_vec_t(uint32_t z, uint32_t 
     for (unsigned j = 0; j < 4; ++j) bs.push(u[j], per * w);
   }
   for (; i < n; ++i) {
-    uint32_t v;
-    if constexpr (W == 8) v = src[i];
-    else if constexpr (W == 16) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); v = h; }
-    else std::memcpy(&v, src + 4 * i, 4);
+    const uint32_t v = load_val<W>(src, i);
     bs.push(((v >> z) & lowmask) | ((v >> (W - 1)) & signbit) << rr, w);
   }
   bs.flush();
@@ -452,7 +444,7 @@ bool cpu_ok() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
 }
 // pext is microcoded (about 250 cycles where Zen 3 and Intel take 3) before
-// Zen 3: there the raw plane is packed by the portable loop
+// Zen 3: there the raw plane is packed without it (pack_plane_vec_t)
 bool pext_ok() {
   __builtin_cpu_init();
   return !(__builtin_cpu_is("amd") && (__builtin_cpu_is("znver1") || __builtin_cpu_is("znver2")));
@@ -549,7 +541,7 @@ bool fast_encoder() noexcept {
 }
 
 bool fast_pext() noexcept {
-  static const bool ok = cpu_ok() && pext_ok();
+  static const bool ok = pext_ok();
   return ok && fast_encoder() && g_force.load(std::memory_order_relaxed) != 2;
 }
 

@@ -396,16 +396,22 @@ inline int32_t round_half_away(double q) {
   return t + int32_t(fr >= 0.5) - int32_t(fr <= -0.5);
 }
 
+// Whether value v, stored as `bits` in dtype dt, is finite there (binary32
+// finite and, for F16 and BF16, not rounded up to Inf).
+bool stored_finite(uint32_t dt, float v, uint32_t bits) {
+  const uint32_t e = dt == qrow::kF32 ? 0x7F800000u : dt == qrow::kF16 ? 0x7C00u : 0x7F80u;  // exponent all ones
+  return refine::finite(v) && (bits & e) != e;
+}
+
 // One element's value the slow way: from its nearest code c, halved toward 0
 // until the value stays finite in the dtype (a value near the top of F16);
 // the value's bits into out, the code it settled on returned.
 int32_t refine_one(uint32_t dt, float f, float s, int32_t c, uint8_t* out) {
   const unsigned wb = width(dt) / 8;
-  const uint32_t inf = dt == qrow::kF32 ? 0x7F800000u : dt == qrow::kF16 ? 0x7C00u : 0x7F80u;
   for (;;) {
     const float v = refine::apply(f, c, s);
     qrow::store(dt, v, out, 0);
-    if (c == 0 || (refine::finite(v) && (load_bits(out, 0, wb) & inf) != inf)) break;
+    if (c == 0 || stored_finite(dt, v, load_bits(out, 0, wb))) break;
     c /= 2;
   }
   if (c == 0) qrow::store(dt, refine::apply(f, 0, s), out, 0);
@@ -417,7 +423,6 @@ int32_t refine_one(uint32_t dt, float f, float s, int32_t c, uint8_t* out) {
 void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t base_exp, const uint8_t* e, uint32_t M,
                   uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above) {
   const unsigned wb = width(dt) / 8;
-  const uint32_t inf = dt == qrow::kF32 ? 0x7F800000u : dt == qrow::kF16 ? 0x7C00u : 0x7F80u;
   const DType t = static_cast<DType>(dt);  // qrow's dtype ids are the container's
   // A row at a time: the values below as binary32 (load_floats: the bits of
   // refine::f32_bits_of), every element's nearest code and new value, the
@@ -441,7 +446,7 @@ void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t bas
     store_floats(t, vv.data(), size_t(cols), row);
     for (uint64_t j = 0; j < cols; ++j) {
       int32_t c = cv[j];
-      if (c != 0 && (!refine::finite(vv[j]) || (load_bits(row, j, wb) & inf) == inf)) {
+      if (c != 0 && !stored_finite(dt, vv[j], load_bits(row, j, wb))) {
         uint8_t out[4];
         c = refine_one(dt, fv[j], s, c, out);
         store_bits(row, j, wb, load_bits(out, 0, wb));

@@ -292,7 +292,7 @@ namespace {
 // F16 conversion, with its subnormal branch, does not vectorise and was 70%
 // of unpacking a 4-bit Whisper).
 template <class Code>
-void rows_by_out(int32_t base_exp, const uint8_t* e, const uint8_t* codes, uint64_t n, uint64_t cols, DType out,
+void rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, uint64_t n, uint64_t cols, DType out,
                  uint8_t* dst) {
   thread_local std::vector<float> vals;
   vals.resize(size_t(cols));
@@ -315,8 +315,8 @@ void rows_by_out(int32_t base_exp, const uint8_t* e, const uint8_t* codes, uint6
 void decode_rows_fast(int32_t base_exp, const uint8_t* e, const uint8_t* codes, unsigned code_bytes, uint64_t n,
                       uint64_t cols, DType out, uint8_t* dst) {
   static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "codes and outputs are little-endian");
-  if (code_bytes == 1) rows_by_out<uint8_t>(base_exp, e, codes, n, cols, out, dst);
-  else rows_by_out<uint16_t>(base_exp, e, codes, n, cols, out, dst);
+  if (code_bytes == 1) rows_fast<uint8_t>(base_exp, e, codes, n, cols, out, dst);
+  else rows_fast<uint16_t>(base_exp, e, codes, n, cols, out, dst);
 }
 
 double entropy_bits(const std::vector<uint64_t>& hist, uint64_t n, size_t* distinct) {
