@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Refinement levels (spec/REFINE.md) against separate single-budget encodes, in one run.
 
-  bench/refine.py MODEL.safetensors [--bits 2.25] [--refine 3] [--exact] [--kld] [--points 8] [--png OUT.png]
-                  [--wcodec PATH]
+  bench/refine.py MODEL.safetensors [--bits 2.25] [--refine 3] [--exact] [--block refine|bitstack|auto]
+                  [--block-rank R] [--kld] [--points 8] [--png OUT.png] [--wcodec PATH]
 
-Packs MODEL once with `--bits B --refine R` (the progressive file) and reads
+Packs MODEL once with `--bits B --refine R` (the progressive file; --block
+picks its levels' kind: refinement levels, BitStack's sign-magnitude blocks,
+spec/BITSTACK.md, or either per tensor and level) and reads
 each level's prefix size from `inspect --json` (a --refine file's levels are
 steps, one tensor level each: --points of them, evenly spread by bytes, the
 first and the last included); for each decodes it
@@ -79,6 +81,8 @@ def main():
     ap.add_argument("--bits", type=float, default=2.25)
     ap.add_argument("--refine", type=int, default=3)
     ap.add_argument("--exact", action="store_true")
+    ap.add_argument("--block", default="refine", choices=["refine", "bitstack", "auto"])
+    ap.add_argument("--block-rank", type=int, default=2)
     ap.add_argument("--kld", action="store_true")
     ap.add_argument("--points", type=int, default=8)
     ap.add_argument("--png")
@@ -88,7 +92,7 @@ def main():
     ref = load(a.model)
     with tempfile.TemporaryDirectory() as t:
         prog = os.path.join(t, "p.wcz")
-        extra = ["--exact"] if a.exact else []
+        extra = (["--exact"] if a.exact else []) + ["--block", a.block, "--block-rank", str(a.block_rank)]
         run(a.wcodec, "pack", a.model, "-o", prog, "--bits", str(a.bits), "--refine", str(a.refine), "-q", *extra)
         info = json.loads(run(a.wcodec, "inspect", prog, "--json"))
         levels = info["levels"]
@@ -147,7 +151,7 @@ def main():
         key = "kld" if a.kld else "rel"
         fig, ax = plt.subplots(figsize=(6, 4))
         p = [r for r in rows if key in r]
-        ax.plot([r["bpw"] for r in p], [r[key] for r in p], "o-", label=f"progressive (--bits {a.bits} --refine {a.refine})")
+        ax.plot([r["bpw"] for r in p], [r[key] for r in p], "o-", label=f"progressive (--bits {a.bits} --refine {a.refine} --block {a.block})")
         s = [r for r in rows if "sep_" + key in r]
         ax.plot([r["sep_bpw"] for r in s], [r["sep_" + key] for r in s], "s--", label="separate encodes (--scheme quant)")
         if a.kld:

@@ -184,6 +184,8 @@ struct Opts {
   std::string keep, scheme = "auto", sensitivity, calib;
   bool no_act_order = false, exact = false;
   unsigned refine = 0;
+  std::string block = "refine";
+  unsigned block_rank = 2;
   uint64_t min_elements = 1024;
   uint32_t chunk = wc::kDefaultChunkSize;
   // unpack
@@ -314,6 +316,8 @@ void pack_one(const Opts& o, const std::string& in) {
   po.min_elements = o.min_elements;
   po.exact = o.exact;
   po.refine = o.refine;
+  po.block = o.block;
+  po.block_rank = o.block_rank;
   Progress bar("pack", o.progress(out));
   po.progress = bar.fn();
   const auto t0 = Clock::now();
@@ -517,6 +521,13 @@ int main(int argc, char** argv) {
                  "Lossy: add R refinement levels above the --bits model (spec/REFINE.md), each a step 2 to 6 times "
                  "finer per tensor (3 typically: about 1.6 bits per weight more), ordered model-wide by error removed "
                  "per byte: one file, a model at each step's prefix (0 to 6)");
+  pk->add_option("--block", o.block,
+                 "Lossy, with --refine: the levels' kind: refine (finer steps, spec/REFINE.md; the default), bitstack "
+                 "(BitStack's sign-magnitude blocks, spec/BITSTACK.md: a sign bit per weight and a rank-r magnitude) "
+                 "or auto (per tensor and level, by rate and distortion)")
+      ->check(CLI::IsMember({"refine", "bitstack", "auto"}));
+  pk->add_option("--block-rank", o.block_rank, "Lossy, with --block bitstack or auto: the blocks' rank r (1 to 16; default 2)")
+      ->check(CLI::Range(1, 16));
   pk->add_option("--name", o.name, "File name stored for a model read from standard input (default: the output's name "
                                    "without .wcz, else model.safetensors)");
 

@@ -112,10 +112,12 @@ inline constexpr uint16_t kVersionMinorLossyOrder = 9;
 // vq (representation 3) with d = 1 (scalar palettes), one codebook per group
 // of rows, or a tensor-wide codebook part (K up to 2^16) is new in 2.11.
 inline constexpr uint16_t kVersionMinorLossyVqBooks = 11;
+// Sign-magnitude blocks of a qrow tensor (role 6 parts, spec/BITSTACK.md) are new in 2.14.
+inline constexpr uint16_t kVersionMinorLossyBlocks = 14;
 // The newest minors this reader reads (what --version names): move them with
 // every new minor above.
 inline constexpr uint16_t kVersionMinorNewest = kVersionMinorPools;
-inline constexpr uint16_t kVersionMinorLossyNewest = kVersionMinorLossyPools;
+inline constexpr uint16_t kVersionMinorLossyNewest = kVersionMinorLossyBlocks;
 inline constexpr uint64_t kMaxInlineTensor = 1u << 16;  // raw bytes of an inline exact tensor
 
 enum class FileKind : uint8_t {
@@ -136,8 +138,8 @@ struct FileRecord {
 // A lossy tensor's part (spec §4.4): a flat array of items with its own
 // byte codec, chunked per tile (per element, per row), in one chunk
 // (tensor-wide), or stored in the manifest (inline).
-enum class PartRole : uint8_t { codes = 0, scales = 1, codebook = 2, outliers = 3, residual = 4, exact_top = 5 };
-inline constexpr uint8_t kPartRoleCount = 6;
+enum class PartRole : uint8_t { codes = 0, scales = 1, codebook = 2, outliers = 3, residual = 4, exact_top = 5, block = 6 };
+inline constexpr uint8_t kPartRoleCount = 7;
 enum class PartLayout : uint8_t { per_element = 0, per_row = 1, tensor_wide = 2, inline_items = 3, per_group = 4 };
 inline constexpr uint8_t kPartLayoutCount = 5;
 

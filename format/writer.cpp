@@ -74,6 +74,9 @@ void ContainerWriter::begin(const Manifest& m) {
         minor_ = kVersionMinorLossyVqBooks;
     if (paired) minor_ = kVersionMinorLossyPairs;
     if (!m.pools.empty()) minor_ = kVersionMinorLossyPools;
+    for (const auto& t : m.tensors)  // 2.14: sign-magnitude blocks
+      for (const auto& q : t.parts)
+        if (q.role == PartRole::block) minor_ = kVersionMinorLossyBlocks;
   }
   else {
     for (const auto& f : m.files)

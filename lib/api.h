@@ -78,6 +78,12 @@ struct PackOptions {
   // the --bits model (each a step three times finer, about 1.3 to 1.6 bits
   // per weight more), below --exact's top layer when given. Plain qrow only.
   unsigned refine = 0;
+  // With refine: the kind of each level (spec/BITSTACK.md, 2.14): "refine"
+  // (refinement levels only), "bitstack" (sign-magnitude blocks only) or
+  // "auto" (per tensor and level, whichever the rate-distortion choice
+  // prefers); block_rank: the blocks' rank r (1 to 16).
+  std::string block = "refine";
+  unsigned block_rank = 2;
 };
 
 struct PackResult {
@@ -254,6 +260,9 @@ struct TensorSummary {
   // bits_per_weight of a lossy tensor counts file_bytes.
   std::string repr = "exact";
   uint32_t levels = 1;
+  // a lossy tensor's levels above 0 by kind: "refine" (REFINE.md), "block"
+  // (BitStack's, BITSTACK.md), "exact" (EXACT_TOP.md); empty for one level
+  std::vector<std::string> level_kinds;
   uint64_t file_bytes = 0;
   double rel_rmse = -1, max_abs = -1, snr_db = -1;
   uint64_t outliers = 0;  // qrow-outliers: the elements stored exactly

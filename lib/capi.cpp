@@ -275,6 +275,10 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
     p.inline_small = o->inline_small;
   if (o->struct_size >= offsetof(wcodec_pack_options, exact) + sizeof(o->exact)) p.exact = o->exact != 0;
   if (o->struct_size >= offsetof(wcodec_pack_options, refine) + sizeof(o->refine)) p.refine = o->refine;
+  if (o->struct_size >= offsetof(wcodec_pack_options, block_rank) + sizeof(o->block_rank)) {
+    if (o->block) p.block = o->block;
+    if (o->block_rank) p.block_rank = o->block_rank;
+  }
   return p;
 }
 

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <map>
 // inspect: what a container holds, from the manifest and index alone (and,
 // with --entropy, from decoding the float tensors).
 #include <algorithm>
@@ -118,6 +119,14 @@ void inspect(const std::string& in, bool entropy, InspectSink& out) {
       s.bits_per_weight = s.elements ? 8.0 * double(s.stored_bytes) / double(s.elements) : 0;
       s.repr = std::string(repr_name(t.repr));
       s.levels = t.lossy() ? uint32_t(t.levels.size()) : 1;
+      s.level_kinds.clear();
+      for (size_t k = 1; t.lossy() && k < t.levels.size() && 2 * k < t.parts.size(); ++k) {
+        const PartRole role = t.parts[2 * k].role;
+        s.level_kinds.push_back(role == PartRole::block       ? "block"
+                                : role == PartRole::exact_top ? "exact"
+                                : role == PartRole::residual  ? "refine"
+                                                              : "unknown");
+      }
       s.file_bytes = file_bytes(r, t, shares);
       s.rel_rmse = s.max_abs = s.snr_db = -1;
       if (t.lossy()) {
@@ -247,6 +256,11 @@ class JsonWriter : public InspectSink {
     if (t.h_values >= 0) o += ",\"h_values\":" + fmt(t.h_values, 6) + ",\"h_exp_bound\":" + fmt(t.h_exp_bound, 6);
     o += ",\"representation\":\"" + json_escape(t.repr) + "\",\"levels\":" + std::to_string(t.levels) +
          ",\"file_bytes\":" + std::to_string(t.file_bytes);
+    if (!t.level_kinds.empty()) {
+      o += ",\"level_kinds\":[";
+      for (size_t k = 0; k < t.level_kinds.size(); ++k) o += std::string(k ? "," : "") + "\"" + t.level_kinds[k] + "\"";
+      o += "]";
+    }
     if (t.rel_rmse >= 0)
       o += ",\"rel_rmse\":" + fmt(t.rel_rmse, 8) + ",\"max_abs_error\":" + fmt(t.max_abs, 8) + ",\"snr_db\":" +
            (std::isfinite(t.snr_db) ? fmt(t.snr_db, 4) : std::string("null"));
@@ -308,6 +322,7 @@ class TextWriter : public InspectSink {
                  int(codec_w_), t.codec.c_str(), (unsigned long long)t.raw_bytes, (unsigned long long)t.stored_bytes, t.bits_per_weight);
     if (t.h_values >= 0) std::fprintf(f_, "  %9.3f %9.3f", t.h_values, t.h_exp_bound);
     else if (ent_ && lossy_) std::fprintf(f_, "  %9s %9s", "-", "-");
+    for (const auto& k : t.level_kinds) ++kinds_[k];
     if (lossy_ && t.rel_rmse >= 0)
       std::fprintf(f_, "  %6u %9.5f %9.3g %7.2f %9s", t.levels, t.rel_rmse, t.max_abs, t.snr_db,
                    t.codebook_dim ? codebook_str(t).c_str() : std::to_string(t.outliers).c_str());
@@ -316,6 +331,14 @@ class TextWriter : public InspectSink {
     std::fputc('\n', f_);
   }
   void end(const InspectResult& r) override {
+    if (!kinds_.empty()) {  // the kinds of the lossy tensors' levels above 0
+      std::string line;
+      for (const auto& [k, n] : kinds_)
+        line += (line.empty() ? "" : ", ") + std::to_string(n) + " " +
+                (k == "refine" ? "refinement level(s)" : k == "block" ? "sign-magnitude block(s)"
+                 : k == "exact" ? "exact top layer(s)" : k);
+      std::fprintf(f_, "levels above 0: %s\n", line.c_str());
+    }
     for (const auto* gs : {&r.by_dtype, &r.by_codec}) {
       std::fprintf(f_, "%s\n", gs == &r.by_dtype ? "by dtype:" : "by codec:");
       for (const auto& g : *gs)
@@ -357,6 +380,7 @@ class TextWriter : public InspectSink {
  private:
   std::FILE* f_;
   bool ent_, all_, multi_ = false, lossy_ = false;
+  std::map<std::string, uint64_t> kinds_;  // levels above 0 by kind, over the tensors listed
   size_t name_w_ = 6, file_w_ = 4, codec_w_ = 9;
 };
 

@@ -18,6 +18,7 @@
 #include "model/safetensors.h"
 #include "platform/file_io.h"
 #include "quant/allocate.h"
+#include "quant/bitstack_math.h"
 #include "quant/float_load.h"
 #include "quant/outliers.h"
 #include "quant/outliers_repr.h"
@@ -425,10 +426,19 @@ void tile_floats(const TensorRecord& t, const LossyTensor& lt, const uint8_t* da
 }
 
 // Refinement level k of a tile onto its bits below (`below`, the tile's
-// level k - 1): the codes into sc.d, the level's bits into `above`.
+// level k - 1): the codes into sc.d (a block's signs into sc.signs), the
+// level's bits into `above`.
 void refine_step(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, unsigned k, LossyScratch& sc,
                  const uint8_t* below, uint8_t* above) {
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols();
+  if (const auto& f = lt.upper[k - 1].block) {  // a sign-magnitude block (BITSTACK.md): signs into sc.signs
+    sc.signs.resize(rows * cols);
+    if (!bitstack::encode_tile(*f, uint32_t(t.dtype), sc.x.data(), below, tile * t.tile_rows(), rows, cols,
+                               sc.signs.data(), above))
+      fail(Errc::limit, "level " + std::to_string(k) + " of tile " + std::to_string(tile) +
+                            ": a sign-magnitude block gives no finite value for an element");
+    return;
+  }
   sc.d.resize(rows * cols);
   exact::refine_codes(uint32_t(t.dtype), sc.x.data(), below, lt.steps.base_exp, lt.steps.e.data() + tile * t.tile_rows(),
                       lt.upper[k - 1].tables->M, rows, cols, sc.d.data(), above);
@@ -441,6 +451,34 @@ void refine_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, un
 }
 
 bool has_exact_top(const LossyTensor& lt) { return !lt.upper.empty() && lt.upper.back().tables->M == 0; }
+
+// Level k of t as a sign-magnitude block (BITSTACK.md §1): its two parts
+// (factors tensor-wide, signs per element, both zstd) and its level record
+// from the tiles' hash and error sums. Returns the level's estimated bytes:
+// the signs at a bit each (zstd's Huffman codes two symbols in one bit, and
+// the signs of a residual are close to even), the factors, the chunks.
+double add_block_parts(TensorRecord& t, const LossyTensor& lt, unsigned k, HashState& hs, double err, double sig,
+                       double mx) {
+  PartRecord f;
+  f.role = PartRole::block;
+  f.level = uint8_t(k);
+  f.layout = PartLayout::tensor_wide;
+  f.item = DType::U8;
+  f.codec = uint8_t(CodecId::zstd);
+  f.items = lt.upper[k - 1].bytes->size();
+  PartRecord s = f;
+  s.layout = PartLayout::per_element;
+  s.items = t.elements();
+  t.parts.push_back(std::move(f));
+  t.parts.push_back(std::move(s));
+  LevelRecord lr;
+  lr.xxh3 = XXH3_64bits_digest(hs.s);
+  lr.rel_rmse = float(sig > 0 ? std::sqrt(err / sig) : 0.0);
+  lr.max_abs = float(mx);
+  t.levels.push_back(lr);
+  return double(t.elements()) / 8 + double(lt.upper[k - 1].bytes->size()) +
+         double(t.tile_count() + 1) * kLossyChunkOverhead;
+}
 
 // --refine, --exact: t's levels above 0 (REFINE.md, EXACT_TOP.md), R
 // refinement levels and then, with `top`, the exact top layer, whose tables
@@ -460,12 +498,18 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
   for (unsigned k = 1; k <= R; ++k) M[k - 1] = k <= lt.upper.size() && lt.upper[k - 1].tables ? divisor_of(lt, k) : 0;
   for (unsigned k = 1; k <= R; ++k)
     if (!M[k - 1]) M[k - 1] = (k == 1 ? 1 : M[k - 2]) * kRefineDefault;
+  // (the blocks chosen by choose_refinements keep their factors)
+  std::vector<LossyTensor::Upper> blocks(R);
+  for (unsigned k = 1; k <= R && k <= lt.upper.size(); ++k)
+    if (lt.upper[k - 1].block) blocks[k - 1] = lt.upper[k - 1];
   lt.upper.assign(L, LossyTensor::Upper{});
   for (unsigned k = 1; k <= R; ++k) {
     auto tb = std::make_shared<exact::Tables>();
     tb->M = M[k - 1];
+    lt.upper[k - 1] = blocks[k - 1];
     lt.upper[k - 1].tables = std::move(tb);
   }
+  auto is_block = [&](unsigned k) { return k <= R && lt.upper[k - 1].block != nullptr; };
   // low mantissa bits zero in every original (an F32 tensor of F16 values) are not coded
   const unsigned z = top ? exact::trim_bits(dt, data, t.elements()) : 0;
   struct Slot {
@@ -476,7 +520,8 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
     std::vector<float> orig, got;
   };
   std::vector<Slot> sl(slots);
-  for (auto& x : sl) x.counts.resize(L), x.level.resize(R), x.err.assign(R, 0), x.sig.assign(R, 0), x.mx.assign(R, 0);
+  for (auto& x : sl)
+    x.counts.resize(L), x.level.resize(R), x.err.assign(R, 0), x.sig.assign(R, 0), x.mx.assign(R, 0);
   std::vector<HashState> hs(R);
   for (auto& h : hs) XXH3_64bits_reset(h.s);
   std::vector<double> e_all(R, 0), s_all(R, 0), m_all(R, 0);
@@ -495,7 +540,9 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
         for (unsigned j = 1; j <= R; ++j) {
           x.level[j - 1].resize(n * eb);
           refine_step(t, lt, tile, j, x.sc, below, x.level[j - 1].data());
-          exact::count_codes(x.counts[j - 1], dt, context_shift(lt, j), below, lt.steps.base_exp, e, rows, cols, x.sc.d.data());
+          if (!is_block(j))
+            exact::count_codes(x.counts[j - 1], dt, context_shift(lt, j), below, lt.steps.base_exp, e, rows, cols,
+                               x.sc.d.data());
           below = x.level[j - 1].data();
           load_floats(t.dtype, below, n, x.got.data());
           const ErrorSums es = error_sums(x.orig.data(), x.got.data(), n);
@@ -515,6 +562,10 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
     for (unsigned j = 0; j < L; ++j) sl[0].counts[j].add(sl[k].counts[j]);
   std::vector<double> bytes(L, 0);
   for (unsigned k = 1; k <= L; ++k) {
+    if (is_block(k)) {
+      bytes[k - 1] = add_block_parts(t, lt, k, hs[k - 1], e_all[k - 1], s_all[k - 1], m_all[k - 1]);
+      continue;
+    }
     const bool exact_top = top && k == L;
     auto tb = std::make_shared<exact::Tables>();
     double bits = 0;
@@ -549,7 +600,7 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
       lr.max_abs = float(m_all[k - 1]);
     }
     t.levels.push_back(lr);
-    lt.upper[k - 1] = {std::move(tb), std::move(tables)};
+    lt.upper[k - 1] = {std::move(tb), std::move(tables), nullptr};
     bytes[k - 1] = bits / 8 + double(t.tile_count() + 1) * kLossyChunkOverhead + double(t.rows());
   }
   // A tensor of one tile: each level's tables ride in its tile's payload,
@@ -561,6 +612,7 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
     LossyScratch sc1;
     std::vector<std::vector<uint8_t>> in_payload, apart;
     for (unsigned k = 1; k <= L; ++k) {
+      if (is_block(k)) continue;  // (its factors stay a tensor-wide chunk)
       PartRecord& tp = t.parts[2 * k];
       auto carry = [&] { tp.layout = PartLayout::inline_items, tp.codec = 0, tp.items = 0; };
       encode_lossy_tile(t, lt, data, 0, apart, sc1, k);  // the tables apart: their chunk, then the tile's
@@ -641,14 +693,75 @@ std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& 
   return out;
 }
 
+// A sign-magnitude block as level k of t (BITSTACK.md; its levels below
+// already chosen in lt.upper): the factors of rank r fitted on the whole
+// tensor's residual magnitudes, its bits (a bit a sign, the factors) and the
+// relative squared error it leaves.
+struct BlockPoint {
+  RefinePoint pt;
+  std::shared_ptr<const bitstack::Factors> f;
+};
+BlockPoint block_curve(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, unsigned k, unsigned r,
+                       ThreadPool& pool) {
+  const uint64_t cols = t.cols(), n = t.elements();
+  const size_t eb = dtype_bits(t.dtype) / 8, slots = size_t(pool.size()) * 2;
+  std::vector<float> x(n), A(n);
+  std::vector<uint8_t> below(n * eb);
+  std::vector<LossyScratch> sc(slots);
+  std::vector<std::vector<float>> got(slots);
+  auto none = [](size_t, uint64_t) {};
+  for_tiles(
+      t, pool, slots,
+      [&](size_t s, uint64_t tile) {
+        LossyScratch& c = sc[s];
+        quantize_tile(t, lt, data, tile, c);
+        reconstruct_tile(t, lt, tile, c, c.recon);
+        tile_floats(t, lt, data, tile, c.x);
+        refine_tile(t, lt, tile, k - 1, c);
+        const uint64_t off = tile * t.tile_rows() * cols, m = c.x.size();
+        got[s].resize(m);
+        load_floats(t.dtype, c.recon.data(), m, got[s].data());
+        std::copy(c.x.begin(), c.x.end(), x.begin() + off);
+        std::memcpy(below.data() + off * eb, c.recon.data(), m * eb);
+        for (uint64_t i = 0; i < m; ++i) A[off + i] = float(std::fabs(double(c.x[i]) - double(got[s][i])));
+      },
+      none);
+  BlockPoint b;
+  b.f = std::make_shared<const bitstack::Factors>(bitstack::fit(
+      A.data(), t.rows(), cols, r, [&](size_t m, const std::function<void(size_t)>& fn) { pool.parallel_for(m, fn); }));
+  std::vector<ErrorSums> es(slots);
+  double err = 0, sig = 0;
+  bool ok = true;
+  for_tiles(
+      t, pool, slots,
+      [&](size_t s, uint64_t tile) {
+        LossyScratch& c = sc[s];
+        const uint64_t rows = t.rows_in_tile(tile), off = tile * t.tile_rows() * cols, m = rows * cols;
+        c.signs.resize(m), c.above.resize(m * eb), got[s].resize(m);
+        if (!bitstack::encode_tile(*b.f, uint32_t(t.dtype), x.data() + off, below.data() + off * eb,
+                                   tile * t.tile_rows(), rows, cols, c.signs.data(), c.above.data()))
+          ok = false;  // (only this slot's thread writes false)
+        load_floats(t.dtype, c.above.data(), m, got[s].data());
+        es[s] = error_sums(x.data() + off, got[s].data(), m);
+      },
+      [&](size_t s, uint64_t) { err += es[s].err, sig += es[s].sig; });
+  b.pt.bits = double(n) + 8.0 * double(bitstack::factor_bytes(r, t.rows(), cols));
+  b.pt.err2 = !ok ? INFINITY : sig > 0 ? err / sig : 0;
+  return b;
+}
+
 // --refine: each lossy tensor's factor at each level (into its lt.upper's
 // tables' M): level by level, the factors that minimise the model's
 // sensitivity-weighted error for the bits a factor of 3 everywhere would
 // take (one Lagrange multiplier, bisected), so that a level refines the
 // tensors where a bit removes the most error.
 void choose_refinements(const std::vector<size_t>& tensors, const std::vector<double>& sensitivity, Manifest& m,
-                        LossyPlan& plan, const std::vector<const uint8_t*>& data, unsigned R, ThreadPool& pool) {
+                        LossyPlan& plan, const std::vector<const uint8_t*>& data, unsigned R, const PackOptions& opt,
+                        ThreadPool& pool) {
   constexpr size_t F = std::size(kRefineFactors);
+  // --block auto: a block is one more choice (index F); bitstack: the only one
+  const bool blocks = opt.block != "refine", only_blocks = opt.block == "bitstack";
+  std::vector<std::shared_ptr<const bitstack::Factors>> fits(tensors.size());
   const size_t def = size_t(std::find(std::begin(kRefineFactors), std::end(kRefineFactors), kRefineDefault) -
                             std::begin(kRefineFactors));
   for (size_t i : tensors) plan.tensors[i].upper.assign(R, LossyTensor::Upper{});
@@ -658,13 +771,19 @@ void choose_refinements(const std::vector<size_t>& tensors, const std::vector<do
     for (size_t j = 0; j < tensors.size(); ++j) {
       curve[j] = refine_curve(m.tensors[tensors[j]], plan.tensors[tensors[j]], data[tensors[j]], k, pool);
       budget += curve[j][def].bits;
+      if (blocks) {
+        BlockPoint b = block_curve(m.tensors[tensors[j]], plan.tensors[tensors[j]], data[tensors[j]], k,
+                                   opt.block_rank, pool);
+        curve[j].push_back(b.pt);
+        fits[j] = std::move(b.f);
+      }
     }
-    std::vector<size_t> pick(tensors.size(), def);
+    std::vector<size_t> pick(tensors.size(), only_blocks ? F : def);
     auto choose = [&](double lambda) {
       double bits = 0;
       for (size_t j = 0; j < tensors.size(); ++j) {
         double best = INFINITY;
-        for (size_t f = 0; f < F; ++f) {
+        for (size_t f = only_blocks ? F : 0; f < curve[j].size(); ++f) {
           const double c = sensitivity[j] * curve[j][f].err2 + lambda * curve[j][f].bits;
           if (c < best) best = c, pick[j] = f;
         }
@@ -682,8 +801,13 @@ void choose_refinements(const std::vector<size_t>& tensors, const std::vector<do
     for (size_t j = 0; j < tensors.size(); ++j) {
       LossyTensor& lt = plan.tensors[tensors[j]];
       auto tb = std::make_shared<exact::Tables>();
-      tb->M = divisor_of(lt, k - 1) * kRefineFactors[pick[j]];
+      // a block places the levels above it as a factor of 2 would (BITSTACK.md §5)
+      tb->M = divisor_of(lt, k - 1) * (pick[j] == F ? 2 : kRefineFactors[pick[j]]);
       lt.upper[k - 1].tables = std::move(tb);
+      if (pick[j] == F) {
+        lt.upper[k - 1].bytes = std::make_shared<const std::vector<uint8_t>>(fits[j]->bytes());
+        lt.upper[k - 1].block = fits[j];
+      }
     }
   }
 }
@@ -943,7 +1067,12 @@ void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8
   }
   out.emplace_back();
   const uint8_t* e = lt.steps.e.data() + r0;
-  if (u.tables->M) {
+  if (u.block) {  // a sign-magnitude block: the signs, a byte each
+    sc.above.resize(sc.recon.size());
+    refine_step(t, lt, tile, level, sc, sc.recon.data(), sc.above.data());
+    encode_chunk(static_cast<CodecId>(t.parts[2 * level + 1].codec), DType::U8, sc.signs.data(), sc.signs.size(),
+                 out.back(), EncodeOptions{});
+  } else if (u.tables->M) {
     sc.above.resize(sc.recon.size());
     refine_step(t, lt, tile, level, sc, sc.recon.data(), sc.above.data());
     exact::encode_codes(*u.tables, uint32_t(t.dtype), sc.recon.data(), lt.steps.base_exp, e, rows, cols, sc.d.data(),
@@ -982,9 +1111,9 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   plan.tensors.resize(m.tensors.size());
   if (opt.bits == 0) {  // lossless: the lossy options mean nothing, and a typo must not pass silently
     if (!opt.keep.empty() || !opt.sensitivity.empty() || !opt.calib.empty() || opt.scheme != "auto" || opt.exact ||
-        opt.refine)
-      fail(Errc::usage,
-           "--keep, --sensitivity, --calib, --scheme, --refine and --exact apply to lossy packing: give --bits too");
+        opt.refine || opt.block != "refine")
+      fail(Errc::usage, "--keep, --sensitivity, --calib, --scheme, --refine, --block and --exact apply to lossy "
+                        "packing: give --bits too");
     return plan;
   }
   if (!(opt.bits >= kMinBits) || !(opt.bits <= kMaxBits)) {
@@ -997,6 +1126,12 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   const bool levels = opt.exact || opt.refine > 0;
   const bool outliers_ok = !levels && (opt.scheme == "auto" || opt.scheme == "outliers");
   if (levels && !plain_ok) fail(Errc::usage, "--exact and --refine work with --scheme auto or quant (qrow) only");
+  if (opt.block != "refine" && opt.block != "bitstack" && opt.block != "auto")
+    fail(Errc::usage, "--block must be refine, bitstack or auto (got " + opt.block + ")");
+  if (opt.block != "refine" && opt.refine == 0)
+    fail(Errc::usage, "--block " + opt.block + " chooses the kind of --refine's levels: give --refine too");
+  if (opt.block_rank < 1 || opt.block_rank > bitstack::kMaxRank)
+    fail(Errc::usage, "--block-rank takes 1 to 16 (got " + std::to_string(opt.block_rank) + ")");
   if (opt.refine > kMaxRefine)
     fail(Errc::usage, "--refine takes 0 to " + std::to_string(kMaxRefine) + " levels (got " +
                           std::to_string(opt.refine) + ")");
@@ -1400,7 +1535,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   std::vector<size_t> ts(cs.size());
   std::vector<double> sens(cs.size());
   for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
-  if (opt.refine) choose_refinements(ts, sens, m, plan, data, opt.refine, pool);
+  if (opt.refine) choose_refinements(ts, sens, m, plan, data, opt.refine, opt, pool);
   std::vector<std::vector<double>> level_bytes(cs.size());
   if (levels)
     for (size_t k = 0; k < cs.size(); ++k) {

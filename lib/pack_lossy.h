@@ -13,6 +13,7 @@
 #include "format/container.h"
 #include "lib/api.h"
 #include "lib/thread_pool.h"
+#include "quant/bitstack.h"
 #include "quant/exact_top.h"
 #include "quant/qrow.h"
 #include "quant/vq.h"
@@ -43,9 +44,13 @@ struct LossyTensor {
   // Levels above 0, in order: --refine's refinement levels (REFINE.md),
   // then --exact's top layer (EXACT_TOP.md; its tables' M is 0). Each has
   // its tables and their bytes (a tensor-wide chunk before tile 0's codes).
+  // A sign-magnitude block (BITSTACK.md, --block) has its factors, their
+  // bytes as `bytes`, and tables whose M only places the levels above it
+  // (twice the divisor below: REFINE.md's steps and context shifts).
   struct Upper {
     std::shared_ptr<const exact::Tables> tables;
     std::shared_ptr<const std::vector<uint8_t>> bytes;
+    std::shared_ptr<const bitstack::Factors> block;
   };
   std::vector<Upper> upper;
   const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }
@@ -69,7 +74,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
 // level-major). `scratch` is per-slot working memory.
 struct LossyScratch {
   std::vector<uint16_t> codes, d;
-  std::vector<uint8_t> bytes, recon, above;
+  std::vector<uint8_t> bytes, recon, above, signs;
   std::vector<float> x;
 };
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,

@@ -4,6 +4,7 @@
 
 #include "codec/codec.h"
 #include "format/bytes.h"
+#include "quant/bitstack.h"
 #include "quant/exact_top.h"
 #include "quant/qrow.h"
 #include "quant/qrow_math.h"
@@ -46,6 +47,32 @@ void qrow_check_parts(const TensorRecord& t, size_t part_count, const char* name
       bad("codec " + std::to_string(p->codec) + " cannot store its part");
 }
 
+namespace {
+
+// Level k's parts as a sign-magnitude block's (BITSTACK.md §1): the factors
+// (U8, tensor-wide or inline) and the signs (U8 per element, a byte codec).
+template <class Bad>
+void check_block_parts(const TensorRecord& t, size_t k, const Bad& bad) {
+  const PartRecord& f = t.parts[2 * k];
+  const PartRecord& s = t.parts[2 * k + 1];
+  const std::string lv = "level " + std::to_string(k);
+  auto stores_u8 = [](const PartRecord& p) {
+    return codec_id_valid(p.codec) && p.codec != exact::kCodecExactResidual &&
+           codec_supports_part(static_cast<CodecId>(p.codec), DType::U8);
+  };
+  const bool wide = f.layout == PartLayout::tensor_wide, in = f.layout == PartLayout::inline_items;
+  if (f.role != PartRole::block || f.level != k || f.item != DType::U8 || (!wide && !in) ||
+      ((wide || f.codec != 0) && !stores_u8(f)))
+    bad("part " + std::to_string(2 * k) + " must be " + lv +
+        "'s factors (a sign-magnitude block, role 6): U8, tensor-wide (a codec that stores U8 items) or inline");
+  if (s.role != PartRole::block || s.level != k || s.layout != PartLayout::per_element || s.item != DType::U8 ||
+      !stores_u8(s) || !s.params.empty() || s.items != t.elements())
+    bad("part " + std::to_string(2 * k + 1) + " must be " + lv +
+        "'s signs (a sign-magnitude block, role 6): U8, per element, a codec that stores U8 items, no parameters");
+}
+
+}  // namespace
+
 void qrow_check(const TensorRecord& t) {
   const size_t L = t.levels.size();
   if (L == 1) {
@@ -64,6 +91,10 @@ void qrow_check(const TensorRecord& t) {
   for (size_t k = 1; k < L; ++k) {
     const PartRecord& tb = t.parts[2 * k];
     const PartRecord& rs = t.parts[2 * k + 1];
+    if (tb.role == PartRole::block || rs.role == PartRole::block) {  // 2.14: a sign-magnitude block (BITSTACK.md §1)
+      check_block_parts(t, k, bad);
+      continue;
+    }
     const bool top = k + 1 == L && tb.role == PartRole::exact_top;
     const PartRole role = top ? PartRole::exact_top : PartRole::residual;
     const std::string lv = "level " + std::to_string(k);
@@ -134,6 +165,12 @@ Errc qrow_upgrade_tile(const TensorRecord& t, uint32_t tile, unsigned from, unsi
   const uint64_t rows = t.rows_in_tile(tile);
   for (unsigned k = from + 1; k <= to; ++k) {
     const unsigned p = 2 * k;
+    if (t.parts[p].role == PartRole::block) {  // BITSTACK.md §2
+      const Errc rc = bitstack::apply_tile(in.data[p], in.size[p], in.data[p + 1], in.size[p + 1], dt, t.rows(),
+                                           uint64_t(tile) * t.tile_rows(), rows, t.cols(), dst);
+      if (rc != Errc::ok) return rc;
+      continue;
+    }
     cx.refine = t.parts[p].role != PartRole::exact_top;
     cx.tables_in_payload = t.parts[p].items == 0;
     if (!cx.tables_in_payload) {

@@ -15,7 +15,9 @@
 #include "lib/reader_checks.h"
 #include "lib/api.h"
 #include "test_util.h"
+#define WCODEC_EXPERIMENTAL
 #include "wcodec/wcodec.h"
+
 
 namespace {
 const std::string kDir = std::string(WCODEC_TEST_DIR) + "/vectors";
@@ -321,7 +323,18 @@ TEST_SUITE("vectors") {
                            // 2.9: chunk order 1 (steps): an exact norm, BF16 with 2 refinement levels (2 tiles), a
                            // plain qrow, F16 with 1 and an exact top (1 tile), F32 with 2 (2 tiles); steps 3 4 | 1 2 |
                            // 3 5: F16's top before the others' level 1, BF16's and F32's level 1 sharing step 3
-                           Lossy{"lossy_order", 5, 27, 9, 1}}) {
+                           Lossy{"lossy_order", 5, 27, 9, 1},
+                           // 2.14: sign-magnitude blocks (BITSTACK.md): an exact norm, BF16 with a block of rank 2
+                           // (tensor-wide zstd factors; m < 0 in a row) under a refinement level (M = 6, S = 1), F16
+                           // with a block of rank 1 (inline factors, raw signs; -0, subnormals, results stored as
+                           // +-Inf and +-65504), F32 with a block of rank 3 (no FMA, §2's order of the sums), BF16
+                           // with a refinement level, a block of rank 1 (float-ans signs) and one of rank 16, a plain
+                           // qrow
+                           Lossy{"lossy_bitstack", 6, 44, 14},
+                           // 2.14: blocks under an exact top layer: BF16 (rank 2, inline zstd factors), F16 (a
+                           // refinement level, then a block of rank 3), F32 (a block of rank 16, then a refinement
+                           // level); the originals with NaNs, +-Inf, -0, subnormals
+                           Lossy{"lossy_bitstack_exact", 4, 28, 14}}) {
       const std::string& v = l.name;
       CAPTURE(v);
       const std::string wcz = kDir + "/" + v + ".wcz";
@@ -357,6 +370,85 @@ TEST_SUITE("vectors") {
         ++below;
       }
       if (l.minor >= 7) CHECK(below + 1u == r.manifest().level_count);  // every level below the top
+    }
+  }
+
+  TEST_CASE("sign-magnitude block vectors (2.14): every level of every tensor, whole, tile by tile and upgraded in place") {
+    // lossy_bitstack and lossy_bitstack_exact (make_vectors.py's bitstack_vectors, BITSTACK.md): each lossy tensor
+    // at each of its levels, decoded whole in its own dtype, is its bytes in NAME.levelK.expected (NAME.expected at
+    // the model's top; a tensor of fewer levels is at its own top there); each tile decoded alone at that level
+    // gives the same rows (a tile reads the rows of U of its own rows, §3); and the tensor held at level K - 1
+    // reaches level K in place (wcodec_upgrade_tensor) by decoding level K's chunks only.
+    struct V {
+      std::string name;
+      size_t blocks;  // role-6 levels in the file
+    };
+    for (const V& v : {V{"lossy_bitstack", 5}, V{"lossy_bitstack_exact", 3}}) {
+      CAPTURE(v.name);
+      const std::string wcz = kDir + "/" + v.name + ".wcz";
+      wc::ContainerReader r(wcz, wc::kReaderChecks);
+      CHECK(r.header().minor == 14);
+      const unsigned top = r.manifest().level_count - 1u;
+      std::vector<std::vector<uint8_t>> model;  // the unpacked file at each level
+      for (unsigned K = 0; K <= top; ++K)
+        model.push_back(tu::read_file(kDir + "/" + v.name + (K == top ? "" : ".level" + std::to_string(K)) + ".expected"));
+      const auto& ts = r.manifest().tensors;
+      uint64_t total = 0;
+      for (const auto& t : ts) total += t.byte_size;
+      for (const auto& m : model) REQUIRE(m.size() == model[0].size());
+      REQUIRE(model[0].size() >= total);
+      char err[1024] = "";
+      wcodec_archive* a = nullptr;
+      REQUIRE(wcodec_open(wcz.c_str(), &a, err, sizeof err) == WCODEC_OK);
+      size_t blocks = 0;
+      uint64_t at = model[0].size() - total;  // the tensors' bytes end the one file, in tensor order
+      for (size_t i = 0; i < ts.size(); at += ts[i].byte_size, ++i) {
+        const auto& t = ts[i];
+        CAPTURE(t.name);
+        if (!t.lossy()) continue;
+        const unsigned L = unsigned(t.levels.size());
+        REQUIRE(t.parts.size() == 2u * L);
+        for (unsigned k = 1; k < L; ++k)
+          if (t.parts[2 * k].role == wc::PartRole::block) {
+            ++blocks;
+            CHECK(t.parts[2 * k + 1].role == wc::PartRole::block);
+          }
+        const uint64_t rb = t.byte_size / t.rows();
+        std::vector<uint8_t> held;
+        for (unsigned k = 0; k < L; ++k) {
+          CAPTURE(k);
+          std::vector<uint8_t> whole(t.byte_size);
+          REQUIRE(wcodec_decode_tensor_ex(a, i, k, nullptr, whole.data(), whole.size(), 1, err, sizeof err) ==
+                  WCODEC_OK);
+          for (unsigned K = k; K <= (k + 1 == L ? top : k); ++K) {
+            CAPTURE(K);
+            CHECK(std::equal(whole.begin(), whole.end(), model[K].begin() + ptrdiff_t(at)));
+          }
+          for (uint64_t r0 = 0; r0 < t.rows(); r0 += t.tile_rows()) {
+            CAPTURE(r0);
+            const uint64_t r1 = std::min<uint64_t>(t.rows(), r0 + t.tile_rows());
+            std::vector<uint8_t> rows((r1 - r0) * rb);
+            REQUIRE(wcodec_decode_rows_ex(a, i, k, r0, r1, nullptr, rows.data(), rows.size(), 1, err, sizeof err) ==
+                    WCODEC_OK);
+            CHECK(std::equal(rows.begin(), rows.end(), whole.begin() + ptrdiff_t(r0 * rb)));
+          }
+          if (k) {
+            // level k's chunks: each tile's, and its tensor-wide ones (the factors, tables) at most once a tile
+            uint64_t tw = 0;
+            for (const auto& p : t.parts)
+              if (p.level == k && p.layout == wc::PartLayout::tensor_wide && p.items > 0) ++tw;
+            const uint64_t tiled = t.level_chunks[k] - tw, before = wcodec_chunks_decoded(a);
+            REQUIRE(wcodec_upgrade_tensor(a, i, k - 1, k, held.data(), held.size(), 1, err, sizeof err) == WCODEC_OK);
+            const uint64_t decoded = wcodec_chunks_decoded(a) - before;
+            CHECK(decoded >= tiled + tw);
+            CHECK(decoded <= tiled + tw * t.tile_count());
+            CHECK(held == whole);
+          }
+          held = whole;
+        }
+      }
+      CHECK(blocks == v.blocks);
+      wcodec_close(a);
     }
   }
 
@@ -541,7 +633,7 @@ TEST_SUITE("vectors") {
 
   TEST_CASE("bad vectors: verify rejects each with the expected error") {
     const auto bad = bad_vectors();
-    REQUIRE(bad.size() >= 379);  // run make_vectors.py if this fails
+    REQUIRE(bad.size() >= 438);  // run make_vectors.py if this fails
     for (const auto& v : bad) {
       CAPTURE(v.file);
       const Outcome o = outcome([&] { wc::verify(v.path, "", 1, {}); });

@@ -186,10 +186,12 @@ wcodec_pack_options pack_options(unsigned threads, bool force, const std::option
                                  const std::optional<std::string>& calib, bool act_order,
                                  const std::optional<std::string>& scheme,
                                  const std::optional<std::string>& inline_small, bool exact,
-                                 unsigned refine) {
+                                 unsigned refine, const std::optional<std::string>& block, unsigned block_rank) {
   wcodec_pack_options o = WCODEC_PACK_OPTIONS_INIT;
   o.exact = exact ? 1 : 0;
   o.refine = refine;
+  o.block = opt_cstr(block);
+  o.block_rank = block_rank;
   o.scheme = opt_cstr(scheme);
   o.inline_small = opt_cstr(inline_small);
   o.calib = opt_cstr(calib);
@@ -274,10 +276,10 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
          bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
-         bool exact, unsigned refine) {
+         bool exact, unsigned refine, const std::optional<std::string>& block, unsigned block_rank) {
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small, exact, refine);
+                         calib, act_order, scheme, inline_small, exact, refine, block, block_rank);
         return run_pack([&](wcodec_pack_result* r, char* err, size_t n) {
           return wcodec_pack(src.c_str(), opt_cstr(dst), &o, r, err, n);
         });
@@ -286,7 +288,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
       nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"),
-      nb::arg("refine"));
+      nb::arg("refine"), nb::arg("block").none(), nb::arg("block_rank"));
 
   m.def(
       "pack_memory",
@@ -295,12 +297,12 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
          bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
-         bool exact, unsigned refine) {
+         bool exact, unsigned refine, const std::optional<std::string>& block, unsigned block_rank) {
         Py_buffer view;
         if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw nb::python_error();
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small, exact, refine);
+                         calib, act_order, scheme, inline_small, exact, refine, block, block_rank);
         struct Release {  // the buffer goes back on every way out
           Py_buffer* v;
           ~Release() { PyBuffer_Release(v); }
@@ -313,7 +315,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("codec").none(), nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
       nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"),
-      nb::arg("refine"));
+      nb::arg("refine"), nb::arg("block").none(), nb::arg("block_rank"));
 
   m.def(
       "unpack",

@@ -1,5 +1,7 @@
 """get_slice decodes only the chunks (or lossy tiles) holding the rows asked for."""
 
+import subprocess
+
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -129,6 +131,24 @@ def test_refinement_levels_load_finer_models(tmp_path):
                 np.testing.assert_array_equal(f.get_slice(k)[5:40], whole[k][5:40])
                 np.testing.assert_array_equal(f.get_tensor(k), whole[k])
 
+
+def test_bitstack_blocks_load_like_refinement_levels(tmp_path, cli):
+    # pack(..., refine=2, block="bitstack", exact=True): two sign-magnitude blocks (spec/BITSTACK.md), each about
+    # halving the error, the top the original; the same file as the CLI writes
+    t = {"w": weights((512, 64), 28), "v": weights((300, 96), 29).astype(np.float16)}
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file(t, str(src))
+    wcodec.pack(src, tmp_path / "b.wcz", bits=2.5, refine=2, block="bitstack", block_rank=1, exact=True)
+    for k, v in t.items():
+        ref = v.astype(np.float64)
+        errs = [np.sqrt(((wcodec.numpy.load_file(tmp_path / "b.wcz", level=lv)[k].astype(np.float64) - ref) ** 2)
+                        .mean()) for lv in range(4)]
+        assert errs[1] < 0.75 * errs[0] and errs[2] < 0.75 * errs[1] and errs[3] == 0, errs
+    subprocess.run([cli, "pack", str(src), "-o", str(tmp_path / "c.wcz"), "--bits", "2.5", "--refine", "2",
+                    "--block", "bitstack", "--block-rank", "1", "--exact", "-q"], check=True)
+    assert (tmp_path / "b.wcz").read_bytes() == (tmp_path / "c.wcz").read_bytes()
+    with pytest.raises(wcodec.Error):
+        wcodec.pack(src, tmp_path / "x.wcz", bits=2.5, block="bitstack")  # no refine
 
 
 def test_budgets_load_the_model_of_a_prefix(tmp_path):

@@ -36,6 +36,11 @@ Versions 1.8 and 2.13 (pools, FORMAT.md §4.6: extension type 1 codes the inline
 as one chunk of its codec; codec 9's records have stored_size 0): pool_vectors() writes pooled, pooled_shards,
 pooled_lossy and pooled_bound, read back by pool_read() (a reader of §4.5 and §4.6), and pool_bad() its bad vectors
 (pool_*).
+Version 2.14 (sign-magnitude blocks of a qrow tensor, spec/BITSTACK.md: a level above 0 of role-6 parts, binary16
+factors U, W and a sign byte per element): bitstack_vectors() writes lossy_bitstack and lossy_bitstack_exact (with
+.levelK.expected) from block() (the writer, numpy binary32) and bs_apply_tile() (a decoder of BITSTACK.md §2-§3 in
+exact rationals, which rf_decode uses for role-6 levels); bs_read() and bs_check() read each file back from its bytes
+and decode its blocks; bitstack_bad() its bad vectors (bitstack_*, level_xxh3_bitstack_*).
 Codec 4 (float-ans-mixed, FLOAT_ANS.md §2): mixed_vectors(); its mode 3 (§2.1, a
 per-channel shift): shift_vectors(); codec 5 (float-ans-patch, 1.5, its mode 4: §2.2): patch_vectors(); codec 7 (float-ans-groups, 1.6, its mode 5, byte
 planes as zstd frames: §2.3): groups_vectors(); codec 8 (float-ans-pairs, 1.7, its mode 6, two FP8 elements per
@@ -46,6 +51,7 @@ from FLOAT_ANS.md §3-§8 (the spec's §9 bytes and tests/vectors/float_ans chec
 """
 import json, math, os, struct, sys
 from fractions import Fraction
+from types import SimpleNamespace
 import numpy as np
 import xxhash
 
@@ -223,6 +229,7 @@ def main(d):
     flag_vectors(d)
     order_vectors(d)
     pool_vectors(d)
+    bitstack_vectors(d)
 
 
 # Codec 4, float-ans-mixed (FORMAT.md §6, FLOAT_ANS.md §2): per chunk a float-ans-trim payload (mode 0
@@ -4970,6 +4977,9 @@ def rf_decode(t, K):
     fl_record(t)  # 2.8: a tables part of no items (corrupt, seen with the manifest)
     for k in range(1, K + 1):
         tp, cp = t.parts[2 * k], t.parts[2 * k + 1]
+        if BLOCK in (tp.role, cp.role):  # 2.14: a sign-magnitude block (BITSTACK.md), bitstack_vectors()
+            y = bs_decode_level(t, k, y)
+            continue
         for i in range(tiles):  # (the tables, the same for every tile, parsed before the first tile is decoded)
             a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
             p, tb = fl_tile(t, k, i)  # the payload as a flag-0 one, and the tables the tile uses (2.8: flags)
@@ -6412,6 +6422,702 @@ def pool_bad():
             continue
         raise AssertionError("accepted: " + name)
     return {k + ".corrupt": v for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Version 2.14: sign-magnitude blocks of a qrow tensor (BITSTACK.md). A level k above 0 may be a block: part 2k the
+# factors (role 6, U8, tensor-wide or inline: u8 r, u8 0, u16 0, f16 U[rows][r], f16 W[r][cols]), part 2k + 1 the
+# signs (role 6, per element, U8, 0 or 1). v = f + m or f - m, m = U[i][0] W[0][j] + U[i][1] W[1][j] + ... in turn,
+# each operation binary32 RNE. block() is the writer (numpy float32 arithmetic, as the writer intends); bs_apply_tile()
+# the decoder (exact rationals rounded by f32_round at each operation, integer dtype conversions) that rf_decode() uses
+# for role-6 levels; bs_read() and bs_check() a reader of the container's bytes (manifest, index, chunks; §1's record
+# rules) that decodes every block level from the file and compares it with the writer's bytes and the level's XXH3-64.
+
+BLOCK = 6  # part role 6 (2.14)
+U8_CODECS = (0, 1, 2, 3)  # FORMAT.md §6: the codecs that store U8 items (raw, zstd, float-ans, float-ans-trim)
+
+
+def bs_h(x):
+    """The binary16 bits nearest the float x (the writer's factors: any finite binary16 is valid)."""
+    b = int(np.array([x], dtype=np.float64).astype(np.float16).view(np.uint16)[0])
+    assert b & 0x7C00 != 0x7C00, x
+    return b
+
+
+def f16_np(v):
+    """numpy's binary32 -> binary16 conversion (IEEE, RNE; +-Inf past 65504) of the np.float32 v: its bits."""
+    with np.errstate(over="ignore"):
+        return int(np.array([v], dtype=np.float32).astype(np.float16).view(np.uint16)[0])
+
+
+def bs_factor_bytes(U, W, rank=None, reserved=b"\0\0\0"):
+    """§3: u8 r, u8 0, u16 0, U row-major, W row-major (binary16 bits, little-endian); rank and reserved may lie."""
+    r = len(W) if rank is None else rank
+    return (struct.pack("<B", r) + reserved + b"".join(struct.pack("<H", h) for u in U for h in u)
+            + b"".join(struct.pack("<H", h) for w in W for h in w))
+
+
+def bs_f32_of_f16(h):
+    """The binary32 bits of binary16 bits h (finite), exactly, from integers and rationals (no numpy)."""
+    sign = (h & 0x8000) << 16
+    ex, man = (h >> 10) & 0x1F, h & 0x3FF
+    assert ex != 31
+    if ex == 0 and man == 0:
+        return sign
+    a = Fraction(man, 1 << 24) if ex == 0 else Fraction(1024 + man, 1024) * Fraction(2) ** (ex - 15)
+    b = f32_round(a)
+    assert f32_frac(b) == a  # exact
+    return sign | b
+
+
+def bs_widen(y, dtype):
+    """§2: f, the binary32 bits of y (dtype bits), exact: BF16 y << 16, F16 the IEEE conversion, F32 y."""
+    return y << 16 if dtype == "BF16" else bs_f32_of_f16(y) if dtype == "F16" else y
+
+
+def bs_mul(a, b):
+    """One binary32 multiplication of finite binary32 bits a, b, RNE (IEEE 754: an exact zero has the sign XOR)."""
+    v = f32_frac(a) * f32_frac(b)
+    return (a ^ b) & 0x80000000 if v == 0 else f32_round(v)
+
+
+def bs_add(a, b):
+    """One binary32 addition, RNE; an exact zero sum is +0 unless both addends are -0 (IEEE 754 §6.3)."""
+    v = f32_frac(a) + f32_frac(b)
+    if v == 0:
+        return 0x80000000 if a == b == 0x80000000 else 0
+    return f32_round(v)
+
+
+def bs_parse_factors(b, rows, cols):
+    """§3, every rule: (r, U, W) of the factors' bytes b (U[i][q], W[q][j]: binary16 bits); Invalid on a broken one."""
+    if len(b) < 4:
+        raise Invalid("factors shorter than their head")
+    r = b[0]
+    if not 1 <= r <= 16:
+        raise Invalid("rank r not in 1 .. 16")
+    if len(b) != 4 + 2 * r * (rows + cols):
+        raise Invalid("factors not 4 + 2 r (rows + cols) bytes")
+    h = struct.unpack_from("<%dH" % (r * (rows + cols)), b, 4)
+    if any(x & 0x7C00 == 0x7C00 for x in h):
+        raise Invalid("a factor not finite")
+    U = [h[i * r:(i + 1) * r] for i in range(rows)]
+    W = [h[rows * r + q * cols:rows * r + (q + 1) * cols] for q in range(r)]
+    return r, U, W
+
+
+def bs_magnitude(U, W, i, j):
+    """§2: m = U[i][0] x W[0][j], then m = m + U[i][q] x W[q][j] for q = 1 .. r - 1: (m's bits, the products' bits)."""
+    p = [bs_mul(bs_f32_of_f16(U[i][q]), bs_f32_of_f16(W[q][j])) for q in range(len(W))]
+    m = p[0]
+    for x in p[1:]:
+        m = bs_add(m, x)
+    return m, p
+
+
+def bs_apply_tile(fb, signs, ys, dtype, rows, cols, row0):
+    """§2-§3, the decoder: the dtype bits of a tile's elements at the block's level, from the factors' bytes fb (the
+    whole part), the tile's sign bytes and its elements' bits ys at the level below (row-major, its first row the
+    tensor's row0). Invalid on a broken rule (the factors checked at every tile)."""
+    r, U, W = bs_parse_factors(fb, rows, cols)
+    if len(signs) != len(ys):
+        raise Invalid("signs: not one byte an element")
+    out = []
+    for e, (y, s) in enumerate(zip(ys, signs)):
+        i, j = row0 + e // cols, e % cols
+        if not rf_finite(y, dtype):
+            raise Invalid("a value below that is not finite")
+        if s > 1:
+            raise Invalid("sign byte not 0 or 1")
+        m, _ = bs_magnitude(U, W, i, j)
+        v = bs_add(bs_widen(y, dtype), m if s == 0 else m ^ 0x80000000)  # f - m = f + (-m), exactly
+        if not rf_finite(v, "F32"):
+            raise Invalid("v not finite")
+        out.append(convert(v, dtype))
+    return out
+
+
+def block(t, U, W, target, at=None, factors_layout=TENSOR_WIDE, factors_codec=1, signs_codec=1, factors_frame=zraw,
+          signs_frame=zraw, lenient=False):
+    """Gives the qrow tensor t (qrow(), perhaps with levels above 0 already) a sign-magnitude block at level
+    k = len(t.levels): factors U (rows x r) and W (r x cols) as binary16 bits; part 2k the factors (role 6, U8,
+    factors_layout TENSOR_WIDE or INLINE, factors_codec), part 2k + 1 the signs (role 6, per element, U8, signs_codec).
+    Signs as §5's writer chooses them: 1 where the residual target - f and m have opposite signs, else 0, the other
+    sign where v would not be finite in the dtype; at: {element: sign byte} instead (a byte above 1 only with lenient:
+    stored as a reader that took any non-zero byte for 1 would). The arithmetic is numpy's binary32 (each product and
+    sum rounded, no FMA); t.bits becomes level k's bits, t.level_bytes every level's bytes, t.bs[...] what the checks
+    need. lenient: a y that is not finite is used as a reader that skipped §2's rule would (bad vectors)."""
+    dtype, isz = t.dtype, DTYPES[t.dtype][1] // 8
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
+    r = len(W)
+    assert len(U) == rows and all(len(u) == r for u in U) and all(len(w) == cols for w in W)
+    k = len(t.levels)
+    if not hasattr(t, "level_bytes"):
+        t.level_bytes, t.rf = [t.recon], []
+    assert len(t.level_bytes) == k and len(t.parts) == 2 * k
+    h2f = lambda h: np.array([h], dtype=np.uint16).view(np.float16).astype(np.float32)[0]
+    Uf, Wf = [[h2f(h) for h in u] for u in U], [[h2f(h) for h in w] for w in W]
+    y = [int(b) for b in t.bits]
+    m32, signs, v32, new = [], [], [], []
+    for e in range(rows * cols):
+        i, j = divmod(e, cols)
+        with np.errstate(invalid="ignore", over="ignore"):
+            m = np.float32(Uf[i][0] * Wf[0][j])
+            for q in range(1, r):
+                m = np.float32(m + np.float32(Uf[i][q] * Wf[q][j]))
+            f = f32_of(widen(y[e], dtype))
+            assert rf_finite(y[e], dtype) or lenient
+            both = [np.float32(f + m), np.float32(f - m)]
+        store = lambda v: (f16_np(v) if dtype == "F16" else bf16_of(f32_bits(v)) if dtype == "BF16" else f32_bits(v))
+        if at and e in at:
+            s = at[e]
+        else:
+            res = target[e] - float(f)
+            s = 1 if res * float(m) < 0 else 0
+            if not rf_finite(store(both[s]), dtype) and rf_finite(store(both[1 - s]), dtype):
+                s = 1 - s
+        assert 0 <= s <= 255 and (s <= 1 or lenient)
+        v = both[1 if s else 0]
+        assert np.isfinite(v) or lenient
+        m32.append(f32_bits(m))
+        signs.append(s)
+        v32.append(f32_bits(v))
+        new.append(store(v))
+    fb = bs_factor_bytes(U, W)
+    assert bs_parse_factors(fb, rows, cols) == (r, [tuple(u) for u in U], [tuple(w) for w in W])
+    t.parts += [Part(BLOCK, factors_layout, "U8", fb, codec=factors_codec, level=k, frame=factors_frame),
+                Part(BLOCK, PER_ELEMENT, "U8", bytes(signs), codec=signs_codec, level=k, frame=signs_frame)]
+    t.part_count = len(t.parts)
+    if not hasattr(t, "bs"):
+        t.bs = {}
+    t.bs[k] = dict(r=r, U=U, W=W, y=y, m32=m32, signs=signs, v32=v32)
+    t.bits = np.array(new, dtype=np.uint32 if isz == 4 else np.uint16)
+    t.recon = dtype_values(new, dtype)
+    t.level_bytes.append(t.recon)
+    got = [et_value(b, dtype) for b in new]
+    err = [abs(w - g) if math.isfinite(g) else 3e38 for w, g in zip(target, got)]
+    s2 = sum(w * w for w in target)
+    rel = math.sqrt(sum(min(x, 1e30) ** 2 for x in err) / s2) if s2 else 0.0
+    t.levels = t.levels + [(H(t.recon), min(rel, 3e38), min(max(err), 3e38))]
+    return t
+
+
+def bs_decode_level(t, k, y):
+    """rf_decode's role-6 level k of tensor t (its Part objects: the factors' data and the signs' data) applied onto
+    the bits y of the level below, tile by tile."""
+    rows, cols = t.shape[0], math.prod(t.shape[1:])
+    tp, cp = t.parts[2 * k], t.parts[2 * k + 1]
+    if tp.role != BLOCK or cp.role != BLOCK:
+        raise Invalid("corrupt: a level whose two parts do not both have role 6")
+    out = list(y)
+    for i in range(-(-rows // t.tile_rows)):
+        a, b = i * t.tile_rows * cols, min(rows, (i + 1) * t.tile_rows) * cols
+        out[a:b] = bs_apply_tile(tp.data, cp.data[a:b], y[a:b], t.dtype, rows, cols, i * t.tile_rows)
+    return out
+
+
+def bs_read(wcz):
+    """A reader of a 2.x container in chunk order 0 (FORMAT.md §3-§8), any level count: header, manifest, index and
+    chunks, every checksum. Returns {tensor name: record}, each record a dict (dtype, shape, tile_rows, levels
+    [(xxh3, rel, max)], parts [namespace(role, level, codec, layout, item, params, items, payload (inline), chunks
+    [(stored, raw_size)])])."""
+    assert wcz[:8] == b"\x89WCZ\r\n\x1a\n" and H(wcz[:56]) == struct.unpack_from("<Q", wcz, 56)[0]
+    major, minor, _fl, ms, mr, mh = struct.unpack_from("<HHIQQQ", wcz, 8)
+    assert major == 2 and H(wcz[64:64 + ms]) == mh
+    m, end = zstd_frame_at(wcz[64:64 + ms], 0)
+    assert end == ms and len(m) == mr
+    c = Cur(m)
+    nfiles, ntensors, nchunks, lc, order, res = c.u("IIIBBH")
+    assert order == 0 and res == 0
+    lfc = c.u("%dI" % lc)
+    for _ in range(nfiles):
+        c.u("BB")
+        c.take(c.u("H")[0])
+        c.u("QQII")
+        c.take(c.u("Q")[0])
+    recs = []
+    for _ in range(ntensors):
+        t = dict(name=c.take(c.u("H")[0]).decode())
+        did, t["codec"], rank, t["repr"] = c.u("BBBB")
+        t["dtype"] = DTYPE_OF[did]
+        t["shape"] = list(c.u("%dQ" % rank)) if rank else []
+        size, t["tile_rows"], pl = c.u("QIH")
+        t["params"], t["parts"], t["levels"] = c.take(pl), [], [(H(b""), 0.0, 0.0)]
+        t["inline"] = t["repr"] == 0 and size > 0 and t["tile_rows"] == 0
+        if t["inline"]:
+            c.take(c.u("I")[0])
+        elif t["repr"] == 0:
+            t["n_chunks"] = -(-size // t["tile_rows"]) if size else 0
+        else:
+            npart, nlev, res = c.u("BBH")
+            assert res == 0
+            for _ in range(npart):
+                role, lev, codec, layout, item, group, ppl = c.u("BBBBBBH")
+                p = SimpleNamespace(role=role, level=lev, codec=codec, layout=layout, item=DTYPE_OF[item],
+                                          reserved=group, params=c.take(ppl), chunks=[], payload=None)
+                p.items = c.u("Q")[0]
+                if layout == INLINE:
+                    p.payload = c.take(p.items * DTYPES[p.item][1] // 8 if codec == 0 else c.u("I")[0])
+                t["parts"].append(p)
+            t["levels"] = [c.u("Qff") for _ in range(nlev)]
+        recs.append(t)
+    assert c.u("I") == (0,) and c.pos == len(m)
+    io, ist, ir, ih, fsize, fmaj, fmin, _z, fh = struct.unpack_from("<QQQQQHHIQ", wcz, len(wcz) - 64)
+    assert fsize == len(wcz) and (fmaj, fmin) == (major, minor) and H(wcz[io:io + ist]) == ih
+    index, end = zstd_frame_at(wcz[io:io + ist], 0)
+    assert end == ist and len(index) == ir and struct.unpack_from("<Q", index)[0] == nchunks
+    chunks = []
+    for seq in range(nchunks):
+        off, stored, raw, xh = struct.unpack_from("<QIIQ", index, 8 + 24 * seq)
+        assert struct.unpack_from("<IIQ", wcz, off - 16) == (stored, seq, xh) and H(wcz[off:off + stored]) == xh
+        chunks.append((wcz[off:off + stored], raw))
+    # §4.3: level-major; a lossy tensor's chunks at level L: its tensor-wide parts' (items > 0), then per tile its
+    # tiled parts' (in part order)
+    seq = 0
+    for L in range(lc):
+        assert lfc[L] == seq
+        for t in recs:
+            if t["repr"] == 0:
+                n = t.get("n_chunks", 0) if L == 0 else 0
+                seq += n
+                continue
+            rows, tiles = t["shape"][0], -(-t["shape"][0] // t["tile_rows"])
+            for p in t["parts"]:
+                if p.level == L and p.layout == TENSOR_WIDE and p.items:
+                    p.chunks.append(chunks[seq])
+                    seq += 1
+            for _ in range(tiles):
+                for p in t["parts"]:
+                    if p.level == L and p.layout in (PER_ELEMENT, PER_ROW, PER_GROUP):
+                        p.chunks.append(chunks[seq])
+                        seq += 1
+    assert seq == nchunks
+    return {t["name"]: t for t in recs}
+
+
+def bs_record(t):
+    """§1's record rules for role-6 parts (Errc corrupt, when the manifest is decoded) of a record t (bs_read's):
+    Invalid("corrupt: ...") naming the rule broken."""
+    parts, L = t["parts"], len(t["levels"])
+    X = 1 if L > 1 and parts[-2].role == EXACT_TOP else 0
+    if len(parts) != 2 * L:
+        raise Invalid("corrupt: part count not 2 x level_count")
+    for k in range(L):
+        a, b = parts[2 * k], parts[2 * k + 1]
+        if BLOCK not in (a.role, b.role):
+            continue
+        if k == 0:
+            raise Invalid("corrupt: role 6 at level 0")
+        if a.role != BLOCK or b.role != BLOCK:
+            raise Invalid("corrupt: a level whose two parts do not both have role 6")
+        if X and k == L - 1:
+            raise Invalid("corrupt: role 6 in the exact top layer's place")
+        if a.level != k or b.level != k:
+            raise Invalid("corrupt: a role-6 part at another level")
+        if a.item != "U8" or a.layout not in (TENSOR_WIDE, INLINE) or a.codec not in U8_CODECS:
+            raise Invalid("corrupt: factors not U8, tensor-wide or inline, of a codec that stores U8 items")
+        if b.item != "U8" or b.layout != PER_ELEMENT or b.codec not in U8_CODECS or b.params:
+            raise Invalid("corrupt: signs not U8, per element, of a codec that stores U8 items, without params")
+    if X and parts[-1].role == BLOCK:
+        raise Invalid("corrupt: role 6 in the exact top layer's place")
+    for k in range(1, L):  # the exact top layer's place: its two parts role 5 (REFINE.md §1)
+        if parts[2 * k].role == EXACT_TOP and parts[2 * k + 1].role == BLOCK:
+            raise Invalid("corrupt: role 6 in the exact top layer's place")
+
+
+def bs_part_bytes(p, raw_size):
+    """A decoded part's bytes: an inline part's (codec 0: its items; else its payload decoded), a tensor-wide part's
+    one chunk (FORMAT.md §6: exactly its raw size)."""
+    if p.layout == INLINE:
+        if p.codec == 0:
+            return p.payload
+        return pool_decode(p.payload, "U8", p.codec, raw_size)
+    (stored, raw), = p.chunks
+    assert raw == raw_size
+    return pool_decode(stored, "U8", p.codec, raw)
+
+
+def bs_check(wcz, ts):
+    """Reads wcz (bs_read) and decodes, from its bytes, every block level of each lossy tensor of ts: the factors
+    part, each tile's signs chunk, applied (bs_apply_tile) onto the writer's bytes of the level below (t.level_bytes,
+    checked by rf_decode); the result must be the writer's level bytes and the record's level XXH3-64 (Invalid
+    "checksum: ..." otherwise), every other level's hash the writer's too. Returns the number of block levels."""
+    recs, n = bs_read(wcz), 0
+    for t in ts:
+        if not isinstance(t, Lossy):
+            continue
+        rec = recs[t.name]
+        bs_record(rec)
+        rows, cols = rec["shape"][0], math.prod(rec["shape"][1:])
+        isz = DTYPES[rec["dtype"]][1] // 8
+        for k in range(1, len(rec["levels"])):
+            fp, sp = rec["parts"][2 * k], rec["parts"][2 * k + 1]
+            if fp.role != BLOCK:
+                assert H(t.level_bytes[k]) == rec["levels"][k][0]
+                continue
+            fb = bs_part_bytes(fp, fp.items)
+            y = [int.from_bytes(t.level_bytes[k - 1][i * isz:(i + 1) * isz], "little") for i in range(rows * cols)]
+            out = []
+            for i, (stored, raw) in enumerate(sp.chunks):
+                r0, r1 = i * rec["tile_rows"], min(rows, (i + 1) * rec["tile_rows"])
+                assert raw == (r1 - r0) * cols
+                signs = pool_decode(stored, "U8", sp.codec, raw)
+                out += bs_apply_tile(fb, signs, y[r0 * cols:r1 * cols], rec["dtype"], rows, cols, r0)
+            got = dtype_values(out, rec["dtype"])
+            if H(got) != rec["levels"][k][0]:
+                raise Invalid("checksum: level %d's XXH3-64" % k)
+            assert got == t.level_bytes[k], (t.name, k)
+            n += 1
+    return n
+
+
+def bs_alternatives(t, k):
+    """Of block level k of tensor t: for each way a decoder might compute it other than §2's (m rounded once from
+    the exact sum of the products, as a fused or wider accumulation gives; the products summed in reverse order;
+    the products accumulated onto f one by one; v = f +- m rounded once with m exact), the elements whose stored bits
+    it gets wrong."""
+    lv, dtype = t.bs[k], t.dtype
+    cols = math.prod(t.shape[1:])
+    wrong = {"once": [], "reverse": [], "onto_f": [], "v_once": []}
+    for e, (y, s, vb) in enumerate(zip(lv["y"], lv["signs"], lv["v32"])):
+        i, j = divmod(e, cols)
+        m, p = bs_magnitude(lv["U"], lv["W"], i, j)
+        neg = lambda b: b ^ (0x80000000 if s else 0)
+        f = bs_widen(y, dtype)
+        exact = sum(f32_frac(x) for x in p)
+        once = f32_round(exact) if exact else m
+        rev = p[-1]
+        for x in reversed(p[:-1]):
+            rev = bs_add(rev, x)
+        acc = f
+        for x in p:
+            acc = bs_add(acc, neg(x))
+        vo = f32_round(f32_frac(f) + (-exact if s else exact)) if f32_frac(f) + (-exact if s else exact) else vb
+        stored = convert(vb, dtype)
+        for name, v in (("once", bs_add(f, neg(once))), ("reverse", bs_add(f, neg(rev))), ("onto_f", acc),
+                        ("v_once", vo)):
+            if convert(v, dtype) != stored:
+                wrong[name].append(e)
+    return wrong
+
+
+def bitstack_vectors(d):
+    """lossy_bitstack (2.14, BITSTACK.md): an exact F32 norm; a: BF16 [8, 4, 6], 3 tiles of 3, 3 and 2 rows, level 1 a
+    block of rank 2 (factors a tensor-wide zstd chunk, signs zstd; a U column of negative values: m < 0), level 2 a
+    refinement level (REFINE.md; M = 6, S = 1: the block counted as a factor of 2) reading the block's values; b: F16
+    [5, 10], 3 tiles, level 1 (its top) a block of rank 1 with its factors inline (codec 0) and raw signs (codec 0):
+    factors +-0, binary16 subnormals, negative ones (m < 0 and -0), 65504; inputs +-0 (y = -0 with m = +-0 and either
+    sign: the zero's sign by IEEE 754), F16 subnormal inputs and results, results stored as +-Inf (v finite, past
+    65504) and 65504; c: F32 [3, 8], 2 tiles, a block of rank 3 (factors tensor-wide raw, signs zstd) where a decoder
+    that rounded m once (fused or wider), summed the products in another order, accumulated them onto f or rounded
+    f +- m once would store other bits (bs_alternatives); e: BF16 [4, 8], 2 tiles, level 1 a refinement level (M = 3),
+    level 2 a block of rank 1 (factors tensor-wide zstd, signs float-ans), level 3 a block of rank 16 (the most;
+    factors inline zstd, signs raw) over it; a plain qrow tensor (its top is level 0). Unpacked: each tensor at its
+    top (.expected); .level0, .level1, .level2.expected: at those levels (a tensor of fewer at its own top).
+
+    lossy_bitstack_exact: blocks under an exact top layer (EXACT_TOP.md), whose level restores the original bits. f:
+    BF16 [6, 8], 2 tiles, level 1 a block of rank 2 (factors inline zstd, 2.3), level 2 the exact top (S = 1, tables
+    a tensor-wide zstd chunk); g: F16 [4, 12], 2 tiles, level 1 a refinement level (M = 3), level 2 a block of rank 3
+    (factors tensor-wide raw, signs float-ans), level 3 the exact top (S = 2); h: F32 [2, 8], 1 tile, level 1 a block
+    of rank 16, level 2 a refinement level (M = 4, S = 1), level 3 the exact top (S = 2). The originals hold +-0,
+    subnormals, +-Inf and NaNs."""
+    rng = Rng(0xB175AC)
+    norm = Exact("norm.weight", "F32", [5], np.array([1, -0.5, 3.25, -0.0, 2e-3], dtype="<f4").tobytes())
+
+    # a: BF16, rows of E = -8 .. 7. Rank 2: U[i][0] W[0][j] the magnitude's row and column shapes, U[i][1] W[1][j]
+    # a correction of either sign (row 5's U[5][0] negative: m < 0 there, so a sign of 0 moves down).
+    ea, ca, Ba = [0x05, 0x17, 0x2A, 0x3F, 0x00, 0x4C, 0x63, 0xF9], 24, -8
+    xa = rf_weights(rng, Ba, ea, ca, 60)
+    qa = rf_q(xa, Ba, ea, ca, 127)
+    a = qrow("a.weight", "BF16", [8, 4, 6], Ba, ea, qa, 3)
+    fa = [et_value(int(b), "BF16") for b in a.bits]
+    A = [abs(x - f) for x, f in zip(xa, fa)]
+    colm = [sum(A[i * ca + j] for i in range(8)) / 8 for j in range(ca)]
+    mean = sum(colm) / ca
+    Ua = [[bs_h(sum(A[i * ca:(i + 1) * ca]) / ca * (-1 if i == 5 else 1)),
+           bs_h(float(step_of(Ba, ea[i])) * 0.05 * ((i % 3) - 1))] for i in range(8)]
+    Wa = [[bs_h(c / mean) for c in colm], [bs_h(((j * 7) % 5 - 2) / 2) for j in range(ca)]]
+    block(a, Ua, Wa, xa)
+    refine(a, 6, xa, S=1, at={2: 32767, 3: -32768, 100: 5, 101: -5})
+
+    # b: F16, B = -30: row 0 (E = -30: +-0 and F16 subnormals), row 1 (E = -26, subnormals), row 2 (E = -18,
+    # normal; U = -0.5: m < 0), rows 3 and 4 (E = -15; U = 256 and -256: |m| up to 256 x 65504, past F16's range).
+    eb, cb, Bb = [0x00, 0x4C, 0xC8, 0xF0, 0xF3], 10, -30
+    qb = [-3, 3, -40, 48, -5, -1, 100, -127, 7, 20,  # row 0: -0, +0, -2^-24, 2^-24, -0, -0, 2^-23, -2^-23, +0, +0
+          5, -9, 17, -1, -1, -1, -2, 60, -60, 1,  # row 1: 7 x 2^-28 a code, -1 at 13 .. 15: -0
+          3, -7, 100, -127, 0, 1, -1, 50, 2, -2,
+          9, -9, 1, 0, -3, 3, 127, -100, 20, -1,
+          2, -2, 5, 0, 1, -1, 30, -30, 4, 9]
+    b = qrow("b.weight", "F16", [5, cb], Bb, eb, qb, 2)
+    Wb = [[0x5C00, 0x3C00, 0xBC00, 0x0001, 0x8000, 0x0000, 0x03FF, 0x7BFF, 0x5BFF, 0xB555]]
+    Ub = [[0x0001], [0x1400], [0xB800], [0x5C00], [0xDC00]]
+    # signs: row 0's -0 inputs with m = -0 (j = 4) and m = +0 (j = 5) under both signs (elements 4, 5 and, with y
+    # = -0 at 0: m = 2^-16); row 3: y + 65536 (+Inf), y - 256 x 65504 (-Inf), y + 65504 (65504); row 4 (m < 0):
+    # y - -65536 (+Inf), y + -256 x 65504 (-Inf), y + -65504 (-65504)
+    sb = {i: (i * 3 + i // cb) % 2 for i in range(5 * cb)}
+    sb.update({4: 0, 5: 1, 14: 1, 15: 0, 0: 1, 30: 0, 37: 1, 38: 0, 40: 1, 47: 0, 48: 0})
+    xb = [et_value(int(v), "F16") for v in b.bits]
+    block(b, Ub, Wb, xb, at=sb, factors_layout=INLINE, factors_codec=0, signs_codec=0)
+
+    # c: F32, B = -30: row 0 (E = -24, step 2^-24) with hand-made traps: column 0 products 1, 2^-24, 2^-24 (§2's
+    # order: 1; the exact sum 1 + 2^-23), column 1 products 1, 2^-23, 0 onto f = 2^-24 (§2: 1 + 2^-22; onto f: 1 +
+    # 2^-23); rows 1 and 2 (E = -17, -15) random factors of spread exponents and either sign.
+    ec, cc, Bc = [0x60, 0xD3, 0xF7], 8, -30
+    xc = rf_weights(rng, Bc, ec, cc, 3000)
+    qc = et_codes_at(rf_q(xc, Bc, ec, cc, 32767), {0: 0, 1: 1, 2: 0, 3: -1})
+    c = qrow("c.weight", "F32", [3, cc], Bc, ec, qc, 2, code_item="U16")
+    Uc = [[0x3C00, 0x0C00, 0x0C00]]
+    Wc = [[0x3C00, 0x3C00, 0x3C00] + [0] * 5, [0x0C00, 0x1000, 0x0C00] + [0] * 5, [0x0C00, 0x0000, 0x0C00] + [0] * 5]
+    for j in range(3, cc):
+        for q in range(3):
+            Wc[q][j] = bs_h((1 if rng(1) else -1) * 2.0 ** (-(rng(8) % 14)) * (1 + rng(10) / 1024))
+    for i in range(1, 3):
+        Uc.append([bs_h((1 if rng(3) else -1) * 2.0 ** (-(rng(8) % 12)) * (1 + rng(10) / 1024)) for _ in range(3)])
+    block(c, Uc, Wc, xc, at={0: 0, 1: 0, 2: 1}, factors_codec=0)
+
+    # e: BF16, refinement (M = 3), then a block of rank 1, then one of rank 16 (the most)
+    ee, ce, Be = [0x31, 0x07, 0x5A, 0x20], 8, -12
+    xe = rf_weights(rng, Be, ee, ce, 30)
+    et = qrow("e.weight", "BF16", [4, ce], Be, ee, rf_q(xe, Be, ee, ce, 127), 2)
+    refine(et, 3, xe, tables_layout=INLINE, tables_codec=0)
+    st = [float(step_of(Be, x)) for x in ee]
+    block(et, [[bs_h(s / 6)] for s in st], [[bs_h(0.5 + (j % 4) / 8) for j in range(ce)]], xe, signs_codec=FANS,
+          signs_frame=fans_frame("U8"))
+    block(et, [[bs_h(s / 40 * (1 + q / 16) * (-1 if (i + q) % 5 == 0 else 1)) for q in range(16)] for i, s in enumerate(st)],
+          [[bs_h(((q * 3 + j * 5) % 7 - 3) / 16) for j in range(ce)] for q in range(16)], xe,
+          factors_layout=INLINE, factors_codec=1, signs_codec=0)
+    plain = qrow("plain.weight", "BF16", [2, 8], -12, [0x31, 0x07], [((i * 29) % 61) - 30 for i in range(16)], 2)
+    ts = [norm, a, b, c, et, plain]
+
+    # what the vector holds, as the docstring says
+    assert [p.role for p in a.parts] == [1, 0, 6, 6, 4, 4] and a.rf[0]["M"] == 6 and a.rf[0]["S"] == 1
+    assert a.bs[1]["r"] == 2 and any(m >> 31 for m in a.bs[1]["m32"]) and set(a.bs[1]["signs"]) == {0, 1}
+    assert any(bs_read_bits(a.level_bytes[1], i, "BF16") != bs_read_bits(a.level_bytes[2], i, "BF16")
+               for i in range(8 * ca))  # the refinement level changes the block's values
+    lb = b.bs[1]
+    bb = [int(x) for x in b.bits]
+    assert [bb[i] for i in (30, 37, 38, 40, 47, 48)] == [0x7C00, 0xFC00, 0x7BFF, 0x7C00, 0xFC00, 0xFBFF]
+    assert all(rf_finite(v, "F32") for v in lb["v32"])
+    assert any(x & 0x7C00 == 0 and x & 0x3FF for x in bb) and any(y & 0x7C00 == 0 and y & 0x3FF for y in lb["y"])
+    assert any(m >> 31 and m & 0x7FFFFFFF for m in lb["m32"]) and any(m == 0x80000000 for m in lb["m32"])
+    zeros = {(y, m, s, v) for y, m, s, v in zip(lb["y"], lb["m32"], lb["signs"], lb["v32"]) if y == 0x8000 and
+             m & 0x7FFFFFFF == 0}
+    assert zeros == {(0x8000, 0x80000000, 0, 0x80000000), (0x8000, 0x80000000, 1, 0), (0x8000, 0, 0, 0),
+                     (0x8000, 0, 1, 0x80000000)}, zeros  # -0 + -0 = -0, -0 - -0 = +0, -0 + +0 = +0, -0 - +0 = -0
+    wrong = bs_alternatives(c, 1)
+    assert all(wrong.values()) and 0 in wrong["once"] and 0 in wrong["reverse"] and 1 in wrong["onto_f"], wrong
+    assert c.bs[1]["v32"][0] == 0x3F800000 and c.bs[1]["v32"][1] == 0x3F800002, hex(c.bs[1]["v32"][1])
+    assert [p.role for p in et.parts] == [1, 0, 4, 4, 6, 6, 6, 6] and et.bs[3]["r"] == 16
+    fb, plen = st_file(ts)
+    files = [(0, "model.safetensors", fb, plen, ts)]
+    wcz = container2(files, minor=14)
+    head = struct.unpack("<IIIBB", zread_manifest(wcz)[:14])
+    # level 0: norm 1, a 3 x 2, b 3 x 2, c 2 x 2, e 2 x 2, plain 1 x 2; level 1: a's factors + 3 signs, b's 3 signs
+    # (factors inline), c's factors + 2, e's 2 codes (tables inline); level 2: a's tables + 3, e's factors + 2;
+    # level 3: e's 2 signs (factors inline)
+    assert head == (1, 6, 1 + 6 + 6 + 4 + 4 + 2 + 4 + 3 + 3 + 2 + 4 + 3 + 2, 4, 0), head
+    put(d, "lossy_bitstack.wcz", wcz)
+    put_levels(d, "lossy_bitstack", files)
+    assert bs_check(wcz, ts) == 5
+
+    # lossy_bitstack_exact
+    rng = Rng(0xB175AC7)
+    norm = Exact("norm.weight", "F32", [3], np.array([0.75, -4, 1e-3], dtype="<f4").tobytes())
+    ef, cf, Bf = [0x10, 0x2C, 0x47, 0x00, 0x63, 0x35], 8, -12
+    xf = rf_weights(rng, Bf, ef, cf, 80)
+    f = qrow("f.weight", "BF16", [6, cf], Bf, ef, rf_q(xf, Bf, ef, cf, 127), 3)
+    block(f, [[bs_h(float(step_of(Bf, x)) / 4), bs_h(float(step_of(Bf, x)) / 16 * (-1) ** i)] for i, x in enumerate(ef)],
+          [[bs_h(1 - (j % 3) / 4) for j in range(cf)], [bs_h((j % 5 - 2) / 2) for j in range(cf)]], xf,
+          factors_layout=INLINE, factors_codec=1)
+    of = et_bits("BF16", xf)
+    for i, v in {0: 0x7FC1, 1: 0xFF80, 2: 0x8000, 3: 0x0001, 12: 0x7F80, 40: 0x0000}.items():
+        of[i] = v
+    exact_top(f, of, S=1, tables_codec=1)
+    f.parts[-2].layout = TENSOR_WIDE
+    eg, cg, Bg = [0x00, 0x2C, 0x61, 0xF8], 12, -20
+    xg = rf_weights(rng, Bg, eg, cg, 100)
+    g = qrow("g.weight", "F16", [4, cg], Bg, eg, rf_q(xg, Bg, eg, cg, 127), 2)
+    refine(g, 3, xg)
+    sg = [float(step_of(Bg, x)) for x in eg]
+    block(g, [[bs_h(s / 8), bs_h(s / 32), bs_h(-s / 64)] for s in sg],
+          [[bs_h(1 + (j % 4) / 4) for j in range(cg)], [bs_h((j % 3) - 1) for j in range(cg)],
+           [bs_h(0.5 if j % 2 else -0.25) for j in range(cg)]], xg, factors_codec=0, signs_codec=FANS,
+          signs_frame=fans_frame("U8", k=0))
+    og = et_bits("F16", xg)
+    for i, v in {0: 0x7E01, 1: 0xFC00, 2: 0x8000, 3: 0x0003, 13: 0x7C00, 30: 0x8001}.items():
+        og[i] = v
+    exact_top(g, og, S=2)
+    eh, ch, Bh = [0x3A, 0x71], 8, -20
+    xh = rf_weights(rng, Bh, eh, ch, 500)
+    h = qrow("h.weight", "F32", [2, ch], Bh, eh, rf_q(xh, Bh, eh, ch, 32767), 2, code_item="U16")
+    sh = [float(step_of(Bh, x)) for x in eh]
+    block(h, [[bs_h(s / 20 * (1 + q / 8)) for q in range(16)] for s in sh],
+          [[bs_h(((q + 2 * j) % 5 - 1) / 8) for j in range(ch)] for q in range(16)], xh, signs_codec=0)
+    refine(h, 4, xh, S=1, tables_layout=INLINE, tables_codec=1)
+    oh = et_bits("F32", xh)
+    for i, v in {0: 0x7F800000, 1: 0xFFC00001, 2: 0x80000000, 3: 0x00000001}.items():
+        oh[i] = v
+    exact_top(h, oh, S=2, tables_codec=0)
+    ts = [norm, f, g, h]
+    assert [p.role for p in f.parts] == [1, 0, 6, 6, 5, 5] and f.et_S == 1
+    assert [p.role for p in g.parts] == [1, 0, 4, 4, 6, 6, 5, 5] and g.et_S == 2
+    assert [p.role for p in h.parts] == [1, 0, 6, 6, 4, 4, 5, 5] and h.et_S == 2 and h.bs[1]["r"] == 16
+    for t in (f, g, h):
+        assert t.recon != t.level0 and 1 in t.et_mode, (t.name, t.et_mode)
+    fb, plen = st_file(ts)
+    files = [(0, "model.safetensors", fb, plen, ts)]
+    wcz = container2(files, minor=14)
+    head = struct.unpack("<IIIBB", zread_manifest(wcz)[:14])
+    # level 0: norm 1, f 2 x 2, g 2 x 2, h 1 x 2; level 1: f 2 signs (factors inline), g tables + 2, h factors + 1;
+    # level 2: f's exact tables + 2, g factors + 2, h 1 (tables inline); level 3: g 2, h 1 (tables inline)
+    assert head == (1, 4, 1 + 4 + 4 + 2 + 2 + 3 + 2 + 3 + 3 + 1 + 2 + 1, 4, 0), head
+    put(d, "lossy_bitstack_exact.wcz", wcz)
+    put_levels(d, "lossy_bitstack_exact", files)
+    assert bs_check(wcz, ts) == 3
+    put_bad(d, bitstack_bad())
+
+
+def bs_read_bits(b, i, dtype):
+    isz = DTYPES[dtype][1] // 8
+    return int.from_bytes(b[i * isz:(i + 1) * isz], "little")
+
+
+def bitstack_bad():
+    """2.14 files every reader must reject, checksum-valid everywhere, each lying in one thing about a block (the
+    manifest's last tensor, after an exact F32 one). *.corrupt: BITSTACK.md §1's record rules, seen when the manifest
+    is decoded. *.codec: §2's and §3's rules, checked whenever a tile of the level is decoded. level_xxh3_*.checksum:
+    valid blocks whose decoded values are not the level's hash. Level hashes are the honest ones; where a rule leaves
+    no honest value (a sign byte of 2, y not finite), what a reader that skipped the rule would write. Each is read
+    back from its bytes (bs_check) and refused for its reason."""
+    rows, cols = 4, 8
+    out, why = {}, {}
+
+    def base(exact=False, rank=2, **kw):
+        """A BF16 qrow tensor [4, 8] of 2 tiles, level 1 a block of rank `rank` (factors tensor-wide zstd, signs
+        zstd; block()'s keywords), with exact an exact top layer at level 2."""
+        rng = Rng(0xBAD14)
+        e = [0x35, 0x42, 0x28, 0x51]
+        x = rf_weights(rng, -12, e, cols, 40)
+        t = qrow("w.weight", "BF16", [rows, cols], -12, e, rf_q(x, -12, e, cols, 127), 2)
+        st = [float(step_of(-12, v)) for v in e]
+        block(t, [[bs_h(s / (4 + q)) for q in range(rank)] for s in st],
+              [[bs_h(1 + ((j + q) % 3) / 4) for j in range(cols)] for q in range(rank)], x, **kw)
+        if exact:
+            exact_top(t, et_bits("BF16", x), S=1)
+        t.x = x
+        return t
+
+    def one(name, t, reason):
+        out[name], why[name] = one_file([norm_exact(), t], minor=14), (t, reason)
+
+    def factors(t, data):
+        t.parts[2].data, t.parts[2].items = data, len(data)
+        return t
+
+    t0 = base()
+    U, W = t0.bs[1]["U"], t0.bs[1]["W"]
+    for t in (t0, base(exact=True), base(factors_layout=INLINE, factors_codec=0)):  # the bases are valid
+        assert bs_check(one_file([norm_exact(), t], minor=14), [t]) == 1
+    fb = t0.parts[2].data
+    # §2 (codec): a sign byte of 2 (element 19, tile 1), stored as a reader taking any non-zero byte for 1 would
+    one("bitstack_sign_2.codec", base(at={19: 2}, lenient=True), "sign byte not 0 or 1")
+    # §3 (codec): the factors' size, rank and finiteness
+    one("bitstack_factors_short.codec", factors(base(), fb[:-2]), "factors not 4 + 2 r")
+    one("bitstack_factors_long.codec", factors(base(), fb + b"\0\0"), "factors not 4 + 2 r")
+    t = base(factors_layout=INLINE, factors_codec=0)
+    t.parts[2].data, t.parts[2].items = fb + b"\0", len(fb) + 1
+    one("bitstack_factors_inline_long.codec", t, "factors not 4 + 2 r")
+    one("bitstack_rank0.codec", factors(base(), bs_factor_bytes([], [], rank=0)), "rank r not in 1 .. 16")
+    r17 = [[0x3C00] * 17 for _ in range(rows)], [[0x3800] * cols for _ in range(17)]
+    one("bitstack_rank17.codec", factors(base(), bs_factor_bytes(*r17)), "rank r not in 1 .. 16")
+    one("bitstack_factor_inf.codec", factors(base(), bs_factor_bytes(U, [list(W[0][:3]) + [0x7C00] + list(W[0][4:]),
+                                                                         W[1]])), "a factor not finite")
+    one("bitstack_factor_nan.codec", factors(base(), bs_factor_bytes(U[:3] + [[U[3][0], 0x7E00]], W)),
+        "a factor not finite")
+    one("bitstack_factor_neg_inf.codec", factors(base(), bs_factor_bytes([[0xFC00, U[0][1]]] + U[1:], W)),
+        "a factor not finite")
+    # §2 (codec): y not finite. F16 [2, 4] whose level 1 (a refinement level) stores 64512 + 2 x 512 = 65536 as
+    # +Inf, and whose level 2 (a block) then meets that y.
+    t = qrow("w.weight", "F16", [2, 4], -5, [0xF0, 0x00], [63, -63, 1, 0, 2, -2, 0, 1], 2)
+    x = [64512.0, -64512.0, 1024.0, 0.0, 0.0625, -0.0625, 0.0, 0.03125]
+    refine(t, 2, x, at={0: 2}, tables_layout=INLINE, tables_codec=0)
+    assert t.bits[0] == 0x7C00
+    block(t, [[0x3C00], [0x2C00]], [[0x3800, 0x3400, 0x3000, 0x2C00]], x, at={0: 1}, lenient=True)
+    one("bitstack_y_inf.codec", t, "a value below that is not finite")
+
+    # §1 (corrupt): the record
+    t = base()
+    rf = qrow("w.weight", "BF16", [rows, cols], -12, t.parts[0].data, [((i * 5) % 17) - 8 for i in range(32)], 2)
+    refine(rf, 3, t.x, tables_layout=INLINE, tables_codec=0)
+    rf.parts[2].role = BLOCK  # a refinement level's tables as role-6 factors, beside its role-4 codes
+    one("bitstack_role6_factors_role4_codes.corrupt", rf, "do not both have role 6")
+    t = base()
+    t.parts[2].role = RESIDUAL  # the block's factors role 4, its signs role 6
+    one("bitstack_role4_factors_role6_signs.corrupt", t, "do not both have role 6")
+    t = base(exact=True)
+    t.parts[4].role = t.parts[5].role = BLOCK  # the exact top layer's level, role 6
+    one("bitstack_role6_exact_place.corrupt", t, "")
+    t = base(exact=True)
+    t.parts[5].role = BLOCK  # the exact top layer's tables role 5, its residuals role 6
+    one("bitstack_role6_exact_residuals.corrupt", t, "")
+    t = base()
+    t.parts[3].codec, t.parts[3].frame = EXACT_CODEC, lambda raw: b"\x00" + raw
+    one("bitstack_signs_codec6.corrupt", t, "signs not U8")
+    t = base()
+    t.parts[3].item, t.parts[3].data = "U16", b"".join(bytes([s, 0]) for s in t.bs[1]["signs"])
+    one("bitstack_signs_u16.corrupt", t, "signs not U8")
+    t = base()
+    t.parts[3].layout, t.parts[3].codec = TENSOR_WIDE, 1
+    one("bitstack_signs_tensor_wide.corrupt", t, "signs not U8")
+    t = base()
+    t.parts[3].params = b"\x01"
+    one("bitstack_signs_params.corrupt", t, "signs not U8")
+    t = base()
+    t.parts[2].codec, t.parts[2].frame = EXACT_CODEC, lambda raw: b"\x00" + raw
+    one("bitstack_factors_codec6.corrupt", t, "factors not U8")
+    t = base()
+    t.parts[2].item, t.parts[2].items = "U16", len(fb) // 2
+    one("bitstack_factors_u16.corrupt", t, "factors not U8")
+    t = base()
+    t.parts[2].layout, t.parts[2].items, t.parts[2].data = PER_ROW, rows, fb[:rows]
+    one("bitstack_factors_per_row.corrupt", t, "factors not U8")
+    t = base()
+    t.parts[3].level = 2  # the signs a level above the factors (level 2 then has one part)
+    one("bitstack_signs_wrong_level.corrupt", t, "")
+
+    # §2, FORMAT.md §4.4 (checksum): valid blocks, other values than the level's hash
+    t = base()
+    t.parts[3].data = bytes(s ^ (i == 9) for i, s in enumerate(t.bs[1]["signs"]))  # element 9's sign flipped
+    one("level_xxh3_bitstack_sign_lie.checksum", t, "checksum")
+    t = base()
+    t.parts[2].data = bs_factor_bytes(U, [[W[0][0] + 0x200] + list(W[0][1:]), W[1]])  # W[0][0] 1.5, not 1
+    one("level_xxh3_bitstack_factor_lie.checksum", t, "checksum")
+    # under an exact top layer: a sign flipped (the first element where the top then still decodes, by the contexts
+    # of the new y, to other bytes than its hash): the top's hash, the one unpack checks, and level 1's both differ
+    t = base(exact=True)
+    for i in range(rows * cols):
+        t.parts[3].data = bytes(s ^ (j == i) for j, s in enumerate(t.bs[1]["signs"]))
+        try:
+            if rf_decode(t, 2) != t.level_bytes[2]:
+                break
+        except Invalid:
+            pass
+    else:
+        raise AssertionError("no sign whose flip the exact top layer decodes")
+    one("level_xxh3_bitstack_under_exact.checksum", t, "checksum")
+
+    for name, wcz in out.items():
+        t, reason = why[name]
+        try:
+            bs_check(wcz, [t])
+        except (Invalid, AssertionError) as x:
+            if name.endswith(".corrupt") and not reason:  # rules REFINE.md §1 has too (the parts' levels, role 5)
+                continue
+            assert isinstance(x, Invalid) and reason in str(x), (name, reason, str(x))
+            assert name.endswith(".corrupt") == str(x).startswith("corrupt:"), (name, str(x))
+            continue
+        raise AssertionError("accepted: " + name)
+    return out
 
 
 if __name__ == "__main__":
