@@ -453,10 +453,10 @@ void refine_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, un
 bool has_exact_top(const LossyTensor& lt) { return !lt.upper.empty() && lt.upper.back().tables->M == 0; }
 
 // Level k of t as a sign-magnitude block (BITSTACK.md §1): its two parts
-// (factors tensor-wide, signs per element, both zstd) and its level record
-// from the tiles' hash and error sums. Returns the level's estimated bytes:
-// the signs at a bit each (zstd's Huffman codes two symbols in one bit, and
-// the signs of a residual are close to even), the factors, the chunks.
+// (factors a tensor-wide zstd chunk, signs per element, float-ans) and its
+// level record from the tiles' hash and error sums. Returns the level's
+// estimated bytes: the signs at a bit each (the signs of a residual are
+// close to even), the factors, the chunks.
 double add_block_parts(TensorRecord& t, const LossyTensor& lt, unsigned k, HashState& hs, double err, double sig,
                        double mx) {
   PartRecord f;
@@ -468,6 +468,7 @@ double add_block_parts(TensorRecord& t, const LossyTensor& lt, unsigned k, HashS
   f.items = lt.upper[k - 1].bytes->size();
   PartRecord s = f;
   s.layout = PartLayout::per_element;
+  s.codec = uint8_t(CodecId::float_ans);  // order-0 rANS over the bytes: a bit a sign (zstd -3 takes 1.5)
   s.items = t.elements();
   t.parts.push_back(std::move(f));
   t.parts.push_back(std::move(s));
