@@ -434,9 +434,12 @@ void refine_step(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, un
   if (const auto& f = lt.upper[k - 1].block) {  // a sign-magnitude block (BITSTACK.md): signs into sc.signs
     sc.signs.resize(rows * cols);
     if (!bitstack::encode_tile(*f, uint32_t(t.dtype), sc.x.data(), below, tile * t.tile_rows(), rows, cols,
-                               sc.signs.data(), above))
-      fail(Errc::limit, "level " + std::to_string(k) + " of tile " + std::to_string(tile) +
-                            ": a sign-magnitude block gives no finite value for an element");
+                               sc.signs.data(), above)) {
+      Error e(Errc::limit, "level " + std::to_string(k) + " of tile " + std::to_string(tile) +
+                               ": a sign-magnitude block gives no finite value for an element");
+      e.at_tensor(t.name);
+      throw e;
+    }
     return;
   }
   sc.d.resize(rows * cols);
