@@ -23,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import safetensors, numpy" 2>/dev/null; then
-  if python3 -m venv .venv >/dev/null 2>&1 && .venv/bin/pip install -q safetensors numpy >/dev/null 2>&1; then
+  if python3 -m venv .venv >/dev/null 2>&1 && .venv/bin/python -m pip install -q safetensors numpy >/dev/null 2>&1; then
     echo "setup: .venv ready (safetensors $(.venv/bin/python -c 'import safetensors; print(safetensors.__version__)'))"
   else
     echo "setup: could not prepare .venv with safetensors; the python-client test will skip"
@@ -34,7 +34,7 @@ if [ "${1:-}" = "--python" ]; then
   py_pkgs=(nanobind scikit-build-core pytest ml_dtypes torch transformers)
   if ! .venv/bin/python -c "import nanobind, scikit_build_core, pytest, ml_dtypes, torch, transformers" 2>/dev/null; then
     echo "setup: installing ${py_pkgs[*]} into .venv (torch is large: a few minutes the first time)"
-    .venv/bin/pip install -q "${py_pkgs[@]}" >/dev/null 2>&1 ||
+    .venv/bin/python -m pip install -q "${py_pkgs[@]}" >/dev/null 2>&1 ||
       echo "setup: could not install the Python test packages; scripts/test_python.sh will say what is missing"
   fi
 fi

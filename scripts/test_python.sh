@@ -9,6 +9,8 @@ if ! .venv/bin/python -c "import nanobind, scikit_build_core, pytest" 2>/dev/nul
   exit 1
 fi
 echo "test_python: building and installing the wcodec package into .venv"
-.venv/bin/pip install -q --no-build-isolation --no-deps . >/dev/null
+# python -m pip: a venv that was copied or moved keeps its scripts' shebang (the
+# old path), so .venv/bin/pip would install into the original venv
+.venv/bin/python -m pip install -q --no-build-isolation --no-deps . >/dev/null
 # -rs prints every skip's reason (torch or the corpus absent)
 .venv/bin/python -m pytest python/tests -q -rs -p no:cacheprovider
