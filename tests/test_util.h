@@ -22,7 +22,29 @@
 #include "platform/error.h"
 #include "platform/file_io.h"
 
+// Sanitized builds (scripts/ci_sanitize.sh: ASan+UBSan at -O1, TSan) run
+// 5 to 20 times slower. Tests of scale (a model of many tensors, time
+// ratios over large counts) take a smaller scale there through
+// tu::sanitized_scale: the sanitizer checks the same code paths, and the
+// default build runs the full scale.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WC_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define WC_TEST_SANITIZED 1
+#endif
+#endif
+
 namespace tu {
+
+#ifdef WC_TEST_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+// n, or n / div in a sanitized build
+constexpr size_t sanitized_scale(size_t n, size_t div) { return kSanitized ? n / div : n; }
+
 
 // A path or argument in single quotes, for a shell command line.
 inline std::string q(const std::string& s) { return "'" + s + "'"; }
