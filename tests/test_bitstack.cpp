@@ -22,7 +22,6 @@
 #include "quant/qrow_math.h"
 #include "st_builder.h"
 #include "test_util.h"
-#define WCODEC_EXPERIMENTAL
 #include "wcodec/wcodec.h"
 
 using wc::DType;

@@ -16,7 +16,6 @@
 #include "st_builder.h"
 #include "test_util.h"
 #include "weights_gen.h"
-#define WCODEC_EXPERIMENTAL
 #include "wcodec/wcodec.h"
 
 TEST_SUITE("capi") {

@@ -23,7 +23,6 @@
 #include "st_builder.h"
 #include "test_util.h"
 #include "level_weights.h"
-#define WCODEC_EXPERIMENTAL
 #include "wcodec/wcodec.h"
 
 using wc::DType;

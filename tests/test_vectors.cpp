@@ -15,7 +15,6 @@
 #include "lib/reader_checks.h"
 #include "lib/api.h"
 #include "test_util.h"
-#define WCODEC_EXPERIMENTAL
 #include "wcodec/wcodec.h"
 
 
