@@ -35,6 +35,8 @@ case "$MODE" in
            # only the test files of the suites run below (SUITES): the others
            # would be compiled with TSan for nothing (about a third of the build)
            SUITES=(container capi cli safe_write corpus)
+           # the test sources at -O1 (the library keeps -O2)
+           FLAGS+=(-DWCODEC_TEST_COMPILE_OPTIONS=-O1)
            FLAGS+=("-DWCODEC_TEST_FILES=$(IFS=';'; echo "${SUITES[*]}")")
            TARGETS=(--target wcodec_tests wcodec) ;;
   *) echo "usage: ci_sanitize.sh [address|thread]" >&2; exit 2 ;;
