@@ -260,7 +260,10 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     if (k < npicks) {
       tz[c] = double(alt[k] + 1) < bar * double(fs[k]);  // mixed pays a mode byte for zstd
       zstd_all_sampled &= double(alt[k]) < bar * double(fs[k]);
-      missed |= zs[k] + 1 < fs[k] && !flagged;
+      // missed: zstd would have replaced float-ans here (by the bar, as the
+      // chunks price it: FP8 pairs keep up to kPairsSlack over zstd, so
+      // zstd a hair smaller than them is no miss) and the flag said no
+      missed |= double(zs[k] + 1) < bar * double(fs[k]) && !flagged;
     } else {
       tz[c] = flagged;
     }
