@@ -31,6 +31,19 @@ bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size) {
   return byte_size > 0 && !any_bit0(t == DType::F32 ? 4 : 2, data, byte_size);
 }
 
+// The slices share one frame's window, so repeats between them count: the
+// estimate errs towards zstd, and a full trial then decides.
+uint64_t zstd_estimate(const uint8_t* data, uint64_t n, const EncodeOptions& opt) {
+  if (n < 2 * kZstdSlices * kZstdSliceBytes) return 0;
+  thread_local std::vector<uint8_t> gathered, coded;
+  gathered.resize(kZstdSlices * kZstdSliceBytes);
+  const uint64_t span = (n - kZstdSliceBytes) / (kZstdSlices - 1) / 64 * 64;  // 64-byte aligned starts
+  for (uint64_t i = 0; i < kZstdSlices; ++i)
+    std::memcpy(gathered.data() + i * kZstdSliceBytes, data + i * span, kZstdSliceBytes);
+  encode_chunk(CodecId::zstd, DType::U8, gathered.data(), gathered.size(), coded, opt);
+  return uint64_t(double(coded.size()) * double(n) / double(gathered.size()));
+}
+
 namespace {
 
 // repeat_rate's lookups of `Word`-byte words (the width fixed: one load a
@@ -134,6 +147,19 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // zstd comes closer to float-ans, so the probe would only add work.
   // Level-1 bytes are never reused (zb is then empty).
   for (size_t k = 0; k < npicks; ++k) {
+    // where the chunk does not repeat itself (zstd's size is then its
+    // literals', which slices estimate within about 5%) and the slices say
+    // zstd loses by kZstdSliceLoses, its size is the estimate: no full trial
+    // (whose bytes only a chunk zstd wins would keep)
+    const uint64_t best_fans = low_zero ? std::min(fs[k], ts[k]) : fs[k];
+    if (repeat_rate(t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k]))) < kSliceMaxRepeat) {
+      const uint64_t est = zstd_estimate(data + picks[k] * chunk_size, chunk_at(picks[k]), opt);
+      if (est && double(est) >= kZstdSliceLoses * double(best_fans)) {
+        zstd += zs[k] = est;
+        zb[k].clear();
+        continue;
+      }
+    }
     if (opt.zstd_level > 1 && low_zero) {
       EncodeOptions fast = opt;
       fast.zstd_level = 1;

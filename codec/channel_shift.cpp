@@ -292,6 +292,52 @@ void field_sums(const FieldSums& a, std::vector<uint64_t>& csum, std::vector<uin
   }
 }
 
+// plan()'s pricing pass: the histograms of (field, sign) over rows r =
+// k * sstep (k < srows), unshifted (h0), with the column offsets (hc) and
+// with the row offsets (hr). Even and odd columns count into two banks
+// summed at the end: consecutive elements mostly share a symbol, and one
+// bank made every increment wait for the previous one's store.
+struct SymbolCounts {
+  const uint8_t* data;
+  uint64_t cols, srows, sstep;
+  Field f;
+  const int16_t *dc, *dr;
+};
+template <class E>
+void symbol_counts(const SymbolCounts& a, std::vector<uint32_t>& h0, std::vector<uint32_t>& hc,
+                   std::vector<uint32_t>& hr) {
+  const size_t nsym = h0.size();
+  std::vector<uint32_t> banks(6 * nsym);  // h0, hc, hr of bank 0, then of bank 1
+  const uint32_t s = a.f.s, fmask = a.f.fmask, top = a.f.W - 1;
+  auto count = [&](uint32_t* b, uint32_t v, int32_t dc, int32_t dr) {
+    const uint32_t sg = v >> top, F = v >> s;
+    ++b[((F & fmask) << 1) | sg];
+    ++b[nsym + ((((F - uint32_t(dc)) & fmask) << 1) | sg)];
+    ++b[2 * nsym + ((((F - uint32_t(dr)) & fmask) << 1) | sg)];
+  };
+  for (uint64_t k = 0; k < a.srows; ++k) {
+    const uint64_t r = k * a.sstep;
+    const uint8_t* row = a.data + r * a.cols * sizeof(E);
+    const int32_t dr = a.dr[size_t(r)];
+    auto elem = [&](uint64_t c) {
+      E v;
+      std::memcpy(&v, row + c * sizeof(E), sizeof v);
+      return uint32_t(v);
+    };
+    uint64_t c = 0;
+    for (; c + 2 <= a.cols; c += 2) {
+      count(banks.data(), elem(c), a.dc[size_t(c)], dr);
+      count(banks.data() + 3 * nsym, elem(c + 1), a.dc[size_t(c + 1)], dr);
+    }
+    if (c < a.cols) count(banks.data(), elem(c), a.dc[size_t(c)], dr);
+  }
+  for (size_t i = 0; i < nsym; ++i) {
+    h0[i] = banks[i] + banks[3 * nsym + i];
+    hc[i] = banks[nsym + i] + banks[4 * nsym + i];
+    hr[i] = banks[2 * nsym + i] + banks[5 * nsym + i];
+  }
+}
+
 }  // namespace
 
 Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
@@ -302,7 +348,6 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
   Field f;
   if (cols < 2 || n / cols < 2 || n % cols || !field_of(t, p.g, &f)) return p;
   const uint64_t rows = n / cols, eb = G.W / 8;
-  auto at = [&](uint64_t r, uint64_t c) { return load_elem(data + (r * cols + c) * eb, unsigned(eb)); };
   // Mean field (the log-magnitude in 2^-g octaves) per column over up to 256
   // rows spread over the tensor, per row over up to max(16, 2^20 / rows)
   // columns; zeros (field 0) left out.
@@ -335,15 +380,11 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
   const uint64_t sstep = rows / srows;
   const uint32_t nsym = (f.fmask + 1) * 2;
   std::vector<uint32_t> h0(nsym), hc(nsym), hr(nsym);
-  uint64_t m = 0;
-  for (uint64_t k = 0; k < srows; ++k) {
-    const uint64_t r = k * sstep;
-    for (uint64_t c = 0; c < cols; ++c, ++m) {
-      const uint32_t v = at(r, c), sg = v >> (f.W - 1);
-      auto sym = [&](int32_t d) { return ((((v >> f.s) - uint32_t(d)) & f.fmask) << 1) | sg; };
-      ++h0[sym(0)], ++hc[sym(dc[size_t(c)])], ++hr[sym(dr[size_t(r)])];
-    }
-  }
+  const uint64_t m = srows * cols;
+  const SymbolCounts sc{data, cols, srows, sstep, f, dc.data(), dr.data()};
+  if (eb == 1) symbol_counts<uint8_t>(sc, h0, hc, hr);
+  else if (eb == 2) symbol_counts<uint16_t>(sc, h0, hc, hr);
+  else symbol_counts<uint32_t>(sc, h0, hc, hr);
   auto bits = [&](const std::vector<uint32_t>& h) {
     double b = 0;
     for (uint32_t x : h)

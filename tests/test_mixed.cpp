@@ -99,6 +99,37 @@ TEST_SUITE("mixed") {
     }
   }
 
+  TEST_CASE("zstd's sliced estimate: within 6% of a full trial where a chunk does not repeat; repeats get the full trial") {
+    wc::EncodeOptions eo;
+    const size_t bytes = 256u << 10;
+    for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+      CAPTURE(static_cast<int>(t));
+      const auto w = testdata::weights(t, bytes * 8 / wc::dtype_bits(t), 21);
+      CHECK(wc::repeat_rate(t, w.data(), w.size()) < wc::kSliceMaxRepeat);
+      std::vector<uint8_t> full;
+      wc::encode_chunk(CodecId::zstd, t, w.data(), w.size(), full, eo);
+      const double est = double(wc::zstd_estimate(w.data(), w.size(), eo));
+      CHECK(est >= 0.97 * double(full.size()));
+      CHECK(est <= 1.06 * double(full.size()));
+      CHECK(wc::zstd_estimate(w.data(), 2 * wc::kZstdSlices * wc::kZstdSliceBytes - 1, eo) == 0);
+    }
+    // a 256 KiB chunk whose second half repeats its first: no two slices
+    // overlap a repeat, so the estimate sees none, but the repeat rate does
+    // and the plan's full trial finds zstd (about half float-ans's size)
+    auto v = testdata::weights(DType::BF16, 3 * bytes / 2, 22);
+    std::memcpy(v.data() + bytes / 2, v.data(), bytes / 2);
+    CHECK(wc::repeat_rate(DType::BF16, v.data(), bytes) >= wc::kSliceMaxRepeat);
+    std::vector<uint8_t> fans, zs;
+    wc::encode_chunk(CodecId::float_ans, DType::BF16, v.data(), bytes, fans, eo);
+    wc::encode_chunk(CodecId::zstd, DType::BF16, v.data(), bytes, zs, eo);
+    CHECK(double(zs.size()) < 0.7 * double(fans.size()));
+    CHECK(double(wc::zstd_estimate(v.data(), bytes, eo)) >= wc::kZstdSliceLoses * double(fans.size()));
+    wc::CodecPlan plan = wc::plan_codec(DType::BF16, v.data(), v.size(), uint32_t(bytes), eo, kCols);
+    std::vector<uint8_t> got;
+    wc::encode_chunk(plan.codec, DType::BF16, v.data(), bytes, got, wc::chunk_options(eo, plan, DType::BF16, uint32_t(bytes), 0));
+    CHECK(double(got.size()) < 0.7 * double(fans.size()));
+  }
+
   TEST_CASE("pack --codec auto: a tensor with duplicated rows in one chunk gets float-ans-mixed, file 1.3") {
     tu::TempDir t;
     const std::string m = t / "m.safetensors", c = t / "m.wcz";
