@@ -268,7 +268,7 @@ ManifestShares manifest_shares(const Manifest& m, uint64_t raw, uint64_t stored)
       if (q.layout == PartLayout::inline_items && q.codec != 0) q.data.clear();
   }
   const auto braw = encode_manifest(base);
-  const uint64_t bstored = zframe_compress(braw, meta_zstd_level(raw)).size();
+  const uint64_t bstored = zframe_compress(braw, meta_zstd_level(raw, model_bytes(m))).size();
   s.ratio = braw.empty() ? 1.0 : double(bstored) / double(braw.size());
   s.payload_scale = stored > bstored ? double(stored - bstored) / double(coded) : 0.0;
   return s;

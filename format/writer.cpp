@@ -14,7 +14,16 @@ namespace wc {
 // Manifest and index are read by every open, so make them compact; but a
 // model with 100,000 tensors has a manifest of megabytes, where level 19
 // would take many seconds.
-int meta_zstd_level(size_t raw_size) { return raw_size <= (1u << 20) ? 19 : 3; }
+int meta_zstd_level(size_t raw_size, uint64_t model_bytes) {
+  if (raw_size > (1u << 20)) return 3;
+  return raw_size <= 4096 || uint64_t(raw_size) * 1024 >= model_bytes ? 19 : 9;
+}
+
+uint64_t model_bytes(const Manifest& m) {
+  uint64_t n = 0;
+  for (const auto& f : m.files) n += f.size;
+  return n;
+}
 
 void ContainerWriter::put(const void* p, size_t n) {
   sink_.write(p, n);
@@ -32,7 +41,8 @@ void ContainerWriter::zeros(uint64_t n) {
 
 void ContainerWriter::begin(const Manifest& m) {
   auto raw = encode_manifest(m);
-  auto stored = zframe_compress(raw, meta_zstd_level(raw.size()));
+  model_bytes_ = model_bytes(m);
+  auto stored = zframe_compress(raw, meta_zstd_level(raw.size(), model_bytes_));
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;
   minor_ = kVersionMinorFlat;
@@ -130,7 +140,7 @@ void ContainerWriter::finish() {
   uint64_t index_off = align_up(pos_, kAlign);
   zeros(index_off - pos_);
   auto raw = encode_index(index_);
-  auto stored = zframe_compress(raw, meta_zstd_level(raw.size()));
+  auto stored = zframe_compress(raw, meta_zstd_level(raw.size(), model_bytes_));
   put(stored.data(), stored.size());
   FileFooter f;
   f.index_offset = index_off;
