@@ -121,6 +121,14 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       for (size_t k = 0; k < npicks; ++k) plan.samples.push_back({picks[k], std::move(zb[k])});
     return plan;
   }
+  // repeat_rate of the sampled chunks, counted once
+  unsigned reps[3] = {};
+  bool rep_known[3] = {};
+  auto pick_repeats = [&](size_t k) {
+    if (!rep_known[k]) reps[k] = repeat_rate(t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])));
+    rep_known[k] = true;
+    return reps[k];
+  };
   // float-ans, or -trim where the low mantissa bits are zero and that pays:
   // at least 2% and 256 bytes smaller than float-ans and zstd on the sample. Trim makes the file 1.2,
   // which 1.0/1.1 readers cannot decode that tensor of, so a tensor of zeros
@@ -152,7 +160,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     // zstd loses by kZstdSliceLoses, its size is the estimate: no full trial
     // (whose bytes only a chunk zstd wins would keep)
     const uint64_t best_fans = low_zero ? std::min(fs[k], ts[k]) : fs[k];
-    if (repeat_rate(t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k]))) < kSliceMaxRepeat) {
+    if (pick_repeats(k) < kSliceMaxRepeat) {
       const uint64_t est = zstd_estimate(data + picks[k] * chunk_size, chunk_at(picks[k]), opt);
       if (est && double(est) >= kZstdSliceLoses * double(best_fans)) {
         zstd += zs[k] = est;
@@ -282,7 +290,8 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   const double bar = zstd_bar(paired);  // as codec 8's chunks price zstd
   for (uint64_t c = 0; c < chunks; ++c) {
     const size_t k = size_t(std::find(picks, picks + npicks, c) - picks);
-    const bool flagged = repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c))) >= kRepeatTryZstd;
+    const bool flagged =
+        (k < npicks ? pick_repeats(k) : repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c)))) >= kRepeatTryZstd;
     if (k < npicks) {
       tz[c] = double(alt[k] + 1) < bar * double(fs[k]);  // mixed pays a mode byte for zstd
       zstd_all_sampled &= double(alt[k]) < bar * double(fs[k]);

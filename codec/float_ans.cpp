@@ -435,15 +435,6 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     prob_bits = std::clamp(need, kMinProbBits, prob_bits);
   }
   const uint64_t nsub = ((n - 1) >> sub_bits) + 1;
-  // float-ans-trim: mantissa bits that are zero in every element are not
-  // stored (an F32 tensor of BF16 or F16 values: 16 or 13 of them)
-  uint32_t zall = 0;
-  if (p.trim) {
-    uint32_t any = or_elements(src, nbytes, esize);
-    any &= (1u << g.m) - 1u;
-    zall = any ? uint32_t(__builtin_ctz(any)) : g.m;
-    if (zall > 31) zall = 31;
-  }
 
   // histogram of the top bits: sign + exponent + up to kmax mantissa bits
   // A forced finer k is counted exactly; so are integer items (quantized
@@ -463,9 +454,10 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   // the previous.
   thread_local std::vector<std::vector<uint64_t>> levels;  // levels[k]: keys with k mantissa bits
   auto mrange = [&](uint32_t k, uint32_t* a, uint32_t* b) { *a = ma >> (kmax - k); *b = mb >> (kmax - k); };
+  uint32_t or_all = 0;  // the OR of every element (the first build finds it)
   auto build = [&](uint32_t kk) {
     kmax = kk;
-    detail::top_histogram(g.W, src, n, 1 + g.E + kk, kk, fast, sample, &ma, &mb, top);
+    detail::top_histogram(g.W, src, n, 1 + g.E + kk, kk, fast, sample, &ma, &mb, &or_all, top);
     // only grows: shrinking would free the finer levels' vectors, and the next
     // chunk with a larger kmax would allocate and zero-fill them again
     if (levels.size() < kk + 1) levels.resize(kk + 1);
@@ -487,6 +479,14 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   // chunk's dense histogram over all kfull keys cost more than its rANS steps.
   const uint32_t kLazyK = uint32_t(g_lazy_k.load(std::memory_order_relaxed));
   build(sample || p.k > int(kLazyK) ? kfull : std::min(kfull, kLazyK));
+  // float-ans-trim: mantissa bits that are zero in every element are not
+  // stored (an F32 tensor of BF16 or F16 values: 16 or 13 of them)
+  uint32_t zall = 0;
+  if (p.trim) {
+    const uint32_t mant = or_all & ((1u << g.m) - 1u);
+    zall = mant ? uint32_t(__builtin_ctz(mant)) : g.m;
+    if (zall > 31) zall = 31;
+  }
 
   // candidates (k, joint) by entropy + rough table estimate
   thread_local std::vector<Candidate> cands;

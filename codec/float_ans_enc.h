@@ -54,9 +54,9 @@ constexpr uint64_t sampled_count(uint64_t n) noexcept {
 // Counts the keys v >> sh of n W-bit values into the four 16-bit
 // sub-histograms h[0..3] (at most 4 * 65535 counted), all of them or, with
 // sample, those in_sample; and returns the least and greatest
-// v & (2^(W-1) - 1) over all n values.
+// v & (2^(W-1) - 1) and the OR of every v over all n values.
 void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, bool sample, uint16_t* const* h,
-                       uint32_t* mn, uint32_t* mx);
+                       uint32_t* mn, uint32_t* mx, uint32_t* any);
 
 // For the elements outside the sample:
 // top[key] = 1 where it is 0. windows = {lo0, hi0, lo1, hi1}: two inclusive

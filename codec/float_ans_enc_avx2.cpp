@@ -291,10 +291,12 @@ __attribute__((target("avx2,bmi2"))) void pack_plane_vec_t(uint32_t z, uint32_t 
 // a time and read back from a small buffer, so the scalar loop only counts.
 template <unsigned W>
 __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uint64_t n, uint32_t sh, bool sample,
-                                                         uint16_t* const* h, uint32_t* mn, uint32_t* mx) {
+                                                         uint16_t* const* h, uint32_t* mn, uint32_t* mx,
+                                                         uint32_t* any) {
   using T = std::conditional_t<W == 8, uint8_t, std::conditional_t<W == 16, uint16_t, uint32_t>>;
   constexpr unsigned per = 32 / sizeof(T);
   constexpr uint32_t magmask = (uint32_t(1) << (W - 1)) - 1u;
+  __m256i vor = _mm256_setzero_si256();
   const __m128i cnt = _mm_cvtsi32_si128(int(sh));
   __m256i vmn, vmx, vmask;
   if constexpr (W == 8) vmn = _mm256_set1_epi8(char(0xFF)), vmask = _mm256_set1_epi8(0x7F);
@@ -307,6 +309,7 @@ __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uin
   for (; i + per <= n; i += per) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * sizeof(T)));
     const __m256i m = _mm256_and_si256(v, vmask);
+    vor = _mm256_or_si256(vor, v);
     __m256i k;
     if constexpr (W == 8) {
       vmn = _mm256_min_epu8(vmn, m), vmx = _mm256_max_epu8(vmx, m);
@@ -327,19 +330,21 @@ __attribute__((target("avx2,bmi2"))) void count_minmax_t(const uint8_t* src, uin
       ++h[3][keys[j + 3]];
     }
   }
-  alignas(32) T lo[per], hi[per];
+  alignas(32) T lo[per], hi[per], ors[per];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lo), vmn);
   _mm256_store_si256(reinterpret_cast<__m256i*>(hi), vmx);
-  uint32_t a = magmask, b = 0;
-  for (unsigned j = 0; j < per; ++j) a = std::min<uint32_t>(a, lo[j]), b = std::max<uint32_t>(b, hi[j]);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(ors), vor);
+  uint32_t a = magmask, b = 0, o = 0;
+  for (unsigned j = 0; j < per; ++j) a = std::min<uint32_t>(a, lo[j]), b = std::max<uint32_t>(b, hi[j]), o |= ors[j];
   for (unsigned j = 0; i < n; ++i, ++j) {
     T v;
     std::memcpy(&v, src + i * sizeof(T), sizeof(T));
     if (!sample || in_sample(i)) ++h[j & 3][v >> sh];
-    a = std::min<uint32_t>(a, v & magmask), b = std::max<uint32_t>(b, v & magmask);
+    a = std::min<uint32_t>(a, v & magmask), b = std::max<uint32_t>(b, v & magmask), o |= v;
   }
   *mn = a;
   *mx = b;
+  *any = o;
 }
 
 // All ones in the 32-bit lanes whose key (< 2^16) has its bit set in `bits`.
@@ -513,13 +518,13 @@ void pack_plane_avx2(unsigned W, uint32_t z, uint32_t rr, bool joint, const uint
 }
 
 void count_minmax_avx2(unsigned W, const uint8_t* src, uint64_t n, uint32_t sh, bool sample, uint16_t* const* h,
-                       uint32_t* mn, uint32_t* mx) {
+                       uint32_t* mn, uint32_t* mx, uint32_t* any) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (W == 8) count_minmax_t<8>(src, n, sh, sample, h, mn, mx);
-  else if (W == 16) count_minmax_t<16>(src, n, sh, sample, h, mn, mx);
-  else count_minmax_t<32>(src, n, sh, sample, h, mn, mx);
+  if (W == 8) count_minmax_t<8>(src, n, sh, sample, h, mn, mx, any);
+  else if (W == 16) count_minmax_t<16>(src, n, sh, sample, h, mn, mx, any);
+  else count_minmax_t<32>(src, n, sh, sample, h, mn, mx, any);
 #else
-  (void)W, (void)src, (void)n, (void)sh, (void)sample, (void)h, (void)mn, (void)mx;
+  (void)W, (void)src, (void)n, (void)sh, (void)sample, (void)h, (void)mn, (void)mx, (void)any;
 #endif
 }
 

@@ -13,19 +13,24 @@ namespace wc::fans::detail {
 
 namespace {
 
-// Range [a, b) of magnitude keys ((v >> sh) & (half - 1)) present in src.
+// Range [a, b) of magnitude keys ((v >> sh) & (half - 1)) present in src,
+// and the OR of every value.
 template <unsigned W>
-void mag_range(const uint8_t* src, uint64_t n, uint32_t sh, uint32_t* a, uint32_t* b) {
+void mag_range(const uint8_t* src, uint64_t n, uint32_t sh, uint32_t* a, uint32_t* b, uint32_t* any) {
   using T = std::conditional_t<W == 8, uint8_t, std::conditional_t<W == 16, int16_t, int32_t>>;
   constexpr uint32_t mask = (uint32_t(1) << (W - 1)) - 1u;
   T mn = T(mask), mx = 0;
+  uint32_t o = 0;
   for (uint64_t i = 0; i < n; ++i) {
-    const T v = T(load_val<W>(src, i) & mask);
+    const uint32_t u = load_val<W>(src, i);
+    const T v = T(u & mask);
     mn = v < mn ? v : mn;
     mx = v > mx ? v : mx;
+    o |= u;
   }
   *a = uint32_t(mn) >> sh;
   *b = (uint32_t(mx) >> sh) + 1;
+  *any = o;
 }
 
 // Four interleaved u16 sub-histograms of the keys v >> sh (repeated values
@@ -106,7 +111,7 @@ void present_windows(const uint64_t* top, uint32_t ma, uint32_t mb, size_t half,
 
 template <unsigned W>
 void top_histogram_t(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t kmax, bool fast, bool sample,
-                     uint32_t* ma, uint32_t* mb, std::vector<uint64_t>& top) {
+                     uint32_t* ma, uint32_t* mb, uint32_t* any, std::vector<uint64_t>& top) {
   const uint32_t sh = W - topbits;
   const size_t nb = size_t(1) << topbits, half = nb / 2;
   thread_local SubHist sub;
@@ -120,12 +125,12 @@ void top_histogram_t(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t 
   };
   if (fast && (sample ? sampled_count(n) : n) <= kSubMax) {  // one pass counts and finds the range
     uint32_t mn, mx;
-    count_minmax_avx2(W, src, n, sh, sample, sub.h, &mn, &mx);
+    count_minmax_avx2(W, src, n, sh, sample, sub.h, &mn, &mx, any);
     widen(mn >> sh, (mx >> sh) + 1);
     sub.flush(*ma, *mb, half, tp);
   } else {
     uint32_t a, b;
-    mag_range<W>(src, n, sh, &a, &b);
+    mag_range<W>(src, n, sh, &a, &b, any);
     widen(a, b);
     // a block of kSubMax elements counts at most kSubMax of them
     for (uint64_t i = 0; i < n; i += kSubMax) {
@@ -147,10 +152,10 @@ void top_histogram_t(const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t 
 }  // namespace
 
 void top_histogram(unsigned W, const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t kmax, bool fast,
-                   bool sample, uint32_t* ma, uint32_t* mb, std::vector<uint64_t>& top) {
-  if (W == 8) top_histogram_t<8>(src, n, topbits, kmax, fast, sample, ma, mb, top);
-  else if (W == 16) top_histogram_t<16>(src, n, topbits, kmax, fast, sample, ma, mb, top);
-  else top_histogram_t<32>(src, n, topbits, kmax, fast, sample, ma, mb, top);
+                   bool sample, uint32_t* ma, uint32_t* mb, uint32_t* any, std::vector<uint64_t>& top) {
+  if (W == 8) top_histogram_t<8>(src, n, topbits, kmax, fast, sample, ma, mb, any, top);
+  else if (W == 16) top_histogram_t<16>(src, n, topbits, kmax, fast, sample, ma, mb, any, top);
+  else top_histogram_t<32>(src, n, topbits, kmax, fast, sample, ma, mb, any, top);
 }
 
 }  // namespace wc::fans::detail

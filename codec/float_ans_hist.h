@@ -24,10 +24,11 @@ inline constexpr uint64_t kSampleMin = uint64_t(1) << 16;
 // every key that occurs anywhere at least 1. Also the occupied magnitude keys
 // widened to whole k = 0 keys as [*ma, *mb), so that every coarser level's
 // range is the pair-sum image of this one. Entries outside [ma, mb) (both
-// signs) are never written and must not be read. fast: use the AVX2 kernels
-// (identical results).
+// signs) are never written and must not be read. *any: the OR of every
+// value (the pass that finds the range reads them all; trim needs it). fast:
+// use the AVX2 kernels (identical results).
 void top_histogram(unsigned W, const uint8_t* src, uint64_t n, uint32_t topbits, uint32_t kmax, bool fast,
-                   bool sample, uint32_t* ma, uint32_t* mb, std::vector<uint64_t>& top);
+                   bool sample, uint32_t* ma, uint32_t* mb, uint32_t* any, std::vector<uint64_t>& top);
 
 // Makes v at least n long. The thread-local work vectors only grow: a resize
 // to a smaller size and back would zero-fill the regrown part on every chunk

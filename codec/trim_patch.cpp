@@ -24,6 +24,34 @@ unsigned mantissa_bits(DType t) {
 constexpr uint64_t kGapBytes = 2;
 constexpr unsigned kMaxLeb = 5;  // a u32 gap
 
+// The elements' loops, their width fixed at compile time (one load each; a
+// width chosen per element cost a switch and a byte loop, and kept the
+// count from vectorising).
+template <class E>
+E elem_at(const uint8_t* src, uint64_t i) {
+  E v;
+  std::memcpy(&v, src + i * sizeof(E), sizeof v);
+  return v;
+}
+// How many of elements [b, e) have bit 0 set.
+template <class E>
+uint64_t odd_count(const uint8_t* src, uint64_t b, uint64_t e) {
+  uint32_t c = 0;  // e - b <= 4096
+  for (uint64_t i = b; i < e; ++i) c += uint32_t(elem_at<E>(src, i) & 1u);
+  return c;
+}
+// Elements by trailing zero bits of their mb mantissa bits (mb: all zero)
+// into four histograms h[j * (mb + 2) + z] in turn: most elements fall in
+// one bin, and one histogram would make each increment wait for the last.
+template <class E>
+void zero_bits_hist(const uint8_t* src, uint64_t n, unsigned mb, uint64_t* h) {
+  const uint32_t mmask = (1u << mb) - 1u;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint32_t m = uint32_t(elem_at<E>(src, i)) & mmask;
+    ++h[(i & 3) * (mb + 2) + (m ? unsigned(__builtin_ctz(m)) : mb)];
+  }
+}
+
 }  // namespace
 
 Choice choose(DType t, const uint8_t* src, uint64_t n) {
@@ -36,22 +64,20 @@ Choice choose(DType t, const uint8_t* src, uint64_t n) {
   // show it within the first block, and skip the histogram below; the
   // answer is the one the histogram gives.
   {
-    uint64_t c0 = 0;
     const uint64_t limit = uint64_t(n) * mb;  // (n <= 2^32, mb <= 23)
+    uint64_t c0 = 0;
     for (uint64_t b = 0; b < n; b += 4096) {
       const uint64_t e = std::min<uint64_t>(n, b + 4096);
-      for (uint64_t i = b; i < e; ++i) c0 += src[i * eb] & 1u;  // bit 0: the low byte's
+      c0 += eb == 1 ? odd_count<uint8_t>(src, b, e) : eb == 2 ? odd_count<uint16_t>(src, b, e)
+                                                               : odd_count<uint32_t>(src, b, e);
       if (8 * c0 * (kGapBytes + eb) >= limit) return c;
     }
   }
   // elements by trailing zero bits of the mantissa (mb: all zero)
-  // four histograms in turn: most elements fall in one bin, and one
-  // histogram would make each increment wait for the last
   std::vector<uint64_t> at_least(mb + 2, 0), h(4 * (mb + 2), 0);
-  for (uint64_t i = 0; i < n; ++i) {
-    const uint32_t m = load_elem(src + i * eb, eb) & ((1u << mb) - 1u);
-    ++h[(i & 3) * (mb + 2) + (m ? unsigned(__builtin_ctz(m)) : mb)];
-  }
+  if (eb == 1) zero_bits_hist<uint8_t>(src, n, mb, h.data());
+  else if (eb == 2) zero_bits_hist<uint16_t>(src, n, mb, h.data());
+  else zero_bits_hist<uint32_t>(src, n, mb, h.data());
   for (unsigned z = 0; z < mb + 2; ++z) at_least[z] = h[z] + h[mb + 2 + z] + h[2 * (mb + 2) + z] + h[3 * (mb + 2) + z];
   for (unsigned z = mb; z-- > 0;) at_least[z] += at_least[z + 1];  // now: elements with >= z zero bits
   // beyond what plain trim takes (z_all: every element has those bits zero)
