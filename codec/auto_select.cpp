@@ -6,6 +6,7 @@
 #include "format/bytes.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace wc {
@@ -30,6 +31,12 @@ bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size) {
   if (t != DType::F32 && t != DType::F16 && t != DType::BF16) return false;
   return byte_size > 0 && !any_bit0(t == DType::F32 ? 4 : 2, data, byte_size);
 }
+
+namespace {
+std::atomic<bool> g_full_zstd{false};
+}  // namespace
+
+void force_full_zstd_trials(bool on) noexcept { g_full_zstd.store(on, std::memory_order_relaxed); }
 
 // The slices share one frame's window, so repeats between them count: the
 // estimate errs towards zstd, and a full trial then decides.
@@ -154,17 +161,22 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // took most of pack's time. Elsewhere levels 1 and 3 run about as fast and
   // zstd comes closer to float-ans, so the probe would only add work.
   // Level-1 bytes are never reused (zb is then empty).
+  bool deferred[3] = {};  // zs[k] an estimate whose full trial waits for the pairs
   for (size_t k = 0; k < npicks; ++k) {
     // where the chunk does not repeat itself (zstd's size is then its
     // literals', which slices estimate within about 5%) and the slices say
     // zstd loses by kZstdSliceLoses, its size is the estimate: no full trial
-    // (whose bytes only a chunk zstd wins would keep)
+    // (whose bytes only a chunk zstd wins would keep). FP8: zstd comes within
+    // about 1% of the per-element coding, but takes a chunk only where it
+    // is kPairsSlack under the pairs (the usual coding), so its full trial
+    // waits for their sizes.
     const uint64_t best_fans = low_zero ? std::min(fs[k], ts[k]) : fs[k];
-    if (pick_repeats(k) < kSliceMaxRepeat) {
+    if (pick_repeats(k) < kSliceMaxRepeat && !g_full_zstd.load(std::memory_order_relaxed)) {
       const uint64_t est = zstd_estimate(data + picks[k] * chunk_size, chunk_at(picks[k]), opt);
-      if (est && double(est) >= kZstdSliceLoses * double(best_fans)) {
+      if (est && (double(est) >= kZstdSliceLoses * double(best_fans) || pairs::supports(t))) {
         zstd += zs[k] = est;
         zb[k].clear();
+        deferred[k] = double(est) < kZstdSliceLoses * double(best_fans);
         continue;
       }
     }
@@ -251,6 +263,14 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       take_variant(ps, {CodecId::float_ans_pairs, po.try_patch, shifted});
     }
   }
+  // the deferred zstd trials, run in full where the estimate comes within
+  // kZstdDeferredSlack of taking the chunk from the coding chosen (as the
+  // chunks price zstd: zstd_bar)
+  for (size_t k = 0; k < npicks; ++k)
+    if (deferred[k] && double(zs[k]) < kZstdDeferredSlack * zstd_bar(paired) * double(fs[k])) {
+      zstd -= zs[k];
+      zstd += zs[k] = coded_into(CodecId::zstd, k, zb[k], opt);
+    }
   // Byte groups + zstd (codec 7's mode 5), priced on the sampled chunks
   // where zstd comes within kGroupsTry of float-ans (near-duplicate rows,
   // whose repeats the planes show zstd; elsewhere the planes rarely win and

@@ -4,6 +4,7 @@
 // where some chunk gains, so every other file stays as older readers know it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <set>
@@ -128,6 +129,44 @@ TEST_SUITE("mixed") {
     std::vector<uint8_t> got;
     wc::encode_chunk(plan.codec, DType::BF16, v.data(), bytes, got, wc::chunk_options(eo, plan, DType::BF16, uint32_t(bytes), 0));
     CHECK(double(got.size()) < 0.7 * double(fans.size()));
+  }
+
+  TEST_CASE("zstd's estimates change no plan: codec, flags, shift and sampled bytes as with every trial in full") {
+    struct Case {
+      DType t;
+      std::vector<uint8_t> v;
+      uint64_t cols;
+    };
+    std::vector<Case> cases;
+    const size_t rows = 768;  // 3 chunks of 256 KiB in 16 bits
+    for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+      cases.push_back({t, testdata::weights(t, rows * 512, 31), 512});
+      cases.push_back({t, testdata::weights_channels(t, rows, 512, false, 32), 512});  // shifted
+      auto z = testdata::weights(t, rows * 512, 33);  // a run of zeros in the middle chunk
+      std::fill(z.begin() + ptrdiff_t(z.size() / 2 - z.size() / 16), z.begin() + ptrdiff_t(z.size() / 2), uint8_t(0));
+      cases.push_back({t, std::move(z), 512});
+    }
+    for (const auto& c : cases) {
+      CAPTURE(static_cast<int>(c.t));
+      CAPTURE(c.v.size());
+      wc::EncodeOptions eo;
+      wc::force_full_zstd_trials(true);
+      const wc::CodecPlan full = wc::plan_codec(c.t, c.v.data(), c.v.size(), 256u << 10, eo, c.cols);
+      wc::force_full_zstd_trials(false);
+      const wc::CodecPlan est = wc::plan_codec(c.t, c.v.data(), c.v.size(), 256u << 10, eo, c.cols);
+      CHECK(int(est.codec) == int(full.codec));
+      CHECK(est.try_zstd == full.try_zstd);
+      CHECK(est.try_patch == full.try_patch);
+      CHECK(est.shift.d == full.shift.d);
+      // the sampled bytes the plan hands out: those of full trials, or none
+      // where only a (skipped) zstd trial would have had them
+      for (const auto& s : est.samples) {
+        const auto it = std::find_if(full.samples.begin(), full.samples.end(),
+                                     [&](const wc::CodecPlan::Sample& f) { return f.chunk == s.chunk; });
+        REQUIRE(it != full.samples.end());
+        CHECK(it->bytes == s.bytes);
+      }
+    }
   }
 
   TEST_CASE("pack --codec auto: a tensor with duplicated rows in one chunk gets float-ans-mixed, file 1.3") {
