@@ -13,6 +13,9 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -467,6 +470,14 @@ int main(int argc, char** argv) {
   std::signal(SIGHUP, on_fatal_signal);
   // A file-size limit must fail the write (EFBIG), not kill us before cleanup.
   std::signal(SIGXFSZ, SIG_IGN);
+#if defined(__GLIBC__)
+  // Chunk buffers (hundreds of KB, made and freed per chunk) stay in the heap
+  // rather than going back to the kernel and being faulted in afresh: 8% of
+  // pack's CPU time on Whisper tiny.en (F16, one thread). Buffers of 64 MiB
+  // or more are still mapped apart; at most 256 MiB of free heap is kept.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
 
   CLI::App app{"wcodec: compact, bit-exact storage for LLM weights"};
   app.require_subcommand(0, 1);
