@@ -142,12 +142,20 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // or ones (zero low bits too, and almost nothing to gain) stays float-ans.
   uint64_t fs[3] = {}, fans = 0;
   CodecId family = CodecId::float_ans;
-  for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded_into(CodecId::float_ans, k, fb[k], opt);
+  // FP8: the per-element codings (plain and shifted) are sized, not coded
+  // (size_only): the pairs replace them on nearly every tensor, and they
+  // only price the pairs' slack and zstd's bar. Their bytes (fb_sized) are
+  // then never handed out.
+  EncodeOptions eo = opt;
+  eo.size_only = pairs::supports(t);
+  bool fb_sized = eo.size_only;
+  for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded_into(CodecId::float_ans, k, fb[k], eo);
   std::vector<uint8_t> vb[3];  // a variant's trial bytes, swapped into fb where it wins
-  auto take_variant = [&](const uint64_t* vs, Key key) {
+  auto take_variant = [&](const uint64_t* vs, Key key, bool sized = false) {
     std::copy(vs, vs + 3, fs);
     for (size_t k = 0; k < npicks; ++k) fb[k].swap(vb[k]);
     fkey = key;
+    fb_sized = sized;
   };
   const bool low_zero = low_bits_zero(t, data, byte_size);
   uint64_t ts[3] = {}, trim = 0;
@@ -218,51 +226,83 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       take_variant(ps, {CodecId::float_ans_patch, po.try_patch, false});
     }
   }
-  // A per-channel shift where the sampled chunks say it pays.
+  // A per-channel shift where the sampled chunks say it pays. FP8 (sized
+  // per-element codings) decides it on the pairs below, which are what its
+  // chunks get: a sized coding is within about 0.1% of its bytes, as close
+  // as the 0.1% the shift must gain, so sized codings could not decide it.
   bool shifted = false;
-  if (cols) {
-    const uint64_t eb = dtype_bits(t) / 8;
-    plan.shift = shift::plan(t, data, byte_size / eb, cols);
-    if (!plan.shift.d.empty()) {
-      EncodeOptions so = opt;
-      so.shift = &plan.shift;
-      so.mixed_try_zstd = false;
-      uint64_t ss[3] = {}, sum = 0;
-      const CodecId sc = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
-      for (size_t k = 0; k < npicks; ++k) {
-        so.first_elem = picks[k] * chunk_size / eb;
-        sum += ss[k] = coded_into(sc, k, vb[k], so);
-      }
-      if (double(sum) <= 0.999 * double(fans)) {
-        shifted = true;
-        fans = sum;
-        take_variant(ss, {sc, so.try_patch, true});
-      } else {
-        plan.shift = {};
-      }
+  const uint64_t eb = dtype_bits(t) / 8;
+  if (cols) plan.shift = shift::plan(t, data, byte_size / eb, cols);
+  // the per-element coding shifted: taken where it is 0.1% smaller (commit),
+  // or only its size returned
+  auto try_element_shift = [&](const EncodeOptions& base, bool commit) {
+    EncodeOptions so = base;
+    so.shift = &plan.shift;
+    so.mixed_try_zstd = false;
+    uint64_t ss[3] = {}, sum = 0;
+    const CodecId sc = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
+    for (size_t k = 0; k < npicks; ++k) {
+      so.first_elem = picks[k] * chunk_size / eb;
+      sum += ss[k] = coded_into(sc, k, vb[k], so);
     }
+    if (commit && double(sum) <= 0.999 * double(fans)) {
+      shifted = true;
+      fans = sum;
+      take_variant(ss, {sc, so.try_patch, true}, so.size_only);
+    }
+    return sum;
+  };
+  const bool shift_on_pairs = eo.size_only && !patched;
+  uint64_t element_best = fans;  // the per-element coding's size, shifted where that pays
+  if (!plan.shift.d.empty() && !shift_on_pairs) {
+    try_element_shift(patched ? opt : eo, true);
+    element_best = fans;
+  } else if (!plan.shift.d.empty()) {
+    const uint64_t s = try_element_shift(eo, false);
+    if (double(s) <= 0.999 * double(fans)) element_best = s;
   }
   // FP8 pairs (codec 8's mode 6, with the shift the per-element coding
-  // took) where their decode speed costs at most kPairsSlack in size: they
-  // replace the per-element coding (and its patch) on every chunk that does
-  // not take zstd.
+  // took, or that pays on the pairs) where their decode speed costs at
+  // most kPairsSlack in size: they replace the per-element coding (and its
+  // patch) on every chunk that does not take zstd.
   bool paired = false;
   if (pairs::supports(t)) {
     EncodeOptions po = opt;
     po.mixed_try_zstd = false;
-    if (shifted) po.shift = &plan.shift;
-    uint64_t ps[3] = {}, sum = 0;
-    for (size_t k = 0; k < npicks; ++k) {
-      po.first_elem = picks[k] * chunk_size;  // one byte an element
-      sum += ps[k] = coded_into(CodecId::float_ans_pairs, k, vb[k], po);
+    auto pairs_into = [&](bool with_shift, std::vector<uint8_t>* b, uint64_t* ps) {
+      po.shift = with_shift ? &plan.shift : nullptr;
+      uint64_t sum = 0;
+      for (size_t k = 0; k < npicks; ++k) {
+        po.first_elem = picks[k] * chunk_size;  // one byte an element
+        sum += ps[k] = coded_into(CodecId::float_ans_pairs, k, b[k], po);
+      }
+      return sum;
+    };
+    uint64_t ps[3] = {};
+    uint64_t sum = pairs_into(shifted, vb, ps);
+    bool pairs_shifted = shifted;
+    if (shift_on_pairs && !plan.shift.d.empty()) {
+      std::vector<uint8_t> wb[3];
+      uint64_t ws[3] = {};
+      const uint64_t wsum = pairs_into(true, wb, ws);
+      if (double(wsum) <= 0.999 * double(sum)) {
+        sum = wsum;
+        std::copy(ws, ws + 3, ps);
+        for (size_t k = 0; k < npicks; ++k) vb[k].swap(wb[k]);
+        pairs_shifted = true;
+      }
     }
-    if (double(sum) <= (1.0 + kPairsSlack) * double(fans)) {
+    if (double(sum) <= (1.0 + kPairsSlack) * double(element_best)) {
       paired = true;
       patched = false;
+      shifted = pairs_shifted;
       fans = sum;
       take_variant(ps, {CodecId::float_ans_pairs, po.try_patch, shifted});
+    } else if (shift_on_pairs && !plan.shift.d.empty()) {
+      try_element_shift(eo, true);  // the per-element coding stays: its own shift decides
     }
   }
+  if (!shifted) plan.shift = {};
   // the deferred zstd trials, run in full where the estimate comes within
   // kZstdDeferredSlack of taking the chunk from the coding chosen (as the
   // chunks price zstd: zstd_bar)
@@ -365,6 +405,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   for (size_t k = 0; k < npicks; ++k) {
     std::vector<uint8_t>* b = nullptr;
     if (plan.codec == CodecId::zstd) b = zb[k].empty() ? nullptr : &zb[k];
+    else if (fb_sized) b = nullptr;  // sized, not coded
     else if (plan.codec == fkey.c && (plan.codec == CodecId::float_ans || plan.codec == CodecId::float_ans_trim)) b = &fb[k];
     else if (mixed_family && !plan.try_zstd[picks[k]] && fbase.c == pbase.c && fbase.shifted == pbase.shifted &&
              (fbase.patch == pbase.patch || paired_bytes(fb[k])) && (fkey.c != CodecId::float_ans || odd_element(k)))

@@ -111,6 +111,7 @@ void encode_fans(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& ou
   p.trim = trim;
   p.k = k;
   p.joint = joint;
+  p.size_only = opt.size_only;
   fans::encode_after(t, src, n, out, at, p);
 }
 

@@ -66,6 +66,10 @@ struct EncodeOptions {
   // float-ans-patch, -groups and -pairs: whether the chunk tries mode 4 (a
   // patched trim; the writer's plan says whether the tensor's samples gained)
   bool try_patch = true;
+  // float-ans's payloads (modes 1 and 3) sized, not coded (fans::Params's
+  // size_only): the plan's trials of a coding it usually replaces. The bytes
+  // are not a chunk's and must never be stored.
+  bool size_only = false;
 };
 
 // Whether `c` can encode tensors of `t` (raw and zstd take everything).

@@ -596,6 +596,15 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   Split s;
   make_split(g, best.k, best.joint, &s, std::min(zall, g.m - best.k));
   Header hd{best.k, best.joint, best.qshift, sub_bits, prob_bits, best.egk, s.z};
+  if (p.size_only) {  // what the payload below would take (mode and header bytes, table, states, counts)
+    const uint64_t ngroups = (nsub + kGroupLanes - 1) / kGroupLanes;
+    const double bytes = std::ceil(best.total_bits / 8) + 4.0 + 4.0 * double(ngroups - 1);
+    if (p.allow_raw && bytes >= double(nbytes) + 1) { store_raw(); return; }  // as below
+    out.resize(at);  // (a caller's head is kept)
+    out.resize(at + size_t(bytes), 0);
+    out[at] = uint8_t(kModeRans);
+    return;
+  }
 
   // encoder symbol table
   thread_local std::vector<ESym> es;

@@ -88,6 +88,13 @@ struct Params {
                        // at most max(10, bit_length(n) + 1)
   bool allow_raw = true;  // false: never fall back to the raw mode (tests)
   bool trim = false;      // float-ans-trim: leave out mantissa bits zero in every element
+  // The writer's plan pricing a coding it will rarely keep: out gets the
+  // mode byte and then zeros, as many bytes as the planned table, states,
+  // word counts, words and raw plane would take (the rANS steps and the
+  // plane are skipped), or the raw mode's bytes where those win. Within a
+  // few bytes of the payload where the histogram is exact, within about
+  // 0.5% where a large chunk's is sampled. Never stored.
+  bool size_only = false;
 };
 void encode_with(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const Params& p);
 // encode_with() appending the payload to the first `at` bytes of `out` (a
