@@ -222,6 +222,13 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::write(const void* p, size_t n) {
   write_all(fd_, p, n, path_);
   written_ += n;
+#if defined(__linux__)
+  if (written_ - kicked_ >= kWritebackKick) {
+    // a hint: a failure here changes nothing, fsync() reports what matters
+    (void)::sync_file_range(fd_, off64_t(kicked_), off64_t(written_ - kicked_), SYNC_FILE_RANGE_WRITE);
+    kicked_ = written_;
+  }
+#endif
 }
 
 void AtomicFile::pwrite_at(const void* p, size_t n, uint64_t off) {

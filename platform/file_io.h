@@ -84,6 +84,10 @@ class ByteSink {
 // it onto the destination. finish() does the flush, fsync and close early so
 // that a writer of many files holds one descriptor at a time; the temporary
 // stays until commit(). Destroyed without commit(), it removes the temporary.
+// write() starts the writeback of every kWritebackKick bytes as they are
+// written (Linux: sync_file_range, asynchronous), so that the fsync at the end
+// waits for the last of them rather than for the whole file: on Whisper
+// tiny.en's 63 MB container it had taken 44 ms, a fifth of pack's time.
 class AtomicFile : public ByteSink {
  public:
   // Fails with Errc::exists when `path` exists and !overwrite.
@@ -106,7 +110,8 @@ class AtomicFile : public ByteSink {
   std::string path_, tmp_;
   int fd_ = -1;
   bool overwrite_, finished_ = false, committed_ = false;
-  uint64_t written_ = 0;
+  uint64_t written_ = 0, kicked_ = 0;  // kicked_: the writeback started up to here
+  static constexpr uint64_t kWritebackKick = 8u << 20;
   void discard_temporary() noexcept;  // unlinks it now (keeps errno)
   SignalCleanup cleanup_;  // removes the temporary on a fatal signal
 };
