@@ -146,8 +146,9 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // (size_only): the pairs replace them on nearly every tensor, and they
   // only price the pairs' slack and zstd's bar. Their bytes (fb_sized) are
   // then never handed out.
+  const bool fp8_pairs = pairs::supports(t);
   EncodeOptions eo = opt;
-  eo.size_only = pairs::supports(t);
+  eo.size_only = fp8_pairs;
   bool fb_sized = eo.size_only;
   for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded_into(CodecId::float_ans, k, fb[k], eo);
   std::vector<uint8_t> vb[3];  // a variant's trial bytes, swapped into fb where it wins
@@ -181,10 +182,11 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     const uint64_t best_fans = low_zero ? std::min(fs[k], ts[k]) : fs[k];
     if (pick_repeats(k) < kSliceMaxRepeat && !g_full_zstd.load(std::memory_order_relaxed)) {
       const uint64_t est = zstd_estimate(data + picks[k] * chunk_size, chunk_at(picks[k]), opt);
-      if (est && (double(est) >= kZstdSliceLoses * double(best_fans) || pairs::supports(t))) {
+      const bool loses = double(est) >= kZstdSliceLoses * double(best_fans);
+      if (est && (loses || fp8_pairs)) {
         zstd += zs[k] = est;
         zb[k].clear();
-        deferred[k] = double(est) < kZstdSliceLoses * double(best_fans);
+        deferred[k] = !loses;
         continue;
       }
     }
@@ -228,45 +230,42 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   }
   // A per-channel shift where the sampled chunks say it pays. FP8 (sized
   // per-element codings) decides it on the pairs below, which are what its
-  // chunks get: a sized coding is within about 0.1% of its bytes, as close
-  // as the 0.1% the shift must gain, so sized codings could not decide it.
+  // chunks get: a sized coding can be 0.5% off its bytes (a sampled
+  // histogram), more than the 0.1% the shift must gain.
   bool shifted = false;
   const uint64_t eb = dtype_bits(t) / 8;
   if (cols) plan.shift = shift::plan(t, data, byte_size / eb, cols);
-  // the per-element coding shifted: taken where it is 0.1% smaller (commit),
-  // or only its size returned
-  auto try_element_shift = [&](const EncodeOptions& base, bool commit) {
-    EncodeOptions so = base;
-    so.shift = &plan.shift;
-    so.mixed_try_zstd = false;
-    uint64_t ss[3] = {}, sum = 0;
-    const CodecId sc = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
+  // the per-element coding shifted, into vb (ss: its sizes); taken where it
+  // is 0.1% smaller
+  uint64_t ss[3] = {}, ssum = 0;
+  bool ss_sized = false;
+  const CodecId sc = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
+  EncodeOptions so = patched ? opt : eo;  // priced as what it is weighed against
+  so.shift = &plan.shift;
+  so.mixed_try_zstd = false;
+  auto element_shift_pays = [&] { return double(ssum) <= 0.999 * double(fans); };
+  auto take_element_shift = [&] {
+    shifted = true;
+    fans = ssum;
+    take_variant(ss, {sc, so.try_patch, true}, ss_sized);
+  };
+  if (!plan.shift.d.empty()) {
     for (size_t k = 0; k < npicks; ++k) {
       so.first_elem = picks[k] * chunk_size / eb;
-      sum += ss[k] = coded_into(sc, k, vb[k], so);
+      ssum += ss[k] = coded_into(sc, k, vb[k], so);
     }
-    if (commit && double(sum) <= 0.999 * double(fans)) {
-      shifted = true;
-      fans = sum;
-      take_variant(ss, {sc, so.try_patch, true}, so.size_only);
-    }
-    return sum;
-  };
-  const bool shift_on_pairs = eo.size_only && !patched;
-  uint64_t element_best = fans;  // the per-element coding's size, shifted where that pays
-  if (!plan.shift.d.empty() && !shift_on_pairs) {
-    try_element_shift(patched ? opt : eo, true);
-    element_best = fans;
-  } else if (!plan.shift.d.empty()) {
-    const uint64_t s = try_element_shift(eo, false);
-    if (double(s) <= 0.999 * double(fans)) element_best = s;
+    ss_sized = so.size_only;
   }
+  const bool shift_on_pairs = eo.size_only && !patched;
+  // the per-element coding's size, shifted where that pays
+  const uint64_t element_best = !plan.shift.d.empty() && element_shift_pays() ? ssum : fans;
+  if (!plan.shift.d.empty() && !shift_on_pairs && element_shift_pays()) take_element_shift();
   // FP8 pairs (codec 8's mode 6, with the shift the per-element coding
   // took, or that pays on the pairs) where their decode speed costs at
   // most kPairsSlack in size: they replace the per-element coding (and its
   // patch) on every chunk that does not take zstd.
   bool paired = false;
-  if (pairs::supports(t)) {
+  if (fp8_pairs) {
     EncodeOptions po = opt;
     po.mixed_try_zstd = false;
     auto pairs_into = [&](bool with_shift, std::vector<uint8_t>* b, uint64_t* ps) {
@@ -278,17 +277,18 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       }
       return sum;
     };
-    uint64_t ps[3] = {};
-    uint64_t sum = pairs_into(shifted, vb, ps);
+    // the pairs' trials go to their own buffers: vb keeps the shifted
+    // per-element trial for the case where the pairs lose
+    std::vector<uint8_t> pb[3], wb[3];
+    uint64_t ps[3] = {}, ws[3] = {};
+    uint64_t sum = pairs_into(shifted, pb, ps);
     bool pairs_shifted = shifted;
     if (shift_on_pairs && !plan.shift.d.empty()) {
-      std::vector<uint8_t> wb[3];
-      uint64_t ws[3] = {};
       const uint64_t wsum = pairs_into(true, wb, ws);
       if (double(wsum) <= 0.999 * double(sum)) {
         sum = wsum;
         std::copy(ws, ws + 3, ps);
-        for (size_t k = 0; k < npicks; ++k) vb[k].swap(wb[k]);
+        for (size_t k = 0; k < npicks; ++k) pb[k].swap(wb[k]);
         pairs_shifted = true;
       }
     }
@@ -297,9 +297,10 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       patched = false;
       shifted = pairs_shifted;
       fans = sum;
+      for (size_t k = 0; k < npicks; ++k) vb[k].swap(pb[k]);
       take_variant(ps, {CodecId::float_ans_pairs, po.try_patch, shifted});
-    } else if (shift_on_pairs && !plan.shift.d.empty()) {
-      try_element_shift(eo, true);  // the per-element coding stays: its own shift decides
+    } else if (shift_on_pairs && !plan.shift.d.empty() && element_shift_pays()) {
+      take_element_shift();  // the per-element coding stays, shifted
     }
   }
   if (!shifted) plan.shift = {};

@@ -319,17 +319,12 @@ void symbol_counts(const SymbolCounts& a, std::vector<uint32_t>& h0, std::vector
     const uint64_t r = k * a.sstep;
     const uint8_t* row = a.data + r * a.cols * sizeof(E);
     const int32_t dr = a.dr[size_t(r)];
-    auto elem = [&](uint64_t c) {
-      E v;
-      std::memcpy(&v, row + c * sizeof(E), sizeof v);
-      return uint32_t(v);
-    };
     uint64_t c = 0;
     for (; c + 2 <= a.cols; c += 2) {
-      count(banks.data(), elem(c), a.dc[size_t(c)], dr);
-      count(banks.data() + 3 * nsym, elem(c + 1), a.dc[size_t(c + 1)], dr);
+      count(banks.data(), load_at<E>(row, c), a.dc[size_t(c)], dr);
+      count(banks.data() + 3 * nsym, load_at<E>(row, c + 1), a.dc[size_t(c + 1)], dr);
     }
-    if (c < a.cols) count(banks.data(), elem(c), a.dc[size_t(c)], dr);
+    if (c < a.cols) count(banks.data(), load_at<E>(row, c), a.dc[size_t(c)], dr);
   }
   for (size_t i = 0; i < nsym; ++i) {
     h0[i] = banks[i] + banks[3 * nsym + i];

@@ -24,20 +24,14 @@ unsigned mantissa_bits(DType t) {
 constexpr uint64_t kGapBytes = 2;
 constexpr unsigned kMaxLeb = 5;  // a u32 gap
 
-// The elements' loops, their width fixed at compile time (one load each; a
-// width chosen per element cost a switch and a byte loop, and kept the
-// count from vectorising).
-template <class E>
-E elem_at(const uint8_t* src, uint64_t i) {
-  E v;
-  std::memcpy(&v, src + i * sizeof(E), sizeof v);
-  return v;
-}
+// The elements' loops, their width fixed at compile time (load_at: a width
+// chosen per element cost a switch and a byte loop, and kept the count from
+// vectorising).
 // How many of elements [b, e) have bit 0 set.
 template <class E>
 uint64_t odd_count(const uint8_t* src, uint64_t b, uint64_t e) {
   uint32_t c = 0;  // e - b <= 4096
-  for (uint64_t i = b; i < e; ++i) c += uint32_t(elem_at<E>(src, i) & 1u);
+  for (uint64_t i = b; i < e; ++i) c += uint32_t(load_at<E>(src, i) & 1u);
   return c;
 }
 // Elements by trailing zero bits of their mb mantissa bits (mb: all zero)
@@ -47,7 +41,7 @@ template <class E>
 void zero_bits_hist(const uint8_t* src, uint64_t n, unsigned mb, uint64_t* h) {
   const uint32_t mmask = (1u << mb) - 1u;
   for (uint64_t i = 0; i < n; ++i) {
-    const uint32_t m = uint32_t(elem_at<E>(src, i)) & mmask;
+    const uint32_t m = uint32_t(load_at<E>(src, i)) & mmask;
     ++h[(i & 3) * (mb + 2) + (m ? unsigned(__builtin_ctz(m)) : mb)];
   }
 }

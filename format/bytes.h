@@ -22,6 +22,14 @@ inline uint64_t load_u64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); 
 inline void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 inline void store_u32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
 inline void store_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
+// Element i of an array of E (uint8_t, uint16_t, uint32_t): the width fixed
+// at compile time, one load (hot loops templated on the element type).
+template <class E>
+inline E load_at(const uint8_t* p, uint64_t i) {
+  E v;
+  std::memcpy(&v, p + i * sizeof(E), sizeof v);
+  return v;
+}
 // An element of `bytes` (1, 2 or 4) bytes: fixed-size loads, since a memcpy
 // of a run-time size is a call per element in a hot loop.
 inline uint32_t load_elem(const uint8_t* p, unsigned bytes) {

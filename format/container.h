@@ -260,6 +260,8 @@ struct Manifest {
   bool has_lossy() const;
   // Elements of the tensors of its safetensors files (blobs are not weights).
   uint64_t weights() const;
+  // Bytes of the original files it describes.
+  uint64_t original_bytes() const;
 };
 
 // Walks the chunks in container order (level-major, §4.3) without a table:

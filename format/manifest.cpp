@@ -120,6 +120,12 @@ uint64_t Manifest::weights() const {
   return n;
 }
 
+uint64_t Manifest::original_bytes() const {
+  uint64_t n = 0;
+  for (const auto& f : files) n += f.size;
+  return n;
+}
+
 bool Manifest::has_lossy() const {
   for (const auto& t : tensors)
     if (t.lossy()) return true;
@@ -268,7 +274,7 @@ ManifestShares manifest_shares(const Manifest& m, uint64_t raw, uint64_t stored)
       if (q.layout == PartLayout::inline_items && q.codec != 0) q.data.clear();
   }
   const auto braw = encode_manifest(base);
-  const uint64_t bstored = zframe_compress(braw, meta_zstd_level(raw, model_bytes(m))).size();
+  const uint64_t bstored = zframe_compress(braw, meta_zstd_level(raw, m.original_bytes())).size();
   s.ratio = braw.empty() ? 1.0 : double(bstored) / double(braw.size());
   s.payload_scale = stored > bstored ? double(stored - bstored) / double(coded) : 0.0;
   return s;

@@ -19,12 +19,6 @@ int meta_zstd_level(size_t raw_size, uint64_t model_bytes) {
   return raw_size <= 4096 || uint64_t(raw_size) * 1024 >= model_bytes ? 19 : 9;
 }
 
-uint64_t model_bytes(const Manifest& m) {
-  uint64_t n = 0;
-  for (const auto& f : m.files) n += f.size;
-  return n;
-}
-
 void ContainerWriter::put(const void* p, size_t n) {
   sink_.write(p, n);
   pos_ += n;
@@ -41,7 +35,7 @@ void ContainerWriter::zeros(uint64_t n) {
 
 void ContainerWriter::begin(const Manifest& m) {
   auto raw = encode_manifest(m);
-  model_bytes_ = model_bytes(m);
+  model_bytes_ = m.original_bytes();
   auto stored = zframe_compress(raw, meta_zstd_level(raw.size(), model_bytes_));
   FileHeader h;
   major_ = m.has_lossy() ? kVersionMajorLossy : kVersionMajor;

@@ -11,7 +11,7 @@
 namespace wc {
 
 // zstd level of a manifest or index of `raw_size` bytes in the container of
-// a model of `model_bytes` (model_bytes(m)): 19 up to 4 KiB (about a
+// a model of `model_bytes` (Manifest::original_bytes): 19 up to 4 KiB (about a
 // millisecond) or where it is at least 1/1024 of the model, so that its
 // bytes matter (small models, whose manifests hold their inline tensors:
 // the corpus ones), 9 otherwise, 3 over 1 MiB.
@@ -19,8 +19,6 @@ namespace wc {
 // 4% of its pack on one thread) for 1.8% fewer bytes than level 9's there
 // (0.0003% of the file).
 int meta_zstd_level(size_t raw_size, uint64_t model_bytes);
-// The bytes of the files a manifest describes.
-uint64_t model_bytes(const Manifest& m);
 
 class ContainerWriter {
  public:

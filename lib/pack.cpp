@@ -274,7 +274,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   if (file) file->commit();
 
   PackResult r;
-  for (const auto& f : m.files) r.input_bytes += f.size;
+  r.input_bytes = m.original_bytes();
   r.output_bytes = w.bytes_written();
   r.weights = m.weights();
   r.lossy_tensors = lossy.lossy_tensors;

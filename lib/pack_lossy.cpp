@@ -1495,7 +1495,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     m.derive_chunks();
     const auto raw = encode_manifest(m);
     const ManifestShares sh =
-        manifest_shares(m, raw.size(), zframe_compress(raw, meta_zstd_level(raw.size(), model_bytes(m))).size());
+        manifest_shares(m, raw.size(), zframe_compress(raw, meta_zstd_level(raw.size(), m.original_bytes())).size());
     return chunks + coded * sh.payload_scale + records * sh.ratio;
   };
   std::vector<size_t> best;

@@ -76,7 +76,7 @@ VerifyResult verify(const std::string& in, const std::string& against, unsigned 
   decode_model(m, src, cmp, pool, progress);
   VerifyResult v;
   v.chunks = r.index().size();
-  for (const auto& f : r.manifest().files) v.bytes += f.size;
+  v.bytes = r.manifest().original_bytes();
   v.files = r.manifest().files.size();
   v.compared = !against.empty();
   return v;
