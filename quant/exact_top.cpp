@@ -192,15 +192,19 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
     const int32_t E = row_exp(base_exp, e[r]) - int32_t(tb.S);
     const float step = kRefine ? refine::code_step(base_exp, e[r], tb.M) : 0.0f;
     uint8_t* const row = dst + wb * i;
-    for (uint64_t j = 0; j < cols; ++j, ++i) {
-      uint32_t& s = x[i & 3];
+    // element i takes state x[i & 3]: the row's four lanes held in locals
+    // s0..s3 (s0 the lane of its first element), so that each state's chain
+    // runs in registers and the four interleave
+    const unsigned ph = unsigned(i & 3);
+    uint32_t s0 = x[ph], s1 = x[(ph + 1) & 3], s2 = x[(ph + 2) & 3], s3 = x[(ph + 3) & 3];
+    auto symbol = [&](uint32_t& s, uint64_t j) __attribute__((always_inline)) {
       const uint8_t* p = row + wb * j;
       const uint32_t y = wb == 4 ? load_u32(p) : load_u16(p);
       const unsigned c = std::min(raw_context(y, dt, E), tb.C - 1);
       const Context& t = tb.ctx[c];
       uint16_t* l = lutp + (size_t(c) << tb.P);
       if (!built[c]) [[unlikely]] {
-        if (t.sym.empty()) return Errc::codec;
+        if (t.sym.empty()) return false;
         for (size_t k = 0; k < t.sym.size(); ++k) std::fill(l + t.cum[k], l + t.cum[k + 1], uint16_t(k));
         built[c] = true;
       }
@@ -215,7 +219,17 @@ Errc decode_elements(const Tables& tb, int32_t base_exp, uint64_t rows, uint64_t
       overrun |= need && !have_word;
       s = need ? (s << 16) | word : s;
       words += (need && have_word) ? 2 : 0;
-    }
+      return true;
+    };
+    uint64_t q = 0;
+    bool ok = true;
+    for (; q + 4 <= cols; q += 4) ok &= symbol(s0, q) && symbol(s1, q + 1) && symbol(s2, q + 2) && symbol(s3, q + 3);
+    if (q < cols) ok &= symbol(s0, q);
+    if (q + 1 < cols) ok &= symbol(s1, q + 1);
+    if (q + 2 < cols) ok &= symbol(s2, q + 2);
+    if (!ok) return Errc::codec;
+    x[ph] = s0, x[(ph + 1) & 3] = s1, x[(ph + 2) & 3] = s2, x[(ph + 3) & 3] = s3;
+    i += cols;
     for (uint64_t j = 0; j < cols; ++j) {
       const uint64_t en = entp[j];
       const unsigned nr = unsigned(en >> 32) & 63;  // 0 to 28
