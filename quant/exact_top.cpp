@@ -145,15 +145,17 @@ bool refine_row(uint32_t dt, uint8_t* row, const uint16_t* d, uint64_t cols, flo
   const DType t = static_cast<DType>(dt);  // qrow's dtype ids are the container's
   thread_local std::vector<float> fv;
   fv.resize(size_t(cols));
-  load_floats(t, row, size_t(cols), fv.data());
-  bool finite = true;
+  float* __restrict const v = fv.data();
+  load_floats(t, row, size_t(cols), v);
+  // (branch-free, so that it vectorises: each lane the same IEEE operations)
+  uint32_t bad = 0;  // an Inf or a NaN among them
   for (uint64_t j = 0; j < cols; ++j) {
-    const float f = fv[j];
-    fv[j] = refine::apply(f, refine::signed_code(d[j], (qrow::f32_bits(f) >> 31) != 0), s);
-    finite &= refine::finite(fv[j]);
+    const float f = v[j];
+    v[j] = refine::apply(f, refine::signed_code(d[j], (qrow::f32_bits(f) >> 31) != 0), s);
+    bad |= uint32_t(!refine::finite(v[j]));
   }
-  if (finite) store_floats(t, fv.data(), size_t(cols), row);  // no NaN among them
-  return finite;
+  if (!bad) store_floats(t, v, size_t(cols), row);
+  return !bad;
 }
 
 // Mode 1's element loop (§5) for a dtype of W bits and `mant` mantissa bits:
