@@ -1,6 +1,7 @@
 #include "quant/exact_top.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -50,28 +51,37 @@ uint32_t residual_of(uint32_t dt, Geom g, const uint8_t* orig, const uint8_t* re
   return residual(load_bits(recon, i, wb) >> g.z, load_bits(orig, i, wb) >> g.z, 1u << (g.w - 1), low_mask(g.w));
 }
 
-// The clamped context of element i of a tile whose bits below are `recon`.
-unsigned context_of(uint32_t dt, unsigned C, unsigned shift, const uint8_t* recon, int32_t base_exp, const uint8_t* e,
-                    uint64_t cols, uint64_t i) {
+// The clamped context of element i of a tile whose bits below are `recon`,
+// in a row whose context exponent (its step's, less the shift) is E.
+unsigned context_of(uint32_t dt, unsigned C, const uint8_t* recon, int32_t E, uint64_t i) {
   const uint32_t y = load_bits(recon, i, width(dt) / 8);
-  return std::min(raw_context(y, dt, row_exp(base_exp, e[i / cols]) - int32_t(shift)), C - 1);
+  return std::min(raw_context(y, dt, E), C - 1);
 }
 
-// Symbol, raw bits and clamped context of element i of a tile: the exact
-// top layer's residual, or a refinement level's code d[i].
-Elem element(uint32_t dt, Geom g, unsigned C, unsigned shift, const uint8_t* orig, const uint8_t* recon,
-             int32_t base_exp, const uint8_t* e, uint64_t cols, uint64_t i) {
+// Symbol, raw bits and clamped context of element i of a tile (in a row of
+// context exponent E): the exact top layer's residual, or a refinement
+// level's code d[i].
+Elem element(uint32_t dt, Geom g, unsigned C, const uint8_t* orig, const uint8_t* recon, int32_t E, uint64_t i) {
   Elem el;
-  el.ctx = context_of(dt, C, shift, recon, base_exp, e, cols, i);
+  el.ctx = context_of(dt, C, recon, E, i);
   el.s = split(residual_of(dt, g, orig, recon, i), el.ctx, g);
   return el;
 }
-Elem code_element(uint32_t dt, unsigned C, unsigned shift, const uint8_t* below, int32_t base_exp, const uint8_t* e,
-                  uint64_t cols, uint64_t i, const uint16_t* d) {
+Elem code_element(uint32_t dt, unsigned C, const uint8_t* below, int32_t E, uint64_t i, const uint16_t* d) {
   Elem el;
-  el.ctx = context_of(dt, C, shift, below, base_exp, e, cols, i);
+  el.ctx = context_of(dt, C, below, E, i);
   el.s = split(d[i], refine::kSymbolClass, refine::code_geom());
   return el;
+}
+
+// f(i, E) for every element i of a tile, row by row (E: the row's context
+// exponent, its step's less `shift`).
+template <class F>
+void for_elements(int32_t base_exp, const uint8_t* e, unsigned shift, uint64_t rows, uint64_t cols, F&& f) {
+  for (uint64_t r = 0, i = 0; r < rows; ++r) {
+    const int32_t E = row_exp(base_exp, e[r]) - int32_t(shift);
+    for (uint64_t j = 0; j < cols; ++j, ++i) f(i, E);
+  }
 }
 
 // The symbols of context c: the exact top layer's own (context 0 differs
@@ -386,20 +396,20 @@ void count_tile(Counts& k, uint32_t dt, unsigned z, unsigned shift, const uint8_
                 int32_t base_exp, const uint8_t* e, uint64_t rows, uint64_t cols) {
   const Geom g = geom(dt, z);
   for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(alphabet(c, g), 0);
-  for (uint64_t i = 0; i < rows * cols; ++i) {
-    const Elem el = element(dt, g, kRawContexts + 1, shift, orig, recon, base_exp, e, cols, i);
+  for_elements(base_exp, e, shift, rows, cols, [&](uint64_t i, int32_t E) {
+    const Elem el = element(dt, g, kRawContexts + 1, orig, recon, E, i);
     ++k.c[el.ctx][el.s.sym];
-  }
+  });
 }
 
 void count_codes(Counts& k, uint32_t dt, unsigned shift, const uint8_t* below, int32_t base_exp, const uint8_t* e,
                  uint64_t rows, uint64_t cols, const uint16_t* d) {
   const uint32_t a = alphabet(refine::kSymbolClass, refine::code_geom());
   for (unsigned c = 0; c < kRawContexts; ++c) k.c[c].resize(a, 0);
-  for (uint64_t i = 0; i < rows * cols; ++i) {
-    const Elem el = code_element(dt, kRawContexts + 1, shift, below, base_exp, e, cols, i, d);
+  for_elements(base_exp, e, shift, rows, cols, [&](uint64_t i, int32_t E) {
+    const Elem el = code_element(dt, kRawContexts + 1, below, E, i, d);
     ++k.c[el.ctx][el.s.sym];
-  }
+  });
 }
 
 namespace {
@@ -579,12 +589,24 @@ void encode_elements(const Tables& tb, const std::vector<Elem>& el, const uint8_
   // rANS, backwards (§6): the decoder reads forwards
   uint32_t x[4] = {kStateLow, kStateLow, kStateLow, kStateLow};
   std::vector<uint16_t> words;
+  // Per context, each symbol's index in its tables (-1: absent), built when
+  // the tile first meets the context: one load, where a binary search per
+  // element mispredicted its branches
+  thread_local std::array<std::vector<int16_t>, kMaxContexts> ranks;
+  bool built[kMaxContexts] = {};
   for (uint64_t i = count; i-- > 0;) {
-    const Context& t = tb.ctx[el[i].ctx];
-    const auto it = std::lower_bound(t.sym.begin(), t.sym.end(), el[i].s.sym);
-    if (it == t.sym.end() || *it != el[i].s.sym)  // not in the tensor's tables: an encoder bug
+    const unsigned c = el[i].ctx;
+    const Context& t = tb.ctx[c];
+    std::vector<int16_t>& rk = ranks[c];
+    if (!built[c]) {  // (at most 2^15 symbols: P <= 15)
+      rk.assign(t.sym.empty() ? 0 : size_t(t.sym.back()) + 1, int16_t(-1));
+      for (size_t k = 0; k < t.sym.size(); ++k) rk[t.sym[k]] = int16_t(k);
+      built[c] = true;
+    }
+    const uint32_t sym = el[i].s.sym;
+    if (sym >= rk.size() || rk[sym] < 0)  // not in the tensor's tables: an encoder bug
       throw Error(Errc::codec, "level residuals: a symbol outside its tables");
-    const size_t k = size_t(it - t.sym.begin());
+    const size_t k = size_t(rk[sym]);
     const uint32_t f = t.freq[k];
     uint32_t& s = x[i & 3];
     // (64-bit: a context of one symbol has f = 2^P, and f << (32 - P) = 2^32)
@@ -641,7 +663,8 @@ void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8
   const uint64_t count = rows * cols;
   std::vector<Elem> el(count);
   const Geom g = geom(dt, tb.Z);
-  for (uint64_t i = 0; i < count; ++i) el[i] = element(dt, g, tb.C, tb.S, orig, recon, base_exp, e, cols, i);
+  for_elements(base_exp, e, tb.S, rows, cols,
+               [&](uint64_t i, int32_t E) { el[i] = element(dt, g, tb.C, orig, recon, E, i); });
   encode_elements(tb, el, e, rows, lay, out);
   if (out.size() >= 1 + count * wb && !lay.tables) {  // mode 0: the residuals as they are
     out.assign(1 + count * wb, 0);
@@ -653,7 +676,8 @@ void encode_codes(const Tables& tb, uint32_t dt, const uint8_t* below, int32_t b
                   uint64_t rows, uint64_t cols, const uint16_t* d, std::vector<uint8_t>& out, const PayloadLayout& lay) {
   const uint64_t count = rows * cols;
   std::vector<Elem> el(count);
-  for (uint64_t i = 0; i < count; ++i) el[i] = code_element(dt, tb.C, tb.S, below, base_exp, e, cols, i, d);
+  for_elements(base_exp, e, tb.S, rows, cols,
+               [&](uint64_t i, int32_t E) { el[i] = code_element(dt, tb.C, below, E, i, d); });
   encode_elements(tb, el, e, rows, lay, out);
   if (out.size() >= 1 + rows + count * 2 && !lay.tables) {  // mode 0: the rows' step bytes and the codes as they are
     out.assign(1, 0);

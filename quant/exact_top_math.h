@@ -14,10 +14,13 @@ inline constexpr unsigned kMaxContexts = 32;
 inline constexpr unsigned kRawContexts = 33;  // contexts 0..32 before the clamp to C - 1
 inline constexpr uint32_t kStateLow = 1u << 16;
 
+// Bits of v up to its highest set one (0 for v = 0).
 WC_QHD unsigned bit_length(uint32_t v) {
-  unsigned n = 0;
-  while (v) ++n, v >>= 1;
-  return n;
+#ifdef __CUDA_ARCH__
+  return 32u - unsigned(__clz(int(v)));
+#else
+  return v ? 32u - unsigned(__builtin_clz(v)) : 0u;
+#endif
 }
 
 // ord (§2): an involution on W-bit patterns that orders them by value as

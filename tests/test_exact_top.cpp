@@ -74,6 +74,19 @@ TEST_SUITE("exact_top") {
     CHECK(tu::read_file(d / "pipe.safetensors") == tu::read_file(src));
   }
 
+  TEST_CASE("bit_length: the position of the highest set bit, 0 for 0 (every power of two and its neighbours)") {
+    auto ref = [](uint32_t v) {
+      unsigned n = 0;
+      while (v) ++n, v >>= 1;
+      return n;
+    };
+    CHECK(wc::exact::bit_length(0) == 0);
+    CHECK(wc::exact::bit_length(0xFFFFFFFFu) == 32);
+    for (unsigned b = 0; b < 32; ++b)
+      for (uint32_t v : {(1u << b) - 1u, 1u << b, (1u << b) + 1u, (1u << b) | (1u << b >> 1)})
+        CHECK(wc::exact::bit_length(v) == ref(v));
+  }
+
   TEST_CASE("rows whose width is not a multiple of 4: every level of --refine 2 --exact decodes, the top to the original") {
     // The coded tiles run four rANS states over the elements in row-major
     // order, so a row of such a width starts at every state phase and ends
