@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -66,6 +67,48 @@ std::vector<stb::StTensor> model(uint64_t seed) {
 }  // namespace
 
 TEST_SUITE("refine") {
+  TEST_CASE("refine_codes: each code is the nearest (half away from zero), clamped, 0 where not finite; any width") {
+    // the writer's vector loop against REFINE.md's arithmetic written out
+    // here element by element: ties, clamps, Inf and NaN originals, widths
+    // that leave 1 to 3 elements to the scalar tail
+    const int32_t base_exp = -12;
+    const uint32_t M = 3;
+    std::mt19937 rng(5);
+    for (uint64_t cols : {1u, 3u, 4u, 7u, 37u, 64u}) {
+      const uint64_t rows = 3;
+      std::vector<uint8_t> e(rows);
+      for (uint64_t r = 0; r < rows; ++r) e[r] = uint8_t(r * 16 + 5 * r);
+      std::vector<float> below(rows * cols), x(rows * cols);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      for (uint64_t i = 0; i < rows * cols; ++i) {
+        const uint64_t r = i / cols;
+        const float s = wc::refine::code_step(base_exp, e[r], M);
+        below[i] = std::ldexp(std::round(u(rng) * 64.0f), -9);
+        switch (i % 7) {
+          case 0: x[i] = below[i] + (float(int(i % 11) - 5) + 0.5f) * s; break;  // a tie
+          case 1: x[i] = below[i] + 40000.0f * s * (i % 2 ? 1.0f : -1.0f); break;  // past the clamp
+          case 2: x[i] = i % 3 ? INFINITY : NAN; break;
+          default: x[i] = below[i] + u(rng) * 20.0f * s;
+        }
+      }
+      std::vector<uint8_t> bl(rows * cols * 4), above(rows * cols * 4);
+      std::memcpy(bl.data(), below.data(), bl.size());
+      std::vector<uint16_t> d(rows * cols);
+      wc::exact::refine_codes(wc::qrow::kF32, x.data(), bl.data(), base_exp, e.data(), M, rows, cols, d.data(),
+                              above.data());
+      for (uint64_t i = 0; i < rows * cols; ++i) {
+        const float s = wc::refine::code_step(base_exp, e[i / cols], M);
+        const double q = (double(x[i]) - double(below[i])) / double(s);
+        const int32_t c = std::isfinite(q) ? int32_t(std::llround(std::clamp(q, -32767.0, 32767.0))) : 0;
+        CHECK(int16_t(d[i]) == (std::signbit(below[i]) ? -c : c));
+        const float v = wc::refine::apply(below[i], c, s);
+        float got;
+        std::memcpy(&got, above.data() + 4 * i, 4);
+        CHECK(wc::qrow::f32_bits(got) == wc::qrow::f32_bits(v));
+      }
+    }
+  }
+
   TEST_CASE("--refine 3 --exact: every tensor's levels in one model-wide order; each step lowers one tensor's error") {
     tu::TempDir d;
     const auto ts = model(1);
