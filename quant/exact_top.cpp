@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "format/bytes.h"
 #include "quant/float_load.h"
@@ -464,7 +465,7 @@ __attribute__((target("avx2"))) size_t nearest_codes_avx2(const float* x, const 
 // finite and, for F16 and BF16, not rounded up to Inf).
 bool stored_finite(uint32_t dt, float v, uint32_t bits) {
   const uint32_t e = dt == qrow::kF32 ? 0x7F800000u : dt == qrow::kF16 ? 0x7C00u : 0x7F80u;  // exponent all ones
-  return refine::finite(v) && (bits & e) != e;
+  return refine::finite(v) & ((bits & e) != e);  // (no branch: both are cheap)
 }
 
 // One element's value the slow way: from its nearest code c, halved toward 0
@@ -512,17 +513,30 @@ void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t bas
     }
     uint8_t* row = above + i * wb;
     store_floats(t, vv.data(), size_t(cols), row);
-    for (uint64_t j = 0; j < cols; ++j) {
-      int32_t c = cv[j];
-      if (c != 0 && !stored_finite(dt, vv[j], load_bits(row, j, wb))) {
-        uint8_t out[4];
-        c = refine_one(dt, fv[j], s, c, out);
-        store_bits(row, j, wb, load_bits(out, 0, wb));
+    // (the rows' pointers held in locals: the rare store through `row`
+    // would otherwise have every element reload them; the element width
+    // fixed at compile time)
+    const int32_t* const cp = cv.data();
+    const float* const vp = vv.data();
+    const float* const fp = fv.data();
+    uint16_t* const dp = d + i;
+    auto codes = [&](auto width) __attribute__((always_inline)) {
+      constexpr unsigned kW = decltype(width)::value;
+      for (uint64_t j = 0; j < cols; ++j) {
+        int32_t c = cp[j];
+        // (one test of both, rarely true: c != 0 alone is a coin toss to a branch)
+        if ((c != 0) & !stored_finite(dt, vp[j], load_bits(row, j, kW))) [[unlikely]] {
+          uint8_t out[4];
+          c = refine_one(dt, fp[j], s, c, out);
+          store_bits(row, j, kW, load_bits(out, 0, kW));
+        }
+        // y's sign, which its binary32 value keeps (read from fv: above may be below)
+        const bool neg = (qrow::f32_bits(fp[j]) >> 31) != 0;
+        dp[j] = uint16_t(neg ? -c : c);
       }
-      // y's sign, which its binary32 value keeps (read from fv: above may be below)
-      const bool neg = (qrow::f32_bits(fv[j]) >> 31) != 0;
-      d[i + j] = uint16_t(neg ? -c : c);
-    }
+    };
+    if (wb == 4) codes(std::integral_constant<unsigned, 4>{});
+    else codes(std::integral_constant<unsigned, 2>{});
   }
 }
 
