@@ -439,9 +439,9 @@ __attribute__((target("avx2"))) size_t nearest_codes_avx2(const float* x, const 
   const __m256d sd = _mm256_set1_pd(double(s)), lim = _mm256_set1_pd(32767.0), nlim = _mm256_set1_pd(-32767.0);
   const __m256d half = _mm256_set1_pd(0.5), nhalf = _mm256_set1_pd(-0.5), zero = _mm256_setzero_pd();
   const __m128 sv = _mm_set1_ps(s);
-  const __m256i odd = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);  // a 64-bit mask's low halves
+  const __m256i lows = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);  // each 64-bit mask's low half
   auto halves = [&](__m256d m) __attribute__((always_inline, target("avx2"))) {
-    return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), odd));
+    return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), lows));
   };
   size_t j = 0;
   for (; j + 4 <= n; j += 4) {
