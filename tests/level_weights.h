@@ -5,12 +5,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "format/bytes.h"
 #include "format/dtype.h"
 #include "lib/api.h"
 #include "quant/qrow_math.h"
+#include "st_builder.h"
 
 namespace wgen {
 
@@ -65,6 +67,15 @@ inline void add_specials(DType t, std::vector<uint8_t>& v) {
     if (eb == 4) wc::store_u32(v.data() + 4 * i, s[k % s.size()]);
     else wc::store_u16(v.data() + 2 * i, uint16_t(s[k % s.size()]));
   }
+}
+
+// A rows x cols tensor of weights() named "<dtype>.<name>", with
+// add_specials()'s values where `specials`.
+inline stb::StTensor tensor_of(DType t, const std::string& name, uint64_t rows, uint64_t cols, uint64_t seed,
+                               bool specials = false) {
+  auto w = weights(t, rows, cols, seed);
+  if (specials) add_specials(t, w);
+  return {std::string(wc::dtype_name(t)) + "." + name, t, {rows, cols}, std::move(w)};
 }
 
 inline wc::PackOptions exact_options(double bits) {

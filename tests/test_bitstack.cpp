@@ -220,10 +220,8 @@ TEST_SUITE("bitstack") {
     std::vector<stb::StTensor> ts;
     uint64_t seed = 41;
     for (DType t : {DType::BF16, DType::F16, DType::F32}) {
-      ts.push_back({std::string(wc::dtype_name(t)) + ".w", t, {300, 160}, weights(t, 300, 160, seed++)});
-      auto w = weights(t, 64, 96, seed++);
-      wgen::add_specials(t, w);
-      ts.push_back({std::string(wc::dtype_name(t)) + ".special", t, {64, 96}, w});
+      ts.push_back(wgen::tensor_of(t, "w", 300, 160, seed++));
+      ts.push_back(wgen::tensor_of(t, "special", 64, 96, seed++, true));
     }
     ts.push_back({"norm", DType::F32, {160}, {}});
     const std::string src = d / "m.safetensors", wcz = d / "b.wcz";

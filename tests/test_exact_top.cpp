@@ -27,7 +27,6 @@
 
 using wc::DType;
 using wgen::weights;
-using wgen::add_specials;
 using wgen::exact_options;
 
 TEST_SUITE("exact_top") {
@@ -36,10 +35,8 @@ TEST_SUITE("exact_top") {
     std::vector<stb::StTensor> ts;
     uint64_t seed = 1;
     for (DType t : {DType::BF16, DType::F16, DType::F32}) {
-      auto w = weights(t, 96, 160, seed++);
-      add_specials(t, w);
-      ts.push_back({std::string(wc::dtype_name(t)) + ".w", t, {96, 160}, w});
-      ts.push_back({std::string(wc::dtype_name(t)) + ".plain", t, {48, 64}, weights(t, 48, 64, seed++)});
+      ts.push_back(wgen::tensor_of(t, "w", 96, 160, seed++, true));
+      ts.push_back(wgen::tensor_of(t, "plain", 48, 64, seed++));
     }
     ts.push_back({"norm", DType::F32, {160}, {}});
     const std::string src = d / "m.safetensors", wcz = d / "m.wcz";
@@ -96,11 +93,9 @@ TEST_SUITE("exact_top") {
     std::vector<stb::StTensor> ts;
     uint64_t seed = 51;
     for (DType t : {DType::BF16, DType::F16, DType::F32}) {
-      auto w = weights(t, 70, 37, seed++);
-      add_specials(t, w);
-      ts.push_back({std::string(wc::dtype_name(t)) + ".a", t, {70, 37}, w});
-      ts.push_back({std::string(wc::dtype_name(t)) + ".b", t, {41, 50}, weights(t, 41, 50, seed++)});
-      ts.push_back({std::string(wc::dtype_name(t)) + ".c", t, {33, 75}, weights(t, 33, 75, seed++)});
+      ts.push_back(wgen::tensor_of(t, "a", 70, 37, seed++, true));
+      ts.push_back(wgen::tensor_of(t, "b", 41, 50, seed++));
+      ts.push_back(wgen::tensor_of(t, "c", 33, 75, seed++));
     }
     const std::string src = d / "m.safetensors", wcz = d / "m.wcz";
     tu::write_file(src, stb::build(ts));

@@ -53,12 +53,10 @@ double sq_error(DType t, const uint8_t* a, const uint8_t* b, uint64_t n) {
 std::vector<stb::StTensor> model(uint64_t seed) {
   std::vector<stb::StTensor> ts;
   for (DType t : {DType::BF16, DType::F16, DType::F32}) {
-    ts.push_back({std::string(wc::dtype_name(t)) + ".w", t, {300, 160}, weights(t, 300, 160, seed++)});
+    ts.push_back(wgen::tensor_of(t, "w", 300, 160, seed++));
     // ±0, subnormals, the largest finite values, ±Inf, NaNs: restored by an exact top layer
-    auto w = weights(t, 64, 96, seed++);
-    wgen::add_specials(t, w);
-    ts.push_back({std::string(wc::dtype_name(t)) + ".special", t, {64, 96}, w});
-    ts.push_back({std::string(wc::dtype_name(t)) + ".small", t, {48, 64}, weights(t, 48, 64, seed++)});
+    ts.push_back(wgen::tensor_of(t, "special", 64, 96, seed++, true));
+    ts.push_back(wgen::tensor_of(t, "small", 48, 64, seed++));
   }
   ts.push_back({"norm", DType::F32, {160}, {}});
   return ts;
