@@ -198,34 +198,49 @@ bool normalize_freqs_enc(const uint8_t* q, uint32_t n, uint32_t qshift, uint32_t
   return true;
 }
 
-// Quantises, normalises and prices a table for histogram h (exact table cost).
-// lg: log2 of every count in the range (computed once per candidate).
-void plan_table(const std::vector<uint64_t>& h, uint32_t lo, uint32_t count, const std::vector<double>& lg,
-                uint32_t qshift, uint32_t prob_bits, TablePlan& tp, std::vector<uint8_t>& q,
-                std::vector<uint32_t>& f, uint32_t S) {
+// A candidate's present symbols (non-zero counts), in symbol order: the
+// passes of plan_table run over them alone, without a test per symbol (on
+// Whisper's chunks about 40% of a table's range is present, at its edges
+// irregularly, and those tests mispredicted).
+struct Present {
+  std::vector<uint32_t> at;  // offset in the table's range
+  std::vector<uint64_t> c;   // count
+  std::vector<double> lg;    // log2 of the count
+};
+
+// Quantises, normalises and prices a table of `count` entries whose present
+// symbols are `pr` (exact table cost). q and f receive the whole range (zero
+// where absent); qc and fc are work vectors.
+void plan_table(const Present& pr, uint32_t lo, uint32_t count, uint32_t qshift, uint32_t prob_bits, TablePlan& tp,
+                std::vector<uint8_t>& q, std::vector<uint32_t>& f, std::vector<uint8_t>& qc,
+                std::vector<uint32_t>& fc, uint32_t S) {
   tp.lo = lo;
   tp.count = count;
-  q.assign(count, 0);
+  const size_t np = pr.at.size();
+  qc.resize(np);
   const double qf = double(1u << qshift);
-  for (uint32_t i = 0; i < count; ++i) {
-    if (!h[lo + i]) continue;
+  for (size_t j = 0; j < np; ++j) {
     // std::lround for the x >= 0 here, inline (x - trunc(x) is exact)
-    const double x = qf * lg[i];
+    const double x = qf * pr.lg[j];
     const double tx = std::trunc(x);
     long v = long(tx) + long(x - tx >= 0.5) + 1;
-    q[i] = uint8_t(std::clamp<long>(v, 1, kMaxQ));
+    qc[j] = uint8_t(std::clamp<long>(v, 1, kMaxQ));
   }
-  f.assign(count, 0);
-  if (!normalize_freqs_enc(q.data(), count, qshift, prob_bits, f.data())) {
+  // the normalisation of the present symbols alone gives their frequencies
+  // in the whole range: absent ones take no part in its sums, and its ties
+  // go to the lowest index, an order the compaction keeps
+  fc.resize(np);
+  if (!normalize_freqs_enc(qc.data(), uint32_t(np), qshift, prob_bits, fc.data())) {
     tp.total_bits = 1e300;
     return;
   }
+  q.assign(count, 0);
+  f.assign(count, 0);
+  for (size_t j = 0; j < np; ++j) q[pr.at[j]] = qc[j], f[pr.at[j]] = fc[j];
+  // (a loop of its own: beside the stores above, the sum was kept in memory)
   const double* L2 = log2_table();
   double coded = 0;
-  for (uint32_t i = 0; i < count; ++i) {
-    uint64_t c = h[lo + i];
-    if (c) coded += double(c) * (double(prob_bits) - L2[f[i]]);
-  }
+  for (size_t j = 0; j < np; ++j) coded += double(pr.c[j]) * (double(prob_bits) - L2[fc[j]]);
   // Exp-Golomb table cost for egk = 0..3 in one pass (integer sums: equal to
   // summing eg_bits as doubles, every partial sum being exact)
   uint64_t bk[4] = {0, 0, 0, 0};
@@ -536,7 +551,9 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
   thread_local std::vector<uint8_t> q, bq;  // thread-local: no allocations per chunk
   thread_local std::vector<uint32_t> f, bf;
   thread_local std::vector<uint64_t> h;
-  thread_local std::vector<double> lg;
+  thread_local Present pr;
+  thread_local std::vector<uint8_t> qc;
+  thread_local std::vector<uint32_t> fc;
   for (const Candidate& c : cands) {
     Split s{};
     make_split(g, c.k, c.joint, &s, std::min(zall, g.m - c.k));
@@ -548,20 +565,22 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     for (uint32_t i = 0; i < h.size(); ++i)
       if (h[i]) { if (!any) lo = i; hi = i; any = true; }
     const uint32_t count = hi - lo + 1;
-    lg.assign(count, 0.0);
+    pr.at.clear(), pr.c.clear(), pr.lg.clear();
     {
       const double* L2 = log2_table();  // the same std::log2 values, cached
       for (uint32_t i = 0; i < count; ++i) {
         const uint64_t hc = h[lo + i];
-        if (hc) lg[i] = hc <= (uint64_t(1) << kMaxProbBits) ? L2[hc] : std::log2(double(hc));
+        if (!hc) continue;
+        pr.at.push_back(i);
+        pr.c.push_back(hc);
+        pr.lg.push_back(hc <= (uint64_t(1) << kMaxProbBits) ? L2[hc] : std::log2(double(hc)));
       }
     }
     {  // skip a candidate that cannot win: its coded bits are at least the
        // entropy (Gibbs; the frequencies sum to M), its table bits >= 0
       const double ln = std::log2(double(ns));
       double H = 0;
-      for (uint32_t i = 0; i < count; ++i)
-        if (h[lo + i]) H += double(h[lo + i]) * (ln - lg[i]);
+      for (size_t j = 0; j < pr.at.size(); ++j) H += double(pr.c[j]) * (ln - pr.lg[j]);
       const double lb = (H * scale * (1 - 1e-9) - 1.0) + double(n) * s.w + 32.0 * double(nsub);
       if (lb >= best.total_bits) continue;
     }
@@ -569,7 +588,7 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     // it, so walk from 2 towards the better neighbour and stop when it worsens
     auto try_qs = [&](uint32_t qs) {
       TablePlan tp{};
-      plan_table(h, lo, count, lg, qs, prob_bits, tp, q, f, s.S);
+      plan_table(pr, lo, count, qs, prob_bits, tp, q, f, qc, fc, s.S);
       if (tp.total_bits >= 1e299) return 1e300;
       tp.lo += hbase;
       tp.k = c.k;
