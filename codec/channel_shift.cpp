@@ -243,9 +243,9 @@ bool chunk_of(const Plan& p, uint64_t first, uint64_t n, std::vector<int16_t>& l
 namespace {
 
 // The measuring passes of plan(), for elements of type E (the element's
-// width fixed at compile time: the column pass over whole rows vectorises,
-// where a width chosen per element cost a switch and a byte loop each):
-// per column over every rstep-th row, per row over every cstep-th column.
+// width fixed at compile time: the loops over whole rows vectorise, where a
+// width chosen per element cost a switch and a byte loop each): per column
+// over every rstep-th row, per row over every cstep-th column.
 struct FieldSums {
   const uint8_t* data;
   uint64_t rows, cols, rstep, cstep;
@@ -260,28 +260,49 @@ void field_sums(const FieldSums& a, std::vector<uint64_t>& csum, std::vector<uin
     std::memcpy(&v, p, sizeof v);
     return (uint32_t(v) >> s) & fmask;
   };
-  for (uint64_t r = 0; r < a.rows; r += a.rstep) {
-    const uint8_t* row = a.data + r * a.cols * sizeof(E);
+  // Column sums in 32 bits (they vectorise): at most 2^10 sampled rows
+  // (rows / max(1, rows / 256) < 512) of fields below 2^15 (E + g <= 15).
+  thread_local std::vector<uint32_t> cs32;
+  cs32.assign(size_t(a.cols), 0);
+  uint32_t* const cs = cs32.data();
+  uint32_t* const cc = ccnt.data();
+  auto add_row = [&](const uint8_t* row) {
     for (uint64_t c = 0; c < a.cols; ++c) {
       const uint32_t F = field(row + c * sizeof(E));
-      csum[size_t(c)] += F, ccnt[size_t(c)] += F != 0;
+      cs[c] += F, cc[c] += F != 0;
     }
-  }
-  for (uint64_t r = 0; r < a.rows; ++r) {
-    const uint8_t* row = a.data + r * a.cols * sizeof(E);
-    uint64_t sum = 0, k = 0;
-    if (a.cstep == 1) {
-      // every column (the usual case), in 32-bit sums that vectorise: at
-      // most 2^16 fields of less than 2^15 (E + g <= 15) between flushes
-      for (uint64_t c0 = 0; c0 < a.cols; c0 += 1u << 16) {
-        const uint64_t e = std::min<uint64_t>(a.cols, c0 + (1u << 16));
-        uint32_t s32 = 0, k32 = 0;
+  };
+  // A row's sum over every column, in 32-bit sums that vectorise: at most
+  // 2^16 fields of less than 2^15 between flushes. With `col`, the row's
+  // fields go to the column sums as well (one pass over a row both passes
+  // read in full).
+  auto row_sum = [&](const uint8_t* row, bool col, uint64_t* sum, uint64_t* k) {
+    for (uint64_t c0 = 0; c0 < a.cols; c0 += 1u << 16) {
+      const uint64_t e = std::min<uint64_t>(a.cols, c0 + (1u << 16));
+      uint32_t s32 = 0, k32 = 0;
+      if (col) {
+        for (uint64_t c = c0; c < e; ++c) {
+          const uint32_t F = field(row + c * sizeof(E));
+          s32 += F, k32 += F != 0;
+          cs[c] += F, cc[c] += F != 0;
+        }
+      } else {
         for (uint64_t c = c0; c < e; ++c) {
           const uint32_t F = field(row + c * sizeof(E));
           s32 += F, k32 += F != 0;
         }
-        sum += s32, k += k32;
       }
+      *sum += s32, *k += k32;
+    }
+  };
+  const bool fused = a.cstep == 1;  // the usual case: the row pass reads every column
+  if (!fused)
+    for (uint64_t r = 0; r < a.rows; r += a.rstep) add_row(a.data + r * a.cols * sizeof(E));
+  for (uint64_t r = 0; r < a.rows; ++r) {
+    const uint8_t* row = a.data + r * a.cols * sizeof(E);
+    uint64_t sum = 0, k = 0;
+    if (fused) {
+      row_sum(row, r % a.rstep == 0, &sum, &k);
     } else {
       for (uint64_t c = 0; c < a.cols; c += a.cstep) {
         const uint32_t F = field(row + c * sizeof(E));
@@ -290,6 +311,7 @@ void field_sums(const FieldSums& a, std::vector<uint64_t>& csum, std::vector<uin
     }
     rsum[size_t(r)] = sum, rcnt[size_t(r)] = uint32_t(k), *gsum += sum, *gcnt += k;
   }
+  for (uint64_t c = 0; c < a.cols; ++c) csum[size_t(c)] = cs[c];
 }
 
 // plan()'s pricing pass: the histograms of (field, sign) over rows r =

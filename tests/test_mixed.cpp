@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <set>
@@ -268,6 +269,55 @@ TEST_SUITE("mixed") {
     // rank 1 or one row: nothing to shift
     CHECK(wc::shift::plan(DType::BF16, wc_.data(), rows * cols, 0).d.empty());
     CHECK(wc::shift::plan(DType::BF16, wc_.data(), cols, cols).d.empty());
+  }
+
+  // The offsets plan() measures, written out from its rule: the mean field
+  // (exponent and top g = 2 mantissa bits, zeros left out) per column over
+  // every rstep-th row and per row over every cstep-th column, less the mean
+  // over the row samples, rounded half to even and clamped. Tall tensors
+  // sample their columns (cstep > 1), the others read every column, one
+  // pass feeding both sums.
+  TEST_CASE("per-channel shift: the offsets are the channels' mean fields against the tensor's") {
+    struct Shape {
+      size_t rows, cols;
+    };
+    for (Shape sh : {Shape{300, 200}, Shape{1000, 300}, Shape{65536, 64}}) {
+      for (bool by_rows : {false, true}) {
+        CAPTURE(sh.rows);
+        CAPTURE(by_rows);
+        const size_t rows = sh.rows, cols = sh.cols;
+        const auto w = testdata::weights_channels(DType::BF16, rows, cols, by_rows, 61 + rows);
+        const auto p = wc::shift::plan(DType::BF16, w.data(), rows * cols, cols);
+        REQUIRE(p.d.size() == (by_rows ? rows : cols));
+        REQUIRE(p.rows == by_rows);
+        auto field = [&](size_t r, size_t c) {  // BF16: 1 sign, 8 exponent bits, then g = 2
+          const uint32_t v = uint32_t(w[2 * (r * cols + c)]) | uint32_t(w[2 * (r * cols + c) + 1]) << 8;
+          return (v >> 5) & 0x3FFu;
+        };
+        const size_t rstep = std::max<size_t>(1, rows / 256);
+        const size_t per_row = std::min<size_t>(cols, std::max<size_t>(16, (size_t(1) << 20) / rows));
+        const size_t cstep = std::max<size_t>(1, cols / per_row);
+        if (rows == 65536) CHECK(cstep > 1);
+        else CHECK(cstep == 1);
+        uint64_t gsum = 0, gcnt = 0;
+        std::vector<uint64_t> rsum(rows), rcnt(rows), csum(cols), ccnt(cols);
+        for (size_t r = 0; r < rows; ++r)
+          for (size_t c = 0; c < cols; ++c) {
+            const uint32_t F = field(r, c);
+            if (c % cstep == 0) rsum[r] += F, rcnt[r] += F != 0, gsum += F, gcnt += F != 0;
+            if (r % rstep == 0) csum[c] += F, ccnt[c] += F != 0;
+          }
+        const double gm = double(gsum) / double(gcnt);
+        const auto& sum = by_rows ? rsum : csum;
+        const auto& cnt = by_rows ? rcnt : ccnt;
+        size_t wrong = 0;
+        for (size_t i = 0; i < p.d.size(); ++i) {
+          const double want = cnt[i] ? std::clamp(std::nearbyint(double(sum[i]) / double(cnt[i]) - gm), -1023.0, 1023.0) : 0;
+          wrong += double(p.d[i]) != want;
+        }
+        CHECK(wrong == 0);
+      }
+    }
   }
 
   TEST_CASE("mode 3 chunks: smaller than float-ans on scaled channels, every chunk position decodes exactly") {
