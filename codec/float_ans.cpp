@@ -209,11 +209,14 @@ struct Present {
 };
 
 // Quantises, normalises and prices a table of `count` entries whose present
-// symbols are `pr` (exact table cost). q and f receive the whole range (zero
-// where absent); qc and fc are work vectors.
+// symbols are `pr` (exact table cost). qc and fc receive the present
+// symbols' quantised log-frequencies and frequencies (dense_table() spreads
+// them over the range). Every pass runs over the present symbols alone: a
+// chunk with zeros and normal values spans every exponent between them
+// (thousands of entries, a few hundred present), and a pass over the range
+// per qshift tried cost a small chunk more than its coding.
 void plan_table(const Present& pr, uint32_t lo, uint32_t count, uint32_t qshift, uint32_t prob_bits, TablePlan& tp,
-                std::vector<uint8_t>& q, std::vector<uint32_t>& f, std::vector<uint8_t>& qc,
-                std::vector<uint32_t>& fc, uint32_t S) {
+                std::vector<uint8_t>& qc, std::vector<uint32_t>& fc, uint32_t S) {
   tp.lo = lo;
   tp.count = count;
   const size_t np = pr.at.size();
@@ -234,15 +237,14 @@ void plan_table(const Present& pr, uint32_t lo, uint32_t count, uint32_t qshift,
     tp.total_bits = 1e300;
     return;
   }
-  q.assign(count, 0);
-  f.assign(count, 0);
-  for (size_t j = 0; j < np; ++j) q[pr.at[j]] = qc[j], f[pr.at[j]] = fc[j];
-  // (a loop of its own: beside the stores above, the sum was kept in memory)
   const double* L2 = log2_table();
   double coded = 0;
   for (size_t j = 0; j < np; ++j) coded += double(pr.c[j]) * (double(prob_bits) - L2[fc[j]]);
   // Exp-Golomb table cost for egk = 0..3 in one pass (integer sums: equal to
-  // summing eg_bits as doubles, every partial sum being exact)
+  // summing eg_bits as doubles, every partial sum being exact). The table
+  // codes zigzag(q[i] - q[i - 1]) over the whole range: between two present
+  // symbols a run of g absent ones codes zigzag(-q) once and zigzag(0)
+  // (1 + egk bits) g - 1 times.
   uint64_t bk[4] = {0, 0, 0, 0};
   {
     // lengths of small codes come from a table of four 16-bit fields (one per
@@ -254,21 +256,32 @@ void plan_table(const Present& pr, uint32_t lo, uint32_t count, uint32_t qshift,
           t[u] |= uint64_t(2 * uint32_t(31 - __builtin_clz((u >> egk) + 1)) + 1 + egk) << (16 * egk);
       return t;
     }();
-    int32_t prev = 0;
     uint64_t acc = 0;
     auto flush = [&] {
       for (uint32_t egk = 0; egk < 4; ++egk) bk[egk] += (acc >> (16 * egk)) & 0xFFFF;
       acc = 0;
     };
-    for (uint32_t i = 0; i < count; ++i) {
-      const uint32_t u = zigzag_enc(int32_t(q[i]) - prev);
-      prev = q[i];
+    auto add = [&](uint32_t u) {
       if (u < 256) {
         acc += eg4[u];  // <= 17 per field
       } else {
         for (uint32_t egk = 0; egk < 4; ++egk) bk[egk] += 2 * uint32_t(31 - __builtin_clz((u >> egk) + 1)) + 1 + egk;
       }
-      if ((i & 2047) == 2047) flush();
+    };
+    int32_t prev = 0;
+    uint32_t next = 0;  // the range's entry after the last present one
+    for (size_t j = 0; j < np; ++j) {
+      const uint32_t i = pr.at[j];
+      if (i > next) {  // absent entries next .. i - 1
+        add(zigzag_enc(-prev));
+        const uint64_t zeros = i - next - 1;
+        for (uint32_t egk = 0; egk < 4; ++egk) bk[egk] += zeros * (1 + egk);
+        prev = 0;
+      }
+      add(zigzag_enc(int32_t(qc[j]) - prev));
+      prev = qc[j];
+      next = i + 1;
+      if ((j & 1023) == 1023) flush();  // at most 2 adds an entry
     }
     flush();
   }
@@ -283,6 +296,15 @@ void plan_table(const Present& pr, uint32_t lo, uint32_t count, uint32_t qshift,
   tp.egk = bestk;
   tp.table_bits = best + 2.0 * S;
   tp.coded_bits = coded;
+}
+
+// The table of plan_table's present symbols over its whole range of
+// `count` entries (zero where absent).
+void dense_table(const Present& pr, uint32_t count, const std::vector<uint8_t>& qc, const std::vector<uint32_t>& fc,
+                 std::vector<uint8_t>& q, std::vector<uint32_t>& f) {
+  q.assign(count, 0);
+  f.assign(count, 0);
+  for (size_t j = 0; j < pr.at.size(); ++j) q[pr.at[j]] = qc[j], f[pr.at[j]] = fc[j];
 }
 
 struct ESym {
@@ -548,8 +570,8 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
 
   TablePlan best{};
   best.total_bits = 1e300;
-  thread_local std::vector<uint8_t> q, bq;  // thread-local: no allocations per chunk
-  thread_local std::vector<uint32_t> f, bf;
+  thread_local std::vector<uint8_t> bq;  // thread-local: no allocations per chunk
+  thread_local std::vector<uint32_t> bf;
   thread_local std::vector<uint64_t> h;
   thread_local Present pr;
   thread_local std::vector<uint8_t> qc;
@@ -588,14 +610,17 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     // it, so walk from 2 towards the better neighbour and stop when it worsens
     auto try_qs = [&](uint32_t qs) {
       TablePlan tp{};
-      plan_table(pr, lo, count, qs, prob_bits, tp, q, f, qc, fc, s.S);
+      plan_table(pr, lo, count, qs, prob_bits, tp, qc, fc, s.S);
       if (tp.total_bits >= 1e299) return 1e300;
       tp.lo += hbase;
       tp.k = c.k;
       tp.joint = c.joint;
       tp.coded_bits *= scale;
       tp.total_bits = tp.table_bits + tp.coded_bits + double(n) * s.w + 32.0 * double(nsub);
-      if (tp.total_bits < best.total_bits) { best = tp; bq = q; bf = f; }
+      if (tp.total_bits < best.total_bits) {
+        best = tp;
+        dense_table(pr, count, qc, fc, bq, bf);
+      }
       return tp.total_bits;
     };
     if (p.qshift >= 0) {
