@@ -104,7 +104,6 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   uint64_t picks[3] = {0, chunks / 2, chunks - 1};
   const size_t npicks = size_t(std::unique(picks, picks + 3) - picks);
   auto chunk_at = [&](uint64_t c) { return std::min<uint64_t>(chunk_size, byte_size - c * chunk_size); };
-  std::vector<uint8_t> tmp;
   // Trial k of the picks into `b` (by pick, not chunk index)
   auto coded_into = [&](CodecId c, size_t k, std::vector<uint8_t>& b, const EncodeOptions& o) {
     encode_chunk(c, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), b, o);
@@ -319,14 +318,15 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // the sample at least kGroupsGain smaller than the best of float-ans and
   // zstd.
   uint64_t gs[3] = {};
+  std::vector<uint8_t> gb[3];  // the planes' trial bytes
   bool groups_won = false;
   if (groups::supports(t)) {
     uint64_t without = 0, with = 0;
     for (size_t k = 0; k < npicks; ++k) {
       gs[k] = UINT64_MAX;
       if (double(zs[k]) <= kGroupsTry * double(fs[k])) {
-        encode_byte_groups(t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), tmp, opt);
-        gs[k] = tmp.size();
+        encode_byte_groups(t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), gb[k], opt);
+        gs[k] = gb[k].size();
       }
       without += std::min(zs[k], fs[k]);
       with += std::min({zs[k], fs[k], gs[k]});
@@ -382,10 +382,12 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // The sampled chunks whose final coding one of the trials made, by the
   // same call (the same codec, options and bytes in; FLOAT_ANS.md's writer
   // is deterministic): zstd's trial for codec zstd; the per-element trial
-  // for its own codec; and under codecs 4, 5, 7 and 8 for a chunk that does
-  // not try zstd, a trial whose coding encode_chunk() takes the same way
-  // (pairs or not, mode 4 tried or not, shifted or not; codec 3's coding
-  // is theirs without either).
+  // for its own codec; and under codecs 4, 5, 7 and 8 a trial whose coding
+  // encode_chunk() takes the same way (pairs or not, mode 4 tried or not,
+  // shifted or not; codec 3's coding is theirs without either), for a chunk
+  // that tries zstd after choose_zstd() with zstd's and the planes' trials
+  // (a chunk of a positional table or a bias: these trials were most of
+  // such a tensor's encode).
   auto base = [](CodecId c, bool try_patch, bool shift) {
     return Key{c == CodecId::float_ans_pairs ? c : CodecId::float_ans_mixed,
                c != CodecId::float_ans_mixed && c != CodecId::float_ans_trim && try_patch, shift};
@@ -408,9 +410,14 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     if (plan.codec == CodecId::zstd) b = zb[k].empty() ? nullptr : &zb[k];
     else if (fb_sized) b = nullptr;  // sized, not coded
     else if (plan.codec == fkey.c && (plan.codec == CodecId::float_ans || plan.codec == CodecId::float_ans_trim)) b = &fb[k];
-    else if (mixed_family && !plan.try_zstd[picks[k]] && fbase.c == pbase.c && fbase.shifted == pbase.shifted &&
-             (fbase.patch == pbase.patch || paired_bytes(fb[k])) && (fkey.c != CodecId::float_ans || odd_element(k)))
+    else if (mixed_family && fbase.c == pbase.c && fbase.shifted == pbase.shifted &&
+             (fbase.patch == pbase.patch || paired_bytes(fb[k])) && (fkey.c != CodecId::float_ans || odd_element(k))) {
       b = &fb[k];
+      if (plan.try_zstd[picks[k]])
+        choose_zstd(plan.codec, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), fb[k],
+                    chunk_options(opt, plan, t, chunk_size, uint32_t(picks[k])), paired_bytes(fb[k]),
+                    zb[k].empty() ? nullptr : &zb[k], gb[k].empty() ? nullptr : &gb[k]);
+    }
     if (b) plan.samples.push_back({picks[k], std::move(*b)});
   }
   return plan;

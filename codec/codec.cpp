@@ -367,24 +367,30 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       const bool paired = c == CodecId::float_ans_pairs && encode_pairs(t, src, n, out, opt);
       if (!paired && !encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
       if (!paired && c != CodecId::float_ans_mixed && opt.try_patch) encode_patched(t, src, n, out, opt);
-      if (!opt.mixed_try_zstd) return;
-      thread_local std::vector<uint8_t> z;
-      z.assign(1, kMixedZstdMode);
-      encode_zstd(src, n, z, 1, opt.zstd_level);
-      // the planes where zstd came close (as the writer's plan prices them):
-      // where zstd trails float-ans by more, they rarely win and would
-      // halve the encode speed
-      const bool planes = c >= CodecId::float_ans_groups && groups::supports(t) &&
-                          double(z.size()) <= kGroupsTry * double(out.size());
-      if (double(z.size()) < zstd_bar(paired) * double(out.size())) out.swap(z);
-      if (planes) {
-        encode_groups(t, src, n, z, opt.zstd_level);
-        if (z.size() < out.size()) out.swap(z);
-      }
+      if (opt.mixed_try_zstd) choose_zstd(c, t, src, n, out, opt, paired);
       return;
     }
   }
   fail(Errc::codec, "unknown codec id " + std::to_string(int(c)));
+}
+
+void choose_zstd(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt,
+                 bool paired, const std::vector<uint8_t>* frame, const std::vector<uint8_t>* planes) {
+  thread_local std::vector<uint8_t> z;
+  z.assign(1, kMixedZstdMode);
+  if (frame) z.insert(z.end(), frame->begin(), frame->end());
+  else encode_zstd(src, n, z, 1, opt.zstd_level);
+  // the planes where zstd came close (as the writer's plan prices them):
+  // where zstd trails float-ans by more, they rarely win and would
+  // halve the encode speed
+  const bool try_planes = c >= CodecId::float_ans_groups && groups::supports(t) &&
+                          double(z.size()) <= kGroupsTry * double(out.size());
+  if (double(z.size()) < zstd_bar(paired) * double(out.size())) out.swap(z);
+  if (try_planes) {
+    if (planes) z.assign(planes->begin(), planes->end());
+    else encode_groups(t, src, n, z, opt.zstd_level);
+    if (z.size() < out.size()) out.swap(z);
+  }
 }
 
 void encode_byte_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {

@@ -104,6 +104,17 @@ inline double zstd_bar(bool pairs) { return pairs ? 1.0 - kPairsSlack : 1.0; }
 // writer's plan prices it on sampled chunks. t: a 16- or 32-bit float.
 void encode_byte_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt);
 
+// The end of encode_chunk for codecs 4, 5, 7 and 8 where the chunk tries
+// zstd (opt.mixed_try_zstd): `out` holds the chunk's float-ans coding
+// (paired: FP8 pairs, mode 6) and becomes the smallest of it, zstd and (codec
+// 7 and up) the byte planes, as encode_chunk chooses. zstd's frame of the
+// chunk at opt.zstd_level (encode_chunk(CodecId::zstd, ...)) and its planes
+// (encode_byte_groups) come from `frame` and `planes` where given (the
+// writer's trials of the same bytes: the same result), else are coded here.
+void choose_zstd(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt,
+                 bool paired, const std::vector<uint8_t>* frame = nullptr,
+                 const std::vector<uint8_t>* planes = nullptr);
+
 // Decodes one chunk into exactly `dst_n` bytes the caller owns. Never reads
 // outside [src, src+src_n) or writes outside [dst, dst+dst_n), whatever the
 // input. Returns Errc::ok, or Errc::codec when the stream is invalid.

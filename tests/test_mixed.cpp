@@ -478,7 +478,7 @@ TEST_SUITE("mixed") {
       for (size_t i = 0; i < 128 * kCols * 2; i += 2) v[i] &= 0xFE;
       add(DType::BF16, std::move(v), kCols);
     }
-    int samples = 0;
+    int samples = 0, zstd_tried = 0;  // zstd_tried: samples of chunks that try zstd (choose_zstd on the trials)
     std::set<int> codecs;
     for (uint32_t chunk : {uint32_t(256) << 10, uint32_t(16) << 10})
       for (size_t c = 0; c < cases.size(); ++c) {
@@ -502,9 +502,11 @@ TEST_SUITE("mixed") {
           CHECK(taken == fresh);
           CHECK_FALSE(wc::take_sample(plan, s.chunk, taken));  // handed out once
           ++samples;
+          zstd_tried += !plan.try_zstd.empty() && plan.try_zstd[s.chunk];
         }
       }
     CHECK(samples >= 30);
+    CHECK(zstd_tried >= 1);
     for (CodecId c : {CodecId::float_ans, CodecId::float_ans_trim, CodecId::zstd, CodecId::float_ans_mixed,
                       CodecId::float_ans_patch, CodecId::float_ans_pairs})
       CHECK_MESSAGE(codecs.count(int(c)), "no case led to ", wc::codec_name(c));
