@@ -384,7 +384,7 @@ void choose_zstd(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<u
   // where zstd trails float-ans by more, they rarely win and would
   // halve the encode speed
   const bool try_planes = c >= CodecId::float_ans_groups && groups::supports(t) &&
-                          double(z.size()) <= kGroupsTry * double(out.size());
+                          (double(z.size()) <= kGroupsTry * double(out.size()) || n < kGroupsAlwaysBelow);
   if (double(z.size()) < zstd_bar(paired) * double(out.size())) out.swap(z);
   if (try_planes) {
     if (planes) z.assign(planes->begin(), planes->end());

@@ -1091,6 +1091,32 @@ TEST_CASE("large chunks: values only outside the counted sample still round-trip
   fans::detail::force_encoder(-1);
 }
 
+TEST_CASE("a small chunk with zeros: the chosen mantissa bits code within 1% of the best forced choice") {
+  // A fused projection's bias whose middle third is zero (Whisper's key
+  // projection has none): the zeros stretch every level's table from key 0
+  // to the values' exponents, thousands of entries a few hundred of which
+  // are present. Pricing a level's table by its present symbols alone chose
+  // 7 mantissa bits there (9% over the best level on Whisper's bias).
+  for (DType t : {DType::F16, DType::BF16, DType::F32}) {
+    CAPTURE(static_cast<int>(t));
+    const size_t n = 1152, es = esize(t);
+    auto raw = testdata::weights(t, n, 71);
+    std::fill(raw.begin() + ptrdiff_t(n / 3 * es), raw.begin() + ptrdiff_t(2 * n / 3 * es), uint8_t(0));
+    fans::Params p = coded();
+    std::vector<uint8_t> enc;
+    fans::encode_with(t, raw.data(), raw.size(), enc, p);
+    const size_t chosen = enc.size();
+    size_t best = SIZE_MAX;
+    p.allow_raw = true;  // a level beyond the chunk's stores it raw
+    for (int k = 0; k <= 10; ++k) {
+      p.k = k;
+      fans::encode_with(t, raw.data(), raw.size(), enc, p);
+      if (enc[0] == fans::layout::kModeRans) best = std::min(best, enc.size());
+    }
+    CHECK(double(chosen) <= 1.01 * double(best));
+  }
+}
+
 TEST_CASE("large chunks with a forced symbol (FP8 pairs) are counted in full, not sampled") {
   // Half the elements outside the sample's runs take a value the sample
   // never sees: a sampled histogram would give its key a count of 1 (about
@@ -1333,7 +1359,7 @@ TEST_CASE("encoder output matches golden hash (both encoders)") {
       mix(enc);
     }
     MESSAGE("golden hash (encoder " << which << "): " << h);
-    CHECK(h == 11770723047580671299ull);
+    CHECK(h == 17039286672974711610ull);
   }
   fans::detail::force_encoder(-1);
 }
