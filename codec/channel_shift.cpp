@@ -193,7 +193,10 @@ void unapply(DType t, const Chunk& c, const uint8_t* src, uint8_t* out, uint64_t
   move_any<false, +1>(t, pc, src, out, n, true);
 }
 
-void write_header(const Chunk& c, std::vector<uint8_t>& out) {
+namespace {
+// The list's Exp-Golomb order with the fewest bits (the lowest on a tie),
+// and those bits.
+uint32_t list_order(const Chunk& c, uint64_t* bits_out) {
   uint32_t best_k = 0;
   uint64_t best = UINT64_MAX;
   for (uint32_t k = 0; k <= kMaxEgk; ++k) {
@@ -201,6 +204,20 @@ void write_header(const Chunk& c, std::vector<uint8_t>& out) {
     for (uint32_t i = 0; i < c.P; ++i) bits += eg_bits(zigzag_enc(c.d[i]), k);
     if (bits < best) best = bits, best_k = k;
   }
+  *bits_out = best;
+  return best_k;
+}
+}  // namespace
+
+uint64_t header_size(const Chunk& c) {
+  uint64_t bits;
+  list_order(c, &bits);
+  return kHeaderBytes + (bits + 7) / 8;
+}
+
+void write_header(const Chunk& c, std::vector<uint8_t>& out) {
+  uint64_t bits;
+  const uint32_t best_k = list_order(c, &bits);
   const size_t at = out.size();
   out.resize(at + kHeaderBytes, 0);
   out[at] = kMode;
@@ -412,9 +429,7 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
     Chunk c;
     c.P = uint32_t(std::min<size_t>(d.size(), kMaxEntries));
     c.d = d.data();
-    std::vector<uint8_t> tmp;
-    write_header(c, tmp);
-    return double(tmp.size()) * 8;
+    return double(header_size(c)) * 8;  // (a row list of a tall tensor: tens of thousands of entries)
   };
   const double b0 = bits(h0);
   // A column list goes into every chunk; a row list is split among them.

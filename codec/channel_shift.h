@@ -72,5 +72,7 @@ void unapply(DType t, const Chunk& c, const uint8_t* src, uint8_t* out, uint64_t
 // Appends the 16-byte header and the list bit-stream (egk chosen for the
 // fewest bits).
 void write_header(const Chunk& c, std::vector<uint8_t>& out);
+// The bytes write_header appends for c, without writing them.
+uint64_t header_size(const Chunk& c);
 
 }  // namespace wc::shift

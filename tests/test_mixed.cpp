@@ -215,6 +215,29 @@ TEST_SUITE("mixed") {
     tu::check_packed(c, m, 0, {"float-ans", "float-ans", "zstd"});
   }
 
+  TEST_CASE("per-channel shift: header_size is the size write_header writes") {
+    // the plan prices lists by header_size (a tall tensor's row list has
+    // tens of thousands of entries): every Exp-Golomb order wins somewhere
+    std::mt19937 rng(91);
+    std::set<int> orders;
+    for (uint32_t P : {1u, 2u, 7u, 64u, 383u, 5000u, 49152u})
+      for (int spread : {0, 1, 3, 40, 1000}) {
+        std::vector<int16_t> d(P);
+        for (auto& x : d) x = int16_t(int(rng() % uint32_t(2 * spread + 1)) - spread);
+        wc::shift::Chunk c;
+        c.P = P;
+        c.L = 3, c.o = 1;
+        c.d = d.data();
+        std::vector<uint8_t> out(5, 0xAB);  // written after what is there
+        wc::shift::write_header(c, out);
+        CAPTURE(P);
+        CAPTURE(spread);
+        CHECK(wc::shift::header_size(c) == out.size() - 5);
+        orders.insert(out[5 + 1] >> 4);
+      }
+    CHECK(orders.size() >= 3);
+  }
+
   TEST_CASE("per-channel shift: apply undoes unapply for any list, wrapping fields included") {
     for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
       CAPTURE(static_cast<int>(t));
