@@ -381,8 +381,8 @@ void choose_zstd(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<u
   if (frame) z.insert(z.end(), frame->begin(), frame->end());
   else encode_zstd(src, n, z, 1, opt.zstd_level);
   // the planes where zstd came close (as the writer's plan prices them):
-  // where zstd trails float-ans by more, they rarely win and would
-  // halve the encode speed
+  // where zstd trails float-ans by more, they rarely win and would halve
+  // the encode speed; and on small chunks, where they cost little
   const bool try_planes = c >= CodecId::float_ans_groups && groups::supports(t) &&
                           (double(z.size()) <= kGroupsTry * double(out.size()) || n < kGroupsAlwaysBelow);
   if (double(z.size()) < zstd_bar(paired) * double(out.size())) out.swap(z);
