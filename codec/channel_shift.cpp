@@ -269,7 +269,7 @@ struct FieldSums {
   Field f;
 };
 template <class E>
-void field_sums(const FieldSums& a, std::vector<uint64_t>& csum, std::vector<uint32_t>& ccnt,
+void field_sums(const FieldSums& a, std::vector<uint32_t>& csum, std::vector<uint32_t>& ccnt,
                 std::vector<uint64_t>& rsum, std::vector<uint32_t>& rcnt, uint64_t* gsum, uint64_t* gcnt) {
   const uint32_t s = a.f.s, fmask = a.f.fmask;
   auto field = [&](const uint8_t* p) {
@@ -279,9 +279,7 @@ void field_sums(const FieldSums& a, std::vector<uint64_t>& csum, std::vector<uin
   };
   // Column sums in 32 bits (they vectorise): at most 2^10 sampled rows
   // (rows / max(1, rows / 256) < 512) of fields below 2^15 (E + g <= 15).
-  thread_local std::vector<uint32_t> cs32;
-  cs32.assign(size_t(a.cols), 0);
-  uint32_t* const cs = cs32.data();
+  uint32_t* const cs = csum.data();
   uint32_t* const cc = ccnt.data();
   auto add_row = [&](const uint8_t* row) {
     for (uint64_t c = 0; c < a.cols; ++c) {
@@ -328,7 +326,6 @@ void field_sums(const FieldSums& a, std::vector<uint64_t>& csum, std::vector<uin
     }
     rsum[size_t(r)] = sum, rcnt[size_t(r)] = uint32_t(k), *gsum += sum, *gcnt += k;
   }
-  for (uint64_t c = 0; c < a.cols; ++c) csum[size_t(c)] = cs[c];
 }
 
 // plan()'s pricing pass: the histograms of (field, sign) over rows r =
@@ -388,8 +385,9 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
   // (The sums are of small integers, kept in integers: exact, as the
   // doubles they become, and free of a floating-point add's latency per
   // element.)
-  std::vector<uint64_t> csum(static_cast<size_t>(cols)), rsum(static_cast<size_t>(rows));
-  std::vector<uint32_t> ccnt(static_cast<size_t>(cols)), rcnt(static_cast<size_t>(rows));
+  std::vector<uint64_t> rsum(static_cast<size_t>(rows));
+  std::vector<uint32_t> csum(static_cast<size_t>(cols)), ccnt(static_cast<size_t>(cols)),
+      rcnt(static_cast<size_t>(rows));
   const uint64_t rstep = std::max<uint64_t>(1, rows / 256);
   const uint64_t per_row = std::min<uint64_t>(cols, std::max<uint64_t>(16, (uint64_t(1) << 20) / rows));
   const uint64_t cstep = std::max<uint64_t>(1, cols / per_row);
@@ -400,7 +398,7 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
   else field_sums<uint32_t>(fs, csum, ccnt, rsum, rcnt, &gsum, &gcnt);
   if (gcnt == 0) return p;
   const double gm = double(gsum) / double(gcnt);
-  auto offsets = [&](const std::vector<uint64_t>& sum, const std::vector<uint32_t>& cnt) {
+  auto offsets = [&](const auto& sum, const std::vector<uint32_t>& cnt) {
     std::vector<int16_t> d(sum.size());
     const double lim = double(f.fmask);
     for (size_t i = 0; i < d.size(); ++i)

@@ -598,22 +598,21 @@ void encode_impl(DType t, const uint8_t* src, size_t nbytes, std::vector<uint8_t
     uint32_t a, b, hbase;
     mrange(c.k, &a, &b);
     symbol_hist(levels[c.k], g.E + c.k, c.joint, a, b, h, &hbase);
-    uint32_t lo = 0, hi = 0;
-    bool any = false;
-    for (uint32_t i = 0; i < h.size(); ++i)
-      if (h[i]) { if (!any) lo = i; hi = i; any = true; }
-    const uint32_t count = hi - lo + 1;
+    // the present symbols, the table's range from the first to the last
+    uint32_t lo = 0;
     pr.at.clear(), pr.c.clear(), pr.lg.clear();
     {
       const double* L2 = log2_table();  // the same std::log2 values, cached
-      for (uint32_t i = 0; i < count; ++i) {
-        const uint64_t hc = h[lo + i];
+      for (uint32_t i = 0; i < h.size(); ++i) {
+        const uint64_t hc = h[i];
         if (!hc) continue;
-        pr.at.push_back(i);
+        if (pr.at.empty()) lo = i;
+        pr.at.push_back(i - lo);
         pr.c.push_back(hc);
         pr.lg.push_back(hc <= (uint64_t(1) << kMaxProbBits) ? L2[hc] : std::log2(double(hc)));
       }
     }
+    const uint32_t count = pr.at.empty() ? 1 : pr.at.back() + 1;
     {  // skip a candidate that cannot win: its coded bits are at least the
        // entropy (Gibbs; the frequencies sum to M), its table bits >= 0
       const double ln = std::log2(double(ns));
