@@ -136,7 +136,7 @@ void encode_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& 
     pl.resize(m);
     for (unsigned k = 0; k < eb; ++k) {
       groups::plane(src + s * eb, m, eb, k, pl.data());
-      encode_zstd(pl.data(), m, out, out.size(), level);
+      encode_zstd(pl.data(), m, out, out.size(), groups_level(n, level));
     }
   }
 }

@@ -5,6 +5,7 @@
 // by the noisy low bytes.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -123,6 +124,41 @@ TEST_SUITE("byte_groups") {
     // FP8 never takes mode 5 (one plane)
     const auto f8 = testdata::weights(DType::F8_E4M3, 20000, 5);
     CHECK(tu::encode_chunk(CodecId::float_ans_groups, DType::F8_E4M3, f8)[0] != wc::groups::kMode);
+  }
+
+  TEST_CASE("mode 5: the planes of a large chunk at zstd level 1 (writer level 3 or less), else the writer's level") {
+    // the payload rebuilt frame by frame at a given level
+    auto planes_at = [](DType t, const std::vector<uint8_t>& v, int level) {
+      const size_t eb = wc::dtype_bits(t) / 8, count = v.size() / eb;
+      std::vector<uint8_t> out{wc::groups::kMode}, pl, f;
+      for (size_t s = 0; s < count; s += wc::groups::kBlockElems) {
+        const size_t m = std::min(wc::groups::kBlockElems, count - s);
+        pl.resize(m);
+        for (unsigned k = 0; k < eb; ++k) {
+          wc::groups::plane(v.data() + s * eb, m, eb, k, pl.data());
+          wc::EncodeOptions o;
+          o.zstd_level = level;
+          wc::encode_chunk(CodecId::zstd, DType::U8, pl.data(), m, f, o);
+          out.insert(out.end(), f.begin(), f.end());
+        }
+      }
+      return out;
+    };
+    // levels 1 and 3 code these planes differently, so the check can tell them apart
+    const auto big = embedding(DType::F16, 1024, 64, 600, 13);    // 128 KiB
+    const auto small = embedding(DType::F16, 1000, 64, 600, 13);  // just under
+    REQUIRE(big.size() == wc::kGroupsFastFrom);
+    REQUIRE(planes_at(DType::F16, big, 1) != planes_at(DType::F16, big, 3));
+    REQUIRE(planes_at(DType::F16, small, 1) != planes_at(DType::F16, small, 3));
+    std::vector<uint8_t> s;
+    wc::EncodeOptions o;
+    wc::encode_byte_groups(DType::F16, big.data(), big.size(), s, o);
+    CHECK(s == planes_at(DType::F16, big, 1));
+    wc::encode_byte_groups(DType::F16, small.data(), small.size(), s, o);
+    CHECK(s == planes_at(DType::F16, small, 3));
+    o.zstd_level = 9;  // a writer that asks for more gets it
+    wc::encode_byte_groups(DType::F16, big.data(), big.size(), s, o);
+    CHECK(s == planes_at(DType::F16, big, 9));
   }
 
   TEST_CASE("mode 5: every rule is checked; no read beyond the payload") {
