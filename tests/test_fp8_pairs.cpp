@@ -201,6 +201,27 @@ TEST_SUITE("fp8_pairs") {
     }
   }
 
+  TEST_CASE("the plan gives FP8 pairs the per-channel shift where channels differ in scale, and none where not") {
+    for (DType t : {DType::F8_E5M2, DType::F8_E4M3}) {
+      CAPTURE(int(t));
+      const size_t rows = 600, cols = 1024;  // 600 KiB: three chunks, all sampled
+      for (bool channels : {true, false}) {
+        CAPTURE(channels);
+        const auto v = fp8_weights(t, rows, cols, channels, 21);
+        const wc::CodecPlan p = wc::plan_codec(t, v.data(), v.size(), 256u << 10, wc::EncodeOptions{}, cols);
+        CHECK(p.codec == CodecId::float_ans_pairs);
+        CHECK(p.shift.d.empty() == !channels);
+        // the sampled chunks it keeps are the pairs, flagged as shifted where it is
+        REQUIRE(!p.samples.empty());
+        for (const auto& sm : p.samples) {
+          REQUIRE(sm.bytes.size() > wc::pairs::kHeadBytes);
+          CHECK(sm.bytes[0] == wc::pairs::kMode);
+          CHECK((sm.bytes[2] == wc::pairs::kFlagShift) == channels);
+        }
+      }
+    }
+  }
+
   TEST_CASE("mode 6 payloads that break a rule are refused, and no input reads out of bounds") {
     const DType t = DType::F8_E5M2;
     const auto v = fp8_weights(t, 1, 5000, false, 9);
