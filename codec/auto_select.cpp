@@ -33,10 +33,11 @@ bool low_bits_zero(DType t, const uint8_t* data, uint64_t byte_size) {
 }
 
 namespace {
-std::atomic<bool> g_full_zstd{false};
+std::atomic<bool> g_full_zstd{false}, g_unshifted_trial{false};
 }  // namespace
 
 void force_full_zstd_trials(bool on) noexcept { g_full_zstd.store(on, std::memory_order_relaxed); }
+void force_unshifted_trials(bool on) noexcept { g_unshifted_trial.store(on, std::memory_order_relaxed); }
 
 // The slices share one frame's window, so repeats between them count: the
 // estimate errs towards zstd, and a full trial then decides.
@@ -149,7 +150,35 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   EncodeOptions eo = opt;
   eo.size_only = fp8_pairs;
   bool fb_sized = eo.size_only;
-  for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded_into(CodecId::float_ans, k, fb[k], eo);
+  const bool low_zero = low_bits_zero(t, data, byte_size);
+  // A per-channel shift (mode 3) where the tensor's channels differ in
+  // scale: shift::plan measures it and prices it on up to 2^16 elements.
+  const uint64_t eb = dtype_bits(t) / 8;
+  if (cols) plan.shift = shift::plan(t, data, byte_size / eb, cols);
+  // Where that price is sure, the shifted coding is the per-element trial
+  // and no unshifted one is coded (kShiftSure). Not where the low mantissa
+  // bits are zero or a patch may pay, whose trials weigh the unshifted
+  // coding.
+  bool may_patch = false;
+  for (size_t k = 0; k < npicks && !may_patch; ++k)
+    may_patch = patch::choose(t, data + picks[k] * chunk_size, chunk_at(picks[k]) / eb).z > 0;
+  const bool shift_first = !fp8_pairs && !low_zero && !may_patch && !plan.shift.d.empty() &&
+                           plan.shift.gain >= kShiftSure * double(dtype_bits(t)) &&
+                           !g_unshifted_trial.load(std::memory_order_relaxed);
+  bool shifted = false;
+  if (shift_first) {
+    EncodeOptions so = eo;
+    so.shift = &plan.shift;
+    so.mixed_try_zstd = false;
+    for (size_t k = 0; k < npicks; ++k) {
+      so.first_elem = picks[k] * chunk_size / eb;
+      fans += fs[k] = coded_into(CodecId::float_ans_mixed, k, fb[k], so);
+    }
+    fkey = {CodecId::float_ans_mixed, false, true};
+    shifted = true;
+  } else {
+    for (size_t k = 0; k < npicks; ++k) fans += fs[k] = coded_into(CodecId::float_ans, k, fb[k], eo);
+  }
   std::vector<uint8_t> vb[3];  // a variant's trial bytes, swapped into fb where it wins
   auto take_variant = [&](const uint64_t* vs, Key key, bool sized = false) {
     std::copy(vs, vs + 3, fs);
@@ -157,7 +186,6 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     fkey = key;
     fb_sized = sized;
   };
-  const bool low_zero = low_bits_zero(t, data, byte_size);
   uint64_t ts[3] = {}, trim = 0;
   if (low_zero)
     for (size_t k = 0; k < npicks; ++k) trim += ts[k] = coded_into(CodecId::float_ans_trim, k, vb[k], opt);
@@ -213,9 +241,6 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // their subnormals): codec 5's mode 4 lists those and trims the rest,
   // where that makes the sample 2% smaller.
   bool patched = false;
-  bool may_patch = false;
-  for (size_t k = 0; k < npicks && !may_patch; ++k)
-    may_patch = patch::choose(t, data + picks[k] * chunk_size, chunk_at(picks[k]) / (dtype_bits(t) / 8)).z > 0;
   if (may_patch) {
     EncodeOptions po = opt;
     po.mixed_try_zstd = false;
@@ -231,9 +256,6 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // per-element codings) decides it on the pairs below, which are what its
   // chunks get: a sized coding can be 0.5% off its bytes (a sampled
   // histogram), more than the 0.1% the shift must gain.
-  bool shifted = false;
-  const uint64_t eb = dtype_bits(t) / 8;
-  if (cols) plan.shift = shift::plan(t, data, byte_size / eb, cols);
   // the per-element coding shifted, into vb (ss: its sizes); taken where it
   // is 0.1% smaller
   uint64_t ss[3] = {}, ssum = 0;
@@ -248,7 +270,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     fans = ssum;
     take_variant(ss, {sc, so.try_patch, true}, ss_sized);
   };
-  if (!plan.shift.d.empty()) {
+  if (!plan.shift.d.empty() && !shift_first) {
     for (size_t k = 0; k < npicks; ++k) {
       so.first_elem = picks[k] * chunk_size / eb;
       ssum += ss[k] = coded_into(sc, k, vb[k], so);
@@ -258,7 +280,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   const bool shift_on_pairs = eo.size_only && !patched;
   // the per-element coding's size, shifted where that pays
   const uint64_t element_best = !plan.shift.d.empty() && element_shift_pays() ? ssum : fans;
-  if (!plan.shift.d.empty() && !shift_on_pairs && element_shift_pays()) take_element_shift();
+  if (!plan.shift.d.empty() && !shift_first && !shift_on_pairs && element_shift_pays()) take_element_shift();
   // FP8 pairs (codec 8's mode 6, with the shift the per-element coding
   // took, or that pays on the pairs) where their decode speed costs at
   // most kPairsSlack in size: they replace the per-element coding (and its

@@ -437,9 +437,11 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
   const double need = 0.01 * double(n);  // at least 0.01 bits per weight
   if (gain_c >= gain_r && gain_c > need && cols <= kMaxEntries) {
     p.d = std::move(dc);
+    p.gain = gain_c / double(n);
   } else if (gain_r > need) {
     p.rows = true;
     p.d = std::move(dr);
+    p.gain = gain_r / double(n);
   }
   p.cols = cols;
   return p;

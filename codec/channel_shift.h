@@ -55,6 +55,7 @@ struct Plan {
   uint64_t cols = 0;
   uint32_t g = 2;
   std::vector<int16_t> d;
+  double gain = 0;  // the bits per weight the pricing expects it to save
 };
 
 // Measures a [rows, cols] float tensor (cols: its last dimension) and returns

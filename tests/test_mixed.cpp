@@ -170,6 +170,45 @@ TEST_SUITE("mixed") {
     }
   }
 
+  TEST_CASE("a sure shift changes no plan: codec, flags, shift and sampled bytes as with the unshifted trial too") {
+    struct Case {
+      DType t;
+      std::vector<uint8_t> v;
+      uint64_t cols;
+    };
+    std::vector<Case> cases;
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      cases.push_back({t, testdata::weights_channels(t, 768, 512, false, 41), 512});  // column shift
+      cases.push_back({t, testdata::weights_channels(t, 1024, 256, true, 42), 256});  // row shift
+      auto z = testdata::weights_channels(t, 768, 512, false, 43);  // and a chunk zstd may take
+      const size_t rb = 512 * wc::dtype_bits(t) / 8;
+      for (size_t r = 1; r < 200; ++r) std::memcpy(&z[r * rb], &z[(r % 3) * rb], rb);
+      cases.push_back({t, std::move(z), 512});
+    }
+    int sure = 0;
+    for (const auto& c : cases) {
+      CAPTURE(static_cast<int>(c.t));
+      CAPTURE(c.cols);
+      wc::EncodeOptions eo;
+      wc::force_unshifted_trials(true);
+      const wc::CodecPlan full = wc::plan_codec(c.t, c.v.data(), c.v.size(), 256u << 10, eo, c.cols);
+      wc::force_unshifted_trials(false);
+      const wc::CodecPlan fast = wc::plan_codec(c.t, c.v.data(), c.v.size(), 256u << 10, eo, c.cols);
+      sure += !fast.shift.d.empty() && fast.shift.gain >= wc::kShiftSure * wc::dtype_bits(c.t);
+      CHECK(int(fast.codec) == int(full.codec));
+      CHECK(fast.try_zstd == full.try_zstd);
+      CHECK(fast.try_patch == full.try_patch);
+      CHECK(fast.shift.d == full.shift.d);
+      CHECK(fast.shift.rows == full.shift.rows);
+      REQUIRE(fast.samples.size() == full.samples.size());
+      for (size_t i = 0; i < fast.samples.size(); ++i) {
+        CHECK(fast.samples[i].chunk == full.samples[i].chunk);
+        CHECK(fast.samples[i].bytes == full.samples[i].bytes);
+      }
+    }
+    CHECK(sure >= 6);  // the cases take the short way (else this proves nothing)
+  }
+
   TEST_CASE("pack --codec auto: a tensor with duplicated rows in one chunk gets float-ans-mixed, file 1.3") {
     tu::TempDir t;
     const std::string m = t / "m.safetensors", c = t / "m.wcz";
