@@ -277,6 +277,35 @@ TEST_SUITE("mixed") {
     CHECK(orders.size() >= 3);
   }
 
+  TEST_CASE("per-channel shift: write_header reads back as its list, one list after another") {
+    // write_header keeps the last list's coding: a list that differs in one
+    // entry, or in its length, or the same list again, must each read back
+    std::mt19937 rng(92);
+    std::vector<int16_t> a(384);
+    for (auto& x : a) x = int16_t(int(rng() % 9) - 4);
+    auto b = a;
+    b[200] = int16_t(b[200] + 1);
+    const std::vector<int16_t> c3(a.begin(), a.begin() + 383);
+    const std::vector<const std::vector<int16_t>*> lists = {&a, &a, &b, &a, &c3, &a, &b, &b};
+    for (const std::vector<int16_t>* d : lists) {
+      wc::shift::Chunk c;
+      c.P = uint32_t(d->size());
+      c.L = 1, c.o = 5;
+      c.d = d->data();
+      std::vector<uint8_t> out;
+      wc::shift::write_header(c, out);
+      out.push_back(wc::fans::layout::kModeRans);  // parse wants an inner payload after the list
+      std::vector<int16_t> back(wc::shift::kMaxEntries);
+      wc::shift::Chunk r;
+      size_t inner = 0;
+      REQUIRE(wc::shift::parse(DType::BF16, out.data(), out.size(), 1u << 20, back.data(), &r, &inner));
+      CHECK(r.P == c.P);
+      CHECK(r.o == c.o);
+      CHECK(std::vector<int16_t>(back.begin(), back.begin() + r.P) == *d);
+      CHECK(inner == out.size() - 1);
+    }
+  }
+
   TEST_CASE("per-channel shift: apply undoes unapply for any list, wrapping fields included") {
     for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
       CAPTURE(static_cast<int>(t));
