@@ -22,10 +22,14 @@ struct BitWriter {
   // order k: z zero bits, a 1, then z + k bits of u - (2^(z+k) - 2^k)
   void eg(uint32_t u, uint32_t k) {
     uint32_t z = 31 - __builtin_clz((u >> k) + 1);
-    put(0, z);
-    put(1, 1);
     uint32_t base = (1u << (z + k)) - (1u << k);
     uint32_t rem = u - base;
+    if (2 * z + 1 + k <= 32) {  // the usual short code: one put of all its bits
+      put((1u | rem << 1) << z, 2 * z + 1 + k);
+      return;
+    }
+    put(0, z);
+    put(1, 1);
     // z + k bits, possibly > 24: split
     if (z + k > 24) { put(rem & 0xFFFFFu, 20); put(rem >> 20, z + k - 20); }
     else put(rem, z + k);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codec/ans_layout.h"
+#include "codec/bit_writer.h"
 #include "codec/float_ans.h"
 #include "codec/float_ans_enc.h"
 #include "codec/float_ans_internal.h"
@@ -211,6 +212,32 @@ std::vector<uint8_t> one_lane_payload(const std::vector<uint8_t>& q, const std::
 }  // namespace
 
 TEST_SUITE("float_ans") {
+
+TEST_CASE("Exp-Golomb codes: BitWriter and BitReader agree at every order, short and long codes, in a stream") {
+  // BitWriter::eg writes a short code (2z + 1 + k <= 32 bits) with one put
+  // and a longer one in pieces; the reader takes up to 24 prefix zeros
+  std::vector<std::pair<uint32_t, uint32_t>> vals;  // (u, k)
+  std::mt19937 rng(5);
+  for (uint32_t k = 0; k <= 7; ++k) {
+    for (uint32_t u : {0u, 1u, 2u, 3u, 100u, 65535u, 65536u, (1u << 20) - 1u, 1u << 20, (1u << 24) + 5u})
+      vals.push_back({u, k});
+    for (int i = 0; i < 200; ++i) vals.push_back({uint32_t(rng() >> (rng() % 31)) & ((1u << 25) - 1u), k});
+  }
+  std::vector<uint8_t> out{0xA5};  // written after what is there
+  wc::BitWriter bw(out);
+  for (const auto& [u, k] : vals) bw.eg(u, k);
+  bw.put(5, 3);
+  bw.flush();
+  wc::fans::layout::BitReader br{out.data() + 1, out.size() - 1, 0, false};
+  for (const auto& [u, k] : vals) {
+    CAPTURE(u);
+    CAPTURE(k);
+    REQUIRE(br.eg(k) == u);
+  }
+  CHECK(br.bits(3) == 5u);
+  CHECK_FALSE(br.bad);
+  CHECK(out[0] == 0xA5);
+}
 
 TEST_CASE("supports") {
   CHECK(fans::supports(DType::BF16));
