@@ -418,9 +418,13 @@ Plan plan(DType t, const uint8_t* data, uint64_t n, uint64_t cols) {
     return d;
   };
   std::vector<int16_t> dc = offsets(csum, ccnt), dr = offsets(rsum, rcnt);
-  // Price each on up to 2^16 elements of rows spread over the tensor: the
-  // order-0 entropy of (field, sign) with and without the shift.
-  const uint64_t srows = std::min<uint64_t>(rows, std::max<uint64_t>(1, (uint64_t(1) << 16) / cols));
+  // Price each on up to 2^15 elements of rows spread over the tensor: the
+  // order-0 entropy of (field, sign) with and without the shift. (2^16 took
+  // a third of this function's time; with 2^15 the choices moved on a few
+  // Whisper tiny.en tensors: F16 0.008% smaller, BF16 0.012%, F32 and E5M2
+  // 0.001%, E4M3 0.001% larger; stories260K and the generated model
+  // unchanged.)
+  const uint64_t srows = std::min<uint64_t>(rows, std::max<uint64_t>(1, (uint64_t(1) << 15) / cols));
   const uint64_t sstep = rows / srows;
   const uint32_t nsym = (f.fmask + 1) * 2;
   std::vector<uint32_t> h0(nsym), hc(nsym), hr(nsym);
