@@ -152,9 +152,21 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   bool fb_sized = eo.size_only;
   const bool low_zero = low_bits_zero(t, data, byte_size);
   // A per-channel shift (mode 3) where the tensor's channels differ in
-  // scale: shift::plan measures it and prices it on up to 2^16 elements.
+  // scale: shift::plan measures it and prices it on a sample.
   const uint64_t eb = dtype_bits(t) / 8;
   if (cols) plan.shift = shift::plan(t, data, byte_size / eb, cols);
+  // The sampled chunks' per-element coding shifted by it (codec c, options
+  // o), into b with their sizes in sz; returns the sizes' sum.
+  auto shifted_trials = [&](CodecId c, EncodeOptions o, std::vector<uint8_t>* b, uint64_t* sz) {
+    o.shift = &plan.shift;
+    o.mixed_try_zstd = false;
+    uint64_t sum = 0;
+    for (size_t k = 0; k < npicks; ++k) {
+      o.first_elem = picks[k] * chunk_size / eb;
+      sum += sz[k] = coded_into(c, k, b[k], o);
+    }
+    return sum;
+  };
   // Where that price is sure, the shifted coding is the per-element trial
   // and no unshifted one is coded (kShiftSure). Not where the low mantissa
   // bits are zero or a patch may pay, whose trials weigh the unshifted
@@ -167,13 +179,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
                            !g_unshifted_trial.load(std::memory_order_relaxed);
   bool shifted = false;
   if (shift_first) {
-    EncodeOptions so = eo;
-    so.shift = &plan.shift;
-    so.mixed_try_zstd = false;
-    for (size_t k = 0; k < npicks; ++k) {
-      so.first_elem = picks[k] * chunk_size / eb;
-      fans += fs[k] = coded_into(CodecId::float_ans_mixed, k, fb[k], so);
-    }
+    fans = shifted_trials(CodecId::float_ans_mixed, eo, fb, fs);
     fkey = {CodecId::float_ans_mixed, false, true};
     shifted = true;
   } else {
@@ -252,18 +258,15 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       take_variant(ps, {CodecId::float_ans_patch, po.try_patch, false});
     }
   }
-  // A per-channel shift where the sampled chunks say it pays. FP8 (sized
-  // per-element codings) decides it on the pairs below, which are what its
-  // chunks get: a sized coding can be 0.5% off its bytes (a sampled
-  // histogram), more than the 0.1% the shift must gain.
-  // the per-element coding shifted, into vb (ss: its sizes); taken where it
-  // is 0.1% smaller
+  // Otherwise the shift is taken where the sampled chunks say it pays: the
+  // per-element coding shifted, into vb (ss: its sizes), where it is 0.1%
+  // smaller. FP8 (sized per-element codings) decides it on the pairs below,
+  // which are what its chunks get: a sized coding can be 0.5% off its bytes
+  // (a sampled histogram), more than the 0.1% the shift must gain.
   uint64_t ss[3] = {}, ssum = 0;
   bool ss_sized = false;
   const CodecId sc = patched ? CodecId::float_ans_patch : CodecId::float_ans_mixed;
-  EncodeOptions so = patched ? opt : eo;  // priced as what it is weighed against
-  so.shift = &plan.shift;
-  so.mixed_try_zstd = false;
+  const EncodeOptions so = patched ? opt : eo;  // priced as what it is weighed against
   auto element_shift_pays = [&] { return double(ssum) <= 0.999 * double(fans); };
   auto take_element_shift = [&] {
     shifted = true;
@@ -271,10 +274,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     take_variant(ss, {sc, so.try_patch, true}, ss_sized);
   };
   if (!plan.shift.d.empty() && !shift_first) {
-    for (size_t k = 0; k < npicks; ++k) {
-      so.first_elem = picks[k] * chunk_size / eb;
-      ssum += ss[k] = coded_into(sc, k, vb[k], so);
-    }
+    ssum = shifted_trials(sc, so, vb, ss);
     ss_sized = so.size_only;
   }
   const bool shift_on_pairs = eo.size_only && !patched;

@@ -125,8 +125,10 @@ Errc decode_zstd(ZSTD_DCtx* d, const uint8_t* src, size_t src_n, uint8_t* dst, s
 }
 
 // Mode 5 (FLOAT_ANS.md §2.3): the mode byte, then per block of
-// groups::kBlockElems elements one zstd frame per byte plane.
+// groups::kBlockElems elements one zstd frame per byte plane (at level 1 on
+// a chunk of kGroupsFastFrom bytes or more, where `level` is 3 or less).
 void encode_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, int level) {
+  if (n >= kGroupsFastFrom && level <= 3) level = std::min(level, 1);
   const unsigned eb = dtype_bits(t) / 8;
   const size_t count = n / eb;
   thread_local std::vector<uint8_t> pl;
@@ -136,7 +138,7 @@ void encode_groups(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& 
     pl.resize(m);
     for (unsigned k = 0; k < eb; ++k) {
       groups::plane(src + s * eb, m, eb, k, pl.data());
-      encode_zstd(pl.data(), m, out, out.size(), groups_level(n, level));
+      encode_zstd(pl.data(), m, out, out.size(), level);
     }
   }
 }

@@ -2,7 +2,6 @@
 // bytes and back. Chunks are independent, so any chunk decodes alone and many
 // decode in parallel. Codec ids are stored in the container (stable forever).
 #pragma once
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -100,7 +99,6 @@ inline constexpr size_t kGroupsAlwaysBelow = 64u << 10;
 // their trials cost little, and stories260K's 64 KiB token embedding (F16)
 // is 1.5% larger at level 1.
 inline constexpr size_t kGroupsFastFrom = 128u << 10;
-inline int groups_level(size_t n, int level) { return n >= kGroupsFastFrom && level <= 3 ? std::min(level, 1) : level; }
 
 // Decode speed priced in bytes: FP8 pairs (codec 8's mode 6) decode in
 // half the rANS steps of float-ans's per-element coding (Whisper tiny.en as

@@ -14,9 +14,10 @@ namespace wc::fans::detail {
 // Large chunks (kSampleMin elements or more) whose symbol the encoder
 // chooses (not forced, as FP8 pairs force theirs: see encode_impl) count a
 // sample (runs of 64 elements, see in_sample in float_ans_enc.h) and price
-// symbols of at most kSampleMaxK mantissa bits; a symbol that occurs only outside the sample is
-// then given a count of 1 (top_histogram), so every value stays codable:
-// exact presence, sampled frequencies (+0.0007 bits/weight on generated BF16).
+// symbols of at most kSampleMaxK mantissa bits; a symbol that occurs only
+// outside the sample is then given a count of 1 (top_histogram), so every
+// value stays codable: exact presence, sampled frequencies (+0.0007
+// bits/weight on generated BF16).
 inline constexpr uint32_t kSampleMaxK = 4;
 inline constexpr uint64_t kSampleMin = uint64_t(1) << 16;
 

@@ -37,27 +37,6 @@ class ThreadPool {
   std::atomic<bool> failed_{false};
 };
 
-// One background thread that runs posted tasks one at a time, in order: the
-// ordered stage of a pipeline (hashing, writing) beside the parallel one.
-// post() waits for the previous task, rethrows its exception if it threw,
-// then hands the new one over; wait() waits for the last one and rethrows.
-class SerialWorker {
- public:
-  SerialWorker();
-  ~SerialWorker();  // waits for the running task (its exception is dropped)
-  void post(std::function<void()> task);
-  void wait();
-
- private:
-  void run();
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::function<void()> task_;
-  bool busy_ = false, stop_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;
-};
-
 unsigned default_threads();
 
 }  // namespace wc

@@ -39,6 +39,21 @@ std::vector<uint8_t> bf16_with_dup_rows(size_t rows, size_t dup_lo, size_t dup_h
   return w;
 }
 
+// A tensor for plan_codec, and the check that two plans chose alike (the
+// codec, which chunks try zstd and mode 4, and the shift).
+struct PlanCase {
+  DType t;
+  std::vector<uint8_t> v;
+  uint64_t cols;
+};
+void check_same_choice(const wc::CodecPlan& a, const wc::CodecPlan& b) {
+  CHECK(int(a.codec) == int(b.codec));
+  CHECK(a.try_zstd == b.try_zstd);
+  CHECK(a.try_patch == b.try_patch);
+  CHECK(a.shift.d == b.shift.d);
+  CHECK(a.shift.rows == b.shift.rows);
+}
+
 }  // namespace
 
 TEST_SUITE("mixed") {
@@ -133,12 +148,7 @@ TEST_SUITE("mixed") {
   }
 
   TEST_CASE("zstd's estimates change no plan: codec, flags, shift and sampled bytes as with every trial in full") {
-    struct Case {
-      DType t;
-      std::vector<uint8_t> v;
-      uint64_t cols;
-    };
-    std::vector<Case> cases;
+    std::vector<PlanCase> cases;
     const size_t rows = 768;  // 3 chunks of 256 KiB in 16 bits
     for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
       cases.push_back({t, testdata::weights(t, rows * 512, 31), 512});
@@ -155,10 +165,7 @@ TEST_SUITE("mixed") {
       const wc::CodecPlan full = wc::plan_codec(c.t, c.v.data(), c.v.size(), 256u << 10, eo, c.cols);
       wc::force_full_zstd_trials(false);
       const wc::CodecPlan est = wc::plan_codec(c.t, c.v.data(), c.v.size(), 256u << 10, eo, c.cols);
-      CHECK(int(est.codec) == int(full.codec));
-      CHECK(est.try_zstd == full.try_zstd);
-      CHECK(est.try_patch == full.try_patch);
-      CHECK(est.shift.d == full.shift.d);
+      check_same_choice(est, full);
       // the sampled bytes the plan hands out: those of full trials, or none
       // where only a (skipped) zstd trial would have had them
       for (const auto& s : est.samples) {
@@ -171,12 +178,7 @@ TEST_SUITE("mixed") {
   }
 
   TEST_CASE("a sure shift changes no plan: codec, flags, shift and sampled bytes as with the unshifted trial too") {
-    struct Case {
-      DType t;
-      std::vector<uint8_t> v;
-      uint64_t cols;
-    };
-    std::vector<Case> cases;
+    std::vector<PlanCase> cases;
     for (DType t : {DType::BF16, DType::F16, DType::F32}) {
       cases.push_back({t, testdata::weights_channels(t, 768, 512, false, 41), 512});  // column shift
       cases.push_back({t, testdata::weights_channels(t, 1024, 256, true, 42), 256});  // row shift
@@ -195,11 +197,7 @@ TEST_SUITE("mixed") {
       wc::force_unshifted_trials(false);
       const wc::CodecPlan fast = wc::plan_codec(c.t, c.v.data(), c.v.size(), 256u << 10, eo, c.cols);
       sure += !fast.shift.d.empty() && fast.shift.gain >= wc::kShiftSure * wc::dtype_bits(c.t);
-      CHECK(int(fast.codec) == int(full.codec));
-      CHECK(fast.try_zstd == full.try_zstd);
-      CHECK(fast.try_patch == full.try_patch);
-      CHECK(fast.shift.d == full.shift.d);
-      CHECK(fast.shift.rows == full.shift.rows);
+      check_same_choice(fast, full);
       REQUIRE(fast.samples.size() == full.samples.size());
       for (size_t i = 0; i < fast.samples.size(); ++i) {
         CHECK(fast.samples[i].chunk == full.samples[i].chunk);
