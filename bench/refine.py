@@ -2,7 +2,7 @@
 """Refinement levels (spec/REFINE.md) against separate single-budget encodes, in one run.
 
   bench/refine.py MODEL.safetensors [--bits 2.25] [--refine 3] [--exact] [--block refine|bitstack|auto]
-                  [--block-rank R] [--kld] [--points 8] [--png OUT.png] [--wcodec PATH]
+                  [--block-rank R] [--refine-factor F] [--kld] [--points 8] [--png OUT.png] [--wcodec PATH]
 
 Packs MODEL once with `--bits B --refine R` (the progressive file; --block
 picks its levels' kind: refinement levels, BitStack's sign-magnitude blocks,
@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--exact", action="store_true")
     ap.add_argument("--block", default="refine", choices=["refine", "bitstack", "auto"])
     ap.add_argument("--block-rank", type=int, default=2)
+    ap.add_argument("--refine-factor", type=int, default=3)
     ap.add_argument("--kld", action="store_true")
     ap.add_argument("--points", type=int, default=8)
     ap.add_argument("--png")
@@ -92,7 +93,8 @@ def main():
     ref = load(a.model)
     with tempfile.TemporaryDirectory() as t:
         prog = os.path.join(t, "p.wcz")
-        extra = (["--exact"] if a.exact else []) + ["--block", a.block, "--block-rank", str(a.block_rank)]
+        extra = (["--exact"] if a.exact else []) + ["--block", a.block, "--block-rank", str(a.block_rank),
+                                                      "--refine-factor", str(a.refine_factor)]
         run(a.wcodec, "pack", a.model, "-o", prog, "--bits", str(a.bits), "--refine", str(a.refine), "-q", *extra)
         info = json.loads(run(a.wcodec, "inspect", prog, "--json"))
         levels = info["levels"]

@@ -189,6 +189,7 @@ struct Opts {
   unsigned refine = 0;
   std::string block = "refine";
   unsigned block_rank = 2;
+  unsigned refine_factor = 3;
   uint64_t min_elements = 1024;
   uint32_t chunk = wc::kDefaultChunkSize;
   // unpack
@@ -321,6 +322,7 @@ void pack_one(const Opts& o, const std::string& in) {
   po.refine = o.refine;
   po.block = o.block;
   po.block_rank = o.block_rank;
+  po.refine_factor = o.refine_factor;
   Progress bar("pack", o.progress(out));
   po.progress = bar.fn();
   const auto t0 = Clock::now();
@@ -530,8 +532,13 @@ int main(int argc, char** argv) {
                "original model, and its first part (level 0) is the model of --bits bits per weight");
   pk->add_option("--refine", o.refine,
                  "Lossy: add R refinement levels above the --bits model (spec/REFINE.md), each a step 2 to 6 times "
-                 "finer per tensor (3 typically: about 1.6 bits per weight more), ordered model-wide by error removed "
-                 "per byte: one file, a model at each step's prefix (0 to 6)");
+                 "finer per tensor (--refine-factor typically), ordered model-wide by error removed per byte: one "
+                 "file, a model at each step's prefix (0 to 6)");
+  pk->add_option("--refine-factor", o.refine_factor,
+                 "Lossy, with --refine: each level's step this many times finer (2 to 6; default 3), so a level adds "
+                 "about log2 of it in bits per weight: 2 gives levels of about 1 bit, twice as many budgets between "
+                 "the same two sizes")
+      ->check(CLI::Range(2, 6));
   pk->add_option("--block", o.block,
                  "Lossy, with --refine: the levels' kind: refine (finer steps, spec/REFINE.md; the default), bitstack "
                  "(BitStack's sign-magnitude blocks, spec/BITSTACK.md: a sign bit per weight and a rank-r magnitude) "

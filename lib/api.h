@@ -75,8 +75,8 @@ struct PackOptions {
   // 1 begins) is the model of `bits` bits per weight. Plain qrow only.
   bool exact = false;
   // --refine R (container 2.8, spec/REFINE.md): R refinement levels above
-  // the --bits model (each a step three times finer, about 1.3 to 1.6 bits
-  // per weight more), below --exact's top layer when given. Plain qrow only.
+  // the --bits model (each a step refine_factor times finer, about log2 of
+  // it in bits per weight more), below --exact's top layer when given. Plain qrow only.
   unsigned refine = 0;
   // With refine: the kind of each level (spec/BITSTACK.md, 2.14): "refine"
   // (refinement levels only), "bitstack" (sign-magnitude blocks only) or
@@ -84,6 +84,11 @@ struct PackOptions {
   // prefers); block_rank: the blocks' rank r (1 to 16).
   std::string block = "refine";
   unsigned block_rank = 2;
+  // With refine: the factor (2 to 6) by which a level makes a tensor's step
+  // finer, and so what a level costs everywhere: about 1 bit per weight at
+  // 2, 1.6 at 3, 2 at 4 (log2 of it); per tensor and level the writer may
+  // take another factor of 2 to 6 that removes more error for those bits.
+  unsigned refine_factor = 3;
 };
 
 struct PackResult {

@@ -279,6 +279,8 @@ wc::PackOptions pack_options(const wcodec_pack_options* o) {
     if (o->block) p.block = o->block;
     if (o->block_rank) p.block_rank = o->block_rank;
   }
+  if (o->struct_size >= offsetof(wcodec_pack_options, refine_factor) + sizeof(o->refine_factor) && o->refine_factor)
+    p.refine_factor = o->refine_factor;
   return p;
 }
 

@@ -78,8 +78,10 @@ constexpr double kMinBits = 0.5;
 // of a BF16 or F16 model (10-12 bits) is the better choice anyway.
 constexpr double kMaxBits = 12;
 // --refine: the factors by which a level may make a tensor's step finer
-// (the encoder chooses per tensor and level, REFINE.md §5), and the one
-// whose cost everywhere is a level's budget
+// (the encoder chooses per tensor and level, REFINE.md §5; an even one
+// codes odd multiples of a step half as large, so that its bins nest in
+// those below), and a level's where none was chosen (--refine-factor's
+// default: its cost everywhere is a level's budget)
 constexpr uint32_t kRefineFactors[] = {2, 3, 4, 5, 6};
 constexpr uint32_t kRefineDefault = 3;
 // Tiles a factor's rate and error are measured on, spread over the tensor
@@ -416,6 +418,18 @@ uint32_t divisor_of(const LossyTensor& lt, unsigned k) {
   return k == 0 || k > lt.upper.size() || !lt.upper[k - 1].tables ? 1 : lt.upper[k - 1].tables->M;
 }
 unsigned context_shift(const LossyTensor& lt, unsigned k) { return exact::bit_length(divisor_of(lt, k - 1)) - 1; }
+// The divisor of level k's bins: its step's, halved where its codes are odd
+// (an even factor: a bin is two steps wide).
+uint32_t bin_divisor(const LossyTensor& lt, unsigned k) {
+  return divisor_of(lt, k) / (k >= 1 && k <= lt.upper.size() && lt.upper[k - 1].odd ? 2 : 1);
+}
+// Level k's step divisor and whether its codes are odd, for factor m over
+// the bins of the level below: an odd m cuts each bin in m around the value
+// below (nearest codes); an even m in m halves of steps, whose centres are
+// the odd multiples of a step half as large.
+std::pair<uint32_t, bool> factor_divisor(uint32_t below_bins, uint32_t m) {
+  return m % 2 ? std::pair{below_bins * m, false} : std::pair{below_bins * 2 * m, true};
+}
 
 // Tile `tile`'s target values as binary32 (what refinement levels approach:
 // --exact's Inf and NaN set to 0, as level 0 has them).
@@ -444,7 +458,7 @@ void refine_step(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, un
   }
   sc.d.resize(rows * cols);
   exact::refine_codes(uint32_t(t.dtype), sc.x.data(), below, lt.steps.base_exp, lt.steps.e.data() + tile * t.tile_rows(),
-                      lt.upper[k - 1].tables->M, rows, cols, sc.d.data(), above);
+                      lt.upper[k - 1].tables->M, rows, cols, sc.d.data(), above, lt.upper[k - 1].odd);
 }
 
 // sc.recon: tile `tile` at refinement level `level` (its codes quantized
@@ -498,10 +512,15 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
   const size_t eb = dtype_bits(t.dtype) / 8;
   // the levels' divisors first (chosen by choose_refinements; else a step
   // three times finer a level): refine_step reads them from lt.upper
-  std::vector<uint32_t> M(R);
-  for (unsigned k = 1; k <= R; ++k) M[k - 1] = k <= lt.upper.size() && lt.upper[k - 1].tables ? divisor_of(lt, k) : 0;
-  for (unsigned k = 1; k <= R; ++k)
-    if (!M[k - 1]) M[k - 1] = (k == 1 ? 1 : M[k - 2]) * kRefineDefault;
+  std::vector<uint32_t> M(R), bins(R);
+  std::vector<char> odd(R, 0);
+  for (unsigned k = 1; k <= R; ++k) {
+    if (k <= lt.upper.size() && lt.upper[k - 1].tables)
+      M[k - 1] = divisor_of(lt, k), bins[k - 1] = bin_divisor(lt, k), odd[k - 1] = lt.upper[k - 1].odd;
+    else
+      std::tie(M[k - 1], odd[k - 1]) = factor_divisor(k == 1 ? 1 : bins[k - 2], kRefineDefault),
+                              bins[k - 1] = M[k - 1] / (odd[k - 1] ? 2 : 1);
+  }
   // (the blocks chosen by choose_refinements keep their factors)
   std::vector<LossyTensor::Upper> blocks(R);
   for (unsigned k = 1; k <= R && k <= lt.upper.size(); ++k)
@@ -512,6 +531,7 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
     tb->M = M[k - 1];
     lt.upper[k - 1] = blocks[k - 1];
     lt.upper[k - 1].tables = std::move(tb);
+    lt.upper[k - 1].odd = odd[k - 1];
   }
   auto is_block = [&](unsigned k) { return k <= R && lt.upper[k - 1].block != nullptr; };
   // low mantissa bits zero in every original (an F32 tensor of F16 values) are not coded
@@ -604,7 +624,7 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
       lr.max_abs = float(m_all[k - 1]);
     }
     t.levels.push_back(lr);
-    lt.upper[k - 1] = {std::move(tb), std::move(tables), nullptr};
+    lt.upper[k - 1] = {std::move(tb), std::move(tables), nullptr, k <= R && odd[k - 1]};
     bytes[k - 1] = bits / 8 + double(t.tile_count() + 1) * kLossyChunkOverhead + double(t.rows());
   }
   // A tensor of one tile: each level's tables ride in its tile's payload,
@@ -657,7 +677,7 @@ std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& 
     uint64_t n = 0;
   };
   std::vector<Slot> sl(sample.size());
-  const uint32_t below = divisor_of(lt, k - 1);
+  const uint32_t below = bin_divisor(lt, k - 1);
   const unsigned shift = context_shift(lt, k);
   pool.parallel_for(sample.size(), [&](size_t i) {
     Slot& x = sl[i];
@@ -671,8 +691,9 @@ std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& 
     x.sc.above.resize(x.sc.recon.size());
     for (size_t f = 0; f < F; ++f) {
       x.sc.d.resize(n);
-      exact::refine_codes(uint32_t(t.dtype), x.sc.x.data(), x.sc.recon.data(), lt.steps.base_exp, e,
-                          below * kRefineFactors[f], rows, cols, x.sc.d.data(), x.sc.above.data());
+      const auto [M, odd] = factor_divisor(below, kRefineFactors[f]);
+      exact::refine_codes(uint32_t(t.dtype), x.sc.x.data(), x.sc.recon.data(), lt.steps.base_exp, e, M, rows, cols,
+                          x.sc.d.data(), x.sc.above.data(), odd);
       exact::count_codes(x.counts[f], uint32_t(t.dtype), shift, x.sc.recon.data(), lt.steps.base_exp, e, rows, cols,
                          x.sc.d.data());
       load_floats(t.dtype, x.sc.above.data(), n, got.data());
@@ -690,7 +711,7 @@ std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& 
     for (auto& x : sl) c.add(x.counts[f]), err += x.err[f];
     exact::Tables tb;
     double bits = 0;
-    exact::build_refine_tables(c, shift, below * kRefineFactors[f], tb, &bits);
+    exact::build_refine_tables(c, shift, factor_divisor(below, kRefineFactors[f]).first, tb, &bits);
     out[f].bits = bits * double(t.elements()) / std::max(n, 1.0);
     out[f].err2 = sig > 0 ? err / sig : 0;
   }
@@ -756,7 +777,7 @@ BlockPoint block_curve(const TensorRecord& t, const LossyTensor& lt, const uint8
 
 // --refine: each lossy tensor's factor at each level (into its lt.upper's
 // tables' M): level by level, the factors that minimise the model's
-// sensitivity-weighted error for the bits a factor of 3 everywhere would
+// sensitivity-weighted error for the bits --refine-factor everywhere would
 // take (one Lagrange multiplier, bisected), so that a level refines the
 // tensors where a bit removes the most error.
 void choose_refinements(const std::vector<size_t>& tensors, const std::vector<double>& sensitivity, Manifest& m,
@@ -766,7 +787,7 @@ void choose_refinements(const std::vector<size_t>& tensors, const std::vector<do
   // --block auto: a block is one more choice (index F); bitstack: the only one
   const bool blocks = opt.block != "refine", only_blocks = opt.block == "bitstack";
   std::vector<std::shared_ptr<const bitstack::Factors>> fits(tensors.size());
-  const size_t def = size_t(std::find(std::begin(kRefineFactors), std::end(kRefineFactors), kRefineDefault) -
+  const size_t def = size_t(std::find(std::begin(kRefineFactors), std::end(kRefineFactors), opt.refine_factor) -
                             std::begin(kRefineFactors));
   for (size_t i : tensors) plan.tensors[i].upper.assign(R, LossyTensor::Upper{});
   for (unsigned k = 1; k <= R; ++k) {
@@ -806,8 +827,11 @@ void choose_refinements(const std::vector<size_t>& tensors, const std::vector<do
       LossyTensor& lt = plan.tensors[tensors[j]];
       auto tb = std::make_shared<exact::Tables>();
       // a block places the levels above it as a factor of 2 would (BITSTACK.md §5)
-      tb->M = divisor_of(lt, k - 1) * (pick[j] == F ? 2 : kRefineFactors[pick[j]]);
+      const auto [M, odd] = pick[j] == F ? std::pair{bin_divisor(lt, k - 1) * 2, false}
+                                         : factor_divisor(bin_divisor(lt, k - 1), kRefineFactors[pick[j]]);
+      tb->M = M;
       lt.upper[k - 1].tables = std::move(tb);
+      lt.upper[k - 1].odd = odd;
       if (pick[j] == F) {
         lt.upper[k - 1].bytes = std::make_shared<const std::vector<uint8_t>>(fits[j]->bytes());
         lt.upper[k - 1].block = fits[j];
@@ -1134,6 +1158,8 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     fail(Errc::usage, "--block must be refine, bitstack or auto (got " + opt.block + ")");
   if (opt.block != "refine" && opt.refine == 0)
     fail(Errc::usage, "--block " + opt.block + " chooses the kind of --refine's levels: give --refine too");
+  if (opt.refine_factor < 2 || opt.refine_factor > 6)
+    fail(Errc::usage, "--refine-factor takes 2 to 6 (got " + std::to_string(opt.refine_factor) + ")");
   if (opt.block_rank < 1 || opt.block_rank > bitstack::kMaxRank)
     fail(Errc::usage, "--block-rank takes 1 to 16 (got " + std::to_string(opt.block_rank) + ")");
   if (opt.refine > kMaxRefine)

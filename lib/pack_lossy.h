@@ -51,6 +51,9 @@ struct LossyTensor {
     std::shared_ptr<const exact::Tables> tables;
     std::shared_ptr<const std::vector<uint8_t>> bytes;
     std::shared_ptr<const bitstack::Factors> block;
+    // (writer) an even factor's level: odd codes, its bins two steps wide
+    // (REFINE.md §5), so that they nest in the bins below
+    bool odd = false;
   };
   std::vector<Upper> upper;
   const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }

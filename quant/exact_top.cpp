@@ -429,14 +429,16 @@ inline int32_t round_half_away(double q) {
 }
 
 #if defined(__x86_64__)
-// refine_codes' nearest codes c and new values f + c * s of four elements at
-// a time, the scalar loop's IEEE operations lane by lane (binary64 quotient,
-// clamp, truncation and the fraction's test; binary32 apply, no FMA):
+// refine_codes' nearest codes c (odd: nearest odd) and new values f + c * s
+// of four elements at a time, the scalar loop's IEEE operations lane by lane
+// (binary64 quotient, clamp, truncation and the fraction's test; binary32
+// apply, no FMA):
 // returns how many elements it did (a multiple of 4).
 __attribute__((target("avx2"))) size_t nearest_codes_avx2(const float* x, const float* f, size_t n, float s,
-                                                          int32_t* c, float* v) {
-  if (!(s > 0)) return 0;  // (every code 0: the scalar loop's)
-  const __m256d sd = _mm256_set1_pd(double(s)), lim = _mm256_set1_pd(32767.0), nlim = _mm256_set1_pd(-32767.0);
+                                                          int32_t* c, float* v, bool odd) {
+  if (!(s > 0)) return 0;  // (the scalar loop's)
+  const __m256d sd = _mm256_set1_pd(double(s)), lim = _mm256_set1_pd(odd ? 16383.0 : 32767.0),
+                nlim = _mm256_set1_pd(odd ? -16384.0 : -32767.0), one = _mm256_set1_pd(1.0);
   const __m256d half = _mm256_set1_pd(0.5), nhalf = _mm256_set1_pd(-0.5), zero = _mm256_setzero_pd();
   const __m128 sv = _mm_set1_ps(s);
   const __m256i lows = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);  // each 64-bit mask's low half
@@ -447,13 +449,17 @@ __attribute__((target("avx2"))) size_t nearest_codes_avx2(const float* x, const 
   for (; j + 4 <= n; j += 4) {
     const __m128 f4 = _mm_loadu_ps(f + j);
     __m256d q = _mm256_div_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_cvtps_pd(f4)), sd);
-    q = _mm256_and_pd(q, _mm256_cmp_pd(_mm256_sub_pd(q, q), zero, _CMP_EQ_OQ));  // 0 where not finite
+    const __m256d fin = _mm256_cmp_pd(_mm256_sub_pd(q, q), zero, _CMP_EQ_OQ);
+    q = _mm256_and_pd(q, fin);  // 0 where not finite
+    if (odd) q = _mm256_mul_pd(_mm256_sub_pd(q, one), half);  // (q - 1) / 2, exactly the scalar's
     q = _mm256_max_pd(nlim, _mm256_min_pd(q, lim));
     const __m128i t = _mm256_cvttpd_epi32(q);
     const __m256d fr = _mm256_sub_pd(q, _mm256_cvtepi32_pd(t));
     // t + (fr >= 0.5) - (fr <= -0.5): the masks are -1 where true
-    const __m128i c4 = _mm_add_epi32(_mm_sub_epi32(t, halves(_mm256_cmp_pd(fr, half, _CMP_GE_OQ))),
-                                     halves(_mm256_cmp_pd(fr, nhalf, _CMP_LE_OQ)));
+    __m128i c4 = _mm_add_epi32(_mm_sub_epi32(t, halves(_mm256_cmp_pd(fr, half, _CMP_GE_OQ))),
+                               halves(_mm256_cmp_pd(fr, nhalf, _CMP_LE_OQ)));
+    // odd: 2t + 1, and 0 where not finite
+    if (odd) c4 = _mm_and_si128(_mm_add_epi32(_mm_add_epi32(c4, c4), _mm_set1_epi32(1)), halves(fin));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(c + j), c4);
     _mm_storeu_ps(v + j, _mm_add_ps(f4, _mm_mul_ps(_mm_cvtepi32_ps(c4), sv)));
   }
@@ -486,7 +492,7 @@ int32_t refine_one(uint32_t dt, float f, float s, int32_t c, uint8_t* out) {
 }  // namespace
 
 void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t base_exp, const uint8_t* e, uint32_t M,
-                  uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above) {
+                  uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above, bool odd) {
   const unsigned wb = width(dt) / 8;
   const DType t = static_cast<DType>(dt);  // qrow's dtype ids are the container's
   // A row at a time: the values below as binary32 (load_floats: the bits of
@@ -502,12 +508,15 @@ void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t bas
     load_floats(t, below + i * wb, size_t(cols), fv.data());
     uint64_t j0 = 0;  // the elements the vector loop did
 #if defined(__x86_64__)
-    if (cpu_has_avx2()) j0 = nearest_codes_avx2(x + i, fv.data(), size_t(cols), s, cv.data(), vv.data());
+    if (cpu_has_avx2()) j0 = nearest_codes_avx2(x + i, fv.data(), size_t(cols), s, cv.data(), vv.data(), odd);
 #endif
     for (uint64_t j = j0; j < cols; ++j) {
       // the nearest code, within the 16-bit patterns either sign can use
+      // (odd: 2t + 1, t the nearest to (q - 1) / 2, ties away from zero)
       const double q = s > 0 ? (double(x[i + j]) - double(fv[j])) / double(s) : 0.0;
-      const int32_t c = std::isfinite(q) ? round_half_away(std::clamp(q, -32767.0, 32767.0)) : 0;
+      const int32_t c = !std::isfinite(q) ? 0
+                        : odd ? 2 * round_half_away(std::clamp((q - 1.0) / 2.0, -16384.0, 16383.0)) + 1
+                              : round_half_away(std::clamp(q, -32767.0, 32767.0));
       cv[j] = c;
       vv[j] = refine::apply(fv[j], c, s);
     }

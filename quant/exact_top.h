@@ -95,9 +95,12 @@ void encode_tile(const Tables& tb, uint32_t dt, const uint8_t* orig, const uint8
 // Refinement levels (REFINE.md). The codes of a tile for step divisor M:
 // x the target values, `below` the level below's bits (dtype dt); d gets
 // each element's code (the nearest, kept finite) and `above` (may be
-// `below`) the level's bits.
+// `below`) the level's bits. `odd`: the nearest odd code, for a level
+// whose bins are two of its steps wide (an even factor, REFINE.md §5: the
+// values below are its bins' edges, so the nearest odd multiple is the
+// centre of the half, third... of the bin below the element lies in).
 void refine_codes(uint32_t dt, const float* x, const uint8_t* below, int32_t base_exp, const uint8_t* e, uint32_t M,
-                  uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above);
+                  uint64_t rows, uint64_t cols, uint16_t* d, uint8_t* above, bool odd = false);
 void count_codes(Counts& k, uint32_t dt, unsigned shift, const uint8_t* below, int32_t base_exp, const uint8_t* e,
                  uint64_t rows, uint64_t cols, const uint16_t* d);
 std::vector<uint8_t> build_refine_tables(const Counts& k, unsigned shift, uint32_t M, Tables& tb,

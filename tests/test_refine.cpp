@@ -68,11 +68,14 @@ TEST_SUITE("refine") {
   TEST_CASE("refine_codes: each code is the nearest (half away from zero), clamped, 0 where not finite; any width") {
     // the writer's vector loop against REFINE.md's arithmetic written out
     // here element by element: ties, clamps, Inf and NaN originals, widths
-    // that leave 1 to 3 elements to the scalar tail
+    // that leave 1 to 3 elements to the scalar tail; and with `odd` (an
+    // even factor's level), the nearest odd code
     const int32_t base_exp = -12;
     const uint32_t M = 3;
     std::mt19937 rng(5);
+    for (const bool odd : {false, true})
     for (uint64_t cols : {1u, 3u, 4u, 7u, 37u, 64u}) {
+      CAPTURE(odd);
       const uint64_t rows = 3;
       std::vector<uint8_t> e(rows);
       for (uint64_t r = 0; r < rows; ++r) e[r] = uint8_t(r * 16 + 5 * r);
@@ -93,11 +96,14 @@ TEST_SUITE("refine") {
       std::memcpy(bl.data(), below.data(), bl.size());
       std::vector<uint16_t> d(rows * cols);
       wc::exact::refine_codes(wc::qrow::kF32, x.data(), bl.data(), base_exp, e.data(), M, rows, cols, d.data(),
-                              above.data());
+                              above.data(), odd);
       for (uint64_t i = 0; i < rows * cols; ++i) {
         const float s = wc::refine::code_step(base_exp, e[i / cols], M);
         const double q = (double(x[i]) - double(below[i])) / double(s);
-        const int32_t c = std::isfinite(q) ? int32_t(std::llround(std::clamp(q, -32767.0, 32767.0))) : 0;
+        const int32_t c = !std::isfinite(q) ? 0
+                          : odd ? 2 * int32_t(std::llround(std::clamp((q - 1) / 2, -16384.0, 16383.0))) + 1
+                                : int32_t(std::llround(std::clamp(q, -32767.0, 32767.0)));
+        if (odd && std::isfinite(q)) CHECK(c % 2 != 0);
         CHECK(int16_t(d[i]) == (std::signbit(below[i]) ? -c : c));
         const float v = wc::refine::apply(below[i], c, s);
         float got;
@@ -621,6 +627,41 @@ TEST_SUITE("refine") {
       if (t == DType::F16) CHECK(rc == wc::Errc::ok);  // binary32 holds it; F16 stores it as Inf, as QROW.md §3
       else CHECK(rc == wc::Errc::codec);
     }
+  }
+
+  TEST_CASE("--refine-factor 2: each level halves the bins below it (odd codes), so it costs about a bit a weight") {
+    // With round-to-nearest below, the values below are the centres of
+    // their bins, and an even factor's nearest codes (0 among them) would
+    // put a value on each bin's edge: its codes would cost about 1.5 bits
+    // for a factor of 2. Odd codes of a step half as large nest: the codes
+    // cost a bit (less where the values are not uniform in a bin) and the
+    // error halves.
+    tu::TempDir d;
+    std::vector<stb::StTensor> ts;
+    ts.push_back(wgen::tensor_of(DType::F32, "w", 512, 256, 41));
+    const std::string src = d / "m.safetensors", wcz = d / "m.wcz";
+    tu::write_file(src, stb::build(ts));
+    wc::PackOptions o = refine_options(3, 4, true);
+    o.refine_factor = 2;
+    wc::pack(src, wcz, o);
+    wc::ContainerReader r(wcz, wc::kReaderChecks);
+    const wc::TensorRecord& t = r.manifest().tensors[0];
+    REQUIRE(t.levels.size() == 6);  // level 0, four refinement levels, the exact top
+    const wc::InspectResult ir = wc::inspect(wcz, false, nullptr);
+    REQUIRE(ir.levels.size() == 6);
+    unsigned halved = 0;
+    for (unsigned k = 1; k < 5; ++k) {
+      CAPTURE(k);
+      const double bits = 8.0 * double(ir.levels[k].bytes - ir.levels[k - 1].bytes) / double(t.elements());
+      const double ratio = double(t.levels[k - 1].rel_rmse) / double(t.levels[k].rel_rmse);
+      CHECK(bits < 1.12);  // a bit a weight, its chunk and tables
+      CHECK(ratio > 1.8);  // the error halves (with the factor's choice free, at least as much per bit)
+      halved += ratio > 1.8 && ratio < 2.3;
+    }
+    CHECK(halved >= 3);  // most levels at a factor of 2: the budget of --refine-factor 2 everywhere
+    // every level decodes to the values its hash records, and the exact top
+    // layer above odd codes restores the original
+    CHECK(wc::verify(wcz, src, 1, {}).compared);
   }
 
   TEST_CASE("--refine needs --bits and plain qrow, and takes 0 to 6 levels; one thread and two write the same file") {

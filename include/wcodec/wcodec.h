@@ -286,12 +286,14 @@ typedef struct {
   int exact;               /* lossy: add an exact top layer (container 2.7, spec/EXACT_TOP.md): the file
                               unpacks to the original, its level 0 is the model of `bits` */
   unsigned refine;         /* lossy: refinement levels above level 0 (container 2.8, spec/REFINE.md), 0 to 6:
-                              each a step three times finer; below the exact top layer when `exact` */
+                              each a step refine_factor (3) times finer; below the exact top layer when `exact` */
   const char* block;       /* lossy, with refine: the levels' kind (container 2.14, spec/BITSTACK.md): "refine"
                               (NULL), "bitstack" (BitStack's sign-magnitude blocks) or "auto" (per tensor and level) */
   unsigned block_rank;     /* the blocks' rank, 1 to 16; 0: the default (2) */
+  unsigned refine_factor;  /* lossy, with refine: each level's step this many times finer, 2 to 6 (about log2 of it
+                              in bits per weight a level); 0: the default (3) */
 } wcodec_pack_options;
-#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define WCODEC_PACK_OPTIONS_INIT {sizeof(wcodec_pack_options), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 typedef struct {
   size_t struct_size;      /* sizeof(wcodec_pack_result) */

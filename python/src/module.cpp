@@ -186,12 +186,14 @@ wcodec_pack_options pack_options(unsigned threads, bool force, const std::option
                                  const std::optional<std::string>& calib, bool act_order,
                                  const std::optional<std::string>& scheme,
                                  const std::optional<std::string>& inline_small, bool exact,
-                                 unsigned refine, const std::optional<std::string>& block, unsigned block_rank) {
+                                 unsigned refine, const std::optional<std::string>& block, unsigned block_rank,
+                                 unsigned refine_factor) {
   wcodec_pack_options o = WCODEC_PACK_OPTIONS_INIT;
   o.exact = exact ? 1 : 0;
   o.refine = refine;
   o.block = opt_cstr(block);
   o.block_rank = block_rank;
+  o.refine_factor = refine_factor;
   o.scheme = opt_cstr(scheme);
   o.inline_small = opt_cstr(inline_small);
   o.calib = opt_cstr(calib);
@@ -276,10 +278,11 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
          bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
-         bool exact, unsigned refine, const std::optional<std::string>& block, unsigned block_rank) {
+         bool exact, unsigned refine, const std::optional<std::string>& block, unsigned block_rank,
+         unsigned refine_factor) {
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small, exact, refine, block, block_rank);
+                         calib, act_order, scheme, inline_small, exact, refine, block, block_rank, refine_factor);
         return run_pack([&](wcodec_pack_result* r, char* err, size_t n) {
           return wcodec_pack(src.c_str(), opt_cstr(dst), &o, r, err, n);
         });
@@ -288,7 +291,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
       nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"),
-      nb::arg("refine"), nb::arg("block").none(), nb::arg("block_rank"));
+      nb::arg("refine"), nb::arg("block").none(), nb::arg("block_rank"), nb::arg("refine_factor"));
 
   m.def(
       "pack_memory",
@@ -297,12 +300,13 @@ NB_MODULE(_wcodec, m) {
          const std::optional<std::string>& keep, const std::optional<std::string>& sensitivity,
          uint64_t min_elements, const std::optional<std::string>& parallel, const std::optional<std::string>& calib,
          bool act_order, const std::optional<std::string>& scheme, const std::optional<std::string>& inline_small,
-         bool exact, unsigned refine, const std::optional<std::string>& block, unsigned block_rank) {
+         bool exact, unsigned refine, const std::optional<std::string>& block, unsigned block_rank,
+         unsigned refine_factor) {
         Py_buffer view;
         if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_SIMPLE) != 0) throw nb::python_error();
         const wcodec_pack_options o =
             pack_options(threads, force, codec, level, chunk_size, bits, keep, sensitivity, min_elements, parallel,
-                         calib, act_order, scheme, inline_small, exact, refine, block, block_rank);
+                         calib, act_order, scheme, inline_small, exact, refine, block, block_rank, refine_factor);
         struct Release {  // the buffer goes back on every way out
           Py_buffer* v;
           ~Release() { PyBuffer_Release(v); }
@@ -315,7 +319,7 @@ NB_MODULE(_wcodec, m) {
       nb::arg("codec").none(), nb::arg("level"), nb::arg("chunk_size"), nb::arg("bits"), nb::arg("keep").none(),
       nb::arg("sensitivity").none(), nb::arg("min_elements"), nb::arg("parallel").none(), nb::arg("calib").none(),
       nb::arg("act_order"), nb::arg("scheme").none(), nb::arg("inline_small").none(), nb::arg("exact"),
-      nb::arg("refine"), nb::arg("block").none(), nb::arg("block_rank"));
+      nb::arg("refine"), nb::arg("block").none(), nb::arg("block_rank"), nb::arg("refine_factor"));
 
   m.def(
       "unpack",

@@ -151,6 +151,25 @@ def test_bitstack_blocks_load_like_refinement_levels(tmp_path, cli):
         wcodec.pack(src, tmp_path / "x.wcz", bits=2.5, block="bitstack")  # no refine
 
 
+def test_refine_factor_two_gives_levels_of_about_a_bit(tmp_path, cli):
+    # pack(..., refine=3, refine_factor=2): each level's step twice finer (spec/REFINE.md §5: odd codes), the
+    # error about halving a level; the same file as the CLI writes; a factor outside 2..6 is refused
+    t = {"w": weights((512, 64), 30)}
+    src = tmp_path / "m.safetensors"
+    safetensors.numpy.save_file(t, str(src))
+    wcodec.pack(src, tmp_path / "a.wcz", bits=3, refine=3, refine_factor=2)
+    ref = t["w"].astype(np.float64)
+    errs = [np.sqrt(((wcodec.numpy.load_file(tmp_path / "a.wcz", level=lv)["w"].astype(np.float64) - ref) ** 2)
+                    .mean()) for lv in range(4)]
+    for lo, hi in zip(errs, errs[1:]):
+        assert 1.7 < lo / hi < 2.4, errs
+    subprocess.run([cli, "pack", str(src), "-o", str(tmp_path / "c.wcz"), "--bits", "3", "--refine", "3",
+                    "--refine-factor", "2", "-q"], check=True)
+    assert (tmp_path / "a.wcz").read_bytes() == (tmp_path / "c.wcz").read_bytes()
+    with pytest.raises(wcodec.Error, match="refine-factor"):
+        wcodec.pack(src, tmp_path / "x.wcz", bits=3, refine=2, refine_factor=7)
+
+
 def test_budgets_load_the_model_of_a_prefix(tmp_path):
     # a container of levels is a sequence of steps (spec/REFINE.md, FORMAT.md §4.3): budget= loads the model of
     # the longest prefix that fits, step= the model at a step, each tensor at its level there

@@ -335,11 +335,11 @@ class SafeOpen:
 
 def _pack_args(threads=0, force=False, codec=None, level=0, chunk_size=0, bits=None, keep=None,
                sensitivity=None, min_elements=0, parallel=None, calib=None, act_order=True,
-               scheme=None, inline=None, exact=False, refine=0, block=None, block_rank=0) -> tuple:
+               scheme=None, inline=None, exact=False, refine=0, block=None, block_rank=0, refine_factor=0) -> tuple:
     return (int(threads), bool(force), codec, int(level), int(chunk_size), float(bits or 0), keep,
             os.fspath(sensitivity) if sensitivity is not None else None, int(min_elements), parallel,
             os.fspath(calib) if calib is not None else None, bool(act_order), scheme, inline, bool(exact),
-            int(refine), block, int(block_rank))
+            int(refine), block, int(block_rank), int(refine_factor))
 
 
 def pack(src, dst=None, **options) -> dict:
@@ -360,7 +360,8 @@ def pack(src, dst=None, **options) -> dict:
     exact (with bits: a second level restoring the original bits,
     spec/EXACT_TOP.md: the file unpacks to the original model and its level
     0 is the model of `bits`), refine (with bits: that many refinement
-    levels above level 0, spec/REFINE.md, each a step three times finer,
+    levels above level 0, spec/REFINE.md, each a step refine_factor times
+    finer, 2 to 6, default 3: about log2 of it in bits per weight a level,
     below the exact top layer when exact), block (with refine: the levels'
     kind, "refine" (the default), "bitstack": BitStack's sign-magnitude
     blocks, spec/BITSTACK.md, or "auto": per tensor and level, by rate and
