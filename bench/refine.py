@@ -2,7 +2,8 @@
 """Refinement levels (spec/REFINE.md) against separate single-budget encodes, in one run.
 
   bench/refine.py MODEL.safetensors [--bits 2.25] [--refine 3] [--exact] [--block refine|bitstack|auto]
-                  [--block-rank R] [--refine-factor F] [--kld] [--points 8] [--png OUT.png] [--wcodec PATH]
+                  [--block-rank R] [--refine-factor F] [--kld] [--points 8] [--png OUT.png]
+                  [--overlay RUN.txt=LABEL ...] [--wcodec PATH]
 
 Packs MODEL once with `--bits B --refine R` (the progressive file; --block
 picks its levels' kind: refinement levels, BitStack's sign-magnitude blocks,
@@ -17,7 +18,8 @@ of the 2-D tensors (sqrt(sum err^2 / sum w^2)) of both, and with --kld the KL
 divergence of each against MODEL (../shared/tools/kld_eval.py, a llama model
 only) and the ratio progressive / separate (issue target: at most 1.25). With
 --png, a plot of KLD (or relative RMSE) against bits per weight, llama.cpp's
-imatrix points (issue 10) beside (needs matplotlib: .venv/bin/pip install matplotlib).
+imatrix points (issue 10) beside (needs matplotlib: .venv/bin/pip install matplotlib); --overlay adds the
+progressive curve of an earlier run (its output saved to RUN.txt: the JSON rows of its last line).
 """
 import argparse
 import json
@@ -87,6 +89,7 @@ def main():
     ap.add_argument("--kld", action="store_true")
     ap.add_argument("--points", type=int, default=8)
     ap.add_argument("--png")
+    ap.add_argument("--overlay", action="append", default=[])
     ap.add_argument("--wcodec", default=os.path.join(ROOT, "build", "wcodec"))
     a = ap.parse_args()
     py = sys.executable
@@ -153,7 +156,13 @@ def main():
         key = "kld" if a.kld else "rel"
         fig, ax = plt.subplots(figsize=(6, 4))
         p = [r for r in rows if key in r]
-        ax.plot([r["bpw"] for r in p], [r[key] for r in p], "o-", label=f"progressive (--bits {a.bits} --refine {a.refine} --block {a.block})")
+        kind = f"--refine-factor {a.refine_factor}" if a.block == "refine" else f"--block {a.block}"
+        ax.plot([r["bpw"] for r in p], [r[key] for r in p], "o-",
+                label=f"progressive (--bits {a.bits} --refine {a.refine} {kind})")
+        for o in a.overlay:
+            path, _, label = o.partition("=")
+            prev = [r for r in json.loads(open(path).read().strip().splitlines()[-1]) if key in r]
+            ax.plot([r["bpw"] for r in prev], [r[key] for r in prev], "x-", label=label or path)
         s = [r for r in rows if "sep_" + key in r]
         ax.plot([r["sep_bpw"] for r in s], [r["sep_" + key] for r in s], "s--", label="separate encodes (--scheme quant)")
         if a.kld:

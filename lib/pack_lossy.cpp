@@ -1160,6 +1160,8 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
     fail(Errc::usage, "--block " + opt.block + " chooses the kind of --refine's levels: give --refine too");
   if (opt.refine_factor < 2 || opt.refine_factor > 6)
     fail(Errc::usage, "--refine-factor takes 2 to 6 (got " + std::to_string(opt.refine_factor) + ")");
+  if (opt.refine_factor != kRefineDefault && opt.refine == 0)
+    fail(Errc::usage, "--refine-factor sets the factor of --refine's levels: give --refine too");
   if (opt.block_rank < 1 || opt.block_rank > bitstack::kMaxRank)
     fail(Errc::usage, "--block-rank takes 1 to 16 (got " + std::to_string(opt.block_rank) + ")");
   if (opt.refine > kMaxRefine)

@@ -664,7 +664,8 @@ TEST_SUITE("refine") {
     CHECK(wc::verify(wcz, src, 1, {}).compared);
   }
 
-  TEST_CASE("--refine needs --bits and plain qrow, and takes 0 to 6 levels; one thread and two write the same file") {
+  TEST_CASE("--refine needs --bits and plain qrow, and takes 0 to 6 levels (--refine-factor 2 to 6); one thread and two "
+            "write the same file") {
     tu::TempDir d;
     std::vector<stb::StTensor> ts = {{"w", DType::BF16, {256, 128}, weights(DType::BF16, 256, 128, 9)}};
     const std::string src = d / "m.safetensors";
@@ -675,6 +676,14 @@ TEST_SUITE("refine") {
     CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
     o = refine_options(3, 2, false);
     o.scheme = "outliers";
+    CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
+    for (unsigned f : {1u, 7u}) {  // --refine-factor: 2 to 6, and only with --refine
+      o = refine_options(3, 2, false);
+      o.refine_factor = f;
+      CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
+    }
+    o = refine_options(3, 0, false);
+    o.refine_factor = 2;
     CHECK_THROWS_AS(wc::pack(src, d / "a.wcz", o), wc::Error);
     CHECK_FALSE(wc::path_exists(d / "a.wcz"));
     o = refine_options(3, 2, true);
