@@ -85,8 +85,8 @@ constexpr double kMaxBits = 12;
 constexpr uint32_t kRefineFactors[] = {2, 3, 4, 5, 6};
 constexpr uint32_t kRefineDefault = 3;
 // Tiles a factor's rate and error are measured on, spread over the tensor,
-// and the weights at most, the first rows of each (the levels below are
-// computed on whole tiles; each factor's codes and counts only on these)
+// and the weights at most, the first rows of each (their levels below and
+// each factor's codes and counts computed on those rows only)
 constexpr uint64_t kRefineSampleTiles = 8;
 // (2^17: on Whisper tiny.en the factor trials were 43% of pack --refine 3
 // on whole tiles; the choices are those of whole tiles on its BF16 variant,
@@ -276,8 +276,10 @@ qrow::Plan lossy_defaults() {
 }  // namespace
 
 // The codes of tile `tile` of t, as stored (sc.bytes).
-void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, LossyScratch& sc) {
-  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
+void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, LossyScratch& sc,
+                   uint64_t rows) {
+  const uint64_t cols = t.cols(), r0 = tile * t.tile_rows();
+  if (!rows || lt.vq) rows = t.rows_in_tile(tile);
   if (lt.vq) {  // one code per group of d
     const uint64_t n = rows * (cols / lt.vq->d);
     sc.codes.resize(n);
@@ -295,10 +297,12 @@ void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* 
 namespace {
 
 // Tile `tile` of t reconstructed in its dtype into `out` from its codes in
-// sc.bytes (quantize_tile), as every decoder writes it.
+// sc.bytes (quantize_tile), as every decoder writes it; `rows` as
+// quantize_tile's (plain qrow: no codebooks, no outliers).
 void reconstruct_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, const LossyScratch& sc,
-                      std::vector<uint8_t>& out) {
-  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
+                      std::vector<uint8_t>& out, uint64_t rows = 0) {
+  const uint64_t cols = t.cols(), r0 = tile * t.tile_rows();
+  if (!rows || lt.vq || !lt.block.empty()) rows = t.rows_in_tile(tile);
   out.resize(rows * cols * (dtype_bits(t.dtype) / 8));
   if (lt.vq) {
     // the codebook's floats as the part stores them (F32, little-endian: make_vq_record)
@@ -439,18 +443,20 @@ std::pair<uint32_t, bool> factor_divisor(uint32_t below_bins, uint32_t m) {
 
 // Tile `tile`'s target values as binary32 (what refinement levels approach:
 // --exact's Inf and NaN set to 0, as level 0 has them).
-void tile_floats(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, std::vector<float>& x) {
-  const uint64_t n = t.rows_in_tile(tile) * t.cols();
+void tile_floats(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, std::vector<float>& x,
+                 uint64_t rows = 0) {
+  const uint64_t n = (rows ? rows : t.rows_in_tile(tile)) * t.cols();
   x.resize(n);
   load_floats(t.dtype, lt.source(data) + tile * t.tile_rows() * t.cols() * (dtype_bits(t.dtype) / 8), n, x.data());
 }
 
 // Refinement level k of a tile onto its bits below (`below`, the tile's
 // level k - 1): the codes into sc.d (a block's signs into sc.signs), the
-// level's bits into `above`.
+// level's bits into `above`; of the tile's first `rows` rows (0: all).
 void refine_step(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, unsigned k, LossyScratch& sc,
-                 const uint8_t* below, uint8_t* above) {
-  const uint64_t rows = t.rows_in_tile(tile), cols = t.cols();
+                 const uint8_t* below, uint8_t* above, uint64_t rows = 0) {
+  const uint64_t cols = t.cols();
+  if (!rows) rows = t.rows_in_tile(tile);
   if (const auto& f = lt.upper[k - 1].block) {  // a sign-magnitude block (BITSTACK.md): signs into sc.signs
     sc.signs.resize(rows * cols);
     if (!bitstack::encode_tile(*f, uint32_t(t.dtype), sc.x.data(), below, tile * t.tile_rows(), rows, cols,
@@ -469,8 +475,9 @@ void refine_step(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, un
 
 // sc.recon: tile `tile` at refinement level `level` (its codes quantized
 // and sc.x loaded by the caller).
-void refine_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, unsigned level, LossyScratch& sc) {
-  for (unsigned k = 1; k <= level; ++k) refine_step(t, lt, tile, k, sc, sc.recon.data(), sc.recon.data());
+void refine_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, unsigned level, LossyScratch& sc,
+                 uint64_t rows = 0) {
+  for (unsigned k = 1; k <= level; ++k) refine_step(t, lt, tile, k, sc, sc.recon.data(), sc.recon.data(), rows);
 }
 
 bool has_exact_top(const LossyTensor& lt) { return !lt.upper.empty() && lt.upper.back().tables->M == 0; }
@@ -690,10 +697,11 @@ std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& 
     const uint64_t tile = sample[i], cols = t.cols();
     const uint64_t per_tile = (kRefineSampleElements + sample.size() * cols - 1) / (sample.size() * cols);
     const uint64_t rows = std::min(t.rows_in_tile(tile), std::max<uint64_t>(per_tile, 1)), n = rows * cols;
-    quantize_tile(t, lt, data, tile, x.sc);
-    reconstruct_tile(t, lt, tile, x.sc, x.sc.recon);
-    tile_floats(t, lt, data, tile, x.sc.x);
-    refine_tile(t, lt, tile, k - 1, x.sc);
+    // (the rows quantize and refine independently: the levels below on these rows only)
+    quantize_tile(t, lt, data, tile, x.sc, rows);
+    reconstruct_tile(t, lt, tile, x.sc, x.sc.recon, rows);
+    tile_floats(t, lt, data, tile, x.sc.x, rows);
+    refine_tile(t, lt, tile, k - 1, x.sc, rows);
     const uint8_t* e = lt.steps.e.data() + tile * t.tile_rows();
     std::vector<float> got(n);
     x.sc.above.resize(x.sc.recon.size());

@@ -83,9 +83,10 @@ struct LossyScratch {
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
                        std::vector<std::vector<uint8_t>>& out, LossyScratch& scratch, unsigned level = 0);
 // The two halves of encode_lossy_tile: the tile's codes as stored (into
-// scratch.bytes), and its chunks from them.
+// scratch.bytes), and its chunks from them. `rows`: the tile's first rows
+// only (0: all; plain qrow, whose rows quantize independently).
 void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
-                   LossyScratch& scratch);
+                   LossyScratch& scratch, uint64_t rows = 0);
 void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile,
                            std::vector<std::vector<uint8_t>>& out, const LossyScratch& scratch);
 
