@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -92,6 +93,11 @@ constexpr uint64_t kRefineSampleTiles = 8;
 // on whole tiles; the choices are those of whole tiles on its BF16 variant,
 // one tensor level differs on F16, 0.02% smaller, 0.01% more error)
 constexpr uint64_t kRefineSampleElements = uint64_t(1) << 17;
+// --refine, --exact: the bytes of tiles' levels kept from planning for the
+// chunks and hashes built on them (LevelCache); a model whose levels take
+// more has the rest rebuilt from level 0 as needed
+constexpr uint64_t kLevelCacheBytes = uint64_t(1) << 30;
+std::atomic<uint64_t> level_cache_bytes{kLevelCacheBytes};
 // --refine: refinement levels at most (with --exact, 8 levels: two parts
 // each and a record's 16 parts)
 constexpr unsigned kMaxRefine = 6;
@@ -589,8 +595,9 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
           exact::count_tile(x.counts[R], dt, z, context_shift(lt, R + 1), data + r0 * cols * eb, below, lt.steps.base_exp,
                             e, rows, cols);
       },
-      [&](size_t k, uint64_t) {
+      [&](size_t k, uint64_t tile) {
         for (unsigned j = 0; j < R; ++j) {
+          if (lt.levels) lt.levels->put(data, tile, j + 1, sl[k].level[j]);
           XXH3_64bits_update(hs[j].s, sl[k].level[j].data(), sl[k].level[j].size());
           e_all[j] += sl[k].err[j], s_all[j] += sl[k].sig[j], m_all[j] = std::max(m_all[j], sl[k].mx[j]);
         }
@@ -952,7 +959,9 @@ void hash_files(Manifest& m, const std::vector<const uint8_t*>& data, const Loss
       }
       for_tiles(
           t, pool, slots,
-          [&](size_t k, uint64_t tile) {  // at its top level
+          [&](size_t k, uint64_t tile) {  // at its top level (kept from planning, where it fit)
+            if (lt.levels && !lt.upper.empty() && lt.levels->take(data[i], tile, unsigned(lt.upper.size()), recon[k]))
+              return;
             quantize_tile(t, lt, data[i], tile, sc[k]);
             reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
             if (!lt.upper.empty()) tile_floats(t, lt, data[i], tile, sc[k].x);
@@ -1083,21 +1092,26 @@ void add_vq_curve(Candidate& c, const TensorRecord& t, const uint8_t* data, cons
 
 }  // namespace
 
+void level_cache_budget(uint64_t bytes) noexcept { level_cache_bytes = bytes; }
+
 void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
                        std::vector<std::vector<uint8_t>>& out, LossyScratch& sc, unsigned level) {
-  quantize_tile(t, lt, data, tile, sc);
   if (level == 0) {
+    quantize_tile(t, lt, data, tile, sc);
     encode_quantized_tile(t, lt, tile, out, sc);
     return;
   }
   // a level above 0 (REFINE.md, EXACT_TOP.md): the codes or residuals from
-  // the level below, which is rebuilt from level 0
+  // the level below, kept from planning or rebuilt from level 0
   out.clear();
   if (level > lt.upper.size()) return;
   const LossyTensor::Upper& u = lt.upper[level - 1];
-  reconstruct_tile(t, lt, tile, sc, sc.recon);
   tile_floats(t, lt, data, tile, sc.x);
-  refine_tile(t, lt, tile, level - 1, sc);
+  if (!(level >= 2 && lt.levels && lt.levels->take(data, tile, level - 1, sc.recon))) {
+    quantize_tile(t, lt, data, tile, sc);
+    reconstruct_tile(t, lt, tile, sc, sc.recon);
+    refine_tile(t, lt, tile, level - 1, sc);
+  }
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
   const PartRecord& tp = t.parts[2 * level];
   exact::PayloadLayout lay;  // (2.8) what the payload leaves to the record, or carries
@@ -1585,8 +1599,10 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
   for (size_t k = 0; k < cs.size(); ++k) ts[k] = cs[k].tensor, sens[k] = cs[k].sensitivity;
   if (opt.refine) choose_refinements(ts, sens, m, plan, data, opt.refine, opt, pool);
   std::vector<std::vector<double>> level_bytes(cs.size());
+  const auto kept = levels ? std::make_shared<LevelCache>(level_cache_bytes.load()) : nullptr;
   if (levels)
     for (size_t k = 0; k < cs.size(); ++k) {
+      plan.tensors[cs[k].tensor].levels = kept;
       const Settled& st = settle(k, best[k]);
       const double base = (st.chunk_bits + st.record_bits) / 8;
       level_bytes[k] = add_upper_levels(m.tensors[cs[k].tensor], plan.tensors[cs[k].tensor], data[cs[k].tensor],
@@ -1601,6 +1617,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
       const double lossless = double(lossless_bytes(exact[k], data[cs[k].tensor], pool));
       if (lossless <= base + top && lossless <= 1.5 * base) {
         m.tensors[cs[k].tensor] = exact[k];
+        kept->drop(data[cs[k].tensor]);
         plan.tensors[cs[k].tensor] = LossyTensor{};
         --plan.lossy_tensors;
         plan.lossy_weights -= m.tensors[cs[k].tensor].elements();

@@ -12,6 +12,7 @@
 
 #include "format/container.h"
 #include "lib/api.h"
+#include "lib/level_cache.h"
 #include "lib/thread_pool.h"
 #include "quant/bitstack.h"
 #include "quant/exact_top.h"
@@ -56,6 +57,10 @@ struct LossyTensor {
     bool odd = false;
   };
   std::vector<Upper> upper;
+  // (writer) the tiles' levels above 0 kept from planning for the chunks
+  // that build on them (keyed by the tensor's source bytes); shared by
+  // every tensor of a pack, null without levels
+  std::shared_ptr<LevelCache> levels;
   const uint8_t* source(const uint8_t* data) const { return zeroed ? zeroed->data() : data; }
 };
 
@@ -87,6 +92,10 @@ void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8
 // only (0: all; plain qrow, whose rows quantize independently).
 void quantize_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile,
                    LossyScratch& scratch, uint64_t rows = 0);
+// Test hook: the bytes of tiles' levels a pack keeps from planning for the
+// chunks built on them (LevelCache; default 1 GiB, beyond it they are
+// rebuilt from level 0). The file is the same whatever the budget.
+void level_cache_budget(uint64_t bytes) noexcept;
 void encode_quantized_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile,
                            std::vector<std::vector<uint8_t>>& out, const LossyScratch& scratch);
 

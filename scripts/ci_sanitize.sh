@@ -34,7 +34,7 @@ case "$MODE" in
                   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG")
            # only the test files of the suites run below (SUITES): the others
            # would be compiled with TSan for nothing (about a third of the build)
-           SUITES=(container capi cli safe_write corpus chunk_windows)
+           SUITES=(container capi cli safe_write corpus chunk_windows refine)
            # the test sources at -O1 (the library keeps -O2)
            FLAGS+=(-DWCODEC_TEST_COMPILE_OPTIONS=-O1)
            FLAGS+=("-DWCODEC_TEST_FILES=$(IFS=';'; echo "${SUITES[*]}")")

@@ -17,6 +17,8 @@
 #include "format/bytes.h"
 #include "format/reader.h"
 #include "lib/api.h"
+#include "lib/level_cache.h"
+#include "lib/pack_lossy.h"
 #include "lib/reader_checks.h"
 #include "quant/exact_top.h"
 #include "quant/float_load.h"
@@ -662,6 +664,55 @@ TEST_SUITE("refine") {
     // every level decodes to the values its hash records, and the exact top
     // layer above odd codes restores the original
     CHECK(wc::verify(wcz, src, 1, {}).compared);
+  }
+
+  TEST_CASE("LevelCache: entries within the budget, each taken once, a tensor's dropped") {
+    wc::LevelCache c(100);
+    const int a = 0, b = 0;  // two owners
+    const std::vector<uint8_t> x(60, 1), y(30, 2), z(20, 3);
+    CHECK(c.put(&a, 0, 1, x));
+    CHECK_FALSE(c.put(&a, 0, 1, y));  // one entry a key
+    CHECK(c.put(&a, 1, 1, y));
+    CHECK_FALSE(c.put(&b, 0, 1, z));  // 60 + 30 + 20 > 100
+    std::vector<uint8_t> out;
+    CHECK_FALSE(c.take(&a, 0, 2, out));
+    CHECK(out.empty());
+    CHECK(c.take(&a, 0, 1, out));
+    CHECK(out == x);
+    CHECK_FALSE(c.take(&a, 0, 1, out));  // taken once
+    CHECK(c.put(&b, 0, 1, z));           // its bytes freed
+    c.drop(&a);
+    CHECK_FALSE(c.take(&a, 1, 1, out));
+    CHECK(c.put(&b, 5, 2, x));  // 20 + 60: a's 30 freed too
+    CHECK(c.take(&b, 0, 1, out));
+    CHECK(out == z);
+  }
+
+  TEST_CASE("levels kept from planning or rebuilt from level 0: the same file at any budget") {
+    // the chunk of level k takes the tile's level k - 1 from planning where
+    // it was kept (LevelCache), else rebuilds it; the top level's hash too
+    tu::TempDir d;
+    const std::string src = d / "m.safetensors";
+    tu::write_file(src, stb::build(model(7)));
+    for (unsigned factor : {3u, 2u}) {
+      CAPTURE(factor);
+      wc::PackOptions o = refine_options(2.5, 3, factor == 3);
+      o.refine_factor = factor;
+      std::vector<std::vector<uint8_t>> files;
+      for (uint64_t budget : {uint64_t(1) << 30, uint64_t(0), uint64_t(200000)}) {
+        wc::level_cache_budget(budget);
+        wc::pack(src, d / "k.wcz", o);
+        files.push_back(tu::read_file(d / "k.wcz"));
+        std::remove((d / "k.wcz").c_str());
+      }
+      wc::level_cache_budget(uint64_t(1) << 30);
+      CHECK(files[0] == files[1]);
+      CHECK(files[0] == files[2]);
+      tu::write_file(d / "k.wcz", files[0]);
+      if (factor == 3) CHECK(wc::verify(d / "k.wcz", src, 1, {}).compared);
+      else CHECK_NOTHROW(wc::verify(d / "k.wcz", "", 1, {}));
+      std::remove((d / "k.wcz").c_str());
+    }
   }
 
   TEST_CASE("--refine needs --bits and plain qrow, and takes 0 to 6 levels (--refine-factor 2 to 6); one thread and two "
