@@ -22,7 +22,7 @@ class LevelCache {
   bool put(const void* owner, uint64_t tile, unsigned level, const std::vector<uint8_t>& bits) {
     std::lock_guard<std::mutex> lock(mu_);
     if (bits.size() > left_) return false;
-    auto [it, fresh] = m_.try_emplace(Key{owner, tile, level}, bits);
+    auto [it, fresh] = m_.try_emplace(key(owner, tile, level), bits);
     if (!fresh) return false;
     left_ -= bits.size();
     return true;
@@ -30,7 +30,7 @@ class LevelCache {
   // Moves the entry into `out` and forgets it; false (out untouched) if absent.
   bool take(const void* owner, uint64_t tile, unsigned level, std::vector<uint8_t>& out) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = m_.find(Key{owner, tile, level});
+    auto it = m_.find(key(owner, tile, level));
     if (it == m_.end()) return false;
     out.swap(it->second);
     left_ += out.size();
@@ -40,12 +40,18 @@ class LevelCache {
   // Forgets every entry of `owner` (a tensor that will not be written with levels).
   void drop(const void* owner) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = m_.lower_bound(Key{owner, 0, 0}); it != m_.end() && std::get<0>(it->first) == owner;)
+    const uintptr_t o = reinterpret_cast<uintptr_t>(owner);
+    for (auto it = m_.lower_bound(key(owner, 0, 0)); it != m_.end() && std::get<0>(it->first) == o;)
       left_ += it->second.size(), it = m_.erase(it);
   }
 
  private:
-  using Key = std::tuple<const void*, uint64_t, unsigned>;
+  // (the owner as an integer: std::less orders unrelated pointers, but a
+  // tuple's < compares them with the built-in <)
+  using Key = std::tuple<uintptr_t, uint64_t, unsigned>;
+  static Key key(const void* owner, uint64_t tile, unsigned level) {
+    return Key{reinterpret_cast<uintptr_t>(owner), tile, level};
+  }
   std::mutex mu_;
   uint64_t left_;
   std::map<Key, std::vector<uint8_t>> m_;

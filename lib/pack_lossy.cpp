@@ -479,10 +479,13 @@ void refine_step(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, un
                       lt.upper[k - 1].tables->M, rows, cols, sc.d.data(), above, lt.upper[k - 1].odd);
 }
 
-// sc.recon: tile `tile` at refinement level `level` (its codes quantized
-// and sc.x loaded by the caller).
-void refine_tile(const TensorRecord& t, const LossyTensor& lt, uint64_t tile, unsigned level, LossyScratch& sc,
-                 uint64_t rows = 0) {
+// sc.recon: tile `tile` at level `level` rebuilt from level 0, sc.x its
+// target values; of the tile's first `rows` rows (0: all).
+void rebuild_tile(const TensorRecord& t, const LossyTensor& lt, const uint8_t* data, uint64_t tile, unsigned level,
+                  LossyScratch& sc, uint64_t rows = 0) {
+  quantize_tile(t, lt, data, tile, sc, rows);
+  reconstruct_tile(t, lt, tile, sc, sc.recon, rows);
+  tile_floats(t, lt, data, tile, sc.x, rows);
   for (unsigned k = 1; k <= level; ++k) refine_step(t, lt, tile, k, sc, sc.recon.data(), sc.recon.data(), rows);
 }
 
@@ -531,14 +534,17 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
   const size_t eb = dtype_bits(t.dtype) / 8;
   // the levels' divisors first (chosen by choose_refinements; else a step
   // three times finer a level): refine_step reads them from lt.upper
-  std::vector<uint32_t> M(R), bins(R);
+  std::vector<uint32_t> M(R);
   std::vector<char> odd(R, 0);
+  uint32_t bins = 1;  // the bins' divisor of the level below
   for (unsigned k = 1; k <= R; ++k) {
+    bool o = false;
     if (k <= lt.upper.size() && lt.upper[k - 1].tables)
-      M[k - 1] = divisor_of(lt, k), bins[k - 1] = bin_divisor(lt, k), odd[k - 1] = lt.upper[k - 1].odd;
+      M[k - 1] = divisor_of(lt, k), o = lt.upper[k - 1].odd;
     else
-      std::tie(M[k - 1], odd[k - 1]) = factor_divisor(k == 1 ? 1 : bins[k - 2], kRefineDefault),
-                              bins[k - 1] = M[k - 1] / (odd[k - 1] ? 2 : 1);
+      std::tie(M[k - 1], o) = factor_divisor(bins, kRefineDefault);
+    odd[k - 1] = o;
+    bins = M[k - 1] / (o ? 2 : 1);
   }
   // (the blocks chosen by choose_refinements keep their factors)
   std::vector<LossyTensor::Upper> blocks(R);
@@ -572,9 +578,7 @@ std::vector<double> add_upper_levels(TensorRecord& t, LossyTensor& lt, const uin
       t, pool, slots,
       [&](size_t k, uint64_t tile) {
         Slot& x = sl[k];
-        quantize_tile(t, lt, data, tile, x.sc);
-        reconstruct_tile(t, lt, tile, x.sc, x.sc.recon);
-        tile_floats(t, lt, data, tile, x.sc.x);
+        rebuild_tile(t, lt, data, tile, 0, x.sc);
         const uint64_t rows = t.rows_in_tile(tile), r0 = tile * t.tile_rows(), n = rows * cols;
         const uint8_t* e = lt.steps.e.data() + r0;
         x.orig.resize(n), x.got.resize(n);
@@ -705,10 +709,7 @@ std::vector<RefinePoint> refine_curve(const TensorRecord& t, const LossyTensor& 
     const uint64_t per_tile = (kRefineSampleElements + sample.size() * cols - 1) / (sample.size() * cols);
     const uint64_t rows = std::min(t.rows_in_tile(tile), std::max<uint64_t>(per_tile, 1)), n = rows * cols;
     // (the rows quantize and refine independently: the levels below on these rows only)
-    quantize_tile(t, lt, data, tile, x.sc, rows);
-    reconstruct_tile(t, lt, tile, x.sc, x.sc.recon, rows);
-    tile_floats(t, lt, data, tile, x.sc.x, rows);
-    refine_tile(t, lt, tile, k - 1, x.sc, rows);
+    rebuild_tile(t, lt, data, tile, k - 1, x.sc, rows);
     const uint8_t* e = lt.steps.e.data() + tile * t.tile_rows();
     std::vector<float> got(n);
     x.sc.above.resize(x.sc.recon.size());
@@ -762,10 +763,7 @@ BlockPoint block_curve(const TensorRecord& t, const LossyTensor& lt, const uint8
       t, pool, slots,
       [&](size_t s, uint64_t tile) {
         LossyScratch& c = sc[s];
-        quantize_tile(t, lt, data, tile, c);
-        reconstruct_tile(t, lt, tile, c, c.recon);
-        tile_floats(t, lt, data, tile, c.x);
-        refine_tile(t, lt, tile, k - 1, c);
+        rebuild_tile(t, lt, data, tile, k - 1, c);
         const uint64_t off = tile * t.tile_rows() * cols, m = c.x.size();
         got[s].resize(m);
         load_floats(t.dtype, c.recon.data(), m, got[s].data());
@@ -959,13 +957,14 @@ void hash_files(Manifest& m, const std::vector<const uint8_t*>& data, const Loss
       }
       for_tiles(
           t, pool, slots,
-          [&](size_t k, uint64_t tile) {  // at its top level (kept from planning, where it fit)
-            if (lt.levels && !lt.upper.empty() && lt.levels->take(data[i], tile, unsigned(lt.upper.size()), recon[k]))
-              return;
-            quantize_tile(t, lt, data[i], tile, sc[k]);
-            reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
-            if (!lt.upper.empty()) tile_floats(t, lt, data[i], tile, sc[k].x);
-            refine_tile(t, lt, tile, unsigned(lt.upper.size()), sc[k]);
+          [&](size_t k, uint64_t tile) {  // at its top level: kept from planning where it fit
+            const unsigned top = unsigned(lt.upper.size());
+            if (!top) {  // (no target values needed)
+              quantize_tile(t, lt, data[i], tile, sc[k]);
+              reconstruct_tile(t, lt, tile, sc[k], sc[k].recon);
+            } else if (!(lt.levels && lt.levels->take(data[i], tile, top, sc[k].recon))) {
+              rebuild_tile(t, lt, data[i], tile, top, sc[k]);
+            }
             recon[k].swap(sc[k].recon);
           },
           [&](size_t k, uint64_t) { XXH3_64bits_update(hs.s, recon[k].data(), recon[k].size()); });
@@ -1106,12 +1105,10 @@ void encode_lossy_tile(const TensorRecord& t, const LossyTensor& lt, const uint8
   out.clear();
   if (level > lt.upper.size()) return;
   const LossyTensor::Upper& u = lt.upper[level - 1];
-  tile_floats(t, lt, data, tile, sc.x);
-  if (!(level >= 2 && lt.levels && lt.levels->take(data, tile, level - 1, sc.recon))) {
-    quantize_tile(t, lt, data, tile, sc);
-    reconstruct_tile(t, lt, tile, sc, sc.recon);
-    refine_tile(t, lt, tile, level - 1, sc);
-  }
+  if (level >= 2 && lt.levels && lt.levels->take(data, tile, level - 1, sc.recon))
+    tile_floats(t, lt, data, tile, sc.x);
+  else
+    rebuild_tile(t, lt, data, tile, level - 1, sc);
   const uint64_t rows = t.rows_in_tile(tile), cols = t.cols(), r0 = tile * t.tile_rows();
   const PartRecord& tp = t.parts[2 * level];
   exact::PayloadLayout lay;  // (2.8) what the payload leaves to the record, or carries
