@@ -147,6 +147,33 @@ TEST_SUITE("mixed") {
     CHECK(double(got.size()) < 0.7 * double(fans.size()));
   }
 
+  TEST_CASE("zstd's floor: never above zstd's size where a chunk does not repeat; the bytes' order-0 entropy") {
+    wc::EncodeOptions eo;
+    for (size_t bytes : {size_t(256u << 10), size_t(96u << 10), size_t(3000)}) {  // sliced, whole, small
+      for (DType t : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3, DType::F8_E5M2}) {
+        CAPTURE(static_cast<int>(t));
+        CAPTURE(bytes);
+        const auto w = testdata::weights(t, bytes * 8 / wc::dtype_bits(t), 23);
+        REQUIRE(wc::repeat_rate(t, w.data(), w.size()) < wc::kSliceMaxRepeat);
+        std::vector<uint8_t> full;
+        wc::encode_chunk(CodecId::zstd, t, w.data(), w.size(), full, eo);
+        const uint64_t floor = wc::zstd_floor(w.data(), w.size());
+        CHECK(floor <= full.size());
+        CHECK(double(floor) >= 0.9 * double(full.size()));  // and close to it: a floor of 0 would pass the first
+      }
+    }
+    // two byte values, equally often: one bit a byte; one value: nothing
+    std::vector<uint8_t> two(1u << 20);
+    for (size_t i = 0; i < two.size(); ++i) two[i] = uint8_t((i * 0x9E3779B97F4A7C15ull) >> 63 ? 7 : 200);
+    CHECK(wc::zstd_floor(two.data(), 40000) >= 4900);
+    CHECK(wc::zstd_floor(two.data(), 40000) <= 5000);
+    CHECK(wc::zstd_floor(two.data(), two.size()) >= 130000);  // slices, scaled to the whole
+    CHECK(wc::zstd_floor(two.data(), two.size()) <= 131072);
+    const std::vector<uint8_t> one(5000, 3);
+    CHECK(wc::zstd_floor(one.data(), one.size()) == 0);
+    CHECK(wc::zstd_floor(one.data(), 0) == 0);
+  }
+
   TEST_CASE("zstd's estimates change no plan: codec, flags, shift and sampled bytes as with every trial in full") {
     std::vector<PlanCase> cases;
     const size_t rows = 768;  // 3 chunks of 256 KiB in 16 bits
@@ -157,6 +184,10 @@ TEST_SUITE("mixed") {
       std::fill(z.begin() + ptrdiff_t(z.size() / 2 - z.size() / 16), z.begin() + ptrdiff_t(z.size() / 2), uint8_t(0));
       cases.push_back({t, std::move(z), 512});
     }
+    // F32 of BF16 values (low mantissa bits zero: the level-1 estimate)
+    auto lz = testdata::weights(DType::F32, rows * 512, 34);
+    for (size_t i = 0; i < lz.size(); i += 4) lz[i] = lz[i + 1] = 0;
+    cases.push_back({DType::F32, lz, 512});
     for (const auto& c : cases) {
       CAPTURE(static_cast<int>(c.t));
       CAPTURE(c.v.size());
