@@ -43,7 +43,7 @@ struct Chunk {
   const uint8_t* raw;
   size_t n;
   std::vector<uint8_t> stored;
-  bool try_zstd;  // float-ans-mixed: the plan's choice for this chunk
+  uint8_t try_zstd;  // float-ans-mixed: the plan's flag for this chunk (kTryZstdIfRepeats: read at its encode, as pack)
   const shift::Plan* shift;  // float-ans-mixed: the tensor's per-channel shift, or null
   uint64_t first_elem;
   bool try_patch;  // float-ans-patch and -groups: the plan's choice for mode 4
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
         if (!plan.shift.d.empty()) sp = &shifts.emplace_back(std::move(plan.shift));
         for (uint64_t off = 0, c = 0; off < n; off += chunk, ++c)
           chunks.push_back({dt, plan.codec, data + off, size_t(std::min<uint64_t>(chunk, n - off)), {},
-                            plan.try_zstd.empty() || plan.try_zstd[c], sp, off * 8 / dtype_bits(dt), plan.try_patch});
+                            uint8_t(plan.try_zstd.empty() ? 1 : plan.try_zstd[c]), sp, off * 8 / dtype_bits(dt), plan.try_patch});
       }
       std::vector<uint8_t> out(raw_total);
       std::vector<size_t> out_off(chunks.size());
@@ -155,7 +155,9 @@ int main(int argc, char** argv) {
 
       auto encode_one = [&](size_t i) {
         EncodeOptions ce = eo;
-        ce.mixed_try_zstd = chunks[i].try_zstd;
+        ce.mixed_try_zstd = chunks[i].try_zstd == kTryZstdIfRepeats
+                                ? repeat_rate(chunks[i].dtype, chunks[i].raw, chunks[i].n) >= kRepeatTryZstd
+                                : chunks[i].try_zstd != 0;
         ce.try_patch = chunks[i].try_patch;  // as pack: mode 4 only where the plan's samples gained
         ce.shift = chunks[i].shift;
         ce.first_elem = chunks[i].first_elem;

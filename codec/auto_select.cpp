@@ -119,9 +119,16 @@ unsigned repeat_rate(DType t, const uint8_t* data, size_t n) {
   return word == 4 ? repeats_of<4>(data, n, stride) : repeats_of<8>(data, n, stride);
 }
 
-EncodeOptions chunk_options(const EncodeOptions& base, const CodecPlan& plan, DType t, uint32_t chunk_size, uint32_t j) {
+bool chunk_tries_zstd(const CodecPlan& plan, DType t, uint32_t j, const uint8_t* chunk, size_t n) {
+  if (plan.try_zstd.empty()) return true;
+  if (plan.try_zstd[j] == kTryZstdIfRepeats) return repeat_rate(t, chunk, n) >= kRepeatTryZstd;
+  return plan.try_zstd[j] != 0;
+}
+
+EncodeOptions chunk_options(const EncodeOptions& base, const CodecPlan& plan, DType t, uint32_t chunk_size, uint32_t j,
+                            const uint8_t* chunk, size_t n) {
   EncodeOptions ce = base;
-  if (!plan.try_zstd.empty()) ce.mixed_try_zstd = plan.try_zstd[j] != 0;
+  if (!plan.try_zstd.empty()) ce.mixed_try_zstd = chunk_tries_zstd(plan, t, j, chunk, n);
   ce.try_patch = plan.try_patch;
   if (!plan.shift.d.empty()) {
     ce.shift = &plan.shift;
@@ -425,20 +432,23 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   std::vector<uint8_t> tz(chunks);
   bool zstd_all_sampled = true, missed = false;
   const double bar = zstd_bar(paired);  // as codec 8's chunks price zstd
+  for (size_t k = 0; k < npicks; ++k) {
+    tz[picks[k]] = double(alt[k] + 1) < bar * double(fs[k]);  // mixed pays a mode byte for zstd
+    zstd_all_sampled &= double(alt[k]) < bar * double(fs[k]);
+    // missed: zstd would have replaced float-ans here (by the bar, as the
+    // chunks price it: FP8 pairs keep up to kPairsSlack over zstd, so zstd a
+    // hair smaller than them is no miss) and the flag said no
+    missed |= double(zs[k] + 1) < bar * double(fs[k]) && pick_repeats(k) < kRepeatTryZstd;
+  }
+  // The other chunks' flags: every chunk where the flag missed; where the
+  // codec below cannot depend on them (neither plain float-ans nor zstd is
+  // left), each at its encode (kTryZstdIfRepeats); else read here.
+  const bool mixed_sure = (shifted || patched || paired) && !(zstd_all_sampled && !groups_won);
   for (uint64_t c = 0; c < chunks; ++c) {
-    const size_t k = size_t(std::find(picks, picks + npicks, c) - picks);
-    const bool flagged =
-        (k < npicks ? pick_repeats(k) : repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c)))) >= kRepeatTryZstd;
-    if (k < npicks) {
-      tz[c] = double(alt[k] + 1) < bar * double(fs[k]);  // mixed pays a mode byte for zstd
-      zstd_all_sampled &= double(alt[k]) < bar * double(fs[k]);
-      // missed: zstd would have replaced float-ans here (by the bar, as the
-      // chunks price it: FP8 pairs keep up to kPairsSlack over zstd, so
-      // zstd a hair smaller than them is no miss) and the flag said no
-      missed |= double(zs[k] + 1) < bar * double(fs[k]) && !flagged;
-    } else {
-      tz[c] = flagged;
-    }
+    if (std::find(picks, picks + npicks, c) != picks + npicks) continue;
+    tz[c] = missed       ? uint8_t(1)
+            : mixed_sure ? kTryZstdIfRepeats
+                         : uint8_t(repeat_rate(t, data + c * chunk_size, size_t(chunk_at(c))) >= kRepeatTryZstd);
   }
   if (missed) std::fill(tz.begin(), tz.end(), uint8_t(1));
   const uint64_t trying = uint64_t(std::count(tz.begin(), tz.end(), uint8_t(1)));
@@ -491,7 +501,9 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
       b = &fb[k];
       if (plan.try_zstd[picks[k]])
         choose_zstd(plan.codec, t, data + picks[k] * chunk_size, size_t(chunk_at(picks[k])), fb[k],
-                    chunk_options(opt, plan, t, chunk_size, uint32_t(picks[k])), paired_bytes(fb[k]),
+                    chunk_options(opt, plan, t, chunk_size, uint32_t(picks[k]), data + picks[k] * chunk_size,
+                                  size_t(chunk_at(picks[k]))),
+                    paired_bytes(fb[k]),
                     zb[k].empty() ? nullptr : &zb[k], gb[k].empty() ? nullptr : &gb[k]);
     }
     if (b) plan.samples.push_back({picks[k], std::move(*b)});

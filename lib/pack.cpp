@@ -191,9 +191,9 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
     if (take_sample(plans[i], j, dst)) return;
     const TensorRecord& t = m.tensors[i];
     // (forced float-ans-mixed has no flags: every chunk tries both)
-    const EncodeOptions ce = chunk_options(eo, plans[i], t.dtype, t.chunk_size, j);
-    encode_chunk(static_cast<CodecId>(t.codec), t.dtype, in.data[i] + uint64_t(j) * t.chunk_size, t.chunk_raw_size(j),
-                 dst, ce);
+    const uint8_t* src = in.data[i] + uint64_t(j) * t.chunk_size;
+    const EncodeOptions ce = chunk_options(eo, plans[i], t.dtype, t.chunk_size, j, src, t.chunk_raw_size(j));
+    encode_chunk(static_cast<CodecId>(t.codec), t.dtype, src, t.chunk_raw_size(j), dst, ce);
   };
   // Tensors of one small chunk go in their records (1.4, 2.5), where a
   // chunk's header, alignment and index entry would cost them about 64 bytes

@@ -926,8 +926,9 @@ uint64_t lossless_bytes(const TensorRecord& t, const uint8_t* data, ThreadPool& 
   std::vector<uint64_t> size(t.chunk_count, 0);
   pool.parallel_for(t.chunk_count, [&](size_t j) {
     std::vector<uint8_t> out;
-    encode_chunk(p.codec, t.dtype, data + uint64_t(j) * t.chunk_size, t.chunk_raw_size(uint32_t(j)), out,
-                 chunk_options(eo, p, t.dtype, t.chunk_size, uint32_t(j)));
+    const uint8_t* src = data + uint64_t(j) * t.chunk_size;
+    encode_chunk(p.codec, t.dtype, src, t.chunk_raw_size(uint32_t(j)), out,
+                 chunk_options(eo, p, t.dtype, t.chunk_size, uint32_t(j), src, t.chunk_raw_size(uint32_t(j))));
     size[j] = out.size();
   });
   uint64_t n = 0;

@@ -25,7 +25,7 @@ size_t make_pools(Manifest& m, const std::vector<const uint8_t*>& data, const En
     CodecPlan plan = plan_codec(dt, raw.data(), raw.size(), chunk, eo, 0);
     std::vector<uint8_t> payload;
     if (!take_sample(plan, 0, payload))
-      encode_chunk(plan.codec, dt, raw.data(), raw.size(), payload, chunk_options(eo, plan, dt, chunk, 0));
+      encode_chunk(plan.codec, dt, raw.data(), raw.size(), payload, chunk_options(eo, plan, dt, chunk, 0, raw.data(), raw.size()));
     if (payload.size() + 64 > own || double(payload.size()) > 0.99 * double(own)) continue;
     if (raw.size() > kPoolRawPerStored * payload.size() + (uint64_t(1) << 16)) continue;  // §4.6's bound
     PoolRecord q;

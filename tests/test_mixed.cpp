@@ -143,7 +143,7 @@ TEST_SUITE("mixed") {
     CHECK(double(wc::zstd_estimate(v.data(), bytes, eo)) >= wc::kZstdSliceLoses * double(fans.size()));
     wc::CodecPlan plan = wc::plan_codec(DType::BF16, v.data(), v.size(), uint32_t(bytes), eo, kCols);
     std::vector<uint8_t> got;
-    wc::encode_chunk(plan.codec, DType::BF16, v.data(), bytes, got, wc::chunk_options(eo, plan, DType::BF16, uint32_t(bytes), 0));
+    wc::encode_chunk(plan.codec, DType::BF16, v.data(), bytes, got, wc::chunk_options(eo, plan, DType::BF16, uint32_t(bytes), 0, v.data(), bytes));
     CHECK(double(got.size()) < 0.7 * double(fans.size()));
   }
 
@@ -205,6 +205,42 @@ TEST_SUITE("mixed") {
         REQUIRE(it != full.samples.end());
         CHECK(it->bytes == s.bytes);
       }
+    }
+  }
+
+  TEST_CASE("a shifted tensor's chunks not sampled read their repeat rate at their encode: the same flags") {
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      CAPTURE(static_cast<int>(t));
+      auto v = testdata::weights_channels(t, 768, 512, false, 44);
+      const uint32_t chunk = 64u << 10;
+      const uint64_t chunks = (v.size() + chunk - 1) / chunk;  // 12 (16 bits) or 24: sampled 0, middle, last
+      REQUIRE(chunks >= 12);
+      std::fill(v.begin() + 2 * chunk, v.begin() + 3 * chunk, uint8_t(0));  // chunk 2 repeats
+      wc::EncodeOptions eo;
+      const wc::CodecPlan plan = wc::plan_codec(t, v.data(), v.size(), chunk, eo, 512);
+      REQUIRE(plan.codec == CodecId::float_ans_mixed);
+      REQUIRE_FALSE(plan.shift.d.empty());
+      REQUIRE(plan.try_zstd.size() == chunks);
+      int waiting = 0;
+      for (uint64_t c = 0; c < chunks; ++c) {
+        CAPTURE(c);
+        const uint8_t* src = v.data() + c * chunk;
+        const size_t n = size_t(std::min<uint64_t>(chunk, v.size() - c * chunk));
+        const bool sampled = c == 0 || c == chunks / 2 || c == chunks - 1;
+        waiting += plan.try_zstd[c] == wc::kTryZstdIfRepeats;
+        CHECK((plan.try_zstd[c] == wc::kTryZstdIfRepeats) == !sampled);
+        if (!sampled)
+          CHECK(wc::chunk_tries_zstd(plan, t, uint32_t(c), src, n) ==
+                (wc::repeat_rate(t, src, n) >= wc::kRepeatTryZstd));
+      }
+      CHECK(waiting == int(chunks) - 3);
+      // the zeros try zstd (a few bytes), the weights around them do not
+      const uint8_t* z = v.data() + 2 * chunk;
+      CHECK(wc::chunk_tries_zstd(plan, t, 2, z, chunk));
+      CHECK_FALSE(wc::chunk_tries_zstd(plan, t, 1, v.data() + chunk, chunk));
+      std::vector<uint8_t> got;
+      wc::encode_chunk(plan.codec, t, z, chunk, got, wc::chunk_options(eo, plan, t, chunk, 2, z, chunk));
+      CHECK(got.size() < 200);
     }
   }
 
@@ -616,13 +652,13 @@ TEST_SUITE("mixed") {
           const uint64_t off = s.chunk * chunk, n = std::min<uint64_t>(chunk, v.size() - off);
           std::vector<uint8_t> fresh, taken;
           wc::encode_chunk(plan.codec, t, v.data() + off, size_t(n), fresh,
-                           wc::chunk_options(eo, plan, t, chunk, uint32_t(s.chunk)));
+                           wc::chunk_options(eo, plan, t, chunk, uint32_t(s.chunk), v.data() + off, size_t(n)));
           CHECK(s.bytes == fresh);
           CHECK(wc::take_sample(plan, s.chunk, taken));
           CHECK(taken == fresh);
           CHECK_FALSE(wc::take_sample(plan, s.chunk, taken));  // handed out once
           ++samples;
-          zstd_tried += !plan.try_zstd.empty() && plan.try_zstd[s.chunk];
+          zstd_tried += !plan.try_zstd.empty() && plan.try_zstd[s.chunk] == 1;
         }
       }
     CHECK(samples >= 30);
