@@ -118,4 +118,14 @@ std::vector<uint8_t> zero_outliers(DType t, const uint8_t* data, uint64_t n, con
   return out;
 }
 
+void zero_outliers_rows(DType t, const uint8_t* data, uint64_t cols, const std::vector<uint64_t>& pos,
+                        const std::vector<uint64_t>& rows, uint8_t* out) {
+  const size_t vb = dtype_bits(t) / 8, row = size_t(cols) * vb;
+  for (uint64_t r : rows) {
+    std::memcpy(out + r * row, data + r * row, row);
+    for (auto it = std::lower_bound(pos.begin(), pos.end(), r * cols); it != pos.end() && *it < (r + 1) * cols; ++it)
+      std::memset(out + *it * vb, 0, vb);
+  }
+}
+
 }  // namespace wc::qrow

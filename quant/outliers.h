@@ -39,4 +39,12 @@ std::vector<uint8_t> outlier_block(DType t, const uint8_t* data, uint64_t rows, 
 // quantizer codes.
 std::vector<uint8_t> zero_outliers(DType t, const uint8_t* data, uint64_t n, const std::vector<uint64_t>& pos);
 
+// The same for the given rows alone of a tensor of `cols` columns (pos
+// ascending): each row r of `rows` written to out + r * cols elements, the
+// other rows of `out` left as they are (the writer measures its choices on
+// sampled rows, and a copy of every row per tensor held while it planned
+// was as much memory as the model).
+void zero_outliers_rows(DType t, const uint8_t* data, uint64_t cols, const std::vector<uint64_t>& pos,
+                        const std::vector<uint64_t>& rows, uint8_t* out);
+
 }  // namespace wc::qrow

@@ -18,6 +18,7 @@
 #include "quant/qrow_math.h"
 #include "st_builder.h"
 #include "test_util.h"
+#include "weights_gen.h"
 
 using wc::DType;
 
@@ -242,6 +243,30 @@ TEST_SUITE("outliers") {
     CHECK_FALSE(sec_ok(table({0, 5, 10}, 3, 9), 3, 0));  // past it
     CHECK_FALSE(sec_ok(table({0, 5, 9}, 3, 9), 3, 3));   // no tile 3
     CHECK_FALSE(sec_ok(std::vector<uint8_t>(6, 0), 1, 0));
+  }
+
+  TEST_CASE("zero_outliers_rows: the sampled rows as zero_outliers has them, the others untouched") {
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      CAPTURE(static_cast<int>(t));
+      const uint64_t rows = 40, cols = 37, vb = wc::dtype_bits(t) / 8;
+      const auto w = testdata::weights(t, rows * cols, 7);
+      // outliers in sampled and unsampled rows, a row's first and last element among them
+      const std::vector<uint64_t> pos = {0, 5, 36, 37, 3 * cols + 1, 9 * cols, 9 * cols + 36, 20 * cols + 3, 39 * cols + 36};
+      const std::vector<uint64_t> sample = {0, 1, 9, 21, 39};
+      const auto full = wc::qrow::zero_outliers(t, w.data(), rows * cols, pos);
+      std::vector<uint8_t> out(w.size(), 0xA5);
+      wc::qrow::zero_outliers_rows(t, w.data(), cols, pos, sample, out.data());
+      for (uint64_t r = 0; r < rows; ++r) {
+        CAPTURE(r);
+        const bool sampled = std::find(sample.begin(), sample.end(), r) != sample.end();
+        const auto b = out.begin() + ptrdiff_t(r * cols * vb), e = b + ptrdiff_t(cols * vb);
+        if (sampled) CHECK(std::equal(b, e, full.begin() + ptrdiff_t(r * cols * vb)));
+        else CHECK(std::all_of(b, e, [](uint8_t x) { return x == 0xA5; }));
+      }
+      // and the sampled rows' outliers are zero there (the copy is not the input)
+      for (uint64_t p : {uint64_t(0), uint64_t(5), uint64_t(36), uint64_t(37), 9 * cols + 36, 39 * cols + 36})
+        CHECK(std::all_of(out.begin() + ptrdiff_t(p * vb), out.begin() + ptrdiff_t((p + 1) * vb), [](uint8_t x) { return x == 0; }));
+    }
   }
 
   TEST_CASE("outlier values widen exactly: every F16 and BF16 pattern to binary32") {
