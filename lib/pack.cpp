@@ -43,12 +43,10 @@ struct Input {
   std::vector<std::string> file_of;  // source path of each tensor (for errors)
 };
 
-Input load_inputs(const std::vector<SourceFile>& sources, ThreadPool& pool) {
+Input load_inputs(const std::vector<SourceFile>& sources) {
   Input in;
   for (const auto& s : sources) in.maps.push_back(std::make_unique<MappedFile>(s.path));
-  // Whole-file checksums are the costliest part of reading; do them in parallel.
-  std::vector<uint64_t> hashes(sources.size());
-  pool.parallel_for(sources.size(), [&](size_t i) { hashes[i] = XXH3_64bits(in.maps[i]->data(), in.maps[i]->size()); });
+  // (each file's checksum is pack's to compute: hash_inputs)
   for (size_t i = 0; i < sources.size(); ++i) {
     const SourceFile& s = sources[i];
     const MappedFile& mf = *in.maps[i];
@@ -56,7 +54,6 @@ Input load_inputs(const std::vector<SourceFile>& sources, ThreadPool& pool) {
     f.kind = s.kind;
     f.name = s.name;
     f.size = mf.size();
-    f.xxh3 = hashes[i];
     f.first_tensor = static_cast<uint32_t>(in.manifest.tensors.size());
     if (s.kind == FileKind::blob) {
       TensorRecord t;
@@ -149,7 +146,7 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
     for (const auto& s : sources) paths.push_back(s.path);
     refuse_output_onto_input(out, paths);
   }
-  Input in = load_inputs(sources, pool);
+  Input in = load_inputs(sources);
   auto& m = in.manifest;
   refuse_unreadable(in, sources);
   for (auto& t : m.tensors) t.chunk_size = t.byte_size ? chunk : 0;
@@ -160,8 +157,22 @@ PackResult pack(const std::string& in_path, const std::string& out, const PackOp
   // Codec per exact tensor (and, for float-ans-mixed, which chunks try zstd).
   // float-ans-mixed's per-channel shifts (mode 3): the plan's, or with the
   // codec forced, whatever shift::plan expects to pay.
+  // Beside them, the whole-file checksum of every file without a lossy
+  // tensor (hash_files gave the others theirs, of what they unpack to):
+  // these jobs first, so that one thread reads a single-file model through
+  // while the others plan its tensors (the checksums ran alone before: 0.2 s
+  // of a 1.87 GB model's 1.3 s pack on two threads).
   std::vector<CodecPlan> plans(m.tensors.size());
-  pool.parallel_for(m.tensors.size(), [&](size_t i) {
+  const size_t nf = m.files.size();
+  pool.parallel_for(nf + m.tensors.size(), [&](size_t j) {
+    if (j < nf) {
+      FileRecord& f = m.files[j];
+      bool has_lossy = false;
+      for (uint32_t k = f.first_tensor; k < f.first_tensor + f.tensor_count; ++k) has_lossy |= m.tensors[k].lossy();
+      if (!has_lossy) f.xxh3 = XXH3_64bits(in.maps[j]->data(), in.maps[j]->size());
+      return;
+    }
+    const size_t i = j - nf;
     TensorRecord& t = m.tensors[i];
     if (t.lossy()) return;
     const uint64_t cols = t.shape.size() >= 2 ? t.shape.back() : 0;
