@@ -615,6 +615,14 @@ TEST_SUITE("mixed") {
     }
     add(DType::BF16, testdata::weights(DType::BF16, 300, 10), 0);  // one small chunk
     {
+      // F32 with bit 0 clear: low bits zero, but trim gains under 256 bytes
+      // and stays out; the unshifted per-element trial is then only sized
+      // (never handed out), and float-ans codes the chunk afresh
+      auto v = testdata::weights(DType::F32, 1000, 14);
+      for (size_t i = 0; i < v.size(); i += 4) v[i] &= 0xFE;
+      add(DType::F32, std::move(v), 0);
+    }
+    {
       auto v = testdata::weights_channels(DType::BF16, 512, kCols, false, 11);  // shifted, the first chunk zstd's
       const size_t rb = kCols * 2;
       for (size_t r = 1; r < 128; ++r) std::memcpy(&v[r * rb], &v[(r % 4) * rb], rb);
