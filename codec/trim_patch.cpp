@@ -46,6 +46,22 @@ void zero_bits_hist(const uint8_t* src, uint64_t n, unsigned mb, uint64_t* h) {
   }
 }
 
+// Appends to idx the elements of [0, n) with a bit of `low` set, ascending.
+// Blocks of 64 are OR-ed first (the OR vectorises) and only a block with
+// such an element is scanned: the list is sparse where a patch pays, and an
+// element at a time through a width chosen per element was most of choose().
+template <class E>
+void list_low(const uint8_t* src, uint64_t n, uint32_t low, std::vector<uint32_t>& idx) {
+  for (uint64_t b = 0; b < n; b += 64) {
+    const uint64_t e = std::min<uint64_t>(n, b + 64);
+    uint32_t any = 0;
+    for (uint64_t i = b; i < e; ++i) any |= uint32_t(load_at<E>(src, i));
+    if (!(any & low)) continue;
+    for (uint64_t i = b; i < e; ++i)
+      if (uint32_t(load_at<E>(src, i)) & low) idx.push_back(uint32_t(i));
+  }
+}
+
 }  // namespace
 
 Choice choose(DType t, const uint8_t* src, uint64_t n) {
@@ -87,8 +103,9 @@ Choice choose(DType t, const uint8_t* src, uint64_t n) {
   if (!best_z) return c;
   c.z = best_z;
   const uint32_t low = (1u << best_z) - 1u;
-  for (uint64_t i = 0; i < n; ++i)
-    if (load_elem(src + i * eb, eb) & low) c.idx.push_back(uint32_t(i));
+  if (eb == 1) list_low<uint8_t>(src, n, low, c.idx);
+  else if (eb == 2) list_low<uint16_t>(src, n, low, c.idx);
+  else list_low<uint32_t>(src, n, low, c.idx);
   return c;
 }
 
