@@ -223,23 +223,24 @@ Errc decode_shifted(DType t, const uint8_t* src, size_t src_n, uint8_t* dst, siz
 }
 
 // Mode 4 (FLOAT_ANS.md §2.2): where a trim of more low bits pays with the
-// few elements that spoil it listed whole, the header and list, then the
-// mode-1 or mode-3 payload of the chunk with those elements' low bits
-// cleared; replaces `out` when smaller.
-void encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt) {
+// few elements that spoil it listed whole (choice c), the header and list,
+// then the mode-1 or mode-3 payload of the chunk with those elements' low
+// bits cleared; replaces `out` when smaller, or (`always`) whenever it can
+// be coded. True where it replaced `out`.
+bool encode_patched(DType t, const uint8_t* src, size_t n, std::vector<uint8_t>& out, const EncodeOptions& opt,
+                    const patch::Choice& c, bool always) {
   const size_t eb = dtype_bits(t) / 8;
-  if (!eb || n % eb) return;
-  const patch::Choice c = patch::choose(t, src, n / eb);
-  if (!c.z) return;
+  if (!c.z) return false;
   thread_local std::vector<uint8_t> cleared, inner, head;
   cleared.resize(n);
   patch::clear_listed(t, c, src, cleared.data(), n / eb);
   if (!encode_shifted(t, cleared.data(), n, inner, opt)) encode_fans(t, cleared.data(), n, inner, opt, true);
-  if (inner.empty() || (inner[0] != fans::layout::kModeRans && inner[0] != shift::kMode)) return;
+  if (inner.empty() || (inner[0] != fans::layout::kModeRans && inner[0] != shift::kMode)) return false;
   patch::write_head(t, c, src, head);
-  if (head.size() + inner.size() >= out.size()) return;
+  if (!always && head.size() + inner.size() >= out.size()) return false;
   out.assign(head.begin(), head.end());
   out.insert(out.end(), inner.begin(), inner.end());
+  return true;
 }
 
 // Mode 6 (FLOAT_ANS.md §2.4): the head, the chunk's shift (mode 3's header
@@ -367,8 +368,16 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       // codec 8 codes FP8 as pairs (the writer chose it for their decode
       // speed) and everything else as codec 7
       const bool paired = c == CodecId::float_ans_pairs && encode_pairs(t, src, n, out, opt);
-      if (!paired && !encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
-      if (!paired && c != CodecId::float_ans_mixed && opt.try_patch) encode_patched(t, src, n, out, opt);
+      // mode 4 (codecs 5, 7, 8 with try_patch): the coding without it is
+      // tried as well unless the patch is sure to win (patch::sure)
+      const size_t eb = dtype_bits(t) / 8;
+      patch::Choice pc;
+      if (!paired && c != CodecId::float_ans_mixed && opt.try_patch && eb && n % eb == 0)
+        pc = patch::choose(t, src, n / eb);
+      const bool patched = patch::sure(pc, n / std::max<size_t>(eb, 1), unsigned(eb)) &&
+                           encode_patched(t, src, n, out, opt, pc, true);
+      if (!paired && !patched && !encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
+      if (!paired && !patched && pc.z) encode_patched(t, src, n, out, opt, pc, false);
       if (opt.mixed_try_zstd) choose_zstd(c, t, src, n, out, opt, paired);
       return;
     }

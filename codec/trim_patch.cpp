@@ -102,6 +102,7 @@ Choice choose(DType t, const uint8_t* src, uint64_t n) {
   }
   if (!best_z) return c;
   c.z = best_z;
+  c.gain_bits = best;
   const uint32_t low = (1u << best_z) - 1u;
   if (eb == 1) list_low<uint8_t>(src, n, low, c.idx);
   else if (eb == 2) list_low<uint16_t>(src, n, low, c.idx);

@@ -24,8 +24,18 @@ inline constexpr size_t kHeaderBytes = 8;
 struct Choice {
   unsigned z = 0;
   std::vector<uint32_t> idx;
+  double gain_bits = 0;  // what the choice expects to save: the bits trimmed less the list's (estimated) bytes
 };
 Choice choose(DType t, const uint8_t* src, uint64_t n);
+
+// Whether choice c on n elements of eb bytes saves so much (kSure of their
+// raw bits) that the chunk's coding without it need not be tried: it only
+// moves the trimmed bits (stored raw otherwise) into none. On Whisper
+// tiny.en and stories260K as F16 of BF16 values (427 chunks), the patched
+// coding came out 5-24% under the plain one on every chunk, expected at
+// 11-18% of the raw bits.
+inline constexpr double kSure = 0.04;
+inline bool sure(const Choice& c, uint64_t n, unsigned eb) { return c.z && c.gain_bits >= kSure * 8.0 * double(eb) * double(n); }
 
 // A copy of the chunk with the listed elements' low z bits cleared (what the
 // inner payload codes), and the mode-4 header and list for them.

@@ -83,6 +83,36 @@ TEST_SUITE("patch") {
           tu::encode_chunk(CodecId::float_ans_mixed, DType::BF16, w, false));
   }
 
+  TEST_CASE("mode 4: a sure patch is coded alone; an unsure one only where it beats the plain coding") {
+    // F16 of BF16 values: 3 bits an element trimmed, far over patch::kSure
+    const auto v = f16_of_bf16(60000, 0.02, 0.001, 5);
+    const wc::patch::Choice c = wc::patch::choose(DType::F16, v.data(), v.size() / 2);
+    CHECK(wc::patch::sure(c, v.size() / 2, 2));
+    CHECK(c.gain_bits > 0.15 * 16.0 * double(v.size() / 2));
+    const auto s5 = tu::encode_chunk(CodecId::float_ans_patch, DType::F16, v, false),
+               s4 = tu::encode_chunk(CodecId::float_ans_mixed, DType::F16, v, false);
+    REQUIRE(!s5.empty());
+    CHECK(s5[0] == wc::patch::kMode);
+    // the estimate: the bits the patch saves, within 30% of what it did save
+    CHECK(8.0 * double(s4.size() - s5.size()) > 0.7 * c.gain_bits);
+    CHECK(8.0 * double(s4.size() - s5.size()) < 1.3 * c.gain_bits);
+    // F32 with bit 0 clear but in 1 of 2000: a bit of 32 saved, under kSure:
+    // both codings tried, the patched one smaller
+    auto f = testdata::weights(DType::F32, 40000, 6);
+    for (size_t i = 0; i < f.size(); i += 4)
+      if ((i / 4) % 2000) f[i] &= 0xFE;
+    const wc::patch::Choice cf = wc::patch::choose(DType::F32, f.data(), f.size() / 4);
+    CHECK(cf.z == 1);
+    CHECK_FALSE(wc::patch::sure(cf, f.size() / 4, 4));
+    const auto f5 = tu::encode_chunk(CodecId::float_ans_patch, DType::F32, f, false),
+               f4 = tu::encode_chunk(CodecId::float_ans_mixed, DType::F32, f, false);
+    CHECK(f5[0] == wc::patch::kMode);
+    CHECK(f5.size() < f4.size());
+    std::vector<uint8_t> back(f.size());
+    REQUIRE(tu::decode_both(CodecId::float_ans_patch, DType::F32, f5, back) == wc::Errc::ok);
+    CHECK(back == f);
+  }
+
   TEST_CASE("mode 4: every rule before the inner payload is checked; no read beyond the payload") {
     const auto v = f16_of_bf16(5000, 0.02, 0.01, 5);
     const auto s = tu::encode_chunk(CodecId::float_ans_patch, DType::F16, v, false);
