@@ -242,6 +242,21 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   uint64_t ts[3] = {}, trim = 0;
   if (low_zero)
     for (size_t k = 0; k < npicks; ++k) trim += ts[k] = coded_into(CodecId::float_ans_trim, k, vb[k], opt);
+  // Mode 4's trial (below), run first where the low bits are not all zero
+  // (F16 of BF16 values but for their subnormals, F32 of BF16 with a few
+  // full-precision values): where it beats the plain coding by the 2% it
+  // needs, zstd is weighed against it, not against a coding that stores the
+  // bits it trims raw (on Whisper tiny.en as F16 of BF16 values, zstd came
+  // within kZstdSliceLoses of that one and ran in full on most sampled
+  // chunks: a third of the plan).
+  EncodeOptions mo = opt;  // mode 4's
+  mo.mixed_try_zstd = false;
+  std::vector<uint8_t> mb[3];
+  uint64_t ms[3] = {}, msum = 0;
+  const bool patch_first = may_patch && !low_zero && !fp8_pairs;
+  if (patch_first)
+    for (size_t k = 0; k < npicks; ++k) msum += ms[k] = coded_into(CodecId::float_ans_patch, k, mb[k], mo);
+  const bool patch_leads = patch_first && double(msum) <= 0.98 * double(fans);
   // zstd's trial at the writer's level, unless, where the low mantissa bits
   // are zero, zstd at level 1 already codes the chunk kZstdProbeLoses larger
   // than float-ans-trim: no level gains that much over level 1 on weights,
@@ -259,7 +274,7 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
     // about 1% of the per-element coding, but takes a chunk only where it
     // is kPairsSlack under the pairs (the usual coding), so its full trial
     // waits for their sizes.
-    const uint64_t best_fans = low_zero ? std::min(fs[k], ts[k]) : fs[k];
+    const uint64_t best_fans = low_zero ? std::min(fs[k], ts[k]) : patch_leads ? std::min(fs[k], ms[k]) : fs[k];
     if (pick_repeats(k) < kSliceMaxRepeat && !g_full_zstd.load(std::memory_order_relaxed)) {
       // zstd's floor first, where no zero low bits give it matches the
       // repeat rate does not see: where even that loses, no zstd runs
@@ -310,14 +325,16 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // where that makes the sample 2% smaller.
   bool patched = false;
   if (may_patch) {
-    EncodeOptions po = opt;
-    po.mixed_try_zstd = false;
-    uint64_t ps[3] = {}, sum = 0;
-    for (size_t k = 0; k < npicks; ++k) sum += ps[k] = coded_into(CodecId::float_ans_patch, k, vb[k], po);
+    uint64_t sum = msum;
+    if (patch_first) {
+      for (size_t k = 0; k < npicks; ++k) vb[k].swap(mb[k]);
+    } else {
+      for (size_t k = 0; k < npicks; ++k) sum += ms[k] = coded_into(CodecId::float_ans_patch, k, vb[k], mo);
+    }
     if (double(sum) <= 0.98 * double(std::min(fans, zstd))) {
       patched = true;
       fans = sum;
-      take_variant(ps, {CodecId::float_ans_patch, po.try_patch, false});
+      take_variant(ms, {CodecId::float_ans_patch, mo.try_patch, false});
     }
   }
   // Otherwise the shift is taken where the sampled chunks say it pays: the
