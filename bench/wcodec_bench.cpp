@@ -155,9 +155,7 @@ int main(int argc, char** argv) {
 
       auto encode_one = [&](size_t i) {
         EncodeOptions ce = eo;
-        ce.mixed_try_zstd = chunks[i].try_zstd == kTryZstdIfRepeats
-                                ? repeat_rate(chunks[i].dtype, chunks[i].raw, chunks[i].n) >= kRepeatTryZstd
-                                : chunks[i].try_zstd != 0;
+        ce.mixed_try_zstd = flag_tries_zstd(chunks[i].try_zstd, chunks[i].dtype, chunks[i].raw, chunks[i].n);
         ce.try_patch = chunks[i].try_patch;  // as pack: mode 4 only where the plan's samples gained
         ce.shift = chunks[i].shift;
         ce.first_elem = chunks[i].first_elem;

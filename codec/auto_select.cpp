@@ -40,13 +40,22 @@ std::atomic<bool> g_full_zstd{false}, g_unshifted_trial{false};
 void force_full_zstd_trials(bool on) noexcept { g_full_zstd.store(on, std::memory_order_relaxed); }
 void force_unshifted_trials(bool on) noexcept { g_unshifted_trial.store(on, std::memory_order_relaxed); }
 
+namespace {
+
+// The distance between the starts of the kZstdSlices slices of n bytes
+// (n >= 2 * kZstdSlices * kZstdSliceBytes) that zstd_estimate and
+// zstd_floor read: spread over n, 64-byte aligned.
+uint64_t slice_span(uint64_t n) { return (n - kZstdSliceBytes) / (kZstdSlices - 1) / 64 * 64; }
+
+}  // namespace
+
 // The slices share one frame's window, so repeats between them count: the
 // estimate errs towards zstd, and a full trial then decides.
 uint64_t zstd_estimate(const uint8_t* data, uint64_t n, const EncodeOptions& opt) {
   if (n < 2 * kZstdSlices * kZstdSliceBytes) return 0;
   thread_local std::vector<uint8_t> gathered, coded;
   gathered.resize(kZstdSlices * kZstdSliceBytes);
-  const uint64_t span = (n - kZstdSliceBytes) / (kZstdSlices - 1) / 64 * 64;  // 64-byte aligned starts
+  const uint64_t span = slice_span(n);
   for (uint64_t i = 0; i < kZstdSlices; ++i)
     std::memcpy(gathered.data() + i * kZstdSliceBytes, data + i * span, kZstdSliceBytes);
   encode_chunk(CodecId::zstd, DType::U8, gathered.data(), gathered.size(), coded, opt);
@@ -72,7 +81,7 @@ uint64_t zstd_floor(const uint8_t* data, uint64_t n) {
   if (n < 2 * kZstdSlices * kZstdSliceBytes) {
     count_bytes(data, n, h);
   } else {
-    const uint64_t span = (n - kZstdSliceBytes) / (kZstdSlices - 1) / 64 * 64;  // zstd_estimate's slices
+    const uint64_t span = slice_span(n);
     for (uint64_t i = 0; i < kZstdSlices; ++i) count_bytes(data + i * span, kZstdSliceBytes, h);
     counted = kZstdSlices * kZstdSliceBytes;
   }
@@ -119,10 +128,12 @@ unsigned repeat_rate(DType t, const uint8_t* data, size_t n) {
   return word == 4 ? repeats_of<4>(data, n, stride) : repeats_of<8>(data, n, stride);
 }
 
+bool flag_tries_zstd(uint8_t flag, DType t, const uint8_t* chunk, size_t n) {
+  return flag == kTryZstdIfRepeats ? repeat_rate(t, chunk, n) >= kRepeatTryZstd : flag != 0;
+}
+
 bool chunk_tries_zstd(const CodecPlan& plan, DType t, uint32_t j, const uint8_t* chunk, size_t n) {
-  if (plan.try_zstd.empty()) return true;
-  if (plan.try_zstd[j] == kTryZstdIfRepeats) return repeat_rate(t, chunk, n) >= kRepeatTryZstd;
-  return plan.try_zstd[j] != 0;
+  return plan.try_zstd.empty() || flag_tries_zstd(plan.try_zstd[j], t, chunk, n);
 }
 
 EncodeOptions chunk_options(const EncodeOptions& base, const CodecPlan& plan, DType t, uint32_t chunk_size, uint32_t j,
@@ -253,9 +264,11 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   mo.mixed_try_zstd = false;
   std::vector<uint8_t> mb[3];
   uint64_t ms[3] = {}, msum = 0;
-  const bool patch_first = may_patch && !low_zero && !fp8_pairs;
-  if (patch_first)
+  auto patch_trial = [&] {
     for (size_t k = 0; k < npicks; ++k) msum += ms[k] = coded_into(CodecId::float_ans_patch, k, mb[k], mo);
+  };
+  const bool patch_first = may_patch && !low_zero && !fp8_pairs;
+  if (patch_first) patch_trial();
   const bool patch_leads = patch_first && double(msum) <= 0.98 * double(fans);
   // zstd's trial at the writer's level, unless, where the low mantissa bits
   // are zero, zstd at level 1 already codes the chunk kZstdProbeLoses larger
@@ -325,15 +338,11 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
   // where that makes the sample 2% smaller.
   bool patched = false;
   if (may_patch) {
-    uint64_t sum = msum;
-    if (patch_first) {
-      for (size_t k = 0; k < npicks; ++k) vb[k].swap(mb[k]);
-    } else {
-      for (size_t k = 0; k < npicks; ++k) sum += ms[k] = coded_into(CodecId::float_ans_patch, k, vb[k], mo);
-    }
-    if (double(sum) <= 0.98 * double(std::min(fans, zstd))) {
+    if (!patch_first) patch_trial();
+    for (size_t k = 0; k < npicks; ++k) vb[k].swap(mb[k]);
+    if (double(msum) <= 0.98 * double(std::min(fans, zstd))) {
       patched = true;
-      fans = sum;
+      fans = msum;
       take_variant(ms, {CodecId::float_ans_patch, mo.try_patch, false});
     }
   }

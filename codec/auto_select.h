@@ -125,9 +125,11 @@ CodecPlan plan_codec(DType t, const uint8_t* data, uint64_t byte_size, uint32_t 
 // tiny.en F32, a third on a 1.9 GB generated BF16 model).
 inline constexpr uint8_t kTryZstdIfRepeats = 2;
 
-// Whether chunk j (raw bytes [chunk, chunk + n), dtype t) tries zstd beside
-// the plan's float-ans coding: its flag, or its repeat rate where the flag
-// is kTryZstdIfRepeats; true for a plan without flags.
+// Whether a chunk (raw bytes [chunk, chunk + n), dtype t) with try_zstd
+// flag `flag` tries zstd beside the plan's float-ans coding: the flag, or
+// its repeat rate where the flag is kTryZstdIfRepeats.
+bool flag_tries_zstd(uint8_t flag, DType t, const uint8_t* chunk, size_t n);
+// The same for chunk j under `plan`: true for a plan without flags.
 bool chunk_tries_zstd(const CodecPlan& plan, DType t, uint32_t j, const uint8_t* chunk, size_t n);
 
 // The options chunk j (raw bytes [chunk, chunk + n) of a tensor cut into

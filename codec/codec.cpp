@@ -371,13 +371,15 @@ void encode_chunk(CodecId c, DType t, const uint8_t* src, size_t n, std::vector<
       // mode 4 (codecs 5, 7, 8 with try_patch): the coding without it is
       // tried as well unless the patch is sure to win (patch::sure)
       const size_t eb = dtype_bits(t) / 8;
-      patch::Choice pc;
+      patch::Choice pc;  // (z = 0: none)
       if (!paired && c != CodecId::float_ans_mixed && opt.try_patch && eb && n % eb == 0)
         pc = patch::choose(t, src, n / eb);
-      const bool patched = patch::sure(pc, n / std::max<size_t>(eb, 1), unsigned(eb)) &&
-                           encode_patched(t, src, n, out, opt, pc, true);
-      if (!paired && !patched && !encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
-      if (!paired && !patched && pc.z) encode_patched(t, src, n, out, opt, pc, false);
+      const bool done =
+          paired || (pc.z && patch::sure(pc, n / eb, unsigned(eb)) && encode_patched(t, src, n, out, opt, pc, true));
+      if (!done) {
+        if (!encode_shifted(t, src, n, out, opt)) encode_fans(t, src, n, out, opt, true);
+        encode_patched(t, src, n, out, opt, pc, false);  // (nothing where pc.z is 0)
+      }
       if (opt.mixed_try_zstd) choose_zstd(c, t, src, n, out, opt, paired);
       return;
     }

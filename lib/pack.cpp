@@ -46,7 +46,7 @@ struct Input {
 Input load_inputs(const std::vector<SourceFile>& sources) {
   Input in;
   for (const auto& s : sources) in.maps.push_back(std::make_unique<MappedFile>(s.path));
-  // (each file's checksum is pack's to compute: hash_inputs)
+  // (each file's checksum: pack() computes it beside the codec plans)
   for (size_t i = 0; i < sources.size(); ++i) {
     const SourceFile& s = sources[i];
     const MappedFile& mf = *in.maps[i];

@@ -993,14 +993,10 @@ std::shared_ptr<const std::vector<uint8_t>> zeroed_all(const Candidate& c, DType
 // reads (evaluate_plans, train_rd and sample_energy read only the rows they
 // are given). The buffer has the tensor's size, so that rows stay where they
 // are, but the rows not written are never read, and their pages, never
-// touched, take no memory.
-struct ZeroedRows {
-  std::unique_ptr<uint8_t[]> buf;
-  const uint8_t* data() const { return buf.get(); }
-};
-ZeroedRows zeroed_rows(const Candidate& c, DType t, const uint8_t* data) {
-  ZeroedRows z{std::unique_ptr<uint8_t[]>(new uint8_t[size_t(c.rows * c.cols) * (dtype_bits(t) / 8)])};
-  qrow::zero_outliers_rows(t, data, c.cols, c.zero_pos, c.sample, z.buf.get());
+// touched, take no memory (new[] of bytes leaves them uninitialised).
+std::unique_ptr<uint8_t[]> zeroed_rows(const Candidate& c, DType t, const uint8_t* data) {
+  std::unique_ptr<uint8_t[]> z(new uint8_t[size_t(c.rows * c.cols) * (dtype_bits(t) / 8)]);
+  qrow::zero_outliers_rows(t, data, c.cols, c.zero_pos, c.sample, z.get());
   return z;
 }
 
@@ -1375,7 +1371,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
       Candidate& c = cs[k];
       if (!std::isfinite(c.rms_all) || c.block.empty()) return;
       const DType t = m.tensors[c.tensor].dtype;
-      c.e_scale = sample_energy(t, zeroed_rows(c, t, data[c.tensor]).data(), c.cols, c.sample) /
+      c.e_scale = sample_energy(t, zeroed_rows(c, t, data[c.tensor]).get(), c.cols, c.sample) /
                   std::max(sample_energy(t, data[c.tensor], c.cols, c.sample), 1e-300);
     });
   auto plan_at = [&](const Candidate& c, int g) {  // grid step g of c
@@ -1411,7 +1407,7 @@ LossyPlan plan_lossy(Manifest& m, const std::vector<const uint8_t*>& data, const
       std::vector<qrow::Plan> plans;
       for (int g : b.g) plans.push_back(plan_at(c, g));
       const std::vector<qrow::Point> r =
-          b.zeroed ? qrow::evaluate_plans(t.dtype, zeroed_rows(c, t.dtype, data[c.tensor]).data(), c.rows, c.cols,
+          b.zeroed ? qrow::evaluate_plans(t.dtype, zeroed_rows(c, t.dtype, data[c.tensor]).get(), c.rows, c.cols,
                                           c.rms_z, c.rms_all_z, plans, c.sample, c.fb.get(), hessian_of(c))
                    : qrow::evaluate_plans(t.dtype, c.plain(data[c.tensor]), c.rows, c.cols, c.rms, c.rms_all, plans,
                                           c.sample, c.fb.get(), hessian_of(c));
